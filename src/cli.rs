@@ -1,0 +1,338 @@
+//! The command line: `serve`, `check-config`, `keygen`, and the `users` / `sessions` commands
+//! that work on whatever store the config names (also while the daemon runs).
+//!
+//! Exit codes: 0 success, 1 runtime failure, 2 usage error (clap), 78 bad configuration
+//! (`EX_CONFIG`, so package scripts and `ExecStartPre` can tell it apart).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{Config, ConfigError};
+use crate::state::{AppState, Stores};
+
+pub const EXIT_RUNTIME: u8 = 1;
+pub const EXIT_CONFIG: u8 = 78;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "idgate",
+    version,
+    about = "Nginx auth_request companion with its own OIDC login"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon.
+    Serve {
+        #[arg(long, default_value = "/etc/idgate/idgate.toml")]
+        config: PathBuf,
+    },
+    /// Validate the config (and the files it names) and exit: 0 when good, 78 when not.
+    CheckConfig {
+        #[arg(long, default_value = "/etc/idgate/idgate.toml")]
+        config: PathBuf,
+    },
+    /// Write a new signing key (PEM, or a random secret for HS256).
+    Keygen {
+        #[arg(long, default_value = "RS256")]
+        algorithm: String,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// List users or change their groups.
+    Users {
+        #[command(subcommand)]
+        action: UsersAction,
+    },
+    /// List, revoke or mint sessions.
+    Sessions {
+        #[command(subcommand)]
+        action: SessionsAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UsersAction {
+    /// Print every user as a JSON array.
+    List {
+        #[arg(long, default_value = "/etc/idgate/idgate.toml")]
+        config: PathBuf,
+    },
+    /// Replace a user's groups; the user's next login carries them.
+    SetGroups {
+        #[arg(long, default_value = "/etc/idgate/idgate.toml")]
+        config: PathBuf,
+        user_id: String,
+        groups: Vec<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SessionsAction {
+    /// Print sessions (without tokens) as a JSON array.
+    List {
+        #[arg(long, default_value = "/etc/idgate/idgate.toml")]
+        config: PathBuf,
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// Revoke one session (`--sid`) or all of a user's (`--user`); running daemons drop them
+    /// within a second.
+    Revoke {
+        #[arg(long, default_value = "/etc/idgate/idgate.toml")]
+        config: PathBuf,
+        #[arg(long, conflicts_with = "user", required_unless_present = "user")]
+        sid: Option<String>,
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// Create a session for a user id without a login and print its JWT (for benchmarks and
+    /// service accounts; needs read access to the signing key, like the daemon).
+    Mint {
+        #[arg(long, default_value = "/etc/idgate/idgate.toml")]
+        config: PathBuf,
+        #[arg(long)]
+        user: String,
+        /// Comma-separated groups for the token.
+        #[arg(long, default_value = "")]
+        groups: String,
+        /// The app whose issuer signs it (default: the default app).
+        #[arg(long)]
+        app: Option<String>,
+    },
+}
+
+/// Why a command failed, and so which exit code it gets.
+#[derive(Debug, thiserror::Error)]
+pub enum Failure {
+    #[error("configuration error: {0}")]
+    Config(#[from] ConfigError),
+    #[error("{0:#}")]
+    Runtime(#[from] anyhow::Error),
+}
+
+impl Failure {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::Config(_) => EXIT_CONFIG,
+            Self::Runtime(_) => EXIT_RUNTIME,
+        }
+    }
+}
+
+/// Sets up logging from the config (`RUST_LOG` wins).
+pub fn init_tracing(config: Option<&Config>) {
+    let level = config
+        .map(|c| c.log.level.clone())
+        .unwrap_or_else(|| "info".into());
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if config.is_some_and(|c| c.log.json) {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+pub fn run(cli: Cli) -> Result<(), Failure> {
+    match cli.command {
+        Command::Serve { config } => serve(&config),
+        Command::CheckConfig { config } => {
+            let c = Config::load(&config)?;
+            AppState::build(c).map_err(Failure::Runtime)?;
+            println!("{}: ok", config.display());
+            Ok(())
+        }
+        Command::Keygen { algorithm, out } => Ok(crate::jwt::keygen(&algorithm, &out)?),
+        Command::Users { action } => block_on(users(action)),
+        Command::Sessions { action } => block_on(sessions(action)),
+    }
+}
+
+fn block_on<F: std::future::Future<Output = Result<(), Failure>>>(f: F) -> Result<(), Failure> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::Runtime(e.into()))?
+        .block_on(f)
+}
+
+fn serve(path: &Path) -> Result<(), Failure> {
+    let config = Config::load(path)?;
+    init_tracing(Some(&config));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::Runtime(e.into()))?;
+    runtime.block_on(async move {
+        let listeners = crate::server::bind(&config.server.listen)
+            .await
+            .map_err(anyhow::Error::from)?;
+        let state = AppState::build(config)?;
+        state.spawn_background();
+        crate::server::run(listeners, state, crate::signal::shutdown()).await;
+        Ok(())
+    })
+}
+
+fn print_json(value: &serde_json::Value) -> Result<(), Failure> {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).map_err(anyhow::Error::from)?
+    );
+    Ok(())
+}
+
+async fn users(action: UsersAction) -> Result<(), Failure> {
+    match action {
+        UsersAction::List { config } => {
+            let stores = Stores::open(&Config::load(&config)?)?;
+            let list = stores
+                .users
+                .list_users()
+                .await
+                .map_err(anyhow::Error::from)?;
+            print_json(&serde_json::to_value(list).map_err(anyhow::Error::from)?)
+        }
+        UsersAction::SetGroups {
+            config,
+            user_id,
+            groups,
+        } => {
+            let stores = Stores::open(&Config::load(&config)?)?;
+            if !stores
+                .users
+                .set_groups(&user_id, &groups)
+                .await
+                .map_err(anyhow::Error::from)?
+            {
+                return Err(anyhow::anyhow!("no user with id `{user_id}`").into());
+            }
+            println!("{user_id}: groups = {}", groups.join(","));
+            Ok(())
+        }
+    }
+}
+
+async fn sessions(action: SessionsAction) -> Result<(), Failure> {
+    match action {
+        SessionsAction::List { config, user } => {
+            let stores = Stores::open(&Config::load(&config)?)?;
+            let list = stores
+                .sessions
+                .list_sessions(user.as_deref())
+                .await
+                .map_err(anyhow::Error::from)?;
+            let now = crate::now_secs();
+            let rows: Vec<_> = list
+                .iter()
+                .map(|s| {
+                    serde_json::json!({
+                        "sid": s.sid, "userId": s.user_id, "appId": s.app_id,
+                        "providerId": s.provider_id, "createdAt": s.created_at,
+                        "expiresAt": s.expires_at, "alive": s.is_alive(now),
+                    })
+                })
+                .collect();
+            print_json(&serde_json::Value::Array(rows))
+        }
+        SessionsAction::Revoke { config, sid, user } => {
+            let stores = Stores::open(&Config::load(&config)?)?;
+            let revoked = match (sid, user) {
+                (Some(sid), _) => {
+                    let done = stores
+                        .sessions
+                        .revoke_session(&sid)
+                        .await
+                        .map_err(anyhow::Error::from)?;
+                    if done {
+                        vec![sid]
+                    } else {
+                        vec![]
+                    }
+                }
+                (None, Some(user)) => stores
+                    .sessions
+                    .revoke_user_sessions(&user)
+                    .await
+                    .map_err(anyhow::Error::from)?,
+                (None, None) => vec![],
+            };
+            println!("revoked {} session(s)", revoked.len());
+            Ok(())
+        }
+        SessionsAction::Mint {
+            config,
+            user,
+            groups,
+            app,
+        } => {
+            let cfg = Config::load(&config)?;
+            let app_id = app
+                .or_else(|| cfg.server.default_app.clone())
+                .ok_or_else(|| {
+                    anyhow::anyhow!("several apps are configured: name one with --app")
+                })?;
+            let state = AppState::build(cfg)?;
+            let token = mint(&state, &app_id, &user, &groups).await?;
+            println!("{token}");
+            Ok(())
+        }
+    }
+}
+
+/// Creates a stored session for `user_id` with `groups` and returns its signed JWT.
+pub async fn mint(
+    state: &Arc<AppState>,
+    app_id: &str,
+    user_id: &str,
+    groups: &str,
+) -> anyhow::Result<String> {
+    let app = state
+        .app(app_id)
+        .ok_or_else(|| anyhow::anyhow!("no app named `{app_id}`"))?
+        .clone();
+    let now = crate::now_secs();
+    let sid = crate::crypto::random_token();
+    let lifetime = state.config.session.lifetime.as_secs() as i64;
+    state
+        .sessions
+        .create_session(&crate::store::SessionRecord {
+            sid: sid.clone(),
+            user_id: user_id.to_owned(),
+            app_id: app_id.to_owned(),
+            provider_id: String::new(),
+            created_at: now,
+            expires_at: now + lifetime,
+            refresh_hash: crate::crypto::hash_token(&crate::crypto::random_token()),
+            idp_tokens: Vec::new(),
+            revoked: false,
+        })
+        .await?;
+    let user = crate::jwt::UserClaim {
+        user_id: user_id.to_owned(),
+        groups: groups
+            .split(',')
+            .filter(|g| !g.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        email: None,
+        name: None,
+        username: None,
+        permissions: None,
+        metadata: None,
+        provider_user_id: None,
+        user_settings_url: None,
+    };
+    let claims = crate::users::session_claims(&app, user, &sid, now, lifetime);
+    Ok(state.auth.keys().sign(&claims)?)
+}

@@ -1,0 +1,575 @@
+//! Configuration in two phases: [`raw`] parses the TOML as written, [`Config::from_raw`] checks
+//! it and turns it into typed values (durations, networks, URLs, loaded keys). `idgate
+//! check-config` runs exactly this path, so a config it accepts is one `serve` starts with.
+//!
+//! Relative file paths resolve against the config file's folder, so a config and its keys can
+//! move together.
+
+mod raw;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ipnet::IpNet;
+use url::Url;
+
+use crate::jwt::KeyMaterial;
+use crate::redirect::AllowedTarget;
+pub use raw::RawConfig;
+
+/// A configuration problem, always naming the key at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{key}: {message}")]
+    Invalid { key: String, message: String },
+}
+
+impl ConfigError {
+    fn invalid(key: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Invalid {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub jwt: JwtConfig,
+    pub session: SessionConfig,
+    pub store: StoreConfig,
+    pub users: UsersConfig,
+    pub headers: HeadersConfig,
+    pub log: LogConfig,
+    pub apps: BTreeMap<String, Arc<AppConfig>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListenAddr {
+    Tcp(SocketAddr),
+    Unix(PathBuf),
+}
+
+#[derive(Debug)]
+pub struct ServerConfig {
+    pub listen: Vec<ListenAddr>,
+    pub trusted_peers: Vec<IpNet>,
+    /// The app anonymous browsers are sent to (the only one, or `server.default_app`).
+    pub default_app: Option<String>,
+    pub shutdown_grace: Duration,
+}
+
+#[derive(Debug)]
+pub struct JwtConfig {
+    pub signing: KeyMaterial,
+    pub verification: Vec<KeyMaterial>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// Lifetime of the session JWT.
+    pub access_ttl: Duration,
+    /// Lifetime of the session behind it (and of the cookies).
+    pub lifetime: Duration,
+    pub login_state_ttl: Duration,
+    pub cookie_secure: bool,
+    pub cookie_domain: Option<String>,
+    pub cookie_path: String,
+    pub cookie_same_site: cookie::SameSite,
+    pub token_cache_entries: usize,
+    /// Key for the IdP tokens kept at rest; `None` derives one from the signing key.
+    pub token_key: Option<Vec<u8>>,
+}
+
+#[derive(Debug, Clone)]
+pub enum StoreConfig {
+    Embedded { path: PathBuf },
+}
+
+#[derive(Debug, Clone)]
+pub enum UsersConfig {
+    Embedded { path: PathBuf },
+}
+
+#[derive(Debug, Clone)]
+pub struct HeadersConfig {
+    pub user_properties: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    pub json: bool,
+    pub level: String,
+}
+
+#[derive(Debug)]
+pub struct AppConfig {
+    pub id: String,
+    pub realm: String,
+    pub issuer: String,
+    pub redirect_url: Url,
+    pub website: bool,
+    pub default_groups: Vec<String>,
+    pub default_provider: Option<String>,
+    pub allowed_redirects: Vec<AllowedTarget>,
+    pub post_logout_redirect_url: Option<Url>,
+    pub providers: BTreeMap<String, Arc<ProviderConfig>>,
+}
+
+impl AppConfig {
+    /// The provider a login starts with when none is named: the default one, or the only one.
+    pub fn implicit_provider(&self) -> Option<&str> {
+        match (&self.default_provider, self.providers.len()) {
+            (Some(id), _) => Some(id),
+            (None, 1) => self.providers.keys().next().map(String::as_str),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProviderKind {
+    Oidc,
+}
+
+impl ProviderKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Oidc => "oidc",
+        }
+    }
+}
+
+pub struct ProviderConfig {
+    pub id: String,
+    pub kind: ProviderKind,
+    pub issuer_url: Url,
+    pub client_id: String,
+    pub client_secret: crate::crypto::Secret,
+    pub scope: Vec<String>,
+    pub label: String,
+    pub order: i64,
+    pub user_settings_url: Option<String>,
+}
+
+impl std::fmt::Debug for ProviderConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProviderConfig")
+            .field("id", &self.id)
+            .field("kind", &self.kind)
+            .field("issuer_url", &self.issuer_url.as_str())
+            .field("client_id", &self.client_id)
+            .field("client_secret", &self.client_secret)
+            .finish()
+    }
+}
+
+impl Config {
+    /// Reads, parses and validates the file at `path`.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let raw: RawConfig = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })?;
+        let dir = path.parent().unwrap_or(Path::new("."));
+        Self::from_raw(raw, dir)
+    }
+
+    /// Validates a parsed config; `dir` is where relative paths resolve.
+    pub fn from_raw(raw: RawConfig, dir: &Path) -> Result<Self, ConfigError> {
+        let resolve = |p: &Path| {
+            if p.is_absolute() {
+                p.to_owned()
+            } else {
+                dir.join(p)
+            }
+        };
+
+        let listen = raw
+            .server
+            .listen
+            .iter()
+            .map(|l| parse_listen(l))
+            .collect::<Result<Vec<_>, _>>()?;
+        if listen.is_empty() {
+            return Err(ConfigError::invalid(
+                "server.listen",
+                "needs at least one address",
+            ));
+        }
+        let trusted_peers = match raw.server.trusted_peers {
+            None => vec![ipnet_or_default("127.0.0.0/8"), ipnet_or_default("::1/128")],
+            Some(list) => list
+                .iter()
+                .map(|s| parse_net(s))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|m| ConfigError::invalid("server.trusted_peers", m))?,
+        };
+        let shutdown_grace = duration("server.shutdown_grace", raw.server.shutdown_grace, "10s")?;
+
+        let signing = KeyMaterial::load_signing(
+            &raw.jwt.algorithm,
+            &resolve(&raw.jwt.private_key_file),
+            &raw.jwt.key_id,
+        )
+        .map_err(|m| ConfigError::invalid("jwt.private_key_file", m))?;
+        let mut verification = Vec::new();
+        for (i, k) in raw.jwt.verification_keys.iter().enumerate() {
+            let key =
+                KeyMaterial::load_verifying(&k.algorithm, &resolve(&k.key_file), &k.key_id)
+                    .map_err(|m| ConfigError::invalid(format!("jwt.verification_keys[{i}]"), m))?;
+            verification.push(key);
+        }
+
+        let s = raw.session;
+        let same_site = match s.cookie_same_site.as_deref().unwrap_or("lax") {
+            v if v.eq_ignore_ascii_case("lax") => cookie::SameSite::Lax,
+            v if v.eq_ignore_ascii_case("strict") => cookie::SameSite::Strict,
+            v if v.eq_ignore_ascii_case("none") => cookie::SameSite::None,
+            other => {
+                return Err(ConfigError::invalid(
+                    "session.cookie_same_site",
+                    format!("`{other}` is not one of lax, strict, none"),
+                ))
+            }
+        };
+        let token_key = match &s.token_key_file {
+            None => None,
+            Some(p) => {
+                let bytes = std::fs::read(resolve(p))
+                    .map_err(|e| ConfigError::invalid("session.token_key_file", e.to_string()))?;
+                if bytes.len() < 32 {
+                    return Err(ConfigError::invalid(
+                        "session.token_key_file",
+                        "needs at least 32 bytes of key material",
+                    ));
+                }
+                Some(bytes)
+            }
+        };
+        let session = SessionConfig {
+            access_ttl: duration("session.access_ttl", s.access_ttl, "15m")?,
+            lifetime: duration("session.lifetime", s.lifetime, "12h")?,
+            login_state_ttl: duration("session.login_state_ttl", s.login_state_ttl, "2m")?,
+            cookie_secure: s.cookie_secure.unwrap_or(true),
+            cookie_domain: s.cookie_domain,
+            cookie_path: s.cookie_path.unwrap_or_else(|| "/".into()),
+            cookie_same_site: same_site,
+            token_cache_entries: s.token_cache_entries.unwrap_or(100_000).max(16),
+            token_key,
+        };
+        if session.lifetime < session.access_ttl {
+            return Err(ConfigError::invalid(
+                "session.lifetime",
+                "must be at least session.access_ttl",
+            ));
+        }
+
+        let store = match raw.store {
+            raw::RawStore::Embedded { path } => StoreConfig::Embedded {
+                path: resolve(&path),
+            },
+        };
+        let users = match raw.users {
+            raw::RawUsers::Embedded { path } => match (path, &store) {
+                (Some(p), _) => UsersConfig::Embedded { path: resolve(&p) },
+                (None, StoreConfig::Embedded { path }) => {
+                    UsersConfig::Embedded { path: path.clone() }
+                }
+            },
+        };
+
+        let headers = HeadersConfig {
+            user_properties: raw
+                .headers
+                .user_properties
+                .unwrap_or_else(|| vec!["name".into(), "email".into()]),
+        };
+        let log = LogConfig {
+            json: match raw.log.format.as_deref().unwrap_or("plain") {
+                "plain" => false,
+                "json" => true,
+                other => {
+                    return Err(ConfigError::invalid(
+                        "log.format",
+                        format!("`{other}` is not one of plain, json"),
+                    ))
+                }
+            },
+            level: raw.log.level.unwrap_or_else(|| "info".into()),
+        };
+
+        let mut apps = BTreeMap::new();
+        for (id, app) in raw.apps {
+            apps.insert(id.clone(), Arc::new(validate_app(&id, app, &resolve)?));
+        }
+        if apps.is_empty() {
+            return Err(ConfigError::invalid("apps", "configure at least one app"));
+        }
+        let default_app = match raw.server.default_app {
+            Some(id) if apps.contains_key(&id) => Some(id),
+            Some(id) => {
+                return Err(ConfigError::invalid(
+                    "server.default_app",
+                    format!("no app named `{id}`"),
+                ))
+            }
+            None if apps.len() == 1 => apps.keys().next().cloned(),
+            None => None,
+        };
+
+        Ok(Self {
+            server: ServerConfig {
+                listen,
+                trusted_peers,
+                default_app,
+                shutdown_grace,
+            },
+            jwt: JwtConfig {
+                signing,
+                verification,
+            },
+            session,
+            store,
+            users,
+            headers,
+            log,
+            apps,
+        })
+    }
+}
+
+fn validate_app(
+    id: &str,
+    app: raw::RawApp,
+    resolve: &dyn Fn(&Path) -> PathBuf,
+) -> Result<AppConfig, ConfigError> {
+    let key = |k: &str| format!("apps.{id}.{k}");
+    let redirect_url = Url::parse(&app.redirect_url)
+        .map_err(|e| ConfigError::invalid(key("redirect_url"), e.to_string()))?;
+    let allowed_redirects = app
+        .allowed_redirects
+        .iter()
+        .map(|s| AllowedTarget::parse(s))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|m| ConfigError::invalid(key("allowed_redirects"), m))?;
+    let post_logout_redirect_url = app
+        .post_logout_redirect_url
+        .as_deref()
+        .map(Url::parse)
+        .transpose()
+        .map_err(|e| ConfigError::invalid(key("post_logout_redirect_url"), e.to_string()))?;
+    let mut providers = BTreeMap::new();
+    for (pid, p) in app.providers {
+        let pkey = |k: &str| format!("apps.{id}.providers.{pid}.{k}");
+        let kind = match p.kind.as_str() {
+            "oidc" => ProviderKind::Oidc,
+            other => {
+                return Err(ConfigError::invalid(
+                    pkey("type"),
+                    format!("`{other}` is not a supported provider type (oidc)"),
+                ))
+            }
+        };
+        let issuer_url = Url::parse(&p.issuer_url)
+            .map_err(|e| ConfigError::invalid(pkey("issuer_url"), e.to_string()))?;
+        let secret = match (p.client_secret, p.client_secret_file) {
+            (Some(s), None) => s,
+            (None, Some(f)) => std::fs::read_to_string(resolve(&f))
+                .map_err(|e| ConfigError::invalid(pkey("client_secret_file"), e.to_string()))?
+                .trim()
+                .to_owned(),
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::invalid(
+                    pkey("client_secret"),
+                    "set client_secret or client_secret_file, not both",
+                ))
+            }
+            (None, None) => {
+                return Err(ConfigError::invalid(
+                    pkey("client_secret"),
+                    "missing (or set client_secret_file)",
+                ))
+            }
+        };
+        let scope = p
+            .scope
+            .unwrap_or_else(|| vec!["openid".into(), "profile".into(), "email".into()]);
+        providers.insert(
+            pid.clone(),
+            Arc::new(ProviderConfig {
+                label: p.label.unwrap_or_else(|| pid.clone()),
+                id: pid,
+                kind,
+                issuer_url,
+                client_id: p.client_id,
+                client_secret: crate::crypto::Secret::new(secret),
+                scope,
+                order: p.order,
+                user_settings_url: p.user_settings_url,
+            }),
+        );
+    }
+    if providers.is_empty() {
+        return Err(ConfigError::invalid(
+            key("providers"),
+            "configure at least one provider",
+        ));
+    }
+    if let Some(d) = &app.default_provider {
+        if !providers.contains_key(d) {
+            return Err(ConfigError::invalid(
+                key("default_provider"),
+                format!("no provider named `{d}` in this app"),
+            ));
+        }
+    }
+    Ok(AppConfig {
+        id: id.to_owned(),
+        realm: app.realm,
+        issuer: app.issuer,
+        redirect_url,
+        website: app.website,
+        default_groups: app.default_groups,
+        default_provider: app.default_provider,
+        allowed_redirects,
+        post_logout_redirect_url,
+        providers,
+    })
+}
+
+fn parse_listen(s: &str) -> Result<ListenAddr, ConfigError> {
+    if let Some(path) = s.strip_prefix("unix:") {
+        if path.is_empty() {
+            return Err(ConfigError::invalid(
+                "server.listen",
+                "`unix:` needs a socket path",
+            ));
+        }
+        return Ok(ListenAddr::Unix(PathBuf::from(path)));
+    }
+    s.parse::<SocketAddr>().map(ListenAddr::Tcp).map_err(|_| {
+        ConfigError::invalid(
+            "server.listen",
+            format!("`{s}` is neither `IP:PORT` nor `unix:/path`"),
+        )
+    })
+}
+
+fn parse_net(s: &str) -> Result<IpNet, String> {
+    s.parse::<IpNet>()
+        .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
+        .map_err(|_| format!("`{s}` is not a CIDR such as 10.0.0.0/8"))
+}
+
+fn ipnet_or_default(s: &str) -> IpNet {
+    s.parse()
+        .unwrap_or_else(|_| IpNet::from(std::net::IpAddr::from([127, 0, 0, 1])))
+}
+
+fn duration(key: &str, value: Option<String>, default: &str) -> Result<Duration, ConfigError> {
+    let text = value.as_deref().unwrap_or(default);
+    let d = humantime::parse_duration(text)
+        .map_err(|e| ConfigError::invalid(key, format!("`{text}`: {e} (e.g. \"15m\", \"12h\")")))?;
+    if d.is_zero() {
+        return Err(ConfigError::invalid(key, "must be longer than zero"));
+    }
+    Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+        [server]
+        listen = ["127.0.0.1:0"]
+        [jwt]
+        algorithm = "HS256"
+        private_key_file = "k.secret"
+        key_id = "k1"
+        [store]
+        kind = "embedded"
+        path = "idgate.db"
+        [users]
+        kind = "embedded"
+        [apps.web]
+        realm = "web"
+        issuer = "http://localhost"
+        redirect_url = "http://localhost/web-login/oauth/callback"
+        [apps.web.providers.dev]
+        type = "oidc"
+        issuer_url = "http://127.0.0.1:9000"
+        client_id = "idgate"
+        client_secret = "s"
+    "#;
+
+    fn load(text: &str) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().map_err(|e| ConfigError::invalid("tmp", e.to_string()))?;
+        std::fs::write(
+            dir.path().join("k.secret"),
+            "0123456789abcdef0123456789abcdef",
+        )
+        .map_err(|e| ConfigError::invalid("tmp", e.to_string()))?;
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: "t".into(),
+            message: e.to_string(),
+        })?;
+        Config::from_raw(raw, dir.path())
+    }
+
+    #[test]
+    fn minimal_config_gets_defaults() -> Result<(), ConfigError> {
+        let c = load(MINIMAL)?;
+        assert_eq!(c.session.access_ttl, Duration::from_secs(900));
+        assert!(c.session.cookie_secure);
+        assert_eq!(c.server.default_app.as_deref(), Some("web"));
+        assert_eq!(c.apps["web"].implicit_provider(), Some("dev"));
+        assert!(c.server.trusted_peers.iter().any(|n| n.contains(
+            &"127.0.0.1"
+                .parse::<std::net::IpAddr>()
+                .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into())
+        )));
+        Ok(())
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let text = MINIMAL
+            .replace("[session]", "")
+            .replace("[store]", "[store]\npathh = 1");
+        let err = load(&text).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains("pathh"), "{err}");
+        let text = format!("{MINIMAL}\n[session]\naccess_tll = \"1m\"\n");
+        let err = load(&text).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains("access_tll"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let text = MINIMAL.replace("127.0.0.1:0", "nonsense");
+        let err = load(&text).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.starts_with("server.listen"), "{err}");
+        let text = MINIMAL.replace("type = \"oidc\"", "type = \"saml\"");
+        let err = load(&text).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.starts_with("apps.web.providers.dev.type"), "{err}");
+        let text = format!("{MINIMAL}\n[session]\naccess_ttl = \"soon\"\n");
+        let err = load(&text).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.starts_with("session.access_ttl"), "{err}");
+    }
+}

@@ -1,0 +1,135 @@
+//! The configuration file exactly as written: serde structs with `deny_unknown_fields`, so a
+//! misspelt key stops startup with the key's name and position. Nothing here is checked beyond
+//! its type; [`super::Config::from_raw`] turns these into validated, typed values.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    pub server: RawServer,
+    pub jwt: RawJwt,
+    #[serde(default)]
+    pub session: RawSession,
+    pub store: RawStore,
+    pub users: RawUsers,
+    #[serde(default)]
+    pub headers: RawHeaders,
+    #[serde(default)]
+    pub log: RawLog,
+    #[serde(default)]
+    pub apps: BTreeMap<String, RawApp>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServer {
+    /// `"127.0.0.1:4280"` or `"unix:/run/idgate/idgate.sock"`.
+    pub listen: Vec<String>,
+    /// CIDRs whose `/auth` requests are believed; `None` means loopback only.
+    pub trusted_peers: Option<Vec<String>>,
+    /// The app `/auth` sends anonymous browsers to when several apps are configured.
+    pub default_app: Option<String>,
+    /// How long in-flight requests may run after SIGTERM, e.g. `"10s"`.
+    pub shutdown_grace: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawJwt {
+    pub algorithm: String,
+    pub private_key_file: PathBuf,
+    pub key_id: String,
+    /// Extra keys accepted when verifying (keys being rotated out).
+    #[serde(default)]
+    pub verification_keys: Vec<RawVerificationKey>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawVerificationKey {
+    pub algorithm: String,
+    pub key_id: String,
+    /// Public key PEM (RS256, ES256, EdDSA) or the shared secret file (HS256).
+    pub key_file: PathBuf,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSession {
+    pub access_ttl: Option<String>,
+    pub lifetime: Option<String>,
+    pub login_state_ttl: Option<String>,
+    pub cookie_secure: Option<bool>,
+    pub cookie_domain: Option<String>,
+    pub cookie_path: Option<String>,
+    pub cookie_same_site: Option<String>,
+    pub token_cache_entries: Option<usize>,
+    pub token_key_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum RawStore {
+    Embedded { path: PathBuf },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum RawUsers {
+    Embedded { path: Option<PathBuf> },
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHeaders {
+    /// User fields copied into `mia-userproperties` (Mia's `USER_PROPERTIES_TO_PROXY`).
+    pub user_properties: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLog {
+    /// `plain` (default) or `json`.
+    pub format: Option<String>,
+    /// A tracing filter such as `info` or `idgate=debug`; `RUST_LOG` wins when set.
+    pub level: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawApp {
+    pub realm: String,
+    pub issuer: String,
+    pub redirect_url: String,
+    #[serde(default)]
+    pub website: bool,
+    #[serde(default)]
+    pub default_groups: Vec<String>,
+    pub default_provider: Option<String>,
+    #[serde(default)]
+    pub allowed_redirects: Vec<String>,
+    /// Where the IdP sends the browser back after RP-initiated logout (must be registered there).
+    pub post_logout_redirect_url: Option<String>,
+    #[serde(default)]
+    pub providers: BTreeMap<String, RawProvider>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProvider {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub issuer_url: String,
+    pub client_id: String,
+    pub client_secret: Option<String>,
+    pub client_secret_file: Option<PathBuf>,
+    pub scope: Option<Vec<String>>,
+    pub label: Option<String>,
+    #[serde(default)]
+    pub order: i64,
+    pub user_settings_url: Option<String>,
+}

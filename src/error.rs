@@ -1,0 +1,116 @@
+//! Errors that reach a client, and the one place they become HTTP responses.
+//!
+//! Every endpoint but `/auth` answers errors as JSON `{"statusCode","error","message"}` whose
+//! message tells an operator what to fix. `/auth` has its own, explicit mapping (see
+//! `routes::auth`): Nginx's `auth_request` understands only 2xx, 401 and 403.
+//! No message ever carries a token, a code or a secret.
+
+use http::StatusCode;
+
+use crate::http::{json_response, Response};
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("query parameter `{0}` is required")]
+    MissingParam(&'static str),
+    #[error("`{name}` is invalid: {reason}")]
+    InvalidParam { name: &'static str, reason: String },
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("method not allowed on this path")]
+    MethodNotAllowed,
+    #[error("request body is larger than {0} bytes")]
+    PayloadTooLarge(usize),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("identity provider error: {0}")]
+    Idp(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::MissingParam(_) | Self::InvalidParam { .. } | Self::BadRequest(_) => {
+                StatusCode::BAD_REQUEST
+            }
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Idp(_) => StatusCode::BAD_GATEWAY,
+            Self::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The JSON error response; server-side failures are also logged here, once.
+    pub fn into_response(self) -> Response {
+        let status = self.status();
+        if status.is_server_error() {
+            tracing::error!(error = %self, "request failed");
+        }
+        json_response(status, &error_body(status, &self.to_string()))
+    }
+}
+
+/// `{"statusCode":N,"error":"<reason phrase>","message":"…"}`.
+pub fn error_body(status: StatusCode, message: &str) -> serde_json::Value {
+    serde_json::json!({
+        "statusCode": status.as_u16(),
+        "error": status.canonical_reason().unwrap_or("Error"),
+        "message": message,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_and_bodies() {
+        let cases = [
+            (ApiError::MissingParam("appId"), 400, "appId"),
+            (
+                ApiError::Unauthorized("no session".into()),
+                401,
+                "no session",
+            ),
+            (ApiError::Forbidden("peer".into()), 403, "peer"),
+            (
+                ApiError::Idp("token endpoint said 400".into()),
+                502,
+                "identity provider",
+            ),
+            (
+                ApiError::Store(StoreError::Unavailable {
+                    store: "embedded store",
+                    message: "locked".into(),
+                }),
+                503,
+                "embedded store",
+            ),
+            (ApiError::PayloadTooLarge(10), 413, "10"),
+        ];
+        for (err, code, needle) in cases {
+            assert_eq!(err.status().as_u16(), code);
+            let msg = err.to_string();
+            assert!(msg.contains(needle), "{msg}");
+            let body = error_body(err.status(), &msg);
+            assert_eq!(body["statusCode"], code);
+            assert!(body["error"].is_string());
+        }
+    }
+}

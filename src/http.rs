@@ -1,0 +1,157 @@
+//! Request and response plumbing shared by the routes: body types, query and body parsing with
+//! size limits, and JSON / HTML / redirect response builders.
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+use http::header::{CACHE_CONTROL, CONTENT_TYPE, LOCATION, SET_COOKIE};
+use http::{HeaderValue, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+
+use crate::error::ApiError;
+
+pub type Body = Full<Bytes>;
+pub type Response = http::Response<Body>;
+pub type Request = http::Request<hyper::body::Incoming>;
+
+/// Largest request body idgate reads (token requests are a few hundred bytes).
+pub const MAX_BODY: usize = 16 * 1024;
+
+pub fn json_response(status: StatusCode, value: &serde_json::Value) -> Response {
+    let mut resp = http::Response::new(Full::new(Bytes::from(value.to_string())));
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+pub fn html_response(status: StatusCode, html: String) -> Response {
+    let mut resp = http::Response::new(Full::new(Bytes::from(html)));
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    h.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        "content-security-policy",
+        HeaderValue::from_static(crate::headers::PAGE_CSP),
+    );
+    h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    resp
+}
+
+/// A 302 to `location`, which the caller has already validated.
+pub fn redirect(location: &str) -> Result<Response, ApiError> {
+    let mut resp = http::Response::new(Full::new(Bytes::new()));
+    *resp.status_mut() = StatusCode::FOUND;
+    let value = HeaderValue::from_str(location)
+        .map_err(|_| ApiError::Internal("redirect target is not a valid header".into()))?;
+    resp.headers_mut().insert(LOCATION, value);
+    resp.headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(resp)
+}
+
+pub fn add_cookie(resp: &mut Response, cookie: &str) {
+    if let Ok(v) = HeaderValue::from_str(cookie) {
+        resp.headers_mut().append(SET_COOKIE, v);
+    }
+}
+
+/// The query string's parameters; a repeated name keeps its first value.
+pub fn query_params(uri: &http::Uri) -> HashMap<String, String> {
+    let mut out = HashMap::new();
+    if let Some(q) = uri.query() {
+        for (k, v) in url::form_urlencoded::parse(q.as_bytes()) {
+            out.entry(k.into_owned()).or_insert_with(|| v.into_owned());
+        }
+    }
+    out
+}
+
+/// Reads the whole body, refusing more than [`MAX_BODY`] bytes.
+pub async fn read_body(body: hyper::body::Incoming) -> Result<Bytes, ApiError> {
+    Limited::new(body, MAX_BODY)
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .map_err(|_| ApiError::PayloadTooLarge(MAX_BODY))
+}
+
+/// Parameters from a JSON object or a form-encoded body, by content type; an empty body gives
+/// none. String values only: anything else in JSON is an error naming the field.
+pub fn body_params(
+    content_type: Option<&str>,
+    body: &[u8],
+) -> Result<HashMap<String, String>, ApiError> {
+    if body.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let ct = content_type.unwrap_or("").to_ascii_lowercase();
+    if ct.starts_with("application/json") {
+        let value: serde_json::Value = serde_json::from_slice(body)
+            .map_err(|e| ApiError::BadRequest(format!("body is not valid JSON: {e}")))?;
+        let obj = value
+            .as_object()
+            .ok_or_else(|| ApiError::BadRequest("body must be a JSON object".into()))?;
+        let mut out = HashMap::new();
+        for (k, v) in obj {
+            match v {
+                serde_json::Value::String(s) => {
+                    out.insert(k.clone(), s.clone());
+                }
+                serde_json::Value::Null => {}
+                _ => return Err(ApiError::BadRequest(format!("`{k}` must be a string"))),
+            }
+        }
+        Ok(out)
+    } else if ct.starts_with("application/x-www-form-urlencoded") {
+        Ok(url::form_urlencoded::parse(body).into_owned().collect())
+    } else {
+        Err(ApiError::UnsupportedMediaType(
+            "send application/json or application/x-www-form-urlencoded".into(),
+        ))
+    }
+}
+
+/// Percent-encodes a query value.
+pub fn encode_query_value(v: &str) -> String {
+    url::form_urlencoded::byte_serialize(v.as_bytes()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_json_and_form_bodies() {
+        let j = body_params(Some("application/json"), br#"{"code":"c","state":"s"}"#).unwrap();
+        assert_eq!(j["code"], "c");
+        let f = body_params(
+            Some("application/x-www-form-urlencoded"),
+            b"code=c%2F&state=s",
+        )
+        .unwrap();
+        assert_eq!(f["code"], "c/");
+        assert!(body_params(Some("application/json"), b"{").is_err());
+        assert!(body_params(Some("application/json"), br#"{"code":1}"#).is_err());
+        assert!(matches!(
+            body_params(Some("text/plain"), b"x"),
+            Err(ApiError::UnsupportedMediaType(_))
+        ));
+        assert!(body_params(None, b"").unwrap().is_empty());
+    }
+
+    #[test]
+    fn encodes_query_values() {
+        assert_eq!(encode_query_value("/a?b=1&c=d e"), "%2Fa%3Fb%3D1%26c%3Dd+e");
+    }
+}

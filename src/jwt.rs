@@ -1,0 +1,481 @@
+//! idgate's own session tokens: signing, verification and the published JWKS.
+//!
+//! The signing key comes from a PEM file (RS256, ES256, EdDSA) or a shared secret file (HS256).
+//! Extra verification keys let keys rotate: tokens signed by the previous key stay valid until
+//! they expire. Verification selects the key by `kid` and accepts only that key's algorithm, so
+//! `alg: none` and algorithm-confusion tokens fail before any signature check.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use jsonwebtoken::{DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Algorithm {
+    Rs256,
+    Es256,
+    EdDsa,
+    Hs256,
+}
+
+impl Algorithm {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match s {
+            "RS256" => Ok(Self::Rs256),
+            "ES256" => Ok(Self::Es256),
+            "EdDSA" => Ok(Self::EdDsa),
+            "HS256" => Ok(Self::Hs256),
+            other => Err(format!(
+                "algorithm `{other}` is not one of RS256, ES256, EdDSA, HS256"
+            )),
+        }
+    }
+
+    fn jsonwebtoken(self) -> jsonwebtoken::Algorithm {
+        match self {
+            Self::Rs256 => jsonwebtoken::Algorithm::RS256,
+            Self::Es256 => jsonwebtoken::Algorithm::ES256,
+            Self::EdDsa => jsonwebtoken::Algorithm::EdDSA,
+            Self::Hs256 => jsonwebtoken::Algorithm::HS256,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Rs256 => "RS256",
+            Self::Es256 => "ES256",
+            Self::EdDsa => "EdDSA",
+            Self::Hs256 => "HS256",
+        }
+    }
+}
+
+/// One key: what it signs with (when it is the signing key), what it verifies with, and the JWK
+/// it publishes (none for HS256: a shared secret is never published).
+pub struct KeyMaterial {
+    pub algorithm: Algorithm,
+    pub key_id: String,
+    encoding: Option<EncodingKey>,
+    decoding: DecodingKey,
+    jwk: Option<Value>,
+    /// The key file's bytes, from which the at-rest token key is derived when none is configured.
+    secret_bytes: Vec<u8>,
+}
+
+impl std::fmt::Debug for KeyMaterial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyMaterial")
+            .field("algorithm", &self.algorithm)
+            .field("key_id", &self.key_id)
+            .finish_non_exhaustive()
+    }
+}
+
+fn b64(bytes: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+impl KeyMaterial {
+    /// Loads a private key (or HS256 secret) able to sign.
+    pub fn load_signing(alg: &str, path: &Path, key_id: &str) -> Result<Self, String> {
+        let algorithm = Algorithm::parse(alg)?;
+        let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let bad = |e: &dyn std::fmt::Display| {
+            format!(
+                "{} is not a {} private key: {e}",
+                path.display(),
+                algorithm.name()
+            )
+        };
+        let text = std::str::from_utf8(&bytes).map_err(|e| bad(&e))?;
+        let (encoding, decoding, jwk) = match algorithm {
+            Algorithm::Rs256 => {
+                use rsa::pkcs1::DecodeRsaPrivateKey;
+                use rsa::pkcs8::DecodePrivateKey;
+                use rsa::traits::PublicKeyParts;
+                let key = rsa::RsaPrivateKey::from_pkcs8_pem(text)
+                    .or_else(|_| rsa::RsaPrivateKey::from_pkcs1_pem(text))
+                    .map_err(|e| bad(&e))?;
+                let (n, e) = (key.n().to_bytes_be(), key.e().to_bytes_be());
+                (
+                    EncodingKey::from_rsa_pem(&bytes).map_err(|e| bad(&e))?,
+                    DecodingKey::from_rsa_raw_components(&n, &e),
+                    Some(json!({"kty": "RSA", "n": b64(&n), "e": b64(&e)})),
+                )
+            }
+            Algorithm::Es256 => {
+                use p256::pkcs8::DecodePrivateKey;
+                let key = p256::SecretKey::from_pkcs8_pem(text).map_err(|e| bad(&e))?;
+                let (x, y) = ec_coordinates(&key.public_key());
+                (
+                    EncodingKey::from_ec_pem(&bytes).map_err(|e| bad(&e))?,
+                    DecodingKey::from_ec_components(&x, &y).map_err(|e| bad(&e))?,
+                    Some(json!({"kty": "EC", "crv": "P-256", "x": x, "y": y})),
+                )
+            }
+            Algorithm::EdDsa => {
+                use ed25519_dalek::pkcs8::DecodePrivateKey;
+                let key = ed25519_dalek::SigningKey::from_pkcs8_pem(text).map_err(|e| bad(&e))?;
+                let x = b64(key.verifying_key().as_bytes());
+                (
+                    EncodingKey::from_ed_pem(&bytes).map_err(|e| bad(&e))?,
+                    DecodingKey::from_ed_components(&x).map_err(|e| bad(&e))?,
+                    Some(json!({"kty": "OKP", "crv": "Ed25519", "x": x})),
+                )
+            }
+            Algorithm::Hs256 => {
+                let secret = text.trim().as_bytes();
+                if secret.len() < 32 {
+                    return Err(format!(
+                        "{}: an HS256 secret needs at least 32 bytes",
+                        path.display()
+                    ));
+                }
+                (
+                    EncodingKey::from_secret(secret),
+                    DecodingKey::from_secret(secret),
+                    None,
+                )
+            }
+        };
+        Ok(Self {
+            algorithm,
+            key_id: key_id.to_owned(),
+            encoding: Some(encoding),
+            decoding,
+            jwk: jwk.map(|j| with_common(j, algorithm, key_id)),
+            secret_bytes: bytes,
+        })
+    }
+
+    /// Loads a public key (or HS256 secret) that only verifies.
+    pub fn load_verifying(alg: &str, path: &Path, key_id: &str) -> Result<Self, String> {
+        let algorithm = Algorithm::parse(alg)?;
+        let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let bad = |e: &dyn std::fmt::Display| {
+            format!(
+                "{} is not a {} public key: {e}",
+                path.display(),
+                algorithm.name()
+            )
+        };
+        let text = std::str::from_utf8(&bytes).map_err(|e| bad(&e))?;
+        let (decoding, jwk) = match algorithm {
+            Algorithm::Rs256 => {
+                use rsa::pkcs1::DecodeRsaPublicKey;
+                use rsa::pkcs8::DecodePublicKey;
+                use rsa::traits::PublicKeyParts;
+                let key = rsa::RsaPublicKey::from_public_key_pem(text)
+                    .or_else(|_| rsa::RsaPublicKey::from_pkcs1_pem(text))
+                    .map_err(|e| bad(&e))?;
+                let (n, e) = (key.n().to_bytes_be(), key.e().to_bytes_be());
+                (
+                    DecodingKey::from_rsa_raw_components(&n, &e),
+                    Some(json!({"kty": "RSA", "n": b64(&n), "e": b64(&e)})),
+                )
+            }
+            Algorithm::Es256 => {
+                use p256::pkcs8::DecodePublicKey;
+                let key = p256::PublicKey::from_public_key_pem(text).map_err(|e| bad(&e))?;
+                let (x, y) = ec_coordinates(&key);
+                (
+                    DecodingKey::from_ec_components(&x, &y).map_err(|e| bad(&e))?,
+                    Some(json!({"kty": "EC", "crv": "P-256", "x": x, "y": y})),
+                )
+            }
+            Algorithm::EdDsa => {
+                use ed25519_dalek::pkcs8::DecodePublicKey;
+                let key =
+                    ed25519_dalek::VerifyingKey::from_public_key_pem(text).map_err(|e| bad(&e))?;
+                let x = b64(key.as_bytes());
+                (
+                    DecodingKey::from_ed_components(&x).map_err(|e| bad(&e))?,
+                    Some(json!({"kty": "OKP", "crv": "Ed25519", "x": x})),
+                )
+            }
+            Algorithm::Hs256 => (DecodingKey::from_secret(text.trim().as_bytes()), None),
+        };
+        Ok(Self {
+            algorithm,
+            key_id: key_id.to_owned(),
+            encoding: None,
+            decoding,
+            jwk: jwk.map(|j| with_common(j, algorithm, key_id)),
+            secret_bytes: Vec::new(),
+        })
+    }
+
+    pub fn secret_bytes(&self) -> &[u8] {
+        &self.secret_bytes
+    }
+}
+
+fn ec_coordinates(key: &p256::PublicKey) -> (String, String) {
+    use p256::elliptic_curve::sec1::ToEncodedPoint;
+    let point = key.to_encoded_point(false);
+    let x = point.x().map(|x| b64(x)).unwrap_or_default();
+    let y = point.y().map(|y| b64(y)).unwrap_or_default();
+    (x, y)
+}
+
+fn with_common(mut jwk: Value, alg: Algorithm, kid: &str) -> Value {
+    if let Some(obj) = jwk.as_object_mut() {
+        obj.insert("kid".into(), kid.into());
+        obj.insert("alg".into(), alg.name().into());
+        obj.insert("use".into(), "sig".into());
+    }
+    jwk
+}
+
+/// The `user` claim: the merged identity (Mia's shape, camelCase).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct UserClaim {
+    pub user_id: String,
+    pub groups: Vec<String>,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permissions: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_user_id: Option<String>,
+    #[serde(
+        rename = "userSettingsURL",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub user_settings_url: Option<String>,
+}
+
+/// The session JWT's claims (SPEC §3).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Claims {
+    pub iss: String,
+    pub sub: String,
+    pub iat: i64,
+    pub exp: i64,
+    pub jti: String,
+    pub sid: String,
+    pub user: UserClaim,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum JwtError {
+    #[error("token is malformed")]
+    Malformed,
+    #[error("token is signed by an unknown key")]
+    UnknownKey,
+    #[error("token has expired")]
+    Expired,
+    #[error("token is invalid: {0}")]
+    Invalid(String),
+    #[error("token could not be signed: {0}")]
+    Signing(String),
+}
+
+/// Signs with one key, verifies with all configured keys.
+pub struct JwtKeys {
+    signing_header: Header,
+    signing: EncodingKey,
+    verifying: HashMap<String, (DecodingKey, Validation)>,
+    default_kid: String,
+    jwks: Value,
+}
+
+impl JwtKeys {
+    /// `issuers` are the `iss` values accepted (one per app).
+    pub fn new(
+        signing: &KeyMaterial,
+        extra: &[KeyMaterial],
+        issuers: &[String],
+    ) -> Result<Self, String> {
+        let encoding = signing
+            .encoding
+            .clone()
+            .ok_or_else(|| "the signing key has no private part".to_owned())?;
+        let mut header = Header::new(signing.algorithm.jsonwebtoken());
+        header.kid = Some(signing.key_id.clone());
+        let mut verifying = HashMap::new();
+        let mut keys = Vec::new();
+        for key in std::iter::once(signing).chain(extra) {
+            let mut validation = Validation::new(key.algorithm.jsonwebtoken());
+            validation.set_issuer(issuers);
+            validation.set_required_spec_claims(&["exp", "sub", "iss"]);
+            validation.validate_aud = false;
+            validation.leeway = 5;
+            if verifying
+                .insert(key.key_id.clone(), (key.decoding.clone(), validation))
+                .is_some()
+            {
+                return Err(format!("key id `{}` is configured twice", key.key_id));
+            }
+            keys.extend(key.jwk.clone());
+        }
+        Ok(Self {
+            signing_header: header,
+            signing: encoding,
+            verifying,
+            default_kid: signing.key_id.clone(),
+            jwks: json!({ "keys": keys }),
+        })
+    }
+
+    pub fn sign(&self, claims: &Claims) -> Result<String, JwtError> {
+        jsonwebtoken::encode(&self.signing_header, claims, &self.signing)
+            .map_err(|e| JwtError::Signing(e.to_string()))
+    }
+
+    /// Verifies signature, `iss` and `exp`.
+    pub fn verify(&self, token: &str) -> Result<Claims, JwtError> {
+        self.verify_inner(token, true)
+    }
+
+    /// Verifies signature and `iss` but accepts an expired token (logout of an expired session).
+    pub fn verify_ignoring_expiry(&self, token: &str) -> Result<Claims, JwtError> {
+        self.verify_inner(token, false)
+    }
+
+    fn verify_inner(&self, token: &str, check_exp: bool) -> Result<Claims, JwtError> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| JwtError::Malformed)?;
+        let kid = header.kid.as_deref().unwrap_or(&self.default_kid);
+        let (key, validation) = self.verifying.get(kid).ok_or(JwtError::UnknownKey)?;
+        let data = if check_exp {
+            jsonwebtoken::decode::<Claims>(token, key, validation)
+        } else {
+            let mut v = validation.clone();
+            v.validate_exp = false;
+            jsonwebtoken::decode::<Claims>(token, key, &v)
+        };
+        data.map(|d| d.claims).map_err(|e| match e.kind() {
+            jsonwebtoken::errors::ErrorKind::ExpiredSignature => JwtError::Expired,
+            other => JwtError::Invalid(format!("{other:?}")),
+        })
+    }
+
+    /// `{"keys": [...]}` with every public verification key.
+    pub fn jwks(&self) -> &Value {
+        &self.jwks
+    }
+}
+
+/// Writes a new signing key to `out` (mode 0600), refusing to overwrite an existing file.
+pub fn keygen(alg: &str, out: &Path) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut rng = rand::rngs::OsRng;
+    let text = match Algorithm::parse(alg).map_err(anyhow::Error::msg)? {
+        Algorithm::Rs256 => {
+            use rsa::pkcs8::EncodePrivateKey;
+            rsa::RsaPrivateKey::new(&mut rng, 2048)?
+                .to_pkcs8_pem(Default::default())?
+                .to_string()
+        }
+        Algorithm::Es256 => {
+            use p256::pkcs8::EncodePrivateKey;
+            p256::SecretKey::random(&mut rng)
+                .to_pkcs8_pem(Default::default())?
+                .to_string()
+        }
+        Algorithm::EdDsa => {
+            use ed25519_dalek::pkcs8::EncodePrivateKey;
+            ed25519_dalek::SigningKey::generate(&mut rng)
+                .to_pkcs8_pem(Default::default())?
+                .to_string()
+        }
+        Algorithm::Hs256 => format!("{}\n", crate::crypto::random_token()),
+    };
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(out)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", out.display()))?;
+    file.write_all(text.as_bytes())?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claims(exp_in: i64) -> Claims {
+        let now = crate::now_secs();
+        Claims {
+            iss: "http://issuer".into(),
+            sub: "u1".into(),
+            iat: now,
+            exp: now + exp_in,
+            jti: "j".into(),
+            sid: "s".into(),
+            user: UserClaim {
+                user_id: "u1".into(),
+                groups: vec!["users".into()],
+                email: Some("a@b".into()),
+                name: Some("A".into()),
+                username: None,
+                permissions: None,
+                metadata: None,
+                provider_user_id: None,
+                user_settings_url: None,
+            },
+        }
+    }
+
+    fn hs_keys(secret: &str, kid: &str) -> (tempfile::TempDir, KeyMaterial) {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("k");
+        std::fs::write(&p, secret).unwrap();
+        let k = KeyMaterial::load_signing("HS256", &p, kid).unwrap();
+        (dir, k)
+    }
+
+    #[test]
+    fn round_trip_and_claim_names() {
+        let (_d, k) = hs_keys("0123456789abcdef0123456789abcdef", "k1");
+        let keys = JwtKeys::new(&k, &[], &["http://issuer".into()]).unwrap();
+        let token = keys.sign(&claims(60)).unwrap();
+        assert_eq!(keys.verify(&token).unwrap(), claims(60));
+        let payload = token.split('.').nth(1).unwrap();
+        let json: Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+        assert_eq!(json["user"]["userId"], "u1");
+        assert!(json["user"].get("permissions").is_none());
+        // HS256 secrets are never published.
+        assert_eq!(keys.jwks()["keys"].as_array().map(Vec::len), Some(0));
+    }
+
+    #[test]
+    fn rejects_expired_wrong_issuer_and_other_key() {
+        let (_d, k) = hs_keys("0123456789abcdef0123456789abcdef", "k1");
+        let keys = JwtKeys::new(&k, &[], &["http://issuer".into()]).unwrap();
+        let expired = keys.sign(&claims(-60)).unwrap();
+        assert!(matches!(keys.verify(&expired), Err(JwtError::Expired)));
+        assert!(keys.verify_ignoring_expiry(&expired).is_ok());
+
+        let other = JwtKeys::new(&k, &[], &["http://elsewhere".into()]).unwrap();
+        assert!(other.verify(&keys.sign(&claims(60)).unwrap()).is_err());
+
+        let (_d2, k2) = hs_keys("another-secret-another-secret-xx", "k1");
+        let forged = JwtKeys::new(&k2, &[], &["http://issuer".into()]).unwrap();
+        assert!(keys.verify(&forged.sign(&claims(60)).unwrap()).is_err());
+    }
+
+    #[test]
+    fn rejects_alg_none() {
+        let (_d, k) = hs_keys("0123456789abcdef0123456789abcdef", "k1");
+        let keys = JwtKeys::new(&k, &[], &["http://issuer".into()]).unwrap();
+        let header = b64(br#"{"alg":"none","typ":"JWT","kid":"k1"}"#);
+        let body = b64(serde_json::to_string(&claims(60)).unwrap().as_bytes());
+        assert!(keys.verify(&format!("{header}.{body}.")).is_err());
+    }
+}

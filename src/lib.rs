@@ -1,0 +1,56 @@
+//! idgate: the Nginx `auth_request` companion that runs the OAuth2/OIDC login itself.
+//!
+//! An external identity provider only checks credentials; idgate merges the provider's identity
+//! (id, name, email) with the groups and attributes the project keeps in its own users store,
+//! issues its own signed session JWT, and answers Nginx's `auth_request` subrequests with
+//! 200/401/403 plus identity headers.
+//!
+//! # Layout
+//!
+//! The request path, top to bottom:
+//!
+//! - [`server`] binds the listeners (TCP and unix), serves HTTP/1.1 with hyper and drains on shutdown;
+//!   [`signal`] turns SIGTERM/SIGINT into the shutdown future.
+//! - [`routes`] dispatches on the path (the endpoint table is in its module doc); one file per
+//!   group of endpoints: `auth` (the hot path), `login`, `token`, `session_api`, `meta`, `health`.
+//! - [`error`] is the single place where errors become HTTP statuses and JSON bodies.
+//! - [`session`] owns the in-memory verified-token cache and the liveness flags that make `/auth`
+//!   free of I/O for a session it has already seen.
+//! - [`jwt`] signs and verifies idgate's session tokens and publishes the JWKS.
+//! - [`idp`] talks to the identity providers (OIDC discovery, code exchange, id_token, userinfo).
+//! - [`users`] merges the provider's identity with the project's user record.
+//! - [`store`] holds login states, sessions and users (`embedded`: one SQLite file).
+//! - [`redirect`] decides which post-login targets are safe; [`cookie`] and [`headers`] name and
+//!   build what goes on the wire; [`crypto`] holds random tokens, hashing and at-rest encryption;
+//!   [`pages`] renders the few HTML pages the login needs.
+//! - [`config`] reads the TOML in two phases (raw serde → validated, typed values); [`cli`] is the
+//!   command line; `main.rs` only wires them together.
+
+#![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod config;
+pub mod cookie;
+pub mod crypto;
+pub mod error;
+pub mod headers;
+pub mod http;
+pub mod idp;
+pub mod jwt;
+pub mod pages;
+pub mod redirect;
+pub mod routes;
+pub mod server;
+pub mod session;
+pub mod signal;
+pub mod state;
+pub mod store;
+pub mod users;
+
+/// Seconds since the Unix epoch; every timestamp idgate stores or signs uses this unit.
+pub fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,99 @@
+//! `/auth`: the decision Nginx's `auth_request` asks for on every protected request.
+//!
+//! Explicit status mapping, because `auth_request` understands nothing else: **200** with the
+//! identity headers for a live session; **401** for no session, a bad or expired token, a
+//! logged-out session, or a store that cannot confirm a never-seen session (with the login URL
+//! in `Location` for browser navigations); **403** when the peer is not a trusted one.
+//!
+//! A session seen before is answered from memory (see `session`): no store, no network.
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, StatusCode};
+use http_body_util::Full;
+
+use super::Peer;
+use crate::headers::{self, MIA_ALLOWED, MIA_GROUPS, MIA_USERID, MIA_USERPROPERTIES};
+use crate::http::{encode_query_value, Request, Response};
+use crate::session::{AuthFailure, VerifiedSession};
+use crate::state::AppState;
+
+pub async fn decide(state: &AppState, peer: &Peer, req: &Request) -> Response {
+    if !peer.trusted {
+        tracing::warn!(peer = ?peer.addr, "/auth asked by an untrusted peer");
+        return refuse(StatusCode::FORBIDDEN, "this peer may not ask /auth");
+    }
+    let headers = req.headers();
+    if let Some(token) = super::session_token(headers) {
+        let now = crate::now_secs();
+        if let Some(session) = state.auth.cached(token, now) {
+            return allow(&session);
+        }
+        match state.auth.authenticate(token).await {
+            Ok(session) => return allow(&session),
+            Err(AuthFailure::Store(e)) => {
+                tracing::error!(error = %e, "cannot confirm a session: answering 401");
+            }
+            Err(e) => tracing::debug!(reason = %e, "session refused"),
+        }
+    }
+    unauthorized(state, req.method().as_str(), headers)
+}
+
+fn allow(session: &VerifiedSession) -> Response {
+    let mut resp = http::Response::new(Full::new(Bytes::new()));
+    let h = resp.headers_mut();
+    h.insert(MIA_ALLOWED, HeaderValue::from_static("1"));
+    h.insert(MIA_USERID, session.user_id.clone());
+    h.insert(MIA_GROUPS, session.groups.clone());
+    h.insert(MIA_USERPROPERTIES, session.user_properties.clone());
+    resp
+}
+
+fn refuse(status: StatusCode, message: &str) -> Response {
+    let mut resp = crate::http::json_response(status, &crate::error::error_body(status, message));
+    resp.headers_mut()
+        .insert(MIA_ALLOWED, HeaderValue::from_static("0"));
+    resp
+}
+
+fn unauthorized(state: &AppState, method: &str, headers: &HeaderMap) -> Response {
+    let mut resp = refuse(StatusCode::UNAUTHORIZED, "a valid session is required");
+    let original_method = header(headers, headers::ORIGINAL_METHOD)
+        .or_else(|| header(headers, headers::X_ORIGINAL_METHOD))
+        .unwrap_or(method);
+    if super::is_navigation(original_method, headers) {
+        if let Some(url) = login_url(state, headers) {
+            if let Ok(v) = HeaderValue::from_str(&url) {
+                resp.headers_mut().insert(http::header::LOCATION, v);
+            }
+        }
+    }
+    resp
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Where an anonymous browser starts its login: `/authorize` for an app with an implicit
+/// provider, else the app's chooser page. `None` when no app is designated.
+fn login_url(state: &AppState, headers: &HeaderMap) -> Option<String> {
+    let app_id = header(headers, headers::IDGATE_APP)
+        .filter(|id| state.config.apps.contains_key(*id))
+        .or(state.config.server.default_app.as_deref())?;
+    let app = state.app(app_id)?;
+    let original = header(headers, headers::ORIGINAL_URI)
+        .or_else(|| header(headers, headers::X_ORIGINAL_URI))
+        .unwrap_or("/");
+    // A request path that would not be a safe place to come back to becomes "/".
+    let back = crate::redirect::validate(original, &[]).unwrap_or_else(|_| "/".into());
+    let app_q = encode_query_value(app_id);
+    let back_q = encode_query_value(&back);
+    Some(match app.implicit_provider() {
+        Some(p) => format!(
+            "/authorize?appId={app_q}&providerId={}&redirect={back_q}",
+            encode_query_value(p)
+        ),
+        None => format!("/web-login?appId={app_q}&redirect={back_q}"),
+    })
+}

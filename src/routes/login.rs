@@ -1,0 +1,167 @@
+//! The start of a login: `/authorize` (to the IdP), `/web-login` (choose a provider) and the
+//! callback pages the IdP sends the browser back to.
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+use http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use http::{HeaderValue, StatusCode};
+use http_body_util::Full;
+
+use crate::config::AppConfig;
+use crate::cookie;
+use crate::crypto::{hash_token, random_token};
+use crate::error::ApiError;
+use crate::http::{
+    add_cookie, encode_query_value, html_response, query_params, redirect, Request, Response,
+};
+use crate::pages;
+use crate::state::AppState;
+use crate::store::LoginState;
+
+/// Longest client `state` carried through a login.
+const MAX_CLIENT_STATE: usize = 512;
+
+fn required<'a>(q: &'a HashMap<String, String>, name: &'static str) -> Result<&'a str, ApiError> {
+    q.get(name)
+        .map(String::as_str)
+        .filter(|v| !v.is_empty())
+        .ok_or(ApiError::MissingParam(name))
+}
+
+fn app<'a>(state: &'a AppState, q: &HashMap<String, String>) -> Result<&'a AppConfig, ApiError> {
+    let id = required(q, "appId")?;
+    state
+        .app(id)
+        .map(|a| a.as_ref())
+        .ok_or_else(|| ApiError::InvalidParam {
+            name: "appId",
+            reason: format!("no app named `{id}` is configured"),
+        })
+}
+
+fn checked_redirect(app: &AppConfig, raw: &str) -> Result<String, ApiError> {
+    crate::redirect::validate(raw, &app.allowed_redirects).map_err(|e| ApiError::InvalidParam {
+        name: "redirect",
+        reason: e.to_string(),
+    })
+}
+
+/// `GET /authorize?appId&providerId&redirect[&state]`: records a login state bound to this
+/// browser and sends it to the IdP.
+pub async fn authorize(state: &AppState, req: &Request) -> Result<Response, ApiError> {
+    let q = query_params(req.uri());
+    let app = app(state, &q)?;
+    let provider_id = required(&q, "providerId")?;
+    let idp = state
+        .idps
+        .get(&app.id, provider_id)
+        .ok_or_else(|| ApiError::InvalidParam {
+            name: "providerId",
+            reason: format!("app `{}` has no provider `{provider_id}`", app.id),
+        })?;
+    let redirect_to = checked_redirect(app, required(&q, "redirect")?)?;
+    let client_state = q.get("state").cloned();
+    if client_state
+        .as_ref()
+        .is_some_and(|s| s.len() > MAX_CLIENT_STATE)
+    {
+        return Err(ApiError::InvalidParam {
+            name: "state",
+            reason: format!("longer than {MAX_CLIENT_STATE} characters"),
+        });
+    }
+
+    // One binding per browser, reused by parallel logins in several tabs.
+    let binding = super::request_cookie(req.headers(), cookie::LOGIN_BINDING)
+        .filter(|b| {
+            b.len() == 43
+                && b.bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
+        })
+        .map(str::to_owned)
+        .unwrap_or_else(random_token);
+    let login_state = random_token();
+    let nonce = random_token();
+    let start = idp
+        .start_login(&login_state, &nonce)
+        .await
+        .map_err(|e| ApiError::Idp(e.to_string()))?;
+    let ttl = state.config.session.login_state_ttl.as_secs() as i64;
+    state
+        .states
+        .put_state(&LoginState {
+            state: login_state,
+            app_id: app.id.clone(),
+            provider_id: provider_id.to_owned(),
+            redirect: redirect_to,
+            client_state,
+            pkce_verifier: start.pkce_verifier,
+            nonce,
+            binding_hash: hash_token(&binding),
+            expires_at: crate::now_secs() + ttl,
+        })
+        .await?;
+
+    let mut resp = redirect(start.authorize_url.as_str())?;
+    add_cookie(
+        &mut resp,
+        &state
+            .cookies
+            .set(cookie::LOGIN_BINDING, &binding, ttl.max(60) * 5),
+    );
+    add_cookie(&mut resp, &state.cookies.clear(cookie::SID));
+    add_cookie(&mut resp, &state.cookies.clear(cookie::REFRESH_TOKEN));
+    Ok(resp)
+}
+
+/// `GET /web-login?appId[&redirect]`: the app's providers, best `order` first.
+pub fn chooser(state: &AppState, req: &Request) -> Result<Response, ApiError> {
+    let q = query_params(req.uri());
+    let app = app(state, &q)?;
+    let back = match q.get("redirect").filter(|r| !r.is_empty()) {
+        Some(r) => checked_redirect(app, r)?,
+        None => "/".to_owned(),
+    };
+    let mut providers: Vec<_> = app.providers.values().collect();
+    providers.sort_by(|a, b| b.order.cmp(&a.order).then_with(|| a.id.cmp(&b.id)));
+    let links: Vec<_> = providers
+        .iter()
+        .map(|p| pages::ProviderLink {
+            label: &p.label,
+            href: format!(
+                "/authorize?appId={}&providerId={}&redirect={}",
+                encode_query_value(&app.id),
+                encode_query_value(&p.id),
+                encode_query_value(&back)
+            ),
+        })
+        .collect();
+    Ok(html_response(
+        StatusCode::OK,
+        pages::provider_chooser(&app.id, &links),
+    ))
+}
+
+pub fn callback_page(mode: &str) -> Response {
+    html_response(StatusCode::OK, pages::callback(mode))
+}
+
+pub fn callback_script() -> Response {
+    let mut resp =
+        http::Response::new(Full::new(Bytes::from_static(pages::CALLBACK_JS.as_bytes())));
+    let h = resp.headers_mut();
+    h.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/javascript; charset=utf-8"),
+    );
+    h.insert(
+        CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300"),
+    );
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    resp
+}

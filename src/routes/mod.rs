@@ -1,0 +1,162 @@
+//! HTTP endpoints, dispatched with a plain `match` on method and path.
+//!
+//! | method, path | answers | notes |
+//! |---|---|---|
+//! | any `/auth`, `/auth/…` | 200 + `mia-allowed`, `mia-userid`, `mia-groups`, `mia-userproperties`; 401 (+ `Location` for browser navigations); 403 for untrusted peers | Nginx `auth_request` target; never another status on purpose |
+//! | GET `/authorize` | 302 to the IdP; 400 naming a bad `appId`/`providerId`/`redirect` | sets `idgate_login`, clears `sid`/`refresh_token` |
+//! | GET `/web-login` | 200 HTML provider chooser; 400 | |
+//! | GET `/web-login/oauth/callback`, `/web-login/callback` | 200 HTML | the script POSTs the code in the body / the query |
+//! | GET `/web-login/callback.js` | 200 JavaScript | |
+//! | POST `/oauth/token` | 200 `{accessToken, refreshToken, expiresAt}` + `Location` (+ cookies for website apps); 400 bad/used/foreign state; 502 IdP failure | JSON, form or query |
+//! | GET, POST `/logout` | 302 to `redirect` or the IdP's end-session; 200 JSON | clears cookies, revokes the session |
+//! | GET `/userinfo` | 200 the `user` claim; 401 | |
+//! | GET `/apps/{appId}/providers` | 200 `[{id,label,type,order}]`; 404 | |
+//! | GET `/.well-known/jwks.json` | 200 JWKS | |
+//! | GET `/-/healthz`, `/-/ready` | 200; 503 naming the store that is down | |
+
+mod auth;
+mod health;
+mod login;
+mod meta;
+mod session_api;
+mod token;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use http::Method;
+
+use crate::error::ApiError;
+use crate::http::{Request, Response};
+use crate::state::AppState;
+
+/// Who is on the other end of a connection, decided once when it is accepted.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    pub addr: Option<SocketAddr>,
+    /// In `server.trusted_peers`, or on the unix socket: only these may ask `/auth`.
+    pub trusted: bool,
+}
+
+pub async fn handle(state: Arc<AppState>, peer: Arc<Peer>, req: Request) -> Response {
+    let path = req.uri().path();
+    if path == "/auth" || path.starts_with("/auth/") {
+        return auth::decide(&state, &peer, &req).await;
+    }
+    let method = req.method().clone();
+    let result = match (&method, path) {
+        (&Method::GET, "/authorize") => login::authorize(&state, &req).await,
+        (&Method::GET, "/web-login") => login::chooser(&state, &req),
+        (&Method::GET, "/web-login/oauth/callback") => Ok(login::callback_page("body")),
+        (&Method::GET, "/web-login/callback") => Ok(login::callback_page("query")),
+        (&Method::GET, "/web-login/callback.js") => Ok(login::callback_script()),
+        (&Method::POST, "/oauth/token") => token::exchange(&state, req).await,
+        (&Method::GET | &Method::POST, "/logout") => session_api::logout(&state, req).await,
+        (&Method::GET, "/userinfo") => session_api::userinfo(&state, &req).await,
+        (&Method::GET, "/.well-known/jwks.json") => Ok(meta::jwks(&state)),
+        (&Method::GET, p) if p.starts_with("/apps/") => meta::providers(&state, p),
+        (&Method::GET, "/-/healthz") => Ok(health::healthz()),
+        (&Method::GET, "/-/ready") => health::ready(&state).await,
+        (_, p) if is_known_path(p) => Err(ApiError::MethodNotAllowed),
+        (_, p) => Err(ApiError::NotFound(format!("no endpoint at {p}"))),
+    };
+    result.unwrap_or_else(ApiError::into_response)
+}
+
+fn is_known_path(p: &str) -> bool {
+    matches!(
+        p,
+        "/authorize"
+            | "/web-login"
+            | "/web-login/oauth/callback"
+            | "/web-login/callback"
+            | "/web-login/callback.js"
+            | "/oauth/token"
+            | "/logout"
+            | "/userinfo"
+            | "/.well-known/jwks.json"
+            | "/-/healthz"
+            | "/-/ready"
+    ) || p.starts_with("/apps/")
+}
+
+/// The session token of a request: `Authorization: Bearer …`, else the `sid` cookie.
+pub(crate) fn session_token(headers: &http::HeaderMap) -> Option<&str> {
+    if let Some(v) = headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
+        if let Some((scheme, token)) = v.split_once(' ') {
+            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() {
+                return Some(token.trim());
+            }
+        }
+    }
+    headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|h| crate::cookie::find(h, crate::cookie::SID))
+        .filter(|t| !t.is_empty())
+}
+
+/// A cookie's value from the request's `Cookie` headers.
+pub(crate) fn request_cookie<'a>(headers: &'a http::HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|h| crate::cookie::find(h, name))
+}
+
+/// Whether the client is a browser navigating (and so should be sent to a login page rather
+/// than given a JSON error): GET/HEAD and an `Accept` that names `text/html`.
+pub(crate) fn is_navigation(method: &str, headers: &http::HeaderMap) -> bool {
+    let accept_html = headers
+        .get(http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/html"));
+    let xhr = headers
+        .get("x-requested-with")
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"xmlhttprequest"));
+    matches!(method, "GET" | "HEAD") && accept_html && !xhr
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::{HeaderMap, HeaderValue};
+
+    #[test]
+    fn bearer_wins_over_cookie() {
+        let mut h = HeaderMap::new();
+        h.insert("cookie", HeaderValue::from_static("a=1; sid=fromcookie"));
+        assert_eq!(session_token(&h), Some("fromcookie"));
+        h.insert(
+            "authorization",
+            HeaderValue::from_static("Bearer frombearer"),
+        );
+        assert_eq!(session_token(&h), Some("frombearer"));
+        h.insert("authorization", HeaderValue::from_static("Basic abc"));
+        assert_eq!(session_token(&h), Some("fromcookie"));
+    }
+
+    #[test]
+    fn navigation_needs_get_and_html() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            "accept",
+            HeaderValue::from_static("text/html,application/xhtml+xml,*/*;q=0.8"),
+        );
+        assert!(is_navigation("GET", &h));
+        assert!(!is_navigation("POST", &h));
+        h.insert(
+            "x-requested-with",
+            HeaderValue::from_static("XMLHttpRequest"),
+        );
+        assert!(!is_navigation("GET", &h));
+        h.remove("x-requested-with");
+        h.insert("accept", HeaderValue::from_static("application/json"));
+        assert!(!is_navigation("GET", &h));
+    }
+}

@@ -1,0 +1,95 @@
+//! `/logout` and `/userinfo`: what a holder of a session token may do with it.
+
+use http::StatusCode;
+use serde_json::json;
+
+use crate::cookie;
+use crate::error::ApiError;
+use crate::http::{add_cookie, json_response, query_params, redirect, Request, Response};
+use crate::session::AuthFailure;
+use crate::state::AppState;
+
+/// `GET|POST /logout[?redirect=…]`: revokes the session (every instance sees it within a
+/// second, this one at once), clears the cookies, then sends a browser to the IdP's
+/// end-session endpoint when it has one, else to `redirect`, else answers JSON.
+pub async fn logout(state: &AppState, req: Request) -> Result<Response, ApiError> {
+    let q = query_params(req.uri());
+    let navigation = super::is_navigation(req.method().as_str(), req.headers());
+    let claims = super::session_token(req.headers())
+        .and_then(|t| state.auth.keys().verify_ignoring_expiry(t).ok());
+    let app = claims
+        .as_ref()
+        .and_then(|c| state.config.apps.values().find(|a| a.issuer == c.iss))
+        .or_else(|| {
+            state
+                .config
+                .server
+                .default_app
+                .as_deref()
+                .and_then(|id| state.app(id))
+        });
+    let back = match (q.get("redirect").filter(|r| !r.is_empty()), app) {
+        (Some(r), Some(app)) => Some(
+            crate::redirect::validate(r, &app.allowed_redirects).map_err(|e| {
+                ApiError::InvalidParam {
+                    name: "redirect",
+                    reason: e.to_string(),
+                }
+            })?,
+        ),
+        (Some(r), None) => {
+            Some(
+                crate::redirect::validate(r, &[]).map_err(|e| ApiError::InvalidParam {
+                    name: "redirect",
+                    reason: e.to_string(),
+                })?,
+            )
+        }
+        (None, _) => None,
+    };
+
+    let mut idp_logout = None;
+    if let Some(c) = &claims {
+        state.auth.revoke(&c.sid).await?;
+        tracing::info!(user = %c.sub, "logout");
+        if navigation {
+            let record = state.sessions.get_session(&c.sid).await?;
+            if let Some((app, r)) = app.zip(record) {
+                if let Some(idp) = state.idps.get(&app.id, &r.provider_id) {
+                    idp_logout = idp.end_session_url().await.map(|mut url| {
+                        url.query_pairs_mut()
+                            .append_pair("client_id", &idp.provider().client_id);
+                        if let Some(post) = &app.post_logout_redirect_url {
+                            url.query_pairs_mut()
+                                .append_pair("post_logout_redirect_uri", post.as_str());
+                        }
+                        url
+                    });
+                }
+            }
+        }
+    }
+
+    let mut resp = match (idp_logout, back) {
+        (Some(url), _) => redirect(url.as_str())?,
+        (None, Some(back)) => redirect(&back)?,
+        (None, None) => json_response(StatusCode::OK, &json!({ "loggedOut": claims.is_some() })),
+    };
+    add_cookie(&mut resp, &state.cookies.clear(cookie::SID));
+    add_cookie(&mut resp, &state.cookies.clear(cookie::REFRESH_TOKEN));
+    Ok(resp)
+}
+
+/// `GET /userinfo`: the `user` claim of a live session.
+pub async fn userinfo(state: &AppState, req: &Request) -> Result<Response, ApiError> {
+    let token = super::session_token(req.headers())
+        .ok_or_else(|| ApiError::Unauthorized("no session token".into()))?;
+    match state.auth.authenticate(token).await {
+        Ok(s) => Ok(json_response(
+            StatusCode::OK,
+            &serde_json::to_value(&s.claims.user).unwrap_or_default(),
+        )),
+        Err(AuthFailure::Store(e)) => Err(e.into()),
+        Err(e) => Err(ApiError::Unauthorized(e.to_string())),
+    }
+}

@@ -1,0 +1,133 @@
+//! `POST /oauth/token`: the end of a login. Consumes the login state (single use, unexpired,
+//! bound to this browser), exchanges the code at the IdP, merges the user, stores the session
+//! and answers with idgate's own tokens.
+
+use http::header::{CONTENT_TYPE, LOCATION};
+use http::{HeaderValue, StatusCode};
+use serde_json::json;
+
+use crate::cookie;
+use crate::crypto::{constant_time_eq, hash_token, random_token};
+use crate::error::ApiError;
+use crate::http::{
+    add_cookie, body_params, json_response, query_params, read_body, Request, Response,
+};
+use crate::idp::IdpError;
+use crate::state::AppState;
+use crate::store::SessionRecord;
+use crate::users;
+
+pub async fn exchange(state: &AppState, req: Request) -> Result<Response, ApiError> {
+    let (parts, body) = req.into_parts();
+    let mut params = query_params(&parts.uri);
+    let content_type = parts
+        .headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    params.extend(body_params(content_type, &read_body(body).await?)?);
+    let code = params
+        .get("code")
+        .filter(|c| !c.is_empty())
+        .ok_or(ApiError::MissingParam("code"))?;
+    let state_id = params
+        .get("state")
+        .filter(|s| !s.is_empty())
+        .ok_or(ApiError::MissingParam("state"))?;
+
+    let bad_state = |why: &str| ApiError::InvalidParam {
+        name: "state",
+        reason: why.to_owned(),
+    };
+    let login = state
+        .states
+        .take_state(state_id)
+        .await?
+        .ok_or_else(|| bad_state("unknown or already used; start the login again"))?;
+    let now = crate::now_secs();
+    if login.expires_at <= now {
+        return Err(bad_state("expired; start the login again"));
+    }
+    let binding = super::request_cookie(&parts.headers, cookie::LOGIN_BINDING).unwrap_or("");
+    if !constant_time_eq(&hash_token(binding), &login.binding_hash) {
+        return Err(bad_state(
+            "was not issued to this browser; start the login again",
+        ));
+    }
+
+    let app = state
+        .app(&login.app_id)
+        .ok_or_else(|| bad_state("belongs to an app that is no longer configured"))?
+        .clone();
+    let idp = state
+        .idps
+        .get(&login.app_id, &login.provider_id)
+        .ok_or_else(|| bad_state("belongs to a provider that is no longer configured"))?;
+    let (idp_user, idp_tokens) = idp
+        .finish_login(code, &login.pkce_verifier, &login.nonce)
+        .await
+        .map_err(|e| match e {
+            IdpError::IdToken(_) => ApiError::Unauthorized(e.to_string()),
+            other => ApiError::Idp(other.to_string()),
+        })?;
+    let user = state
+        .users
+        .upsert_login(
+            &users::identity(&app, idp.provider(), &idp_user),
+            &app.default_groups,
+        )
+        .await?;
+    tracing::info!(user = %user.user_id, app = %app.id, provider = %login.provider_id, "login");
+
+    let sid = random_token();
+    let refresh_token = random_token();
+    let lifetime = state.config.session.lifetime.as_secs() as i64;
+    let sealed = state
+        .cipher
+        .seal(&serde_json::to_vec(&idp_tokens).unwrap_or_default());
+    state
+        .sessions
+        .create_session(&SessionRecord {
+            sid: sid.clone(),
+            user_id: user.user_id.clone(),
+            app_id: app.id.clone(),
+            provider_id: login.provider_id.clone(),
+            created_at: now,
+            expires_at: now + lifetime,
+            refresh_hash: hash_token(&refresh_token),
+            idp_tokens: sealed,
+            revoked: false,
+        })
+        .await?;
+    let ttl = state.config.session.access_ttl.as_secs() as i64;
+    let claims = users::session_claims(
+        &app,
+        users::user_claim(&user, Some(idp.provider())),
+        &sid,
+        now,
+        ttl,
+    );
+    let jwt = state
+        .auth
+        .keys()
+        .sign(&claims)
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+
+    let mut resp = json_response(
+        StatusCode::OK,
+        &json!({ "accessToken": jwt, "refreshToken": refresh_token, "expiresAt": claims.exp }),
+    );
+    if let Ok(v) = HeaderValue::from_str(&login.redirect) {
+        resp.headers_mut().insert(LOCATION, v);
+    }
+    add_cookie(&mut resp, &state.cookies.clear(cookie::LOGIN_BINDING));
+    if app.website {
+        add_cookie(&mut resp, &state.cookies.set(cookie::SID, &jwt, lifetime));
+        add_cookie(
+            &mut resp,
+            &state
+                .cookies
+                .set(cookie::REFRESH_TOKEN, &refresh_token, lifetime),
+        );
+    }
+    Ok(resp)
+}

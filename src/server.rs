@@ -1,0 +1,230 @@
+//! Listeners and connections: binds TCP addresses and unix sockets, serves HTTP/1.1 keep-alive
+//! with hyper, and on shutdown stops accepting, lets in-flight requests finish for the grace
+//! period, then returns.
+//!
+//! `run` takes already-bound listeners and a shutdown future, so tests bind port 0 and stop the
+//! server by resolving the future.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, UnixListener};
+use tokio::sync::{mpsc, watch};
+
+use crate::config::ListenAddr;
+use crate::routes::{self, Peer};
+use crate::state::AppState;
+
+/// A bound listener.
+pub enum Listener {
+    Tcp(TcpListener),
+    Unix(UnixListener, PathBuf),
+}
+
+impl Listener {
+    /// Where it listens, for the startup log line.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Tcp(l) => l.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+            Self::Unix(_, p) => format!("unix:{}", p.display()),
+        }
+    }
+}
+
+/// Binds every configured address. A stale unix socket file is replaced; the new one is
+/// readable and writable by the owner and group (the Nginx user joins the group).
+pub async fn bind(addrs: &[ListenAddr]) -> std::io::Result<Vec<Listener>> {
+    let mut out = Vec::new();
+    for addr in addrs {
+        match addr {
+            ListenAddr::Tcp(a) => {
+                out.push(Listener::Tcp(TcpListener::bind(a).await.map_err(|e| {
+                    std::io::Error::new(e.kind(), format!("cannot listen on {a}: {e}"))
+                })?))
+            }
+            ListenAddr::Unix(path) => {
+                if path.exists() {
+                    std::fs::remove_file(path)?;
+                }
+                let l = UnixListener::bind(path).map_err(|e| {
+                    std::io::Error::new(
+                        e.kind(),
+                        format!("cannot listen on {}: {e}", path.display()),
+                    )
+                })?;
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
+                out.push(Listener::Unix(l, path.clone()));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Serves until `shutdown` resolves, then drains for `server.shutdown_grace`.
+pub async fn run(
+    listeners: Vec<Listener>,
+    state: Arc<AppState>,
+    shutdown: impl Future<Output = ()>,
+) {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    // Every connection task holds a clone of `alive_tx`; when the last one ends, `recv` on
+    // `alive_rx` returns `None`: the drain is complete.
+    let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
+    let mut accept_tasks = Vec::new();
+    for listener in listeners {
+        tracing::info!(listen = %listener.describe(), "listening");
+        let (state, stop, alive) = (state.clone(), stop_rx.clone(), alive_tx.clone());
+        accept_tasks.push(tokio::spawn(accept_loop(listener, state, stop, alive)));
+    }
+    drop(alive_tx);
+    shutdown.await;
+    let _ = stop_tx.send(true);
+    for t in accept_tasks {
+        let _ = t.await;
+    }
+    let grace = state.config.server.shutdown_grace;
+    if tokio::time::timeout(grace, alive_rx.recv()).await.is_err() {
+        tracing::warn!(
+            ?grace,
+            "connections still open after the grace period; closing them"
+        );
+    }
+    tracing::info!("stopped");
+}
+
+async fn accept_loop(
+    listener: Listener,
+    state: Arc<AppState>,
+    mut stop: watch::Receiver<bool>,
+    alive: mpsc::Sender<()>,
+) {
+    loop {
+        let accepted = tokio::select! {
+            _ = stop.changed() => return,
+            a = accept(&listener, &state) => a,
+        };
+        match accepted {
+            Ok(Accepted::Tcp(stream, peer)) => {
+                let _ = stream.set_nodelay(true);
+                spawn_connection(stream, peer, state.clone(), stop.clone(), alive.clone());
+            }
+            Ok(Accepted::Unix(stream)) => {
+                let peer = Peer {
+                    addr: None,
+                    trusted: true,
+                };
+                spawn_connection(stream, peer, state.clone(), stop.clone(), alive.clone());
+            }
+            Err(e) => {
+                // Usually descriptor exhaustion: back off instead of spinning.
+                tracing::error!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+enum Accepted {
+    Tcp(tokio::net::TcpStream, Peer),
+    Unix(tokio::net::UnixStream),
+}
+
+async fn accept(listener: &Listener, state: &AppState) -> std::io::Result<Accepted> {
+    match listener {
+        Listener::Tcp(l) => {
+            let (stream, addr) = l.accept().await?;
+            Ok(Accepted::Tcp(
+                stream,
+                Peer {
+                    addr: Some(addr),
+                    trusted: is_trusted(state, addr),
+                },
+            ))
+        }
+        Listener::Unix(l, _) => Ok(Accepted::Unix(l.accept().await?.0)),
+    }
+}
+
+fn is_trusted(state: &AppState, addr: SocketAddr) -> bool {
+    let ip = addr.ip().to_canonical();
+    state
+        .config
+        .server
+        .trusted_peers
+        .iter()
+        .any(|n| n.contains(&ip))
+}
+
+fn spawn_connection<S>(
+    stream: S,
+    peer: Peer,
+    state: Arc<AppState>,
+    mut stop: watch::Receiver<bool>,
+    alive: mpsc::Sender<()>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let peer = Arc::new(peer);
+    tokio::spawn(async move {
+        let _alive = alive;
+        let service = service_fn(move |req| {
+            let (state, peer) = (state.clone(), peer.clone());
+            async move { Ok::<_, Infallible>(serve(state, peer, req).await) }
+        });
+        let conn = http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(Duration::from_secs(30))
+            .keep_alive(true)
+            .serve_connection(TokioIo::new(stream), service);
+        tokio::pin!(conn);
+        let result = tokio::select! {
+            r = conn.as_mut() => r,
+            _ = stop.changed() => {
+                conn.as_mut().graceful_shutdown();
+                conn.await
+            }
+        };
+        if let Err(e) = result {
+            tracing::debug!(error = %e, "connection ended with an error");
+        }
+    });
+}
+
+/// One request, logged: login traffic at info, the high-volume `/auth` at debug.
+async fn serve(
+    state: Arc<AppState>,
+    peer: Arc<Peer>,
+    req: crate::http::Request,
+) -> crate::http::Response {
+    let start = Instant::now();
+    let is_auth = req.uri().path().starts_with("/auth");
+    if is_auth {
+        let resp = routes::handle(state, peer, req).await;
+        tracing::debug!(
+            status = resp.status().as_u16(),
+            latency_us = start.elapsed().as_micros() as u64,
+            "/auth"
+        );
+        return resp;
+    }
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let resp = routes::handle(state, peer, req).await;
+    tracing::info!(
+        %method,
+        %path,
+        status = resp.status().as_u16(),
+        latency_ms = start.elapsed().as_millis() as u64,
+        "request"
+    );
+    resp
+}

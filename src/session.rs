@@ -1,0 +1,250 @@
+//! Deciding whether a session token is good, fast.
+//!
+//! A token seen for the first time is verified (signature, issuer, expiry) and its session is
+//! looked up in the store; the result — with the identity headers already rendered — is cached
+//! in memory, bounded. Later requests with the same token cost one hash lookup, one clock read
+//! and one atomic load: no store, no network, no signature check.
+//!
+//! Logout must still win at once. Every cached entry shares a liveness flag with all other
+//! entries of its session; revoking the session flips the flag, so every cached token of it dies
+//! in the same instant. Revocations made by other processes arrive through the store's
+//! revocation feed ([`spawn_revocation_follower`]), within [`FOLLOW_INTERVAL`].
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use http::HeaderValue;
+
+use crate::jwt::{Claims, JwtError, JwtKeys};
+use crate::store::{Sessions, StoreError};
+
+/// How often the revocation feed is read.
+pub const FOLLOW_INTERVAL: Duration = Duration::from_millis(250);
+
+/// A verified session token, with what `/auth` sends upstream already rendered.
+pub struct VerifiedSession {
+    pub claims: Claims,
+    alive: Arc<AtomicBool>,
+    pub user_id: HeaderValue,
+    pub groups: HeaderValue,
+    pub user_properties: HeaderValue,
+}
+
+impl VerifiedSession {
+    /// Not expired and not revoked.
+    pub fn is_valid(&self, now: i64) -> bool {
+        now < self.claims.exp && self.alive.load(Ordering::Acquire)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthFailure {
+    #[error("no session token")]
+    NoToken,
+    #[error(transparent)]
+    Token(#[from] JwtError),
+    #[error("session has ended")]
+    SessionEnded,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+pub struct Authenticator {
+    keys: JwtKeys,
+    sessions: Arc<dyn Sessions>,
+    user_properties: Vec<String>,
+    tokens: quick_cache::sync::Cache<String, Arc<VerifiedSession>>,
+    /// One liveness flag per session id. Weak, so the map forgets sessions whose tokens have
+    /// all left the cache; a std mutex because it is touched only on cache misses and
+    /// revocations, never held across an `.await`.
+    flags: Mutex<HashMap<String, Weak<AtomicBool>>>,
+}
+
+impl Authenticator {
+    pub fn new(
+        keys: JwtKeys,
+        sessions: Arc<dyn Sessions>,
+        user_properties: Vec<String>,
+        capacity: usize,
+    ) -> Self {
+        Self {
+            keys,
+            sessions,
+            user_properties,
+            tokens: quick_cache::sync::Cache::new(capacity),
+            flags: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn keys(&self) -> &JwtKeys {
+        &self.keys
+    }
+
+    /// The hot path: a cached, still-valid verification of `token`, or `None`.
+    pub fn cached(&self, token: &str, now: i64) -> Option<Arc<VerifiedSession>> {
+        self.tokens.get(token).filter(|s| s.is_valid(now))
+    }
+
+    /// Verifies `token` and checks its session in the store; caches the result.
+    pub async fn authenticate(&self, token: &str) -> Result<Arc<VerifiedSession>, AuthFailure> {
+        let now = crate::now_secs();
+        if let Some(hit) = self.tokens.get(token) {
+            return if hit.is_valid(now) {
+                Ok(hit)
+            } else {
+                Err(AuthFailure::SessionEnded)
+            };
+        }
+        let claims = self.keys.verify(token)?;
+        // Take the flag before reading the store, so a revocation that lands in between
+        // still reaches this entry.
+        let alive = self.flag(&claims.sid);
+        let record = self.sessions.get_session(&claims.sid).await?;
+        let ok = record.is_some_and(|r| r.is_alive(now) && r.user_id == claims.sub);
+        if !ok {
+            alive.store(false, Ordering::Release);
+            return Err(AuthFailure::SessionEnded);
+        }
+        let verified = Arc::new(self.render(claims, alive));
+        if verified.is_valid(now) {
+            self.tokens.insert(token.to_owned(), verified.clone());
+            Ok(verified)
+        } else {
+            Err(AuthFailure::SessionEnded)
+        }
+    }
+
+    fn flag(&self, sid: &str) -> Arc<AtomicBool> {
+        let Ok(mut flags) = self.flags.lock() else {
+            return Arc::new(AtomicBool::new(false));
+        };
+        if let Some(f) = flags.get(sid).and_then(Weak::upgrade) {
+            return f;
+        }
+        let f = Arc::new(AtomicBool::new(true));
+        flags.insert(sid.to_owned(), Arc::downgrade(&f));
+        f
+    }
+
+    /// Makes every cached token of `sid` invalid in this process, now.
+    pub fn forget_session(&self, sid: &str) {
+        if let Ok(flags) = self.flags.lock() {
+            if let Some(f) = flags.get(sid).and_then(Weak::upgrade) {
+                f.store(false, Ordering::Release);
+            }
+        }
+    }
+
+    /// Revokes the session in the store (which tells other processes) and here.
+    pub async fn revoke(&self, sid: &str) -> Result<bool, StoreError> {
+        self.forget_session(sid);
+        self.sessions.revoke_session(sid).await
+    }
+
+    /// Drops flags no cached token refers to any more.
+    fn prune_flags(&self) {
+        if let Ok(mut flags) = self.flags.lock() {
+            flags.retain(|_, f| f.strong_count() > 0);
+        }
+    }
+
+    fn render(&self, claims: Claims, alive: Arc<AtomicBool>) -> VerifiedSession {
+        let user = &claims.user;
+        let groups: Vec<&str> = user
+            .groups
+            .iter()
+            .map(String::as_str)
+            .filter(|g| {
+                let safe = is_header_safe(g) && !g.contains(',');
+                if !safe {
+                    tracing::warn!(user = %user.user_id, "group name with unsafe characters left out of mia-groups");
+                }
+                safe
+            })
+            .collect();
+        let user_value = serde_json::to_value(user).unwrap_or_default();
+        let mut props = serde_json::Map::new();
+        for field in &self.user_properties {
+            if let Some(v) = user_value.get(field) {
+                props.insert(field.clone(), v.clone());
+            }
+        }
+        let props = ascii_json(&serde_json::Value::Object(props));
+        VerifiedSession {
+            user_id: header_value(&user.user_id),
+            groups: header_value(&groups.join(",")),
+            user_properties: header_value(&props),
+            claims,
+            alive,
+        }
+    }
+}
+
+fn is_header_safe(s: &str) -> bool {
+    s.bytes().all(|b| (0x20..0x7f).contains(&b))
+}
+
+fn header_value(s: &str) -> HeaderValue {
+    HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// Compact JSON with every non-ASCII or DEL character escaped, so it is a valid header value.
+pub fn ascii_json(v: &serde_json::Value) -> String {
+    let text = v.to_string();
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_ascii() && c != '\u{7f}' {
+            out.push(c);
+        } else {
+            let mut buf = [0u16; 2];
+            for unit in c.encode_utf16(&mut buf) {
+                out.push_str(&format!("\\u{unit:04x}"));
+            }
+        }
+    }
+    out
+}
+
+/// Follows the store's revocation feed so logouts made elsewhere (another instance, the CLI)
+/// invalidate this process's cache; also prunes stale liveness flags.
+pub fn spawn_revocation_follower(
+    auth: Arc<Authenticator>,
+    sessions: Arc<dyn Sessions>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut cursor = -1;
+        let mut ticks: u32 = 0;
+        loop {
+            match sessions.revocations_since(cursor).await {
+                Ok((next, sids)) => {
+                    cursor = next;
+                    for sid in sids {
+                        auth.forget_session(&sid);
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot read the revocation feed"),
+            }
+            ticks = ticks.wrapping_add(1);
+            if ticks.is_multiple_of(240) {
+                auth.prune_flags();
+            }
+            tokio::time::sleep(FOLLOW_INTERVAL).await;
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ascii_json_escapes_what_headers_cannot_carry() {
+        let v = serde_json::json!({"name": "Zoë 😀", "x": "a\u{7f}b\r\n"});
+        let s = ascii_json(&v);
+        assert!(is_header_safe(&s), "{s}");
+        let back: serde_json::Value = serde_json::from_str(&s).unwrap();
+        assert_eq!(back, v);
+    }
+}

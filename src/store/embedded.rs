@@ -1,0 +1,545 @@
+//! The embedded store: one SQLite file holding login states, sessions, users and a revocation
+//! log. It needs no server, survives restarts, and several processes may open it at once (WAL
+//! mode plus a busy timeout), so `idgate users …` and `idgate sessions …` work while the daemon
+//! runs and a revocation made by one process reaches the others through the revocation log.
+//!
+//! rusqlite is synchronous: every call runs on tokio's blocking pool. The connection sits in a
+//! `std::sync::Mutex` (never held across an `.await`); SQLite serialises writers anyway, and
+//! none of this is on the `/auth` hot path.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+use super::{Identity, LoginState, LoginStates, SessionRecord, Sessions, StoreError, User, Users};
+
+const STORE: &str = "embedded store";
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS login_states (
+    state TEXT PRIMARY KEY,
+    app_id TEXT NOT NULL,
+    provider_id TEXT NOT NULL,
+    redirect TEXT NOT NULL,
+    client_state TEXT,
+    pkce_verifier TEXT NOT NULL,
+    nonce TEXT NOT NULL,
+    binding_hash TEXT NOT NULL,
+    expires_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sessions (
+    sid TEXT PRIMARY KEY,
+    user_id TEXT NOT NULL,
+    app_id TEXT NOT NULL,
+    provider_id TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    refresh_hash TEXT NOT NULL,
+    idp_tokens BLOB NOT NULL,
+    revoked INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS sessions_by_user ON sessions (user_id);
+CREATE TABLE IF NOT EXISTS revocations (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    sid TEXT NOT NULL,
+    revoked_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS users (
+    user_id TEXT PRIMARY KEY,
+    realm TEXT NOT NULL,
+    provider_id TEXT NOT NULL,
+    provider_user_id TEXT NOT NULL,
+    name TEXT,
+    email TEXT,
+    username TEXT,
+    groups TEXT NOT NULL,
+    permissions TEXT NOT NULL,
+    metadata TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    UNIQUE (realm, provider_id, provider_user_id)
+);
+";
+
+/// Handle to the SQLite file; cheap to clone.
+#[derive(Clone)]
+pub struct EmbeddedStore {
+    conn: Arc<Mutex<Connection>>,
+}
+
+fn unavailable(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable {
+        store: STORE,
+        message: e.to_string(),
+    }
+}
+
+impl EmbeddedStore {
+    /// Opens (creating if needed) the file and its tables.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| unavailable(format!("{}: {e}", dir.display())))?;
+        }
+        let conn =
+            Connection::open(path).map_err(|e| unavailable(format!("{}: {e}", path.display())))?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(unavailable)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(unavailable)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(unavailable)?;
+        conn.execute_batch(SCHEMA).map_err(unavailable)?;
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    async fn run<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut guard = conn
+                .lock()
+                .map_err(|_| unavailable("connection lock poisoned"))?;
+            f(&mut guard)
+        })
+        .await
+        .map_err(unavailable)?
+    }
+}
+
+fn session_from_row(row: &Row<'_>) -> rusqlite::Result<SessionRecord> {
+    Ok(SessionRecord {
+        sid: row.get("sid")?,
+        user_id: row.get("user_id")?,
+        app_id: row.get("app_id")?,
+        provider_id: row.get("provider_id")?,
+        created_at: row.get("created_at")?,
+        expires_at: row.get("expires_at")?,
+        refresh_hash: row.get("refresh_hash")?,
+        idp_tokens: row.get("idp_tokens")?,
+        revoked: row.get::<_, i64>("revoked")? != 0,
+    })
+}
+
+fn user_from_row(row: &Row<'_>) -> rusqlite::Result<User> {
+    fn json<T: serde::de::DeserializeOwned>(row: &Row<'_>, col: &str) -> rusqlite::Result<T> {
+        let text: String = row.get(col)?;
+        serde_json::from_str(&text).map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+        })
+    }
+    Ok(User {
+        user_id: row.get("user_id")?,
+        realm: row.get("realm")?,
+        provider_id: row.get("provider_id")?,
+        provider_user_id: row.get("provider_user_id")?,
+        name: row.get("name")?,
+        email: row.get("email")?,
+        username: row.get("username")?,
+        groups: json(row, "groups")?,
+        permissions: json(row, "permissions")?,
+        metadata: json(row, "metadata")?,
+        created_at: row.get("created_at")?,
+        updated_at: row.get("updated_at")?,
+    })
+}
+
+fn read_err(e: rusqlite::Error) -> StoreError {
+    match e {
+        rusqlite::Error::FromSqlConversionFailure(..) | rusqlite::Error::InvalidColumnType(..) => {
+            StoreError::Corrupt {
+                store: STORE,
+                message: e.to_string(),
+            }
+        }
+        other => unavailable(other),
+    }
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| "null".into())
+}
+
+#[async_trait]
+impl LoginStates for EmbeddedStore {
+    async fn put_state(&self, s: &LoginState) -> Result<(), StoreError> {
+        let s = s.clone();
+        self.run(move |c| {
+            c.execute(
+                "DELETE FROM login_states WHERE expires_at < ?1",
+                [crate::now_secs()],
+            )
+            .map_err(unavailable)?;
+            c.execute(
+                "INSERT INTO login_states (state, app_id, provider_id, redirect, client_state,
+                 pkce_verifier, nonce, binding_hash, expires_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![
+                    s.state,
+                    s.app_id,
+                    s.provider_id,
+                    s.redirect,
+                    s.client_state,
+                    s.pkce_verifier,
+                    s.nonce,
+                    s.binding_hash,
+                    s.expires_at
+                ],
+            )
+            .map_err(unavailable)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn take_state(&self, state: &str) -> Result<Option<LoginState>, StoreError> {
+        let state = state.to_owned();
+        self.run(move |c| {
+            c.query_row(
+                "DELETE FROM login_states WHERE state = ?1 RETURNING *",
+                [&state],
+                |row| {
+                    Ok(LoginState {
+                        state: row.get("state")?,
+                        app_id: row.get("app_id")?,
+                        provider_id: row.get("provider_id")?,
+                        redirect: row.get("redirect")?,
+                        client_state: row.get("client_state")?,
+                        pkce_verifier: row.get("pkce_verifier")?,
+                        nonce: row.get("nonce")?,
+                        binding_hash: row.get("binding_hash")?,
+                        expires_at: row.get("expires_at")?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(read_err)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl Sessions for EmbeddedStore {
+    async fn create_session(&self, s: &SessionRecord) -> Result<(), StoreError> {
+        let s = s.clone();
+        self.run(move |c| {
+            c.execute(
+                "INSERT INTO sessions (sid, user_id, app_id, provider_id, created_at, expires_at,
+                 refresh_hash, idp_tokens, revoked) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![
+                    s.sid,
+                    s.user_id,
+                    s.app_id,
+                    s.provider_id,
+                    s.created_at,
+                    s.expires_at,
+                    s.refresh_hash,
+                    s.idp_tokens,
+                    s.revoked as i64
+                ],
+            )
+            .map_err(unavailable)?;
+            // Expired sessions are kept a day for the audit trail, then dropped.
+            c.execute(
+                "DELETE FROM sessions WHERE expires_at < ?1",
+                [crate::now_secs() - 86_400],
+            )
+            .map_err(unavailable)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_session(&self, sid: &str) -> Result<Option<SessionRecord>, StoreError> {
+        let sid = sid.to_owned();
+        self.run(move |c| {
+            c.query_row(
+                "SELECT * FROM sessions WHERE sid = ?1",
+                [&sid],
+                session_from_row,
+            )
+            .optional()
+            .map_err(read_err)
+        })
+        .await
+    }
+
+    async fn revoke_session(&self, sid: &str) -> Result<bool, StoreError> {
+        let sid = sid.to_owned();
+        self.run(move |c| {
+            let tx = c.transaction().map_err(unavailable)?;
+            let changed = tx
+                .execute(
+                    "UPDATE sessions SET revoked = 1 WHERE sid = ?1 AND revoked = 0",
+                    [&sid],
+                )
+                .map_err(unavailable)?;
+            if changed > 0 {
+                tx.execute(
+                    "INSERT INTO revocations (sid, revoked_at) VALUES (?1, ?2)",
+                    params![sid, crate::now_secs()],
+                )
+                .map_err(unavailable)?;
+            }
+            tx.commit().map_err(unavailable)?;
+            Ok(changed > 0)
+        })
+        .await
+    }
+
+    async fn revoke_user_sessions(&self, user_id: &str) -> Result<Vec<String>, StoreError> {
+        let user_id = user_id.to_owned();
+        self.run(move |c| {
+            let tx = c.transaction().map_err(unavailable)?;
+            let sids: Vec<String> = {
+                let mut stmt = tx
+                    .prepare("UPDATE sessions SET revoked = 1 WHERE user_id = ?1 AND revoked = 0 RETURNING sid")
+                    .map_err(unavailable)?;
+                let rows = stmt.query_map([&user_id], |r| r.get(0)).map_err(unavailable)?;
+                rows.collect::<Result<_, _>>().map_err(read_err)?
+            };
+            let now = crate::now_secs();
+            for sid in &sids {
+                tx.execute("INSERT INTO revocations (sid, revoked_at) VALUES (?1, ?2)", params![sid, now])
+                    .map_err(unavailable)?;
+            }
+            tx.commit().map_err(unavailable)?;
+            Ok(sids)
+        })
+        .await
+    }
+
+    async fn list_sessions(&self, user_id: Option<&str>) -> Result<Vec<SessionRecord>, StoreError> {
+        let user_id = user_id.map(str::to_owned);
+        self.run(move |c| {
+            let mut stmt = c
+                .prepare(
+                    "SELECT * FROM sessions WHERE (?1 IS NULL OR user_id = ?1) ORDER BY created_at",
+                )
+                .map_err(unavailable)?;
+            let rows = stmt
+                .query_map([&user_id], session_from_row)
+                .map_err(unavailable)?;
+            rows.collect::<Result<_, _>>().map_err(read_err)
+        })
+        .await
+    }
+
+    async fn revocations_since(&self, cursor: i64) -> Result<(i64, Vec<String>), StoreError> {
+        self.run(move |c| {
+            let mut stmt = c
+                .prepare("SELECT seq, sid FROM revocations WHERE seq > ?1 ORDER BY seq")
+                .map_err(unavailable)?;
+            let rows = stmt
+                .query_map([cursor], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+                })
+                .map_err(unavailable)?;
+            let mut last = cursor;
+            let mut sids = Vec::new();
+            for row in rows {
+                let (seq, sid) = row.map_err(read_err)?;
+                last = seq;
+                sids.push(sid);
+            }
+            if cursor < 0 {
+                // First call: start from the end of the log.
+                let end: i64 = c
+                    .query_row("SELECT COALESCE(MAX(seq), 0) FROM revocations", [], |r| {
+                        r.get(0)
+                    })
+                    .map_err(unavailable)?;
+                return Ok((end, Vec::new()));
+            }
+            Ok((last, sids))
+        })
+        .await
+    }
+
+    async fn ping_sessions(&self) -> Result<(), StoreError> {
+        self.run(|c| c.query_row("SELECT 1", [], |_| Ok(())).map_err(unavailable))
+            .await
+    }
+}
+
+#[async_trait]
+impl Users for EmbeddedStore {
+    async fn upsert_login(
+        &self,
+        id: &Identity,
+        default_groups: &[String],
+    ) -> Result<User, StoreError> {
+        let id = id.clone();
+        let groups = to_json(&default_groups);
+        self.run(move |c| {
+            let now = crate::now_secs();
+            c.query_row(
+                "INSERT INTO users (user_id, realm, provider_id, provider_user_id, name, email,
+                 username, groups, permissions, metadata, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, '[]', '{}', ?9, ?9)
+                 ON CONFLICT (realm, provider_id, provider_user_id) DO UPDATE SET
+                   name = excluded.name, email = excluded.email, username = excluded.username,
+                   updated_at = excluded.updated_at
+                 RETURNING *",
+                params![
+                    uuid::Uuid::new_v4().simple().to_string(),
+                    id.realm,
+                    id.provider_id,
+                    id.provider_user_id,
+                    id.name,
+                    id.email,
+                    id.username,
+                    groups,
+                    now
+                ],
+                user_from_row,
+            )
+            .map_err(read_err)
+        })
+        .await
+    }
+
+    async fn get_user(&self, user_id: &str) -> Result<Option<User>, StoreError> {
+        let user_id = user_id.to_owned();
+        self.run(move |c| {
+            c.query_row(
+                "SELECT * FROM users WHERE user_id = ?1",
+                [&user_id],
+                user_from_row,
+            )
+            .optional()
+            .map_err(read_err)
+        })
+        .await
+    }
+
+    async fn list_users(&self) -> Result<Vec<User>, StoreError> {
+        self.run(|c| {
+            let mut stmt = c
+                .prepare("SELECT * FROM users ORDER BY created_at, user_id")
+                .map_err(unavailable)?;
+            let rows = stmt.query_map([], user_from_row).map_err(unavailable)?;
+            rows.collect::<Result<_, _>>().map_err(read_err)
+        })
+        .await
+    }
+
+    async fn set_groups(&self, user_id: &str, groups: &[String]) -> Result<bool, StoreError> {
+        let user_id = user_id.to_owned();
+        let groups = to_json(&groups);
+        self.run(move |c| {
+            let n = c
+                .execute(
+                    "UPDATE users SET groups = ?1, updated_at = ?2 WHERE user_id = ?3",
+                    params![groups, crate::now_secs(), user_id],
+                )
+                .map_err(unavailable)?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    async fn ping_users(&self) -> Result<(), StoreError> {
+        self.ping_sessions().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn identity(sub: &str, name: &str) -> Identity {
+        Identity {
+            realm: "web".into(),
+            provider_id: "dev".into(),
+            provider_user_id: sub.into(),
+            name: Some(name.into()),
+            email: Some(format!("{sub}@example.test")),
+            username: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn states_are_single_use() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(&dir.path().join("s.db")).unwrap();
+        let s = LoginState {
+            state: "st".into(),
+            app_id: "web".into(),
+            provider_id: "dev".into(),
+            redirect: "/".into(),
+            client_state: None,
+            pkce_verifier: "v".into(),
+            nonce: "n".into(),
+            binding_hash: "b".into(),
+            expires_at: crate::now_secs() + 60,
+        };
+        store.put_state(&s).await.unwrap();
+        assert_eq!(store.take_state("st").await.unwrap(), Some(s));
+        assert_eq!(store.take_state("st").await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn users_keep_project_fields_and_refresh_idp_fields() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(&dir.path().join("s.db")).unwrap();
+        let first = store
+            .upsert_login(&identity("alice", "Alice"), &["users".into()])
+            .await
+            .unwrap();
+        assert_eq!(first.groups, vec!["users".to_string()]);
+        assert!(store
+            .set_groups(&first.user_id, &["admins".into()])
+            .await
+            .unwrap());
+        let again = store
+            .upsert_login(&identity("alice", "Alice B."), &["users".into()])
+            .await
+            .unwrap();
+        assert_eq!(again.user_id, first.user_id);
+        assert_eq!(again.groups, vec!["admins".to_string()]);
+        assert_eq!(again.name.as_deref(), Some("Alice B."));
+        assert_eq!(store.list_users().await.unwrap().len(), 1);
+        assert!(!store.set_groups("nobody", &[]).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn revocations_are_logged_for_other_processes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let a = EmbeddedStore::open(&path).unwrap();
+        let b = EmbeddedStore::open(&path).unwrap();
+        let (cursor, _) = b.revocations_since(-1).await.unwrap();
+        let rec = SessionRecord {
+            sid: "s1".into(),
+            user_id: "u".into(),
+            app_id: "web".into(),
+            provider_id: "dev".into(),
+            created_at: 0,
+            expires_at: crate::now_secs() + 60,
+            refresh_hash: "h".into(),
+            idp_tokens: vec![1],
+            revoked: false,
+        };
+        a.create_session(&rec).await.unwrap();
+        assert!(a.revoke_session("s1").await.unwrap());
+        assert!(!a.revoke_session("s1").await.unwrap());
+        let (next, sids) = b.revocations_since(cursor).await.unwrap();
+        assert_eq!(sids, vec!["s1".to_string()]);
+        assert!(b.revocations_since(next).await.unwrap().1.is_empty());
+        assert!(!b
+            .get_session("s1")
+            .await
+            .unwrap()
+            .unwrap()
+            .is_alive(crate::now_secs()));
+    }
+}

@@ -1,0 +1,127 @@
+//! Where login states, sessions and users live. Each kind of data has a trait, so the routes do
+//! not know which store is configured; `embedded` (one SQLite file) implements all three.
+//!
+//! None of these is on the `/auth` hot path for a session already seen: see `session`.
+
+pub mod embedded;
+
+use async_trait::async_trait;
+use serde::Serialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The store could not be reached or answered with an error; `store` names it.
+    #[error("{store} is unavailable: {message}")]
+    Unavailable {
+        store: &'static str,
+        message: String,
+    },
+    #[error("{store} holds a record it cannot read: {message}")]
+    Corrupt {
+        store: &'static str,
+        message: String,
+    },
+}
+
+/// A login in progress, from `/authorize` to `/oauth/token`: single use, short-lived.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoginState {
+    pub state: String,
+    pub app_id: String,
+    pub provider_id: String,
+    pub redirect: String,
+    /// The `state` the client passed to `/authorize`, handed back untouched.
+    pub client_state: Option<String>,
+    pub pkce_verifier: String,
+    pub nonce: String,
+    /// Hash of the `idgate_login` cookie of the browser that started the login.
+    pub binding_hash: String,
+    pub expires_at: i64,
+}
+
+/// A session as stored: what `/auth` needs to know it is alive, and the IdP's tokens (sealed).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionRecord {
+    pub sid: String,
+    pub user_id: String,
+    pub app_id: String,
+    pub provider_id: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub refresh_hash: String,
+    pub idp_tokens: Vec<u8>,
+    pub revoked: bool,
+}
+
+impl SessionRecord {
+    pub fn is_alive(&self, now: i64) -> bool {
+        !self.revoked && now < self.expires_at
+    }
+}
+
+/// A user of the project: identity from the IdP, everything else owned by the project.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct User {
+    pub user_id: String,
+    pub realm: String,
+    pub provider_id: String,
+    pub provider_user_id: String,
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub username: Option<String>,
+    pub groups: Vec<String>,
+    pub permissions: Vec<String>,
+    pub metadata: serde_json::Value,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// What the IdP says about the user at login.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Identity {
+    pub realm: String,
+    pub provider_id: String,
+    pub provider_user_id: String,
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub username: Option<String>,
+}
+
+#[async_trait]
+pub trait LoginStates: Send + Sync {
+    async fn put_state(&self, state: &LoginState) -> Result<(), StoreError>;
+    /// Removes and returns the state: a second call with the same id returns `None`.
+    async fn take_state(&self, state: &str) -> Result<Option<LoginState>, StoreError>;
+}
+
+#[async_trait]
+pub trait Sessions: Send + Sync {
+    async fn create_session(&self, session: &SessionRecord) -> Result<(), StoreError>;
+    async fn get_session(&self, sid: &str) -> Result<Option<SessionRecord>, StoreError>;
+    /// Marks the session revoked; `false` when there was no such live session.
+    async fn revoke_session(&self, sid: &str) -> Result<bool, StoreError>;
+    /// Revokes every session of a user and returns their ids.
+    async fn revoke_user_sessions(&self, user_id: &str) -> Result<Vec<String>, StoreError>;
+    async fn list_sessions(&self, user_id: Option<&str>) -> Result<Vec<SessionRecord>, StoreError>;
+    /// Revocations recorded after `cursor`, and the new cursor: how other processes learn of
+    /// logouts (see `session::spawn_revocation_follower`).
+    async fn revocations_since(&self, cursor: i64) -> Result<(i64, Vec<String>), StoreError>;
+    async fn ping_sessions(&self) -> Result<(), StoreError>;
+}
+
+#[async_trait]
+pub trait Users: Send + Sync {
+    /// Finds the user by (realm, provider, provider user id) or creates it with
+    /// `default_groups`; refreshes name, email and username from the IdP. One atomic step.
+    async fn upsert_login(
+        &self,
+        identity: &Identity,
+        default_groups: &[String],
+    ) -> Result<User, StoreError>;
+    async fn get_user(&self, user_id: &str) -> Result<Option<User>, StoreError>;
+    async fn list_users(&self) -> Result<Vec<User>, StoreError>;
+    /// Replaces the user's groups; `false` when there is no such user.
+    async fn set_groups(&self, user_id: &str, groups: &[String]) -> Result<bool, StoreError>;
+    async fn ping_users(&self) -> Result<(), StoreError>;
+}
