@@ -65,21 +65,26 @@ pub fn validate(raw: &str, allowed: &[AllowedTarget]) -> Result<String, Redirect
     if raw.len() > MAX_LEN {
         return Err(RedirectError::TooLong);
     }
-    // Check the text as given and as decoded once and twice: a browser or an upstream may
-    // decode what we pass through.
+    // The text as given may hold no whitespace, control character or backslash at all. Its
+    // decoded forms (once and twice: a browser or an upstream may decode what we pass on) may
+    // hold no control character, and must not turn into a scheme-relative `//` or `/\`.
+    if raw
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control() || c == '\\')
+    {
+        return Err(RedirectError::BadCharacters);
+    }
     let once = percent_decode_str(raw).decode_utf8_lossy().into_owned();
     let twice = percent_decode_str(&once).decode_utf8_lossy().into_owned();
-    for form in [raw, once.as_str(), twice.as_str()] {
-        if form
-            .chars()
-            .any(|c| c.is_whitespace() || c.is_control() || c == '\\')
-        {
+    for form in [once.as_str(), twice.as_str()] {
+        if form.chars().any(char::is_control) {
             return Err(RedirectError::BadCharacters);
         }
     }
     if raw.starts_with('/') {
         for form in [raw, once.as_str(), twice.as_str()] {
-            if form.starts_with("//") || form.starts_with("/\\") {
+            let trimmed = form.trim_start();
+            if trimmed.starts_with("//") || trimmed.starts_with("/\\") {
                 return Err(RedirectError::NotAllowed);
             }
         }
@@ -126,6 +131,8 @@ mod tests {
             "/dashboard",
             "/a/b?x=1&y=2#frag",
             "/search?q=%2F%2Fnot-a-host",
+            "/reports/q?x=1&y=a%20b",
+            "/caf%C3%A9",
             "http://127.0.0.1:8080/",
             "http://127.0.0.1:8080/deep/page?x=1",
             "https://app.example.com/portal",

@@ -206,7 +206,8 @@ async fn serve(
     req: crate::http::Request,
 ) -> crate::http::Response {
     let start = Instant::now();
-    let is_auth = req.uri().path().starts_with("/auth");
+    let path = req.uri().path();
+    let is_auth = path == "/auth" || path.starts_with("/auth/");
     if is_auth {
         let resp = routes::handle(state, peer, req).await;
         tracing::debug!(

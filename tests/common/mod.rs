@@ -1,0 +1,611 @@
+//! The process-level test harness: starts the real neighbours — the `oidc-provider` IdP
+//! (`tests/js/idp.mjs`), the idgate binary, and Nginx with the shipped snippets in front of an
+//! echo app — on ephemeral loopback ports, waits for each by polling, and stops every child on
+//! `Drop`. A missing component fails the test loudly: `scripts/test` installs them.
+//!
+//! The echo app is an Nginx server block that answers with the identity headers it received,
+//! one `name=value` line each, so a test sees exactly what an upstream would.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The IdP client secret; distinctive so a test can prove it never reaches a log line.
+pub const CLIENT_SECRET: &str = "idgate-test-client-secret-5b1e0c";
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn fixture(name: &str) -> PathBuf {
+    repo().join("tests/fixtures").join(name)
+}
+
+/// A port nobody listens on right now (the OS picks it).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("no free loopback port")
+}
+
+/// Polls until `f` returns `Some`, or panics with `what` after `timeout`.
+pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn wait_for_port(what: &str, port: u16) {
+    wait_for(what, Duration::from_secs(20), || {
+        TcpStream::connect(("127.0.0.1", port)).ok()
+    });
+}
+
+/// A child process stopped (SIGTERM, then SIGKILL) and reaped on drop; its stderr is kept.
+pub struct Proc {
+    name: String,
+    child: std::process::Child,
+    pub log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Proc {
+    fn spawn(name: &str, cmd: &mut Command) -> Self {
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot start {name} ({cmd:?}): {e}; run scripts/install-deps")
+            });
+        let log = Arc::new(Mutex::new(Vec::new()));
+        if let Some(err) = child.stderr.take() {
+            let (log, name) = (log.clone(), name.to_owned());
+            std::thread::spawn(move || {
+                for line in BufReader::new(err).lines().map_while(Result::ok) {
+                    eprintln!("[{name}] {line}");
+                    log.lock().unwrap().push(line);
+                }
+            });
+        }
+        Self {
+            name: name.to_owned(),
+            child,
+            log,
+        }
+    }
+
+    /// The first line the process prints on stdout.
+    fn first_stdout_line(&mut self) -> String {
+        let out = self.child.stdout.take().expect("stdout piped");
+        let mut reader = BufReader::new(out);
+        let mut line = String::new();
+        reader.read_line(&mut line).expect("read stdout");
+        assert!(
+            !line.is_empty(),
+            "{} exited before printing its address",
+            self.name
+        );
+        // Keep draining so the child never blocks on a full pipe.
+        std::thread::spawn(move || for _ in reader.lines() {});
+        line
+    }
+
+    pub fn log_text(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// SIGTERM, then wait (SIGKILL after 10 s); returns the exit status.
+    pub fn terminate(&mut self) -> Option<std::process::ExitStatus> {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        self.child.wait().ok()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if self.is_running() {
+            self.terminate();
+        }
+    }
+}
+
+/// The development IdP (`tests/js/idp.mjs`, oidc-provider).
+pub struct Idp {
+    pub issuer: String,
+    pub proc: Proc,
+}
+
+impl Idp {
+    pub fn start(redirect_uris: &[String], extra: &[&str]) -> Self {
+        let script = repo().join("tests/js/idp.mjs");
+        assert!(
+            repo().join("tests/js/node_modules/oidc-provider").exists(),
+            "oidc-provider is not installed: run scripts/install-deps"
+        );
+        let mut cmd = Command::new("node");
+        cmd.arg(script).args([
+            "--port",
+            "0",
+            "--client-id",
+            "idgate",
+            "--client-secret",
+            CLIENT_SECRET,
+        ]);
+        for r in redirect_uris {
+            cmd.args(["--redirect-uri", r]);
+        }
+        cmd.args(extra);
+        let mut proc = Proc::spawn("idp", &mut cmd);
+        let line = proc.first_stdout_line();
+        let v: serde_json::Value = serde_json::from_str(&line).expect("idp prints JSON");
+        let issuer = v["issuer"].as_str().expect("issuer").to_owned();
+        Self { issuer, proc }
+    }
+}
+
+/// The idgate binary, started on `127.0.0.1:0` with a config written into `dir`.
+pub struct Idgate {
+    pub addr: SocketAddr,
+    pub config: PathBuf,
+    pub proc: Proc,
+}
+
+pub fn idgate_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_idgate")
+}
+
+/// Runs an idgate command (`users list`, …) to completion; returns (status code, stdout, stderr).
+pub fn idgate_cmd(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(idgate_bin())
+        .args(args)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run idgate");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+impl Idgate {
+    pub fn start(dir: &Path, config_toml: &str) -> Self {
+        let config = dir.join("idgate.toml");
+        std::fs::write(&config, config_toml).unwrap();
+        let mut cmd = Command::new(idgate_bin());
+        cmd.args(["serve", "--config"])
+            .arg(&config)
+            .env("RUST_LOG", "info,idgate=debug");
+        let proc = Proc::spawn("idgate", &mut cmd);
+        let log = proc.log.clone();
+        let addr = wait_for("idgate to listen", Duration::from_secs(20), || {
+            let log = log.lock().unwrap();
+            log.iter().find_map(|l| {
+                let rest = l.split("listen=").nth(1)?;
+                rest.split_whitespace().next()?.parse::<SocketAddr>().ok()
+            })
+        });
+        wait_for_port("idgate", addr.port());
+        Self { addr, config, proc }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+}
+
+/// Nginx serving `nginx/example-site.conf` (ports and include paths substituted) in front of an
+/// echo server, using the shipped snippets themselves.
+pub struct Nginx {
+    pub port: u16,
+    pub prefix: PathBuf,
+    pub proc: Proc,
+}
+
+impl Nginx {
+    /// `port` must be free; `idgate` is where the `idgate` upstream points.
+    pub fn start(prefix: &Path, port: u16, idgate: SocketAddr) -> Self {
+        let nginx = which("nginx").expect("nginx is not installed: run scripts/install-deps");
+        std::fs::create_dir_all(prefix.join("logs")).unwrap();
+        let snippets = repo().join("nginx");
+        let upstream = std::fs::read_to_string(snippets.join("idgate-upstream.conf"))
+            .unwrap()
+            .replace("127.0.0.1:4280", &idgate.to_string());
+        std::fs::write(prefix.join("idgate-upstream.conf"), upstream).unwrap();
+        let echo_port = free_port();
+        let site = std::fs::read_to_string(snippets.join("example-site.conf"))
+            .unwrap()
+            .replace(
+                "/etc/nginx/snippets/idgate/",
+                &format!("{}/", snippets.display()),
+            )
+            .replace("listen 8080;", &format!("listen 127.0.0.1:{port};"))
+            .replace("127.0.0.1:8081", &format!("127.0.0.1:{echo_port}"));
+        std::fs::write(prefix.join("site.conf"), site).unwrap();
+        let p = prefix.display();
+        let conf = format!(
+            r#"daemon off;
+worker_processes 1;
+pid {p}/nginx.pid;
+error_log {p}/logs/error.log warn;
+events {{ worker_connections 512; }}
+http {{
+    access_log off;
+    client_body_temp_path {p}/body;
+    proxy_temp_path {p}/proxy;
+    fastcgi_temp_path {p}/fastcgi;
+    uwsgi_temp_path {p}/uwsgi;
+    scgi_temp_path {p}/scgi;
+    include {p}/idgate-upstream.conf;
+    include {p}/site.conf;
+    # The upstream app: echoes the identity headers it received.
+    server {{
+        listen 127.0.0.1:{echo_port};
+        location / {{
+            default_type text/plain;
+            return 200 "uri=$request_uri\nmiauserid=$http_miauserid\nmiausergroups=$http_miausergroups\nmiauserproperties=$http_miauserproperties\n";
+        }}
+    }}
+}}
+"#
+        );
+        std::fs::write(prefix.join("nginx.conf"), conf).unwrap();
+        let mut cmd = Command::new(nginx);
+        cmd.arg("-p")
+            .arg(prefix)
+            .arg("-c")
+            .arg(prefix.join("nginx.conf"));
+        cmd.arg("-e").arg(prefix.join("logs/error.log"));
+        let proc = Proc::spawn("nginx", &mut cmd);
+        wait_for_port("nginx", port);
+        Self {
+            port,
+            prefix: prefix.to_owned(),
+            proc,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+}
+
+pub fn which(bin: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")])
+        .map(|d| d.join(bin))
+        .find(|p| p.is_file())
+}
+
+/// Options for the idgate config the harness writes.
+pub struct Setup {
+    pub algorithm: &'static str,
+    pub key: &'static str,
+    pub access_ttl: &'static str,
+    pub extra_app: &'static str,
+    /// Lines added to `[session]`.
+    pub extra_session: &'static str,
+    /// Lines before `[server]` (top-level keys).
+    pub extra: &'static str,
+}
+
+impl Default for Setup {
+    fn default() -> Self {
+        Self {
+            algorithm: "RS256",
+            key: "rs256.pem",
+            access_ttl: "15m",
+            extra_app: "",
+            extra_session: "",
+            extra: "",
+        }
+    }
+}
+
+/// The whole gateway: IdP, idgate, Nginx + echo app.
+pub struct Stack {
+    pub dir: tempfile::TempDir,
+    pub nginx: Nginx,
+    pub idgate: Idgate,
+    pub idp: Idp,
+}
+
+impl Stack {
+    pub fn start() -> Self {
+        Self::start_with(Setup::default())
+    }
+
+    pub fn start_with(setup: Setup) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let site = format!("http://127.0.0.1:{port}");
+        let idp = Idp::start(
+            &[
+                format!("{site}/web-login/oauth/callback"),
+                format!("{site}/web-login/callback"),
+            ],
+            &["--post-logout-redirect-uri", &format!("{site}/")],
+        );
+        std::fs::copy(fixture(setup.key), dir.path().join(setup.key)).unwrap();
+        let config = format!(
+            r#"{extra}
+[server]
+listen = ["127.0.0.1:0"]
+trusted_peers = ["127.0.0.1/32", "::1/128"]
+
+[jwt]
+algorithm = "{alg}"
+private_key_file = "{key}"
+key_id = "k1"
+
+[session]
+access_ttl = "{ttl}"
+cookie_secure = false
+{extra_session}
+
+[store]
+kind = "embedded"
+path = "idgate.db"
+
+[users]
+kind = "embedded"
+
+[apps.web]
+realm = "web"
+issuer = "{site}"
+redirect_url = "{site}/web-login/oauth/callback"
+website = true
+default_groups = ["users"]
+default_provider = "dev"
+allowed_redirects = ["{site}/"]
+{extra_app}
+
+[apps.web.providers.dev]
+type = "oidc"
+issuer_url = "{issuer}"
+client_id = "idgate"
+client_secret = "{secret}"
+scope = ["openid", "profile", "email"]
+label = "Development IdP"
+"#,
+            extra = setup.extra,
+            alg = setup.algorithm,
+            key = setup.key,
+            ttl = setup.access_ttl,
+            extra_app = setup.extra_app,
+            extra_session = setup.extra_session,
+            issuer = idp.issuer,
+            secret = CLIENT_SECRET,
+        );
+        let idgate = Idgate::start(dir.path(), &config);
+        let nginx = Nginx::start(&dir.path().join("nginx"), port, idgate.addr);
+        Self {
+            dir,
+            nginx,
+            idgate,
+            idp,
+        }
+    }
+
+    pub fn site(&self) -> String {
+        format!("http://127.0.0.1:{}", self.nginx.port)
+    }
+}
+
+/// A browser without JavaScript: its own cookie jar, redirects followed by hand.
+pub struct Browser {
+    pub client: reqwest::Client,
+    pub jar: Arc<reqwest::cookie::Jar>,
+}
+
+impl Default for Browser {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Browser {
+    pub fn new() -> Self {
+        let jar = Arc::new(reqwest::cookie::Jar::default());
+        let client = reqwest::Client::builder()
+            .cookie_provider(jar.clone())
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(20))
+            .build()
+            .unwrap();
+        Self { client, jar }
+    }
+
+    /// A navigation: GET with a browser's `Accept`.
+    pub async fn navigate(&self, url: &str) -> reqwest::Response {
+        self.client
+            .get(url)
+            .header("accept", "text/html,application/xhtml+xml,*/*;q=0.8")
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub fn cookie(&self, url: &str, name: &str) -> Option<String> {
+        use reqwest::cookie::CookieStore;
+        let header = self.jar.cookies(&url.parse().unwrap())?;
+        let header = header.to_str().ok()?.to_owned();
+        header.split("; ").find_map(|kv| {
+            let (k, v) = kv.split_once('=')?;
+            (k == name).then(|| v.to_owned())
+        })
+    }
+
+    /// Follows redirects from `url` until a response is not a redirect or its target starts
+    /// with `stop_at`; returns that URL (when stopped) or the last response's URL.
+    pub async fn follow(&self, mut url: String, stop_at: &str) -> (String, reqwest::Response) {
+        for _ in 0..20 {
+            let resp = self.navigate(&url).await;
+            if !resp.status().is_redirection() {
+                return (url, resp);
+            }
+            let loc = location(&resp);
+            let next = reqwest::Url::parse(&url)
+                .unwrap()
+                .join(&loc)
+                .unwrap()
+                .to_string();
+            if next.starts_with(stop_at) {
+                return (next, resp);
+            }
+            url = next;
+        }
+        panic!("too many redirects from {url}");
+    }
+
+    /// Logs in at the IdP's development form, starting from its authorization URL, and
+    /// returns the callback URL the IdP sends the browser to.
+    pub async fn login_at_idp(
+        &self,
+        authorize_url: &str,
+        login: &str,
+        callback_prefix: &str,
+    ) -> String {
+        let (form_url, resp) = self.follow(authorize_url.to_owned(), callback_prefix).await;
+        if form_url.starts_with(callback_prefix) {
+            // Still logged in at the IdP: it came straight back.
+            return form_url;
+        }
+        assert_eq!(
+            resp.status(),
+            200,
+            "expected the IdP login form at {form_url}"
+        );
+        let html = resp.text().await.unwrap();
+        let action = html
+            .split("action=\"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .unwrap_or_else(|| panic!("no form on the IdP page: {html}"));
+        let post_url = reqwest::Url::parse(&form_url)
+            .unwrap()
+            .join(action)
+            .unwrap()
+            .to_string();
+        let resp = self
+            .client
+            .post(&post_url)
+            .form(&[
+                ("prompt", "login"),
+                ("login", login),
+                ("password", "any-password"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            resp.status().is_redirection(),
+            "login form answered {}",
+            resp.status()
+        );
+        let next = reqwest::Url::parse(&post_url)
+            .unwrap()
+            .join(&location(&resp))
+            .unwrap()
+            .to_string();
+        if next.starts_with(callback_prefix) {
+            return next;
+        }
+        let (callback, _) = self.follow(next, callback_prefix).await;
+        assert!(
+            callback.starts_with(callback_prefix),
+            "IdP did not come back: {callback}"
+        );
+        callback
+    }
+}
+
+pub fn location(resp: &reqwest::Response) -> String {
+    resp.headers()
+        .get("location")
+        .unwrap_or_else(|| panic!("{} without Location", resp.status()))
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// Query parameter `name` of `url`.
+pub fn query_param(url: &str, name: &str) -> Option<String> {
+    reqwest::Url::parse(url)
+        .ok()?
+        .query_pairs()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+/// The `name=value` lines of the echo app's answer.
+pub fn echoed(body: &str) -> std::collections::HashMap<String, String> {
+    body.lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+/// Runs the whole login for `login` through Nginx, starting at `path`; returns the response
+/// of `POST /oauth/token` (its cookies are in the browser's jar).
+pub async fn login(stack: &Stack, browser: &Browser, path: &str, login: &str) -> reqwest::Response {
+    let site = stack.site();
+    let resp = browser.navigate(&format!("{site}{path}")).await;
+    assert_eq!(
+        resp.status(),
+        302,
+        "protected page must redirect an anonymous browser"
+    );
+    let authorize = format!("{site}{}", location(&resp));
+    let resp = browser.navigate(&authorize).await;
+    assert_eq!(
+        resp.status(),
+        302,
+        "/authorize: {}",
+        resp.text().await.unwrap_or_default()
+    );
+    let idp_url = location(&resp);
+    assert!(idp_url.starts_with(&stack.idp.issuer), "{idp_url}");
+    let callback = browser
+        .login_at_idp(&idp_url, login, &format!("{site}/web-login/"))
+        .await;
+    let page = browser.navigate(&callback).await;
+    assert_eq!(page.status(), 200);
+    let code = query_param(&callback, "code").expect("code");
+    let state = query_param(&callback, "state").expect("state");
+    browser
+        .client
+        .post(format!("{site}/oauth/token"))
+        .json(&serde_json::json!({ "code": code, "state": state }))
+        .send()
+        .await
+        .unwrap()
+}

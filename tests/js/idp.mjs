@@ -1,0 +1,231 @@
+#!/usr/bin/env node
+// idp.mjs — the development OpenID Connect provider for idgate's tests and demo.
+//
+// A real, OpenID-certified provider (oidc-provider 9) with one confidential client, its
+// built-in development login form (any login and any password are accepted; the login typed
+// in becomes the account id / `sub`) and no consent page (a grant for the requested scopes
+// is created automatically). Not for production use: signing keys are generated at start
+// and everything is kept in memory.
+//
+// Usage:
+//   node tests/js/idp.mjs --port 0 --client-id idgate --client-secret secret \
+//     --redirect-uri URL [--redirect-uri URL2 ...] \
+//     [--post-logout-redirect-uri URL ...] [--issuer-path /realms/x]
+//
+// Options:
+//   --port N                       TCP port on 127.0.0.1 (0 = ephemeral; default 0)
+//   --client-id ID                 client id (default idgate)
+//   --client-secret S              client secret, client_secret_basic at the token endpoint
+//                                  (default secret)
+//   --redirect-uri URL             allowed redirect_uri, repeatable (at least one)
+//   --post-logout-redirect-uri URL allowed post_logout_redirect_uri, repeatable
+//   --issuer-path /p               mount the provider under this path (like a Keycloak realm):
+//                                  the issuer becomes http://127.0.0.1:PORT/p
+//
+// Once listening, exactly one line is written to stdout:
+//   {"issuer":"http://127.0.0.1:PORT[/p]"}
+// Everything else (oidc-provider warnings and notices) goes to stderr.
+//
+// The client: grant types authorization_code and refresh_token, response type code,
+// PKCE (S256) required. Scopes openid, profile (name, preferred_username), email (email).
+// A refresh token is issued with every authorization code exchange (like Keycloak), without
+// the offline_access scope. name/email are returned by the userinfo endpoint, not the
+// id_token (oidc-provider's default). RP-initiated logout is at /session/end.
+// Stops with exit code 0 on SIGTERM or SIGINT.
+
+import * as crypto from 'node:crypto';
+import * as http from 'node:http';
+import { parseArgs } from 'node:util';
+
+// oidc-provider prints some notices with console.info (stdout): keep stdout for the issuer line.
+console.info = console.warn;
+console.log = console.warn;
+
+function fail(msg) {
+  process.stderr.write(`idp.mjs: ${msg}\n`);
+  process.exit(2);
+}
+
+let args;
+try {
+  ({ values: args } = parseArgs({
+    options: {
+      port: { type: 'string', default: '0' },
+      'client-id': { type: 'string', default: 'idgate' },
+      'client-secret': { type: 'string', default: 'secret' },
+      'redirect-uri': { type: 'string', multiple: true },
+      'post-logout-redirect-uri': { type: 'string', multiple: true },
+      'issuer-path': { type: 'string', default: '' },
+    },
+    strict: true,
+  }));
+} catch (err) {
+  fail(err.message);
+}
+
+const port = Number(args.port);
+if (!Number.isInteger(port) || port < 0 || port > 65535) fail(`bad --port ${args.port}`);
+const redirectUris = args['redirect-uri'] ?? [];
+if (redirectUris.length === 0) fail('at least one --redirect-uri is required');
+const postLogoutRedirectUris = args['post-logout-redirect-uri'] ?? [];
+
+const { default: Provider } = await import('oidc-provider');
+
+let issuerPath = args['issuer-path'];
+if (issuerPath) {
+  if (!issuerPath.startsWith('/')) issuerPath = `/${issuerPath}`;
+  issuerPath = issuerPath.replace(/\/+$/, '');
+}
+
+function titleCase(login) {
+  return String(login)
+    .split(/([\s._-]+)/)
+    .map((part) => (part ? part[0].toUpperCase() + part.slice(1) : part))
+    .join('');
+}
+
+// A fresh signing key per process: tokens of one IdP instance never verify against another.
+const { privateKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
+const signingJwk = {
+  ...privateKey.export({ format: 'jwk' }),
+  kid: crypto.randomBytes(8).toString('hex'),
+  alg: 'RS256',
+  use: 'sig',
+};
+
+function htmlEscape(s) {
+  return String(s).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+// RP-initiated logout page. Like Keycloak: with a valid id_token_hint the logout is carried out
+// without asking (the form submits itself); without one, the user is asked to confirm.
+async function logoutSource(ctx, form) {
+  const auto = Boolean(ctx.oidc.params.id_token_hint);
+  const body = auto
+    ? `<h1>Signing out…</h1>
+    ${form.replace('</form>', '<input type="hidden" name="logout" value="yes"/><noscript><button type="submit">Sign out</button></noscript></form>')}
+    <script>document.getElementById('op.logoutForm').submit();</script>`
+    : `<h1>Do you want to sign-out from ${htmlEscape(ctx.host)}?</h1>
+    ${form}
+    <button autofocus type="submit" form="op.logoutForm" value="yes" name="logout">Yes, sign me out</button>
+    <button type="submit" form="op.logoutForm">No, stay signed in</button>`;
+  ctx.type = 'html';
+  ctx.body = `<!DOCTYPE html>
+<html>
+<head><meta charset="utf-8"><title>Logout Request</title></head>
+<body>
+  ${body}
+</body>
+</html>`;
+}
+
+const configuration = {
+  clients: [
+    {
+      client_id: args['client-id'],
+      client_secret: args['client-secret'],
+      token_endpoint_auth_method: 'client_secret_basic',
+      grant_types: ['authorization_code', 'refresh_token'],
+      response_types: ['code'],
+      redirect_uris: redirectUris,
+      post_logout_redirect_uris: postLogoutRedirectUris,
+    },
+  ],
+  jwks: { keys: [signingJwk] },
+  cookies: {
+    keys: ['idgate-dev-idp-cookie-key-1', 'idgate-dev-idp-cookie-key-0'],
+  },
+  scopes: ['openid', 'offline_access', 'profile', 'email'],
+  claims: {
+    openid: ['sub'],
+    profile: ['name', 'preferred_username'],
+    email: ['email'],
+  },
+  // oidc-provider 9 requires PKCE only for public clients by default: require it for every client.
+  pkce: {
+    required: () => true,
+  },
+  features: {
+    devInteractions: { enabled: true },
+    rpInitiatedLogout: { enabled: true, logoutSource },
+  },
+  async findAccount(ctx, id) {
+    return {
+      accountId: id,
+      async claims() {
+        return {
+          sub: id,
+          name: titleCase(id),
+          email: `${id}@example.test`,
+          preferred_username: id,
+        };
+      },
+    };
+  },
+  // No consent page: grant whatever OIDC scopes/claims the authorization request asks for.
+  async loadExistingGrant(ctx) {
+    const { provider, client, account } = ctx.oidc;
+    const grantId = ctx.oidc.result?.consent?.grantId
+      || ctx.oidc.session.grantIdFor(client.clientId);
+    let grant = grantId ? await provider.Grant.find(grantId) : undefined;
+    if (grant && grant.accountId !== account.accountId) grant = undefined;
+    if (!grant) {
+      grant = new provider.Grant({ clientId: client.clientId, accountId: account.accountId });
+    }
+    grant.addOIDCScope([...ctx.oidc.requestParamOIDCScopes].join(' '));
+    const claims = [...ctx.oidc.requestParamClaims];
+    if (claims.length) grant.addOIDCClaims(claims);
+    await grant.save();
+    return grant;
+  },
+  async issueRefreshToken(ctx, client) {
+    return client.grantTypeAllowed('refresh_token');
+  },
+};
+
+// The port is known only once listening; the issuer must be known before the provider exists.
+const server = http.createServer();
+server.listen(port, '127.0.0.1', () => {
+  const issuer = `http://127.0.0.1:${server.address().port}${issuerPath}`;
+  const provider = new Provider(issuer, configuration);
+  // The built-in pages (login form, errors, logout) @import a web font from the internet:
+  // strip it so a browser test never tries to reach outside this machine.
+  provider.use(async (ctx, next) => {
+    await next();
+    if (typeof ctx.body === 'string' && ctx.body.includes('@import url(http')) {
+      ctx.body = ctx.body.replace(/@import url\(https?:[^)]*\);?/g, '');
+    }
+  });
+  const callback = provider.callback();
+
+  server.on('request', (req, res) => {
+    if (issuerPath) {
+      const url = req.url;
+      if (url === issuerPath || url.startsWith(`${issuerPath}/`) || url.startsWith(`${issuerPath}?`)) {
+        // Same convention as express' app.use(prefix, ...): oidc-provider derives its
+        // mount path from originalUrl minus url.
+        req.originalUrl = url;
+        let rest = url.slice(issuerPath.length);
+        if (!rest.startsWith('/')) rest = `/${rest}`;
+        req.url = rest;
+      } else {
+        res.writeHead(404, { 'content-type': 'text/plain' });
+        res.end('not found\n');
+        return;
+      }
+    }
+    callback(req, res);
+  });
+
+  process.stdout.write(`${JSON.stringify({ issuer })}\n`);
+});
+
+server.on('error', (err) => fail(err.message));
+
+function stop() {
+  server.closeAllConnections?.();
+  server.close();
+  process.exit(0);
+}
+process.on('SIGTERM', stop);
+process.on('SIGINT', stop);

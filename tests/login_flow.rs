@@ -1,0 +1,478 @@
+//! The login flow end to end, through real Nginx (with the shipped snippets), the real
+//! `oidc-provider` IdP and the idgate binary on the embedded store.
+
+mod common;
+
+use common::*;
+use std::time::Duration;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whole_flow_reaches_the_upstream_with_the_merged_identity() {
+    let stack = Stack::start();
+    let site = stack.site();
+    let browser = Browser::new();
+
+    // 1. Anonymous navigation: 302 to /authorize with the original URI percent-encoded.
+    let path = "/reports/q?x=1&y=a%20b";
+    let resp = browser.navigate(&format!("{site}{path}")).await;
+    assert_eq!(resp.status(), 302);
+    let loc = location(&resp);
+    assert_eq!(
+        loc,
+        "/authorize?appId=web&providerId=dev&redirect=%2Freports%2Fq%3Fx%3D1%26y%3Da%2520b"
+    );
+
+    // 2. /authorize: state, nonce and PKCE S256 sent to the IdP; the browser binding cookie set.
+    let resp = browser.navigate(&format!("{site}{loc}")).await;
+    assert_eq!(resp.status(), 302);
+    let set_cookies: Vec<_> = resp
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        set_cookies
+            .iter()
+            .any(|c| c.starts_with("idgate_login=") && c.contains("HttpOnly")),
+        "{set_cookies:?}"
+    );
+    assert!(
+        set_cookies
+            .iter()
+            .any(|c| c.starts_with("sid=;") && c.contains("Max-Age=0")),
+        "login clears the old session: {set_cookies:?}"
+    );
+    let idp_url = location(&resp);
+    assert!(idp_url.starts_with(&stack.idp.issuer));
+    assert_eq!(
+        query_param(&idp_url, "code_challenge_method").as_deref(),
+        Some("S256")
+    );
+    assert!(query_param(&idp_url, "code_challenge").is_some_and(|c| c.len() >= 43));
+    assert!(query_param(&idp_url, "nonce").is_some_and(|n| n.len() >= 32));
+    assert!(query_param(&idp_url, "state").is_some_and(|s| s.len() >= 32));
+    assert_eq!(
+        query_param(&idp_url, "redirect_uri"),
+        Some(format!("{site}/web-login/oauth/callback"))
+    );
+
+    // 3. The IdP login form, then back to the callback page.
+    let callback = browser
+        .login_at_idp(&idp_url, "alice", &format!("{site}/web-login/"))
+        .await;
+    assert!(callback.starts_with(&format!("{site}/web-login/oauth/callback?")));
+    let page = browser.navigate(&callback).await;
+    assert_eq!(page.status(), 200);
+    let csp = page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
+    let html = page.text().await.unwrap();
+    assert!(html.contains("src=\"/web-login/callback.js\""));
+    let js = browser
+        .navigate(&format!("{site}/web-login/callback.js"))
+        .await;
+    assert_eq!(js.status(), 200);
+    assert!(js.text().await.unwrap().contains("/oauth/token"));
+
+    // 4. POST /oauth/token: tokens, Location and cookies.
+    let resp = browser
+        .client
+        .post(format!("{site}/oauth/token"))
+        .json(&serde_json::json!({
+            "code": query_param(&callback, "code").unwrap(),
+            "state": query_param(&callback, "state").unwrap(),
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(location(&resp), path);
+    let cookies: Vec<_> = resp
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect();
+    let sid_cookie = cookies
+        .iter()
+        .find(|c| c.starts_with("sid="))
+        .expect("sid cookie");
+    for attr in ["HttpOnly", "Path=/", "SameSite=Lax"] {
+        assert!(sid_cookie.contains(attr), "{sid_cookie} lacks {attr}");
+    }
+    assert!(cookies
+        .iter()
+        .any(|c| c.starts_with("refresh_token=") && c.contains("HttpOnly")));
+    let body: serde_json::Value = resp.json().await.unwrap();
+    let jwt = body["accessToken"].as_str().unwrap().to_owned();
+    assert!(body["refreshToken"].as_str().is_some_and(|t| t.len() >= 32));
+    assert!(body["expiresAt"].as_i64().unwrap() > idgate::now_secs());
+    assert_eq!(browser.cookie(&site, "sid").as_deref(), Some(jwt.as_str()));
+
+    // 5. The protected page now reaches the upstream, with the identity headers set by Nginx
+    //    from idgate's answer — the forged one from the client is overwritten.
+    let resp = browser
+        .client
+        .get(format!("{site}{path}"))
+        .header("accept", "text/html")
+        .header("miauserid", "forged-admin")
+        .header("miausergroups", "admins")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let echo = echoed(&resp.text().await.unwrap());
+    assert_eq!(echo["uri"], path);
+    let (code, out, _) = idgate_cmd(&[
+        "users",
+        "list",
+        "--config",
+        stack.idgate.config.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0);
+    let users: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let alice = &users.as_array().unwrap()[0];
+    assert_eq!(alice["providerUserId"], "alice");
+    assert_eq!(alice["realm"], "web");
+    assert_eq!(alice["providerId"], "dev");
+    assert_eq!(echo["miauserid"], alice["userId"].as_str().unwrap());
+    assert_eq!(echo["miausergroups"], "users");
+    let props: serde_json::Value = serde_json::from_str(&echo["miauserproperties"]).unwrap();
+    assert_eq!(
+        props,
+        serde_json::json!({"name": "Alice", "email": "alice@example.test"})
+    );
+
+    // 6. The JWT: SPEC §3 claims, verifiable with the published JWKS by a standard library.
+    let jwks: jsonwebtoken::jwk::JwkSet = reqwest::get(format!("{site}/.well-known/jwks.json"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let header = jsonwebtoken::decode_header(&jwt).unwrap();
+    assert_eq!(header.alg, jsonwebtoken::Algorithm::RS256);
+    let jwk = jwks
+        .find(header.kid.as_deref().unwrap())
+        .expect("kid in JWKS");
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+    validation.set_issuer(&[&site]);
+    let claims = jsonwebtoken::decode::<serde_json::Value>(
+        &jwt,
+        &jsonwebtoken::DecodingKey::from_jwk(jwk).unwrap(),
+        &validation,
+    )
+    .unwrap()
+    .claims;
+    for c in ["iss", "sub", "iat", "exp", "jti", "sid", "user"] {
+        assert!(claims.get(c).is_some(), "claim {c} missing: {claims}");
+    }
+    assert_eq!(claims["sub"], alice["userId"]);
+    assert_eq!(claims["user"]["userId"], alice["userId"]);
+    assert_eq!(claims["user"]["groups"], serde_json::json!(["users"]));
+    assert_eq!(claims["user"]["name"], "Alice");
+    assert_eq!(claims["user"]["email"], "alice@example.test");
+
+    // 7. /userinfo answers the user claim.
+    let info: serde_json::Value = browser
+        .client
+        .get(format!("{site}/userinfo"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(info["userId"], alice["userId"]);
+
+    // 8. Nothing secret reached idgate's log.
+    let log = stack.idgate.proc.log_text();
+    assert!(log.contains("login"), "the login is logged");
+    for secret in [
+        jwt.as_str(),
+        CLIENT_SECRET,
+        &query_param(&callback, "code").unwrap(),
+        body["refreshToken"].as_str().unwrap(),
+    ] {
+        assert!(!log.contains(secret), "a secret reached the log");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn groups_set_with_the_cli_appear_at_the_next_login() {
+    let stack = Stack::start();
+    let site = stack.site();
+    let first = Browser::new();
+    assert_eq!(login(&stack, &first, "/", "bob").await.status(), 200);
+    let config = stack.idgate.config.to_str().unwrap().to_owned();
+    let (_, out, _) = idgate_cmd(&["users", "list", "--config", &config]);
+    let users: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let id = users[0]["userId"].as_str().unwrap().to_owned();
+    assert_eq!(users[0]["groups"], serde_json::json!(["users"]));
+
+    // The CLI works on the store while the daemon runs.
+    let (code, _, err) = idgate_cmd(&[
+        "users",
+        "set-groups",
+        "--config",
+        &config,
+        &id,
+        "admins",
+        "auditors",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = idgate_cmd(&[
+        "users",
+        "set-groups",
+        "--config",
+        &config,
+        "no-such-user",
+        "x",
+    ]);
+    assert_ne!(code, 0);
+    assert!(err.contains("no-such-user"), "{err}");
+
+    let second = Browser::new();
+    assert_eq!(login(&stack, &second, "/", "bob").await.status(), 200);
+    let echo = echoed(
+        &second
+            .navigate(&format!("{site}/"))
+            .await
+            .text()
+            .await
+            .unwrap(),
+    );
+    assert_eq!(
+        echo["miauserid"], id,
+        "same user, found by (realm, provider, subject)"
+    );
+    assert_eq!(echo["miausergroups"], "admins,auditors");
+    let (_, out, _) = idgate_cmd(&["users", "list", "--config", &config]);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&out)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logout_refuses_the_old_cookie_at_once() {
+    let stack = Stack::start();
+    let site = stack.site();
+    let browser = Browser::new();
+    assert_eq!(login(&stack, &browser, "/", "carol").await.status(), 200);
+    let jwt = browser.cookie(&site, "sid").unwrap();
+    assert_eq!(browser.navigate(&format!("{site}/")).await.status(), 200);
+
+    let resp = browser
+        .client
+        .post(format!("{site}/logout"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(resp
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .any(|c| c.to_str().unwrap().starts_with("sid=;")));
+
+    // The old token, replayed as a bearer token and as a cookie, is refused right away.
+    let api = Browser::new().client;
+    let resp = api
+        .get(format!("{site}/"))
+        .bearer_auth(&jwt)
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    assert!(
+        resp.headers().get("location").is_none(),
+        "API callers get no redirect"
+    );
+    let err: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(err["statusCode"], 401);
+    let resp = api
+        .get(format!("{site}/"))
+        .header("cookie", format!("sid={jwt}"))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.status(),
+        302,
+        "a browser with the old cookie is sent to log in again"
+    );
+    assert!(location(&resp).starts_with("/authorize?"));
+    let direct = api
+        .get(stack.idgate.url("/auth"))
+        .header("cookie", format!("sid={jwt}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(direct.status(), 401);
+    let info = api
+        .get(format!("{site}/userinfo"))
+        .bearer_auth(&jwt)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(info.status(), 401);
+
+    // Revoked in the store too: a restarted daemon still refuses it.
+    let (_, out, _) = idgate_cmd(&[
+        "sessions",
+        "list",
+        "--config",
+        stack.idgate.config.to_str().unwrap(),
+    ]);
+    let sessions: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(sessions[0]["alive"], false);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_state_is_single_use_and_bound_to_the_browser() {
+    let stack = Stack::start();
+    let site = stack.site();
+    let browser = Browser::new();
+    let resp = browser
+        .navigate(&format!(
+            "{site}/authorize?appId=web&providerId=dev&redirect=%2F"
+        ))
+        .await;
+    let callback = browser
+        .login_at_idp(&location(&resp), "dave", &format!("{site}/web-login/"))
+        .await;
+    let body = serde_json::json!({
+        "code": query_param(&callback, "code").unwrap(),
+        "state": query_param(&callback, "state").unwrap(),
+    });
+
+    // Another browser (no binding cookie) cannot use the state — and the state is spent.
+    let thief = Browser::new();
+    let resp = thief
+        .client
+        .post(format!("{site}/oauth/token"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let err: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(err["statusCode"], 400);
+    assert!(err["message"].as_str().unwrap().contains("state"), "{err}");
+    assert!(
+        err["message"].as_str().unwrap().contains("browser"),
+        "{err}"
+    );
+
+    // Reuse: the legitimate browser now finds it used.
+    let resp = browser
+        .client
+        .post(format!("{site}/oauth/token"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let err: serde_json::Value = resp.json().await.unwrap();
+    assert!(
+        err["message"].as_str().unwrap().contains("already used"),
+        "{err}"
+    );
+
+    // A fresh login works, once.
+    let resp = login(&stack, &browser, "/", "dave").await;
+    assert_eq!(resp.status(), 200);
+
+    // An unknown state is refused the same way.
+    let resp = browser
+        .client
+        .post(format!("{site}/oauth/token"))
+        .form(&[("code", "x"), ("state", "never-issued")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_login_state_is_refused() {
+    let stack = Stack::start_with(Setup {
+        extra_session: "login_state_ttl = \"1s\"",
+        ..Setup::default()
+    });
+    let site = stack.site();
+    let browser = Browser::new();
+    let resp = browser
+        .navigate(&format!(
+            "{site}/authorize?appId=web&providerId=dev&redirect=%2F"
+        ))
+        .await;
+    let callback = browser
+        .login_at_idp(&location(&resp), "erin", &format!("{site}/web-login/"))
+        .await;
+    // The state lives one second; wait it out.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let resp = browser
+        .client
+        .post(format!("{site}/oauth/token"))
+        .json(&serde_json::json!({
+            "code": query_param(&callback, "code").unwrap(),
+            "state": query_param(&callback, "state").unwrap(),
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let err: serde_json::Value = resp.json().await.unwrap();
+    assert!(
+        err["message"].as_str().unwrap().contains("expired"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_query_variant_of_the_callback_works() {
+    let stack = Stack::start();
+    let site = stack.site();
+    let browser = Browser::new();
+    let resp = browser
+        .navigate(&format!(
+            "{site}/authorize?appId=web&providerId=dev&redirect=%2Fq"
+        ))
+        .await;
+    let callback = browser
+        .login_at_idp(&location(&resp), "frank", &format!("{site}/web-login/"))
+        .await;
+    let page = browser
+        .navigate(&format!("{site}/web-login/callback"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("data-mode=\"query\""));
+    let resp = browser
+        .client
+        .post(format!(
+            "{site}/oauth/token?code={}&state={}",
+            query_param(&callback, "code").unwrap(),
+            query_param(&callback, "state").unwrap()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(location(&resp), "/q");
+}
