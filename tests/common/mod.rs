@@ -7,6 +7,8 @@
 //! one `name=value` line each, so a test sees exactly what an upstream would.
 
 #![allow(dead_code)]
+// Test support: a failed set-up step should stop the test with a message, not be handled.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener, TcpStream};
