@@ -315,6 +315,7 @@ pub struct Setup {
     pub extra_app: &'static str,
     /// Lines added to `[session]`.
     pub extra_session: &'static str,
+    pub trusted_peers: &'static str,
     /// Lines before `[server]` (top-level keys).
     pub extra: &'static str,
 }
@@ -327,6 +328,7 @@ impl Default for Setup {
             access_ttl: "15m",
             extra_app: "",
             extra_session: "",
+            trusted_peers: r#"["127.0.0.1/32", "::1/128"]"#,
             extra: "",
         }
     }
@@ -356,12 +358,31 @@ impl Stack {
             ],
             &["--post-logout-redirect-uri", &format!("{site}/")],
         );
-        std::fs::copy(fixture(setup.key), dir.path().join(setup.key)).unwrap();
-        let config = format!(
-            r#"{extra}
+        let config = config_toml(&setup, dir.path(), &site, &idp.issuer);
+        let idgate = Idgate::start(dir.path(), &config);
+        let nginx = Nginx::start(&dir.path().join("nginx"), port, idgate.addr);
+        Self {
+            dir,
+            nginx,
+            idgate,
+            idp,
+        }
+    }
+
+    pub fn site(&self) -> String {
+        format!("http://127.0.0.1:{}", self.nginx.port)
+    }
+}
+
+/// The idgate config the harness writes: one website app `web` on `site`, one OIDC provider
+/// `dev` at `issuer`, the embedded store in `dir` (the signing key is copied there too).
+pub fn config_toml(setup: &Setup, dir: &Path, site: &str, issuer: &str) -> String {
+    std::fs::copy(fixture(setup.key), dir.join(setup.key)).unwrap();
+    format!(
+        r#"{extra}
 [server]
 listen = ["127.0.0.1:0"]
-trusted_peers = ["127.0.0.1/32", "::1/128"]
+trusted_peers = {trusted}
 
 [jwt]
 algorithm = "{alg}"
@@ -398,28 +419,30 @@ client_secret = "{secret}"
 scope = ["openid", "profile", "email"]
 label = "Development IdP"
 "#,
-            extra = setup.extra,
-            alg = setup.algorithm,
-            key = setup.key,
-            ttl = setup.access_ttl,
-            extra_app = setup.extra_app,
-            extra_session = setup.extra_session,
-            issuer = idp.issuer,
-            secret = CLIENT_SECRET,
-        );
-        let idgate = Idgate::start(dir.path(), &config);
-        let nginx = Nginx::start(&dir.path().join("nginx"), port, idgate.addr);
-        Self {
-            dir,
-            nginx,
-            idgate,
-            idp,
-        }
-    }
+        extra = setup.extra,
+        alg = setup.algorithm,
+        key = setup.key,
+        ttl = setup.access_ttl,
+        extra_app = setup.extra_app,
+        extra_session = setup.extra_session,
+        trusted = setup.trusted_peers,
+        issuer = issuer,
+        secret = CLIENT_SECRET,
+    )
+}
 
-    pub fn site(&self) -> String {
-        format!("http://127.0.0.1:{}", self.nginx.port)
-    }
+/// idgate alone, its IdP unreachable (it is only contacted at login); for tests of `/auth`,
+/// tokens, parameters and the CLI.
+pub fn start_idgate_alone(setup: Setup) -> (tempfile::TempDir, Idgate) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_toml(
+        &setup,
+        dir.path(),
+        "http://127.0.0.1:8080",
+        "http://127.0.0.1:1",
+    );
+    let idgate = Idgate::start(dir.path(), &config);
+    (dir, idgate)
 }
 
 /// A browser without JavaScript: its own cookie jar, redirects followed by hand.
