@@ -2,6 +2,8 @@
 //! is never contacted here): forged and expired tokens, untrusted peers, open redirects, bad
 //! parameters, restarts, cross-process revocation, key algorithms and `check-config`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: fail loudly
+
 mod common;
 
 use common::*;

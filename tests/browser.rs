@@ -1,6 +1,8 @@
 //! The login in a real browser: headless Chromium (driven by `tests/js/browser-login.mjs`)
 //! runs the real callback page and its script, under its strict CSP, through Nginx and idgate.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: fail loudly
+
 mod common;
 
 use common::*;

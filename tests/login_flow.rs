@@ -1,6 +1,8 @@
 //! The login flow end to end, through real Nginx (with the shipped snippets), the real
 //! `oidc-provider` IdP and the idgate binary on the embedded store.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: fail loudly
+
 mod common;
 
 use common::*;
