@@ -610,3 +610,16 @@ fn check_config_exits_78_naming_the_key() {
     let (code, _, _) = idgate_cmd(&["check-config", "--config", "/nonexistent/idgate.toml"]);
     assert_eq!(code, 78);
 }
+
+#[test]
+fn the_packaged_example_config_is_valid() {
+    let dir = tempfile::tempdir().unwrap();
+    let example = std::fs::read_to_string(repo().join("packaging/idgate.toml"))
+        .unwrap()
+        .replace("/var/lib/idgate/idgate.db", dir.path().join("idgate.db").to_str().unwrap());
+    std::fs::copy(fixture("rs256.pem"), dir.path().join("signing.pem")).unwrap();
+    let path = dir.path().join("idgate.toml");
+    std::fs::write(&path, example).unwrap();
+    let (code, _, err) = idgate_cmd(&["check-config", "--config", path.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+}
