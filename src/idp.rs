@@ -31,8 +31,8 @@ type Client = CoreClient<
     EndpointMaybeSet,
 >;
 
-/// How long a JWKS stays cached before an unknown `kid` may trigger another fetch.
-const JWKS_REFETCH_MIN_INTERVAL: Duration = Duration::from_secs(10);
+/// Least time between two JWKS fetches triggered by an unknown `kid`.
+const JWKS_REFETCH_MIN_INTERVAL: Duration = Duration::from_secs(2);
 
 #[derive(Debug, thiserror::Error)]
 pub enum IdpError {
@@ -40,6 +40,9 @@ pub enum IdpError {
     Discovery { issuer: String, message: String },
     #[error("{0}")]
     Protocol(String),
+    /// The IdP answered with an OAuth error (e.g. `invalid_grant` for a used or expired code).
+    #[error("the identity provider refused: {0}")]
+    Rejected(String),
     #[error("id_token rejected: {0}")]
     IdToken(String),
 }
@@ -76,6 +79,7 @@ pub struct IdpClient {
     /// Discovered metadata; a std lock because it is only read or swapped, never held across
     /// an `.await`.
     metadata: RwLock<Option<Arc<ProviderMetadataWithLogout>>>,
+    /// When an unknown `kid` last made us fetch the JWKS (rate limit).
     last_jwks_fetch: RwLock<Option<Instant>>,
 }
 
@@ -122,9 +126,6 @@ impl IdpClient {
         let meta = Arc::new(meta);
         if let Ok(mut g) = self.metadata.write() {
             *g = Some(meta.clone());
-        }
-        if let Ok(mut g) = self.last_jwks_fetch.write() {
-            *g = Some(Instant::now());
         }
         Ok(meta)
     }

@@ -616,7 +616,10 @@ fn the_packaged_example_config_is_valid() {
     let dir = tempfile::tempdir().unwrap();
     let example = std::fs::read_to_string(repo().join("packaging/idgate.toml"))
         .unwrap()
-        .replace("/var/lib/idgate/idgate.db", dir.path().join("idgate.db").to_str().unwrap());
+        .replace(
+            "/var/lib/idgate/idgate.db",
+            dir.path().join("idgate.db").to_str().unwrap(),
+        );
     std::fs::copy(fixture("rs256.pem"), dir.path().join("signing.pem")).unwrap();
     let path = dir.path().join("idgate.toml");
     std::fs::write(&path, example).unwrap();

@@ -478,3 +478,85 @@ async fn the_query_variant_of_the_callback_works() {
     assert_eq!(resp.status(), 200);
     assert_eq!(location(&resp), "/q");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idp_key_rotation_is_followed_by_refetching_the_jwks() {
+    let stack = Stack::start();
+    let site = stack.site();
+    let browser = Browser::new();
+    // A first /authorize makes idgate discover the IdP and cache its JWKS (key A).
+    let authorize = format!("{site}/authorize?appId=web&providerId=dev&redirect=%2F");
+    assert_eq!(browser.navigate(&authorize).await.status(), 302);
+
+    // The IdP rotates to key B and publishes only B.
+    let jwks_url = format!("{}/jwks", stack.idp.issuer);
+    let kid = |v: serde_json::Value| v["keys"][0]["kid"].as_str().unwrap().to_owned();
+    let before = kid(reqwest::get(&jwks_url).await.unwrap().json().await.unwrap());
+    stack.idp.proc.signal("USR2");
+    let mut rotated = false;
+    for _ in 0..100 {
+        let now = kid(reqwest::get(&jwks_url).await.unwrap().json().await.unwrap());
+        if now != before {
+            rotated = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(rotated, "the IdP rotated its key");
+
+    // The next login's id_token carries a kid idgate never saw: it must fetch the JWKS again.
+    let resp = browser.navigate(&authorize).await;
+    let callback = browser
+        .login_at_idp(&location(&resp), "heidi", &format!("{site}/web-login/"))
+        .await;
+    let resp = browser
+        .client
+        .post(format!("{site}/oauth/token"))
+        .json(&serde_json::json!({
+            "code": query_param(&callback, "code").unwrap(),
+            "state": query_param(&callback, "state").unwrap(),
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.status(),
+        200,
+        "idgate fetched the new JWKS: {}",
+        resp.text().await.unwrap_or_default()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_logout_goes_on_to_the_idp_end_session() {
+    let stack = Stack::start_with(Setup {
+        extra_app: "post_logout_redirect_url = \"http://127.0.0.1:1/\"",
+        ..Setup::default()
+    });
+    let site = stack.site();
+    let browser = Browser::new();
+    assert_eq!(login(&stack, &browser, "/", "ivan").await.status(), 200);
+    let resp = browser
+        .navigate(&format!("{site}/logout?redirect=%2F"))
+        .await;
+    assert_eq!(resp.status(), 302);
+    let end = location(&resp);
+    assert!(
+        end.starts_with(&format!("{}/session/end?", stack.idp.issuer)),
+        "{end}"
+    );
+    assert_eq!(query_param(&end, "client_id").as_deref(), Some("idgate"));
+    assert_eq!(
+        query_param(&end, "post_logout_redirect_uri").as_deref(),
+        Some("http://127.0.0.1:1/")
+    );
+    assert!(
+        query_param(&end, "id_token_hint").is_none(),
+        "no token in a URL"
+    );
+    assert_eq!(
+        browser.navigate(&format!("{site}/")).await.status(),
+        302,
+        "logged out here"
+    );
+}

@@ -67,6 +67,7 @@ pub async fn exchange(state: &AppState, req: Request) -> Result<Response, ApiErr
         .await
         .map_err(|e| match e {
             IdpError::IdToken(_) => ApiError::Unauthorized(e.to_string()),
+            IdpError::Rejected(_) => ApiError::BadRequest(format!("code: {e}")),
             other => ApiError::Idp(other.to_string()),
         })?;
     let user = state

@@ -104,6 +104,19 @@ impl Proc {
         line
     }
 
+    /// Sends `signal` (e.g. "USR2") to the process.
+    pub fn signal(&self, signal: &str) {
+        let ok = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status();
+        assert!(
+            ok.is_ok_and(|s| s.success()),
+            "kill -{signal} {}",
+            self.name
+        );
+    }
+
     pub fn log_text(&self) -> String {
         self.log.lock().unwrap().join("\n")
     }

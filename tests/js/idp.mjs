@@ -31,7 +31,7 @@
 // A refresh token is issued with every authorization code exchange (like Keycloak), without
 // the offline_access scope. name/email are returned by the userinfo endpoint, not the
 // id_token (oidc-provider's default). RP-initiated logout is at /session/end.
-// Stops with exit code 0 on SIGTERM or SIGINT.
+// Stops with exit code 0 on SIGTERM or SIGINT. SIGUSR2 rotates the signing key (see below).
 
 import * as crypto from 'node:crypto';
 import * as http from 'node:http';
@@ -85,13 +85,16 @@ function titleCase(login) {
 }
 
 // A fresh signing key per process: tokens of one IdP instance never verify against another.
-const { privateKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
-const signingJwk = {
-  ...privateKey.export({ format: 'jwk' }),
-  kid: crypto.randomBytes(8).toString('hex'),
-  alg: 'RS256',
-  use: 'sig',
-};
+function newSigningJwk() {
+  const { privateKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
+  return {
+    ...privateKey.export({ format: 'jwk' }),
+    kid: crypto.randomBytes(8).toString('hex'),
+    alg: 'RS256',
+    use: 'sig',
+  };
+}
+const signingJwk = newSigningJwk();
 
 function htmlEscape(s) {
   return String(s).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
@@ -183,20 +186,33 @@ const configuration = {
   },
 };
 
-// The port is known only once listening; the issuer must be known before the provider exists.
-const server = http.createServer();
-server.listen(port, '127.0.0.1', () => {
-  const issuer = `http://127.0.0.1:${server.address().port}${issuerPath}`;
-  const provider = new Provider(issuer, configuration);
-  // The built-in pages (login form, errors, logout) @import a web font from the internet:
-  // strip it so a browser test never tries to reach outside this machine.
+// The built-in pages (login form, errors, logout) @import a web font from the internet:
+// strip it so a browser test never tries to reach outside this machine.
+function installFontStripper(provider) {
   provider.use(async (ctx, next) => {
     await next();
     if (typeof ctx.body === 'string' && ctx.body.includes('@import url(http')) {
       ctx.body = ctx.body.replace(/@import url\(https?:[^)]*\);?/g, '');
     }
   });
-  const callback = provider.callback();
+}
+
+// The port is known only once listening; the issuer must be known before the provider exists.
+const server = http.createServer();
+server.listen(port, '127.0.0.1', () => {
+  const issuer = `http://127.0.0.1:${server.address().port}${issuerPath}`;
+  let provider = new Provider(issuer, configuration);
+  installFontStripper(provider);
+  let callback = provider.callback();
+  // SIGUSR2 rotates the signing key, as an IdP does on schedule: from then on id_tokens carry a
+  // `kid` the relying party has not seen, and the JWKS publishes only the new key. Sessions,
+  // grants and codes survive (oidc-provider's in-memory adapter is shared by instances).
+  process.on('SIGUSR2', () => {
+    provider = new Provider(issuer, { ...configuration, jwks: { keys: [newSigningJwk()] } });
+    installFontStripper(provider);
+    callback = provider.callback();
+    process.stderr.write('idp.mjs: signing key rotated\n');
+  });
 
   server.on('request', (req, res) => {
     if (issuerPath) {
