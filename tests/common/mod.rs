@@ -28,12 +28,22 @@ pub fn fixture(name: &str) -> PathBuf {
     repo().join("tests/fixtures").join(name)
 }
 
-/// A port nobody listens on right now (the OS picks it).
+/// A port nobody listens on right now, for servers that cannot report the port they bound
+/// (Nginx). Taken below Linux's ephemeral range (32768+), so no `bind(…:0)` of a concurrently
+/// starting IdP or idgate can be handed the same port; a per-process counter keeps the test
+/// threads of one binary apart, and the pid spreads binaries apart.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("no free loopback port")
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let base = 20_000 + (std::process::id() % 400) as u16 * 25;
+    for _ in 0..1000 {
+        let offset = NEXT.fetch_add(1, Ordering::Relaxed) % 10_000;
+        let port = base + offset;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port");
 }
 
 /// Polls until `f` returns `Some`, or panics with `what` after `timeout`.
@@ -298,8 +308,13 @@ http {{
             .arg("-c")
             .arg(prefix.join("nginx.conf"));
         cmd.arg("-e").arg(prefix.join("logs/error.log"));
-        let proc = Proc::spawn("nginx", &mut cmd);
+        let mut proc = Proc::spawn("nginx", &mut cmd);
         wait_for_port("nginx", port);
+        assert!(
+            proc.is_running(),
+            "nginx exited: {}",
+            std::fs::read_to_string(prefix.join("logs/error.log")).unwrap_or_default()
+        );
         Self {
             port,
             prefix: prefix.to_owned(),
