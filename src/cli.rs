@@ -87,7 +87,12 @@ pub enum SessionsAction {
     Revoke {
         #[arg(long, default_value = "/etc/idgate/idgate.toml")]
         config: PathBuf,
-        #[arg(long, conflicts_with = "user", required_unless_present = "user")]
+        #[arg(
+            long,
+            alias = "session",
+            conflicts_with = "user",
+            required_unless_present = "user"
+        )]
         sid: Option<String>,
         #[arg(long)]
         user: Option<String>,
@@ -151,7 +156,12 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Serve { config } => serve(&config),
         Command::CheckConfig { config } => {
             let c = Config::load(&config)?;
-            AppState::build(c).map_err(Failure::Runtime)?;
+            block_on(async move {
+                AppState::build(c)
+                    .await
+                    .map(|_| ())
+                    .map_err(Failure::Runtime)
+            })?;
             println!("{}: ok", config.display());
             Ok(())
         }
@@ -180,7 +190,7 @@ fn serve(path: &Path) -> Result<(), Failure> {
         let listeners = crate::server::bind(&config.server.listen)
             .await
             .map_err(anyhow::Error::from)?;
-        let state = AppState::build(config)?;
+        let state = AppState::build(config).await?;
         state.spawn_background();
         crate::server::run(listeners, state, crate::signal::shutdown()).await;
         Ok(())
@@ -198,7 +208,7 @@ fn print_json(value: &serde_json::Value) -> Result<(), Failure> {
 async fn users(action: UsersAction) -> Result<(), Failure> {
     match action {
         UsersAction::List { config } => {
-            let stores = Stores::open(&Config::load(&config)?)?;
+            let stores = Stores::open(&Config::load(&config)?).await?;
             let list = stores
                 .users
                 .list_users()
@@ -211,7 +221,7 @@ async fn users(action: UsersAction) -> Result<(), Failure> {
             user_id,
             groups,
         } => {
-            let stores = Stores::open(&Config::load(&config)?)?;
+            let stores = Stores::open(&Config::load(&config)?).await?;
             if !stores
                 .users
                 .set_groups(&user_id, &groups)
@@ -229,7 +239,7 @@ async fn users(action: UsersAction) -> Result<(), Failure> {
 async fn sessions(action: SessionsAction) -> Result<(), Failure> {
     match action {
         SessionsAction::List { config, user } => {
-            let stores = Stores::open(&Config::load(&config)?)?;
+            let stores = Stores::open(&Config::load(&config)?).await?;
             let list = stores
                 .sessions
                 .list_sessions(user.as_deref())
@@ -249,7 +259,7 @@ async fn sessions(action: SessionsAction) -> Result<(), Failure> {
             print_json(&serde_json::Value::Array(rows))
         }
         SessionsAction::Revoke { config, sid, user } => {
-            let stores = Stores::open(&Config::load(&config)?)?;
+            let stores = Stores::open(&Config::load(&config)?).await?;
             let revoked = match (sid, user) {
                 (Some(sid), _) => {
                     let done = stores
@@ -285,7 +295,7 @@ async fn sessions(action: SessionsAction) -> Result<(), Failure> {
                 .ok_or_else(|| {
                     anyhow::anyhow!("several apps are configured: name one with --app")
                 })?;
-            let state = AppState::build(cfg)?;
+            let state = AppState::build(cfg).await?;
             let token = mint(&state, &app_id, &user, &groups).await?;
             println!("{token}");
             Ok(())
@@ -307,20 +317,26 @@ pub async fn mint(
     let now = crate::now_secs();
     let sid = crate::crypto::random_token();
     let lifetime = state.config.session.lifetime.as_secs() as i64;
-    state
+    let evicted = state
         .sessions
-        .create_session(&crate::store::SessionRecord {
-            sid: sid.clone(),
-            user_id: user_id.to_owned(),
-            app_id: app_id.to_owned(),
-            provider_id: String::new(),
-            created_at: now,
-            expires_at: now + lifetime,
-            refresh_hash: crate::crypto::hash_token(&crate::crypto::random_token()),
-            idp_tokens: Vec::new(),
-            revoked: false,
-        })
+        .create_session(
+            &crate::store::SessionRecord {
+                sid: sid.clone(),
+                user_id: user_id.to_owned(),
+                app_id: app_id.to_owned(),
+                provider_id: String::new(),
+                created_at: now,
+                expires_at: now + lifetime,
+                refresh_hash: crate::crypto::hash_token(&crate::crypto::random_token()),
+                idp_tokens: Vec::new(),
+                revoked: false,
+            },
+            state.config.session.max_per_user,
+        )
         .await?;
+    for sid in &evicted {
+        state.auth.forget_session(sid);
+    }
     let user = crate::jwt::UserClaim {
         user_id: user_id.to_owned(),
         groups: groups

@@ -8,20 +8,22 @@
 //! Logout must still win at once. Every cached entry shares a liveness flag with all other
 //! entries of its session; revoking the session flips the flag, so every cached token of it dies
 //! in the same instant. Revocations made by other processes arrive through the store's
-//! revocation feed ([`spawn_revocation_follower`]), within [`FOLLOW_INTERVAL`].
+//! revocation feed ([`spawn_revocation_follower`]) within a second. If the feed goes quiet (Redis
+//! unreachable), cached sessions are trusted for `session.outage_grace` more, then no longer:
+//! every request goes back to the store, and is refused if the store cannot answer.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use http::HeaderValue;
 
 use crate::jwt::{Claims, JwtError, JwtKeys};
-use crate::store::{Sessions, StoreError};
+use crate::store::{FeedEvent, Sessions, StoreError};
 
-/// How often the revocation feed is read.
-pub const FOLLOW_INTERVAL: Duration = Duration::from_millis(250);
+/// How often stale liveness flags are dropped.
+const PRUNE_INTERVAL: Duration = Duration::from_secs(60);
 
 /// A verified session token, with what `/auth` sends upstream already rendered.
 pub struct VerifiedSession {
@@ -60,6 +62,10 @@ pub struct Authenticator {
     /// all left the cache; a std mutex because it is touched only on cache misses and
     /// revocations, never held across an `.await`.
     flags: Mutex<HashMap<String, Weak<AtomicBool>>>,
+    /// Until when (Unix seconds) cached verifications may be trusted: the last moment the
+    /// revocation feed was known current, plus the outage grace.
+    feed_trusted_until: AtomicI64,
+    outage_grace_secs: i64,
 }
 
 impl Authenticator {
@@ -68,6 +74,7 @@ impl Authenticator {
         sessions: Arc<dyn Sessions>,
         user_properties: Vec<String>,
         capacity: usize,
+        outage_grace: Duration,
     ) -> Self {
         Self {
             keys,
@@ -75,6 +82,19 @@ impl Authenticator {
             user_properties,
             tokens: quick_cache::sync::Cache::new(capacity),
             flags: Mutex::new(HashMap::new()),
+            feed_trusted_until: AtomicI64::new(0),
+            outage_grace_secs: outage_grace.as_secs().max(1) as i64,
+        }
+    }
+
+    /// Applies what the store's revocation feed reports.
+    pub fn on_feed_event(&self, event: FeedEvent) {
+        match event {
+            FeedEvent::Revoked(sid) => self.forget_session(&sid),
+            FeedEvent::Healthy => {
+                let until = crate::now_secs() + self.outage_grace_secs;
+                self.feed_trusted_until.fetch_max(until, Ordering::AcqRel);
+            }
         }
     }
 
@@ -82,8 +102,12 @@ impl Authenticator {
         &self.keys
     }
 
-    /// The hot path: a cached, still-valid verification of `token`, or `None`.
+    /// The hot path: a cached, still-valid verification of `token`, or `None`. Cached entries
+    /// count only while the revocation feed is trusted.
     pub fn cached(&self, token: &str, now: i64) -> Option<Arc<VerifiedSession>> {
+        if now > self.feed_trusted_until.load(Ordering::Acquire) {
+            return None;
+        }
         self.tokens.get(token).filter(|s| s.is_valid(now))
     }
 
@@ -91,11 +115,13 @@ impl Authenticator {
     pub async fn authenticate(&self, token: &str) -> Result<Arc<VerifiedSession>, AuthFailure> {
         let now = crate::now_secs();
         if let Some(hit) = self.tokens.get(token) {
-            return if hit.is_valid(now) {
-                Ok(hit)
-            } else {
-                Err(AuthFailure::SessionEnded)
-            };
+            if hit.is_valid(now) && now <= self.feed_trusted_until.load(Ordering::Acquire) {
+                return Ok(hit);
+            }
+            if !hit.is_valid(now) {
+                // Revoked or expired: final, no need to ask the store.
+                return Err(AuthFailure::SessionEnded);
+            }
         }
         let claims = self.keys.verify(token)?;
         // Take the flag before reading the store, so a revocation that lands in between
@@ -209,30 +235,19 @@ pub fn ascii_json(v: &serde_json::Value) -> String {
 
 /// Follows the store's revocation feed so logouts made elsewhere (another instance, the CLI)
 /// invalidate this process's cache; also prunes stale liveness flags.
-pub fn spawn_revocation_follower(
-    auth: Arc<Authenticator>,
-    sessions: Arc<dyn Sessions>,
-) -> tokio::task::JoinHandle<()> {
+pub fn spawn_revocation_follower(auth: Arc<Authenticator>, sessions: Arc<dyn Sessions>) {
+    let sink_auth = auth.clone();
     tokio::spawn(async move {
-        let mut cursor = -1;
-        let mut ticks: u32 = 0;
+        sessions
+            .follow_revocations(Arc::new(move |event| sink_auth.on_feed_event(event)))
+            .await;
+    });
+    tokio::spawn(async move {
         loop {
-            match sessions.revocations_since(cursor).await {
-                Ok((next, sids)) => {
-                    cursor = next;
-                    for sid in sids {
-                        auth.forget_session(&sid);
-                    }
-                }
-                Err(e) => tracing::warn!(error = %e, "cannot read the revocation feed"),
-            }
-            ticks = ticks.wrapping_add(1);
-            if ticks.is_multiple_of(240) {
-                auth.prune_flags();
-            }
-            tokio::time::sleep(FOLLOW_INTERVAL).await;
+            tokio::time::sleep(PRUNE_INTERVAL).await;
+            auth.prune_flags();
         }
-    })
+    });
 }
 
 #[cfg(test)]

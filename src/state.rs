@@ -36,28 +36,54 @@ pub struct Stores {
 }
 
 impl Stores {
-    pub fn open(config: &Config) -> anyhow::Result<Self> {
-        let StoreConfig::Embedded { path } = &config.store;
-        let embedded = EmbeddedStore::open(path)?;
-        let users: Arc<dyn Users> = match &config.users {
-            UsersConfig::Embedded { path: users_path } if users_path == path => {
-                Arc::new(embedded.clone())
+    /// Opens the stores the config names. Servers that are down do not stop this: their
+    /// clients connect lazily, and `/-/ready` names what is unreachable.
+    pub async fn open(config: &Config) -> anyhow::Result<Self> {
+        let (states, sessions, embedded): (Arc<dyn LoginStates>, Arc<dyn Sessions>, _) =
+            match &config.store {
+                StoreConfig::Embedded { path } => {
+                    let store = EmbeddedStore::open(path)?;
+                    (
+                        Arc::new(store.clone()),
+                        Arc::new(store.clone()),
+                        Some((path.clone(), store)),
+                    )
+                }
+                StoreConfig::Redis(redis) => {
+                    let (states, sessions) = crate::store::redis::open(redis).await?;
+                    (states, sessions, None)
+                }
+            };
+        let (users, sessions): (Arc<dyn Users>, Arc<dyn Sessions>) = match &config.users {
+            UsersConfig::Embedded { path } => match &embedded {
+                Some((store_path, store)) if store_path == path => {
+                    (Arc::new(store.clone()), sessions)
+                }
+                _ => (Arc::new(EmbeddedStore::open(path)?), sessions),
+            },
+            UsersConfig::Mongodb(mongo) => {
+                let users = crate::store::mongo::open_users(mongo).await?;
+                let sessions = match &config.store {
+                    StoreConfig::Redis(_) => {
+                        crate::store::mongo::mirror_sessions(sessions, mongo).await?
+                    }
+                    StoreConfig::Embedded { .. } => sessions,
+                };
+                (users, sessions)
             }
-            UsersConfig::Embedded { path: users_path } => {
-                Arc::new(EmbeddedStore::open(users_path)?)
-            }
+            UsersConfig::Crud(crud) => (crate::store::crud::open_users(crud)?, sessions),
         };
         Ok(Self {
-            states: Arc::new(embedded.clone()),
-            sessions: Arc::new(embedded),
+            states,
+            sessions,
             users,
         })
     }
 }
 
 impl AppState {
-    pub fn build(config: Config) -> anyhow::Result<Arc<Self>> {
-        let stores = Stores::open(&config)?;
+    pub async fn build(config: Config) -> anyhow::Result<Arc<Self>> {
+        let stores = Stores::open(&config).await?;
         let issuers: Vec<String> = config.apps.values().map(|a| a.issuer.clone()).collect();
         let keys = JwtKeys::new(&config.jwt.signing, &config.jwt.verification, &issuers)
             .map_err(|m| anyhow::anyhow!("jwt: {m}"))?;
@@ -67,6 +93,7 @@ impl AppState {
             stores.sessions.clone(),
             config.headers.user_properties.clone(),
             config.session.token_cache_entries,
+            config.session.outage_grace,
         ));
         let cipher = TokenCipher::from_key_material(
             config

@@ -69,18 +69,56 @@ pub struct RawSession {
     pub cookie_same_site: Option<String>,
     pub token_cache_entries: Option<usize>,
     pub token_key_file: Option<PathBuf>,
+    /// Live sessions kept per user; the oldest is revoked beyond it (Mia's
+    /// `STORED_ACCESS_TOKEN_NUMBER`).
+    pub max_per_user: Option<usize>,
+    /// How long sessions already verified keep working while the revocation feed (Redis) is
+    /// unreachable.
+    pub outage_grace: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
 pub enum RawStore {
-    Embedded { path: PathBuf },
+    Embedded {
+        path: PathBuf,
+    },
+    Redis {
+        /// `standalone` (default), `sentinel` or `cluster`.
+        mode: Option<String>,
+        /// `redis://` or `rediss://` (TLS) URLs: the server, the sentinels, or cluster seeds.
+        urls: Vec<String>,
+        master_name: Option<String>,
+        /// Key namespace (Mia's `REDIS_SESSION_SCOPE`).
+        scope: Option<String>,
+        username: Option<String>,
+        password: Option<String>,
+        password_file: Option<PathBuf>,
+        pool_size: Option<u32>,
+    },
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
 pub enum RawUsers {
-    Embedded { path: Option<PathBuf> },
+    Embedded {
+        path: Option<PathBuf>,
+    },
+    Mongodb {
+        uri: String,
+        database: String,
+        collection: Option<String>,
+        /// Where the durable copy of sessions goes when `[store]` is Redis.
+        sessions_collection: Option<String>,
+    },
+    Crud {
+        /// e.g. `http://crud-service/users` (Mia's `USERS_CRUD_BASE_URL`).
+        base_url: String,
+        /// Headers sent with every request (e.g. an API key or `secret`).
+        #[serde(default)]
+        headers: BTreeMap<String, String>,
+        timeout: Option<String>,
+    },
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -85,20 +85,26 @@ pub async fn exchange(state: &AppState, req: Request) -> Result<Response, ApiErr
     let sealed = state
         .cipher
         .seal(&serde_json::to_vec(&idp_tokens).unwrap_or_default());
-    state
+    let evicted = state
         .sessions
-        .create_session(&SessionRecord {
-            sid: sid.clone(),
-            user_id: user.user_id.clone(),
-            app_id: app.id.clone(),
-            provider_id: login.provider_id.clone(),
-            created_at: now,
-            expires_at: now + lifetime,
-            refresh_hash: hash_token(&refresh_token),
-            idp_tokens: sealed,
-            revoked: false,
-        })
+        .create_session(
+            &SessionRecord {
+                sid: sid.clone(),
+                user_id: user.user_id.clone(),
+                app_id: app.id.clone(),
+                provider_id: login.provider_id.clone(),
+                created_at: now,
+                expires_at: now + lifetime,
+                refresh_hash: hash_token(&refresh_token),
+                idp_tokens: sealed,
+                revoked: false,
+            },
+            state.config.session.max_per_user,
+        )
         .await?;
+    for sid in &evicted {
+        state.auth.forget_session(sid);
+    }
     let ttl = state.config.session.access_ttl.as_secs() as i64;
     let claims = users::session_claims(
         &app,

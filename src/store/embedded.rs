@@ -3,6 +3,9 @@
 //! mode plus a busy timeout), so `idgate users …` and `idgate sessions …` work while the daemon
 //! runs and a revocation made by one process reaches the others through the revocation log.
 //!
+//! Writers take the lock up front (`BEGIN IMMEDIATE`) so a busy file makes them wait (busy
+//! timeout) instead of failing on a stale snapshot.
+//!
 //! rusqlite is synchronous: every call runs on tokio's blocking pool. The connection sits in a
 //! `std::sync::Mutex` (never held across an `.await`); SQLite serialises writers anyway, and
 //! none of this is on the `/auth` hot path.
@@ -11,9 +14,15 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 
-use super::{Identity, LoginState, LoginStates, SessionRecord, Sessions, StoreError, User, Users};
+use super::{
+    FeedEvent, Identity, LoginState, LoginStates, RevocationSink, SessionRecord, Sessions,
+    StoreError, User, Users,
+};
+
+/// How often the revocation log is read by [`Sessions::follow_revocations`].
+const POLL_INTERVAL: std::time::Duration = std::time::Duration::from_millis(250);
 
 const STORE: &str = "embedded store";
 
@@ -77,6 +86,39 @@ fn unavailable(e: impl std::fmt::Display) -> StoreError {
 }
 
 impl EmbeddedStore {
+    /// Revocations logged after `cursor` (`-1`: start at the end of the log), and the new
+    /// cursor.
+    pub async fn revocations_since(&self, cursor: i64) -> Result<(i64, Vec<String>), StoreError> {
+        self.run(move |c| {
+            let mut stmt = c
+                .prepare("SELECT seq, sid FROM revocations WHERE seq > ?1 ORDER BY seq")
+                .map_err(unavailable)?;
+            let rows = stmt
+                .query_map([cursor], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+                })
+                .map_err(unavailable)?;
+            let mut last = cursor;
+            let mut sids = Vec::new();
+            for row in rows {
+                let (seq, sid) = row.map_err(read_err)?;
+                last = seq;
+                sids.push(sid);
+            }
+            if cursor < 0 {
+                // First call: start from the end of the log.
+                let end: i64 = c
+                    .query_row("SELECT COALESCE(MAX(seq), 0) FROM revocations", [], |r| {
+                        r.get(0)
+                    })
+                    .map_err(unavailable)?;
+                return Ok((end, Vec::new()));
+            }
+            Ok((last, sids))
+        })
+        .await
+    }
+
     /// Opens (creating if needed) the file and its tables.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -228,10 +270,16 @@ impl LoginStates for EmbeddedStore {
 
 #[async_trait]
 impl Sessions for EmbeddedStore {
-    async fn create_session(&self, s: &SessionRecord) -> Result<(), StoreError> {
+    async fn create_session(
+        &self,
+        s: &SessionRecord,
+        max_per_user: usize,
+    ) -> Result<Vec<String>, StoreError> {
         let s = s.clone();
         self.run(move |c| {
-            c.execute(
+            let now = crate::now_secs();
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(unavailable)?;
+            tx.execute(
                 "INSERT INTO sessions (sid, user_id, app_id, provider_id, created_at, expires_at,
                  refresh_hash, idp_tokens, revoked) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                 params![
@@ -247,13 +295,28 @@ impl Sessions for EmbeddedStore {
                 ],
             )
             .map_err(unavailable)?;
+            // Beyond the cap, the oldest live sessions of the user go.
+            let evicted: Vec<String> = {
+                let mut stmt = tx
+                    .prepare(
+                        "SELECT sid FROM sessions WHERE user_id = ?1 AND revoked = 0 AND expires_at > ?2
+                         ORDER BY created_at DESC, rowid DESC LIMIT -1 OFFSET ?3",
+                    )
+                    .map_err(unavailable)?;
+                let rows = stmt
+                    .query_map(params![s.user_id, now, max_per_user as i64], |r| r.get(0))
+                    .map_err(unavailable)?;
+                rows.collect::<Result<_, _>>().map_err(read_err)?
+            };
+            for sid in &evicted {
+                tx.execute("UPDATE sessions SET revoked = 1 WHERE sid = ?1", [sid]).map_err(unavailable)?;
+                tx.execute("INSERT INTO revocations (sid, revoked_at) VALUES (?1, ?2)", params![sid, now])
+                    .map_err(unavailable)?;
+            }
             // Expired sessions are kept a day for the audit trail, then dropped.
-            c.execute(
-                "DELETE FROM sessions WHERE expires_at < ?1",
-                [crate::now_secs() - 86_400],
-            )
-            .map_err(unavailable)?;
-            Ok(())
+            tx.execute("DELETE FROM sessions WHERE expires_at < ?1", [now - 86_400]).map_err(unavailable)?;
+            tx.commit().map_err(unavailable)?;
+            Ok(evicted)
         })
         .await
     }
@@ -275,7 +338,9 @@ impl Sessions for EmbeddedStore {
     async fn revoke_session(&self, sid: &str) -> Result<bool, StoreError> {
         let sid = sid.to_owned();
         self.run(move |c| {
-            let tx = c.transaction().map_err(unavailable)?;
+            let tx = c
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(unavailable)?;
             let changed = tx
                 .execute(
                     "UPDATE sessions SET revoked = 1 WHERE sid = ?1 AND revoked = 0",
@@ -298,7 +363,7 @@ impl Sessions for EmbeddedStore {
     async fn revoke_user_sessions(&self, user_id: &str) -> Result<Vec<String>, StoreError> {
         let user_id = user_id.to_owned();
         self.run(move |c| {
-            let tx = c.transaction().map_err(unavailable)?;
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(unavailable)?;
             let sids: Vec<String> = {
                 let mut stmt = tx
                     .prepare("UPDATE sessions SET revoked = 1 WHERE user_id = ?1 AND revoked = 0 RETURNING sid")
@@ -333,35 +398,21 @@ impl Sessions for EmbeddedStore {
         .await
     }
 
-    async fn revocations_since(&self, cursor: i64) -> Result<(i64, Vec<String>), StoreError> {
-        self.run(move |c| {
-            let mut stmt = c
-                .prepare("SELECT seq, sid FROM revocations WHERE seq > ?1 ORDER BY seq")
-                .map_err(unavailable)?;
-            let rows = stmt
-                .query_map([cursor], |r| {
-                    Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
-                })
-                .map_err(unavailable)?;
-            let mut last = cursor;
-            let mut sids = Vec::new();
-            for row in rows {
-                let (seq, sid) = row.map_err(read_err)?;
-                last = seq;
-                sids.push(sid);
+    async fn follow_revocations(&self, sink: RevocationSink) {
+        let mut cursor = -1;
+        loop {
+            match self.revocations_since(cursor).await {
+                Ok((next, sids)) => {
+                    cursor = next;
+                    for sid in sids {
+                        sink(FeedEvent::Revoked(sid));
+                    }
+                    sink(FeedEvent::Healthy);
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot read the revocation log"),
             }
-            if cursor < 0 {
-                // First call: start from the end of the log.
-                let end: i64 = c
-                    .query_row("SELECT COALESCE(MAX(seq), 0) FROM revocations", [], |r| {
-                        r.get(0)
-                    })
-                    .map_err(unavailable)?;
-                return Ok((end, Vec::new()));
-            }
-            Ok((last, sids))
-        })
-        .await
+            tokio::time::sleep(POLL_INTERVAL).await;
+        }
     }
 
     async fn ping_sessions(&self) -> Result<(), StoreError> {
@@ -456,6 +507,52 @@ impl Users for EmbeddedStore {
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn the_oldest_sessions_beyond_the_cap_are_revoked() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(&dir.path().join("s.db")).unwrap();
+        let (cursor, _) = store.revocations_since(-1).await.unwrap();
+        for i in 0..4 {
+            let rec = SessionRecord {
+                sid: format!("s{i}"),
+                user_id: "u".into(),
+                app_id: "web".into(),
+                provider_id: "dev".into(),
+                created_at: 100 + i,
+                expires_at: crate::now_secs() + 60,
+                refresh_hash: "h".into(),
+                idp_tokens: vec![],
+                revoked: false,
+            };
+            let evicted = store.create_session(&rec, 3).await.unwrap();
+            assert_eq!(
+                evicted,
+                if i == 3 {
+                    vec!["s0".to_string()]
+                } else {
+                    vec![]
+                }
+            );
+        }
+        assert!(!store
+            .get_session("s0")
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked
+            .eq(&false));
+        assert!(store
+            .get_session("s3")
+            .await
+            .unwrap()
+            .unwrap()
+            .is_alive(crate::now_secs()));
+        assert_eq!(
+            store.revocations_since(cursor).await.unwrap().1,
+            vec!["s0".to_string()]
+        );
+    }
+
     fn identity(sub: &str, name: &str) -> Identity {
         Identity {
             realm: "web".into(),
@@ -529,7 +626,7 @@ mod tests {
             idp_tokens: vec![1],
             revoked: false,
         };
-        a.create_session(&rec).await.unwrap();
+        assert!(a.create_session(&rec, 10).await.unwrap().is_empty());
         assert!(a.revoke_session("s1").await.unwrap());
         assert!(!a.revoke_session("s1").await.unwrap());
         let (next, sids) = b.revocations_since(cursor).await.unwrap();

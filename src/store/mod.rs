@@ -3,10 +3,27 @@
 //!
 //! None of these is on the `/auth` hot path for a session already seen: see `session`.
 
+pub mod crud;
 pub mod embedded;
+pub mod mongo;
+pub mod redis;
+
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde::Serialize;
+
+/// What a store's revocation feed reports (see [`Sessions::follow_revocations`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FeedEvent {
+    /// This session was revoked (by any process).
+    Revoked(String),
+    /// The feed is connected and current: nothing revoked before now was missed.
+    Healthy,
+}
+
+/// Receives [`FeedEvent`]s; called from the feed's task, so it must be quick.
+pub type RevocationSink = Arc<dyn Fn(FeedEvent) + Send + Sync>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -97,16 +114,23 @@ pub trait LoginStates: Send + Sync {
 
 #[async_trait]
 pub trait Sessions: Send + Sync {
-    async fn create_session(&self, session: &SessionRecord) -> Result<(), StoreError>;
+    /// Stores a new session; when the user then has more than `max_per_user` live sessions,
+    /// revokes the oldest and returns their ids.
+    async fn create_session(
+        &self,
+        session: &SessionRecord,
+        max_per_user: usize,
+    ) -> Result<Vec<String>, StoreError>;
     async fn get_session(&self, sid: &str) -> Result<Option<SessionRecord>, StoreError>;
     /// Marks the session revoked; `false` when there was no such live session.
     async fn revoke_session(&self, sid: &str) -> Result<bool, StoreError>;
     /// Revokes every session of a user and returns their ids.
     async fn revoke_user_sessions(&self, user_id: &str) -> Result<Vec<String>, StoreError>;
     async fn list_sessions(&self, user_id: Option<&str>) -> Result<Vec<SessionRecord>, StoreError>;
-    /// Revocations recorded after `cursor`, and the new cursor: how other processes learn of
-    /// logouts (see `session::spawn_revocation_follower`).
-    async fn revocations_since(&self, cursor: i64) -> Result<(i64, Vec<String>), StoreError>;
+    /// Runs until the process ends: reports every revocation made from now on, by any process
+    /// sharing the store, and [`FeedEvent::Healthy`] at least every second while the feed is
+    /// current. How `/auth` stays free of I/O yet honours logouts everywhere.
+    async fn follow_revocations(&self, sink: RevocationSink);
     async fn ping_sessions(&self) -> Result<(), StoreError>;
 }
 
