@@ -91,6 +91,7 @@ impl Authenticator {
     pub fn on_feed_event(&self, event: FeedEvent) {
         match event {
             FeedEvent::Revoked(sid) => self.forget_session(&sid),
+            FeedEvent::Lost => self.tokens.clear(),
             FeedEvent::Healthy => {
                 let until = crate::now_secs() + self.outage_grace_secs;
                 self.feed_trusted_until.fetch_max(until, Ordering::AcqRel);

@@ -20,6 +20,10 @@ pub enum FeedEvent {
     Revoked(String),
     /// The feed is connected and current: nothing revoked before now was missed.
     Healthy,
+    /// The feed was interrupted and revocations may have been missed (e.g. a Redis reconnect):
+    /// every cached verification must be forgotten. Send it before the first `Healthy` that
+    /// follows the interruption.
+    Lost,
 }
 
 /// Receives [`FeedEvent`]s; called from the feed's task, so it must be quick.

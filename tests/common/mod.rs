@@ -346,6 +346,10 @@ pub struct Setup {
     pub trusted_peers: &'static str,
     /// Lines before `[server]` (top-level keys).
     pub extra: &'static str,
+    /// Replaces the `[store]` section (default: embedded, `idgate.db`).
+    pub store: Option<String>,
+    /// Replaces the `[users]` section (default: embedded).
+    pub users: Option<String>,
 }
 
 impl Default for Setup {
@@ -358,6 +362,8 @@ impl Default for Setup {
             extra_session: "",
             trusted_peers: r#"["127.0.0.1/32", "::1/128"]"#,
             extra: "",
+            store: None,
+            users: None,
         }
     }
 }
@@ -422,12 +428,9 @@ access_ttl = "{ttl}"
 cookie_secure = false
 {extra_session}
 
-[store]
-kind = "embedded"
-path = "idgate.db"
+{store}
 
-[users]
-kind = "embedded"
+{users}
 
 [apps.web]
 realm = "web"
@@ -454,6 +457,14 @@ label = "Development IdP"
         extra_app = setup.extra_app,
         extra_session = setup.extra_session,
         trusted = setup.trusted_peers,
+        store = setup
+            .store
+            .as_deref()
+            .unwrap_or("[store]\nkind = \"embedded\"\npath = \"idgate.db\""),
+        users = setup
+            .users
+            .as_deref()
+            .unwrap_or("[users]\nkind = \"embedded\""),
         issuer = issuer,
         secret = CLIENT_SECRET,
     )
