@@ -83,16 +83,7 @@ async fn whole_flow_reaches_the_upstream_with_the_merged_identity() {
     assert!(js.text().await.unwrap().contains("/oauth/token"));
 
     // 4. POST /oauth/token: tokens, Location and cookies.
-    let resp = browser
-        .client
-        .post(format!("{site}/oauth/token"))
-        .json(&serde_json::json!({
-            "code": query_param(&callback, "code").unwrap(),
-            "state": query_param(&callback, "state").unwrap(),
-        }))
-        .send()
-        .await
-        .unwrap();
+    let resp = browser.exchange(&site, &callback).await;
     assert_eq!(resp.status(), 200);
     assert_eq!(location(&resp), path);
     let cookies: Vec<_> = resp
@@ -427,16 +418,7 @@ async fn expired_login_state_is_refused() {
         .await;
     // The state lives one second; wait it out.
     tokio::time::sleep(Duration::from_millis(2100)).await;
-    let resp = browser
-        .client
-        .post(format!("{site}/oauth/token"))
-        .json(&serde_json::json!({
-            "code": query_param(&callback, "code").unwrap(),
-            "state": query_param(&callback, "state").unwrap(),
-        }))
-        .send()
-        .await
-        .unwrap();
+    let resp = browser.exchange(&site, &callback).await;
     assert_eq!(resp.status(), 400);
     let err: serde_json::Value = resp.json().await.unwrap();
     assert!(
@@ -509,16 +491,7 @@ async fn an_idp_key_rotation_is_followed_by_refetching_the_jwks() {
     let callback = browser
         .login_at_idp(&location(&resp), "heidi", &format!("{site}/web-login/"))
         .await;
-    let resp = browser
-        .client
-        .post(format!("{site}/oauth/token"))
-        .json(&serde_json::json!({
-            "code": query_param(&callback, "code").unwrap(),
-            "state": query_param(&callback, "state").unwrap(),
-        }))
-        .send()
-        .await
-        .unwrap();
+    let resp = browser.exchange(&site, &callback).await;
     assert_eq!(
         resp.status(),
         200,

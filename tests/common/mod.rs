@@ -550,6 +550,20 @@ impl Browser {
         panic!("too many redirects from {url}");
     }
 
+    /// POSTs the callback URL's `code` and `state` to `/oauth/token` as JSON, as the callback
+    /// page's script does.
+    pub async fn exchange(&self, site: &str, callback: &str) -> reqwest::Response {
+        self.client
+            .post(format!("{site}/oauth/token"))
+            .json(&serde_json::json!({
+                "code": query_param(callback, "code").expect("code"),
+                "state": query_param(callback, "state").expect("state"),
+            }))
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// Logs in at the IdP's development form, starting from its authorization URL, and
     /// returns the callback URL the IdP sends the browser to.
     pub async fn login_at_idp(
@@ -663,13 +677,5 @@ pub async fn login(stack: &Stack, browser: &Browser, path: &str, login: &str) ->
         .await;
     let page = browser.navigate(&callback).await;
     assert_eq!(page.status(), 200);
-    let code = query_param(&callback, "code").expect("code");
-    let state = query_param(&callback, "state").expect("state");
-    browser
-        .client
-        .post(format!("{site}/oauth/token"))
-        .json(&serde_json::json!({ "code": code, "state": state }))
-        .send()
-        .await
-        .unwrap()
+    browser.exchange(&site, &callback).await
 }
