@@ -14,6 +14,7 @@
 //! - [`routes`] dispatches on the path (the endpoint table is in its module doc); one file per
 //!   group of endpoints: `auth` (the hot path), `login`, `token`, `session_api`, `meta`, `health`.
 //! - [`error`] is the single place where errors become HTTP statuses and JSON bodies.
+//! - [`policy`] decides which routes need which users (Mia's `auth.json` and TOML rules).
 //! - [`session`] owns the in-memory verified-token cache and the liveness flags that make `/auth`
 //!   free of I/O for a session it has already seen.
 //! - [`jwt`] signs and verifies idgate's session tokens and publishes the JWKS.
@@ -38,6 +39,7 @@ pub mod http;
 pub mod idp;
 pub mod jwt;
 pub mod pages;
+pub mod policy;
 pub mod redirect;
 pub mod routes;
 pub mod server;

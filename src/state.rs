@@ -26,6 +26,7 @@ pub struct AppState {
     pub cipher: TokenCipher,
     /// `/.well-known/jwks.json`, rendered once.
     pub jwks_body: Bytes,
+    pub location_rules: crate::policy::LocationRules,
 }
 
 /// The stores a config names, opened.
@@ -111,6 +112,7 @@ impl AppState {
             users: stores.users,
             cipher,
             jwks_body,
+            location_rules: Default::default(),
             config,
         }))
     }

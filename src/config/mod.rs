@@ -53,6 +53,7 @@ pub struct Config {
     pub headers: HeadersConfig,
     pub log: LogConfig,
     pub apps: BTreeMap<String, Arc<AppConfig>>,
+    pub policy: crate::policy::RouteTable,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -503,7 +504,20 @@ impl Config {
             None => None,
         };
 
+        let policy_key = if raw.mia_auth.is_some() {
+            "mia_auth"
+        } else {
+            "authorization.routes"
+        };
+        let policy = crate::policy::RouteTable::build(
+            raw.mia_auth.as_deref().map(resolve).as_deref(),
+            &raw.authorization.routes,
+            raw.authorization.strict.unwrap_or(true),
+        )
+        .map_err(|e| ConfigError::invalid(policy_key, e.to_string()))?;
+
         Ok(Self {
+            policy,
             server: ServerConfig {
                 listen,
                 trusted_peers,

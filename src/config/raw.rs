@@ -22,6 +22,19 @@ pub struct RawConfig {
     pub log: RawLog,
     #[serde(default)]
     pub apps: BTreeMap<String, RawApp>,
+    /// Mia's `auth.json` route rules, read unchanged.
+    pub mia_auth: Option<PathBuf>,
+    #[serde(default)]
+    pub authorization: RawAuthorization,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAuthorization {
+    /// Routes no rule covers answer 401 (Mia's `AUTHORIZATION_STRICT_MODE_ENABLED`); default true.
+    pub strict: Option<bool>,
+    #[serde(default)]
+    pub routes: Vec<crate::policy::RawRoute>,
 }
 
 #[derive(Debug, Deserialize)]

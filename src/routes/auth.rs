@@ -5,7 +5,9 @@
 //! logged-out session, or a store that cannot confirm a never-seen session (with the login URL
 //! in `Location` for browser navigations); **403** when the peer is not a trusted one.
 //!
-//! A session seen before is answered from memory (see `session`): no store, no network.
+//! A session seen before is answered from memory (see `session`): no store, no network. The
+//! route rules (`policy`) then decide; a path under `/auth/` carries a Nginx location's own rule
+//! (percent-encoded), which replaces the route table for that request.
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, StatusCode};
@@ -14,6 +16,7 @@ use http_body_util::Full;
 use super::Peer;
 use crate::headers::{self, MIA_ALLOWED, MIA_GROUPS, MIA_USERID, MIA_USERPROPERTIES};
 use crate::http::{encode_query_value, Request, Response};
+use crate::policy::{Context, Decision};
 use crate::session::{AuthFailure, VerifiedSession};
 use crate::state::AppState;
 
@@ -23,20 +26,75 @@ pub async fn decide(state: &AppState, peer: &Peer, req: &Request) -> Response {
         return refuse(StatusCode::FORBIDDEN, "this peer may not ask /auth");
     }
     let headers = req.headers();
-    if let Some(token) = super::session_token(headers) {
-        let now = crate::now_secs();
-        if let Some(session) = state.auth.cached(token, now) {
-            return allow(&session);
+    let session = match super::session_token(headers) {
+        None => None,
+        Some(token) => match state.auth.cached(token, crate::now_secs()) {
+            Some(session) => Some(session),
+            None => match state.auth.authenticate(token).await {
+                Ok(session) => Some(session),
+                Err(AuthFailure::Store(e)) => {
+                    tracing::error!(error = %e, "cannot confirm a session: treating the request as anonymous");
+                    None
+                }
+                Err(e) => {
+                    tracing::debug!(reason = %e, "session refused");
+                    None
+                }
+            },
+        },
+    };
+
+    let method = header(headers, headers::ORIGINAL_METHOD)
+        .or_else(|| header(headers, headers::X_ORIGINAL_METHOD))
+        .unwrap_or(req.method().as_str());
+    let uri = original_uri(headers);
+    let location_rule = match state.location_rules.get(req.uri().path()) {
+        Ok(rule) => rule,
+        Err(e) => {
+            tracing::error!(path = req.uri().path(), error = %e, "the Nginx location's rule does not parse: refusing");
+            return refuse(StatusCode::FORBIDDEN, "this location's rule is invalid");
         }
-        match state.auth.authenticate(token).await {
-            Ok(session) => return allow(&session),
-            Err(AuthFailure::Store(e)) => {
-                tracing::error!(error = %e, "cannot confirm a session: answering 401");
-            }
-            Err(e) => tracing::debug!(reason = %e, "session refused"),
+    };
+    let ctx = session.as_ref().map(|s| Context {
+        groups: &s.claims.user.groups,
+        permissions: s.claims.user.permissions.as_deref().unwrap_or(&[]),
+        client_type: header(headers, "client-type"),
+        is_backoffice: header(headers, "isbackoffice")
+            .is_some_and(|v| v.eq_ignore_ascii_case("true") || v == "1"),
+    });
+    match state
+        .config
+        .policy
+        .decide(method, uri, location_rule.as_deref(), ctx.as_ref())
+    {
+        Decision::Allow => match &session {
+            Some(s) => allow(s),
+            None => allow_anonymous(),
+        },
+        Decision::Forbidden => refuse(
+            StatusCode::FORBIDDEN,
+            "this session may not access this route",
+        ),
+        // Only an anonymous browser is sent to log in; a session that is not enough for an
+        // uncovered route would otherwise loop through the login.
+        Decision::Unauthenticated if session.is_some() => {
+            refuse(StatusCode::UNAUTHORIZED, "no rule covers this route")
         }
+        Decision::Unauthenticated => unauthorized(state, method, headers),
     }
-    unauthorized(state, req.method().as_str(), headers)
+}
+
+fn original_uri(headers: &HeaderMap) -> &str {
+    header(headers, headers::ORIGINAL_URI)
+        .or_else(|| header(headers, headers::X_ORIGINAL_URI))
+        .unwrap_or("/")
+}
+
+fn allow_anonymous() -> Response {
+    let mut resp = http::Response::new(Full::new(Bytes::new()));
+    resp.headers_mut()
+        .insert(MIA_ALLOWED, HeaderValue::from_static("1"));
+    resp
 }
 
 fn allow(session: &VerifiedSession) -> Response {
@@ -56,11 +114,8 @@ fn refuse(status: StatusCode, message: &str) -> Response {
     resp
 }
 
-fn unauthorized(state: &AppState, method: &str, headers: &HeaderMap) -> Response {
+fn unauthorized(state: &AppState, original_method: &str, headers: &HeaderMap) -> Response {
     let mut resp = refuse(StatusCode::UNAUTHORIZED, "a valid session is required");
-    let original_method = header(headers, headers::ORIGINAL_METHOD)
-        .or_else(|| header(headers, headers::X_ORIGINAL_METHOD))
-        .unwrap_or(method);
     if super::is_navigation(original_method, headers) {
         if let Some(url) = login_url(state, headers) {
             if let Ok(v) = HeaderValue::from_str(&url) {
@@ -82,9 +137,7 @@ fn login_url(state: &AppState, headers: &HeaderMap) -> Option<String> {
         .filter(|id| state.config.apps.contains_key(*id))
         .or(state.config.server.default_app.as_deref())?;
     let app = state.app(app_id)?;
-    let original = header(headers, headers::ORIGINAL_URI)
-        .or_else(|| header(headers, headers::X_ORIGINAL_URI))
-        .unwrap_or("/");
+    let original = original_uri(headers);
     // A request path that would not be a safe place to come back to becomes "/".
     let back = crate::redirect::validate(original, &[]).unwrap_or_else(|_| "/".into());
     let app_q = encode_query_value(app_id);
