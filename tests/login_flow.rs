@@ -15,13 +15,13 @@ async fn whole_flow_reaches_the_upstream_with_the_merged_identity() {
     let browser = Browser::new();
 
     // 1. Anonymous navigation: 302 to /authorize with the original URI percent-encoded.
-    let path = "/reports/q?x=1&y=a%20b";
+    let path = "/docs/q?x=1&y=a%20b";
     let resp = browser.navigate(&format!("{site}{path}")).await;
     assert_eq!(resp.status(), 302);
     let loc = location(&resp);
     assert_eq!(
         loc,
-        "/authorize?appId=web&providerId=dev&redirect=%2Freports%2Fq%3Fx%3D1%26y%3Da%2520b"
+        "/authorize?appId=web&providerId=dev&redirect=%2Fdocs%2Fq%3Fx%3D1%26y%3Da%2520b"
     );
 
     // 2. /authorize: state, nonce and PKCE S256 sent to the IdP; the browser binding cookie set.
