@@ -22,3 +22,219 @@ pub const MIA_USERPROPERTIES: HeaderName = HeaderName::from_static("mia-userprop
 /// Security headers on every HTML page idgate serves.
 pub const PAGE_CSP: &str = "default-src 'none'; script-src 'self'; connect-src 'self'; \
      style-src 'self'; img-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+/// Response header carrying the session JWT itself, when `[headers] pass_token` is on.
+pub const IDGATE_TOKEN: HeaderName = HeaderName::from_static("idgate-token");
+
+/// A user field that can be sent upstream in a header of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    UserId,
+    Email,
+    Name,
+    Username,
+    Groups,
+    UserProperties,
+}
+
+impl Field {
+    /// The `[headers.custom]` key naming this field.
+    pub fn parse(key: &str) -> Option<Self> {
+        Some(match key {
+            "user_id" => Self::UserId,
+            "email" => Self::Email,
+            "name" => Self::Name,
+            "username" => Self::Username,
+            "groups" => Self::Groups,
+            "user_properties" => Self::UserProperties,
+            _ => return None,
+        })
+    }
+}
+
+/// The `oauth2-proxy` profile: the names oauth2-proxy's `auth_request` mode answers with.
+pub const OAUTH2_PROXY_PROFILE: &[(&str, Field)] = &[
+    ("x-auth-request-user", Field::UserId),
+    ("x-auth-request-email", Field::Email),
+    ("x-auth-request-groups", Field::Groups),
+    ("x-auth-request-preferred-username", Field::Username),
+];
+
+/// A header value the identity would need is larger than `[headers] max_value_bytes`.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("identity header `{header}` would be {size} bytes, over the {limit}-byte limit ([headers] max_value_bytes)")]
+pub struct OversizedHeader {
+    pub header: HeaderName,
+    pub size: usize,
+    pub limit: usize,
+}
+
+/// How a session's identity is rendered into `/auth`'s response headers: always the `mia-*`
+/// headers the shipped snippets read, plus the configured profile's names, plus the token
+/// itself when asked. Rendered once per verified token, never per request.
+#[derive(Debug, Clone)]
+pub struct IdentityHeaders {
+    pub user_properties: Vec<String>,
+    pub extra: Vec<(HeaderName, Field)>,
+    pub pass_token: bool,
+    pub max_value_bytes: usize,
+}
+
+impl IdentityHeaders {
+    pub fn render(
+        &self,
+        user: &crate::jwt::UserClaim,
+        token: &str,
+    ) -> Result<Vec<(HeaderName, http::HeaderValue)>, OversizedHeader> {
+        let mut out = Vec::with_capacity(4 + self.extra.len());
+        let standard = [
+            (MIA_USERID, Field::UserId),
+            (MIA_GROUPS, Field::Groups),
+            (MIA_USERPROPERTIES, Field::UserProperties),
+        ];
+        for (name, field) in standard.into_iter().chain(self.extra.iter().cloned()) {
+            let value = self.field_value(user, field);
+            out.push((name.clone(), self.value(name, &value)?));
+        }
+        if self.pass_token {
+            out.push((IDGATE_TOKEN, self.value(IDGATE_TOKEN, token)?));
+        }
+        Ok(out)
+    }
+
+    fn value(&self, name: HeaderName, text: &str) -> Result<http::HeaderValue, OversizedHeader> {
+        if text.len() > self.max_value_bytes {
+            return Err(OversizedHeader {
+                header: name,
+                size: text.len(),
+                limit: self.max_value_bytes,
+            });
+        }
+        // `visible` guarantees a valid header value; the fallback is unreachable.
+        Ok(http::HeaderValue::from_str(&visible(text))
+            .unwrap_or_else(|_| http::HeaderValue::from_static("")))
+    }
+
+    fn field_value(&self, user: &crate::jwt::UserClaim, field: Field) -> String {
+        match field {
+            Field::UserId => user.user_id.clone(),
+            Field::Email => user.email.clone().unwrap_or_default(),
+            Field::Name => user.name.clone().unwrap_or_default(),
+            Field::Username => user.username.clone().unwrap_or_default(),
+            Field::Groups => {
+                let safe: Vec<&str> = user
+                    .groups
+                    .iter()
+                    .map(String::as_str)
+                    .filter(|g| {
+                        let ok = !g.is_empty() && g.bytes().all(|b| (0x21..0x7f).contains(&b) && b != b',');
+                        if !ok {
+                            tracing::warn!(user = %user.user_id, "a group name with characters a header cannot carry was left out");
+                        }
+                        ok
+                    })
+                    .collect();
+                safe.join(",")
+            }
+            Field::UserProperties => {
+                let all = serde_json::to_value(user).unwrap_or_default();
+                let mut props = serde_json::Map::new();
+                for f in &self.user_properties {
+                    if let Some(v) = all.get(f) {
+                        props.insert(f.clone(), v.clone());
+                    }
+                }
+                crate::session::ascii_json(&serde_json::Value::Object(props))
+            }
+        }
+    }
+}
+
+/// `text` with every byte a header must not carry visibly — controls (CR, LF, NUL…), DEL and
+/// non-ASCII — and `%` itself percent-encoded, so the value reads back unambiguously.
+pub fn visible(text: &str) -> std::borrow::Cow<'_, str> {
+    let ok = |b: u8| (0x20..0x7f).contains(&b) && b != b'%';
+    if text.bytes().all(ok) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for b in text.bytes() {
+        if ok(b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user() -> crate::jwt::UserClaim {
+        crate::jwt::UserClaim {
+            user_id: "u1".into(),
+            groups: vec![
+                "users".into(),
+                "bad\r\ngroup".into(),
+                "a,b".into(),
+                "admins".into(),
+            ],
+            email: Some("zoë@example.test".into()),
+            name: Some("Evil\r\nSet-Cookie: x=1".into()),
+            username: Some("zoe".into()),
+            permissions: None,
+            metadata: None,
+            provider_user_id: None,
+            user_settings_url: None,
+        }
+    }
+
+    fn profile(extra: &[(&'static str, Field)], max: usize) -> IdentityHeaders {
+        IdentityHeaders {
+            user_properties: vec!["name".into(), "email".into()],
+            extra: extra
+                .iter()
+                .map(|(n, f)| (HeaderName::from_static(n), *f))
+                .collect(),
+            pass_token: true,
+            max_value_bytes: max,
+        }
+    }
+
+    #[test]
+    fn values_never_carry_control_or_invisible_characters() {
+        let h = profile(OAUTH2_PROXY_PROFILE, 4096)
+            .render(&user(), "tok.en.x")
+            .unwrap();
+        let get = |n: &str| {
+            h.iter()
+                .find(|(k, _)| k == n)
+                .map(|(_, v)| v.to_str().unwrap().to_owned())
+                .unwrap()
+        };
+        assert_eq!(get("mia-userid"), "u1");
+        assert_eq!(get("mia-groups"), "users,admins");
+        assert_eq!(get("x-auth-request-groups"), "users,admins");
+        assert_eq!(get("x-auth-request-email"), "zo%C3%AB@example.test");
+        assert_eq!(get("idgate-token"), "tok.en.x");
+        let props = get("mia-userproperties");
+        assert!(!props.contains('\r') && !props.contains('\n'), "{props}");
+        let back: serde_json::Value = serde_json::from_str(&props).unwrap();
+        assert_eq!(back["name"], "Evil\r\nSet-Cookie: x=1");
+        for (_, v) in &h {
+            assert!(
+                v.as_bytes().iter().all(|b| (0x20..0x7f).contains(b)),
+                "{v:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn oversized_values_are_refused() {
+        let err = profile(&[], 10).render(&user(), "t").unwrap_err();
+        assert_eq!(err.limit, 10);
+        assert!(err.to_string().contains("max_value_bytes"));
+    }
+}

@@ -17,7 +17,9 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use http::HeaderValue;
+use http::{HeaderName, HeaderValue};
+
+use crate::headers::{IdentityHeaders, OversizedHeader};
 
 use crate::jwt::{Claims, JwtError, JwtKeys};
 use crate::store::{FeedEvent, Sessions, StoreError};
@@ -29,9 +31,8 @@ const PRUNE_INTERVAL: Duration = Duration::from_secs(60);
 pub struct VerifiedSession {
     pub claims: Claims,
     alive: Arc<AtomicBool>,
-    pub user_id: HeaderValue,
-    pub groups: HeaderValue,
-    pub user_properties: HeaderValue,
+    /// The identity headers `/auth` answers with, or why they cannot be sent.
+    pub identity: Result<Vec<(HeaderName, HeaderValue)>, OversizedHeader>,
 }
 
 impl VerifiedSession {
@@ -56,7 +57,7 @@ pub enum AuthFailure {
 pub struct Authenticator {
     keys: JwtKeys,
     sessions: Arc<dyn Sessions>,
-    user_properties: Vec<String>,
+    identity: IdentityHeaders,
     tokens: quick_cache::sync::Cache<String, Arc<VerifiedSession>>,
     /// One liveness flag per session id. Weak, so the map forgets sessions whose tokens have
     /// all left the cache; a std mutex because it is touched only on cache misses and
@@ -72,14 +73,14 @@ impl Authenticator {
     pub fn new(
         keys: JwtKeys,
         sessions: Arc<dyn Sessions>,
-        user_properties: Vec<String>,
+        identity: IdentityHeaders,
         capacity: usize,
         outage_grace: Duration,
     ) -> Self {
         Self {
             keys,
             sessions,
-            user_properties,
+            identity,
             tokens: quick_cache::sync::Cache::new(capacity),
             flags: Mutex::new(HashMap::new()),
             feed_trusted_until: AtomicI64::new(0),
@@ -134,7 +135,12 @@ impl Authenticator {
             alive.store(false, Ordering::Release);
             return Err(AuthFailure::SessionEnded);
         }
-        let verified = Arc::new(self.render(claims, alive));
+        let identity = self.identity.render(&claims.user, token);
+        let verified = Arc::new(VerifiedSession {
+            claims,
+            alive,
+            identity,
+        });
         if verified.is_valid(now) {
             self.tokens.insert(token.to_owned(), verified.clone());
             Ok(verified)
@@ -176,45 +182,6 @@ impl Authenticator {
             flags.retain(|_, f| f.strong_count() > 0);
         }
     }
-
-    fn render(&self, claims: Claims, alive: Arc<AtomicBool>) -> VerifiedSession {
-        let user = &claims.user;
-        let groups: Vec<&str> = user
-            .groups
-            .iter()
-            .map(String::as_str)
-            .filter(|g| {
-                let safe = is_header_safe(g) && !g.contains(',');
-                if !safe {
-                    tracing::warn!(user = %user.user_id, "group name with unsafe characters left out of mia-groups");
-                }
-                safe
-            })
-            .collect();
-        let user_value = serde_json::to_value(user).unwrap_or_default();
-        let mut props = serde_json::Map::new();
-        for field in &self.user_properties {
-            if let Some(v) = user_value.get(field) {
-                props.insert(field.clone(), v.clone());
-            }
-        }
-        let props = ascii_json(&serde_json::Value::Object(props));
-        VerifiedSession {
-            user_id: header_value(&user.user_id),
-            groups: header_value(&groups.join(",")),
-            user_properties: header_value(&props),
-            claims,
-            alive,
-        }
-    }
-}
-
-fn is_header_safe(s: &str) -> bool {
-    s.bytes().all(|b| (0x20..0x7f).contains(&b))
-}
-
-fn header_value(s: &str) -> HeaderValue {
-    HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
 /// Compact JSON with every non-ASCII or DEL character escaped, so it is a valid header value.
@@ -259,7 +226,7 @@ mod tests {
     fn ascii_json_escapes_what_headers_cannot_carry() {
         let v = serde_json::json!({"name": "Zoë 😀", "x": "a\u{7f}b\r\n"});
         let s = ascii_json(&v);
-        assert!(is_header_safe(&s), "{s}");
+        assert!(s.bytes().all(|b| (0x20..0x7f).contains(&b)), "{s}");
         let back: serde_json::Value = serde_json::from_str(&s).unwrap();
         assert_eq!(back, v);
     }

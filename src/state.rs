@@ -92,7 +92,7 @@ impl AppState {
         let auth = Arc::new(Authenticator::new(
             keys,
             stores.sessions.clone(),
-            config.headers.user_properties.clone(),
+            config.headers.clone(),
             config.session.token_cache_entries,
             config.session.outage_grace,
         ));

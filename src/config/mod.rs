@@ -50,7 +50,7 @@ pub struct Config {
     pub session: SessionConfig,
     pub store: StoreConfig,
     pub users: UsersConfig,
-    pub headers: HeadersConfig,
+    pub headers: crate::headers::IdentityHeaders,
     pub log: LogConfig,
     pub apps: BTreeMap<String, Arc<AppConfig>>,
     pub policy: crate::policy::RouteTable,
@@ -141,11 +141,6 @@ pub struct CrudConfig {
     pub base_url: Url,
     pub headers: Vec<(String, crate::crypto::Secret)>,
     pub timeout: Duration,
-}
-
-#[derive(Debug, Clone)]
-pub struct HeadersConfig {
-    pub user_properties: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -465,12 +460,7 @@ impl Config {
             }
         };
 
-        let headers = HeadersConfig {
-            user_properties: raw
-                .headers
-                .user_properties
-                .unwrap_or_else(|| vec!["name".into(), "email".into()]),
-        };
+        let headers = validate_headers(raw.headers)?;
         let log = LogConfig {
             json: match raw.log.format.as_deref().unwrap_or("plain") {
                 "plain" => false,
@@ -634,6 +624,64 @@ fn validate_app(
         allowed_redirects,
         post_logout_redirect_url,
         providers,
+    })
+}
+
+fn validate_headers(raw: raw::RawHeaders) -> Result<crate::headers::IdentityHeaders, ConfigError> {
+    use crate::headers::{Field, OAUTH2_PROXY_PROFILE};
+    use http::HeaderName;
+    let extra: Vec<(HeaderName, Field)> =
+        match (raw.profile.as_deref().unwrap_or("mia"), raw.custom) {
+            ("mia", None) => Vec::new(),
+            ("oauth2-proxy", None) => OAUTH2_PROXY_PROFILE
+                .iter()
+                .map(|(n, f)| (HeaderName::from_static(n), *f))
+                .collect(),
+            ("custom", Some(map)) => {
+                let mut out = Vec::new();
+                for (field, name) in map {
+                    let f = Field::parse(&field).ok_or_else(|| {
+                        ConfigError::invalid(
+                            format!("headers.custom.{field}"),
+                            "not one of user_id, email, name, username, groups, user_properties",
+                        )
+                    })?;
+                    let n = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+                        ConfigError::invalid(
+                            format!("headers.custom.{field}"),
+                            format!("`{name}` is not a header name"),
+                        )
+                    })?;
+                    out.push((n, f));
+                }
+                out
+            }
+            ("custom", None) => {
+                return Err(ConfigError::invalid(
+                    "headers.custom",
+                    "profile = \"custom\" needs [headers.custom]",
+                ))
+            }
+            (_, Some(_)) => {
+                return Err(ConfigError::invalid(
+                    "headers.custom",
+                    "only with profile = \"custom\"",
+                ))
+            }
+            (other, None) => {
+                return Err(ConfigError::invalid(
+                    "headers.profile",
+                    format!("`{other}` is not one of mia, oauth2-proxy, custom"),
+                ))
+            }
+        };
+    Ok(crate::headers::IdentityHeaders {
+        user_properties: raw
+            .user_properties
+            .unwrap_or_else(|| vec!["name".into(), "email".into()]),
+        extra,
+        pass_token: raw.pass_token.unwrap_or(false),
+        max_value_bytes: raw.max_value_bytes.unwrap_or(4096).max(64),
     })
 }
 

@@ -139,6 +139,15 @@ pub enum RawUsers {
 pub struct RawHeaders {
     /// User fields copied into `mia-userproperties` (Mia's `USER_PROPERTIES_TO_PROXY`).
     pub user_properties: Option<Vec<String>>,
+    /// `mia` (default), `oauth2-proxy` or `custom`: extra names `/auth` answers with.
+    pub profile: Option<String>,
+    /// With `profile = "custom"`: field (`user_id`, `email`, `name`, `username`, `groups`,
+    /// `user_properties`) → response header name.
+    pub custom: Option<BTreeMap<String, String>>,
+    /// Also answer with the session JWT (`idgate-token`), for upstreams that verify it.
+    pub pass_token: Option<bool>,
+    /// Largest identity header value; a larger one refuses the request (403) with a log line.
+    pub max_value_bytes: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]

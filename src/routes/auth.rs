@@ -14,7 +14,7 @@ use http::{HeaderMap, HeaderValue, StatusCode};
 use http_body_util::Full;
 
 use super::Peer;
-use crate::headers::{self, MIA_ALLOWED, MIA_GROUPS, MIA_USERID, MIA_USERPROPERTIES};
+use crate::headers::{self, MIA_ALLOWED};
 use crate::http::{encode_query_value, Request, Response};
 use crate::policy::{Context, Decision};
 use crate::session::{AuthFailure, VerifiedSession};
@@ -98,12 +98,22 @@ fn allow_anonymous() -> Response {
 }
 
 fn allow(session: &VerifiedSession) -> Response {
+    let headers = match &session.identity {
+        Ok(headers) => headers,
+        Err(e) => {
+            tracing::error!(user = %session.claims.sub, error = %e, "refusing: the identity does not fit in headers");
+            return refuse(
+                StatusCode::FORBIDDEN,
+                "the identity is too large to pass on",
+            );
+        }
+    };
     let mut resp = http::Response::new(Full::new(Bytes::new()));
     let h = resp.headers_mut();
     h.insert(MIA_ALLOWED, HeaderValue::from_static("1"));
-    h.insert(MIA_USERID, session.user_id.clone());
-    h.insert(MIA_GROUPS, session.groups.clone());
-    h.insert(MIA_USERPROPERTIES, session.user_properties.clone());
+    for (name, value) in headers {
+        h.insert(name.clone(), value.clone());
+    }
     resp
 }
 
