@@ -45,6 +45,13 @@ pub enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Print the Nginx lines that hand the upstream the configured extra identity headers
+    /// (`[headers] profile = "custom"` / `"oauth2-proxy"`, `pass_token`); include them after
+    /// idgate-protect.conf.
+    NginxHeaders {
+        #[arg(long, default_value = "/etc/idgate/idgate.toml")]
+        config: PathBuf,
+    },
     /// List users or change their groups.
     Users {
         #[command(subcommand)]
@@ -166,6 +173,13 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Command::Keygen { algorithm, out } => Ok(crate::jwt::keygen(&algorithm, &out)?),
+        Command::NginxHeaders { config } => {
+            print!(
+                "{}",
+                crate::headers::nginx_snippet(&Config::load(&config)?.headers)
+            );
+            Ok(())
+        }
         Command::Users { action } => block_on(users(action)),
         Command::Sessions { action } => block_on(sessions(action)),
     }

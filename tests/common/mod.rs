@@ -257,6 +257,16 @@ pub struct Nginx {
 impl Nginx {
     /// `port` must be free; `idgate` is where the `idgate` upstream points.
     pub fn start(prefix: &Path, port: u16, idgate: SocketAddr) -> Self {
+        Self::start_with_locations(prefix, port, idgate, "")
+    }
+
+    /// Like `start`, with `locations` added to the example site's server block.
+    pub fn start_with_locations(
+        prefix: &Path,
+        port: u16,
+        idgate: SocketAddr,
+        locations: &str,
+    ) -> Self {
         let nginx = which("nginx").expect("nginx is not installed: run scripts/install-deps");
         std::fs::create_dir_all(prefix.join("logs")).unwrap();
         let snippets = repo().join("nginx");
@@ -273,6 +283,13 @@ impl Nginx {
             )
             .replace("listen 8080;", &format!("listen 127.0.0.1:{port};"))
             .replace("127.0.0.1:8081", &format!("127.0.0.1:{echo_port}"));
+        let end = site.rfind('}').expect("a server block");
+        let site = format!(
+            "{}{}\n{}",
+            &site[..end],
+            locations.replace("ECHO_PORT", &echo_port.to_string()),
+            &site[end..]
+        );
         std::fs::write(prefix.join("site.conf"), site).unwrap();
         let p = prefix.display();
         let conf = format!(
@@ -295,7 +312,7 @@ http {{
         listen 127.0.0.1:{echo_port};
         location / {{
             default_type text/plain;
-            return 200 "uri=$request_uri\nmiauserid=$http_miauserid\nmiausergroups=$http_miausergroups\nmiauserproperties=$http_miauserproperties\n";
+            return 200 "uri=$request_uri\nmiauserid=$http_miauserid\nmiausergroups=$http_miausergroups\nmiauserproperties=$http_miauserproperties\nx-auth-request-user=$http_x_auth_request_user\nx-auth-request-email=$http_x_auth_request_email\nx-auth-request-groups=$http_x_auth_request_groups\nx-auth-request-preferred-username=$http_x_auth_request_preferred_username\nx-user-id=$http_x_user_id\nx-user-email=$http_x_user_email\nauthorization=$http_authorization\n";
         }}
     }}
 }}
@@ -350,6 +367,10 @@ pub struct Setup {
     pub store: Option<String>,
     /// Replaces the `[users]` section (default: embedded).
     pub users: Option<String>,
+    /// `website` of the `web` app (cookies from `/oauth/token`).
+    pub website: bool,
+    /// Nginx `location` blocks added to the example site (`ECHO_PORT` = the echo app's port).
+    pub nginx_locations: String,
 }
 
 impl Default for Setup {
@@ -364,6 +385,8 @@ impl Default for Setup {
             extra: "",
             store: None,
             users: None,
+            nginx_locations: String::new(),
+            website: true,
         }
     }
 }
@@ -394,7 +417,12 @@ impl Stack {
         );
         let config = config_toml(&setup, dir.path(), &site, &idp.issuer);
         let idgate = Idgate::start(dir.path(), &config);
-        let nginx = Nginx::start(&dir.path().join("nginx"), port, idgate.addr);
+        let nginx = Nginx::start_with_locations(
+            &dir.path().join("nginx"),
+            port,
+            idgate.addr,
+            &setup.nginx_locations,
+        );
         Self {
             dir,
             nginx,
@@ -436,7 +464,7 @@ cookie_secure = false
 realm = "web"
 issuer = "{site}"
 redirect_url = "{site}/web-login/oauth/callback"
-website = true
+website = {website}
 default_groups = ["users"]
 default_provider = "dev"
 allowed_redirects = ["{site}/"]
@@ -456,6 +484,7 @@ label = "Development IdP"
         ttl = setup.access_ttl,
         extra_app = setup.extra_app,
         extra_session = setup.extra_session,
+        website = setup.website,
         trusted = setup.trusted_peers,
         store = setup
             .store
