@@ -127,6 +127,19 @@ impl Proc {
         );
     }
 
+    /// Waits (up to 10 s) until the process has logged a line containing every one of
+    /// `needles`; its stderr is read by another thread, so a line may lag the event.
+    pub fn wait_log(&self, needles: &[&str]) -> String {
+        wait_for(
+            &format!("{} to log {needles:?}", self.name),
+            Duration::from_secs(10),
+            || {
+                let log = self.log_text();
+                needles.iter().all(|n| log.contains(n)).then_some(log)
+            },
+        )
+    }
+
     pub fn log_text(&self) -> String {
         self.log.lock().unwrap().join("\n")
     }
