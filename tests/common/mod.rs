@@ -280,12 +280,23 @@ impl Nginx {
         idgate: SocketAddr,
         locations: &str,
     ) -> Self {
+        Self::start_full(prefix, port, &[idgate], locations)
+    }
+
+    /// Nginx in front of several idgate instances (one `upstream idgate` with a `server` line
+    /// each), as a scaled-out deployment runs it.
+    pub fn start_multi(prefix: &Path, port: u16, idgates: &[SocketAddr]) -> Self {
+        Self::start_full(prefix, port, idgates, "")
+    }
+
+    fn start_full(prefix: &Path, port: u16, idgates: &[SocketAddr], locations: &str) -> Self {
         let nginx = which("nginx").expect("nginx is not installed: run scripts/install-deps");
         std::fs::create_dir_all(prefix.join("logs")).unwrap();
         let snippets = repo().join("nginx");
+        let servers: Vec<String> = idgates.iter().map(|a| a.to_string()).collect();
         let upstream = std::fs::read_to_string(snippets.join("idgate-upstream.conf"))
             .unwrap()
-            .replace("127.0.0.1:4280", &idgate.to_string());
+            .replace("127.0.0.1:4280;", &(servers.join(";\n    server ") + ";"));
         std::fs::write(prefix.join("idgate-upstream.conf"), upstream).unwrap();
         let echo_port = free_port();
         let site = std::fs::read_to_string(snippets.join("example-site.conf"))
