@@ -619,6 +619,26 @@ async fn a_redis_outage_is_bridged_for_the_grace_then_refused_and_recovered() {
     );
 
     let resp = client.get(idgate.url("/-/ready")).send().await.unwrap();
+    assert_ready_names_redis(resp).await;
+    // A login step that needs Redis says so.
+    let resp = client
+        .post(idgate.url("/oauth/token"))
+        .json(&serde_json::json!({ "code": "c", "state": "s" }))
+        .send()
+        .await
+        .unwrap();
+    assert_ready_names_redis(resp).await;
+
+    // Redis comes back (empty: no persistence); idgate recovers by itself.
+    redis.restart();
+    wait_ready(&idgate).await;
+    let fresh = mint(&idgate, "u-fresh");
+    auth_becomes(&idgate, &fresh, 200, Duration::from_secs(5)).await;
+    assert_eq!(auth_status(&idgate, &fresh).await, 200);
+}
+
+/// A 503 JSON error whose message names Redis.
+async fn assert_ready_names_redis(resp: reqwest::Response) {
     assert_eq!(resp.status(), 503);
     let body: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(body["statusCode"], 503);
@@ -626,9 +646,10 @@ async fn a_redis_outage_is_bridged_for_the_grace_then_refused_and_recovered() {
         body["message"].as_str().unwrap().contains("redis"),
         "{body}"
     );
+}
 
-    // Redis comes back (empty: no persistence); idgate recovers by itself.
-    redis.restart();
+async fn wait_ready(idgate: &Idgate) {
+    let client = Browser::new().client;
     let deadline = Instant::now() + Duration::from_secs(10);
     while client
         .get(idgate.url("/-/ready"))
@@ -641,7 +662,44 @@ async fn a_redis_outage_is_bridged_for_the_grace_then_refused_and_recovered() {
         assert!(Instant::now() < deadline, "/-/ready did not recover");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let fresh = mint(&idgate, "u-fresh");
-    auth_becomes(&idgate, &fresh, 200, Duration::from_secs(5)).await;
-    assert_eq!(auth_status(&idgate, &fresh).await, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idgate_starts_while_redis_is_down_and_recovers_by_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let url = format!("redis://127.0.0.1:{port}");
+    let (_d, idgate) = start_idgate_alone(redis_setup(&url, "late", ""));
+    let resp = Browser::new()
+        .client
+        .get(idgate.url("/-/ready"))
+        .send()
+        .await
+        .unwrap();
+    assert_ready_names_redis(resp).await;
+
+    let _redis = RedisServer::start_on(dir.path(), port, &[]);
+    wait_ready(&idgate).await;
+    let token = mint(&idgate, "u-late");
+    auth_becomes(&idgate, &token, 200, Duration::from_secs(5)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_configured_password_is_used_and_never_shown() {
+    let dir = tempfile::tempdir().unwrap();
+    let redis = RedisServer::start(dir.path(), &["--requirepass", "pw-5e3f1a"]);
+    let mut cfg = config(RedisMode::Standalone, &[redis.url()], "auth");
+    let (_, without) = open(&cfg).await;
+    let err = without.ping_sessions().await.unwrap_err().to_string();
+    assert!(err.contains("redis"), "{err}");
+    cfg.password = Some(Secret::new("pw-5e3f1a"));
+    let (states, sessions) = open(&cfg).await;
+    sessions.ping_sessions().await.unwrap();
+    states.put_state(&state("pw", 60)).await.unwrap();
+    assert!(states.take_state("pw").await.unwrap().is_some());
+    // A wrong password is refused, and the error does not repeat it.
+    cfg.password = Some(Secret::new("wrong-pw-77c2"));
+    let (_, wrong) = open(&cfg).await;
+    let err = wrong.ping_sessions().await.unwrap_err().to_string();
+    assert!(!err.contains("wrong-pw-77c2"), "{err}");
 }

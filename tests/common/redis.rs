@@ -28,7 +28,8 @@ pub fn raw_command(port: u16, command: &str) -> Option<String> {
 
 fn wait_until_pong(what: &str, port: u16) {
     wait_for(what, Duration::from_secs(20), || {
-        raw_command(port, "PING").filter(|r| r.starts_with("+PONG"))
+        // NOAUTH: up, but wants the password (`--requirepass`).
+        raw_command(port, "PING").filter(|r| r.starts_with("+PONG") || r.starts_with("-NOAUTH"))
     });
 }
 
