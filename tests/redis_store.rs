@@ -1,0 +1,705 @@
+//! The Redis store against real Redis: standalone, Sentinel (with a failover) and a cluster of
+//! three masters, through the library (`idgate::store::redis::open`) and through the idgate
+//! binary (two instances sharing Redis; an outage and the recovery from it).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: fail loudly
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use common::redis::{Cluster, RedisServer, SentinelSetup};
+use common::*;
+use idgate::config::{RedisConfig, RedisMode};
+use idgate::crypto::Secret;
+use idgate::store::{FeedEvent, LoginState, LoginStates, SessionRecord, Sessions};
+
+fn config(mode: RedisMode, urls: &[String], scope: &str) -> RedisConfig {
+    RedisConfig {
+        mode,
+        urls: urls.iter().map(|u| Secret::new(u.clone())).collect(),
+        master_name: (mode == RedisMode::Sentinel).then(|| "mymaster".to_owned()),
+        scope: scope.to_owned(),
+        username: None,
+        password: None,
+        pool_size: 4,
+    }
+}
+
+async fn open(cfg: &RedisConfig) -> (Arc<dyn LoginStates>, Arc<dyn Sessions>) {
+    idgate::store::redis::open(cfg).await.unwrap()
+}
+
+fn session(sid: &str, user: &str, created_at: i64) -> SessionRecord {
+    SessionRecord {
+        sid: sid.into(),
+        user_id: user.into(),
+        app_id: "web".into(),
+        provider_id: "dev".into(),
+        created_at,
+        expires_at: idgate::now_secs() + 600,
+        refresh_hash: format!("hash-of-{sid}"),
+        idp_tokens: vec![1, 2, 3, 255],
+        revoked: false,
+    }
+}
+
+fn state(id: &str, ttl: i64) -> LoginState {
+    LoginState {
+        state: id.into(),
+        app_id: "web".into(),
+        provider_id: "dev".into(),
+        redirect: "/after".into(),
+        client_state: Some("cs".into()),
+        pkce_verifier: "verifier".into(),
+        nonce: "nonce".into(),
+        binding_hash: "binding".into(),
+        expires_at: idgate::now_secs() + ttl,
+    }
+}
+
+/// What a store's revocation feed reported, with when.
+#[derive(Clone, Default)]
+struct Feed(Arc<Mutex<Vec<(Instant, FeedEvent)>>>);
+
+impl Feed {
+    /// Starts `sessions.follow_revocations` into a new recorder.
+    fn follow(sessions: &Arc<dyn Sessions>) -> Self {
+        let feed = Feed::default();
+        let events = feed.0.clone();
+        let sessions = sessions.clone();
+        tokio::spawn(async move {
+            sessions
+                .follow_revocations(Arc::new(move |e| {
+                    events.lock().unwrap().push((Instant::now(), e));
+                }))
+                .await;
+        });
+        feed
+    }
+
+    fn since(&self, t: Instant) -> Vec<FeedEvent> {
+        let events = self.0.lock().unwrap();
+        events
+            .iter()
+            .filter(|(at, _)| *at >= t)
+            .map(|(_, e)| e.clone())
+            .collect()
+    }
+
+    /// Waits until an event matching `pred` arrives after `t`; returns when it did.
+    async fn wait(
+        &self,
+        t: Instant,
+        within: Duration,
+        pred: impl Fn(&FeedEvent) -> bool,
+    ) -> Instant {
+        let deadline = t + within;
+        loop {
+            if let Some(at) = self
+                .0
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|(at, e)| *at >= t && pred(e))
+                .map(|(at, _)| *at)
+            {
+                return at;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "feed event not seen within {within:?}; got {:?}",
+                self.since(t)
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+/// Retries `f` until it succeeds (the store is reconnecting), up to `within`.
+async fn eventually<T, F, Fut>(what: &str, within: Duration, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, idgate::store::StoreError>>,
+{
+    let deadline = Instant::now() + within;
+    loop {
+        match f().await {
+            Ok(v) => return v,
+            Err(e) => assert!(Instant::now() < deadline, "{what}: still failing: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The checks every mode must pass: states, sessions, the cap, revocations, listings.
+async fn basic_checks(states: &dyn LoginStates, sessions: &dyn Sessions, tag: &str) {
+    // Login states: single use.
+    let st = state(&format!("{tag}-st"), 60);
+    states.put_state(&st).await.unwrap();
+    assert_eq!(
+        states.take_state(&st.state).await.unwrap(),
+        Some(st.clone())
+    );
+    assert_eq!(states.take_state(&st.state).await.unwrap(), None);
+    assert_eq!(states.take_state("never-stored").await.unwrap(), None);
+
+    // Sessions, and the cap: all four created in the same second, the first is the oldest.
+    let now = idgate::now_secs();
+    let user = format!("{tag}-alice");
+    for i in 0..4 {
+        let evicted = sessions
+            .create_session(&session(&format!("{tag}-s{i}"), &user, now), 3)
+            .await
+            .unwrap();
+        let expected: Vec<String> = if i == 3 {
+            vec![format!("{tag}-s0")]
+        } else {
+            vec![]
+        };
+        assert_eq!(evicted, expected, "after session {i}");
+    }
+    let s0 = sessions
+        .get_session(&format!("{tag}-s0"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(s0.revoked, "the evicted session is kept, revoked");
+    let s3 = sessions
+        .get_session(&format!("{tag}-s3"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        s3,
+        session(&format!("{tag}-s3"), &user, now).tap_expires(s3.expires_at)
+    );
+    assert!(s3.is_alive(idgate::now_secs()));
+    assert_eq!(sessions.get_session("no-such-sid").await.unwrap(), None);
+
+    // Revocation: once.
+    assert!(sessions.revoke_session(&format!("{tag}-s1")).await.unwrap());
+    assert!(!sessions.revoke_session(&format!("{tag}-s1")).await.unwrap());
+    assert!(!sessions.revoke_session("no-such-sid").await.unwrap());
+
+    // Another user, so listings see more than one.
+    let bob = format!("{tag}-bob");
+    sessions
+        .create_session(&session(&format!("{tag}-b0"), &bob, now), 3)
+        .await
+        .unwrap();
+
+    let mine: Vec<String> = sessions
+        .list_sessions(Some(&user))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.sid)
+        .collect();
+    assert_eq!(mine, vec![format!("{tag}-s2"), format!("{tag}-s3")]);
+    let all: Vec<String> = sessions
+        .list_sessions(None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.sid)
+        .collect();
+    for i in 0..4 {
+        assert!(all.contains(&format!("{tag}-s{i}")), "{all:?}");
+    }
+    assert!(all.contains(&format!("{tag}-b0")), "{all:?}");
+
+    let mut revoked = sessions.revoke_user_sessions(&user).await.unwrap();
+    revoked.sort();
+    assert_eq!(revoked, vec![format!("{tag}-s2"), format!("{tag}-s3")]);
+    assert!(sessions
+        .list_sessions(Some(&user))
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(sessions
+        .get_session(&format!("{tag}-b0"))
+        .await
+        .unwrap()
+        .unwrap()
+        .is_alive(idgate::now_secs()));
+    sessions.ping_sessions().await.unwrap();
+}
+
+trait TapExpires {
+    fn tap_expires(self, at: i64) -> Self;
+}
+
+impl TapExpires for SessionRecord {
+    fn tap_expires(mut self, at: i64) -> Self {
+        self.expires_at = at;
+        self
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn standalone_keeps_states_and_sessions_under_its_scope() {
+    let dir = tempfile::tempdir().unwrap();
+    let redis = RedisServer::start(dir.path(), &[]);
+    let (states, sessions) = open(&config(RedisMode::Standalone, &[redis.url()], "scope-a")).await;
+    basic_checks(states.as_ref(), sessions.as_ref(), "t").await;
+
+    // States expire: their key carries the TTL.
+    states.put_state(&state("ttl", 60)).await.unwrap();
+    let ttl: i64 = redis
+        .cli(&["ttl", "scope-a:state:ttl"])
+        .trim()
+        .parse()
+        .unwrap();
+    assert!((55..=60).contains(&ttl), "ttl {ttl}");
+    // Sessions expire when they end.
+    let ttl: i64 = redis
+        .cli(&["ttl", "scope-a:session:t-b0"])
+        .trim()
+        .parse()
+        .unwrap();
+    assert!((590..=600).contains(&ttl), "ttl {ttl}");
+
+    // Every key is under the scope.
+    let keys = redis.cli(&["--scan", "--pattern", "*"]);
+    assert!(keys.lines().count() >= 5, "{keys}");
+    for key in keys.lines() {
+        assert!(key.starts_with("scope-a:"), "{key} is outside the scope");
+    }
+
+    // Another scope on the same server sees none of it.
+    let (_, other) = open(&config(RedisMode::Standalone, &[redis.url()], "scope-b")).await;
+    assert_eq!(other.get_session("t-b0").await.unwrap(), None);
+    assert!(other.list_sessions(None).await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revocations_reach_other_stores_and_a_reconnect_reports_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut redis = RedisServer::start(dir.path(), &[]);
+    let cfg = config(RedisMode::Standalone, &[redis.url()], "feed");
+    let (_, writer) = open(&cfg).await;
+    let (_, reader) = open(&cfg).await;
+    let start = Instant::now();
+    let feed = Feed::follow(&reader);
+
+    // Subscribed: Lost first (nothing cached may be trusted yet), then heartbeats.
+    feed.wait(start, Duration::from_secs(3), |e| *e == FeedEvent::Healthy)
+        .await;
+    assert_eq!(feed.since(start).first(), Some(&FeedEvent::Lost));
+    let t = Instant::now();
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let beats = feed
+        .since(t)
+        .iter()
+        .filter(|e| **e == FeedEvent::Healthy)
+        .count();
+    assert!(beats >= 2, "only {beats} heartbeats in 1.2 s");
+
+    writer
+        .create_session(&session("r1", "u", idgate::now_secs()), 10)
+        .await
+        .unwrap();
+    let t = Instant::now();
+    assert!(writer.revoke_session("r1").await.unwrap());
+    let at = feed
+        .wait(t, Duration::from_secs(1), |e| {
+            *e == FeedEvent::Revoked("r1".into())
+        })
+        .await;
+    assert!(at - t < Duration::from_secs(1));
+
+    // Redis goes away: no heartbeat until it is back, and Lost before the first one.
+    redis.stop();
+    let stopped = Instant::now();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        !feed.since(stopped).contains(&FeedEvent::Healthy),
+        "healthy while Redis is down: {:?}",
+        feed.since(stopped)
+    );
+    assert!(matches!(
+        reader.get_session("r1").await,
+        Err(idgate::store::StoreError::Unavailable { store: "redis", .. })
+    ));
+    redis.restart();
+    let back = feed
+        .wait(stopped, Duration::from_secs(5), |e| {
+            *e == FeedEvent::Healthy
+        })
+        .await;
+    let after_stop = feed.since(stopped);
+    let lost = after_stop.iter().position(|e| *e == FeedEvent::Lost);
+    let healthy = after_stop.iter().position(|e| *e == FeedEvent::Healthy);
+    assert!(
+        lost.is_some() && lost < healthy,
+        "Lost must precede the first Healthy after an interruption: {after_stop:?}"
+    );
+    assert!(back - stopped < Duration::from_secs(5));
+
+    // And revocations flow again.
+    writer
+        .create_session(&session("r2", "u", idgate::now_secs()), 10)
+        .await
+        .unwrap();
+    let t = Instant::now();
+    assert!(writer.revoke_session("r2").await.unwrap());
+    feed.wait(t, Duration::from_secs(1), |e| {
+        *e == FeedEvent::Revoked("r2".into())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sentinel_failover_is_followed_without_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut setup = SentinelSetup::start(dir.path());
+    let cfg = config(RedisMode::Sentinel, &[setup.url()], "sent");
+    let (states, sessions) = open(&cfg).await;
+    basic_checks(states.as_ref(), sessions.as_ref(), "pre").await;
+    let feed = Feed::follow(&sessions);
+    feed.wait(Instant::now(), Duration::from_secs(3), |e| {
+        *e == FeedEvent::Healthy
+    })
+    .await;
+
+    sessions
+        .create_session(&session("before", "u", idgate::now_secs()), 10)
+        .await
+        .unwrap();
+    let replica_port = setup.replica.port;
+    wait_for(
+        "the replica to hold the session",
+        Duration::from_secs(10),
+        || {
+            setup
+                .replica
+                .cli(&["exists", "sent:session:before"])
+                .trim()
+                .eq("1")
+                .then_some(())
+        },
+    );
+
+    setup.master.kill();
+    let killed = Instant::now();
+    wait_for(
+        "the sentinel to promote the replica",
+        Duration::from_secs(30),
+        || (setup.current_master_port() == Some(replica_port)).then_some(()),
+    );
+
+    // The same store, not reopened: reads and writes go to the new master.
+    let before = eventually(
+        "reading after the failover",
+        Duration::from_secs(15),
+        || sessions.get_session("before"),
+    )
+    .await;
+    assert!(before.unwrap().is_alive(idgate::now_secs()));
+    let after = session("after", "u", idgate::now_secs());
+    eventually(
+        "writing after the failover",
+        Duration::from_secs(15),
+        || sessions.create_session(&after, 10),
+    )
+    .await;
+    states.put_state(&state("after", 60)).await.unwrap();
+    assert!(states.take_state("after").await.unwrap().is_some());
+    assert_eq!(
+        setup.replica.cli(&["exists", "sent:session:after"]).trim(),
+        "1",
+        "the write went to the promoted replica"
+    );
+
+    // The feed resubscribed to the new master: Lost, then heartbeats and revocations again.
+    feed.wait(killed, Duration::from_secs(15), |e| *e == FeedEvent::Lost)
+        .await;
+    feed.wait(killed, Duration::from_secs(15), |e| {
+        *e == FeedEvent::Healthy
+    })
+    .await;
+    let t = Instant::now();
+    assert!(sessions.revoke_session("after").await.unwrap());
+    feed.wait(t, Duration::from_secs(1), |e| {
+        *e == FeedEvent::Revoked("after".into())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_of_three_masters_works_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = Cluster::start(dir.path());
+    let cfg = config(RedisMode::Cluster, &cluster.urls(), "clu");
+    let (states, sessions) = open(&cfg).await;
+    let (_, other) = open(&config(RedisMode::Cluster, &cluster.urls()[2..], "clu")).await;
+    let feed = Feed::follow(&other);
+    basic_checks(states.as_ref(), sessions.as_ref(), "c").await;
+
+    // Keys spread over the masters, and the listing finds them on every one.
+    for i in 0..12 {
+        sessions
+            .create_session(&session(&format!("spread{i}"), &format!("user{i}"), 1), 10)
+            .await
+            .unwrap();
+    }
+    let holding = cluster
+        .nodes
+        .iter()
+        .filter(|n| n.cli(&["dbsize"]).trim() != "0")
+        .count();
+    assert!(holding >= 2, "keys should land on several masters");
+    let all = sessions.list_sessions(None).await.unwrap();
+    for i in 0..12 {
+        assert!(all.iter().any(|s| s.sid == format!("spread{i}")));
+    }
+
+    // A revocation through one store reaches a store seeded with another node.
+    feed.wait(
+        Instant::now() - Duration::from_secs(60),
+        Duration::from_secs(3),
+        |e| *e == FeedEvent::Healthy,
+    )
+    .await;
+    for i in 0..3 {
+        let sid = format!("spread{i}");
+        let t = Instant::now();
+        assert!(sessions.revoke_session(&sid).await.unwrap());
+        feed.wait(t, Duration::from_secs(1), |e| {
+            *e == FeedEvent::Revoked(sid.clone())
+        })
+        .await;
+    }
+}
+
+// ---- through the idgate binary ----
+
+fn redis_setup(url: &str, scope: &str, extra_session: &'static str) -> Setup {
+    Setup {
+        store: Some(format!(
+            "[store]\nkind = \"redis\"\nurls = [\"{url}\"]\nscope = \"{scope}\""
+        )),
+        users: Some("[users]\nkind = \"embedded\"\npath = \"users.db\"".into()),
+        extra_session,
+        ..Setup::default()
+    }
+}
+
+fn mint(idgate: &Idgate, user: &str) -> String {
+    let (code, out, err) = idgate_cmd(&[
+        "sessions",
+        "mint",
+        "--config",
+        idgate.config.to_str().unwrap(),
+        "--user",
+        user,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    out.trim().to_owned()
+}
+
+fn sid_of(token: &str) -> String {
+    let part = token.split('.').nth(1).unwrap();
+    let claims: serde_json::Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap();
+    claims["sid"].as_str().unwrap().to_owned()
+}
+
+async fn auth_status(idgate: &Idgate, token: &str) -> u16 {
+    Browser::new()
+        .client
+        .get(idgate.url("/auth"))
+        .header("cookie", format!("sid={token}"))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// Polls `/auth` until it answers `want`; returns how long that took.
+async fn auth_becomes(idgate: &Idgate, token: &str, want: u16, within: Duration) -> Duration {
+    let start = Instant::now();
+    loop {
+        let got = auth_status(idgate, token).await;
+        if got == want {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < within,
+            "/auth still answers {got}, not {want}, after {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_reaches_every_idgate_within_a_second() {
+    let dir = tempfile::tempdir().unwrap();
+    let redis = RedisServer::start(dir.path(), &[]);
+    let (_d1, one) = start_idgate_alone(redis_setup(&redis.url(), "pair", ""));
+    let (_d2, two) = start_idgate_alone(redis_setup(&redis.url(), "pair", ""));
+    let token = mint(&one, "u-1");
+    let other = mint(&two, "u-2");
+    for idgate in [&one, &two] {
+        // Seen once, then answered from the cache.
+        auth_becomes(idgate, &token, 200, Duration::from_secs(5)).await;
+        assert_eq!(auth_status(idgate, &token).await, 200);
+        assert_eq!(auth_status(idgate, &other).await, 200);
+    }
+
+    let (code, out, err) = idgate_cmd(&[
+        "sessions",
+        "revoke",
+        "--config",
+        one.config.to_str().unwrap(),
+        "--sid",
+        &sid_of(&token),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("revoked 1 session"), "{out}");
+    let revoked = Instant::now();
+    for idgate in [&one, &two] {
+        auth_becomes(idgate, &token, 401, Duration::from_secs(1)).await;
+    }
+    assert!(revoked.elapsed() < Duration::from_secs(1));
+    // The other session is untouched.
+    assert_eq!(auth_status(&one, &other).await, 200);
+    assert_eq!(auth_status(&two, &other).await, 200);
+    // No secret or URL in the logs; the endpoint is named.
+    let log = one.proc.log_text();
+    assert!(log.contains(&format!("127.0.0.1:{}", redis.port)), "{log}");
+    assert!(!log.contains("redis://"), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_outage_is_bridged_for_the_grace_then_refused_and_recovered() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut redis = RedisServer::start(dir.path(), &[]);
+    let (_d, idgate) =
+        start_idgate_alone(redis_setup(&redis.url(), "outage", "outage_grace = \"2s\""));
+    let client = Browser::new().client;
+    assert_eq!(
+        client
+            .get(idgate.url("/-/ready"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let seen = mint(&idgate, "u-seen");
+    let unseen = mint(&idgate, "u-unseen");
+    auth_becomes(&idgate, &seen, 200, Duration::from_secs(5)).await;
+    // Wait for the feed to be current, so the session is served from the cache.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(auth_status(&idgate, &seen).await, 200);
+
+    redis.stop();
+    let stopped = Instant::now();
+    assert_eq!(
+        auth_status(&idgate, &seen).await,
+        200,
+        "a verified session keeps working right after Redis goes away"
+    );
+    assert_eq!(
+        auth_status(&idgate, &unseen).await,
+        401,
+        "a session never seen cannot be confirmed without Redis"
+    );
+    auth_becomes(&idgate, &seen, 401, Duration::from_secs(10)).await;
+    assert!(
+        stopped.elapsed() >= Duration::from_secs(1),
+        "refused before the grace: {:?}",
+        stopped.elapsed()
+    );
+
+    let resp = client.get(idgate.url("/-/ready")).send().await.unwrap();
+    assert_ready_names_redis(resp).await;
+    // A login step that needs Redis says so.
+    let resp = client
+        .post(idgate.url("/oauth/token"))
+        .json(&serde_json::json!({ "code": "c", "state": "s" }))
+        .send()
+        .await
+        .unwrap();
+    assert_ready_names_redis(resp).await;
+
+    // Redis comes back (empty: no persistence); idgate recovers by itself.
+    redis.restart();
+    wait_ready(&idgate).await;
+    let fresh = mint(&idgate, "u-fresh");
+    auth_becomes(&idgate, &fresh, 200, Duration::from_secs(5)).await;
+    assert_eq!(auth_status(&idgate, &fresh).await, 200);
+}
+
+/// A 503 JSON error whose message names Redis.
+async fn assert_ready_names_redis(resp: reqwest::Response) {
+    assert_eq!(resp.status(), 503);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["statusCode"], 503);
+    assert!(
+        body["message"].as_str().unwrap().contains("redis"),
+        "{body}"
+    );
+}
+
+async fn wait_ready(idgate: &Idgate) {
+    let client = Browser::new().client;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while client
+        .get(idgate.url("/-/ready"))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        != 200
+    {
+        assert!(Instant::now() < deadline, "/-/ready did not recover");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idgate_starts_while_redis_is_down_and_recovers_by_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let url = format!("redis://127.0.0.1:{port}");
+    let (_d, idgate) = start_idgate_alone(redis_setup(&url, "late", ""));
+    let resp = Browser::new()
+        .client
+        .get(idgate.url("/-/ready"))
+        .send()
+        .await
+        .unwrap();
+    assert_ready_names_redis(resp).await;
+
+    let _redis = RedisServer::start_on(dir.path(), port, &[]);
+    wait_ready(&idgate).await;
+    let token = mint(&idgate, "u-late");
+    auth_becomes(&idgate, &token, 200, Duration::from_secs(5)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_configured_password_is_used_and_never_shown() {
+    let dir = tempfile::tempdir().unwrap();
+    let redis = RedisServer::start(dir.path(), &["--requirepass", "pw-5e3f1a"]);
+    let mut cfg = config(RedisMode::Standalone, &[redis.url()], "auth");
+    let (_, without) = open(&cfg).await;
+    let err = without.ping_sessions().await.unwrap_err().to_string();
+    assert!(err.contains("redis"), "{err}");
+    cfg.password = Some(Secret::new("pw-5e3f1a"));
+    let (states, sessions) = open(&cfg).await;
+    sessions.ping_sessions().await.unwrap();
+    states.put_state(&state("pw", 60)).await.unwrap();
+    assert!(states.take_state("pw").await.unwrap().is_some());
+    // A wrong password is refused, and the error does not repeat it.
+    cfg.password = Some(Secret::new("wrong-pw-77c2"));
+    let (_, wrong) = open(&cfg).await;
+    let err = wrong.ping_sessions().await.unwrap_err().to_string();
+    assert!(!err.contains("wrong-pw-77c2"), "{err}");
+}
