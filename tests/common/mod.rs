@@ -350,6 +350,9 @@ pub struct Setup {
     pub store: Option<String>,
     /// Replaces the `[users]` section (default: embedded).
     pub users: Option<String>,
+    /// Leaves out the `[apps.web]` block (and `extra_app`), for apps that come from elsewhere
+    /// (`mia_config`); default false.
+    pub omit_apps: bool,
 }
 
 impl Default for Setup {
@@ -364,6 +367,7 @@ impl Default for Setup {
             extra: "",
             store: None,
             users: None,
+            omit_apps: false,
         }
     }
 }
@@ -412,7 +416,7 @@ impl Stack {
 /// `dev` at `issuer`, the embedded store in `dir` (the signing key is copied there too).
 pub fn config_toml(setup: &Setup, dir: &Path, site: &str, issuer: &str) -> String {
     std::fs::copy(fixture(setup.key), dir.join(setup.key)).unwrap();
-    format!(
+    let config = format!(
         r#"{extra}
 [server]
 listen = ["127.0.0.1:0"]
@@ -467,7 +471,11 @@ label = "Development IdP"
             .unwrap_or("[users]\nkind = \"embedded\""),
         issuer = issuer,
         secret = CLIENT_SECRET,
-    )
+    );
+    match config.split_once("\n[apps.web]\n") {
+        Some((before_apps, _)) if setup.omit_apps => format!("{before_apps}\n"),
+        _ => config,
+    }
 }
 
 /// idgate alone, its IdP unreachable (it is only contacted at login); for tests of `/auth`,
