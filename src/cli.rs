@@ -163,6 +163,12 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Serve { config } => serve(&config),
         Command::CheckConfig { config } => {
             let c = Config::load(&config)?;
+            for line in &c.notices.infos {
+                eprintln!("note: {line}");
+            }
+            for line in &c.notices.warnings {
+                eprintln!("warning: {line}");
+            }
             block_on(async move {
                 AppState::build(c)
                     .await
@@ -196,6 +202,7 @@ fn block_on<F: std::future::Future<Output = Result<(), Failure>>>(f: F) -> Resul
 fn serve(path: &Path) -> Result<(), Failure> {
     let config = Config::load(path)?;
     init_tracing(Some(&config));
+    config.notices.log();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -82,14 +82,21 @@ fn b64(bytes: &[u8]) -> String {
 impl KeyMaterial {
     /// Loads a private key (or HS256 secret) able to sign.
     pub fn load_signing(alg: &str, path: &Path, key_id: &str) -> Result<Self, String> {
-        let algorithm = Algorithm::parse(alg)?;
         let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        Self::signing_from_bytes(alg, bytes, &path.display().to_string(), key_id)
+    }
+
+    /// A signing key given by value (`source` names where it came from, for messages), e.g. an
+    /// HS256 secret from the original service's `MIA_JWT_TOKEN_SIGN_KEY`.
+    pub fn signing_from_bytes(
+        alg: &str,
+        bytes: Vec<u8>,
+        source: &str,
+        key_id: &str,
+    ) -> Result<Self, String> {
+        let algorithm = Algorithm::parse(alg)?;
         let bad = |e: &dyn std::fmt::Display| {
-            format!(
-                "{} is not a {} private key: {e}",
-                path.display(),
-                algorithm.name()
-            )
+            format!("{source} is not a {} private key: {e}", algorithm.name())
         };
         let text = std::str::from_utf8(&bytes).map_err(|e| bad(&e))?;
         let (encoding, decoding, jwk) = match algorithm {
@@ -130,10 +137,7 @@ impl KeyMaterial {
             Algorithm::Hs256 => {
                 let secret = text.trim().as_bytes();
                 if secret.len() < 32 {
-                    return Err(format!(
-                        "{}: an HS256 secret needs at least 32 bytes",
-                        path.display()
-                    ));
+                    return Err(format!("{source}: an HS256 secret needs at least 32 bytes"));
                 }
                 (
                     EncodingKey::from_secret(secret),

@@ -1,7 +1,7 @@
 //! The merge at the heart of idgate: `id`, `name`, `email` and `username` come from the identity
 //! provider; `groups`, `permissions` and `metadata` come only from the project's users store.
 
-use crate::config::{AppConfig, ProviderConfig};
+use crate::config::{AppConfig, ProviderConfig, TokenClaims};
 use crate::idp::IdpUser;
 use crate::jwt::{Claims, UserClaim};
 use crate::store::{Identity, User};
@@ -18,12 +18,22 @@ pub fn identity(app: &AppConfig, provider: &ProviderConfig, idp: &IdpUser) -> Id
     }
 }
 
-/// The JWT's `user` claim for a stored user.
-pub fn user_claim(user: &User, provider: Option<&ProviderConfig>) -> UserClaim {
-    let metadata = match &user.metadata {
+/// The JWT's `user` claim for a stored user, shaped by the app's `claims` (Mia's
+/// `customTokenClaims`): `providerUserId` only when asked for, and `metadata` reduced to the
+/// listed dotted paths when a list is configured.
+pub fn user_claim(
+    user: &User,
+    provider: Option<&ProviderConfig>,
+    claims: &TokenClaims,
+) -> UserClaim {
+    let metadata = match &claims.metadata_fields {
+        None => user.metadata.clone(),
+        Some(paths) => pick(&user.metadata, paths),
+    };
+    let metadata = match metadata {
         serde_json::Value::Object(m) if m.is_empty() => None,
         serde_json::Value::Null => None,
-        other => Some(other.clone()),
+        other => Some(other),
     };
     UserClaim {
         user_id: user.user_id.clone(),
@@ -33,8 +43,48 @@ pub fn user_claim(user: &User, provider: Option<&ProviderConfig>) -> UserClaim {
         username: user.username.clone(),
         permissions: (!user.permissions.is_empty()).then(|| user.permissions.clone()),
         metadata,
-        provider_user_id: None,
+        provider_user_id: claims
+            .include_provider_user_id
+            .then(|| user.provider_user_id.clone()),
         user_settings_url: provider.and_then(|p| p.user_settings_url.clone()),
+    }
+}
+
+/// The parts of `metadata` at `paths` (each a dotted path, split), nested as they were, like
+/// lodash's `pick` the original uses: `["a","b"]` of `{"a":{"b":1,"c":2}}` is `{"a":{"b":1}}`.
+/// Paths that lead nowhere are left out.
+fn pick(metadata: &serde_json::Value, paths: &[Vec<String>]) -> serde_json::Value {
+    let mut out = serde_json::Map::new();
+    for path in paths {
+        let found = path
+            .iter()
+            .try_fold(metadata, |value, segment| value.get(segment.as_str()));
+        if let Some(value) = found {
+            insert_at(&mut out, path, value);
+        }
+    }
+    serde_json::Value::Object(out)
+}
+
+fn insert_at(
+    node: &mut serde_json::Map<String, serde_json::Value>,
+    path: &[String],
+    value: &serde_json::Value,
+) {
+    match path {
+        [] => {}
+        [last] => {
+            node.insert(last.clone(), value.clone());
+        }
+        [first, rest @ ..] => {
+            let entry = node
+                .entry(first.clone())
+                .or_insert_with(|| serde_json::Value::Object(serde_json::Map::new()));
+            // Not an object: a shorter path already took the whole value.
+            if let serde_json::Value::Object(map) = entry {
+                insert_at(map, rest, value);
+            }
+        }
     }
 }
 
@@ -77,9 +127,76 @@ mod tests {
             created_at: 0,
             updated_at: 0,
         };
-        let claim = user_claim(&user, None);
+        let claim = user_claim(&user, None, &TokenClaims::default());
         assert_eq!(claim.groups, vec!["admins".to_string()]);
         assert_eq!(claim.name.as_deref(), Some("Alice"));
         assert!(claim.permissions.is_none() && claim.metadata.is_none());
+        assert!(claim.provider_user_id.is_none());
+    }
+
+    fn user_with(metadata: serde_json::Value) -> User {
+        User {
+            user_id: "u1".into(),
+            realm: "web".into(),
+            provider_id: "dev".into(),
+            provider_user_id: "alice-at-idp".into(),
+            name: None,
+            email: None,
+            username: None,
+            groups: vec![],
+            permissions: vec![],
+            metadata,
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+
+    fn paths(list: &[&str]) -> Option<Vec<Vec<String>>> {
+        Some(
+            list.iter()
+                .map(|p| p.split('.').map(str::to_owned).collect())
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn custom_token_claims_shape_the_user_claim() {
+        let user = user_with(serde_json::json!({
+            "tenant": "acme",
+            "profile": {"team": "red", "phone": "123", "address": {"city": "Rome", "zip": "00100"}},
+            "secret": "not for tokens"
+        }));
+        let claims = TokenClaims {
+            include_provider_user_id: true,
+            metadata_fields: paths(&["tenant", "profile.team", "profile.address.city", "nope.x"]),
+        };
+        let claim = user_claim(&user, None, &claims);
+        assert_eq!(claim.provider_user_id.as_deref(), Some("alice-at-idp"));
+        assert_eq!(
+            claim.metadata,
+            Some(serde_json::json!({
+                "tenant": "acme",
+                "profile": {"team": "red", "address": {"city": "Rome"}}
+            }))
+        );
+        // An empty list (Mia without metadataFieldsToInclude): no metadata at all.
+        let claims = TokenClaims {
+            include_provider_user_id: false,
+            metadata_fields: Some(vec![]),
+        };
+        assert_eq!(user_claim(&user, None, &claims).metadata, None);
+        // No list (a TOML app without metadata_fields): all of it.
+        let claim = user_claim(&user, None, &TokenClaims::default());
+        assert_eq!(claim.metadata, Some(user.metadata.clone()));
+        // A path and its parent: the parent wins, whole.
+        let claims = TokenClaims {
+            include_provider_user_id: false,
+            metadata_fields: paths(&["profile", "profile.team"]),
+        };
+        let claim = user_claim(&user, None, &claims);
+        assert_eq!(
+            claim.metadata,
+            Some(serde_json::json!({"profile": user.metadata["profile"].clone()}))
+        );
     }
 }

@@ -4,7 +4,13 @@
 //!
 //! Relative file paths resolve against the config file's folder, so a config and its keys can
 //! move together.
+//!
+//! Two compatibility inputs join the TOML: the original services' environment variables
+//! ([`env`], applied first and winning over the TOML) and the Mia authentication service's
+//! configuration JSON ([`mia`], named by `mia_config`), whose apps join `[apps]`.
 
+pub mod env;
+mod mia;
 mod raw;
 
 use std::collections::BTreeMap;
@@ -18,6 +24,7 @@ use url::Url;
 
 use crate::jwt::KeyMaterial;
 use crate::redirect::AllowedTarget;
+pub use env::{Env, EnvReport, ProcessEnv};
 pub use raw::RawConfig;
 
 /// A configuration problem, always naming the key at fault.
@@ -54,6 +61,29 @@ pub struct Config {
     pub log: LogConfig,
     pub apps: BTreeMap<String, Arc<AppConfig>>,
     pub policy: crate::policy::RouteTable,
+    /// What the compatibility inputs told us, logged once tracing is up.
+    pub notices: Notices,
+}
+
+/// Startup messages gathered while the config loads (tracing is not set up yet then): which
+/// original environment variables were applied, and what the Mia configuration file holds that
+/// idgate ignores or handles differently.
+#[derive(Debug, Clone, Default)]
+pub struct Notices {
+    pub infos: Vec<String>,
+    pub warnings: Vec<String>,
+}
+
+impl Notices {
+    /// Logs every notice (`serve` calls it right after setting up tracing).
+    pub fn log(&self) {
+        for line in &self.infos {
+            tracing::info!("{line}");
+        }
+        for line in &self.warnings {
+            tracing::warn!("{line}");
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -161,6 +191,16 @@ pub struct AppConfig {
     pub allowed_redirects: Vec<AllowedTarget>,
     pub post_logout_redirect_url: Option<Url>,
     pub providers: BTreeMap<String, Arc<ProviderConfig>>,
+    /// What the token's `user` claim carries beyond the basics.
+    pub token_claims: TokenClaims,
+}
+
+/// Mia's `customTokenClaims`: optional parts of the token's `user` claim.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TokenClaims {
+    pub include_provider_user_id: bool,
+    /// Dotted paths into the user's `metadata`, split; `None` keeps all of it.
+    pub metadata_fields: Option<Vec<Vec<String>>>,
 }
 
 impl AppConfig {
@@ -212,8 +252,13 @@ impl std::fmt::Debug for ProviderConfig {
 }
 
 impl Config {
-    /// Reads, parses and validates the file at `path`.
+    /// Reads, parses and validates the file at `path`, with the process environment.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        Self::load_with_env(path, &ProcessEnv)
+    }
+
+    /// [`Config::load`] with the environment given.
+    pub fn load_with_env(path: &Path, env: &dyn Env) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_owned(),
             source,
@@ -223,11 +268,30 @@ impl Config {
             message: e.to_string(),
         })?;
         let dir = path.parent().unwrap_or(Path::new("."));
-        Self::from_raw(raw, dir)
+        Self::from_raw_with_env(raw, dir, env)
     }
 
-    /// Validates a parsed config; `dir` is where relative paths resolve.
+    /// Validates a parsed config, ignoring the environment; `dir` is where relative paths
+    /// resolve.
     pub fn from_raw(raw: RawConfig, dir: &Path) -> Result<Self, ConfigError> {
+        Self::from_raw_with_env(raw, dir, &std::collections::HashMap::new())
+    }
+
+    /// Applies the original services' environment variables from `env`, then validates.
+    pub fn from_raw_with_env(
+        mut raw: RawConfig,
+        dir: &Path,
+        env: &dyn Env,
+    ) -> Result<Self, ConfigError> {
+        let report = env::apply(&mut raw, env, dir)?;
+        let mut config = Self::validate(raw, dir).map_err(|e| report.attribute(e))?;
+        let mut infos = report.lines();
+        infos.append(&mut config.notices.infos);
+        config.notices.infos = infos;
+        Ok(config)
+    }
+
+    fn validate(raw: RawConfig, dir: &Path) -> Result<Self, ConfigError> {
         let resolve = |p: &Path| {
             if p.is_absolute() {
                 p.to_owned()
@@ -258,14 +322,31 @@ impl Config {
         };
         let shutdown_grace = duration("server.shutdown_grace", raw.server.shutdown_grace, "10s")?;
 
-        let signing = KeyMaterial::load_signing(
-            &raw.jwt.algorithm,
-            &resolve(&raw.jwt.private_key_file),
-            &raw.jwt.key_id,
-        )
-        .map_err(|m| ConfigError::invalid("jwt.private_key_file", m))?;
+        let jwt = raw.jwt.ok_or_else(|| {
+            ConfigError::invalid(
+                "jwt",
+                "missing: add a [jwt] section (or set MIA_JWT_TOKEN_SIGN_KEY or \
+                 MIA_JWT_TOKEN_PRIVATE_KEY_FILE_PATH)",
+            )
+        })?;
+        let signing = match (&jwt.secret, &jwt.private_key_file) {
+            (Some(secret), _) => KeyMaterial::signing_from_bytes(
+                &jwt.algorithm,
+                secret.expose().as_bytes().to_vec(),
+                "the value",
+                &jwt.key_id,
+            )
+            .map_err(|m| ConfigError::invalid("jwt.secret", m))?,
+            (None, Some(file)) => {
+                KeyMaterial::load_signing(&jwt.algorithm, &resolve(file), &jwt.key_id)
+                    .map_err(|m| ConfigError::invalid("jwt.private_key_file", m))?
+            }
+            (None, None) => {
+                return Err(ConfigError::invalid("jwt.private_key_file", "missing"));
+            }
+        };
         let mut verification = Vec::new();
-        for (i, k) in raw.jwt.verification_keys.iter().enumerate() {
+        for (i, k) in jwt.verification_keys.iter().enumerate() {
             let key =
                 KeyMaterial::load_verifying(&k.algorithm, &resolve(&k.key_file), &k.key_id)
                     .map_err(|m| ConfigError::invalid(format!("jwt.verification_keys[{i}]"), m))?;
@@ -327,7 +408,13 @@ impl Config {
             ));
         }
 
-        let store = match raw.store {
+        let store = raw.store.ok_or_else(|| {
+            ConfigError::invalid(
+                "store",
+                "missing: add a [store] section (or set REDIS_HOSTS)",
+            )
+        })?;
+        let store = match store {
             raw::RawStore::Embedded { path } => StoreConfig::Embedded {
                 path: resolve(&path),
             },
@@ -403,7 +490,13 @@ impl Config {
                 })
             }
         };
-        let users = match raw.users {
+        let users = raw.users.ok_or_else(|| {
+            ConfigError::invalid(
+                "users",
+                "missing: add a [users] section (or set USERS_CRUD_BASE_URL)",
+            )
+        })?;
+        let users = match users {
             raw::RawUsers::Embedded { path } => match (path, &store) {
                 (Some(p), _) => UsersConfig::Embedded { path: resolve(&p) },
                 (None, StoreConfig::Embedded { path }) => {
@@ -479,8 +572,29 @@ impl Config {
         for (id, app) in raw.apps {
             apps.insert(id.clone(), Arc::new(validate_app(&id, app, &resolve)?));
         }
+        let mut notices = Notices::default();
+        if let Some(file) = &raw.mia_config {
+            let shown = file.display().to_string();
+            let (mia_apps, mia_notices) = mia::load(&resolve(file), &shown)?;
+            notices.infos.extend(mia_notices.infos);
+            notices.warnings.extend(mia_notices.warnings);
+            for (id, app) in mia_apps {
+                if apps.contains_key(&id) {
+                    return Err(ConfigError::invalid(
+                        format!("apps.{id}"),
+                        format!("is defined both in this file and in {shown}; keep one"),
+                    ));
+                }
+                let app =
+                    validate_app(&id, app, &resolve).map_err(|e| mia::in_file_terms(e, &shown))?;
+                apps.insert(id, Arc::new(app));
+            }
+        }
         if apps.is_empty() {
-            return Err(ConfigError::invalid("apps", "configure at least one app"));
+            return Err(ConfigError::invalid(
+                "apps",
+                "configure at least one app (in [apps] or in the file mia_config names)",
+            ));
         }
         let default_app = match raw.server.default_app {
             Some(id) if apps.contains_key(&id) => Some(id),
@@ -507,6 +621,7 @@ impl Config {
         .map_err(|e| ConfigError::invalid(policy_key, e.to_string()))?;
 
         Ok(Self {
+            notices,
             policy,
             server: ServerConfig {
                 listen,
@@ -548,6 +663,23 @@ fn validate_app(
         .map(Url::parse)
         .transpose()
         .map_err(|e| ConfigError::invalid(key("post_logout_redirect_url"), e.to_string()))?;
+    let metadata_fields = match app.metadata_fields {
+        None => None,
+        Some(fields) => {
+            let mut paths = Vec::new();
+            for field in &fields {
+                let path: Vec<String> = field.split('.').map(str::to_owned).collect();
+                if path.iter().any(String::is_empty) {
+                    return Err(ConfigError::invalid(
+                        key("metadata_fields"),
+                        format!("`{field}` is not a dotted path such as `a.b.c`"),
+                    ));
+                }
+                paths.push(path);
+            }
+            Some(paths)
+        }
+    };
     let mut providers = BTreeMap::new();
     for (pid, p) in app.providers {
         let pkey = |k: &str| format!("apps.{id}.providers.{pid}.{k}");
@@ -624,6 +756,10 @@ fn validate_app(
         allowed_redirects,
         post_logout_redirect_url,
         providers,
+        token_claims: TokenClaims {
+            include_provider_user_id: app.include_provider_user_id,
+            metadata_fields,
+        },
     })
 }
 
@@ -790,6 +926,134 @@ mod tests {
         let text = format!("{MINIMAL}\n[session]\naccess_tll = \"1m\"\n");
         let err = load(&text).err().map(|e| e.to_string()).unwrap_or_default();
         assert!(err.contains("access_tll"), "{err}");
+    }
+
+    /// Loads `text` with `files` written next to it and `env` as the environment.
+    fn load_env(
+        text: &str,
+        files: &[(&str, &str)],
+        env: &[(&'static str, &'static str)],
+    ) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().map_err(|e| ConfigError::invalid("tmp", e.to_string()))?;
+        let mut all = vec![("k.secret", "0123456789abcdef0123456789abcdef")];
+        all.extend_from_slice(files);
+        for (name, body) in all {
+            std::fs::write(dir.path().join(name), body)
+                .map_err(|e| ConfigError::invalid("tmp", e.to_string()))?;
+        }
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: "t".into(),
+            message: e.to_string(),
+        })?;
+        let env: BTreeMap<&str, &str> = env.iter().copied().collect();
+        Config::from_raw_with_env(raw, dir.path(), &env)
+    }
+
+    const MIA_JSON: &str = r#"{"apps": {"mobile": {
+        "providers": {"okta": {"type": "okta", "clientId": "c", "clientSecret": "s",
+            "baseUrl": "https://x.okta.com/oauth2/default", "scope": ["openid"], "label": "Okta"}},
+        "redirectUrl": "https://m.example.com/web-login/oauth/callback",
+        "realm": "m", "issuer": "m.example.com", "defaultGroups": ["users"],
+        "customTokenClaims": {"includeProviderUserId": true, "metadataFieldsToInclude": ["a.b"]},
+        "sidCookieCustomAttributes": {"domain": "example.com"}
+    }}}"#;
+
+    #[test]
+    fn mia_apps_join_the_toml_apps() -> Result<(), ConfigError> {
+        let text = format!("mia_config = \"config.json\"\n{MINIMAL}");
+        let c = load_env(&text, &[("config.json", MIA_JSON)], &[])?;
+        assert_eq!(c.apps.keys().collect::<Vec<_>>(), ["mobile", "web"]);
+        let mobile = &c.apps["mobile"];
+        assert!(!mobile.website);
+        assert_eq!(
+            mobile.token_claims,
+            TokenClaims {
+                include_provider_user_id: true,
+                metadata_fields: Some(vec![vec!["a".into(), "b".into()]]),
+            }
+        );
+        assert_eq!(
+            mobile.providers["okta"].issuer_url.as_str(),
+            "https://x.okta.com/oauth2/default"
+        );
+        // TOML apps keep all metadata and no providerUserId unless asked.
+        assert_eq!(c.apps["web"].token_claims, TokenClaims::default());
+        // Two apps, no default: the chooser decides.
+        assert_eq!(c.server.default_app, None);
+        assert!(c
+            .notices
+            .infos
+            .iter()
+            .any(|n| n.contains("apps.mobile.sidCookieCustomAttributes: set [session]")));
+
+        // The same id in both places is an error naming it.
+        let clash = MIA_JSON.replace("\"mobile\"", "\"web\"");
+        let err = load_env(&text, &[("config.json", &clash)], &[])
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.starts_with("apps.web: is defined both"), "{err}");
+
+        // Validation errors of a Mia app use the file's names.
+        let bad = MIA_JSON.replace("https://m.example.com/web-login", "not a url");
+        let err = load_env(&text, &[("config.json", &bad)], &[])
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            err.starts_with("config.json: apps.mobile.redirectUrl: "),
+            "{err}"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn environment_supplies_and_overrides_sections() -> Result<(), ConfigError> {
+        // No [jwt], [store] or [users]: the original's variables are enough.
+        let text = MINIMAL
+            .replace("[jwt]\n        algorithm = \"HS256\"\n        private_key_file = \"k.secret\"\n        key_id = \"k1\"", "")
+            .replace("[store]\n        kind = \"embedded\"\n        path = \"idgate.db\"", "")
+            .replace("[users]\n        kind = \"embedded\"", "");
+        assert!(!text.contains("[jwt]") && !text.contains("[store]") && !text.contains("[users]"));
+        let err = load_env(&text, &[], &[]).err().map(|e| e.to_string());
+        assert!(err.is_some_and(|e| e.starts_with("jwt: missing")));
+        let c = load_env(
+            &text,
+            &[],
+            &[
+                (
+                    "MIA_JWT_TOKEN_SIGN_KEY",
+                    "an HS256 secret of at least 32 bytes!",
+                ),
+                ("REDIS_HOSTS", "127.0.0.1:6379"),
+                ("REDIS_SESSIONS_SCOPE", "tenant"),
+                ("USERS_CRUD_BASE_URL", "http://crud-service/users"),
+                ("AUTHORIZATION_STRICT_MODE_ENABLED", "false"),
+            ],
+        )?;
+        assert!(matches!(&c.store, StoreConfig::Redis(r) if r.scope == "tenant"));
+        assert!(
+            matches!(&c.users, UsersConfig::Crud(u) if u.base_url.as_str() == "http://crud-service/users")
+        );
+        assert_eq!(c.jwt.signing.key_id, "mia");
+        assert!(c.notices.infos.iter().any(|l| l.contains("REDIS_HOSTS")));
+
+        // Env wins over the TOML, and a bad value names the variable behind the key.
+        let err = load_env(MINIMAL, &[], &[("REDIS_HOSTS", "http://cache:6379")])
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.starts_with("store.urls (from REDIS_HOSTS): "), "{err}");
+        let err = load_env(MINIMAL, &[], &[("MIA_JWT_TOKEN_SIGN_KEY", "short")])
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            err.starts_with("jwt.secret (from MIA_JWT_TOKEN_SIGN_KEY): "),
+            "{err}"
+        );
+        assert!(!err.contains("short"), "{err}");
+        Ok(())
     }
 
     #[test]

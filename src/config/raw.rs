@@ -11,11 +11,15 @@ use serde::Deserialize;
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
     pub server: RawServer,
-    pub jwt: RawJwt,
+    /// Optional only because the original services' environment variables can supply it
+    /// (`MIA_JWT_TOKEN_*`, see `env.rs`); validation asks for it otherwise.
+    pub jwt: Option<RawJwt>,
     #[serde(default)]
     pub session: RawSession,
-    pub store: RawStore,
-    pub users: RawUsers,
+    /// Optional only because `REDIS_HOSTS` can supply it.
+    pub store: Option<RawStore>,
+    /// Optional only because `USERS_CRUD_BASE_URL` can supply it.
+    pub users: Option<RawUsers>,
     #[serde(default)]
     pub headers: RawHeaders,
     #[serde(default)]
@@ -24,6 +28,9 @@ pub struct RawConfig {
     pub apps: BTreeMap<String, RawApp>,
     /// Mia's `auth.json` route rules, read unchanged.
     pub mia_auth: Option<PathBuf>,
+    /// The Mia authentication service's configuration JSON (`apps → providers`), read
+    /// unchanged; its apps join the `[apps]` of this file.
+    pub mia_config: Option<PathBuf>,
     #[serde(default)]
     pub authorization: RawAuthorization,
 }
@@ -54,8 +61,12 @@ pub struct RawServer {
 #[serde(deny_unknown_fields)]
 pub struct RawJwt {
     pub algorithm: String,
-    pub private_key_file: PathBuf,
+    pub private_key_file: Option<PathBuf>,
     pub key_id: String,
+    /// An HS256 secret given by value (`MIA_JWT_TOKEN_SIGN_KEY`); never read from the TOML, so
+    /// a secret is never written into a config file.
+    #[serde(skip)]
+    pub secret: Option<crate::crypto::Secret>,
     /// Extra keys accepted when verifying (keys being rotated out).
     #[serde(default)]
     pub verification_keys: Vec<RawVerificationKey>,
@@ -174,6 +185,13 @@ pub struct RawApp {
     pub allowed_redirects: Vec<String>,
     /// Where the IdP sends the browser back after RP-initiated logout (must be registered there).
     pub post_logout_redirect_url: Option<String>,
+    /// Add the user's id at the provider to the token as `user.providerUserId` (Mia's
+    /// `customTokenClaims.includeProviderUserId`).
+    #[serde(default)]
+    pub include_provider_user_id: bool,
+    /// Only these `metadata` fields (dotted paths such as `a.b.c`) go into the token; unset
+    /// means all of it (Mia's `customTokenClaims.metadataFieldsToInclude`).
+    pub metadata_fields: Option<Vec<String>>,
     #[serde(default)]
     pub providers: BTreeMap<String, RawProvider>,
 }

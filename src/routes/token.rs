@@ -108,7 +108,7 @@ pub async fn exchange(state: &AppState, req: Request) -> Result<Response, ApiErr
     let ttl = state.config.session.access_ttl.as_secs() as i64;
     let claims = users::session_claims(
         &app,
-        users::user_claim(&user, Some(idp.provider())),
+        users::user_claim(&user, Some(idp.provider()), &app.token_claims),
         &sid,
         now,
         ttl,

@@ -224,7 +224,8 @@ pub fn idgate_bin() -> &'static str {
 pub fn idgate_cmd(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(idgate_bin())
         .args(args)
-        .env_remove("RUST_LOG")
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .output()
         .expect("run idgate");
     (
@@ -396,6 +397,9 @@ pub struct Setup {
     pub website: bool,
     /// Nginx `location` blocks added to the example site (`ECHO_PORT` = the echo app's port).
     pub nginx_locations: String,
+    /// Leaves out the `[apps.web]` block (and `extra_app`), for apps that come from elsewhere
+    /// (`mia_config`); default false.
+    pub omit_apps: bool,
 }
 
 impl Default for Setup {
@@ -412,6 +416,7 @@ impl Default for Setup {
             users: None,
             nginx_locations: String::new(),
             website: true,
+            omit_apps: false,
         }
     }
 }
@@ -465,7 +470,7 @@ impl Stack {
 /// `dev` at `issuer`, the embedded store in `dir` (the signing key is copied there too).
 pub fn config_toml(setup: &Setup, dir: &Path, site: &str, issuer: &str) -> String {
     std::fs::copy(fixture(setup.key), dir.join(setup.key)).unwrap();
-    format!(
+    let config = format!(
         r#"{extra}
 [server]
 listen = ["127.0.0.1:0"]
@@ -521,7 +526,11 @@ label = "Development IdP"
             .unwrap_or("[users]\nkind = \"embedded\""),
         issuer = issuer,
         secret = CLIENT_SECRET,
-    )
+    );
+    match config.split_once("\n[apps.web]\n") {
+        Some((before_apps, _)) if setup.omit_apps => format!("{before_apps}\n"),
+        _ => config,
+    }
 }
 
 /// idgate alone, its IdP unreachable (it is only contacted at login); for tests of `/auth`,

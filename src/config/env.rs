@@ -1,0 +1,733 @@
+//! The original services' environment variables, read under their own names so a project can
+//! bring its deployment environment along (`USERS_CRUD_BASE_URL`, `REDIS_HOSTS`,
+//! `MIA_JWT_TOKEN_*`, `USER_PROPERTIES_TO_PROXY`, …; the full table is in `docs/migrating.md`).
+//!
+//! They are applied to the parsed TOML before validation and **win over it**, as an operator
+//! moving a deployment over expects: the variables that configured the old services configure
+//! idgate. Every variable that had a meaning for the original services is recognised; the ones
+//! idgate has no use for (its Nginx snippets already do their job, or the feature works
+//! differently) are reported as "recognised, no effect" instead of being silently ignored.
+//!
+//! The environment is read through the small [`Env`] trait, so tests pass a map and never touch
+//! the process environment. Nothing here logs: tracing is not set up while the config loads, so
+//! the names used go into an [`EnvReport`] that `serve` logs (names only, never values) and
+//! `check-config` prints.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use super::raw::{RawConfig, RawJwt, RawStore, RawUsers};
+use super::ConfigError;
+
+/// Where environment variables come from.
+pub trait Env {
+    /// The value of `name`; an empty value counts as unset (as orchestrators often leave them).
+    fn var(&self, name: &str) -> Option<String>;
+}
+
+/// The real process environment.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProcessEnv;
+
+impl Env for ProcessEnv {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok().filter(|v| !v.is_empty())
+    }
+}
+
+impl Env for HashMap<String, String> {
+    fn var(&self, name: &str) -> Option<String> {
+        self.get(name).filter(|v| !v.is_empty()).cloned()
+    }
+}
+
+impl Env for BTreeMap<&str, &str> {
+    fn var(&self, name: &str) -> Option<String> {
+        self.get(name)
+            .filter(|v| !v.is_empty())
+            .map(|v| (*v).to_owned())
+    }
+}
+
+/// Which variables were applied, and which were recognised but have no effect (and why).
+#[derive(Debug, Clone, Default)]
+pub struct EnvReport {
+    pub used: Vec<&'static str>,
+    pub no_effect: Vec<(&'static str, &'static str)>,
+    /// Config key → the variable that set it, so a validation error can name the variable.
+    origins: Vec<(&'static str, &'static str)>,
+}
+
+impl EnvReport {
+    fn used(&mut self, name: &'static str, key: &'static str) {
+        self.used.push(name);
+        self.origins.push((key, name));
+    }
+
+    fn no_effect(&mut self, name: &'static str, why: &'static str) {
+        self.no_effect.push((name, why));
+    }
+
+    /// Names the variable behind the key of a validation error: `store.urls (from REDIS_HOSTS)`.
+    pub fn attribute(&self, err: ConfigError) -> ConfigError {
+        match err {
+            ConfigError::Invalid { key, message } => {
+                let origin = self.origins.iter().rev().find(|(k, _)| {
+                    key == *k || key.strip_prefix(k).is_some_and(|r| r.starts_with('.'))
+                });
+                match origin {
+                    Some((_, name)) => ConfigError::Invalid {
+                        key: format!("{key} (from {name})"),
+                        message,
+                    },
+                    None => ConfigError::Invalid { key, message },
+                }
+            }
+            other => other,
+        }
+    }
+
+    /// The startup log lines: names only, never values.
+    pub fn lines(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        if !self.used.is_empty() {
+            lines.push(format!(
+                "environment variables of the original services applied: {}",
+                self.used.join(", ")
+            ));
+        }
+        if !self.no_effect.is_empty() {
+            let list: Vec<String> = self
+                .no_effect
+                .iter()
+                .map(|(name, why)| format!("{name} ({why})"))
+                .collect();
+            lines.push(format!("recognised, no effect: {}", list.join("; ")));
+        }
+        lines
+    }
+}
+
+/// Variables the original services read that idgate recognises but does not need.
+const NO_EFFECT: &[(&str, &str)] = &[
+    ("HTTP_PORT", "idgate listens where [server] listen says"),
+    ("SERVICE_PREFIX", "idgate's paths are fixed; Nginx routes them"),
+    ("SERVICE_VERSION", "not needed"),
+    ("DELAY_SHUTDOWN_SECONDS", "see [server] shutdown_grace"),
+    ("ORIGINAL_PROTOCOL_HEADER", "the Nginx snippet sends X-Forwarded-Proto"),
+    ("ADDITIONALS_CA_FOLDER", "a private CA for the identity providers is not supported yet"),
+    ("ADDITIONAL_HEADERS_TO_PROXY", "fixed headers for the CRUD service go in [users] headers"),
+    ("PROVIDER_TOKEN_PASS_PHRASE", "the IdP tokens are encrypted with [session] token_key_file, or a key derived from the signing key"),
+    ("EXPIRE_DELTA_PROVIDER_TOKEN_SEC", "not needed"),
+    ("EXPOSE_METRICS", "idgate's metrics are not configured through it"),
+    ("NAMESPACED_METRICS_PREFIX", "idgate's metric names are fixed"),
+    ("REDIS_TLS_CACERT", "a private CA for Redis is not supported yet"),
+    ("HEADERS_TO_PROXY", "idgate reads the session from the request Nginx hands it"),
+    ("AUTHORIZATION_HEADERS_TO_PROXY", "idgate reads the sid cookie and Authorization: Bearer itself"),
+    ("USERINFO_URL", "idgate verifies the session itself"),
+    ("BACKOFFICE_USERINFO_URL", "idgate verifies the session itself"),
+    ("CUSTOM_USER_ID_KEY", "mia-userid is always the token's user.userId"),
+    ("CUSTOM_PERMISSIONS_KEY", "permissions come from the users collection's `permissions`"),
+    ("BACKOFFICE_HEADER_KEY", "idgate reads the `isbackoffice` header the snippet sets"),
+    ("CLIENT_TYPE_HEADER_KEY", "idgate reads the `client-type` header"),
+];
+
+/// Applies the original services' variables to `raw`; `dir` is where relative paths resolve.
+pub fn apply(raw: &mut RawConfig, env: &dyn Env, dir: &Path) -> Result<EnvReport, ConfigError> {
+    let mut report = EnvReport::default();
+    apply_users(raw, env, &mut report);
+    apply_redis(raw, env, &mut report)?;
+    apply_jwt(raw, env, dir, &mut report)?;
+    apply_session(raw, env, &mut report)?;
+    apply_authorization(raw, env, &mut report)?;
+    apply_files(raw, env, dir, &mut report);
+    if let Some(level) = env.var("LOG_LEVEL") {
+        raw.log.level = Some(log_level(&level)?);
+        report.used("LOG_LEVEL", "log.level");
+    }
+    for (name, why) in NO_EFFECT {
+        if env.var(name).is_some() {
+            report.no_effect(name, why);
+        }
+    }
+    Ok(report)
+}
+
+fn apply_users(raw: &mut RawConfig, env: &dyn Env, report: &mut EnvReport) {
+    let Some(url) = env.var("USERS_CRUD_BASE_URL") else {
+        return;
+    };
+    match &mut raw.users {
+        Some(RawUsers::Crud { base_url, .. }) => *base_url = url,
+        other => {
+            *other = Some(RawUsers::Crud {
+                base_url: url,
+                headers: BTreeMap::new(),
+                timeout: None,
+            })
+        }
+    }
+    report.used("USERS_CRUD_BASE_URL", "users.base_url");
+}
+
+fn apply_redis(
+    raw: &mut RawConfig,
+    env: &dyn Env,
+    report: &mut EnvReport,
+) -> Result<(), ConfigError> {
+    let hosts = match env.var("REDIS_HOSTS") {
+        Some(h) => Some(("REDIS_HOSTS", h)),
+        None => env.var("REDIS_HOST").map(|h| ("REDIS_HOST", h)),
+    };
+    let tls = bool_var(env, "REDIS_TLS")?;
+    let env_mode = match env.var("REDIS_MODE").as_deref() {
+        None => None,
+        Some("normal" | "standalone") => Some("standalone"),
+        Some("sentinel") => Some("sentinel"),
+        Some("cluster") => Some("cluster"),
+        Some(other) => {
+            return Err(ConfigError::invalid(
+                "REDIS_MODE",
+                format!("`{other}` is not one of normal, sentinel (or cluster)"),
+            ))
+        }
+    };
+    let urls = match &hosts {
+        Some((name, list)) => {
+            let urls = redis_urls(list, tls.unwrap_or(false));
+            if urls.is_empty() {
+                return Err(ConfigError::invalid(*name, "lists no host"));
+            }
+            if !matches!(raw.store, Some(RawStore::Redis { .. })) {
+                raw.store = Some(RawStore::Redis {
+                    mode: None,
+                    urls: Vec::new(),
+                    master_name: None,
+                    scope: None,
+                    username: None,
+                    password: None,
+                    password_file: None,
+                    pool_size: None,
+                });
+            }
+            Some((*name, urls))
+        }
+        None => None,
+    };
+    let scope = match env.var("REDIS_SESSIONS_SCOPE") {
+        Some(s) => Some(("REDIS_SESSIONS_SCOPE", s)),
+        None => env
+            .var("REDIS_SESSION_SCOPE")
+            .map(|s| ("REDIS_SESSION_SCOPE", s)),
+    };
+    let Some(RawStore::Redis {
+        mode,
+        urls: store_urls,
+        master_name,
+        scope: store_scope,
+        username,
+        password,
+        password_file,
+        ..
+    }) = &mut raw.store
+    else {
+        for name in [
+            "REDIS_MODE",
+            "REDIS_MASTER_NAME",
+            "REDIS_USERNAME",
+            "REDIS_PASSWORD",
+            "REDIS_TLS",
+            "REDIS_SESSIONS_SCOPE",
+            "REDIS_SESSION_SCOPE",
+        ] {
+            if env.var(name).is_some() {
+                report.no_effect(name, "[store] is not Redis (REDIS_HOSTS selects it)");
+            }
+        }
+        return Ok(());
+    };
+    if let Some((name, urls)) = urls {
+        *store_urls = urls;
+        report.used(name, "store.urls");
+    } else if tls.is_some() {
+        report.no_effect(
+            "REDIS_TLS",
+            "applies to REDIS_HOSTS entries; write rediss:// URLs in [store] urls",
+        );
+    }
+    if let Some(m) = env_mode {
+        *mode = Some(m.to_owned());
+        report.used("REDIS_MODE", "store.mode");
+    }
+    if let Some(v) = env.var("REDIS_MASTER_NAME") {
+        *master_name = Some(v);
+        report.used("REDIS_MASTER_NAME", "store.master_name");
+    }
+    if let Some(v) = env.var("REDIS_USERNAME") {
+        *username = Some(v);
+        report.used("REDIS_USERNAME", "store.username");
+    }
+    if let Some(v) = env.var("REDIS_PASSWORD") {
+        *password = Some(v);
+        *password_file = None;
+        report.used("REDIS_PASSWORD", "store.password");
+    }
+    if let Some((name, v)) = scope {
+        *store_scope = Some(v);
+        report.used(name, "store.scope");
+    }
+    Ok(())
+}
+
+/// `host:port` entries become `redis://host:port` (`rediss://` with `REDIS_TLS`); entries
+/// already written as URLs (`redis://user:pass@host:6379/0`) are kept as they are.
+fn redis_urls(list: &str, tls: bool) -> Vec<String> {
+    let scheme = if tls { "rediss" } else { "redis" };
+    list.split(',')
+        .map(str::trim)
+        .filter(|h| !h.is_empty())
+        .map(|h| {
+            if h.contains("://") {
+                h.to_owned()
+            } else {
+                format!("{scheme}://{h}")
+            }
+        })
+        .collect()
+}
+
+fn apply_jwt(
+    raw: &mut RawConfig,
+    env: &dyn Env,
+    dir: &Path,
+    report: &mut EnvReport,
+) -> Result<(), ConfigError> {
+    if env.var("MIA_JWT_TOKEN_PRIVATE_KEY_PASSWORD").is_some() {
+        return Err(ConfigError::invalid(
+            "MIA_JWT_TOKEN_PRIVATE_KEY_PASSWORD",
+            "password-protected keys are not supported: decrypt the key once \
+             (openssl pkey -in key.pem -out plain.pem) and protect the file's permissions instead",
+        ));
+    }
+    let method = env.var("MIA_JWT_TOKEN_SIGNING_METHOD");
+    let key_file = env.var("MIA_JWT_TOKEN_PRIVATE_KEY_FILE_PATH");
+    let kid = env.var("MIA_JWT_TOKEN_PRIVATE_KEY_KID");
+    let sign_key = env.var("MIA_JWT_TOKEN_SIGN_KEY");
+    if method.is_none() && key_file.is_none() && kid.is_none() && sign_key.is_none() {
+        return Ok(());
+    }
+    // Without a [jwt] section, the original's default: HS256, or RS256 when a key file is named.
+    let jwt = raw.jwt.get_or_insert_with(|| RawJwt {
+        algorithm: if key_file.is_some() { "RS256" } else { "HS256" }.into(),
+        private_key_file: None,
+        key_id: "mia".into(),
+        verification_keys: Vec::new(),
+        secret: None,
+    });
+    if let Some(m) = method {
+        jwt.algorithm = m.to_ascii_uppercase();
+        report.used("MIA_JWT_TOKEN_SIGNING_METHOD", "jwt.algorithm");
+    }
+    if let Some(f) = key_file {
+        jwt.private_key_file = Some(key_path(&f, dir));
+        jwt.secret = None;
+        report.used(
+            "MIA_JWT_TOKEN_PRIVATE_KEY_FILE_PATH",
+            "jwt.private_key_file",
+        );
+    }
+    if let Some(k) = kid {
+        jwt.key_id = k;
+        report.used("MIA_JWT_TOKEN_PRIVATE_KEY_KID", "jwt.key_id");
+    }
+    if let Some(secret) = sign_key {
+        if jwt.algorithm == "HS256" {
+            jwt.secret = Some(crate::crypto::Secret::new(secret));
+            report.used("MIA_JWT_TOKEN_SIGN_KEY", "jwt.secret");
+        } else {
+            report.no_effect(
+                "MIA_JWT_TOKEN_SIGN_KEY",
+                "the signing algorithm is not HS256",
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The original documents the key path both with and without its extension: take the path as
+/// written when it exists, else the same path with `.pem`.
+fn key_path(value: &str, dir: &Path) -> PathBuf {
+    let written = PathBuf::from(value);
+    let resolved = if written.is_absolute() {
+        written.clone()
+    } else {
+        dir.join(&written)
+    };
+    let with_pem = PathBuf::from(format!("{value}.pem"));
+    let resolved_pem = dir.join(&with_pem);
+    if !resolved.exists() && resolved_pem.exists() {
+        with_pem
+    } else {
+        written
+    }
+}
+
+fn apply_session(
+    raw: &mut RawConfig,
+    env: &dyn Env,
+    report: &mut EnvReport,
+) -> Result<(), ConfigError> {
+    if let Some(n) = number_var(env, "MIA_JWT_TOKEN_VALID_DURATION_SEC")? {
+        raw.session.access_ttl = Some(format!("{n}s"));
+        report.used("MIA_JWT_TOKEN_VALID_DURATION_SEC", "session.access_ttl");
+    }
+    if let Some(n) = number_var(env, "MIA_REFRESH_TOKEN_VALID_DURATION_SEC")? {
+        raw.session.lifetime = Some(format!("{n}s"));
+        report.used("MIA_REFRESH_TOKEN_VALID_DURATION_SEC", "session.lifetime");
+    }
+    if let Some(n) = number_var(env, "STATE_MANAGER_EXPIRATION_TIME_MINUTES")? {
+        raw.session.login_state_ttl = Some(format!("{n}m"));
+        report.used(
+            "STATE_MANAGER_EXPIRATION_TIME_MINUTES",
+            "session.login_state_ttl",
+        );
+    }
+    if let Some(n) = number_var(env, "STORED_ACCESS_TOKEN_NUMBER")? {
+        raw.session.max_per_user = Some(n as usize);
+        report.used("STORED_ACCESS_TOKEN_NUMBER", "session.max_per_user");
+    }
+    Ok(())
+}
+
+fn apply_authorization(
+    raw: &mut RawConfig,
+    env: &dyn Env,
+    report: &mut EnvReport,
+) -> Result<(), ConfigError> {
+    if let Some(list) = env.var("USER_PROPERTIES_TO_PROXY") {
+        raw.headers.user_properties = Some(
+            list.split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        );
+        report.used("USER_PROPERTIES_TO_PROXY", "headers.user_properties");
+    }
+    if let Some(strict) = bool_var(env, "AUTHORIZATION_STRICT_MODE_ENABLED")? {
+        raw.authorization.strict = Some(strict);
+        report.used("AUTHORIZATION_STRICT_MODE_ENABLED", "authorization.strict");
+    }
+    Ok(())
+}
+
+/// `CONFIG_FILE_PATH` + `CONFIG_FILE_NAME` (authentication service, name without `.json`) name
+/// `mia_config`; `CONFIGURATION_PATH` + `CONFIGURATION_FILE_NAME` (authorization service) name
+/// `mia_auth`.
+fn apply_files(raw: &mut RawConfig, env: &dyn Env, dir: &Path, report: &mut EnvReport) {
+    match (env.var("CONFIG_FILE_PATH"), env.var("CONFIG_FILE_NAME")) {
+        (Some(folder), Some(name)) => {
+            let name = if name.ends_with(".json") {
+                name
+            } else {
+                format!("{name}.json")
+            };
+            raw.mia_config = Some(Path::new(&folder).join(name));
+            report.used("CONFIG_FILE_PATH", "mia_config");
+            report.used("CONFIG_FILE_NAME", "mia_config");
+        }
+        (Some(_), None) => report.no_effect("CONFIG_FILE_PATH", "needs CONFIG_FILE_NAME too"),
+        (None, Some(_)) => report.no_effect("CONFIG_FILE_NAME", "needs CONFIG_FILE_PATH too"),
+        (None, None) => {}
+    }
+    match (
+        env.var("CONFIGURATION_PATH"),
+        env.var("CONFIGURATION_FILE_NAME"),
+    ) {
+        (Some(folder), Some(name)) => {
+            let mut path = Path::new(&folder).join(&name);
+            let exists = |p: &Path| {
+                if p.is_absolute() {
+                    p.exists()
+                } else {
+                    dir.join(p).exists()
+                }
+            };
+            if !exists(&path) && Path::new(&name).extension().is_none() {
+                path = Path::new(&folder).join(format!("{name}.json"));
+            }
+            raw.mia_auth = Some(path);
+            report.used("CONFIGURATION_PATH", "mia_auth");
+            report.used("CONFIGURATION_FILE_NAME", "mia_auth");
+        }
+        (Some(_), None) => {
+            report.no_effect("CONFIGURATION_PATH", "needs CONFIGURATION_FILE_NAME too")
+        }
+        (None, Some(_)) => {
+            report.no_effect("CONFIGURATION_FILE_NAME", "needs CONFIGURATION_PATH too")
+        }
+        (None, None) => {}
+    }
+}
+
+fn bool_var(env: &dyn Env, name: &'static str) -> Result<Option<bool>, ConfigError> {
+    match env.var(name) {
+        None => Ok(None),
+        Some(v) => match v.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" => Ok(Some(true)),
+            "false" | "0" | "no" => Ok(Some(false)),
+            _ => Err(ConfigError::invalid(
+                name,
+                format!("`{v}` is not true or false"),
+            )),
+        },
+    }
+}
+
+fn number_var(env: &dyn Env, name: &'static str) -> Result<Option<u64>, ConfigError> {
+    match env.var(name) {
+        None => Ok(None),
+        Some(v) => match v.trim().parse::<u64>() {
+            Ok(n) if n > 0 => Ok(Some(n)),
+            _ => Err(ConfigError::invalid(
+                name,
+                format!("`{v}` is not a whole number above zero"),
+            )),
+        },
+    }
+}
+
+/// The original's levels (pino's) as a tracing filter.
+fn log_level(value: &str) -> Result<String, ConfigError> {
+    let level = match value.trim().to_ascii_lowercase().as_str() {
+        "trace" => "trace",
+        "debug" => "debug",
+        "info" => "info",
+        "warn" => "warn",
+        "error" | "fatal" => "error",
+        "silent" => "off",
+        other => {
+            return Err(ConfigError::invalid(
+                "LOG_LEVEL",
+                format!("`{other}` is not one of trace, debug, info, warn, error, fatal, silent"),
+            ))
+        }
+    };
+    Ok(level.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(text: &str) -> RawConfig {
+        match toml::from_str(text) {
+            Ok(r) => r,
+            Err(e) => unreachable!("test TOML does not parse: {e}"),
+        }
+    }
+
+    const BASE: &str = r#"
+        [server]
+        listen = ["127.0.0.1:0"]
+        [store]
+        kind = "embedded"
+        path = "idgate.db"
+        [users]
+        kind = "embedded"
+    "#;
+
+    fn env(pairs: &[(&'static str, &'static str)]) -> BTreeMap<&'static str, &'static str> {
+        pairs.iter().copied().collect()
+    }
+
+    #[test]
+    fn crud_and_redis_variables_replace_the_toml_sections() -> Result<(), ConfigError> {
+        let mut r = raw(BASE);
+        let e = env(&[
+            ("USERS_CRUD_BASE_URL", "http://crud-service/users"),
+            ("REDIS_HOSTS", "10.0.0.1:26379, redis://10.0.0.2:26379"),
+            ("REDIS_MODE", "sentinel"),
+            ("REDIS_MASTER_NAME", "mymaster"),
+            ("REDIS_SESSION_SCOPE", "tenant-a"),
+            ("REDIS_PASSWORD", "pw"),
+        ]);
+        let report = apply(&mut r, &e, Path::new("/"))?;
+        assert!(matches!(
+            &r.users,
+            Some(RawUsers::Crud { base_url, .. }) if base_url == "http://crud-service/users"
+        ));
+        match &r.store {
+            Some(RawStore::Redis {
+                mode,
+                urls,
+                master_name,
+                scope,
+                password,
+                ..
+            }) => {
+                assert_eq!(mode.as_deref(), Some("sentinel"));
+                assert_eq!(urls, &["redis://10.0.0.1:26379", "redis://10.0.0.2:26379"]);
+                assert_eq!(master_name.as_deref(), Some("mymaster"));
+                assert_eq!(scope.as_deref(), Some("tenant-a"));
+                assert_eq!(password.as_deref(), Some("pw"));
+            }
+            other => unreachable!("store not redis: {other:?}"),
+        }
+        assert!(report.used.contains(&"REDIS_SESSION_SCOPE"));
+        // Names only, never values.
+        let lines = report.lines().join("\n");
+        assert!(
+            lines.contains("REDIS_PASSWORD")
+                && !lines.contains("pw,")
+                && !lines.contains("mymaster")
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn both_spellings_of_the_session_scope_and_tls_hosts() -> Result<(), ConfigError> {
+        let mut r = raw(BASE);
+        let e = env(&[
+            ("REDIS_HOST", "cache:6380"),
+            ("REDIS_TLS", "true"),
+            ("REDIS_SESSIONS_SCOPE", "plural"),
+            ("REDIS_SESSION_SCOPE", "singular"),
+        ]);
+        apply(&mut r, &e, Path::new("/"))?;
+        match &r.store {
+            Some(RawStore::Redis { urls, scope, .. }) => {
+                assert_eq!(urls, &["rediss://cache:6380"]);
+                assert_eq!(scope.as_deref(), Some("plural"));
+            }
+            other => unreachable!("store not redis: {other:?}"),
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn redis_details_without_redis_have_no_effect() -> Result<(), ConfigError> {
+        let mut r = raw(BASE);
+        let e = env(&[
+            ("REDIS_SESSIONS_SCOPE", "x"),
+            ("HEADERS_TO_PROXY", "cookie"),
+        ]);
+        let report = apply(&mut r, &e, Path::new("/"))?;
+        assert!(matches!(r.store, Some(RawStore::Embedded { .. })));
+        let names: Vec<_> = report.no_effect.iter().map(|(n, _)| *n).collect();
+        assert_eq!(names, ["REDIS_SESSIONS_SCOPE", "HEADERS_TO_PROXY"]);
+        assert!(report
+            .lines()
+            .join("\n")
+            .contains("recognised, no effect: REDIS_SESSIONS_SCOPE"));
+        Ok(())
+    }
+
+    #[test]
+    fn jwt_from_the_environment() -> Result<(), ConfigError> {
+        let mut r = raw(BASE);
+        let e = env(&[("MIA_JWT_TOKEN_SIGN_KEY", "0123456789abcdef0123456789abcdef")]);
+        apply(&mut r, &e, Path::new("/"))?;
+        let jwt = r
+            .jwt
+            .as_ref()
+            .map(|j| (j.algorithm.clone(), j.secret.is_some()));
+        assert_eq!(jwt, Some(("HS256".to_owned(), true)));
+
+        let dir = tempfile::tempdir().map_err(|e| ConfigError::invalid("tmp", e.to_string()))?;
+        std::fs::write(dir.path().join("private-key.pem"), "x")
+            .map_err(|e| ConfigError::invalid("tmp", e.to_string()))?;
+        let mut r = raw(BASE);
+        let e = env(&[
+            ("MIA_JWT_TOKEN_SIGNING_METHOD", "RS256"),
+            ("MIA_JWT_TOKEN_PRIVATE_KEY_FILE_PATH", "private-key"),
+            ("MIA_JWT_TOKEN_PRIVATE_KEY_KID", "kid-1"),
+            ("MIA_JWT_TOKEN_SIGN_KEY", "left over from HS256 days"),
+        ]);
+        let report = apply(&mut r, &e, dir.path())?;
+        let jwt = r.jwt.as_ref();
+        assert_eq!(jwt.map(|j| j.algorithm.as_str()), Some("RS256"));
+        assert_eq!(
+            jwt.and_then(|j| j.private_key_file.clone()),
+            Some(PathBuf::from("private-key.pem"))
+        );
+        assert_eq!(jwt.map(|j| j.key_id.as_str()), Some("kid-1"));
+        assert!(jwt.is_some_and(|j| j.secret.is_none()));
+        assert_eq!(
+            report.no_effect.first().map(|(n, _)| *n),
+            Some("MIA_JWT_TOKEN_SIGN_KEY")
+        );
+
+        let mut r = raw(BASE);
+        let e = env(&[("MIA_JWT_TOKEN_PRIVATE_KEY_PASSWORD", "pw")]);
+        let err = apply(&mut r, &e, Path::new("/"))
+            .err()
+            .map(|e| e.to_string());
+        assert!(err.is_some_and(|e| e.starts_with("MIA_JWT_TOKEN_PRIVATE_KEY_PASSWORD:")));
+        Ok(())
+    }
+
+    #[test]
+    fn authorization_session_and_file_variables() -> Result<(), ConfigError> {
+        let mut r = raw(BASE);
+        let e = env(&[
+            ("USER_PROPERTIES_TO_PROXY", "name, email,metadata"),
+            ("AUTHORIZATION_STRICT_MODE_ENABLED", "false"),
+            ("MIA_JWT_TOKEN_VALID_DURATION_SEC", "3600"),
+            ("MIA_REFRESH_TOKEN_VALID_DURATION_SEC", "86400"),
+            ("STATE_MANAGER_EXPIRATION_TIME_MINUTES", "5"),
+            ("STORED_ACCESS_TOKEN_NUMBER", "3"),
+            ("CONFIG_FILE_PATH", "/configs"),
+            ("CONFIG_FILE_NAME", "config"),
+            ("CONFIGURATION_PATH", "/auth"),
+            ("CONFIGURATION_FILE_NAME", "auth.json"),
+            ("LOG_LEVEL", "fatal"),
+        ]);
+        apply(&mut r, &e, Path::new("/"))?;
+        assert_eq!(
+            r.headers.user_properties,
+            Some(vec!["name".into(), "email".into(), "metadata".into()])
+        );
+        assert_eq!(r.authorization.strict, Some(false));
+        assert_eq!(r.session.access_ttl.as_deref(), Some("3600s"));
+        assert_eq!(r.session.lifetime.as_deref(), Some("86400s"));
+        assert_eq!(r.session.login_state_ttl.as_deref(), Some("5m"));
+        assert_eq!(r.session.max_per_user, Some(3));
+        assert_eq!(r.mia_config, Some(PathBuf::from("/configs/config.json")));
+        assert_eq!(r.mia_auth, Some(PathBuf::from("/auth/auth.json")));
+        assert_eq!(r.log.level.as_deref(), Some("error"));
+        Ok(())
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        for (name, value) in [
+            ("AUTHORIZATION_STRICT_MODE_ENABLED", "maybe"),
+            ("MIA_JWT_TOKEN_VALID_DURATION_SEC", "1h"),
+            ("REDIS_MODE", "cluster-ish"),
+            ("LOG_LEVEL", "loud"),
+            ("REDIS_HOSTS", " , "),
+        ] {
+            let mut r = raw(BASE);
+            let e = env(&[(name, value)]);
+            let err = apply(&mut r, &e, Path::new("/"))
+                .err()
+                .map(|e| e.to_string());
+            assert!(
+                err.as_deref()
+                    .is_some_and(|e| e.starts_with(&format!("{name}:"))),
+                "{name}: {err:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn validation_errors_name_the_variable_behind_a_key() {
+        let mut report = EnvReport::default();
+        report.used("REDIS_HOSTS", "store.urls");
+        let err = report.attribute(ConfigError::invalid("store.urls", "bad"));
+        assert_eq!(err.to_string(), "store.urls (from REDIS_HOSTS): bad");
+        let err = report.attribute(ConfigError::invalid("store.urlsx", "bad"));
+        assert_eq!(err.to_string(), "store.urlsx: bad");
+    }
+}

@@ -1,0 +1,545 @@
+//! The Mia authentication service's configuration JSON (`{"apps": {appId: {providers: …}}}`),
+//! read as it is and turned into idgate apps (the top-level `mia_config` key names it).
+//!
+//! "As it is" means tolerant, unlike the TOML: the file was written for another program, so keys
+//! idgate does not know are reported (a warning naming each one with its JSON path) rather than
+//! refused, and the spellings the original documentation uses interchangeably are all accepted
+//! (`metadataFieldsToInclude` / `metadataFieldsToIncluded`, `userSettingsURL` /
+//! `userSettingsUrl`). Keys idgate knows but handles differently (cookie attributes, default
+//! redirects, endpoints it discovers instead) get a notice saying what to do instead.
+//!
+//! idgate talks OpenID Connect with discovery, so every provider type whose IdP speaks it
+//! (`keycloak`, `okta`, `microsoft`/`azure`, `gitlab`, `auth0`, `google`, `oidc`) becomes an OIDC
+//! provider discovered from its issuer: the Keycloak realm or Microsoft tenant in `authUrl`, else
+//! `baseUrl`. Plain OAuth2 types (`github`, `bitbucket`, `generic`) are a startup error naming
+//! the app, the provider and the type.
+//!
+//! Problems name the file and the JSON path: `config.json: apps.web.providers.kc.clientId: missing`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::raw::{RawApp, RawProvider};
+use super::ConfigError;
+
+#[derive(Debug, Default, Deserialize)]
+struct MiaFile {
+    #[serde(default)]
+    apps: BTreeMap<String, MiaApp>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct MiaApp {
+    #[serde(default)]
+    providers: BTreeMap<String, MiaProvider>,
+    redirect_url: Option<String>,
+    realm: Option<String>,
+    issuer: Option<String>,
+    #[serde(default)]
+    default_groups: Vec<String>,
+    #[serde(default)]
+    is_website_app: bool,
+    #[serde(default)]
+    allowed_redirect_urls_on_successful_login: Vec<String>,
+    custom_token_claims: Option<MiaTokenClaims>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct MiaTokenClaims {
+    #[serde(default)]
+    include_provider_user_id: bool,
+    #[serde(alias = "metadataFieldsToIncluded")]
+    metadata_fields_to_include: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct MiaProvider {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+    auth_url: Option<String>,
+    base_url: Option<String>,
+    scope: Option<Vec<String>>,
+    order: Option<i64>,
+    label: Option<String>,
+    #[serde(rename = "userSettingsURL", alias = "userSettingsUrl")]
+    user_settings_url: Option<String>,
+}
+
+/// Keys of an app that idgate reads, and the ones it knows but handles elsewhere.
+const APP_KEYS: &[&str] = &[
+    "providers",
+    "redirectUrl",
+    "realm",
+    "issuer",
+    "defaultGroups",
+    "isWebsiteApp",
+    "allowedRedirectUrlsOnSuccessfulLogin",
+    "customTokenClaims",
+];
+const APP_KEYS_HANDLED_ELSEWHERE: &[(&str, &str)] = &[
+    (
+        "authorizeStateRequired",
+        "idgate always creates and checks its own state; a client state is optional",
+    ),
+    (
+        "defaultRedirectUrlOnSuccessfulLogin",
+        "not used: idgate's login URLs always carry the redirect",
+    ),
+    (
+        "sidCookieCustomAttributes",
+        "set [session] cookie_domain, cookie_path, cookie_same_site (they apply to every app)",
+    ),
+    (
+        "refreshCookieCustomAttributes",
+        "set [session] cookie_domain, cookie_path, cookie_same_site (they apply to every app)",
+    ),
+];
+const CLAIMS_KEYS: &[&str] = &[
+    "includeProviderUserId",
+    "metadataFieldsToInclude",
+    "metadataFieldsToIncluded",
+];
+const PROVIDER_KEYS: &[&str] = &[
+    "type",
+    "clientId",
+    "clientSecret",
+    "authUrl",
+    "baseUrl",
+    "scope",
+    "order",
+    "label",
+    "userSettingsURL",
+    "userSettingsUrl",
+];
+const PROVIDER_KEYS_HANDLED_ELSEWHERE: &[(&str, &str)] = &[
+    ("tokenUrl", "discovered from the issuer"),
+    ("userInfoUrl", "discovered from the issuer"),
+    (
+        "logoutUrl",
+        "discovered from the issuer (end_session_endpoint)",
+    ),
+    ("skipRefreshProviderTokenOnMiaTokenRefresh", "no effect"),
+    (
+        "oidcKeys",
+        "OIDC claims are read under their standard names",
+    ),
+];
+
+/// Provider types that speak OpenID Connect with discovery.
+const OIDC_TYPES: &[&str] = &[
+    "oidc",
+    "keycloak",
+    "okta",
+    "microsoft",
+    "azure",
+    "gitlab",
+    "auth0",
+    "google",
+];
+
+/// What reading the file found worth telling the operator (logged at startup).
+#[derive(Debug, Default, Clone)]
+pub struct MiaNotices {
+    /// Keys idgate does not know: possibly a typo, so a warning.
+    pub warnings: Vec<String>,
+    /// Keys idgate knows and handles differently.
+    pub infos: Vec<String>,
+}
+
+/// Reads the file at `path`; `shown` is how messages name it (as written in the TOML).
+pub fn load(path: &Path, shown: &str) -> Result<(Vec<(String, RawApp)>, MiaNotices), ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    parse(&text, shown)
+}
+
+/// Parses the text of a Mia configuration file into idgate apps (still to be validated).
+pub fn parse(text: &str, shown: &str) -> Result<(Vec<(String, RawApp)>, MiaNotices), ConfigError> {
+    let value: Value = serde_json::from_str(text).map_err(|e| ConfigError::Parse {
+        path: shown.into(),
+        message: e.to_string(),
+    })?;
+    let mut notices = MiaNotices::default();
+    report_keys(&value, shown, &mut notices);
+    let file: MiaFile = serde_path_to_error::deserialize(&value).map_err(|e| {
+        let path = e.path().to_string();
+        ConfigError::invalid(format!("{shown}: {path}"), e.into_inner().to_string())
+    })?;
+    let mut apps = Vec::new();
+    for (id, app) in file.apps {
+        apps.push((id.clone(), convert_app(&id, app, shown, &mut notices)?));
+    }
+    Ok((apps, notices))
+}
+
+fn convert_app(
+    id: &str,
+    app: MiaApp,
+    shown: &str,
+    notices: &mut MiaNotices,
+) -> Result<RawApp, ConfigError> {
+    let at = |k: &str| format!("{shown}: apps.{id}.{k}");
+    let missing = |k: &str| ConfigError::invalid(at(k), "missing");
+    let mut providers = BTreeMap::new();
+    for (pid, p) in app.providers {
+        providers.insert(pid.clone(), convert_provider(id, &pid, p, shown, notices)?);
+    }
+    let (include_provider_user_id, metadata_fields) = match app.custom_token_claims {
+        Some(c) => (c.include_provider_user_id, c.metadata_fields_to_include),
+        None => (false, None),
+    };
+    Ok(RawApp {
+        realm: app.realm.ok_or_else(|| missing("realm"))?,
+        issuer: app.issuer.ok_or_else(|| missing("issuer"))?,
+        redirect_url: app.redirect_url.ok_or_else(|| missing("redirectUrl"))?,
+        website: app.is_website_app,
+        default_groups: app.default_groups,
+        default_provider: None,
+        allowed_redirects: app.allowed_redirect_urls_on_successful_login,
+        post_logout_redirect_url: None,
+        include_provider_user_id,
+        // The original puts `metadata` in the token only when fields are listed.
+        metadata_fields: Some(metadata_fields.unwrap_or_default()),
+        providers,
+    })
+}
+
+fn convert_provider(
+    app: &str,
+    id: &str,
+    p: MiaProvider,
+    shown: &str,
+    notices: &mut MiaNotices,
+) -> Result<RawProvider, ConfigError> {
+    let at = |k: &str| format!("{shown}: apps.{app}.providers.{id}.{k}");
+    let missing = |k: &str| ConfigError::invalid(at(k), "missing");
+    let kind = p.kind.ok_or_else(|| missing("type"))?;
+    if !OIDC_TYPES.contains(&kind.as_str()) {
+        return Err(ConfigError::invalid(
+            at("type"),
+            format!(
+                "`{kind}` (app `{app}`, provider `{id}`) is not supported yet: idgate signs in \
+                 through OpenID Connect discovery ({})",
+                OIDC_TYPES.join(", ")
+            ),
+        ));
+    }
+    let (issuer, from) = discovery_issuer(&kind, p.auth_url.as_deref(), p.base_url.as_deref())
+        .ok_or_else(|| missing("baseUrl"))?;
+    url::Url::parse(&issuer).map_err(|e| ConfigError::invalid(at(from), e.to_string()))?;
+    notices.infos.push(format!(
+        "{shown}: apps.{app}.providers.{id}: `{kind}` provider, discovered from {issuer}"
+    ));
+    let mut scope = p
+        .scope
+        .unwrap_or_else(|| vec!["openid".into(), "profile".into(), "email".into()]);
+    if !scope.iter().any(|s| s == "openid") {
+        scope.insert(0, "openid".into());
+        notices.infos.push(format!(
+            "{shown}: apps.{app}.providers.{id}.scope: `openid` added (idgate needs the id_token)"
+        ));
+    }
+    Ok(RawProvider {
+        kind: "oidc".into(),
+        issuer_url: issuer,
+        client_id: p.client_id.ok_or_else(|| missing("clientId"))?,
+        client_secret: Some(p.client_secret.ok_or_else(|| missing("clientSecret"))?),
+        client_secret_file: None,
+        scope: Some(scope),
+        label: p.label,
+        order: p.order.unwrap_or(0),
+        user_settings_url: p.user_settings_url,
+    })
+}
+
+/// The issuer to discover a provider from, and the key it was taken from. Keycloak's realm and
+/// Microsoft's tenant are read off `authUrl` (their `baseUrl` is not the issuer in every
+/// documented example); every other type uses `baseUrl`.
+fn discovery_issuer(
+    kind: &str,
+    auth_url: Option<&str>,
+    base_url: Option<&str>,
+) -> Option<(String, &'static str)> {
+    let from_auth = auth_url.and_then(|a| match kind {
+        "keycloak" => a
+            .split_once("/protocol/openid-connect/")
+            .map(|(realm, _)| realm.to_owned()),
+        "microsoft" | "azure" => a
+            .split_once("/oauth2/v2.0/")
+            .map(|(tenant, _)| format!("{tenant}/v2.0")),
+        _ => None,
+    });
+    match (from_auth, base_url) {
+        (Some(i), _) => Some((i, "authUrl")),
+        (None, Some(b)) => Some((b.trim_end_matches('/').to_owned(), "baseUrl")),
+        (None, None) => None,
+    }
+}
+
+/// Lists the keys idgate does not read, with their JSON paths.
+fn report_keys(value: &Value, shown: &str, notices: &mut MiaNotices) {
+    let Some(top) = value.as_object() else {
+        return;
+    };
+    for key in top.keys().filter(|k| *k != "apps") {
+        notices
+            .warnings
+            .push(format!("{shown}: {key}: unknown key, ignored"));
+    }
+    let Some(apps) = top.get("apps").and_then(Value::as_object) else {
+        return;
+    };
+    for (app_id, app) in apps {
+        let Some(app) = app.as_object() else { continue };
+        let base = format!("apps.{app_id}");
+        check_object(
+            app,
+            &base,
+            APP_KEYS,
+            APP_KEYS_HANDLED_ELSEWHERE,
+            shown,
+            notices,
+        );
+        if let Some(claims) = app.get("customTokenClaims").and_then(Value::as_object) {
+            check_object(
+                claims,
+                &format!("{base}.customTokenClaims"),
+                CLAIMS_KEYS,
+                &[],
+                shown,
+                notices,
+            );
+        }
+        let providers = app.get("providers").and_then(Value::as_object);
+        for (pid, p) in providers.into_iter().flatten() {
+            if let Some(p) = p.as_object() {
+                let path = format!("{base}.providers.{pid}");
+                check_object(
+                    p,
+                    &path,
+                    PROVIDER_KEYS,
+                    PROVIDER_KEYS_HANDLED_ELSEWHERE,
+                    shown,
+                    notices,
+                );
+            }
+        }
+    }
+}
+
+fn check_object(
+    object: &serde_json::Map<String, Value>,
+    path: &str,
+    known: &[&str],
+    elsewhere: &[(&str, &str)],
+    shown: &str,
+    notices: &mut MiaNotices,
+) {
+    for key in object.keys() {
+        if known.contains(&key.as_str()) {
+            continue;
+        }
+        match elsewhere.iter().find(|(k, _)| k == key) {
+            Some((_, how)) => notices.infos.push(format!("{shown}: {path}.{key}: {how}")),
+            None => notices
+                .warnings
+                .push(format!("{shown}: {path}.{key}: unknown key, ignored")),
+        }
+    }
+}
+
+/// Renames the idgate key in a validation error of a Mia app back to the file's own spelling:
+/// `apps.web.redirect_url` → `config.json: apps.web.redirectUrl`.
+pub fn in_file_terms(err: ConfigError, shown: &str) -> ConfigError {
+    match err {
+        ConfigError::Invalid { key, message } => {
+            let (head, last) = key.rsplit_once('.').unwrap_or(("", key.as_str()));
+            let last = match last {
+                "redirect_url" => "redirectUrl",
+                "allowed_redirects" => "allowedRedirectUrlsOnSuccessfulLogin",
+                "default_groups" => "defaultGroups",
+                "issuer_url" => "baseUrl",
+                "client_id" => "clientId",
+                "client_secret" | "client_secret_file" => "clientSecret",
+                "user_settings_url" => "userSettingsURL",
+                "metadata_fields" => "customTokenClaims.metadataFieldsToInclude",
+                other => other,
+            };
+            let key = if head.is_empty() {
+                last.to_owned()
+            } else {
+                format!("{head}.{last}")
+            };
+            ConfigError::Invalid {
+                key: format!("{shown}: {key}"),
+                message,
+            }
+        }
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The shape of the original documentation's Keycloak example (seed), values filled in.
+    const SEED_SHAPE: &str = r#"{
+      "apps": {
+        "web": {
+          "providers": {
+            "kc": {
+              "type": "keycloak",
+              "clientId": "idgate",
+              "clientSecret": "",
+              "authUrl": "https://sso.example.com/auth/realms/main/protocol/openid-connect/auth",
+              "tokenUrl": "https://sso.example.com/auth/realms/main/protocol/openid-connect/token",
+              "userInfoUrl": "https://sso.example.com/auth/realms/main/protocol/openid-connect/userinfo",
+              "logoutUrl": "https://sso.example.com/auth/realms/main/protocol/openid-connect/logout",
+              "baseUrl": "https://sso.example.com/auth/realms/main/",
+              "scope": ["openid", "profile"],
+              "order": 10,
+              "userSettingsURL": "https://sso.example.com/auth/realms/main/account/"
+            }
+          },
+          "redirectUrl": "https://app.example.com/web-login/oauth/callback",
+          "isWebsiteApp": true,
+          "realm": "main",
+          "issuer": "app.example.com",
+          "defaultGroups": ["users"],
+          "customTokenClaims": {
+            "includeProviderUserId": true,
+            "metadataFieldsToIncluded": ["tenant", "profile.team"]
+          }
+        }
+      }
+    }"#;
+
+    fn one_app(text: &str) -> Result<(RawApp, MiaNotices), ConfigError> {
+        let (mut apps, notices) = parse(text, "config.json")?;
+        match apps.pop() {
+            Some((_, app)) => Ok((app, notices)),
+            None => Err(ConfigError::invalid("test", "no app")),
+        }
+    }
+
+    #[test]
+    fn the_documented_shape_becomes_an_oidc_app() -> Result<(), ConfigError> {
+        let (app, notices) = one_app(SEED_SHAPE)?;
+        assert_eq!(app.realm, "main");
+        assert!(app.website);
+        assert!(app.include_provider_user_id);
+        assert_eq!(
+            app.metadata_fields,
+            Some(vec!["tenant".to_owned(), "profile.team".to_owned()])
+        );
+        let p = &app.providers["kc"];
+        assert_eq!(p.kind, "oidc");
+        assert_eq!(p.issuer_url, "https://sso.example.com/auth/realms/main");
+        assert_eq!(p.order, 10);
+        assert_eq!(
+            p.user_settings_url.as_deref(),
+            Some("https://sso.example.com/auth/realms/main/account/")
+        );
+        assert!(notices.warnings.is_empty(), "{:?}", notices.warnings);
+        assert!(notices
+            .infos
+            .iter()
+            .any(|i| i.contains("apps.web.providers.kc.tokenUrl: discovered")));
+        Ok(())
+    }
+
+    #[test]
+    fn both_spellings_of_the_metadata_fields() -> Result<(), ConfigError> {
+        let text = SEED_SHAPE.replace("metadataFieldsToIncluded", "metadataFieldsToInclude");
+        let (app, _) = one_app(&text)?;
+        assert_eq!(app.metadata_fields.map(|f| f.len()), Some(2));
+        let text = SEED_SHAPE.replace("userSettingsURL", "userSettingsUrl");
+        let (app, _) = one_app(&text)?;
+        assert!(app.providers["kc"].user_settings_url.is_some());
+        // Without customTokenClaims, no metadata in the token (as in the original).
+        let text = SEED_SHAPE.replace("\"customTokenClaims\"", "\"ignoredClaims\"");
+        let (app, notices) = one_app(&text)?;
+        assert_eq!(app.metadata_fields, Some(vec![]));
+        assert!(!app.include_provider_user_id);
+        assert!(notices
+            .warnings
+            .iter()
+            .any(|w| w == "config.json: apps.web.ignoredClaims: unknown key, ignored"));
+        Ok(())
+    }
+
+    #[test]
+    fn issuers_by_provider_type() {
+        let ms = discovery_issuer(
+            "microsoft",
+            Some("https://login.microsoftonline.com/t1/oauth2/v2.0/authorize"),
+            Some("https://login.microsoftonline.com/t1/oauth2/v2.0/"),
+        );
+        assert_eq!(
+            ms,
+            Some((
+                "https://login.microsoftonline.com/t1/v2.0".into(),
+                "authUrl"
+            ))
+        );
+        let okta = discovery_issuer(
+            "okta",
+            Some("https://x.okta.com/oauth2/default/v1/authorize"),
+            Some("https://x.okta.com/oauth2/default"),
+        );
+        assert_eq!(
+            okta,
+            Some(("https://x.okta.com/oauth2/default".into(), "baseUrl"))
+        );
+        assert_eq!(discovery_issuer("gitlab", None, None), None);
+    }
+
+    #[test]
+    fn problems_name_the_file_and_the_json_path() {
+        let err = |text: &str| {
+            one_app(text)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default()
+        };
+        let e = err(&SEED_SHAPE.replace("\"clientId\"", "\"clientID\""));
+        assert_eq!(e, "config.json: apps.web.providers.kc.clientId: missing");
+        let e = err(&SEED_SHAPE.replace("\"order\": 10", "\"order\": \"high\""));
+        assert!(
+            e.starts_with("config.json: apps.web.providers.kc.order: invalid type"),
+            "{e}"
+        );
+        let e = err(&SEED_SHAPE.replace("\"issuer\": \"app.example.com\",", ""));
+        assert_eq!(e, "config.json: apps.web.issuer: missing");
+        let e = err(&SEED_SHAPE.replace("\"keycloak\"", "\"github\""));
+        assert!(
+            e.starts_with("config.json: apps.web.providers.kc.type: `github` (app `web`, provider `kc`) is not supported yet"),
+            "{e}"
+        );
+        let e = err("{\"apps\": [}");
+        assert!(e.starts_with("config.json: "), "{e}");
+    }
+
+    #[test]
+    fn validation_errors_use_the_files_spelling() {
+        let e = in_file_terms(
+            ConfigError::invalid("apps.web.providers.kc.issuer_url", "bad"),
+            "config.json",
+        );
+        assert_eq!(
+            e.to_string(),
+            "config.json: apps.web.providers.kc.baseUrl: bad"
+        );
+    }
+}
