@@ -626,3 +626,43 @@ fn the_packaged_example_config_is_valid() {
     let (code, _, err) = idgate_cmd(&["check-config", "--config", path.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_administrator_revokes_all_of_a_users_sessions() {
+    let (_dir, idgate) = start_idgate_alone(Setup::default());
+    let first = mint(&idgate, "u-7", "users");
+    let second = mint(&idgate, "u-7", "users");
+    let other = mint(&idgate, "u-8", "users");
+    for t in [&first, &second, &other] {
+        assert_eq!(auth_status(&idgate, t).await, 200);
+    }
+    let resp = client()
+        .delete(idgate.url("/sessions/u-7"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["revoked"], 2);
+    assert_eq!(auth_status(&idgate, &first).await, 401);
+    assert_eq!(auth_status(&idgate, &second).await, 401);
+    assert_eq!(
+        auth_status(&idgate, &other).await,
+        200,
+        "other users keep theirs"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_trusted_peers_may_revoke() {
+    let (_dir, idgate) = start_idgate_alone(Setup {
+        trusted_peers: r#"["10.0.0.0/8"]"#,
+        ..Setup::default()
+    });
+    let resp = client()
+        .delete(idgate.url("/sessions/u-7"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+}

@@ -12,6 +12,7 @@
 //! | GET `/userinfo` | 200 the `user` claim; 401 | |
 //! | GET `/apps/{appId}/providers` | 200 `[{id,label,type,order}]`; 404 | |
 //! | GET `/.well-known/jwks.json` | 200 JWKS | |
+//! | DELETE `/sessions/{userId}` | 200 `{"revoked": n}`; 403 for untrusted peers | admin: revokes every session of the user, on every instance |
 //! | GET `/-/healthz`, `/-/ready` | 200; 503 naming the store that is down | |
 
 mod auth;
@@ -55,6 +56,9 @@ pub async fn handle(state: Arc<AppState>, peer: Arc<Peer>, req: Request) -> Resp
         (&Method::GET, "/userinfo") => session_api::userinfo(&state, &req).await,
         (&Method::GET, "/.well-known/jwks.json") => Ok(meta::jwks(&state)),
         (&Method::GET, p) if p.starts_with("/apps/") => meta::providers(&state, p),
+        (&Method::DELETE, p) if p.starts_with("/sessions/") => {
+            session_api::revoke_user(&state, &peer, p).await
+        }
         (&Method::GET, "/-/healthz") => Ok(health::healthz()),
         (&Method::GET, "/-/ready") => health::ready(&state).await,
         (_, p) if is_known_path(p) => Err(ApiError::MethodNotAllowed),
@@ -78,6 +82,7 @@ fn is_known_path(p: &str) -> bool {
             | "/-/healthz"
             | "/-/ready"
     ) || p.starts_with("/apps/")
+        || p.starts_with("/sessions/")
 }
 
 /// The session token of a request: `Authorization: Bearer …`, else the `sid` cookie.

@@ -93,3 +93,31 @@ pub async fn userinfo(state: &AppState, req: &Request) -> Result<Response, ApiEr
         Err(e) => Err(ApiError::Unauthorized(e.to_string())),
     }
 }
+
+/// `DELETE /sessions/{userId}` (trusted peers only): revokes every session of the user. Each
+/// instance drops them through the revocation feed; this one at once.
+pub async fn revoke_user(
+    state: &AppState,
+    peer: &super::Peer,
+    path: &str,
+) -> Result<Response, ApiError> {
+    if !peer.trusted {
+        return Err(ApiError::Forbidden(
+            "only trusted peers may revoke sessions".into(),
+        ));
+    }
+    let user_id = path
+        .strip_prefix("/sessions/")
+        .filter(|id| !id.is_empty() && !id.contains('/'))
+        .ok_or_else(|| ApiError::NotFound(format!("no endpoint at {path}")))?;
+    let user_id = percent_encoding::percent_decode_str(user_id).decode_utf8_lossy();
+    let revoked = state.sessions.revoke_user_sessions(&user_id).await?;
+    for sid in &revoked {
+        state.auth.forget_session(sid);
+    }
+    tracing::info!(user = %user_id, sessions = revoked.len(), "sessions revoked by an administrator");
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({ "revoked": revoked.len() }),
+    ))
+}
