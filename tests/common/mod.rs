@@ -17,6 +17,8 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+pub mod mongo;
+
 /// The IdP client secret; distinctive so a test can prove it never reaches a log line.
 pub const CLIENT_SECRET: &str = "idgate-test-client-secret-5b1e0c";
 
