@@ -541,6 +541,30 @@ async fn a_login_lands_in_the_mongodb_users_collection() {
         ..Setup::default()
     });
     login_and_manage(&stack, &coll).await;
+
+    // MongoDB goes down: a login answers 503 naming it, and leaves no session behind.
+    let config = stack.idgate.config.to_str().unwrap().to_owned();
+    let sessions_before = sessions_list(&config);
+    let mut mongo = mongo;
+    mongo.proc.terminate();
+    let resp = login(&stack, &Browser::new(), "/", "grace").await;
+    assert_eq!(resp.status(), 503);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert!(
+        body["message"].as_str().unwrap().contains("mongodb"),
+        "{body}"
+    );
+    assert_eq!(sessions_list(&config), sessions_before);
+}
+
+fn sessions_list(config: &str) -> usize {
+    let (code, out, err) = idgate_cmd(&["sessions", "list", "--config", config]);
+    assert_eq!(code, 0, "{err}");
+    serde_json::from_str::<serde_json::Value>(&out)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .len()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

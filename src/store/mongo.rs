@@ -396,12 +396,14 @@ impl Users for MongoUsers {
             Ok(found) => found,
             // Another login created it between our find and our insert, or a non-PUBLIC
             // document holds the identity: the plain update tells them apart.
-            Err(e) if error_code(&e) == Some(DUPLICATE_KEY) => self
-                .users
-                .find_one_and_update(filter, update)
-                .return_document(ReturnDocument::After)
-                .await
-                .map_err(|e| self.err(e))?,
+            Err(e) if error_code(&e) == Some(DUPLICATE_KEY) => {
+                tracing::debug!(realm = %id.realm, provider = %id.provider_id, "identity taken meanwhile; retrying as an update");
+                self.users
+                    .find_one_and_update(filter, update)
+                    .return_document(ReturnDocument::After)
+                    .await
+                    .map_err(|e| self.err(e))?
+            }
             Err(e) => return Err(self.err(e)),
         };
         if let Some(d) = found {
