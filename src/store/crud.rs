@@ -16,9 +16,9 @@
 //!
 //! `upsert-one` is not atomic in the service: two simultaneous first logins are kept to one
 //! document only by a unique index on (realm, providerId, providerUserId) in the service's
-//! collection definition, and the loser gets a 409; idgate then retries once. A 409 that
-//! persists means a non-PUBLIC document holds the identity: the login is refused (see
-//! `store::mongo` for why).
+//! collection definition, and the loser gets a 409; idgate then retries (a few short rounds,
+//! until the winner's document is visible). A 409 while a non-PUBLIC document holds the
+//! identity refuses the login (see `store::mongo` for why).
 
 use std::sync::Arc;
 
@@ -32,6 +32,9 @@ use super::{Identity, StoreError, User, Users};
 use crate::config::CrudConfig;
 
 const STORE: &str = "crud service";
+
+/// Attempts of a login that lost a first-login race (409 from `upsert-one`).
+const RACE_ROUNDS: u32 = 5;
 
 /// Page size for listing; the service's default `CRUD_MAX_LIMIT` is 200.
 const PAGE: usize = 200;
@@ -154,6 +157,32 @@ impl CrudUsers {
         Ok(Answer { status, body })
     }
 
+    /// The refusal for a login whose identity a non-PUBLIC document holds, if one does.
+    async fn hidden_holder(&self, id: &Identity) -> Result<Option<StoreError>, StoreError> {
+        let query = json!({
+            "realm": id.realm,
+            "providerId": id.provider_id,
+            "providerUserId": id.provider_user_id,
+        });
+        let url = self.url(
+            None,
+            &[
+                ("_q", query.to_string()),
+                ("_st", "DRAFT,TRASH,DELETED".into()),
+            ],
+        );
+        let hidden = self.call(Method::GET, "list", url, None, &[]).await?;
+        Ok(hidden
+            .body
+            .as_array()
+            .and_then(|docs| docs.first())
+            .map(|d| {
+                let state = d["__STATE__"].as_str().unwrap_or("(none)");
+                let user_id = d["_id"].as_str().unwrap_or_default();
+                super::mongo::not_public(STORE, id, user_id, state)
+            }))
+    }
+
     async fn upsert(&self, id: &Identity, default_groups: &[String]) -> Result<Answer, StoreError> {
         let query = json!({
             "realm": id.realm,
@@ -218,38 +247,21 @@ impl Users for CrudUsers {
         id: &Identity,
         default_groups: &[String],
     ) -> Result<User, StoreError> {
-        let mut answer = self.upsert(id, default_groups).await?;
-        if answer.status == StatusCode::CONFLICT {
-            // Another login inserted it first: now it is there to update.
-            answer = self.upsert(id, default_groups).await?;
-        }
-        if answer.status.is_success() {
-            return user_from_json(answer.body);
-        }
-        // Still a conflict: a document outside PUBLIC holds this identity.
-        let query = json!({
-            "realm": id.realm,
-            "providerId": id.provider_id,
-            "providerUserId": id.provider_user_id,
-        });
-        let url = self.url(
-            None,
-            &[
-                ("_q", query.to_string()),
-                ("_st", "DRAFT,TRASH,DELETED".into()),
-            ],
-        );
-        let hidden = self.call(Method::GET, "list", url, None, &[]).await?;
-        match hidden.body.as_array().and_then(|docs| docs.first()) {
-            Some(d) => {
-                let state = d["__STATE__"].as_str().unwrap_or("(none)");
-                let user_id = d["_id"].as_str().unwrap_or_default();
-                Err(super::mongo::not_public(STORE, id, user_id, state))
+        for round in 0..RACE_ROUNDS {
+            let answer = self.upsert(id, default_groups).await?;
+            if answer.status.is_success() {
+                return user_from_json(answer.body);
             }
-            None => Err(unavailable(
-                "upsert-one answered 409 Conflict twice and no hidden document holds the identity",
-            )),
+            // 409: another login inserted first (retry: the document is there to update), or
+            // a document outside PUBLIC holds this identity (refuse).
+            if let Some(refusal) = self.hidden_holder(id).await? {
+                return Err(refusal);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10 << round)).await;
         }
+        Err(unavailable(
+            "upsert-one kept answering 409 Conflict and no hidden document holds the identity",
+        ))
     }
 
     async fn get_user(&self, user_id: &str) -> Result<Option<User>, StoreError> {

@@ -19,8 +19,9 @@
 //! `$set` for what the IdP owns, `$setOnInsert` for what the project owns (the default groups).
 //! The unique index `preserve_idgate_identity` on (realm, providerId, providerUserId) makes two
 //! simultaneous first logins collide (duplicate key, 11000) instead of creating two documents;
-//! the loser retries once as a plain find-and-update. The `preserve_` prefix is what the CRUD
-//! service requires of indexes it did not define, or it drops them when it starts.
+//! the loser retries as a plain find-and-update (a few short rounds: the winner's insert may not
+//! be visible to it at once). The `preserve_` prefix is what the CRUD service requires of
+//! indexes it did not define, or it drops them when it starts.
 //!
 //! Because the index ignores `__STATE__`, a user the console moved to TRASH, DRAFT or DELETED
 //! also collides: that login is **refused** with a message saying so, never answered with a
@@ -64,6 +65,9 @@ const TIMEOUT: Duration = Duration::from_secs(2);
 
 /// MongoDB's duplicate-key error code.
 const DUPLICATE_KEY: i32 = 11000;
+
+/// Attempts of a login that lost a first-login race (see `upsert_login`).
+const RACE_ROUNDS: u32 = 5;
 
 /// The users collection.
 pub async fn open_users(cfg: &MongoConfig) -> Result<Arc<dyn Users>, StoreError> {
@@ -386,43 +390,51 @@ impl Users for MongoUsers {
                 "__STATE__": PUBLIC,
             },
         };
-        let first = self
-            .users
-            .find_one_and_update(filter.clone(), update.clone())
-            .upsert(true)
-            .return_document(ReturnDocument::After)
-            .await;
-        let found = match first {
-            Ok(found) => found,
-            // Another login created it between our find and our insert, or a non-PUBLIC
-            // document holds the identity: the plain update tells them apart.
-            Err(e) if error_code(&e) == Some(DUPLICATE_KEY) => {
-                tracing::debug!(realm = %id.realm, provider = %id.provider_id, "identity taken meanwhile; retrying as an update");
-                self.users
-                    .find_one_and_update(filter, update)
-                    .return_document(ReturnDocument::After)
-                    .await
-                    .map_err(|e| self.err(e))?
+        // The upsert; after a duplicate key (another login inserted first, or a non-PUBLIC
+        // document holds the identity) plain updates until the winner's document is visible.
+        // The winner's insert may not be visible at once to the loser's next read (seen with
+        // secantusdb), hence a few short rounds instead of one.
+        let mut upsert = true;
+        for round in 0..RACE_ROUNDS {
+            let found = self
+                .users
+                .find_one_and_update(filter.clone(), update.clone())
+                .upsert(upsert)
+                .return_document(ReturnDocument::After)
+                .await;
+            match found {
+                Ok(Some(d)) => return user_from_doc(&d),
+                Ok(None) => {}
+                Err(e) if error_code(&e) == Some(DUPLICATE_KEY) => {
+                    tracing::debug!(realm = %id.realm, provider = %id.provider_id,
+                        "identity taken meanwhile; retrying as an update");
+                    upsert = false;
+                    continue;
+                }
+                Err(e) => return Err(self.err(e)),
             }
-            Err(e) => return Err(self.err(e)),
-        };
-        if let Some(d) = found {
-            return user_from_doc(&d);
-        }
-        match self.users.find_one(key).await.map_err(|e| self.err(e))? {
-            Some(d) => {
+            if let Some(d) = self
+                .users
+                .find_one(key.clone())
+                .await
+                .map_err(|e| self.err(e))?
+            {
                 let state = d.get_str("__STATE__").unwrap_or("(none)");
-                let user_id = match d.get("_id") {
-                    Some(Bson::ObjectId(oid)) => oid.to_hex(),
-                    Some(other) => other.to_string(),
-                    None => String::new(),
-                };
-                Err(not_public(STORE, id, &user_id, state))
+                if state != PUBLIC {
+                    let user_id = match d.get("_id") {
+                        Some(Bson::ObjectId(oid)) => oid.to_hex(),
+                        Some(other) => other.to_string(),
+                        None => String::new(),
+                    };
+                    return Err(not_public(STORE, id, &user_id, state));
+                }
             }
-            None => Err(self.redactor.unavailable(
-                "the user document vanished while two logins created it; retry the login",
-            )),
+            tokio::time::sleep(Duration::from_millis(10 << round)).await;
         }
+        Err(self.redactor.unavailable(
+            "two logins of the same user collided and the winner's document never became \
+             visible; retry the login",
+        ))
     }
 
     async fn get_user(&self, user_id: &str) -> Result<Option<User>, StoreError> {

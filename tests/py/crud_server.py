@@ -167,6 +167,10 @@ def make_handler(args, collection):
                     doc = collection.find_one_and_update(
                         search_query(params), commands, upsert=True,
                         return_document=pymongo.ReturnDocument.AFTER)
+                    if doc is None:
+                        # secantusdb may answer a raced upsert with no document where MongoDB
+                        # raises E11000: answer it as the service answers a duplicate key.
+                        return self.error(409, "resource already exists")
                     return self.answer(200, doc)
                 if method == "GET" and rest and "/" not in rest:
                     doc = collection.find_one(search_query(params, {"_id": parse_id(rest)}))
