@@ -18,6 +18,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 pub mod redis;
 
+pub mod mongo;
+
 /// The IdP client secret; distinctive so a test can prove it never reaches a log line.
 pub const CLIENT_SECRET: &str = "idgate-test-client-secret-5b1e0c";
 

@@ -1,0 +1,337 @@
+//! The durable copy of sessions in MongoDB, beside a primary store (Redis in production), so a
+//! primary that restarts empty loses no session.
+//!
+//! Documents: `{ _id: sid, userId, appId, providerId, createdAt: Date, expiresAt: Date,
+//! refreshHash, idpTokens: Binary, revoked }`, with a TTL index on `expiresAt` (MongoDB drops a
+//! session once it has expired) and an index on `userId`.
+//!
+//! - **create**: MongoDB first, then the primary. A MongoDB failure therefore leaves nothing
+//!   anywhere; a primary failure deletes the copy just written. (Writing the primary first would
+//!   need a delete the [`Sessions`] trait does not offer: the best undo there is a revocation,
+//!   which leaves a dead record and a spurious revocation event behind.)
+//! - **get**: the primary; on a miss, MongoDB, and a live session found there is restored into
+//!   the primary (with no per-user cap, so restoring never evicts anything).
+//! - **revoke**: a session only MongoDB holds is restored first, so the primary's revocation
+//!   feed announces the revocation to every instance; then MongoDB, then the primary.
+//! - **list**: both, the primary's record winning for a session both hold.
+//! - the revocation feed is the primary's; ping checks both.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures_util::TryStreamExt;
+use mongodb::bson::{doc, spec::BinarySubtype, Binary, Bson, Document};
+use mongodb::options::IndexOptions;
+use mongodb::{Collection, IndexModel};
+
+use super::{date, Redactor, STORE};
+use crate::store::{RevocationSink, SessionRecord, Sessions, StoreError};
+
+/// The cap passed to the primary when restoring: no cap at all, yet small enough that any
+/// store's integer conversion of it stays positive (`usize::MAX` reads as -1 in SQLite).
+const NO_CAP: usize = u32::MAX as usize;
+
+pub(super) struct MirroredSessions {
+    primary: Arc<dyn Sessions>,
+    copies: Collection<Document>,
+    redactor: Redactor,
+    /// Set once the TTL and user indexes are known to exist.
+    indexes_ready: AtomicBool,
+}
+
+fn to_doc(s: &SessionRecord) -> Document {
+    doc! {
+        "_id": &s.sid,
+        "userId": &s.user_id,
+        "appId": &s.app_id,
+        "providerId": &s.provider_id,
+        "createdAt": date(s.created_at),
+        "expiresAt": date(s.expires_at),
+        "refreshHash": &s.refresh_hash,
+        "idpTokens": Binary { subtype: BinarySubtype::Generic, bytes: s.idp_tokens.clone() },
+        "revoked": s.revoked,
+    }
+}
+
+fn from_doc(d: &Document) -> Result<SessionRecord, StoreError> {
+    let bad = |field: &str| StoreError::Corrupt {
+        store: STORE,
+        message: format!("a session copy has no usable `{field}`"),
+    };
+    let text = |field: &str| d.get_str(field).map(str::to_owned).map_err(|_| bad(field));
+    let secs = |field: &str| {
+        d.get_datetime(field)
+            .map(|t| t.timestamp_millis().div_euclid(1000))
+            .map_err(|_| bad(field))
+    };
+    Ok(SessionRecord {
+        sid: text("_id")?,
+        user_id: text("userId")?,
+        app_id: text("appId")?,
+        provider_id: text("providerId")?,
+        created_at: secs("createdAt")?,
+        expires_at: secs("expiresAt")?,
+        refresh_hash: text("refreshHash")?,
+        idp_tokens: match d.get("idpTokens") {
+            Some(Bson::Binary(b)) => b.bytes.clone(),
+            _ => return Err(bad("idpTokens")),
+        },
+        revoked: d.get_bool("revoked").map_err(|_| bad("revoked"))?,
+    })
+}
+
+impl MirroredSessions {
+    pub(super) fn new(
+        primary: Arc<dyn Sessions>,
+        copies: Collection<Document>,
+        redactor: Redactor,
+    ) -> Self {
+        Self {
+            primary,
+            copies,
+            redactor,
+            indexes_ready: AtomicBool::new(false),
+        }
+    }
+
+    fn err(&self, e: mongodb::error::Error) -> StoreError {
+        self.redactor.unavailable(e)
+    }
+
+    async fn ensure_indexes(&self) -> Result<(), StoreError> {
+        if self.indexes_ready.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let ttl = IndexModel::builder()
+            .keys(doc! { "expiresAt": 1 })
+            .options(
+                IndexOptions::builder()
+                    .name("idgate_sessions_ttl".to_owned())
+                    .expire_after(Duration::ZERO)
+                    .build(),
+            )
+            .build();
+        let by_user = IndexModel::builder()
+            .keys(doc! { "userId": 1 })
+            .options(
+                IndexOptions::builder()
+                    .name("idgate_sessions_user".to_owned())
+                    .build(),
+            )
+            .build();
+        self.copies
+            .create_indexes([ttl, by_user])
+            .await
+            .map_err(|e| self.err(e))?;
+        self.indexes_ready.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// Creates the indexes now if MongoDB answers; otherwise they are created on first use.
+    pub(super) async fn ensure_indexes_logged(&self) {
+        if let Err(e) = self.ensure_indexes().await {
+            tracing::warn!(error = %e, "the session copies' indexes are not in place yet");
+        }
+    }
+
+    async fn copy_of(&self, sid: &str) -> Result<Option<SessionRecord>, StoreError> {
+        match self
+            .copies
+            .find_one(doc! { "_id": sid })
+            .await
+            .map_err(|e| self.err(e))?
+        {
+            Some(d) => from_doc(&d).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Puts a live copy back into the primary. A failure is logged, not returned: the caller
+    /// still has the record, and the next lookup tries again.
+    async fn restore(&self, rec: &SessionRecord) {
+        match self.primary.create_session(rec, NO_CAP).await {
+            Ok(_) => tracing::info!(user = %rec.user_id, "session restored from its MongoDB copy"),
+            Err(e) => {
+                tracing::warn!(error = %e, user = %rec.user_id, "cannot restore a session from its MongoDB copy")
+            }
+        }
+    }
+
+    /// Deletes the copy of `sid`; used to undo a create.
+    async fn delete_copy(&self, sid: &str) {
+        if let Err(e) = self.copies.delete_one(doc! { "_id": sid }).await {
+            tracing::error!(error = %self.redactor.clean(e), "cannot delete a half-created session copy");
+        }
+    }
+}
+
+#[async_trait]
+impl Sessions for MirroredSessions {
+    async fn create_session(
+        &self,
+        s: &SessionRecord,
+        max_per_user: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        if let Err(e) = self.ensure_indexes().await {
+            tracing::warn!(error = %e, "the session copies' indexes are not in place yet");
+        }
+        self.copies
+            .insert_one(to_doc(s))
+            .await
+            .map_err(|e| self.err(e))?;
+        let evicted = match self.primary.create_session(s, max_per_user).await {
+            Ok(evicted) => evicted,
+            Err(e) => {
+                self.delete_copy(&s.sid).await;
+                return Err(e);
+            }
+        };
+        if !evicted.is_empty() {
+            if let Err(e) = self
+                .copies
+                .update_many(
+                    doc! { "_id": { "$in": &evicted } },
+                    doc! { "$set": { "revoked": true } },
+                )
+                .await
+            {
+                // The evicted sessions are revoked in the primary, but their copies would come
+                // back alive after a primary restart: undo the whole create instead.
+                if let Err(undo) = self.primary.revoke_session(&s.sid).await {
+                    tracing::error!(error = %undo, "cannot undo a session in the primary");
+                }
+                self.delete_copy(&s.sid).await;
+                return Err(self.err(e));
+            }
+        }
+        Ok(evicted)
+    }
+
+    async fn get_session(&self, sid: &str) -> Result<Option<SessionRecord>, StoreError> {
+        if let Some(rec) = self.primary.get_session(sid).await? {
+            return Ok(Some(rec));
+        }
+        let Some(rec) = self.copy_of(sid).await? else {
+            return Ok(None);
+        };
+        if rec.is_alive(crate::now_secs()) {
+            self.restore(&rec).await;
+        }
+        Ok(Some(rec))
+    }
+
+    async fn revoke_session(&self, sid: &str) -> Result<bool, StoreError> {
+        // Restores a copy-only session, so the primary's revocation feed carries this one.
+        self.get_session(sid).await?;
+        let copy = self
+            .copies
+            .update_one(
+                doc! { "_id": sid, "revoked": false },
+                doc! { "$set": { "revoked": true } },
+            )
+            .await
+            .map_err(|e| self.err(e))?;
+        let primary = self.primary.revoke_session(sid).await?;
+        Ok(primary || copy.modified_count > 0)
+    }
+
+    async fn revoke_user_sessions(&self, user_id: &str) -> Result<Vec<String>, StoreError> {
+        let live: Vec<Document> = self
+            .copies
+            .find(doc! {
+                "userId": user_id,
+                "revoked": false,
+                "expiresAt": { "$gt": date(crate::now_secs()) },
+            })
+            .await
+            .map_err(|e| self.err(e))?
+            .try_collect()
+            .await
+            .map_err(|e| self.err(e))?;
+        let mut sids = Vec::new();
+        for d in &live {
+            let rec = from_doc(d)?;
+            if self.primary.get_session(&rec.sid).await?.is_none() {
+                self.restore(&rec).await;
+            }
+            sids.push(rec.sid);
+        }
+        self.copies
+            .update_many(
+                doc! { "userId": user_id, "revoked": false },
+                doc! { "$set": { "revoked": true } },
+            )
+            .await
+            .map_err(|e| self.err(e))?;
+        sids.extend(self.primary.revoke_user_sessions(user_id).await?);
+        sids.sort();
+        sids.dedup();
+        Ok(sids)
+    }
+
+    async fn list_sessions(&self, user_id: Option<&str>) -> Result<Vec<SessionRecord>, StoreError> {
+        let filter = match user_id {
+            Some(u) => doc! { "userId": u },
+            None => Document::new(),
+        };
+        let copies: Vec<Document> = self
+            .copies
+            .find(filter)
+            .await
+            .map_err(|e| self.err(e))?
+            .try_collect()
+            .await
+            .map_err(|e| self.err(e))?;
+        let mut all = BTreeMap::new();
+        for d in &copies {
+            let rec = from_doc(d)?;
+            all.insert(rec.sid.clone(), rec);
+        }
+        for rec in self.primary.list_sessions(user_id).await? {
+            all.insert(rec.sid.clone(), rec);
+        }
+        let mut list: Vec<SessionRecord> = all.into_values().collect();
+        list.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.sid.cmp(&b.sid)));
+        Ok(list)
+    }
+
+    async fn follow_revocations(&self, sink: RevocationSink) {
+        self.primary.follow_revocations(sink).await
+    }
+
+    async fn ping_sessions(&self) -> Result<(), StoreError> {
+        self.primary.ping_sessions().await?;
+        self.copies
+            .client()
+            .database("admin")
+            .run_command(doc! { "ping": 1 })
+            .await
+            .map_err(|e| self.err(e))?;
+        self.ensure_indexes_logged().await;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_session_survives_the_round_trip_through_bson() {
+        let rec = SessionRecord {
+            sid: "s1".into(),
+            user_id: "u".into(),
+            app_id: "web".into(),
+            provider_id: "dev".into(),
+            created_at: 1_700_000_000,
+            expires_at: 1_700_003_600,
+            refresh_hash: "h".into(),
+            idp_tokens: vec![1, 2, 3],
+            revoked: false,
+        };
+        assert_eq!(from_doc(&to_doc(&rec)).unwrap(), rec);
+    }
+}
