@@ -1,0 +1,250 @@
+//! Scale-out end to end: several idgate processes behind one Nginx `upstream`, sharing Redis
+//! (sessions, revocations) and MongoDB (users, the durable session copy). Real Redis, real
+//! MongoDB-wire server, real Nginx, real IdP.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: fail loudly
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::mongo::Mongo;
+use common::redis::RedisServer;
+use common::*;
+
+fn setup(redis: &RedisServer, mongo: &Mongo) -> Setup {
+    Setup {
+        store: Some(format!("[store]\nkind = \"redis\"\nurls = [\"{}\"]\nscope = \"scaleout\"", redis.url())),
+        users: Some(format!(
+            "[users]\nkind = \"mongodb\"\nuri = \"{}\"\ndatabase = \"idgate\"\ncollection = \"users\"",
+            mongo.uri()
+        )),
+        ..Setup::default()
+    }
+}
+
+async fn auth_status(idgate: &Idgate, jwt: &str) -> u16 {
+    Browser::new()
+        .client
+        .get(idgate.url("/auth"))
+        .header("cookie", format!("sid={jwt}"))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// IdP + `n` idgate instances on one config + Nginx in front of them all.
+struct Fleet {
+    stack: Stack,
+    others: Vec<Idgate>,
+}
+
+fn fleet(redis: &RedisServer, mongo: &Mongo, n: usize) -> Fleet {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let site = format!("http://127.0.0.1:{port}");
+    let idp = Idp::start(&[format!("{site}/web-login/oauth/callback")], &[]);
+    let config = config_toml(&setup(redis, mongo), dir.path(), &site, &idp.issuer);
+    let mut instances: Vec<Idgate> = (0..n)
+        .map(|i| {
+            let d = dir.path().join(format!("i{i}"));
+            std::fs::create_dir_all(&d).unwrap();
+            std::fs::copy(dir.path().join("rs256.pem"), d.join("rs256.pem")).unwrap();
+            Idgate::start(&d, &config)
+        })
+        .collect();
+    let addrs: Vec<_> = instances.iter().map(|i| i.addr).collect();
+    let nginx = Nginx::start_multi(&dir.path().join("nginx"), port, &addrs);
+    let first = instances.remove(0);
+    Fleet {
+        stack: Stack {
+            dir,
+            nginx,
+            idgate: first,
+            idp,
+        },
+        others: instances,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_on_one_instance_is_valid_on_all_and_a_logout_reaches_all_within_a_second() {
+    let tmp = tempfile::tempdir().unwrap();
+    let redis = RedisServer::start(tmp.path(), &[]);
+    let mongo = Mongo::start();
+    let fleet = fleet(&redis, &mongo, 3);
+    let site = fleet.stack.site();
+    let browser = Browser::new();
+    assert_eq!(
+        login(&fleet.stack, &browser, "/", "mallory").await.status(),
+        200
+    );
+    let jwt = browser.cookie(&site, "sid").unwrap();
+
+    let all: Vec<&Idgate> = std::iter::once(&fleet.stack.idgate)
+        .chain(fleet.others.iter())
+        .collect();
+    for (i, instance) in all.iter().enumerate() {
+        assert_eq!(
+            auth_status(instance, &jwt).await,
+            200,
+            "instance {i} accepts the session"
+        );
+    }
+    // Nginx spreads requests over the instances; every one of them passes.
+    for _ in 0..9 {
+        assert_eq!(browser.navigate(&format!("{site}/x")).await.status(), 200);
+    }
+
+    // Logout through the second instance.
+    let resp = Browser::new()
+        .client
+        .post(all[1].url("/logout"))
+        .header("cookie", format!("sid={jwt}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let logged_out = Instant::now();
+    for (i, instance) in all.iter().enumerate() {
+        loop {
+            if auth_status(instance, &jwt).await == 401 {
+                break;
+            }
+            assert!(
+                logged_out.elapsed() < Duration::from_secs(1),
+                "instance {i} still accepts the session after 1 s"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    // The users collection has the one user, in the CRUD shape.
+    let users = mongo
+        .client()
+        .await
+        .database("idgate")
+        .collection::<mongodb::bson::Document>("users");
+    let doc = users
+        .find_one(mongodb::bson::doc! {"providerUserId": "mallory"})
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(doc.get_str("__STATE__").unwrap(), "PUBLIC");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_an_instance_mid_load_leaves_the_others_serving() {
+    let tmp = tempfile::tempdir().unwrap();
+    let redis = RedisServer::start(tmp.path(), &[]);
+    let mongo = Mongo::start();
+    let mut fleet = fleet(&redis, &mongo, 3);
+    let site = fleet.stack.site();
+    let browser = Browser::new();
+    assert_eq!(
+        login(&fleet.stack, &browser, "/", "nina").await.status(),
+        200
+    );
+    let jwt = browser.cookie(&site, "sid").unwrap();
+
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let load = {
+        let (site, jwt, done) = (site.clone(), jwt.clone(), done.clone());
+        tokio::spawn(async move {
+            let client = Browser::new().client;
+            let mut statuses = Vec::new();
+            for _ in 0..400 {
+                let s = client
+                    .get(format!("{site}/load"))
+                    .header("cookie", format!("sid={jwt}"))
+                    .send()
+                    .await
+                    .map(|r| r.status().as_u16())
+                    .unwrap_or(0);
+                statuses.push(s);
+                done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            statuses
+        })
+    };
+    // Kill one instance once the load is well under way.
+    wait_for("the load to start", Duration::from_secs(30), || {
+        (done.load(std::sync::atomic::Ordering::Relaxed) >= 50).then_some(())
+    });
+    fleet.others[0].proc.signal("KILL");
+    let killed_at = done.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(killed_at < 400, "killed mid-load");
+    let statuses = load.await.unwrap();
+    let failed: Vec<_> = statuses.iter().filter(|s| **s != 200).collect();
+    assert!(
+        failed.is_empty(),
+        "{} of {} requests failed: {failed:?}",
+        failed.len(),
+        statuses.len()
+    );
+    assert!(
+        !fleet.others[0].proc.is_running(),
+        "the instance was killed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_restart_loses_no_session() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut redis = RedisServer::start(tmp.path(), &[]);
+    let mongo = Mongo::start();
+    let fleet = fleet(&redis, &mongo, 2);
+    let site = fleet.stack.site();
+    let browser = Browser::new();
+    assert_eq!(
+        login(&fleet.stack, &browser, "/", "oscar").await.status(),
+        200
+    );
+    let jwt = browser.cookie(&site, "sid").unwrap();
+    assert_eq!(auth_status(&fleet.stack.idgate, &jwt).await, 200);
+
+    // Redis restarts empty between two requests.
+    redis.stop();
+    redis.restart();
+    assert_eq!(redis.cli(&["DBSIZE"]).trim(), "0", "Redis came back empty");
+
+    // The instance that knew the session, and one that never saw it, both still accept it:
+    // restored from MongoDB on demand.
+    let mut ok = false;
+    for _ in 0..100 {
+        if auth_status(&fleet.stack.idgate, &jwt).await == 200
+            && auth_status(&fleet.others[0], &jwt).await == 200
+        {
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(ok, "the session survived the Redis restart");
+    assert_ne!(redis.cli(&["DBSIZE"]).trim(), "0", "restored into Redis");
+    assert_eq!(
+        browser.navigate(&format!("{site}/after")).await.status(),
+        200
+    );
+    // A logout after the restart still reaches everyone.
+    let resp = browser
+        .client
+        .post(format!("{site}/logout"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let mut refused = false;
+    for _ in 0..50 {
+        if auth_status(&fleet.others[0], &jwt).await == 401
+            && auth_status(&fleet.stack.idgate, &jwt).await == 401
+        {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(refused);
+}
