@@ -21,7 +21,8 @@
 //! - [`idp`] talks to the identity providers (OIDC discovery, code exchange, id_token, userinfo).
 //! - [`users`] merges the provider's identity with the project's user record.
 //! - [`store`] holds login states, sessions and users (`embedded`: one SQLite file; `redis`:
-//!   states and sessions in Redis, revocations by publish/subscribe).
+//!   states and sessions in Redis, revocations by publish/subscribe; `mongo`: the users
+//!   collection and the durable copy of sessions; `crud`: users behind a CRUD HTTP service).
 //! - [`redirect`] decides which post-login targets are safe; [`cookie`] and [`headers`] name and
 //!   build what goes on the wire; [`crypto`] holds random tokens, hashing and at-rest encryption;
 //!   [`pages`] renders the few HTML pages the login needs.
