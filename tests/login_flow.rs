@@ -500,14 +500,15 @@ async fn an_idp_key_rotation_is_followed_by_refetching_the_jwks() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn browser_logout_goes_on_to_the_idp_end_session() {
+async fn browser_logout_goes_on_to_the_idp_end_session_and_back() {
     let stack = Stack::start_with(Setup {
-        extra_app: "post_logout_redirect_url = \"http://127.0.0.1:1/\"",
+        extra_app: "post_logout_redirect_url = \"{{SITE}}/\"",
         ..Setup::default()
     });
     let site = stack.site();
     let browser = Browser::new();
-    assert_eq!(login(&stack, &browser, "/", "ivan").await.status(), 200);
+    let token = login(&stack, &browser, "/", "ivan").await;
+    assert_eq!(token.status(), 200);
     let resp = browser
         .navigate(&format!("{site}/logout?redirect=%2F"))
         .await;
@@ -519,16 +520,69 @@ async fn browser_logout_goes_on_to_the_idp_end_session() {
     );
     assert_eq!(query_param(&end, "client_id").as_deref(), Some("idgate"));
     assert_eq!(
-        query_param(&end, "post_logout_redirect_uri").as_deref(),
-        Some("http://127.0.0.1:1/")
+        query_param(&end, "post_logout_redirect_uri"),
+        Some(format!("{site}/"))
     );
-    assert!(
-        query_param(&end, "id_token_hint").is_none(),
-        "no token in a URL"
-    );
+    // RP-Initiated Logout names the session with the IdP's own id_token.
+    let hint = query_param(&end, "id_token_hint").expect("id_token_hint");
+    assert_eq!(hint.split('.').count(), 3, "an id_token");
     assert_eq!(
         browser.navigate(&format!("{site}/")).await.status(),
         302,
         "logged out here"
     );
+
+    // At the IdP: its logout form (auto-submitted by script in a browser), then back to the site.
+    let page = browser.navigate(&end).await;
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    let action = html
+        .split("action=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("a logout form");
+    let mut fields: Vec<(String, String)> = html
+        .split("<input")
+        .skip(1)
+        .filter_map(|tag| {
+            let attr = |a: &str| {
+                tag.split(&format!("{a}=\""))
+                    .nth(1)
+                    .and_then(|r| r.split('"').next())
+                    .map(str::to_owned)
+            };
+            Some((attr("name")?, attr("value").unwrap_or_default()))
+        })
+        .collect();
+    if !fields.iter().any(|(k, _)| k == "logout") {
+        fields.push(("logout".into(), "yes".into()));
+    }
+    let post_url = reqwest::Url::parse(&end).unwrap().join(action).unwrap();
+    let resp = browser
+        .client
+        .post(post_url)
+        .form(&fields)
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_redirection(), "{}", resp.status());
+    let (back, _) = browser.follow(location(&resp), &format!("{site}/")).await;
+    assert!(
+        back.starts_with(&format!("{site}/")),
+        "back on the site: {back}"
+    );
+    // Logged out at the IdP too: a new login shows its login form again.
+    let resp = browser
+        .navigate(&format!(
+            "{site}/authorize?appId=web&providerId=dev&redirect=%2F"
+        ))
+        .await;
+    let (form_url, form) = browser
+        .follow(location(&resp), &format!("{site}/web-login/"))
+        .await;
+    assert!(
+        !form_url.starts_with(&format!("{site}/web-login/")),
+        "the IdP asks for credentials again"
+    );
+    assert!(form.text().await.unwrap().contains("name=\"login\""));
 }

@@ -11,7 +11,8 @@ use crate::state::AppState;
 
 /// `GET|POST /logout[?redirect=…]`: revokes the session (every instance sees it within a
 /// second, this one at once), clears the cookies, then sends a browser to the IdP's
-/// end-session endpoint when it has one, else to `redirect`, else answers JSON.
+/// end-session endpoint when it has one (with `id_token_hint` and the app's
+/// `post_logout_redirect_url`), else to `redirect`, else answers JSON.
 pub async fn logout(state: &AppState, req: Request) -> Result<Response, ApiError> {
     let q = query_params(req.uri());
     let navigation = super::is_navigation(req.method().as_str(), req.headers());
@@ -56,9 +57,22 @@ pub async fn logout(state: &AppState, req: Request) -> Result<Response, ApiError
             let record = state.sessions.get_session(&c.sid).await?;
             if let Some((app, r)) = app.zip(record) {
                 if let Some(idp) = state.idps.get(&app.id, &r.provider_id) {
+                    // OIDC RP-Initiated Logout: the id_token identifies the session to end at
+                    // the IdP (which then skips its confirmation page).
+                    let id_token = state
+                        .cipher
+                        .open(&r.idp_tokens)
+                        .ok()
+                        .and_then(|plain| {
+                            serde_json::from_slice::<crate::idp::IdpTokens>(&plain).ok()
+                        })
+                        .and_then(|t| t.id_token);
                     idp_logout = idp.end_session_url().await.map(|mut url| {
                         url.query_pairs_mut()
                             .append_pair("client_id", &idp.provider().client_id);
+                        if let Some(hint) = &id_token {
+                            url.query_pairs_mut().append_pair("id_token_hint", hint);
+                        }
                         if let Some(post) = &app.post_logout_redirect_url {
                             url.query_pairs_mut()
                                 .append_pair("post_logout_redirect_uri", post.as_str());

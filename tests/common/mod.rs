@@ -385,6 +385,7 @@ pub struct Setup {
     pub algorithm: &'static str,
     pub key: &'static str,
     pub access_ttl: &'static str,
+    /// Lines added to `[apps.web]`; `{{SITE}}` stands for the site's URL.
     pub extra_app: &'static str,
     /// Lines added to `[session]`.
     pub extra_session: &'static str,
@@ -514,7 +515,7 @@ label = "Development IdP"
         alg = setup.algorithm,
         key = setup.key,
         ttl = setup.access_ttl,
-        extra_app = setup.extra_app,
+        extra_app = setup.extra_app.replace("{{SITE}}", site),
         extra_session = setup.extra_session,
         website = setup.website,
         trusted = setup.trusted_peers,
