@@ -666,3 +666,70 @@ async fn only_trusted_peers_may_revoke() {
         .unwrap();
     assert_eq!(resp.status(), 403);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signing_keys_rotate_without_logging_anyone_out() {
+    let (dir, mut idgate) = start_idgate_alone(Setup::default());
+    let before = mint(&idgate, "u-r", "users");
+    assert_eq!(
+        jsonwebtoken::decode_header(&before).unwrap().kid.as_deref(),
+        Some("k1")
+    );
+    idgate.proc.terminate();
+
+    // A new signing key (k2); the old one (k1) still verifies.
+    std::fs::copy(
+        fixture("rs256-other.pem"),
+        dir.path().join("rs256-other.pem"),
+    )
+    .unwrap();
+    std::fs::copy(fixture("rs256.pub.pem"), dir.path().join("rs256.pub.pem")).unwrap();
+    let config = std::fs::read_to_string(dir.path().join("idgate.toml")).unwrap();
+    let rotated = config.replace(
+        "private_key_file = \"rs256.pem\"\nkey_id = \"k1\"",
+        "private_key_file = \"rs256-other.pem\"\nkey_id = \"k2\"\n\n[[jwt.verification_keys]]\nalgorithm = \"RS256\"\nkey_id = \"k1\"\nkey_file = \"rs256.pub.pem\"",
+    );
+    assert_ne!(rotated, config);
+    let idgate = Idgate::start(dir.path(), &rotated);
+    assert_eq!(
+        auth_status(&idgate, &before).await,
+        200,
+        "a token of the previous key still works"
+    );
+    let jwks: serde_json::Value = client()
+        .get(idgate.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let kids: Vec<&str> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kids,
+        vec!["k2", "k1"],
+        "both published, the signing key first"
+    );
+    let after = mint(&idgate, "u-r", "users");
+    assert_eq!(
+        jsonwebtoken::decode_header(&after).unwrap().kid.as_deref(),
+        Some("k2")
+    );
+    assert_eq!(auth_status(&idgate, &after).await, 200);
+    let mut idgate = idgate;
+    idgate.proc.terminate();
+
+    // Once k1 is retired, its tokens are refused.
+    let retired = config.replace(
+        "private_key_file = \"rs256.pem\"\nkey_id = \"k1\"",
+        "private_key_file = \"rs256-other.pem\"\nkey_id = \"k2\"",
+    );
+    let idgate = Idgate::start(dir.path(), &retired);
+    assert_eq!(auth_status(&idgate, &before).await, 401);
+    assert_eq!(auth_status(&idgate, &after).await, 200);
+}
