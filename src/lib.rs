@@ -17,6 +17,7 @@
 //! - [`policy`] decides which routes need which users (Mia's `auth.json` and TOML rules).
 //! - [`session`] owns the in-memory verified-token cache and the liveness flags that make `/auth`
 //!   free of I/O for a session it has already seen.
+//! - [`renewal`] renews an expired session JWT from `/auth` while the session lives.
 //! - [`jwt`] signs and verifies idgate's session tokens and publishes the JWKS.
 //! - [`idp`] talks to the identity providers (OIDC discovery, code exchange, id_token, userinfo).
 //! - [`users`] merges the provider's identity with the project's user record.
@@ -43,6 +44,7 @@ pub mod jwt;
 pub mod pages;
 pub mod policy;
 pub mod redirect;
+pub mod renewal;
 pub mod routes;
 pub mod server;
 pub mod session;

@@ -120,12 +120,20 @@ impl Authenticator {
             if hit.is_valid(now) && now <= self.feed_trusted_until.load(Ordering::Acquire) {
                 return Ok(hit);
             }
-            if !hit.is_valid(now) {
-                // Revoked or expired: final, no need to ask the store.
+            if !hit.alive.load(Ordering::Acquire) {
+                // Revoked: final, no need to ask the store.
                 return Err(AuthFailure::SessionEnded);
+            }
+            if now >= hit.claims.exp {
+                // Expired: the caller may renew it while the session lives.
+                return Err(AuthFailure::Token(JwtError::Expired));
             }
         }
         let claims = self.keys.verify(token)?;
+        if now >= claims.exp {
+            // Within the verifier's clock-skew leeway, but expired for us.
+            return Err(AuthFailure::Token(JwtError::Expired));
+        }
         // Take the flag before reading the store, so a revocation that lands in between
         // still reaches this entry.
         let alive = self.flag(&claims.sid);

@@ -27,6 +27,8 @@ pub struct AppState {
     /// `/.well-known/jwks.json`, rendered once.
     pub jwks_body: Bytes,
     pub location_rules: crate::policy::LocationRules,
+    /// Recent silent renewals by expired token, so a burst of requests renews once.
+    pub renewals: quick_cache::sync::Cache<String, Arc<crate::renewal::Renewed>>,
 }
 
 /// The stores a config names, opened.
@@ -113,6 +115,7 @@ impl AppState {
             cipher,
             jwks_body,
             location_rules: Default::default(),
+            renewals: quick_cache::sync::Cache::new(4096),
             config,
         }))
     }

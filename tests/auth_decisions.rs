@@ -141,10 +141,12 @@ async fn a_valid_token_passes_and_forged_ones_get_401() {
     forged.push("not-a-jwt".into());
     forged.push(String::new());
 
+    // As bearer tokens (an API caller's expired token is never renewed; a browser's is, while
+    // its session lives: see tests/lifecycle.rs).
     for (i, bad) in forged.iter().enumerate() {
         let resp = client()
             .get(idgate.url("/auth"))
-            .header("cookie", format!("sid={bad}"))
+            .header("authorization", format!("Bearer {bad}"))
             .send()
             .await
             .unwrap();

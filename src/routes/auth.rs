@@ -16,6 +16,7 @@ use http_body_util::Full;
 use super::Peer;
 use crate::headers::{self, MIA_ALLOWED};
 use crate::http::{encode_query_value, Request, Response};
+use crate::jwt::JwtError;
 use crate::policy::{Context, Decision};
 use crate::session::{AuthFailure, VerifiedSession};
 use crate::state::AppState;
@@ -26,12 +27,26 @@ pub async fn decide(state: &AppState, peer: &Peer, req: &Request) -> Response {
         return refuse(StatusCode::FORBIDDEN, "this peer may not ask /auth");
     }
     let headers = req.headers();
+    let mut set_cookie = None;
     let session = match super::session_token(headers) {
         None => None,
         Some(token) => match state.auth.cached(token, crate::now_secs()) {
             Some(session) => Some(session),
             None => match state.auth.authenticate(token).await {
                 Ok(session) => Some(session),
+                // A browser's expired token is renewed while its session lives.
+                Err(AuthFailure::Token(JwtError::Expired)) if !has_bearer(headers) => {
+                    match crate::renewal::renew(state, token).await {
+                        Ok(renewed) => {
+                            set_cookie = Some(renewed.set_cookie.clone());
+                            Some(renewed.session.clone())
+                        }
+                        Err(e) => {
+                            tracing::debug!(reason = %e, "expired session not renewed");
+                            None
+                        }
+                    }
+                }
                 Err(AuthFailure::Store(e)) => {
                     tracing::error!(error = %e, "cannot confirm a session: treating the request as anonymous");
                     None
@@ -68,7 +83,14 @@ pub async fn decide(state: &AppState, peer: &Peer, req: &Request) -> Response {
         .decide(method, uri, location_rule.as_deref(), ctx.as_ref())
     {
         Decision::Allow => match &session {
-            Some(s) => allow(s),
+            Some(s) => {
+                let mut resp = allow(s);
+                // Exactly one Set-Cookie: Nginx passes on only the first.
+                if let (Some(cookie), true) = (set_cookie, resp.status().is_success()) {
+                    resp.headers_mut().insert(http::header::SET_COOKIE, cookie);
+                }
+                resp
+            }
             None => allow_anonymous(),
         },
         Decision::Forbidden => refuse(
@@ -82,6 +104,13 @@ pub async fn decide(state: &AppState, peer: &Peer, req: &Request) -> Response {
         }
         Decision::Unauthenticated => unauthorized(state, method, headers),
     }
+}
+
+fn has_bearer(headers: &HeaderMap) -> bool {
+    headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.len() > 7 && v[..7].eq_ignore_ascii_case("bearer "))
 }
 
 fn original_uri(headers: &HeaderMap) -> &str {

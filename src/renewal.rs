@@ -1,0 +1,78 @@
+//! Silent renewal: a browser whose session JWT has expired while its session is still alive gets
+//! a new JWT from `/auth` itself — 200, exactly one `Set-Cookie`, no redirect, no lost POST body.
+//!
+//! The new token is a pure function of the old one and of the time window it is renewed in
+//! (claims re-read from the users store, `iat`/`exp` aligned on the old `exp` plus whole
+//! `access_ttl` steps, `jti` derived from the old one), and RS256/ES256 (RFC 6979)/EdDSA
+//! signatures are deterministic: concurrent renewals — in one process or on several instances
+//! sharing the store — produce the same token, so there is effectively one renewal and nobody
+//! is logged out by a race. A small in-memory cache spares the work for a burst of requests
+//! carrying the same expired cookie.
+
+use std::sync::Arc;
+
+use http::HeaderValue;
+
+use crate::crypto::hash_token;
+use crate::session::{AuthFailure, VerifiedSession};
+use crate::state::AppState;
+
+/// A renewed session: its verification and the `Set-Cookie` that hands it to the browser.
+pub struct Renewed {
+    pub session: Arc<VerifiedSession>,
+    pub set_cookie: HeaderValue,
+}
+
+/// Renews the expired session token `token`, if its session is still alive.
+pub async fn renew(state: &AppState, token: &str) -> Result<Arc<Renewed>, AuthFailure> {
+    if let Some(done) = state.renewals.get(token) {
+        if done.session.is_valid(crate::now_secs()) {
+            return Ok(done);
+        }
+    }
+    let old = state.auth.keys().verify_ignoring_expiry(token)?;
+    let now = crate::now_secs();
+    let record = state
+        .sessions
+        .get_session(&old.sid)
+        .await?
+        .filter(|r| r.is_alive(now) && r.user_id == old.sub)
+        .ok_or(AuthFailure::SessionEnded)?;
+    let app = state
+        .config
+        .apps
+        .values()
+        .find(|a| a.issuer == old.iss)
+        .ok_or(AuthFailure::SessionEnded)?;
+    let user = match state.users.get_user(&old.sub).await? {
+        Some(u) => crate::users::user_claim(
+            &u,
+            app.providers.get(&record.provider_id).map(|p| p.as_ref()),
+            &app.token_claims,
+        ),
+        // Sessions minted for service accounts have no user record: keep their claims.
+        None => old.user.clone(),
+    };
+    let ttl = state.config.session.access_ttl.as_secs().max(1) as i64;
+    let steps = ((now - old.exp) / ttl + 1).max(1);
+    let exp = (old.exp + steps * ttl).min(record.expires_at);
+    let mut claims = crate::users::session_claims(app, user, &old.sid, exp - ttl, ttl);
+    claims.jti = hash_token(&format!("{}:{exp}", old.jti));
+    let jwt = state
+        .auth
+        .keys()
+        .sign(&claims)
+        .map_err(AuthFailure::Token)?;
+    let session = state.auth.authenticate(&jwt).await?;
+    let cookie = state
+        .cookies
+        .set(crate::cookie::SID, &jwt, (record.expires_at - now).max(1));
+    let set_cookie = HeaderValue::from_str(&cookie).map_err(|_| AuthFailure::SessionEnded)?;
+    let renewed = Arc::new(Renewed {
+        session,
+        set_cookie,
+    });
+    state.renewals.insert(token.to_owned(), renewed.clone());
+    tracing::info!(user = %old.sub, "session token renewed");
+    Ok(renewed)
+}

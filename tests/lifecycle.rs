@@ -1,0 +1,147 @@
+//! The session lifecycle through real Nginx: silent renewal of an expired JWT by `/auth`
+//! (one `Set-Cookie`, no redirect, no lost POST body, the same token for a burst of parallel
+//! requests), and no renewal for a session that has ended or for API bearer tokens.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: fail loudly
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+fn exp_of(jwt: &str) -> i64 {
+    use base64::Engine;
+    let part = jwt.split('.').nth(1).unwrap();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(part)
+        .unwrap();
+    serde_json::from_slice::<serde_json::Value>(&bytes).unwrap()["exp"]
+        .as_i64()
+        .unwrap()
+}
+
+async fn wait_until_expired(jwt: &str) {
+    while idgate::now_secs() <= exp_of(jwt) + 1 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_token_is_renewed_silently_once_for_a_burst() {
+    let stack = Stack::start_with(Setup {
+        access_ttl: "2s",
+        ..Setup::default()
+    });
+    let site = stack.site();
+    let browser = Browser::new();
+    assert_eq!(login(&stack, &browser, "/", "olga").await.status(), 200);
+    let old = browser.cookie(&site, "sid").unwrap();
+    wait_until_expired(&old).await;
+
+    // A burst of parallel requests with the expired cookie, one of them a POST with a body.
+    let client = Browser::new().client;
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let (client, site, old) = (client.clone(), site.clone(), old.clone());
+        tasks.push(tokio::spawn(async move {
+            let req = if i == 0 {
+                client
+                    .post(format!("{site}/form?i={i}"))
+                    .body("field=value")
+            } else {
+                client.get(format!("{site}/page?i={i}"))
+            };
+            let resp = req
+                .header("cookie", format!("sid={old}"))
+                .header("accept", "text/html")
+                .send()
+                .await
+                .unwrap();
+            let status = resp.status().as_u16();
+            let cookies: Vec<String> = resp
+                .headers()
+                .get_all("set-cookie")
+                .iter()
+                .map(|v| v.to_str().unwrap().to_owned())
+                .collect();
+            let body = resp.text().await.unwrap();
+            (status, cookies, body)
+        }));
+    }
+    let mut renewed = Vec::new();
+    for t in tasks {
+        let (status, cookies, body) = t.await.unwrap();
+        assert_eq!(status, 200, "no 401 and no redirect during renewal: {body}");
+        assert_eq!(cookies.len(), 1, "exactly one Set-Cookie: {cookies:?}");
+        assert!(cookies[0].starts_with("sid=") && cookies[0].contains("HttpOnly"));
+        assert!(!echoed(&body)["miauserid"].is_empty());
+        renewed.push(
+            cookies[0]
+                .split(';')
+                .next()
+                .unwrap()
+                .trim_start_matches("sid=")
+                .to_owned(),
+        );
+    }
+    renewed.dedup();
+    assert_eq!(renewed.len(), 1, "one renewal for the whole burst");
+    let new = &renewed[0];
+    assert_ne!(new, &old);
+    assert!(exp_of(new) > idgate::now_secs());
+
+    // The new token works without further renewal.
+    let resp = client
+        .get(format!("{site}/next"))
+        .header("cookie", format!("sid={new}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(resp.headers().get("set-cookie").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ended_sessions_and_bearer_tokens_are_not_renewed() {
+    let stack = Stack::start_with(Setup {
+        access_ttl: "2s",
+        ..Setup::default()
+    });
+    let site = stack.site();
+    let browser = Browser::new();
+    assert_eq!(login(&stack, &browser, "/", "pete").await.status(), 200);
+    let old = browser.cookie(&site, "sid").unwrap();
+    wait_until_expired(&old).await;
+    let client = Browser::new().client;
+
+    // An API caller with an expired bearer token: 401, no cookie.
+    let resp = client
+        .get(format!("{site}/api"))
+        .bearer_auth(&old)
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    assert!(resp.headers().get("set-cookie").is_none());
+
+    // A revoked session: the expired cookie is not renewed.
+    let config = stack.idgate.config.to_str().unwrap().to_owned();
+    let (_, out, _) = idgate_cmd(&["users", "list", "--config", &config]);
+    let id = serde_json::from_str::<serde_json::Value>(&out).unwrap()[0]["userId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (code, _, err) = idgate_cmd(&["sessions", "revoke", "--config", &config, "--user", &id]);
+    assert_eq!(code, 0, "{err}");
+    let resp = client
+        .get(format!("{site}/page"))
+        .header("cookie", format!("sid={old}"))
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    assert!(resp.headers().get("set-cookie").is_none());
+}
