@@ -348,7 +348,7 @@ pub async fn mint(
                 provider_id: String::new(),
                 created_at: now,
                 expires_at: now + lifetime,
-                refresh_hash: crate::crypto::hash_token(&crate::crypto::random_token()),
+                refresh_hash: crate::crypto::hash_token(&crate::crypto::random_token()), // no usable refresh token
                 idp_tokens: Vec::new(),
                 revoked: false,
             },

@@ -145,3 +145,104 @@ async fn ended_sessions_and_bearer_tokens_are_not_renewed() {
     assert_eq!(resp.status(), 401);
     assert!(resp.headers().get("set-cookie").is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refresh_tokens_rotate_work_once_and_apply_group_changes() {
+    let stack = Stack::start();
+    let site = stack.site();
+    let browser = Browser::new();
+    let login_resp = login(&stack, &browser, "/", "quinn").await;
+    let first: serde_json::Value = login_resp.json().await.unwrap();
+    let old_refresh = first["refreshToken"].as_str().unwrap().to_owned();
+
+    // Groups change; the refresh (from the cookie) carries them.
+    let config = stack.idgate.config.to_str().unwrap().to_owned();
+    let (_, out, _) = idgate_cmd(&["users", "list", "--config", &config]);
+    let id = serde_json::from_str::<serde_json::Value>(&out).unwrap()[0]["userId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    idgate_cmd(&[
+        "users",
+        "set-groups",
+        "--config",
+        &config,
+        &id,
+        "users",
+        "editors",
+    ]);
+    let resp = browser
+        .client
+        .post(format!("{site}/refreshtoken"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(resp
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .any(|c| c.to_str().unwrap().starts_with("sid=")));
+    let second: serde_json::Value = resp.json().await.unwrap();
+    let new_refresh = second["refreshToken"].as_str().unwrap().to_owned();
+    assert_ne!(new_refresh, old_refresh, "rotated");
+    assert_ne!(second["accessToken"], first["accessToken"]);
+    let echo = echoed(
+        &browser
+            .navigate(&format!("{site}/x"))
+            .await
+            .text()
+            .await
+            .unwrap(),
+    );
+    assert_eq!(echo["miausergroups"], "users,editors");
+
+    // The body variant, with the new token: works once.
+    let api = Browser::new().client;
+    let body = serde_json::json!({ "refreshToken": new_refresh });
+    let resp = api
+        .post(format!("{site}/refreshtoken"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let third: serde_json::Value = resp.json().await.unwrap();
+
+    // A refresh token used twice: refused, and the session it belonged to is revoked.
+    let resp = api
+        .post(format!("{site}/refreshtoken"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    let resp = api
+        .get(format!("{site}/x"))
+        .bearer_auth(third["accessToken"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.status(),
+        401,
+        "the session of a replayed refresh token is revoked"
+    );
+    let resp = api
+        .post(format!("{site}/refreshtoken"))
+        .json(&serde_json::json!({ "refreshToken": third["refreshToken"] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    // No token at all (a client without cookies): 400 naming the parameter.
+    let resp = Browser::new()
+        .client
+        .post(format!("{site}/refreshtoken"))
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    assert!(resp.text().await.unwrap().contains("refreshToken"));
+}

@@ -8,6 +8,7 @@
 //! | GET `/web-login/oauth/callback`, `/web-login/callback` | 200 HTML | the script POSTs the code in the body / the query |
 //! | GET `/web-login/callback.js` | 200 JavaScript | |
 //! | POST `/oauth/token` | 200 `{accessToken, refreshToken, expiresAt}` + `Location` (+ cookies for website apps); 400 bad/used/foreign state; 502 IdP failure | JSON, form or query |
+//! | POST `/refreshtoken` | 200 new `{accessToken, refreshToken, expiresAt}` (+ cookies); 401 for a used, unknown or ended refresh token (a reused one revokes its session) | body, form, query or `refresh_token` cookie |
 //! | GET, POST `/logout` | 302 to `redirect` or the IdP's end-session; 200 JSON | clears cookies, revokes the session |
 //! | GET `/userinfo` | 200 the `user` claim; 401 | |
 //! | GET `/apps/{appId}/providers` | 200 `[{id,label,type,order}]`; 404 | |
@@ -19,6 +20,7 @@ mod auth;
 mod health;
 mod login;
 mod meta;
+mod refresh;
 mod session_api;
 mod token;
 
@@ -52,6 +54,7 @@ pub async fn handle(state: Arc<AppState>, peer: Arc<Peer>, req: Request) -> Resp
         (&Method::GET, "/web-login/callback") => Ok(login::callback_page("query")),
         (&Method::GET, "/web-login/callback.js") => Ok(login::callback_script()),
         (&Method::POST, "/oauth/token") => token::exchange(&state, req).await,
+        (&Method::POST, "/refreshtoken") => refresh::refresh(&state, req).await,
         (&Method::GET | &Method::POST, "/logout") => session_api::logout(&state, req).await,
         (&Method::GET, "/userinfo") => session_api::userinfo(&state, &req).await,
         (&Method::GET, "/.well-known/jwks.json") => Ok(meta::jwks(&state)),
@@ -76,6 +79,7 @@ fn is_known_path(p: &str) -> bool {
             | "/web-login/callback"
             | "/web-login/callback.js"
             | "/oauth/token"
+            | "/refreshtoken"
             | "/logout"
             | "/userinfo"
             | "/.well-known/jwks.json"

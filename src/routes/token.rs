@@ -80,7 +80,7 @@ pub async fn exchange(state: &AppState, req: Request) -> Result<Response, ApiErr
     tracing::info!(user = %user.user_id, app = %app.id, provider = %login.provider_id, "login");
 
     let sid = random_token();
-    let refresh_token = random_token();
+    let refresh_token = new_refresh_token(&sid);
     let lifetime = state.config.session.lifetime.as_secs() as i64;
     let sealed = state
         .cipher
@@ -105,35 +105,59 @@ pub async fn exchange(state: &AppState, req: Request) -> Result<Response, ApiErr
     for sid in &evicted {
         state.auth.forget_session(sid);
     }
-    let ttl = state.config.session.access_ttl.as_secs() as i64;
-    let claims = users::session_claims(
+    let user_claim = users::user_claim(&user, Some(idp.provider()), &app.token_claims);
+    let mut resp = issue(
+        state,
         &app,
-        users::user_claim(&user, Some(idp.provider()), &app.token_claims),
+        user_claim,
         &sid,
+        &refresh_token,
         now,
-        ttl,
-    );
+        now + lifetime,
+    )?;
+    if let Ok(v) = HeaderValue::from_str(&login.redirect) {
+        resp.headers_mut().insert(LOCATION, v);
+    }
+    add_cookie(&mut resp, &state.cookies.clear(cookie::LOGIN_BINDING));
+    Ok(resp)
+}
+
+/// A refresh token: the session id (so a refresh finds its session without an index) and 32
+/// random bytes. Only its hash is stored.
+pub fn new_refresh_token(sid: &str) -> String {
+    format!("{sid}.{}", random_token())
+}
+
+/// Signs a session JWT for `user` and answers `{accessToken, refreshToken, expiresAt}`, with the
+/// `sid` and `refresh_token` cookies for website apps (living until `session_expires_at`).
+pub fn issue(
+    state: &AppState,
+    app: &crate::config::AppConfig,
+    user: crate::jwt::UserClaim,
+    sid: &str,
+    refresh_token: &str,
+    now: i64,
+    session_expires_at: i64,
+) -> Result<Response, ApiError> {
+    let ttl = state.config.session.access_ttl.as_secs() as i64;
+    let claims = users::session_claims(app, user, sid, now, ttl);
     let jwt = state
         .auth
         .keys()
         .sign(&claims)
         .map_err(|e| ApiError::Internal(e.to_string()))?;
-
     let mut resp = json_response(
         StatusCode::OK,
         &json!({ "accessToken": jwt, "refreshToken": refresh_token, "expiresAt": claims.exp }),
     );
-    if let Ok(v) = HeaderValue::from_str(&login.redirect) {
-        resp.headers_mut().insert(LOCATION, v);
-    }
-    add_cookie(&mut resp, &state.cookies.clear(cookie::LOGIN_BINDING));
     if app.website {
-        add_cookie(&mut resp, &state.cookies.set(cookie::SID, &jwt, lifetime));
+        let max_age = (session_expires_at - now).max(1);
+        add_cookie(&mut resp, &state.cookies.set(cookie::SID, &jwt, max_age));
         add_cookie(
             &mut resp,
             &state
                 .cookies
-                .set(cookie::REFRESH_TOKEN, &refresh_token, lifetime),
+                .set(cookie::REFRESH_TOKEN, refresh_token, max_age),
         );
     }
     Ok(resp)

@@ -360,6 +360,26 @@ impl Sessions for EmbeddedStore {
         .await
     }
 
+    async fn rotate_refresh(
+        &self,
+        sid: &str,
+        old_hash: &str,
+        new_hash: &str,
+    ) -> Result<bool, StoreError> {
+        let (sid, old_hash, new_hash) = (sid.to_owned(), old_hash.to_owned(), new_hash.to_owned());
+        self.run(move |c| {
+            let n = c
+                .execute(
+                    "UPDATE sessions SET refresh_hash = ?3
+                     WHERE sid = ?1 AND refresh_hash = ?2 AND revoked = 0 AND expires_at > ?4",
+                    params![sid, old_hash, new_hash, crate::now_secs()],
+                )
+                .map_err(unavailable)?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
     async fn revoke_user_sessions(&self, user_id: &str) -> Result<Vec<String>, StoreError> {
         let user_id = user_id.to_owned();
         self.run(move |c| {

@@ -128,6 +128,15 @@ pub trait Sessions: Send + Sync {
     async fn get_session(&self, sid: &str) -> Result<Option<SessionRecord>, StoreError>;
     /// Marks the session revoked; `false` when there was no such live session.
     async fn revoke_session(&self, sid: &str) -> Result<bool, StoreError>;
+    /// The single-use step of a refresh: replaces the session's refresh-token hash with
+    /// `new_hash` if it is still `old_hash` and the session is alive. `false` otherwise (a
+    /// refresh token used twice, or an ended session).
+    async fn rotate_refresh(
+        &self,
+        sid: &str,
+        old_hash: &str,
+        new_hash: &str,
+    ) -> Result<bool, StoreError>;
     /// Revokes every session of a user and returns their ids.
     async fn revoke_user_sessions(&self, user_id: &str) -> Result<Vec<String>, StoreError>;
     async fn list_sessions(&self, user_id: Option<&str>) -> Result<Vec<SessionRecord>, StoreError>;

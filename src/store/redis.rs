@@ -94,6 +94,21 @@ return rec",
     )
 });
 
+/// Replaces the refresh hash in a live session's record if it is still ARGV[1] (compare and
+/// set, one key, so atomic); 1 when replaced.
+static ROTATE_REFRESH: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"if redis.call('HEXISTS', KEYS[1], 'revoked') == 1 then return 0 end
+local rec = redis.call('HGET', KEYS[1], 'record')
+if not rec then return 0 end
+local s = cjson.decode(rec)
+if s['refreshHash'] ~= ARGV[1] then return 0 end
+s['refreshHash'] = ARGV[2]
+redis.call('HSET', KEYS[1], 'record', cjson.encode(s))
+return 1",
+    )
+});
+
 /// A login state as stored (the id is in the key).
 #[derive(Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -442,6 +457,26 @@ impl Sessions for RedisStore {
         self.bounded("reading a session", async {
             let mut conn = self.backend.conn().await?;
             self.read_session(&mut conn, sid).await
+        })
+        .await
+    }
+
+    async fn rotate_refresh(
+        &self,
+        sid: &str,
+        old_hash: &str,
+        new_hash: &str,
+    ) -> Result<bool, StoreError> {
+        self.bounded("rotating a refresh token", async {
+            let mut conn = self.backend.conn().await?;
+            let done: i64 = ROTATE_REFRESH
+                .key(self.session_key(sid))
+                .arg(old_hash)
+                .arg(new_hash)
+                .invoke_async(&mut conn)
+                .await
+                .map_err(unavailable)?;
+            Ok(done == 1)
         })
         .await
     }

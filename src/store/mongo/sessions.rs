@@ -223,6 +223,32 @@ impl Sessions for MirroredSessions {
         Ok(Some(rec))
     }
 
+    async fn rotate_refresh(
+        &self,
+        sid: &str,
+        old_hash: &str,
+        new_hash: &str,
+    ) -> Result<bool, StoreError> {
+        // Restores a copy-only session first, so the compare-and-set runs on the primary.
+        self.get_session(sid).await?;
+        if !self.primary.rotate_refresh(sid, old_hash, new_hash).await? {
+            return Ok(false);
+        }
+        // The copy follows; if it cannot, a later restore would bring back the old hash, which
+        // only makes the new refresh token fail after a primary loss — never the reverse.
+        if let Err(e) = self
+            .copies
+            .update_one(
+                doc! { "_id": sid },
+                doc! { "$set": { "refreshHash": new_hash } },
+            )
+            .await
+        {
+            tracing::warn!(error = %self.err(e), "the MongoDB copy of a session kept its previous refresh hash");
+        }
+        Ok(true)
+    }
+
     async fn revoke_session(&self, sid: &str) -> Result<bool, StoreError> {
         // Restores a copy-only session, so the primary's revocation feed carries this one.
         self.get_session(sid).await?;
