@@ -3,10 +3,10 @@
 //! the vendor's user API afterwards ([`super::profiles`]). No nonce and no id_token: these
 //! providers do not issue one.
 //!
-//! PKCE is sent to every provider: RFC 7636 §5 has servers that do not implement it ignore the
-//! parameters, which is what GitHub's and Bitbucket's OAuth apps do (GitHub's documentation lists
-//! no `code_challenge`; a code issued without one is exchanged without the verifier being
-//! checked), so it costs nothing and protects every server that does implement it.
+//! PKCE is sent to every provider. GitHub's and Bitbucket's OAuth documentation do not ask for
+//! it; a server that does not implement PKCE ignores the parameters (RFC 7636 §5) and one that
+//! does checks the verifier (the fakes in `tests/js` check it when a challenge was sent), so it
+//! costs nothing and protects the code wherever the server supports it.
 //!
 //! Token responses are read the way the vendors send them: GitHub answers
 //! `application/x-www-form-urlencoded` unless asked for JSON ("Authorizing OAuth apps", step 2 —
