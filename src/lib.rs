@@ -19,7 +19,8 @@
 //!   free of I/O for a session it has already seen.
 //! - [`renewal`] renews an expired session JWT from `/auth` while the session lives.
 //! - [`jwt`] signs and verifies idgate's session tokens and publishes the JWKS.
-//! - [`idp`] talks to the identity providers (OIDC discovery, code exchange, id_token, userinfo).
+//! - [`idp`] talks to the identity providers: OIDC (discovery, code exchange, id_token, userinfo)
+//!   and plain OAuth2 with the vendors' user APIs (GitHub, Bitbucket, generic).
 //! - [`users`] merges the provider's identity with the project's user record.
 //! - [`store`] holds login states, sessions and users (`embedded`: one SQLite file; `redis`:
 //!   states and sessions in Redis, revocations by publish/subscribe; `mongo`: the users

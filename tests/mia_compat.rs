@@ -261,12 +261,17 @@ fn check_config_reads_the_original_environment_and_names_bad_keys() {
         stderr.contains("config.json: apps.web.providers.keycloak.clientId: missing"),
         "{stderr}"
     );
+    // Every Mia type is supported (github keeps its endpoints); an unknown one is named.
     let github = committed.replace("\"type\": \"keycloak\"", "\"type\": \"github\"");
     let dir = check_config_dir(&github);
     let (code, stderr) = check_config(dir.path(), &[]);
+    assert_eq!(code, 0, "{stderr}");
+    let saml = committed.replace("\"type\": \"keycloak\"", "\"type\": \"saml\"");
+    let dir = check_config_dir(&saml);
+    let (code, stderr) = check_config(dir.path(), &[]);
     assert_eq!(code, 78, "{stderr}");
     assert!(
-        stderr.contains("config.json: apps.web.providers.keycloak.type: `github`"),
+        stderr.contains("config.json: apps.web.providers.keycloak.type: `saml`"),
         "{stderr}"
     );
 }

@@ -8,11 +8,14 @@
 //! `userSettingsUrl`). Keys idgate knows but handles differently (cookie attributes, default
 //! redirects, endpoints it discovers instead) get a notice saying what to do instead.
 //!
-//! idgate talks OpenID Connect with discovery, so every provider type whose IdP speaks it
-//! (`keycloak`, `okta`, `microsoft`/`azure`, `gitlab`, `auth0`, `google`, `oidc`) becomes an OIDC
-//! provider discovered from its issuer: the Keycloak realm or Microsoft tenant in `authUrl`, else
-//! `baseUrl`. Plain OAuth2 types (`github`, `bitbucket`, `generic`) are a startup error naming
-//! the app, the provider and the type.
+//! Every provider type whose IdP speaks OpenID Connect (`keycloak`, `okta`,
+//! `microsoft`/`azure`, `gitlab`, `auth0`, `google`, `oidc`) becomes the idgate type of the same
+//! name, discovered from its issuer: the Keycloak realm or Microsoft tenant in `authUrl`, else
+//! `baseUrl`; `tokenUrl`, `userInfoUrl`, `logoutUrl` come from discovery. The plain OAuth2 types
+//! keep their endpoints: `github` and `bitbucket` take `authUrl` and `tokenUrl` (vendor defaults
+//! otherwise) and their API from `userInfoUrl` (`…/user` → the API base); `generic` needs
+//! `authUrl`, `tokenUrl` and `userInfoUrl`, and its `oidcKeys` say which userinfo keys hold
+//! `id`, `name`, `username` and `email`.
 //!
 //! Problems name the file and the JSON path: `config.json: apps.web.providers.kc.clientId: missing`.
 
@@ -22,8 +25,8 @@ use std::path::Path;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::raw::{RawApp, RawProvider};
-use super::ConfigError;
+use super::raw::{RawApp, RawProvider, RawUserKeys};
+use super::{ConfigError, ProviderKind};
 
 #[derive(Debug, Default, Deserialize)]
 struct MiaFile {
@@ -65,6 +68,9 @@ struct MiaProvider {
     client_id: Option<String>,
     client_secret: Option<String>,
     auth_url: Option<String>,
+    token_url: Option<String>,
+    user_info_url: Option<String>,
+    oidc_keys: Option<BTreeMap<String, String>>,
     base_url: Option<String>,
     scope: Option<Vec<String>>,
     order: Option<i64>,
@@ -119,6 +125,8 @@ const PROVIDER_KEYS: &[&str] = &[
     "userSettingsURL",
     "userSettingsUrl",
 ];
+/// Provider keys read only for the plain OAuth2 types (`github`, `bitbucket`, `generic`).
+const OAUTH2_PROVIDER_KEYS: &[&str] = &["tokenUrl", "userInfoUrl", "oidcKeys"];
 const PROVIDER_KEYS_HANDLED_ELSEWHERE: &[(&str, &str)] = &[
     ("tokenUrl", "discovered from the issuer"),
     ("userInfoUrl", "discovered from the issuer"),
@@ -129,21 +137,11 @@ const PROVIDER_KEYS_HANDLED_ELSEWHERE: &[(&str, &str)] = &[
     ("skipRefreshProviderTokenOnMiaTokenRefresh", "no effect"),
     (
         "oidcKeys",
-        "OIDC claims are read under their standard names",
+        "OIDC claims are read under their standard names (oidcKeys is for `generic`)",
     ),
 ];
-
-/// Provider types that speak OpenID Connect with discovery.
-const OIDC_TYPES: &[&str] = &[
-    "oidc",
-    "keycloak",
-    "okta",
-    "microsoft",
-    "azure",
-    "gitlab",
-    "auth0",
-    "google",
-];
+/// The `oidcKeys` entries idgate reads.
+const OIDC_KEYS: &[&str] = &["id", "name", "username", "email"];
 
 /// What reading the file found worth telling the operator (logged at startup).
 #[derive(Debug, Default, Clone)]
@@ -223,19 +221,31 @@ fn convert_provider(
 ) -> Result<RawProvider, ConfigError> {
     let at = |k: &str| format!("{shown}: apps.{app}.providers.{id}.{k}");
     let missing = |k: &str| ConfigError::invalid(at(k), "missing");
-    let kind = p.kind.ok_or_else(|| missing("type"))?;
-    if !OIDC_TYPES.contains(&kind.as_str()) {
-        return Err(ConfigError::invalid(
-            at("type"),
-            format!(
-                "`{kind}` (app `{app}`, provider `{id}`) is not supported yet: idgate signs in \
-                 through OpenID Connect discovery ({})",
-                OIDC_TYPES.join(", ")
-            ),
-        ));
+    let written = p.kind.clone().ok_or_else(|| missing("type"))?;
+    let kind = match written.as_str() {
+        "azure" => ProviderKind::Microsoft,
+        other => ProviderKind::parse(other).ok_or_else(|| {
+            let all: Vec<_> = ProviderKind::ALL.iter().map(|k| k.as_str()).collect();
+            ConfigError::invalid(
+                at("type"),
+                format!(
+                    "`{written}` (app `{app}`, provider `{id}`) is not a provider type idgate \
+                     knows ({}, azure)",
+                    all.join(", ")
+                ),
+            )
+        })?,
+    };
+    if !kind.is_oidc() {
+        return convert_oauth2_provider(app, id, kind, p, shown, notices);
     }
-    let (issuer, from) = discovery_issuer(&kind, p.auth_url.as_deref(), p.base_url.as_deref())
+    let kind = kind.as_str();
+    let (mut issuer, from) = discovery_issuer(kind, p.auth_url.as_deref(), p.base_url.as_deref())
         .ok_or_else(|| missing("baseUrl"))?;
+    if kind == "auth0" && !issuer.ends_with('/') {
+        // Auth0's issuer is the tenant URL with its trailing slash.
+        issuer.push('/');
+    }
     url::Url::parse(&issuer).map_err(|e| ConfigError::invalid(at(from), e.to_string()))?;
     notices.infos.push(format!(
         "{shown}: apps.{app}.providers.{id}: `{kind}` provider, discovered from {issuer}"
@@ -250,8 +260,8 @@ fn convert_provider(
         ));
     }
     Ok(RawProvider {
-        kind: "oidc".into(),
-        issuer_url: issuer,
+        kind: kind.into(),
+        issuer_url: Some(issuer),
         client_id: p.client_id.ok_or_else(|| missing("clientId"))?,
         client_secret: Some(p.client_secret.ok_or_else(|| missing("clientSecret"))?),
         client_secret_file: None,
@@ -259,6 +269,87 @@ fn convert_provider(
         label: p.label,
         order: p.order.unwrap_or(0),
         user_settings_url: p.user_settings_url,
+        auth_method: None,
+        auth_url: None,
+        token_url: None,
+        userinfo_url: None,
+        api_url: None,
+        keys: None,
+    })
+}
+
+/// A `github`, `bitbucket` or `generic` provider: explicit endpoints, no discovery.
+fn convert_oauth2_provider(
+    app: &str,
+    id: &str,
+    kind: ProviderKind,
+    p: MiaProvider,
+    shown: &str,
+    notices: &mut MiaNotices,
+) -> Result<RawProvider, ConfigError> {
+    let at = |k: &str| format!("{shown}: apps.{app}.providers.{id}.{k}");
+    let missing = |k: &str| ConfigError::invalid(at(k), "missing");
+    let generic = kind == ProviderKind::Generic;
+    let (api_url, userinfo_url) = match (generic, p.user_info_url) {
+        (true, Some(u)) => (None, Some(u)),
+        (true, None) => return Err(missing("userInfoUrl")),
+        (false, Some(u)) => match u.trim_end_matches('/').strip_suffix("/user") {
+            Some(base) => (Some(base.to_owned()), None),
+            None => {
+                notices.warnings.push(format!(
+                    "{}: `{u}` does not end in /user: the vendor's default API is used",
+                    at("userInfoUrl")
+                ));
+                (None, None)
+            }
+        },
+        (false, None) => (None, None),
+    };
+    let keys = match p.oidc_keys {
+        Some(map) if generic => {
+            for k in map.keys().filter(|k| !OIDC_KEYS.contains(&k.as_str())) {
+                notices.warnings.push(format!(
+                    "{}.{k}: unknown key, ignored (idgate reads {})",
+                    at("oidcKeys"),
+                    OIDC_KEYS.join(", ")
+                ));
+            }
+            Some(RawUserKeys {
+                id: map.get("id").cloned(),
+                name: map.get("name").cloned(),
+                username: map.get("username").cloned(),
+                email: map.get("email").cloned(),
+            })
+        }
+        _ => None,
+    };
+    if generic && (p.auth_url.is_none() || p.token_url.is_none()) {
+        return Err(missing(if p.auth_url.is_none() {
+            "authUrl"
+        } else {
+            "tokenUrl"
+        }));
+    }
+    notices.infos.push(format!(
+        "{shown}: apps.{app}.providers.{id}: `{}` provider (OAuth2)",
+        kind.as_str()
+    ));
+    Ok(RawProvider {
+        kind: kind.as_str().into(),
+        issuer_url: None,
+        client_id: p.client_id.ok_or_else(|| missing("clientId"))?,
+        client_secret: Some(p.client_secret.ok_or_else(|| missing("clientSecret"))?),
+        client_secret_file: None,
+        scope: p.scope,
+        label: p.label,
+        order: p.order.unwrap_or(0),
+        user_settings_url: p.user_settings_url,
+        auth_method: None,
+        auth_url: p.auth_url,
+        token_url: p.token_url,
+        userinfo_url,
+        api_url,
+        keys,
     })
 }
 
@@ -324,10 +415,18 @@ fn report_keys(value: &Value, shown: &str, notices: &mut MiaNotices) {
         for (pid, p) in providers.into_iter().flatten() {
             if let Some(p) = p.as_object() {
                 let path = format!("{base}.providers.{pid}");
+                let oauth2 = matches!(
+                    p.get("type").and_then(Value::as_str),
+                    Some("github" | "bitbucket" | "generic")
+                );
+                let mut known = PROVIDER_KEYS.to_vec();
+                if oauth2 {
+                    known.extend_from_slice(OAUTH2_PROVIDER_KEYS);
+                }
                 check_object(
                     p,
                     &path,
-                    PROVIDER_KEYS,
+                    &known,
                     PROVIDER_KEYS_HANDLED_ELSEWHERE,
                     shown,
                     notices,
@@ -369,6 +468,10 @@ pub fn in_file_terms(err: ConfigError, shown: &str) -> ConfigError {
                 "allowed_redirects" => "allowedRedirectUrlsOnSuccessfulLogin",
                 "default_groups" => "defaultGroups",
                 "issuer_url" => "baseUrl",
+                "auth_url" => "authUrl",
+                "token_url" => "tokenUrl",
+                "userinfo_url" | "api_url" => "userInfoUrl",
+                "keys" => "oidcKeys",
                 "client_id" => "clientId",
                 "client_secret" | "client_secret_file" => "clientSecret",
                 "user_settings_url" => "userSettingsURL",
@@ -444,8 +547,11 @@ mod tests {
             Some(vec!["tenant".to_owned(), "profile.team".to_owned()])
         );
         let p = &app.providers["kc"];
-        assert_eq!(p.kind, "oidc");
-        assert_eq!(p.issuer_url, "https://sso.example.com/auth/realms/main");
+        assert_eq!(p.kind, "keycloak");
+        assert_eq!(
+            p.issuer_url.as_deref(),
+            Some("https://sso.example.com/auth/realms/main")
+        );
         assert_eq!(p.order, 10);
         assert_eq!(
             p.user_settings_url.as_deref(),
@@ -522,13 +628,68 @@ mod tests {
         );
         let e = err(&SEED_SHAPE.replace("\"issuer\": \"app.example.com\",", ""));
         assert_eq!(e, "config.json: apps.web.issuer: missing");
-        let e = err(&SEED_SHAPE.replace("\"keycloak\"", "\"github\""));
+        let e = err(&SEED_SHAPE.replace("\"keycloak\"", "\"saml\""));
         assert!(
-            e.starts_with("config.json: apps.web.providers.kc.type: `github` (app `web`, provider `kc`) is not supported yet"),
+            e.starts_with("config.json: apps.web.providers.kc.type: `saml` (app `web`, provider `kc`) is not a provider type"),
             "{e}"
         );
+        let e = err(&SEED_SHAPE
+            .replace("\"keycloak\"", "\"generic\"")
+            .replace("\"userInfoUrl\"", "\"userInfo\""));
+        assert_eq!(e, "config.json: apps.web.providers.kc.userInfoUrl: missing");
         let e = err("{\"apps\": [}");
         assert!(e.starts_with("config.json: "), "{e}");
+    }
+
+    #[test]
+    fn plain_oauth2_types_keep_their_endpoints() -> Result<(), ConfigError> {
+        let text = r#"{"apps": {"web": {
+            "redirectUrl": "https://app.example.com/web-login/oauth/callback",
+            "realm": "main", "issuer": "app.example.com",
+            "providers": {
+              "gh": {"type": "github", "clientId": "c", "clientSecret": "s",
+                "authUrl": "https://github.com/login/oauth/authorize",
+                "tokenUrl": "https://github.com/login/oauth/access_token",
+                "userInfoUrl": "https://api.github.com/user"},
+              "bb": {"type": "bitbucket", "clientId": "c", "clientSecret": "s"},
+              "g": {"type": "generic", "clientId": "c", "clientSecret": "s",
+                "authUrl": "https://sso.example.com/oauth/authorize",
+                "tokenUrl": "https://sso.example.com/oauth/token",
+                "userInfoUrl": "https://sso.example.com/api/me",
+                "oidcKeys": {"id": "data.uid", "email": "mail", "color": "x"}},
+              "ms": {"type": "azure", "clientId": "c", "clientSecret": "s",
+                "authUrl": "https://login.microsoftonline.com/t1/oauth2/v2.0/authorize"}
+            }}}}"#;
+        let (app, notices) = one_app(text)?;
+        let gh = &app.providers["gh"];
+        assert_eq!(gh.kind, "github");
+        assert_eq!(gh.api_url.as_deref(), Some("https://api.github.com"));
+        assert_eq!(
+            gh.token_url.as_deref(),
+            Some("https://github.com/login/oauth/access_token")
+        );
+        assert_eq!(app.providers["bb"].kind, "bitbucket");
+        assert_eq!(app.providers["bb"].scope, None);
+        let g = &app.providers["g"];
+        assert_eq!(
+            g.userinfo_url.as_deref(),
+            Some("https://sso.example.com/api/me")
+        );
+        let keys = g.keys.as_ref();
+        assert_eq!(keys.and_then(|k| k.id.as_deref()), Some("data.uid"));
+        assert_eq!(keys.and_then(|k| k.email.as_deref()), Some("mail"));
+        assert!(notices
+            .warnings
+            .iter()
+            .any(|w| w.contains("apps.web.providers.g.oidcKeys.color: unknown key")));
+        // tokenUrl of an OAuth2 type is read, not "discovered".
+        assert!(!notices.infos.iter().any(|i| i.contains("gh.tokenUrl")));
+        assert_eq!(app.providers["ms"].kind, "microsoft");
+        assert_eq!(
+            app.providers["ms"].issuer_url.as_deref(),
+            Some("https://login.microsoftonline.com/t1/v2.0")
+        );
+        Ok(())
     }
 
     #[test]

@@ -11,6 +11,7 @@
 
 pub mod env;
 mod mia;
+mod providers;
 mod raw;
 
 use std::collections::BTreeMap;
@@ -25,6 +26,9 @@ use url::Url;
 use crate::jwt::KeyMaterial;
 use crate::redirect::AllowedTarget;
 pub use env::{Env, EnvReport, ProcessEnv};
+pub use providers::{
+    AuthMethod, OAuth2Endpoints, Protocol, ProviderConfig, ProviderKind, UserKeys,
+};
 pub use raw::RawConfig;
 
 /// A configuration problem, always naming the key at fault.
@@ -211,43 +215,6 @@ impl AppConfig {
             (None, 1) => self.providers.keys().next().map(String::as_str),
             _ => None,
         }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ProviderKind {
-    Oidc,
-}
-
-impl ProviderKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Oidc => "oidc",
-        }
-    }
-}
-
-pub struct ProviderConfig {
-    pub id: String,
-    pub kind: ProviderKind,
-    pub issuer_url: Url,
-    pub client_id: String,
-    pub client_secret: crate::crypto::Secret,
-    pub scope: Vec<String>,
-    pub label: String,
-    pub order: i64,
-    pub user_settings_url: Option<String>,
-}
-
-impl std::fmt::Debug for ProviderConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ProviderConfig")
-            .field("id", &self.id)
-            .field("kind", &self.kind)
-            .field("issuer_url", &self.issuer_url.as_str())
-            .field("client_id", &self.client_id)
-            .field("client_secret", &self.client_secret)
-            .finish()
     }
 }
 
@@ -682,54 +649,8 @@ fn validate_app(
     };
     let mut providers = BTreeMap::new();
     for (pid, p) in app.providers {
-        let pkey = |k: &str| format!("apps.{id}.providers.{pid}.{k}");
-        let kind = match p.kind.as_str() {
-            "oidc" => ProviderKind::Oidc,
-            other => {
-                return Err(ConfigError::invalid(
-                    pkey("type"),
-                    format!("`{other}` is not a supported provider type (oidc)"),
-                ))
-            }
-        };
-        let issuer_url = Url::parse(&p.issuer_url)
-            .map_err(|e| ConfigError::invalid(pkey("issuer_url"), e.to_string()))?;
-        let secret = match (p.client_secret, p.client_secret_file) {
-            (Some(s), None) => s,
-            (None, Some(f)) => std::fs::read_to_string(resolve(&f))
-                .map_err(|e| ConfigError::invalid(pkey("client_secret_file"), e.to_string()))?
-                .trim()
-                .to_owned(),
-            (Some(_), Some(_)) => {
-                return Err(ConfigError::invalid(
-                    pkey("client_secret"),
-                    "set client_secret or client_secret_file, not both",
-                ))
-            }
-            (None, None) => {
-                return Err(ConfigError::invalid(
-                    pkey("client_secret"),
-                    "missing (or set client_secret_file)",
-                ))
-            }
-        };
-        let scope = p
-            .scope
-            .unwrap_or_else(|| vec!["openid".into(), "profile".into(), "email".into()]);
-        providers.insert(
-            pid.clone(),
-            Arc::new(ProviderConfig {
-                label: p.label.unwrap_or_else(|| pid.clone()),
-                id: pid,
-                kind,
-                issuer_url,
-                client_id: p.client_id,
-                client_secret: crate::crypto::Secret::new(secret),
-                scope,
-                order: p.order,
-                user_settings_url: p.user_settings_url,
-            }),
-        );
+        let provider = providers::validate(id, &pid, p, resolve)?;
+        providers.insert(pid, Arc::new(provider));
     }
     if providers.is_empty() {
         return Err(ConfigError::invalid(
@@ -973,9 +894,12 @@ mod tests {
             }
         );
         assert_eq!(
-            mobile.providers["okta"].issuer_url.as_str(),
-            "https://x.okta.com/oauth2/default"
+            mobile.providers["okta"].protocol,
+            Protocol::Oidc {
+                issuer: "https://x.okta.com/oauth2/default".into()
+            }
         );
+        assert_eq!(mobile.providers["okta"].kind, ProviderKind::Okta);
         // TOML apps keep all metadata and no providerUserId unless asked.
         assert_eq!(c.apps["web"].token_claims, TokenClaims::default());
         // Two apps, no default: the chooser decides.

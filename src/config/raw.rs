@@ -201,7 +201,8 @@ pub struct RawApp {
 pub struct RawProvider {
     #[serde(rename = "type")]
     pub kind: String,
-    pub issuer_url: String,
+    /// OIDC types: where discovery starts (Google, GitLab and Microsoft have a default).
+    pub issuer_url: Option<String>,
     pub client_id: String,
     pub client_secret: Option<String>,
     pub client_secret_file: Option<PathBuf>,
@@ -210,4 +211,25 @@ pub struct RawProvider {
     #[serde(default)]
     pub order: i64,
     pub user_settings_url: Option<String>,
+    /// `client_secret_basic` or `client_secret_post`; default per type.
+    pub auth_method: Option<String>,
+    /// Plain OAuth2 types: the authorization endpoint (GitHub and Bitbucket have a default).
+    pub auth_url: Option<String>,
+    /// Plain OAuth2 types: the token endpoint (GitHub and Bitbucket have a default).
+    pub token_url: Option<String>,
+    /// `generic`: the endpoint answering the user's profile as JSON.
+    pub userinfo_url: Option<String>,
+    /// `github`, `bitbucket`: the REST API's base URL (its `/user` and `/user/emails`).
+    pub api_url: Option<String>,
+    /// `generic`: which userinfo keys hold the user's fields (Mia's `oidcKeys`).
+    pub keys: Option<RawUserKeys>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUserKeys {
+    pub id: Option<String>,
+    pub name: Option<String>,
+    pub username: Option<String>,
+    pub email: Option<String>,
 }

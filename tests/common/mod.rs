@@ -75,7 +75,7 @@ pub struct Proc {
 }
 
 impl Proc {
-    fn spawn(name: &str, cmd: &mut Command) -> Self {
+    pub fn spawn(name: &str, cmd: &mut Command) -> Self {
         let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -102,7 +102,7 @@ impl Proc {
     }
 
     /// The first line the process prints on stdout.
-    fn first_stdout_line(&mut self) -> String {
+    pub fn first_stdout_line(&mut self) -> String {
         let out = self.child.stdout.take().expect("stdout piped");
         let mut reader = BufReader::new(out);
         let mut line = String::new();
@@ -403,6 +403,9 @@ pub struct Setup {
     /// Leaves out the `[apps.web]` block (and `extra_app`), for apps that come from elsewhere
     /// (`mia_config`); default false.
     pub omit_apps: bool,
+    /// Replaces the `[apps.web]` block, `extra_app` and its `dev` provider with this text
+    /// (several apps and providers); default None.
+    pub apps: Option<String>,
 }
 
 impl Default for Setup {
@@ -420,6 +423,7 @@ impl Default for Setup {
             nginx_locations: String::new(),
             website: true,
             omit_apps: false,
+            apps: None,
         }
     }
 }
@@ -531,6 +535,12 @@ label = "Development IdP"
         secret = CLIENT_SECRET,
     );
     match config.split_once("\n[apps.web]\n") {
+        Some((before_apps, _)) if setup.apps.is_some() => {
+            format!(
+                "{before_apps}\n{}\n",
+                setup.apps.as_deref().unwrap_or_default()
+            )
+        }
         Some((before_apps, _)) if setup.omit_apps => format!("{before_apps}\n"),
         _ => config,
     }

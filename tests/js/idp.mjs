@@ -11,6 +11,8 @@
 //   node tests/js/idp.mjs --port 0 --client-id idgate --client-secret secret \
 //     --redirect-uri URL [--redirect-uri URL2 ...] \
 //     [--post-logout-redirect-uri URL ...] [--issuer-path /realms/x]
+//     [--token-auth-method client_secret_post] [--id-token-alg ES256] [--claims-in-id-token]
+//     [--discovery-alias /tenant.onmicrosoft.com/B2C_1_signin/v2.0]
 //
 // Options:
 //   --port N                       TCP port on 127.0.0.1 (0 = ephemeral; default 0)
@@ -21,6 +23,17 @@
 //   --post-logout-redirect-uri URL allowed post_logout_redirect_uri, repeatable
 //   --issuer-path /p               mount the provider under this path (like a Keycloak realm):
 //                                  the issuer becomes http://127.0.0.1:PORT/p
+//   --token-auth-method M          the client's token_endpoint_auth_method: client_secret_basic
+//                                  (default, like Keycloak and Okta) or client_secret_post (like
+//                                  Google, Entra ID, Auth0, GitLab); the other one is refused
+//   --id-token-alg A               id_token signing algorithm: RS256 (default) or ES256 (an
+//                                  Okta/Auth0 option); the JWKS then holds a P-256 key as well
+//   --claims-in-id-token           put name, email, preferred_username in the id_token too
+//                                  (like Google and Entra ID), not only in userinfo
+//   --discovery-alias /p           also serve the discovery document at
+//                                  /p/.well-known/openid-configuration, announcing the real
+//                                  issuer: Azure AD B2C's per-policy discovery URL, whose issuer
+//                                  is the tenant's, not the URL's
 //
 // Once listening, exactly one line is written to stdout:
 //   {"issuer":"http://127.0.0.1:PORT[/p]"}
@@ -56,6 +69,10 @@ try {
       'redirect-uri': { type: 'string', multiple: true },
       'post-logout-redirect-uri': { type: 'string', multiple: true },
       'issuer-path': { type: 'string', default: '' },
+      'token-auth-method': { type: 'string', default: 'client_secret_basic' },
+      'id-token-alg': { type: 'string', default: 'RS256' },
+      'claims-in-id-token': { type: 'boolean', default: false },
+      'discovery-alias': { type: 'string', default: '' },
     },
     strict: true,
   }));
@@ -68,6 +85,13 @@ if (!Number.isInteger(port) || port < 0 || port > 65535) fail(`bad --port ${args
 const redirectUris = args['redirect-uri'] ?? [];
 if (redirectUris.length === 0) fail('at least one --redirect-uri is required');
 const postLogoutRedirectUris = args['post-logout-redirect-uri'] ?? [];
+const tokenAuthMethod = args['token-auth-method'];
+if (!['client_secret_basic', 'client_secret_post'].includes(tokenAuthMethod)) {
+  fail(`bad --token-auth-method ${tokenAuthMethod}`);
+}
+const idTokenAlg = args['id-token-alg'];
+if (!['RS256', 'ES256'].includes(idTokenAlg)) fail(`bad --id-token-alg ${idTokenAlg}`);
+const discoveryAlias = args['discovery-alias'].replace(/\/+$/, '');
 
 const { default: Provider } = await import('oidc-provider');
 
@@ -85,16 +109,22 @@ function titleCase(login) {
 }
 
 // A fresh signing key per process: tokens of one IdP instance never verify against another.
-function newSigningJwk() {
-  const { privateKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
+function newJwk(alg) {
+  const { privateKey } = alg === 'ES256'
+    ? crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' })
+    : crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
   return {
     ...privateKey.export({ format: 'jwk' }),
     kid: crypto.randomBytes(8).toString('hex'),
-    alg: 'RS256',
+    alg,
     use: 'sig',
   };
 }
-const signingJwk = newSigningJwk();
+// The RS256 key is always there (oidc-provider's defaults use it); an ES256 key joins it when
+// id_tokens are signed ES256.
+function newSigningJwks() {
+  return idTokenAlg === 'ES256' ? [newJwk('ES256'), newJwk('RS256')] : [newJwk('RS256')];
+}
 
 function htmlEscape(s) {
   return String(s).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
@@ -127,14 +157,16 @@ const configuration = {
     {
       client_id: args['client-id'],
       client_secret: args['client-secret'],
-      token_endpoint_auth_method: 'client_secret_basic',
+      token_endpoint_auth_method: tokenAuthMethod,
+      id_token_signed_response_alg: idTokenAlg,
       grant_types: ['authorization_code', 'refresh_token'],
       response_types: ['code'],
       redirect_uris: redirectUris,
       post_logout_redirect_uris: postLogoutRedirectUris,
     },
   ],
-  jwks: { keys: [signingJwk] },
+  jwks: { keys: newSigningJwks() },
+  conformIdTokenClaims: !args['claims-in-id-token'],
   cookies: {
     keys: ['idgate-dev-idp-cookie-key-1', 'idgate-dev-idp-cookie-key-0'],
   },
@@ -208,13 +240,16 @@ server.listen(port, '127.0.0.1', () => {
   // `kid` the relying party has not seen, and the JWKS publishes only the new key. Sessions,
   // grants and codes survive (oidc-provider's in-memory adapter is shared by instances).
   process.on('SIGUSR2', () => {
-    provider = new Provider(issuer, { ...configuration, jwks: { keys: [newSigningJwk()] } });
+    provider = new Provider(issuer, { ...configuration, jwks: { keys: newSigningJwks() } });
     installFontStripper(provider);
     callback = provider.callback();
     process.stderr.write('idp.mjs: signing key rotated\n');
   });
 
   server.on('request', (req, res) => {
+    if (discoveryAlias && req.url === `${discoveryAlias}/.well-known/openid-configuration`) {
+      req.url = `${issuerPath}/.well-known/openid-configuration`;
+    }
     if (issuerPath) {
       const url = req.url;
       if (url === issuerPath || url.startsWith(`${issuerPath}/`) || url.startsWith(`${issuerPath}?`)) {

@@ -1,0 +1,476 @@
+//! Provider types (`type = …` under `[apps.<app>.providers.<id>]`) and their defaults: which
+//! protocol each speaks, where its endpoints are, which scopes it asks for, how the client
+//! authenticates at the token endpoint, and where the user id comes from.
+//!
+//! | type | protocol | endpoints (default) | scope (default) | token auth | user id |
+//! |---|---|---|---|---|---|
+//! | `oidc` | OIDC discovery | `issuer_url` (required) | `openid profile email` | basic | `sub` |
+//! | `keycloak` | OIDC discovery | `issuer_url` = the realm, `https://host/realms/<realm>` (required) | `openid profile email` | basic | `sub` |
+//! | `okta` | OIDC discovery | `issuer_url`, e.g. `https://<org>.okta.com/oauth2/default` (required) | `openid profile email` | basic | `sub` |
+//! | `microsoft` | OIDC discovery | `issuer_url`, default `https://login.microsoftonline.com/common/v2.0`; a tenant: `…/<tenant>/v2.0`; B2C: `https://<t>.b2clogin.com/<t>.onmicrosoft.com/<policy>/v2.0` | `openid profile email` | post | `sub` |
+//! | `google` | OIDC discovery | `issuer_url` = `https://accounts.google.com` | `openid profile email` | post | `sub` |
+//! | `auth0` | OIDC discovery | `issuer_url` = `https://<tenant>.auth0.com/` (required) | `openid profile email` | post | `sub` |
+//! | `gitlab` | OIDC discovery | `issuer_url` = `https://gitlab.com` (or the self-managed instance) | `openid profile email` | post | `sub` (the numeric user id) |
+//! | `github` | OAuth2 | `auth_url` `https://github.com/login/oauth/authorize`, `token_url` `https://github.com/login/oauth/access_token`, `api_url` `https://api.github.com` | `read:user user:email` | post | `id` of `GET /user` (numeric, as a string) |
+//! | `bitbucket` | OAuth2 | `auth_url` `https://bitbucket.org/site/oauth2/authorize`, `token_url` `https://bitbucket.org/site/oauth2/access_token`, `api_url` `https://api.bitbucket.org/2.0` | `account email` | basic | `uuid` of `GET /user` |
+//! | `generic` | OAuth2 | `auth_url`, `token_url`, `userinfo_url` (all required) | none | basic | the userinfo key `keys.id` names (default `sub`) |
+//!
+//! `auth_method = "client_secret_basic" | "client_secret_post"` overrides the column "token
+//! auth". Endpoint keys belong to their protocol: `issuer_url` to the OIDC types, `auth_url`,
+//! `token_url` and `api_url` to `github`/`bitbucket`, `auth_url`, `token_url`, `userinfo_url`
+//! and `keys` to `generic`; any other combination is a configuration error naming the key, so a
+//! key that would be silently ignored never is.
+
+use std::path::{Path, PathBuf};
+
+use url::Url;
+
+use super::raw::{RawProvider, RawUserKeys};
+use super::ConfigError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProviderKind {
+    Oidc,
+    Keycloak,
+    Okta,
+    Microsoft,
+    Google,
+    Auth0,
+    Gitlab,
+    Github,
+    Bitbucket,
+    Generic,
+}
+
+impl ProviderKind {
+    pub const ALL: [Self; 10] = [
+        Self::Oidc,
+        Self::Keycloak,
+        Self::Okta,
+        Self::Microsoft,
+        Self::Google,
+        Self::Auth0,
+        Self::Gitlab,
+        Self::Github,
+        Self::Bitbucket,
+        Self::Generic,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Oidc => "oidc",
+            Self::Keycloak => "keycloak",
+            Self::Okta => "okta",
+            Self::Microsoft => "microsoft",
+            Self::Google => "google",
+            Self::Auth0 => "auth0",
+            Self::Gitlab => "gitlab",
+            Self::Github => "github",
+            Self::Bitbucket => "bitbucket",
+            Self::Generic => "generic",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    /// Whether the type signs in with OpenID Connect (discovery, id_token) rather than plain
+    /// OAuth2 and a user API.
+    pub fn is_oidc(self) -> bool {
+        !matches!(self, Self::Github | Self::Bitbucket | Self::Generic)
+    }
+
+    /// The issuer when the vendor has a fixed one.
+    fn default_issuer(self) -> Option<&'static str> {
+        match self {
+            Self::Google => Some("https://accounts.google.com"),
+            Self::Gitlab => Some("https://gitlab.com"),
+            Self::Microsoft => Some("https://login.microsoftonline.com/common/v2.0"),
+            _ => None,
+        }
+    }
+
+    /// How the vendor's documentation has the client authenticate at the token endpoint.
+    fn default_auth_method(self) -> AuthMethod {
+        match self {
+            Self::Microsoft | Self::Google | Self::Auth0 | Self::Gitlab | Self::Github => {
+                AuthMethod::ClientSecretPost
+            }
+            _ => AuthMethod::ClientSecretBasic,
+        }
+    }
+
+    fn default_scope(self) -> Vec<String> {
+        let list: &[&str] = match self {
+            Self::Github => &["read:user", "user:email"],
+            Self::Bitbucket => &["account", "email"],
+            Self::Generic => &[],
+            _ => &["openid", "profile", "email"],
+        };
+        list.iter().map(|s| (*s).to_owned()).collect()
+    }
+}
+
+/// How the client authenticates at the token endpoint (RFC 6749 §2.3.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMethod {
+    /// HTTP Basic with the client id and secret.
+    ClientSecretBasic,
+    /// `client_id` and `client_secret` in the form body.
+    ClientSecretPost,
+}
+
+/// Where a provider's endpoints are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Protocol {
+    /// Discovered from `{issuer}/.well-known/openid-configuration`. The issuer is kept as
+    /// written (a trailing slash matters to Auth0), validated as a URL.
+    Oidc { issuer: String },
+    /// Plain OAuth2 with explicit endpoints and a user API.
+    OAuth2(Box<OAuth2Endpoints>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuth2Endpoints {
+    pub auth_url: Url,
+    pub token_url: Url,
+    /// `GET` with the access token: the user's profile.
+    pub user_url: Url,
+    /// The user's addresses when the profile hides them (GitHub, Bitbucket).
+    pub emails_url: Option<Url>,
+    /// Which keys of the profile hold what (`generic`; fixed for the vendors).
+    pub keys: UserKeys,
+}
+
+/// Which keys of a userinfo answer hold the user's fields (Mia's `oidcKeys`); dotted paths
+/// reach into nested objects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserKeys {
+    pub id: String,
+    pub name: String,
+    pub username: String,
+    pub email: String,
+}
+
+impl Default for UserKeys {
+    fn default() -> Self {
+        Self {
+            id: "sub".into(),
+            name: "name".into(),
+            username: "preferred_username".into(),
+            email: "email".into(),
+        }
+    }
+}
+
+pub struct ProviderConfig {
+    pub id: String,
+    pub kind: ProviderKind,
+    pub protocol: Protocol,
+    pub auth_method: AuthMethod,
+    pub client_id: String,
+    pub client_secret: crate::crypto::Secret,
+    pub scope: Vec<String>,
+    pub label: String,
+    pub order: i64,
+    pub user_settings_url: Option<String>,
+}
+
+impl std::fmt::Debug for ProviderConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProviderConfig")
+            .field("id", &self.id)
+            .field("kind", &self.kind)
+            .field("protocol", &self.protocol)
+            .field("auth_method", &self.auth_method)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &self.client_secret)
+            .finish()
+    }
+}
+
+/// Validates provider `pid` of app `app`; `resolve` turns relative paths into absolute ones.
+pub(super) fn validate(
+    app: &str,
+    pid: &str,
+    p: RawProvider,
+    resolve: &dyn Fn(&Path) -> PathBuf,
+) -> Result<ProviderConfig, ConfigError> {
+    let pkey = |k: &str| format!("apps.{app}.providers.{pid}.{k}");
+    let kind = ProviderKind::parse(&p.kind).ok_or_else(|| {
+        let all: Vec<_> = ProviderKind::ALL.iter().map(|k| k.as_str()).collect();
+        ConfigError::invalid(
+            pkey("type"),
+            format!(
+                "`{}` is not a supported provider type ({})",
+                p.kind,
+                all.join(", ")
+            ),
+        )
+    })?;
+    let only_for = |key: &str, set: bool, allowed: bool, types: &str| {
+        if set && !allowed {
+            Err(ConfigError::invalid(
+                pkey(key),
+                format!("only for type {types}, not `{}`", kind.as_str()),
+            ))
+        } else {
+            Ok(())
+        }
+    };
+    let oauth2_vendor = matches!(kind, ProviderKind::Github | ProviderKind::Bitbucket);
+    let generic = kind == ProviderKind::Generic;
+    only_for(
+        "issuer_url",
+        p.issuer_url.is_some(),
+        kind.is_oidc(),
+        "oidc, keycloak, okta, microsoft, google, auth0, gitlab",
+    )?;
+    only_for(
+        "auth_url",
+        p.auth_url.is_some(),
+        !kind.is_oidc(),
+        "github, bitbucket, generic",
+    )?;
+    only_for(
+        "token_url",
+        p.token_url.is_some(),
+        !kind.is_oidc(),
+        "github, bitbucket, generic",
+    )?;
+    only_for(
+        "api_url",
+        p.api_url.is_some(),
+        oauth2_vendor,
+        "github, bitbucket",
+    )?;
+    only_for("userinfo_url", p.userinfo_url.is_some(), generic, "generic")?;
+    only_for("keys", p.keys.is_some(), generic, "generic")?;
+
+    let url =
+        |key: &str, value: Option<String>, default: Option<&str>| -> Result<Url, ConfigError> {
+            let text = value
+                .or_else(|| default.map(str::to_owned))
+                .ok_or_else(|| {
+                    ConfigError::invalid(pkey(key), format!("missing (type `{}`)", kind.as_str()))
+                })?;
+            let parsed = Url::parse(&text)
+                .map_err(|e| ConfigError::invalid(pkey(key), format!("`{text}`: {e}")))?;
+            if !matches!(parsed.scheme(), "http" | "https") {
+                return Err(ConfigError::invalid(pkey(key), "must be an http(s) URL"));
+            }
+            Ok(parsed)
+        };
+    let protocol = match kind {
+        _ if kind.is_oidc() => {
+            let text = p
+                .issuer_url
+                .clone()
+                .or_else(|| kind.default_issuer().map(str::to_owned));
+            url("issuer_url", text.clone(), None)?;
+            Protocol::Oidc {
+                issuer: text.unwrap_or_default(),
+            }
+        }
+        ProviderKind::Github | ProviderKind::Bitbucket => {
+            let (auth, token, api) = if kind == ProviderKind::Github {
+                (
+                    "https://github.com/login/oauth/authorize",
+                    "https://github.com/login/oauth/access_token",
+                    "https://api.github.com",
+                )
+            } else {
+                (
+                    "https://bitbucket.org/site/oauth2/authorize",
+                    "https://bitbucket.org/site/oauth2/access_token",
+                    "https://api.bitbucket.org/2.0",
+                )
+            };
+            let api = url("api_url", p.api_url.clone(), Some(api))?;
+            let base = api.as_str().trim_end_matches('/').to_owned();
+            Protocol::OAuth2(Box::new(OAuth2Endpoints {
+                auth_url: url("auth_url", p.auth_url.clone(), Some(auth))?,
+                token_url: url("token_url", p.token_url.clone(), Some(token))?,
+                user_url: url("api_url", Some(format!("{base}/user")), None)?,
+                emails_url: Some(url("api_url", Some(format!("{base}/user/emails")), None)?),
+                keys: UserKeys::default(),
+            }))
+        }
+        _ => Protocol::OAuth2(Box::new(OAuth2Endpoints {
+            auth_url: url("auth_url", p.auth_url.clone(), None)?,
+            token_url: url("token_url", p.token_url.clone(), None)?,
+            user_url: url("userinfo_url", p.userinfo_url.clone(), None)?,
+            emails_url: None,
+            keys: user_keys(p.keys, &pkey("keys"))?,
+        })),
+    };
+    let auth_method = match p.auth_method.as_deref() {
+        None => kind.default_auth_method(),
+        Some("client_secret_basic") => AuthMethod::ClientSecretBasic,
+        Some("client_secret_post") => AuthMethod::ClientSecretPost,
+        Some(other) => {
+            return Err(ConfigError::invalid(
+                pkey("auth_method"),
+                format!("`{other}` is not one of client_secret_basic, client_secret_post"),
+            ))
+        }
+    };
+    let secret = match (p.client_secret, p.client_secret_file) {
+        (Some(s), None) => s,
+        (None, Some(f)) => std::fs::read_to_string(resolve(&f))
+            .map_err(|e| ConfigError::invalid(pkey("client_secret_file"), e.to_string()))?
+            .trim()
+            .to_owned(),
+        (Some(_), Some(_)) => {
+            return Err(ConfigError::invalid(
+                pkey("client_secret"),
+                "set client_secret or client_secret_file, not both",
+            ))
+        }
+        (None, None) => {
+            return Err(ConfigError::invalid(
+                pkey("client_secret"),
+                "missing (or set client_secret_file)",
+            ))
+        }
+    };
+    Ok(ProviderConfig {
+        label: p.label.unwrap_or_else(|| pid.to_owned()),
+        id: pid.to_owned(),
+        kind,
+        protocol,
+        auth_method,
+        client_id: p.client_id,
+        client_secret: crate::crypto::Secret::new(secret),
+        scope: p.scope.unwrap_or_else(|| kind.default_scope()),
+        order: p.order,
+        user_settings_url: p.user_settings_url,
+    })
+}
+
+fn user_keys(raw: Option<RawUserKeys>, key: &str) -> Result<UserKeys, ConfigError> {
+    let mut keys = UserKeys::default();
+    let Some(raw) = raw else { return Ok(keys) };
+    for (field, value, slot) in [
+        ("id", raw.id, &mut keys.id),
+        ("name", raw.name, &mut keys.name),
+        ("username", raw.username, &mut keys.username),
+        ("email", raw.email, &mut keys.email),
+    ] {
+        if let Some(v) = value {
+            if v.is_empty() || v.split('.').any(str::is_empty) {
+                return Err(ConfigError::invalid(
+                    format!("{key}.{field}"),
+                    format!("`{v}` is not a key or a dotted path such as `data.id`"),
+                ));
+            }
+            *slot = v;
+        }
+    }
+    Ok(keys)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(kind: &str) -> RawProvider {
+        RawProvider {
+            kind: kind.into(),
+            issuer_url: None,
+            client_id: "c".into(),
+            client_secret: Some("s".into()),
+            client_secret_file: None,
+            scope: None,
+            label: None,
+            order: 0,
+            user_settings_url: None,
+            auth_method: None,
+            auth_url: None,
+            token_url: None,
+            userinfo_url: None,
+            api_url: None,
+            keys: None,
+        }
+    }
+
+    fn check(p: RawProvider) -> Result<ProviderConfig, ConfigError> {
+        validate("web", "p", p, &|p: &Path| p.to_owned())
+    }
+
+    #[test]
+    fn vendor_defaults() -> Result<(), ConfigError> {
+        let g = check(raw("google"))?;
+        assert_eq!(
+            g.protocol,
+            Protocol::Oidc {
+                issuer: "https://accounts.google.com".into()
+            }
+        );
+        assert_eq!(g.auth_method, AuthMethod::ClientSecretPost);
+        assert_eq!(g.scope, ["openid", "profile", "email"]);
+        let gh = check(raw("github"))?;
+        let Protocol::OAuth2(e) = &gh.protocol else {
+            return Err(ConfigError::invalid("test", "github is OAuth2"));
+        };
+        assert_eq!(e.user_url.as_str(), "https://api.github.com/user");
+        assert_eq!(
+            e.emails_url.as_ref().map(Url::as_str),
+            Some("https://api.github.com/user/emails")
+        );
+        assert_eq!(gh.scope, ["read:user", "user:email"]);
+        let mut bb = raw("bitbucket");
+        bb.api_url = Some("http://127.0.0.1:9/2.0/".into());
+        let bb = check(bb)?;
+        let Protocol::OAuth2(e) = &bb.protocol else {
+            return Err(ConfigError::invalid("test", "bitbucket is OAuth2"));
+        };
+        assert_eq!(e.user_url.as_str(), "http://127.0.0.1:9/2.0/user");
+        assert_eq!(bb.auth_method, AuthMethod::ClientSecretBasic);
+        // Auth0's issuer keeps its trailing slash.
+        let mut a0 = raw("auth0");
+        a0.issuer_url = Some("https://t.auth0.com/".into());
+        assert_eq!(
+            check(a0)?.protocol,
+            Protocol::Oidc {
+                issuer: "https://t.auth0.com/".into()
+            }
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn keys_belong_to_their_types() {
+        let err = |p: RawProvider| check(p).err().map(|e| e.to_string()).unwrap_or_default();
+        let mut p = raw("github");
+        p.issuer_url = Some("https://x".into());
+        assert!(err(p).starts_with("apps.web.providers.p.issuer_url: only for type oidc"));
+        let mut p = raw("keycloak");
+        p.auth_url = Some("https://x".into());
+        assert!(err(p).starts_with("apps.web.providers.p.auth_url: only for type github"));
+        assert_eq!(
+            err(raw("keycloak")),
+            "apps.web.providers.p.issuer_url: missing (type `keycloak`)"
+        );
+        assert_eq!(
+            err(raw("generic")),
+            "apps.web.providers.p.auth_url: missing (type `generic`)"
+        );
+        let mut p = raw("oidc");
+        p.issuer_url = Some("https://x".into());
+        p.auth_method = Some("private_key_jwt".into());
+        assert!(err(p).starts_with("apps.web.providers.p.auth_method: `private_key_jwt`"));
+        let mut p = raw("generic");
+        p.auth_url = Some("https://x/a".into());
+        p.token_url = Some("https://x/t".into());
+        p.userinfo_url = Some("https://x/u".into());
+        p.keys = Some(RawUserKeys {
+            id: Some("data..id".into()),
+            name: None,
+            username: None,
+            email: None,
+        });
+        assert!(err(p).starts_with("apps.web.providers.p.keys.id: "));
+    }
+}

@@ -1,0 +1,447 @@
+//! The OpenID Connect types (`oidc`, `keycloak`, `okta`, `microsoft`, `google`, `auth0`,
+//! `gitlab`): discovery, the authorization URL (state, nonce, PKCE S256), the code exchange,
+//! id_token validation and userinfo — through the `openidconnect` crate.
+//!
+//! Discovery is lazy and retried: idgate starts while an IdP is down and discovers it at the
+//! first login. When an id_token names a signing key the cached JWKS does not hold (the IdP
+//! rotated its keys), the JWKS is fetched again once and the check retried.
+//!
+//! The discovery document is fetched here rather than by `openidconnect`, whose discovery
+//! insists the announced issuer equals the configured one character for character. idgate
+//! accepts, and then requires in every id_token, the issuer the document announces when:
+//!
+//! - it is the configured one, give or take a trailing slash (Auth0's issuer ends in `/`,
+//!   Keycloak's and Google's do not; an operator may write either);
+//! - for `microsoft`, it is on the same origin as the configured one. Azure AD B2C serves the
+//!   discovery document per policy (`https://<t>.b2clogin.com/<t>.onmicrosoft.com/<policy>/v2.0`)
+//!   while the issuer it announces, and puts in `iss`, is the tenant's
+//!   (`https://<t>.b2clogin.com/<tenant-id>/v2.0/`, or `…/tfp/<tenant-id>/<policy>/v2.0/` when
+//!   the tenant's user flow is set to the `tfp` form). Whichever form the tenant uses is the one
+//!   the document announces, so that is the one required; the policy itself (`tfp`/`acr`
+//!   claim) is not checked separately — the discovery document, hence the client's authorization
+//!   endpoint, is already the policy's.
+//! - for `microsoft`, it is the multi-tenant template `https://login.microsoftonline.com/{tenantid}/v2.0`
+//!   (the `common`, `organizations` and `consumers` endpoints): then `iss` must be that URL with
+//!   one tenant id in place of `{tenantid}`.
+//!
+//! Signing algorithms accepted for id_tokens: RS256/384/512, PS256/384/512, ES256/384, EdDSA —
+//! the asymmetric ones, whichever the IdP announces (Okta and Auth0 can sign ES256).
+
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use openidconnect::core::{
+    CoreAuthenticationFlow, CoreClient, CoreIdTokenClaims, CoreIdTokenVerifier,
+    CoreJwsSigningAlgorithm, CoreUserInfoClaims,
+};
+use openidconnect::{
+    AccessTokenHash, AuthType, AuthorizationCode, ClientId, ClientSecret, CsrfToken,
+    EndpointMaybeSet, EndpointNotSet, EndpointSet, Nonce, OAuth2TokenResponse, PkceCodeChallenge,
+    PkceCodeVerifier, ProviderMetadataWithLogout, RedirectUrl, Scope, TokenResponse,
+};
+
+use super::{error_chain, IdpError, IdpTokens, IdpUser, LoginStart};
+use crate::config::{AppConfig, AuthMethod, Protocol, ProviderConfig, ProviderKind};
+
+type Client = CoreClient<
+    EndpointSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointMaybeSet,
+    EndpointMaybeSet,
+>;
+
+/// Least time between two JWKS fetches triggered by an unknown `kid`.
+const JWKS_REFETCH_MIN_INTERVAL: Duration = Duration::from_secs(2);
+
+/// The id_token signing algorithms accepted (asymmetric only).
+const ID_TOKEN_ALGS: [CoreJwsSigningAlgorithm; 9] = [
+    CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
+    CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha384,
+    CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha512,
+    CoreJwsSigningAlgorithm::RsaSsaPssSha256,
+    CoreJwsSigningAlgorithm::RsaSsaPssSha384,
+    CoreJwsSigningAlgorithm::RsaSsaPssSha512,
+    CoreJwsSigningAlgorithm::EcdsaP256Sha256,
+    CoreJwsSigningAlgorithm::EcdsaP384Sha384,
+    CoreJwsSigningAlgorithm::EdDsa,
+];
+
+/// How the id_token's `iss` is checked against the discovered issuer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum IssuerRule {
+    /// Exactly the announced issuer (checked by `openidconnect`).
+    Exact,
+    /// Microsoft's multi-tenant template: `prefix`, one tenant id, `suffix`.
+    Tenant { prefix: String, suffix: String },
+}
+
+/// What discovery found, with the JWKS.
+struct Discovered {
+    meta: ProviderMetadataWithLogout,
+    rule: IssuerRule,
+}
+
+pub struct OidcFlow {
+    provider: Arc<ProviderConfig>,
+    /// The issuer as configured (discovery starts there).
+    issuer: String,
+    redirect_url: RedirectUrl,
+    http: reqwest::Client,
+    /// Discovered metadata; a std lock because it is only read or swapped, never held across
+    /// an `.await`.
+    discovered: RwLock<Option<Arc<Discovered>>>,
+    /// When an unknown `kid` last made us fetch the JWKS (rate limit).
+    last_jwks_fetch: RwLock<Option<Instant>>,
+}
+
+impl OidcFlow {
+    pub fn new(
+        app: &AppConfig,
+        provider: Arc<ProviderConfig>,
+        http: reqwest::Client,
+    ) -> Result<Self, IdpError> {
+        let redirect_url = RedirectUrl::new(app.redirect_url.to_string())
+            .map_err(|e| IdpError::Protocol(format!("redirect_url: {e}")))?;
+        let issuer = match &provider.protocol {
+            Protocol::Oidc { issuer } => issuer.clone(),
+            Protocol::OAuth2(_) => {
+                return Err(IdpError::Protocol(format!(
+                    "provider `{}` is not an OpenID Connect provider",
+                    provider.id
+                )))
+            }
+        };
+        Ok(Self {
+            provider,
+            issuer,
+            redirect_url,
+            http,
+            discovered: RwLock::new(None),
+            last_jwks_fetch: RwLock::new(None),
+        })
+    }
+
+    async fn discovered(&self) -> Result<Arc<Discovered>, IdpError> {
+        if let Some(d) = self.discovered.read().ok().and_then(|g| g.clone()) {
+            return Ok(d);
+        }
+        let discovery_err = |message: String| IdpError::Discovery {
+            issuer: self.issuer.clone(),
+            message,
+        };
+        let url = format!(
+            "{}/.well-known/openid-configuration",
+            self.issuer.trim_end_matches('/')
+        );
+        let resp = self
+            .http
+            .get(&url)
+            .header(reqwest::header::ACCEPT, "application/json")
+            .send()
+            .await
+            .map_err(|e| discovery_err(error_chain(&e)))?;
+        if !resp.status().is_success() {
+            return Err(discovery_err(format!("{url} answered {}", resp.status())));
+        }
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| discovery_err(error_chain(&e)))?;
+        let meta: ProviderMetadataWithLogout = serde_json::from_slice(&body)
+            .map_err(|e| discovery_err(format!("{url}: not a discovery document: {e}")))?;
+        let rule = issuer_rule(self.provider.kind, &self.issuer, meta.issuer().as_str())
+            .map_err(discovery_err)?;
+        let jwks = openidconnect::JsonWebKeySet::fetch_async(meta.jwks_uri(), &self.http)
+            .await
+            .map_err(|e| discovery_err(format!("JWKS: {}", error_chain(&e))))?;
+        let discovered = Arc::new(Discovered {
+            meta: meta.set_jwks(jwks),
+            rule,
+        });
+        if let Ok(mut g) = self.discovered.write() {
+            *g = Some(discovered.clone());
+        }
+        Ok(discovered)
+    }
+
+    fn client(&self, meta: &ProviderMetadataWithLogout) -> Client {
+        CoreClient::from_provider_metadata(
+            meta.clone(),
+            ClientId::new(self.provider.client_id.clone()),
+            Some(ClientSecret::new(
+                self.provider.client_secret.expose().to_owned(),
+            )),
+        )
+        .set_redirect_uri(self.redirect_url.clone())
+        .set_auth_type(match self.provider.auth_method {
+            AuthMethod::ClientSecretBasic => AuthType::BasicAuth,
+            AuthMethod::ClientSecretPost => AuthType::RequestBody,
+        })
+    }
+
+    fn verifier<'a>(client: &'a Client, rule: &IssuerRule) -> CoreIdTokenVerifier<'a> {
+        client
+            .id_token_verifier()
+            .set_allowed_algs(ID_TOKEN_ALGS)
+            .require_issuer_match(*rule == IssuerRule::Exact)
+    }
+
+    /// Builds the authorization URL for `state` and `nonce`, with a fresh PKCE challenge.
+    pub async fn start_login(&self, state: &str, nonce: &str) -> Result<LoginStart, IdpError> {
+        let d = self.discovered().await?;
+        let client = self.client(&d.meta);
+        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+        let (state, nonce) = (state.to_owned(), nonce.to_owned());
+        let mut req = client.authorize_url(
+            CoreAuthenticationFlow::AuthorizationCode,
+            move || CsrfToken::new(state),
+            move || Nonce::new(nonce),
+        );
+        for s in self
+            .provider
+            .scope
+            .iter()
+            .filter(|s| s.as_str() != "openid")
+        {
+            req = req.add_scope(Scope::new(s.clone()));
+        }
+        let (url, _, _) = req.set_pkce_challenge(challenge).url();
+        Ok(LoginStart {
+            authorize_url: url,
+            pkce_verifier: verifier.secret().clone(),
+        })
+    }
+
+    /// Exchanges the code, validates the id_token (signature, iss, aud, exp, nonce) and reads
+    /// userinfo.
+    pub async fn finish_login(
+        &self,
+        code: &str,
+        pkce_verifier: &str,
+        nonce: &str,
+    ) -> Result<(IdpUser, IdpTokens), IdpError> {
+        let mut d = self.discovered().await?;
+        let mut client = self.client(&d.meta);
+        let response = client
+            .exchange_code(AuthorizationCode::new(code.to_owned()))
+            .map_err(|e| IdpError::Protocol(format!("token endpoint: {e}")))?
+            .set_pkce_verifier(PkceCodeVerifier::new(pkce_verifier.to_owned()))
+            .request_async(&self.http)
+            .await
+            .map_err(|e| match &e {
+                openidconnect::RequestTokenError::ServerResponse(r) => {
+                    IdpError::Rejected(r.error().to_string())
+                }
+                _ => IdpError::Protocol(format!("code exchange failed: {}", error_chain(&e))),
+            })?;
+        let id_token = response
+            .id_token()
+            .ok_or_else(|| IdpError::IdToken("the token response has no id_token".into()))?;
+        let nonce = Nonce::new(nonce.to_owned());
+        let first = id_token
+            .claims(&Self::verifier(&client, &d.rule), &nonce)
+            .cloned();
+        let claims: CoreIdTokenClaims = match first {
+            Ok(c) => c,
+            Err(openidconnect::ClaimsVerificationError::SignatureVerification(
+                openidconnect::SignatureVerificationError::NoMatchingKey,
+            )) => {
+                // The IdP may have rotated its keys since discovery.
+                d = self.refetch_jwks().await?;
+                client = self.client(&d.meta);
+                let claims = id_token
+                    .claims(&Self::verifier(&client, &d.rule), &nonce)
+                    .cloned();
+                claims.map_err(|e| IdpError::IdToken(e.to_string()))?
+            }
+            Err(e) => return Err(IdpError::IdToken(e.to_string())),
+        };
+        if let IssuerRule::Tenant { prefix, suffix } = &d.rule {
+            if !matches_tenant(claims.issuer().as_str(), prefix, suffix) {
+                return Err(IdpError::IdToken(format!(
+                    "issuer `{}` is not a tenant of `{prefix}{{tenantid}}{suffix}`",
+                    claims.issuer().as_str()
+                )));
+            }
+        }
+        if let Some(expected) = claims.access_token_hash() {
+            let alg = id_token
+                .signing_alg()
+                .map_err(|e| IdpError::IdToken(e.to_string()))?;
+            let verifier = Self::verifier(&client, &d.rule);
+            let key = id_token
+                .signing_key(&verifier)
+                .map_err(|e| IdpError::IdToken(e.to_string()))?;
+            let actual = AccessTokenHash::from_token(response.access_token(), alg, key)
+                .map_err(|e| IdpError::IdToken(e.to_string()))?;
+            if actual != *expected {
+                return Err(IdpError::IdToken(
+                    "at_hash does not match the access token".into(),
+                ));
+            }
+        }
+        let mut user = IdpUser {
+            subject: claims.subject().to_string(),
+            name: claims
+                .name()
+                .and_then(|n| n.get(None))
+                .map(|n| n.to_string()),
+            email: claims.email().map(|e| e.to_string()),
+            username: claims.preferred_username().map(|u| u.to_string()),
+        };
+        if let Ok(req) = client.user_info(
+            response.access_token().clone(),
+            Some(claims.subject().clone()),
+        ) {
+            let info: CoreUserInfoClaims = req
+                .request_async(&self.http)
+                .await
+                .map_err(|e| IdpError::Protocol(format!("userinfo failed: {}", error_chain(&e))))?;
+            if let Some(n) = info.name().and_then(|n| n.get(None)) {
+                user.name = Some(n.to_string());
+            }
+            if let Some(e) = info.email() {
+                user.email = Some(e.to_string());
+            }
+            if let Some(u) = info.preferred_username() {
+                user.username = Some(u.to_string());
+            }
+        }
+        let tokens = IdpTokens {
+            access_token: response.access_token().secret().clone(),
+            refresh_token: response.refresh_token().map(|t| t.secret().clone()),
+            id_token: Some(id_token.to_string()),
+            expires_at: response
+                .expires_in()
+                .map(|d| crate::now_secs() + d.as_secs() as i64),
+        };
+        Ok((user, tokens))
+    }
+
+    /// Fetches the JWKS again (at most once per [`JWKS_REFETCH_MIN_INTERVAL`]).
+    async fn refetch_jwks(&self) -> Result<Arc<Discovered>, IdpError> {
+        let d = self.discovered().await?;
+        let recent = self
+            .last_jwks_fetch
+            .read()
+            .ok()
+            .and_then(|g| *g)
+            .is_some_and(|t| t.elapsed() < JWKS_REFETCH_MIN_INTERVAL);
+        if recent {
+            return Err(IdpError::IdToken(
+                "signed by a key the IdP does not publish".into(),
+            ));
+        }
+        let jwks = openidconnect::JsonWebKeySet::fetch_async(d.meta.jwks_uri(), &self.http)
+            .await
+            .map_err(|e| IdpError::Protocol(format!("JWKS fetch failed: {}", error_chain(&e))))?;
+        let updated = Arc::new(Discovered {
+            meta: d.meta.clone().set_jwks(jwks),
+            rule: d.rule.clone(),
+        });
+        if let Ok(mut g) = self.discovered.write() {
+            *g = Some(updated.clone());
+        }
+        if let Ok(mut g) = self.last_jwks_fetch.write() {
+            *g = Some(Instant::now());
+        }
+        Ok(updated)
+    }
+
+    /// The IdP's RP-initiated logout endpoint, when it has one and discovery succeeded.
+    pub async fn end_session_url(&self) -> Option<url::Url> {
+        let d = self.discovered().await.ok()?;
+        d.meta
+            .additional_metadata()
+            .end_session_endpoint
+            .as_ref()
+            .map(|u| u.url().clone())
+    }
+}
+
+/// Which issuer the id_tokens must carry, given the configured one and the one the discovery
+/// document announces (see the module doc); an error says why the document is refused.
+fn issuer_rule(
+    kind: ProviderKind,
+    configured: &str,
+    announced: &str,
+) -> Result<IssuerRule, String> {
+    if configured.trim_end_matches('/') == announced.trim_end_matches('/') {
+        return Ok(IssuerRule::Exact);
+    }
+    if kind == ProviderKind::Microsoft {
+        let origin = |u: &str| url::Url::parse(u).ok().map(|u| u.origin());
+        if origin(configured).is_some() && origin(configured) == origin(announced) {
+            if let Some((prefix, suffix)) = announced.split_once("{tenantid}") {
+                return Ok(IssuerRule::Tenant {
+                    prefix: prefix.to_owned(),
+                    suffix: suffix.to_owned(),
+                });
+            }
+            return Ok(IssuerRule::Exact);
+        }
+    }
+    Err(format!(
+        "the discovery document announces the issuer `{announced}`, not `{configured}`"
+    ))
+}
+
+/// Whether `iss` is `prefix` + one tenant id (no `/`) + `suffix`.
+fn matches_tenant(iss: &str, prefix: &str, suffix: &str) -> bool {
+    iss.strip_prefix(prefix)
+        .and_then(|rest| rest.strip_suffix(suffix))
+        .is_some_and(|tenant| !tenant.is_empty() && !tenant.contains('/'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issuers_accepted_from_discovery() {
+        use ProviderKind::*;
+        assert_eq!(
+            issuer_rule(Auth0, "https://t.auth0.com", "https://t.auth0.com/"),
+            Ok(IssuerRule::Exact)
+        );
+        assert!(issuer_rule(Keycloak, "https://a/realms/x", "https://a/realms/y").is_err());
+        // B2C: the policy's discovery document announces the tenant's issuer.
+        assert_eq!(
+            issuer_rule(
+                Microsoft,
+                "https://c.b2clogin.com/c.onmicrosoft.com/B2C_1_signin/v2.0",
+                "https://c.b2clogin.com/775527ff-9a37-4307-8b3d-cc311f58d925/v2.0/"
+            ),
+            Ok(IssuerRule::Exact)
+        );
+        // …but never another origin, and only for microsoft.
+        assert!(issuer_rule(
+            Microsoft,
+            "https://c.b2clogin.com/c.onmicrosoft.com/B2C_1_signin/v2.0",
+            "https://evil.example.com/v2.0/"
+        )
+        .is_err());
+        assert!(issuer_rule(Oidc, "https://a/x", "https://a/y").is_err());
+        let rule = issuer_rule(
+            Microsoft,
+            "https://login.microsoftonline.com/common/v2.0",
+            "https://login.microsoftonline.com/{tenantid}/v2.0",
+        );
+        assert_eq!(
+            rule,
+            Ok(IssuerRule::Tenant {
+                prefix: "https://login.microsoftonline.com/".into(),
+                suffix: "/v2.0".into()
+            })
+        );
+        let ok = |iss| matches_tenant(iss, "https://login.microsoftonline.com/", "/v2.0");
+        assert!(ok(
+            "https://login.microsoftonline.com/9188040d-6c67-4c5b-b112-36a304b66dad/v2.0"
+        ));
+        assert!(!ok("https://login.microsoftonline.com//v2.0"));
+        assert!(!ok("https://login.microsoftonline.com/a/b/v2.0"));
+        assert!(!ok("https://login.example.com/t/v2.0"));
+    }
+}

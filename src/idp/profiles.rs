@@ -1,0 +1,253 @@
+//! Who the user is, for the plain OAuth2 types: the vendor's user API, called with the access
+//! token, read into an [`IdpUser`].
+//!
+//! - `github` ("GitHub REST API — Users"): `GET /user` — the numeric `id` (as a string) is the
+//!   provider user id, `login` the username, `name` the name (may be null); `email` is null when
+//!   the user keeps it private, then `GET /user/emails` (scope `user:email`) gives the list and
+//!   the primary, verified address is taken. An address never verified is never used.
+//! - `bitbucket` ("Bitbucket Cloud REST API — Users"): `GET /user` — `uuid` (with its braces) is
+//!   the provider user id, `display_name` the name, `username` (or `nickname` where Atlassian's
+//!   privacy changes removed it) the username; the profile carries no address, so
+//!   `GET /user/emails` (paginated: `values`, `next`) gives them and the primary, confirmed one
+//!   is taken. `next` is followed only on the API's own origin, at most 10 pages.
+//! - `generic`: `GET userinfo_url`, the fields read at the keys `keys` names (dotted paths reach
+//!   into nested objects; a numeric id becomes a string).
+
+use serde_json::Value;
+use url::Url;
+
+use super::{error_chain, IdpError, IdpUser};
+use crate::config::{OAuth2Endpoints, ProviderKind, UserKeys};
+
+/// What GitHub documents as the media type of its REST API.
+const GITHUB_ACCEPT: &str = "application/vnd.github+json";
+/// Pages of a paginated list read at most.
+const MAX_PAGES: usize = 10;
+
+pub async fn fetch(
+    kind: ProviderKind,
+    http: &reqwest::Client,
+    endpoints: &OAuth2Endpoints,
+    access_token: &str,
+) -> Result<IdpUser, IdpError> {
+    match kind {
+        ProviderKind::Github => {
+            let profile = get_json(http, &endpoints.user_url, access_token, GITHUB_ACCEPT).await?;
+            let mut user = github_user(&profile)?;
+            if user.email.is_none() {
+                if let Some(url) = &endpoints.emails_url {
+                    match get_json(http, url, access_token, GITHUB_ACCEPT).await {
+                        Ok(list) => user.email = primary_email(&list, "primary", "verified"),
+                        // Without the user:email scope: a user without an address, not a failure.
+                        Err(e) => tracing::warn!(error = %e, "GitHub /user/emails"),
+                    }
+                }
+            }
+            Ok(user)
+        }
+        ProviderKind::Bitbucket => {
+            let profile =
+                get_json(http, &endpoints.user_url, access_token, "application/json").await?;
+            let mut user = bitbucket_user(&profile)?;
+            if let Some(url) = &endpoints.emails_url {
+                match bitbucket_emails(http, url, access_token).await {
+                    Ok(values) => {
+                        user.email =
+                            primary_email(&Value::Array(values), "is_primary", "is_confirmed")
+                    }
+                    Err(e) => tracing::warn!(error = %e, "Bitbucket /user/emails"),
+                }
+            }
+            Ok(user)
+        }
+        _ => {
+            let profile =
+                get_json(http, &endpoints.user_url, access_token, "application/json").await?;
+            keyed_user(&profile, &endpoints.keys)
+        }
+    }
+}
+
+async fn get_json(
+    http: &reqwest::Client,
+    url: &Url,
+    access_token: &str,
+    accept: &str,
+) -> Result<Value, IdpError> {
+    let resp = http
+        .get(url.clone())
+        .bearer_auth(access_token)
+        .header(reqwest::header::ACCEPT, accept)
+        .send()
+        .await
+        .map_err(|e| IdpError::Protocol(format!("{url}: {}", error_chain(&e))))?;
+    let status = resp.status();
+    if !status.is_success() {
+        return Err(IdpError::Protocol(format!("{url} answered {status}")));
+    }
+    resp.json()
+        .await
+        .map_err(|e| IdpError::Protocol(format!("{url}: not JSON: {}", error_chain(&e))))
+}
+
+/// Every page of Bitbucket's paginated email list.
+async fn bitbucket_emails(
+    http: &reqwest::Client,
+    first: &Url,
+    access_token: &str,
+) -> Result<Vec<Value>, IdpError> {
+    let mut values = Vec::new();
+    let mut next = Some(first.clone());
+    for _ in 0..MAX_PAGES {
+        let Some(url) = next.take() else { break };
+        let page = get_json(http, &url, access_token, "application/json").await?;
+        if let Some(list) = page.get("values").and_then(Value::as_array) {
+            values.extend(list.iter().cloned());
+        }
+        next = page
+            .get("next")
+            .and_then(Value::as_str)
+            .and_then(|n| Url::parse(n).ok())
+            .filter(|n| n.origin() == first.origin());
+    }
+    Ok(values)
+}
+
+fn string_at<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
+    v.get(key).and_then(Value::as_str).filter(|s| !s.is_empty())
+}
+
+fn github_user(profile: &Value) -> Result<IdpUser, IdpError> {
+    let id = match profile.get("id") {
+        Some(Value::Number(n)) => n.to_string(),
+        _ => {
+            return Err(IdpError::Protocol(
+                "GitHub /user has no numeric `id`".into(),
+            ))
+        }
+    };
+    Ok(IdpUser {
+        subject: id,
+        name: string_at(profile, "name").map(str::to_owned),
+        email: string_at(profile, "email").map(str::to_owned),
+        username: string_at(profile, "login").map(str::to_owned),
+    })
+}
+
+fn bitbucket_user(profile: &Value) -> Result<IdpUser, IdpError> {
+    let uuid = string_at(profile, "uuid")
+        .ok_or_else(|| IdpError::Protocol("Bitbucket /user has no `uuid`".into()))?;
+    Ok(IdpUser {
+        subject: uuid.to_owned(),
+        name: string_at(profile, "display_name").map(str::to_owned),
+        email: None,
+        username: string_at(profile, "username")
+            .or_else(|| string_at(profile, "nickname"))
+            .map(str::to_owned),
+    })
+}
+
+/// The address of a list entry flagged `primary` and `verified` (the flags' names differ by
+/// vendor).
+fn primary_email(list: &Value, primary: &str, verified: &str) -> Option<String> {
+    let flag = |e: &Value, k: &str| e.get(k).and_then(Value::as_bool).unwrap_or(false);
+    list.as_array()?
+        .iter()
+        .find(|e| flag(e, primary) && flag(e, verified))
+        .and_then(|e| string_at(e, "email"))
+        .map(str::to_owned)
+}
+
+/// The value at a dotted path.
+fn at_path<'a>(v: &'a Value, path: &str) -> Option<&'a Value> {
+    path.split('.').try_fold(v, |v, k| v.get(k))
+}
+
+fn keyed_user(profile: &Value, keys: &UserKeys) -> Result<IdpUser, IdpError> {
+    let text = |path: &str| match at_path(profile, path) {
+        Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
+        Some(Value::Number(n)) => Some(n.to_string()),
+        _ => None,
+    };
+    let subject = text(&keys.id).ok_or_else(|| {
+        IdpError::Protocol(format!(
+            "the userinfo answer has no `{}` (the provider's keys.id)",
+            keys.id
+        ))
+    })?;
+    Ok(IdpUser {
+        subject,
+        name: text(&keys.name),
+        email: text(&keys.email),
+        username: text(&keys.username),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn github_profile_and_emails() {
+        // "GitHub REST API — Users: Get the authenticated user" (abridged).
+        let profile = json!({"login": "octocat", "id": 583231, "name": null, "email": null});
+        let user = github_user(&profile).ok();
+        assert_eq!(user.as_ref().map(|u| u.subject.as_str()), Some("583231"));
+        assert_eq!(
+            user.as_ref().and_then(|u| u.username.as_deref()),
+            Some("octocat")
+        );
+        assert_eq!(user.and_then(|u| u.name), None);
+        assert!(github_user(&json!({"id": "583231"})).is_err());
+        // "List email addresses for the authenticated user".
+        let list = json!([
+            {"email": "old@example.test", "verified": true, "primary": false, "visibility": null},
+            {"email": "unverified@example.test", "verified": false, "primary": true, "visibility": "public"},
+        ]);
+        assert_eq!(primary_email(&list, "primary", "verified"), None);
+        let list = json!([
+            {"email": "octocat@github.com", "verified": true, "primary": true, "visibility": "private"}
+        ]);
+        assert_eq!(
+            primary_email(&list, "primary", "verified").as_deref(),
+            Some("octocat@github.com")
+        );
+    }
+
+    #[test]
+    fn bitbucket_profile() {
+        let profile = json!({"uuid": "{d301aafa-d676-4ee0-88be-962be7417567}",
+            "account_id": "557058:…", "display_name": "Evan Bitbucket", "nickname": "evzijst",
+            "type": "user"});
+        let user = bitbucket_user(&profile).ok();
+        assert_eq!(
+            user.as_ref().map(|u| u.subject.as_str()),
+            Some("{d301aafa-d676-4ee0-88be-962be7417567}")
+        );
+        assert_eq!(user.and_then(|u| u.username).as_deref(), Some("evzijst"));
+    }
+
+    #[test]
+    fn generic_keys_and_paths() {
+        let keys = UserKeys {
+            id: "data.uid".into(),
+            name: "data.full_name".into(),
+            username: "preferred_username".into(),
+            email: "mail".into(),
+        };
+        let profile = json!({"data": {"uid": 42, "full_name": "Ada"}, "mail": "ada@example.test"});
+        let user = keyed_user(&profile, &keys).ok();
+        assert_eq!(
+            user,
+            Some(IdpUser {
+                subject: "42".into(),
+                name: Some("Ada".into()),
+                email: Some("ada@example.test".into()),
+                username: None,
+            })
+        );
+        assert!(keyed_user(&json!({"sub": 1}), &keys).is_err());
+        assert!(keyed_user(&json!({"sub": "s"}), &UserKeys::default()).is_ok());
+    }
+}

@@ -1,0 +1,481 @@
+//! Every provider type, each through a full login through Nginx and the idgate binary ending
+//! with the right `providerUserId`, name and email in the users collection:
+//!
+//! - the OpenID Connect types against the real `oidc-provider` IdP (`tests/js/idp.mjs`),
+//!   configured the way each vendor behaves where it matters: a Keycloak realm issuer with a
+//!   path, claims only in userinfo, `client_secret_post` (Google, Entra ID, Auth0, GitLab),
+//!   an ES256-signed id_token with a signing-key rotation mid-run (Okta), Azure AD B2C's
+//!   per-policy discovery URL announcing the tenant's issuer, Auth0's trailing-slash issuer;
+//! - the plain OAuth2 types against local fakes reproducing the vendors' documented answers
+//!   (`tests/js/fake-github.mjs`, `fake-bitbucket.mjs`, `fake-generic.mjs`);
+//! - several apps with several providers in one instance: the chooser lists each app's own
+//!   providers by `order`, and each login lands in its app's realm.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: fail loudly
+
+mod common;
+
+use common::*;
+use std::process::Command;
+
+/// A site (Nginx + idgate) with the apps given, and the IdPs/fakes it talks to.
+struct Gate {
+    site: String,
+    config: String,
+    _nginx: Nginx,
+    _idgate: Idgate,
+    _dir: tempfile::TempDir,
+}
+
+impl Gate {
+    fn start(port: u16, apps: String) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let site = format!("http://127.0.0.1:{port}");
+        let setup = Setup {
+            apps: Some(apps),
+            ..Setup::default()
+        };
+        let config = config_toml(&setup, dir.path(), &site, "http://127.0.0.1:1");
+        let idgate = Idgate::start(dir.path(), &config);
+        let nginx = Nginx::start(&dir.path().join("nginx"), port, idgate.addr);
+        Self {
+            config: idgate.config.display().to_string(),
+            site,
+            _nginx: nginx,
+            _idgate: idgate,
+            _dir: dir,
+        }
+    }
+
+    fn users(&self) -> Vec<serde_json::Value> {
+        let (code, out, err) = idgate_cmd(&["users", "list", "--config", &self.config]);
+        assert_eq!(code, 0, "{err}");
+        serde_json::from_str(&out).unwrap()
+    }
+
+    /// The stored user of `provider` in `realm`.
+    fn user(&self, realm: &str, provider: &str) -> serde_json::Value {
+        self.users()
+            .into_iter()
+            .find(|u| u["realm"] == realm && u["providerId"] == provider)
+            .unwrap_or_else(|| panic!("no user of {provider} in realm {realm}: {:?}", self.users()))
+    }
+}
+
+fn callbacks(site: &str) -> Vec<String> {
+    vec![
+        format!("{site}/web-login/oauth/callback"),
+        format!("{site}/web-login/callback"),
+    ]
+}
+
+/// The real IdP for `site`, with `extra` options of `tests/js/idp.mjs`.
+fn idp(site: &str, extra: &[&str]) -> Idp {
+    Idp::start(&callbacks(site), extra)
+}
+
+/// A fake provider (`tests/js/<script>`) for `site`; returns it and its base URL.
+fn fake(script: &str, site: &str, extra: &[&str]) -> (Proc, String) {
+    let mut cmd = Command::new("node");
+    cmd.arg(repo().join("tests/js").join(script)).args([
+        "--port",
+        "0",
+        "--client-id",
+        "idgate",
+        "--client-secret",
+        CLIENT_SECRET,
+    ]);
+    for r in callbacks(site) {
+        cmd.args(["--redirect-uri", &r]);
+    }
+    cmd.args(extra);
+    let mut proc = Proc::spawn(script, &mut cmd);
+    let line = proc.first_stdout_line();
+    let v: serde_json::Value = serde_json::from_str(&line).expect("the fake prints JSON");
+    let url = v["url"].as_str().expect("url").to_owned();
+    (proc, url)
+}
+
+/// An app block on `site`; `providers` are its `[apps.<id>.providers.*]` blocks.
+fn app(id: &str, realm: &str, site: &str, providers: &str) -> String {
+    format!(
+        r#"
+[apps.{id}]
+realm = "{realm}"
+issuer = "{site}"
+redirect_url = "{site}/web-login/oauth/callback"
+website = true
+default_groups = ["users"]
+allowed_redirects = ["{site}/"]
+{providers}
+"#
+    )
+}
+
+/// A provider block: `[apps.<app>.providers.<id>]`, the client, then `rest` (type, endpoints).
+fn provider(app: &str, id: &str, rest: &str) -> String {
+    format!(
+        "\n[apps.{app}.providers.{id}]\nclient_id = \"idgate\"\nclient_secret = \"{CLIENT_SECRET}\"\n{rest}\n"
+    )
+}
+
+/// Logs in at `app` through `provider_id`, with a fresh browser: at the IdP's login form as
+/// `login` for an OIDC IdP, or straight through for an auto-approving fake. Checks the session
+/// then reaches the upstream through Nginx.
+async fn login(gate: &Gate, app: &str, provider_id: &str, login: Option<&str>) {
+    let browser = Browser::new();
+    let site = &gate.site;
+    let resp = browser
+        .navigate(&format!(
+            "{site}/authorize?appId={app}&providerId={provider_id}&redirect=%2Fdocs%2F"
+        ))
+        .await;
+    assert_eq!(
+        resp.status(),
+        302,
+        "/authorize for {app}/{provider_id}: {}",
+        resp.text().await.unwrap_or_default()
+    );
+    let at_idp = location(&resp);
+    assert_eq!(
+        query_param(&at_idp, "code_challenge_method").as_deref(),
+        Some("S256"),
+        "{at_idp}"
+    );
+    let back = format!("{site}/web-login/");
+    let callback = match login {
+        Some(name) => browser.login_at_idp(&at_idp, name, &back).await,
+        None => browser.follow(at_idp.clone(), &back).await.0,
+    };
+    assert!(
+        callback.starts_with(&back),
+        "{app}/{provider_id}: {callback}"
+    );
+    let resp = browser.exchange(site, &callback).await;
+    let status = resp.status();
+    assert_eq!(
+        status,
+        200,
+        "{app}/{provider_id}: {}",
+        resp.text().await.unwrap_or_default()
+    );
+    let page = browser.navigate(&format!("{site}/docs/")).await;
+    assert_eq!(page.status(), 200, "the session reaches the upstream");
+    let echo = echoed(&page.text().await.unwrap());
+    assert!(!echo["miauserid"].is_empty());
+}
+
+fn assert_identity(user: &serde_json::Value, id: &str, name: &str, email: &str) {
+    assert_eq!(user["providerUserId"], id, "{user}");
+    assert_eq!(user["name"], name, "{user}");
+    assert_eq!(user["email"], email, "{user}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oidc_types_against_the_real_idp_configured_like_each_vendor() {
+    let port = free_port();
+    let site = format!("http://127.0.0.1:{port}");
+    // Started side by side: each IdP takes ~0.4 s to come up.
+    let b2c_tenant = "/775527ff-9a37-4307-8b3d-cc311f58d925/v2.0";
+    let b2c_policy = "/contoso.onmicrosoft.com/B2C_1_signin/v2.0";
+    let specs: [Vec<&str>; 7] = [
+        // Keycloak: a realm issuer (with a path), claims only in userinfo, basic auth.
+        vec!["--issuer-path", "/realms/main"],
+        // Okta: a custom authorization server issuer, ES256 id_tokens, basic auth.
+        vec![
+            "--issuer-path",
+            "/oauth2/default",
+            "--id-token-alg",
+            "ES256",
+        ],
+        // Entra ID B2C: discovery per policy, issuer per tenant; secret in the body.
+        vec![
+            "--issuer-path",
+            b2c_tenant,
+            "--discovery-alias",
+            b2c_policy,
+            "--token-auth-method",
+            "client_secret_post",
+            "--claims-in-id-token",
+        ],
+        // Google: secret in the body, claims in the id_token as well.
+        vec![
+            "--token-auth-method",
+            "client_secret_post",
+            "--claims-in-id-token",
+        ],
+        // Auth0 and GitLab: secret in the body.
+        vec!["--token-auth-method", "client_secret_post"],
+        vec!["--token-auth-method", "client_secret_post"],
+        // A generic OIDC IdP that wants the secret in the body: `auth_method` says so.
+        vec!["--token-auth-method", "client_secret_post"],
+    ];
+    let [keycloak, okta, microsoft, google, auth0, gitlab, oidc] = std::thread::scope(|s| {
+        let handles: Vec<_> = specs
+            .iter()
+            .map(|args| s.spawn(|| idp(&site, args)))
+            .collect();
+        let idps: Vec<Idp> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        <[Idp; 7]>::try_from(idps).ok().unwrap()
+    });
+    let origin = |i: &Idp| {
+        let u = reqwest::Url::parse(&i.issuer).unwrap();
+        format!("http://127.0.0.1:{}", u.port().unwrap())
+    };
+    assert!(keycloak.issuer.ends_with("/realms/main"));
+    let providers = [
+        provider(
+            "web",
+            "kc",
+            &format!("type = \"keycloak\"\nissuer_url = \"{}\"", keycloak.issuer),
+        ),
+        provider(
+            "web",
+            "okta",
+            &format!("type = \"okta\"\nissuer_url = \"{}\"", okta.issuer),
+        ),
+        provider(
+            "web",
+            "b2c",
+            &format!(
+                "type = \"microsoft\"\nissuer_url = \"{}{b2c_policy}\"",
+                origin(&microsoft)
+            ),
+        ),
+        provider(
+            "web",
+            "google",
+            &format!("type = \"google\"\nissuer_url = \"{}\"", google.issuer),
+        ),
+        // Auth0's issuer ends with a slash; this IdP's does not: either spelling is accepted.
+        provider(
+            "web",
+            "auth0",
+            &format!("type = \"auth0\"\nissuer_url = \"{}/\"", auth0.issuer),
+        ),
+        provider(
+            "web",
+            "gitlab",
+            &format!("type = \"gitlab\"\nissuer_url = \"{}\"", gitlab.issuer),
+        ),
+        provider(
+            "web",
+            "oidc",
+            &format!(
+                "type = \"oidc\"\nissuer_url = \"{}\"\nauth_method = \"client_secret_post\"",
+                oidc.issuer
+            ),
+        ),
+    ]
+    .concat();
+    let gate = Gate::start(port, app("web", "web", &site, &providers));
+
+    for (provider_id, who) in [
+        ("kc", "karla"),
+        ("okta", "otto"),
+        ("b2c", "bea"),
+        ("google", "gina"),
+        ("auth0", "abel"),
+        ("gitlab", "gil"),
+        ("oidc", "olga"),
+    ] {
+        login(&gate, "web", provider_id, Some(who)).await;
+        let user = gate.user("web", provider_id);
+        let name = format!("{}{}", who[..1].to_uppercase(), &who[1..]);
+        assert_identity(&user, who, &name, &format!("{who}@example.test"));
+        assert_eq!(user["username"], who);
+    }
+
+    // Okta rotates its (ES256) signing key mid-run: the next login fetches the new JWKS.
+    okta.proc.signal("USR2");
+    okta.proc.wait_log(&["signing key rotated"]);
+    login(&gate, "web", "okta", Some("otto-2")).await;
+    assert!(gate
+        .users()
+        .iter()
+        .any(|u| u["providerUserId"] == "otto-2" && u["providerId"] == "okta"));
+
+    // The client authenticated the way each IdP demanded (oidc-provider refuses the other).
+    for idp in [&microsoft, &google, &auth0, &gitlab, &oidc, &keycloak] {
+        assert!(!idp.proc.log_text().contains("invalid_client"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_oauth2_types_against_local_fakes() {
+    let port = free_port();
+    let site = format!("http://127.0.0.1:{port}");
+    // GitHub keeps the address private: it comes from /user/emails.
+    let (github, gh_url) = fake("fake-github.mjs", &site, &["--email-private"]);
+    let (_bitbucket, bb_url) = fake("fake-bitbucket.mjs", &site, &[]);
+    let (_generic, gen_url) = fake("fake-generic.mjs", &site, &[]);
+    let providers = [
+        provider(
+            "web",
+            "gh",
+            &format!(
+                "type = \"github\"\nauth_url = \"{gh_url}/login/oauth/authorize\"\n\
+                 token_url = \"{gh_url}/login/oauth/access_token\"\napi_url = \"{gh_url}\""
+            ),
+        ),
+        provider(
+            "web",
+            "bb",
+            &format!(
+                "type = \"bitbucket\"\nauth_url = \"{bb_url}/site/oauth2/authorize\"\n\
+                 token_url = \"{bb_url}/site/oauth2/access_token\"\napi_url = \"{bb_url}/2.0\""
+            ),
+        ),
+        provider(
+            "web",
+            "corp",
+            &format!(
+                "type = \"generic\"\nauth_url = \"{gen_url}/oauth/authorize\"\n\
+                 token_url = \"{gen_url}/oauth/token\"\nuserinfo_url = \"{gen_url}/api/me\"\n\
+                 keys = {{ id = \"data.uid\", name = \"data.displayName\", \
+                 username = \"data.handle\", email = \"mail\" }}"
+            ),
+        ),
+    ]
+    .concat();
+    let gate = Gate::start(port, app("web", "web", &site, &providers));
+
+    login(&gate, "web", "gh", None).await;
+    let user = gate.user("web", "gh");
+    assert_identity(&user, "583231", "Mona Octocat", "mona@example.test");
+    assert_eq!(user["username"], "octocat");
+    // idgate asked for JSON and sent the secret in the form, as GitHub documents.
+    github.wait_log(&["token issued (post, answered as JSON)"]);
+
+    login(&gate, "web", "bb", None).await;
+    let user = gate.user("web", "bb");
+    assert_identity(
+        &user,
+        "{d301aafa-d676-4ee0-88be-962be7417567}",
+        "Erik van Zijst",
+        "erik@example.test",
+    );
+    assert_eq!(user["username"], "evzijst");
+
+    login(&gate, "web", "corp", None).await;
+    let user = gate.user("web", "corp");
+    assert_identity(&user, "4242", "Ada Lovelace", "ada@example.test");
+    assert_eq!(user["username"], "ada");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_apps_and_providers_share_one_instance() {
+    let port = free_port();
+    let site = format!("http://127.0.0.1:{port}");
+    let sso = idp(&site, &[]);
+    let (_github, gh_url) = fake("fake-github.mjs", &site, &[]);
+    let (_generic, gen_url) = fake("fake-generic.mjs", &site, &["--uid", "77"]);
+    let sso_block = format!("type = \"oidc\"\nissuer_url = \"{}\"", sso.issuer);
+    let web = [
+        provider(
+            "web",
+            "sso",
+            &format!("{sso_block}\nlabel = \"Company SSO\"\norder = 5"),
+        ),
+        provider(
+            "web",
+            "gh",
+            &format!(
+                "type = \"github\"\nauth_url = \"{gh_url}/login/oauth/authorize\"\n\
+                 token_url = \"{gh_url}/login/oauth/access_token\"\napi_url = \"{gh_url}\"\n\
+                 label = \"GitHub\"\norder = 10"
+            ),
+        ),
+    ]
+    .concat();
+    let partners = [
+        provider(
+            "partners",
+            "sso",
+            &format!("{sso_block}\nlabel = \"Company SSO for partners\"\norder = 1"),
+        ),
+        provider(
+            "partners",
+            "partner-idp",
+            &format!(
+                "type = \"generic\"\nauth_url = \"{gen_url}/oauth/authorize\"\n\
+                 token_url = \"{gen_url}/oauth/token\"\nuserinfo_url = \"{gen_url}/api/me\"\n\
+                 keys = {{ id = \"data.uid\", name = \"data.displayName\", email = \"mail\" }}\n\
+                 label = \"Partner login\"\norder = 3"
+            ),
+        ),
+    ]
+    .concat();
+    let apps = format!(
+        "{}{}",
+        app("web", "employees", &site, &web),
+        app("partners", "partners", &site, &partners)
+    );
+    let gate = Gate::start(port, apps);
+
+    // Each app's chooser lists its own providers, highest order first.
+    let browser = Browser::new();
+    for (app_id, labels) in [
+        ("web", vec!["GitHub", "Company SSO"]),
+        (
+            "partners",
+            vec!["Partner login", "Company SSO for partners"],
+        ),
+    ] {
+        let page = browser
+            .navigate(&format!(
+                "{site}/web-login?appId={app_id}&redirect=%2Fdocs%2F"
+            ))
+            .await;
+        assert_eq!(page.status(), 200);
+        let html = page.text().await.unwrap();
+        let shown: Vec<&str> = html
+            .split("<a href=")
+            .skip(1)
+            .filter_map(|a| a.split_once('>')?.1.split_once("</a>"))
+            .map(|(label, _)| label)
+            .collect();
+        assert_eq!(shown, labels, "{html}");
+        assert!(html.contains(&format!("/authorize?appId={app_id}&amp;providerId=")));
+        let list: serde_json::Value = browser
+            .client
+            .get(format!("{site}/apps/{app_id}/providers"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let got: Vec<&str> = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["label"].as_str().unwrap())
+            .collect();
+        assert_eq!(got, labels);
+    }
+
+    // The same person at the same IdP, through two apps: two users, one per realm.
+    login(&gate, "web", "sso", Some("alice")).await;
+    login(&gate, "partners", "sso", Some("alice")).await;
+    login(&gate, "web", "gh", None).await;
+    login(&gate, "partners", "partner-idp", None).await;
+    let employees = gate.user("employees", "sso");
+    let partner = gate.user("partners", "sso");
+    assert_identity(&employees, "alice", "Alice", "alice@example.test");
+    assert_identity(&partner, "alice", "Alice", "alice@example.test");
+    assert_ne!(employees["userId"], partner["userId"]);
+    assert_identity(
+        &gate.user("employees", "gh"),
+        "583231",
+        "Mona Octocat",
+        "mona@example.test",
+    );
+    assert_identity(
+        &gate.user("partners", "partner-idp"),
+        "77",
+        "Ada Lovelace",
+        "ada@example.test",
+    );
+    assert_eq!(gate.users().len(), 4);
+}
