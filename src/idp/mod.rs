@@ -123,6 +123,17 @@ impl IdpClient {
             Flow::OAuth2(_) => None,
         }
     }
+
+    /// Validates a back-channel logout token (OIDC providers only).
+    pub async fn verify_logout_token(&self, token: &str) -> Result<oidc::LogoutClaims, IdpError> {
+        match &self.flow {
+            Flow::Oidc(f) => f.verify_logout_token(token).await,
+            Flow::OAuth2(_) => Err(IdpError::Protocol(format!(
+                "provider `{}` has no back-channel logout (not OpenID Connect)",
+                self.provider().id
+            ))),
+        }
+    }
 }
 
 /// `Display` of an error and its sources, for messages that tell the operator what failed.

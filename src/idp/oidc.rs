@@ -83,6 +83,33 @@ struct Discovered {
     rule: IssuerRule,
 }
 
+/// The event a back-channel logout token carries.
+const BACKCHANNEL_LOGOUT_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
+
+/// The claims of a back-channel logout token that idgate acts on.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct LogoutClaims {
+    pub sub: Option<String>,
+    pub sid: Option<String>,
+    pub jti: Option<String>,
+    #[serde(default)]
+    pub events: serde_json::Map<String, serde_json::Value>,
+    pub nonce: Option<String>,
+}
+
+/// The JWKS key with `kid` (or the only key when the token names none), for jsonwebtoken.
+fn find_key(d: &Discovered, kid: Option<&str>) -> Option<jsonwebtoken::DecodingKey> {
+    let set: jsonwebtoken::jwk::JwkSet = serde_json::to_value(d.meta.jwks())
+        .ok()
+        .and_then(|v| serde_json::from_value(v).ok())?;
+    let jwk = match kid {
+        Some(kid) => set.find(kid)?.clone(),
+        None if set.keys.len() == 1 => set.keys[0].clone(),
+        None => return None,
+    };
+    jsonwebtoken::DecodingKey::from_jwk(&jwk).ok()
+}
+
 pub struct OidcFlow {
     provider: Arc<ProviderConfig>,
     /// The issuer as configured (discovery starts there).
@@ -348,6 +375,56 @@ impl OidcFlow {
             *g = Some(Instant::now());
         }
         Ok(updated)
+    }
+
+    /// Validates an OIDC Back-Channel Logout token (Back-Channel Logout 1.0 §2.6): signed by a
+    /// key of the IdP's JWKS (fetched again once for an unknown `kid`), `iss` the IdP, `aud` our
+    /// client id, `iat` present, the back-channel logout event, `sub` and/or `sid`, no `nonce`.
+    pub async fn verify_logout_token(&self, token: &str) -> Result<LogoutClaims, IdpError> {
+        let bad = |m: &str| IdpError::IdToken(format!("logout_token: {m}"));
+        let header = jsonwebtoken::decode_header(token).map_err(|_| bad("not a JWT"))?;
+        if matches!(
+            header.alg,
+            jsonwebtoken::Algorithm::HS256
+                | jsonwebtoken::Algorithm::HS384
+                | jsonwebtoken::Algorithm::HS512
+        ) {
+            return Err(bad("symmetric signatures are not accepted"));
+        }
+        let mut d = self.discovered().await?;
+        let mut key = find_key(&d, header.kid.as_deref());
+        if key.is_none() {
+            d = self.refetch_jwks().await?;
+            key = find_key(&d, header.kid.as_deref());
+        }
+        let key = key.ok_or_else(|| bad("signed by a key the IdP does not publish"))?;
+        let mut validation = jsonwebtoken::Validation::new(header.alg);
+        validation.set_audience(&[&self.provider.client_id]);
+        validation.set_required_spec_claims(&["iss", "aud", "iat"]);
+        validation.validate_exp = false;
+        if d.rule == IssuerRule::Exact {
+            validation.set_issuer(&[d.meta.issuer().as_str()]);
+        }
+        let claims: LogoutClaims = jsonwebtoken::decode(token, &key, &validation)
+            .map_err(|e| bad(&format!("{:?}", e.kind())))?
+            .claims;
+        if claims.nonce.is_some() {
+            return Err(bad("a nonce is not allowed"));
+        }
+        if !claims
+            .events
+            .get(BACKCHANNEL_LOGOUT_EVENT)
+            .is_some_and(|e| e.is_object())
+        {
+            return Err(bad("the back-channel logout event is missing"));
+        }
+        if claims.sub.is_none() && claims.sid.is_none() {
+            return Err(bad("neither sub nor sid"));
+        }
+        if claims.jti.is_none() {
+            return Err(bad("jti is missing"));
+        }
+        Ok(claims)
     }
 
     /// The IdP's RP-initiated logout endpoint, when it has one and discovery succeeded.

@@ -10,6 +10,7 @@
 //! | POST `/oauth/token` | 200 `{accessToken, refreshToken, expiresAt}` + `Location` (+ cookies for website apps); 400 bad/used/foreign state; 502 IdP failure | JSON, form or query |
 //! | POST `/refreshtoken` | 200 new `{accessToken, refreshToken, expiresAt}` (+ cookies); 401 for a used, unknown or ended refresh token (a reused one revokes its session) | body, form, query or `refresh_token` cookie |
 //! | GET, POST `/logout` | 302 to `redirect` or the IdP's end-session; 200 JSON | clears cookies, revokes the session |
+//! | POST `/backchannel-logout/{appId}/{providerId}` | 200 `{"revoked": n}`; 400 `{"error":"invalid_request"}` | OIDC Back-Channel Logout: a valid `logout_token` revokes the user's sessions |
 //! | GET `/userinfo` | 200 the `user` claim; 401 | |
 //! | GET `/apps/{appId}/providers` | 200 `[{id,label,type,order}]`; 404 | |
 //! | GET `/.well-known/jwks.json` | 200 JWKS | |
@@ -55,6 +56,10 @@ pub async fn handle(state: Arc<AppState>, peer: Arc<Peer>, req: Request) -> Resp
         (&Method::GET, "/web-login/callback.js") => Ok(login::callback_script()),
         (&Method::POST, "/oauth/token") => token::exchange(&state, req).await,
         (&Method::POST, "/refreshtoken") => refresh::refresh(&state, req).await,
+        (&Method::POST, p) if p.starts_with("/backchannel-logout/") => {
+            let p = p.to_owned();
+            session_api::backchannel_logout(&state, req, &p).await
+        }
         (&Method::GET | &Method::POST, "/logout") => session_api::logout(&state, req).await,
         (&Method::GET, "/userinfo") => session_api::userinfo(&state, &req).await,
         (&Method::GET, "/.well-known/jwks.json") => Ok(meta::jwks(&state)),
@@ -87,6 +92,7 @@ fn is_known_path(p: &str) -> bool {
             | "/-/ready"
     ) || p.starts_with("/apps/")
         || p.starts_with("/sessions/")
+        || p.starts_with("/backchannel-logout/")
 }
 
 /// The session token of a request: `Authorization: Bearer …`, else the `sid` cookie.

@@ -135,3 +135,72 @@ pub async fn revoke_user(
         &json!({ "revoked": revoked.len() }),
     ))
 }
+
+/// `POST /backchannel-logout/{appId}/{providerId}` (register it at the IdP as the client's
+/// `backchannel_logout_uri`): OIDC Back-Channel Logout 1.0. A valid `logout_token` revokes every
+/// session of the user it names (`sub`), on every instance. Answers 200, or 400 with an OAuth
+/// error body as the spec asks.
+pub async fn backchannel_logout(
+    state: &AppState,
+    req: Request,
+    path: &str,
+) -> Result<Response, ApiError> {
+    let (app_id, provider_id) = path
+        .strip_prefix("/backchannel-logout/")
+        .and_then(|rest| rest.split_once('/'))
+        .ok_or_else(|| ApiError::NotFound(format!("no endpoint at {path}")))?;
+    let app = state
+        .app(app_id)
+        .ok_or_else(|| ApiError::NotFound(format!("no app named `{app_id}`")))?
+        .clone();
+    let idp = state
+        .idps
+        .get(app_id, provider_id)
+        .ok_or_else(|| {
+            ApiError::NotFound(format!("app `{app_id}` has no provider `{provider_id}`"))
+        })?
+        .clone();
+    let (parts, body) = req.into_parts();
+    let content_type = parts
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    let params = crate::http::body_params(content_type, &crate::http::read_body(body).await?)?;
+    let invalid = |description: String| {
+        tracing::warn!(app = %app_id, provider = %provider_id, error = %description, "back-channel logout refused");
+        json_response(
+            StatusCode::BAD_REQUEST,
+            &json!({ "error": "invalid_request", "error_description": description }),
+        )
+    };
+    let Some(token) = params.get("logout_token").filter(|t| !t.is_empty()) else {
+        return Ok(invalid("logout_token is required".into()));
+    };
+    let claims = match idp.verify_logout_token(token).await {
+        Ok(c) => c,
+        Err(e) => return Ok(invalid(e.to_string())),
+    };
+    let Some(sub) = claims.sub else {
+        return Ok(invalid(
+            "logout tokens without sub are not supported".into(),
+        ));
+    };
+    let mut revoked = Vec::new();
+    if let Some(user) = state
+        .users
+        .find_by_identity(&app.realm, provider_id, &sub)
+        .await?
+    {
+        revoked = state.sessions.revoke_user_sessions(&user.user_id).await?;
+        for sid in &revoked {
+            state.auth.forget_session(sid);
+        }
+        tracing::info!(user = %user.user_id, sessions = revoked.len(), "back-channel logout");
+    }
+    let mut resp = json_response(StatusCode::OK, &json!({ "revoked": revoked.len() }));
+    resp.headers_mut().insert(
+        http::header::CACHE_CONTROL,
+        http::HeaderValue::from_static("no-store"),
+    );
+    Ok(resp)
+}

@@ -281,6 +281,36 @@ impl Users for CrudUsers {
         user_from_json(answer.body).map(Some)
     }
 
+    async fn find_by_identity(
+        &self,
+        realm: &str,
+        provider_id: &str,
+        provider_user_id: &str,
+    ) -> Result<Option<User>, StoreError> {
+        let filter = json!({ "realm": realm, "providerId": provider_id, "providerUserId": provider_user_id });
+        let url = self.url(
+            None,
+            &[
+                ("_st", "PUBLIC".into()),
+                ("_q", filter.to_string()),
+                ("_l", "1".into()),
+            ],
+        );
+        let answer = self
+            .call(Method::GET, "find by identity", url, None, &[])
+            .await?;
+        match answer.body {
+            Value::Array(mut docs) if !docs.is_empty() => {
+                user_from_json(docs.swap_remove(0)).map(Some)
+            }
+            Value::Array(_) => Ok(None),
+            _ => Err(StoreError::Corrupt {
+                store: STORE,
+                message: "GET list did not answer an array".into(),
+            }),
+        }
+    }
+
     async fn list_users(&self) -> Result<Vec<User>, StoreError> {
         let mut users = Vec::new();
         loop {

@@ -492,6 +492,29 @@ impl Users for EmbeddedStore {
         .await
     }
 
+    async fn find_by_identity(
+        &self,
+        realm: &str,
+        provider_id: &str,
+        provider_user_id: &str,
+    ) -> Result<Option<User>, StoreError> {
+        let key = (
+            realm.to_owned(),
+            provider_id.to_owned(),
+            provider_user_id.to_owned(),
+        );
+        self.run(move |c| {
+            c.query_row(
+                "SELECT * FROM users WHERE realm = ?1 AND provider_id = ?2 AND provider_user_id = ?3",
+                params![key.0, key.1, key.2],
+                user_from_row,
+            )
+            .optional()
+            .map_err(read_err)
+        })
+        .await
+    }
+
     async fn list_users(&self) -> Result<Vec<User>, StoreError> {
         self.run(|c| {
             let mut stmt = c

@@ -157,6 +157,13 @@ pub trait Users: Send + Sync {
         default_groups: &[String],
     ) -> Result<User, StoreError>;
     async fn get_user(&self, user_id: &str) -> Result<Option<User>, StoreError>;
+    /// The user an IdP subject belongs to, if it ever logged in (back-channel logout).
+    async fn find_by_identity(
+        &self,
+        realm: &str,
+        provider_id: &str,
+        provider_user_id: &str,
+    ) -> Result<Option<User>, StoreError>;
     async fn list_users(&self) -> Result<Vec<User>, StoreError>;
     /// Replaces the user's groups; `false` when there is no such user.
     async fn set_groups(&self, user_id: &str, groups: &[String]) -> Result<bool, StoreError>;

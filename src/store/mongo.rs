@@ -441,6 +441,21 @@ impl Users for MongoUsers {
         self.find_one(id_filter(user_id)).await
     }
 
+    async fn find_by_identity(
+        &self,
+        realm: &str,
+        provider_id: &str,
+        provider_user_id: &str,
+    ) -> Result<Option<User>, StoreError> {
+        self.find_one(doc! {
+            "realm": realm,
+            "providerId": provider_id,
+            "providerUserId": provider_user_id,
+            "__STATE__": PUBLIC,
+        })
+        .await
+    }
+
     async fn list_users(&self) -> Result<Vec<User>, StoreError> {
         let docs: Vec<Document> = self
             .users

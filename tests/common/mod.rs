@@ -450,7 +450,12 @@ impl Stack {
                 format!("{site}/web-login/oauth/callback"),
                 format!("{site}/web-login/callback"),
             ],
-            &["--post-logout-redirect-uri", &format!("{site}/")],
+            &[
+                "--post-logout-redirect-uri",
+                &format!("{site}/"),
+                "--backchannel-logout-uri",
+                &format!("{site}/backchannel-logout/web/dev"),
+            ],
         );
         let config = config_toml(&setup, dir.path(), &site, &idp.issuer);
         let idgate = Idgate::start(dir.path(), &config);

@@ -21,6 +21,7 @@
 //                                  (default secret)
 //   --redirect-uri URL             allowed redirect_uri, repeatable (at least one)
 //   --post-logout-redirect-uri URL allowed post_logout_redirect_uri, repeatable
+//   --backchannel-logout-uri URL   the client's OIDC back-channel logout endpoint
 //   --issuer-path /p               mount the provider under this path (like a Keycloak realm):
 //                                  the issuer becomes http://127.0.0.1:PORT/p
 //   --token-auth-method M          the client's token_endpoint_auth_method: client_secret_basic
@@ -68,6 +69,7 @@ try {
       'client-secret': { type: 'string', default: 'secret' },
       'redirect-uri': { type: 'string', multiple: true },
       'post-logout-redirect-uri': { type: 'string', multiple: true },
+      'backchannel-logout-uri': { type: 'string' },
       'issuer-path': { type: 'string', default: '' },
       'token-auth-method': { type: 'string', default: 'client_secret_basic' },
       'id-token-alg': { type: 'string', default: 'RS256' },
@@ -163,6 +165,9 @@ const configuration = {
       response_types: ['code'],
       redirect_uris: redirectUris,
       post_logout_redirect_uris: postLogoutRedirectUris,
+      ...(args['backchannel-logout-uri']
+        ? { backchannel_logout_uri: args['backchannel-logout-uri'], backchannel_logout_session_required: true }
+        : {}),
     },
   ],
   jwks: { keys: newSigningJwks() },
@@ -183,6 +188,14 @@ const configuration = {
   features: {
     devInteractions: { enabled: true },
     rpInitiatedLogout: { enabled: true, logoutSource },
+    // With --backchannel-logout-uri: a logout here POSTs a logout_token to the client.
+    backchannelLogout: { enabled: true },
+  },
+  // oidc-provider refuses outgoing requests to special-use addresses (SSRF protection); this
+  // development IdP talks to idgate on loopback (back-channel logout), so it lets them through.
+  fetch: (url, options) => {
+    const { dispatcher, ...rest } = options;
+    return globalThis.fetch(url, rest);
   },
   async findAccount(ctx, id) {
     return {
@@ -229,12 +242,19 @@ function installFontStripper(provider) {
   });
 }
 
+// Back-channel logout runs after the user's logout answer; say on stderr how it went.
+function logBackchannel(provider) {
+  provider.on('backchannel.success', (ctx, client) => process.stderr.write(`idp.mjs: back-channel logout sent to ${client.clientId}\n`));
+  provider.on('backchannel.error', (ctx, err, client) => process.stderr.write(`idp.mjs: back-channel logout to ${client?.clientId} failed: ${err?.message} ${err?.cause?.code ?? ""} ${err?.cause?.message ?? ""}\n`));
+}
+
 // The port is known only once listening; the issuer must be known before the provider exists.
 const server = http.createServer();
 server.listen(port, '127.0.0.1', () => {
   const issuer = `http://127.0.0.1:${server.address().port}${issuerPath}`;
   let provider = new Provider(issuer, configuration);
   installFontStripper(provider);
+  logBackchannel(provider);
   let callback = provider.callback();
   // SIGUSR2 rotates the signing key, as an IdP does on schedule: from then on id_tokens carry a
   // `kid` the relying party has not seen, and the JWKS publishes only the new key. Sessions,
@@ -242,6 +262,7 @@ server.listen(port, '127.0.0.1', () => {
   process.on('SIGUSR2', () => {
     provider = new Provider(issuer, { ...configuration, jwks: { keys: newSigningJwks() } });
     installFontStripper(provider);
+    logBackchannel(provider);
     callback = provider.callback();
     process.stderr.write('idp.mjs: signing key rotated\n');
   });
