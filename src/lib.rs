@@ -47,6 +47,7 @@ pub mod server;
 pub mod session;
 pub mod signal;
 pub mod state;
+pub mod systemd;
 pub mod store;
 pub mod users;
 
