@@ -47,8 +47,8 @@ pub mod server;
 pub mod session;
 pub mod signal;
 pub mod state;
-pub mod systemd;
 pub mod store;
+pub mod systemd;
 pub mod users;
 
 /// Seconds since the Unix epoch; every timestamp idgate stores or signs uses this unit.

@@ -141,15 +141,20 @@ fn socket_perms(
     };
     let gid = match group {
         None => None,
-        Some(g) => Some(g.parse::<u32>().ok().or_else(|| {
-            group_file.lines().find_map(|line| {
-                let mut fields = line.split(':');
-                let name = fields.next()?;
-                (name == g).then(|| fields.nth(1)?.parse().ok())?
-            })
-        }).ok_or_else(|| {
-            ConfigError::invalid("server.socket_group", format!("no group named `{g}`"))
-        })?),
+        Some(g) => Some(
+            g.parse::<u32>()
+                .ok()
+                .or_else(|| {
+                    group_file.lines().find_map(|line| {
+                        let mut fields = line.split(':');
+                        let name = fields.next()?;
+                        (name == g).then(|| fields.nth(1)?.parse().ok())?
+                    })
+                })
+                .ok_or_else(|| {
+                    ConfigError::invalid("server.socket_group", format!("no group named `{g}`"))
+                })?,
+        ),
     };
     Ok(SocketPerms { mode, gid })
 }
