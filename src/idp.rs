@@ -108,6 +108,12 @@ impl IdpClient {
         if let Some(m) = self.metadata.read().ok().and_then(|g| g.clone()) {
             return Ok(m);
         }
+        self.discover().await
+    }
+
+    /// Fetches the discovery document now (and caches it): `/-/check-up` uses it to tell
+    /// whether the provider answers.
+    pub async fn discover(&self) -> Result<Arc<ProviderMetadataWithLogout>, IdpError> {
         let issuer = self
             .provider
             .issuer_url
@@ -338,5 +344,10 @@ impl Idps {
 
     pub fn get(&self, app: &str, provider: &str) -> Option<&Arc<IdpClient>> {
         self.clients.get(&(app.to_owned(), provider.to_owned()))
+    }
+
+    /// Every ((app, provider), client) pair, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = (&(String, String), &Arc<IdpClient>)> {
+        self.clients.iter()
     }
 }

@@ -25,6 +25,8 @@
 //! - [`redirect`] decides which post-login targets are safe; [`cookie`] and [`headers`] name and
 //!   build what goes on the wire; [`crypto`] holds random tokens, hashing and at-rest encryption;
 //!   [`pages`] renders the few HTML pages the login needs.
+//! - [`metrics`] counts requests, decisions, logins and latencies for `/-/metrics`; [`systemd`]
+//!   speaks the service manager's notify protocol.
 //! - [`config`] reads the TOML in two phases (raw serde → validated, typed values); [`cli`] is the
 //!   command line; `main.rs` only wires them together.
 
@@ -39,6 +41,7 @@ pub mod headers;
 pub mod http;
 pub mod idp;
 pub mod jwt;
+pub mod metrics;
 pub mod pages;
 pub mod policy;
 pub mod redirect;

@@ -245,7 +245,8 @@ async fn serve(
     let path = req.uri().path();
     let is_auth = path == "/auth" || path.starts_with("/auth/");
     if is_auth {
-        let resp = routes::handle(state, peer, req).await;
+        let resp = routes::handle(state.clone(), peer, req).await;
+        state.metrics.request("/auth", resp.status().as_u16());
         tracing::debug!(
             status = resp.status().as_u16(),
             latency_us = start.elapsed().as_micros() as u64,
@@ -255,7 +256,8 @@ async fn serve(
     }
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
-    let resp = routes::handle(state, peer, req).await;
+    let resp = routes::handle(state.clone(), peer, req).await;
+    state.metrics.request(&path, resp.status().as_u16());
     tracing::info!(
         %method,
         %path,

@@ -27,6 +27,8 @@ pub struct AppState {
     /// `/.well-known/jwks.json`, rendered once.
     pub jwks_body: Bytes,
     pub location_rules: crate::policy::LocationRules,
+    /// Counters and histograms for `/-/metrics` (atomic increments only on `/auth`).
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// The stores a config names, opened.
@@ -113,6 +115,7 @@ impl AppState {
             cipher,
             jwks_body,
             location_rules: Default::default(),
+            metrics: Arc::new(crate::metrics::Metrics::new()),
             config,
         }))
     }

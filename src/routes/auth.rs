@@ -29,8 +29,11 @@ pub async fn decide(state: &AppState, peer: &Peer, req: &Request) -> Response {
     let session = match super::session_token(headers) {
         None => None,
         Some(token) => match state.auth.cached(token, crate::now_secs()) {
-            Some(session) => Some(session),
-            None => match state.auth.authenticate(token).await {
+            Some(session) => {
+                state.metrics.cache_hit();
+                Some(session)
+            }
+            None => match checked_in_store(state, token).await {
                 Ok(session) => Some(session),
                 Err(AuthFailure::Store(e)) => {
                     tracing::error!(error = %e, "cannot confirm a session: treating the request as anonymous");
@@ -82,6 +85,18 @@ pub async fn decide(state: &AppState, peer: &Peer, req: &Request) -> Response {
         }
         Decision::Unauthenticated => unauthorized(state, method, headers),
     }
+}
+
+/// A token-cache miss: verify and ask the store, timed for `/-/metrics`.
+async fn checked_in_store(
+    state: &AppState,
+    token: &str,
+) -> Result<std::sync::Arc<VerifiedSession>, AuthFailure> {
+    state.metrics.cache_miss();
+    let start = std::time::Instant::now();
+    let checked = state.auth.authenticate(token).await;
+    crate::metrics::Metrics::observe(&state.metrics.store_latency, start.elapsed());
+    checked
 }
 
 fn original_uri(headers: &HeaderMap) -> &str {
