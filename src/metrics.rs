@@ -152,13 +152,7 @@ impl Metrics {
             c.inc();
         }
         if route == 0 {
-            let outcome = match status {
-                200..=299 => 0,
-                401 => 1,
-                403 => 2,
-                _ => 3,
-            };
-            if let Some(c) = self.decisions.get(outcome) {
+            if let Some(c) = self.decisions.get(outcome_index(status)) {
                 c.inc();
             }
         }
@@ -195,6 +189,20 @@ impl Metrics {
         // Writing into a String cannot fail.
         let _ = encode(&mut out, &self.registry);
         out
+    }
+}
+
+/// The `/auth` outcome label for a status (also the `decision` field of its log line).
+pub fn decision(status: u16) -> &'static str {
+    OUTCOMES[outcome_index(status)]
+}
+
+fn outcome_index(status: u16) -> usize {
+    match status {
+        200..=299 => 0,
+        401 => 1,
+        403 => 2,
+        _ => 3,
     }
 }
 

@@ -235,7 +235,10 @@ fn spawn_connection<S>(
     });
 }
 
-/// One request, logged: login traffic at info, the high-volume `/auth` at debug.
+/// One request, logged: login traffic at info, the high-volume `/auth` at debug. Every line
+/// has the request id (Nginx's `X-Request-Id` when it sends one, else a process-wide counter),
+/// method, path, status and latency; `/auth` lines add the decision and the user id. No header
+/// value that could hold a secret (cookies, tokens) is ever logged.
 async fn serve(
     state: Arc<AppState>,
     peer: Arc<Peer>,
@@ -245,20 +248,38 @@ async fn serve(
     let path = req.uri().path();
     let is_auth = path == "/auth" || path.starts_with("/auth/");
     if is_auth {
+        // Only what the debug line needs, and only when it is on: the hot path stays as it was.
+        let logged = tracing::enabled!(tracing::Level::DEBUG)
+            .then(|| (request_id(&req), req.uri().path().to_owned()));
         let resp = routes::handle(state.clone(), peer, req).await;
-        state.metrics.request("/auth", resp.status().as_u16());
-        tracing::debug!(
-            status = resp.status().as_u16(),
-            latency_us = start.elapsed().as_micros() as u64,
-            "/auth"
-        );
+        let status = resp.status().as_u16();
+        state.metrics.request("/auth", status);
+        if let Some((request_id, path)) = logged {
+            let user_id = resp
+                .headers()
+                .get(crate::headers::MIA_USERID)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            tracing::debug!(
+                %request_id,
+                method = "AUTH",
+                %path,
+                status,
+                latency_us = start.elapsed().as_micros() as u64,
+                user_id,
+                decision = crate::metrics::decision(status),
+                "/auth"
+            );
+        }
         return resp;
     }
+    let request_id = request_id(&req);
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let resp = routes::handle(state.clone(), peer, req).await;
     state.metrics.request(&path, resp.status().as_u16());
     tracing::info!(
+        %request_id,
         %method,
         %path,
         status = resp.status().as_u16(),
@@ -266,4 +287,16 @@ async fn serve(
         "request"
     );
     resp
+}
+
+/// `X-Request-Id` (printable, at most 64 bytes), else `local-<n>`.
+fn request_id(req: &crate::http::Request) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    req.headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 64)
+        .map(str::to_owned)
+        .unwrap_or_else(|| format!("local-{}", NEXT.fetch_add(1, Ordering::Relaxed)))
 }

@@ -1,6 +1,9 @@
 //! Shutdown signals: SIGTERM drains in-flight requests for `server.shutdown_grace` (what
 //! `systemctl stop` sends); SIGINT (Ctrl-C) stops accepting and exits at once, without waiting
 //! for open requests. A second signal is not waited for.
+//!
+//! SIGHUP does not reload yet: it is caught (so it never kills the daemon) and logged; apply a
+//! new config with `systemctl restart idgate` after `idgate check-config`.
 
 /// How the server should stop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,19 +22,23 @@ pub async fn shutdown() -> Stop {
         match (
             signal(SignalKind::terminate()),
             signal(SignalKind::interrupt()),
+            signal(SignalKind::hangup()),
         ) {
-            (Ok(mut term), Ok(mut int)) => {
+            (Ok(mut term), Ok(mut int), Ok(mut hup)) => loop {
                 tokio::select! {
+                    _ = hup.recv() => {
+                        tracing::warn!("SIGHUP received: reloading is not supported; restart to apply a new config");
+                    }
                     _ = term.recv() => {
                         tracing::info!("SIGTERM received, draining");
-                        Stop::Drain
+                        return Stop::Drain;
                     }
                     _ = int.recv() => {
                         tracing::info!("SIGINT received, stopping now");
-                        Stop::Fast
+                        return Stop::Fast;
                     }
                 }
-            }
+            },
             _ => {
                 let _ = tokio::signal::ctrl_c().await;
                 Stop::Fast
