@@ -157,8 +157,7 @@ async fn debian_package_installs_serves_a_login_and_purges() {
         std::fs::File::create(std::env::temp_dir().join("idgate-package-test.lock")).unwrap();
     lock.lock().unwrap();
 
-    let deb = must(repo().join("scripts/package").to_str().unwrap(), &[]);
-    let deb = deb.lines().last().unwrap().trim().to_owned();
+    let deb = build_package();
     assert!(
         deb.ends_with(".deb") && Path::new(&deb).is_file(),
         "scripts/package printed {deb}"
@@ -169,8 +168,10 @@ async fn debian_package_installs_serves_a_login_and_purges() {
         "unexpected name {deb}"
     );
 
-    // A previous run that died half-way may have left it installed.
+    // A previous run that died half-way may have left it installed; a failing assertion of this
+    // one purges it on the way out.
     let _ = run("dpkg", &["--purge", "idgate"]);
+    let _purge_on_failure = PurgeOnDrop;
     must("dpkg", &["-i", &deb]);
 
     // Files, owners and modes.
@@ -300,6 +301,44 @@ async fn debian_package_installs_serves_a_login_and_purges() {
     assert!(!overrides.contains("/etc/idgate"), "{overrides}");
     assert!(uid_of("idgate").is_some(), "the system user stays");
     stack.nginx.proc.terminate();
+}
+
+/// Purges the package when dropped (the test's end or a failed assertion).
+struct PurgeOnDrop;
+
+impl Drop for PurgeOnDrop {
+    fn drop(&mut self) {
+        let _ = run("dpkg", &["--purge", "idgate"]);
+    }
+}
+
+/// Runs `scripts/package` (release build, reused when up to date; lintian) and returns the path
+/// it prints. The variables `cargo test` sets for this test are removed, so that the release
+/// build sees the same environment as a `scripts/package` run by hand and is not rebuilt.
+fn build_package() -> String {
+    let mut cmd = Command::new(repo().join("scripts/package"));
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy().into_owned();
+        if (name.starts_with("CARGO_") && name != "CARGO_HOME" && name != "CARGO_TARGET_DIR")
+            || name.starts_with("RUST_")
+            || name == "OUT_DIR"
+        {
+            cmd.env_remove(&name);
+        }
+    }
+    let out = cmd.output().expect("run scripts/package");
+    assert!(
+        out.status.success(),
+        "scripts/package failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .rfind(|l| l.trim().ends_with(".deb"))
+        .unwrap_or_default()
+        .trim()
+        .to_owned()
 }
 
 fn uid_of_self_is_root() -> bool {
