@@ -1,5 +1,6 @@
-//! The command line: `serve`, `check-config`, `keygen`, and the `users` / `sessions` commands
-//! that work on whatever store the config names (also while the daemon runs).
+//! The command line: `serve`, `check-config`, `keygen`, `version`, and the `users` / `sessions`
+//! commands that work on whatever store the config names (also while the daemon runs).
+//! `completions <shell>` (hidden) prints shell completions for the package.
 //!
 //! Exit codes: 0 success, 1 runtime failure, 2 usage error (clap), 78 bad configuration
 //! (`EX_CONFIG`, so package scripts and `ExecStartPre` can tell it apart).
@@ -52,6 +53,11 @@ pub enum Command {
         #[arg(long, default_value = "/etc/idgate/idgate.toml")]
         config: PathBuf,
     },
+    /// Print the version, the target and the enabled features, one `key: value` per line.
+    Version,
+    /// Print shell completions (the package ships them).
+    #[command(hide = true)]
+    Completions { shell: clap_complete::Shell },
     /// List users or change their groups.
     Users {
         #[command(subcommand)]
@@ -186,9 +192,29 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             );
             Ok(())
         }
+        Command::Version => {
+            print!("{}", version_text());
+            Ok(())
+        }
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            let mut cmd = Cli::command();
+            clap_complete::generate(shell, &mut cmd, "idgate", &mut std::io::stdout());
+            Ok(())
+        }
         Command::Users { action } => block_on(users(action)),
         Command::Sessions { action } => block_on(sessions(action)),
     }
+}
+
+/// What `idgate version` prints: enough for a bug report.
+pub fn version_text() -> String {
+    format!(
+        "idgate {}\ntarget: {}-{}\n",
+        env!("CARGO_PKG_VERSION"),
+        std::env::consts::ARCH,
+        std::env::consts::OS,
+    )
 }
 
 fn block_on<F: std::future::Future<Output = Result<(), Failure>>>(f: F) -> Result<(), Failure> {
@@ -208,12 +234,18 @@ fn serve(path: &Path) -> Result<(), Failure> {
         .build()
         .map_err(|e| Failure::Runtime(e.into()))?;
     runtime.block_on(async move {
-        let listeners = crate::server::bind(&config.server.listen)
+        let listeners = crate::server::bind_with(&config.server.listen, &config.server.socket)
             .await
             .map_err(anyhow::Error::from)?;
         let state = AppState::build(config).await?;
         state.spawn_background();
-        crate::server::run(listeners, state, crate::signal::shutdown()).await;
+        crate::systemd::ready();
+        let stop = async {
+            let how = crate::signal::shutdown().await;
+            crate::systemd::stopping();
+            how
+        };
+        crate::server::run_until(listeners, state, stop).await;
         Ok(())
     })
 }

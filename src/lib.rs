@@ -28,6 +28,8 @@
 //! - [`redirect`] decides which post-login targets are safe; [`cookie`] and [`headers`] name and
 //!   build what goes on the wire; [`crypto`] holds random tokens, hashing and at-rest encryption;
 //!   [`pages`] renders the few HTML pages the login needs.
+//! - [`metrics`] counts requests, decisions, logins and latencies for `/-/metrics`; [`systemd`]
+//!   speaks the service manager's notify protocol.
 //! - [`config`] reads the TOML in two phases (raw serde → validated, typed values); [`cli`] is the
 //!   command line; `main.rs` only wires them together.
 
@@ -42,6 +44,7 @@ pub mod headers;
 pub mod http;
 pub mod idp;
 pub mod jwt;
+pub mod metrics;
 pub mod pages;
 pub mod policy;
 pub mod redirect;
@@ -52,6 +55,7 @@ pub mod session;
 pub mod signal;
 pub mod state;
 pub mod store;
+pub mod systemd;
 pub mod users;
 
 /// Seconds since the Unix epoch; every timestamp idgate stores or signs uses this unit.

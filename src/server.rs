@@ -3,7 +3,8 @@
 //! period, then returns.
 //!
 //! `run` takes already-bound listeners and a shutdown future, so tests bind port 0 and stop the
-//! server by resolving the future.
+//! server by resolving the future; `run_until` also lets the future say whether to drain
+//! (SIGTERM) or stop at once (SIGINT).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -19,8 +20,9 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::{mpsc, watch};
 
-use crate::config::ListenAddr;
+use crate::config::{ListenAddr, SocketPerms};
 use crate::routes::{self, Peer};
+use crate::signal::Stop;
 use crate::state::AppState;
 
 /// A bound listener.
@@ -39,9 +41,18 @@ impl Listener {
     }
 }
 
-/// Binds every configured address. A stale unix socket file is replaced; the new one is
-/// readable and writable by the owner and group (the Nginx user joins the group).
+/// Binds every configured address, unix sockets with the default permissions (0660, the
+/// process's group).
 pub async fn bind(addrs: &[ListenAddr]) -> std::io::Result<Vec<Listener>> {
+    bind_with(addrs, &SocketPerms::default()).await
+}
+
+/// Binds every configured address. A stale unix socket file is replaced; the new one gets
+/// `perms` (`server.socket_mode` / `server.socket_group`, so Nginx's user can connect).
+pub async fn bind_with(
+    addrs: &[ListenAddr],
+    perms: &SocketPerms,
+) -> std::io::Result<Vec<Listener>> {
     let mut out = Vec::new();
     for addr in addrs {
         match addr {
@@ -61,7 +72,15 @@ pub async fn bind(addrs: &[ListenAddr]) -> std::io::Result<Vec<Listener>> {
                     )
                 })?;
                 use std::os::unix::fs::PermissionsExt;
-                std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
+                if let Some(gid) = perms.gid {
+                    std::os::unix::fs::chown(path, None, Some(gid)).map_err(|e| {
+                        std::io::Error::new(
+                            e.kind(),
+                            format!("cannot give {} to group {gid}: {e}", path.display()),
+                        )
+                    })?;
+                }
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(perms.mode))?;
                 out.push(Listener::Unix(l, path.clone()));
             }
         }
@@ -75,6 +94,20 @@ pub async fn run(
     state: Arc<AppState>,
     shutdown: impl Future<Output = ()>,
 ) {
+    run_until(listeners, state, async {
+        shutdown.await;
+        Stop::Drain
+    })
+    .await
+}
+
+/// Serves until `shutdown` resolves; then drains for `server.shutdown_grace`
+/// ([`Stop::Drain`]) or closes every connection at once ([`Stop::Fast`]).
+pub async fn run_until(
+    listeners: Vec<Listener>,
+    state: Arc<AppState>,
+    shutdown: impl Future<Output = Stop>,
+) {
     let (stop_tx, stop_rx) = watch::channel(false);
     // Every connection task holds a clone of `alive_tx`; when the last one ends, `recv` on
     // `alive_rx` returns `None`: the drain is complete.
@@ -86,13 +119,16 @@ pub async fn run(
         accept_tasks.push(tokio::spawn(accept_loop(listener, state, stop, alive)));
     }
     drop(alive_tx);
-    shutdown.await;
+    let how = shutdown.await;
     let _ = stop_tx.send(true);
     for t in accept_tasks {
         let _ = t.await;
     }
-    let grace = state.config.server.shutdown_grace;
-    if tokio::time::timeout(grace, alive_rx.recv()).await.is_err() {
+    let grace = match how {
+        Stop::Drain => state.config.server.shutdown_grace,
+        Stop::Fast => Duration::ZERO,
+    };
+    if tokio::time::timeout(grace, alive_rx.recv()).await.is_err() && how == Stop::Drain {
         tracing::warn!(
             ?grace,
             "connections still open after the grace period; closing them"
@@ -199,7 +235,10 @@ fn spawn_connection<S>(
     });
 }
 
-/// One request, logged: login traffic at info, the high-volume `/auth` at debug.
+/// One request, logged: login traffic at info, the high-volume `/auth` at debug. Every line
+/// has the request id (Nginx's `X-Request-Id` when it sends one, else a process-wide counter),
+/// method, path, status and latency; `/auth` lines add the decision and the user id. No header
+/// value that could hold a secret (cookies, tokens) is ever logged.
 async fn serve(
     state: Arc<AppState>,
     peer: Arc<Peer>,
@@ -209,18 +248,38 @@ async fn serve(
     let path = req.uri().path();
     let is_auth = path == "/auth" || path.starts_with("/auth/");
     if is_auth {
-        let resp = routes::handle(state, peer, req).await;
-        tracing::debug!(
-            status = resp.status().as_u16(),
-            latency_us = start.elapsed().as_micros() as u64,
-            "/auth"
-        );
+        // Only what the debug line needs, and only when it is on: the hot path stays as it was.
+        let logged = tracing::enabled!(tracing::Level::DEBUG)
+            .then(|| (request_id(&req), req.uri().path().to_owned()));
+        let resp = routes::handle(state.clone(), peer, req).await;
+        let status = resp.status().as_u16();
+        state.metrics.request("/auth", status);
+        if let Some((request_id, path)) = logged {
+            let user_id = resp
+                .headers()
+                .get(crate::headers::MIA_USERID)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            tracing::debug!(
+                %request_id,
+                method = "AUTH",
+                %path,
+                status,
+                latency_us = start.elapsed().as_micros() as u64,
+                user_id,
+                decision = crate::metrics::decision(status),
+                "/auth"
+            );
+        }
         return resp;
     }
+    let request_id = request_id(&req);
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
-    let resp = routes::handle(state, peer, req).await;
+    let resp = routes::handle(state.clone(), peer, req).await;
+    state.metrics.request(&path, resp.status().as_u16());
     tracing::info!(
+        %request_id,
         %method,
         %path,
         status = resp.status().as_u16(),
@@ -228,4 +287,16 @@ async fn serve(
         "request"
     );
     resp
+}
+
+/// `X-Request-Id` (printable, at most 64 bytes), else `local-<n>`.
+fn request_id(req: &crate::http::Request) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    req.headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 64)
+        .map(str::to_owned)
+        .unwrap_or_else(|| format!("local-{}", NEXT.fetch_add(1, Ordering::Relaxed)))
 }

@@ -1,28 +1,53 @@
-//! Shutdown signals: SIGTERM drains in-flight requests for `server.shutdown_grace`; SIGINT
-//! (Ctrl-C) does the same, so both are safe; a second signal is not waited for.
+//! Shutdown signals: SIGTERM drains in-flight requests for `server.shutdown_grace` (what
+//! `systemctl stop` sends); SIGINT (Ctrl-C) stops accepting and exits at once, without waiting
+//! for open requests. A second signal is not waited for.
+//!
+//! SIGHUP does not reload yet: it is caught (so it never kills the daemon) and logged; apply a
+//! new config with `systemctl restart idgate` after `idgate check-config`.
 
-/// Resolves when SIGTERM or SIGINT arrives.
-pub async fn shutdown() {
+/// How the server should stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// Let in-flight requests finish, for up to `server.shutdown_grace`.
+    Drain,
+    /// Close everything now.
+    Fast,
+}
+
+/// Resolves when SIGTERM (→ [`Stop::Drain`]) or SIGINT (→ [`Stop::Fast`]) arrives.
+pub async fn shutdown() -> Stop {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
         match (
             signal(SignalKind::terminate()),
             signal(SignalKind::interrupt()),
+            signal(SignalKind::hangup()),
         ) {
-            (Ok(mut term), Ok(mut int)) => {
+            (Ok(mut term), Ok(mut int), Ok(mut hup)) => loop {
                 tokio::select! {
-                    _ = term.recv() => tracing::info!("SIGTERM received, draining"),
-                    _ = int.recv() => tracing::info!("SIGINT received, draining"),
+                    _ = hup.recv() => {
+                        tracing::warn!("SIGHUP received: reloading is not supported; restart to apply a new config");
+                    }
+                    _ = term.recv() => {
+                        tracing::info!("SIGTERM received, draining");
+                        return Stop::Drain;
+                    }
+                    _ = int.recv() => {
+                        tracing::info!("SIGINT received, stopping now");
+                        return Stop::Fast;
+                    }
                 }
-            }
+            },
             _ => {
                 let _ = tokio::signal::ctrl_c().await;
+                Stop::Fast
             }
         }
     }
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+        Stop::Fast
     }
 }

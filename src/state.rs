@@ -29,6 +29,8 @@ pub struct AppState {
     pub location_rules: crate::policy::LocationRules,
     /// Recent silent renewals by expired token, so a burst of requests renews once.
     pub renewals: quick_cache::sync::Cache<String, Arc<crate::renewal::Renewed>>,
+    /// Counters and histograms for `/-/metrics` (atomic increments only on `/auth`).
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// The stores a config names, opened.
@@ -116,6 +118,7 @@ impl AppState {
             jwks_body,
             location_rules: Default::default(),
             renewals: quick_cache::sync::Cache::new(4096),
+            metrics: Arc::new(crate::metrics::Metrics::new()),
             config,
         }))
     }

@@ -103,6 +103,64 @@ pub struct ServerConfig {
     /// The app anonymous browsers are sent to (the only one, or `server.default_app`).
     pub default_app: Option<String>,
     pub shutdown_grace: Duration,
+    /// Mode and group of the unix sockets.
+    pub socket: SocketPerms,
+}
+
+/// Permissions given to a unix socket once bound, so that Nginx's user can connect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SocketPerms {
+    pub mode: u32,
+    /// `None`: the process's group.
+    pub gid: Option<u32>,
+}
+
+impl Default for SocketPerms {
+    fn default() -> Self {
+        Self {
+            mode: 0o660,
+            gid: None,
+        }
+    }
+}
+
+/// `server.socket_mode` / `server.socket_group`: an octal mode without bits beyond 0777 and a
+/// group that exists (a name from `group_file`, i.e. `/etc/group`, or a number).
+fn socket_perms(
+    mode: Option<&str>,
+    group: Option<&str>,
+    group_file: &str,
+) -> Result<SocketPerms, ConfigError> {
+    let mode = match mode {
+        None => 0o660,
+        Some(m) => u32::from_str_radix(m.trim_start_matches("0o"), 8)
+            .ok()
+            .filter(|m| *m <= 0o777)
+            .ok_or_else(|| {
+                ConfigError::invalid(
+                    "server.socket_mode",
+                    format!("`{m}` is not an octal mode such as \"0660\""),
+                )
+            })?,
+    };
+    let gid = match group {
+        None => None,
+        Some(g) => Some(
+            g.parse::<u32>()
+                .ok()
+                .or_else(|| {
+                    group_file.lines().find_map(|line| {
+                        let mut fields = line.split(':');
+                        let name = fields.next()?;
+                        (name == g).then(|| fields.nth(1)?.parse().ok())?
+                    })
+                })
+                .ok_or_else(|| {
+                    ConfigError::invalid("server.socket_group", format!("no group named `{g}`"))
+                })?,
+        ),
+    };
+    Ok(SocketPerms { mode, gid })
 }
 
 #[derive(Debug)]
@@ -288,6 +346,11 @@ impl Config {
                 .map_err(|m| ConfigError::invalid("server.trusted_peers", m))?,
         };
         let shutdown_grace = duration("server.shutdown_grace", raw.server.shutdown_grace, "10s")?;
+        let socket = socket_perms(
+            raw.server.socket_mode.as_deref(),
+            raw.server.socket_group.as_deref(),
+            &std::fs::read_to_string("/etc/group").unwrap_or_default(),
+        )?;
 
         let jwt = raw.jwt.ok_or_else(|| {
             ConfigError::invalid(
@@ -595,6 +658,7 @@ impl Config {
                 trusted_peers,
                 default_app,
                 shutdown_grace,
+                socket,
             },
             jwt: JwtConfig {
                 signing,
@@ -784,6 +848,31 @@ fn duration(key: &str, value: Option<String>, default: &str) -> Result<Duration,
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn socket_mode_and_group() {
+        let groups = "root:x:0:\nwww-data:x:33:\nidgate:x:998:\n";
+        assert_eq!(
+            socket_perms(None, None, groups).unwrap(),
+            SocketPerms::default()
+        );
+        let p = socket_perms(Some("0666"), Some("www-data"), groups).unwrap();
+        assert_eq!((p.mode, p.gid), (0o666, Some(33)));
+        assert_eq!(
+            socket_perms(Some("660"), Some("42"), groups).unwrap().gid,
+            Some(42)
+        );
+        for (mode, group, key) in [
+            (Some("0999"), None, "server.socket_mode"),
+            (Some("01777"), None, "server.socket_mode"),
+            (None, Some("nginx"), "server.socket_group"),
+        ] {
+            match socket_perms(mode, group, groups) {
+                Err(ConfigError::Invalid { key: k, .. }) => assert_eq!(k, key),
+                other => panic!("{other:?}"),
+            }
+        }
+    }
 
     const MINIMAL: &str = r#"
         [server]

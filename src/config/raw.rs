@@ -55,6 +55,10 @@ pub struct RawServer {
     pub default_app: Option<String>,
     /// How long in-flight requests may run after SIGTERM, e.g. `"10s"`.
     pub shutdown_grace: Option<String>,
+    /// Permissions of the unix sockets, octal, e.g. `"0660"` (the default).
+    pub socket_mode: Option<String>,
+    /// Group of the unix sockets (name or number), e.g. `"www-data"`; default: the process's.
+    pub socket_group: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -124,6 +124,16 @@ impl IdpClient {
         }
     }
 
+    /// Fetches the discovery document (and JWKS) now, replacing the cached one: `/-/check-up`
+    /// uses it to tell whether the provider answers. Plain OAuth2 providers have nothing to
+    /// discover.
+    pub async fn discover(&self) -> Result<(), IdpError> {
+        match &self.flow {
+            Flow::Oidc(f) => f.rediscover().await,
+            Flow::OAuth2(_) => Ok(()),
+        }
+    }
+
     /// Validates a back-channel logout token (OIDC providers only).
     pub async fn verify_logout_token(&self, token: &str) -> Result<oidc::LogoutClaims, IdpError> {
         match &self.flow {
@@ -173,6 +183,11 @@ impl Idps {
             }
         }
         Ok(Self { clients })
+    }
+
+    /// Every ((app, provider), client) pair, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = (&(String, String), &Arc<IdpClient>)> {
+        self.clients.iter()
     }
 
     pub fn get(&self, app: &str, provider: &str) -> Option<&Arc<IdpClient>> {

@@ -154,6 +154,15 @@ impl OidcFlow {
         if let Some(d) = self.discovered.read().ok().and_then(|g| g.clone()) {
             return Ok(d);
         }
+        self.discover_fresh().await
+    }
+
+    /// Discovers again, replacing what was cached (logins in flight keep their copy).
+    pub async fn rediscover(&self) -> Result<(), IdpError> {
+        self.discover_fresh().await.map(|_| ())
+    }
+
+    async fn discover_fresh(&self) -> Result<Arc<Discovered>, IdpError> {
         let discovery_err = |message: String| IdpError::Discovery {
             issuer: self.issuer.clone(),
             message,

@@ -31,8 +31,11 @@ pub async fn decide(state: &AppState, peer: &Peer, req: &Request) -> Response {
     let session = match super::session_token(headers) {
         None => None,
         Some(token) => match state.auth.cached(token, crate::now_secs()) {
-            Some(session) => Some(session),
-            None => match state.auth.authenticate(token).await {
+            Some(session) => {
+                state.metrics.cache_hit();
+                Some(session)
+            }
+            None => match checked_in_store(state, token).await {
                 Ok(session) => Some(session),
                 // A browser's expired token is renewed while its session lives.
                 Err(AuthFailure::Token(JwtError::Expired)) if !has_bearer(headers) => {
@@ -111,6 +114,18 @@ fn has_bearer(headers: &HeaderMap) -> bool {
         .get(http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.len() > 7 && v[..7].eq_ignore_ascii_case("bearer "))
+}
+
+/// A token-cache miss: verify and ask the store, timed for `/-/metrics`.
+async fn checked_in_store(
+    state: &AppState,
+    token: &str,
+) -> Result<std::sync::Arc<VerifiedSession>, AuthFailure> {
+    state.metrics.cache_miss();
+    let start = std::time::Instant::now();
+    let checked = state.auth.authenticate(token).await;
+    crate::metrics::Metrics::observe(&state.metrics.store_latency, start.elapsed());
+    checked
 }
 
 fn original_uri(headers: &HeaderMap) -> &str {

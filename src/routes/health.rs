@@ -1,7 +1,13 @@
-//! Liveness and readiness. `/-/healthz` answers while the process runs; `/-/ready` only when
-//! every configured store answers, naming the one that does not.
+//! Liveness, readiness and the operator's views. `/-/healthz` answers while the process runs;
+//! `/-/ready` only when every configured store answers, naming the one that does not.
+//! `/-/metrics` (Prometheus text) and `/-/check-up` (every dependency, one entry each) answer
+//! trusted peers only (the dispatcher checks).
 
-use http::StatusCode;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::{HeaderValue, StatusCode};
+use http_body_util::Full;
 use serde_json::json;
 
 use crate::error::ApiError;
@@ -16,4 +22,63 @@ pub async fn ready(state: &AppState) -> Result<Response, ApiError> {
     state.sessions.ping_sessions().await?;
     state.users.ping_users().await?;
     Ok(json_response(StatusCode::OK, &json!({ "status": "ready" })))
+}
+
+/// The Prometheus exposition; the live-session gauge is refreshed here, at scrape time.
+pub async fn metrics(state: &AppState) -> Response {
+    match state.sessions.list_sessions(None).await {
+        Ok(list) => {
+            let now = crate::now_secs();
+            let live = list.iter().filter(|s| s.is_alive(now)).count();
+            state.metrics.live_sessions.set(live as i64);
+        }
+        Err(e) => tracing::warn!(error = %e, "metrics: cannot count sessions"),
+    }
+    let mut resp = http::Response::new(Full::new(Bytes::from(state.metrics.render())));
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    resp
+}
+
+/// Asks every dependency now: the session store, the users store, each provider's discovery
+/// document. 200 when all answer, else 503; each entry has its latency.
+pub async fn check_up(state: &AppState) -> Response {
+    let mut checks = Vec::new();
+    let start = Instant::now();
+    let r = state.sessions.ping_sessions().await;
+    checks.push(entry("store", start, r.map_err(|e| e.to_string())));
+    let start = Instant::now();
+    let r = state.users.ping_users().await;
+    checks.push(entry("users", start, r.map_err(|e| e.to_string())));
+    let mut idps: Vec<_> = state.idps.iter().collect();
+    idps.sort_by(|a, b| a.0.cmp(b.0));
+    for ((app, provider), client) in idps {
+        let start = Instant::now();
+        let r = client.discover().await;
+        checks.push(entry(
+            &format!("idp:{app}/{provider}"),
+            start,
+            r.map(|_| ()).map_err(|e| e.to_string()),
+        ));
+    }
+    let ok = checks.iter().all(|c| c["ok"] == true);
+    let status = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    json_response(
+        status,
+        &json!({ "status": if ok { "ok" } else { "failing" }, "checks": checks }),
+    )
+}
+
+fn entry(name: &str, start: Instant, result: Result<(), String>) -> serde_json::Value {
+    let ms = start.elapsed().as_secs_f64() * 1000.0;
+    match result {
+        Ok(()) => json!({ "name": name, "ok": true, "latency_ms": ms }),
+        Err(e) => json!({ "name": name, "ok": false, "latency_ms": ms, "error": e }),
+    }
 }

@@ -16,6 +16,8 @@
 //! | GET `/.well-known/jwks.json` | 200 JWKS | |
 //! | DELETE `/sessions/{userId}` | 200 `{"revoked": n}`; 403 for untrusted peers | admin: revokes every session of the user, on every instance |
 //! | GET `/-/healthz`, `/-/ready` | 200; 503 naming the store that is down | |
+//! | GET `/-/metrics` | 200 Prometheus text; 403 for untrusted peers | see `metrics` |
+//! | GET `/-/check-up` | 200 / 503 `{status, checks: [{name, ok, error?}]}`; 403 for untrusted peers | store, users, each IdP's discovery |
 
 mod auth;
 mod health;
@@ -69,6 +71,11 @@ pub async fn handle(state: Arc<AppState>, peer: Arc<Peer>, req: Request) -> Resp
         }
         (&Method::GET, "/-/healthz") => Ok(health::healthz()),
         (&Method::GET, "/-/ready") => health::ready(&state).await,
+        (&Method::GET, "/-/metrics" | "/-/check-up") if !peer.trusted => Err(ApiError::Forbidden(
+            "only trusted peers may read this".into(),
+        )),
+        (&Method::GET, "/-/metrics") => Ok(health::metrics(&state).await),
+        (&Method::GET, "/-/check-up") => Ok(health::check_up(&state).await),
         (_, p) if is_known_path(p) => Err(ApiError::MethodNotAllowed),
         (_, p) => Err(ApiError::NotFound(format!("no endpoint at {p}"))),
     };
@@ -90,6 +97,8 @@ fn is_known_path(p: &str) -> bool {
             | "/.well-known/jwks.json"
             | "/-/healthz"
             | "/-/ready"
+            | "/-/metrics"
+            | "/-/check-up"
     ) || p.starts_with("/apps/")
         || p.starts_with("/sessions/")
         || p.starts_with("/backchannel-logout/")

@@ -62,14 +62,19 @@ pub async fn exchange(state: &AppState, req: Request) -> Result<Response, ApiErr
         .idps
         .get(&login.app_id, &login.provider_id)
         .ok_or_else(|| bad_state("belongs to a provider that is no longer configured"))?;
-    let (idp_user, idp_tokens) = idp
+    let started = std::time::Instant::now();
+    let finished = idp
         .finish_login(code, &login.pkce_verifier, &login.nonce)
-        .await
-        .map_err(|e| match e {
-            IdpError::IdToken(_) => ApiError::Unauthorized(e.to_string()),
-            IdpError::Rejected(_) => ApiError::BadRequest(format!("code: {e}")),
-            other => ApiError::Idp(other.to_string()),
-        })?;
+        .await;
+    crate::metrics::Metrics::observe(&state.metrics.idp_latency, started.elapsed());
+    state
+        .metrics
+        .login(&login.app_id, &login.provider_id, finished.is_ok());
+    let (idp_user, idp_tokens) = finished.map_err(|e| match e {
+        IdpError::IdToken(_) => ApiError::Unauthorized(e.to_string()),
+        IdpError::Rejected(_) => ApiError::BadRequest(format!("code: {e}")),
+        other => ApiError::Idp(other.to_string()),
+    })?;
     let user = state
         .users
         .upsert_login(

@@ -239,9 +239,14 @@ pub fn idgate_cmd(args: &[&str]) -> (i32, String, String) {
 
 impl Idgate {
     pub fn start(dir: &Path, config_toml: &str) -> Self {
+        Self::start_bin(Path::new(idgate_bin()), dir, config_toml)
+    }
+
+    /// Like `start`, with another idgate binary (the installed package's).
+    pub fn start_bin(bin: &Path, dir: &Path, config_toml: &str) -> Self {
         let config = dir.join("idgate.toml");
         std::fs::write(&config, config_toml).unwrap();
-        let mut cmd = Command::new(idgate_bin());
+        let mut cmd = Command::new(bin);
         cmd.args(["serve", "--config"])
             .arg(&config)
             .env("RUST_LOG", "info,idgate=debug");
@@ -293,17 +298,37 @@ impl Nginx {
         Self::start_full(prefix, port, idgates, "")
     }
 
+    /// Like `start`, with the snippets from `snippets` (e.g. the package's
+    /// `/etc/nginx/snippets/idgate`) instead of the repository's.
+    pub fn start_with_snippets(
+        prefix: &Path,
+        port: u16,
+        idgate: SocketAddr,
+        snippets: &Path,
+    ) -> Self {
+        Self::start_from(prefix, port, &[idgate], "", snippets)
+    }
+
     fn start_full(prefix: &Path, port: u16, idgates: &[SocketAddr], locations: &str) -> Self {
+        Self::start_from(prefix, port, idgates, locations, &repo().join("nginx"))
+    }
+
+    fn start_from(
+        prefix: &Path,
+        port: u16,
+        idgates: &[SocketAddr],
+        locations: &str,
+        snippets: &Path,
+    ) -> Self {
         let nginx = which("nginx").expect("nginx is not installed: run scripts/install-deps");
         std::fs::create_dir_all(prefix.join("logs")).unwrap();
-        let snippets = repo().join("nginx");
         let servers: Vec<String> = idgates.iter().map(|a| a.to_string()).collect();
         let upstream = std::fs::read_to_string(snippets.join("idgate-upstream.conf"))
             .unwrap()
             .replace("127.0.0.1:4280;", &(servers.join(";\n    server ") + ";"));
         std::fs::write(prefix.join("idgate-upstream.conf"), upstream).unwrap();
         let echo_port = free_port();
-        let site = std::fs::read_to_string(snippets.join("example-site.conf"))
+        let site = std::fs::read_to_string(repo().join("nginx/example-site.conf"))
             .unwrap()
             .replace(
                 "/etc/nginx/snippets/idgate/",

@@ -1,0 +1,254 @@
+//! Prometheus metrics, served at `GET /-/metrics` (text exposition format, `prometheus-client`).
+//!
+//! The `/auth` hot path only ever does atomic increments on counters created up front: every
+//! (route, status) pair and every decision outcome gets its counter at startup, and a request
+//! picks it by index — no lock, no allocation, no label formatting per request. Histograms (a
+//! mutex inside) are touched only off the hot path: IdP calls, and store calls on a token-cache
+//! miss. Logins are few, so their (app, provider, outcome) family is filled on demand.
+
+use std::time::Duration;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+type Labels = Vec<(String, String)>;
+
+/// Routes as labelled in `idgate_http_requests_total`; index = position.
+const ROUTES: [&str; 10] = [
+    "auth",
+    "authorize",
+    "web_login",
+    "token",
+    "logout",
+    "userinfo",
+    "meta",
+    "health",
+    "admin",
+    "other",
+];
+/// Statuses with their own label; anything else counts as "other".
+const STATUSES: [u16; 12] = [200, 204, 302, 400, 401, 403, 404, 405, 500, 502, 503, 0];
+/// `/auth` outcomes, by status: 200, 401, 403, anything else.
+const OUTCOMES: [&str; 4] = ["allow", "unauthenticated", "forbidden", "error"];
+
+pub struct Metrics {
+    registry: Registry,
+    /// `[route][status]`, pre-created.
+    requests: Vec<Vec<Counter>>,
+    decisions: Vec<Counter>,
+    cache_hits: Counter,
+    cache_misses: Counter,
+    logins: Family<Labels, Counter>,
+    pub idp_latency: Histogram,
+    pub store_latency: Histogram,
+    pub live_sessions: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("idgate");
+        let requests_family = Family::<Labels, Counter>::default();
+        let requests = ROUTES
+            .iter()
+            .map(|route| {
+                STATUSES
+                    .iter()
+                    .map(|status| {
+                        let status = match status {
+                            0 => "other".to_owned(),
+                            s => s.to_string(),
+                        };
+                        requests_family.get_or_create_owned(&vec![
+                            ("route".to_owned(), (*route).to_owned()),
+                            ("status".to_owned(), status),
+                        ])
+                    })
+                    .collect()
+            })
+            .collect();
+        registry.register(
+            "http_requests",
+            "HTTP requests by route and status",
+            requests_family,
+        );
+        let decisions_family = Family::<Labels, Counter>::default();
+        let decisions = OUTCOMES
+            .iter()
+            .map(|o| {
+                decisions_family.get_or_create_owned(&vec![("outcome".to_owned(), (*o).to_owned())])
+            })
+            .collect();
+        registry.register(
+            "auth_decisions",
+            "/auth answers by outcome",
+            decisions_family,
+        );
+        let cache_family = Family::<Labels, Counter>::default();
+        let cache_hits =
+            cache_family.get_or_create_owned(&vec![("result".to_owned(), "hit".to_owned())]);
+        let cache_misses =
+            cache_family.get_or_create_owned(&vec![("result".to_owned(), "miss".to_owned())]);
+        registry.register(
+            "token_cache",
+            "/auth token cache lookups by result (hit ratio = hit / (hit + miss))",
+            cache_family,
+        );
+        let logins = Family::<Labels, Counter>::default();
+        registry.register(
+            "logins",
+            "Finished logins by app, provider and outcome",
+            logins.clone(),
+        );
+        let seconds = || Histogram::new(exponential_buckets(0.0005, 2.0, 16));
+        let idp_latency = seconds();
+        registry.register(
+            "idp_request_duration_seconds",
+            "Identity provider calls (code exchange, userinfo, discovery)",
+            idp_latency.clone(),
+        );
+        let store_latency = seconds();
+        registry.register(
+            "store_request_duration_seconds",
+            "Session checks against the store on a token-cache miss",
+            store_latency.clone(),
+        );
+        let live_sessions = Gauge::default();
+        registry.register(
+            "live_sessions",
+            "Sessions alive in the store (counted at scrape time)",
+            live_sessions.clone(),
+        );
+        Self {
+            registry,
+            requests,
+            decisions,
+            cache_hits,
+            cache_misses,
+            logins,
+            idp_latency,
+            store_latency,
+            live_sessions,
+        }
+    }
+
+    /// Counts one answered request; for `/auth` also its decision.
+    pub fn request(&self, path: &str, status: u16) {
+        let route = route_index(path);
+        let s = STATUSES
+            .iter()
+            .position(|s| *s == status)
+            .unwrap_or(STATUSES.len() - 1);
+        if let Some(c) = self.requests.get(route).and_then(|r| r.get(s)) {
+            c.inc();
+        }
+        if route == 0 {
+            if let Some(c) = self.decisions.get(outcome_index(status)) {
+                c.inc();
+            }
+        }
+    }
+
+    pub fn cache_hit(&self) {
+        self.cache_hits.inc();
+    }
+
+    pub fn cache_miss(&self) {
+        self.cache_misses.inc();
+    }
+
+    pub fn login(&self, app: &str, provider: &str, ok: bool) {
+        self.logins
+            .get_or_create(&vec![
+                ("app".to_owned(), app.to_owned()),
+                ("provider".to_owned(), provider.to_owned()),
+                (
+                    "outcome".to_owned(),
+                    if ok { "ok" } else { "failed" }.to_owned(),
+                ),
+            ])
+            .inc();
+    }
+
+    pub fn observe(histogram: &Histogram, elapsed: Duration) {
+        histogram.observe(elapsed.as_secs_f64());
+    }
+
+    /// The text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+}
+
+/// The `/auth` outcome label for a status (also the `decision` field of its log line).
+pub fn decision(status: u16) -> &'static str {
+    OUTCOMES[outcome_index(status)]
+}
+
+fn outcome_index(status: u16) -> usize {
+    match status {
+        200..=299 => 0,
+        401 => 1,
+        403 => 2,
+        _ => 3,
+    }
+}
+
+fn route_index(path: &str) -> usize {
+    match path {
+        p if p == "/auth" || p.starts_with("/auth/") => 0,
+        "/authorize" => 1,
+        p if p.starts_with("/web-login") => 2,
+        "/oauth/token" => 3,
+        "/logout" => 4,
+        "/userinfo" => 5,
+        p if p == "/.well-known/jwks.json" || p.starts_with("/apps/") => 6,
+        "/-/healthz" | "/-/ready" => 7,
+        "/-/metrics" | "/-/check-up" => 8,
+        _ => 9,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_requests_decisions_and_cache() {
+        let m = Metrics::new();
+        m.request("/auth", 200);
+        m.request("/auth/groups.admin", 401);
+        m.request("/authorize", 302);
+        m.request("/nope", 418);
+        m.cache_hit();
+        m.cache_miss();
+        m.login("web", "dev", true);
+        let text = m.render();
+        for line in [
+            r#"idgate_http_requests_total{route="auth",status="200"} 1"#,
+            r#"idgate_http_requests_total{route="auth",status="401"} 1"#,
+            r#"idgate_http_requests_total{route="authorize",status="302"} 1"#,
+            r#"idgate_http_requests_total{route="other",status="other"} 1"#,
+            r#"idgate_auth_decisions_total{outcome="allow"} 1"#,
+            r#"idgate_auth_decisions_total{outcome="unauthenticated"} 1"#,
+            r#"idgate_token_cache_total{result="hit"} 1"#,
+            r#"idgate_logins_total{app="web",provider="dev",outcome="ok"} 1"#,
+            "# TYPE idgate_idp_request_duration_seconds histogram",
+            "idgate_live_sessions 0",
+        ] {
+            assert!(text.contains(line), "missing {line} in\n{text}");
+        }
+    }
+}

@@ -1,0 +1,346 @@
+//! The Debian package, installed for real: `scripts/package` builds it (release build, cargo-deb,
+//! lintian with warnings as failures), `dpkg -i` installs it on this machine, the installed
+//! binary serves the installed example config (edited to point at the test IdP), Nginx includes
+//! the installed snippets, a browser logs in end to end; then `dpkg -r` (config and key stay) and
+//! `dpkg -P` (they go). The unit file is checked with `systemd-analyze verify` and `security`.
+//!
+//! It changes the machine (a package, a system user), so it needs root, holds a lock file for
+//! its whole run (two test runs never interleave), and fails loudly when a tool is missing:
+//! `scripts/install-deps` installs them.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+use std::process::Command;
+
+use common::*;
+
+const UNIT: &str = "/usr/lib/systemd/system/idgate.service";
+
+fn run(cmd: &str, args: &[&str]) -> (bool, String) {
+    let out = Command::new(cmd)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd}: {e}; run scripts/install-deps"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+fn must(cmd: &str, args: &[&str]) -> String {
+    let (ok, text) = run(cmd, args);
+    assert!(ok, "{cmd} {args:?} failed:\n{text}");
+    text
+}
+
+fn gid_of(group: &str) -> u32 {
+    let groups = std::fs::read_to_string("/etc/group").unwrap();
+    groups
+        .lines()
+        .find_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            (f.first() == Some(&group)).then(|| f[2].parse().unwrap())
+        })
+        .unwrap_or_else(|| panic!("no group {group}"))
+}
+
+fn uid_of(user: &str) -> Option<u32> {
+    std::fs::read_to_string("/etc/passwd")
+        .unwrap()
+        .lines()
+        .find_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            (f.first() == Some(&user)).then(|| f[2].parse().unwrap())
+        })
+}
+
+fn mode(path: &str) -> u32 {
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{path}: {e}"))
+        .permissions()
+        .mode()
+        & 0o7777
+}
+
+/// The overall exposure verdict of `systemd-analyze security` (SAFE, OK, MEDIUM, EXPOSED, UNSAFE).
+fn security_verdict(unit: &Path) -> String {
+    let unit = unit.to_str().unwrap();
+    let (_, text) = run("systemd-analyze", &["security", "--offline=true", unit]);
+    let line = text
+        .lines()
+        .find(|l| l.contains("Overall exposure level"))
+        .unwrap_or_else(|| panic!("no verdict from systemd-analyze security:\n{text}"));
+    line.split_whitespace()
+        .find(|w| ["SAFE", "OK", "MEDIUM", "EXPOSED", "UNSAFE"].contains(w))
+        .unwrap_or_else(|| panic!("{line}"))
+        .to_owned()
+}
+
+/// The repository's unit file scores "OK" or better, without building anything.
+#[test]
+fn unit_file_is_hardened() {
+    assert!(
+        which("systemd-analyze").is_some(),
+        "systemd-analyze missing: run scripts/install-deps"
+    );
+    let verdict = security_verdict(&repo().join("packaging/idgate.service"));
+    assert!(
+        verdict == "OK" || verdict == "SAFE",
+        "systemd-analyze security: {verdict}"
+    );
+}
+
+/// Rewrites the installed example config for this machine: the test IdP, the site's URLs, a
+/// free port, the store in `dir`; everything else (the shipped defaults) stays.
+fn edit_example(example: &str, dir: &Path, site: &str, issuer: &str) -> String {
+    let mut text = example.to_owned();
+    for (from, to) in [
+        (
+            r#"listen = ["127.0.0.1:4280"]"#.to_owned(),
+            r#"listen = ["127.0.0.1:0"]"#.to_owned(),
+        ),
+        (
+            r#"private_key_file = "signing.pem""#.to_owned(),
+            r#"private_key_file = "/etc/idgate/signing.pem""#.to_owned(),
+        ),
+        (
+            r#"path = "/var/lib/idgate/idgate.db""#.to_owned(),
+            format!(r#"path = "{}/idgate.db""#, dir.display()),
+        ),
+        (
+            "cookie_secure = true".to_owned(),
+            "cookie_secure = false".to_owned(),
+        ),
+        ("https://app.example.com".to_owned(), site.to_owned()),
+        (
+            "https://sso.example.com/realms/main".to_owned(),
+            issuer.to_owned(),
+        ),
+        (
+            r#"client_secret = "change-me""#.to_owned(),
+            format!(r#"client_secret = "{CLIENT_SECRET}""#),
+        ),
+    ] {
+        assert!(text.contains(&from), "the example config lost `{from}`");
+        text = text.replace(&from, &to);
+    }
+    text
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn debian_package_installs_serves_a_login_and_purges() {
+    assert!(
+        std::env::var("USER").as_deref() == Ok("root") || uid_of_self_is_root(),
+        "the package test installs a .deb: run it as root"
+    );
+    for tool in [
+        "dpkg",
+        "dpkg-deb",
+        "cargo-deb",
+        "lintian",
+        "systemd-analyze",
+        "nginx",
+    ] {
+        assert!(
+            which(tool).is_some(),
+            "{tool} missing: run scripts/install-deps"
+        );
+    }
+    // One package test on this machine at a time (released when the file closes).
+    let lock =
+        std::fs::File::create(std::env::temp_dir().join("idgate-package-test.lock")).unwrap();
+    lock.lock().unwrap();
+
+    let deb = build_package();
+    assert!(
+        deb.ends_with(".deb") && Path::new(&deb).is_file(),
+        "scripts/package printed {deb}"
+    );
+    let version = env!("CARGO_PKG_VERSION");
+    assert!(
+        deb.contains(&format!("idgate_{version}-1_")),
+        "unexpected name {deb}"
+    );
+
+    // A previous run that died half-way may have left it installed; a failing assertion of this
+    // one purges it on the way out.
+    let _ = run("dpkg", &["--purge", "idgate"]);
+    let _purge_on_failure = PurgeOnDrop;
+    must("dpkg", &["-i", &deb]);
+
+    // Files, owners and modes.
+    let idgate_gid = gid_of("idgate");
+    let idgate_uid = uid_of("idgate").expect("the idgate user");
+    for f in [
+        "/usr/bin/idgate",
+        UNIT,
+        "/etc/idgate/idgate.toml",
+        "/etc/nginx/snippets/idgate/idgate-upstream.conf",
+        "/etc/nginx/snippets/idgate/idgate-endpoints.conf",
+        "/etc/nginx/snippets/idgate/idgate-protect.conf",
+        "/usr/share/man/man1/idgate.1.gz",
+        "/usr/share/bash-completion/completions/idgate",
+        "/usr/share/zsh/vendor-completions/_idgate",
+        "/usr/share/fish/vendor_completions.d/idgate.fish",
+        "/usr/share/doc/idgate/README.md",
+        "/usr/share/doc/idgate/operations.md",
+        "/usr/share/doc/idgate/changelog.Debian.gz",
+    ] {
+        assert!(Path::new(f).exists(), "{f} not installed");
+    }
+    let conffiles = must(
+        "dpkg-query",
+        &["--showformat=${Conffiles}", "--show", "idgate"],
+    );
+    assert!(conffiles.contains("/etc/idgate/idgate.toml"), "{conffiles}");
+    let config_meta = std::fs::metadata("/etc/idgate/idgate.toml").unwrap();
+    assert_eq!(mode("/etc/idgate/idgate.toml"), 0o640);
+    assert_eq!((config_meta.uid(), config_meta.gid()), (0, idgate_gid));
+    assert_eq!(mode("/etc/idgate"), 0o750);
+    let key = std::fs::read_to_string("/etc/idgate/signing.pem").expect("a generated key");
+    assert!(key.starts_with("-----BEGIN PRIVATE KEY-----"), "{key}");
+    assert_eq!(mode("/etc/idgate/signing.pem"), 0o640);
+    assert_eq!(
+        std::fs::metadata("/etc/idgate/signing.pem").unwrap().gid(),
+        idgate_gid
+    );
+    let state = std::fs::metadata("/var/lib/idgate").unwrap();
+    assert_eq!((state.uid(), state.gid()), (idgate_uid, idgate_gid));
+
+    // The installed unit: clean `verify` (the binary exists now), "OK" or better `security`.
+    let (ok, text) = run("systemd-analyze", &["verify", UNIT]);
+    assert!(
+        ok && text.trim().is_empty(),
+        "systemd-analyze verify:\n{text}"
+    );
+    let verdict = security_verdict(Path::new(UNIT));
+    assert!(verdict == "OK" || verdict == "SAFE", "security: {verdict}");
+
+    // The installed binary and example config.
+    let out = must("/usr/bin/idgate", &["version"]);
+    assert!(out.starts_with(&format!("idgate {version}\n")), "{out}");
+    let out = must(
+        "/usr/bin/idgate",
+        &["check-config", "--config", "/etc/idgate/idgate.toml"],
+    );
+    assert!(out.contains(": ok"), "{out}");
+
+    // Served for real: the installed example config pointed at the test IdP, the installed
+    // snippets in Nginx, a login through it.
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let site = format!("http://127.0.0.1:{port}");
+    let idp = Idp::start(
+        &[
+            format!("{site}/web-login/oauth/callback"),
+            format!("{site}/web-login/callback"),
+        ],
+        &[],
+    );
+    let example = std::fs::read_to_string("/etc/idgate/idgate.toml").unwrap();
+    let config = edit_example(&example, dir.path(), &site, &idp.issuer);
+    let idgate = Idgate::start_bin(Path::new("/usr/bin/idgate"), dir.path(), &config);
+    let nginx = Nginx::start_with_snippets(
+        &dir.path().join("nginx"),
+        port,
+        idgate.addr,
+        Path::new("/etc/nginx/snippets/idgate"),
+    );
+    let mut stack = Stack {
+        dir,
+        nginx,
+        idgate,
+        idp,
+    };
+    let browser = Browser::new();
+    let resp = login(&stack, &browser, "/hello?x=1", "alice").await;
+    assert_eq!(resp.status(), 200);
+    let page = browser.navigate(&format!("{}/hello", stack.site())).await;
+    assert_eq!(page.status(), 200);
+    let seen = echoed(&page.text().await.unwrap());
+    assert!(!seen["miauserid"].is_empty(), "{seen:?}");
+    assert!(seen["miausergroups"].contains("users"), "{seen:?}");
+    let status = stack.idgate.proc.terminate().expect("idgate exited");
+    assert!(status.success(), "SIGTERM must exit 0: {status:?}");
+    assert!(
+        !stack.idgate.proc.log_text().contains(CLIENT_SECRET),
+        "the client secret reached a log line"
+    );
+
+    // Remove: the binary goes, config, key and state stay.
+    must("dpkg", &["-r", "idgate"]);
+    assert!(!Path::new("/usr/bin/idgate").exists());
+    assert!(!Path::new(UNIT).exists());
+    assert!(Path::new("/etc/idgate/idgate.toml").exists());
+    assert!(Path::new("/etc/idgate/signing.pem").exists());
+    assert!(Path::new("/var/lib/idgate").exists());
+
+    // A reinstall keeps the operator's key (no new one is generated over it).
+    must("dpkg", &["-i", &deb]);
+    assert_eq!(
+        std::fs::read_to_string("/etc/idgate/signing.pem").unwrap(),
+        key
+    );
+
+    // Purge: config, keys and state are gone; the system user stays (see postrm).
+    must("dpkg", &["-P", "idgate"]);
+    for gone in [
+        "/etc/idgate",
+        "/var/lib/idgate",
+        "/etc/nginx/snippets/idgate",
+    ] {
+        assert!(!Path::new(gone).exists(), "{gone} survived the purge");
+    }
+    let overrides = must("dpkg-statoverride", &["--list"]);
+    assert!(!overrides.contains("/etc/idgate"), "{overrides}");
+    assert!(uid_of("idgate").is_some(), "the system user stays");
+    stack.nginx.proc.terminate();
+}
+
+/// Purges the package when dropped (the test's end or a failed assertion).
+struct PurgeOnDrop;
+
+impl Drop for PurgeOnDrop {
+    fn drop(&mut self) {
+        let _ = run("dpkg", &["--purge", "idgate"]);
+    }
+}
+
+/// Runs `scripts/package` (release build, reused when up to date; lintian) and returns the path
+/// it prints. The variables `cargo test` sets for this test are removed, so that the release
+/// build sees the same environment as a `scripts/package` run by hand and is not rebuilt.
+fn build_package() -> String {
+    let mut cmd = Command::new(repo().join("scripts/package"));
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy().into_owned();
+        if (name.starts_with("CARGO_") && name != "CARGO_HOME" && name != "CARGO_TARGET_DIR")
+            || name.starts_with("RUST_")
+            || name == "OUT_DIR"
+        {
+            cmd.env_remove(&name);
+        }
+    }
+    let out = cmd.output().expect("run scripts/package");
+    assert!(
+        out.status.success(),
+        "scripts/package failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .rfind(|l| l.trim().ends_with(".deb"))
+        .unwrap_or_default()
+        .trim()
+        .to_owned()
+}
+
+fn uid_of_self_is_root() -> bool {
+    run("id", &["-u"]).1.trim() == "0"
+}
