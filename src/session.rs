@@ -27,10 +27,19 @@ use crate::store::{FeedEvent, Sessions, StoreError};
 /// How often stale liveness flags are dropped.
 const PRUNE_INTERVAL: Duration = Duration::from_secs(60);
 
+/// What every cached token of one session shares: whether it is alive, and (for the idle
+/// timeout) when it was last used here and last reported to the store.
+#[derive(Debug)]
+struct SessionLive {
+    alive: AtomicBool,
+    last_seen: AtomicI64,
+    last_touch: AtomicI64,
+}
+
 /// A verified session token, with what `/auth` sends upstream already rendered.
 pub struct VerifiedSession {
     pub claims: Claims,
-    alive: Arc<AtomicBool>,
+    live: Arc<SessionLive>,
     /// The identity headers `/auth` answers with, or why they cannot be sent.
     pub identity: Result<Vec<(HeaderName, HeaderValue)>, OversizedHeader>,
 }
@@ -38,7 +47,7 @@ pub struct VerifiedSession {
 impl VerifiedSession {
     /// Not expired and not revoked.
     pub fn is_valid(&self, now: i64) -> bool {
-        now < self.claims.exp && self.alive.load(Ordering::Acquire)
+        now < self.claims.exp && self.live.alive.load(Ordering::Acquire)
     }
 }
 
@@ -62,7 +71,9 @@ pub struct Authenticator {
     /// One liveness flag per session id. Weak, so the map forgets sessions whose tokens have
     /// all left the cache; a std mutex because it is touched only on cache misses and
     /// revocations, never held across an `.await`.
-    flags: Mutex<HashMap<String, Weak<AtomicBool>>>,
+    flags: Mutex<HashMap<String, Weak<SessionLive>>>,
+    /// `[session] idle_timeout` in seconds: a session unused this long ends.
+    idle_secs: Option<i64>,
     /// Until when (Unix seconds) cached verifications may be trusted: the last moment the
     /// revocation feed was known current, plus the outage grace.
     feed_trusted_until: AtomicI64,
@@ -85,7 +96,15 @@ impl Authenticator {
             flags: Mutex::new(HashMap::new()),
             feed_trusted_until: AtomicI64::new(0),
             outage_grace_secs: outage_grace.as_secs().max(1) as i64,
+            idle_secs: None,
         }
+    }
+
+    /// Ends sessions unused for `idle` (checked by `/auth`; activity is shared through the
+    /// store, reported at most every quarter of `idle`).
+    pub fn with_idle_timeout(mut self, idle: Option<Duration>) -> Self {
+        self.idle_secs = idle.map(|d| d.as_secs().max(1) as i64);
+        self
     }
 
     /// Applies what the store's revocation feed reports.
@@ -110,17 +129,73 @@ impl Authenticator {
         if now > self.feed_trusted_until.load(Ordering::Acquire) {
             return None;
         }
-        self.tokens.get(token).filter(|s| s.is_valid(now))
+        let hit = self.tokens.get(token).filter(|s| s.is_valid(now))?;
+        if let Some(idle) = self.idle_secs {
+            let last = hit.live.last_seen.load(Ordering::Relaxed);
+            if now - last > idle {
+                // Idle here; maybe active on another instance: let the slow path ask the store.
+                return None;
+            }
+            if last != now {
+                hit.live.last_seen.store(now, Ordering::Relaxed);
+                self.report_activity(&hit, now, idle);
+            }
+        }
+        Some(hit)
+    }
+
+    /// Tells the store about this session's activity, at most every quarter of the idle
+    /// timeout, in the background: the request does not wait for it.
+    fn report_activity(&self, session: &VerifiedSession, now: i64, idle: i64) {
+        let last_touch = session.live.last_touch.load(Ordering::Relaxed);
+        if now - last_touch < (idle / 4).max(1) {
+            return;
+        }
+        session.live.last_touch.store(now, Ordering::Relaxed);
+        let (sessions, sid) = (self.sessions.clone(), session.claims.sid.clone());
+        tokio::spawn(async move {
+            if let Err(e) = sessions.touch_session(&sid, now).await {
+                tracing::warn!(error = %e, "cannot record session activity");
+            }
+        });
+    }
+
+    /// The idle check of the slow path: the latest activity known here or in the store.
+    async fn idle_expired(
+        &self,
+        live: &SessionLive,
+        sid: &str,
+        created_at: i64,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let Some(idle) = self.idle_secs else {
+            return Ok(false);
+        };
+        let local = live.last_seen.load(Ordering::Relaxed);
+        if now - local <= idle {
+            return Ok(false);
+        }
+        let stored = self
+            .sessions
+            .last_activity(sid)
+            .await?
+            .unwrap_or(created_at);
+        let last = local.max(stored).max(created_at);
+        if now - last > idle {
+            return Ok(true);
+        }
+        live.last_seen.fetch_max(last, Ordering::Relaxed);
+        Ok(false)
     }
 
     /// Verifies `token` and checks its session in the store; caches the result.
     pub async fn authenticate(&self, token: &str) -> Result<Arc<VerifiedSession>, AuthFailure> {
         let now = crate::now_secs();
+        if let Some(hit) = self.cached(token, now) {
+            return Ok(hit);
+        }
         if let Some(hit) = self.tokens.get(token) {
-            if hit.is_valid(now) && now <= self.feed_trusted_until.load(Ordering::Acquire) {
-                return Ok(hit);
-            }
-            if !hit.alive.load(Ordering::Acquire) {
+            if !hit.live.alive.load(Ordering::Acquire) {
                 // Revoked: final, no need to ask the store.
                 return Err(AuthFailure::SessionEnded);
             }
@@ -136,17 +211,29 @@ impl Authenticator {
         }
         // Take the flag before reading the store, so a revocation that lands in between
         // still reaches this entry.
-        let alive = self.flag(&claims.sid);
-        let record = self.sessions.get_session(&claims.sid).await?;
-        let ok = record.is_some_and(|r| r.is_alive(now) && r.user_id == claims.sub);
-        if !ok {
-            alive.store(false, Ordering::Release);
+        let live = self.flag(&claims.sid);
+        let record = self
+            .sessions
+            .get_session(&claims.sid)
+            .await?
+            .filter(|r| r.is_alive(now) && r.user_id == claims.sub);
+        let Some(record) = record else {
+            live.alive.store(false, Ordering::Release);
+            return Err(AuthFailure::SessionEnded);
+        };
+        if self
+            .idle_expired(&live, &claims.sid, record.created_at, now)
+            .await?
+        {
+            tracing::info!(user = %claims.sub, "session ended after the idle timeout");
+            self.revoke(&claims.sid).await?;
             return Err(AuthFailure::SessionEnded);
         }
+        live.last_seen.fetch_max(now, Ordering::Relaxed);
         let identity = self.identity.render(&claims.user, token);
         let verified = Arc::new(VerifiedSession {
             claims,
-            alive,
+            live,
             identity,
         });
         if verified.is_valid(now) {
@@ -157,14 +244,22 @@ impl Authenticator {
         }
     }
 
-    fn flag(&self, sid: &str) -> Arc<AtomicBool> {
+    fn flag(&self, sid: &str) -> Arc<SessionLive> {
+        let fresh = |alive: bool| {
+            let now = crate::now_secs();
+            Arc::new(SessionLive {
+                alive: AtomicBool::new(alive),
+                last_seen: AtomicI64::new(0),
+                last_touch: AtomicI64::new(now),
+            })
+        };
         let Ok(mut flags) = self.flags.lock() else {
-            return Arc::new(AtomicBool::new(false));
+            return fresh(false);
         };
         if let Some(f) = flags.get(sid).and_then(Weak::upgrade) {
             return f;
         }
-        let f = Arc::new(AtomicBool::new(true));
+        let f = fresh(true);
         flags.insert(sid.to_owned(), Arc::downgrade(&f));
         f
     }
@@ -173,7 +268,7 @@ impl Authenticator {
     pub fn forget_session(&self, sid: &str) {
         if let Ok(flags) = self.flags.lock() {
             if let Some(f) = flags.get(sid).and_then(Weak::upgrade) {
-                f.store(false, Ordering::Release);
+                f.alive.store(false, Ordering::Release);
             }
         }
     }

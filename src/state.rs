@@ -93,13 +93,16 @@ impl AppState {
         let keys = JwtKeys::new(&config.jwt.signing, &config.jwt.verification, &issuers)
             .map_err(|m| anyhow::anyhow!("jwt: {m}"))?;
         let jwks_body = Bytes::from(keys.jwks().to_string());
-        let auth = Arc::new(Authenticator::new(
-            keys,
-            stores.sessions.clone(),
-            config.headers.clone(),
-            config.session.token_cache_entries,
-            config.session.outage_grace,
-        ));
+        let auth = Arc::new(
+            Authenticator::new(
+                keys,
+                stores.sessions.clone(),
+                config.headers.clone(),
+                config.session.token_cache_entries,
+                config.session.outage_grace,
+            )
+            .with_idle_timeout(config.session.idle_timeout),
+        );
         let cipher = TokenCipher::from_key_material(
             config
                 .session

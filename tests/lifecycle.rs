@@ -325,3 +325,69 @@ async fn a_logout_at_the_idp_reaches_idgate_by_back_channel() {
         assert_eq!(body["error"], "invalid_request");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_session_ends_and_an_active_one_does_not() {
+    let stack = Stack::start_with(Setup {
+        extra_session: "idle_timeout = \"2s\"",
+        ..Setup::default()
+    });
+    let site = stack.site();
+    let browser = Browser::new();
+    assert_eq!(login(&stack, &browser, "/", "sam").await.status(), 200);
+    // Active: a request every 700 ms for about 4 s, twice the idle timeout.
+    for _ in 0..6 {
+        assert_eq!(
+            browser.navigate(&format!("{site}/busy")).await.status(),
+            200
+        );
+        tokio::time::sleep(Duration::from_millis(700)).await;
+    }
+    // Idle for longer than the timeout: the session has ended.
+    tokio::time::sleep(Duration::from_millis(3200)).await;
+    let resp = browser.navigate(&format!("{site}/back")).await;
+    assert_eq!(resp.status(), 302, "sent to log in again");
+    let (_, out, _) = idgate_cmd(&[
+        "sessions",
+        "list",
+        "--config",
+        stack.idgate.config.to_str().unwrap(),
+    ]);
+    let sessions: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        sessions[0]["alive"], false,
+        "ended in the store too, for every instance"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_ends_at_its_absolute_timeout_despite_renewals() {
+    let stack = Stack::start_with(Setup {
+        access_ttl: "1s",
+        extra_session: "absolute_timeout = \"4s\"",
+        ..Setup::default()
+    });
+    let site = stack.site();
+    let browser = Browser::new();
+    assert_eq!(login(&stack, &browser, "/", "tina").await.status(), 200);
+    let started = std::time::Instant::now();
+    let mut renewed = false;
+    let mut ended = false;
+    while started.elapsed() < Duration::from_secs(12) {
+        let resp = browser.navigate(&format!("{site}/work")).await;
+        match resp.status().as_u16() {
+            200 => renewed |= resp.headers().get("set-cookie").is_some(),
+            302 => {
+                ended = true;
+                break;
+            }
+            other => panic!("unexpected {other}"),
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert!(
+        renewed,
+        "the short-lived JWT was renewed while the session lived"
+    );
+    assert!(ended, "the session ended at its absolute timeout");
+}

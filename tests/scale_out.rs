@@ -13,7 +13,12 @@ use common::redis::RedisServer;
 use common::*;
 
 fn setup(redis: &RedisServer, mongo: &Mongo) -> Setup {
+    setup_ttl(redis, mongo, "15m")
+}
+
+fn setup_ttl(redis: &RedisServer, mongo: &Mongo, access_ttl: &'static str) -> Setup {
     Setup {
+        access_ttl,
         store: Some(format!("[store]\nkind = \"redis\"\nurls = [\"{}\"]\nscope = \"scaleout\"", redis.url())),
         users: Some(format!(
             "[users]\nkind = \"mongodb\"\nuri = \"{}\"\ndatabase = \"idgate\"\ncollection = \"users\"",
@@ -42,11 +47,15 @@ struct Fleet {
 }
 
 fn fleet(redis: &RedisServer, mongo: &Mongo, n: usize) -> Fleet {
+    fleet_with(setup(redis, mongo), n)
+}
+
+fn fleet_with(setup: Setup, n: usize) -> Fleet {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let site = format!("http://127.0.0.1:{port}");
     let idp = Idp::start(&[format!("{site}/web-login/oauth/callback")], &[]);
-    let config = config_toml(&setup(redis, mongo), dir.path(), &site, &idp.issuer);
+    let config = config_toml(&setup, dir.path(), &site, &idp.issuer);
     let mut instances: Vec<Idgate> = (0..n)
         .map(|i| {
             let d = dir.path().join(format!("i{i}"));
@@ -247,4 +256,36 @@ async fn a_redis_restart_loses_no_session() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(refused);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_renew_an_expired_token_to_the_same_token() {
+    let tmp = tempfile::tempdir().unwrap();
+    let redis = RedisServer::start(tmp.path(), &[]);
+    let mongo = Mongo::start();
+    let fleet = fleet_with(setup_ttl(&redis, &mongo, "2s"), 2);
+    let site = fleet.stack.site();
+    let browser = Browser::new();
+    assert_eq!(
+        login(&fleet.stack, &browser, "/", "uma").await.status(),
+        200
+    );
+    let old = browser.cookie(&site, "sid").unwrap();
+    tokio::time::sleep(Duration::from_millis(3200)).await;
+
+    let renew_on = |instance: &Idgate| {
+        let req = Browser::new()
+            .client
+            .get(instance.url("/auth"))
+            .header("cookie", format!("sid={old}"));
+        async move {
+            let resp = req.send().await.unwrap();
+            assert_eq!(resp.status(), 200);
+            let cookie = resp.headers()["set-cookie"].to_str().unwrap().to_owned();
+            cookie.split(';').next().unwrap().to_owned()
+        }
+    };
+    let (a, b) = tokio::join!(renew_on(&fleet.stack.idgate), renew_on(&fleet.others[0]));
+    assert!(a.starts_with("sid=") && a.len() > 10);
+    assert_eq!(a, b, "one renewal, whichever instance does it");
 }

@@ -175,6 +175,7 @@ pub struct SessionConfig {
     pub access_ttl: Duration,
     /// Lifetime of the session behind it (and of the cookies).
     pub lifetime: Duration,
+    pub idle_timeout: Option<Duration>,
     pub login_state_ttl: Duration,
     pub cookie_secure: bool,
     pub cookie_domain: Option<String>,
@@ -412,6 +413,10 @@ impl Config {
         let session = SessionConfig {
             access_ttl: duration("session.access_ttl", s.access_ttl, "15m")?,
             lifetime: duration("session.lifetime", s.lifetime, "12h")?,
+            idle_timeout: s
+                .idle_timeout
+                .map(|t| duration("session.idle_timeout", Some(t), "0s"))
+                .transpose()?,
             login_state_ttl: duration("session.login_state_ttl", s.login_state_ttl, "2m")?,
             cookie_secure: s.cookie_secure.unwrap_or(true),
             cookie_domain: s.cookie_domain,

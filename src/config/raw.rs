@@ -89,7 +89,11 @@ pub struct RawVerificationKey {
 #[serde(deny_unknown_fields)]
 pub struct RawSession {
     pub access_ttl: Option<String>,
+    /// The session's absolute lifetime (`absolute_timeout` is the same key).
+    #[serde(alias = "absolute_timeout")]
     pub lifetime: Option<String>,
+    /// Sessions unused this long end (checked by `/auth`); none by default.
+    pub idle_timeout: Option<String>,
     pub login_state_ttl: Option<String>,
     pub cookie_secure: Option<bool>,
     pub cookie_domain: Option<String>,

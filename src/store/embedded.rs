@@ -50,6 +50,10 @@ CREATE TABLE IF NOT EXISTS sessions (
     revoked INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS sessions_by_user ON sessions (user_id);
+CREATE TABLE IF NOT EXISTS session_activity (
+    sid TEXT PRIMARY KEY,
+    at INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS revocations (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     sid TEXT NOT NULL,
@@ -376,6 +380,34 @@ impl Sessions for EmbeddedStore {
                 )
                 .map_err(unavailable)?;
             Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn touch_session(&self, sid: &str, at: i64) -> Result<(), StoreError> {
+        let sid = sid.to_owned();
+        self.run(move |c| {
+            c.execute(
+                "INSERT INTO session_activity (sid, at) VALUES (?1, ?2)
+                 ON CONFLICT (sid) DO UPDATE SET at = MAX(at, excluded.at)",
+                params![sid, at],
+            )
+            .map_err(unavailable)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn last_activity(&self, sid: &str) -> Result<Option<i64>, StoreError> {
+        let sid = sid.to_owned();
+        self.run(move |c| {
+            c.query_row(
+                "SELECT at FROM session_activity WHERE sid = ?1",
+                [&sid],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(read_err)
         })
         .await
     }

@@ -137,6 +137,10 @@ pub trait Sessions: Send + Sync {
         old_hash: &str,
         new_hash: &str,
     ) -> Result<bool, StoreError>;
+    /// Records that the session was used at `at` (for the idle timeout; never lowers it).
+    async fn touch_session(&self, sid: &str, at: i64) -> Result<(), StoreError>;
+    /// When the session was last reported used, if ever.
+    async fn last_activity(&self, sid: &str) -> Result<Option<i64>, StoreError>;
     /// Revokes every session of a user and returns their ids.
     async fn revoke_user_sessions(&self, user_id: &str) -> Result<Vec<String>, StoreError>;
     async fn list_sessions(&self, user_id: Option<&str>) -> Result<Vec<SessionRecord>, StoreError>;

@@ -109,6 +109,16 @@ return 1",
     )
 });
 
+/// Raises a session's last activity to ARGV[1] (never lowers it) and keeps it a day.
+static TOUCH: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tonumber(ARGV[1]) > cur then redis.call('SET', KEYS[1], ARGV[1]) end
+redis.call('EXPIRE', KEYS[1], 86400)
+return 1",
+    )
+});
+
 /// A login state as stored (the id is in the key).
 #[derive(Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -477,6 +487,32 @@ impl Sessions for RedisStore {
                 .await
                 .map_err(unavailable)?;
             Ok(done == 1)
+        })
+        .await
+    }
+
+    async fn touch_session(&self, sid: &str, at: i64) -> Result<(), StoreError> {
+        self.bounded("recording session activity", async {
+            let mut conn = self.backend.conn().await?;
+            // Kept a day past the last activity: longer than any sensible idle timeout.
+            TOUCH
+                .key(format!("{}:activity:{sid}", self.scope))
+                .arg(at)
+                .invoke_async::<()>(&mut conn)
+                .await
+                .map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn last_activity(&self, sid: &str) -> Result<Option<i64>, StoreError> {
+        self.bounded("reading session activity", async {
+            let mut conn = self.backend.conn().await?;
+            redis::cmd("GET")
+                .arg(format!("{}:activity:{sid}", self.scope))
+                .query_async(&mut conn)
+                .await
+                .map_err(unavailable)
         })
         .await
     }

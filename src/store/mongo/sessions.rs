@@ -249,6 +249,14 @@ impl Sessions for MirroredSessions {
         Ok(true)
     }
 
+    async fn touch_session(&self, sid: &str, at: i64) -> Result<(), StoreError> {
+        self.primary.touch_session(sid, at).await
+    }
+
+    async fn last_activity(&self, sid: &str) -> Result<Option<i64>, StoreError> {
+        self.primary.last_activity(sid).await
+    }
+
     async fn revoke_session(&self, sid: &str) -> Result<bool, StoreError> {
         // Restores a copy-only session, so the primary's revocation feed carries this one.
         self.get_session(sid).await?;
