@@ -238,14 +238,20 @@ fn serve(path: &Path) -> Result<(), Failure> {
             .await
             .map_err(anyhow::Error::from)?;
         let state = AppState::build(config).await?;
-        state.spawn_background();
+        let background = state.spawn_background();
+        let shared: crate::server::SharedState = Arc::new(arc_swap::ArcSwap::new(state));
+        tokio::spawn(crate::reload::on_sighup(
+            path.to_owned(),
+            shared.clone(),
+            background,
+        ));
         crate::systemd::ready();
         let stop = async {
             let how = crate::signal::shutdown().await;
             crate::systemd::stopping();
             how
         };
-        crate::server::run_until(listeners, state, stop).await;
+        crate::server::run_shared(listeners, shared, stop).await;
         Ok(())
     })
 }

@@ -9,6 +9,7 @@
 //!
 //! The request path, top to bottom:
 //!
+//! - [`reload`] swaps in a new configuration on SIGHUP, or refuses it.
 //! - [`server`] binds the listeners (TCP and unix), serves HTTP/1.1 with hyper and drains on shutdown;
 //!   [`signal`] turns SIGTERM/SIGINT into the shutdown future.
 //! - [`routes`] dispatches on the path (the endpoint table is in its module doc); one file per
@@ -48,6 +49,7 @@ pub mod metrics;
 pub mod pages;
 pub mod policy;
 pub mod redirect;
+pub mod reload;
 pub mod renewal;
 pub mod routes;
 pub mod server;

@@ -101,11 +101,24 @@ pub async fn run(
     .await
 }
 
+/// The state requests are served with, swapped whole by a reload (SIGHUP): each request takes
+/// the current one with a single atomic load.
+pub type SharedState = Arc<arc_swap::ArcSwap<AppState>>;
+
 /// Serves until `shutdown` resolves; then drains for `server.shutdown_grace`
 /// ([`Stop::Drain`]) or closes every connection at once ([`Stop::Fast`]).
 pub async fn run_until(
     listeners: Vec<Listener>,
     state: Arc<AppState>,
+    shutdown: impl Future<Output = Stop>,
+) {
+    run_shared(listeners, Arc::new(arc_swap::ArcSwap::new(state)), shutdown).await
+}
+
+/// [`run_until`] with a state that can be replaced while serving (see `reload`).
+pub async fn run_shared(
+    listeners: Vec<Listener>,
+    state: SharedState,
     shutdown: impl Future<Output = Stop>,
 ) {
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -125,7 +138,7 @@ pub async fn run_until(
         let _ = t.await;
     }
     let grace = match how {
-        Stop::Drain => state.config.server.shutdown_grace,
+        Stop::Drain => state.load().config.server.shutdown_grace,
         Stop::Fast => Duration::ZERO,
     };
     if tokio::time::timeout(grace, alive_rx.recv()).await.is_err() && how == Stop::Drain {
@@ -139,7 +152,7 @@ pub async fn run_until(
 
 async fn accept_loop(
     listener: Listener,
-    state: Arc<AppState>,
+    state: SharedState,
     mut stop: watch::Receiver<bool>,
     alive: mpsc::Sender<()>,
 ) {
@@ -174,7 +187,7 @@ enum Accepted {
     Unix(tokio::net::UnixStream),
 }
 
-async fn accept(listener: &Listener, state: &AppState) -> std::io::Result<Accepted> {
+async fn accept(listener: &Listener, state: &SharedState) -> std::io::Result<Accepted> {
     match listener {
         Listener::Tcp(l) => {
             let (stream, addr) = l.accept().await?;
@@ -182,7 +195,8 @@ async fn accept(listener: &Listener, state: &AppState) -> std::io::Result<Accept
                 stream,
                 Peer {
                     addr: Some(addr),
-                    trusted: is_trusted(state, addr),
+                    // The trusted peers in force when the connection is accepted.
+                    trusted: is_trusted(&state.load(), addr),
                 },
             ))
         }
@@ -203,7 +217,7 @@ fn is_trusted(state: &AppState, addr: SocketAddr) -> bool {
 fn spawn_connection<S>(
     stream: S,
     peer: Peer,
-    state: Arc<AppState>,
+    state: SharedState,
     mut stop: watch::Receiver<bool>,
     alive: mpsc::Sender<()>,
 ) where
@@ -213,7 +227,7 @@ fn spawn_connection<S>(
     tokio::spawn(async move {
         let _alive = alive;
         let service = service_fn(move |req| {
-            let (state, peer) = (state.clone(), peer.clone());
+            let (state, peer) = (state.load_full(), peer.clone());
             async move { Ok::<_, Infallible>(serve(state, peer, req).await) }
         });
         let conn = http1::Builder::new()

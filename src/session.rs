@@ -306,19 +306,24 @@ pub fn ascii_json(v: &serde_json::Value) -> String {
 
 /// Follows the store's revocation feed so logouts made elsewhere (another instance, the CLI)
 /// invalidate this process's cache; also prunes stale liveness flags.
-pub fn spawn_revocation_follower(auth: Arc<Authenticator>, sessions: Arc<dyn Sessions>) {
+/// Returns the tasks' handles, so a reload can stop them when their state is retired.
+pub fn spawn_revocation_follower(
+    auth: Arc<Authenticator>,
+    sessions: Arc<dyn Sessions>,
+) -> Vec<tokio::task::JoinHandle<()>> {
     let sink_auth = auth.clone();
-    tokio::spawn(async move {
+    let follower = tokio::spawn(async move {
         sessions
             .follow_revocations(Arc::new(move |event| sink_auth.on_feed_event(event)))
             .await;
     });
-    tokio::spawn(async move {
+    let pruner = tokio::spawn(async move {
         loop {
             tokio::time::sleep(PRUNE_INTERVAL).await;
             auth.prune_flags();
         }
     });
+    vec![follower, pruner]
 }
 
 #[cfg(test)]

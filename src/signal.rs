@@ -2,8 +2,7 @@
 //! `systemctl stop` sends); SIGINT (Ctrl-C) stops accepting and exits at once, without waiting
 //! for open requests. A second signal is not waited for.
 //!
-//! SIGHUP does not reload yet: it is caught (so it never kills the daemon) and logged; apply a
-//! new config with `systemctl restart idgate` after `idgate check-config`.
+//! SIGHUP reloads the configuration (see `reload`); it is not a shutdown signal.
 
 /// How the server should stop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,21 +21,15 @@ pub async fn shutdown() -> Stop {
         match (
             signal(SignalKind::terminate()),
             signal(SignalKind::interrupt()),
-            signal(SignalKind::hangup()),
         ) {
-            (Ok(mut term), Ok(mut int), Ok(mut hup)) => loop {
-                tokio::select! {
-                    _ = hup.recv() => {
-                        tracing::warn!("SIGHUP received: reloading is not supported; restart to apply a new config");
-                    }
-                    _ = term.recv() => {
-                        tracing::info!("SIGTERM received, draining");
-                        return Stop::Drain;
-                    }
-                    _ = int.recv() => {
-                        tracing::info!("SIGINT received, stopping now");
-                        return Stop::Fast;
-                    }
+            (Ok(mut term), Ok(mut int)) => tokio::select! {
+                _ = term.recv() => {
+                    tracing::info!("SIGTERM received, draining");
+                    Stop::Drain
+                }
+                _ = int.recv() => {
+                    tracing::info!("SIGINT received, stopping now");
+                    Stop::Fast
                 }
             },
             _ => {

@@ -127,8 +127,9 @@ impl AppState {
     }
 
     /// Starts the background tasks (the revocation follower).
-    pub fn spawn_background(self: &Arc<Self>) {
-        crate::session::spawn_revocation_follower(self.auth.clone(), self.sessions.clone());
+    /// Starts the background tasks (the revocation follower) and returns their handles.
+    pub fn spawn_background(self: &Arc<Self>) -> Vec<tokio::task::JoinHandle<()>> {
+        crate::session::spawn_revocation_follower(self.auth.clone(), self.sessions.clone())
     }
 
     pub fn app(&self, id: &str) -> Option<&Arc<AppConfig>> {

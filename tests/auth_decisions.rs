@@ -735,3 +735,48 @@ async fn signing_keys_rotate_without_logging_anyone_out() {
     assert_eq!(auth_status(&idgate, &before).await, 401);
     assert_eq!(auth_status(&idgate, &after).await, 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_the_config_or_keeps_the_old_one() {
+    let (dir, idgate) = start_idgate_alone(Setup::default());
+    let token = mint(&idgate, "u-h", "users");
+    let admin_status = || async {
+        client()
+            .get(idgate.url("/auth"))
+            .bearer_auth(&token)
+            .header("original-request-uri", "/admin/panel")
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(
+        admin_status().await,
+        200,
+        "no rules yet: any session passes"
+    );
+
+    // A new rule in the TOML, applied by SIGHUP without a restart.
+    let path = dir.path().join("idgate.toml");
+    let config = std::fs::read_to_string(&path).unwrap();
+    let with_rule = format!(
+        "{config}\n[authorization]\nstrict = false\n[[authorization.routes]]\npath = \"/admin/\"\nexpression = \"groups.admin\"\n"
+    );
+    std::fs::write(&path, &with_rule).unwrap();
+    idgate.proc.signal("HUP");
+    idgate.proc.wait_log(&["configuration reloaded"]);
+    assert_eq!(admin_status().await, 403, "the reloaded rule applies");
+    assert_eq!(
+        auth_status(&idgate, &token).await,
+        200,
+        "sessions survive a reload"
+    );
+
+    // A config that does not validate is refused; the running one keeps serving.
+    std::fs::write(&path, with_rule.replace("groups.admin", "groups.admin &&")).unwrap();
+    idgate.proc.signal("HUP");
+    idgate.proc.wait_log(&["reload refused"]);
+    assert_eq!(admin_status().await, 403);
+    assert_eq!(auth_status(&idgate, &token).await, 200);
+}
