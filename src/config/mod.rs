@@ -13,6 +13,7 @@ pub mod env;
 mod mia;
 mod providers;
 mod raw;
+mod stores;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -30,6 +31,7 @@ pub use providers::{
     AuthMethod, OAuth2Endpoints, Protocol, ProviderConfig, ProviderKind, UserKeys,
 };
 pub use raw::RawConfig;
+pub use stores::{CrudConfig, MongoConfig, RedisConfig, RedisMode, StoreConfig, UsersConfig};
 
 /// A configuration problem, always naming the key at fault.
 #[derive(Debug, thiserror::Error)]
@@ -186,54 +188,6 @@ pub struct SessionConfig {
     pub token_key: Option<Vec<u8>>,
     pub max_per_user: usize,
     pub outage_grace: Duration,
-}
-
-#[derive(Debug, Clone)]
-pub enum StoreConfig {
-    Embedded { path: PathBuf },
-    Redis(RedisConfig),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RedisMode {
-    Standalone,
-    Sentinel,
-    Cluster,
-}
-
-#[derive(Debug, Clone)]
-pub struct RedisConfig {
-    pub mode: RedisMode,
-    /// Validated `redis://` / `rediss://` URLs (credentials, if any, inside).
-    pub urls: Vec<crate::crypto::Secret>,
-    pub master_name: Option<String>,
-    pub scope: String,
-    pub username: Option<String>,
-    pub password: Option<crate::crypto::Secret>,
-    pub pool_size: u32,
-}
-
-#[derive(Debug, Clone)]
-pub enum UsersConfig {
-    Embedded { path: PathBuf },
-    Mongodb(MongoConfig),
-    Crud(CrudConfig),
-}
-
-#[derive(Debug, Clone)]
-pub struct MongoConfig {
-    /// May hold credentials, hence a `Secret`.
-    pub uri: crate::crypto::Secret,
-    pub database: String,
-    pub collection: String,
-    pub sessions_collection: String,
-}
-
-#[derive(Debug, Clone)]
-pub struct CrudConfig {
-    pub base_url: Url,
-    pub headers: Vec<(String, crate::crypto::Secret)>,
-    pub timeout: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -449,144 +403,14 @@ impl Config {
                 "missing: add a [store] section (or set REDIS_HOSTS)",
             )
         })?;
-        let store = match store {
-            raw::RawStore::Embedded { path } => StoreConfig::Embedded {
-                path: resolve(&path),
-            },
-            raw::RawStore::Redis {
-                mode,
-                urls,
-                master_name,
-                scope,
-                username,
-                password,
-                password_file,
-                pool_size,
-            } => {
-                let mode = match mode.as_deref().unwrap_or("standalone") {
-                    "standalone" => RedisMode::Standalone,
-                    "sentinel" => RedisMode::Sentinel,
-                    "cluster" => RedisMode::Cluster,
-                    other => {
-                        return Err(ConfigError::invalid(
-                            "store.mode",
-                            format!("`{other}` is not one of standalone, sentinel, cluster"),
-                        ))
-                    }
-                };
-                if urls.is_empty() {
-                    return Err(ConfigError::invalid(
-                        "store.urls",
-                        "needs at least one redis:// URL",
-                    ));
-                }
-                for u in &urls {
-                    let parsed = Url::parse(u)
-                        .map_err(|e| ConfigError::invalid("store.urls", e.to_string()))?;
-                    if !matches!(parsed.scheme(), "redis" | "rediss") {
-                        return Err(ConfigError::invalid(
-                            "store.urls",
-                            "URLs must start with redis:// or rediss:// (TLS)",
-                        ));
-                    }
-                }
-                if mode == RedisMode::Sentinel && master_name.is_none() {
-                    return Err(ConfigError::invalid(
-                        "store.master_name",
-                        "is required in sentinel mode",
-                    ));
-                }
-                let password = match (password, password_file) {
-                    (Some(p), None) => Some(p),
-                    (None, Some(f)) => Some(
-                        std::fs::read_to_string(resolve(&f))
-                            .map_err(|e| {
-                                ConfigError::invalid("store.password_file", e.to_string())
-                            })?
-                            .trim()
-                            .to_owned(),
-                    ),
-                    (None, None) => None,
-                    (Some(_), Some(_)) => {
-                        return Err(ConfigError::invalid(
-                            "store.password",
-                            "set password or password_file, not both",
-                        ))
-                    }
-                };
-                StoreConfig::Redis(RedisConfig {
-                    mode,
-                    urls: urls.into_iter().map(crate::crypto::Secret::new).collect(),
-                    master_name,
-                    scope: scope.unwrap_or_else(|| "idgate".into()),
-                    username,
-                    password: password.map(crate::crypto::Secret::new),
-                    pool_size: pool_size.unwrap_or(16).max(1),
-                })
-            }
-        };
+        let store = stores::validate_store(store, &resolve)?;
         let users = raw.users.ok_or_else(|| {
             ConfigError::invalid(
                 "users",
                 "missing: add a [users] section (or set USERS_CRUD_BASE_URL)",
             )
         })?;
-        let users = match users {
-            raw::RawUsers::Embedded { path } => match (path, &store) {
-                (Some(p), _) => UsersConfig::Embedded { path: resolve(&p) },
-                (None, StoreConfig::Embedded { path }) => {
-                    UsersConfig::Embedded { path: path.clone() }
-                }
-                (None, StoreConfig::Redis(_)) => {
-                    return Err(ConfigError::invalid(
-                        "users.path",
-                        "an embedded users store needs a path when [store] is not embedded",
-                    ))
-                }
-            },
-            raw::RawUsers::Mongodb {
-                uri,
-                database,
-                collection,
-                sessions_collection,
-            } => {
-                if !uri.starts_with("mongodb://") && !uri.starts_with("mongodb+srv://") {
-                    return Err(ConfigError::invalid(
-                        "users.uri",
-                        "must start with mongodb:// or mongodb+srv://",
-                    ));
-                }
-                UsersConfig::Mongodb(MongoConfig {
-                    uri: crate::crypto::Secret::new(uri),
-                    database,
-                    collection: collection.unwrap_or_else(|| "users".into()),
-                    sessions_collection: sessions_collection
-                        .unwrap_or_else(|| "idgate_sessions".into()),
-                })
-            }
-            raw::RawUsers::Crud {
-                base_url,
-                headers,
-                timeout,
-            } => {
-                let base_url = Url::parse(&base_url)
-                    .map_err(|e| ConfigError::invalid("users.base_url", e.to_string()))?;
-                if !matches!(base_url.scheme(), "http" | "https") {
-                    return Err(ConfigError::invalid(
-                        "users.base_url",
-                        "must be an http(s) URL",
-                    ));
-                }
-                UsersConfig::Crud(CrudConfig {
-                    base_url,
-                    headers: headers
-                        .into_iter()
-                        .map(|(k, v)| (k, crate::crypto::Secret::new(v)))
-                        .collect(),
-                    timeout: duration("users.timeout", timeout, "5s")?,
-                })
-            }
-        };
+        let users = stores::validate_users(users, &store, &resolve)?;
 
         let headers = validate_headers(raw.headers)?;
         let log = LogConfig {
