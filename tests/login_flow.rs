@@ -533,38 +533,7 @@ async fn browser_logout_goes_on_to_the_idp_end_session_and_back() {
     );
 
     // At the IdP: its logout form (auto-submitted by script in a browser), then back to the site.
-    let page = browser.navigate(&end).await;
-    assert_eq!(page.status(), 200);
-    let html = page.text().await.unwrap();
-    let action = html
-        .split("action=\"")
-        .nth(1)
-        .and_then(|r| r.split('"').next())
-        .expect("a logout form");
-    let mut fields: Vec<(String, String)> = html
-        .split("<input")
-        .skip(1)
-        .filter_map(|tag| {
-            let attr = |a: &str| {
-                tag.split(&format!("{a}=\""))
-                    .nth(1)
-                    .and_then(|r| r.split('"').next())
-                    .map(str::to_owned)
-            };
-            Some((attr("name")?, attr("value").unwrap_or_default()))
-        })
-        .collect();
-    if !fields.iter().any(|(k, _)| k == "logout") {
-        fields.push(("logout".into(), "yes".into()));
-    }
-    let post_url = reqwest::Url::parse(&end).unwrap().join(action).unwrap();
-    let resp = browser
-        .client
-        .post(post_url)
-        .form(&fields)
-        .send()
-        .await
-        .unwrap();
+    let resp = browser.confirm_idp_logout(&end).await;
     assert!(resp.status().is_redirection(), "{}", resp.status());
     let (back, _) = browser.follow(location(&resp), &format!("{site}/")).await;
     assert!(

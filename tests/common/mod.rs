@@ -670,6 +670,41 @@ impl Browser {
             .unwrap()
     }
 
+    /// Answers "yes" on the IdP's logout page at `end_url` (what a person's click, or the page's
+    /// own script, does) and returns the IdP's response to that form.
+    pub async fn confirm_idp_logout(&self, end_url: &str) -> reqwest::Response {
+        let page = self.navigate(end_url).await;
+        assert_eq!(page.status(), 200, "the IdP's logout page");
+        let html = page.text().await.unwrap();
+        let action = html
+            .split("action=\"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .expect("a logout form");
+        let mut fields: Vec<(String, String)> = html
+            .split("<input")
+            .skip(1)
+            .filter_map(|tag| {
+                let attr = |a: &str| {
+                    tag.split(&format!("{a}=\""))
+                        .nth(1)
+                        .and_then(|r| r.split('"').next())
+                        .map(str::to_owned)
+                };
+                Some((attr("name")?, attr("value").unwrap_or_default()))
+            })
+            .collect();
+        fields.retain(|(k, _)| k != "logout");
+        fields.push(("logout".into(), "yes".into()));
+        let post_url = reqwest::Url::parse(end_url).unwrap().join(action).unwrap();
+        self.client
+            .post(post_url)
+            .form(&fields)
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// Logs in at the IdP's development form, starting from its authorization URL, and
     /// returns the callback URL the IdP sends the browser to.
     pub async fn login_at_idp(
