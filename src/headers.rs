@@ -4,15 +4,19 @@
 use http::HeaderName;
 
 /// The original request's URI (`$request_uri`), set by the shipped snippet.
-pub const ORIGINAL_URI: &str = "original-request-uri";
+pub const ORIGINAL_URI: HeaderName = HeaderName::from_static("original-request-uri");
 /// Also accepted, as oauth2-proxy and vouch-proxy configurations send it.
-pub const X_ORIGINAL_URI: &str = "x-original-uri";
-pub const ORIGINAL_METHOD: &str = "original-request-method";
-pub const X_ORIGINAL_METHOD: &str = "x-original-method";
+pub const X_ORIGINAL_URI: HeaderName = HeaderName::from_static("x-original-uri");
+pub const ORIGINAL_METHOD: HeaderName = HeaderName::from_static("original-request-method");
+pub const X_ORIGINAL_METHOD: HeaderName = HeaderName::from_static("x-original-method");
 pub const X_FORWARDED_PROTO: &str = "x-forwarded-proto";
 pub const X_FORWARDED_HOST: &str = "x-forwarded-host";
 /// Lets one Nginx location pick the app its anonymous browsers log in to.
-pub const IDGATE_APP: &str = "idgate-app";
+pub const IDGATE_APP: HeaderName = HeaderName::from_static("idgate-app");
+
+/// `client-type` and `isbackoffice`, read by rule expressions.
+pub const CLIENT_TYPE: HeaderName = HeaderName::from_static("client-type");
+pub const IS_BACKOFFICE: HeaderName = HeaderName::from_static("isbackoffice");
 
 pub const MIA_ALLOWED: HeaderName = HeaderName::from_static("mia-allowed");
 pub const MIA_USERID: HeaderName = HeaderName::from_static("mia-userid");

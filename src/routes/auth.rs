@@ -76,8 +76,8 @@ pub async fn decide(state: &AppState, peer: &Peer, req: &Request) -> Response {
     let ctx = session.as_ref().map(|s| Context {
         groups: &s.claims.user.groups,
         permissions: s.claims.user.permissions.as_deref().unwrap_or(&[]),
-        client_type: header(headers, "client-type"),
-        is_backoffice: header(headers, "isbackoffice")
+        client_type: header(headers, headers::CLIENT_TYPE),
+        is_backoffice: header(headers, headers::IS_BACKOFFICE)
             .is_some_and(|v| v.eq_ignore_ascii_case("true") || v == "1"),
     });
     match state
@@ -154,6 +154,8 @@ fn allow(session: &VerifiedSession) -> Response {
     };
     let mut resp = http::Response::new(Full::new(Bytes::new()));
     let h = resp.headers_mut();
+    // One allocation for the map, not one per growth step.
+    h.reserve(headers.len() + 2);
     h.insert(MIA_ALLOWED, HeaderValue::from_static("1"));
     for (name, value) in headers {
         h.insert(name.clone(), value.clone());
@@ -180,7 +182,7 @@ fn unauthorized(state: &AppState, original_method: &str, headers: &HeaderMap) ->
     resp
 }
 
-fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+fn header(headers: &HeaderMap, name: http::HeaderName) -> Option<&str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
