@@ -1,0 +1,210 @@
+//! Unit tests of the parent module, kept apart so the module itself stays readable.
+use super::*;
+
+/// The shape of the original documentation's Keycloak example (seed), values filled in.
+const SEED_SHAPE: &str = r#"{
+  "apps": {
+    "web": {
+      "providers": {
+        "kc": {
+          "type": "keycloak",
+          "clientId": "idgate",
+          "clientSecret": "",
+          "authUrl": "https://sso.example.com/auth/realms/main/protocol/openid-connect/auth",
+          "tokenUrl": "https://sso.example.com/auth/realms/main/protocol/openid-connect/token",
+          "userInfoUrl": "https://sso.example.com/auth/realms/main/protocol/openid-connect/userinfo",
+          "logoutUrl": "https://sso.example.com/auth/realms/main/protocol/openid-connect/logout",
+          "baseUrl": "https://sso.example.com/auth/realms/main/",
+          "scope": ["openid", "profile"],
+          "order": 10,
+          "userSettingsURL": "https://sso.example.com/auth/realms/main/account/"
+        }
+      },
+      "redirectUrl": "https://app.example.com/web-login/oauth/callback",
+      "isWebsiteApp": true,
+      "realm": "main",
+      "issuer": "app.example.com",
+      "defaultGroups": ["users"],
+      "customTokenClaims": {
+        "includeProviderUserId": true,
+        "metadataFieldsToIncluded": ["tenant", "profile.team"]
+      }
+    }
+  }
+}"#;
+
+fn one_app(text: &str) -> Result<(RawApp, MiaNotices), ConfigError> {
+    let (mut apps, notices) = parse(text, "config.json")?;
+    match apps.pop() {
+        Some((_, app)) => Ok((app, notices)),
+        None => Err(ConfigError::invalid("test", "no app")),
+    }
+}
+
+#[test]
+fn the_documented_shape_becomes_an_oidc_app() -> Result<(), ConfigError> {
+    let (app, notices) = one_app(SEED_SHAPE)?;
+    assert_eq!(app.realm, "main");
+    assert!(app.website);
+    assert!(app.include_provider_user_id);
+    assert_eq!(
+        app.metadata_fields,
+        Some(vec!["tenant".to_owned(), "profile.team".to_owned()])
+    );
+    let p = &app.providers["kc"];
+    assert_eq!(p.kind, "keycloak");
+    assert_eq!(
+        p.issuer_url.as_deref(),
+        Some("https://sso.example.com/auth/realms/main")
+    );
+    assert_eq!(p.order, 10);
+    assert_eq!(
+        p.user_settings_url.as_deref(),
+        Some("https://sso.example.com/auth/realms/main/account/")
+    );
+    assert!(notices.warnings.is_empty(), "{:?}", notices.warnings);
+    assert!(notices
+        .infos
+        .iter()
+        .any(|i| i.contains("apps.web.providers.kc.tokenUrl: discovered")));
+    Ok(())
+}
+
+#[test]
+fn both_spellings_of_the_metadata_fields() -> Result<(), ConfigError> {
+    let text = SEED_SHAPE.replace("metadataFieldsToIncluded", "metadataFieldsToInclude");
+    let (app, _) = one_app(&text)?;
+    assert_eq!(app.metadata_fields.map(|f| f.len()), Some(2));
+    let text = SEED_SHAPE.replace("userSettingsURL", "userSettingsUrl");
+    let (app, _) = one_app(&text)?;
+    assert!(app.providers["kc"].user_settings_url.is_some());
+    // Without customTokenClaims, no metadata in the token (as in the original).
+    let text = SEED_SHAPE.replace("\"customTokenClaims\"", "\"ignoredClaims\"");
+    let (app, notices) = one_app(&text)?;
+    assert_eq!(app.metadata_fields, Some(vec![]));
+    assert!(!app.include_provider_user_id);
+    assert!(notices
+        .warnings
+        .iter()
+        .any(|w| w == "config.json: apps.web.ignoredClaims: unknown key, ignored"));
+    Ok(())
+}
+
+#[test]
+fn issuers_by_provider_type() {
+    let ms = discovery_issuer(
+        "microsoft",
+        Some("https://login.microsoftonline.com/t1/oauth2/v2.0/authorize"),
+        Some("https://login.microsoftonline.com/t1/oauth2/v2.0/"),
+    );
+    assert_eq!(
+        ms,
+        Some((
+            "https://login.microsoftonline.com/t1/v2.0".into(),
+            "authUrl"
+        ))
+    );
+    let okta = discovery_issuer(
+        "okta",
+        Some("https://x.okta.com/oauth2/default/v1/authorize"),
+        Some("https://x.okta.com/oauth2/default"),
+    );
+    assert_eq!(
+        okta,
+        Some(("https://x.okta.com/oauth2/default".into(), "baseUrl"))
+    );
+    assert_eq!(discovery_issuer("gitlab", None, None), None);
+}
+
+#[test]
+fn problems_name_the_file_and_the_json_path() {
+    let err = |text: &str| {
+        one_app(text)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default()
+    };
+    let e = err(&SEED_SHAPE.replace("\"clientId\"", "\"clientID\""));
+    assert_eq!(e, "config.json: apps.web.providers.kc.clientId: missing");
+    let e = err(&SEED_SHAPE.replace("\"order\": 10", "\"order\": \"high\""));
+    assert!(
+        e.starts_with("config.json: apps.web.providers.kc.order: invalid type"),
+        "{e}"
+    );
+    let e = err(&SEED_SHAPE.replace("\"issuer\": \"app.example.com\",", ""));
+    assert_eq!(e, "config.json: apps.web.issuer: missing");
+    let e = err(&SEED_SHAPE.replace("\"keycloak\"", "\"saml\""));
+    assert!(
+        e.starts_with("config.json: apps.web.providers.kc.type: `saml` (app `web`, provider `kc`) is not a provider type"),
+        "{e}"
+    );
+    let e = err(&SEED_SHAPE
+        .replace("\"keycloak\"", "\"generic\"")
+        .replace("\"userInfoUrl\"", "\"userInfo\""));
+    assert_eq!(e, "config.json: apps.web.providers.kc.userInfoUrl: missing");
+    let e = err("{\"apps\": [}");
+    assert!(e.starts_with("config.json: "), "{e}");
+}
+
+#[test]
+fn plain_oauth2_types_keep_their_endpoints() -> Result<(), ConfigError> {
+    let text = r#"{"apps": {"web": {
+        "redirectUrl": "https://app.example.com/web-login/oauth/callback",
+        "realm": "main", "issuer": "app.example.com",
+        "providers": {
+          "gh": {"type": "github", "clientId": "c", "clientSecret": "s",
+            "authUrl": "https://github.com/login/oauth/authorize",
+            "tokenUrl": "https://github.com/login/oauth/access_token",
+            "userInfoUrl": "https://api.github.com/user"},
+          "bb": {"type": "bitbucket", "clientId": "c", "clientSecret": "s"},
+          "g": {"type": "generic", "clientId": "c", "clientSecret": "s",
+            "authUrl": "https://sso.example.com/oauth/authorize",
+            "tokenUrl": "https://sso.example.com/oauth/token",
+            "userInfoUrl": "https://sso.example.com/api/me",
+            "oidcKeys": {"id": "data.uid", "email": "mail", "color": "x"}},
+          "ms": {"type": "azure", "clientId": "c", "clientSecret": "s",
+            "authUrl": "https://login.microsoftonline.com/t1/oauth2/v2.0/authorize"}
+        }}}}"#;
+    let (app, notices) = one_app(text)?;
+    let gh = &app.providers["gh"];
+    assert_eq!(gh.kind, "github");
+    assert_eq!(gh.api_url.as_deref(), Some("https://api.github.com"));
+    assert_eq!(
+        gh.token_url.as_deref(),
+        Some("https://github.com/login/oauth/access_token")
+    );
+    assert_eq!(app.providers["bb"].kind, "bitbucket");
+    assert_eq!(app.providers["bb"].scope, None);
+    let g = &app.providers["g"];
+    assert_eq!(
+        g.userinfo_url.as_deref(),
+        Some("https://sso.example.com/api/me")
+    );
+    let keys = g.keys.as_ref();
+    assert_eq!(keys.and_then(|k| k.id.as_deref()), Some("data.uid"));
+    assert_eq!(keys.and_then(|k| k.email.as_deref()), Some("mail"));
+    assert!(notices
+        .warnings
+        .iter()
+        .any(|w| w.contains("apps.web.providers.g.oidcKeys.color: unknown key")));
+    // tokenUrl of an OAuth2 type is read, not "discovered".
+    assert!(!notices.infos.iter().any(|i| i.contains("gh.tokenUrl")));
+    assert_eq!(app.providers["ms"].kind, "microsoft");
+    assert_eq!(
+        app.providers["ms"].issuer_url.as_deref(),
+        Some("https://login.microsoftonline.com/t1/v2.0")
+    );
+    Ok(())
+}
+
+#[test]
+fn validation_errors_use_the_files_spelling() {
+    let e = in_file_terms(
+        ConfigError::invalid("apps.web.providers.kc.issuer_url", "bad"),
+        "config.json",
+    );
+    assert_eq!(
+        e.to_string(),
+        "config.json: apps.web.providers.kc.baseUrl: bad"
+    );
+}

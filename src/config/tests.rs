@@ -1,0 +1,235 @@
+//! Unit tests of the parent module, kept apart so the module itself stays readable.
+use super::*;
+
+#[test]
+fn socket_mode_and_group() {
+    let groups = "root:x:0:\nwww-data:x:33:\nidgate:x:998:\n";
+    assert_eq!(
+        socket_perms(None, None, groups).unwrap(),
+        SocketPerms::default()
+    );
+    let p = socket_perms(Some("0666"), Some("www-data"), groups).unwrap();
+    assert_eq!((p.mode, p.gid), (0o666, Some(33)));
+    assert_eq!(
+        socket_perms(Some("660"), Some("42"), groups).unwrap().gid,
+        Some(42)
+    );
+    for (mode, group, key) in [
+        (Some("0999"), None, "server.socket_mode"),
+        (Some("01777"), None, "server.socket_mode"),
+        (None, Some("nginx"), "server.socket_group"),
+    ] {
+        match socket_perms(mode, group, groups) {
+            Err(ConfigError::Invalid { key: k, .. }) => assert_eq!(k, key),
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+const MINIMAL: &str = r#"
+    [server]
+    listen = ["127.0.0.1:0"]
+    [jwt]
+    algorithm = "HS256"
+    private_key_file = "k.secret"
+    key_id = "k1"
+    [store]
+    kind = "embedded"
+    path = "idgate.db"
+    [users]
+    kind = "embedded"
+    [apps.web]
+    realm = "web"
+    issuer = "http://localhost"
+    redirect_url = "http://localhost/web-login/oauth/callback"
+    [apps.web.providers.dev]
+    type = "oidc"
+    issuer_url = "http://127.0.0.1:9000"
+    client_id = "idgate"
+    client_secret = "s"
+"#;
+
+fn load(text: &str) -> Result<Config, ConfigError> {
+    let dir = tempfile::tempdir().map_err(|e| ConfigError::invalid("tmp", e.to_string()))?;
+    std::fs::write(
+        dir.path().join("k.secret"),
+        "0123456789abcdef0123456789abcdef",
+    )
+    .map_err(|e| ConfigError::invalid("tmp", e.to_string()))?;
+    let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+        path: "t".into(),
+        message: e.to_string(),
+    })?;
+    Config::from_raw(raw, dir.path())
+}
+
+#[test]
+fn minimal_config_gets_defaults() -> Result<(), ConfigError> {
+    let c = load(MINIMAL)?;
+    assert_eq!(c.session.access_ttl, Duration::from_secs(900));
+    assert!(c.session.cookie_secure);
+    assert_eq!(c.server.default_app.as_deref(), Some("web"));
+    assert_eq!(c.apps["web"].implicit_provider(), Some("dev"));
+    assert!(c.server.trusted_peers.iter().any(|n| n.contains(
+        &"127.0.0.1"
+            .parse::<std::net::IpAddr>()
+            .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into())
+    )));
+    Ok(())
+}
+
+#[test]
+fn unknown_key_is_named() {
+    let text = MINIMAL
+        .replace("[session]", "")
+        .replace("[store]", "[store]\npathh = 1");
+    let err = load(&text).err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(err.contains("pathh"), "{err}");
+    let text = format!("{MINIMAL}\n[session]\naccess_tll = \"1m\"\n");
+    let err = load(&text).err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(err.contains("access_tll"), "{err}");
+}
+
+/// Loads `text` with `files` written next to it and `env` as the environment.
+fn load_env(
+    text: &str,
+    files: &[(&str, &str)],
+    env: &[(&'static str, &'static str)],
+) -> Result<Config, ConfigError> {
+    let dir = tempfile::tempdir().map_err(|e| ConfigError::invalid("tmp", e.to_string()))?;
+    let mut all = vec![("k.secret", "0123456789abcdef0123456789abcdef")];
+    all.extend_from_slice(files);
+    for (name, body) in all {
+        std::fs::write(dir.path().join(name), body)
+            .map_err(|e| ConfigError::invalid("tmp", e.to_string()))?;
+    }
+    let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+        path: "t".into(),
+        message: e.to_string(),
+    })?;
+    let env: BTreeMap<&str, &str> = env.iter().copied().collect();
+    Config::from_raw_with_env(raw, dir.path(), &env)
+}
+
+const MIA_JSON: &str = r#"{"apps": {"mobile": {
+    "providers": {"okta": {"type": "okta", "clientId": "c", "clientSecret": "s",
+        "baseUrl": "https://x.okta.com/oauth2/default", "scope": ["openid"], "label": "Okta"}},
+    "redirectUrl": "https://m.example.com/web-login/oauth/callback",
+    "realm": "m", "issuer": "m.example.com", "defaultGroups": ["users"],
+    "customTokenClaims": {"includeProviderUserId": true, "metadataFieldsToInclude": ["a.b"]},
+    "sidCookieCustomAttributes": {"domain": "example.com"}
+}}}"#;
+
+#[test]
+fn mia_apps_join_the_toml_apps() -> Result<(), ConfigError> {
+    let text = format!("mia_config = \"config.json\"\n{MINIMAL}");
+    let c = load_env(&text, &[("config.json", MIA_JSON)], &[])?;
+    assert_eq!(c.apps.keys().collect::<Vec<_>>(), ["mobile", "web"]);
+    let mobile = &c.apps["mobile"];
+    assert!(!mobile.website);
+    assert_eq!(
+        mobile.token_claims,
+        TokenClaims {
+            include_provider_user_id: true,
+            metadata_fields: Some(vec![vec!["a".into(), "b".into()]]),
+        }
+    );
+    assert_eq!(
+        mobile.providers["okta"].protocol,
+        Protocol::Oidc {
+            issuer: "https://x.okta.com/oauth2/default".into()
+        }
+    );
+    assert_eq!(mobile.providers["okta"].kind, ProviderKind::Okta);
+    // TOML apps keep all metadata and no providerUserId unless asked.
+    assert_eq!(c.apps["web"].token_claims, TokenClaims::default());
+    // Two apps, no default: the chooser decides.
+    assert_eq!(c.server.default_app, None);
+    assert!(c
+        .notices
+        .infos
+        .iter()
+        .any(|n| n.contains("apps.mobile.sidCookieCustomAttributes: set [session]")));
+
+    // The same id in both places is an error naming it.
+    let clash = MIA_JSON.replace("\"mobile\"", "\"web\"");
+    let err = load_env(&text, &[("config.json", &clash)], &[])
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(err.starts_with("apps.web: is defined both"), "{err}");
+
+    // Validation errors of a Mia app use the file's names.
+    let bad = MIA_JSON.replace("https://m.example.com/web-login", "not a url");
+    let err = load_env(&text, &[("config.json", &bad)], &[])
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(
+        err.starts_with("config.json: apps.mobile.redirectUrl: "),
+        "{err}"
+    );
+    Ok(())
+}
+
+#[test]
+fn environment_supplies_and_overrides_sections() -> Result<(), ConfigError> {
+    // No [jwt], [store] or [users]: the original's variables are enough.
+    let text = MINIMAL
+        .replace("[jwt]\n    algorithm = \"HS256\"\n    private_key_file = \"k.secret\"\n    key_id = \"k1\"", "")
+        .replace("[store]\n    kind = \"embedded\"\n    path = \"idgate.db\"", "")
+        .replace("[users]\n    kind = \"embedded\"", "");
+    assert!(!text.contains("[jwt]") && !text.contains("[store]") && !text.contains("[users]"));
+    let err = load_env(&text, &[], &[]).err().map(|e| e.to_string());
+    assert!(err.is_some_and(|e| e.starts_with("jwt: missing")));
+    let c = load_env(
+        &text,
+        &[],
+        &[
+            (
+                "MIA_JWT_TOKEN_SIGN_KEY",
+                "an HS256 secret of at least 32 bytes!",
+            ),
+            ("REDIS_HOSTS", "127.0.0.1:6379"),
+            ("REDIS_SESSIONS_SCOPE", "tenant"),
+            ("USERS_CRUD_BASE_URL", "http://crud-service/users"),
+            ("AUTHORIZATION_STRICT_MODE_ENABLED", "false"),
+        ],
+    )?;
+    assert!(matches!(&c.store, StoreConfig::Redis(r) if r.scope == "tenant"));
+    assert!(
+        matches!(&c.users, UsersConfig::Crud(u) if u.base_url.as_str() == "http://crud-service/users")
+    );
+    assert_eq!(c.jwt.signing.key_id, "mia");
+    assert!(c.notices.infos.iter().any(|l| l.contains("REDIS_HOSTS")));
+
+    // Env wins over the TOML, and a bad value names the variable behind the key.
+    let err = load_env(MINIMAL, &[], &[("REDIS_HOSTS", "http://cache:6379")])
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(err.starts_with("store.urls (from REDIS_HOSTS): "), "{err}");
+    let err = load_env(MINIMAL, &[], &[("MIA_JWT_TOKEN_SIGN_KEY", "short")])
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(
+        err.starts_with("jwt.secret (from MIA_JWT_TOKEN_SIGN_KEY): "),
+        "{err}"
+    );
+    assert!(!err.contains("short"), "{err}");
+    Ok(())
+}
+
+#[test]
+fn bad_values_name_their_key() {
+    let text = MINIMAL.replace("127.0.0.1:0", "nonsense");
+    let err = load(&text).err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(err.starts_with("server.listen"), "{err}");
+    let text = MINIMAL.replace("type = \"oidc\"", "type = \"saml\"");
+    let err = load(&text).err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(err.starts_with("apps.web.providers.dev.type"), "{err}");
+    let text = format!("{MINIMAL}\n[session]\naccess_ttl = \"soon\"\n");
+    let err = load(&text).err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(err.starts_with("session.access_ttl"), "{err}");
+}

@@ -1,0 +1,135 @@
+//! Unit tests of the parent module, kept apart so the module itself stays readable.
+use super::*;
+
+#[tokio::test]
+async fn the_oldest_sessions_beyond_the_cap_are_revoked() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(&dir.path().join("s.db")).unwrap();
+    let (cursor, _) = store.revocations_since(-1).await.unwrap();
+    for i in 0..4 {
+        let rec = SessionRecord {
+            sid: format!("s{i}"),
+            user_id: "u".into(),
+            app_id: "web".into(),
+            provider_id: "dev".into(),
+            created_at: 100 + i,
+            expires_at: crate::now_secs() + 60,
+            refresh_hash: "h".into(),
+            idp_tokens: vec![],
+            revoked: false,
+        };
+        let evicted = store.create_session(&rec, 3).await.unwrap();
+        assert_eq!(
+            evicted,
+            if i == 3 {
+                vec!["s0".to_string()]
+            } else {
+                vec![]
+            }
+        );
+    }
+    assert!(!store
+        .get_session("s0")
+        .await
+        .unwrap()
+        .unwrap()
+        .revoked
+        .eq(&false));
+    assert!(store
+        .get_session("s3")
+        .await
+        .unwrap()
+        .unwrap()
+        .is_alive(crate::now_secs()));
+    assert_eq!(
+        store.revocations_since(cursor).await.unwrap().1,
+        vec!["s0".to_string()]
+    );
+}
+
+fn identity(sub: &str, name: &str) -> Identity {
+    Identity {
+        realm: "web".into(),
+        provider_id: "dev".into(),
+        provider_user_id: sub.into(),
+        name: Some(name.into()),
+        email: Some(format!("{sub}@example.test")),
+        username: None,
+    }
+}
+
+#[tokio::test]
+async fn states_are_single_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(&dir.path().join("s.db")).unwrap();
+    let s = LoginState {
+        state: "st".into(),
+        app_id: "web".into(),
+        provider_id: "dev".into(),
+        redirect: "/".into(),
+        client_state: None,
+        pkce_verifier: "v".into(),
+        nonce: "n".into(),
+        binding_hash: "b".into(),
+        expires_at: crate::now_secs() + 60,
+    };
+    store.put_state(&s).await.unwrap();
+    assert_eq!(store.take_state("st").await.unwrap(), Some(s));
+    assert_eq!(store.take_state("st").await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn users_keep_project_fields_and_refresh_idp_fields() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(&dir.path().join("s.db")).unwrap();
+    let first = store
+        .upsert_login(&identity("alice", "Alice"), &["users".into()])
+        .await
+        .unwrap();
+    assert_eq!(first.groups, vec!["users".to_string()]);
+    assert!(store
+        .set_groups(&first.user_id, &["admins".into()])
+        .await
+        .unwrap());
+    let again = store
+        .upsert_login(&identity("alice", "Alice B."), &["users".into()])
+        .await
+        .unwrap();
+    assert_eq!(again.user_id, first.user_id);
+    assert_eq!(again.groups, vec!["admins".to_string()]);
+    assert_eq!(again.name.as_deref(), Some("Alice B."));
+    assert_eq!(store.list_users().await.unwrap().len(), 1);
+    assert!(!store.set_groups("nobody", &[]).await.unwrap());
+}
+
+#[tokio::test]
+async fn revocations_are_logged_for_other_processes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let a = EmbeddedStore::open(&path).unwrap();
+    let b = EmbeddedStore::open(&path).unwrap();
+    let (cursor, _) = b.revocations_since(-1).await.unwrap();
+    let rec = SessionRecord {
+        sid: "s1".into(),
+        user_id: "u".into(),
+        app_id: "web".into(),
+        provider_id: "dev".into(),
+        created_at: 0,
+        expires_at: crate::now_secs() + 60,
+        refresh_hash: "h".into(),
+        idp_tokens: vec![1],
+        revoked: false,
+    };
+    assert!(a.create_session(&rec, 10).await.unwrap().is_empty());
+    assert!(a.revoke_session("s1").await.unwrap());
+    assert!(!a.revoke_session("s1").await.unwrap());
+    let (next, sids) = b.revocations_since(cursor).await.unwrap();
+    assert_eq!(sids, vec!["s1".to_string()]);
+    assert!(b.revocations_since(next).await.unwrap().1.is_empty());
+    assert!(!b
+        .get_session("s1")
+        .await
+        .unwrap()
+        .unwrap()
+        .is_alive(crate::now_secs()));
+}
