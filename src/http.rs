@@ -122,6 +122,21 @@ pub fn body_params(
     }
 }
 
+/// The request's parameters: the query string, overridden by a JSON or form body. Returns the
+/// head too, for the cookies.
+pub async fn request_params(
+    req: Request,
+) -> Result<(http::request::Parts, HashMap<String, String>), ApiError> {
+    let (parts, body) = req.into_parts();
+    let mut params = query_params(&parts.uri);
+    let content_type = parts
+        .headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    params.extend(body_params(content_type, &read_body(body).await?)?);
+    Ok((parts, params))
+}
+
 /// Percent-encodes a query value.
 pub fn encode_query_value(v: &str) -> String {
     url::form_urlencoded::byte_serialize(v.as_bytes()).collect()

@@ -45,11 +45,7 @@ pub async fn renew(state: &AppState, token: &str) -> Result<Arc<Renewed>, AuthFa
         .find(|a| a.issuer == old.iss)
         .ok_or(AuthFailure::SessionEnded)?;
     let user = match state.users.get_user(&old.sub).await? {
-        Some(u) => crate::users::user_claim(
-            &u,
-            app.providers.get(&record.provider_id).map(|p| p.as_ref()),
-            &app.token_claims,
-        ),
+        Some(u) => crate::users::claim_for(app, &u, &record.provider_id),
         // Sessions minted for service accounts have no user record: keep their claims.
         None => old.user.clone(),
     };

@@ -279,6 +279,16 @@ impl Authenticator {
         self.sessions.revoke_session(sid).await
     }
 
+    /// Revokes every session of a user in the store (which tells other processes) and here;
+    /// returns their ids.
+    pub async fn revoke_user(&self, user_id: &str) -> Result<Vec<String>, StoreError> {
+        let revoked = self.sessions.revoke_user_sessions(user_id).await?;
+        for sid in &revoked {
+            self.forget_session(sid);
+        }
+        Ok(revoked)
+    }
+
     /// Drops flags no cached token refers to any more.
     fn prune_flags(&self) {
         if let Ok(mut flags) = self.flags.lock() {

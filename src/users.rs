@@ -18,6 +18,15 @@ pub fn identity(app: &AppConfig, provider: &ProviderConfig, idp: &IdpUser) -> Id
     }
 }
 
+/// The `user` claim of `user` for a session of `app` through `provider_id`.
+pub fn claim_for(app: &AppConfig, user: &User, provider_id: &str) -> UserClaim {
+    user_claim(
+        user,
+        app.providers.get(provider_id).map(|p| p.as_ref()),
+        &app.token_claims,
+    )
+}
+
 /// The JWT's `user` claim for a stored user, shaped by the app's `claims` (Mia's
 /// `customTokenClaims`): `providerUserId` only when asked for, and `metadata` reduced to the
 /// listed dotted paths when a list is configured.

@@ -2,23 +2,15 @@
 //! once. The user is read again, so group changes apply. A refresh token presented a second time
 //! is a sign it was stolen (RFC 9700 §4.14.2): the session is revoked.
 
-use http::header::CONTENT_TYPE;
-
 use crate::cookie;
 use crate::crypto::hash_token;
 use crate::error::ApiError;
-use crate::http::{body_params, query_params, read_body, Request, Response};
+use crate::http::{request_params, Request, Response};
 use crate::state::AppState;
 use crate::users;
 
 pub async fn refresh(state: &AppState, req: Request) -> Result<Response, ApiError> {
-    let (parts, body) = req.into_parts();
-    let mut params = query_params(&parts.uri);
-    let content_type = parts
-        .headers
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok());
-    params.extend(body_params(content_type, &read_body(body).await?)?);
+    let (parts, params) = request_params(req).await?;
     let presented = params
         .get("refreshToken")
         .or_else(|| params.get("refresh_token"))
@@ -48,11 +40,7 @@ pub async fn refresh(state: &AppState, req: Request) -> Result<Response, ApiErro
         return Err(refused());
     }
     let user = match state.users.get_user(&record.user_id).await? {
-        Some(u) => users::user_claim(
-            &u,
-            app.providers.get(&record.provider_id).map(|p| p.as_ref()),
-            &app.token_claims,
-        ),
+        Some(u) => users::claim_for(&app, &u, &record.provider_id),
         None => return Err(refused()),
     };
     tracing::info!(user = %record.user_id, "session refreshed");

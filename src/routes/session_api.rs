@@ -125,10 +125,7 @@ pub async fn revoke_user(
         .filter(|id| !id.is_empty() && !id.contains('/'))
         .ok_or_else(|| ApiError::NotFound(format!("no endpoint at {path}")))?;
     let user_id = percent_encoding::percent_decode_str(user_id).decode_utf8_lossy();
-    let revoked = state.sessions.revoke_user_sessions(&user_id).await?;
-    for sid in &revoked {
-        state.auth.forget_session(sid);
-    }
+    let revoked = state.auth.revoke_user(&user_id).await?;
     tracing::info!(user = %user_id, sessions = revoked.len(), "sessions revoked by an administrator");
     Ok(json_response(
         StatusCode::OK,
@@ -160,12 +157,8 @@ pub async fn backchannel_logout(
             ApiError::NotFound(format!("app `{app_id}` has no provider `{provider_id}`"))
         })?
         .clone();
-    let (parts, body) = req.into_parts();
-    let content_type = parts
-        .headers
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok());
-    let params = crate::http::body_params(content_type, &crate::http::read_body(body).await?)?;
+    // The spec sends the token as a form body; the query is read too, like everywhere else.
+    let (_, params) = crate::http::request_params(req).await?;
     let invalid = |description: String| {
         tracing::warn!(app = %app_id, provider = %provider_id, error = %description, "back-channel logout refused");
         json_response(
@@ -191,10 +184,7 @@ pub async fn backchannel_logout(
         .find_by_identity(&app.realm, provider_id, &sub)
         .await?
     {
-        revoked = state.sessions.revoke_user_sessions(&user.user_id).await?;
-        for sid in &revoked {
-            state.auth.forget_session(sid);
-        }
+        revoked = state.auth.revoke_user(&user.user_id).await?;
         tracing::info!(user = %user.user_id, sessions = revoked.len(), "back-channel logout");
     }
     let mut resp = json_response(StatusCode::OK, &json!({ "revoked": revoked.len() }));

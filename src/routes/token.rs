@@ -2,29 +2,21 @@
 //! bound to this browser), exchanges the code at the IdP, merges the user, stores the session
 //! and answers with idgate's own tokens.
 
-use http::header::{CONTENT_TYPE, LOCATION};
+use http::header::LOCATION;
 use http::{HeaderValue, StatusCode};
 use serde_json::json;
 
 use crate::cookie;
 use crate::crypto::{constant_time_eq, hash_token, random_token};
 use crate::error::ApiError;
-use crate::http::{
-    add_cookie, body_params, json_response, query_params, read_body, Request, Response,
-};
+use crate::http::{add_cookie, json_response, request_params, Request, Response};
 use crate::idp::IdpError;
 use crate::state::AppState;
 use crate::store::SessionRecord;
 use crate::users;
 
 pub async fn exchange(state: &AppState, req: Request) -> Result<Response, ApiError> {
-    let (parts, body) = req.into_parts();
-    let mut params = query_params(&parts.uri);
-    let content_type = parts
-        .headers
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok());
-    params.extend(body_params(content_type, &read_body(body).await?)?);
+    let (parts, params) = request_params(req).await?;
     let code = params
         .get("code")
         .filter(|c| !c.is_empty())
