@@ -12,34 +12,8 @@ use std::time::Duration;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 
-fn mint(idgate: &Idgate, user: &str, groups: &str) -> String {
-    let (code, out, err) = idgate_cmd(&[
-        "sessions",
-        "mint",
-        "--config",
-        idgate.config.to_str().unwrap(),
-        "--user",
-        user,
-        "--groups",
-        groups,
-    ]);
-    assert_eq!(code, 0, "{err}");
-    out.trim().to_owned()
-}
-
 fn client() -> reqwest::Client {
     Browser::new().client
-}
-
-async fn auth_status(idgate: &Idgate, token: &str) -> u16 {
-    client()
-        .get(idgate.url("/auth"))
-        .header("cookie", format!("sid={token}"))
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
 }
 
 fn payload(token: &str) -> serde_json::Value {

@@ -128,11 +128,7 @@ async fn ended_sessions_and_bearer_tokens_are_not_renewed() {
 
     // A revoked session: the expired cookie is not renewed.
     let config = stack.idgate.config.to_str().unwrap().to_owned();
-    let (_, out, _) = idgate_cmd(&["users", "list", "--config", &config]);
-    let id = serde_json::from_str::<serde_json::Value>(&out).unwrap()[0]["userId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = stack.idgate.first_user_id();
     let (code, _, err) = idgate_cmd(&["sessions", "revoke", "--config", &config, "--user", &id]);
     assert_eq!(code, 0, "{err}");
     let resp = client
@@ -157,11 +153,7 @@ async fn refresh_tokens_rotate_work_once_and_apply_group_changes() {
 
     // Groups change; the refresh (from the cookie) carries them.
     let config = stack.idgate.config.to_str().unwrap().to_owned();
-    let (_, out, _) = idgate_cmd(&["users", "list", "--config", &config]);
-    let id = serde_json::from_str::<serde_json::Value>(&out).unwrap()[0]["userId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = stack.idgate.first_user_id();
     idgate_cmd(&[
         "users",
         "set-groups",

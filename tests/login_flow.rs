@@ -203,8 +203,7 @@ async fn groups_set_with_the_cli_appear_at_the_next_login() {
     let first = Browser::new();
     assert_eq!(login(&stack, &first, "/", "bob").await.status(), 200);
     let config = stack.idgate.config.to_str().unwrap().to_owned();
-    let (_, out, _) = idgate_cmd(&["users", "list", "--config", &config]);
-    let users: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let users = stack.idgate.users();
     let id = users[0]["userId"].as_str().unwrap().to_owned();
     assert_eq!(users[0]["groups"], serde_json::json!(["users"]));
 
@@ -245,15 +244,7 @@ async fn groups_set_with_the_cli_appear_at_the_next_login() {
         "same user, found by (realm, provider, subject)"
     );
     assert_eq!(echo["miausergroups"], "admins,auditors");
-    let (_, out, _) = idgate_cmd(&["users", "list", "--config", &config]);
-    assert_eq!(
-        serde_json::from_str::<serde_json::Value>(&out)
-            .unwrap()
-            .as_array()
-            .unwrap()
-            .len(),
-        1
-    );
+    assert_eq!(stack.idgate.users().as_array().unwrap().len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

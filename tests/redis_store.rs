@@ -489,36 +489,11 @@ fn redis_setup(url: &str, scope: &str, extra_session: &'static str) -> Setup {
     }
 }
 
-fn mint(idgate: &Idgate, user: &str) -> String {
-    let (code, out, err) = idgate_cmd(&[
-        "sessions",
-        "mint",
-        "--config",
-        idgate.config.to_str().unwrap(),
-        "--user",
-        user,
-    ]);
-    assert_eq!(code, 0, "{err}");
-    out.trim().to_owned()
-}
-
 fn sid_of(token: &str) -> String {
     let part = token.split('.').nth(1).unwrap();
     let claims: serde_json::Value =
         serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap();
     claims["sid"].as_str().unwrap().to_owned()
-}
-
-async fn auth_status(idgate: &Idgate, token: &str) -> u16 {
-    Browser::new()
-        .client
-        .get(idgate.url("/auth"))
-        .header("cookie", format!("sid={token}"))
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
 }
 
 /// Polls `/auth` until it answers `want`; returns how long that took.
@@ -543,8 +518,8 @@ async fn a_revocation_reaches_every_idgate_within_a_second() {
     let redis = RedisServer::start(dir.path(), &[]);
     let (_d1, one) = start_idgate_alone(redis_setup(&redis.url(), "pair", ""));
     let (_d2, two) = start_idgate_alone(redis_setup(&redis.url(), "pair", ""));
-    let token = mint(&one, "u-1");
-    let other = mint(&two, "u-2");
+    let token = mint(&one, "u-1", "");
+    let other = mint(&two, "u-2", "");
     for idgate in [&one, &two] {
         // Seen once, then answered from the cache.
         auth_becomes(idgate, &token, 200, Duration::from_secs(5)).await;
@@ -592,8 +567,8 @@ async fn a_redis_outage_is_bridged_for_the_grace_then_refused_and_recovered() {
             .status(),
         200
     );
-    let seen = mint(&idgate, "u-seen");
-    let unseen = mint(&idgate, "u-unseen");
+    let seen = mint(&idgate, "u-seen", "");
+    let unseen = mint(&idgate, "u-unseen", "");
     auth_becomes(&idgate, &seen, 200, Duration::from_secs(5)).await;
     // Wait for the feed to be current, so the session is served from the cache.
     tokio::time::sleep(Duration::from_millis(600)).await;
@@ -632,7 +607,7 @@ async fn a_redis_outage_is_bridged_for_the_grace_then_refused_and_recovered() {
     // Redis comes back (empty: no persistence); idgate recovers by itself.
     redis.restart();
     wait_ready(&idgate).await;
-    let fresh = mint(&idgate, "u-fresh");
+    let fresh = mint(&idgate, "u-fresh", "");
     auth_becomes(&idgate, &fresh, 200, Duration::from_secs(5)).await;
     assert_eq!(auth_status(&idgate, &fresh).await, 200);
 }
@@ -680,7 +655,7 @@ async fn idgate_starts_while_redis_is_down_and_recovers_by_itself() {
 
     let _redis = RedisServer::start_on(dir.path(), port, &[]);
     wait_ready(&idgate).await;
-    let token = mint(&idgate, "u-late");
+    let token = mint(&idgate, "u-late", "");
     auth_becomes(&idgate, &token, 200, Duration::from_secs(5)).await;
 }
 

@@ -91,11 +91,7 @@ async fn group_rules_public_routes_and_backoffice() {
 
     // Made an admin through the CLI, she gets in after her next login.
     let config = stack.idgate.config.to_str().unwrap().to_owned();
-    let (_, out, _) = idgate_cmd(&["users", "list", "--config", &config]);
-    let id = serde_json::from_str::<serde_json::Value>(&out).unwrap()[0]["userId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = stack.idgate.first_user_id();
     let (code, _, err) = idgate_cmd(&[
         "users",
         "set-groups",
@@ -123,11 +119,7 @@ async fn a_location_rule_replaces_the_route_table() {
     // The route table would let any session into /reports/ (rule "/": true); the location says no.
     assert_eq!(get(&bob, &format!("{site}/reports/q1"), &[]).await.0, 403);
     let config = stack.idgate.config.to_str().unwrap().to_owned();
-    let (_, out, _) = idgate_cmd(&["users", "list", "--config", &config]);
-    let id = serde_json::from_str::<serde_json::Value>(&out).unwrap()[0]["userId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = stack.idgate.first_user_id();
     idgate_cmd(&["users", "set-groups", "--config", &config, &id, "auditors"]);
     let again = Browser::new();
     assert_eq!(login(&stack, &again, "/", "bob").await.status(), 200);

@@ -28,18 +28,6 @@ fn setup_ttl(redis: &RedisServer, mongo: &Mongo, access_ttl: &'static str) -> Se
     }
 }
 
-async fn auth_status(idgate: &Idgate, jwt: &str) -> u16 {
-    Browser::new()
-        .client
-        .get(idgate.url("/auth"))
-        .header("cookie", format!("sid={jwt}"))
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
-}
-
 /// IdP + `n` idgate instances on one config + Nginx in front of them all.
 struct Fleet {
     stack: Stack,

@@ -237,7 +237,46 @@ pub fn idgate_cmd(args: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// `idgate sessions mint`: a stored session for `user` with `groups` (comma-separated), as a JWT.
+pub fn mint(idgate: &Idgate, user: &str, groups: &str) -> String {
+    let config = idgate.config.to_str().unwrap();
+    let (code, out, err) = idgate_cmd(&[
+        "sessions", "mint", "--config", config, "--user", user, "--groups", groups,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    out.trim().to_owned()
+}
+
+/// The status `/auth` answers for the session cookie `token`.
+pub async fn auth_status(idgate: &Idgate, token: &str) -> u16 {
+    Browser::new()
+        .client
+        .get(idgate.url("/auth"))
+        .header("cookie", format!("sid={token}"))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
 impl Idgate {
+    /// `idgate users list` against this instance's store.
+    pub fn users(&self) -> serde_json::Value {
+        let (code, out, err) =
+            idgate_cmd(&["users", "list", "--config", self.config.to_str().unwrap()]);
+        assert_eq!(code, 0, "{err}");
+        serde_json::from_str(&out).unwrap()
+    }
+
+    /// The id of the user who logged in first.
+    pub fn first_user_id(&self) -> String {
+        self.users()[0]["userId"]
+            .as_str()
+            .expect("a user")
+            .to_owned()
+    }
+
     pub fn start(dir: &Path, config_toml: &str) -> Self {
         Self::start_bin(Path::new(idgate_bin()), dir, config_toml)
     }
