@@ -1,55 +1,120 @@
-//! The cookies idgate sets: `sid` (the session JWT), `refresh_token`, and `idgate_login`, the
-//! short-lived cookie that binds a login state to the browser that started it. Attributes come
-//! from `[session]` (Secure, Domain, Path, SameSite); all are HttpOnly.
+//! The cookies idgate sets, all HttpOnly:
+//!
+//! | cookie | holds | path | lives |
+//! |---|---|---|---|
+//! | `sid` | the session JWT | `[session] cookie_path` | the session |
+//! | `idgate_renew` | the session's renewal secret: `/auth` renews an expired `sid` only with it | `cookie_path` | the session |
+//! | `refresh_token` | the refresh token | `/refreshtoken` only | the session |
+//! | `idgate_login` | the browser bindings of logins in progress (see `routes::login`) | `cookie_path` | a few login-state lifetimes |
+//!
+//! The shipped Nginx snippets remove all four from the `Cookie` header an upstream receives.
+//! Secure, Domain and SameSite come from `[session]`. With `[session] host_prefix = true` the
+//! names carry the `__Host-` prefix (`__Secure-` for `refresh_token`, whose path is not `/`), so
+//! a sibling subdomain cannot plant them; the plain names stay the default, for compatibility
+//! with clients that read `sid`.
 
 use cookie::{Cookie, SameSite};
 
 use crate::config::SessionConfig;
 
-pub const SID: &str = "sid";
-pub const REFRESH_TOKEN: &str = "refresh_token";
-pub const LOGIN_BINDING: &str = "idgate_login";
+/// The path the refresh token cookie is sent to: the one endpoint that reads it.
+pub const REFRESH_PATH: &str = "/refreshtoken";
 
-/// Builds `Set-Cookie` values with the configured attributes.
+/// Longest `Cookie` header `/auth` reads; a longer one is refused (403) rather than parsed.
+pub const MAX_COOKIE_HEADER: usize = 16 * 1024;
+
+/// Which of idgate's cookies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Sid,
+    Renew,
+    Refresh,
+    Login,
+}
+
+impl Kind {
+    fn base_name(self) -> &'static str {
+        match self {
+            Kind::Sid => "sid",
+            Kind::Renew => "idgate_renew",
+            Kind::Refresh => "refresh_token",
+            Kind::Login => "idgate_login",
+        }
+    }
+}
+
+/// Builds `Set-Cookie` values with the configured attributes, and knows each cookie's name.
 #[derive(Debug, Clone)]
 pub struct CookieJar {
     secure: bool,
     domain: Option<String>,
     path: String,
     same_site: SameSite,
+    /// Indexed like [`Kind`]: the names with the configured prefix.
+    names: [String; 4],
 }
 
 impl CookieJar {
     pub fn new(cfg: &SessionConfig) -> Self {
+        let name = |kind: Kind| match (cfg.host_prefix, kind) {
+            (false, _) => kind.base_name().to_owned(),
+            (true, Kind::Refresh) => format!("__Secure-{}", kind.base_name()),
+            (true, _) => format!("__Host-{}", kind.base_name()),
+        };
         Self {
             secure: cfg.cookie_secure,
             domain: cfg.cookie_domain.clone(),
             path: cfg.cookie_path.clone(),
             same_site: cfg.cookie_same_site,
+            names: [
+                name(Kind::Sid),
+                name(Kind::Renew),
+                name(Kind::Refresh),
+                name(Kind::Login),
+            ],
         }
     }
 
+    /// The cookie's name as configured.
+    pub fn name(&self, kind: Kind) -> &str {
+        &self.names[kind as usize]
+    }
+
     /// A cookie living `max_age_secs`.
-    pub fn set(&self, name: &str, value: &str, max_age_secs: i64) -> String {
-        self.build(name, value, max_age_secs)
+    pub fn set(&self, kind: Kind, value: &str, max_age_secs: i64) -> String {
+        self.build(kind, value, max_age_secs)
     }
 
-    /// A cookie that makes the browser forget `name`.
-    pub fn clear(&self, name: &str) -> String {
-        self.build(name, "", 0)
+    /// A cookie that makes the browser forget `kind`.
+    pub fn clear(&self, kind: Kind) -> String {
+        self.build(kind, "", 0)
     }
 
-    fn build(&self, name: &str, value: &str, max_age_secs: i64) -> String {
-        let mut c = Cookie::build((name.to_owned(), value.to_owned()))
+    fn build(&self, kind: Kind, value: &str, max_age_secs: i64) -> String {
+        let path = match kind {
+            Kind::Refresh => REFRESH_PATH.to_owned(),
+            _ => self.path.clone(),
+        };
+        let mut c = Cookie::build((self.name(kind).to_owned(), value.to_owned()))
             .http_only(true)
             .secure(self.secure)
-            .path(self.path.clone())
+            .path(path)
             .same_site(self.same_site)
             .max_age(cookie::time::Duration::seconds(max_age_secs));
         if let Some(d) = &self.domain {
             c = c.domain(d.clone());
         }
         c.build().to_string()
+    }
+
+    /// The value of cookie `kind` in the request's `Cookie` headers.
+    pub fn read<'a>(&self, headers: &'a http::HeaderMap, kind: Kind) -> Option<&'a str> {
+        let name = self.name(kind);
+        headers
+            .get_all(http::header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(|h| find(h, name))
     }
 }
 
@@ -65,18 +130,17 @@ pub fn find<'a>(header: &'a str, name: &str) -> Option<&'a str> {
 mod tests {
     use super::*;
 
-    fn jar(secure: bool) -> CookieJar {
-        CookieJar {
-            secure,
-            domain: Some("example.com".into()),
-            path: "/".into(),
-            same_site: SameSite::Lax,
-        }
+    fn jar(secure: bool, host_prefix: bool) -> CookieJar {
+        let mut cfg = crate::config::SessionConfig::for_tests();
+        cfg.cookie_secure = secure;
+        cfg.host_prefix = host_prefix;
+        cfg.cookie_domain = (!host_prefix).then(|| "example.com".to_owned());
+        CookieJar::new(&cfg)
     }
 
     #[test]
     fn cookies_carry_the_security_attributes() {
-        let c = jar(true).set(SID, "abc", 60);
+        let c = jar(true, false).set(Kind::Sid, "abc", 60);
         for part in [
             "sid=abc",
             "HttpOnly",
@@ -88,16 +152,39 @@ mod tests {
         ] {
             assert!(c.contains(part), "{c} lacks {part}");
         }
-        assert!(!jar(false).set(SID, "abc", 60).contains("Secure"));
-        assert!(jar(true).clear(SID).contains("Max-Age=0"));
+        assert!(!jar(false, false)
+            .set(Kind::Sid, "abc", 60)
+            .contains("Secure"));
+        assert!(jar(true, false).clear(Kind::Sid).contains("Max-Age=0"));
+        let r = jar(true, false).set(Kind::Refresh, "r", 60);
+        assert!(r.contains("Path=/refreshtoken"), "{r}");
+    }
+
+    #[test]
+    fn the_host_prefix_renames_every_cookie() {
+        let j = jar(true, true);
+        assert_eq!(j.name(Kind::Sid), "__Host-sid");
+        assert_eq!(j.name(Kind::Renew), "__Host-idgate_renew");
+        assert_eq!(j.name(Kind::Login), "__Host-idgate_login");
+        assert_eq!(j.name(Kind::Refresh), "__Secure-refresh_token");
+        let c = j.set(Kind::Sid, "t", 60);
+        assert!(c.starts_with("__Host-sid=t") && c.contains("Path=/") && c.contains("Secure"));
+        assert!(!c.contains("Domain"), "{c}");
+        let mut h = http::HeaderMap::new();
+        h.insert(
+            http::header::COOKIE,
+            http::HeaderValue::from_static("sid=planted; __Host-sid=real"),
+        );
+        assert_eq!(j.read(&h, Kind::Sid), Some("real"));
+        assert_eq!(jar(true, false).read(&h, Kind::Sid), Some("planted"));
     }
 
     #[test]
     fn finds_cookies_in_a_header() {
         let h = "a=1; sid=tok.en.x; refresh_token=r";
-        assert_eq!(find(h, SID), Some("tok.en.x"));
+        assert_eq!(find(h, "sid"), Some("tok.en.x"));
         assert_eq!(find(h, "refresh_token"), Some("r"));
         assert_eq!(find(h, "sidx"), None);
-        assert_eq!(find("xsid=1", SID), None);
+        assert_eq!(find("xsid=1", "sid"), None);
     }
 }

@@ -1,6 +1,7 @@
 //! Small cryptographic helpers: unguessable tokens, hashes of tokens we must recognise but never
-//! store, the redacting [`Secret`] wrapper, and [`TokenCipher`], which keeps the IdP's tokens
-//! encrypted at rest (AES-256-GCM).
+//! store, the redacting [`Secret`] wrapper, [`TokenCipher`], which keeps the IdP's tokens
+//! encrypted at rest (AES-256-GCM), and [`SessionMac`], which makes a session's renewal secret
+//! and its refresh tokens checkable without storing them.
 
 use aes_gcm::aead::{Aead, KeyInit};
 use aes_gcm::{Aes256Gcm, Nonce};
@@ -99,9 +100,98 @@ impl TokenCipher {
     }
 }
 
+/// Keyed MACs (HMAC-SHA256) over session ids and refresh tokens. The key comes from the same
+/// material as [`TokenCipher`]'s (`session.token_key_file`, else the signing key), under its own
+/// HKDF label, so every instance sharing the config agrees without storing anything.
+///
+/// - The **renewal secret** of a session is the MAC of its id. The browser receives it once, at
+///   login, in its own HttpOnly cookie; `/auth` renews an expired session JWT only when the
+///   request carries it. A JWT that leaked (it is in every request, logs, the token header
+///   profile) therefore lives at most `access_ttl`: the session id in it is not enough.
+/// - A **refresh token** is `<sid>.<random>.<mac>`. Its hash is what the session stores (the
+///   current one); the MAC tells a refresh token idgate once issued (a replay: the session is
+///   revoked) from one an attacker made up knowing the session id (refused, nothing changes).
+#[derive(Clone)]
+pub struct SessionMac {
+    key: [u8; 32],
+}
+
+impl SessionMac {
+    pub fn from_key_material(material: &[u8]) -> Self {
+        let hk = hkdf::Hkdf::<Sha256>::new(Some(b"idgate session-mac key v1"), material);
+        let mut key = [0u8; 32];
+        // 32 bytes is far below HKDF-SHA256's output limit, so expand cannot fail.
+        let _ = hk.expand(b"hmac-sha256", &mut key);
+        Self { key }
+    }
+
+    fn mac(&self, purpose: &str, data: &str) -> String {
+        use hmac::Mac;
+        // Any key length is valid for HMAC, so `new_from_slice` cannot fail.
+        let Ok(mut m) = <hmac::Hmac<Sha256> as Mac>::new_from_slice(&self.key) else {
+            return String::new();
+        };
+        m.update(purpose.as_bytes());
+        m.update(b"\0");
+        m.update(data.as_bytes());
+        URL_SAFE_NO_PAD.encode(m.finalize().into_bytes())
+    }
+
+    /// The renewal secret of session `sid`.
+    pub fn renewal_secret(&self, sid: &str) -> String {
+        self.mac("renew", sid)
+    }
+
+    /// Whether `presented` is the renewal secret of session `sid`.
+    pub fn is_renewal_secret(&self, sid: &str, presented: &str) -> bool {
+        constant_time_eq(&self.renewal_secret(sid), presented)
+    }
+
+    /// A new refresh token of session `sid`: `<sid>.<32 random bytes>.<mac>`.
+    pub fn refresh_token(&self, sid: &str) -> String {
+        let body = format!("{sid}.{}", random_token());
+        let mac = self.mac("refresh", &body);
+        format!("{body}.{mac}")
+    }
+
+    /// Whether idgate issued `token` as a refresh token (of any generation, current or not).
+    pub fn is_issued_refresh_token(&self, token: &str) -> bool {
+        token
+            .rsplit_once('.')
+            .is_some_and(|(body, mac)| constant_time_eq(&self.mac("refresh", body), mac))
+    }
+}
+
+/// The session id a refresh token names (its first part).
+pub fn refresh_token_sid(token: &str) -> Option<&str> {
+    token
+        .split_once('.')
+        .map(|(sid, _)| sid)
+        .filter(|s| !s.is_empty())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn session_macs_tell_issued_secrets_from_made_up_ones() {
+        let m = SessionMac::from_key_material(b"signing key");
+        let secret = m.renewal_secret("sid-1");
+        assert!(m.is_renewal_secret("sid-1", &secret));
+        assert!(!m.is_renewal_secret("sid-2", &secret));
+        assert!(!m.is_renewal_secret("sid-1", ""));
+        let t = m.refresh_token("sid-1");
+        assert_eq!(refresh_token_sid(&t), Some("sid-1"));
+        assert!(m.is_issued_refresh_token(&t));
+        let (body, _) = t.rsplit_once('.').unwrap();
+        assert!(!m.is_issued_refresh_token(&format!("{body}.forged")));
+        assert!(!m.is_issued_refresh_token("sid-1.anything"));
+        assert!(!m.is_issued_refresh_token("sid-1"));
+        let other = SessionMac::from_key_material(b"another key");
+        assert!(!other.is_issued_refresh_token(&t));
+        assert_ne!(other.renewal_secret("sid-1"), secret);
+    }
 
     #[test]
     fn secrets_are_redacted() {

@@ -28,6 +28,8 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("request body is larger than {0} bytes")]
     PayloadTooLarge(usize),
+    #[error("the request body did not arrive in time")]
+    RequestTimeout,
     #[error("{0}")]
     UnsupportedMediaType(String),
     #[error("identity provider error: {0}")]
@@ -50,19 +52,44 @@ impl ApiError {
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::Idp(_) => StatusCode::BAD_GATEWAY,
+            Self::Store(StoreError::Refused { .. }) => StatusCode::FORBIDDEN,
             Self::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
-    /// The JSON error response; server-side failures are also logged here, once.
+    /// What the client is told. A fault of the request is described; a failure on idgate's
+    /// side only named (which store, the IdP), since its details — addresses, internal ids,
+    /// driver messages — are for the log, not for whoever sent the request.
+    fn public_message(&self) -> String {
+        match self {
+            Self::Idp(_) => "the identity provider could not complete the login; try again \
+                             later"
+                .into(),
+            Self::Store(StoreError::Refused { .. }) => {
+                "this account is not active in the users store; ask an administrator".into()
+            }
+            Self::Store(StoreError::Corrupt { store, .. }) => {
+                format!("the {store} holds a record idgate cannot read")
+            }
+            Self::Store(StoreError::Unavailable { store, .. }) => {
+                format!("the {store} is unavailable; try again later")
+            }
+            Self::Internal(_) => "internal error".into(),
+            other => other.to_string(),
+        }
+    }
+
+    /// The JSON error response; failures on idgate's side are also logged here, once, whole.
     pub fn into_response(self) -> Response {
         let status = self.status();
-        if status.is_server_error() {
+        let message = self.public_message();
+        if status.is_server_error() || matches!(self, Self::Store(_)) {
             tracing::error!(error = %self, "request failed");
         }
-        json_response(status, &error_body(status, &self.to_string()))
+        json_response(status, &error_body(status, &message))
     }
 }
 
@@ -103,14 +130,49 @@ mod tests {
                 "embedded store",
             ),
             (ApiError::PayloadTooLarge(10), 413, "10"),
+            (ApiError::RequestTimeout, 408, "in time"),
+            (
+                ApiError::Store(StoreError::Refused {
+                    store: "mongodb",
+                    message: "user 64a1 is in state TRASH".into(),
+                }),
+                403,
+                "not active",
+            ),
         ];
         for (err, code, needle) in cases {
             assert_eq!(err.status().as_u16(), code);
-            let msg = err.to_string();
+            let msg = err.public_message();
             assert!(msg.contains(needle), "{msg}");
             let body = error_body(err.status(), &msg);
             assert_eq!(body["statusCode"], code);
             assert!(body["error"].is_string());
+        }
+    }
+
+    #[test]
+    fn server_side_details_stay_out_of_the_body() {
+        let secrets = [
+            ApiError::Idp("token endpoint http://10.1.2.3:8443/token said 500".into()),
+            ApiError::Store(StoreError::Unavailable {
+                store: "redis",
+                message: "connection refused (10.1.2.3:6379)".into(),
+            }),
+            ApiError::Store(StoreError::Corrupt {
+                store: "mongodb",
+                message: "document 64a1 field groups".into(),
+            }),
+            ApiError::Store(StoreError::Refused {
+                store: "mongodb",
+                message: "user 64a1 (subject alice) is in state TRASH".into(),
+            }),
+            ApiError::Internal("key id k1 missing".into()),
+        ];
+        for err in secrets {
+            let body = err.public_message();
+            for leak in ["10.1.2.3", "64a1", "alice", "k1", "http://"] {
+                assert!(!body.contains(leak), "{body}");
+            }
         }
     }
 }

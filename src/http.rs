@@ -77,13 +77,23 @@ pub fn query_params(uri: &http::Uri) -> HashMap<String, String> {
     out
 }
 
-/// Reads the whole body, refusing more than [`MAX_BODY`] bytes.
+/// How long a request body may take to arrive, whole; a slower client gets 408 and its
+/// connection back, so a trickle of bytes cannot hold a connection (and a task) forever.
+pub const BODY_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Largest request head (request line and headers) idgate reads; a larger one gets 431.
+/// Nginx's own default limits (`large_client_header_buffers 4 8k`) stay below it.
+pub const MAX_HEAD: usize = 64 * 1024;
+
+/// Reads the whole body, refusing more than [`MAX_BODY`] bytes or a body slower than
+/// [`BODY_DEADLINE`].
 pub async fn read_body(body: hyper::body::Incoming) -> Result<Bytes, ApiError> {
-    Limited::new(body, MAX_BODY)
-        .collect()
-        .await
-        .map(|c| c.to_bytes())
-        .map_err(|_| ApiError::PayloadTooLarge(MAX_BODY))
+    match tokio::time::timeout(BODY_DEADLINE, Limited::new(body, MAX_BODY).collect()).await {
+        Err(_) => Err(ApiError::RequestTimeout),
+        Ok(collected) => collected
+            .map(|c| c.to_bytes())
+            .map_err(|_| ApiError::PayloadTooLarge(MAX_BODY)),
+    }
 }
 
 /// Parameters from a JSON object or a form-encoded body, by content type; an empty body gives
@@ -137,6 +147,69 @@ pub async fn request_params(
     Ok((parts, params))
 }
 
+/// Longest request path idgate dispatches on (an `/auth/<rule>` path carries a whole rule).
+pub const MAX_PATH: usize = 8 * 1024;
+
+/// Why `path` is not in the one canonical form idgate dispatches on, or `None` when it is.
+///
+/// idgate answers a path only as it stands: it never resolves dot segments or decodes escapes
+/// before dispatching, so a path that some other component would resolve differently (Nginx,
+/// the client, an upstream) is refused instead of guessed at. Refused: no leading `/`; empty
+/// segments (`//`, except one trailing `/`); `.` and `..` segments; `\` and `;` anywhere;
+/// control or non-ASCII bytes; malformed escapes; and escapes of characters that never need
+/// one (letters, digits, `-._~`) or that would change the path's structure when decoded (`/`,
+/// `\`, `;`, `%` itself, control characters).
+pub fn non_canonical(path: &str) -> Option<&'static str> {
+    if !path.starts_with('/') {
+        return Some("the path must start with `/`");
+    }
+    if path.len() > MAX_PATH {
+        return Some("the path is too long");
+    }
+    let inner = path[1..].strip_suffix('/').unwrap_or(&path[1..]);
+    if !inner.is_empty() {
+        for segment in inner.split('/') {
+            match segment {
+                "" => return Some("the path has an empty segment (`//`)"),
+                "." | ".." => return Some("the path has a dot segment"),
+                _ => {}
+            }
+        }
+    }
+    let bytes = path.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' | b';' => return Some("the path contains `\\` or `;`"),
+            b if b < 0x21 || b > 0x7e => {
+                return Some("the path contains a control or non-ASCII byte")
+            }
+            b'%' => {
+                let hex = |b: Option<&u8>| b.and_then(|b| (*b as char).to_digit(16));
+                let (Some(hi), Some(lo)) = (hex(bytes.get(i + 1)), hex(bytes.get(i + 2))) else {
+                    return Some("the path has a malformed percent-escape");
+                };
+                let decoded = (hi * 16 + lo) as u8;
+                if decoded.is_ascii_alphanumeric()
+                    || matches!(
+                        decoded,
+                        b'-' | b'.' | b'_' | b'~' | b'/' | b'\\' | b';' | b'%'
+                    )
+                    || decoded < 0x20
+                    || decoded == 0x7f
+                {
+                    return Some("the path percent-encodes a character that must appear as itself or not at all");
+                }
+                i += 3;
+                continue;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
 /// Percent-encodes a query value.
 pub fn encode_query_value(v: &str) -> String {
     url::form_urlencoded::byte_serialize(v.as_bytes()).collect()
@@ -163,6 +236,56 @@ mod tests {
             Err(ApiError::UnsupportedMediaType(_))
         ));
         assert!(body_params(None, b"").unwrap().is_empty());
+    }
+
+    #[test]
+    fn only_canonical_paths_are_dispatched() {
+        for ok in [
+            "/",
+            "/auth",
+            "/auth/",
+            "/auth/groups.a%20||%20groups.b",
+            "/apps/web/providers",
+            "/sessions/u%40x",
+            "/web-login/oauth/callback",
+            "/caf%C3%A9",
+        ] {
+            assert_eq!(non_canonical(ok), None, "{ok}");
+        }
+        for bad in [
+            "",
+            "*",
+            "auth",
+            "//auth",
+            "/web-login//x",
+            "/auth/..",
+            "/web-login/../auth",
+            "/web-login/./x",
+            "/auth/..%2Fweb-login",
+            "/web-login/%2e%2e/auth",
+            "/web-login/%2E%2E/auth",
+            "/a%2fb",
+            "/a%5Cb",
+            "/a%5cb",
+            "/a\\b",
+            "/a;b",
+            "/a%3Bb",
+            "/a%3bb",
+            "/a%252Fb",
+            "/a%00b",
+            "/a%0d%0ab",
+            "/a%41",
+            "/a%7e",
+            "/a%",
+            "/a%4",
+            "/a%zz",
+            "/a b",
+            "/a\tb",
+            "/caf\u{e9}",
+        ] {
+            assert!(non_canonical(bad).is_some(), "{bad:?} must be refused");
+        }
+        assert!(non_canonical(&format!("/auth/{}", "(".repeat(MAX_PATH))).is_some());
     }
 
     #[test]

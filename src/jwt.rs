@@ -350,6 +350,9 @@ impl JwtKeys {
     }
 
     fn verify_inner(&self, token: &str, check_exp: bool) -> Result<Claims, JwtError> {
+        if token.len() > MAX_TOKEN_LEN {
+            return Err(JwtError::Malformed);
+        }
         let header = jsonwebtoken::decode_header(token).map_err(|_| JwtError::Malformed)?;
         let kid = header.kid.as_deref().unwrap_or(&self.default_kid);
         let (key, validation) = self.verifying.get(kid).ok_or(JwtError::UnknownKey)?;
@@ -371,6 +374,10 @@ impl JwtKeys {
         &self.jwks
     }
 }
+
+/// Longest session token idgate verifies; a longer one is refused unread (a browser cannot
+/// even store a cookie of half this size).
+pub const MAX_TOKEN_LEN: usize = 16 * 1024;
 
 /// Writes a new signing key to `out` (mode 0600), refusing to overwrite an existing file.
 pub fn keygen(alg: &str, out: &Path) -> anyhow::Result<()> {

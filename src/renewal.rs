@@ -1,6 +1,11 @@
 //! Silent renewal: a browser whose session JWT has expired while its session is still alive gets
 //! a new JWT from `/auth` itself — 200, exactly one `Set-Cookie`, no redirect, no lost POST body.
 //!
+//! Only a browser session is renewed (an app with `website = true`), and only for the browser
+//! that holds the session's renewal secret (its `idgate_renew` cookie, see
+//! `crypto::SessionMac`) besides the expired JWT: a JWT that leaked on its own dies with its
+//! `exp`. The user is read again from the users store; a user no longer there ends the session.
+//!
 //! The new token is a pure function of the old one and of the time window it is renewed in
 //! (claims re-read from the users store, `iat`/`exp` aligned on the old `exp` plus whole
 //! `access_ttl` steps, `jti` derived from the old one), and RS256/ES256 (RFC 6979)/EdDSA
@@ -23,14 +28,30 @@ pub struct Renewed {
     pub set_cookie: HeaderValue,
 }
 
-/// Renews the expired session token `token`, if its session is still alive.
-pub async fn renew(state: &AppState, token: &str) -> Result<Arc<Renewed>, AuthFailure> {
+/// Renews the expired session token `token`, if its session is still alive and
+/// `renewal_secret` (the browser's renewal cookie) is the session's.
+pub async fn renew(
+    state: &AppState,
+    token: &str,
+    renewal_secret: Option<&str>,
+) -> Result<Arc<Renewed>, AuthFailure> {
+    let secret = renewal_secret.ok_or(AuthFailure::NotRenewable("no renewal secret"))?;
     if let Some(done) = state.renewals.get(token) {
         if done.session.is_valid(crate::now_secs()) {
-            return Ok(done);
+            return if state
+                .macs
+                .is_renewal_secret(&done.session.claims.sid, secret)
+            {
+                Ok(done)
+            } else {
+                Err(AuthFailure::NotRenewable("wrong renewal secret"))
+            };
         }
     }
     let old = state.auth.keys().verify_ignoring_expiry(token)?;
+    if !state.macs.is_renewal_secret(&old.sid, secret) {
+        return Err(AuthFailure::NotRenewable("wrong renewal secret"));
+    }
     let now = crate::now_secs();
     let record = state
         .sessions
@@ -39,15 +60,19 @@ pub async fn renew(state: &AppState, token: &str) -> Result<Arc<Renewed>, AuthFa
         .filter(|r| r.is_alive(now) && r.user_id == old.sub)
         .ok_or(AuthFailure::SessionEnded)?;
     let app = state
-        .config
-        .apps
-        .values()
-        .find(|a| a.issuer == old.iss)
+        .app(&record.app_id)
+        .filter(|a| a.issuer == old.iss)
         .ok_or(AuthFailure::SessionEnded)?;
+    if !app.website {
+        return Err(AuthFailure::NotRenewable("the app is not a website"));
+    }
     let user = match state.users.get_user(&old.sub).await? {
         Some(u) => crate::users::claim_for(app, &u, &record.provider_id),
-        // Sessions minted for service accounts have no user record: keep their claims.
-        None => old.user.clone(),
+        None => {
+            tracing::info!(user = %old.sub, "the user is no longer in the users store: ending the session");
+            state.auth.revoke(&old.sid).await?;
+            return Err(AuthFailure::SessionEnded);
+        }
     };
     let ttl = state.config.session.access_ttl.as_secs().max(1) as i64;
     let steps = ((now - old.exp) / ttl + 1).max(1);
@@ -60,9 +85,11 @@ pub async fn renew(state: &AppState, token: &str) -> Result<Arc<Renewed>, AuthFa
         .sign(&claims)
         .map_err(AuthFailure::Token)?;
     let session = state.auth.authenticate(&jwt).await?;
-    let cookie = state
-        .cookies
-        .set(crate::cookie::SID, &jwt, (record.expires_at - now).max(1));
+    let cookie = state.cookies.set(
+        crate::cookie::Kind::Sid,
+        &jwt,
+        (record.expires_at - now).max(1),
+    );
     let set_cookie = HeaderValue::from_str(&cookie).map_err(|_| AuthFailure::SessionEnded)?;
     let renewed = Arc::new(Renewed {
         session,

@@ -8,7 +8,6 @@
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,7 +17,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, UnixListener};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 
 use crate::config::{ListenAddr, SocketPerms};
 use crate::routes::{self, Peer};
@@ -122,6 +121,9 @@ pub async fn run_shared(
     shutdown: impl Future<Output = Stop>,
 ) {
     let (stop_tx, stop_rx) = watch::channel(false);
+    // One cap for every listener: `server.max_connections` served at once, the rest wait in
+    // the kernel's listen backlog (a reload does not change it).
+    let slots = Arc::new(Semaphore::new(state.load().config.server.max_connections));
     // Every connection task holds a clone of `alive_tx`; when the last one ends, `recv` on
     // `alive_rx` returns `None`: the drain is complete.
     let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
@@ -129,7 +131,10 @@ pub async fn run_shared(
     for listener in listeners {
         tracing::info!(listen = %listener.describe(), "listening");
         let (state, stop, alive) = (state.clone(), stop_rx.clone(), alive_tx.clone());
-        accept_tasks.push(tokio::spawn(accept_loop(listener, state, stop, alive)));
+        let slots = slots.clone();
+        accept_tasks.push(tokio::spawn(accept_loop(
+            listener, state, stop, alive, slots,
+        )));
     }
     drop(alive_tx);
     let how = shutdown.await;
@@ -155,23 +160,40 @@ async fn accept_loop(
     state: SharedState,
     mut stop: watch::Receiver<bool>,
     alive: mpsc::Sender<()>,
+    slots: Arc<Semaphore>,
 ) {
+    let mut last_full_warning: Option<Instant> = None;
     loop {
+        if slots.available_permits() == 0
+            && last_full_warning.is_none_or(|t| t.elapsed() > Duration::from_secs(10))
+        {
+            tracing::warn!("server.max_connections reached: new connections wait until one closes");
+            last_full_warning = Some(Instant::now());
+        }
+        let slot = tokio::select! {
+            _ = stop.changed() => return,
+            s = slots.clone().acquire_owned() => match s {
+                Ok(s) => s,
+                Err(_) => return,
+            },
+        };
         let accepted = tokio::select! {
             _ = stop.changed() => return,
             a = accept(&listener, &state) => a,
         };
+        let held = (alive.clone(), slot);
         match accepted {
             Ok(Accepted::Tcp(stream, peer)) => {
                 let _ = stream.set_nodelay(true);
-                spawn_connection(stream, peer, state.clone(), stop.clone(), alive.clone());
+                spawn_connection(stream, peer, state.clone(), stop.clone(), held);
             }
             Ok(Accepted::Unix(stream)) => {
                 let peer = Peer {
                     addr: None,
                     trusted: true,
+                    admin: false,
                 };
-                spawn_connection(stream, peer, state.clone(), stop.clone(), alive.clone());
+                spawn_connection(stream, peer, state.clone(), stop.clone(), held);
             }
             Err(e) => {
                 // Usually descriptor exhaustion: back off instead of spinning.
@@ -191,12 +213,16 @@ async fn accept(listener: &Listener, state: &SharedState) -> std::io::Result<Acc
     match listener {
         Listener::Tcp(l) => {
             let (stream, addr) = l.accept().await?;
+            // The peer lists in force when the connection is accepted.
+            let state = state.load();
+            let ip = addr.ip().to_canonical();
+            let server = &state.config.server;
             Ok(Accepted::Tcp(
                 stream,
                 Peer {
                     addr: Some(addr),
-                    // The trusted peers in force when the connection is accepted.
-                    trusted: is_trusted(&state.load(), addr),
+                    trusted: server.trusted_peers.iter().any(|n| n.contains(&ip)),
+                    admin: server.admin_peers.iter().any(|n| n.contains(&ip)),
                 },
             ))
         }
@@ -204,28 +230,20 @@ async fn accept(listener: &Listener, state: &SharedState) -> std::io::Result<Acc
     }
 }
 
-fn is_trusted(state: &AppState, addr: SocketAddr) -> bool {
-    let ip = addr.ip().to_canonical();
-    state
-        .config
-        .server
-        .trusted_peers
-        .iter()
-        .any(|n| n.contains(&ip))
-}
-
+/// Serves one connection. `held` is dropped when it ends: the drain's liveness token and the
+/// connection's slot under `server.max_connections`.
 fn spawn_connection<S>(
     stream: S,
     peer: Peer,
     state: SharedState,
     mut stop: watch::Receiver<bool>,
-    alive: mpsc::Sender<()>,
+    held: (mpsc::Sender<()>, OwnedSemaphorePermit),
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let peer = Arc::new(peer);
     tokio::spawn(async move {
-        let _alive = alive;
+        let _held = held;
         let service = service_fn(move |req| {
             let (state, peer) = (state.load_full(), peer.clone());
             async move { Ok::<_, Infallible>(serve(state, peer, req).await) }
@@ -233,6 +251,7 @@ fn spawn_connection<S>(
         let conn = http1::Builder::new()
             .timer(TokioTimer::new())
             .header_read_timeout(Duration::from_secs(30))
+            .max_header_size(crate::http::MAX_HEAD)
             .keep_alive(true)
             .serve_connection(TokioIo::new(stream), service);
         tokio::pin!(conn);
@@ -303,14 +322,44 @@ async fn serve(
     resp
 }
 
-/// `X-Request-Id` (printable, at most 64 bytes), else `local-<n>`.
+/// `X-Request-Id` when it is short and plain (1–64 of `A-Z a-z 0-9 . _ -`, as Nginx's
+/// `$request_id` is, which the shipped snippets send), else `local-<n>`: whatever a client
+/// sends never lands in a log line as it is.
 fn request_id(req: &crate::http::Request) -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(1);
     req.headers()
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= 64)
+        .filter(|v| is_plain_request_id(v))
         .map(str::to_owned)
         .unwrap_or_else(|| format!("local-{}", NEXT.fetch_add(1, Ordering::Relaxed)))
+}
+
+fn is_plain_request_id(v: &str) -> bool {
+    (1..=64).contains(&v.len())
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_plain_request_ids_are_logged_as_sent() {
+        for ok in ["0af7651916cd43dd8448eb211c80319c", "req-1.2_3"] {
+            assert!(super::is_plain_request_id(ok), "{ok}");
+        }
+        let long = "a".repeat(65);
+        for bad in [
+            "",
+            long.as_str(),
+            "a b",
+            "x\" user=admin",
+            "id\u{1b}[31m",
+            "a=b",
+            "é",
+        ] {
+            assert!(!super::is_plain_request_id(bad), "{bad:?}");
+        }
+    }
 }

@@ -39,6 +39,8 @@ struct SessionLive {
 /// A verified session token, with what `/auth` sends upstream already rendered.
 pub struct VerifiedSession {
     pub claims: Claims,
+    /// The app the session was opened for (from the store): it opens that app's locations only.
+    pub app_id: String,
     live: Arc<SessionLive>,
     /// The identity headers `/auth` answers with, or why they cannot be sent.
     pub identity: Result<Vec<(HeaderName, HeaderValue)>, OversizedHeader>,
@@ -59,6 +61,8 @@ pub enum AuthFailure {
     Token(#[from] JwtError),
     #[error("session has ended")]
     SessionEnded,
+    #[error("not renewed: {0}")]
+    NotRenewable(&'static str),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -233,6 +237,7 @@ impl Authenticator {
         let identity = self.identity.render(&claims.user, token);
         let verified = Arc::new(VerifiedSession {
             claims,
+            app_id: record.app_id,
             live,
             identity,
         });

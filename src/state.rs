@@ -8,12 +8,15 @@ use bytes::Bytes;
 
 use crate::config::{AppConfig, Config, StoreConfig, UsersConfig};
 use crate::cookie::CookieJar;
-use crate::crypto::TokenCipher;
+use crate::crypto::{SessionMac, TokenCipher};
 use crate::idp::Idps;
 use crate::jwt::JwtKeys;
 use crate::session::Authenticator;
 use crate::store::embedded::EmbeddedStore;
 use crate::store::{LoginStates, Sessions, Users};
+
+/// How often expired login states are removed from stores that keep them.
+const STATE_PURGE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
 
 pub struct AppState {
     pub config: Config,
@@ -24,6 +27,8 @@ pub struct AppState {
     pub idps: Idps,
     pub cookies: CookieJar,
     pub cipher: TokenCipher,
+    /// Renewal secrets and refresh-token authenticity (see `crypto::SessionMac`).
+    pub macs: SessionMac,
     /// `/.well-known/jwks.json`, rendered once.
     pub jwks_body: Bytes,
     pub location_rules: crate::policy::LocationRules,
@@ -103,13 +108,13 @@ impl AppState {
             )
             .with_idle_timeout(config.session.idle_timeout),
         );
-        let cipher = TokenCipher::from_key_material(
-            config
-                .session
-                .token_key
-                .as_deref()
-                .unwrap_or(config.jwt.signing.secret_bytes()),
-        );
+        let key_material = config
+            .session
+            .token_key
+            .as_deref()
+            .unwrap_or(config.jwt.signing.secret_bytes());
+        let cipher = TokenCipher::from_key_material(key_material);
+        let macs = SessionMac::from_key_material(key_material);
         Ok(Arc::new(Self {
             idps: Idps::new(&config.apps)?,
             cookies: CookieJar::new(&config.session),
@@ -118,6 +123,7 @@ impl AppState {
             sessions: stores.sessions,
             users: stores.users,
             cipher,
+            macs,
             jwks_body,
             location_rules: Default::default(),
             renewals: quick_cache::sync::Cache::new(4096),
@@ -126,10 +132,23 @@ impl AppState {
         }))
     }
 
-    /// Starts the background tasks (the revocation follower).
-    /// Starts the background tasks (the revocation follower) and returns their handles.
+    /// Starts the background tasks (the revocation follower, the purge of expired login
+    /// states) and returns their handles.
     pub fn spawn_background(self: &Arc<Self>) -> Vec<tokio::task::JoinHandle<()>> {
-        crate::session::spawn_revocation_follower(self.auth.clone(), self.sessions.clone())
+        let mut tasks =
+            crate::session::spawn_revocation_follower(self.auth.clone(), self.sessions.clone());
+        let states = self.states.clone();
+        tasks.push(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(STATE_PURGE_INTERVAL).await;
+                match states.purge_expired_states().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::debug!(purged = n, "expired login states removed"),
+                    Err(e) => tracing::warn!(error = %e, "cannot purge expired login states"),
+                }
+            }
+        }));
+        tasks
     }
 
     pub fn app(&self, id: &str) -> Option<&Arc<AppConfig>> {

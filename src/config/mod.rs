@@ -107,6 +107,12 @@ pub struct ServerConfig {
     pub shutdown_grace: Duration,
     /// Mode and group of the unix sockets.
     pub socket: SocketPerms,
+    /// Peers allowed the administrative endpoints without a token (`server.admin_peers`).
+    pub admin_peers: Vec<IpNet>,
+    /// The administrative endpoints' bearer token (`server.admin_token_file`).
+    pub admin_token: Option<crate::crypto::Secret>,
+    /// Connections served at once (`server.max_connections`).
+    pub max_connections: usize,
 }
 
 /// Permissions given to a unix socket once bound, so that Nginx's user can connect.
@@ -183,11 +189,35 @@ pub struct SessionConfig {
     pub cookie_domain: Option<String>,
     pub cookie_path: String,
     pub cookie_same_site: cookie::SameSite,
+    /// `__Host-` / `__Secure-` cookie names (see `cookie`).
+    pub host_prefix: bool,
     pub token_cache_entries: usize,
     /// Key for the IdP tokens kept at rest; `None` derives one from the signing key.
     pub token_key: Option<Vec<u8>>,
     pub max_per_user: usize,
     pub outage_grace: Duration,
+}
+
+#[cfg(test)]
+impl SessionConfig {
+    /// The defaults, for unit tests that need a `SessionConfig`.
+    pub fn for_tests() -> Self {
+        Self {
+            access_ttl: Duration::from_secs(900),
+            lifetime: Duration::from_secs(43_200),
+            idle_timeout: None,
+            login_state_ttl: Duration::from_secs(120),
+            cookie_secure: true,
+            cookie_domain: None,
+            cookie_path: "/".into(),
+            cookie_same_site: cookie::SameSite::Lax,
+            host_prefix: false,
+            token_cache_entries: 16,
+            token_key: None,
+            max_per_user: 10,
+            outage_grace: Duration::from_secs(30),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -301,6 +331,40 @@ impl Config {
                 .map_err(|m| ConfigError::invalid("server.trusted_peers", m))?,
         };
         let shutdown_grace = duration("server.shutdown_grace", raw.server.shutdown_grace, "10s")?;
+        let admin_peers = raw
+            .server
+            .admin_peers
+            .unwrap_or_default()
+            .iter()
+            .map(|s| parse_net(s))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|m| ConfigError::invalid("server.admin_peers", m))?;
+        let admin_token = match &raw.server.admin_token_file {
+            None => None,
+            Some(p) => {
+                let text = std::fs::read_to_string(resolve(p))
+                    .map_err(|e| ConfigError::invalid("server.admin_token_file", e.to_string()))?;
+                let token = text.trim();
+                if token.len() < 32 {
+                    return Err(ConfigError::invalid(
+                        "server.admin_token_file",
+                        "the token must be at least 32 characters (e.g. `idgate keygen \
+                         --algorithm HS256` output, or 32 random bytes in base64)",
+                    ));
+                }
+                Some(crate::crypto::Secret::new(token))
+            }
+        };
+        let max_connections = match raw.server.max_connections {
+            Some(0) => {
+                return Err(ConfigError::invalid(
+                    "server.max_connections",
+                    "must be at least 1",
+                ))
+            }
+            Some(n) => n,
+            None => 4096,
+        };
         let socket = socket_perms(
             raw.server.socket_mode.as_deref(),
             raw.server.socket_group.as_deref(),
@@ -376,6 +440,7 @@ impl Config {
             cookie_domain: s.cookie_domain,
             cookie_path: s.cookie_path.unwrap_or_else(|| "/".into()),
             cookie_same_site: same_site,
+            host_prefix: s.host_prefix.unwrap_or(false),
             token_cache_entries: s.token_cache_entries.unwrap_or(100_000).max(16),
             token_key,
             max_per_user: match s.max_per_user {
@@ -390,6 +455,17 @@ impl Config {
             },
             outage_grace: duration("session.outage_grace", s.outage_grace, "30s")?,
         };
+        if session.host_prefix
+            && (!session.cookie_secure
+                || session.cookie_domain.is_some()
+                || session.cookie_path != "/")
+        {
+            return Err(ConfigError::invalid(
+                "session.host_prefix",
+                "`__Host-` cookies need cookie_secure = true, no cookie_domain and cookie_path \
+                 \"/\"",
+            ));
+        }
         if session.lifetime < session.access_ttl {
             return Err(ConfigError::invalid(
                 "session.lifetime",
@@ -488,6 +564,9 @@ impl Config {
                 default_app,
                 shutdown_grace,
                 socket,
+                admin_peers,
+                admin_token,
+                max_connections,
             },
             jwt: JwtConfig {
                 signing,

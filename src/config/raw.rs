@@ -59,6 +59,13 @@ pub struct RawServer {
     pub socket_mode: Option<String>,
     /// Group of the unix sockets (name or number), e.g. `"www-data"`; default: the process's.
     pub socket_group: Option<String>,
+    /// CIDRs allowed to use the administrative endpoints (`DELETE /sessions/…`) without a
+    /// token; default none. Never the address Nginx connects from.
+    pub admin_peers: Option<Vec<String>>,
+    /// A file holding the bearer token of the administrative endpoints.
+    pub admin_token_file: Option<PathBuf>,
+    /// Connections served at once; more wait in the listen backlog (default 4096).
+    pub max_connections: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -99,6 +106,9 @@ pub struct RawSession {
     pub cookie_domain: Option<String>,
     pub cookie_path: Option<String>,
     pub cookie_same_site: Option<String>,
+    /// Name the cookies `__Host-sid`, `__Host-idgate_renew`, `__Host-idgate_login` and
+    /// `__Secure-refresh_token` (needs `cookie_secure`, no `cookie_domain`, `cookie_path` "/").
+    pub host_prefix: Option<bool>,
     pub token_cache_entries: Option<usize>,
     pub token_key_file: Option<PathBuf>,
     /// Live sessions kept per user; the oldest is revoked beyond it (Mia's

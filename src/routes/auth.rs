@@ -14,6 +14,7 @@ use http::{HeaderMap, HeaderValue, StatusCode};
 use http_body_util::Full;
 
 use super::Peer;
+use crate::cookie::Kind;
 use crate::headers::{self, MIA_ALLOWED};
 use crate::http::{encode_query_value, Request, Response};
 use crate::jwt::JwtError;
@@ -27,8 +28,35 @@ pub async fn decide(state: &AppState, peer: &Peer, req: &Request) -> Response {
         return refuse(StatusCode::FORBIDDEN, "this peer may not ask /auth");
     }
     let headers = req.headers();
+    if let Some(too_big) = oversized_credentials(headers) {
+        tracing::warn!(
+            header = too_big,
+            "/auth refused: credentials larger than idgate reads"
+        );
+        return refuse(
+            StatusCode::FORBIDDEN,
+            "the request's credentials are too large",
+        );
+    }
+    // The app the location belongs to, stated by the operator (see idgate-upstream.conf).
+    let bound_app = match header(headers, headers::IDGATE_APP).filter(|a| !a.is_empty()) {
+        Some(id) => match state.config.apps.get_key_value(id) {
+            Some((id, _)) => Some(id.as_str()),
+            None => {
+                tracing::error!(
+                    app = id,
+                    "the Nginx location is bound to an app that is not configured: refusing"
+                );
+                return refuse(
+                    StatusCode::FORBIDDEN,
+                    "this location's app is not configured",
+                );
+            }
+        },
+        None => state.config.server.default_app.as_deref(),
+    };
     let mut set_cookie = None;
-    let session = match super::session_token(headers) {
+    let session = match super::session_token(headers, &state.cookies) {
         None => None,
         Some(token) => match state.auth.cached(token, crate::now_secs()) {
             Some(session) => {
@@ -39,7 +67,8 @@ pub async fn decide(state: &AppState, peer: &Peer, req: &Request) -> Response {
                 Ok(session) => Some(session),
                 // A browser's expired token is renewed while its session lives.
                 Err(AuthFailure::Token(JwtError::Expired)) if !has_bearer(headers) => {
-                    match crate::renewal::renew(state, token).await {
+                    let secret = state.cookies.read(headers, Kind::Renew);
+                    match crate::renewal::renew(state, token, secret).await {
                         Ok(renewed) => {
                             set_cookie = Some(renewed.set_cookie.clone());
                             Some(renewed.session.clone())
@@ -61,6 +90,14 @@ pub async fn decide(state: &AppState, peer: &Peer, req: &Request) -> Response {
             },
         },
     };
+    // A session opens its own app's locations only; elsewhere it counts as no session.
+    let session = session.filter(|s| {
+        let ok = bound_app == Some(s.app_id.as_str());
+        if !ok {
+            tracing::debug!(session_app = %s.app_id, location_app = ?bound_app, "a session of another app: treated as anonymous");
+        }
+        ok
+    });
 
     let method = header(headers, headers::ORIGINAL_METHOD)
         .or_else(|| header(headers, headers::X_ORIGINAL_METHOD))
@@ -76,7 +113,7 @@ pub async fn decide(state: &AppState, peer: &Peer, req: &Request) -> Response {
     let ctx = session.as_ref().map(|s| Context {
         groups: &s.claims.user.groups,
         permissions: s.claims.user.permissions.as_deref().unwrap_or(&[]),
-        client_type: header(headers, headers::CLIENT_TYPE),
+        client_type: header(headers, headers::CLIENT_TYPE).filter(|v| !v.is_empty()),
         is_backoffice: header(headers, headers::IS_BACKOFFICE)
             .is_some_and(|v| v.eq_ignore_ascii_case("true") || v == "1"),
     });
@@ -105,8 +142,25 @@ pub async fn decide(state: &AppState, peer: &Peer, req: &Request) -> Response {
         Decision::Unauthenticated if session.is_some() => {
             refuse(StatusCode::UNAUTHORIZED, "no rule covers this route")
         }
-        Decision::Unauthenticated => unauthorized(state, method, headers),
+        Decision::Unauthenticated => unauthorized(state, bound_app, method, headers),
     }
+}
+
+/// The name of a credential header larger than idgate reads, if any: such a request is refused
+/// before any of it is parsed.
+fn oversized_credentials(headers: &HeaderMap) -> Option<&'static str> {
+    let cookies: usize = headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .map(|v| v.len())
+        .sum();
+    if cookies > crate::cookie::MAX_COOKIE_HEADER {
+        return Some("cookie");
+    }
+    headers
+        .get(http::header::AUTHORIZATION)
+        .filter(|v| v.len() > crate::jwt::MAX_TOKEN_LEN + 16)
+        .map(|_| "authorization")
 }
 
 fn has_bearer(headers: &HeaderMap) -> bool {
@@ -170,10 +224,15 @@ fn refuse(status: StatusCode, message: &str) -> Response {
     resp
 }
 
-fn unauthorized(state: &AppState, original_method: &str, headers: &HeaderMap) -> Response {
+fn unauthorized(
+    state: &AppState,
+    app: Option<&str>,
+    original_method: &str,
+    headers: &HeaderMap,
+) -> Response {
     let mut resp = refuse(StatusCode::UNAUTHORIZED, "a valid session is required");
     if super::is_navigation(original_method, headers) {
-        if let Some(url) = login_url(state, headers) {
+        if let Some(url) = app.and_then(|app| login_url(state, app, headers)) {
             if let Ok(v) = HeaderValue::from_str(&url) {
                 resp.headers_mut().insert(http::header::LOCATION, v);
             }
@@ -186,12 +245,9 @@ fn header(headers: &HeaderMap, name: http::HeaderName) -> Option<&str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-/// Where an anonymous browser starts its login: `/authorize` for an app with an implicit
-/// provider, else the app's chooser page. `None` when no app is designated.
-fn login_url(state: &AppState, headers: &HeaderMap) -> Option<String> {
-    let app_id = header(headers, headers::IDGATE_APP)
-        .filter(|id| state.config.apps.contains_key(*id))
-        .or(state.config.server.default_app.as_deref())?;
+/// Where an anonymous browser starts its login to `app_id`: `/authorize` for an app with an
+/// implicit provider, else the app's chooser page.
+fn login_url(state: &AppState, app_id: &str, headers: &HeaderMap) -> Option<String> {
     let app = state.app(app_id)?;
     let original = original_uri(headers);
     // A request path that would not be a safe place to come back to becomes "/".

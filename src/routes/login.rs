@@ -9,7 +9,7 @@ use http::{HeaderValue, StatusCode};
 use http_body_util::Full;
 
 use crate::config::AppConfig;
-use crate::cookie;
+use crate::cookie::Kind;
 use crate::crypto::{hash_token, random_token};
 use crate::error::ApiError;
 use crate::http::{
@@ -72,15 +72,14 @@ pub async fn authorize(state: &AppState, req: &Request) -> Result<Response, ApiE
         });
     }
 
-    // One binding per browser, reused by parallel logins in several tabs.
-    let binding = super::request_cookie(req.headers(), cookie::LOGIN_BINDING)
-        .filter(|b| {
-            b.len() == 43
-                && b.bytes()
-                    .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
-        })
-        .map(str::to_owned)
-        .unwrap_or_else(random_token);
+    // A fresh binding for every login: a value the client brought (perhaps planted by someone
+    // else) is never bound to a new state. The cookie keeps the bindings of the browser's few
+    // newest logins, so parallel logins in several tabs each complete.
+    let binding = random_token();
+    let cookie_value = std::iter::once(binding.as_str())
+        .chain(bindings(state.cookies.read(req.headers(), Kind::Login)).take(MAX_BINDINGS - 1))
+        .collect::<Vec<_>>()
+        .join(".");
     let login_state = random_token();
     let nonce = random_token();
     let start = idp
@@ -108,11 +107,30 @@ pub async fn authorize(state: &AppState, req: &Request) -> Result<Response, ApiE
         &mut resp,
         &state
             .cookies
-            .set(cookie::LOGIN_BINDING, &binding, ttl.max(60) * 5),
+            .set(Kind::Login, &cookie_value, ttl.max(60) * 5),
     );
-    add_cookie(&mut resp, &state.cookies.clear(cookie::SID));
-    add_cookie(&mut resp, &state.cookies.clear(cookie::REFRESH_TOKEN));
+    // Starting a login ends whatever session this browser had (no fixation across logins).
+    for kind in [Kind::Sid, Kind::Renew, Kind::Refresh] {
+        add_cookie(&mut resp, &state.cookies.clear(kind));
+    }
     Ok(resp)
+}
+
+/// How many logins in progress one browser can complete: its login cookie keeps the bindings of
+/// the newest ones only, each bound to exactly one login state.
+const MAX_BINDINGS: usize = 4;
+
+/// The well-formed bindings (43 base64url characters each) of a login cookie, newest first.
+pub(crate) fn bindings(cookie: Option<&str>) -> impl Iterator<Item = &str> {
+    cookie
+        .unwrap_or("")
+        .split('.')
+        .filter(|b| {
+            b.len() == 43
+                && b.bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
+        })
+        .take(MAX_BINDINGS)
 }
 
 /// `GET /web-login?appId[&redirect]`: the app's providers, best `order` first.

@@ -42,10 +42,21 @@ pub struct Peer {
     pub addr: Option<SocketAddr>,
     /// In `server.trusted_peers`, or on the unix socket: only these may ask `/auth`.
     pub trusted: bool,
+    /// In `server.admin_peers`: may use the administrative endpoints without the admin token.
+    pub admin: bool,
 }
 
 pub async fn handle(state: Arc<AppState>, peer: Arc<Peer>, req: Request) -> Response {
     let path = req.uri().path();
+    // Before anything is matched: a path that another component could read differently
+    // (`/web-login/..%2Fauth`) never reaches an endpoint.
+    if let Some(reason) = crate::http::non_canonical(path) {
+        tracing::warn!(reason, "request path refused: not in canonical form");
+        return ApiError::BadRequest(format!(
+            "the request path is not in canonical form: {reason}"
+        ))
+        .into_response();
+    }
     if path == "/auth" || path.starts_with("/auth/") {
         return auth::decide(&state, &peer, &req).await;
     }
@@ -67,7 +78,7 @@ pub async fn handle(state: Arc<AppState>, peer: Arc<Peer>, req: Request) -> Resp
         (&Method::GET, "/.well-known/jwks.json") => Ok(meta::jwks(&state)),
         (&Method::GET, p) if p.starts_with("/apps/") => meta::providers(&state, p),
         (&Method::DELETE, p) if p.starts_with("/sessions/") => {
-            session_api::revoke_user(&state, &peer, p).await
+            session_api::revoke_user(&state, &peer, req.headers(), p).await
         }
         (&Method::GET, "/-/healthz") => Ok(health::healthz()),
         (&Method::GET, "/-/ready") => health::ready(&state).await,
@@ -105,7 +116,10 @@ fn is_known_path(p: &str) -> bool {
 }
 
 /// The session token of a request: `Authorization: Bearer …`, else the `sid` cookie.
-pub(crate) fn session_token(headers: &http::HeaderMap) -> Option<&str> {
+pub(crate) fn session_token<'a>(
+    headers: &'a http::HeaderMap,
+    cookies: &crate::cookie::CookieJar,
+) -> Option<&'a str> {
     if let Some(v) = headers
         .get(http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -116,21 +130,9 @@ pub(crate) fn session_token(headers: &http::HeaderMap) -> Option<&str> {
             }
         }
     }
-    headers
-        .get_all(http::header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find_map(|h| crate::cookie::find(h, crate::cookie::SID))
+    cookies
+        .read(headers, crate::cookie::Kind::Sid)
         .filter(|t| !t.is_empty())
-}
-
-/// A cookie's value from the request's `Cookie` headers.
-pub(crate) fn request_cookie<'a>(headers: &'a http::HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(http::header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find_map(|h| crate::cookie::find(h, name))
 }
 
 /// Whether the client is a browser navigating (and so should be sent to a login page rather
@@ -153,16 +155,17 @@ mod tests {
 
     #[test]
     fn bearer_wins_over_cookie() {
+        let jar = crate::cookie::CookieJar::new(&crate::config::SessionConfig::for_tests());
         let mut h = HeaderMap::new();
         h.insert("cookie", HeaderValue::from_static("a=1; sid=fromcookie"));
-        assert_eq!(session_token(&h), Some("fromcookie"));
+        assert_eq!(session_token(&h, &jar), Some("fromcookie"));
         h.insert(
             "authorization",
             HeaderValue::from_static("Bearer frombearer"),
         );
-        assert_eq!(session_token(&h), Some("frombearer"));
+        assert_eq!(session_token(&h, &jar), Some("frombearer"));
         h.insert("authorization", HeaderValue::from_static("Basic abc"));
-        assert_eq!(session_token(&h), Some("fromcookie"));
+        assert_eq!(session_token(&h, &jar), Some("fromcookie"));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use http::StatusCode;
 use serde_json::json;
 
-use crate::cookie;
+use crate::cookie::Kind;
 use crate::error::ApiError;
 use crate::http::{add_cookie, json_response, query_params, redirect, Request, Response};
 use crate::session::AuthFailure;
@@ -16,7 +16,7 @@ use crate::state::AppState;
 pub async fn logout(state: &AppState, req: Request) -> Result<Response, ApiError> {
     let q = query_params(req.uri());
     let navigation = super::is_navigation(req.method().as_str(), req.headers());
-    let claims = super::session_token(req.headers())
+    let claims = super::session_token(req.headers(), &state.cookies)
         .and_then(|t| state.auth.keys().verify_ignoring_expiry(t).ok());
     let app = claims
         .as_ref()
@@ -89,14 +89,15 @@ pub async fn logout(state: &AppState, req: Request) -> Result<Response, ApiError
         (None, Some(back)) => redirect(&back)?,
         (None, None) => json_response(StatusCode::OK, &json!({ "loggedOut": claims.is_some() })),
     };
-    add_cookie(&mut resp, &state.cookies.clear(cookie::SID));
-    add_cookie(&mut resp, &state.cookies.clear(cookie::REFRESH_TOKEN));
+    for kind in [Kind::Sid, Kind::Renew, Kind::Refresh] {
+        add_cookie(&mut resp, &state.cookies.clear(kind));
+    }
     Ok(resp)
 }
 
 /// `GET /userinfo`: the `user` claim of a live session.
 pub async fn userinfo(state: &AppState, req: &Request) -> Result<Response, ApiError> {
-    let token = super::session_token(req.headers())
+    let token = super::session_token(req.headers(), &state.cookies)
         .ok_or_else(|| ApiError::Unauthorized("no session token".into()))?;
     match state.auth.authenticate(token).await {
         Ok(s) => Ok(json_response(
@@ -108,16 +109,39 @@ pub async fn userinfo(state: &AppState, req: &Request) -> Result<Response, ApiEr
     }
 }
 
-/// `DELETE /sessions/{userId}` (trusted peers only): revokes every session of the user. Each
+/// Whether the request may use an administrative endpoint: its peer is in
+/// `server.admin_peers`, or it carries `server.admin_token_file`'s token as a bearer token.
+/// Being a trusted peer is not enough: Nginx is one, and may ask `/auth` but not administer.
+fn is_admin(state: &AppState, peer: &super::Peer, headers: &http::HeaderMap) -> bool {
+    let token = headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| t.trim());
+    peer.admin
+        || state
+            .config
+            .server
+            .admin_token
+            .as_ref()
+            .zip(token)
+            .is_some_and(|(want, got)| crate::crypto::constant_time_eq(want.expose(), got))
+}
+
+/// `DELETE /sessions/{userId}` (administrators only, see [`is_admin`]): revokes every session of the user. Each
 /// instance drops them through the revocation feed; this one at once.
 pub async fn revoke_user(
     state: &AppState,
     peer: &super::Peer,
+    headers: &http::HeaderMap,
     path: &str,
 ) -> Result<Response, ApiError> {
-    if !peer.trusted {
+    if !is_admin(state, peer, headers) {
+        tracing::warn!(peer = ?peer.addr, "administrative request refused");
         return Err(ApiError::Forbidden(
-            "only trusted peers may revoke sessions".into(),
+            "administrative endpoints need the admin token (Authorization: Bearer) or an admin peer"
+                .into(),
         ));
     }
     let user_id = path

@@ -6,7 +6,7 @@ use http::header::LOCATION;
 use http::{HeaderValue, StatusCode};
 use serde_json::json;
 
-use crate::cookie;
+use crate::cookie::Kind;
 use crate::crypto::{constant_time_eq, hash_token, random_token};
 use crate::error::ApiError;
 use crate::http::{add_cookie, json_response, request_params, Request, Response};
@@ -39,12 +39,14 @@ pub async fn exchange(state: &AppState, req: Request) -> Result<Response, ApiErr
     if login.expires_at <= now {
         return Err(bad_state("expired; start the login again"));
     }
-    let binding = super::request_cookie(&parts.headers, cookie::LOGIN_BINDING).unwrap_or("");
-    if !constant_time_eq(&hash_token(binding), &login.binding_hash) {
+    let login_cookie = state.cookies.read(&parts.headers, Kind::Login);
+    let Some(binding) = super::login::bindings(login_cookie)
+        .find(|b| constant_time_eq(&hash_token(b), &login.binding_hash))
+    else {
         return Err(bad_state(
             "was not issued to this browser; start the login again",
         ));
-    }
+    };
 
     let app = state
         .app(&login.app_id)
@@ -77,7 +79,7 @@ pub async fn exchange(state: &AppState, req: Request) -> Result<Response, ApiErr
     tracing::info!(user = %user.user_id, app = %app.id, provider = %login.provider_id, "login");
 
     let sid = random_token();
-    let refresh_token = new_refresh_token(&sid);
+    let refresh_token = state.macs.refresh_token(&sid);
     let lifetime = state.config.session.lifetime.as_secs() as i64;
     let sealed = state
         .cipher
@@ -115,14 +117,20 @@ pub async fn exchange(state: &AppState, req: Request) -> Result<Response, ApiErr
     if let Ok(v) = HeaderValue::from_str(&login.redirect) {
         resp.headers_mut().insert(LOCATION, v);
     }
-    add_cookie(&mut resp, &state.cookies.clear(cookie::LOGIN_BINDING));
+    // The other logins this browser has in progress keep their bindings.
+    let others: Vec<&str> = super::login::bindings(login_cookie)
+        .filter(|b| *b != binding)
+        .collect();
+    let login_cookie = if others.is_empty() {
+        state.cookies.clear(Kind::Login)
+    } else {
+        let ttl = state.config.session.login_state_ttl.as_secs() as i64;
+        state
+            .cookies
+            .set(Kind::Login, &others.join("."), ttl.max(60) * 5)
+    };
+    add_cookie(&mut resp, &login_cookie);
     Ok(resp)
-}
-
-/// A refresh token: the session id (so a refresh finds its session without an index) and 32
-/// random bytes. Only its hash is stored.
-pub fn new_refresh_token(sid: &str) -> String {
-    format!("{sid}.{}", random_token())
 }
 
 /// Signs a session JWT for `user` and answers `{accessToken, refreshToken, expiresAt}`, with the
@@ -149,13 +157,14 @@ pub fn issue(
     );
     if app.website {
         let max_age = (session_expires_at - now).max(1);
-        add_cookie(&mut resp, &state.cookies.set(cookie::SID, &jwt, max_age));
-        add_cookie(
-            &mut resp,
-            &state
-                .cookies
-                .set(cookie::REFRESH_TOKEN, refresh_token, max_age),
-        );
+        let renewal = state.macs.renewal_secret(sid);
+        for (kind, value) in [
+            (Kind::Sid, jwt.as_str()),
+            (Kind::Renew, renewal.as_str()),
+            (Kind::Refresh, refresh_token),
+        ] {
+            add_cookie(&mut resp, &state.cookies.set(kind, value, max_age));
+        }
     }
     Ok(resp)
 }

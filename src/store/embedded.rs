@@ -38,6 +38,7 @@ CREATE TABLE IF NOT EXISTS login_states (
     binding_hash TEXT NOT NULL,
     expires_at INTEGER NOT NULL
 );
+CREATE INDEX IF NOT EXISTS login_states_by_expiry ON login_states (expires_at);
 CREATE TABLE IF NOT EXISTS sessions (
     sid TEXT PRIMARY KEY,
     user_id TEXT NOT NULL,
@@ -219,11 +220,6 @@ impl LoginStates for EmbeddedStore {
         let s = s.clone();
         self.run(move |c| {
             c.execute(
-                "DELETE FROM login_states WHERE expires_at < ?1",
-                [crate::now_secs()],
-            )
-            .map_err(unavailable)?;
-            c.execute(
                 "INSERT INTO login_states (state, app_id, provider_id, redirect, client_state,
                  pkce_verifier, nonce, binding_hash, expires_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
@@ -241,6 +237,17 @@ impl LoginStates for EmbeddedStore {
             )
             .map_err(unavailable)?;
             Ok(())
+        })
+        .await
+    }
+
+    async fn purge_expired_states(&self) -> Result<usize, StoreError> {
+        self.run(|c| {
+            c.execute(
+                "DELETE FROM login_states WHERE expires_at < ?1",
+                [crate::now_secs()],
+            )
+            .map_err(unavailable)
         })
         .await
     }

@@ -42,6 +42,24 @@ pub enum StoreError {
         store: &'static str,
         message: String,
     },
+    /// The store holds the user, but not as an active one (e.g. MongoDB `__STATE__` other than
+    /// `PUBLIC`): the login is refused, not answered with a second user.
+    #[error("{store} refused the login: {message}")]
+    Refused {
+        store: &'static str,
+        message: String,
+    },
+}
+
+impl StoreError {
+    /// Which store failed, for messages that must not carry more (response bodies).
+    pub fn store(&self) -> &'static str {
+        match self {
+            Self::Unavailable { store, .. }
+            | Self::Corrupt { store, .. }
+            | Self::Refused { store, .. } => store,
+        }
+    }
 }
 
 /// A login in progress, from `/authorize` to `/oauth/token`: single use, short-lived.
@@ -114,6 +132,12 @@ pub trait LoginStates: Send + Sync {
     async fn put_state(&self, state: &LoginState) -> Result<(), StoreError>;
     /// Removes and returns the state: a second call with the same id returns `None`.
     async fn take_state(&self, state: &str) -> Result<Option<LoginState>, StoreError>;
+    /// Drops the expired states, for stores whose records do not expire by themselves; called
+    /// on a timer, never on the request path, so a flood of started logins costs `/authorize`
+    /// nothing. Returns how many went.
+    async fn purge_expired_states(&self) -> Result<usize, StoreError> {
+        Ok(0)
+    }
 }
 
 #[async_trait]

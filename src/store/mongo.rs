@@ -271,7 +271,7 @@ pub(crate) fn not_public(
     user_id: &str,
     state: &str,
 ) -> StoreError {
-    StoreError::Corrupt {
+    StoreError::Refused {
         store,
         message: format!(
             "user {user_id} (realm `{}`, provider `{}`, subject `{}`) is in state {state}, not \

@@ -361,6 +361,9 @@ impl Nginx {
     ) -> Self {
         let nginx = which("nginx").expect("nginx is not installed: run scripts/install-deps");
         std::fs::create_dir_all(prefix.join("logs")).unwrap();
+        // The snippets as shipped, copied with their includes pointing at the copies.
+        let copies = copy_snippets(snippets, &prefix.join("snippets"));
+        let snippets = copies.as_path();
         let servers: Vec<String> = idgates.iter().map(|a| a.to_string()).collect();
         let upstream = std::fs::read_to_string(snippets.join("idgate-upstream.conf"))
             .unwrap()
@@ -434,6 +437,23 @@ http {{
     pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
+}
+
+/// Copies the `idgate-*.conf` snippets of `from` into `to`, with the includes they make of one
+/// another (`/etc/nginx/snippets/idgate/…`, where the package installs them) pointing into `to`.
+pub fn copy_snippets(from: &Path, to: &Path) -> PathBuf {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name.starts_with("idgate-") && name.ends_with(".conf") {
+            let text = std::fs::read_to_string(&path)
+                .unwrap()
+                .replace("/etc/nginx/snippets/idgate/", &format!("{}/", to.display()));
+            std::fs::write(to.join(&name), text).unwrap();
+        }
+    }
+    to.to_owned()
 }
 
 pub fn which(bin: &str) -> Option<PathBuf> {
