@@ -605,15 +605,34 @@ fn the_packaged_example_config_is_valid() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_administrator_revokes_all_of_a_users_sessions() {
-    let (_dir, idgate) = start_idgate_alone(Setup::default());
+    let (_dir, idgate) = start_idgate_alone(Setup {
+        extra_server: ADMIN_TOKEN_LINE,
+        ..Setup::default()
+    });
     let first = mint(&idgate, "u-7", "users");
     let second = mint(&idgate, "u-7", "users");
     let other = mint(&idgate, "u-8", "users");
     for t in [&first, &second, &other] {
         assert_eq!(auth_status(&idgate, t).await, 200);
     }
+    // A trusted peer (the one Nginx asks /auth from) without the token, or with another one, is
+    // not an administrator: nothing is revoked.
+    for auth in [
+        None,
+        Some("Bearer wrong-token"),
+        Some("Basic YWRtaW46YWRtaW4="),
+    ] {
+        let mut req = client().delete(idgate.url("/sessions/u-7"));
+        if let Some(a) = auth {
+            req = req.header("authorization", a);
+        }
+        let resp = req.send().await.unwrap();
+        assert_eq!(resp.status(), 403, "{auth:?}");
+        assert_eq!(auth_status(&idgate, &first).await, 200, "{auth:?}");
+    }
     let resp = client()
         .delete(idgate.url("/sessions/u-7"))
+        .bearer_auth(ADMIN_TOKEN)
         .send()
         .await
         .unwrap();
@@ -630,17 +649,33 @@ async fn an_administrator_revokes_all_of_a_users_sessions() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn only_trusted_peers_may_revoke() {
+async fn revocation_needs_the_admin_token_or_an_admin_peer() {
+    // No admin token configured: even a trusted peer cannot revoke.
+    let (_dir, idgate) = start_idgate_alone(Setup::default());
+    let token = mint(&idgate, "u-7", "users");
+    let resp = client()
+        .delete(idgate.url("/sessions/u-7"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+    assert_eq!(auth_status(&idgate, &token).await, 200);
+    drop(idgate);
+
+    // An admin peer needs no token.
     let (_dir, idgate) = start_idgate_alone(Setup {
-        trusted_peers: r#"["10.0.0.0/8"]"#,
+        extra_server: "admin_peers = [\"127.0.0.1/32\"]",
         ..Setup::default()
     });
+    let token = mint(&idgate, "u-7", "users");
     let resp = client()
         .delete(idgate.url("/sessions/u-7"))
         .send()
         .await
         .unwrap();
-    assert_eq!(resp.status(), 403);
+    assert_eq!(resp.status(), 200);
+    assert_eq!(auth_status(&idgate, &token).await, 401);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -37,13 +37,39 @@ async fn an_expired_token_is_renewed_silently_once_for_a_burst() {
     let browser = Browser::new();
     assert_eq!(login(&stack, &browser, "/", "olga").await.status(), 200);
     let old = browser.cookie(&site, "sid").unwrap();
+    let renew = browser.cookie(&site, "idgate_renew").unwrap();
     wait_until_expired(&old).await;
-
-    // A burst of parallel requests with the expired cookie, one of them a POST with a body.
     let client = Browser::new().client;
+
+    // The expired JWT alone, or with a renewal secret that is not this session's, renews
+    // nothing: a leaked JWT lives until its `exp` only.
+    let someone_else = Browser::new();
+    assert_eq!(
+        login(&stack, &someone_else, "/", "otto").await.status(),
+        200
+    );
+    let other_renew = someone_else.cookie(&site, "idgate_renew").unwrap();
+    for cookie in [
+        format!("sid={old}"),
+        format!("sid={old}; idgate_renew={other_renew}"),
+        format!("sid={old}; idgate_renew=x{}", &renew[1..]),
+    ] {
+        let resp = client
+            .get(format!("{site}/page"))
+            .header("cookie", cookie.clone())
+            .header("accept", "application/json")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 401, "{cookie}");
+        assert!(resp.headers().get("set-cookie").is_none(), "{cookie}");
+    }
+
+    // A burst of parallel requests with the expired cookie (and the renewal secret the browser
+    // holds), one of them a POST with a body.
     let mut tasks = Vec::new();
     for i in 0..16 {
-        let (client, site, old) = (client.clone(), site.clone(), old.clone());
+        let (client, site, old, renew) = (client.clone(), site.clone(), old.clone(), renew.clone());
         tasks.push(tokio::spawn(async move {
             let req = if i == 0 {
                 client
@@ -53,7 +79,7 @@ async fn an_expired_token_is_renewed_silently_once_for_a_burst() {
                 client.get(format!("{site}/page?i={i}"))
             };
             let resp = req
-                .header("cookie", format!("sid={old}"))
+                .header("cookie", format!("sid={old}; idgate_renew={renew}"))
                 .header("accept", "text/html")
                 .send()
                 .await
@@ -76,6 +102,11 @@ async fn an_expired_token_is_renewed_silently_once_for_a_burst() {
         assert_eq!(cookies.len(), 1, "exactly one Set-Cookie: {cookies:?}");
         assert!(cookies[0].starts_with("sid=") && cookies[0].contains("HttpOnly"));
         assert!(!echoed(&body)["miauserid"].is_empty());
+        assert_eq!(
+            echoed(&body)["cookie"],
+            "",
+            "idgate's cookies never reach the upstream"
+        );
         renewed.push(
             cookies[0]
                 .split(';')

@@ -10,8 +10,18 @@ use common::*;
 
 fn mia_auth_setup() -> Setup {
     let line = format!("mia_auth = \"{}\"", fixture("mia/auth.json").display());
+    // Backoffice locations: the operator states backoffice and client type in Nginx.
+    let backoffice = |path: &str, client_type: &str| {
+        format!(
+            "    location {path} {{\n        set $idgate_backoffice \"true\";\n        \
+             set $idgate_client_type \"{client_type}\";\n        include {}/idgate-protect.conf;\n        \
+             proxy_pass http://127.0.0.1:ECHO_PORT;\n    }}\n",
+            repo().join("nginx").display()
+        )
+    };
     Setup {
         extra: Box::leak(line.into_boxed_str()),
+        nginx_locations: backoffice("/backoffice/", "cms") + &backoffice("/backoffice/web/", "web"),
         ..Setup::default()
     }
 }
@@ -71,22 +81,26 @@ async fn group_rules_public_routes_and_backoffice() {
         assert_ne!(status, 200, "{sneaky}");
     }
 
-    // Backoffice requests use backofficeAuthorization (users && clientType == 'cms').
+    // Backoffice requests use backofficeAuthorization (users && clientType == 'cms'); the Nginx
+    // location states both, whatever the client sends.
     assert_eq!(
         get(&alice, &format!("{site}/backoffice/x"), &[]).await.0,
-        403
-    );
-    let bo = [("isbackoffice", "true"), ("client-type", "cms")];
-    assert_eq!(
-        get(&alice, &format!("{site}/backoffice/x"), &bo).await.0,
         200
     );
-    let wrong_client = [("isbackoffice", "true"), ("client-type", "web")];
+    let denial = [("isbackoffice", "false"), ("client-type", "web")];
     assert_eq!(
-        get(&alice, &format!("{site}/backoffice/x"), &wrong_client)
+        get(&alice, &format!("{site}/backoffice/x"), &denial)
             .await
             .0,
-        403
+        200
+    );
+    let claim = [("isbackoffice", "true"), ("client-type", "cms")];
+    assert_eq!(
+        get(&alice, &format!("{site}/backoffice/web/x"), &claim)
+            .await
+            .0,
+        403,
+        "the location's client type is web"
     );
 
     // Made an admin through the CLI, she gets in after her next login.

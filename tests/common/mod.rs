@@ -23,6 +23,12 @@ pub mod mongo;
 /// The IdP client secret; distinctive so a test can prove it never reaches a log line.
 pub const CLIENT_SECRET: &str = "idgate-test-client-secret-5b1e0c";
 
+/// The administrative token the harness writes into `admin.token` next to every config.
+pub const ADMIN_TOKEN: &str = "idgate-test-admin-token-0123456789abcdef";
+
+/// The `[server]` line that enables the administrative endpoints with [`ADMIN_TOKEN`].
+pub const ADMIN_TOKEN_LINE: &str = "admin_token_file = \"admin.token\"";
+
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -407,7 +413,7 @@ http {{
         listen 127.0.0.1:{echo_port};
         location / {{
             default_type text/plain;
-            return 200 "uri=$request_uri\nmiauserid=$http_miauserid\nmiausergroups=$http_miausergroups\nmiauserproperties=$http_miauserproperties\nx-auth-request-user=$http_x_auth_request_user\nx-auth-request-email=$http_x_auth_request_email\nx-auth-request-groups=$http_x_auth_request_groups\nx-auth-request-preferred-username=$http_x_auth_request_preferred_username\nx-user-id=$http_x_user_id\nx-user-email=$http_x_user_email\nauthorization=$http_authorization\n";
+            return 200 "uri=$request_uri\nmiauserid=$http_miauserid\nmiausergroups=$http_miausergroups\nmiauserproperties=$http_miauserproperties\nx-auth-request-user=$http_x_auth_request_user\nx-auth-request-email=$http_x_auth_request_email\nx-auth-request-groups=$http_x_auth_request_groups\nx-auth-request-preferred-username=$http_x_auth_request_preferred_username\nx-user-id=$http_x_user_id\nx-user-email=$http_x_user_email\nauthorization=$http_authorization\ncookie=$http_cookie\n";
         }}
     }}
 }}
@@ -476,6 +482,9 @@ pub struct Setup {
     pub trusted_peers: &'static str,
     /// Lines before `[server]` (top-level keys).
     pub extra: &'static str,
+    /// Lines added to `[server]` (e.g. `admin_token_file = "admin.token"`: the harness writes
+    /// [`ADMIN_TOKEN`] into that file).
+    pub extra_server: &'static str,
     /// Replaces the `[store]` section (default: embedded, `idgate.db`).
     pub store: Option<String>,
     /// Replaces the `[users]` section (default: embedded).
@@ -502,6 +511,7 @@ impl Default for Setup {
             extra_session: "",
             trusted_peers: r#"["127.0.0.1/32", "::1/128"]"#,
             extra: "",
+            extra_server: "",
             store: None,
             users: None,
             nginx_locations: String::new(),
@@ -566,11 +576,13 @@ impl Stack {
 /// `dev` at `issuer`, the embedded store in `dir` (the signing key is copied there too).
 pub fn config_toml(setup: &Setup, dir: &Path, site: &str, issuer: &str) -> String {
     std::fs::copy(fixture(setup.key), dir.join(setup.key)).unwrap();
+    std::fs::write(dir.join("admin.token"), ADMIN_TOKEN).unwrap();
     let config = format!(
         r#"{extra}
 [server]
 listen = ["127.0.0.1:0"]
 trusted_peers = {trusted}
+{extra_server}
 
 [jwt]
 algorithm = "{alg}"
@@ -605,6 +617,7 @@ scope = ["openid", "profile", "email"]
 label = "Development IdP"
 "#,
         extra = setup.extra,
+        extra_server = setup.extra_server,
         alg = setup.algorithm,
         key = setup.key,
         ttl = setup.access_ttl,
