@@ -89,7 +89,16 @@ impl ApiError {
         if status.is_server_error() || matches!(self, Self::Store(_)) {
             tracing::error!(error = %self, "request failed");
         }
-        json_response(status, &error_body(status, &message))
+        let mut resp = json_response(status, &error_body(status, &message));
+        if matches!(self, Self::RequestTimeout | Self::PayloadTooLarge(_)) {
+            // The rest of the body is still on the way: do not wait for it to reuse the
+            // connection.
+            resp.headers_mut().insert(
+                http::header::CONNECTION,
+                http::HeaderValue::from_static("close"),
+            );
+        }
+        resp
     }
 }
 

@@ -37,7 +37,17 @@ impl Gate {
         };
         let config = config_toml(&setup, dir.path(), &site, "http://127.0.0.1:1");
         let idgate = Idgate::start(dir.path(), &config);
-        let nginx = Nginx::start(&dir.path().join("nginx"), port, idgate.addr);
+        // Each app's pages live under a location bound to it (`/web/`, `/partners/`).
+        let bound = |app: &str| {
+            format!(
+                "    location /{app}/ {{\n        set $idgate_app \"{app}\";\n        include {}/idgate-protect.conf;\n        \
+                 proxy_pass http://127.0.0.1:ECHO_PORT;\n    }}\n",
+                repo().join("nginx").display()
+            )
+        };
+        let locations = bound("web") + &bound("partners");
+        let nginx =
+            Nginx::start_with_locations(&dir.path().join("nginx"), port, idgate.addr, &locations);
         Self {
             config: idgate.config.display().to_string(),
             site,
@@ -159,8 +169,8 @@ async fn login(gate: &Gate, app: &str, provider_id: &str, login: Option<&str>) {
         "{app}/{provider_id}: {}",
         resp.text().await.unwrap_or_default()
     );
-    let page = browser.navigate(&format!("{site}/docs/")).await;
-    assert_eq!(page.status(), 200, "the session reaches the upstream");
+    let page = browser.navigate(&format!("{site}/{app}/docs/")).await;
+    assert_eq!(page.status(), 200, "the session reaches the app's upstream");
     let echo = echoed(&page.text().await.unwrap());
     assert!(!echo["miauserid"].is_empty());
 }

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 pub mod redis;
 
 pub mod mongo;
+pub mod raw;
 
 /// The IdP client secret; distinctive so a test can prove it never reaches a log line.
 pub const CLIENT_SECRET: &str = "idgate-test-client-secret-5b1e0c";
@@ -497,7 +498,8 @@ pub struct Setup {
     /// (`mia_config`); default false.
     pub omit_apps: bool,
     /// Replaces the `[apps.web]` block, `extra_app` and its `dev` provider with this text
-    /// (several apps and providers); default None.
+    /// (several apps and providers; `{{SITE}}` and `{{ISSUER}}` stand for the site's URL and
+    /// the IdP's issuer); default None.
     pub apps: Option<String>,
 }
 
@@ -640,7 +642,12 @@ label = "Development IdP"
         Some((before_apps, _)) if setup.apps.is_some() => {
             format!(
                 "{before_apps}\n{}\n",
-                setup.apps.as_deref().unwrap_or_default()
+                setup
+                    .apps
+                    .as_deref()
+                    .unwrap_or_default()
+                    .replace("{{SITE}}", site)
+                    .replace("{{ISSUER}}", issuer)
             )
         }
         Some((before_apps, _)) if setup.omit_apps => format!("{before_apps}\n"),
