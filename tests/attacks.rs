@@ -1206,3 +1206,98 @@ async fn oversized_and_slow_inputs_are_refused_without_harm() {
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert_unharmed(&mut stack, &cookie).await;
 }
+
+/// A stand-in for idgate that answers every request with the request line it received, so a
+/// test sees exactly which path Nginx forwarded.
+fn recorder() -> std::net::SocketAddr {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().map_while(Result::ok) {
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut line = String::new();
+                if reader.read_line(&mut line).is_err() {
+                    return;
+                }
+                // Drain the head.
+                let mut header = String::new();
+                while reader.read_line(&mut header).is_ok_and(|n| n > 2) {
+                    header.clear();
+                }
+                let body = format!("FORWARDED {}", line.trim_end());
+                let _ = (&stream).write_all(
+                    format!(
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    )
+                    .as_bytes(),
+                );
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn public_locations_forward_only_their_own_paths() {
+    // The shipped snippets alone, with idgate replaced by a recorder: whatever the raw path, a
+    // public location forwards the path it was chosen for, in canonical form. (idgate's own
+    // refusal of non-canonical paths is the second line, tested above.)
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let nginx = Nginx::start(&dir.path().join("nginx"), port, recorder());
+    let publics = [
+        "/authorize",
+        "/web-login",
+        "/web-login/oauth/callback",
+        "/web-login/callback",
+        "/web-login/callback.js",
+        "/oauth/token",
+        "/refreshtoken",
+        "/logout",
+        "/userinfo",
+        "/apps/",
+        "/backchannel-logout/",
+        "/.well-known/jwks.json",
+    ];
+    let ups = ["../", "..%2F", "%2e%2e/", "%2E%2E%2F", "..;/", "..%5C", "%252e%252e%252f"];
+    let mut forwarded = 0;
+    for internal in ["auth", "auth/true", "sessions/u", "-/metrics", "web-login/x/y"] {
+        let depth = internal.split('/').count();
+        for public in publics {
+            for up in ups {
+                for tail in ["", "x", "web/providers", "web/dev", "a%2Fb", "a;b", "%2e%2e"] {
+                    let target = format!("/{internal}/{}{}{tail}", up.repeat(depth), &public[1..]);
+                    let r = raw::send(port, "GET", &target, &[]);
+                    let Some(line) = r.body.strip_prefix("FORWARDED ") else {
+                        continue;
+                    };
+                    forwarded += 1;
+                    let path = line
+                        .split_whitespace()
+                        .nth(1)
+                        .unwrap()
+                        .split('?')
+                        .next()
+                        .unwrap();
+                    assert!(
+                        publics.iter().any(|p| path == *p
+                            || (p.ends_with('/') && path.starts_with(p))),
+                        "{target} was forwarded as {path}"
+                    );
+                    assert!(
+                        path != "/auth"
+                            && !path.starts_with("/auth/")
+                            && !path.starts_with("/sessions")
+                            && !path.starts_with("/-/"),
+                        "{target} was forwarded as {path}"
+                    );
+                }
+            }
+        }
+    }
+    assert!(forwarded > 100, "only {forwarded} requests reached a public location");
+    drop(nginx);
+}
