@@ -1,9 +1,11 @@
-//! HTTP endpoints, dispatched with a plain `match` on method and path.
+//! HTTP endpoints, dispatched with a plain `match` on method and path — only a path in canonical
+//! form (`http::non_canonical`): any other is answered 400 before it is matched, so a path that
+//! Nginx, a client or an upstream would resolve differently never reaches an endpoint.
 //!
 //! | method, path | answers | notes |
 //! |---|---|---|
 //! | any `/auth`, `/auth/…` | 200 + `mia-allowed`, `mia-userid`, `mia-groups`, `mia-userproperties`; 401 (+ `Location` for browser navigations); 403 for untrusted peers | Nginx `auth_request` target; never another status on purpose |
-//! | GET `/authorize` | 302 to the IdP; 400 naming a bad `appId`/`providerId`/`redirect` | sets `idgate_login`, clears `sid`/`refresh_token` |
+//! | GET `/authorize` | 302 to the IdP; 400 naming a bad `appId`/`providerId`/`redirect` | sets `idgate_login` (a fresh binding), clears `sid`/`idgate_renew`/`refresh_token` |
 //! | GET `/web-login` | 200 HTML provider chooser; 400 | |
 //! | GET `/web-login/oauth/callback`, `/web-login/callback` | 200 HTML | the script POSTs the code in the body / the query |
 //! | GET `/web-login/callback.js` | 200 JavaScript | |
@@ -14,7 +16,7 @@
 //! | GET `/userinfo` | 200 the `user` claim; 401 | |
 //! | GET `/apps/{appId}/providers` | 200 `[{id,label,type,order}]`; 404 | |
 //! | GET `/.well-known/jwks.json` | 200 JWKS | |
-//! | DELETE `/sessions/{userId}` | 200 `{"revoked": n}`; 403 for untrusted peers | admin: revokes every session of the user, on every instance |
+//! | DELETE `/sessions/{userId}` | 200 `{"revoked": n}`; 403 without the admin token or an admin peer | admin: revokes every session of the user, on every instance |
 //! | GET `/-/healthz`, `/-/ready` | 200; 503 naming the store that is down | |
 //! | GET `/-/metrics` | 200 Prometheus text; 403 for untrusted peers | see `metrics` |
 //! | GET `/-/check-up` | 200 / 503 `{status, checks: [{name, ok, error?}]}`; 403 for untrusted peers | store, users, each IdP's discovery |
