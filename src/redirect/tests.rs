@@ -282,7 +282,7 @@ fn whatever_is_accepted_lands_on_the_site_or_an_allowed_origin() {
     for _ in 0..40_000 {
         let n = 1 + rng.next() % 8;
         let mut s = String::new();
-        if rng.next() % 3 == 0 {
+        if rng.next().is_multiple_of(3) {
             s.push('/');
         }
         for _ in 0..n {
