@@ -379,3 +379,55 @@ fn a_hundred_thousand_parentheses_do_not_stop_the_daemon() {
     assert!(idgate.proc.is_running());
     idgate.proc.wait_log(&["longer than 4096 bytes"]);
 }
+
+#[test]
+fn route_paths_that_cannot_be_matched_safely_stop_startup_naming_them() {
+    let check = |extra: &'static str| {
+        let dir = tempfile::tempdir().unwrap();
+        let config = config_toml(
+            &Setup {
+                extra,
+                ..Setup::default()
+            },
+            dir.path(),
+            "http://127.0.0.1:8080",
+            "http://127.0.0.1:1",
+        );
+        let path = dir.path().join("idgate.toml");
+        std::fs::write(&path, config).unwrap();
+        idgate_cmd(&["check-config", "--config", path.to_str().unwrap()])
+    };
+    let (code, _, err) =
+        check("[[authorization.routes]]\npath = \"/admin;v=1/\"\nexpression = \"groups.admin\"\n");
+    assert_eq!(code, 78);
+    assert!(err.contains("`/admin;v=1/`"), "{err}");
+    // `case_insensitive` reaches the table: two spellings become one route.
+    let twice = "[authorization]\ncase_insensitive = true\n\
+                 [[authorization.routes]]\npath = \"/Admin/\"\nexpression = \"true\"\n\
+                 [[authorization.routes]]\npath = \"/admin/\"\nexpression = \"groups.admin\"\n";
+    let (code, _, err) = check(twice);
+    assert_eq!(code, 78);
+    assert!(
+        err.contains("`/Admin/`") && err.contains("case_insensitive"),
+        "{err}"
+    );
+    let (code, _, err) = check(Box::leak(
+        twice
+            .replace("case_insensitive = true", "case_insensitive = false")
+            .into_boxed_str(),
+    ));
+    assert_eq!(code, 0, "{err}");
+    // An expression past the limits, in the TOML: refused at startup, the limit named.
+    let (code, _, err) = check(Box::leak(
+        format!(
+            "[[authorization.routes]]\npath = \"/x/\"\nexpression = \"{}true\"\n",
+            "!".repeat(40)
+        )
+        .into_boxed_str(),
+    ));
+    assert_eq!(code, 78);
+    assert!(
+        err.contains("column 33") && err.contains("32 levels"),
+        "{err}"
+    );
+}

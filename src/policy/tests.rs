@@ -592,7 +592,7 @@ fn location_rules_are_decoded_once_bounded_and_cached_boundedly() {
                 format!("/auth/{}", "%21".repeat(1000)),
                 format!("/auth/{}true", "true%20%26%26%20".repeat(100_000)),
             ] {
-                let err = huge.get(&rule).err().expect("refused");
+                let err = huge.get(&rule).expect_err("refused");
                 assert!(
                     err.message.contains("4096 bytes") || err.message.contains("32 levels"),
                     "{err}"
