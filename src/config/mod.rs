@@ -548,10 +548,13 @@ impl Config {
         } else {
             "authorization.routes"
         };
-        let policy = crate::policy::RouteTable::build(
+        let policy = crate::policy::RouteTable::build_with(
             raw.mia_auth.as_deref().map(resolve).as_deref(),
             &raw.authorization.routes,
-            raw.authorization.strict.unwrap_or(true),
+            crate::policy::Matching {
+                strict: raw.authorization.strict.unwrap_or(true),
+                case_insensitive: raw.authorization.case_insensitive.unwrap_or(false),
+            },
         )
         .map_err(|e| ConfigError::invalid(policy_key, e.to_string()))?;
 

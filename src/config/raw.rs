@@ -42,6 +42,9 @@ pub struct RawAuthorization {
     pub strict: Option<bool>,
     #[serde(default)]
     pub routes: Vec<crate::policy::RawRoute>,
+    /// Request and route paths are lowercased before matching, for upstreams that serve paths
+    /// case-insensitively; default false.
+    pub case_insensitive: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -1,19 +1,38 @@
 //! Authorization: which routes need which users (SPEC §2 "Route rules").
 //!
 //! Rules come from Mia's `auth.json` (top-level `mia_auth` key, read unchanged) and/or from
-//! `[[authorization.routes]]` in the TOML. A request is matched on its original path and method:
-//! the exact path first, then the nearest configured ancestor ending in `/`, then `/`; the exact
-//! method before `ALL`. A Nginx location may carry its own rule instead (see
+//! `[[authorization.routes]]` in the TOML. A request is matched on its original path and method.
+//! The path that decides is the most specific one with any rule: the exact path; for a path
+//! without a trailing slash, the same path with one (a rule for `/admin/` covers `/admin`, which
+//! most upstreams redirect to or serve as `/admin/`); then the nearest configured ancestor ending
+//! in `/`, up to `/`. That path is authoritative: its rule for the method (or `HEAD` → `GET`, or
+//! `ALL`) decides, and a method it has no rule for is refused; it never falls back to a more
+//! permissive ancestor. A Nginx location may carry its own rule instead (see
 //! `nginx/idgate-protect-rule.conf`), which replaces the table for that request.
 //!
 //! Outcomes: a public route allows everyone; otherwise no session → 401, a session whose
-//! expression is false → 403. With no rule at all configured, every protected location simply
-//! needs a session. With rules, `strict` (the default) answers 401 to routes no rule covers;
-//! lenient mode lets any session through there.
+//! expression is false → 403. A refused request (a path that cannot be matched safely, a method
+//! the deciding path has no rule for) is 401 without a session and 403 with one. With no rule at
+//! all configured, every protected location simply needs a session. With rules, `strict` (the
+//! default) answers 401 to paths no rule covers; lenient mode lets any session through there,
+//! and there only.
 //!
-//! Paths are normalised before matching (query dropped, repeated slashes collapsed, `.` and `..`
-//! resolved, percent-escapes decoded); a path whose escapes decode to `/`, `\`, or a control
-//! character cannot be matched safely against prefix rules and is refused outright.
+//! # Matching what the upstream will serve
+//!
+//! A rule protects what the upstream serves under its path, so a request path is compared in
+//! the form upstreams resolve it to, and refused when upstreams disagree about that form (see
+//! [`normalize`]): the query is dropped, `//` collapsed, plain `.` and `..` segments resolved
+//! (RFC 3986, as Nginx does), percent-escapes decoded. Refused: `;` anywhere in the path, raw or
+//! encoded (Java servlet containers strip `;` parameters per segment, so `/admin;x/y` and
+//! `/public/..;/admin/y` are `/admin/y` to them, while other upstreams serve a literal segment:
+//! no single reading is safe for both); a segment that is `.` or `..` only once decoded (`%2e%2e`:
+//! some upstreams decode before removing dot segments, some after); escapes that decode to `/`,
+//! `\` or `%` (double encoding), control characters, invalid UTF-8, and `#` (never part of a
+//! request target, and upstreams differ on whether it ends the path). Route paths from the
+//! configuration go through the same normalisation at startup, so `/caf%C3%A9/` and `/café/`
+//! are one route, and a route path that cannot be normalised stops startup naming it. With
+//! `[authorization] case_insensitive = true`, request and route paths are both lowercased
+//! before matching, for upstreams that serve paths case-insensitively.
 
 pub mod expr;
 
@@ -48,6 +67,50 @@ struct MethodRules {
     all: Option<RouteEntry>,
 }
 
+impl MethodRules {
+    /// The exact method, then `GET` for `HEAD`, then `ALL`.
+    fn for_method(&self, method: &str) -> Option<&RouteEntry> {
+        self.by_method
+            .get(method)
+            .or_else(|| {
+                (method == "HEAD")
+                    .then(|| self.by_method.get("GET"))
+                    .flatten()
+            })
+            .or(self.all.as_ref())
+    }
+}
+
+/// What the table says about a method on a (normalised) path.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Match<'a> {
+    /// The deciding path's rule for the method.
+    Rule(&'a RouteEntry),
+    /// The deciding path has rules, none for this method: refused.
+    NoRuleForMethod,
+    /// No rule covers the path at all (strict: 401; lenient: any session).
+    Uncovered,
+}
+
+/// How request paths meet route paths.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Matching {
+    /// Paths no rule covers answer 401 (Mia's `AUTHORIZATION_STRICT_MODE_ENABLED`).
+    pub strict: bool,
+    /// Request and route paths are lowercased before they are compared
+    /// (`[authorization] case_insensitive`).
+    pub case_insensitive: bool,
+}
+
+impl Default for Matching {
+    fn default() -> Self {
+        Self {
+            strict: true,
+            case_insensitive: false,
+        }
+    }
+}
+
 /// What `/auth` should answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {
@@ -73,8 +136,12 @@ pub enum PolicyError {
 
 #[derive(Debug, Default)]
 pub struct RouteTable {
+    /// Keyed by the normalised (and, case-insensitively, lowercased) route path.
     routes: HashMap<String, MethodRules>,
-    strict: bool,
+    /// `/admin` → `/admin/` for every route path ending in `/` but `/`: where a request without
+    /// the trailing slash looks next. A map of its own so the hot path never allocates `path/`.
+    with_slash: HashMap<String, String>,
+    matching: Matching,
 }
 
 /// A route as written in TOML (`[[authorization.routes]]`).
@@ -124,17 +191,39 @@ const METHODS: &[&str] = &[
 ];
 
 impl RouteTable {
-    /// Builds the table from an optional `auth.json` and the TOML routes; any expression that
-    /// does not parse is an error naming its source, route, method and column.
+    /// Builds the table from an optional `auth.json` and the TOML routes, case-sensitively;
+    /// see [`RouteTable::build_with`].
     pub fn build(
         mia_auth: Option<&Path>,
         routes: &[RawRoute],
         strict: bool,
     ) -> Result<Self, PolicyError> {
+        Self::build_with(
+            mia_auth,
+            routes,
+            Matching {
+                strict,
+                case_insensitive: false,
+            },
+        )
+    }
+
+    /// Builds the table from an optional `auth.json` and the TOML routes; any expression that
+    /// does not parse is an error naming its source, route, method and column, and so is a
+    /// route path that cannot be normalised, or two spellings of one path (`/a%62/`, `/ab/`,
+    /// or `/AB/` case-insensitively) that both state a rule for the same method.
+    pub fn build_with(
+        mia_auth: Option<&Path>,
+        routes: &[RawRoute],
+        matching: Matching,
+    ) -> Result<Self, PolicyError> {
         let mut table = RouteTable {
             routes: HashMap::new(),
-            strict,
+            with_slash: HashMap::new(),
+            matching,
         };
+        // (route key, method) → the path as written, to catch two spellings of one rule.
+        let mut spelled: HashMap<(String, String), String> = HashMap::new();
         if let Some(path) = mia_auth {
             let name = path.display().to_string();
             let text = std::fs::read_to_string(path)
@@ -153,6 +242,7 @@ impl RouteTable {
                     });
                     let backoffice = compile(rules.backoffice_authorization.as_ref())?;
                     table.insert(
+                        &mut spelled,
                         &name,
                         &route,
                         &method,
@@ -174,6 +264,7 @@ impl RouteTable {
                     .map(|e| rule(name, &r.path, method, e, r.backoffice_public))
                     .transpose()?;
                 table.insert(
+                    &mut spelled,
                     name,
                     &r.path,
                     method,
@@ -189,23 +280,42 @@ impl RouteTable {
 
     fn insert(
         &mut self,
+        spelled: &mut HashMap<(String, String), String>,
         source: &str,
         path: &str,
         method: &str,
         entry: RouteEntry,
     ) -> Result<(), PolicyError> {
-        if !path.starts_with('/') {
-            return Err(PolicyError::Invalid(format!(
-                "{source}: route `{path}` must start with `/`"
-            )));
-        }
+        let key = self.route_key(source, path)?;
         let method = method.to_ascii_uppercase();
         if !METHODS.contains(&method.as_str()) {
             return Err(PolicyError::Invalid(format!(
                 "{source}: route `{path}`: unknown method `{method}`"
             )));
         }
-        let rules = self.routes.entry(path.to_owned()).or_default();
+        match spelled.get(&(key.clone(), method.clone())) {
+            Some(other) if other != path => {
+                return Err(PolicyError::Invalid(format!(
+                    "{source}: routes `{other}` and `{path}` are the same path `{key}` once \
+                     normalised{}, and both have a rule for {method}: keep one",
+                    if self.matching.case_insensitive {
+                        " and lowercased (case_insensitive)"
+                    } else {
+                        ""
+                    }
+                )));
+            }
+            // The same spelling again (auth.json, then the TOML): the later one wins.
+            _ => {
+                spelled.insert((key.clone(), method.clone()), path.to_owned());
+            }
+        }
+        if key.len() > 1 {
+            if let Some(bare) = key.strip_suffix('/') {
+                self.with_slash.insert(bare.to_owned(), key.clone());
+            }
+        }
+        let rules = self.routes.entry(key).or_default();
         if method == "ALL" {
             rules.all = Some(entry);
         } else {
@@ -214,36 +324,71 @@ impl RouteTable {
         Ok(())
     }
 
+    /// The key a route path is stored under: normalised as request paths are, and lowercased
+    /// when matching is case-insensitive.
+    fn route_key(&self, source: &str, path: &str) -> Result<String, PolicyError> {
+        let invalid = |why: &str| PolicyError::Invalid(format!("{source}: route `{path}` {why}"));
+        if !path.starts_with('/') {
+            return Err(invalid("must start with `/`"));
+        }
+        if path.contains(['?', '#']) {
+            return Err(invalid("must be a path alone, without `?` or `#`"));
+        }
+        let Some(normal) = normalize(path) else {
+            return Err(invalid(
+                "cannot be matched safely: `;`, encoded dot segments (`%2e`), escapes that \
+                 decode to `/`, `\\` or `%`, control characters and invalid UTF-8 are refused",
+            ));
+        };
+        Ok(if self.matching.case_insensitive {
+            normal.to_lowercase()
+        } else {
+            normal.into_owned()
+        })
+    }
+
     pub fn is_empty(&self) -> bool {
         self.routes.is_empty()
     }
 
-    /// The rules for `method` on `path` (already normalised), if any route covers it.
+    /// The rules for `method` on `path` (already normalised), if the deciding path has one;
+    /// see [`RouteTable::find`].
     pub fn lookup(&self, method: &str, path: &str) -> Option<&RouteEntry> {
+        match self.find(method, path) {
+            Match::Rule(entry) => Some(entry),
+            Match::NoRuleForMethod | Match::Uncovered => None,
+        }
+    }
+
+    /// What the most specific path with any rule says about `method` on `path` (already
+    /// normalised, and lowercased when matching is case-insensitive).
+    pub fn find(&self, method: &str, path: &str) -> Match<'_> {
+        match self.deciding(path) {
+            Some(rules) => rules
+                .for_method(method)
+                .map_or(Match::NoRuleForMethod, Match::Rule),
+            None => Match::Uncovered,
+        }
+    }
+
+    /// The rules of the most specific path that has any: `path`, then `path/`, then the
+    /// ancestors ending in `/` ("/a/b/c" → "/a/b/" → "/a/" → "/").
+    fn deciding(&self, path: &str) -> Option<&MethodRules> {
+        if let Some(rules) = self.routes.get(path) {
+            return Some(rules);
+        }
+        if !path.ends_with('/') {
+            if let Some(rules) = self.with_slash.get(path).and_then(|k| self.routes.get(k)) {
+                return Some(rules);
+            }
+        }
         let mut candidate = path;
         loop {
-            if let Some(rules) = self.routes.get(candidate) {
-                let hit = rules
-                    .by_method
-                    .get(method)
-                    .or_else(|| {
-                        (method == "HEAD")
-                            .then(|| rules.by_method.get("GET"))
-                            .flatten()
-                    })
-                    .or(rules.all.as_ref());
-                if hit.is_some() {
-                    return hit;
-                }
-            }
-            // The nearest ancestor ending in `/`: "/a/b/c" → "/a/b/" → "/a/" → "/".
+            // Strictly shorter each turn, so the loop ends.
             let trimmed = candidate.strip_suffix('/').unwrap_or(candidate);
-            match trimmed.rfind('/') {
-                Some(i) => candidate = &path[..=i],
-                None => return None,
-            }
-            if candidate.len() == path.len() {
-                return None;
+            candidate = &path[..=trimmed.rfind('/')?];
+            if let Some(rules) = self.routes.get(candidate) {
+                return Some(rules);
             }
         }
     }
@@ -276,23 +421,43 @@ impl RouteTable {
                 Decision::Unauthenticated
             };
         }
-        let Some(path) = normalize(uri) else {
-            return if ctx.is_some() {
-                Decision::Forbidden
-            } else {
-                Decision::Unauthenticated
-            };
+        let refused = if ctx.is_some() {
+            Decision::Forbidden
+        } else {
+            Decision::Unauthenticated
         };
-        match self.lookup(method, &path) {
-            Some(entry) => {
+        let Some(path) = normalize(uri) else {
+            // Debug-formatted (control characters escaped) and cut short: the path is the
+            // client's.
+            let mut end = uri.len().min(200);
+            while !uri.is_char_boundary(end) {
+                end -= 1;
+            }
+            tracing::info!(
+                path = ?&uri[..end],
+                "request path refused: it cannot be matched safely against the route rules"
+            );
+            return refused;
+        };
+        let path = match path {
+            p if self.matching.case_insensitive
+                && p.bytes().any(|b| b.is_ascii_uppercase() || !b.is_ascii()) =>
+            {
+                Cow::Owned(p.to_lowercase())
+            }
+            p => p,
+        };
+        match self.find(method, &path) {
+            Match::Rule(entry) => {
                 let backoffice = ctx.is_some_and(|c| c.is_backoffice);
                 match (&entry.backoffice, backoffice) {
                     (Some(rule), true) => verdict(rule),
                     _ => verdict(&entry.authorization),
                 }
             }
-            None if self.strict => Decision::Unauthenticated,
-            None => {
+            Match::NoRuleForMethod => refused,
+            Match::Uncovered if self.matching.strict => Decision::Unauthenticated,
+            Match::Uncovered => {
                 if ctx.is_some() {
                     Decision::Allow
                 } else {
@@ -303,9 +468,16 @@ impl RouteTable {
     }
 }
 
-/// The rules Nginx locations state in their `auth_request` URI (`/auth/<percent-encoded
-/// expression>`), parsed once each and cached. The URI is written in the Nginx config, never by
-/// a client, and only trusted peers reach `/auth`.
+/// The rules Nginx locations state in their `auth_request` URI (`/auth/<expression>`), parsed
+/// once each and cached. The URI is written in the Nginx config, never by a client, and only
+/// trusted peers reach `/auth`; still, a rule past the expression limits is refused like any
+/// other that does not parse (403), never parsed without bounds.
+///
+/// Decoded exactly once: Nginx percent-escapes the subrequest URI once when it proxies it (space,
+/// `"`, `|`, `%` …), so a rule written plainly in quotes (`auth_request "/_idgate/auth/groups.a
+/// || groups.b";`) arrives as `/auth/groups.a%20%7C%7C%20groups.b` and decodes back to itself,
+/// while a rule written already percent-encoded arrives double-encoded and fails to parse (403
+/// and a log line) rather than being decoded a second time.
 #[derive(Debug, Default)]
 pub struct LocationRules {
     /// A std lock: held only for a map lookup or insert, never across an `.await`.
@@ -328,6 +500,13 @@ impl LocationRules {
             .and_then(|m| m.get(encoded).cloned())
         {
             return Ok(Some(rule));
+        }
+        // Longer than any rule that can parse, even fully escaped: not worth decoding.
+        if encoded.len() > 3 * expr::MAX_EXPRESSION_BYTES {
+            return Err(expr::ParseError {
+                column: 1,
+                message: format!("longer than {} bytes", expr::MAX_EXPRESSION_BYTES),
+            });
         }
         let text = percent_decode_str(encoded).decode_utf8_lossy();
         let rule = Arc::new(expr::parse(&text)?);
@@ -358,25 +537,35 @@ fn rule(
 
 /// The request path as rules see it: no query, no repeated slashes, no `.`/`..` segments,
 /// escapes decoded. Borrowed when the path is already in that form (the usual case); `None`
-/// when the path cannot be matched safely.
+/// when the path cannot be matched safely (see the module doc): `;` raw or encoded, a segment
+/// that is `.`/`..` only once decoded, escapes that decode to `/`, `\` or `%`, control
+/// characters, invalid UTF-8, a `#` anywhere, or a path not starting with `/`.
 pub fn normalize(uri: &str) -> Option<Cow<'_, str>> {
-    let path = uri.split(['?', '#']).next().unwrap_or("");
+    if uri.contains('#') {
+        return None;
+    }
+    let path = uri.split('?').next().unwrap_or("");
     if !path.starts_with('/') {
         return None;
     }
-    let plain =
-        !path.contains('%') && !path.contains("//") && !path.contains("/.") && !path.contains('\\');
-    if plain && !path.bytes().any(|b| b.is_ascii_control()) {
+    let plain = !path
+        .bytes()
+        .any(|b| matches!(b, b'%' | b'\\' | b';') || b.is_ascii_control())
+        && !path.contains("//")
+        && !path.contains("/.");
+    if plain {
         return Some(Cow::Borrowed(path));
     }
     let mut segments: Vec<String> = Vec::new();
     let ends_with_slash = path.ends_with('/');
     for raw in path.split('/').filter(|s| !s.is_empty()) {
         let decoded = percent_decode_str(raw).decode_utf8().ok()?;
-        if decoded.contains(['/', '\\', '%']) || decoded.chars().any(char::is_control) {
+        if decoded.contains(['/', '\\', '%', ';']) || decoded.chars().any(char::is_control) {
             return None;
         }
         match decoded.as_ref() {
+            // `%2e%2e`: a dot segment to upstreams that decode first, a name to the others.
+            "." | ".." if raw.contains('%') => return None,
             "." => {}
             ".." => {
                 segments.pop();
@@ -396,250 +585,4 @@ pub fn normalize(uri: &str) -> Option<Cow<'_, str>> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn route(path: &str, methods: &[&str], expression: &str, public: bool) -> RawRoute {
-        RawRoute {
-            path: path.into(),
-            methods: methods.iter().map(|m| m.to_string()).collect(),
-            expression: expression.into(),
-            public,
-            backoffice_expression: None,
-            backoffice_public: false,
-        }
-    }
-
-    #[test]
-    fn paths_are_normalised_without_smuggling() {
-        let table: &[(&str, Option<&str>)] = &[
-            ("/", Some("/")),
-            ("/a/b?x=1", Some("/a/b")),
-            ("/a//b///c", Some("/a/b/c")),
-            ("/a/./b/../c/", Some("/a/c/")),
-            ("/public/../admin", Some("/admin")),
-            ("/public/%2e%2e/admin", Some("/admin")),
-            ("/caf%C3%A9", Some("/café")),
-            ("/a%20b", Some("/a b")),
-            ("/../..", Some("/")),
-            ("/public%2F..%2Fadmin", None),
-            ("/public/%2fadmin", None),
-            ("/public/%5c..%5cadmin", None),
-            ("/a%00b", None),
-            ("/a%252F", None),
-            ("/%ff", None),
-            ("relative", None),
-        ];
-        for (input, want) in table {
-            assert_eq!(
-                normalize(input).map(|c| c.into_owned()),
-                want.map(str::to_owned),
-                "{input}"
-            );
-        }
-    }
-
-    #[test]
-    fn routes_match_exact_then_nearest_ancestor_then_root() {
-        let t = RouteTable::build(
-            None,
-            &[
-                route("/", &["ALL"], "'root' in groups", false),
-                route("/api/", &["ALL"], "'api' in groups", false),
-                route("/api/users", &["GET"], "'users-get' in groups", false),
-                route("/api/users", &["ALL"], "'users-all' in groups", false),
-                route("/api/users/", &["ALL"], "'users-sub' in groups", false),
-            ],
-            true,
-        )
-        .unwrap();
-        let table: &[(&str, &str, &str)] = &[
-            ("GET", "/api/users", "users-get"),
-            ("HEAD", "/api/users", "users-get"),
-            ("POST", "/api/users", "users-all"),
-            ("GET", "/api/users/42", "users-sub"),
-            ("GET", "/api/users/42/x", "users-sub"),
-            ("GET", "/api/other", "api"),
-            ("GET", "/api", "root"),
-            ("GET", "/elsewhere/deep", "root"),
-            ("GET", "/", "root"),
-        ];
-        for (method, path, group) in table {
-            let groups = vec![group.to_string()];
-            let ctx = Context {
-                groups: &groups,
-                ..Context::default()
-            };
-            assert_eq!(
-                t.decide(method, path, None, Some(&ctx)),
-                Decision::Allow,
-                "{method} {path}"
-            );
-            let other = vec!["nobody".to_string()];
-            let ctx = Context {
-                groups: &other,
-                ..Context::default()
-            };
-            assert_eq!(
-                t.decide(method, path, None, Some(&ctx)),
-                Decision::Forbidden,
-                "{method} {path}"
-            );
-        }
-    }
-
-    #[test]
-    fn outcomes_public_strict_lenient_backoffice_and_location_rules() {
-        let mut with_bo = route("/bo/", &["ALL"], "groups.front", false);
-        with_bo.backoffice_expression = Some("groups.staff".into());
-        let routes = [
-            route("/public/", &["GET"], "false", true),
-            route("/admin/", &["ALL"], "groups.admin", false),
-            with_bo,
-        ];
-        let strict = RouteTable::build(None, &routes, true).unwrap();
-        let lenient = RouteTable::build(None, &routes, false).unwrap();
-        let admin = vec!["admin".to_string()];
-        let staff = vec!["staff".to_string()];
-        let a = Context {
-            groups: &admin,
-            ..Context::default()
-        };
-        let s_bo = Context {
-            groups: &staff,
-            is_backoffice: true,
-            ..Context::default()
-        };
-        let s_front = Context {
-            groups: &staff,
-            ..Context::default()
-        };
-
-        assert_eq!(
-            strict.decide("GET", "/public/x", None, None),
-            Decision::Allow
-        );
-        assert_eq!(
-            strict.decide("POST", "/public/x", None, None),
-            Decision::Unauthenticated
-        );
-        assert_eq!(
-            strict.decide("GET", "/admin/x", None, None),
-            Decision::Unauthenticated
-        );
-        assert_eq!(
-            strict.decide("GET", "/admin/x", None, Some(&a)),
-            Decision::Allow
-        );
-        assert_eq!(
-            strict.decide("GET", "/public/../admin/x", None, Some(&s_front)),
-            Decision::Forbidden
-        );
-        assert_eq!(
-            strict.decide("GET", "/public%2F..%2Fadmin", None, None),
-            Decision::Unauthenticated
-        );
-        assert_eq!(
-            strict.decide("GET", "/bo/x", None, Some(&s_bo)),
-            Decision::Allow
-        );
-        assert_eq!(
-            strict.decide("GET", "/bo/x", None, Some(&s_front)),
-            Decision::Forbidden
-        );
-        // Uncovered routes: strict refuses, lenient wants a session.
-        assert_eq!(
-            strict.decide("GET", "/other", None, Some(&a)),
-            Decision::Unauthenticated
-        );
-        assert_eq!(
-            lenient.decide("GET", "/other", None, Some(&a)),
-            Decision::Allow
-        );
-        assert_eq!(
-            lenient.decide("GET", "/other", None, None),
-            Decision::Unauthenticated
-        );
-        // A location's own rule replaces the table.
-        let own = expr::parse("groups.staff").unwrap();
-        assert_eq!(
-            strict.decide("GET", "/admin/x", Some(&own), Some(&a)),
-            Decision::Forbidden
-        );
-        assert_eq!(
-            strict.decide("GET", "/admin/x", Some(&own), Some(&s_front)),
-            Decision::Allow
-        );
-        // No rules at all: a session is all it takes.
-        let none = RouteTable::build(None, &[], true).unwrap();
-        assert_eq!(none.decide("GET", "/x", None, Some(&a)), Decision::Allow);
-        assert_eq!(
-            none.decide("GET", "/x", None, None),
-            Decision::Unauthenticated
-        );
-    }
-
-    #[test]
-    fn bad_expressions_name_the_route_and_column() {
-        let err = RouteTable::build(
-            None,
-            &[route("/admin/", &["GET"], "groups.admin &&", false)],
-            true,
-        )
-        .err()
-        .map(|e| e.to_string())
-        .unwrap_or_default();
-        assert!(
-            err.contains("/admin/") && err.contains("GET") && err.contains("column 16"),
-            "{err}"
-        );
-        let err = RouteTable::build(None, &[route("/x", &["FETCH"], "true", false)], true)
-            .err()
-            .map(|e| e.to_string());
-        assert!(err.unwrap_or_default().contains("FETCH"));
-    }
-
-    #[test]
-    fn reads_mia_auth_json() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("auth.json");
-        std::fs::write(
-            &p,
-            r#"{"/api/": {"GET": {"authorization": {"expression": "groups.admin", "public": false},
-                                  "backofficeAuthorization": {"expression": "true", "public": false}},
-                          "ALL": {"authorization": {"expression": "false"}}},
-                "/open": {"ALL": {"authorization": {"expression": "true", "public": true}}}}"#,
-        )
-        .unwrap();
-        let t = RouteTable::build(Some(&p), &[], true).unwrap();
-        assert_eq!(t.decide("GET", "/open", None, None), Decision::Allow);
-        let users = vec!["users".to_string()];
-        let u = Context {
-            groups: &users,
-            ..Context::default()
-        };
-        assert_eq!(
-            t.decide("GET", "/api/x", None, Some(&u)),
-            Decision::Forbidden
-        );
-        let bo = Context {
-            groups: &users,
-            is_backoffice: true,
-            ..Context::default()
-        };
-        assert_eq!(t.decide("GET", "/api/x", None, Some(&bo)), Decision::Allow);
-        std::fs::write(
-            &p,
-            r#"{"/api/": {"GET": {"authorization": {"expression": "groups."}}}}"#,
-        )
-        .unwrap();
-        let err = RouteTable::build(Some(&p), &[], true)
-            .err()
-            .map(|e| e.to_string())
-            .unwrap_or_default();
-        assert!(
-            err.contains("auth.json") && err.contains("/api/") && err.contains("column"),
-            "{err}"
-        );
-    }
-}
+mod tests;
