@@ -181,7 +181,7 @@ pub fn non_canonical(path: &str) -> Option<&'static str> {
     while i < bytes.len() {
         match bytes[i] {
             b'\\' | b';' => return Some("the path contains `\\` or `;`"),
-            b if b < 0x21 || b > 0x7e => {
+            b if !(0x21..=0x7e).contains(&b) => {
                 return Some("the path contains a control or non-ASCII byte")
             }
             b'%' => {

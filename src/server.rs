@@ -283,7 +283,7 @@ async fn serve(
     if is_auth {
         // Only what the debug line needs, and only when it is on: the hot path stays as it was.
         let logged = tracing::enabled!(tracing::Level::DEBUG)
-            .then(|| (request_id(&req), req.uri().path().to_owned()));
+            .then(|| (request_id(&req), shortened(req.uri().path())));
         let resp = routes::handle(state.clone(), peer, req).await;
         let status = resp.status().as_u16();
         state.metrics.request("/auth", status);
@@ -308,7 +308,7 @@ async fn serve(
     }
     let request_id = request_id(&req);
     let method = req.method().clone();
-    let path = req.uri().path().to_owned();
+    let path = shortened(req.uri().path());
     let resp = routes::handle(state.clone(), peer, req).await;
     state.metrics.request(&path, resp.status().as_u16());
     tracing::info!(
@@ -320,6 +320,15 @@ async fn serve(
         "request"
     );
     resp
+}
+
+/// A request path for a log line: at most 200 bytes (hyper allows only visible ASCII in it, so
+/// it needs no escaping), with the length when it was cut.
+fn shortened(path: &str) -> String {
+    match path.get(..200) {
+        Some(head) if path.len() > 200 => format!("{head}…({} bytes)", path.len()),
+        _ => path.to_owned(),
+    }
 }
 
 /// `X-Request-Id` when it is short and plain (1–64 of `A-Z a-z 0-9 . _ -`, as Nginx's

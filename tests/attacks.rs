@@ -1262,13 +1262,35 @@ async fn public_locations_forward_only_their_own_paths() {
         "/backchannel-logout/",
         "/.well-known/jwks.json",
     ];
-    let ups = ["../", "..%2F", "%2e%2e/", "%2E%2E%2F", "..;/", "..%5C", "%252e%252e%252f"];
+    let ups = [
+        "../",
+        "..%2F",
+        "%2e%2e/",
+        "%2E%2E%2F",
+        "..;/",
+        "..%5C",
+        "%252e%252e%252f",
+    ];
     let mut forwarded = 0;
-    for internal in ["auth", "auth/true", "sessions/u", "-/metrics", "web-login/x/y"] {
+    for internal in [
+        "auth",
+        "auth/true",
+        "sessions/u",
+        "-/metrics",
+        "web-login/x/y",
+    ] {
         let depth = internal.split('/').count();
         for public in publics {
             for up in ups {
-                for tail in ["", "x", "web/providers", "web/dev", "a%2Fb", "a;b", "%2e%2e"] {
+                for tail in [
+                    "",
+                    "x",
+                    "web/providers",
+                    "web/dev",
+                    "a%2Fb",
+                    "a;b",
+                    "%2e%2e",
+                ] {
                     let target = format!("/{internal}/{}{}{tail}", up.repeat(depth), &public[1..]);
                     let r = raw::send(port, "GET", &target, &[]);
                     let Some(line) = r.body.strip_prefix("FORWARDED ") else {
@@ -1283,8 +1305,9 @@ async fn public_locations_forward_only_their_own_paths() {
                         .next()
                         .unwrap();
                     assert!(
-                        publics.iter().any(|p| path == *p
-                            || (p.ends_with('/') && path.starts_with(p))),
+                        publics
+                            .iter()
+                            .any(|p| path == *p || (p.ends_with('/') && path.starts_with(p))),
                         "{target} was forwarded as {path}"
                     );
                     assert!(
@@ -1298,6 +1321,9 @@ async fn public_locations_forward_only_their_own_paths() {
             }
         }
     }
-    assert!(forwarded > 100, "only {forwarded} requests reached a public location");
+    assert!(
+        forwarded > 100,
+        "only {forwarded} requests reached a public location"
+    );
     drop(nginx);
 }

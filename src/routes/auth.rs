@@ -106,7 +106,9 @@ pub async fn decide(state: &AppState, peer: &Peer, req: &Request) -> Response {
     let location_rule = match state.location_rules.get(req.uri().path()) {
         Ok(rule) => rule,
         Err(e) => {
-            tracing::error!(path = req.uri().path(), error = %e, "the Nginx location's rule does not parse: refusing");
+            let path = req.uri().path();
+            let shown = path.get(..120).unwrap_or(path);
+            tracing::error!(rule_path = %shown.escape_debug(), length = path.len(), error = %e, "the Nginx location's rule does not parse: refusing");
             return refuse(StatusCode::FORBIDDEN, "this location's rule is invalid");
         }
     };
@@ -182,10 +184,18 @@ async fn checked_in_store(
     checked
 }
 
+/// The request being decided, as Nginx received it (`$request_uri`). Nginx passes raw bytes
+/// above 0x7F through, so the header is read as UTF-8, not as visible ASCII: a path that is not
+/// UTF-8 becomes `""`, which no rule matches (refused), never `/`, which rules might open.
+/// Absent (a caller that is not the shipped snippet), it is `/`.
 fn original_uri(headers: &HeaderMap) -> &str {
-    header(headers, headers::ORIGINAL_URI)
-        .or_else(|| header(headers, headers::X_ORIGINAL_URI))
-        .unwrap_or("/")
+    match headers
+        .get(headers::ORIGINAL_URI)
+        .or_else(|| headers.get(headers::X_ORIGINAL_URI))
+    {
+        Some(v) => std::str::from_utf8(v.as_bytes()).unwrap_or(""),
+        None => "/",
+    }
 }
 
 fn allow_anonymous() -> Response {
