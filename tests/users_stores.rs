@@ -143,6 +143,10 @@ where
         .upsert_login(&identity("carol", "Carol"), &groups(&["users"]))
         .await
         .unwrap_err();
+    assert!(
+        matches!(err, idgate::store::StoreError::Refused { .. }),
+        "a refusal (403), not an outage: {err:?}"
+    );
     let msg = err.to_string();
     assert!(
         msg.contains(store_name) && msg.contains("TRASH") && msg.contains(&carol.user_id),
@@ -511,7 +515,9 @@ async fn login_and_manage(stack: &Stack, coll: &mongodb::Collection<Document>) {
     );
 
     let second = Browser::new();
-    assert_eq!(login(stack, &second, "/", "frank").await.status(), 200);
+    let resp = login(stack, &second, "/", "frank").await;
+    assert_eq!(resp.status(), 200);
+    let tokens: serde_json::Value = resp.json().await.unwrap();
     let echo = echoed(
         &second
             .navigate(&format!("{}/", stack.site()))
@@ -523,6 +529,44 @@ async fn login_and_manage(stack: &Stack, coll: &mongodb::Collection<Document>) {
     assert_eq!(echo["miauserid"], id);
     assert_eq!(echo["miausergroups"], "admins");
     assert_eq!(users_list(&config).as_array().unwrap().len(), 1);
+
+    // Moved to the trash in the console: the next refresh ends the session (not "keeps the old
+    // claims"), and a new login is refused with 403 (not a store outage).
+    coll.update_one(
+        doc! { "providerUserId": "frank" },
+        doc! { "$set": { "__STATE__": "TRASH" } },
+    )
+    .await
+    .unwrap();
+    let site = stack.site();
+    let refreshed = second
+        .client
+        .post(format!("{site}/refreshtoken"))
+        .json(&serde_json::json!({ "refreshToken": tokens["refreshToken"] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refreshed.status(), 401);
+    let page = second
+        .client
+        .get(format!("{site}/"))
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 401, "the session ended with the refresh");
+    let refused = login(stack, &Browser::new(), "/", "frank").await;
+    assert_eq!(refused.status(), 403);
+    let body: serde_json::Value = refused.json().await.unwrap();
+    let message = body["message"].as_str().unwrap();
+    assert!(message.contains("not active"), "{body}");
+    assert!(!message.contains(&id), "no internal id in the body: {body}");
+    coll.update_one(
+        doc! { "providerUserId": "frank" },
+        doc! { "$set": { "__STATE__": "PUBLIC" } },
+    )
+    .await
+    .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
