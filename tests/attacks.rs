@@ -1327,3 +1327,33 @@ async fn public_locations_forward_only_their_own_paths() {
     );
     drop(nginx);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_pages_leak_nothing_and_cannot_be_framed() {
+    // RFC 9700 §4.2.4 (the code and state must not leak through Referer) and §4.16
+    // (clickjacking): every page of the login carries the headers that prevent both, and no
+    // answer that holds a token or a code may be cached.
+    let stack = Stack::start_with(attack_setup());
+    let site = stack.site();
+    let client = Browser::new().client;
+    for page in [
+        "/web-login?appId=web&redirect=%2F",
+        "/web-login/oauth/callback?code=c&state=s",
+        "/web-login/callback?code=c&state=s",
+    ] {
+        let r = client.get(format!("{site}{page}")).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{page}");
+        let h = r.headers();
+        assert_eq!(h["referrer-policy"], "no-referrer", "{page}");
+        assert_eq!(h["x-frame-options"], "DENY", "{page}");
+        assert_eq!(h["x-content-type-options"], "nosniff", "{page}");
+        assert_eq!(h["cache-control"], "no-store", "{page}");
+        let csp = h["content-security-policy"].to_str().unwrap();
+        for directive in ["default-src 'none'", "frame-ancestors 'none'", "script-src 'self'"] {
+            assert!(csp.contains(directive), "{page}: {csp}");
+        }
+    }
+    let alice = Browser::new();
+    let token = login(&stack, &alice, "/", "alice").await;
+    assert_eq!(token.headers()["cache-control"], "no-store");
+}
