@@ -454,7 +454,10 @@ impl OidcFlow {
             claims.issuer().as_str(),
             tid.as_ref().and_then(|t| t.as_str()),
         )
-        .map_err(IdpError::IdToken)?;
+        .map_err(|m| {
+            tracing::warn!(provider = %self.provider.id, error = %m, "login refused: tenant not allowed");
+            IdpError::IdToken(m)
+        })?;
         if let Some(expected) = claims.access_token_hash() {
             let alg = id_token
                 .signing_alg()
