@@ -17,6 +17,12 @@
 //! `authUrl`, `tokenUrl` and `userInfoUrl`, and its `oidcKeys` say which userinfo keys hold
 //! `id`, `name`, `username` and `email`.
 //!
+//! A `microsoft` provider whose `authUrl` (or `baseUrl`) is the multi-tenant `common` or
+//! `organizations` endpoint needs a tenant allow-list (see `config/providers.rs`), which Mia's
+//! configuration has no key for: such a file is refused, naming `tenants`, until the provider
+//! either names its tenant in `authUrl` (the Mia service reads that too) or carries idgate's own
+//! `"tenants": ["<tenant id>", …]`, which is then read like the TOML key.
+//!
 //! Problems name the file and the JSON path: `config.json: apps.web.providers.kc.clientId: missing`.
 
 use std::collections::BTreeMap;

@@ -7,7 +7,7 @@
 //! | `oidc` | OIDC discovery | `issuer_url` (required) | `openid profile email` | basic | `sub` |
 //! | `keycloak` | OIDC discovery | `issuer_url` = the realm, `https://host/realms/<realm>` (required) | `openid profile email` | basic | `sub` |
 //! | `okta` | OIDC discovery | `issuer_url`, e.g. `https://<org>.okta.com/oauth2/default` (required) | `openid profile email` | basic | `sub` |
-//! | `microsoft` | OIDC discovery | `issuer_url`, default `https://login.microsoftonline.com/common/v2.0`; a tenant: `…/<tenant>/v2.0`; B2C: `https://<t>.b2clogin.com/<t>.onmicrosoft.com/<policy>/v2.0` | `openid profile email` | post | `sub` |
+//! | `microsoft` | OIDC discovery | `issuer_url`, default `https://login.microsoftonline.com/common/v2.0` (then `tenants` is required, see below); a tenant: `…/<tenant>/v2.0`; B2C: `https://<t>.b2clogin.com/<t>.onmicrosoft.com/<policy>/v2.0` | `openid profile email` | post | `sub` |
 //! | `google` | OIDC discovery | `issuer_url` = `https://accounts.google.com` | `openid profile email` | post | `sub` |
 //! | `auth0` | OIDC discovery | `issuer_url` = `https://<tenant>.auth0.com/` (required) | `openid profile email` | post | `sub` |
 //! | `gitlab` | OIDC discovery | `issuer_url` = `https://gitlab.com` (or the self-managed instance) | `openid profile email` | post | `sub` (the numeric user id) |
