@@ -1,6 +1,8 @@
 //! The session lifecycle through real Nginx: silent renewal of an expired JWT by `/auth`
 //! (one `Set-Cookie`, no redirect, no lost POST body, the same token for a burst of parallel
-//! requests), and no renewal for a session that has ended or for API bearer tokens.
+//! requests), and no renewal for a session that has ended or for API bearer tokens; the end of
+//! a session by the IdP's back-channel logout, and the checks on its logout tokens (form body
+//! only, `typ`, the `iat` window, single use).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: fail loudly
 
@@ -272,7 +274,7 @@ async fn refresh_tokens_rotate_work_once_and_apply_group_changes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_logout_at_the_idp_reaches_idgate_by_back_channel() {
-    let stack = Stack::start();
+    let stack = Stack::start_with_idp(Setup::default(), &["--log-logout-tokens"]);
     let site = stack.site();
     let browser = Browser::new();
     assert_eq!(login(&stack, &browser, "/", "rita").await.status(), 200);
@@ -310,6 +312,193 @@ async fn a_logout_at_the_idp_reaches_idgate_by_back_channel() {
         let body: serde_json::Value = resp.json().await.unwrap();
         assert_eq!(body["error"], "invalid_request");
     }
+
+    // The user signs in again; the IdP's logout token, captured and replayed, ends nothing.
+    stack.idp.proc.wait_log(&["idp.mjs: logout_token "]);
+    let sent = stack.idp.logout_tokens();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    let again = Browser::new();
+    assert_eq!(login(&stack, &again, "/", "rita").await.status(), 200);
+    assert_eq!(again.navigate(&format!("{site}/x")).await.status(), 200);
+    let resp = api
+        .post(format!("{site}/backchannel-logout/web/dev"))
+        .form(&[("logout_token", sent[0].as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400, "a replayed logout token is refused");
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_request");
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("already used"),
+        "{body}"
+    );
+    assert_eq!(
+        again.navigate(&format!("{site}/x")).await.status(),
+        200,
+        "the new session survives the replay"
+    );
+    stack
+        .idgate
+        .proc
+        .wait_log(&["logout token (jti) was already used"]);
+}
+
+/// Posts `logout_token` as a form, as an IdP does; returns the status and the JSON body.
+async fn post_logout_token(site: &str, token: &str) -> (u16, serde_json::Value) {
+    let resp = Browser::new()
+        .client
+        .post(format!("{site}/backchannel-logout/web/dev"))
+        .form(&[("logout_token", token)])
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or_default())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn back_channel_logout_tokens_are_checked_and_used_once() {
+    let stack = Stack::start_with_idp(Setup::default(), &["--sign-endpoint"]);
+    let site = stack.site();
+    let browser = Browser::new();
+    assert_eq!(login(&stack, &browser, "/", "uma").await.status(), 200);
+    let alive = || async { browser.navigate(&format!("{site}/x")).await.status() == 200 };
+    assert!(alive().await);
+    let idp = &stack.idp;
+    let now = idgate::now_secs();
+    let logout_typ = serde_json::json!({ "typ": "logout+jwt" });
+    let with = |changes: serde_json::Value| {
+        let mut claims = idp.logout_claims("uma");
+        for (k, v) in changes.as_object().unwrap() {
+            if v.is_null() {
+                claims.as_object_mut().unwrap().remove(k);
+            } else {
+                claims[k] = v.clone();
+            }
+        }
+        claims
+    };
+
+    // A valid token, but in the query string: refused, whatever the body holds.
+    let valid = idp
+        .sign(logout_typ.clone(), with(serde_json::json!({})))
+        .await;
+    let client = Browser::new().client;
+    for body in [String::new(), format!("logout_token={valid}")] {
+        let resp = client
+            .post(format!(
+                "{site}/backchannel-logout/web/dev?logout_token={valid}"
+            ))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 400);
+        let body: serde_json::Value = resp.json().await.unwrap();
+        assert_eq!(body["error"], "invalid_request");
+        assert!(alive().await, "a token in the query string revoked nothing");
+    }
+    // As JSON rather than a form: refused.
+    let resp = client
+        .post(format!("{site}/backchannel-logout/web/dev"))
+        .json(&serde_json::json!({ "logout_token": valid }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    assert!(alive().await, "a JSON body revoked nothing");
+
+    // Signed by the IdP's key, each wrong in one way: refused, nothing revoked.
+    let cases: Vec<(&str, serde_json::Value, serde_json::Value)> = vec![
+        (
+            "typ at+jwt",
+            serde_json::json!({ "typ": "at+jwt" }),
+            serde_json::json!({}),
+        ),
+        (
+            "iat too old",
+            logout_typ.clone(),
+            serde_json::json!({ "iat": now - 600, "exp": now + 60 }),
+        ),
+        (
+            "iat in the future",
+            logout_typ.clone(),
+            serde_json::json!({ "iat": now + 600 }),
+        ),
+        (
+            "iat missing",
+            logout_typ.clone(),
+            serde_json::json!({ "iat": null }),
+        ),
+        (
+            "exp past",
+            logout_typ.clone(),
+            serde_json::json!({ "iat": now - 200, "exp": now - 100 }),
+        ),
+        (
+            "no event",
+            logout_typ.clone(),
+            serde_json::json!({ "events": {} }),
+        ),
+        (
+            "no jti",
+            logout_typ.clone(),
+            serde_json::json!({ "jti": null }),
+        ),
+        (
+            "another audience",
+            logout_typ.clone(),
+            serde_json::json!({ "aud": "someone-else" }),
+        ),
+        (
+            "another issuer",
+            logout_typ.clone(),
+            serde_json::json!({ "iss": "http://127.0.0.1:1/other" }),
+        ),
+        (
+            "a nonce",
+            logout_typ.clone(),
+            serde_json::json!({ "nonce": "n" }),
+        ),
+    ];
+    for (what, header, changes) in cases {
+        let token = idp.sign(header, with(changes)).await;
+        let (status, body) = post_logout_token(&site, &token).await;
+        assert_eq!(status, 400, "{what}: {body}");
+        assert_eq!(body["error"], "invalid_request", "{what}");
+        assert!(alive().await, "{what}: nothing revoked");
+    }
+
+    // The valid token, from the body: the session ends. No `typ` at all is fine too.
+    let (status, body) = post_logout_token(&site, &valid).await;
+    assert_eq!(
+        (status, &body["revoked"]),
+        (200, &serde_json::json!(1)),
+        "{body}"
+    );
+    assert!(!alive().await, "the valid logout token ended the session");
+
+    // Signed in again: the same token replayed is refused and the new session lives.
+    let again = Browser::new();
+    assert_eq!(login(&stack, &again, "/", "uma").await.status(), 200);
+    let (status, body) = post_logout_token(&site, &valid).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(again.navigate(&format!("{site}/x")).await.status(), 200);
+    let untyped = idp
+        .sign(serde_json::json!({}), with(serde_json::json!({})))
+        .await;
+    let (status, body) = post_logout_token(&site, &untyped).await;
+    assert_eq!(
+        (status, &body["revoked"]),
+        (200, &serde_json::json!(1)),
+        "{body}"
+    );
+    assert_eq!(again.navigate(&format!("{site}/x")).await.status(), 302);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,7 +5,9 @@
 //!   configured the way each vendor behaves where it matters: a Keycloak realm issuer with a
 //!   path, claims only in userinfo, `client_secret_post` (Google, Entra ID, Auth0, GitLab),
 //!   an ES256-signed id_token with a signing-key rotation mid-run (Okta), Azure AD B2C's
-//!   per-policy discovery URL announcing the tenant's issuer, Auth0's trailing-slash issuer;
+//!   per-policy discovery URL announcing the tenant's issuer, Auth0's trailing-slash issuer,
+//!   Entra ID's multi-tenant `common` endpoint and its tenant allow-list;
+//! - e-mail addresses the IdP marks unverified (`email_verified: false`) are not passed on;
 //! - the plain OAuth2 types against local fakes reproducing the vendors' documented answers
 //!   (`tests/js/fake-github.mjs`, `fake-bitbucket.mjs`, `fake-generic.mjs`);
 //! - several apps with several providers in one instance: the chooser lists each app's own
@@ -131,8 +133,26 @@ fn provider(app: &str, id: &str, rest: &str) -> String {
 
 /// Logs in at `app` through `provider_id`, with a fresh browser: at the IdP's login form as
 /// `login` for an OIDC IdP, or straight through for an auto-approving fake. Checks the session
-/// then reaches the upstream through Nginx.
-async fn login(gate: &Gate, app: &str, provider_id: &str, login: Option<&str>) {
+/// then reaches the upstream through Nginx; returns the `/oauth/token` answer.
+async fn login(
+    gate: &Gate,
+    app: &str,
+    provider_id: &str,
+    login: Option<&str>,
+) -> serde_json::Value {
+    let (status, body) = try_login(gate, app, provider_id, login).await;
+    assert_eq!(status, 200, "{app}/{provider_id}: {body}");
+    body
+}
+
+/// Like [`login`], but the `/oauth/token` answer may be a refusal: returns its status and
+/// body (and, on success, checks the session reaches the upstream).
+async fn try_login(
+    gate: &Gate,
+    app: &str,
+    provider_id: &str,
+    login: Option<&str>,
+) -> (u16, serde_json::Value) {
     let browser = Browser::new();
     let site = &gate.site;
     let resp = browser
@@ -162,17 +182,27 @@ async fn login(gate: &Gate, app: &str, provider_id: &str, login: Option<&str>) {
         "{app}/{provider_id}: {callback}"
     );
     let resp = browser.exchange(site, &callback).await;
-    let status = resp.status();
-    assert_eq!(
-        status,
-        200,
-        "{app}/{provider_id}: {}",
-        resp.text().await.unwrap_or_default()
-    );
+    let status = resp.status().as_u16();
+    let body: serde_json::Value = resp.json().await.unwrap_or_default();
+    if status != 200 {
+        return (status, body);
+    }
     let page = browser.navigate(&format!("{site}/{app}/docs/")).await;
     assert_eq!(page.status(), 200, "the session reaches the app's upstream");
     let echo = echoed(&page.text().await.unwrap());
     assert!(!echo["miauserid"].is_empty());
+    (status, body)
+}
+
+/// The `user` claim of the session JWT in an `/oauth/token` answer.
+fn user_claim(token_answer: &serde_json::Value) -> serde_json::Value {
+    use base64::Engine;
+    let jwt = token_answer["accessToken"].as_str().unwrap();
+    let payload = jwt.split('.').nth(1).unwrap();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .unwrap();
+    serde_json::from_slice::<serde_json::Value>(&bytes).unwrap()["user"].clone()
 }
 
 fn assert_identity(user: &serde_json::Value, id: &str, name: &str, email: &str) {
@@ -488,4 +518,130 @@ async fn several_apps_and_providers_share_one_instance() {
         "ada@example.test",
     );
     assert_eq!(gate.users().len(), 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unverified_emails_are_not_passed_on() {
+    let port = free_port();
+    let site = format!("http://127.0.0.1:{port}");
+    // The dev IdP says `email_verified: false` for logins starting with `unverified`: in
+    // userinfo only (its default), or in the id_token as well.
+    let (userinfo, id_token) = std::thread::scope(|s| {
+        let a = s.spawn(|| idp(&site, &[]));
+        let b = s.spawn(|| idp(&site, &["--claims-in-id-token"]));
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    let providers = [
+        provider(
+            "web",
+            "ui",
+            &format!("type = \"oidc\"\nissuer_url = \"{}\"", userinfo.issuer),
+        ),
+        provider(
+            "web",
+            "idt",
+            &format!("type = \"oidc\"\nissuer_url = \"{}\"", id_token.issuer),
+        ),
+    ]
+    .concat();
+    let gate = Gate::start(port, app("web", "web", &site, &providers));
+    for provider_id in ["ui", "idt"] {
+        let stored = |who: &str| {
+            gate.users()
+                .into_iter()
+                .find(|u| u["providerId"] == provider_id && u["providerUserId"] == who)
+                .unwrap_or_else(|| panic!("no user {who} of {provider_id}"))
+        };
+        // Verified: passed on, as before.
+        let answer = login(&gate, "web", provider_id, Some("vera")).await;
+        assert_eq!(user_claim(&answer)["email"], "vera@example.test");
+        assert_eq!(stored("vera")["email"], "vera@example.test");
+        // Unverified: the user signs in, without an address, in the store and in the token.
+        let answer = login(&gate, "web", provider_id, Some("unverified-una")).await;
+        let claim = user_claim(&answer);
+        assert!(claim["email"].is_null(), "{provider_id}: {claim}");
+        assert_eq!(claim["name"], "Unverified-Una", "{claim}");
+        let user = stored("unverified-una");
+        assert!(user["email"].is_null(), "{provider_id}: {user}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn microsoft_on_the_common_endpoint_admits_only_the_listed_tenants() {
+    let port = free_port();
+    let site = format!("http://127.0.0.1:{port}");
+    // Entra ID's `common` endpoint: its discovery document announces the issuer template
+    // `…/{tenantid}/v2.0`; this IdP's tokens carry tenant T1 in `iss` and `tid`.
+    let t1 = "775527ff-9a37-4307-8b3d-cc311f58d925";
+    let t2 = "9188040d-6c67-4c5b-b112-36a304b66dad";
+    let tenant_path = format!("/{t1}/v2.0");
+    let entra = idp(
+        &site,
+        &[
+            "--issuer-path",
+            &tenant_path,
+            "--multi-tenant-alias",
+            "/common/v2.0",
+            "--token-auth-method",
+            "client_secret_post",
+            "--claims-in-id-token",
+        ],
+    );
+    let common = entra.issuer.replace(&tenant_path, "/common/v2.0");
+    let providers = [
+        provider(
+            "web",
+            "ms",
+            &format!(
+                "type = \"microsoft\"\nissuer_url = \"{common}\"\ntenants = [\"{}\"]",
+                t1.to_uppercase()
+            ),
+        ),
+        provider(
+            "web",
+            "ms-other",
+            &format!("type = \"microsoft\"\nissuer_url = \"{common}\"\ntenants = [\"{t2}\"]"),
+        ),
+    ]
+    .concat();
+    let gate = Gate::start(port, app("web", "web", &site, &providers));
+
+    // The listed tenant signs in.
+    login(&gate, "web", "ms", Some("mia")).await;
+    assert_identity(&gate.user("web", "ms"), "mia", "Mia", "mia@example.test");
+
+    // The same IdP and tenant, through a provider that lists another tenant: refused, and no
+    // user is created.
+    let (status, body) = try_login(&gate, "web", "ms-other", Some("mallory")).await;
+    assert_eq!(status, 401, "{body}");
+    gate._idgate.proc.wait_log(&[
+        "login refused: tenant not allowed",
+        &format!("tenant `{t1}` is not one of the provider's `tenants`"),
+    ]);
+    assert!(!gate.users().iter().any(|u| u["providerId"] == "ms-other"));
+
+    // Without a tenant list the configuration does not even load.
+    let dir = tempfile::tempdir().unwrap();
+    let text = config_toml(
+        &Setup {
+            apps: Some(app(
+                "web",
+                "web",
+                &site,
+                &provider("web", "ms", "type = \"microsoft\""),
+            )),
+            ..Setup::default()
+        },
+        dir.path(),
+        &site,
+        "http://127.0.0.1:1",
+    );
+    let path = dir.path().join("idgate.toml");
+    std::fs::write(&path, text).unwrap();
+    let (code, _, err) = idgate_cmd(&["check-config", "--config", path.to_str().unwrap()]);
+    assert_eq!(code, 78, "{err}");
+    assert!(
+        err.contains("apps.web.providers.ms.tenants") && err.contains("common"),
+        "{err}"
+    );
 }

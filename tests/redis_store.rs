@@ -227,6 +227,20 @@ async fn basic_checks(states: &dyn LoginStates, sessions: &dyn Sessions, tag: &s
         .unwrap()
         .is_alive(idgate::now_secs()));
     sessions.ping_sessions().await.unwrap();
+
+    // Single-use keys: recorded once, however many callers race for one.
+    let later = idgate::now_secs() + 60;
+    let key = format!("{tag}-jti");
+    assert!(sessions.remember_once(&key, later).await.unwrap());
+    assert!(!sessions.remember_once(&key, later).await.unwrap());
+    let race = format!("{tag}-race");
+    let calls = (0..8).map(|_| sessions.remember_once(&race, later));
+    let wins = futures_util::future::join_all(calls)
+        .await
+        .into_iter()
+        .filter(|r| *r.as_ref().unwrap())
+        .count();
+    assert_eq!(wins, 1);
 }
 
 trait TapExpires {
@@ -263,6 +277,28 @@ async fn standalone_keeps_states_and_sessions_under_its_scope() {
         .unwrap();
     assert!((590..=600).contains(&ttl), "ttl {ttl}");
 
+    // A single-use key lasts until the expiry it was given, then can be recorded again.
+    let at = idgate::now_secs() + 120;
+    assert!(sessions.remember_once("expiring", at).await.unwrap());
+    let left: i64 = redis
+        .cli(&["ttl", "scope-a:once:expiring"])
+        .trim()
+        .parse()
+        .unwrap();
+    assert!((115..=120).contains(&left), "ttl {left}");
+    let soon = idgate::now_secs() + 1;
+    assert!(sessions.remember_once("brief", soon).await.unwrap());
+    assert!(!sessions.remember_once("brief", soon).await.unwrap());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !sessions
+        .remember_once("brief", idgate::now_secs() + 60)
+        .await
+        .unwrap()
+    {
+        assert!(Instant::now() < deadline, "the brief key never expired");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
     // Every key is under the scope.
     let keys = redis.cli(&["--scan", "--pattern", "*"]);
     assert!(keys.lines().count() >= 5, "{keys}");
@@ -274,6 +310,10 @@ async fn standalone_keeps_states_and_sessions_under_its_scope() {
     let (_, other) = open(&config(RedisMode::Standalone, &[redis.url()], "scope-b")).await;
     assert_eq!(other.get_session("t-b0").await.unwrap(), None);
     assert!(other.list_sessions(None).await.unwrap().is_empty());
+    assert!(other
+        .remember_once("t-jti", idgate::now_secs() + 60)
+        .await
+        .unwrap());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -439,6 +479,11 @@ async fn a_cluster_of_three_masters_works_the_same() {
     let (_, other) = open(&config(RedisMode::Cluster, &cluster.urls()[2..], "clu")).await;
     let feed = Feed::follow(&other);
     basic_checks(states.as_ref(), sessions.as_ref(), "c").await;
+    // A single-use key recorded through one seed is known through another.
+    assert!(!other
+        .remember_once("c-jti", idgate::now_secs() + 60)
+        .await
+        .unwrap());
 
     // Keys spread over the masters, and the listing finds them on every one.
     for i in 0..12 {

@@ -1,6 +1,7 @@
 //! The MongoDB users collection, the MongoDB copy of sessions and the CRUD-service users store,
 //! against the real MongoDB-wire server (secantusdb) and the CRUD-compatible test service:
-//! first at the library level, then through the whole login (Nginx + IdP + idgate binary).
+//! first at the library level, then through the whole login (Nginx + IdP + idgate binary),
+//! including a back-channel logout that must end the sessions of a user the console trashed.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: fail loudly
 
@@ -154,6 +155,23 @@ where
     );
     assert_eq!(store.get_user(&carol.user_id).await.unwrap(), None);
     assert_eq!(store.list_users().await.unwrap().len(), before - 1);
+    // Hidden from logins and listings, yet found for back-channel logout.
+    assert_eq!(
+        store.find_by_identity("web", "dev", "carol").await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .find_ids_by_identity("web", "dev", "carol")
+            .await
+            .unwrap(),
+        vec![carol.user_id.clone()]
+    );
+    assert!(store
+        .find_ids_by_identity("web", "dev", "nobody")
+        .await
+        .unwrap()
+        .is_empty());
     assert!(!store
         .set_groups(&carol.user_id, &groups(&["x"]))
         .await
@@ -361,6 +379,12 @@ async fn sessions_mirrored_to_mongo_survive_an_empty_primary() {
     assert!(over_c.get_session("s3").await.unwrap().unwrap().revoked);
     assert_eq!(c.get_session("s3").await.unwrap(), None);
     over_c.ping_sessions().await.unwrap();
+
+    // Single-use keys are the primary's (short-lived, nothing to keep durable).
+    let later = idgate::now_secs() + 60;
+    assert!(over_c.remember_once("jti", later).await.unwrap());
+    assert!(!c.remember_once("jti", later).await.unwrap());
+    assert!(!over_c.remember_once("jti", later).await.unwrap());
 
     // MongoDB down during a create: nothing remains in the primary.
     let dead = free_port();
@@ -599,6 +623,61 @@ async fn a_login_lands_in_the_mongodb_users_collection() {
         "{body}"
     );
     assert_eq!(sessions_list(&config), sessions_before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn back_channel_logout_ends_the_sessions_of_a_trashed_user() {
+    let mongo = Mongo::start();
+    let coll = mongo
+        .client()
+        .await
+        .database("app")
+        .collection::<Document>("users");
+    let stack = Stack::start_with(Setup {
+        users: Some(format!(
+            "[users]\nkind = \"mongodb\"\nuri = \"{}\"\ndatabase = \"app\"",
+            mongo.uri()
+        )),
+        ..Setup::default()
+    });
+    let site = stack.site();
+    let browser = Browser::new();
+    assert_eq!(login(&stack, &browser, "/", "tess").await.status(), 200);
+    let doc = coll
+        .find_one(doc! { "providerUserId": "tess" })
+        .await
+        .unwrap()
+        .unwrap();
+    let id = doc.get_object_id("_id").unwrap();
+
+    // The console moves the user to the trash; the session is still alive.
+    coll.update_one(
+        doc! { "_id": id },
+        doc! { "$set": { "__STATE__": "TRASH" } },
+    )
+    .await
+    .unwrap();
+    assert_eq!(browser.navigate(&format!("{site}/x")).await.status(), 200);
+
+    // The user signs out at the IdP: its back-channel logout finds the trashed user.
+    let resp = browser
+        .confirm_idp_logout(&format!("{}/session/end", stack.idp.issuer))
+        .await;
+    assert!(resp.status().is_redirection(), "{}", resp.status());
+    let log = stack
+        .idgate
+        .proc
+        .wait_log(&["back-channel logout", &id.to_hex()]);
+    assert!(
+        log.lines()
+            .any(|l| l.contains("back-channel logout") && l.contains("sessions=1")),
+        "{log}"
+    );
+    assert_eq!(
+        browser.navigate(&format!("{site}/x")).await.status(),
+        302,
+        "the trashed user's session has ended"
+    );
 }
 
 fn sessions_list(config: &str) -> usize {

@@ -17,6 +17,12 @@
 //! `authUrl`, `tokenUrl` and `userInfoUrl`, and its `oidcKeys` say which userinfo keys hold
 //! `id`, `name`, `username` and `email`.
 //!
+//! A `microsoft` provider whose `authUrl` (or `baseUrl`) is the multi-tenant `common` or
+//! `organizations` endpoint needs a tenant allow-list (see `config/providers.rs`), which Mia's
+//! configuration has no key for: such a file is refused, naming `tenants`, until the provider
+//! either names its tenant in `authUrl` (the Mia service reads that too) or carries idgate's own
+//! `"tenants": ["<tenant id>", …]`, which is then read like the TOML key.
+//!
 //! Problems name the file and the JSON path: `config.json: apps.web.providers.kc.clientId: missing`.
 
 use std::collections::BTreeMap;
@@ -77,6 +83,8 @@ struct MiaProvider {
     label: Option<String>,
     #[serde(rename = "userSettingsURL", alias = "userSettingsUrl")]
     user_settings_url: Option<String>,
+    /// idgate's own key (`microsoft`): the tenant allow-list, see `config/providers.rs`.
+    tenants: Option<Vec<String>>,
 }
 
 /// Keys of an app that idgate reads, and the ones it knows but handles elsewhere.
@@ -124,6 +132,7 @@ const PROVIDER_KEYS: &[&str] = &[
     "label",
     "userSettingsURL",
     "userSettingsUrl",
+    "tenants",
 ];
 /// Provider keys read only for the plain OAuth2 types (`github`, `bitbucket`, `generic`).
 const OAUTH2_PROVIDER_KEYS: &[&str] = &["tokenUrl", "userInfoUrl", "oidcKeys"];
@@ -247,6 +256,23 @@ fn convert_provider(
         issuer.push('/');
     }
     url::Url::parse(&issuer).map_err(|e| ConfigError::invalid(at(from), e.to_string()))?;
+    let endpoint = super::providers::microsoft_endpoint(&issuer);
+    if kind == "microsoft"
+        && matches!(endpoint.as_str(), "common" | "organizations")
+        && p.tenants.as_ref().is_none_or(Vec::is_empty)
+    {
+        // Said in the file's own terms: the TOML wording would name keys this file lacks.
+        return Err(ConfigError::invalid(
+            at("tenants"),
+            format!(
+                "required: `{from}` names Microsoft's multi-tenant `{endpoint}` endpoint, which \
+                 signs in the accounts of every Entra ID tenant; either point `{from}` at your \
+                 tenant (its tenant id in place of `{endpoint}`, which the Mia service reads as \
+                 well) or add \"tenants\": [\"<tenant id>\", …] to this provider (read by \
+                 idgate only)"
+            ),
+        ));
+    }
     notices.infos.push(format!(
         "{shown}: apps.{app}.providers.{id}: `{kind}` provider, discovered from {issuer}"
     ));
@@ -275,6 +301,7 @@ fn convert_provider(
         userinfo_url: None,
         api_url: None,
         keys: None,
+        tenants: p.tenants,
     })
 }
 
@@ -319,6 +346,7 @@ fn convert_oauth2_provider(
                 name: map.get("name").cloned(),
                 username: map.get("username").cloned(),
                 email: map.get("email").cloned(),
+                email_verified: None,
             })
         }
         _ => None,
@@ -350,6 +378,7 @@ fn convert_oauth2_provider(
         userinfo_url,
         api_url,
         keys,
+        tenants: p.tenants,
     })
 }
 

@@ -7,7 +7,7 @@
 //! | `oidc` | OIDC discovery | `issuer_url` (required) | `openid profile email` | basic | `sub` |
 //! | `keycloak` | OIDC discovery | `issuer_url` = the realm, `https://host/realms/<realm>` (required) | `openid profile email` | basic | `sub` |
 //! | `okta` | OIDC discovery | `issuer_url`, e.g. `https://<org>.okta.com/oauth2/default` (required) | `openid profile email` | basic | `sub` |
-//! | `microsoft` | OIDC discovery | `issuer_url`, default `https://login.microsoftonline.com/common/v2.0`; a tenant: `…/<tenant>/v2.0`; B2C: `https://<t>.b2clogin.com/<t>.onmicrosoft.com/<policy>/v2.0` | `openid profile email` | post | `sub` |
+//! | `microsoft` | OIDC discovery | `issuer_url`, default `https://login.microsoftonline.com/common/v2.0` (then `tenants` is required, see below); a tenant: `…/<tenant>/v2.0`; B2C: `https://<t>.b2clogin.com/<t>.onmicrosoft.com/<policy>/v2.0` | `openid profile email` | post | `sub` |
 //! | `google` | OIDC discovery | `issuer_url` = `https://accounts.google.com` | `openid profile email` | post | `sub` |
 //! | `auth0` | OIDC discovery | `issuer_url` = `https://<tenant>.auth0.com/` (required) | `openid profile email` | post | `sub` |
 //! | `gitlab` | OIDC discovery | `issuer_url` = `https://gitlab.com` (or the self-managed instance) | `openid profile email` | post | `sub` (the numeric user id) |
@@ -15,11 +15,21 @@
 //! | `bitbucket` | OAuth2 | `auth_url` `https://bitbucket.org/site/oauth2/authorize`, `token_url` `https://bitbucket.org/site/oauth2/access_token`, `api_url` `https://api.bitbucket.org/2.0` | `account email` | basic | `uuid` of `GET /user` |
 //! | `generic` | OAuth2 | `auth_url`, `token_url`, `userinfo_url` (all required) | none | basic | the userinfo key `keys.id` names (default `sub`) |
 //!
+//! `microsoft` on a multi-tenant endpoint — `…/common/v2.0` (the default) or
+//! `…/organizations/v2.0`, on any Microsoft cloud — signs in accounts of every Entra ID tenant
+//! (and, on `common`, personal accounts), all under the same signing keys: `tenants = ["<tenant
+//! id>", …]` is then required, and an id_token (or a back-channel logout token) of a tenant not
+//! listed is refused. The tenant is the `tid` claim and the one in `iss`, which must agree. On
+//! `…/consumers/v2.0` the list defaults to the personal-accounts tenant
+//! (`9188040d-6c67-4c5b-b112-36a304b66dad`); on a single tenant's endpoint or B2C it is optional
+//! and, when given, checked against `tid`. Tenant ids are GUIDs (a tenant's domain name is not
+//! what tokens carry).
+//!
 //! `auth_method = "client_secret_basic" | "client_secret_post"` overrides the column "token
 //! auth". Endpoint keys belong to their protocol: `issuer_url` to the OIDC types, `auth_url`,
 //! `token_url` and `api_url` to `github`/`bitbucket`, `auth_url`, `token_url`, `userinfo_url`
-//! and `keys` to `generic`; any other combination is a configuration error naming the key, so a
-//! key that would be silently ignored never is.
+//! and `keys` to `generic`, `tenants` to `microsoft`; any other combination is a configuration
+//! error naming the key, so a key that would be silently ignored never is.
 
 use std::path::{Path, PathBuf};
 
@@ -151,6 +161,9 @@ pub struct UserKeys {
     pub name: String,
     pub username: String,
     pub email: String,
+    /// The flag saying the address is verified: `false` (or `"false"`) there drops the
+    /// address; absent, the address is kept.
+    pub email_verified: String,
 }
 
 impl Default for UserKeys {
@@ -160,9 +173,13 @@ impl Default for UserKeys {
             name: "name".into(),
             username: "preferred_username".into(),
             email: "email".into(),
+            email_verified: "email_verified".into(),
         }
     }
 }
+
+/// The tenant of Microsoft's personal accounts, the only one the `consumers` endpoint serves.
+pub const MICROSOFT_CONSUMERS_TENANT: &str = "9188040d-6c67-4c5b-b112-36a304b66dad";
 
 pub struct ProviderConfig {
     pub id: String,
@@ -175,6 +192,9 @@ pub struct ProviderConfig {
     pub label: String,
     pub order: i64,
     pub user_settings_url: Option<String>,
+    /// `microsoft`: the tenant ids (lowercase GUIDs) whose tokens are accepted; empty means
+    /// no check, which only a single-tenant or B2C issuer allows (see the module doc).
+    pub tenants: Vec<String>,
 }
 
 impl std::fmt::Debug for ProviderConfig {
@@ -186,6 +206,7 @@ impl std::fmt::Debug for ProviderConfig {
             .field("auth_method", &self.auth_method)
             .field("client_id", &self.client_id)
             .field("client_secret", &self.client_secret)
+            .field("tenants", &self.tenants)
             .finish()
     }
 }
@@ -247,6 +268,12 @@ pub(super) fn validate(
     )?;
     only_for("userinfo_url", p.userinfo_url.is_some(), generic, "generic")?;
     only_for("keys", p.keys.is_some(), generic, "generic")?;
+    only_for(
+        "tenants",
+        p.tenants.is_some(),
+        kind == ProviderKind::Microsoft,
+        "microsoft",
+    )?;
 
     let url =
         |key: &str, value: Option<String>, default: Option<&str>| -> Result<Url, ConfigError> {
@@ -305,6 +332,12 @@ pub(super) fn validate(
             keys: user_keys(p.keys, &pkey("keys"))?,
         })),
     };
+    let tenants = match &protocol {
+        Protocol::Oidc { issuer } if kind == ProviderKind::Microsoft => {
+            microsoft_tenants(issuer, p.tenants, &pkey("tenants"))?
+        }
+        _ => Vec::new(),
+    };
     let auth_method = match p.auth_method.as_deref() {
         None => kind.default_auth_method(),
         Some("client_secret_basic") => AuthMethod::ClientSecretBasic,
@@ -346,7 +379,73 @@ pub(super) fn validate(
         scope: p.scope.unwrap_or_else(|| kind.default_scope()),
         order: p.order,
         user_settings_url: p.user_settings_url,
+        tenants,
     })
+}
+
+/// The tenant allow-list of a `microsoft` provider at `issuer` (see the module doc); `key`
+/// names the setting in errors.
+fn microsoft_tenants(
+    issuer: &str,
+    given: Option<Vec<String>>,
+    key: &str,
+) -> Result<Vec<String>, ConfigError> {
+    let endpoint = microsoft_endpoint(issuer);
+    let tenants = match given {
+        Some(list) => list
+            .into_iter()
+            .map(|t| {
+                if is_guid(&t) {
+                    Ok(t.to_ascii_lowercase())
+                } else {
+                    Err(ConfigError::invalid(
+                        key,
+                        format!(
+                            "`{t}` is not a tenant id: a GUID such as \
+                             {MICROSOFT_CONSUMERS_TENANT} (tokens carry the tenant's id, not its \
+                             domain name)"
+                        ),
+                    ))
+                }
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+        None if endpoint == "consumers" => vec![MICROSOFT_CONSUMERS_TENANT.to_owned()],
+        None => Vec::new(),
+    };
+    if tenants.is_empty() && matches!(endpoint.as_str(), "common" | "organizations") {
+        return Err(ConfigError::invalid(
+            key,
+            format!(
+                "required: the issuer `{issuer}` is Microsoft's multi-tenant `{endpoint}` \
+                 endpoint, which signs in the accounts of every Entra ID tenant; list the \
+                 tenant ids allowed to sign in (tenants = [\"<tenant id>\"]), or set issuer_url \
+                 to one tenant's https://login.microsoftonline.com/<tenant id>/v2.0"
+            ),
+        ));
+    }
+    Ok(tenants)
+}
+
+/// The first path segment of a Microsoft issuer, lowercase: `common`, `organizations`,
+/// `consumers`, a tenant id or domain, or a B2C tenant's name.
+pub(super) fn microsoft_endpoint(issuer: &str) -> String {
+    Url::parse(issuer)
+        .ok()
+        .and_then(|u| {
+            u.path_segments()
+                .and_then(|mut s| s.next().map(str::to_ascii_lowercase))
+        })
+        .unwrap_or_default()
+}
+
+/// Whether `s` is a GUID in its usual text form (8-4-4-4-12 hexadecimal digits).
+fn is_guid(s: &str) -> bool {
+    let groups: Vec<&str> = s.split('-').collect();
+    groups.len() == 5
+        && groups
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(g, n)| g.len() == n && g.chars().all(|c| c.is_ascii_hexdigit()))
 }
 
 fn user_keys(raw: Option<RawUserKeys>, key: &str) -> Result<UserKeys, ConfigError> {
@@ -357,6 +456,11 @@ fn user_keys(raw: Option<RawUserKeys>, key: &str) -> Result<UserKeys, ConfigErro
         ("name", raw.name, &mut keys.name),
         ("username", raw.username, &mut keys.username),
         ("email", raw.email, &mut keys.email),
+        (
+            "email_verified",
+            raw.email_verified,
+            &mut keys.email_verified,
+        ),
     ] {
         if let Some(v) = value {
             if v.is_empty() || v.split('.').any(str::is_empty) {
@@ -392,6 +496,7 @@ mod tests {
             userinfo_url: None,
             api_url: None,
             keys: None,
+            tenants: None,
         }
     }
 
@@ -470,7 +575,54 @@ mod tests {
             name: None,
             username: None,
             email: None,
+            email_verified: None,
         });
         assert!(err(p).starts_with("apps.web.providers.p.keys.id: "));
+        let mut p = raw("google");
+        p.tenants = Some(vec![super::MICROSOFT_CONSUMERS_TENANT.into()]);
+        assert!(err(p).starts_with("apps.web.providers.p.tenants: only for type microsoft"));
+    }
+
+    #[test]
+    fn microsoft_multi_tenant_endpoints_need_a_tenant_list() -> Result<(), ConfigError> {
+        let err = |p: RawProvider| check(p).err().map(|e| e.to_string()).unwrap_or_default();
+        let tenant = "775527FF-9a37-4307-8b3d-cc311f58d925";
+        // The default issuer is `common`: no list, no start, and the message says what to add.
+        let msg = err(raw("microsoft"));
+        assert!(
+            msg.starts_with("apps.web.providers.p.tenants: required")
+                && msg.contains("common")
+                && msg.contains("tenants = ["),
+            "{msg}"
+        );
+        for issuer in [
+            "https://login.microsoftonline.com/organizations/v2.0",
+            "https://login.microsoftonline.us/Common/v2.0",
+        ] {
+            let mut p = raw("microsoft");
+            p.issuer_url = Some(issuer.into());
+            assert!(err(p).contains("tenants: required"), "{issuer}");
+            let mut p = raw("microsoft");
+            p.issuer_url = Some(issuer.into());
+            p.tenants = Some(vec![]);
+            assert!(err(p).contains("tenants: required"), "{issuer} with []");
+        }
+        let mut p = raw("microsoft");
+        p.tenants = Some(vec![tenant.into()]);
+        assert_eq!(check(p)?.tenants, [tenant.to_ascii_lowercase()]);
+        let mut p = raw("microsoft");
+        p.tenants = Some(vec!["contoso.onmicrosoft.com".into()]);
+        assert!(err(p).contains("is not a tenant id"));
+        // One tenant's endpoint, or B2C: no list needed; consumers: the personal-accounts tenant.
+        let mut p = raw("microsoft");
+        p.issuer_url = Some(format!("https://login.microsoftonline.com/{tenant}/v2.0"));
+        assert!(check(p)?.tenants.is_empty());
+        let mut p = raw("microsoft");
+        p.issuer_url = Some("https://c.b2clogin.com/c.onmicrosoft.com/B2C_1_signin/v2.0".into());
+        assert!(check(p)?.tenants.is_empty());
+        let mut p = raw("microsoft");
+        p.issuer_url = Some("https://login.microsoftonline.com/consumers/v2.0".into());
+        assert_eq!(check(p)?.tenants, [super::MICROSOFT_CONSUMERS_TENANT]);
+        Ok(())
     }
 }

@@ -244,6 +244,9 @@ pub struct RawProvider {
     pub api_url: Option<String>,
     /// `generic`: which userinfo keys hold the user's fields (Mia's `oidcKeys`).
     pub keys: Option<RawUserKeys>,
+    /// `microsoft`: the tenant ids whose users may sign in; required on the multi-tenant
+    /// `common` and `organizations` endpoints.
+    pub tenants: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -253,4 +256,6 @@ pub struct RawUserKeys {
     pub name: Option<String>,
     pub username: Option<String>,
     pub email: Option<String>,
+    /// Where the flag saying the address was verified is; `false` there drops the address.
+    pub email_verified: Option<String>,
 }

@@ -26,6 +26,25 @@
 //!
 //! Signing algorithms accepted for id_tokens: RS256/384/512, PS256/384/512, ES256/384, EdDSA —
 //! the asymmetric ones, whichever the IdP announces (Okta and Auth0 can sign ES256).
+//!
+//! A `microsoft` provider's `tenants` allow-list is checked on every id_token and logout token
+//! (see `config/providers.rs`): Microsoft signs the tokens of every tenant with the same keys,
+//! so on a multi-tenant endpoint the signature alone says nothing about whose user it is. A
+//! multi-tenant issuer without a list is refused at login even if the configuration did not
+//! recognise it as one.
+//!
+//! E-mail addresses an IdP marks unverified (`email_verified: false`, in the id_token or in
+//! userinfo) are dropped: the user is stored and signed in without an address. An absent flag
+//! keeps the address, as before (many IdPs never send it, e.g. Entra ID).
+//!
+//! Back-channel logout tokens (Back-Channel Logout 1.0 §2.4, §2.6) are checked beyond the
+//! signature: header `typ` absent, `JWT` or `logout+jwt`; `iat` at most
+//! [`checks::LOGOUT_TOKEN_MAX_AGE`] (5 minutes) old and not ahead of our clock by more than
+//! [`checks::LOGOUT_CLOCK_SKEW`] (30 s); `exp`, when present, not past; `jti` present. The
+//! route remembers each accepted `jti` (scoped by issuer) in the shared store until the token's
+//! acceptance window ends ([`LogoutClaims::replay_key`], [`LogoutClaims::remember_until`]), so a
+//! replay is refused by every instance; once it is forgotten, the `iat` check refuses it. The
+//! rules themselves are in [`checks`].
 
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -40,6 +59,13 @@ use openidconnect::{
     PkceCodeVerifier, ProviderMetadataWithLogout, RedirectUrl, Scope, TokenResponse,
 };
 
+mod checks;
+
+pub use self::checks::LogoutClaims;
+use self::checks::{
+    check_logout_iat, check_tenant, logout_typ_ok, verified_email, verified_payload_claim,
+    BACKCHANNEL_LOGOUT_EVENT, LOGOUT_CLOCK_SKEW,
+};
 use super::{error_chain, IdpError, IdpTokens, IdpUser, LoginStart};
 use crate::config::{AppConfig, AuthMethod, Protocol, ProviderConfig, ProviderKind};
 
@@ -81,20 +107,6 @@ enum IssuerRule {
 struct Discovered {
     meta: ProviderMetadataWithLogout,
     rule: IssuerRule,
-}
-
-/// The event a back-channel logout token carries.
-const BACKCHANNEL_LOGOUT_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
-
-/// The claims of a back-channel logout token that idgate acts on.
-#[derive(Debug, Clone, serde::Deserialize)]
-pub struct LogoutClaims {
-    pub sub: Option<String>,
-    pub sid: Option<String>,
-    pub jti: Option<String>,
-    #[serde(default)]
-    pub events: serde_json::Map<String, serde_json::Value>,
-    pub nonce: Option<String>,
 }
 
 /// The JWKS key with `kid` (or the only key when the token names none), for jsonwebtoken.
@@ -302,6 +314,18 @@ impl OidcFlow {
                 )));
             }
         }
+        let id_token_text = id_token.to_string();
+        let tid = verified_payload_claim(&id_token_text, "tid");
+        check_tenant(
+            &self.provider.tenants,
+            &d.rule,
+            claims.issuer().as_str(),
+            tid.as_ref().and_then(|t| t.as_str()),
+        )
+        .map_err(|m| {
+            tracing::warn!(provider = %self.provider.id, error = %m, "login refused: tenant not allowed");
+            IdpError::IdToken(m)
+        })?;
         if let Some(expected) = claims.access_token_hash() {
             let alg = id_token
                 .signing_alg()
@@ -324,9 +348,14 @@ impl OidcFlow {
                 .name()
                 .and_then(|n| n.get(None))
                 .map(|n| n.to_string()),
-            email: claims.email().map(|e| e.to_string()),
+            email: None,
             username: claims.preferred_username().map(|u| u.to_string()),
         };
+        let from_id_token = (
+            claims.email().map(|e| e.to_string()),
+            claims.email_verified(),
+        );
+        let mut from_userinfo = (None, None);
         if let Ok(req) = client.user_info(
             response.access_token().clone(),
             Some(claims.subject().clone()),
@@ -338,17 +367,19 @@ impl OidcFlow {
             if let Some(n) = info.name().and_then(|n| n.get(None)) {
                 user.name = Some(n.to_string());
             }
-            if let Some(e) = info.email() {
-                user.email = Some(e.to_string());
-            }
+            from_userinfo = (info.email().map(|e| e.to_string()), info.email_verified());
             if let Some(u) = info.preferred_username() {
                 user.username = Some(u.to_string());
             }
         }
+        user.email = verified_email(from_id_token.clone(), from_userinfo.clone());
+        if user.email.is_none() && (from_id_token.0.is_some() || from_userinfo.0.is_some()) {
+            tracing::info!(provider = %self.provider.id, "the IdP marks the e-mail address unverified: not passed on");
+        }
         let tokens = IdpTokens {
             access_token: response.access_token().secret().clone(),
             refresh_token: response.refresh_token().map(|t| t.secret().clone()),
-            id_token: Some(id_token.to_string()),
+            id_token: Some(id_token_text),
             expires_at: response
                 .expires_in()
                 .map(|d| crate::now_secs() + d.as_secs() as i64),
@@ -387,11 +418,17 @@ impl OidcFlow {
     }
 
     /// Validates an OIDC Back-Channel Logout token (Back-Channel Logout 1.0 §2.6): signed by a
-    /// key of the IdP's JWKS (fetched again once for an unknown `kid`), `iss` the IdP, `aud` our
-    /// client id, `iat` present, the back-channel logout event, `sub` and/or `sid`, no `nonce`.
+    /// key of the IdP's JWKS (fetched again once for an unknown `kid`), header `typ`, `iss` the
+    /// IdP (one of its tenants for Microsoft's multi-tenant issuer, and a listed tenant), `aud`
+    /// our client id, `iat` within the window, `exp` not past, the back-channel logout event,
+    /// `sub` and/or `sid`, `jti`, no `nonce` (see the module doc). Whether the `jti` was seen
+    /// before is the caller's check.
     pub async fn verify_logout_token(&self, token: &str) -> Result<LogoutClaims, IdpError> {
         let bad = |m: &str| IdpError::IdToken(format!("logout_token: {m}"));
         let header = jsonwebtoken::decode_header(token).map_err(|_| bad("not a JWT"))?;
+        if !logout_typ_ok(header.typ.as_deref()) {
+            return Err(bad("the header's typ is not JWT or logout+jwt"));
+        }
         if matches!(
             header.alg,
             jsonwebtoken::Algorithm::HS256
@@ -409,14 +446,30 @@ impl OidcFlow {
         let key = key.ok_or_else(|| bad("signed by a key the IdP does not publish"))?;
         let mut validation = jsonwebtoken::Validation::new(header.alg);
         validation.set_audience(&[&self.provider.client_id]);
-        validation.set_required_spec_claims(&["iss", "aud", "iat"]);
-        validation.validate_exp = false;
+        // `iat` is checked below: jsonwebtoken does not check it, even when told it is required.
+        validation.set_required_spec_claims(&["iss", "aud"]);
+        // `exp` is optional in a logout token; when present it must not be past.
+        validation.validate_exp = true;
+        validation.leeway = LOGOUT_CLOCK_SKEW as u64;
         if d.rule == IssuerRule::Exact {
             validation.set_issuer(&[d.meta.issuer().as_str()]);
         }
         let claims: LogoutClaims = jsonwebtoken::decode(token, &key, &validation)
             .map_err(|e| bad(&format!("{:?}", e.kind())))?
             .claims;
+        if let IssuerRule::Tenant { prefix, suffix } = &d.rule {
+            if !matches_tenant(&claims.iss, prefix, suffix) {
+                return Err(bad("iss is not a tenant of the IdP's issuer"));
+            }
+        }
+        check_tenant(
+            &self.provider.tenants,
+            &d.rule,
+            &claims.iss,
+            claims.tid.as_deref(),
+        )
+        .map_err(|m| bad(&m))?;
+        check_logout_iat(claims.iat, crate::now_secs()).map_err(bad)?;
         if claims.nonce.is_some() {
             return Err(bad("a nonce is not allowed"));
         }

@@ -4,14 +4,19 @@
 //! - `github` ("GitHub REST API — Users"): `GET /user` — the numeric `id` (as a string) is the
 //!   provider user id, `login` the username, `name` the name (may be null); `email` is null when
 //!   the user keeps it private, then `GET /user/emails` (scope `user:email`) gives the list and
-//!   the primary, verified address is taken. An address never verified is never used.
+//!   the primary, verified address is taken. An address never verified is never used: the
+//!   profile's public address (which GitHub lets a user pick only among verified ones) is also
+//!   looked up in that list, and dropped if the list says it is unverified; without the list
+//!   (no `user:email` scope) the public address is kept.
 //! - `bitbucket` ("Bitbucket Cloud REST API — Users"): `GET /user` — `uuid` (with its braces) is
 //!   the provider user id, `display_name` the name, `username` (or `nickname` where Atlassian's
 //!   privacy changes removed it) the username; the profile carries no address, so
 //!   `GET /user/emails` (paginated: `values`, `next`) gives them and the primary, confirmed one
 //!   is taken. `next` is followed only on the API's own origin, at most 10 pages.
 //! - `generic`: `GET userinfo_url`, the fields read at the keys `keys` names (dotted paths reach
-//!   into nested objects; a numeric id becomes a string).
+//!   into nested objects; a numeric id becomes a string). The address is dropped when the flag at
+//!   `keys.email_verified` (default `email_verified`, as OIDC's userinfo) is `false` (or the
+//!   string `"false"`); an absent flag keeps it.
 
 use serde_json::Value;
 use url::Url;
@@ -34,13 +39,12 @@ pub async fn fetch(
         ProviderKind::Github => {
             let profile = get_json(http, &endpoints.user_url, access_token, GITHUB_ACCEPT).await?;
             let mut user = github_user(&profile)?;
-            if user.email.is_none() {
-                if let Some(url) = &endpoints.emails_url {
-                    match get_json(http, url, access_token, GITHUB_ACCEPT).await {
-                        Ok(list) => user.email = primary_email(&list, "primary", "verified"),
-                        // Without the user:email scope: a user without an address, not a failure.
-                        Err(e) => tracing::warn!(error = %e, "GitHub /user/emails"),
-                    }
+            if let Some(url) = &endpoints.emails_url {
+                match get_json(http, url, access_token, GITHUB_ACCEPT).await {
+                    Ok(list) => user.email = github_email(user.email.take(), &list),
+                    // Without the user:email scope: the public address as it is, or none; not
+                    // a failure.
+                    Err(e) => tracing::warn!(error = %e, "GitHub /user/emails"),
                 }
             }
             Ok(user)
@@ -158,6 +162,21 @@ fn primary_email(list: &Value, primary: &str, verified: &str) -> Option<String> 
         .map(str::to_owned)
 }
 
+/// GitHub's address: the profile's public one unless the email list marks it unverified, else
+/// the primary verified one of the list.
+fn github_email(public: Option<String>, list: &Value) -> Option<String> {
+    let unverified = |address: &str| {
+        list.as_array().into_iter().flatten().any(|e| {
+            string_at(e, "email").is_some_and(|a| a.eq_ignore_ascii_case(address))
+                && e.get("verified").and_then(Value::as_bool) == Some(false)
+        })
+    };
+    match public {
+        Some(address) if !unverified(&address) => Some(address),
+        _ => primary_email(list, "primary", "verified"),
+    }
+}
+
 /// The value at a dotted path.
 fn at_path<'a>(v: &'a Value, path: &str) -> Option<&'a Value> {
     path.split('.').try_fold(v, |v, k| v.get(k))
@@ -175,10 +194,15 @@ fn keyed_user(profile: &Value, keys: &UserKeys) -> Result<IdpUser, IdpError> {
             keys.id
         ))
     })?;
+    let unverified = match at_path(profile, &keys.email_verified) {
+        Some(Value::Bool(verified)) => !verified,
+        Some(Value::String(s)) => s.eq_ignore_ascii_case("false"),
+        _ => false,
+    };
     Ok(IdpUser {
         subject,
         name: text(&keys.name),
-        email: text(&keys.email),
+        email: text(&keys.email).filter(|_| !unverified),
         username: text(&keys.username),
     })
 }
@@ -213,6 +237,31 @@ mod tests {
             primary_email(&list, "primary", "verified").as_deref(),
             Some("octocat@github.com")
         );
+        // A public address the list marks unverified is replaced by the primary verified one;
+        // one the list confirms, or does not mention, is kept.
+        let list = json!([
+            {"email": "Octo@Example.test", "verified": false, "primary": false},
+            {"email": "octocat@github.com", "verified": true, "primary": true},
+        ]);
+        let public = |a: &str| Some(a.to_owned());
+        assert_eq!(
+            github_email(public("octo@example.test"), &list).as_deref(),
+            Some("octocat@github.com")
+        );
+        assert_eq!(
+            github_email(public("octocat@github.com"), &list).as_deref(),
+            Some("octocat@github.com")
+        );
+        assert_eq!(
+            github_email(public("other@example.test"), &list).as_deref(),
+            Some("other@example.test")
+        );
+        assert_eq!(
+            github_email(None, &list).as_deref(),
+            Some("octocat@github.com")
+        );
+        let only_unverified = json!([{"email": "o@x", "verified": false, "primary": true}]);
+        assert_eq!(github_email(public("o@x"), &only_unverified), None);
     }
 
     #[test]
@@ -235,6 +284,7 @@ mod tests {
             name: "data.full_name".into(),
             username: "preferred_username".into(),
             email: "mail".into(),
+            email_verified: "data.mailVerified".into(),
         };
         let profile = json!({"data": {"uid": 42, "full_name": "Ada"}, "mail": "ada@example.test"});
         let user = keyed_user(&profile, &keys).ok();
@@ -249,5 +299,27 @@ mod tests {
         );
         assert!(keyed_user(&json!({"sub": 1}), &keys).is_err());
         assert!(keyed_user(&json!({"sub": "s"}), &UserKeys::default()).is_ok());
+        // The verification flag: `false` (or "false") drops the address, anything else keeps it.
+        let email_of = |profile: serde_json::Value, keys: &UserKeys| {
+            keyed_user(&profile, keys).ok().and_then(|u| u.email)
+        };
+        let with = |flag: serde_json::Value| json!({"data": {"uid": 1, "mailVerified": flag}, "mail": "ada@example.test"});
+        assert_eq!(email_of(with(json!(false)), &keys), None);
+        assert_eq!(email_of(with(json!("FALSE")), &keys), None);
+        assert_eq!(
+            email_of(with(json!(true)), &keys).as_deref(),
+            Some("ada@example.test")
+        );
+        assert_eq!(
+            email_of(with(json!(null)), &keys).as_deref(),
+            Some("ada@example.test")
+        );
+        let oidc_like = json!({"sub": "s", "email": "e@x", "email_verified": false});
+        assert_eq!(email_of(oidc_like, &UserKeys::default()), None);
+        let oidc_like = json!({"sub": "s", "email": "e@x"});
+        assert_eq!(
+            email_of(oidc_like, &UserKeys::default()).as_deref(),
+            Some("e@x")
+        );
     }
 }

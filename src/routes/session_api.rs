@@ -159,8 +159,16 @@ pub async fn revoke_user(
 
 /// `POST /backchannel-logout/{appId}/{providerId}` (register it at the IdP as the client's
 /// `backchannel_logout_uri`): OIDC Back-Channel Logout 1.0. A valid `logout_token` revokes every
-/// session of the user it names (`sub`), on every instance. Answers 200, or 400 with an OAuth
-/// error body as the spec asks.
+/// session of the user it names (`sub`), on every instance — whatever state the user's record is
+/// in (a user trashed in the users store has sessions to end too). Answers 200, or 400 with an
+/// OAuth error body as the spec asks.
+///
+/// The token is read only from an `application/x-www-form-urlencoded` body (§2.5): one in the
+/// query string would sit in access logs, so such a request is refused whatever its body holds.
+/// Each token is accepted once: its `jti` is remembered in the shared store for the token's
+/// acceptance window (see `idp::oidc`), and a replay is refused with a warning and changes
+/// nothing. The users store is read before the `jti` is spent, so a users store that is down
+/// fails the request (the IdP may retry) without burning the token.
 pub async fn backchannel_logout(
     state: &AppState,
     req: Request,
@@ -181,8 +189,6 @@ pub async fn backchannel_logout(
             ApiError::NotFound(format!("app `{app_id}` has no provider `{provider_id}`"))
         })?
         .clone();
-    // The spec sends the token as a form body; the query is read too, like everywhere else.
-    let (_, params) = crate::http::request_params(req).await?;
     let invalid = |description: String| {
         tracing::warn!(app = %app_id, provider = %provider_id, error = %description, "back-channel logout refused");
         json_response(
@@ -190,28 +196,70 @@ pub async fn backchannel_logout(
             &json!({ "error": "invalid_request", "error_description": description }),
         )
     };
-    let Some(token) = params.get("logout_token").filter(|t| !t.is_empty()) else {
-        return Ok(invalid("logout_token is required".into()));
+    if query_params(req.uri()).contains_key("logout_token") {
+        return Ok(invalid(
+            "logout_token must be sent in the POST body, not in the query string".into(),
+        ));
+    }
+    let (parts, body) = req.into_parts();
+    let form = parts
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|ct| ct.split(';').next())
+        .is_some_and(|mime| {
+            mime.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        });
+    if !form {
+        return Ok(invalid(
+            "send logout_token as application/x-www-form-urlencoded".into(),
+        ));
+    }
+    let body = crate::http::read_body(body).await?;
+    let mut tokens = url::form_urlencoded::parse(&body)
+        .filter(|(k, _)| k == "logout_token")
+        .map(|(_, v)| v);
+    let token = match (tokens.next(), tokens.next()) {
+        (Some(t), None) if !t.is_empty() => t,
+        (Some(_), Some(_)) => return Ok(invalid("logout_token is repeated".into())),
+        _ => return Ok(invalid("logout_token is required".into())),
     };
-    let claims = match idp.verify_logout_token(token).await {
+    let claims = match idp.verify_logout_token(&token).await {
         Ok(c) => c,
         Err(e) => return Ok(invalid(e.to_string())),
     };
-    let Some(sub) = claims.sub else {
+    let Some(sub) = claims.sub.clone() else {
         return Ok(invalid(
             "logout tokens without sub are not supported".into(),
         ));
     };
-    let mut revoked = Vec::new();
-    if let Some(user) = state
+    let user_ids = state
         .users
-        .find_by_identity(&app.realm, provider_id, &sub)
+        .find_ids_by_identity(&app.realm, provider_id, &sub)
+        .await?;
+    if !state
+        .sessions
+        .remember_once(&claims.replay_key(), claims.remember_until())
         .await?
     {
-        revoked = state.auth.revoke_user(&user.user_id).await?;
-        tracing::info!(user = %user.user_id, sessions = revoked.len(), "back-channel logout");
+        tracing::warn!(app = %app_id, provider = %provider_id, issuer = %claims.iss,
+            "back-channel logout refused: this logout token (jti) was already used; nothing revoked");
+        return Ok(json_response(
+            StatusCode::BAD_REQUEST,
+            &json!({ "error": "invalid_request", "error_description": "logout_token was already used" }),
+        ));
     }
-    let mut resp = json_response(StatusCode::OK, &json!({ "revoked": revoked.len() }));
+    let mut revoked = 0;
+    for user_id in &user_ids {
+        let sessions = state.auth.revoke_user(user_id).await?;
+        revoked += sessions.len();
+        tracing::info!(user = %user_id, sessions = sessions.len(), "back-channel logout");
+    }
+    if user_ids.is_empty() {
+        tracing::info!(app = %app_id, provider = %provider_id, "back-channel logout for a subject with no user here");
+    }
+    let mut resp = json_response(StatusCode::OK, &json!({ "revoked": revoked }));
     resp.headers_mut().insert(
         http::header::CACHE_CONTROL,
         http::HeaderValue::from_static("no-store"),

@@ -6,6 +6,7 @@
 //! | login (find or create) | `POST {base}/upsert-one?_q=<identity>&_st=PUBLIC`, body `{"$set": <IdP fields>, "$setOnInsert": <key, default groups, empty permissions and metadata>}`; the answer is the document after the update |
 //! | one user | `GET {base}/{id}` (404: none; the service only shows PUBLIC documents by default) |
 //! | all users | `GET {base}/?_st=PUBLIC&_s=_id&_l=200&_sk=N`, page by page |
+//! | back-channel logout (user ids in any state) | `GET {base}/?_st=PUBLIC,DRAFT,TRASH,DELETED&_q=<identity>&_l=10` |
 //! | change groups | `PATCH {base}/{id}` with `{"$set": {"groups": […]}}` (404: none) |
 //! | readiness | `GET {base}/count` |
 //!
@@ -38,6 +39,9 @@ const RACE_ROUNDS: u32 = 5;
 
 /// Page size for listing; the service's default `CRUD_MAX_LIMIT` is 200.
 const PAGE: usize = 200;
+
+/// Every `__STATE__` the service knows, for `_st` ("`__STATE__` management").
+const ALL_STATES: &str = "PUBLIC,DRAFT,TRASH,DELETED";
 
 pub fn open_users(cfg: &CrudConfig) -> Result<Arc<dyn Users>, StoreError> {
     let mut headers = HeaderMap::new();
@@ -309,6 +313,47 @@ impl Users for CrudUsers {
                 message: "GET list did not answer an array".into(),
             }),
         }
+    }
+
+    async fn find_ids_by_identity(
+        &self,
+        realm: &str,
+        provider_id: &str,
+        provider_user_id: &str,
+    ) -> Result<Vec<String>, StoreError> {
+        let filter = json!({ "realm": realm, "providerId": provider_id, "providerUserId": provider_user_id });
+        let url = self.url(
+            None,
+            &[
+                ("_st", ALL_STATES.into()),
+                ("_q", filter.to_string()),
+                ("_l", super::mongo::IDS_BY_IDENTITY_LIMIT.to_string()),
+            ],
+        );
+        let answer = self
+            .call(
+                Method::GET,
+                "find by identity in every state",
+                url,
+                None,
+                &[],
+            )
+            .await?;
+        let Value::Array(docs) = answer.body else {
+            return Err(StoreError::Corrupt {
+                store: STORE,
+                message: "GET list did not answer an array".into(),
+            });
+        };
+        docs.iter()
+            .map(|d| match d.get("_id") {
+                Some(Value::String(id)) if !id.is_empty() => Ok(id.clone()),
+                other => Err(StoreError::Corrupt {
+                    store: STORE,
+                    message: format!("a user has an unusable _id: {other:?}"),
+                }),
+            })
+            .collect()
     }
 
     async fn list_users(&self) -> Result<Vec<User>, StoreError> {

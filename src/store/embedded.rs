@@ -77,6 +77,21 @@ CREATE TABLE IF NOT EXISTS users (
 );
 ";
 
+/// Keys recorded by [`Sessions::remember_once`], kept in a table of their own (created beside
+/// [`SCHEMA`]) with an index on the expiry, so expired keys are found without a scan.
+const ONCE_SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS once_keys (
+    key TEXT PRIMARY KEY,
+    expires_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS once_keys_by_expiry ON once_keys (expires_at);
+";
+
+/// Expired `once_keys` rows removed per insert at most: the work of one insert stays bounded
+/// however many keys expired meanwhile (a backlog drains over the next inserts, and an expired
+/// row left behind is treated as absent anyway).
+const ONCE_PURGE_BATCH: i64 = 64;
+
 /// Handle to the SQLite file; cheap to clone.
 #[derive(Clone)]
 pub struct EmbeddedStore {
@@ -139,6 +154,7 @@ impl EmbeddedStore {
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(unavailable)?;
         conn.execute_batch(SCHEMA).map_err(unavailable)?;
+        conn.execute_batch(ONCE_SCHEMA).map_err(unavailable)?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
         })
@@ -478,6 +494,35 @@ impl Sessions for EmbeddedStore {
         self.run(|c| c.query_row("SELECT 1", [], |_| Ok(())).map_err(unavailable))
             .await
     }
+
+    async fn remember_once(&self, key: &str, expires_at: i64) -> Result<bool, StoreError> {
+        let key = key.to_owned();
+        self.run(move |c| {
+            let now = crate::now_secs();
+            let tx = c
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(unavailable)?;
+            // A few expired rows go, found through the expiry index (no scan).
+            tx.execute(
+                "DELETE FROM once_keys WHERE key IN
+                 (SELECT key FROM once_keys WHERE expires_at <= ?1 LIMIT ?2)",
+                params![now, ONCE_PURGE_BATCH],
+            )
+            .map_err(unavailable)?;
+            // New, or an expired record of it not purged yet: this call records it.
+            let changed = tx
+                .execute(
+                    "INSERT INTO once_keys (key, expires_at) VALUES (?1, ?2)
+                     ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at
+                     WHERE once_keys.expires_at <= ?3",
+                    params![key, expires_at, now],
+                )
+                .map_err(unavailable)?;
+            tx.commit().map_err(unavailable)?;
+            Ok(changed == 1)
+        })
+        .await
+    }
 }
 
 #[async_trait]
@@ -552,6 +597,21 @@ impl Users for EmbeddedStore {
             .map_err(read_err)
         })
         .await
+    }
+
+    async fn find_ids_by_identity(
+        &self,
+        realm: &str,
+        provider_id: &str,
+        provider_user_id: &str,
+    ) -> Result<Vec<String>, StoreError> {
+        // This store has no record states: every user is active.
+        Ok(self
+            .find_by_identity(realm, provider_id, provider_user_id)
+            .await?
+            .map(|u| u.user_id)
+            .into_iter()
+            .collect())
     }
 
     async fn list_users(&self) -> Result<Vec<User>, StoreError> {

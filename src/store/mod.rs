@@ -173,6 +173,11 @@ pub trait Sessions: Send + Sync {
     /// current. How `/auth` stays free of I/O yet honours logouts everywhere.
     async fn follow_revocations(&self, sink: RevocationSink);
     async fn ping_sessions(&self) -> Result<(), StoreError>;
+    /// Records `key` until `expires_at` (seconds since the epoch): `true` the first time,
+    /// `false` while an earlier record of it lasts. Every instance sharing the store sees the
+    /// same records, so a single-use token (a back-channel logout token's `jti`) is accepted
+    /// once in the whole deployment. Atomic: of two simultaneous calls, one gets `true`.
+    async fn remember_once(&self, key: &str, expires_at: i64) -> Result<bool, StoreError>;
 }
 
 #[async_trait]
@@ -192,6 +197,15 @@ pub trait Users: Send + Sync {
         provider_id: &str,
         provider_user_id: &str,
     ) -> Result<Option<User>, StoreError>;
+    /// The ids of every user record holding this identity, whatever its state (trashed,
+    /// deleted to the trash, draft): back-channel logout must end their sessions too, while
+    /// [`Users::find_by_identity`] sees only active users. At most a few ids.
+    async fn find_ids_by_identity(
+        &self,
+        realm: &str,
+        provider_id: &str,
+        provider_user_id: &str,
+    ) -> Result<Vec<String>, StoreError>;
     async fn list_users(&self) -> Result<Vec<User>, StoreError>;
     /// Replaces the user's groups; `false` when there is no such user.
     async fn set_groups(&self, user_id: &str, groups: &[String]) -> Result<bool, StoreError>;

@@ -13,7 +13,9 @@
 //! ```
 //!
 //! `userId` is `_id` as a hex string (a string `_id`, which the CRUD service allows, is used as
-//! it is). Only `__STATE__: "PUBLIC"` documents are users: every lookup filters on it.
+//! it is). Only `__STATE__: "PUBLIC"` documents are users: every lookup filters on it, except
+//! `find_ids_by_identity`, which back-channel logout uses to end the sessions of a user the
+//! console trashed or deleted as well.
 //!
 //! A login is one `findOneAndUpdate` upsert keyed by (realm, providerId, providerUserId, PUBLIC):
 //! `$set` for what the IdP owns, `$setOnInsert` for what the project owns (the default groups).
@@ -68,6 +70,9 @@ const DUPLICATE_KEY: i32 = 11000;
 
 /// Attempts of a login that lost a first-login race (see `upsert_login`).
 const RACE_ROUNDS: u32 = 5;
+
+/// Most user ids `find_ids_by_identity` returns (one, unless the unique index is missing).
+pub(crate) const IDS_BY_IDENTITY_LIMIT: i64 = 10;
 
 /// The users collection.
 pub async fn open_users(cfg: &MongoConfig) -> Result<Arc<dyn Users>, StoreError> {
@@ -454,6 +459,37 @@ impl Users for MongoUsers {
             "__STATE__": PUBLIC,
         })
         .await
+    }
+
+    async fn find_ids_by_identity(
+        &self,
+        realm: &str,
+        provider_id: &str,
+        provider_user_id: &str,
+    ) -> Result<Vec<String>, StoreError> {
+        // No `__STATE__` filter: a trashed or deleted user's sessions must end too. The unique
+        // index keeps this to one document; the limit bounds it if the index was dropped.
+        let docs: Vec<Document> = self
+            .users
+            .find(doc! {
+                "realm": realm,
+                "providerId": provider_id,
+                "providerUserId": provider_user_id,
+            })
+            .projection(doc! { "_id": 1 })
+            .limit(IDS_BY_IDENTITY_LIMIT)
+            .await
+            .map_err(|e| self.err(e))?
+            .try_collect()
+            .await
+            .map_err(|e| self.err(e))?;
+        docs.iter()
+            .map(|d| match d.get("_id") {
+                Some(Bson::ObjectId(oid)) => Ok(oid.to_hex()),
+                Some(Bson::String(s)) => Ok(s.clone()),
+                other => Err(corrupt(format!("a user has an unusable _id: {other:?}"))),
+            })
+            .collect()
     }
 
     async fn list_users(&self) -> Result<Vec<User>, StoreError> {

@@ -11,6 +11,7 @@
 //! | `{scope}:state:{id}` | string | the login state, JSON | its TTL; taken with `GETDEL` (single use, atomic) |
 //! | `{scope}:session:{sid}` | hash | `record`: the session, JSON; `revoked`: present once revoked | `expires_at` |
 //! | `{scope}:user:{uid}:sessions` | sorted set | the user's live session ids, scored by creation | the latest `expires_at` |
+//! | `{scope}:once:{key}` | string | `1`: `key` was recorded by `remember_once` (`SET NX EXAT`, one key, so atomic in every mode) | the caller's expiry |
 //!
 //! and the channel `{scope}:revocations` carries the id of every revoked session.
 //!
@@ -589,6 +590,25 @@ impl Sessions for RedisStore {
 
     async fn follow_revocations(&self, sink: RevocationSink) {
         feed::follow(&self.backend, &self.channel(), sink).await
+    }
+
+    async fn remember_once(&self, key: &str, expires_at: i64) -> Result<bool, StoreError> {
+        // EXAT in the past would store nothing: such a key is recorded for a second.
+        let expires_at = expires_at.max(crate::now_secs() + 1);
+        self.bounded("recording a single-use key", async {
+            let mut conn = self.backend.conn().await?;
+            let set: Option<String> = redis::cmd("SET")
+                .arg(format!("{}:once:{key}", self.scope))
+                .arg("1")
+                .arg("NX")
+                .arg("EXAT")
+                .arg(expires_at)
+                .query_async(&mut conn)
+                .await
+                .map_err(unavailable)?;
+            Ok(set.is_some())
+        })
+        .await
     }
 
     async fn ping_sessions(&self) -> Result<(), StoreError> {

@@ -899,3 +899,84 @@ pub async fn login(stack: &Stack, browser: &Browser, path: &str, login: &str) ->
     assert_eq!(page.status(), 200);
     browser.exchange(&site, &callback).await
 }
+
+impl Stack {
+    /// Like `start_with`, with `idp_extra` options of `tests/js/idp.mjs` as well (e.g.
+    /// `--sign-endpoint`, `--log-logout-tokens`).
+    pub fn start_with_idp(setup: Setup, idp_extra: &[&str]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let site = format!("http://127.0.0.1:{port}");
+        let post_logout = format!("{site}/");
+        let backchannel = format!("{site}/backchannel-logout/web/dev");
+        let mut extra = vec![
+            "--post-logout-redirect-uri",
+            &post_logout,
+            "--backchannel-logout-uri",
+            &backchannel,
+        ];
+        extra.extend_from_slice(idp_extra);
+        let idp = Idp::start(
+            &[
+                format!("{site}/web-login/oauth/callback"),
+                format!("{site}/web-login/callback"),
+            ],
+            &extra,
+        );
+        let config = config_toml(&setup, dir.path(), &site, &idp.issuer);
+        let idgate = Idgate::start(dir.path(), &config);
+        let nginx = Nginx::start_with_locations(
+            &dir.path().join("nginx"),
+            port,
+            idgate.addr,
+            &setup.nginx_locations,
+        );
+        Self {
+            dir,
+            nginx,
+            idgate,
+            idp,
+        }
+    }
+}
+
+impl Idp {
+    /// `payload` signed with the IdP's current key (`idp.mjs --sign-endpoint`), `header` fields
+    /// merged into the default header.
+    pub async fn sign(&self, header: serde_json::Value, payload: serde_json::Value) -> String {
+        let mut url = reqwest::Url::parse(&self.issuer).unwrap();
+        url.set_path("/-/sign");
+        let resp = reqwest::Client::new()
+            .post(url)
+            .json(&serde_json::json!({ "header": header, "payload": payload }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "start the IdP with --sign-endpoint");
+        resp.text().await.unwrap()
+    }
+
+    /// The back-channel logout tokens the IdP has sent so far (`idp.mjs --log-logout-tokens`).
+    pub fn logout_tokens(&self) -> Vec<String> {
+        self.proc
+            .log_text()
+            .lines()
+            .filter_map(|l| l.split("idp.mjs: logout_token ").nth(1))
+            .map(|t| t.trim().to_owned())
+            .collect()
+    }
+
+    /// The claims of a back-channel logout token for `sub` from this IdP to the client
+    /// `idgate`: fresh `iat` and `jti`, the logout event. Change them to make bad ones.
+    pub fn logout_claims(&self, sub: &str) -> serde_json::Value {
+        serde_json::json!({
+            "iss": self.issuer,
+            "aud": "idgate",
+            "sub": sub,
+            "iat": idgate::now_secs(),
+            "exp": idgate::now_secs() + 120,
+            "jti": uuid::Uuid::new_v4().to_string(),
+            "events": { "http://schemas.openid.net/event/backchannel-logout": {} },
+        })
+    }
+}

@@ -35,7 +35,23 @@
 //                                  /p/.well-known/openid-configuration, announcing the real
 //                                  issuer: Azure AD B2C's per-policy discovery URL, whose issuer
 //                                  is the tenant's, not the URL's
+//   --multi-tenant-alias /p        Entra ID's multi-tenant endpoints (`/common/v2.0`): also
+//                                  serve the discovery document at
+//                                  /p/.well-known/openid-configuration, announcing the issuer
+//                                  template with `{tenantid}` in place of the first segment of
+//                                  --issuer-path (the tenant), and put that tenant in a `tid`
+//                                  claim (in the id_token with --claims-in-id-token)
+//   --log-logout-tokens            write every back-channel logout_token sent to stderr
+//                                  (`idp.mjs: logout_token <jwt>`), so a test can replay one
+//   --sign-endpoint                POST /-/sign with {"header": {…}, "payload": {…}} answers
+//                                  the payload signed with the IdP's current RS256 key (header
+//                                  defaults: alg RS256 and that key's kid): tokens a real IdP
+//                                  would never send (an old iat, another typ), made with the
+//                                  key idgate trusts. Test use only.
 //
+// Accounts: any login is accepted and becomes `sub`; name, preferred_username and email
+// (`<login>@example.test`) derive from it, with `email_verified: true` — except for logins
+// starting with `unverified`, whose address is `email_verified: false`.
 // Once listening, exactly one line is written to stdout:
 //   {"issuer":"http://127.0.0.1:PORT[/p]"}
 // Everything else (oidc-provider warnings and notices) goes to stderr.
@@ -75,6 +91,9 @@ try {
       'id-token-alg': { type: 'string', default: 'RS256' },
       'claims-in-id-token': { type: 'boolean', default: false },
       'discovery-alias': { type: 'string', default: '' },
+      'multi-tenant-alias': { type: 'string', default: '' },
+      'log-logout-tokens': { type: 'boolean', default: false },
+      'sign-endpoint': { type: 'boolean', default: false },
     },
     strict: true,
   }));
@@ -94,6 +113,7 @@ if (!['client_secret_basic', 'client_secret_post'].includes(tokenAuthMethod)) {
 const idTokenAlg = args['id-token-alg'];
 if (!['RS256', 'ES256'].includes(idTokenAlg)) fail(`bad --id-token-alg ${idTokenAlg}`);
 const discoveryAlias = args['discovery-alias'].replace(/\/+$/, '');
+const multiTenantAlias = args['multi-tenant-alias'].replace(/\/+$/, '');
 
 const { default: Provider } = await import('oidc-provider');
 
@@ -126,6 +146,22 @@ function newJwk(alg) {
 // id_tokens are signed ES256.
 function newSigningJwks() {
   return idTokenAlg === 'ES256' ? [newJwk('ES256'), newJwk('RS256')] : [newJwk('RS256')];
+}
+
+// --sign-endpoint: `payload` signed RS256 with the current RS256 key, header fields merged in.
+function signWith(keys, header, payload) {
+  const jwk = keys.find((k) => k.alg === 'RS256');
+  const fullHeader = { alg: 'RS256', kid: jwk.kid, ...header };
+  const b64 = (v) => Buffer.from(JSON.stringify(v)).toString('base64url');
+  const input = `${b64(fullHeader)}.${b64(payload)}`;
+  const key = crypto.createPrivateKey({ key: jwk, format: 'jwk' });
+  return `${input}.${crypto.sign('sha256', Buffer.from(input), key).toString('base64url')}`;
+}
+
+async function readBody(req) {
+  const chunks = [];
+  for await (const chunk of req) chunks.push(chunk);
+  return Buffer.concat(chunks).toString();
 }
 
 function htmlEscape(s) {
@@ -177,9 +213,9 @@ const configuration = {
   },
   scopes: ['openid', 'offline_access', 'profile', 'email'],
   claims: {
-    openid: ['sub'],
+    openid: multiTenantAlias ? ['sub', 'tid'] : ['sub'],
     profile: ['name', 'preferred_username'],
-    email: ['email'],
+    email: ['email', 'email_verified'],
   },
   // oidc-provider 9 requires PKCE only for public clients by default: require it for every client.
   pkce: {
@@ -195,6 +231,9 @@ const configuration = {
   // development IdP talks to idgate on loopback (back-channel logout), so it lets them through.
   fetch: (url, options) => {
     const { dispatcher, ...rest } = options;
+    if (args['log-logout-tokens'] && rest.body instanceof URLSearchParams && rest.body.has('logout_token')) {
+      process.stderr.write(`idp.mjs: logout_token ${rest.body.get('logout_token')}\n`);
+    }
     return globalThis.fetch(url, rest);
   },
   async findAccount(ctx, id) {
@@ -205,7 +244,9 @@ const configuration = {
           sub: id,
           name: titleCase(id),
           email: `${id}@example.test`,
+          email_verified: !String(id).startsWith('unverified'),
           preferred_username: id,
+          ...(multiTenantAlias ? { tid: issuerPath.split('/')[1] } : {}),
         };
       },
     };
@@ -256,18 +297,40 @@ server.listen(port, '127.0.0.1', () => {
   installFontStripper(provider);
   logBackchannel(provider);
   let callback = provider.callback();
+  let signingKeys = configuration.jwks.keys;
   // SIGUSR2 rotates the signing key, as an IdP does on schedule: from then on id_tokens carry a
   // `kid` the relying party has not seen, and the JWKS publishes only the new key. Sessions,
   // grants and codes survive (oidc-provider's in-memory adapter is shared by instances).
   process.on('SIGUSR2', () => {
-    provider = new Provider(issuer, { ...configuration, jwks: { keys: newSigningJwks() } });
+    signingKeys = newSigningJwks();
+    provider = new Provider(issuer, { ...configuration, jwks: { keys: signingKeys } });
     installFontStripper(provider);
     logBackchannel(provider);
     callback = provider.callback();
     process.stderr.write('idp.mjs: signing key rotated\n');
   });
 
-  server.on('request', (req, res) => {
+  server.on('request', async (req, res) => {
+    if (args['sign-endpoint'] && req.method === 'POST' && req.url === '/-/sign') {
+      try {
+        const { header = {}, payload } = JSON.parse(await readBody(req));
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        res.end(signWith(signingKeys, header, payload));
+      } catch (err) {
+        res.writeHead(400, { 'content-type': 'text/plain' });
+        res.end(`${err.message}\n`);
+      }
+      return;
+    }
+    if (multiTenantAlias && req.url === `${multiTenantAlias}/.well-known/openid-configuration`) {
+      // Entra ID's `common` document: the real one, announcing the tenant-templated issuer.
+      const doc = await (await globalThis.fetch(`${issuer}/.well-known/openid-configuration`)).json();
+      const tenant = issuerPath.split('/')[1];
+      doc.issuer = issuer.replace(`/${tenant}/`, '/{tenantid}/');
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(doc));
+      return;
+    }
     if (discoveryAlias && req.url === `${discoveryAlias}/.well-known/openid-configuration`) {
       req.url = `${issuerPath}/.well-known/openid-configuration`;
     }

@@ -208,3 +208,40 @@ fn validation_errors_use_the_files_spelling() {
         "config.json: apps.web.providers.kc.baseUrl: bad"
     );
 }
+
+#[test]
+fn a_microsoft_provider_on_common_needs_a_tenant_list() -> Result<(), ConfigError> {
+    let file = |extra: &str| {
+        format!(
+            r#"{{"apps": {{"web": {{
+            "redirectUrl": "https://app.example.com/web-login/oauth/callback",
+            "realm": "main", "issuer": "app.example.com",
+            "providers": {{"ms": {{"type": "microsoft", "clientId": "c", "clientSecret": "s",
+              "authUrl": "https://login.microsoftonline.com/common/oauth2/v2.0/authorize"{extra}}}}}
+            }}}}}}"#
+        )
+    };
+    let msg = one_app(&file(""))
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(
+        msg.starts_with("config.json: apps.web.providers.ms.tenants: required")
+            && msg.contains("`authUrl`")
+            && msg.contains("\"tenants\": ["),
+        "{msg}"
+    );
+    assert!(one_app(&file(r#", "tenants": []"#)).is_err());
+    let tenant = "775527ff-9a37-4307-8b3d-cc311f58d925";
+    let (app, notices) = one_app(&file(&format!(r#", "tenants": ["{tenant}"]"#)))?;
+    assert_eq!(
+        app.providers["ms"].tenants.as_deref(),
+        Some(&[tenant.to_owned()][..])
+    );
+    assert!(
+        !notices.warnings.iter().any(|w| w.contains("tenants")),
+        "{:?}",
+        notices.warnings
+    );
+    Ok(())
+}

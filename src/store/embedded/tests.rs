@@ -133,3 +133,93 @@ async fn revocations_are_logged_for_other_processes() {
         .unwrap()
         .is_alive(crate::now_secs()));
 }
+
+#[tokio::test]
+async fn a_key_is_remembered_once_across_handles_until_it_expires() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = EmbeddedStore::open(&dir.path().join("s.db")).unwrap();
+    let b = EmbeddedStore::open(&dir.path().join("s.db")).unwrap();
+    let later = crate::now_secs() + 300;
+    assert!(a.remember_once("jti-1", later).await.unwrap());
+    assert!(!a.remember_once("jti-1", later).await.unwrap());
+    // Another process on the same file agrees.
+    assert!(!b.remember_once("jti-1", later).await.unwrap());
+    assert!(b.remember_once("jti-2", later).await.unwrap());
+    // An expired record no longer counts, and expired rows are purged by later inserts.
+    let past = crate::now_secs() - 1;
+    assert!(a.remember_once("old", past).await.unwrap());
+    assert!(a.remember_once("old", later).await.unwrap());
+    assert!(!a.remember_once("old", later).await.unwrap());
+    for i in 0..10 {
+        assert!(a.remember_once(&format!("gone-{i}"), past).await.unwrap());
+    }
+    assert!(a.remember_once("jti-3", later).await.unwrap());
+    let left: i64 = a
+        .run(move |c| {
+            c.query_row(
+                "SELECT COUNT(*) FROM once_keys WHERE expires_at <= ?1",
+                [past],
+                |r| r.get(0),
+            )
+            .map_err(unavailable)
+        })
+        .await
+        .unwrap();
+    assert_eq!(left, 0, "expired keys are purged");
+    // The purge finds expired rows through the expiry index, not by scanning the table.
+    let plan: Vec<String> = a
+        .run(|c| {
+            let mut stmt = c
+                .prepare(
+                    "EXPLAIN QUERY PLAN SELECT key FROM once_keys WHERE expires_at <= 1 LIMIT 64",
+                )
+                .map_err(unavailable)?;
+            let rows = stmt
+                .query_map([], |r| r.get::<_, String>(3))
+                .map_err(unavailable)?;
+            rows.collect::<Result<_, _>>().map_err(read_err)
+        })
+        .await
+        .unwrap();
+    assert!(
+        plan.iter().any(|p| p.contains("once_keys_by_expiry")),
+        "{plan:?}"
+    );
+    // Simultaneous first calls: exactly one wins.
+    let calls = (0..8).map(|_| {
+        let a = a.clone();
+        tokio::spawn(async move { a.remember_once("race", later).await.unwrap() })
+    });
+    let mut wins = 0;
+    for c in calls {
+        wins += usize::from(c.await.unwrap());
+    }
+    assert_eq!(wins, 1);
+}
+
+#[tokio::test]
+async fn ids_by_identity_find_the_user() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(&dir.path().join("s.db")).unwrap();
+    let id = Identity {
+        realm: "web".into(),
+        provider_id: "dev".into(),
+        provider_user_id: "alice".into(),
+        name: None,
+        email: None,
+        username: None,
+    };
+    let user = store.upsert_login(&id, &[]).await.unwrap();
+    assert_eq!(
+        store
+            .find_ids_by_identity("web", "dev", "alice")
+            .await
+            .unwrap(),
+        vec![user.user_id]
+    );
+    assert!(store
+        .find_ids_by_identity("web", "other", "alice")
+        .await
+        .unwrap()
+        .is_empty());
+}

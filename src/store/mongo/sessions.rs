@@ -14,7 +14,7 @@
 //! - **revoke**: a session only MongoDB holds is restored first, so the primary's revocation
 //!   feed announces the revocation to every instance; then MongoDB, then the primary.
 //! - **list**: both, the primary's record winning for a session both hold.
-//! - the revocation feed is the primary's; ping checks both.
+//! - the revocation feed is the primary's, and so are `remember_once` records; ping checks both.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -255,6 +255,11 @@ impl Sessions for MirroredSessions {
 
     async fn last_activity(&self, sid: &str) -> Result<Option<i64>, StoreError> {
         self.primary.last_activity(sid).await
+    }
+
+    /// The primary's records: short-lived, shared by every instance, nothing to keep durable.
+    async fn remember_once(&self, key: &str, expires_at: i64) -> Result<bool, StoreError> {
+        self.primary.remember_once(key, expires_at).await
     }
 
     async fn revoke_session(&self, sid: &str) -> Result<bool, StoreError> {
