@@ -1349,7 +1349,11 @@ async fn login_pages_leak_nothing_and_cannot_be_framed() {
         assert_eq!(h["x-content-type-options"], "nosniff", "{page}");
         assert_eq!(h["cache-control"], "no-store", "{page}");
         let csp = h["content-security-policy"].to_str().unwrap();
-        for directive in ["default-src 'none'", "frame-ancestors 'none'", "script-src 'self'"] {
+        for directive in [
+            "default-src 'none'",
+            "frame-ancestors 'none'",
+            "script-src 'self'",
+        ] {
             assert!(csp.contains(directive), "{page}: {csp}");
         }
     }

@@ -1,0 +1,57 @@
+//! `docs/security.md` names, for every guarantee, the test that fails if it breaks. This keeps
+//! the names true: each `` `file::test` `` reference must name a function of `tests/file.rs`,
+//! and each `` `module::tests…` `` reference a module of `src/` with unit tests.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: fail loudly
+
+use std::path::Path;
+
+#[test]
+fn every_test_the_security_model_names_exists() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let doc = std::fs::read_to_string(root.join("docs/security.md")).unwrap();
+    let mut checked = 0;
+    for reference in doc.split('`').skip(1).step_by(2) {
+        let Some((file, rest)) = reference.split_once("::") else {
+            continue;
+        };
+        if !file.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') || file.is_empty() {
+            continue;
+        }
+        let test_file = root.join("tests").join(format!("{file}.rs"));
+        if test_file.is_file() {
+            let text = std::fs::read_to_string(&test_file).unwrap();
+            let name = rest.split("::").next().unwrap();
+            assert!(
+                text.contains(&format!("fn {name}(")),
+                "docs/security.md names `{reference}`, but tests/{file}.rs has no fn {name}"
+            );
+        } else {
+            let module = root.join("src").join(file);
+            let found = module.with_extension("rs").is_file() || module.is_dir();
+            assert!(found, "docs/security.md names `{reference}`: no src/{file}");
+            let segments: Vec<&str> = rest.split("::").collect();
+            if let Some(name) = segments
+                .last()
+                .filter(|n| **n != "tests" && **n != "handle")
+            {
+                let mut sources = String::new();
+                for path in [
+                    module.with_extension("rs"),
+                    module.join("tests.rs"),
+                    module.join("mod.rs"),
+                    module.join(segments[0]).with_extension("rs"),
+                    module.join(segments[0]).join("tests.rs"),
+                ] {
+                    sources.push_str(&std::fs::read_to_string(path).unwrap_or_default());
+                }
+                assert!(
+                    sources.contains(&format!("fn {name}(")),
+                    "docs/security.md names `{reference}`, but no fn {name} is there"
+                );
+            }
+        }
+        checked += 1;
+    }
+    assert!(checked >= 40, "only {checked} references checked");
+}
