@@ -259,13 +259,15 @@ async fn two_instances_renew_an_expired_token_to_the_same_token() {
         200
     );
     let old = browser.cookie(&site, "sid").unwrap();
+    // The renewal secret is the same on every instance (derived from the shared key material).
+    let renew = browser.cookie(&site, "idgate_renew").unwrap();
     tokio::time::sleep(Duration::from_millis(3200)).await;
 
     let renew_on = |instance: &Idgate| {
         let req = Browser::new()
             .client
             .get(instance.url("/auth"))
-            .header("cookie", format!("sid={old}"));
+            .header("cookie", format!("sid={old}; idgate_renew={renew}"));
         async move {
             let resp = req.send().await.unwrap();
             assert_eq!(resp.status(), 200);
