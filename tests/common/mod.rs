@@ -108,20 +108,45 @@ impl Proc {
         }
     }
 
-    /// The first line the process prints on stdout.
+    /// The first line the process prints on stdout; fails the test, with the tail of the
+    /// process's stderr, if none comes within a minute.
     pub fn first_stdout_line(&mut self) -> String {
+        self.first_stdout_line_within(Duration::from_secs(60))
+            .unwrap_or_else(|| {
+                panic!(
+                    "{} printed nothing within a minute; its stderr:\n{}",
+                    self.name,
+                    self.log_tail()
+                )
+            })
+    }
+
+    /// The first line the process prints on stdout, if it prints one within `timeout`.
+    pub fn first_stdout_line_within(&mut self, timeout: Duration) -> Option<String> {
         let out = self.child.stdout.take().expect("stdout piped");
-        let mut reader = BufReader::new(out);
-        let mut line = String::new();
-        reader.read_line(&mut line).expect("read stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut reader = BufReader::new(out);
+            let mut line = String::new();
+            let _ = reader.read_line(&mut line);
+            let _ = tx.send(line);
+            // Keep draining so the child never blocks on a full pipe.
+            for _ in reader.lines() {}
+        });
+        let line = rx.recv_timeout(timeout).ok()?;
         assert!(
             !line.is_empty(),
-            "{} exited before printing its address",
-            self.name
+            "{} exited before printing its address; its stderr:\n{}",
+            self.name,
+            self.log_tail()
         );
-        // Keep draining so the child never blocks on a full pipe.
-        std::thread::spawn(move || for _ in reader.lines() {});
-        line
+        Some(line)
+    }
+
+    /// The last lines the process wrote on stderr.
+    pub fn log_tail(&self) -> String {
+        let log = self.log.lock().unwrap();
+        log[log.len().saturating_sub(30)..].join("\n")
     }
 
     /// Sends `signal` (e.g. "USR2") to the process.
@@ -210,8 +235,21 @@ impl Idp {
             cmd.args(["--redirect-uri", r]);
         }
         cmd.args(extra);
+        // Node's key generation has been seen to hang at startup on a loaded machine (a
+        // deadlock inside node::crypto::KeyGenJob, the process idle): such an IdP is replaced
+        // once rather than hanging the test.
         let mut proc = Proc::spawn("idp", &mut cmd);
-        let line = proc.first_stdout_line();
+        let line = match proc.first_stdout_line_within(Duration::from_secs(60)) {
+            Some(line) => line,
+            None => {
+                eprintln!(
+                    "the IdP did not start within a minute; starting another. Its stderr:\n{}",
+                    proc.log_tail()
+                );
+                proc = Proc::spawn("idp", &mut cmd);
+                proc.first_stdout_line()
+            }
+        };
         let v: serde_json::Value = serde_json::from_str(&line).expect("idp prints JSON");
         let issuer = v["issuer"].as_str().expect("issuer").to_owned();
         Self { issuer, proc }
