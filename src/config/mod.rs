@@ -13,15 +13,14 @@ pub mod env;
 mod mia;
 mod providers;
 mod raw;
+mod server;
 mod stores;
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use ipnet::IpNet;
 use url::Url;
 
 use crate::jwt::KeyMaterial;
@@ -31,6 +30,7 @@ pub use providers::{
     AuthMethod, OAuth2Endpoints, Protocol, ProviderConfig, ProviderKind, UserKeys,
 };
 pub use raw::RawConfig;
+pub use server::{ListenAddr, ServerConfig, SocketPerms};
 pub use stores::{CrudConfig, MongoConfig, RedisConfig, RedisMode, StoreConfig, UsersConfig};
 
 /// A configuration problem, always naming the key at fault.
@@ -90,85 +90,6 @@ impl Notices {
             tracing::warn!("{line}");
         }
     }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ListenAddr {
-    Tcp(SocketAddr),
-    Unix(PathBuf),
-}
-
-#[derive(Debug)]
-pub struct ServerConfig {
-    pub listen: Vec<ListenAddr>,
-    pub trusted_peers: Vec<IpNet>,
-    /// The app anonymous browsers are sent to (the only one, or `server.default_app`).
-    pub default_app: Option<String>,
-    pub shutdown_grace: Duration,
-    /// Mode and group of the unix sockets.
-    pub socket: SocketPerms,
-    /// Peers allowed the administrative endpoints without a token (`server.admin_peers`).
-    pub admin_peers: Vec<IpNet>,
-    /// The administrative endpoints' bearer token (`server.admin_token_file`).
-    pub admin_token: Option<crate::crypto::Secret>,
-    /// Connections served at once (`server.max_connections`).
-    pub max_connections: usize,
-}
-
-/// Permissions given to a unix socket once bound, so that Nginx's user can connect.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SocketPerms {
-    pub mode: u32,
-    /// `None`: the process's group.
-    pub gid: Option<u32>,
-}
-
-impl Default for SocketPerms {
-    fn default() -> Self {
-        Self {
-            mode: 0o660,
-            gid: None,
-        }
-    }
-}
-
-/// `server.socket_mode` / `server.socket_group`: an octal mode without bits beyond 0777 and a
-/// group that exists (a name from `group_file`, i.e. `/etc/group`, or a number).
-fn socket_perms(
-    mode: Option<&str>,
-    group: Option<&str>,
-    group_file: &str,
-) -> Result<SocketPerms, ConfigError> {
-    let mode = match mode {
-        None => 0o660,
-        Some(m) => u32::from_str_radix(m.trim_start_matches("0o"), 8)
-            .ok()
-            .filter(|m| *m <= 0o777)
-            .ok_or_else(|| {
-                ConfigError::invalid(
-                    "server.socket_mode",
-                    format!("`{m}` is not an octal mode such as \"0660\""),
-                )
-            })?,
-    };
-    let gid = match group {
-        None => None,
-        Some(g) => Some(
-            g.parse::<u32>()
-                .ok()
-                .or_else(|| {
-                    group_file.lines().find_map(|line| {
-                        let mut fields = line.split(':');
-                        let name = fields.next()?;
-                        (name == g).then(|| fields.nth(1)?.parse().ok())?
-                    })
-                })
-                .ok_or_else(|| {
-                    ConfigError::invalid("server.socket_group", format!("no group named `{g}`"))
-                })?,
-        ),
-    };
-    Ok(SocketPerms { mode, gid })
 }
 
 #[derive(Debug)]
@@ -310,66 +231,7 @@ impl Config {
             }
         };
 
-        let listen = raw
-            .server
-            .listen
-            .iter()
-            .map(|l| parse_listen(l))
-            .collect::<Result<Vec<_>, _>>()?;
-        if listen.is_empty() {
-            return Err(ConfigError::invalid(
-                "server.listen",
-                "needs at least one address",
-            ));
-        }
-        let trusted_peers = match raw.server.trusted_peers {
-            None => vec![ipnet_or_default("127.0.0.0/8"), ipnet_or_default("::1/128")],
-            Some(list) => list
-                .iter()
-                .map(|s| parse_net(s))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|m| ConfigError::invalid("server.trusted_peers", m))?,
-        };
-        let shutdown_grace = duration("server.shutdown_grace", raw.server.shutdown_grace, "10s")?;
-        let admin_peers = raw
-            .server
-            .admin_peers
-            .unwrap_or_default()
-            .iter()
-            .map(|s| parse_net(s))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|m| ConfigError::invalid("server.admin_peers", m))?;
-        let admin_token = match &raw.server.admin_token_file {
-            None => None,
-            Some(p) => {
-                let text = std::fs::read_to_string(resolve(p))
-                    .map_err(|e| ConfigError::invalid("server.admin_token_file", e.to_string()))?;
-                let token = text.trim();
-                if token.len() < 32 {
-                    return Err(ConfigError::invalid(
-                        "server.admin_token_file",
-                        "the token must be at least 32 characters (e.g. `idgate keygen \
-                         --algorithm HS256` output, or 32 random bytes in base64)",
-                    ));
-                }
-                Some(crate::crypto::Secret::new(token))
-            }
-        };
-        let max_connections = match raw.server.max_connections {
-            Some(0) => {
-                return Err(ConfigError::invalid(
-                    "server.max_connections",
-                    "must be at least 1",
-                ))
-            }
-            Some(n) => n,
-            None => 4096,
-        };
-        let socket = socket_perms(
-            raw.server.socket_mode.as_deref(),
-            raw.server.socket_group.as_deref(),
-            &std::fs::read_to_string("/etc/group").unwrap_or_default(),
-        )?;
+        let server = server::validate(&raw.server, &resolve)?;
 
         let jwt = raw.jwt.ok_or_else(|| {
             ConfigError::invalid(
@@ -562,14 +424,8 @@ impl Config {
             notices,
             policy,
             server: ServerConfig {
-                listen,
-                trusted_peers,
                 default_app,
-                shutdown_grace,
-                socket,
-                admin_peers,
-                admin_token,
-                max_connections,
+                ..server
             },
             jwt: JwtConfig {
                 signing,
@@ -715,35 +571,6 @@ fn validate_headers(raw: raw::RawHeaders) -> Result<crate::headers::IdentityHead
         pass_token: raw.pass_token.unwrap_or(false),
         max_value_bytes: raw.max_value_bytes.unwrap_or(4096).max(64),
     })
-}
-
-fn parse_listen(s: &str) -> Result<ListenAddr, ConfigError> {
-    if let Some(path) = s.strip_prefix("unix:") {
-        if path.is_empty() {
-            return Err(ConfigError::invalid(
-                "server.listen",
-                "`unix:` needs a socket path",
-            ));
-        }
-        return Ok(ListenAddr::Unix(PathBuf::from(path)));
-    }
-    s.parse::<SocketAddr>().map(ListenAddr::Tcp).map_err(|_| {
-        ConfigError::invalid(
-            "server.listen",
-            format!("`{s}` is neither `IP:PORT` nor `unix:/path`"),
-        )
-    })
-}
-
-fn parse_net(s: &str) -> Result<IpNet, String> {
-    s.parse::<IpNet>()
-        .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
-        .map_err(|_| format!("`{s}` is not a CIDR such as 10.0.0.0/8"))
-}
-
-fn ipnet_or_default(s: &str) -> IpNet {
-    s.parse()
-        .unwrap_or_else(|_| IpNet::from(std::net::IpAddr::from([127, 0, 0, 1])))
 }
 
 fn duration(key: &str, value: Option<String>, default: &str) -> Result<Duration, ConfigError> {

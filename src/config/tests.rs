@@ -1,4 +1,5 @@
 //! Unit tests of the parent module, kept apart so the module itself stays readable.
+use super::server::socket_perms;
 use super::*;
 
 #[test]
