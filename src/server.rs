@@ -242,6 +242,7 @@ fn spawn_connection<S>(
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let peer = Arc::new(peer);
+    let peer_addr = peer.addr;
     tokio::spawn(async move {
         let _held = held;
         let service = service_fn(move |req| {
@@ -262,8 +263,14 @@ fn spawn_connection<S>(
                 conn.await
             }
         };
-        if let Err(e) = result {
-            tracing::debug!(error = %e, "connection ended with an error");
+        match result {
+            // hyper answered 400 or 431 itself (a malformed or oversized request head): the
+            // request never reached a route, so this is its log line.
+            Err(e) if e.is_parse() || e.is_parse_too_large() => {
+                tracing::warn!(peer = ?peer_addr, error = %e, "request refused before routing: malformed or larger than 64 KiB");
+            }
+            Err(e) => tracing::debug!(error = %e, "connection ended with an error"),
+            Ok(()) => {}
         }
     });
 }

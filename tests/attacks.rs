@@ -1118,7 +1118,7 @@ async fn oversized_and_slow_inputs_are_refused_without_harm() {
     let big_bearer = format!("Bearer {}", "t".repeat(20_000));
     let r = raw::send(idgate, "GET", "/auth", &[("authorization", &big_bearer)]);
     assert_eq!(r.status, 403, "{r:?}");
-    // A request head beyond 64 KiB: 431.
+    // A request head beyond 64 KiB: 431, and a log line (hyper answers it before any route).
     let r = raw::send(
         idgate,
         "GET",
@@ -1126,6 +1126,10 @@ async fn oversized_and_slow_inputs_are_refused_without_harm() {
         &[("x-junk", &"h".repeat(70_000))],
     );
     assert_eq!(r.status, 431, "{r:?}");
+    stack
+        .idgate
+        .proc
+        .wait_log(&["request refused before routing"]);
     // Through Nginx, its own limits answer first (400/413/414/431), never a 500.
     let r = raw::send(stack.nginx.port, "GET", "/page", &[("cookie", &big_cookie)]);
     assert!((400..500).contains(&r.status), "{r:?}");

@@ -63,12 +63,14 @@ pub async fn decide(state: &AppState, peer: &Peer, req: &Request) -> Response {
                 state.metrics.cache_hit();
                 Some(session)
             }
-            None => match checked_in_store(state, token).await {
+            // The slow paths are boxed so that the hot path's future stays small (hyper moves
+            // it whole on every request).
+            None => match Box::pin(checked_in_store(state, token)).await {
                 Ok(session) => Some(session),
                 // A browser's expired token is renewed while its session lives.
                 Err(AuthFailure::Token(JwtError::Expired)) if !has_bearer(headers) => {
                     let secret = state.cookies.read(headers, Kind::Renew);
-                    match crate::renewal::renew(state, token, secret).await {
+                    match Box::pin(crate::renewal::renew(state, token, secret)).await {
                         Ok(renewed) => {
                             set_cookie = Some(renewed.set_cookie.clone());
                             Some(renewed.session.clone())

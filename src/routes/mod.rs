@@ -62,6 +62,15 @@ pub async fn handle(state: Arc<AppState>, peer: Arc<Peer>, req: Request) -> Resp
     if path == "/auth" || path.starts_with("/auth/") {
         return auth::decide(&state, &peer, &req).await;
     }
+    // Boxed: the endpoints' futures together are several KiB, and hyper moves the request's
+    // future (a memcpy of its whole size) on every request, `/auth` included. Boxing the
+    // login endpoints keeps the hot path's future small.
+    Box::pin(endpoint(state, peer, req)).await
+}
+
+/// Every endpoint but `/auth`.
+async fn endpoint(state: Arc<AppState>, peer: Arc<Peer>, req: Request) -> Response {
+    let path = req.uri().path();
     let method = req.method().clone();
     let result = match (&method, path) {
         (&Method::GET, "/authorize") => login::authorize(&state, &req).await,
