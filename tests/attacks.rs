@@ -699,6 +699,18 @@ async fn host_prefixed_cookies_are_offered() {
     assert!(err.contains("session.host_prefix"), "{err}");
 }
 
+/// The status `POST /refreshtoken` answers for `token` (in the JSON body).
+async fn refresh_status(client: &reqwest::Client, site: &str, token: &str) -> u16 {
+    client
+        .post(format!("{site}/refreshtoken"))
+        .json(&serde_json::json!({ "refreshToken": token }))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
 /// The renewal secret of session `sid` under the config at `config`: what only the browser
 /// that logged in holds. A test that knows it plays an attacker who stole it too.
 fn renewal_secret(config: &std::path::Path, sid: &str) -> String {
@@ -796,30 +808,16 @@ async fn a_made_up_refresh_token_changes_nothing() {
         sid.clone(),
         long,
     ] {
-        let r = client
-            .post(format!("{site}/refreshtoken"))
-            .json(&serde_json::json!({ "refreshToken": forged }))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 401, "{forged}");
+        assert_eq!(
+            refresh_status(&client, &site, &forged).await,
+            401,
+            "{forged}"
+        );
     }
     assert_unharmed(&mut stack, &cookie).await;
     // The real one still works, once; presenting it again revokes the session.
-    let r = client
-        .post(format!("{site}/refreshtoken"))
-        .json(&serde_json::json!({ "refreshToken": real }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let r = client
-        .post(format!("{site}/refreshtoken"))
-        .json(&serde_json::json!({ "refreshToken": real }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 401);
+    assert_eq!(refresh_status(&client, &site, &real).await, 200);
+    assert_eq!(refresh_status(&client, &site, &real).await, 401);
     stack.idgate.proc.wait_log(&["presented twice"]);
     let page = raw::send(
         stack.nginx.port,
@@ -975,21 +973,9 @@ async fn a_user_removed_from_the_store_loses_every_session() {
     assert!(r.header("set-cookie").is_none());
     // Her refresh token no longer works either: the session is gone.
     let client = Browser::new().client;
-    let r = client
-        .post(format!("{site}/refreshtoken"))
-        .json(&serde_json::json!({ "refreshToken": refresh }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 401);
+    assert_eq!(refresh_status(&client, &site, &refresh).await, 401);
     // Bob's client refreshes: refused, and his session is revoked.
-    let r = client
-        .post(format!("{site}/refreshtoken"))
-        .json(&serde_json::json!({ "refreshToken": bob_refresh }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 401);
+    assert_eq!(refresh_status(&client, &site, &bob_refresh).await, 401);
     let (code, out, err) = idgate_cmd(&[
         "sessions",
         "list",

@@ -576,20 +576,30 @@ impl Stack {
     }
 
     pub fn start_with(setup: Setup) -> Self {
+        Self::start_with_idp(setup, &[])
+    }
+
+    /// Like `start_with`, with `idp_extra` options of `tests/js/idp.mjs` as well (e.g.
+    /// `--sign-endpoint`, `--log-logout-tokens`).
+    pub fn start_with_idp(setup: Setup, idp_extra: &[&str]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let site = format!("http://127.0.0.1:{port}");
+        let post_logout = format!("{site}/");
+        let backchannel = format!("{site}/backchannel-logout/web/dev");
+        let mut extra = vec![
+            "--post-logout-redirect-uri",
+            &post_logout,
+            "--backchannel-logout-uri",
+            &backchannel,
+        ];
+        extra.extend_from_slice(idp_extra);
         let idp = Idp::start(
             &[
                 format!("{site}/web-login/oauth/callback"),
                 format!("{site}/web-login/callback"),
             ],
-            &[
-                "--post-logout-redirect-uri",
-                &format!("{site}/"),
-                "--backchannel-logout-uri",
-                &format!("{site}/backchannel-logout/web/dev"),
-            ],
+            &extra,
         );
         let config = config_toml(&setup, dir.path(), &site, &idp.issuer);
         let idgate = Idgate::start(dir.path(), &config);
@@ -936,46 +946,6 @@ pub async fn login(stack: &Stack, browser: &Browser, path: &str, login: &str) ->
     let page = browser.navigate(&callback).await;
     assert_eq!(page.status(), 200);
     browser.exchange(&site, &callback).await
-}
-
-impl Stack {
-    /// Like `start_with`, with `idp_extra` options of `tests/js/idp.mjs` as well (e.g.
-    /// `--sign-endpoint`, `--log-logout-tokens`).
-    pub fn start_with_idp(setup: Setup, idp_extra: &[&str]) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let site = format!("http://127.0.0.1:{port}");
-        let post_logout = format!("{site}/");
-        let backchannel = format!("{site}/backchannel-logout/web/dev");
-        let mut extra = vec![
-            "--post-logout-redirect-uri",
-            &post_logout,
-            "--backchannel-logout-uri",
-            &backchannel,
-        ];
-        extra.extend_from_slice(idp_extra);
-        let idp = Idp::start(
-            &[
-                format!("{site}/web-login/oauth/callback"),
-                format!("{site}/web-login/callback"),
-            ],
-            &extra,
-        );
-        let config = config_toml(&setup, dir.path(), &site, &idp.issuer);
-        let idgate = Idgate::start(dir.path(), &config);
-        let nginx = Nginx::start_with_locations(
-            &dir.path().join("nginx"),
-            port,
-            idgate.addr,
-            &setup.nginx_locations,
-        );
-        Self {
-            dir,
-            nginx,
-            idgate,
-            idp,
-        }
-    }
 }
 
 impl Idp {
