@@ -402,17 +402,20 @@ impl RouteTable {
         location_rule: Option<&Expr>,
         ctx: Option<&Context<'_>>,
     ) -> Decision {
-        let verdict = |rule: &Rule| match ctx {
-            _ if rule.public => Decision::Allow,
+        let holds = |expression: &Expr| match ctx {
             None => Decision::Unauthenticated,
-            Some(c) if rule.expression.allows(c) => Decision::Allow,
+            Some(c) if expression.allows(c) => Decision::Allow,
             Some(_) => Decision::Forbidden,
         };
+        let verdict = |rule: &Rule| {
+            if rule.public {
+                Decision::Allow
+            } else {
+                holds(&rule.expression)
+            }
+        };
         if let Some(expr) = location_rule {
-            return verdict(&Rule {
-                expression: expr.clone(),
-                public: false,
-            });
+            return holds(expr);
         }
         if self.routes.is_empty() {
             return if ctx.is_some() {
