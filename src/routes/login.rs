@@ -103,12 +103,7 @@ pub async fn authorize(state: &AppState, req: &Request) -> Result<Response, ApiE
         .await?;
 
     let mut resp = redirect(start.authorize_url.as_str())?;
-    add_cookie(
-        &mut resp,
-        &state
-            .cookies
-            .set(Kind::Login, &cookie_value, ttl.max(60) * 5),
-    );
+    add_cookie(&mut resp, &binding_cookie(state, &cookie_value));
     // Starting a login ends whatever session this browser had (no fixation across logins).
     for kind in [Kind::Sid, Kind::Renew, Kind::Refresh] {
         add_cookie(&mut resp, &state.cookies.clear(kind));
@@ -119,6 +114,16 @@ pub async fn authorize(state: &AppState, req: &Request) -> Result<Response, ApiE
 /// How many logins in progress one browser can complete: its login cookie keeps the bindings of
 /// the newest ones only, each bound to exactly one login state.
 const MAX_BINDINGS: usize = 4;
+
+/// The `Set-Cookie` of the login cookie holding `bindings` (dot-separated), or clearing it when
+/// there are none; it outlives the login states it refers to a few times over.
+pub(crate) fn binding_cookie(state: &AppState, bindings: &str) -> String {
+    if bindings.is_empty() {
+        return state.cookies.clear(Kind::Login);
+    }
+    let ttl = state.config.session.login_state_ttl.as_secs() as i64;
+    state.cookies.set(Kind::Login, bindings, ttl.max(60) * 5)
+}
 
 /// The well-formed bindings (43 base64url characters each) of a login cookie, newest first.
 pub(crate) fn bindings(cookie: Option<&str>) -> impl Iterator<Item = &str> {

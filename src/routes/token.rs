@@ -121,15 +121,10 @@ pub async fn exchange(state: &AppState, req: Request) -> Result<Response, ApiErr
     let others: Vec<&str> = super::login::bindings(login_cookie)
         .filter(|b| *b != binding)
         .collect();
-    let login_cookie = if others.is_empty() {
-        state.cookies.clear(Kind::Login)
-    } else {
-        let ttl = state.config.session.login_state_ttl.as_secs() as i64;
-        state
-            .cookies
-            .set(Kind::Login, &others.join("."), ttl.max(60) * 5)
-    };
-    add_cookie(&mut resp, &login_cookie);
+    add_cookie(
+        &mut resp,
+        &super::login::binding_cookie(state, &others.join(".")),
+    );
     Ok(resp)
 }
 
