@@ -42,6 +42,16 @@ fn session_cookie(browser: &Browser, site: &str) -> String {
     format!("sid={}", browser.cookie(site, "sid").expect("a session"))
 }
 
+/// The whole stack with `setup`, and the session cookie of `alice`, a `users` member who
+/// logged in through it: the victim whose session every attack must leave alone.
+async fn stack_with_alice(setup: Setup) -> (Stack, String) {
+    let stack = Stack::start_with(setup);
+    let alice = Browser::new();
+    assert_eq!(login(&stack, &alice, "/", "alice").await.status(), 200);
+    let cookie = session_cookie(&alice, &stack.site());
+    (stack, cookie)
+}
+
 /// Nothing changed: the session still opens a protected page, idgate logged no revocation and
 /// answers its health check.
 async fn assert_unharmed(stack: &mut Stack, cookie: &str) {
@@ -95,14 +105,11 @@ fn leaked_internal(r: &RawResponse) -> Option<&'static str> {
 async fn internal_endpoints_stay_internal_whatever_the_raw_path() {
     // Worst case on purpose: Nginx's own address is an admin peer, so only the path handling
     // stands between a client and `DELETE /sessions/…`.
-    let mut stack = Stack::start_with(Setup {
+    let (mut stack, cookie) = stack_with_alice(Setup {
         extra_server: "admin_peers = [\"127.0.0.1/32\"]",
         ..attack_setup()
-    });
-    let site = stack.site();
-    let alice = Browser::new();
-    assert_eq!(login(&stack, &alice, "/", "alice").await.status(), 200);
-    let cookie = session_cookie(&alice, &site);
+    })
+    .await;
     let uid = stack.idgate.first_user_id();
 
     let publics = [
@@ -224,14 +231,11 @@ async fn no_request_stops_the_daemon() {
          proxy_pass http://127.0.0.1:ECHO_PORT;\n    }}\n",
         repo().join("nginx").display()
     );
-    let mut stack = Stack::start_with(Setup {
+    let (mut stack, cookie) = stack_with_alice(Setup {
         nginx_locations: locations,
         ..attack_setup()
-    });
-    let site = stack.site();
-    let alice = Browser::new();
-    assert_eq!(login(&stack, &alice, "/", "alice").await.status(), 200);
-    let cookie = session_cookie(&alice, &site);
+    })
+    .await;
 
     let headers = [("cookie", cookie.as_str()), ("accept", "application/json")];
     let r = raw::send(stack.nginx.port, "GET", "/deep/x", &headers);
@@ -262,14 +266,11 @@ async fn the_client_never_describes_its_own_request() {
     // /bo/ and /cms/ is served by `location /`, which states nothing.
     let locations = protected_location("/bo/op/", &[("idgate_backoffice", "true")])
         + &protected_location("/cms/op/", &[("idgate_client_type", "cms")]);
-    let mut stack = Stack::start_with(Setup {
+    let (mut stack, cookie) = stack_with_alice(Setup {
         nginx_locations: locations,
         ..attack_setup()
-    });
-    let site = stack.site();
-    let alice = Browser::new();
-    assert_eq!(login(&stack, &alice, "/", "alice").await.status(), 200);
-    let cookie = session_cookie(&alice, &site);
+    })
+    .await;
     let get = |target: &str, extra: &[(&str, &str)]| {
         let mut headers = vec![("cookie", cookie.as_str()), ("accept", "application/json")];
         headers.extend_from_slice(extra);
@@ -416,11 +417,7 @@ async fn a_session_opens_only_its_own_apps_locations() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_query_the_fragment_and_dot_segments_do_not_change_the_route() {
-    let mut stack = Stack::start_with(attack_setup());
-    let site = stack.site();
-    let alice = Browser::new();
-    assert_eq!(login(&stack, &alice, "/", "alice").await.status(), 200);
-    let cookie = session_cookie(&alice, &site);
+    let (mut stack, cookie) = stack_with_alice(attack_setup()).await;
     let headers = [("cookie", cookie.as_str()), ("accept", "application/json")];
     // alice is no admin: every spelling of /admin/panel stays closed to her…
     for target in [
@@ -469,7 +466,7 @@ async fn the_query_the_fragment_and_dot_segments_do_not_change_the_route() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn identity_headers_from_clients_never_reach_the_upstream() {
-    let mut stack = Stack::start_with(Setup {
+    let (mut stack, cookie) = stack_with_alice(Setup {
         extra: "[headers]\nprofile = \"oauth2-proxy\"\npass_token = true",
         nginx_locations: format!(
             "    location /o2p/ {{\n        include {0}/idgate-protect.conf;\n        include {0}/idgate-headers-oauth2-proxy.conf;\n        \
@@ -477,11 +474,7 @@ async fn identity_headers_from_clients_never_reach_the_upstream() {
             repo().join("nginx").display()
         ),
         ..Setup::default()
-    });
-    let site = stack.site();
-    let alice = Browser::new();
-    assert_eq!(login(&stack, &alice, "/", "alice").await.status(), 200);
-    let cookie = session_cookie(&alice, &site);
+    }).await;
     let uid = stack.idgate.first_user_id();
     let forged = [
         ("miauserid", "admin"),
@@ -532,11 +525,7 @@ async fn identity_headers_from_clients_never_reach_the_upstream() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_checks_and_user_agents_open_nothing() {
-    let mut stack = Stack::start_with(attack_setup());
-    let site = stack.site();
-    let alice = Browser::new();
-    assert_eq!(login(&stack, &alice, "/", "alice").await.status(), 200);
-    let cookie = session_cookie(&alice, &site);
+    let (mut stack, cookie) = stack_with_alice(attack_setup()).await;
     for agent in [
         "kube-probe/1.29",
         "GoogleHC/1.0",
@@ -998,11 +987,8 @@ async fn a_user_removed_from_the_store_loses_every_session() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn errors_and_logs_carry_no_internals() {
-    let mut stack = Stack::start_with(attack_setup());
+    let (mut stack, cookie) = stack_with_alice(attack_setup()).await;
     let site = stack.site();
-    let alice = Browser::new();
-    assert_eq!(login(&stack, &alice, "/", "alice").await.status(), 200);
-    let cookie = session_cookie(&alice, &site);
     // The IdP goes away: a login fails with a body that names the IdP, not its address.
     let issuer = stack.idp.issuer.clone();
     stack.idp.proc.terminate();
@@ -1087,14 +1073,12 @@ async fn errors_and_logs_carry_no_internals() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_and_slow_inputs_are_refused_without_harm() {
-    let mut stack = Stack::start_with(Setup {
+    let (mut stack, cookie) = stack_with_alice(Setup {
         extra_server: "max_connections = 8",
         ..attack_setup()
-    });
+    })
+    .await;
     let site = stack.site();
-    let alice = Browser::new();
-    assert_eq!(login(&stack, &alice, "/", "alice").await.status(), 200);
-    let cookie = session_cookie(&alice, &site);
     let idgate = stack.idgate.addr.port();
 
     // Credentials larger than idgate reads: /auth refuses them (403) unparsed.

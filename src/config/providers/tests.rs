@@ -1,0 +1,149 @@
+//! Unit tests of the parent module, kept apart so the module itself stays readable.
+use super::*;
+
+fn raw(kind: &str) -> RawProvider {
+    RawProvider {
+        kind: kind.into(),
+        issuer_url: None,
+        client_id: "c".into(),
+        client_secret: Some("s".into()),
+        client_secret_file: None,
+        scope: None,
+        label: None,
+        order: 0,
+        user_settings_url: None,
+        auth_method: None,
+        auth_url: None,
+        token_url: None,
+        userinfo_url: None,
+        api_url: None,
+        keys: None,
+        tenants: None,
+    }
+}
+
+fn check(p: RawProvider) -> Result<ProviderConfig, ConfigError> {
+    validate("web", "p", p, &|p: &Path| p.to_owned())
+}
+
+#[test]
+fn vendor_defaults() -> Result<(), ConfigError> {
+    let g = check(raw("google"))?;
+    assert_eq!(
+        g.protocol,
+        Protocol::Oidc {
+            issuer: "https://accounts.google.com".into()
+        }
+    );
+    assert_eq!(g.auth_method, AuthMethod::ClientSecretPost);
+    assert_eq!(g.scope, ["openid", "profile", "email"]);
+    let gh = check(raw("github"))?;
+    let Protocol::OAuth2(e) = &gh.protocol else {
+        return Err(ConfigError::invalid("test", "github is OAuth2"));
+    };
+    assert_eq!(e.user_url.as_str(), "https://api.github.com/user");
+    assert_eq!(
+        e.emails_url.as_ref().map(Url::as_str),
+        Some("https://api.github.com/user/emails")
+    );
+    assert_eq!(gh.scope, ["read:user", "user:email"]);
+    let mut bb = raw("bitbucket");
+    bb.api_url = Some("http://127.0.0.1:9/2.0/".into());
+    let bb = check(bb)?;
+    let Protocol::OAuth2(e) = &bb.protocol else {
+        return Err(ConfigError::invalid("test", "bitbucket is OAuth2"));
+    };
+    assert_eq!(e.user_url.as_str(), "http://127.0.0.1:9/2.0/user");
+    assert_eq!(bb.auth_method, AuthMethod::ClientSecretBasic);
+    // Auth0's issuer keeps its trailing slash.
+    let mut a0 = raw("auth0");
+    a0.issuer_url = Some("https://t.auth0.com/".into());
+    assert_eq!(
+        check(a0)?.protocol,
+        Protocol::Oidc {
+            issuer: "https://t.auth0.com/".into()
+        }
+    );
+    Ok(())
+}
+
+#[test]
+fn keys_belong_to_their_types() {
+    let err = |p: RawProvider| check(p).err().map(|e| e.to_string()).unwrap_or_default();
+    let mut p = raw("github");
+    p.issuer_url = Some("https://x".into());
+    assert!(err(p).starts_with("apps.web.providers.p.issuer_url: only for type oidc"));
+    let mut p = raw("keycloak");
+    p.auth_url = Some("https://x".into());
+    assert!(err(p).starts_with("apps.web.providers.p.auth_url: only for type github"));
+    assert_eq!(
+        err(raw("keycloak")),
+        "apps.web.providers.p.issuer_url: missing (type `keycloak`)"
+    );
+    assert_eq!(
+        err(raw("generic")),
+        "apps.web.providers.p.auth_url: missing (type `generic`)"
+    );
+    let mut p = raw("oidc");
+    p.issuer_url = Some("https://x".into());
+    p.auth_method = Some("private_key_jwt".into());
+    assert!(err(p).starts_with("apps.web.providers.p.auth_method: `private_key_jwt`"));
+    let mut p = raw("generic");
+    p.auth_url = Some("https://x/a".into());
+    p.token_url = Some("https://x/t".into());
+    p.userinfo_url = Some("https://x/u".into());
+    p.keys = Some(RawUserKeys {
+        id: Some("data..id".into()),
+        name: None,
+        username: None,
+        email: None,
+        email_verified: None,
+    });
+    assert!(err(p).starts_with("apps.web.providers.p.keys.id: "));
+    let mut p = raw("google");
+    p.tenants = Some(vec![super::MICROSOFT_CONSUMERS_TENANT.into()]);
+    assert!(err(p).starts_with("apps.web.providers.p.tenants: only for type microsoft"));
+}
+
+#[test]
+fn microsoft_multi_tenant_endpoints_need_a_tenant_list() -> Result<(), ConfigError> {
+    let err = |p: RawProvider| check(p).err().map(|e| e.to_string()).unwrap_or_default();
+    let tenant = "775527FF-9a37-4307-8b3d-cc311f58d925";
+    // The default issuer is `common`: no list, no start, and the message says what to add.
+    let msg = err(raw("microsoft"));
+    assert!(
+        msg.starts_with("apps.web.providers.p.tenants: required")
+            && msg.contains("common")
+            && msg.contains("tenants = ["),
+        "{msg}"
+    );
+    for issuer in [
+        "https://login.microsoftonline.com/organizations/v2.0",
+        "https://login.microsoftonline.us/Common/v2.0",
+    ] {
+        let mut p = raw("microsoft");
+        p.issuer_url = Some(issuer.into());
+        assert!(err(p).contains("tenants: required"), "{issuer}");
+        let mut p = raw("microsoft");
+        p.issuer_url = Some(issuer.into());
+        p.tenants = Some(vec![]);
+        assert!(err(p).contains("tenants: required"), "{issuer} with []");
+    }
+    let mut p = raw("microsoft");
+    p.tenants = Some(vec![tenant.into()]);
+    assert_eq!(check(p)?.tenants, [tenant.to_ascii_lowercase()]);
+    let mut p = raw("microsoft");
+    p.tenants = Some(vec!["contoso.onmicrosoft.com".into()]);
+    assert!(err(p).contains("is not a tenant id"));
+    // One tenant's endpoint, or B2C: no list needed; consumers: the personal-accounts tenant.
+    let mut p = raw("microsoft");
+    p.issuer_url = Some(format!("https://login.microsoftonline.com/{tenant}/v2.0"));
+    assert!(check(p)?.tenants.is_empty());
+    let mut p = raw("microsoft");
+    p.issuer_url = Some("https://c.b2clogin.com/c.onmicrosoft.com/B2C_1_signin/v2.0".into());
+    assert!(check(p)?.tenants.is_empty());
+    let mut p = raw("microsoft");
+    p.issuer_url = Some("https://login.microsoftonline.com/consumers/v2.0".into());
+    assert_eq!(check(p)?.tenants, [super::MICROSOFT_CONSUMERS_TENANT]);
+    Ok(())
+}
