@@ -75,14 +75,37 @@ async fn group_rules_public_routes_and_backoffice() {
     assert_eq!(status, 403);
     let err: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(err["statusCode"], 403);
-    // Path tricks do not get around the prefix rule.
-    for sneaky in [
-        "/public/../admin/panel",
-        "/public/%2e%2e/admin/panel",
-        "//admin/panel",
+    // Path tricks do not get around the prefix rule. Sent as raw request lines: an HTTP client
+    // would resolve `..` itself and send `/admin/panel`, hiding what is tested.
+    let sid = alice.cookie(&site, "sid").expect("alice's session cookie");
+    let port = stack.nginx.port;
+    for (sneaky, anonymous, as_alice) in [
+        (&b"/public/../admin/panel"[..], 401, 403),
+        (b"/public/./../admin/panel", 401, 403),
+        (b"/public/x/../../admin/panel", 401, 403),
+        (b"/public/%2e%2e/admin/panel", 401, 403),
+        (b"//admin/panel", 401, 403),
+        (b"/public//../admin/panel", 401, 403),
     ] {
-        let (status, _) = get(&alice, &format!("{site}{sneaky}"), &[]).await;
-        assert_ne!(status, 200, "{sneaky}");
+        for (who, cookie, want) in [
+            ("anonymous", None, anonymous),
+            ("alice", Some(sid.as_str()), as_alice),
+        ] {
+            let (status, _) = raw_request(port, "GET", sneaky, cookie);
+            assert_eq!(
+                status,
+                want,
+                "GET {} as {who}",
+                String::from_utf8_lossy(sneaky)
+            );
+        }
+    }
+    // The same resolution lets through what it should: `/admin/../public/page` is public.
+    for cookie in [None, Some(sid.as_str())] {
+        assert_eq!(
+            raw_request(port, "GET", b"/admin/../public/page", cookie).0,
+            200
+        );
     }
 
     // Backoffice requests use backofficeAuthorization (users && clientType == 'cms'); the Nginx
@@ -136,6 +159,25 @@ async fn a_location_rule_replaces_the_route_table() {
     assert_eq!(login(&stack, &bob, "/", "bob").await.status(), 200);
     // The route table would let any session into /reports/ (rule "/": true); the location says no.
     assert_eq!(get(&bob, &format!("{site}/reports/q1"), &[]).await.0, 403);
+    // Reached by a raw path that only resolves to it, the location still decides.
+    let sid = bob.cookie(&site, "sid").expect("bob's session cookie");
+    for sneaky in [
+        &b"/public/../reports/q1"[..],
+        b"//reports/q1",
+        b"/x/./../reports/q1",
+    ] {
+        let shown = String::from_utf8_lossy(sneaky);
+        assert_eq!(
+            raw_request(stack.nginx.port, "GET", sneaky, None).0,
+            401,
+            "{shown}"
+        );
+        assert_eq!(
+            raw_request(stack.nginx.port, "GET", sneaky, Some(&sid)).0,
+            403,
+            "{shown}"
+        );
+    }
     let config = stack.idgate.config.to_str().unwrap().to_owned();
     let id = stack.idgate.first_user_id();
     idgate_cmd(&["users", "set-groups", "--config", &config, &id, "auditors"]);
