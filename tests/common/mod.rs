@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 pub mod redis;
 
+pub mod inproc;
 pub mod mongo;
 pub mod raw;
 

@@ -1,0 +1,450 @@
+//! The fast tier: idgate served in the test's own runtime (`tests/common/inproc.rs`), reached
+//! directly, with the real development IdP where a login is needed. These tests cover the
+//! route-level security checks — login state and browser binding, the code exchange, refresh
+//! rotation and reuse, renewal and its secret, revocation, forged tokens at `/auth` — in a few
+//! seconds, which is what lets `scripts/mutants` run them for every mutant of `src/routes/` and
+//! `src/renewal.rs`. What needs Nginx (snippets, raw paths, cookies through the proxy) stays in
+//! the process-level tests.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: fail loudly
+
+mod common;
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use common::inproc::InProc;
+use common::*;
+
+fn b64(v: &serde_json::Value) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+}
+
+/// The claims of a JWT, unverified (the test reads what idgate issued).
+fn claims(jwt: &str) -> serde_json::Value {
+    let payload = jwt.split('.').nth(1).unwrap();
+    serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+fn set_cookies(resp: &reqwest::Response) -> Vec<String> {
+    resp.headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect()
+}
+
+/// The value the response sets for cookie `name`, if it sets one.
+fn cookie_set(resp: &reqwest::Response, name: &str) -> Option<String> {
+    set_cookies(resp).iter().find_map(|c| {
+        let (k, rest) = c.split_once('=')?;
+        (k == name).then(|| rest.split(';').next().unwrap_or("").to_owned())
+    })
+}
+
+async fn wait_until_expired(jwt: &str) {
+    let exp = claims(jwt)["exp"].as_i64().unwrap();
+    while idgate::now_secs() <= exp {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_state_is_single_use_and_bound_to_its_browser() {
+    let (server, idp) = InProc::start_with_idp(&Setup::default(), &[]).await;
+    let site = server.site();
+    let browser = Browser::new();
+    let other = Browser::new();
+    let other_login = other
+        .navigate(&format!(
+            "{site}/authorize?appId=web&providerId=dev&redirect=%2F"
+        ))
+        .await;
+    let other_binding = cookie_set(&other_login, "idgate_login").unwrap();
+    // Another browser — with no binding cookie, or with its own — cannot use the state; the
+    // attempt spends it, so the right browser then finds it used.
+    for thief_cookie in [None, Some(format!("idgate_login={other_binding}"))] {
+        let resp = browser
+            .navigate(&format!(
+                "{site}/authorize?appId=web&providerId=dev&redirect=%2F"
+            ))
+            .await;
+        assert_eq!(resp.status(), 302);
+        let binding = cookie_set(&resp, "idgate_login").expect("a login binding cookie");
+        assert!(binding.len() >= 43, "a random binding: {binding}");
+        let callback = browser
+            .login_at_idp(&location(&resp), "dora", &format!("{site}/web-login/"))
+            .await;
+        let body = serde_json::json!({
+            "code": query_param(&callback, "code").unwrap(),
+            "state": query_param(&callback, "state").unwrap(),
+        });
+        let mut req = reqwest::Client::new()
+            .post(format!("{site}/oauth/token"))
+            .json(&body);
+        if let Some(c) = &thief_cookie {
+            req = req.header("cookie", c);
+        }
+        let resp = req.send().await.unwrap();
+        assert_eq!(resp.status(), 400, "{thief_cookie:?}");
+        let err: serde_json::Value = resp.json().await.unwrap();
+        assert!(
+            err["message"].as_str().unwrap().contains("browser"),
+            "{err}"
+        );
+        let resp = browser
+            .client
+            .post(format!("{site}/oauth/token"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 400);
+        let err: serde_json::Value = resp.json().await.unwrap();
+        assert!(
+            err["message"].as_str().unwrap().contains("already used"),
+            "{err}"
+        );
+    }
+
+    // A fresh login works once, and its session opens /auth; a second exchange is refused.
+    let resp = server.login(&idp, &browser, "dora").await;
+    assert_eq!(resp.status(), 200);
+    let sid = cookie_set(&resp, "sid").expect("the session cookie");
+    assert_eq!(claims(&sid)["user"]["groups"], serde_json::json!(["users"]));
+    let ok = server
+        .auth("GET", "/x", Some(&format!("sid={sid}")), None, false)
+        .await;
+    assert_eq!(ok.status(), 200);
+    assert_eq!(
+        ok.headers()["mia-userid"],
+        claims(&sid)["user"]["userId"].as_str().unwrap()
+    );
+    // An unknown state: 400, and nothing issued.
+    let resp = browser
+        .client
+        .post(format!("{site}/oauth/token"))
+        .form(&[("code", "x"), ("state", "never-issued")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    assert!(cookie_set(&resp, "sid").is_none());
+    // An anonymous browser at /auth is sent to log in; an API caller is not.
+    let anon = server.auth("GET", "/x", None, None, true).await;
+    assert_eq!(anon.status(), 401);
+    assert!(anon.headers()["location"]
+        .to_str()
+        .unwrap()
+        .starts_with("/authorize?"));
+    let api = server.auth("GET", "/x", None, None, false).await;
+    assert_eq!(api.status(), 401);
+    assert!(api.headers().get("location").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refresh_tokens_rotate_once_and_a_reuse_revokes_the_session() {
+    let (server, idp) = InProc::start_with_idp(&Setup::default(), &[]).await;
+    let site = server.site();
+    let browser = Browser::new();
+    let first: serde_json::Value = server
+        .login(&idp, &browser, "rhea")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let first_refresh = first["refreshToken"].as_str().unwrap().to_owned();
+    let api = reqwest::Client::new();
+    let refresh = |token: String| {
+        let api = api.clone();
+        let url = format!("{site}/refreshtoken");
+        async move {
+            api.post(url)
+                .json(&serde_json::json!({ "refreshToken": token }))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    // A made-up token and one with a forged MAC: 401, nothing revoked.
+    let forged = format!("{}x", &first_refresh[..first_refresh.len() - 1]);
+    for bad in ["not-a-token".to_owned(), forged] {
+        assert_eq!(refresh(bad).await.status(), 401);
+    }
+    let resp = refresh(first_refresh.clone()).await;
+    assert_eq!(resp.status(), 200);
+    let second: serde_json::Value = resp.json().await.unwrap();
+    let second_refresh = second["refreshToken"].as_str().unwrap().to_owned();
+    assert_ne!(second_refresh, first_refresh);
+    let second_access = second["accessToken"].as_str().unwrap().to_owned();
+    assert_eq!(
+        claims(&second_access)["sid"],
+        claims(first["accessToken"].as_str().unwrap())["sid"]
+    );
+    let bearer = format!("Bearer {second_access}");
+    assert_eq!(
+        server
+            .auth("GET", "/x", None, Some(&bearer), false)
+            .await
+            .status(),
+        200
+    );
+
+    // The first token again: refused, and the whole session is revoked.
+    assert_eq!(refresh(first_refresh).await.status(), 401);
+    assert_eq!(
+        server
+            .auth("GET", "/x", None, Some(&bearer), false)
+            .await
+            .status(),
+        401
+    );
+    assert_eq!(refresh(second_refresh).await.status(), 401);
+    // No token: 400 naming the parameter.
+    let resp = api
+        .post(format!("{site}/refreshtoken"))
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    assert!(resp.text().await.unwrap().contains("refreshToken"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_cookie_is_renewed_only_with_its_own_secret() {
+    let setup = Setup {
+        access_ttl: "2s",
+        ..Setup::default()
+    };
+    let (server, idp) = InProc::start_with_idp(&setup, &[]).await;
+    let browser = Browser::new();
+    let resp = server.login(&idp, &browser, "nina").await;
+    assert_eq!(resp.status(), 200);
+    let old = cookie_set(&resp, "sid").unwrap();
+    let renew = cookie_set(&resp, "idgate_renew").unwrap();
+    let other = Browser::new();
+    let other_resp = server.login(&idp, &other, "omar").await;
+    let other_renew = cookie_set(&other_resp, "idgate_renew").unwrap();
+    wait_until_expired(&old).await;
+
+    // Without the secret, with another session's, with a changed one, or as a bearer token:
+    // 401 and no cookie.
+    for cookie in [
+        format!("sid={old}"),
+        format!("sid={old}; idgate_renew={other_renew}"),
+        format!("sid={old}; idgate_renew=x{}", &renew[1..]),
+    ] {
+        let resp = server.auth("GET", "/page", Some(&cookie), None, true).await;
+        assert_eq!(resp.status(), 401, "{cookie}");
+        assert!(resp.headers().get("set-cookie").is_none(), "{cookie}");
+    }
+    let bearer = format!("Bearer {old}");
+    let resp = server.auth("GET", "/api", None, Some(&bearer), false).await;
+    assert_eq!(resp.status(), 401);
+    assert!(resp.headers().get("set-cookie").is_none());
+
+    // With its own secret: 200, a new token with a later expiry for the same session.
+    let cookie = format!("sid={old}; idgate_renew={renew}");
+    let resp = server.auth("GET", "/page", Some(&cookie), None, true).await;
+    assert_eq!(resp.status(), 200);
+    let new = cookie_set(&resp, "sid").expect("a renewed cookie");
+    assert_ne!(new, old);
+    let (was, now) = (claims(&old), claims(&new));
+    assert_eq!(now["sid"], was["sid"]);
+    assert!(now["exp"].as_i64() > was["exp"].as_i64(), "{was} -> {now}");
+    assert_eq!(
+        now["exp"].as_i64().unwrap() - now["iat"].as_i64().unwrap(),
+        2
+    );
+    assert_eq!(
+        server
+            .auth("GET", "/x", Some(&format!("sid={new}")), None, false)
+            .await
+            .status(),
+        200
+    );
+
+    // Once the session is revoked, the same expired cookie and secret renew nothing.
+    server
+        .state
+        .auth
+        .revoke(now["sid"].as_str().unwrap())
+        .await
+        .unwrap();
+    let resp = server.auth("GET", "/page", Some(&cookie), None, true).await;
+    assert_eq!(resp.status(), 401);
+    assert!(resp.headers().get("set-cookie").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revocation_by_logout_and_by_the_admin_api_is_immediate() {
+    let setup = Setup {
+        extra_server: ADMIN_TOKEN_LINE,
+        ..Setup::default()
+    };
+    let (server, idp) = InProc::start_with_idp(&setup, &[]).await;
+    let site = server.site();
+    // Logout revokes the session it is called with, and only that one.
+    let (a, b) = (Browser::new(), Browser::new());
+    let sid_a = cookie_set(&server.login(&idp, &a, "lena").await, "sid").unwrap();
+    let sid_b = cookie_set(&server.login(&idp, &b, "milo").await, "sid").unwrap();
+    for sid in [&sid_a, &sid_b] {
+        let cookie = format!("sid={sid}");
+        assert_eq!(
+            server
+                .auth("GET", "/x", Some(&cookie), None, false)
+                .await
+                .status(),
+            200
+        );
+    }
+    let resp = a
+        .client
+        .post(format!("{site}/logout"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(set_cookies(&resp).iter().any(|c| c.starts_with("sid=;")));
+    let status = |sid: String| {
+        let server = &server;
+        async move {
+            let bearer = format!("Bearer {sid}");
+            server
+                .auth("GET", "/x", None, Some(&bearer), false)
+                .await
+                .status()
+        }
+    };
+    assert_eq!(status(sid_a.clone()).await, 401);
+    assert_eq!(status(sid_b.clone()).await, 200);
+
+    // The admin API: refused without the token or with another, then revokes every session
+    // of the user and counts them.
+    let user_b = claims(&sid_b)["user"]["userId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let sid_b2 = cookie_set(&server.login(&idp, &Browser::new(), "milo").await, "sid").unwrap();
+    let url = server.url(&format!("/sessions/{user_b}"));
+    let api = reqwest::Client::new();
+    assert_eq!(api.delete(&url).send().await.unwrap().status(), 403);
+    let wrong = format!("{}x", &ADMIN_TOKEN[..ADMIN_TOKEN.len() - 1]);
+    assert_eq!(
+        api.delete(&url)
+            .bearer_auth(wrong)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        403
+    );
+    assert_eq!(
+        status(sid_b.clone()).await,
+        200,
+        "refused calls revoke nothing"
+    );
+    let resp = api
+        .delete(&url)
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let answer: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(answer["revoked"], 2, "{answer}");
+    assert_eq!(status(sid_b).await, 401);
+    assert_eq!(status(sid_b2).await, 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_tokens_are_refused_at_auth() {
+    let server = InProc::start(&Setup::default(), "http://127.0.0.1:1").await;
+    let good = idgate::cli::mint(&server.state, "web", "u-1", "users,admin")
+        .await
+        .unwrap();
+    let cookie = |t: &str| format!("sid={t}");
+    assert_eq!(
+        server
+            .auth("GET", "/x", Some(&cookie(&good)), None, false)
+            .await
+            .status(),
+        200
+    );
+    let header: serde_json::Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(good.split('.').next().unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    let body = claims(&good);
+    let sig = good.split('.').nth(2).unwrap();
+
+    // Changed claims under the old signature; `alg: none`; HS256 keyed with the public key;
+    // another RSA key under the same kid; an expired token signed with the right key.
+    let mut admin_of_other = body.clone();
+    admin_of_other["user"]["userId"] = "u-2".into();
+    let mut none = header.clone();
+    none["alg"] = "none".into();
+    let public_pem = std::fs::read(fixture("rs256.pub.pem")).unwrap();
+    let hs = jsonwebtoken::encode(
+        &jsonwebtoken::Header {
+            kid: Some("k1".into()),
+            ..jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256)
+        },
+        &body,
+        &jsonwebtoken::EncodingKey::from_secret(&public_pem),
+    )
+    .unwrap();
+    let other_key = jsonwebtoken::EncodingKey::from_rsa_pem(
+        &std::fs::read(fixture("rs256-other.pem")).unwrap(),
+    )
+    .unwrap();
+    let mut rs_header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+    rs_header.kid = Some("k1".into());
+    let foreign = jsonwebtoken::encode(&rs_header, &body, &other_key).unwrap();
+    let forgeries = [
+        (
+            "claims changed",
+            format!("{}.{}.{sig}", b64(&header), b64(&admin_of_other)),
+        ),
+        ("alg none", format!("{}.{}.", b64(&none), b64(&body))),
+        ("HS256 with the public key", hs),
+        ("foreign key, right kid", foreign),
+        ("signature cut", format!("{}.{}.", b64(&header), b64(&body))),
+    ];
+    for (what, token) in &forgeries {
+        for (c, a) in [
+            (Some(cookie(token)), None),
+            (None, Some(format!("Bearer {token}"))),
+        ] {
+            let status = server
+                .auth("GET", "/x", c.as_deref(), a.as_deref(), false)
+                .await
+                .status();
+            assert_eq!(status, 401, "{what}");
+        }
+    }
+    // The store decides too: a validly signed token for a session that does not exist.
+    let mut unknown = body.clone();
+    unknown["sid"] = "no-such-session".into();
+    let signed = server
+        .state
+        .auth
+        .keys()
+        .sign(&serde_json::from_value(unknown).unwrap())
+        .unwrap();
+    assert_eq!(
+        server
+            .auth("GET", "/x", Some(&cookie(&signed)), None, false)
+            .await
+            .status(),
+        401
+    );
+}
