@@ -448,3 +448,66 @@ async fn forged_tokens_are_refused_at_auth() {
         401
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renewal_reads_the_session_record_not_only_the_token() {
+    let server = InProc::start(&Setup::default(), "http://127.0.0.1:1").await;
+    let state = &server.state;
+    // Two users in the store (renewal re-reads the user), one live session of the first.
+    let mut ids = Vec::new();
+    for login in ["ann", "ben"] {
+        let identity = idgate::store::Identity {
+            realm: "web".into(),
+            provider_id: "dev".into(),
+            provider_user_id: login.into(),
+            name: None,
+            email: None,
+            username: Some(login.into()),
+        };
+        ids.push(
+            state
+                .users
+                .upsert_login(&identity, &["users".into()])
+                .await
+                .unwrap()
+                .user_id,
+        );
+    }
+    let good = idgate::cli::mint(state, "web", &ids[0], "users")
+        .await
+        .unwrap();
+    let mut claims: idgate::jwt::Claims = serde_json::from_value(claims(&good)).unwrap();
+    let secret = state.macs.renewal_secret(&claims.sid);
+    let server = &server;
+    let renew_with = |claims: &idgate::jwt::Claims| {
+        let token = state.auth.keys().sign(claims).unwrap();
+        let cookie = format!("sid={token}; idgate_renew={secret}");
+        async move { server.auth("GET", "/page", Some(&cookie), None, true).await }
+    };
+    // Expiring a second after the session began (a renewed token may not predate its session).
+    claims.exp = idgate::now_secs() + 1;
+    claims.iat = claims.exp - 900;
+    while idgate::now_secs() <= claims.exp {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Expired, its own secret: renewed.
+    let resp = renew_with(&claims).await;
+    assert_eq!(resp.status(), 200);
+    assert!(resp.headers().get("set-cookie").is_some());
+    // The same session id under another user's name (a token idgate never issues): refused.
+    let mut other = claims.clone();
+    other.sub = ids[1].clone();
+    other.user.user_id = ids[1].clone();
+    other.jti = "another".into();
+    let resp = renew_with(&other).await;
+    assert_eq!(resp.status(), 401);
+    assert!(resp.headers().get("set-cookie").is_none());
+    // Revoked in the store only (as another instance does, before its notice arrives here):
+    // a token renewed from now on is refused.
+    let mut later = claims.clone();
+    later.jti = "later".into();
+    assert!(state.sessions.revoke_session(&claims.sid).await.unwrap());
+    let resp = renew_with(&later).await;
+    assert_eq!(resp.status(), 401);
+    assert!(resp.headers().get("set-cookie").is_none());
+}
