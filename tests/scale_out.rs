@@ -333,7 +333,10 @@ async fn two_instances_renew_an_expired_token_to_the_same_token() {
             .unwrap();
         assert_eq!(resp.status(), 200);
         assert!(resp.headers().get("set-cookie").is_none());
-        assert_eq!(resp.headers()["mia-userid"], old_claims["sub"].as_str().unwrap());
+        assert_eq!(
+            resp.headers()["mia-userid"],
+            old_claims["sub"].as_str().unwrap()
+        );
     }
     // The old one stays expired everywhere without the renewal secret.
     for instance in [&fleet.stack.idgate, &fleet.others[0]] {
@@ -396,7 +399,14 @@ async fn activity_on_one_instance_keeps_the_session_alive_on_another_until_idle_
     assert_eq!((on_a, on_b), (401, 401), "idle on both: ended on both");
     assert_eq!(
         redis
-            .cli(&["HEXISTS", &format!("scaleout:session:{}", claims_of(&jwt)["sid"].as_str().unwrap()), "revoked"])
+            .cli(&[
+                "HEXISTS",
+                &format!(
+                    "scaleout:session:{}",
+                    claims_of(&jwt)["sid"].as_str().unwrap()
+                ),
+                "revoked"
+            ])
             .trim(),
         "1",
         "ended in the shared store"

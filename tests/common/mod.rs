@@ -1057,3 +1057,66 @@ pub fn start_body_recorder() -> SocketAddr {
     });
     addr
 }
+
+/// How many `/auth` requests `idgate`'s token cache has answered
+/// (`idgate_token_cache_total{result="hit"}` of `/-/metrics`): a test that claims the cache
+/// answered checks this counter moved.
+pub async fn cache_hits(idgate: &Idgate) -> u64 {
+    let text = Browser::new()
+        .client
+        .get(idgate.url("/-/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(r#"idgate_token_cache_total{result="hit"} "#))
+        .unwrap_or_else(|| panic!("no cache-hit counter in:\n{text}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+impl Proc {
+    /// Waits until this process's log, as read so far, holds a line containing `marker`, then
+    /// returns the whole log. For a check that something is NOT in the log: make the process
+    /// log `marker` after everything under test, so the reader has caught up with it.
+    pub fn log_through(&self, marker: &str) -> String {
+        self.wait_log(&[marker])
+    }
+}
+
+impl Idgate {
+    /// The log, once idgate's log line for a request made now (to a path nobody else uses)
+    /// has been read: everything idgate logged before this call is in it.
+    pub async fn log_caught_up(&self) -> String {
+        let marker = format!("/-/log-marker-{}", uuid::Uuid::new_v4().simple());
+        let _ = Browser::new()
+            .client
+            .get(self.url(&marker))
+            .send()
+            .await
+            .unwrap();
+        self.proc.log_through(&format!("path={marker}"))
+    }
+}
+
+/// Waits (up to 5 s) until `/auth` accepts `token` from its cache (the cache-hit counter moves
+/// with a 200): the cache is used only once the revocation feed is current.
+pub async fn served_from_cache(idgate: &Idgate, token: &str) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let hits = cache_hits(idgate).await;
+        let status = auth_status(idgate, token).await;
+        if status == 200 && cache_hits(idgate).await > hits {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "/auth never answered {token:.20}… from its cache (last status {status})"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
