@@ -46,8 +46,9 @@ async fn wait_until_expired(jwt: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_token_is_renewed_silently_once_for_a_burst() {
+    const TTL: i64 = 3;
     let stack = Stack::start_with(Setup {
-        access_ttl: "2s",
+        access_ttl: "3s",
         ..Setup::default()
     });
     let site = stack.site();
@@ -58,17 +59,22 @@ async fn an_expired_token_is_renewed_silently_once_for_a_burst() {
     // olga's id, from her login's token (the only user so far).
     let user_id = stack.idgate.first_user_id();
     assert_eq!(claims_of(&old)["sub"], user_id.as_str());
-    wait_until_expired(&old).await;
-    let client = Browser::new().client;
-
-    // The expired JWT alone, or with a renewal secret that is not this session's, renews
-    // nothing: a leaked JWT lives until its `exp` only.
     let someone_else = Browser::new();
     assert_eq!(
         login(&stack, &someone_else, "/", "otto").await.status(),
         200
     );
     let other_renew = someone_else.cookie(&site, "idgate_renew").unwrap();
+    // Renewed tokens are aligned on whole `access_ttl` steps after the old `exp`: start the
+    // burst right at the start of a step, so the renewed token has most of its 3 s to live.
+    wait_until_expired(&old).await;
+    while (idgate::now_secs() - exp_of(&old)) % TTL != 0 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let client = Browser::new().client;
+
+    // The expired JWT alone, or with a renewal secret that is not this session's, renews
+    // nothing: a leaked JWT lives until its `exp` only.
     for cookie in [
         format!("sid={old}"),
         format!("sid={old}; idgate_renew={other_renew}"),
@@ -155,7 +161,14 @@ async fn an_expired_token_is_renewed_silently_once_for_a_burst() {
     assert_eq!(renewed.len(), 1, "one renewal for the whole burst");
     let new = &renewed[0];
     assert_ne!(new, &old);
-    assert!(exp_of(new) > idgate::now_secs());
+    let claims = claims_of(new);
+    assert!(exp_of(new) > exp_of(&old) + TTL, "{claims}");
+    assert_eq!(
+        exp_of(new) - claims["iat"].as_i64().unwrap(),
+        TTL,
+        "{claims}"
+    );
+    assert_eq!(claims["sid"], claims_of(&old)["sid"]);
 
     // The new token works without further renewal.
     let resp = client

@@ -1,6 +1,6 @@
 //! Scale-out end to end: several idgate processes behind one Nginx `upstream`, sharing Redis
-//! (sessions, revocations) and MongoDB (users, the durable session copy). Real Redis, real
-//! MongoDB-wire server, real Nginx, real IdP.
+//! (sessions, revocations, idle activity) and MongoDB (users, the durable session copy). Real
+//! Redis, real MongoDB-wire server, real Nginx, real IdP.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: fail loudly
 

@@ -1079,18 +1079,10 @@ pub async fn cache_hits(idgate: &Idgate) -> u64 {
         .unwrap()
 }
 
-impl Proc {
-    /// Waits until this process's log, as read so far, holds a line containing `marker`, then
-    /// returns the whole log. For a check that something is NOT in the log: make the process
-    /// log `marker` after everything under test, so the reader has caught up with it.
-    pub fn log_through(&self, marker: &str) -> String {
-        self.wait_log(&[marker])
-    }
-}
-
 impl Idgate {
     /// The log, once idgate's log line for a request made now (to a path nobody else uses)
-    /// has been read: everything idgate logged before this call is in it.
+    /// has been read: everything idgate logged before this call is in it. For checks that
+    /// something is NOT in the log (it is read by another thread, so it may lag).
     pub async fn log_caught_up(&self) -> String {
         let marker = format!("/-/log-marker-{}", uuid::Uuid::new_v4().simple());
         let _ = Browser::new()
@@ -1099,7 +1091,7 @@ impl Idgate {
             .send()
             .await
             .unwrap();
-        self.proc.log_through(&format!("path={marker}"))
+        self.proc.wait_log(&[&format!("path={marker}")])
     }
 }
 
