@@ -89,6 +89,8 @@ async fn a_login_on_one_instance_is_valid_on_all_and_a_logout_reaches_all_within
             200,
             "instance {i} accepts the session"
         );
+        // Cached there: the logout below must reach the cache, not only the store.
+        served_from_cache(instance, &jwt).await;
     }
     // Nginx spreads requests over the instances; every one of them passes.
     for _ in 0..9 {
