@@ -142,7 +142,7 @@ impl Authenticator {
             }
             if last != now {
                 hit.live.last_seen.store(now, Ordering::Relaxed);
-                self.report_activity(&hit, now, idle);
+                self.report_activity(&hit.live, &hit.claims.sid, now, idle);
             }
         }
         Some(hit)
@@ -150,13 +150,13 @@ impl Authenticator {
 
     /// Tells the store about this session's activity, at most every quarter of the idle
     /// timeout, in the background: the request does not wait for it.
-    fn report_activity(&self, session: &VerifiedSession, now: i64, idle: i64) {
-        let last_touch = session.live.last_touch.load(Ordering::Relaxed);
+    fn report_activity(&self, live: &SessionLive, sid: &str, now: i64, idle: i64) {
+        let last_touch = live.last_touch.load(Ordering::Relaxed);
         if now - last_touch < (idle / 4).max(1) {
             return;
         }
-        session.live.last_touch.store(now, Ordering::Relaxed);
-        let (sessions, sid) = (self.sessions.clone(), session.claims.sid.clone());
+        live.last_touch.store(now, Ordering::Relaxed);
+        let (sessions, sid) = (self.sessions.clone(), sid.to_owned());
         tokio::spawn(async move {
             if let Err(e) = sessions.touch_session(&sid, now).await {
                 tracing::warn!(error = %e, "cannot record session activity");
@@ -234,6 +234,12 @@ impl Authenticator {
             return Err(AuthFailure::SessionEnded);
         }
         live.last_seen.fetch_max(now, Ordering::Relaxed);
+        if let Some(idle) = self.idle_secs {
+            // A use seen on the slow path is activity too: another instance, where the session
+            // is next used, must learn of it (else a session used in turn on two instances,
+            // each seeing it less often than the idle timeout, would end while in use).
+            self.report_activity(&live, &claims.sid, now, idle);
+        }
         let identity = self.identity.render(&claims.user, token);
         let verified = Arc::new(VerifiedSession {
             claims,
@@ -251,11 +257,11 @@ impl Authenticator {
 
     fn flag(&self, sid: &str) -> Arc<SessionLive> {
         let fresh = |alive: bool| {
-            let now = crate::now_secs();
             Arc::new(SessionLive {
                 alive: AtomicBool::new(alive),
                 last_seen: AtomicI64::new(0),
-                last_touch: AtomicI64::new(now),
+                // Never reported here yet: the first use is reported at once.
+                last_touch: AtomicI64::new(0),
             })
         };
         let Ok(mut flags) = self.flags.lock() else {

@@ -48,7 +48,9 @@ async fn a_valid_token_passes_and_forged_ones_get_401() {
     assert_eq!(resp.headers()["mia-userid"], "u-1");
     assert_eq!(resp.headers()["mia-groups"], "users,admins");
     // A second time comes from the cache and answers the same.
+    let hits = cache_hits(&idgate).await;
     assert_eq!(auth_status(&idgate, &token).await, 200);
+    assert_eq!(cache_hits(&idgate).await, hits + 1, "answered by the cache");
 
     let claims = payload(&token);
     let mut forged = Vec::new();
@@ -398,6 +400,7 @@ async fn sessions_survive_a_restart_and_cli_revocation_reaches_the_daemon() {
     );
 
     // Another process (the CLI) revokes it; the running daemon, which has it cached, follows.
+    served_from_cache(&idgate, &token).await;
     let sid = payload(&token)["sid"].as_str().unwrap().to_owned();
     let (code, out, err) = idgate_cmd(&[
         "sessions",

@@ -12,15 +12,30 @@ use std::time::Duration;
 
 use common::*;
 
-fn exp_of(jwt: &str) -> i64 {
+fn claims_of(jwt: &str) -> serde_json::Value {
     use base64::Engine;
     let part = jwt.split('.').nth(1).unwrap();
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(part)
         .unwrap();
-    serde_json::from_slice::<serde_json::Value>(&bytes).unwrap()["exp"]
-        .as_i64()
-        .unwrap()
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+fn exp_of(jwt: &str) -> i64 {
+    claims_of(jwt)["exp"].as_i64().unwrap()
+}
+
+/// `len` bytes of every value, CR and LF included, so a body mangled in transit shows.
+fn test_body(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 7 % 256) as u8).collect()
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 async fn wait_until_expired(jwt: &str) {
@@ -31,8 +46,9 @@ async fn wait_until_expired(jwt: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_token_is_renewed_silently_once_for_a_burst() {
+    const TTL: i64 = 3;
     let stack = Stack::start_with(Setup {
-        access_ttl: "2s",
+        access_ttl: "3s",
         ..Setup::default()
     });
     let site = stack.site();
@@ -40,17 +56,25 @@ async fn an_expired_token_is_renewed_silently_once_for_a_burst() {
     assert_eq!(login(&stack, &browser, "/", "olga").await.status(), 200);
     let old = browser.cookie(&site, "sid").unwrap();
     let renew = browser.cookie(&site, "idgate_renew").unwrap();
-    wait_until_expired(&old).await;
-    let client = Browser::new().client;
-
-    // The expired JWT alone, or with a renewal secret that is not this session's, renews
-    // nothing: a leaked JWT lives until its `exp` only.
+    // olga's id, from her login's token (the only user so far).
+    let user_id = stack.idgate.first_user_id();
+    assert_eq!(claims_of(&old)["sub"], user_id.as_str());
     let someone_else = Browser::new();
     assert_eq!(
         login(&stack, &someone_else, "/", "otto").await.status(),
         200
     );
     let other_renew = someone_else.cookie(&site, "idgate_renew").unwrap();
+    // Renewed tokens are aligned on whole `access_ttl` steps after the old `exp`: start the
+    // burst right at the start of a step, so the renewed token has most of its 3 s to live.
+    wait_until_expired(&old).await;
+    while (idgate::now_secs() - exp_of(&old)) % TTL != 0 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let client = Browser::new().client;
+
+    // The expired JWT alone, or with a renewal secret that is not this session's, renews
+    // nothing: a leaked JWT lives until its `exp` only.
     for cookie in [
         format!("sid={old}"),
         format!("sid={old}; idgate_renew={other_renew}"),
@@ -68,17 +92,21 @@ async fn an_expired_token_is_renewed_silently_once_for_a_burst() {
     }
 
     // A burst of parallel requests with the expired cookie (and the renewal secret the browser
-    // holds), one of them a POST with a body.
+    // holds), three of them POSTs whose bodies must reach the upstream intact: a small form,
+    // 4 KiB, and 64 KiB (above Nginx's 16 KiB `client_body_buffer_size`: spooled to a file).
+    let bodies: Vec<Vec<u8>> = vec![
+        b"field=value".to_vec(),
+        test_body(4 * 1024),
+        test_body(64 * 1024),
+    ];
     let mut tasks = Vec::new();
     for i in 0..16 {
         let (client, site, old, renew) = (client.clone(), site.clone(), old.clone(), renew.clone());
+        let body = bodies.get(i).cloned();
         tasks.push(tokio::spawn(async move {
-            let req = if i == 0 {
-                client
-                    .post(format!("{site}/form?i={i}"))
-                    .body("field=value")
-            } else {
-                client.get(format!("{site}/page?i={i}"))
+            let req = match body {
+                Some(body) => client.post(format!("{site}/form?i={i}")).body(body),
+                None => client.get(format!("{site}/page?i={i}")),
             };
             let resp = req
                 .header("cookie", format!("sid={old}; idgate_renew={renew}"))
@@ -98,16 +126,27 @@ async fn an_expired_token_is_renewed_silently_once_for_a_burst() {
         }));
     }
     let mut renewed = Vec::new();
-    for t in tasks {
+    for (i, t) in tasks.into_iter().enumerate() {
         let (status, cookies, body) = t.await.unwrap();
         assert_eq!(status, 200, "no 401 and no redirect during renewal: {body}");
         assert_eq!(cookies.len(), 1, "exactly one Set-Cookie: {cookies:?}");
         assert!(cookies[0].starts_with("sid=") && cookies[0].contains("HttpOnly"));
-        assert!(!echoed(&body)["miauserid"].is_empty());
+        let echo = echoed(&body);
+        assert_eq!(echo["miauserid"], user_id, "{body}");
         assert_eq!(
-            echoed(&body)["cookie"],
-            "",
+            echo["uri"],
+            format!("/{}?i={i}", ["form", "page"][usize::from(i >= 3)])
+        );
+        assert_eq!(
+            echo["cookie"], "",
             "idgate's cookies never reach the upstream"
+        );
+        // The body the upstream read, byte for byte (none for the GETs).
+        let sent = bodies.get(i).map(Vec::as_slice).unwrap_or_default();
+        assert_eq!(
+            (echo["body-length"].as_str(), echo["body-sha256"].as_str()),
+            (sent.len().to_string().as_str(), sha256_hex(sent).as_str()),
+            "request {i}: the POST body arrives intact despite the renewal"
         );
         renewed.push(
             cookies[0]
@@ -122,7 +161,14 @@ async fn an_expired_token_is_renewed_silently_once_for_a_burst() {
     assert_eq!(renewed.len(), 1, "one renewal for the whole burst");
     let new = &renewed[0];
     assert_ne!(new, &old);
-    assert!(exp_of(new) > idgate::now_secs());
+    let claims = claims_of(new);
+    assert!(exp_of(new) > exp_of(&old) + TTL, "{claims}");
+    assert_eq!(
+        exp_of(new) - claims["iat"].as_i64().unwrap(),
+        TTL,
+        "{claims}"
+    );
+    assert_eq!(claims["sid"], claims_of(&old)["sid"]);
 
     // The new token works without further renewal.
     let resp = client
@@ -501,27 +547,84 @@ async fn back_channel_logout_tokens_are_checked_and_used_once() {
     assert_eq!(again.navigate(&format!("{site}/x")).await.status(), 302);
 }
 
+/// The wall clock in seconds, as idgate reads it (same machine): a request decided by idgate
+/// was decided between the moments it was sent and answered, which brackets idgate's clock
+/// without guessing how busy the machine is.
+fn wall() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+async fn sleep_until(at: f64) {
+    let left = at - wall();
+    if left > 0.0 {
+        tokio::time::sleep(Duration::from_secs_f64(left)).await;
+    }
+}
+
+/// The `Max-Age` of cookie `name` among `set_cookies`.
+fn max_age(set_cookies: &[String], name: &str) -> i64 {
+    let cookie = set_cookies
+        .iter()
+        .find(|c| c.starts_with(&format!("{name}=")))
+        .unwrap_or_else(|| panic!("no {name} cookie in {set_cookies:?}"));
+    cookie
+        .split(';')
+        .find_map(|a| a.trim().strip_prefix("Max-Age="))
+        .unwrap_or_else(|| panic!("no Max-Age: {cookie}"))
+        .parse()
+        .unwrap()
+}
+
+fn set_cookies(resp: &reqwest::Response) -> Vec<String> {
+    resp.headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect()
+}
+
+/// `[session] idle_timeout` of the idle test, in seconds.
+const IDLE: f64 = 6.0;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_session_ends_and_an_active_one_does_not() {
     let stack = Stack::start_with(Setup {
-        extra_session: "idle_timeout = \"2s\"",
+        access_ttl: "2s",
+        extra_session: "idle_timeout = \"6s\"",
         ..Setup::default()
     });
     let site = stack.site();
     let browser = Browser::new();
     assert_eq!(login(&stack, &browser, "/", "sam").await.status(), 200);
-    // Active: a request every 700 ms for about 4 s, twice the idle timeout.
-    for _ in 0..6 {
-        assert_eq!(
-            browser.navigate(&format!("{site}/busy")).await.status(),
-            200
-        );
+    // Active: a request every 700 ms for 9 s, one and a half idle timeouts, across several
+    // renewals of the 2 s token.
+    let active = std::time::Instant::now();
+    let mut renewals = 0;
+    let mut last_answer = wall();
+    while active.elapsed() < Duration::from_secs(9) {
+        let resp = browser.navigate(&format!("{site}/busy")).await;
+        assert_eq!(resp.status(), 200, "an active session lives");
+        renewals += usize::from(resp.headers().get("set-cookie").is_some());
+        last_answer = wall();
         tokio::time::sleep(Duration::from_millis(700)).await;
     }
-    // Idle for longer than the timeout: the session has ended.
-    tokio::time::sleep(Duration::from_millis(3200)).await;
+    assert!(renewals >= 2, "renewed {renewals} times while active");
+
+    // Idle for the timeout less 2 s: still alive (ending at half the idle timeout would not be).
+    // idgate counts whole seconds: alive while (now - last use) <= 6 in whole seconds.
+    sleep_until(last_answer + IDLE - 2.0).await;
+    let resp = browser.navigate(&format!("{site}/still")).await;
+    assert_eq!(resp.status(), 200, "alive 4 s after its last use");
+    let last_answer = wall();
+
+    // Idle for the timeout plus the clock's whole second: ended, whatever the machine's load
+    // (idgate read its clock before `last_answer`, and will read it after this point).
+    sleep_until(last_answer + IDLE + 1.0).await;
     let resp = browser.navigate(&format!("{site}/back")).await;
-    assert_eq!(resp.status(), 302, "sent to log in again");
+    assert_eq!(resp.status(), 302, "sent to log in again after 7 s idle");
     let (_, out, _) = idgate_cmd(&[
         "sessions",
         "list",
@@ -537,32 +640,89 @@ async fn an_idle_session_ends_and_an_active_one_does_not() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_ends_at_its_absolute_timeout_despite_renewals() {
+    /// `[session] absolute_timeout`, seconds.
+    const LIFETIME: i64 = 8;
     let stack = Stack::start_with(Setup {
         access_ttl: "1s",
-        extra_session: "absolute_timeout = \"4s\"",
+        extra_session: "absolute_timeout = \"8s\"",
         ..Setup::default()
     });
     let site = stack.site();
     let browser = Browser::new();
-    assert_eq!(login(&stack, &browser, "/", "tina").await.status(), 200);
-    let started = std::time::Instant::now();
-    let mut renewed = false;
-    let mut ended = false;
-    while started.elapsed() < Duration::from_secs(12) {
-        let resp = browser.navigate(&format!("{site}/work")).await;
+    let resp = login(&stack, &browser, "/", "tina").await;
+    assert_eq!(resp.status(), 200);
+    // Every cookie of the session lives exactly the configured lifetime.
+    let cookies = set_cookies(&resp);
+    for name in ["sid", "idgate_renew", "refresh_token"] {
+        assert_eq!(max_age(&cookies, name), LIFETIME, "{name}: {cookies:?}");
+    }
+    let mut sid = browser.cookie(&site, "sid").unwrap();
+    let renew = browser.cookie(&site, "idgate_renew").unwrap();
+    // The session was created with its first token: it ends at that token's iat + 8 s.
+    let end = claims_of(&sid)["iat"].as_i64().unwrap() + LIFETIME;
+
+    // Requests every 250 ms with the cookies the browser would hold (set by hand, so the
+    // cookies' own expiry cannot end the session in idgate's place).
+    let client = Browser::new().client;
+    let mut renewals = 0;
+    let mut last_ok = 0.0;
+    loop {
+        let sent = wall();
+        assert!(sent < end as f64 + 5.0, "the session never ended");
+        let resp = client
+            .get(format!("{site}/work"))
+            .header("cookie", format!("sid={sid}; idgate_renew={renew}"))
+            .header("accept", "application/json")
+            .send()
+            .await
+            .unwrap();
+        let answered = wall();
         match resp.status().as_u16() {
-            200 => renewed |= resp.headers().get("set-cookie").is_some(),
-            302 => {
-                ended = true;
+            200 => {
+                assert!(
+                    sent < end as f64,
+                    "still accepted {:.2} s after the end",
+                    sent - end as f64
+                );
+                last_ok = answered;
+                let cookies = set_cookies(&resp);
+                if !cookies.is_empty() {
+                    renewals += 1;
+                    // The renewed cookie lives until the session's end, not a lifetime more.
+                    let age = max_age(&cookies, "sid");
+                    let (earliest, latest) = (end - answered as i64, end - sent as i64);
+                    assert!(
+                        (earliest.max(1)..=latest.max(1)).contains(&age),
+                        "Max-Age {age}, expected {earliest}..={latest}"
+                    );
+                    sid = cookies[0]["sid=".len()..]
+                        .split(';')
+                        .next()
+                        .unwrap()
+                        .to_owned();
+                    assert!(exp_of(&sid) <= end, "a renewed token outlives its session");
+                }
+            }
+            401 => {
+                assert!(
+                    answered >= end as f64,
+                    "ended {:.2} s before the absolute timeout",
+                    end as f64 - answered
+                );
+                assert!(resp.headers().get("set-cookie").is_none());
                 break;
             }
             other => panic!("unexpected {other}"),
         }
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
     assert!(
-        renewed,
-        "the short-lived JWT was renewed while the session lived"
+        renewals >= 2,
+        "the 1 s token was renewed {renewals} times while the session lived"
     );
-    assert!(ended, "the session ended at its absolute timeout");
+    assert!(
+        last_ok > end as f64 - 3.0,
+        "the session was seen alive {:.2} s before its end",
+        end as f64 - last_ok
+    );
 }

@@ -184,8 +184,10 @@ async fn whole_flow_reaches_the_upstream_with_the_merged_identity() {
         .unwrap();
     assert_eq!(info["userId"], alice["userId"]);
 
-    // 8. Nothing secret reached idgate's log.
-    let log = stack.idgate.proc.wait_log(&["login user="]);
+    // 8. Nothing secret reached idgate's log, read up to a marker request made after all of
+    // the above.
+    stack.idgate.proc.wait_log(&["login user="]);
+    let log = stack.idgate.log_caught_up().await;
     for secret in [
         jwt.as_str(),
         CLIENT_SECRET,

@@ -4,7 +4,8 @@
 //! `Drop`. A missing component fails the test loudly: `scripts/test` installs them.
 //!
 //! The echo app is an Nginx server block that answers with the identity headers it received,
-//! one `name=value` line each, so a test sees exactly what an upstream would.
+//! one `name=value` line each, so a test sees exactly what an upstream would; its last two
+//! lines, `body-length=` and `body-sha256=`, describe the request body it received.
 
 #![allow(dead_code)]
 // Test support: a failed set-up step should stop the test with a message, not be handled.
@@ -433,6 +434,7 @@ impl Nginx {
         );
         std::fs::write(prefix.join("site.conf"), site).unwrap();
         let p = prefix.display();
+        let recorder = start_body_recorder();
         let conf = format!(
             r#"daemon off;
 worker_processes 1;
@@ -448,12 +450,20 @@ http {{
     scgi_temp_path {p}/scgi;
     include {p}/idgate-upstream.conf;
     include {p}/site.conf;
-    # The upstream app: echoes the identity headers it received.
+    # The upstream app: echoes the identity headers it received, and the length and SHA-256
+    # of the request body. `return` reads no body, so every request first goes to the body
+    # recorder (`start_body_recorder`), which reads the body Nginx forwards and hands the
+    # request back with `X-Accel-Redirect` and its findings in two headers.
     server {{
         listen 127.0.0.1:{echo_port};
+        client_max_body_size 8m;
         location / {{
+            proxy_pass http://{recorder};
+        }}
+        location = /_idgate_test_echo {{
+            internal;
             default_type text/plain;
-            return 200 "uri=$request_uri\nmiauserid=$http_miauserid\nmiausergroups=$http_miausergroups\nmiauserproperties=$http_miauserproperties\nx-auth-request-user=$http_x_auth_request_user\nx-auth-request-email=$http_x_auth_request_email\nx-auth-request-groups=$http_x_auth_request_groups\nx-auth-request-preferred-username=$http_x_auth_request_preferred_username\nx-user-id=$http_x_user_id\nx-user-email=$http_x_user_email\nauthorization=$http_authorization\ncookie=$http_cookie\n";
+            return 200 "uri=$request_uri\nmiauserid=$http_miauserid\nmiausergroups=$http_miausergroups\nmiauserproperties=$http_miauserproperties\nx-auth-request-user=$http_x_auth_request_user\nx-auth-request-email=$http_x_auth_request_email\nx-auth-request-groups=$http_x_auth_request_groups\nx-auth-request-preferred-username=$http_x_auth_request_preferred_username\nx-user-id=$http_x_user_id\nx-user-email=$http_x_user_email\nauthorization=$http_authorization\ncookie=$http_cookie\nbody-length=$upstream_http_x_body_length\nbody-sha256=$upstream_http_x_body_sha256\n";
         }}
     }}
 }}
@@ -987,5 +997,119 @@ impl Idp {
             "jti": uuid::Uuid::new_v4().to_string(),
             "events": { "http://schemas.openid.net/event/backchannel-logout": {} },
         })
+    }
+}
+
+/// The echo app's body recorder: a loopback HTTP/1.0 server (one request per connection, as
+/// Nginx's `proxy_pass` speaks by default) that reads the request body and answers with no body
+/// but `X-Accel-Redirect: /_idgate_test_echo`, `X-Body-Length` and `X-Body-Sha256` (lowercase
+/// hex), so the echo server's internal location renders the answer. Lives as long as the test
+/// process; returns its address.
+pub fn start_body_recorder() -> SocketAddr {
+    use sha2::Digest;
+    use std::io::{Read, Write};
+    /// Longest request head read; Nginx's own limits are far below it.
+    const MAX_HEAD: usize = 1 << 20;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            std::thread::spawn(move || {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 16 * 1024];
+                let head_end = loop {
+                    if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        break i + 4;
+                    }
+                    match conn.read(&mut chunk) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) if buf.len() + n <= MAX_HEAD => buf.extend_from_slice(&chunk[..n]),
+                        Ok(_) => return,
+                    }
+                };
+                let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+                let length: usize = head
+                    .lines()
+                    .filter_map(|l| l.split_once(':'))
+                    .find(|(k, _)| k.trim().eq_ignore_ascii_case("content-length"))
+                    .and_then(|(_, v)| v.trim().parse().ok())
+                    .unwrap_or(0);
+                let mut body = buf[head_end..].to_vec();
+                while body.len() < length {
+                    match conn.read(&mut chunk) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => body.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                body.truncate(length);
+                let sha: String = sha2::Sha256::digest(&body)
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect();
+                let _ = write!(
+                    conn,
+                    "HTTP/1.0 200 OK\r\nX-Accel-Redirect: /_idgate_test_echo\r\n\
+                     X-Body-Length: {length}\r\nX-Body-Sha256: {sha}\r\n\
+                     Content-Length: 0\r\nConnection: close\r\n\r\n"
+                );
+            });
+        }
+    });
+    addr
+}
+
+/// How many `/auth` requests `idgate`'s token cache has answered
+/// (`idgate_token_cache_total{result="hit"}` of `/-/metrics`): a test that claims the cache
+/// answered checks this counter moved.
+pub async fn cache_hits(idgate: &Idgate) -> u64 {
+    let text = Browser::new()
+        .client
+        .get(idgate.url("/-/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(r#"idgate_token_cache_total{result="hit"} "#))
+        .unwrap_or_else(|| panic!("no cache-hit counter in:\n{text}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+impl Idgate {
+    /// The log, once idgate's log line for a request made now (to a path nobody else uses)
+    /// has been read: everything idgate logged before this call is in it. For checks that
+    /// something is NOT in the log (it is read by another thread, so it may lag).
+    pub async fn log_caught_up(&self) -> String {
+        let marker = format!("/-/log-marker-{}", uuid::Uuid::new_v4().simple());
+        let _ = Browser::new()
+            .client
+            .get(self.url(&marker))
+            .send()
+            .await
+            .unwrap();
+        self.proc.wait_log(&[&format!("path={marker}")])
+    }
+}
+
+/// Waits (up to 5 s) until `/auth` accepts `token` from its cache (the cache-hit counter moves
+/// with a 200): the cache is used only once the revocation feed is current.
+pub async fn served_from_cache(idgate: &Idgate, token: &str) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let hits = cache_hits(idgate).await;
+        let status = auth_status(idgate, token).await;
+        if status == 200 && cache_hits(idgate).await > hits {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "/auth never answered {token:.20}… from its cache (last status {status})"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
