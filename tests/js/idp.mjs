@@ -13,6 +13,7 @@
 //     [--post-logout-redirect-uri URL ...] [--issuer-path /realms/x]
 //     [--token-auth-method client_secret_post] [--id-token-alg ES256] [--claims-in-id-token]
 //     [--discovery-alias /tenant.onmicrosoft.com/B2C_1_signin/v2.0]
+//     [--sign-endpoint] [--lie MODE ...] [--lie-endpoint]
 //
 // Options:
 //   --port N                       TCP port on 127.0.0.1 (0 = ephemeral; default 0)
