@@ -308,6 +308,31 @@ async fn oidc_types_against_the_real_idp_configured_like_each_vendor() {
         ),
     ]
     .concat();
+    // The same IdPs, each through a generic provider configured with the other method: the
+    // IdP refuses the client (idp.mjs enforces the registered method).
+    let wrong_method = [
+        ("kc-wrong", &keycloak, "client_secret_post"),
+        ("okta-wrong", &okta, "client_secret_post"),
+        ("b2c-wrong", &microsoft, "client_secret_basic"),
+        ("google-wrong", &google, "client_secret_basic"),
+        ("auth0-wrong", &auth0, "client_secret_basic"),
+        ("gitlab-wrong", &gitlab, "client_secret_basic"),
+        ("oidc-wrong", &oidc, "client_secret_basic"),
+    ];
+    let providers = providers
+        + &wrong_method
+            .iter()
+            .map(|(id, idp, method)| {
+                provider(
+                    "web",
+                    id,
+                    &format!(
+                        "type = \"oidc\"\nissuer_url = \"{}\"\nauth_method = \"{method}\"",
+                        idp.issuer
+                    ),
+                )
+            })
+            .collect::<String>();
     let gate = Gate::start(port, app("web", "web", &site, &providers));
 
     for (provider_id, who) in [
@@ -335,10 +360,27 @@ async fn oidc_types_against_the_real_idp_configured_like_each_vendor() {
         .iter()
         .any(|u| u["providerUserId"] == "otto-2" && u["providerId"] == "okta"));
 
-    // The client authenticated the way each IdP demanded (oidc-provider refuses the other).
-    for idp in [&microsoft, &google, &auth0, &gitlab, &oidc, &keycloak] {
-        assert!(!idp.proc.log_text().contains("invalid_client"));
+    // The wrong method: the login fails (idgate answers 400 naming the IdP's refusal) and the
+    // IdP says why. That line is the IdP's first `invalid_client` one: every login above
+    // authenticated the way its IdP demanded (its stderr is read in order, so once this line
+    // is in, every earlier line is too).
+    for (provider_id, idp, method) in wrong_method {
+        let (status, body) = try_login(&gate, "web", provider_id, Some("mallory")).await;
+        assert_eq!(status, 400, "{provider_id}: {body}");
+        assert!(
+            body["message"].as_str().unwrap().contains("invalid_client"),
+            "{provider_id}: {body}"
+        );
+        idp.proc.wait_log(&[&format!(
+            "invalid_client: /token request authenticated with {method}"
+        )]);
+        let refusals = idp.proc.log_text().matches("invalid_client").count();
+        assert_eq!(refusals, 1, "{provider_id}: {}", idp.proc.log_text());
     }
+    assert!(!gate
+        .users()
+        .iter()
+        .any(|u| u["providerUserId"] == "mallory"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

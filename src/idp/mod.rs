@@ -110,10 +110,15 @@ impl IdpClient {
         pkce_verifier: &str,
         nonce: &str,
     ) -> Result<(IdpUser, IdpTokens), IdpError> {
-        match &self.flow {
+        let finished = match &self.flow {
             Flow::Oidc(f) => f.finish_login(code, pkce_verifier, nonce).await,
             Flow::OAuth2(f) => f.finish_login(code, pkce_verifier).await,
+        };
+        // Refusals answer 4xx, which the error mapping does not log: say here why.
+        if let Err(e @ (IdpError::IdToken(_) | IdpError::Rejected(_))) = &finished {
+            tracing::warn!(provider = %self.provider().id, error = %e, "login refused");
         }
+        finished
     }
 
     /// The IdP's RP-initiated logout endpoint, when it has one (OIDC discovery says so).

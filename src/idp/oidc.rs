@@ -63,8 +63,8 @@ mod checks;
 
 pub use self::checks::LogoutClaims;
 use self::checks::{
-    check_logout_iat, check_tenant, logout_typ_ok, verified_email, verified_payload_claim,
-    BACKCHANNEL_LOGOUT_EVENT, LOGOUT_CLOCK_SKEW,
+    check_azp, check_id_token_iat, check_logout_iat, check_tenant, logout_typ_ok, verified_email,
+    verified_payload_claim, BACKCHANNEL_LOGOUT_EVENT, LOGOUT_CLOCK_SKEW,
 };
 use super::{error_chain, IdpError, IdpTokens, IdpUser, LoginStart};
 use crate::config::{AppConfig, AuthMethod, Protocol, ProviderConfig, ProviderKind};
@@ -234,6 +234,10 @@ impl OidcFlow {
             .id_token_verifier()
             .set_allowed_algs(ID_TOKEN_ALGS)
             .require_issuer_match(*rule == IssuerRule::Exact)
+            // openidconnect accepts any `iat` unless told otherwise.
+            .set_issue_time_verifier_fn(|iat| {
+                check_id_token_iat(iat.timestamp(), crate::now_secs())
+            })
     }
 
     /// Builds the authorization URL for `state` and `nonce`, with a fresh PKCE challenge.
@@ -262,8 +266,8 @@ impl OidcFlow {
         })
     }
 
-    /// Exchanges the code, validates the id_token (signature, iss, aud, exp, nonce) and reads
-    /// userinfo.
+    /// Exchanges the code, validates the id_token (signature, alg, iss, aud, azp, exp, iat,
+    /// nonce, at_hash) and reads userinfo (whose `sub` must be the id_token's).
     pub async fn finish_login(
         &self,
         code: &str,
@@ -302,10 +306,21 @@ impl OidcFlow {
                 let claims = id_token
                     .claims(&Self::verifier(&client, &d.rule), &nonce)
                     .cloned();
-                claims.map_err(|e| IdpError::IdToken(e.to_string()))?
+                claims.map_err(|e| match e {
+                    openidconnect::ClaimsVerificationError::SignatureVerification(
+                        openidconnect::SignatureVerificationError::NoMatchingKey,
+                    ) => IdpError::IdToken("signed by a key the IdP does not publish".into()),
+                    e => IdpError::IdToken(error_chain(&e)),
+                })?
             }
-            Err(e) => return Err(IdpError::IdToken(e.to_string())),
+            Err(e) => return Err(IdpError::IdToken(error_chain(&e))),
         };
+        check_azp(
+            claims.authorized_party().map(|azp| azp.as_str()),
+            claims.audiences().len(),
+            &self.provider.client_id,
+        )
+        .map_err(IdpError::IdToken)?;
         if let IssuerRule::Tenant { prefix, suffix } = &d.rule {
             if !matches_tenant(claims.issuer().as_str(), prefix, suffix) {
                 return Err(IdpError::IdToken(format!(

@@ -13,6 +13,7 @@
 //     [--post-logout-redirect-uri URL ...] [--issuer-path /realms/x]
 //     [--token-auth-method client_secret_post] [--id-token-alg ES256] [--claims-in-id-token]
 //     [--discovery-alias /tenant.onmicrosoft.com/B2C_1_signin/v2.0]
+//     [--sign-endpoint] [--lie MODE ...] [--lie-endpoint]
 //
 // Options:
 //   --port N                       TCP port on 127.0.0.1 (0 = ephemeral; default 0)
@@ -27,6 +28,7 @@
 //   --token-auth-method M          the client's token_endpoint_auth_method: client_secret_basic
 //                                  (default, like Keycloak and Okta) or client_secret_post (like
 //                                  Google, Entra ID, Auth0, GitLab); the other one is refused
+//                                  (see "Client authentication" below)
 //   --id-token-alg A               id_token signing algorithm: RS256 (default) or ES256 (an
 //                                  Okta/Auth0 option); the JWKS then holds a P-256 key as well
 //   --claims-in-id-token           put name, email, preferred_username in the id_token too
@@ -47,7 +49,39 @@
 //                                  the payload signed with the IdP's current RS256 key (header
 //                                  defaults: alg RS256 and that key's kid): tokens a real IdP
 //                                  would never send (an old iat, another typ), made with the
-//                                  key idgate trusts. Test use only.
+//                                  key idgate trusts. With "key": "foreign" it is signed by a
+//                                  foreign RSA key under the trusted kid; "hs256-public": HS256
+//                                  keyed with the IdP's public key (PEM); "none": alg none, no
+//                                  signature. Test use only.
+//   --lie MODE                     misbehave on purpose (repeatable; modes below); the real
+//                                  login runs, then tests/js/liar.mjs rewrites the answer
+//   --lie-endpoint                 POST /-/lie with {"modes": ["MODE", …]} replaces the active
+//                                  lies from the next answer on ([] = honest again); answers
+//                                  200 {"modes": […]}, 400 for an unknown mode. Test use only.
+//
+// Lies (--lie, /-/lie). Each changes one answer after oidc-provider made it, re-signing the
+// id_token with the IdP's own key unless the mode says otherwise; the IdP writes
+// `idp.mjs: lie MODE` on stderr each time it tells one:
+//   id-token-nonce-wrong        the id_token's nonce is another value
+//   id-token-nonce-missing      the id_token has no nonce
+//   id-token-signature-foreign  the id_token is signed by a foreign key under the IdP's kid
+//   id-token-kid-unknown        the id_token names a kid the JWKS never publishes
+//   id-token-iss-wrong          the id_token's iss is another issuer
+//   id-token-aud-wrong          the id_token's aud is another client
+//   id-token-aud-extra          aud is [this client, another client], azp this client
+//   id-token-azp-wrong          azp is another client (aud still this client)
+//   id-token-exp-past           exp a minute ago
+//   id-token-iat-future         iat ten minutes ahead (exp twenty)
+//   id-token-at-hash-wrong      at_hash does not match the access token
+//   id-token-alg-none           alg none, no signature
+//   id-token-alg-hs256-public   HS256, keyed with the IdP's public key (the key-confusion attack)
+//   userinfo-sub                userinfo names another subject than the id_token
+//   discovery-issuer            the discovery document announces another issuer
+//
+// Client authentication: oidc-provider itself accepts client_secret_basic and
+// client_secret_post interchangeably; this IdP refuses, at the token, revocation and
+// introspection endpoints, a request that does not use the registered --token-auth-method
+// (401 invalid_client) and writes `idp.mjs: invalid_client: …` on stderr.
 //
 // Accounts: any login is accepted and becomes `sub`; name, preferred_username and email
 // (`<login>@example.test`) derive from it, with `email_verified: true` — except for logins
@@ -66,6 +100,8 @@
 import * as crypto from 'node:crypto';
 import * as http from 'node:http';
 import { parseArgs } from 'node:util';
+
+import { Liar, signJwt } from './liar.mjs';
 
 // oidc-provider prints some notices with console.info (stdout): keep stdout for the issuer line.
 console.info = console.warn;
@@ -94,6 +130,8 @@ try {
       'multi-tenant-alias': { type: 'string', default: '' },
       'log-logout-tokens': { type: 'boolean', default: false },
       'sign-endpoint': { type: 'boolean', default: false },
+      lie: { type: 'string', multiple: true },
+      'lie-endpoint': { type: 'boolean', default: false },
     },
     strict: true,
   }));
@@ -114,6 +152,12 @@ const idTokenAlg = args['id-token-alg'];
 if (!['RS256', 'ES256'].includes(idTokenAlg)) fail(`bad --id-token-alg ${idTokenAlg}`);
 const discoveryAlias = args['discovery-alias'].replace(/\/+$/, '');
 const multiTenantAlias = args['multi-tenant-alias'].replace(/\/+$/, '');
+let liar;
+try {
+  liar = new Liar({ clientId: args['client-id'], modes: args.lie ?? [] });
+} catch (err) {
+  fail(err.message);
+}
 
 const { default: Provider } = await import('oidc-provider');
 
@@ -148,15 +192,19 @@ function newSigningJwks() {
   return idTokenAlg === 'ES256' ? [newJwk('ES256'), newJwk('RS256')] : [newJwk('RS256')];
 }
 
-// --sign-endpoint: `payload` signed RS256 with the current RS256 key, header fields merged in.
-function signWith(keys, header, payload) {
-  const jwk = keys.find((k) => k.alg === 'RS256');
-  const fullHeader = { alg: 'RS256', kid: jwk.kid, ...header };
-  const b64 = (v) => Buffer.from(JSON.stringify(v)).toString('base64url');
-  const input = `${b64(fullHeader)}.${b64(payload)}`;
-  const key = crypto.createPrivateKey({ key: jwk, format: 'jwk' });
-  return `${input}.${crypto.sign('sha256', Buffer.from(input), key).toString('base64url')}`;
+// --sign-endpoint: `payload` signed with the current RS256 key (or as `how` says, see
+// liar.mjs), header fields merged in.
+function signWith(keys, header, payload, how) {
+  return signJwt(keys.find((k) => k.alg === 'RS256'), header, payload, how);
 }
+
+// The client-authentication method a token-endpoint request uses, from its headers alone:
+// oidc-provider refuses a request carrying both an Authorization header and a client_secret,
+// so without the header it is client_secret_post (or no authentication at all).
+function authMethodOf(req) {
+  return req.headers.authorization !== undefined ? 'client_secret_basic' : 'client_secret_post';
+}
+const CLIENT_AUTH_PATHS = ['/token', '/token/revocation', '/token/introspection'];
 
 async function readBody(req) {
   const chunks = [];
@@ -296,8 +344,9 @@ server.listen(port, '127.0.0.1', () => {
   let provider = new Provider(issuer, configuration);
   installFontStripper(provider);
   logBackchannel(provider);
-  let callback = provider.callback();
   let signingKeys = configuration.jwks.keys;
+  provider.use(liar.middleware(() => signingKeys));
+  let callback = provider.callback();
   // SIGUSR2 rotates the signing key, as an IdP does on schedule: from then on id_tokens carry a
   // `kid` the relying party has not seen, and the JWKS publishes only the new key. Sessions,
   // grants and codes survive (oidc-provider's in-memory adapter is shared by instances).
@@ -306,6 +355,7 @@ server.listen(port, '127.0.0.1', () => {
     provider = new Provider(issuer, { ...configuration, jwks: { keys: signingKeys } });
     installFontStripper(provider);
     logBackchannel(provider);
+    provider.use(liar.middleware(() => signingKeys));
     callback = provider.callback();
     process.stderr.write('idp.mjs: signing key rotated\n');
   });
@@ -313,9 +363,23 @@ server.listen(port, '127.0.0.1', () => {
   server.on('request', async (req, res) => {
     if (args['sign-endpoint'] && req.method === 'POST' && req.url === '/-/sign') {
       try {
-        const { header = {}, payload } = JSON.parse(await readBody(req));
+        const { header = {}, payload, key = 'idp' } = JSON.parse(await readBody(req));
+        const jwt = signWith(signingKeys, header, payload, key);
         res.writeHead(200, { 'content-type': 'text/plain' });
-        res.end(signWith(signingKeys, header, payload));
+        res.end(jwt);
+      } catch (err) {
+        res.writeHead(400, { 'content-type': 'text/plain' });
+        res.end(`${err.message}\n`);
+      }
+      return;
+    }
+    if (args['lie-endpoint'] && req.method === 'POST' && req.url === '/-/lie') {
+      try {
+        const { modes } = JSON.parse(await readBody(req));
+        liar.set(modes);
+        process.stderr.write(`idp.mjs: lies now [${[...liar.modes].join(', ')}]\n`);
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ modes: [...liar.modes] }));
       } catch (err) {
         res.writeHead(400, { 'content-type': 'text/plain' });
         res.end(`${err.message}\n`);
@@ -348,6 +412,13 @@ server.listen(port, '127.0.0.1', () => {
         res.end('not found\n');
         return;
       }
+    }
+    const path = req.url.split('?')[0];
+    if (req.method === 'POST' && CLIENT_AUTH_PATHS.includes(path) && authMethodOf(req) !== tokenAuthMethod) {
+      process.stderr.write(`idp.mjs: invalid_client: ${path} request authenticated with ${authMethodOf(req)}, the client is registered for ${tokenAuthMethod}\n`);
+      res.writeHead(401, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+      res.end(JSON.stringify({ error: 'invalid_client', error_description: `client authentication must use ${tokenAuthMethod}` }));
+      return;
     }
     callback(req, res);
   });

@@ -1,5 +1,7 @@
 //! The checks on what an OpenID Connect IdP signed, beyond the signature and the claims
-//! `openidconnect` and `jsonwebtoken` verify: the back-channel logout token's header `typ`,
+//! `openidconnect` and `jsonwebtoken` verify: the id_token's `iat` (not ahead of our clock)
+//! and `azp` (OIDC Core 3.1.3.7 steps 4, 5, 10), which `openidconnect` leaves to the
+//! client; the back-channel logout token's header `typ`,
 //! `iat` window and single use (its store key and how long to keep it); which e-mail address
 //! may be passed on given `email_verified`; a `microsoft` provider's tenant allow-list. Pure
 //! functions, so each rule is unit-tested on its own; `oidc` applies them.
@@ -16,6 +18,39 @@ pub const LOGOUT_TOKEN_MAX_AGE: i64 = 300;
 
 /// How far ahead of our clock a logout token's `iat` may be, and how far behind its `exp`.
 pub const LOGOUT_CLOCK_SKEW: i64 = 30;
+
+/// How far ahead of our clock an id_token's `iat` may be: an IdP's clock a little fast is
+/// normal, a token issued ten minutes from now is not.
+pub const ID_TOKEN_CLOCK_SKEW: i64 = 60;
+
+/// Checks an id_token's `iat` (seconds) against `now`: not more than [`ID_TOKEN_CLOCK_SKEW`]
+/// ahead. How old it may be is `exp`'s business.
+pub(super) fn check_id_token_iat(iat: i64, now: i64) -> Result<(), String> {
+    if iat > now + ID_TOKEN_CLOCK_SKEW {
+        return Err(format!(
+            "iat is {}s in the future (more than the {ID_TOKEN_CLOCK_SKEW}s allowed)",
+            iat - now
+        ));
+    }
+    Ok(())
+}
+
+/// Checks an id_token's `azp` (OIDC Core 3.1.3.7 steps 4 and 5): when present it must be our
+/// client id, and a token for several audiences must name us in it. (`openidconnect` already
+/// refuses audiences besides ours; this holds even if that ever changes.)
+pub(super) fn check_azp(
+    azp: Option<&str>,
+    audiences: usize,
+    client_id: &str,
+) -> Result<(), String> {
+    match azp {
+        Some(azp) if azp != client_id => {
+            Err(format!("azp `{azp}` is not this client (`{client_id}`)"))
+        }
+        None if audiences > 1 => Err("several audiences and no azp".into()),
+        _ => Ok(()),
+    }
+}
 
 /// The claims of a back-channel logout token that idgate acts on.
 #[derive(Debug, Clone, serde::Deserialize)]
@@ -150,6 +185,21 @@ pub(super) fn verified_payload_claim(jwt: &str, name: &str) -> Option<serde_json
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn id_token_iat_and_azp() {
+        let now = 1_700_000_000;
+        assert_eq!(check_id_token_iat(now, now), Ok(()));
+        assert_eq!(check_id_token_iat(now - 3600, now), Ok(()));
+        assert_eq!(check_id_token_iat(now + ID_TOKEN_CLOCK_SKEW, now), Ok(()));
+        assert!(check_id_token_iat(now + ID_TOKEN_CLOCK_SKEW + 1, now).is_err());
+        assert_eq!(check_azp(None, 1, "idgate"), Ok(()));
+        assert_eq!(check_azp(Some("idgate"), 1, "idgate"), Ok(()));
+        assert_eq!(check_azp(Some("idgate"), 2, "idgate"), Ok(()));
+        assert!(check_azp(Some("other"), 1, "idgate").is_err());
+        assert!(check_azp(Some("Idgate"), 1, "idgate").is_err());
+        assert!(check_azp(None, 2, "idgate").is_err());
+    }
 
     #[test]
     fn logout_token_typ_and_iat_window() {

@@ -1,0 +1,189 @@
+// liar.mjs — the lying modes of the development IdP (tests/js/idp.mjs).
+//
+// Why it exists: an honest IdP never exercises the checks a relying party makes on what an IdP
+// sends, so removing one of them (the id_token nonce, its signature, `iss`, `aud`, …) would go
+// unnoticed. With a lie switched on, oidc-provider still runs the real login; then, on the way
+// out, this module rewrites one answer: the token endpoint's id_token (claims or header changed,
+// re-signed with the IdP's own key — or a foreign one, or not at all), the userinfo answer or
+// the discovery document. Lies are chosen with `idp.mjs --lie MODE` (repeatable) or at run time
+// with `POST /-/lie {"modes": [...]}` (`--lie-endpoint`). Test use only.
+//
+// The modes (each documented in idp.mjs's header too):
+//   id-token-nonce-wrong        nonce replaced by another value
+//   id-token-nonce-missing      nonce removed
+//   id-token-signature-foreign  signed by a foreign key, under the IdP's own `kid`
+//   id-token-kid-unknown        signed by the IdP's key, under a `kid` the JWKS never publishes
+//   id-token-iss-wrong          iss another issuer
+//   id-token-aud-wrong          aud another client
+//   id-token-aud-extra          aud [client, another], azp the client (OIDC Core 3.1.3.7 step 3)
+//   id-token-azp-wrong          azp another client (aud still the client)
+//   id-token-exp-past           exp a minute ago (iat two minutes ago)
+//   id-token-iat-future         iat ten minutes ahead (exp twenty)
+//   id-token-at-hash-wrong      at_hash the hash of another access token
+//   id-token-alg-none           header alg none, no signature
+//   id-token-alg-hs256-public   header alg HS256, HMAC keyed with the IdP's public key (PEM)
+//   userinfo-sub                userinfo names another subject
+//   discovery-issuer            the discovery document announces another issuer
+//
+// The same signing tricks serve `POST /-/sign` (`--sign-endpoint`) for back-channel logout
+// tokens: `"key": "idp"` (default), `"foreign"` (a foreign key under the IdP's kid),
+// `"hs256-public"` or `"none"`.
+
+import * as crypto from 'node:crypto';
+
+export const LIES = [
+  'id-token-nonce-wrong',
+  'id-token-nonce-missing',
+  'id-token-signature-foreign',
+  'id-token-kid-unknown',
+  'id-token-iss-wrong',
+  'id-token-aud-wrong',
+  'id-token-aud-extra',
+  'id-token-azp-wrong',
+  'id-token-exp-past',
+  'id-token-iat-future',
+  'id-token-at-hash-wrong',
+  'id-token-alg-none',
+  'id-token-alg-hs256-public',
+  'userinfo-sub',
+  'discovery-issuer',
+];
+
+const SIGNING_KEYS = ['idp', 'foreign', 'hs256-public', 'none'];
+
+const b64json = (v) => Buffer.from(JSON.stringify(v)).toString('base64url');
+const unb64json = (s) => JSON.parse(Buffer.from(s, 'base64url').toString());
+const randomId = () => crypto.randomBytes(8).toString('hex');
+
+// One foreign key pair per algorithm, made when first needed (key generation is slow).
+const foreignKeys = new Map();
+function foreignKey(alg) {
+  if (!foreignKeys.has(alg)) {
+    const { privateKey } = alg === 'ES256'
+      ? crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' })
+      : crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
+    foreignKeys.set(alg, privateKey);
+  }
+  return foreignKeys.get(alg);
+}
+
+function asymmetricSignature(alg, input, privateKey) {
+  const opts = alg === 'ES256' ? { key: privateKey, dsaEncoding: 'ieee-p1363' } : privateKey;
+  return crypto.sign('sha256', Buffer.from(input), opts).toString('base64url');
+}
+
+/// `payload` as a JWS: `header` over the defaults (the IdP key's alg and kid), signed the way
+/// `how` says: the IdP's key, a foreign key, HS256 keyed with the IdP's public key, or not at all.
+export function signJwt(jwk, header, payload, how = 'idp') {
+  if (!SIGNING_KEYS.includes(how)) throw new Error(`unknown key ${how}; one of ${SIGNING_KEYS}`);
+  const alg = { 'hs256-public': 'HS256', none: 'none' }[how] ?? jwk.alg;
+  const full = { alg, kid: jwk.kid, ...header };
+  const input = `${b64json(full)}.${b64json(payload)}`;
+  const idpKey = crypto.createPrivateKey({ key: jwk, format: 'jwk' });
+  switch (how) {
+    case 'foreign':
+      return `${input}.${asymmetricSignature(jwk.alg, input, foreignKey(jwk.alg))}`;
+    case 'hs256-public': {
+      const pem = crypto.createPublicKey(idpKey).export({ type: 'spki', format: 'pem' });
+      return `${input}.${crypto.createHmac('sha256', pem).update(input).digest('base64url')}`;
+    }
+    case 'none':
+      return `${input}.`;
+    default:
+      return `${input}.${asymmetricSignature(jwk.alg, input, idpKey)}`;
+  }
+}
+
+/// The lie applied to a decoded id_token: returns [header, payload, how it is signed].
+function lieInIdToken(mode, header, payload, clientId) {
+  const now = Math.floor(Date.now() / 1000);
+  switch (mode) {
+    case 'id-token-nonce-wrong':
+      return [header, { ...payload, nonce: randomId() }, 'idp'];
+    case 'id-token-nonce-missing': {
+      const { nonce, ...rest } = payload;
+      return [header, rest, 'idp'];
+    }
+    case 'id-token-signature-foreign':
+      return [header, payload, 'foreign'];
+    case 'id-token-kid-unknown':
+      return [{ ...header, kid: randomId() }, payload, 'idp'];
+    case 'id-token-iss-wrong':
+      return [header, { ...payload, iss: `${payload.iss}/another` }, 'idp'];
+    case 'id-token-aud-wrong':
+      return [header, { ...payload, aud: 'another-client' }, 'idp'];
+    case 'id-token-aud-extra':
+      return [header, { ...payload, aud: [clientId, 'another-client'], azp: clientId }, 'idp'];
+    case 'id-token-azp-wrong':
+      return [header, { ...payload, azp: 'another-client' }, 'idp'];
+    case 'id-token-exp-past':
+      return [header, { ...payload, iat: now - 120, exp: now - 60 }, 'idp'];
+    case 'id-token-iat-future':
+      return [header, { ...payload, iat: now + 600, exp: now + 1200 }, 'idp'];
+    case 'id-token-at-hash-wrong':
+      return [header, { ...payload, at_hash: crypto.createHash('sha256').update(randomId()).digest().subarray(0, 16).toString('base64url') }, 'idp'];
+    case 'id-token-alg-none':
+      return [{ ...header, alg: 'none' }, payload, 'none'];
+    case 'id-token-alg-hs256-public':
+      return [{ ...header, alg: 'HS256' }, payload, 'hs256-public'];
+    default:
+      return undefined;
+  }
+}
+
+/// The lies told by one IdP process, switchable at run time.
+export class Liar {
+  constructor({ clientId, modes = [] }) {
+    this.clientId = clientId;
+    this.set(modes);
+  }
+
+  /// Replaces the active lies; throws on an unknown mode.
+  set(modes) {
+    if (!Array.isArray(modes)) throw new Error('modes must be an array');
+    for (const m of modes) {
+      if (!LIES.includes(m)) throw new Error(`unknown lie ${m}; one of ${LIES.join(', ')}`);
+    }
+    this.modes = new Set(modes);
+  }
+
+  /// A koa middleware for oidc-provider (`provider.use`): rewrites the answers the active lies
+  /// name after oidc-provider made them. `keys()` gives the IdP's current private JWKs.
+  middleware(keys) {
+    return async (ctx, next) => {
+      await next();
+      if (this.modes.size === 0 || !ctx.body || typeof ctx.body !== 'object') return;
+      const route = ctx.oidc?.route;
+      if (route === 'token' && typeof ctx.body.id_token === 'string') {
+        ctx.body = { ...ctx.body, id_token: this.rewriteIdToken(ctx.body.id_token, keys()) };
+      } else if (route === 'userinfo' && this.modes.has('userinfo-sub')) {
+        ctx.body = { ...ctx.body, sub: `${ctx.body.sub}-someone-else` };
+        this.say('userinfo-sub');
+      } else if (route === 'discovery' && this.modes.has('discovery-issuer')) {
+        ctx.body = { ...ctx.body, issuer: `${ctx.body.issuer}/another` };
+        this.say('discovery-issuer');
+      }
+    };
+  }
+
+  rewriteIdToken(idToken, keys) {
+    const [h, p] = idToken.split('.');
+    let header = unb64json(h);
+    let payload = unb64json(p);
+    let how;
+    for (const mode of this.modes) {
+      const lied = lieInIdToken(mode, header, payload, this.clientId);
+      if (!lied) continue;
+      [header, payload] = lied;
+      how = lied[2] === 'idp' ? how ?? 'idp' : lied[2];
+      this.say(mode);
+    }
+    if (!how) return idToken;
+    const jwk = keys.find((k) => k.kid === unb64json(h).kid) ?? keys[0];
+    return signJwt(jwk, header, payload, how);
+  }
+
+  say(mode) {
+    process.stderr.write(`idp.mjs: lie ${mode}\n`);
+  }
+}
