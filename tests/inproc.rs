@@ -251,16 +251,26 @@ async fn an_expired_cookie_is_renewed_only_with_its_own_secret() {
 
     // With its own secret: 200, a new token with a later expiry for the same session.
     let cookie = format!("sid={old}; idgate_renew={renew}");
+    let before = idgate::now_secs();
     let resp = server.auth("GET", "/page", Some(&cookie), None, true).await;
+    let after = idgate::now_secs();
     assert_eq!(resp.status(), 200);
     let new = cookie_set(&resp, "sid").expect("a renewed cookie");
     assert_ne!(new, old);
     let (was, now) = (claims(&old), claims(&new));
     assert_eq!(now["sid"], was["sid"]);
     assert!(now["exp"].as_i64() > was["exp"].as_i64(), "{was} -> {now}");
+    let exp = now["exp"].as_i64().unwrap();
+    assert_eq!(exp - now["iat"].as_i64().unwrap(), 2);
+    // The 2 s step that contains the moment of renewal, counted from the old `exp`.
     assert_eq!(
-        now["exp"].as_i64().unwrap() - now["iat"].as_i64().unwrap(),
-        2
+        (exp - was["exp"].as_i64().unwrap()) % 2,
+        0,
+        "{was} -> {now}"
+    );
+    assert!(
+        exp > before && exp - 2 <= after,
+        "exp {exp}, asked at {before}..{after}"
     );
     assert_eq!(
         server
@@ -510,4 +520,66 @@ async fn renewal_reads_the_session_record_not_only_the_token() {
     let resp = renew_with(&later).await;
     assert_eq!(resp.status(), 401);
     assert!(resp.headers().get("set-cookie").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renewed_token_starts_in_the_current_access_ttl_step() {
+    // Tokens of 1 s; a token renewed 2.5 steps after it expired gets the window that contains
+    // "now": `exp` = old `exp` + 3 steps (not 1, which would be expired already, nor more).
+    let setup = Setup {
+        access_ttl: "1s",
+        ..Setup::default()
+    };
+    let server = InProc::start(&setup, "http://127.0.0.1:1").await;
+    let state = &server.state;
+    let identity = idgate::store::Identity {
+        realm: "web".into(),
+        provider_id: "dev".into(),
+        provider_user_id: "cleo".into(),
+        name: None,
+        email: None,
+        username: Some("cleo".into()),
+    };
+    let user = state
+        .users
+        .upsert_login(&identity, &["users".into()])
+        .await
+        .unwrap();
+    let minted = idgate::cli::mint(state, "web", &user.user_id, "users")
+        .await
+        .unwrap();
+    let mut old: idgate::jwt::Claims = serde_json::from_value(claims(&minted)).unwrap();
+    old.exp = idgate::now_secs() + 1;
+    old.iat = old.exp - 1;
+    let token = state.auth.keys().sign(&old).unwrap();
+    let secret = state.macs.renewal_secret(&old.sid);
+    // Wait until 2.5 s past the expiry (whole seconds: 2 < now - exp < 3).
+    loop {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64();
+        if now > old.exp as f64 + 2.5 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let before = idgate::now_secs();
+    let cookie = format!("sid={token}; idgate_renew={secret}");
+    let resp = server.auth("GET", "/page", Some(&cookie), None, true).await;
+    let after = idgate::now_secs();
+    assert_eq!(resp.status(), 200);
+    let renewed = claims(&cookie_set(&resp, "sid").expect("a renewed cookie"));
+    let exp = renewed["exp"].as_i64().unwrap();
+    assert_eq!(exp - renewed["iat"].as_i64().unwrap(), 1, "{renewed}");
+    assert!(
+        exp > before && exp - 1 <= after,
+        "exp {exp}, asked at {before}..{after}, old exp {}",
+        old.exp
+    );
+    assert!(
+        (3..=4).contains(&(exp - old.exp)),
+        "{} steps",
+        exp - old.exp
+    );
 }
