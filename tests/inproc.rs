@@ -224,6 +224,7 @@ async fn an_expired_cookie_is_renewed_only_with_its_own_secret() {
     };
     let (server, idp) = InProc::start_with_idp(&setup, &[]).await;
     let browser = Browser::new();
+    let logged_in_from = idgate::now_secs();
     let resp = server.login(&idp, &browser, "nina").await;
     assert_eq!(resp.status(), 200);
     let old = cookie_set(&resp, "sid").unwrap();
@@ -271,6 +272,19 @@ async fn an_expired_cookie_is_renewed_only_with_its_own_secret() {
     assert!(
         exp > before && exp - 2 <= after,
         "exp {exp}, asked at {before}..{after}"
+    );
+    // The renewed cookie lives as long as the session has left (12 h from the login).
+    let max_age: i64 = set_cookies(&resp)
+        .iter()
+        .find(|c| c.starts_with("sid="))
+        .and_then(|c| c.split("; ").find_map(|a| a.strip_prefix("Max-Age=")))
+        .expect("Max-Age")
+        .parse()
+        .unwrap();
+    let left = 12 * 3600 - (after - logged_in_from);
+    assert!(
+        (left..=12 * 3600 - 2).contains(&max_age),
+        "Max-Age {max_age}, {left} s left at least"
     );
     assert_eq!(
         server
