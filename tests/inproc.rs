@@ -249,6 +249,16 @@ async fn an_expired_cookie_is_renewed_only_with_its_own_secret() {
     let resp = server.auth("GET", "/api", None, Some(&bearer), false).await;
     assert_eq!(resp.status(), 401);
     assert!(resp.headers().get("set-cookie").is_none());
+    // Not even with the renewal cookie beside it: bearer tokens are never renewed.
+    let renewal_cookie = format!("idgate_renew={renew}");
+    let resp = server
+        .auth_with(
+            "/api",
+            &[("authorization", &bearer), ("cookie", &renewal_cookie)],
+        )
+        .await;
+    assert_eq!(resp.status(), 401);
+    assert!(resp.headers().get("set-cookie").is_none());
 
     // With its own secret: 200, a new token with a later expiry for the same session.
     let cookie = format!("sid={old}; idgate_renew={renew}");
@@ -454,6 +464,15 @@ async fn forged_tokens_are_refused_at_auth() {
                 .status();
             assert_eq!(status, 401, "{what}");
         }
+    }
+    // The location's app, as the snippet states it: empty means the default app; another
+    // app's location treats the session as none; an unknown app is refused outright.
+    let cookie_header = cookie(&good);
+    for (app, want) in [("", 200), ("web", 200), ("nope", 403)] {
+        let resp = server
+            .auth_with("/x", &[("cookie", &cookie_header), ("idgate-app", app)])
+            .await;
+        assert_eq!(resp.status(), want, "idgate-app {app:?}");
     }
     // The store decides too: a validly signed token for a session that does not exist.
     let mut unknown = body.clone();

@@ -155,6 +155,27 @@ impl InProc {
     }
 }
 
+impl InProc {
+    /// A `GET /auth` for `GET uri` with exactly the extra `headers` given (an API client's
+    /// `Accept` unless one is given).
+    pub async fn auth_with(&self, uri: &str, headers: &[(&str, &str)]) -> reqwest::Response {
+        let mut req = reqwest::Client::new()
+            .get(self.url("/auth"))
+            .header("original-request-uri", uri)
+            .header("original-request-method", "GET");
+        if !headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("accept"))
+        {
+            req = req.header("accept", "application/json");
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        req.send().await.unwrap()
+    }
+}
+
 impl Drop for InProc {
     fn drop(&mut self) {
         if let Some(stop) = self.stop.take() {
