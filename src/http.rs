@@ -301,6 +301,10 @@ mod tests {
         for bad in ["/a%7F", "/a%7f", "/a%1F", "/a%2F", "/a%25", "/a%2D", "/a%5F"] {
             assert!(non_canonical(bad).is_some(), "{bad:?} must be refused");
         }
+        // The scan goes on after an escape, whatever its position.
+        for bad in ["/a%20;b", "/ab%20x\\y", "/abc%20x%00", "/%20%20%2F", "/a%20b%20c;"] {
+            assert!(non_canonical(bad).is_some(), "{bad:?} must be refused");
+        }
         for ok in ["/a%20b", "/a%21", "/a%7B", "/a%80", "/%3F", "/x%40y%2B"] {
             assert_eq!(non_canonical(ok), None, "{ok}");
         }
