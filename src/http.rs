@@ -298,11 +298,19 @@ mod tests {
 
     #[test]
     fn escapes_of_delete_and_of_structure_are_refused_but_plain_ones_pass() {
-        for bad in ["/a%7F", "/a%7f", "/a%1F", "/a%2F", "/a%25", "/a%2D", "/a%5F"] {
+        for bad in [
+            "/a%7F", "/a%7f", "/a%1F", "/a%2F", "/a%25", "/a%2D", "/a%5F",
+        ] {
             assert!(non_canonical(bad).is_some(), "{bad:?} must be refused");
         }
         // The scan goes on after an escape, whatever its position.
-        for bad in ["/a%20;b", "/ab%20x\\y", "/abc%20x%00", "/%20%20%2F", "/a%20b%20c;"] {
+        for bad in [
+            "/a%20;b",
+            "/ab%20x\\y",
+            "/abc%20x%00",
+            "/%20%20%2F",
+            "/a%20b%20c;",
+        ] {
             assert!(non_canonical(bad).is_some(), "{bad:?} must be refused");
         }
         for ok in ["/a%20b", "/a%21", "/a%7B", "/a%80", "/%3F", "/x%40y%2B"] {
@@ -310,14 +318,20 @@ mod tests {
         }
         // Each refusal names its own reason (the log line tells an operator what was wrong).
         assert_eq!(non_canonical("x"), Some("the path must start with `/`"));
-        assert_eq!(non_canonical("/a//b"), Some("the path has an empty segment (`//`)"));
+        assert_eq!(
+            non_canonical("/a//b"),
+            Some("the path has an empty segment (`//`)")
+        );
         assert_eq!(non_canonical("/a/./b"), Some("the path has a dot segment"));
         assert_eq!(non_canonical("/a;b"), Some("the path contains `\\` or `;`"));
         assert_eq!(
             non_canonical("/a\u{7f}"),
             Some("the path contains a control or non-ASCII byte")
         );
-        assert_eq!(non_canonical("/a%4"), Some("the path has a malformed percent-escape"));
+        assert_eq!(
+            non_canonical("/a%4"),
+            Some("the path has a malformed percent-escape")
+        );
     }
 
     #[test]

@@ -549,7 +549,10 @@ mod tests {
         assert_eq!(k.secret_bytes(), exact.as_slice());
         // Debug names the key, never its material.
         let debug = format!("{k:?}");
-        assert!(debug.contains("Hs256") && debug.contains("\"k\""), "{debug}");
+        assert!(
+            debug.contains("Hs256") && debug.contains("\"k\""),
+            "{debug}"
+        );
         assert!(!debug.contains("0123456789"), "{debug}");
     }
 

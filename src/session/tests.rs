@@ -119,7 +119,9 @@ async fn a_session_of_another_user_or_unknown_or_revoked_is_refused() {
     let t = f.session("s1", "u1", "u2", 0, 600).await;
     assert!(ended(f.auth.authenticate(&t).await));
     // No such session.
-    assert!(ended(f.auth.authenticate(&f.token("nope", "u1", 600)).await));
+    assert!(ended(
+        f.auth.authenticate(&f.token("nope", "u1", 600)).await
+    ));
     // Revoked in the store by someone else: refused at the next slow path.
     let t = f.session("s2", "u1", "u1", 0, 600).await;
     assert!(f.auth.authenticate(&t).await.is_ok());
@@ -155,7 +157,10 @@ async fn revoking_kills_every_cached_token_of_the_session_at_once() {
     assert!(f.auth.cached(&b, now).is_none());
     assert!(ended(f.auth.authenticate(&b).await));
     assert!(f.auth.cached(&other, now).is_some());
-    assert_eq!(f.store.get_session("s1").await.unwrap().map(|r| r.revoked), Some(true));
+    assert_eq!(
+        f.store.get_session("s1").await.unwrap().map(|r| r.revoked),
+        Some(true)
+    );
     // Revoked elsewhere, reported by the feed.
     f.auth.on_feed_event(FeedEvent::Revoked("s2".into()));
     assert!(f.auth.cached(&other, now).is_none());
@@ -229,7 +234,10 @@ async fn idle_sessions_end_unless_activity_was_seen_here_or_elsewhere() {
     // Created 100 s ago, never used: idle.
     let t = f.session("s1", "u1", "u1", 100, 600).await;
     assert!(ended(f.auth.authenticate(&t).await));
-    assert_eq!(f.store.get_session("s1").await.unwrap().map(|r| r.revoked), Some(true));
+    assert_eq!(
+        f.store.get_session("s1").await.unwrap().map(|r| r.revoked),
+        Some(true)
+    );
     // Created 5 s ago: fine.
     let t = f.session("s2", "u1", "u1", 5, 600).await;
     assert!(f.auth.authenticate(&t).await.is_ok());
@@ -253,9 +261,7 @@ async fn the_cache_honours_the_idle_timeout_and_reports_activity_every_quarter()
     let t = f.session("s1", "u1", "u1", 0, 3600).await;
     let v = f.auth.authenticate(&t).await.unwrap();
     f.auth.on_feed_event(FeedEvent::Healthy);
-    f.auth
-        .feed_trusted_until
-        .store(i64::MAX, Ordering::Release);
+    f.auth.feed_trusted_until.store(i64::MAX, Ordering::Release);
     let seen = v.live.last_seen.load(Ordering::Relaxed);
     let touched = v.live.last_touch.load(Ordering::Relaxed);
     assert!(seen > 0 && touched > 0);
@@ -271,9 +277,7 @@ async fn the_cache_honours_the_idle_timeout_and_reports_activity_every_quarter()
     let f = fixture(Some(40));
     let t = f.session("s2", "u1", "u1", 0, 3600).await;
     let v = f.auth.authenticate(&t).await.unwrap();
-    f.auth
-        .feed_trusted_until
-        .store(i64::MAX, Ordering::Release);
+    f.auth.feed_trusted_until.store(i64::MAX, Ordering::Release);
     let touched = v.live.last_touch.load(Ordering::Relaxed);
     let settle = || async {
         for _ in 0..20 {
@@ -286,7 +290,10 @@ async fn the_cache_honours_the_idle_timeout_and_reports_activity_every_quarter()
     assert_eq!(f.store.last_activity("s2").await.unwrap(), None);
     assert!(f.auth.cached(&t, touched + 10).is_some());
     settle().await;
-    assert_eq!(f.store.last_activity("s2").await.unwrap(), Some(touched + 10));
+    assert_eq!(
+        f.store.last_activity("s2").await.unwrap(),
+        Some(touched + 10)
+    );
 }
 
 #[tokio::test]
