@@ -180,6 +180,25 @@ mod tests {
     }
 
     #[test]
+    fn plain_names_and_the_cookie_header_bound() {
+        let j = jar(false, false);
+        assert_eq!(j.name(Kind::Sid), "sid");
+        assert_eq!(j.name(Kind::Renew), "idgate_renew");
+        assert_eq!(j.name(Kind::Refresh), "refresh_token");
+        assert_eq!(j.name(Kind::Login), "idgate_login");
+        let cleared = j.clear(Kind::Renew);
+        assert!(cleared.starts_with("idgate_renew=;"), "{cleared}");
+        assert_eq!(MAX_COOKIE_HEADER, 16384);
+        // Every Cookie header is searched, the first holding the name wins.
+        let mut h = http::HeaderMap::new();
+        h.append(http::header::COOKIE, "a=1".parse().unwrap());
+        h.append(http::header::COOKIE, "idgate_renew=\"r1\"".parse().unwrap());
+        h.append(http::header::COOKIE, "idgate_renew=r2".parse().unwrap());
+        assert_eq!(j.read(&h, Kind::Renew), Some("r1"));
+        assert_eq!(j.read(&h, Kind::Sid), None);
+    }
+
+    #[test]
     fn finds_cookies_in_a_header() {
         let h = "a=1; sid=tok.en.x; refresh_token=r";
         assert_eq!(find(h, "sid"), Some("tok.en.x"));

@@ -228,6 +228,36 @@ mod tests {
     }
 
     #[test]
+    fn sealed_input_shorter_than_a_nonce_is_refused_without_panic() {
+        let c = TokenCipher::from_key_material(b"k");
+        for len in [0, 1, 11, 12, 27] {
+            assert!(c.open(&vec![0u8; len]).is_err(), "{len}");
+        }
+    }
+
+    #[test]
+    fn refresh_tokens_name_their_session_and_nothing_else() {
+        assert_eq!(refresh_token_sid("s1.abc.def"), Some("s1"));
+        assert_eq!(refresh_token_sid(".abc.def"), None);
+        assert_eq!(refresh_token_sid("no-dot"), None);
+        let m = SessionMac::from_key_material(b"k");
+        let t = m.refresh_token("s1");
+        let parts: Vec<_> = t.split('.').collect();
+        assert_eq!(parts.len(), 3, "{t}");
+        assert_eq!((parts[0], parts[1].len(), parts[2].len()), ("s1", 43, 43));
+        // Two tokens of one session differ (each has its own random part).
+        assert_ne!(m.refresh_token("s1"), t);
+    }
+
+    #[test]
+    fn token_hashes_are_sha256_base64url() {
+        assert_eq!(
+            hash_token("abc"),
+            "ungWv48Bz-pBQUDeXa4iI7ADYaOWF3qctBD_YfIAFa0"
+        );
+    }
+
+    #[test]
     fn constant_time_eq_compares() {
         assert!(constant_time_eq("abc", "abc"));
         assert!(!constant_time_eq("abc", "abd"));

@@ -348,15 +348,4 @@ pub fn spawn_revocation_follower(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ascii_json_escapes_what_headers_cannot_carry() {
-        let v = serde_json::json!({"name": "Zoë 😀", "x": "a\u{7f}b\r\n"});
-        let s = ascii_json(&v);
-        assert!(s.bytes().all(|b| (0x20..0x7f).contains(&b)), "{s}");
-        let back: serde_json::Value = serde_json::from_str(&s).unwrap();
-        assert_eq!(back, v);
-    }
-}
+mod tests;

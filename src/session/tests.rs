@@ -1,0 +1,322 @@
+//! Unit tests of the session authenticator: every check `/auth` relies on (signature, expiry,
+//! the stored session, its user, revocation here and through the feed, the outage window, the
+//! idle timeout and the sharing of activity), against the embedded store in a temporary file.
+
+use super::*;
+use crate::jwt::{KeyMaterial, UserClaim};
+use crate::store::embedded::EmbeddedStore;
+use crate::store::SessionRecord;
+
+const ISSUER: &str = "http://issuer";
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    store: Arc<EmbeddedStore>,
+    auth: Authenticator,
+    signer: JwtKeys,
+}
+
+fn keys() -> JwtKeys {
+    let k = KeyMaterial::signing_from_bytes(
+        "HS256",
+        b"0123456789abcdef0123456789abcdef".to_vec(),
+        "test",
+        "k1",
+    )
+    .unwrap();
+    JwtKeys::new(&k, &[], &[ISSUER.into()]).unwrap()
+}
+
+fn fixture(idle: Option<u64>) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(EmbeddedStore::open(&dir.path().join("s.db")).unwrap());
+    let identity = IdentityHeaders {
+        user_properties: vec!["name".into()],
+        extra: Vec::new(),
+        pass_token: false,
+        max_value_bytes: 4096,
+    };
+    let sessions: Arc<dyn Sessions> = store.clone();
+    let auth = Authenticator::new(keys(), sessions, identity, 100, Duration::from_secs(30))
+        .with_idle_timeout(idle.map(Duration::from_secs));
+    Fixture {
+        _dir: dir,
+        store,
+        auth,
+        signer: keys(),
+    }
+}
+
+impl Fixture {
+    /// Stores session `sid` of `user` (created `age` seconds ago, alive for an hour more) and
+    /// returns a token for it, signed for `sub`, expiring in `exp_in` seconds.
+    async fn session(&self, sid: &str, user: &str, sub: &str, age: i64, exp_in: i64) -> String {
+        let now = crate::now_secs();
+        let record = SessionRecord {
+            sid: sid.into(),
+            user_id: user.into(),
+            app_id: "web".into(),
+            provider_id: "p".into(),
+            created_at: now - age,
+            expires_at: now + 3600,
+            refresh_hash: String::new(),
+            idp_tokens: Vec::new(),
+            revoked: false,
+        };
+        self.store.create_session(&record, 10).await.unwrap();
+        self.token(sid, sub, exp_in)
+    }
+
+    fn token(&self, sid: &str, sub: &str, exp_in: i64) -> String {
+        let now = crate::now_secs();
+        self.signer
+            .sign(&Claims {
+                iss: ISSUER.into(),
+                sub: sub.into(),
+                iat: now,
+                exp: now + exp_in,
+                jti: format!("j-{sid}-{exp_in}"),
+                sid: sid.into(),
+                user: UserClaim {
+                    user_id: sub.into(),
+                    groups: vec!["g".into()],
+                    email: None,
+                    name: Some("N".into()),
+                    username: None,
+                    permissions: None,
+                    metadata: None,
+                    provider_user_id: None,
+                    user_settings_url: None,
+                },
+            })
+            .unwrap()
+    }
+}
+
+fn ended(r: Result<Arc<VerifiedSession>, AuthFailure>) -> bool {
+    matches!(r, Err(AuthFailure::SessionEnded))
+}
+
+#[tokio::test]
+async fn a_live_session_authenticates_and_carries_its_app() {
+    let f = fixture(None);
+    let t = f.session("s1", "u1", "u1", 0, 600).await;
+    let v = f.auth.authenticate(&t).await.unwrap();
+    assert_eq!(v.app_id, "web");
+    // Again, while the feed has not vouched for the cache: the slow path accepts it again.
+    assert!(f.auth.authenticate(&t).await.is_ok());
+    assert_eq!(v.claims.sub, "u1");
+    let headers = v.identity.as_ref().unwrap();
+    assert!(headers.iter().any(|(n, v)| n == "mia-userid" && v == "u1"));
+    assert!(matches!(
+        f.auth.authenticate("not-a-token").await,
+        Err(AuthFailure::Token(_))
+    ));
+}
+
+#[tokio::test]
+async fn a_session_of_another_user_or_unknown_or_revoked_is_refused() {
+    let f = fixture(None);
+    // The token names u2, the stored session belongs to u1.
+    let t = f.session("s1", "u1", "u2", 0, 600).await;
+    assert!(ended(f.auth.authenticate(&t).await));
+    // No such session.
+    assert!(ended(
+        f.auth.authenticate(&f.token("nope", "u1", 600)).await
+    ));
+    // Revoked in the store by someone else: refused at the next slow path.
+    let t = f.session("s2", "u1", "u1", 0, 600).await;
+    assert!(f.auth.authenticate(&t).await.is_ok());
+    f.store.revoke_session("s2").await.unwrap();
+    let t2 = f.token("s2", "u1", 601);
+    assert!(ended(f.auth.authenticate(&t2).await));
+}
+
+#[tokio::test]
+async fn an_expired_token_is_refused_as_expired() {
+    let f = fixture(None);
+    let t = f.session("s1", "u1", "u1", 0, -1).await;
+    assert!(matches!(
+        f.auth.authenticate(&t).await,
+        Err(AuthFailure::Token(JwtError::Expired))
+    ));
+}
+
+#[tokio::test]
+async fn revoking_kills_every_cached_token_of_the_session_at_once() {
+    let f = fixture(None);
+    let a = f.session("s1", "u1", "u1", 0, 600).await;
+    let b = f.token("s1", "u1", 601);
+    let other = f.session("s2", "u1", "u1", 0, 600).await;
+    for t in [&a, &b, &other] {
+        f.auth.authenticate(t).await.unwrap();
+    }
+    f.auth.on_feed_event(FeedEvent::Healthy);
+    let now = crate::now_secs();
+    assert!(f.auth.cached(&a, now).is_some());
+    assert!(f.auth.revoke("s1").await.unwrap());
+    assert!(f.auth.cached(&a, now).is_none());
+    assert!(f.auth.cached(&b, now).is_none());
+    assert!(ended(f.auth.authenticate(&b).await));
+    assert!(f.auth.cached(&other, now).is_some());
+    assert_eq!(
+        f.store.get_session("s1").await.unwrap().map(|r| r.revoked),
+        Some(true)
+    );
+    // Revoked elsewhere, reported by the feed.
+    f.auth.on_feed_event(FeedEvent::Revoked("s2".into()));
+    assert!(f.auth.cached(&other, now).is_none());
+    assert!(ended(f.auth.authenticate(&other).await));
+}
+
+#[tokio::test]
+async fn revoking_a_user_ends_all_their_sessions_here_and_in_the_store() {
+    let f = fixture(None);
+    let a = f.session("s1", "u1", "u1", 0, 600).await;
+    let b = f.session("s2", "u1", "u1", 0, 600).await;
+    let c = f.session("s3", "u9", "u9", 0, 600).await;
+    for t in [&a, &b, &c] {
+        f.auth.authenticate(t).await.unwrap();
+    }
+    let mut revoked = f.auth.revoke_user("u1").await.unwrap();
+    revoked.sort();
+    assert_eq!(revoked, ["s1", "s2"]);
+    f.auth.on_feed_event(FeedEvent::Healthy);
+    let now = crate::now_secs();
+    assert!(f.auth.cached(&a, now).is_none());
+    assert!(f.auth.cached(&b, now).is_none());
+    assert!(f.auth.cached(&c, now).is_some());
+}
+
+#[tokio::test]
+async fn the_cache_counts_only_while_the_feed_is_trusted_and_the_token_unexpired() {
+    let f = fixture(None);
+    let t = f.session("s1", "u1", "u1", 0, 600).await;
+    let v = f.auth.authenticate(&t).await.unwrap();
+    let now = crate::now_secs();
+    // Never heard from the feed: every request takes the slow path.
+    assert!(f.auth.cached(&t, now).is_none());
+    f.auth.on_feed_event(FeedEvent::Healthy);
+    let until = f.auth.feed_trusted_until.load(Ordering::Acquire);
+    assert!((now + 30..=now + 31).contains(&until), "{until} vs {now}");
+    assert!(f.auth.cached(&t, until).is_some());
+    assert!(f.auth.cached(&t, until + 1).is_none());
+    // Expiry of the token itself, to the second.
+    let exp = v.claims.exp;
+    assert!(v.is_valid(exp - 1));
+    assert!(!v.is_valid(exp));
+    // The feed lost: the cache is emptied.
+    f.auth.on_feed_event(FeedEvent::Lost);
+    f.auth.on_feed_event(FeedEvent::Healthy);
+    assert!(f.auth.cached(&t, now).is_none());
+}
+
+#[tokio::test]
+async fn a_token_cached_as_expired_or_revoked_stays_refused() {
+    let f = fixture(None);
+    let t = f.session("s1", "u1", "u1", 0, 1).await;
+    let v = f.auth.authenticate(&t).await.unwrap();
+    // Wait for its second to pass: from the cache it is now expired, not re-verified.
+    while crate::now_secs() < v.claims.exp {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(matches!(
+        f.auth.authenticate(&t).await,
+        Err(AuthFailure::Token(JwtError::Expired))
+    ));
+    let t2 = f.session("s2", "u1", "u1", 0, 600).await;
+    f.auth.authenticate(&t2).await.unwrap();
+    f.auth.forget_session("s2");
+    assert!(ended(f.auth.authenticate(&t2).await));
+}
+
+#[tokio::test]
+async fn idle_sessions_end_unless_activity_was_seen_here_or_elsewhere() {
+    let f = fixture(Some(10));
+    // Created 100 s ago, never used: idle.
+    let t = f.session("s1", "u1", "u1", 100, 600).await;
+    assert!(ended(f.auth.authenticate(&t).await));
+    assert_eq!(
+        f.store.get_session("s1").await.unwrap().map(|r| r.revoked),
+        Some(true)
+    );
+    // Created 5 s ago: fine.
+    let t = f.session("s2", "u1", "u1", 5, 600).await;
+    assert!(f.auth.authenticate(&t).await.is_ok());
+    // Created 100 s ago, used 3 s ago on another instance: fine.
+    let t = f.session("s3", "u1", "u1", 100, 600).await;
+    let now = crate::now_secs();
+    f.store.touch_session("s3", now - 3).await.unwrap();
+    assert!(f.auth.authenticate(&t).await.is_ok());
+    // Used 9 s ago elsewhere: still fine; 12 s ago: ended.
+    let t = f.session("s4", "u1", "u1", 100, 600).await;
+    f.store.touch_session("s4", now - 9).await.unwrap();
+    assert!(f.auth.authenticate(&t).await.is_ok());
+    let t = f.session("s5", "u1", "u1", 100, 600).await;
+    f.store.touch_session("s5", now - 12).await.unwrap();
+    assert!(ended(f.auth.authenticate(&t).await));
+}
+
+#[tokio::test]
+async fn the_cache_honours_the_idle_timeout_and_reports_activity_every_quarter() {
+    let f = fixture(Some(40));
+    let t = f.session("s1", "u1", "u1", 0, 3600).await;
+    let v = f.auth.authenticate(&t).await.unwrap();
+    f.auth.on_feed_event(FeedEvent::Healthy);
+    f.auth.feed_trusted_until.store(i64::MAX, Ordering::Release);
+    let seen = v.live.last_seen.load(Ordering::Relaxed);
+    let touched = v.live.last_touch.load(Ordering::Relaxed);
+    assert!(seen > 0 && touched > 0);
+    // Used within the idle timeout here: served from the cache, and the use is remembered.
+    assert!(f.auth.cached(&t, seen + 30).is_some());
+    assert_eq!(v.live.last_seen.load(Ordering::Relaxed), seen + 30);
+    assert!(f.auth.cached(&t, seen + 70).is_some());
+    assert!(f.auth.cached(&t, seen + 70 + 40).is_some());
+    // Past the timeout since the last use here: the slow path must ask the store.
+    assert!(f.auth.cached(&t, seen + 70 + 40 + 41).is_none());
+
+    // Activity reports: not within a quarter of the timeout (10 s) of the last one, then once.
+    let f = fixture(Some(40));
+    let t = f.session("s2", "u1", "u1", 0, 3600).await;
+    let v = f.auth.authenticate(&t).await.unwrap();
+    f.auth.feed_trusted_until.store(i64::MAX, Ordering::Release);
+    let touched = v.live.last_touch.load(Ordering::Relaxed);
+    let settle = || async {
+        for _ in 0..20 {
+            tokio::task::yield_now().await;
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    assert!(f.auth.cached(&t, touched + 9).is_some());
+    settle().await;
+    assert_eq!(f.store.last_activity("s2").await.unwrap(), None);
+    assert!(f.auth.cached(&t, touched + 10).is_some());
+    settle().await;
+    assert_eq!(
+        f.store.last_activity("s2").await.unwrap(),
+        Some(touched + 10)
+    );
+}
+
+#[tokio::test]
+async fn liveness_flags_are_dropped_once_no_cached_token_uses_them() {
+    let f = fixture(None);
+    let t = f.session("s1", "u1", "u1", 0, 600).await;
+    let v = f.auth.authenticate(&t).await.unwrap();
+    let count = |a: &Authenticator| a.flags.lock().unwrap().len();
+    f.auth.prune_flags();
+    assert_eq!(count(&f.auth), 1);
+    f.auth.on_feed_event(FeedEvent::Lost);
+    drop(v);
+    f.auth.prune_flags();
+    assert_eq!(count(&f.auth), 0);
+}
+
+#[test]
+fn ascii_json_escapes_what_headers_cannot_carry() {
+    let v = serde_json::json!({"name": "Zoë 😀", "x": "a\u{7f}b\r\n"});
+    let s = ascii_json(&v);
+    assert!(s.bytes().all(|b| (0x20..0x7f).contains(&b)), "{s}");
+    let back: serde_json::Value = serde_json::from_str(&s).unwrap();
+    assert_eq!(back, v);
+}
