@@ -156,13 +156,15 @@ impl InProc {
 }
 
 impl InProc {
-    /// A `GET /auth` for `GET uri` with exactly the extra `headers` given (an API client's
-    /// `Accept` unless one is given).
+    /// A `GET /auth` for `GET uri` (no `Original-Request-Uri` when `uri` is empty) with the
+    /// extra `headers` given (an API client's `Accept` unless one is given).
     pub async fn auth_with(&self, uri: &str, headers: &[(&str, &str)]) -> reqwest::Response {
         let mut req = reqwest::Client::new()
             .get(self.url("/auth"))
-            .header("original-request-uri", uri)
             .header("original-request-method", "GET");
+        if !uri.is_empty() {
+            req = req.header("original-request-uri", uri);
+        }
         if !headers
             .iter()
             .any(|(k, _)| k.eq_ignore_ascii_case("accept"))
