@@ -131,19 +131,19 @@ pub(crate) fn session_token<'a>(
     headers: &'a http::HeaderMap,
     cookies: &crate::cookie::CookieJar,
 ) -> Option<&'a str> {
-    if let Some(v) = headers
-        .get(http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-    {
-        if let Some((scheme, token)) = v.split_once(' ') {
-            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() {
-                return Some(token.trim());
-            }
-        }
-    }
-    cookies
-        .read(headers, crate::cookie::Kind::Sid)
-        .filter(|t| !t.is_empty())
+    bearer_token(headers).or_else(|| {
+        cookies
+            .read(headers, crate::cookie::Kind::Sid)
+            .filter(|t| !t.is_empty())
+    })
+}
+
+/// The token of an `Authorization: Bearer …` header, if it carries one.
+pub(crate) fn bearer_token(headers: &http::HeaderMap) -> Option<&str> {
+    let v = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = v.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
 /// Whether the client is a browser navigating (and so should be sent to a login page rather
