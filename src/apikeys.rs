@@ -269,7 +269,10 @@ mod tests {
                 ApiKeyError::Unknown("the `client-key` header"),
             ),
             (
-                &[("secret", "partner-key-0123456789"), ("client-key", "wrong")],
+                &[
+                    ("secret", "partner-key-0123456789"),
+                    ("client-key", "wrong"),
+                ],
                 ApiKeyError::Unknown("the `client-key` header"),
             ),
             (

@@ -157,6 +157,9 @@ impl Keyed {
     }
 }
 
+/// A case: what it is, what to append to the Cookie header, extra headers.
+type Case<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)]);
+
 fn echo(r: &RawResponse) -> HashMap<String, String> {
     assert_eq!(r.status, 200, "{r:?}");
     r.body
@@ -235,14 +238,18 @@ async fn the_operators_client_type_wins_over_a_key() {
     assert_eq!(echo(&r)["client-type"], "partner");
     // A key sent there is still checked.
     let r = k.get_as_alice("/k/stated/x", "", &[("client-key", WRONG_KEY)]);
-    assert_key_refused(&r, WRONG_KEY, "wrong key where the location states its type");
+    assert_key_refused(
+        &r,
+        WRONG_KEY,
+        "wrong key where the location states its type",
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_key_is_refused_everywhere_and_never_logged() {
     let k = start().await;
     let wrong_cookie = format!("; mia_client_key={WRONG_KEY}");
-    let cases: &[(&str, &str, &[(&str, &str)])] = &[
+    let cases: &[Case] = &[
         ("client-key", "", &[("client-key", WRONG_KEY)]),
         ("secret", "", &[("secret", WRONG_KEY)]),
         ("cookie", &wrong_cookie, &[]),
@@ -258,7 +265,11 @@ async fn a_wrong_key_is_refused_everywhere_and_never_logged() {
     for (what, cookie, headers) in cases {
         // On a location that does not need a key, with a session that would pass.
         let r = k.get_as_alice("/k/open/x", cookie, headers);
-        let sent = if *what == "inactive" { RETIRED_KEY } else { WRONG_KEY };
+        let sent = if *what == "inactive" {
+            RETIRED_KEY
+        } else {
+            WRONG_KEY
+        };
         assert_key_refused(&r, sent, what);
     }
     // Anonymous, on a public route, and as a browser navigation: still a 401, no login page.
@@ -303,7 +314,11 @@ async fn a_location_can_require_a_key() {
     // With a key (any of the three places): through.
     let r = k.get_as_alice("/k/required/x", "", &[("secret", PARTNER_KEY)]);
     assert_eq!(echo(&r)["client-type"], "partner");
-    let r = k.get_as_alice("/k/required/x", &format!("; mia_client_key={PARTNER_KEY}"), &[]);
+    let r = k.get_as_alice(
+        "/k/required/x",
+        &format!("; mia_client_key={PARTNER_KEY}"),
+        &[],
+    );
     assert_eq!(echo(&r)["client-type"], "partner");
 
     // A public route that requires a key: anonymous callers need the key, and only the key.
@@ -374,7 +389,11 @@ async fn a_clients_own_claims_count_for_nothing_and_the_key_stays_out_of_upstrea
         let seen = echo(&r);
         assert_eq!(seen["client-key"], "", "{path}");
         assert_eq!(seen["secret"], "", "{path}");
-        assert!(!seen["cookie"].contains(PARTNER_KEY), "{path}: {}", seen["cookie"]);
+        assert!(
+            !seen["cookie"].contains(PARTNER_KEY),
+            "{path}: {}",
+            seen["cookie"]
+        );
     }
     // Two `mia_client_key` cookies (one valid, then one empty): the upstream gets no cookie
     // rather than a key.

@@ -94,9 +94,7 @@ pub(super) fn validate(
         if let Some(pos) = entries.iter().position(|(h, _)| *h == hash) {
             return Err(ConfigError::invalid(
                 format!("api_keys[{i}]"),
-                format!(
-                    "has the same key as api_keys[{pos}]; one key maps to one client type"
-                ),
+                format!("has the same key as api_keys[{pos}]; one key maps to one client type"),
             ));
         }
         if entry.active == Some(false) {
@@ -160,7 +158,9 @@ mod tests {
         assert_eq!(keys.lookup(b"cms-key-0123456789abcdef\n"), None);
         // Inactive: refused like an unknown key.
         assert_eq!(keys.lookup(b"old-key-0123456789abc"), None);
-        assert!(notices.iter().any(|n| n.contains("api_keys[2]") && n.contains("inactive")));
+        assert!(notices
+            .iter()
+            .any(|n| n.contains("api_keys[2]") && n.contains("inactive")));
     }
 
     #[test]
