@@ -415,3 +415,58 @@ async fn a_clients_own_claims_count_for_nothing_and_the_key_stays_out_of_upstrea
     assert_eq!(seen["client-key"], PARTNER_KEY);
     assert!(seen["cookie"].contains(&format!("mia_client_key={PARTNER_KEY}")));
 }
+
+#[test]
+fn check_config_reports_keys_and_names_bad_entries_without_showing_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("short.key"), "abc123xyz\n").unwrap();
+    let write = |extra: &str| {
+        let setup = Setup {
+            extra: Box::leak(extra.to_owned().into_boxed_str()),
+            ..Setup::default()
+        };
+        let text = config_toml(
+            &setup,
+            dir.path(),
+            "http://127.0.0.1:8080",
+            "http://127.0.0.1:1",
+        );
+        let path = dir.path().join("idgate.toml");
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let good = format!(
+        "[[api_keys]]\nclient_type = \"partner\"\nkey_sha256 = \"{}\"\n\
+         [[api_keys]]\nclient_type = \"cms\"\nkey_file = \"short.key\"\n",
+        sha256_hex(PARTNER_KEY)
+    );
+    let path = write(&good);
+    let (code, out, err) = idgate_cmd(&["check-config", "--config", path.to_str().unwrap()]);
+    let all = format!("{out}{err}");
+    assert_eq!(code, 0, "{all}");
+    assert!(all.contains("2 API key(s) configured"), "{all}");
+    assert!(
+        all.contains("api_keys[1]") && all.contains("shorter than"),
+        "{all}"
+    );
+    assert!(!all.contains("abc123xyz"), "{all}");
+
+    // The same key twice, and a key in clear (no such field): refused, naming the entry.
+    let twice = format!(
+        "{good}[[api_keys]]\nclient_type = \"other\"\nkey_sha256 = \"{}\"\n",
+        sha256_hex(PARTNER_KEY)
+    );
+    let path = write(&twice);
+    let (code, out, err) = idgate_cmd(&["check-config", "--config", path.to_str().unwrap()]);
+    assert_eq!(code, 78, "{out}{err}");
+    assert!(
+        err.contains("api_keys[2]") && err.contains("api_keys[0]"),
+        "{err}"
+    );
+    let path = write(&format!(
+        "[[api_keys]]\nclient_type = \"x\"\nkey = \"{PARTNER_KEY}\"\n"
+    ));
+    let (code, _, err) = idgate_cmd(&["check-config", "--config", path.to_str().unwrap()]);
+    assert_eq!(code, 78, "{err}");
+    assert!(err.contains("key"), "{err}");
+}
