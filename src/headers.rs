@@ -18,6 +18,16 @@ pub const IDGATE_APP: HeaderName = HeaderName::from_static("idgate-app");
 pub const CLIENT_TYPE: HeaderName = HeaderName::from_static("client-type");
 pub const IS_BACKOFFICE: HeaderName = HeaderName::from_static("isbackoffice");
 
+/// Set by the shipped auth location from `$idgate_api_key_required`: the location refuses
+/// requests without a valid API key.
+pub const API_KEY_REQUIRED: HeaderName = HeaderName::from_static("idgate-api-key-required");
+/// `/auth`'s answer: the request's client type (the location's own, else its API key's), which
+/// the snippets pass upstream as `client-type`.
+pub const MIA_CLIENT_TYPE: HeaderName = HeaderName::from_static("mia-client-type");
+/// `/auth`'s 401 for an API key refusal carries `api-key` here, so Nginx's 401 handler can say
+/// so (a subrequest's body never reaches the client).
+pub const IDGATE_REFUSAL: HeaderName = HeaderName::from_static("idgate-refusal");
+
 pub const MIA_ALLOWED: HeaderName = HeaderName::from_static("mia-allowed");
 pub const MIA_USERID: HeaderName = HeaderName::from_static("mia-userid");
 pub const MIA_GROUPS: HeaderName = HeaderName::from_static("mia-groups");

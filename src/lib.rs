@@ -16,6 +16,7 @@
 //!   group of endpoints: `auth` (the hot path), `login`, `token`, `session_api`, `meta`, `health`.
 //! - [`error`] is the single place where errors become HTTP statuses and JSON bodies.
 //! - [`policy`] decides which routes need which users (Mia's `auth.json` and TOML rules).
+//! - [`apikeys`] turns a client's static API key (Mia's gateway keys) into its client type.
 //! - [`session`] owns the in-memory verified-token cache and the liveness flags that make `/auth`
 //!   free of I/O for a session it has already seen.
 //! - [`renewal`] renews an expired session JWT from `/auth` while the session lives.
@@ -36,6 +37,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod apikeys;
 pub mod cli;
 pub mod config;
 pub mod cookie;

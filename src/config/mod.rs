@@ -9,6 +9,7 @@
 //! ([`env`], applied first and winning over the TOML) and the Mia authentication service's
 //! configuration JSON ([`mia`], named by `mia_config`), whose apps join `[apps]`.
 
+mod api_keys;
 pub mod env;
 mod mia;
 mod providers;
@@ -67,6 +68,8 @@ pub struct Config {
     pub log: LogConfig,
     pub apps: BTreeMap<String, Arc<AppConfig>>,
     pub policy: crate::policy::RouteTable,
+    /// `[[api_keys]]`, hashed (see `apikeys`).
+    pub api_keys: crate::apikeys::ApiKeys,
     /// What the compatibility inputs told us, logged once tracing is up.
     pub notices: Notices,
 }
@@ -420,9 +423,20 @@ impl Config {
         )
         .map_err(|e| ConfigError::invalid(policy_key, e.to_string()))?;
 
+        let (api_keys, key_notices) = api_keys::validate(&raw.api_keys, &resolve)?;
+        notices.warnings.extend(key_notices);
+        if !api_keys.is_empty() {
+            notices.infos.push(format!(
+                "{} API key(s) configured: /auth reads the `client-key` and `secret` headers and \
+                 the `mia_client_key` cookie, and refuses a request whose key is not one of them",
+                api_keys.len()
+            ));
+        }
+
         Ok(Self {
             notices,
             policy,
+            api_keys,
             server: ServerConfig {
                 default_app,
                 ..server

@@ -33,6 +33,26 @@ pub struct RawConfig {
     pub mia_config: Option<PathBuf>,
     #[serde(default)]
     pub authorization: RawAuthorization,
+    /// Static API keys (Mia's API gateway keys), each mapped to a client type.
+    #[serde(default)]
+    pub api_keys: Vec<RawApiKey>,
+}
+
+/// One `[[api_keys]]` entry. The key itself is never written in this file: give its SHA-256
+/// (`key_sha256`, 64 hex digits) or a file holding it (`key_file`), exactly one of the two.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawApiKey {
+    /// The client type the key stands for (`clientType` in rules, `client-type` upstream).
+    pub client_type: String,
+    /// SHA-256 of the key, hex (`printf %s "$KEY" | sha256sum`).
+    pub key_sha256: Option<String>,
+    /// A file holding the key (one trailing newline is ignored); read and hashed at load.
+    pub key_file: Option<PathBuf>,
+    /// Mia's "Active" flag: an inactive key is refused like an unknown one; default true.
+    pub active: Option<bool>,
+    /// Free text for the operator (Mia's "Description"); never used.
+    pub description: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -8,6 +8,12 @@
 //! A session seen before is answered from memory (see `session`): no store, no network. The
 //! route rules (`policy`) then decide; a path under `/auth/` carries a Nginx location's own rule
 //! (percent-encoded), which replaces the route table for that request.
+//!
+//! API keys (see `apikeys`) are checked first: a key the request sends must be valid even where
+//! none is required (401, `idgate-refusal: api-key`), and a location stating
+//! `$idgate_api_key_required` refuses a request without one. The client type the rules see and
+//! `mia-client-type` carries is the location's own (`$idgate_client_type`) when the operator
+//! states one — a key never widens what the location says it is — else the key's.
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, StatusCode};
@@ -38,6 +44,15 @@ pub async fn decide(state: &AppState, peer: &Peer, req: &Request) -> Response {
             "the request's credentials are too large",
         );
     }
+    // The API key step, before anything else reads the request: a refused key ends it here.
+    let client_type = match client_type(state, headers) {
+        Ok(client_type) => client_type,
+        Err(e) => {
+            // The error names where the key was sent, never the key.
+            tracing::info!(reason = %e, "/auth refused: API key");
+            return refuse_api_key(&e);
+        }
+    };
     // The app the location belongs to, stated by the operator (see idgate-upstream.conf).
     let bound_app = match header(headers, headers::IDGATE_APP).filter(|a| !a.is_empty()) {
         Some(id) => match state.config.apps.get_key_value(id) {
@@ -117,7 +132,7 @@ pub async fn decide(state: &AppState, peer: &Peer, req: &Request) -> Response {
     let ctx = session.as_ref().map(|s| Context {
         groups: &s.claims.user.groups,
         permissions: s.claims.user.permissions.as_deref().unwrap_or(&[]),
-        client_type: header(headers, headers::CLIENT_TYPE).filter(|v| !v.is_empty()),
+        client_type,
         is_backoffice: header(headers, headers::IS_BACKOFFICE)
             .is_some_and(|v| v.eq_ignore_ascii_case("true") || v == "1"),
     });
@@ -126,17 +141,26 @@ pub async fn decide(state: &AppState, peer: &Peer, req: &Request) -> Response {
         .policy
         .decide(method, uri, location_rule.as_deref(), ctx.as_ref())
     {
-        Decision::Allow => match &session {
-            Some(s) => {
-                let mut resp = allow(s);
-                // Exactly one Set-Cookie: Nginx passes on only the first.
-                if let (Some(cookie), true) = (set_cookie, resp.status().is_success()) {
-                    resp.headers_mut().insert(http::header::SET_COOKIE, cookie);
+        Decision::Allow => {
+            let mut resp = match &session {
+                Some(s) => {
+                    let mut resp = allow(s);
+                    // Exactly one Set-Cookie: Nginx passes on only the first.
+                    if let (Some(cookie), true) = (set_cookie, resp.status().is_success()) {
+                        resp.headers_mut().insert(http::header::SET_COOKIE, cookie);
+                    }
+                    resp
                 }
-                resp
+                None => allow_anonymous(),
+            };
+            if let (true, Some(v)) = (
+                resp.status().is_success(),
+                client_type.and_then(|c| HeaderValue::from_str(c).ok()),
+            ) {
+                resp.headers_mut().insert(headers::MIA_CLIENT_TYPE, v);
             }
-            None => allow_anonymous(),
-        },
+            resp
+        }
         Decision::Forbidden => refuse(
             StatusCode::FORBIDDEN,
             "this session may not access this route",
@@ -148,6 +172,33 @@ pub async fn decide(state: &AppState, peer: &Peer, req: &Request) -> Response {
         }
         Decision::Unauthenticated => unauthorized(state, bound_app, method, headers),
     }
+}
+
+/// The request's client type: the location's own when the operator states one, else the one
+/// its API key stands for. Fails when a key sent is refused, or when the location requires a key
+/// (`idgate-api-key-required`, any value but empty, `false` or `0`: a typo requires one) and
+/// none is sent.
+fn client_type<'a>(
+    state: &'a AppState,
+    headers: &'a HeaderMap,
+) -> Result<Option<&'a str>, crate::apikeys::ApiKeyError> {
+    let from_key = state.config.api_keys.from_request(headers)?;
+    let required = headers.get(headers::API_KEY_REQUIRED).is_some_and(|v| {
+        let v = v.as_bytes();
+        !v.is_empty() && !v.eq_ignore_ascii_case(b"false") && v != b"0"
+    });
+    if required && from_key.is_none() {
+        return Err(crate::apikeys::ApiKeyError::Missing);
+    }
+    let stated = header(headers, headers::CLIENT_TYPE).filter(|v| !v.is_empty());
+    Ok(stated.or(from_key))
+}
+
+fn refuse_api_key(e: &crate::apikeys::ApiKeyError) -> Response {
+    let mut resp = refuse(StatusCode::UNAUTHORIZED, &e.to_string());
+    resp.headers_mut()
+        .insert(headers::IDGATE_REFUSAL, HeaderValue::from_static("api-key"));
+    resp
 }
 
 /// The name of a credential header larger than idgate reads, if any: such a request is refused

@@ -4,7 +4,7 @@
 //!
 //! | method, path | answers | notes |
 //! |---|---|---|
-//! | any `/auth`, `/auth/…` | 200 + `mia-allowed`, `mia-userid`, `mia-groups`, `mia-userproperties`; 401 (+ `Location` for browser navigations); 403 for untrusted peers | Nginx `auth_request` target; never another status on purpose |
+//! | any `/auth`, `/auth/…` | 200 + `mia-allowed`, `mia-userid`, `mia-groups`, `mia-userproperties` (+ `mia-client-type`); 401 (+ `Location` for browser navigations; `idgate-refusal: api-key` for a refused API key); 403 for untrusted peers | Nginx `auth_request` target; never another status on purpose |
 //! | GET `/authorize` | 302 to the IdP; 400 naming a bad `appId`/`providerId`/`redirect` | sets `idgate_login` (a fresh binding), clears `sid`/`idgate_renew`/`refresh_token` |
 //! | GET `/web-login` | 200 HTML provider chooser; 400 | |
 //! | GET `/web-login/oauth/callback`, `/web-login/callback` | 200 HTML | the script POSTs the code in the body / the query |
