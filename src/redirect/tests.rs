@@ -426,4 +426,11 @@ fn allowed_targets_must_be_plain_http_origins() {
     assert!(AllowedTarget::parse("javascript:alert(1)").is_err());
     assert!(AllowedTarget::parse("http://u:p@host/").is_err());
     assert!(AllowedTarget::parse("not a url").is_err());
+    // A host alone is not enough (another scheme), nor the scheme alone (no host); user
+    // information is refused whichever half of it is there.
+    assert!(AllowedTarget::parse("ftp://app.example.com/").is_err());
+    assert!(AllowedTarget::parse("ws://app.example.com/").is_err());
+    assert!(AllowedTarget::parse("http://u@app.example.com/").is_err());
+    assert!(AllowedTarget::parse("http://:p@app.example.com/").is_err());
+    assert!(AllowedTarget::parse("https://app.example.com/").is_ok());
 }
