@@ -100,11 +100,13 @@ pub enum SessionsAction {
     Revoke {
         #[arg(long, default_value = "/etc/idgate/idgate.toml")]
         config: PathBuf,
+        // Session ids are base64url: one in 64 starts with `-`, which is still a value here.
         #[arg(
             long,
             alias = "session",
             conflicts_with = "user",
-            required_unless_present = "user"
+            required_unless_present = "user",
+            allow_hyphen_values = true
         )]
         sid: Option<String>,
         #[arg(long)]
@@ -413,4 +415,25 @@ pub async fn mint(
     };
     let claims = crate::users::session_claims(&app, user, &sid, now, lifetime);
     Ok(state.auth.keys().sign(&claims)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[test]
+    fn a_session_id_starting_with_a_hyphen_is_a_value() {
+        let cli = Cli::try_parse_from(["idgate", "sessions", "revoke", "--sid", "-k3x_9"]);
+        let Ok(Cli {
+            command:
+                Command::Sessions {
+                    action: SessionsAction::Revoke { sid, .. },
+                },
+        }) = cli
+        else {
+            panic!("not parsed as a revocation: {cli:?}");
+        };
+        assert_eq!(sid.as_deref(), Some("-k3x_9"));
+    }
 }
