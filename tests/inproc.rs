@@ -59,6 +59,20 @@ async fn a_login_state_is_single_use_and_bound_to_its_browser() {
     let (server, idp) = InProc::start_with_idp(&Setup::default(), &[]).await;
     let site = server.site();
     let browser = Browser::new();
+    // A redirect outside the site is refused before any state is recorded.
+    for hostile in [
+        "%2F%2Fevil.example%2F",
+        "https%3A%2F%2Fevil.example%2F",
+        "javascript%3Aalert(1)",
+    ] {
+        let resp = browser
+            .navigate(&format!(
+                "{site}/authorize?appId=web&providerId=dev&redirect={hostile}"
+            ))
+            .await;
+        assert_eq!(resp.status(), 400, "{hostile}");
+        assert!(cookie_set(&resp, "idgate_login").is_none(), "{hostile}");
+    }
     let other = Browser::new();
     let other_login = other
         .navigate(&format!(
