@@ -83,7 +83,9 @@ pub async fn decide(state: &AppState, peer: &Peer, req: &Request) -> Response {
             None => match Box::pin(checked_in_store(state, token)).await {
                 Ok(session) => Some(session),
                 // A browser's expired token is renewed while its session lives.
-                Err(AuthFailure::Token(JwtError::Expired)) if !has_bearer(headers) => {
+                Err(AuthFailure::Token(JwtError::Expired))
+                    if super::bearer_token(headers).is_none() =>
+                {
                     let secret = state.cookies.read(headers, Kind::Renew);
                     match Box::pin(crate::renewal::renew(state, token, secret)).await {
                         Ok(renewed) => {
@@ -216,13 +218,6 @@ fn oversized_credentials(headers: &HeaderMap) -> Option<&'static str> {
         .get(http::header::AUTHORIZATION)
         .filter(|v| v.len() > crate::jwt::MAX_TOKEN_LEN + 16)
         .map(|_| "authorization")
-}
-
-fn has_bearer(headers: &HeaderMap) -> bool {
-    headers
-        .get(http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.len() > 7 && v[..7].eq_ignore_ascii_case("bearer "))
 }
 
 /// A token-cache miss: verify and ask the store, timed for `/-/metrics`.
