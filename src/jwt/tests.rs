@@ -1,0 +1,216 @@
+//! Unit tests of `jwt`: keys, signing, verification, the published JWKS, the token bound.
+use super::*;
+
+fn claims(exp_in: i64) -> Claims {
+    let now = crate::now_secs();
+    Claims {
+        iss: "http://issuer".into(),
+        sub: "u1".into(),
+        iat: now,
+        exp: now + exp_in,
+        jti: "j".into(),
+        sid: "s".into(),
+        user: UserClaim {
+            user_id: "u1".into(),
+            groups: vec!["users".into()],
+            email: Some("a@b".into()),
+            name: Some("A".into()),
+            username: None,
+            permissions: None,
+            metadata: None,
+            provider_user_id: None,
+            user_settings_url: None,
+        },
+    }
+}
+
+fn hs_keys(secret: &str, kid: &str) -> (tempfile::TempDir, KeyMaterial) {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("k");
+    std::fs::write(&p, secret).unwrap();
+    let k = KeyMaterial::load_signing("HS256", &p, kid).unwrap();
+    (dir, k)
+}
+
+#[test]
+fn round_trip_and_claim_names() {
+    let (_d, k) = hs_keys("0123456789abcdef0123456789abcdef", "k1");
+    let keys = JwtKeys::new(&k, &[], &["http://issuer".into()]).unwrap();
+    let token = keys.sign(&claims(60)).unwrap();
+    assert_eq!(keys.verify(&token).unwrap(), claims(60));
+    let payload = token.split('.').nth(1).unwrap();
+    let json: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+    assert_eq!(json["user"]["userId"], "u1");
+    assert!(json["user"].get("permissions").is_none());
+    // HS256 secrets are never published.
+    assert_eq!(keys.jwks()["keys"].as_array().map(Vec::len), Some(0));
+}
+
+#[test]
+fn rejects_expired_wrong_issuer_and_other_key() {
+    let (_d, k) = hs_keys("0123456789abcdef0123456789abcdef", "k1");
+    let keys = JwtKeys::new(&k, &[], &["http://issuer".into()]).unwrap();
+    let expired = keys.sign(&claims(-60)).unwrap();
+    assert!(matches!(keys.verify(&expired), Err(JwtError::Expired)));
+    assert!(keys.verify_ignoring_expiry(&expired).is_ok());
+
+    let other = JwtKeys::new(&k, &[], &["http://elsewhere".into()]).unwrap();
+    assert!(other.verify(&keys.sign(&claims(60)).unwrap()).is_err());
+
+    let (_d2, k2) = hs_keys("another-secret-another-secret-xx", "k1");
+    let forged = JwtKeys::new(&k2, &[], &["http://issuer".into()]).unwrap();
+    assert!(keys.verify(&forged.sign(&claims(60)).unwrap()).is_err());
+}
+
+fn fixture(name: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+#[test]
+fn the_published_jwks_verifies_what_idgate_signs() {
+    for (alg, file, kty) in [
+        ("RS256", "rs256.pem", "RSA"),
+        ("ES256", "es256.pem", "EC"),
+        ("EdDSA", "ed25519.pem", "OKP"),
+    ] {
+        let k = KeyMaterial::load_signing(alg, &fixture(file), "kid-1").unwrap();
+        let keys = JwtKeys::new(&k, &[], &["http://issuer".into()]).unwrap();
+        let c = claims(60);
+        let token = keys.sign(&c).unwrap();
+        let published = &keys.jwks()["keys"];
+        assert_eq!(published.as_array().map(Vec::len), Some(1), "{alg}");
+        let jwk = &published[0];
+        assert_eq!(jwk["kid"], "kid-1", "{alg}");
+        assert_eq!(jwk["alg"], alg, "{alg}");
+        assert_eq!(jwk["use"], "sig", "{alg}");
+        assert_eq!(jwk["kty"], kty, "{alg}");
+        // What a relying party does with the JWKS: rebuild the key from it and verify.
+        let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(jwk.clone()).unwrap();
+        let key = DecodingKey::from_jwk(&jwk).unwrap();
+        let mut v = Validation::new(Algorithm::parse(alg).unwrap().jsonwebtoken());
+        v.set_issuer(&["http://issuer"]);
+        let got = jsonwebtoken::decode::<Claims>(&token, &key, &v).unwrap();
+        assert_eq!(got.claims, c, "{alg}");
+        let header = jsonwebtoken::decode_header(&token).unwrap();
+        assert_eq!(header.kid.as_deref(), Some("kid-1"));
+        assert_eq!(format!("{:?}", header.alg), alg);
+    }
+}
+
+#[test]
+fn a_verification_only_key_accepts_its_private_key_tokens_and_no_others() {
+    let old = KeyMaterial::load_signing("RS256", &fixture("rs256.pem"), "old").unwrap();
+    let old_keys = JwtKeys::new(&old, &[], &["http://issuer".into()]).unwrap();
+    let new = KeyMaterial::load_signing("RS256", &fixture("rs256-other.pem"), "new").unwrap();
+    let old_public =
+        KeyMaterial::load_verifying("RS256", &fixture("rs256.pub.pem"), "old").unwrap();
+    assert!(old_public.secret_bytes().is_empty());
+    let keys = JwtKeys::new(&new, &[old_public], &["http://issuer".into()]).unwrap();
+    assert_eq!(keys.jwks()["keys"].as_array().map(Vec::len), Some(2));
+    assert_eq!(keys.jwks()["keys"][1]["kid"], "old");
+    let c = claims(60);
+    assert_eq!(keys.verify(&old_keys.sign(&c).unwrap()).unwrap(), c);
+    // Signed by the new key but claiming the old key's id: refused.
+    let liar = KeyMaterial::load_signing("RS256", &fixture("rs256-other.pem"), "old").unwrap();
+    let liar = JwtKeys::new(&liar, &[], &["http://issuer".into()]).unwrap();
+    assert!(keys.verify(&liar.sign(&claims(60)).unwrap()).is_err());
+    // A verification-only key cannot sign.
+    let public = KeyMaterial::load_verifying("RS256", &fixture("rs256.pub.pem"), "p").unwrap();
+    assert!(JwtKeys::new(&public, &[], &["http://issuer".into()]).is_err());
+}
+
+#[test]
+fn hs256_secrets_need_32_bytes_and_are_kept_for_key_derivation() {
+    let short = b"0123456789abcdef0123456789abcde".to_vec();
+    assert!(KeyMaterial::signing_from_bytes("HS256", short, "s", "k").is_err());
+    let exact = b"0123456789abcdef0123456789abcdef\n".to_vec();
+    let k = KeyMaterial::signing_from_bytes("HS256", exact.clone(), "s", "k").unwrap();
+    assert_eq!(k.secret_bytes(), exact.as_slice());
+    // Debug names the key, never its material.
+    let debug = format!("{k:?}");
+    assert!(
+        debug.contains("Hs256") && debug.contains("\"k\""),
+        "{debug}"
+    );
+    assert!(!debug.contains("0123456789"), "{debug}");
+}
+
+#[test]
+fn algorithm_names_are_exact() {
+    for name in ["RS256", "ES256", "EdDSA", "HS256"] {
+        assert_eq!(Algorithm::parse(name).unwrap().name(), name);
+    }
+    for bad in ["none", "hs256", "RS512", "EDDSA", ""] {
+        assert!(Algorithm::parse(bad).is_err(), "{bad}");
+    }
+    assert_eq!(MAX_TOKEN_LEN, 16384);
+}
+
+/// Keys and a valid token of theirs of exactly `len` bytes. base64 without padding never
+/// yields a length of 4k+1, so the key id (in the header) varies as well as the payload.
+fn token_of_len(len: usize) -> (Vec<tempfile::TempDir>, JwtKeys, String) {
+    let mut dirs = Vec::new();
+    for kid in ["k", "kk", "kkk"] {
+        let (d, k) = hs_keys("0123456789abcdef0123456789abcdef", kid);
+        dirs.push(d);
+        let keys = JwtKeys::new(&k, &[], &["http://issuer".into()]).unwrap();
+        let mut c = claims(60);
+        c.user.name = Some(String::new());
+        // Every 3 bytes of name add 4 characters: start just below the estimate.
+        let base = keys.sign(&c).unwrap().len();
+        let estimate = len.saturating_sub(base) * 3 / 4;
+        for n in estimate.saturating_sub(8)..len {
+            c.user.name = Some("n".repeat(n));
+            let t = keys.sign(&c).unwrap();
+            if t.len() == len {
+                return (dirs, keys, t);
+            }
+            if t.len() > len {
+                break;
+            }
+        }
+    }
+    panic!("no token of {len} bytes");
+}
+
+#[test]
+fn tokens_longer_than_16_kib_are_refused_unread() {
+    let (_d, keys, at_limit) = token_of_len(16384);
+    assert!(keys.verify(&at_limit).is_ok());
+    let (_d, keys, over) = token_of_len(16385);
+    assert!(matches!(keys.verify(&over), Err(JwtError::Malformed)));
+    assert!(matches!(
+        keys.verify_ignoring_expiry(&over),
+        Err(JwtError::Malformed)
+    ));
+}
+
+#[test]
+fn keygen_writes_a_private_loadable_key_once() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    for alg in ["ES256", "EdDSA", "HS256"] {
+        let out = dir.path().join(alg);
+        keygen(alg, &out).unwrap();
+        let mode = std::fs::metadata(&out).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{alg}");
+        let k = KeyMaterial::load_signing(alg, &out, "k").unwrap();
+        let keys = JwtKeys::new(&k, &[], &["http://issuer".into()]).unwrap();
+        assert!(keys.verify(&keys.sign(&claims(60)).unwrap()).is_ok());
+        let before = std::fs::read(&out).unwrap();
+        assert!(keygen(alg, &out).is_err(), "{alg} must not overwrite");
+        assert_eq!(std::fs::read(&out).unwrap(), before);
+    }
+    assert!(keygen("none", &dir.path().join("x")).is_err());
+}
+
+#[test]
+fn rejects_alg_none() {
+    let (_d, k) = hs_keys("0123456789abcdef0123456789abcdef", "k1");
+    let keys = JwtKeys::new(&k, &[], &["http://issuer".into()]).unwrap();
+    let header = b64(br#"{"alg":"none","typ":"JWT","kid":"k1"}"#);
+    let body = b64(serde_json::to_string(&claims(60)).unwrap().as_bytes());
+    assert!(keys.verify(&format!("{header}.{body}.")).is_err());
+}
