@@ -63,7 +63,7 @@ async fn assert_unharmed(stack: &mut Stack, cookie: &str) {
     );
     assert_eq!(page.status, 200, "the session still opens its pages");
     assert!(!echoed(&page.body)["miauserid"].is_empty());
-    let log = stack.idgate.proc.log_text();
+    let log = stack.idgate.log_caught_up().await;
     for revocation in [
         "sessions revoked by an administrator",
         "presented twice",
@@ -764,11 +764,8 @@ async fn an_api_token_is_never_renewed_whatever_carries_it() {
         assert_eq!(r.status, 401, "{cookie}");
         assert!(r.header("set-cookie").is_none());
     }
-    let log = stack.idgate.proc.log_text();
-    assert!(
-        log.contains("not a website"),
-        "the refusal is the website check's"
-    );
+    // The refusal is the website check's (waits for the log line, failing after 10 s).
+    stack.idgate.proc.wait_log(&["not a website"]);
     assert!(stack.idgate.proc.is_running());
 }
 
@@ -1037,10 +1034,8 @@ async fn errors_and_logs_carry_no_internals() {
         assert!(!body.contains(leak), "{leak} in {body}");
     }
     assert!(body.contains("identity provider"), "{body}");
-    assert!(
-        stack.idgate.proc.log_text().contains("request failed"),
-        "the details go to the log"
-    );
+    // The details go to the log (waits for the line, failing after 10 s).
+    stack.idgate.proc.wait_log(&["request failed"]);
 
     // A client's X-Request-Id never lands in a log line as sent: through Nginx it is replaced
     // by Nginx's own id; sent to idgate directly, anything but a short plain id is replaced.
