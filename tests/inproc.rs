@@ -791,3 +791,130 @@ async fn a_route_no_rule_covers_refuses_a_session_without_a_login_loop() {
     assert_eq!(logged_in.status(), 401);
     assert!(logged_in.headers().get("location").is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_keys_decide_the_client_type_at_auth() {
+    // tests/fixtures/mia/auth.json (see above); two keys, client types `cms` and `partner`.
+    const CMS: &str = "ck-in-process-0b9d8e7f6a5c4b3a2d1e";
+    const PARTNER: &str = "pk-in-process-7f3a9c1e5b2d4086a1c3";
+    let sha = |k: &str| -> String {
+        use sha2::Digest;
+        sha2::Sha256::digest(k.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    };
+    let extra = format!(
+        "mia_auth = \"{}\"\n\
+         [[api_keys]]\nclient_type = \"cms\"\nkey_sha256 = \"{}\"\n\
+         [[api_keys]]\nclient_type = \"partner\"\nkey_sha256 = \"{}\"\n",
+        fixture("mia/auth.json").display(),
+        sha(CMS),
+        sha(PARTNER)
+    );
+    let setup = Setup {
+        extra: Box::leak(extra.into_boxed_str()),
+        ..Setup::default()
+    };
+    let server = InProc::start(&setup, "http://127.0.0.1:1").await;
+    let user = idgate::cli::mint(&server.state, "web", "u-1", "users")
+        .await
+        .unwrap();
+    let user = format!("sid={user}");
+    let client_type = |resp: &reqwest::Response| {
+        resp.headers()
+            .get("mia-client-type")
+            .map(|v| v.to_str().unwrap().to_owned())
+    };
+
+    // A key in any of Mia's three places stands for its client type, told to the upstream.
+    let cookie = format!("mia_client_key={CMS}");
+    for sent in [
+        ("client-key", CMS),
+        ("secret", CMS),
+        ("cookie", cookie.as_str()),
+    ] {
+        let resp = server.auth_with("/public/page", &[sent]).await;
+        assert_eq!(resp.status(), 200, "{sent:?}");
+        assert_eq!(client_type(&resp).as_deref(), Some("cms"), "{sent:?}");
+    }
+    let resp = server
+        .auth_with("/public/page", &[("client-key", PARTNER)])
+        .await;
+    assert_eq!(client_type(&resp).as_deref(), Some("partner"));
+    // No key: no client type.
+    let resp = server.auth_with("/public/page", &[]).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(client_type(&resp), None);
+
+    // A wrong key is refused, marked as an API-key refusal, naming where it was sent.
+    let resp = server
+        .auth_with("/public/page", &[("secret", "not-a-key")])
+        .await;
+    assert_eq!(resp.status(), 401);
+    assert_eq!(resp.headers()["idgate-refusal"], "api-key");
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(
+        body["message"],
+        "the API key sent in the `secret` header is not valid"
+    );
+
+    // The snippet's requirement: any value but empty, `false` (any case) or `0` requires a key.
+    for (required, without_key) in [
+        ("true", 401),
+        ("yes", 401),
+        ("1", 401),
+        ("false", 200),
+        ("FALSE", 200),
+        ("0", 200),
+        ("", 200),
+    ] {
+        let resp = server
+            .auth_with("/public/page", &[("idgate-api-key-required", required)])
+            .await;
+        assert_eq!(resp.status(), without_key, "required={required:?}");
+        if without_key == 401 {
+            assert_eq!(resp.headers()["idgate-refusal"], "api-key");
+        }
+        let resp = server
+            .auth_with(
+                "/public/page",
+                &[("idgate-api-key-required", required), ("client-key", CMS)],
+            )
+            .await;
+        assert_eq!(resp.status(), 200, "required={required:?} with a key");
+        assert_eq!(client_type(&resp).as_deref(), Some("cms"));
+    }
+
+    // The operator's client type (the snippet's `client-type`) wins over the key's; an empty
+    // one states nothing.
+    let resp = server
+        .auth_with("/public/page", &[("client-key", CMS), ("client-type", "web")])
+        .await;
+    assert_eq!(client_type(&resp).as_deref(), Some("web"));
+    let resp = server
+        .auth_with("/public/page", &[("client-key", CMS), ("client-type", "")])
+        .await;
+    assert_eq!(client_type(&resp).as_deref(), Some("cms"));
+
+    // The key's client type reaches the rules: backoffice wants `cms`.
+    let backoffice = |key: &'static str| {
+        let cookie = user.clone();
+        let server = &server;
+        async move {
+            server
+                .auth_with(
+                    "/backoffice/x",
+                    &[
+                        ("cookie", cookie.as_str()),
+                        ("isbackoffice", "true"),
+                        ("client-key", key),
+                    ],
+                )
+                .await
+                .status()
+        }
+    };
+    assert_eq!(backoffice(CMS).await, 200);
+    assert_eq!(backoffice(PARTNER).await, 403);
+}
