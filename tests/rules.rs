@@ -492,3 +492,95 @@ fn route_paths_that_cannot_be_matched_safely_stop_startup_naming_them() {
         "{err}"
     );
 }
+
+/// Mia's documented semantics of `auth.json`, through Nginx: a public route still evaluates its
+/// expression (anonymous requests with no groups, the client type of a valid API key); a method
+/// entry with only a backoffice block refuses frontend requests; lenient mode passes a session's
+/// request on a route no rule covers to the upstream marked `mia-allowed: 0`, which the snippet
+/// forwards in place of whatever the client sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn public_rules_evaluate_their_expression_and_lenient_mode_passes_unchecked() {
+    const BAR_KEY: &str = "bar-key-5d1c0e7a9b3f42e6";
+    let dir = tempfile::tempdir().unwrap();
+    let auth = dir.path().join("auth.json");
+    std::fs::write(
+        &auth,
+        r#"{
+  "/app/": {"ALL": {"authorization": {"expression": "groups.users", "public": false}}},
+  "/open/": {"GET": {"authorization": {"expression": "true", "public": true}}},
+  "/closed/": {"GET": {"authorization": {"expression": "false", "public": true}}},
+  "/partners/": {"GET": {"authorization": {"expression": "groups.foo || clientType == 'bar'", "public": true}}},
+  "/cms-only/": {"ALL": {"backofficeAuthorization": {"expression": "true", "public": false}}}
+}"#,
+    )
+    .unwrap();
+    let sha: String = {
+        use sha2::Digest;
+        sha2::Sha256::digest(BAR_KEY.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    };
+    let extra = format!(
+        "mia_auth = \"{}\"\n[authorization]\nstrict = false\n\
+         [[api_keys]]\nclient_type = \"bar\"\nkey_sha256 = \"{sha}\"\n",
+        auth.display()
+    );
+    let stack = Stack::start_with(Setup {
+        extra: Box::leak(extra.into_boxed_str()),
+        ..Setup::default()
+    });
+    let site = stack.site();
+    let url = |p: &str| format!("{site}{p}");
+    let anonymous = Browser::new();
+    let alice = Browser::new();
+    // alice logs in through a route the rules open to her (`users`, the default group).
+    assert_eq!(login(&stack, &alice, "/app/", "alice").await.status(), 200);
+
+    // Public and `true`: everyone, and the upstream is told the rules allowed it.
+    let (status, body) = get(&anonymous, &url("/open/x"), &[("mia-allowed", "0")]).await;
+    assert_eq!(status, 200);
+    assert_eq!(echoed(&body)["mia-allowed"], "1");
+    // Public but `false`: refused, anonymous (401) and with a session (403).
+    assert_eq!(get(&anonymous, &url("/closed/x"), &[]).await.0, 401);
+    assert_eq!(get(&alice, &url("/closed/x"), &[]).await.0, 403);
+    // Public, `groups.foo || clientType == 'bar'`: the `bar` key opens it, a session without
+    // `foo` does not.
+    assert_eq!(get(&anonymous, &url("/partners/x"), &[]).await.0, 401);
+    assert_eq!(
+        get(&anonymous, &url("/partners/x"), &[("client-key", BAR_KEY)])
+            .await
+            .0,
+        200
+    );
+    assert_eq!(get(&alice, &url("/partners/x"), &[]).await.0, 403);
+    assert_eq!(
+        get(&alice, &url("/partners/x"), &[("secret", BAR_KEY)])
+            .await
+            .0,
+        200
+    );
+    // A client's own client type counts for nothing.
+    assert_eq!(
+        get(&anonymous, &url("/partners/x"), &[("client-type", "bar")])
+            .await
+            .0,
+        401
+    );
+    // Only a backoffice block, asked from a frontend location: refused.
+    assert_eq!(get(&alice, &url("/cms-only/x"), &[]).await.0, 403);
+    assert_eq!(get(&anonymous, &url("/cms-only/x"), &[]).await.0, 401);
+
+    // Lenient mode, a route no rule covers: a session passes, marked unchecked, with its
+    // identity; the client's `mia-allowed: 1` is replaced. Anonymous still has to log in.
+    let (status, body) = get(&alice, &url("/elsewhere"), &[("mia-allowed", "1")]).await;
+    assert_eq!(status, 200);
+    let seen = echoed(&body);
+    assert_eq!(seen["mia-allowed"], "0");
+    assert!(!seen["miauserid"].is_empty(), "{seen:?}");
+    assert_eq!(get(&anonymous, &url("/elsewhere"), &[]).await.0, 401);
+    // A covered route the session may use: allowed, `mia-allowed: 1`.
+    let (status, body) = get(&alice, &url("/app/x"), &[("mia-allowed", "0")]).await;
+    assert_eq!(status, 200);
+    assert_eq!(echoed(&body)["mia-allowed"], "1");
+}

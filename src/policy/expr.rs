@@ -8,11 +8,13 @@
 //! unary   := "!" unary | compare
 //! compare := operand ( ("==" | "===" | "!=" | "!==") operand )?
 //! operand := "true" | "false" | STRING | "(" expr ")" | STRING "in" ("groups" | "permissions")
+//!          | "[" STRING ( "," STRING )* "]" "in" ("groups" | "permissions")
 //!          | "groups" "." NAME | "groups" "[" STRING "]"
 //!          | "permissions" "." NAME | "permissions" "[" STRING "]"
 //!          | "clientType" | "isBackoffice"
 //! ```
-//! Strings take single or double quotes. A name after `.` may hold letters, digits, `_`, `-`
+//! `["admin", "user"] in groups` holds when any of the listed groups does (Mia's documented
+//! form: "users in the admin or the user group"). Strings take single or double quotes. A name after `.` may hold letters, digits, `_`, `-`
 //! and `:`; anything else needs the bracket form (`permissions["a:b"]`).
 //!
 //! # Bounded by construction
@@ -25,9 +27,13 @@
 //! long `a || b || c …` is one flat node, not a deep tree. The tree is therefore at most about
 //! twice `MAX_NESTING` deep, which bounds the recursion of evaluation, `Clone`, `Debug` and drop.
 
-/// What an expression is evaluated against; borrowed from the request and the session.
+/// What an expression is evaluated against, and who asks; borrowed from the request and the
+/// session.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Context<'a> {
+    /// A session is presented (its groups and permissions below); false for an anonymous
+    /// request, whose groups and permissions are empty.
+    pub session: bool,
     pub groups: &'a [String],
     pub permissions: &'a [String],
     pub client_type: Option<&'a str>,
@@ -119,6 +125,7 @@ enum Token {
     RParen,
     LBracket,
     RBracket,
+    Comma,
 }
 
 fn is_name_char(c: char) -> bool {
@@ -154,6 +161,10 @@ fn tokenize(src: &str) -> Result<Vec<(Token, usize)>, ParseError> {
             }
             ']' => {
                 out.push((Token::RBracket, col));
+                i += 1;
+            }
+            ',' => {
+                out.push((Token::Comma, col));
                 i += 1;
             }
             '.' => {
@@ -346,6 +357,24 @@ impl Parser {
         }
     }
 
+    /// After `in`: `groups` or `permissions`, holding when any of `names` is there.
+    fn membership(&mut self, names: Vec<String>) -> Result<Expr, ParseError> {
+        let one: fn(String) -> Expr = match self.next() {
+            Some(Token::Ident(t)) if t == "groups" => Expr::Group,
+            Some(Token::Ident(t)) if t == "permissions" => Expr::Permission,
+            _ => {
+                self.pos -= 1;
+                return self.fail("expected `groups` or `permissions` after `in`");
+            }
+        };
+        let mut any: Vec<Expr> = names.into_iter().map(one).collect();
+        Ok(if any.len() == 1 {
+            any.remove(0)
+        } else {
+            Expr::Or(any)
+        })
+    }
+
     fn operand(&mut self) -> Result<Expr, ParseError> {
         match self.next() {
             Some(Token::LParen) => {
@@ -359,16 +388,36 @@ impl Parser {
             Some(Token::Str(s)) => {
                 if matches!(self.peek(), Some(Token::Ident(k)) if k == "in") {
                     self.pos += 1;
-                    match self.next() {
-                        Some(Token::Ident(t)) if t == "groups" => Ok(Expr::Group(s)),
-                        Some(Token::Ident(t)) if t == "permissions" => Ok(Expr::Permission(s)),
-                        _ => {
-                            self.pos -= 1;
-                            self.fail("expected `groups` or `permissions` after `in`")
-                        }
-                    }
+                    self.membership(vec![s])
                 } else {
                     Ok(Expr::Str(s))
+                }
+            }
+            Some(Token::LBracket) => {
+                let mut names = Vec::new();
+                loop {
+                    match self.next() {
+                        Some(Token::Str(s)) => names.push(s),
+                        _ => {
+                            self.pos -= 1;
+                            return self.fail("expected a quoted name in the list");
+                        }
+                    }
+                    match self.next() {
+                        Some(Token::Comma) => {}
+                        Some(Token::RBracket) => break,
+                        _ => {
+                            self.pos -= 1;
+                            return self.fail("expected `,` or `]` in the list");
+                        }
+                    }
+                }
+                match self.next() {
+                    Some(Token::Ident(k)) if k == "in" => self.membership(names),
+                    _ => {
+                        self.pos -= 1;
+                        self.fail("expected `in groups` or `in permissions` after the list")
+                    }
                 }
             }
             Some(Token::Ident(id)) => match id.as_str() {

@@ -10,12 +10,24 @@
 //! permissive ancestor. A Nginx location may carry its own rule instead (see
 //! `nginx/idgate-protect-rule.conf`), which replaces the table for that request.
 //!
-//! Outcomes: a public route allows everyone; otherwise no session → 401, a session whose
-//! expression is false → 403. A refused request (a path that cannot be matched safely, a method
-//! the deciding path has no rule for) is 401 without a session and 403 with one. With no rule at
-//! all configured, every protected location simply needs a session. With rules, `strict` (the
-//! default) answers 401 to paths no rule covers; lenient mode lets any session through there,
-//! and there only.
+//! Outcomes, as Mia's authorization service documents them: a rule that is not public needs a
+//! session (401 without one); then, public or not, its expression decides, evaluated on the
+//! session's groups and permissions (none for an anonymous request), the client type (of the
+//! location or of a valid API key) and the backoffice flag — true allows, false refuses (403 with
+//! a session, 401 without). So `public: true` opens a route to anonymous requests only as far as
+//! its expression holds for them (`true` does; `groups.foo || clientType == "bar"` does for the
+//! `bar` API key, and for a `foo` session without a key, as Mia's Console documentation
+//! spells out). A backoffice request (the
+//! location says so) is decided by the route's `backofficeAuthorization` when it has one, else
+//! by its `authorization`; a method entry with no block for the request (an `auth.json` entry
+//! with only `backofficeAuthorization`, asked by a frontend request) is refused, never opened.
+//! A refused request (a path that cannot be matched safely, a method the deciding path has no
+//! rule for) is 401 without a session and 403 with one. With no rule at all configured, every
+//! protected location simply needs a session. With rules, `strict` (the default) answers 401 to
+//! paths no rule covers; lenient mode (Mia's `AUTHORIZATION_STRICT_MODE_ENABLED=false`) passes a
+//! session's request there to the upstream marked `mia-allowed: 0` ([`Decision::Unchecked`]),
+//! for upstreams that decide themselves as Mia's non-strict mode expects, and still sends an
+//! anonymous one to log in.
 //!
 //! # Matching what the upstream will serve
 //!
@@ -56,7 +68,9 @@ pub struct Rule {
 /// The rules of one path and method.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RouteEntry {
-    pub authorization: Rule,
+    /// For frontend requests (and backoffice ones when `backoffice` is absent); `None` when an
+    /// `auth.json` method entry has no `authorization` block: such requests are refused.
+    pub authorization: Option<Rule>,
     /// Used instead of `authorization` for backoffice requests (`isbackoffice: true`).
     pub backoffice: Option<Rule>,
 }
@@ -119,6 +133,9 @@ pub enum Decision {
     Unauthenticated,
     /// 403: the session may not pass.
     Forbidden,
+    /// Lenient mode, a route no rule covers, a session: passed to the upstream marked
+    /// `mia-allowed: 0` (Mia's non-strict mode), the upstream deciding.
+    Unchecked,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -236,10 +253,7 @@ impl RouteTable {
                         r.map(|r| rule(&name, &route, &method, &r.expression, r.public))
                             .transpose()
                     };
-                    let authorization = compile(rules.authorization.as_ref())?.unwrap_or(Rule {
-                        expression: Expr::Bool(true),
-                        public: false,
-                    });
+                    let authorization = compile(rules.authorization.as_ref())?;
                     let backoffice = compile(rules.backoffice_authorization.as_ref())?;
                     table.insert(
                         &mut spelled,
@@ -269,7 +283,7 @@ impl RouteTable {
                     &r.path,
                     method,
                     RouteEntry {
-                        authorization,
+                        authorization: Some(authorization),
                         backoffice,
                     },
                 )?;
@@ -394,41 +408,49 @@ impl RouteTable {
     }
 
     /// The decision for a request. `location_rule` (a rule stated by the Nginx location)
-    /// replaces the table; `ctx` is `None` for an anonymous request.
+    /// replaces the table; `ctx` says who asks (`ctx.session` false for an anonymous request,
+    /// whose groups and permissions are then empty).
     pub fn decide(
         &self,
         method: &str,
         uri: &str,
         location_rule: Option<&Expr>,
-        ctx: Option<&Context<'_>>,
+        ctx: &Context<'_>,
     ) -> Decision {
-        let holds = |expression: &Expr| match ctx {
-            None => Decision::Unauthenticated,
-            Some(c) if expression.allows(c) => Decision::Allow,
-            Some(_) => Decision::Forbidden,
+        let refused = if ctx.session {
+            Decision::Forbidden
+        } else {
+            Decision::Unauthenticated
+        };
+        let holds = |expression: &Expr| {
+            if expression.allows(ctx) {
+                Decision::Allow
+            } else {
+                refused
+            }
         };
         let verdict = |rule: &Rule| {
-            if rule.public {
-                Decision::Allow
+            if !rule.public && !ctx.session {
+                Decision::Unauthenticated
             } else {
                 holds(&rule.expression)
             }
         };
         if let Some(expr) = location_rule {
-            return holds(expr);
+            // A location's rule is never public: it needs a session.
+            return if ctx.session {
+                holds(expr)
+            } else {
+                Decision::Unauthenticated
+            };
         }
         if self.routes.is_empty() {
-            return if ctx.is_some() {
+            return if ctx.session {
                 Decision::Allow
             } else {
                 Decision::Unauthenticated
             };
         }
-        let refused = if ctx.is_some() {
-            Decision::Forbidden
-        } else {
-            Decision::Unauthenticated
-        };
         let Some(path) = normalize(uri) else {
             // Debug-formatted (control characters escaped) and cut short: the path is the
             // client's.
@@ -452,21 +474,15 @@ impl RouteTable {
         };
         match self.find(method, &path) {
             Match::Rule(entry) => {
-                let backoffice = ctx.is_some_and(|c| c.is_backoffice);
-                match (&entry.backoffice, backoffice) {
-                    (Some(rule), true) => verdict(rule),
-                    _ => verdict(&entry.authorization),
-                }
+                let rule = match (&entry.backoffice, ctx.is_backoffice) {
+                    (Some(rule), true) => Some(rule),
+                    _ => entry.authorization.as_ref(),
+                };
+                rule.map_or(refused, verdict)
             }
             Match::NoRuleForMethod => refused,
-            Match::Uncovered if self.matching.strict => Decision::Unauthenticated,
-            Match::Uncovered => {
-                if ctx.is_some() {
-                    Decision::Allow
-                } else {
-                    Decision::Unauthenticated
-                }
-            }
+            Match::Uncovered if self.matching.strict || !ctx.session => Decision::Unauthenticated,
+            Match::Uncovered => Decision::Unchecked,
         }
     }
 }

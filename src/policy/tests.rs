@@ -93,21 +93,23 @@ fn routes_match_exact_then_nearest_ancestor_then_root() {
     for (method, path, group) in table {
         let groups = vec![group.to_string()];
         let ctx = Context {
+            session: true,
             groups: &groups,
             ..Context::default()
         };
         assert_eq!(
-            t.decide(method, path, None, Some(&ctx)),
+            t.decide(method, path, None, &ctx),
             Decision::Allow,
             "{method} {path}"
         );
         let other = vec!["nobody".to_string()];
         let ctx = Context {
+            session: true,
             groups: &other,
             ..Context::default()
         };
         assert_eq!(
-            t.decide(method, path, None, Some(&ctx)),
+            t.decide(method, path, None, &ctx),
             Decision::Forbidden,
             "{method} {path}"
         );
@@ -119,7 +121,8 @@ fn outcomes_public_strict_lenient_backoffice_and_location_rules() {
     let mut with_bo = route("/bo/", &["ALL"], "groups.front", false);
     with_bo.backoffice_expression = Some("groups.staff".into());
     let routes = [
-        route("/public/", &["GET"], "false", true),
+        route("/public/", &["GET"], "true", true),
+        route("/closed/", &["GET"], "false", true),
         route("/admin/", &["ALL"], "groups.admin", false),
         with_bo,
     ];
@@ -128,79 +131,91 @@ fn outcomes_public_strict_lenient_backoffice_and_location_rules() {
     let admin = vec!["admin".to_string()];
     let staff = vec!["staff".to_string()];
     let a = Context {
+        session: true,
         groups: &admin,
         ..Context::default()
     };
     let s_bo = Context {
+        session: true,
         groups: &staff,
         is_backoffice: true,
         ..Context::default()
     };
     let s_front = Context {
+        session: true,
         groups: &staff,
         ..Context::default()
     };
 
     assert_eq!(
-        strict.decide("GET", "/public/x", None, None),
+        strict.decide("GET", "/public/x", None, &Context::default()),
         Decision::Allow
     );
+    // Public, but its expression is false: refused (401 anonymous, 403 with a session).
     assert_eq!(
-        strict.decide("POST", "/public/x", None, None),
+        strict.decide("GET", "/closed/x", None, &Context::default()),
         Decision::Unauthenticated
     );
     assert_eq!(
-        strict.decide("GET", "/admin/x", None, None),
-        Decision::Unauthenticated
-    );
-    assert_eq!(
-        strict.decide("GET", "/admin/x", None, Some(&a)),
-        Decision::Allow
-    );
-    assert_eq!(
-        strict.decide("GET", "/public/../admin/x", None, Some(&s_front)),
+        strict.decide("GET", "/closed/x", None, &a),
         Decision::Forbidden
     );
     assert_eq!(
-        strict.decide("GET", "/public%2F..%2Fadmin", None, None),
+        strict.decide("POST", "/public/x", None, &Context::default()),
         Decision::Unauthenticated
     );
     assert_eq!(
-        strict.decide("GET", "/bo/x", None, Some(&s_bo)),
+        strict.decide("GET", "/admin/x", None, &Context::default()),
+        Decision::Unauthenticated
+    );
+    assert_eq!(
+        strict.decide("GET", "/admin/x", None, &a),
         Decision::Allow
     );
     assert_eq!(
-        strict.decide("GET", "/bo/x", None, Some(&s_front)),
+        strict.decide("GET", "/public/../admin/x", None, &s_front),
         Decision::Forbidden
     );
-    // Uncovered routes: strict refuses, lenient wants a session.
     assert_eq!(
-        strict.decide("GET", "/other", None, Some(&a)),
+        strict.decide("GET", "/public%2F..%2Fadmin", None, &Context::default()),
         Decision::Unauthenticated
     );
     assert_eq!(
-        lenient.decide("GET", "/other", None, Some(&a)),
+        strict.decide("GET", "/bo/x", None, &s_bo),
         Decision::Allow
     );
     assert_eq!(
-        lenient.decide("GET", "/other", None, None),
+        strict.decide("GET", "/bo/x", None, &s_front),
+        Decision::Forbidden
+    );
+    // Uncovered routes: strict refuses, lenient passes a session's request on unchecked.
+    assert_eq!(
+        strict.decide("GET", "/other", None, &a),
+        Decision::Unauthenticated
+    );
+    assert_eq!(
+        lenient.decide("GET", "/other", None, &a),
+        Decision::Unchecked
+    );
+    assert_eq!(
+        lenient.decide("GET", "/other", None, &Context::default()),
         Decision::Unauthenticated
     );
     // A location's own rule replaces the table.
     let own = expr::parse("groups.staff").unwrap();
     assert_eq!(
-        strict.decide("GET", "/admin/x", Some(&own), Some(&a)),
+        strict.decide("GET", "/admin/x", Some(&own), &a),
         Decision::Forbidden
     );
     assert_eq!(
-        strict.decide("GET", "/admin/x", Some(&own), Some(&s_front)),
+        strict.decide("GET", "/admin/x", Some(&own), &s_front),
         Decision::Allow
     );
     // No rules at all: a session is all it takes.
     let none = RouteTable::build(None, &[], true).unwrap();
-    assert_eq!(none.decide("GET", "/x", None, Some(&a)), Decision::Allow);
+    assert_eq!(none.decide("GET", "/x", None, &a), Decision::Allow);
     assert_eq!(
-        none.decide("GET", "/x", None, None),
+        none.decide("GET", "/x", None, &Context::default()),
         Decision::Unauthenticated
     );
 }
@@ -238,22 +253,24 @@ fn reads_mia_auth_json() {
     )
     .unwrap();
     let t = RouteTable::build(Some(&p), &[], true).unwrap();
-    assert_eq!(t.decide("GET", "/open", None, None), Decision::Allow);
+    assert_eq!(t.decide("GET", "/open", None, &Context::default()), Decision::Allow);
     let users = vec!["users".to_string()];
     let u = Context {
+        session: true,
         groups: &users,
         ..Context::default()
     };
     assert_eq!(
-        t.decide("GET", "/api/x", None, Some(&u)),
+        t.decide("GET", "/api/x", None, &u),
         Decision::Forbidden
     );
     let bo = Context {
+        session: true,
         groups: &users,
         is_backoffice: true,
         ..Context::default()
     };
-    assert_eq!(t.decide("GET", "/api/x", None, Some(&bo)), Decision::Allow);
+    assert_eq!(t.decide("GET", "/api/x", None, &bo), Decision::Allow);
     std::fs::write(
         &p,
         r#"{"/api/": {"GET": {"authorization": {"expression": "groups."}}}}"#,
@@ -287,15 +304,16 @@ fn decide_as(t: &RouteTable, method: &str, uri: &str, who: Who) -> Decision {
         "reports".to_string(),
     ];
     let groups = match who {
-        Who::Anonymous => return t.decide(method, uri, None, None),
+        Who::Anonymous => return t.decide(method, uri, None, &Context::default()),
         Who::User => &user,
         Who::Admin => &admin,
     };
     let ctx = Context {
+        session: true,
         groups,
         ..Context::default()
     };
-    t.decide(method, uri, None, Some(&ctx))
+    t.decide(method, uri, None, &ctx)
 }
 
 /// The site of the table tests: a session opens `/`, `/admin/` needs `admin`, `/public/` is
@@ -418,8 +436,9 @@ fn a_method_without_a_rule_is_refused_in_lenient_mode_too() {
         ("GET", "/hook", Login, Deny, Deny),
         ("POST", "/hook", Allow, Allow, Allow),
         ("POST", "/api/x", Login, Allow, Allow),
-        // Covered by no rule at all: any session, in lenient mode only.
-        ("GET", "/elsewhere", Login, Allow, Allow),
+        // Covered by no rule at all: a session's request passes unchecked (`mia-allowed: 0`),
+        // in lenient mode only.
+        ("GET", "/elsewhere", Login, Decision::Unchecked, Decision::Unchecked),
         // A refused path is refused in lenient mode too.
         ("GET", "/elsewhere;x", Login, Deny, Deny),
     ];
@@ -559,6 +578,7 @@ fn location_rules_are_decoded_once_bounded_and_cached_boundedly() {
     assert!(rules.get("/auth/").unwrap().is_none());
     let admin = vec!["b".to_string()];
     let ctx = Context {
+        session: true,
         groups: &admin,
         ..Context::default()
     };
@@ -609,4 +629,147 @@ fn location_rules_are_decoded_once_bounded_and_cached_boundedly() {
         assert!(many.get(&format!("/auth/groups.g{i}")).unwrap().is_some());
     }
     assert_eq!(many.parsed.read().unwrap().len(), MAX_LOCATION_RULES);
+}
+
+/// The rules of Mia's own documentation (the authorization service's configuration page and the
+/// Console's "Manage the security of your endpoints"), written as an `auth.json`, decided the
+/// way those pages say. Where they are silent (a method entry without `authorization`, a
+/// backoffice request to a route without `backofficeAuthorization`), the comment says what
+/// idgate infers: never more than Mia would allow.
+#[test]
+fn mias_documented_examples_decide_as_mia_documents() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("auth.json");
+    let rule = |e: &str, public: bool| format!(r#"{{"expression": {e:?}, "public": {public}}}"#);
+    let json = format!(
+        r#"{{
+        "/": {{
+            "GET": {{"authorization": {root_get}}},
+            "POST": {{"authorization": {never}}},
+            "PUT": {{"authorization": {never}, "backofficeAuthorization": {never}}}
+        }},
+        "/myApi": {{"ALL": {{"authorization": {admin_bo}}}}},
+        "/foo-or-bar/": {{"ALL": {{"authorization": {foo_or_bar}}}}},
+        "/staff/": {{"ALL": {{"authorization": {any_of}}}}},
+        "/one/": {{"ALL": {{"authorization": {one_in}}}}},
+        "/orders/": {{
+            "GET": {{"authorization": {perm_any}}},
+            "POST": {{"authorization": {perm_one}}}
+        }},
+        "/partners/": {{"ALL": {{"authorization": {partners}}}}},
+        "/cms-only/": {{"ALL": {{"backofficeAuthorization": {admin_only}}}}},
+        "/both/": {{"ALL": {{"authorization": {users_only}, "backofficeAuthorization": {admin_only}}}}}
+    }}"#,
+        root_get = rule("true", true),
+        never = rule("false", false),
+        admin_bo = rule("groups.admin && isBackoffice", false),
+        // "Authentication required" off, "User Group Permission" `groups.foo || clientType=="bar"`.
+        foo_or_bar = rule("groups.foo || clientType==\"bar\"", true),
+        any_of = rule(r#"["admin", "user"] in groups"#, false),
+        one_in = rule(r#""admin" in groups"#, false),
+        perm_any = rule(r#"["write:orders","view:orders"] in permissions"#, false),
+        perm_one = rule(r#"permissions["write:orders"]"#, false),
+        partners = rule(r#"clientType == "apiKey" || clientType == "apiKey2""#, true),
+        admin_only = rule("groups.admin", false),
+        users_only = rule("groups.user", false),
+    );
+    std::fs::write(&p, json).unwrap();
+    let t = RouteTable::build(Some(&p), &[], true).unwrap();
+
+    let s = |v: &[&str]| v.iter().map(|g| g.to_string()).collect::<Vec<_>>();
+    let (foo, admin, user, nobody) = (s(&["foo"]), s(&["admin"]), s(&["user"]), s(&[]));
+    let (writer, viewer) = (s(&["write:orders"]), s(&["view:orders"]));
+    /// One request: its session's groups and permissions (`None`: anonymous), its client type
+    /// (a valid API key's), whether it is a backoffice request.
+    struct Ask<'a>(Option<(&'a [String], &'a [String])>, Option<&'a str>, bool);
+    fn ask<'a>(a: &Ask<'a>) -> Context<'a> {
+        Context {
+            session: a.0.is_some(),
+            groups: a.0.map_or(&[], |s| s.0),
+            permissions: a.0.map_or(&[], |s| s.1),
+            client_type: a.1,
+            is_backoffice: a.2,
+        }
+    }
+    let anonymous = Ask(None, None, false);
+    let table: Vec<(&str, &str, Ask<'_>, Decision)> = vec![
+        // The configuration page's example.
+        ("GET", "/", Ask(None, None, false), Allow),
+        ("GET", "/x", Ask(Some((&nobody, &nobody)), None, false), Allow),
+        ("POST", "/x", Ask(None, None, false), Login),
+        ("POST", "/x", Ask(Some((&admin, &nobody)), None, false), Deny),
+        ("PUT", "/x", Ask(Some((&admin, &nobody)), None, true), Deny),
+        ("GET", "/myApi", Ask(Some((&admin, &nobody)), None, true), Allow),
+        ("GET", "/myApi", Ask(Some((&admin, &nobody)), None, false), Deny),
+        ("DELETE", "/myApi", Ask(None, None, true), Login),
+        // The Console page's three outcomes for `groups.foo || clientType=="bar"`, public:
+        // anonymous without a key is refused, a `foo` user passes, the `bar` key passes.
+        ("GET", "/foo-or-bar/x", anonymous, Login),
+        ("GET", "/foo-or-bar/x", Ask(None, Some("bar"), false), Allow),
+        ("GET", "/foo-or-bar/x", Ask(Some((&foo, &nobody)), None, false), Allow),
+        ("GET", "/foo-or-bar/x", Ask(Some((&user, &nobody)), None, false), Deny),
+        ("GET", "/foo-or-bar/x", Ask(None, Some("other"), false), Login),
+        ("GET", "/foo-or-bar/x", Ask(Some((&user, &nobody)), Some("bar"), false), Allow),
+        // `["admin", "user"] in groups`: admin or user.
+        ("GET", "/staff/x", Ask(Some((&admin, &nobody)), None, false), Allow),
+        ("GET", "/staff/x", Ask(Some((&user, &nobody)), None, false), Allow),
+        ("GET", "/staff/x", Ask(Some((&foo, &nobody)), None, false), Deny),
+        ("GET", "/staff/x", Ask(None, None, false), Login),
+        ("GET", "/one/x", Ask(Some((&admin, &nobody)), None, false), Allow),
+        ("GET", "/one/x", Ask(Some((&user, &nobody)), None, false), Deny),
+        // Permissions, by name and by list.
+        ("GET", "/orders/1", Ask(Some((&nobody, &viewer)), None, false), Allow),
+        ("GET", "/orders/1", Ask(Some((&nobody, &writer)), None, false), Allow),
+        ("GET", "/orders/1", Ask(Some((&admin, &nobody)), None, false), Deny),
+        ("POST", "/orders/1", Ask(Some((&nobody, &writer)), None, false), Allow),
+        ("POST", "/orders/1", Ask(Some((&nobody, &viewer)), None, false), Deny),
+        // `clientType == "apiKey" || clientType == "apiKey2"`, public: the two keys only.
+        ("GET", "/partners/x", Ask(None, Some("apiKey"), false), Allow),
+        ("GET", "/partners/x", Ask(None, Some("apiKey2"), false), Allow),
+        ("GET", "/partners/x", Ask(None, Some("apiKey3"), false), Login),
+        ("GET", "/partners/x", Ask(None, None, false), Login),
+        ("GET", "/partners/x", Ask(Some((&admin, &nobody)), None, false), Deny),
+        // Only a backoffice block: a frontend request finds no rule for it and is refused
+        // (inferred; idgate used to let any session through here).
+        ("GET", "/cms-only/x", Ask(Some((&admin, &nobody)), None, false), Deny),
+        ("GET", "/cms-only/x", Ask(None, None, false), Login),
+        ("GET", "/cms-only/x", Ask(Some((&admin, &nobody)), None, true), Allow),
+        ("GET", "/cms-only/x", Ask(Some((&user, &nobody)), None, true), Deny),
+        // Both blocks: each request kind has its own.
+        ("GET", "/both/x", Ask(Some((&user, &nobody)), None, false), Allow),
+        ("GET", "/both/x", Ask(Some((&user, &nobody)), None, true), Deny),
+        ("GET", "/both/x", Ask(Some((&admin, &nobody)), None, true), Allow),
+        ("GET", "/both/x", Ask(Some((&admin, &nobody)), None, false), Deny),
+    ];
+    for (method, uri, who, want) in &table {
+        assert_eq!(
+            t.decide(method, uri, None, &ask(who)),
+            *want,
+            "{method} {uri} session={:?} client type={:?} backoffice={}",
+            who.0,
+            who.1,
+            who.2
+        );
+    }
+}
+
+#[test]
+fn a_backoffice_request_without_a_backoffice_rule_uses_the_frontend_rule() {
+    // Inferred (Mia's docs do not say): Mia's Console writes `backofficeAuthorization` only
+    // where the CMS has its own expression; elsewhere the route's `authorization` decides.
+    let t = RouteTable::build(
+        None,
+        &[route("/api/", &["ALL"], "groups.admin", false)],
+        true,
+    )
+    .unwrap();
+    let admin = vec!["admin".to_string()];
+    let bo = |groups| Context {
+        session: true,
+        groups,
+        is_backoffice: true,
+        ..Context::default()
+    };
+    assert_eq!(t.decide("GET", "/api/x", None, &bo(&admin)), Allow);
+    assert_eq!(t.decide("GET", "/api/x", None, &bo(&[])), Deny);
 }

@@ -131,19 +131,23 @@ pub async fn decide(state: &AppState, peer: &Peer, req: &Request) -> Response {
             return refuse(StatusCode::FORBIDDEN, "this location's rule is invalid");
         }
     };
-    let ctx = session.as_ref().map(|s| Context {
-        groups: &s.claims.user.groups,
-        permissions: s.claims.user.permissions.as_deref().unwrap_or(&[]),
+    let ctx = Context {
+        session: session.is_some(),
+        groups: session.as_ref().map_or(&[], |s| &s.claims.user.groups),
+        permissions: session
+            .as_ref()
+            .and_then(|s| s.claims.user.permissions.as_deref())
+            .unwrap_or(&[]),
         client_type,
         is_backoffice: header(headers, headers::IS_BACKOFFICE)
             .is_some_and(|v| v.eq_ignore_ascii_case("true") || v == "1"),
-    });
+    };
     match state
         .config
         .policy
-        .decide(method, uri, location_rule.as_deref(), ctx.as_ref())
+        .decide(method, uri, location_rule.as_deref(), &ctx)
     {
-        Decision::Allow => {
+        decision @ (Decision::Allow | Decision::Unchecked) => {
             let mut resp = match &session {
                 Some(s) => {
                     let mut resp = allow(s);
@@ -160,6 +164,11 @@ pub async fn decide(state: &AppState, peer: &Peer, req: &Request) -> Response {
                 client_type.and_then(|c| HeaderValue::from_str(c).ok()),
             ) {
                 resp.headers_mut().insert(headers::MIA_CLIENT_TYPE, v);
+            }
+            if decision == Decision::Unchecked && resp.status().is_success() {
+                // Lenient mode, a route no rule covers: the upstream decides (Mia's non-strict).
+                resp.headers_mut()
+                    .insert(MIA_ALLOWED, HeaderValue::from_static("0"));
             }
             resp
         }

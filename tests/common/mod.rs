@@ -463,7 +463,7 @@ http {{
         location = /_idgate_test_echo {{
             internal;
             default_type text/plain;
-            return 200 "uri=$request_uri\nmiauserid=$http_miauserid\nmiausergroups=$http_miausergroups\nmiauserproperties=$http_miauserproperties\nx-auth-request-user=$http_x_auth_request_user\nx-auth-request-email=$http_x_auth_request_email\nx-auth-request-groups=$http_x_auth_request_groups\nx-auth-request-preferred-username=$http_x_auth_request_preferred_username\nx-user-id=$http_x_user_id\nx-user-email=$http_x_user_email\nauthorization=$http_authorization\ncookie=$http_cookie\nbody-length=$upstream_http_x_body_length\nbody-sha256=$upstream_http_x_body_sha256\n";
+            return 200 "uri=$request_uri\nmiauserid=$http_miauserid\nmiausergroups=$http_miausergroups\nmiauserproperties=$http_miauserproperties\nmia-allowed=$http_mia_allowed\nx-auth-request-user=$http_x_auth_request_user\nx-auth-request-email=$http_x_auth_request_email\nx-auth-request-groups=$http_x_auth_request_groups\nx-auth-request-preferred-username=$http_x_auth_request_preferred_username\nx-user-id=$http_x_user_id\nx-user-email=$http_x_user_email\nauthorization=$http_authorization\ncookie=$http_cookie\nbody-length=$upstream_http_x_body_length\nbody-sha256=$upstream_http_x_body_sha256\n";
         }}
     }}
 }}

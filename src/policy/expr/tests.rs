@@ -10,6 +10,7 @@ fn ctx<'a>(
     bo: bool,
 ) -> Context<'a> {
     Context {
+        session: true,
         groups,
         permissions: perms,
         client_type: client,
@@ -38,6 +39,15 @@ fn every_form_evaluates() {
         ("permissions[\"reports:read\"]", true, false),
         ("permissions.reports:read", true, false),
         ("'reports:read' in permissions", true, false),
+        // Mia's list form: any of the names.
+        ("[\"admin\", \"user\"] in groups", true, false),
+        ("['user', 'team-a'] in groups", true, false),
+        ("[\"user\",\"guest\"] in groups", false, false),
+        ("[\"admin\"] in groups", true, false),
+        ("[\"write:orders\",\"reports:read\"] in permissions", true, false),
+        ("['x', 'y'] in permissions", false, false),
+        ("!['user', 'guest'] in groups", true, true),
+        ("['user'] in groups || isBackoffice", true, false),
         ("clientType == \"cms\"", true, false),
         ("clientType === 'cms'", true, false),
         ("clientType != \"cms\"", false, true),
@@ -84,6 +94,16 @@ fn errors_give_the_column() {
         ("'open", 1),
         ("true true", 6),
         ("clientType = 'x'", 12),
+        // The list form: quoted names, commas, `]`, then `in groups|permissions`.
+        ("[] in groups", 2),
+        ("['a', ] in groups", 7),
+        ("['a' 'b'] in groups", 6),
+        ("['a'", 5),
+        ("['a', b] in groups", 7),
+        ("['a'] groups", 7),
+        ("['a'] in users", 10),
+        ("['a']", 6),
+        ("'a', 'b'", 4),
     ];
     for (src, column) in table {
         let err = parse(src)
