@@ -397,6 +397,8 @@ fn refuses_open_redirect_payloads() {
         "//127.0.0.1:8080@evil.example",
         "http://127.0.0.1:8080@evil.example/",
         "http://user:pass@127.0.0.1:8080/",
+        "http://user@127.0.0.1:8080/",
+        "http://:pass@127.0.0.1:8080/",
         "http://127.0.0.1:8080.evil.example/",
         "http://127.0.0.1:1/",
         "https://127.0.0.1:8080/",
