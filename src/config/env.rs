@@ -128,8 +128,18 @@ const NO_EFFECT: &[(&str, &str)] = &[
     ("BACKOFFICE_USERINFO_URL", "idgate verifies the session itself"),
     ("CUSTOM_USER_ID_KEY", "mia-userid is always the token's user.userId"),
     ("CUSTOM_PERMISSIONS_KEY", "permissions come from the users collection's `permissions`"),
-    ("BACKOFFICE_HEADER_KEY", "idgate reads the `isbackoffice` header the snippet sets"),
-    ("CLIENT_TYPE_HEADER_KEY", "idgate reads the `client-type` header"),
+    ("USERID_HEADER_KEY", "read only with TRUST_MIA_USER_HEADERS, which idgate refuses"),
+    ("GROUPS_HEADER_KEY", "read only with TRUST_MIA_USER_HEADERS, which idgate refuses"),
+    ("USER_PROPERTIES_HEADER_KEY", "read only with TRUST_MIA_USER_HEADERS, which idgate refuses"),
+];
+
+/// The header names Mia's authorization service read the backoffice flag and the client type
+/// under, with their defaults. idgate's snippets hand both to idgate and to the upstream under
+/// the default names (`proxy_set_header` needs a literal name): the default is applied as is,
+/// another name stops startup saying where to change it.
+const HEADER_KEYS: &[(&str, &str)] = &[
+    ("BACKOFFICE_HEADER_KEY", "isbackoffice"),
+    ("CLIENT_TYPE_HEADER_KEY", "client-type"),
 ];
 
 /// Applies the original services' variables to `raw`; `dir` is where relative paths resolve.
@@ -141,6 +151,7 @@ pub fn apply(raw: &mut RawConfig, env: &dyn Env, dir: &Path) -> Result<EnvReport
     apply_session(raw, env, &mut report)?;
     apply_authorization(raw, env, &mut report)?;
     apply_files(raw, env, dir, &mut report);
+    apply_header_keys(env, &mut report)?;
     if let Some(level) = env.var("LOG_LEVEL") {
         raw.log.level = Some(log_level(&level)?);
         report.used("LOG_LEVEL", "log.level");
@@ -151,6 +162,42 @@ pub fn apply(raw: &mut RawConfig, env: &dyn Env, dir: &Path) -> Result<EnvReport
         }
     }
     Ok(report)
+}
+
+/// `BACKOFFICE_HEADER_KEY`, `CLIENT_TYPE_HEADER_KEY` (applied when they keep the default name,
+/// refused otherwise) and `TRUST_MIA_USER_HEADERS` (refused when true: idgate never takes an
+/// identity from request headers).
+fn apply_header_keys(env: &dyn Env, report: &mut EnvReport) -> Result<(), ConfigError> {
+    for (name, default) in HEADER_KEYS {
+        let Some(value) = env.var(name) else {
+            continue;
+        };
+        if !value.trim().eq_ignore_ascii_case(default) {
+            return Err(ConfigError::invalid(
+                *name,
+                format!(
+                    "idgate's Nginx snippets pass this header as `{default}`; to give the \
+                     upstream another name, change the `proxy_set_header {default}` line of your \
+                     copy of idgate-protect.conf and unset {name}"
+                ),
+            ));
+        }
+        report.used(name, "nginx snippets");
+    }
+    if bool_var(env, "TRUST_MIA_USER_HEADERS")? == Some(true) {
+        return Err(ConfigError::invalid(
+            "TRUST_MIA_USER_HEADERS",
+            "idgate never takes the user from request headers (anyone can send them); it \
+             verifies the session itself: unset it, or set it to false",
+        ));
+    }
+    if env.var("TRUST_MIA_USER_HEADERS").is_some() {
+        report.no_effect(
+            "TRUST_MIA_USER_HEADERS",
+            "false: the session is verified, as idgate always does",
+        );
+    }
+    Ok(())
 }
 
 fn apply_users(raw: &mut RawConfig, env: &dyn Env, report: &mut EnvReport) {

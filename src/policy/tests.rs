@@ -168,10 +168,7 @@ fn outcomes_public_strict_lenient_backoffice_and_location_rules() {
         strict.decide("GET", "/admin/x", None, &Context::default()),
         Decision::Unauthenticated
     );
-    assert_eq!(
-        strict.decide("GET", "/admin/x", None, &a),
-        Decision::Allow
-    );
+    assert_eq!(strict.decide("GET", "/admin/x", None, &a), Decision::Allow);
     assert_eq!(
         strict.decide("GET", "/public/../admin/x", None, &s_front),
         Decision::Forbidden
@@ -180,10 +177,7 @@ fn outcomes_public_strict_lenient_backoffice_and_location_rules() {
         strict.decide("GET", "/public%2F..%2Fadmin", None, &Context::default()),
         Decision::Unauthenticated
     );
-    assert_eq!(
-        strict.decide("GET", "/bo/x", None, &s_bo),
-        Decision::Allow
-    );
+    assert_eq!(strict.decide("GET", "/bo/x", None, &s_bo), Decision::Allow);
     assert_eq!(
         strict.decide("GET", "/bo/x", None, &s_front),
         Decision::Forbidden
@@ -253,17 +247,17 @@ fn reads_mia_auth_json() {
     )
     .unwrap();
     let t = RouteTable::build(Some(&p), &[], true).unwrap();
-    assert_eq!(t.decide("GET", "/open", None, &Context::default()), Decision::Allow);
+    assert_eq!(
+        t.decide("GET", "/open", None, &Context::default()),
+        Decision::Allow
+    );
     let users = vec!["users".to_string()];
     let u = Context {
         session: true,
         groups: &users,
         ..Context::default()
     };
-    assert_eq!(
-        t.decide("GET", "/api/x", None, &u),
-        Decision::Forbidden
-    );
+    assert_eq!(t.decide("GET", "/api/x", None, &u), Decision::Forbidden);
     let bo = Context {
         session: true,
         groups: &users,
@@ -438,7 +432,13 @@ fn a_method_without_a_rule_is_refused_in_lenient_mode_too() {
         ("POST", "/api/x", Login, Allow, Allow),
         // Covered by no rule at all: a session's request passes unchecked (`mia-allowed: 0`),
         // in lenient mode only.
-        ("GET", "/elsewhere", Login, Decision::Unchecked, Decision::Unchecked),
+        (
+            "GET",
+            "/elsewhere",
+            Login,
+            Decision::Unchecked,
+            Decision::Unchecked,
+        ),
         // A refused path is refused in lenient mode too.
         ("GET", "/elsewhere;x", Login, Deny, Deny),
     ];
@@ -695,51 +695,196 @@ fn mias_documented_examples_decide_as_mia_documents() {
     let table: Vec<(&str, &str, Ask<'_>, Decision)> = vec![
         // The configuration page's example.
         ("GET", "/", Ask(None, None, false), Allow),
-        ("GET", "/x", Ask(Some((&nobody, &nobody)), None, false), Allow),
+        (
+            "GET",
+            "/x",
+            Ask(Some((&nobody, &nobody)), None, false),
+            Allow,
+        ),
         ("POST", "/x", Ask(None, None, false), Login),
-        ("POST", "/x", Ask(Some((&admin, &nobody)), None, false), Deny),
+        (
+            "POST",
+            "/x",
+            Ask(Some((&admin, &nobody)), None, false),
+            Deny,
+        ),
         ("PUT", "/x", Ask(Some((&admin, &nobody)), None, true), Deny),
-        ("GET", "/myApi", Ask(Some((&admin, &nobody)), None, true), Allow),
-        ("GET", "/myApi", Ask(Some((&admin, &nobody)), None, false), Deny),
+        (
+            "GET",
+            "/myApi",
+            Ask(Some((&admin, &nobody)), None, true),
+            Allow,
+        ),
+        (
+            "GET",
+            "/myApi",
+            Ask(Some((&admin, &nobody)), None, false),
+            Deny,
+        ),
         ("DELETE", "/myApi", Ask(None, None, true), Login),
         // The Console page's three outcomes for `groups.foo || clientType=="bar"`, public:
         // anonymous without a key is refused, a `foo` user passes, the `bar` key passes.
         ("GET", "/foo-or-bar/x", anonymous, Login),
         ("GET", "/foo-or-bar/x", Ask(None, Some("bar"), false), Allow),
-        ("GET", "/foo-or-bar/x", Ask(Some((&foo, &nobody)), None, false), Allow),
-        ("GET", "/foo-or-bar/x", Ask(Some((&user, &nobody)), None, false), Deny),
-        ("GET", "/foo-or-bar/x", Ask(None, Some("other"), false), Login),
-        ("GET", "/foo-or-bar/x", Ask(Some((&user, &nobody)), Some("bar"), false), Allow),
+        (
+            "GET",
+            "/foo-or-bar/x",
+            Ask(Some((&foo, &nobody)), None, false),
+            Allow,
+        ),
+        (
+            "GET",
+            "/foo-or-bar/x",
+            Ask(Some((&user, &nobody)), None, false),
+            Deny,
+        ),
+        (
+            "GET",
+            "/foo-or-bar/x",
+            Ask(None, Some("other"), false),
+            Login,
+        ),
+        (
+            "GET",
+            "/foo-or-bar/x",
+            Ask(Some((&user, &nobody)), Some("bar"), false),
+            Allow,
+        ),
         // `["admin", "user"] in groups`: admin or user.
-        ("GET", "/staff/x", Ask(Some((&admin, &nobody)), None, false), Allow),
-        ("GET", "/staff/x", Ask(Some((&user, &nobody)), None, false), Allow),
-        ("GET", "/staff/x", Ask(Some((&foo, &nobody)), None, false), Deny),
+        (
+            "GET",
+            "/staff/x",
+            Ask(Some((&admin, &nobody)), None, false),
+            Allow,
+        ),
+        (
+            "GET",
+            "/staff/x",
+            Ask(Some((&user, &nobody)), None, false),
+            Allow,
+        ),
+        (
+            "GET",
+            "/staff/x",
+            Ask(Some((&foo, &nobody)), None, false),
+            Deny,
+        ),
         ("GET", "/staff/x", Ask(None, None, false), Login),
-        ("GET", "/one/x", Ask(Some((&admin, &nobody)), None, false), Allow),
-        ("GET", "/one/x", Ask(Some((&user, &nobody)), None, false), Deny),
+        (
+            "GET",
+            "/one/x",
+            Ask(Some((&admin, &nobody)), None, false),
+            Allow,
+        ),
+        (
+            "GET",
+            "/one/x",
+            Ask(Some((&user, &nobody)), None, false),
+            Deny,
+        ),
         // Permissions, by name and by list.
-        ("GET", "/orders/1", Ask(Some((&nobody, &viewer)), None, false), Allow),
-        ("GET", "/orders/1", Ask(Some((&nobody, &writer)), None, false), Allow),
-        ("GET", "/orders/1", Ask(Some((&admin, &nobody)), None, false), Deny),
-        ("POST", "/orders/1", Ask(Some((&nobody, &writer)), None, false), Allow),
-        ("POST", "/orders/1", Ask(Some((&nobody, &viewer)), None, false), Deny),
+        (
+            "GET",
+            "/orders/1",
+            Ask(Some((&nobody, &viewer)), None, false),
+            Allow,
+        ),
+        (
+            "GET",
+            "/orders/1",
+            Ask(Some((&nobody, &writer)), None, false),
+            Allow,
+        ),
+        (
+            "GET",
+            "/orders/1",
+            Ask(Some((&admin, &nobody)), None, false),
+            Deny,
+        ),
+        (
+            "POST",
+            "/orders/1",
+            Ask(Some((&nobody, &writer)), None, false),
+            Allow,
+        ),
+        (
+            "POST",
+            "/orders/1",
+            Ask(Some((&nobody, &viewer)), None, false),
+            Deny,
+        ),
         // `clientType == "apiKey" || clientType == "apiKey2"`, public: the two keys only.
-        ("GET", "/partners/x", Ask(None, Some("apiKey"), false), Allow),
-        ("GET", "/partners/x", Ask(None, Some("apiKey2"), false), Allow),
-        ("GET", "/partners/x", Ask(None, Some("apiKey3"), false), Login),
+        (
+            "GET",
+            "/partners/x",
+            Ask(None, Some("apiKey"), false),
+            Allow,
+        ),
+        (
+            "GET",
+            "/partners/x",
+            Ask(None, Some("apiKey2"), false),
+            Allow,
+        ),
+        (
+            "GET",
+            "/partners/x",
+            Ask(None, Some("apiKey3"), false),
+            Login,
+        ),
         ("GET", "/partners/x", Ask(None, None, false), Login),
-        ("GET", "/partners/x", Ask(Some((&admin, &nobody)), None, false), Deny),
+        (
+            "GET",
+            "/partners/x",
+            Ask(Some((&admin, &nobody)), None, false),
+            Deny,
+        ),
         // Only a backoffice block: a frontend request finds no rule for it and is refused
         // (inferred; idgate used to let any session through here).
-        ("GET", "/cms-only/x", Ask(Some((&admin, &nobody)), None, false), Deny),
+        (
+            "GET",
+            "/cms-only/x",
+            Ask(Some((&admin, &nobody)), None, false),
+            Deny,
+        ),
         ("GET", "/cms-only/x", Ask(None, None, false), Login),
-        ("GET", "/cms-only/x", Ask(Some((&admin, &nobody)), None, true), Allow),
-        ("GET", "/cms-only/x", Ask(Some((&user, &nobody)), None, true), Deny),
+        (
+            "GET",
+            "/cms-only/x",
+            Ask(Some((&admin, &nobody)), None, true),
+            Allow,
+        ),
+        (
+            "GET",
+            "/cms-only/x",
+            Ask(Some((&user, &nobody)), None, true),
+            Deny,
+        ),
         // Both blocks: each request kind has its own.
-        ("GET", "/both/x", Ask(Some((&user, &nobody)), None, false), Allow),
-        ("GET", "/both/x", Ask(Some((&user, &nobody)), None, true), Deny),
-        ("GET", "/both/x", Ask(Some((&admin, &nobody)), None, true), Allow),
-        ("GET", "/both/x", Ask(Some((&admin, &nobody)), None, false), Deny),
+        (
+            "GET",
+            "/both/x",
+            Ask(Some((&user, &nobody)), None, false),
+            Allow,
+        ),
+        (
+            "GET",
+            "/both/x",
+            Ask(Some((&user, &nobody)), None, true),
+            Deny,
+        ),
+        (
+            "GET",
+            "/both/x",
+            Ask(Some((&admin, &nobody)), None, true),
+            Allow,
+        ),
+        (
+            "GET",
+            "/both/x",
+            Ask(Some((&admin, &nobody)), None, false),
+            Deny,
+        ),
     ];
     for (method, uri, who, want) in &table {
         assert_eq!(

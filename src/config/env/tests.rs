@@ -209,3 +209,50 @@ fn validation_errors_name_the_variable_behind_a_key() {
     let err = report.attribute(ConfigError::invalid("store.urlsx", "bad"));
     assert_eq!(err.to_string(), "store.urlsx: bad");
 }
+
+#[test]
+fn header_keys_apply_at_their_default_names_and_trusting_user_headers_is_refused() {
+    // The default names are what the snippets use: applied.
+    let mut r = raw(BASE);
+    let e = env(&[
+        ("BACKOFFICE_HEADER_KEY", "isbackoffice"),
+        ("CLIENT_TYPE_HEADER_KEY", "Client-Type"),
+        ("TRUST_MIA_USER_HEADERS", "false"),
+        ("USERID_HEADER_KEY", "x-user"),
+    ]);
+    let report = apply(&mut r, &e, Path::new("/")).unwrap();
+    assert!(report.used.contains(&"BACKOFFICE_HEADER_KEY"));
+    assert!(report.used.contains(&"CLIENT_TYPE_HEADER_KEY"));
+    let lines = report.lines().join("\n");
+    assert!(lines.contains("TRUST_MIA_USER_HEADERS (false"), "{lines}");
+    assert!(
+        lines.contains("USERID_HEADER_KEY (read only with"),
+        "{lines}"
+    );
+    // Another name stops startup naming the variable and the snippet line to change.
+    for (name, value) in [
+        ("BACKOFFICE_HEADER_KEY", "x-backoffice"),
+        ("CLIENT_TYPE_HEADER_KEY", "x-client"),
+    ] {
+        let err = apply(&mut raw(BASE), &env(&[(name, value)]), Path::new("/"))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            err.contains(name) && err.contains("proxy_set_header"),
+            "{name}: {err}"
+        );
+    }
+    // Trusting identity headers is refused, and so is a value that is not a boolean.
+    for value in ["true", "1", "maybe"] {
+        let err = apply(
+            &mut raw(BASE),
+            &env(&[("TRUST_MIA_USER_HEADERS", value)]),
+            Path::new("/"),
+        )
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+        assert!(err.contains("TRUST_MIA_USER_HEADERS"), "{value}: {err}");
+    }
+}

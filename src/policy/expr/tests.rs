@@ -44,7 +44,11 @@ fn every_form_evaluates() {
         ("['user', 'team-a'] in groups", true, false),
         ("[\"user\",\"guest\"] in groups", false, false),
         ("[\"admin\"] in groups", true, false),
-        ("[\"write:orders\",\"reports:read\"] in permissions", true, false),
+        (
+            "[\"write:orders\",\"reports:read\"] in permissions",
+            true,
+            false,
+        ),
         ("['x', 'y'] in permissions", false, false),
         ("!['user', 'guest'] in groups", true, true),
         ("['user'] in groups || isBackoffice", true, false),
