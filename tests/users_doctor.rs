@@ -502,3 +502,17 @@ async fn crud_duplicates_inactive_users_and_the_doctor() {
             .is_empty()
     );
 }
+
+/// The embedded store can be examined too; its unique constraint means it never has duplicates,
+/// and `--merge` on a clean store changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_doctor_examines_the_embedded_store() {
+    let (_dir, idgate) = start_idgate_alone(Setup::default());
+    let config = idgate.config.to_str().unwrap().to_owned();
+    let (code, _, err) = idgate_cmd(&["sessions", "mint", "--config", &config, "--user", "u1"]);
+    assert_eq!(code, 0, "{err}");
+    let report = doctor(&config, true);
+    assert_eq!(report["duplicates"], serde_json::json!([]), "{report}");
+    assert_eq!(report["merged"], serde_json::json!([]), "{report}");
+    assert_eq!(report["rule"], idgate::users::DUPLICATE_RULE);
+}

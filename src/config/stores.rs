@@ -298,3 +298,50 @@ pub(super) fn validate_users(
     };
     Ok(users)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crud_fields_default_to_mias_older_users_collection() {
+        let fields = crud_fields(None).unwrap();
+        assert_eq!(fields, CRUD_DEFAULT_FIELDS.map(String::from).to_vec());
+        assert!(!fields.iter().any(|f| f == "permissions" || f == "metadata"));
+    }
+
+    #[test]
+    fn crud_fields_are_checked() {
+        let list = |l: &[&str]| Some(l.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        let ok = crud_fields(list(&[
+            "realm",
+            "providerId",
+            "providerUserId",
+            "metadata",
+            "realm",
+        ]))
+        .unwrap();
+        assert_eq!(
+            ok,
+            vec!["realm", "providerId", "providerUserId", "metadata"]
+        );
+        let err = crud_fields(list(&["realm", "providerId", "providerUserId", "avatar"]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("avatar"), "{err}");
+        let err = crud_fields(list(&["realm", "providerId", "groups"]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("providerUserId"), "{err}");
+    }
+
+    #[test]
+    fn inactive_users_values() {
+        assert_eq!(inactive_users("k", None).unwrap(), InactiveUsers::Refuse);
+        assert_eq!(
+            inactive_users("k", Some("recreate".into())).unwrap(),
+            InactiveUsers::Recreate
+        );
+        assert!(inactive_users("k", Some("allow".into())).is_err());
+    }
+}
