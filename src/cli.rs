@@ -1,5 +1,6 @@
 //! The command line: `serve`, `check-config`, `keygen`, `version`, and the `users` / `sessions`
-//! commands that work on whatever store the config names (also while the daemon runs).
+//! commands that work on whatever store the config names (also while the daemon runs), among
+//! them `users doctor` (see `users::doctor`).
 //! `completions <shell>` (hidden) prints shell completions for the package.
 //!
 //! Exit codes: 0 success, 1 runtime failure, 2 usage error (clap), 78 bad configuration
@@ -83,6 +84,17 @@ pub enum UsersAction {
         config: PathBuf,
         user_id: String,
         groups: Vec<String>,
+    },
+    /// Examine the users collection: identities held by several active records (and which
+    /// one logins use), records that cannot log in, identities held only by trashed records.
+    /// Prints a JSON report; `--merge` also merges the duplicates (the kept record gets the
+    /// union of their groups and permissions; the others move to TRASH, never deleted).
+    Doctor {
+        #[arg(long, default_value = "/etc/idgate/idgate.toml")]
+        config: PathBuf,
+        /// Merge the duplicates the report lists.
+        #[arg(long)]
+        merge: bool,
     },
 }
 
@@ -294,7 +306,63 @@ async fn users(action: UsersAction) -> Result<(), Failure> {
             println!("{user_id}: groups = {}", groups.join(","));
             Ok(())
         }
+        UsersAction::Doctor { config, merge } => doctor(&config, merge).await,
     }
+}
+
+/// `idgate users doctor`: the JSON report on stdout, a one-line summary on stderr.
+async fn doctor(config: &Path, merge: bool) -> Result<(), Failure> {
+    use crate::users::doctor;
+    let cfg = Config::load(config)?;
+    let store = match &cfg.users {
+        crate::config::UsersConfig::Embedded { .. } => "embedded store",
+        crate::config::UsersConfig::Mongodb(_) => "mongodb",
+        crate::config::UsersConfig::Crud(_) => "crud service",
+    };
+    let stores = Stores::open(&cfg).await?;
+    let report = doctor::examine(stores.users.as_ref(), store)
+        .await
+        .map_err(anyhow::Error::from)?;
+    let merged = if merge {
+        Some(
+            doctor::merge(stores.users.as_ref(), stores.sessions.as_ref(), &report)
+                .await
+                .map_err(anyhow::Error::from)?,
+        )
+    } else {
+        None
+    };
+    eprintln!(
+        "{store}: {} record(s), {} duplicated identit{}{}, {} record(s) that cannot log in, {} \
+         identit{} only outside PUBLIC",
+        report.scanned,
+        report.duplicates.len(),
+        if report.duplicates.len() == 1 {
+            "y"
+        } else {
+            "ies"
+        },
+        match &merged {
+            Some(m) => format!(" ({} merged)", m.len()),
+            None if report.duplicates.is_empty() => String::new(),
+            None => " (merge them with --merge)".into(),
+        },
+        report.incomplete.len(),
+        report.inactive.len(),
+        if report.inactive.len() == 1 {
+            "y"
+        } else {
+            "ies"
+        },
+    );
+    let mut value = serde_json::to_value(&report).map_err(anyhow::Error::from)?;
+    if let (Some(merged), Some(object)) = (merged, value.as_object_mut()) {
+        object.insert(
+            "merged".into(),
+            serde_json::to_value(merged).map_err(anyhow::Error::from)?,
+        );
+    }
+    print_json(&value)
 }
 
 async fn sessions(action: SessionsAction) -> Result<(), Failure> {

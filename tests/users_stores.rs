@@ -25,6 +25,8 @@ fn mongo_config(uri: &str, database: &str) -> MongoConfig {
         database: database.into(),
         collection: "users".into(),
         sessions_collection: "idgate_sessions".into(),
+        create_index: true,
+        inactive_users: idgate::config::InactiveUsers::Refuse,
     }
 }
 
@@ -187,7 +189,8 @@ async fn mongo_users_have_the_crud_shape_and_one_document_per_identity() {
         .await
         .unwrap();
 
-    // The unique index is in place after open, under a name the CRUD service keeps.
+    // The unique index (PUBLIC documents only) is in place after open, under a name the CRUD
+    // service keeps.
     let indexes: Vec<mongodb::IndexModel> = {
         use futures_util::TryStreamExt;
         coll.list_indexes()
@@ -210,6 +213,13 @@ async fn mongo_users_have_the_crud_shape_and_one_document_per_identity() {
     assert_eq!(
         identity_index.keys,
         doc! { "realm": 1, "providerId": 1, "providerUserId": 1 }
+    );
+    assert_eq!(
+        identity_index
+            .options
+            .as_ref()
+            .and_then(|o| o.partial_filter_expression.clone()),
+        Some(doc! { "__STATE__": "PUBLIC" })
     );
 
     let raw = |sub: &'static str| {
@@ -436,6 +446,9 @@ async fn crud_service_users_have_the_same_semantics_and_carry_the_headers() {
         base_url: crud.url.parse().unwrap(),
         headers,
         timeout: Duration::from_secs(5),
+        // Every field, as a collection defined with permissions and metadata accepts.
+        fields: idgate::config::CRUD_FIELDS.map(String::from).to_vec(),
+        inactive_users: idgate::config::InactiveUsers::Refuse,
     };
 
     // Without the header the service answers 401, and the error names the service.

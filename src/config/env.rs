@@ -211,6 +211,8 @@ fn apply_users(raw: &mut RawConfig, env: &dyn Env, report: &mut EnvReport) {
                 base_url: url,
                 headers: BTreeMap::new(),
                 timeout: None,
+                fields: None,
+                inactive_users: None,
             })
         }
     }

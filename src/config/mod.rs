@@ -33,6 +33,7 @@ pub use providers::{
 pub use raw::RawConfig;
 pub use server::{ListenAddr, ServerConfig, SocketPerms};
 pub use stores::{CrudConfig, MongoConfig, RedisConfig, RedisMode, StoreConfig, UsersConfig};
+pub use stores::{InactiveUsers, CRUD_DEFAULT_FIELDS, CRUD_FIELDS};
 
 /// A configuration problem, always naming the key at fault.
 #[derive(Debug, thiserror::Error)]

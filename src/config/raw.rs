@@ -175,6 +175,12 @@ pub enum RawUsers {
         collection: Option<String>,
         /// Where the durable copy of sessions goes when `[store]` is Redis.
         sessions_collection: Option<String>,
+        /// Create the partial unique identity index when the collection allows it (default
+        /// true); `false` leaves the collection's indexes alone.
+        create_index: Option<bool>,
+        /// `refuse` (default) or `recreate` (Mia's behaviour): a login whose identity only
+        /// non-PUBLIC documents hold.
+        inactive_users: Option<String>,
     },
     Crud {
         /// e.g. `http://crud-service/users` (Mia's `USERS_CRUD_BASE_URL`).
@@ -183,6 +189,11 @@ pub enum RawUsers {
         #[serde(default)]
         headers: BTreeMap<String, String>,
         timeout: Option<String>,
+        /// The fields the collection accepts, which idgate may write (default: those of Mia's
+        /// users collection without `permissions` and `metadata`).
+        fields: Option<Vec<String>>,
+        /// `refuse` (default) or `recreate` (Mia's behaviour), as for MongoDB.
+        inactive_users: Option<String>,
     },
 }
 

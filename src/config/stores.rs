@@ -48,6 +48,11 @@ pub struct MongoConfig {
     pub database: String,
     pub collection: String,
     pub sessions_collection: String,
+    /// Whether idgate may create its partial unique identity index (`create_index`): never
+    /// required, created only where the collection allows it (see `store::mongo`).
+    pub create_index: bool,
+    /// What a login whose identity only non-PUBLIC documents hold gets (`inactive_users`).
+    pub inactive_users: InactiveUsers,
 }
 
 #[derive(Debug, Clone)]
@@ -55,6 +60,90 @@ pub struct CrudConfig {
     pub base_url: Url,
     pub headers: Vec<(String, crate::crypto::Secret)>,
     pub timeout: Duration,
+    /// The user fields idgate may write (`fields`): a collection defined with a schema refuses
+    /// any other with 400. Always holds the identity fields.
+    pub fields: Vec<String>,
+    /// What a login whose identity only non-PUBLIC documents hold gets (`inactive_users`).
+    pub inactive_users: InactiveUsers,
+}
+
+/// A login whose identity the users collection holds only in documents that are not `PUBLIC`
+/// (trashed, deleted to the trash, draft).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum InactiveUsers {
+    /// Refused with 403: moving a user out of PUBLIC is how the console blocks one, and
+    /// re-creating it would give the person the default groups again behind the operator's back.
+    #[default]
+    Refuse,
+    /// Mia's authentication service: a new PUBLIC document with the default groups; the old
+    /// one stays where it is.
+    Recreate,
+}
+
+/// Every user field idgate knows how to write to a CRUD collection.
+pub const CRUD_FIELDS: [&str; 9] = [
+    "realm",
+    "providerId",
+    "providerUserId",
+    "name",
+    "email",
+    "username",
+    "groups",
+    "permissions",
+    "metadata",
+];
+
+/// The fields written when `fields` is not set: the users collection of Mia's authentication
+/// service as its documentation defined it before `metadata` (no `permissions` either).
+pub const CRUD_DEFAULT_FIELDS: [&str; 7] = [
+    "realm",
+    "providerId",
+    "providerUserId",
+    "name",
+    "email",
+    "username",
+    "groups",
+];
+
+fn inactive_users(key: &str, value: Option<String>) -> Result<InactiveUsers, ConfigError> {
+    match value.as_deref() {
+        None | Some("refuse") => Ok(InactiveUsers::Refuse),
+        Some("recreate") => Ok(InactiveUsers::Recreate),
+        Some(other) => Err(ConfigError::invalid(
+            key,
+            format!("`{other}` is not one of refuse, recreate"),
+        )),
+    }
+}
+
+fn crud_fields(fields: Option<Vec<String>>) -> Result<Vec<String>, ConfigError> {
+    let Some(fields) = fields else {
+        return Ok(CRUD_DEFAULT_FIELDS.iter().map(|f| f.to_string()).collect());
+    };
+    let mut out: Vec<String> = Vec::new();
+    for field in fields {
+        if !CRUD_FIELDS.contains(&field.as_str()) {
+            return Err(ConfigError::invalid(
+                "users.fields",
+                format!(
+                    "`{field}` is not a user field idgate writes (one of {})",
+                    CRUD_FIELDS.join(", ")
+                ),
+            ));
+        }
+        if !out.contains(&field) {
+            out.push(field);
+        }
+    }
+    for needed in ["realm", "providerId", "providerUserId"] {
+        if !out.iter().any(|f| f == needed) {
+            return Err(ConfigError::invalid(
+                "users.fields",
+                format!("must list `{needed}`: idgate finds users by it"),
+            ));
+        }
+    }
+    Ok(out)
 }
 
 /// Validates `[store]`.
@@ -161,6 +250,8 @@ pub(super) fn validate_users(
             database,
             collection,
             sessions_collection,
+            create_index,
+            inactive_users: inactive,
         } => {
             if !uri.starts_with("mongodb://") && !uri.starts_with("mongodb+srv://") {
                 return Err(ConfigError::invalid(
@@ -174,12 +265,16 @@ pub(super) fn validate_users(
                 collection: collection.unwrap_or_else(|| "users".into()),
                 sessions_collection: sessions_collection
                     .unwrap_or_else(|| "idgate_sessions".into()),
+                create_index: create_index.unwrap_or(true),
+                inactive_users: inactive_users("users.inactive_users", inactive)?,
             })
         }
         raw::RawUsers::Crud {
             base_url,
             headers,
             timeout,
+            fields,
+            inactive_users: inactive,
         } => {
             let base_url = Url::parse(&base_url)
                 .map_err(|e| ConfigError::invalid("users.base_url", e.to_string()))?;
@@ -196,8 +291,57 @@ pub(super) fn validate_users(
                     .map(|(k, v)| (k, crate::crypto::Secret::new(v)))
                     .collect(),
                 timeout: duration("users.timeout", timeout, "5s")?,
+                fields: crud_fields(fields)?,
+                inactive_users: inactive_users("users.inactive_users", inactive)?,
             })
         }
     };
     Ok(users)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crud_fields_default_to_mias_older_users_collection() {
+        let fields = crud_fields(None).unwrap();
+        assert_eq!(fields, CRUD_DEFAULT_FIELDS.map(String::from).to_vec());
+        assert!(!fields.iter().any(|f| f == "permissions" || f == "metadata"));
+    }
+
+    #[test]
+    fn crud_fields_are_checked() {
+        let list = |l: &[&str]| Some(l.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        let ok = crud_fields(list(&[
+            "realm",
+            "providerId",
+            "providerUserId",
+            "metadata",
+            "realm",
+        ]))
+        .unwrap();
+        assert_eq!(
+            ok,
+            vec!["realm", "providerId", "providerUserId", "metadata"]
+        );
+        let err = crud_fields(list(&["realm", "providerId", "providerUserId", "avatar"]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("avatar"), "{err}");
+        let err = crud_fields(list(&["realm", "providerId", "groups"]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("providerUserId"), "{err}");
+    }
+
+    #[test]
+    fn inactive_users_values() {
+        assert_eq!(inactive_users("k", None).unwrap(), InactiveUsers::Refuse);
+        assert_eq!(
+            inactive_users("k", Some("recreate".into())).unwrap(),
+            InactiveUsers::Recreate
+        );
+        assert!(inactive_users("k", Some("allow".into())).is_err());
+    }
 }

@@ -3,7 +3,11 @@
 //!
 //! | idgate needs | request |
 //! |---|---|
-//! | login (find or create) | `POST {base}/upsert-one?_q=<identity>&_st=PUBLIC`, body `{"$set": <IdP fields>, "$setOnInsert": <key, default groups, empty permissions and metadata>}`; the answer is the document after the update |
+//! | login: the active record | `GET {base}/?_q=<identity>&_st=PUBLIC&_s=createdAt,_id&_l=2` (oldest first: see [`crate::users::DUPLICATE_RULE`]), then `PATCH {base}/{id}?_st=PUBLIC` with `{"$set": <IdP fields>}` |
+//! | login: a new record | `POST {base}/upsert-one?_q=<identity>&_st=PUBLIC`, body `{"$set": <IdP fields>, "$setOnInsert": <key, default groups, and empty permissions and metadata when accepted>}`; the answer is the document after the update |
+//! | login: a hidden record? | `GET {base}/?_q=<identity>&_st=DRAFT,TRASH,DELETED` |
+//! | doctor: every record | `GET {base}/?_st=PUBLIC,DRAFT,TRASH,DELETED&_s=createdAt,_id&_l=200&_sk=N` |
+//! | doctor: retire a duplicate | `POST {base}/{id}/state` with `{"stateTo": "TRASH"}` |
 //! | one user | `GET {base}/{id}` (404: none; the service only shows PUBLIC documents by default) |
 //! | all users | `GET {base}/?_st=PUBLIC&_s=_id&_l=200&_sk=N`, page by page |
 //! | back-channel logout (user ids in any state) | `GET {base}/?_st=PUBLIC,DRAFT,TRASH,DELETED&_q=<identity>&_l=10` |
@@ -15,11 +19,23 @@
 //! reader is reused. The configured headers (API key, …) go on every request, plus
 //! `userid: idgate` so the service's audit fields name the writer.
 //!
-//! `upsert-one` is not atomic in the service: two simultaneous first logins are kept to one
-//! document only by a unique index on (realm, providerId, providerUserId) in the service's
-//! collection definition, and the loser gets a 409; idgate then retries (a few short rounds,
-//! until the winner's document is visible). A 409 while a non-PUBLIC document holds the
-//! identity refuses the login (see `store::mongo` for why).
+//! **Fields.** A collection defined with a schema refuses a body naming any other field with
+//! 400, so idgate writes only the fields of `[users] fields` (`CrudConfig::fields`); the default
+//! is the users collection of Mia's documentation before `metadata`: realm, providerId,
+//! providerUserId, name, email, username, groups. `permissions` and `metadata` (written empty on
+//! insert) are sent only when listed; they are read whenever present.
+//!
+//! **Duplicates and races.** Logins use the oldest `PUBLIC` record of the identity and never
+//! fail because of the others (logged once, see `crate::users`). No unique index is needed;
+//! with one (realm, providerId, providerUserId) in the collection definition, two simultaneous
+//! first logins are kept to one document, the loser gets a 409 and retries (a few short rounds,
+//! until the winner's document is visible). Without it, such a race may leave two documents,
+//! which the rule then resolves like any others.
+//!
+//! **Inactive users.** When only non-PUBLIC documents hold the identity, `inactive_users`
+//! decides: `refuse` (default) or `recreate` (Mia's behaviour: `upsert-one` filtered on PUBLIC
+//! inserts a new document). A unique index ignoring `__STATE__` makes re-creation impossible
+//! (409): that login is refused with a message saying why (see `store::mongo`).
 
 use std::sync::Arc;
 
@@ -29,8 +45,9 @@ use mongodb::bson::Bson;
 use serde_json::{json, Value};
 use url::Url;
 
-use super::{Identity, StoreError, User, Users};
-use crate::config::CrudConfig;
+use super::{Identity, StoreError, User, UserRecord, Users};
+use crate::config::{CrudConfig, InactiveUsers};
+use crate::users::DuplicateNotes;
 
 const STORE: &str = "crud service";
 
@@ -42,6 +59,9 @@ const PAGE: usize = 200;
 
 /// Every `__STATE__` the service knows, for `_st` ("`__STATE__` management").
 const ALL_STATES: &str = "PUBLIC,DRAFT,TRASH,DELETED";
+
+/// The sort of [`crate::users::DUPLICATE_RULE`], for `_s`.
+const OLDEST_FIRST: &str = "createdAt,_id";
 
 pub fn open_users(cfg: &CrudConfig) -> Result<Arc<dyn Users>, StoreError> {
     let mut headers = HeaderMap::new();
@@ -73,6 +93,9 @@ pub fn open_users(cfg: &CrudConfig) -> Result<Arc<dyn Users>, StoreError> {
         client,
         base,
         timeout: cfg.timeout,
+        fields: cfg.fields.clone(),
+        inactive: cfg.inactive_users,
+        notes: DuplicateNotes::default(),
     }))
 }
 
@@ -88,6 +111,10 @@ struct CrudUsers {
     /// The collection URL, ending with `/`.
     base: Url,
     timeout: std::time::Duration,
+    /// The fields the collection accepts (`[users] fields`).
+    fields: Vec<String>,
+    inactive: InactiveUsers,
+    notes: DuplicateNotes,
 }
 
 /// What came back: the status and the JSON body (`Null` when there is none).
@@ -161,62 +188,109 @@ impl CrudUsers {
         Ok(Answer { status, body })
     }
 
-    /// The refusal for a login whose identity a non-PUBLIC document holds, if one does.
-    async fn hidden_holder(&self, id: &Identity) -> Result<Option<StoreError>, StoreError> {
-        let query = json!({
-            "realm": id.realm,
-            "providerId": id.provider_id,
-            "providerUserId": id.provider_user_id,
-        });
-        let url = self.url(
-            None,
-            &[
-                ("_q", query.to_string()),
-                ("_st", "DRAFT,TRASH,DELETED".into()),
-            ],
-        );
-        let hidden = self.call(Method::GET, "list", url, None, &[]).await?;
-        Ok(hidden
-            .body
-            .as_array()
-            .and_then(|docs| docs.first())
-            .map(|d| {
-                let state = d["__STATE__"].as_str().unwrap_or("(none)");
-                let user_id = d["_id"].as_str().unwrap_or_default();
-                super::mongo::not_public(STORE, id, user_id, state)
-            }))
+    fn accepts(&self, field: &str) -> bool {
+        self.fields.iter().any(|f| f == field)
     }
 
-    async fn upsert(&self, id: &Identity, default_groups: &[String]) -> Result<Answer, StoreError> {
-        let query = json!({
-            "realm": id.realm,
-            "providerId": id.provider_id,
-            "providerUserId": id.provider_user_id,
-        });
+    fn identity_query(realm: &str, provider_id: &str, provider_user_id: &str) -> String {
+        json!({ "realm": realm, "providerId": provider_id, "providerUserId": provider_user_id })
+            .to_string()
+    }
+
+    /// A GET of the list that must answer an array.
+    async fn list(&self, what: &str, query: &[(&str, String)]) -> Result<Vec<Value>, StoreError> {
+        let answer = self
+            .call(Method::GET, what, self.url(None, query), None, &[])
+            .await?;
+        match answer.body {
+            Value::Array(docs) => Ok(docs),
+            _ => Err(StoreError::Corrupt {
+                store: STORE,
+                message: format!("GET {what} did not answer an array"),
+            }),
+        }
+    }
+
+    /// The identity's PUBLIC documents, oldest first: at most two, enough to see duplicates.
+    async fn active_holders(&self, id: &Identity) -> Result<Vec<Value>, StoreError> {
+        self.list(
+            "find by identity",
+            &[
+                (
+                    "_q",
+                    Self::identity_query(&id.realm, &id.provider_id, &id.provider_user_id),
+                ),
+                ("_st", "PUBLIC".into()),
+                ("_s", OLDEST_FIRST.into()),
+                ("_l", "2".into()),
+            ],
+        )
+        .await
+    }
+
+    /// A document holding the identity outside PUBLIC, if any: `(user id, state)`.
+    async fn hidden_holder(&self, id: &Identity) -> Result<Option<(String, String)>, StoreError> {
+        let docs = self
+            .list(
+                "find hidden by identity",
+                &[
+                    (
+                        "_q",
+                        Self::identity_query(&id.realm, &id.provider_id, &id.provider_user_id),
+                    ),
+                    ("_st", "DRAFT,TRASH,DELETED".into()),
+                    ("_s", OLDEST_FIRST.into()),
+                    ("_l", "1".into()),
+                ],
+            )
+            .await?;
+        Ok(docs.first().map(|d| {
+            (
+                d["_id"].as_str().unwrap_or_default().to_owned(),
+                d["__STATE__"].as_str().unwrap_or("(none)").to_owned(),
+            )
+        }))
+    }
+
+    /// The IdP fields of the login the collection accepts.
+    fn idp_fields(&self, id: &Identity) -> serde_json::Map<String, Value> {
         let mut set = serde_json::Map::new();
         for (field, value) in [
             ("name", &id.name),
             ("email", &id.email),
             ("username", &id.username),
         ] {
-            if let Some(value) = value {
+            if let (Some(value), true) = (value, self.accepts(field)) {
                 set.insert(field.into(), json!(value));
             }
         }
-        let body = json!({
-            "$set": set,
-            "$setOnInsert": {
-                "realm": id.realm,
-                "providerId": id.provider_id,
-                "providerUserId": id.provider_user_id,
-                "groups": default_groups,
-                "permissions": [],
-                "metadata": {},
-            },
-        });
+        set
+    }
+
+    async fn upsert(&self, id: &Identity, default_groups: &[String]) -> Result<Answer, StoreError> {
+        let mut on_insert = serde_json::Map::new();
+        on_insert.insert("realm".into(), json!(id.realm));
+        on_insert.insert("providerId".into(), json!(id.provider_id));
+        on_insert.insert("providerUserId".into(), json!(id.provider_user_id));
+        for (field, value) in [
+            ("groups", json!(default_groups)),
+            ("permissions", json!([])),
+            ("metadata", json!({})),
+        ] {
+            if self.accepts(field) {
+                on_insert.insert(field.into(), value);
+            }
+        }
+        let body = json!({ "$set": self.idp_fields(id), "$setOnInsert": on_insert });
         let url = self.url(
             Some("upsert-one"),
-            &[("_q", query.to_string()), ("_st", "PUBLIC".into())],
+            &[
+                (
+                    "_q",
+                    Self::identity_query(&id.realm, &id.provider_id, &id.provider_user_id),
+                ),
+                ("_st", "PUBLIC".into()),
+            ],
         );
         self.call(
             Method::POST,
@@ -226,6 +300,34 @@ impl CrudUsers {
             &[StatusCode::CONFLICT],
         )
         .await
+    }
+
+    /// Refreshes the IdP fields of the active document `user_id`; `None` when it is no longer
+    /// PUBLIC.
+    async fn refresh(
+        &self,
+        id: &Identity,
+        user_id: &str,
+        found: Value,
+    ) -> Result<Option<User>, StoreError> {
+        let set = self.idp_fields(id);
+        if set.is_empty() {
+            return user_from_json(found).map(Some);
+        }
+        let url = self.url(Some(user_id), &[("_st", "PUBLIC".into())]);
+        let answer = self
+            .call(
+                Method::PATCH,
+                "patch by id",
+                url,
+                Some(&json!({ "$set": set })),
+                &[StatusCode::NOT_FOUND],
+            )
+            .await?;
+        if answer.status == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        user_from_json(answer.body).map(Some)
     }
 }
 
@@ -252,19 +354,46 @@ impl Users for CrudUsers {
         default_groups: &[String],
     ) -> Result<User, StoreError> {
         for round in 0..RACE_ROUNDS {
-            let answer = self.upsert(id, default_groups).await?;
-            if answer.status.is_success() {
-                return user_from_json(answer.body);
-            }
-            // 409: another login inserted first (retry: the document is there to update), or
-            // a document outside PUBLIC holds this identity (refuse).
-            if let Some(refusal) = self.hidden_holder(id).await? {
-                return Err(refusal);
+            let mut holders = self.active_holders(id).await?;
+            if !holders.is_empty() {
+                let first = holders.swap_remove(0);
+                let user_id = first["_id"].as_str().unwrap_or_default().to_owned();
+                if !holders.is_empty() {
+                    self.notes.note(STORE, id, &user_id);
+                }
+                if let Some(user) = self.refresh(id, &user_id, first).await? {
+                    return Ok(user);
+                }
+            } else {
+                let hidden = self.hidden_holder(id).await?;
+                if let (Some((user_id, state)), InactiveUsers::Refuse) = (&hidden, self.inactive) {
+                    return Err(super::mongo::not_public(STORE, id, user_id, state));
+                }
+                let answer = self.upsert(id, default_groups).await?;
+                if answer.status.is_success() {
+                    return user_from_json(answer.body);
+                }
+                // 409: another login inserted first (retry: the document is there to update),
+                // or a unique index ignoring __STATE__ blocks re-creating a hidden user.
+                if let Some((user_id, _)) = hidden {
+                    if self.active_holders(id).await?.is_empty() {
+                        return Err(StoreError::Refused {
+                            store: STORE,
+                            message: format!(
+                                "user {user_id} (realm `{}`, provider `{}`, subject `{}`) is not \
+                                 PUBLIC, and the collection refuses a new record for the \
+                                 identity (409: a unique index ignoring __STATE__?), so \
+                                 inactive_users = \"recreate\" cannot apply; restore the user",
+                                id.realm, id.provider_id, id.provider_user_id
+                            ),
+                        });
+                    }
+                }
             }
             tokio::time::sleep(std::time::Duration::from_millis(10 << round)).await;
         }
         Err(unavailable(
-            "upsert-one kept answering 409 Conflict and no hidden document holds the identity",
+            "upsert-one kept answering 409 Conflict and no active document holds the identity",
         ))
     }
 
@@ -297,6 +426,7 @@ impl Users for CrudUsers {
             &[
                 ("_st", "PUBLIC".into()),
                 ("_q", filter.to_string()),
+                ("_s", OLDEST_FIRST.into()),
                 ("_l", "1".into()),
             ],
         );
@@ -405,6 +535,87 @@ impl Users for CrudUsers {
         self.call(Method::GET, "count", url, None, &[]).await?;
         Ok(())
     }
+
+    async fn scan_records(&self) -> Result<Option<Vec<UserRecord>>, StoreError> {
+        let mut records = Vec::new();
+        loop {
+            let page = self
+                .list(
+                    "list every state",
+                    &[
+                        ("_st", ALL_STATES.into()),
+                        ("_s", OLDEST_FIRST.into()),
+                        ("_l", PAGE.to_string()),
+                        ("_sk", records.len().to_string()),
+                    ],
+                )
+                .await?;
+            let full = page.len() == PAGE;
+            for d in page {
+                records.push(record_from_json(d)?);
+            }
+            if !full {
+                return Ok(Some(records));
+            }
+        }
+    }
+
+    async fn merge_into(
+        &self,
+        user_id: &str,
+        groups: &[String],
+        permissions: &[String],
+    ) -> Result<bool, StoreError> {
+        let mut set = serde_json::Map::new();
+        if self.accepts("groups") {
+            set.insert("groups".into(), json!(groups));
+        }
+        if self.accepts("permissions") {
+            set.insert("permissions".into(), json!(permissions));
+        }
+        if set.is_empty() {
+            return Ok(self.get_user(user_id).await?.is_some());
+        }
+        let url = self.url(Some(user_id), &[("_st", "PUBLIC".into())]);
+        let answer = self
+            .call(
+                Method::PATCH,
+                "patch by id",
+                url,
+                Some(&json!({ "$set": set })),
+                &[StatusCode::NOT_FOUND],
+            )
+            .await?;
+        Ok(answer.status != StatusCode::NOT_FOUND)
+    }
+
+    async fn retire_user(&self, user_id: &str) -> Result<bool, StoreError> {
+        let mut url = self.url(Some(user_id), &[]);
+        if let Ok(mut path) = url.path_segments_mut() {
+            path.push("state");
+        }
+        let answer = self
+            .call(
+                Method::POST,
+                "state transition",
+                url,
+                Some(&json!({ "stateTo": "TRASH" })),
+                &[StatusCode::NOT_FOUND],
+            )
+            .await?;
+        Ok(answer.status != StatusCode::NOT_FOUND)
+    }
+}
+
+/// Any document of the service as a [`UserRecord`].
+fn record_from_json(value: Value) -> Result<UserRecord, StoreError> {
+    match Bson::try_from(value) {
+        Ok(Bson::Document(d)) => Ok(super::mongo::record_from_doc(&d)),
+        _ => Err(StoreError::Corrupt {
+            store: STORE,
+            message: "the list holds something other than documents".into(),
+        }),
+    }
 }
 
 #[cfg(test)]
@@ -434,6 +645,9 @@ mod tests {
             client: reqwest::Client::new(),
             base: Url::parse("http://crud.local/v2/users/").unwrap(),
             timeout: std::time::Duration::from_secs(1),
+            fields: vec![],
+            inactive: InactiveUsers::Refuse,
+            notes: DuplicateNotes::default(),
         };
         assert_eq!(
             store.url(Some("a/b"), &[]).as_str(),

@@ -18,7 +18,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 
 use super::{
     FeedEvent, Identity, LoginState, LoginStates, RevocationSink, SessionRecord, Sessions,
-    StoreError, User, Users,
+    StoreError, User, UserRecord, Users,
 };
 
 /// How often the revocation log is read by [`Sessions::follow_revocations`].
@@ -642,6 +642,27 @@ impl Users for EmbeddedStore {
 
     async fn ping_users(&self) -> Result<(), StoreError> {
         self.ping_sessions().await
+    }
+
+    /// Every user: this store has no states (all are `PUBLIC`), and its unique constraint
+    /// keeps one record per identity, so the doctor never finds duplicates here.
+    async fn scan_records(&self) -> Result<Option<Vec<UserRecord>>, StoreError> {
+        let users = self.list_users().await?;
+        Ok(Some(
+            users
+                .into_iter()
+                .map(|u| UserRecord {
+                    user_id: u.user_id,
+                    state: "PUBLIC".into(),
+                    realm: Some(u.realm),
+                    provider_id: Some(u.provider_id),
+                    provider_user_id: Some(u.provider_user_id),
+                    groups: u.groups,
+                    permissions: u.permissions,
+                    problem: None,
+                })
+                .collect(),
+        ))
     }
 }
 

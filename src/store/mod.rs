@@ -116,6 +116,23 @@ pub struct User {
     pub updated_at: i64,
 }
 
+/// One record of the users collection as `idgate users doctor` sees it: any state, with
+/// whatever identity fields it has (a record without them cannot log in).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserRecord {
+    pub user_id: String,
+    /// `__STATE__` (`PUBLIC` in stores without states).
+    pub state: String,
+    pub realm: Option<String>,
+    pub provider_id: Option<String>,
+    pub provider_user_id: Option<String>,
+    pub groups: Vec<String>,
+    pub permissions: Vec<String>,
+    /// Why the record cannot be read as a user, if it cannot.
+    pub problem: Option<String>,
+}
+
 /// What the IdP says about the user at login.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Identity {
@@ -210,4 +227,25 @@ pub trait Users: Send + Sync {
     /// Replaces the user's groups; `false` when there is no such user.
     async fn set_groups(&self, user_id: &str, groups: &[String]) -> Result<bool, StoreError>;
     async fn ping_users(&self) -> Result<(), StoreError>;
+    /// Every record of the collection, in any state, for `idgate users doctor`; `None` when
+    /// this store cannot list them.
+    async fn scan_records(&self) -> Result<Option<Vec<UserRecord>>, StoreError> {
+        Ok(None)
+    }
+    /// The kept record of a merge of duplicates gets these groups and permissions; `false`
+    /// when there is no such active user. Stores that cannot hold duplicates (the embedded
+    /// one: a unique constraint) keep this default, which sets the groups only.
+    async fn merge_into(
+        &self,
+        user_id: &str,
+        groups: &[String],
+        _permissions: &[String],
+    ) -> Result<bool, StoreError> {
+        self.set_groups(user_id, groups).await
+    }
+    /// Moves a merged duplicate to `TRASH` (reversible in the console); `false` when it was
+    /// not an active record, or when the store has no states (the default).
+    async fn retire_user(&self, _user_id: &str) -> Result<bool, StoreError> {
+        Ok(false)
+    }
 }

@@ -17,26 +17,38 @@
 //! `find_ids_by_identity`, which back-channel logout uses to end the sessions of a user the
 //! console trashed or deleted as well.
 //!
-//! A login is one `findOneAndUpdate` upsert keyed by (realm, providerId, providerUserId, PUBLIC):
-//! `$set` for what the IdP owns, `$setOnInsert` for what the project owns (the default groups).
-//! The unique index `preserve_idgate_identity` on (realm, providerId, providerUserId) makes two
-//! simultaneous first logins collide (duplicate key, 11000) instead of creating two documents;
-//! the loser retries as a plain find-and-update (a few short rounds: the winner's insert may not
-//! be visible to it at once). The `preserve_` prefix is what the CRUD service requires of
-//! indexes it did not define, or it drops them when it starts.
+//! # Logins on an existing collection
 //!
-//! Because the index ignores `__STATE__`, a user the console moved to TRASH, DRAFT or DELETED
-//! also collides: that login is **refused** with a message saying so, never answered with a
-//! fresh document and the default groups (which would silently undo a ban, and leave two
-//! documents for one person). The index is created at open when MongoDB answers, else lazily
-//! before the next use; a login is refused while it is missing, because without it the two
-//! guarantees above do not hold.
+//! No index is required. A login first looks for the identity's `PUBLIC` documents, sorted by
+//! the rule of [`crate::users::DUPLICATE_RULE`] (`createdAt`, then `_id`), and refreshes the
+//! first with a `findOneAndUpdate` on its `_id`: a collection that already holds several
+//! documents for one person (Mia's authentication service creates them: it keeps no unique
+//! index) still logs that person in, always into the same document, and the identity is logged
+//! once ([`crate::users::DuplicateNotes`]). With no `PUBLIC` document, the login inserts one
+//! with an upsert keyed by (realm, providerId, providerUserId, PUBLIC): `$set` for what the IdP
+//! owns, `$setOnInsert` for what the project owns (the default groups).
+//!
+//! The partial unique index `preserve_idgate_identity` on (realm, providerId, providerUserId),
+//! for `PUBLIC` documents only, makes two simultaneous first logins collide (duplicate key,
+//! 11000) instead of creating two documents; the loser retries and finds the winner's. idgate
+//! creates it (unless `create_index = false`) when the collection has no unique index on those
+//! keys and it **can**: at open, then at most every ten minutes from the readiness check while
+//! it is missing. It cannot while duplicates exist (the build fails: logged once, the logins go
+//! on without it) or without the `createIndex` privilege. The `preserve_` prefix is what the
+//! CRUD service requires of indexes it did not define, or it drops them when it starts.
+//!
+//! A user the console moved to TRASH, DRAFT or DELETED holds its identity in a document that is
+//! not `PUBLIC`. `inactive_users = "refuse"` (the default) refuses the login with a message
+//! saying so, rather than creating a fresh document with the default groups (which would
+//! silently undo a ban); `"recreate"` does what Mia's authentication service does: a new
+//! `PUBLIC` document. An older, non-partial unique index on the identity makes re-creation
+//! impossible: that login is refused with a message naming the index.
 //!
 //! Errors never carry the URI (it may hold a password): messages go through [`Redactor`].
 
 mod sessions;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -47,8 +59,9 @@ use mongodb::error::{ErrorKind, WriteFailure};
 use mongodb::options::{ClientOptions, IndexOptions, ReturnDocument};
 use mongodb::{Client, Collection, IndexModel};
 
-use super::{Identity, Sessions, StoreError, User, Users};
-use crate::config::MongoConfig;
+use super::{Identity, Sessions, StoreError, User, UserRecord, Users};
+use crate::config::{InactiveUsers, MongoConfig};
+use crate::users::DuplicateNotes;
 
 pub(crate) const STORE: &str = "mongodb";
 
@@ -71,7 +84,10 @@ const DUPLICATE_KEY: i32 = 11000;
 /// Attempts of a login that lost a first-login race (see `upsert_login`).
 const RACE_ROUNDS: u32 = 5;
 
-/// Most user ids `find_ids_by_identity` returns (one, unless the unique index is missing).
+/// How long after a failed attempt the unique index is tried again (from the readiness check).
+const INDEX_RETRY_SECS: i64 = 600;
+
+/// Most user ids `find_ids_by_identity` returns (one per state, unless duplicates exist).
 pub(crate) const IDS_BY_IDENTITY_LIMIT: i64 = 10;
 
 /// The users collection.
@@ -82,12 +98,17 @@ pub async fn open_users(cfg: &MongoConfig) -> Result<Arc<dyn Users>, StoreError>
             .database(&cfg.database)
             .collection::<Document>(&cfg.collection),
         redactor,
+        create_index: cfg.create_index,
+        inactive: cfg.inactive_users,
         index_ready: Arc::new(AtomicBool::new(false)),
+        index_tried_at: Arc::new(AtomicI64::new(0)),
+        index_warned: Arc::new(AtomicBool::new(false)),
+        notes: Arc::new(DuplicateNotes::default()),
     };
     if let Err(e) = store.ensure_index().await {
         // Not fatal: MongoDB may be down at startup; `/-/ready` says so and the index is
-        // created before the next login.
-        tracing::warn!(error = %e, "the users collection's unique index is not in place yet");
+        // tried again from there.
+        tracing::warn!(error = %e, "the users collection's indexes cannot be read yet");
     }
     Ok(Arc::new(store))
 }
@@ -152,7 +173,7 @@ impl Redactor {
         Self { secrets }
     }
 
-    fn clean(&self, message: impl std::fmt::Display) -> String {
+    pub(crate) fn clean(&self, message: impl std::fmt::Display) -> String {
         let mut message = message.to_string();
         for secret in &self.secrets {
             message = message.replace(secret.as_str(), "***");
@@ -292,8 +313,41 @@ pub(crate) fn not_public(
 struct MongoUsers {
     users: Collection<Document>,
     redactor: Redactor,
-    /// Set once the unique identity index is known to exist; until then every login checks.
+    /// `create_index` of the config.
+    create_index: bool,
+    inactive: InactiveUsers,
+    /// Set once a unique identity index is known to exist.
     index_ready: Arc<AtomicBool>,
+    /// When the index was last tried (seconds since the epoch), so a collection with duplicates
+    /// is not scanned by an index build on every readiness check.
+    index_tried_at: Arc<AtomicI64>,
+    /// Set once a failure to build the index was logged as a warning.
+    index_warned: Arc<AtomicBool>,
+    notes: Arc<DuplicateNotes>,
+}
+
+/// The sort that picks one document among several `PUBLIC` ones of an identity
+/// ([`crate::users::DUPLICATE_RULE`]).
+fn oldest_first() -> Document {
+    doc! { "createdAt": 1, "_id": 1 }
+}
+
+fn identity_key(realm: &str, provider_id: &str, provider_user_id: &str) -> Document {
+    doc! {
+        "realm": realm,
+        "providerId": provider_id,
+        "providerUserId": provider_user_id,
+    }
+}
+
+/// A document's `_id` as text (hex for an ObjectId).
+fn id_text(d: &Document) -> String {
+    match d.get("_id") {
+        Some(Bson::ObjectId(oid)) => oid.to_hex(),
+        Some(Bson::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+        None => String::new(),
+    }
 }
 
 impl MongoUsers {
@@ -301,10 +355,11 @@ impl MongoUsers {
         self.redactor.unavailable(e)
     }
 
-    /// Creates the unique identity index unless an equivalent unique index exists.
-    async fn ensure_index(&self) -> Result<(), StoreError> {
+    /// Creates the partial unique identity index unless a unique index on the identity exists;
+    /// `Ok(false)` when it is not there (not wanted, or not buildable: see the module doc).
+    async fn ensure_index(&self) -> Result<bool, StoreError> {
         if self.index_ready.load(Ordering::Acquire) {
-            return Ok(());
+            return Ok(true);
         }
         let wanted = ["realm", "providerId", "providerUserId"];
         let existing: Vec<IndexModel> = match self.users.list_indexes().await {
@@ -323,37 +378,79 @@ impl MongoUsers {
                 && index.keys.len() == wanted.len()
                 && wanted.iter().all(|k| index.keys.contains_key(k))
         });
-        if !present {
-            let model = IndexModel::builder()
-                .keys(doc! { "realm": 1, "providerId": 1, "providerUserId": 1 })
-                .options(
-                    IndexOptions::builder()
-                        .name(IDENTITY_INDEX.to_owned())
-                        .unique(true)
-                        .build(),
-                )
-                .build();
-            self.users.create_index(model).await.map_err(|e| {
-                self.redactor.unavailable(format!(
-                    "cannot create the unique index {IDENTITY_INDEX} on (realm, providerId, \
-                     providerUserId) of the users collection (duplicate users must be merged \
-                     first): {e}"
-                ))
-            })?;
-            tracing::info!(
-                index = IDENTITY_INDEX,
-                "created the users collection's unique index"
-            );
+        if present {
+            self.index_ready.store(true, Ordering::Release);
+            return Ok(true);
         }
-        self.index_ready.store(true, Ordering::Release);
-        Ok(())
+        if !self.create_index {
+            return Ok(false);
+        }
+        self.index_tried_at
+            .store(crate::now_secs(), Ordering::Release);
+        let model = IndexModel::builder()
+            .keys(doc! { "realm": 1, "providerId": 1, "providerUserId": 1 })
+            .options(
+                IndexOptions::builder()
+                    .name(IDENTITY_INDEX.to_owned())
+                    .unique(true)
+                    .partial_filter_expression(doc! { "__STATE__": PUBLIC })
+                    .build(),
+            )
+            .build();
+        match self.users.create_index(model).await {
+            Ok(_) => {
+                tracing::info!(
+                    index = IDENTITY_INDEX,
+                    "created the users collection's partial unique index"
+                );
+                self.index_ready.store(true, Ordering::Release);
+                Ok(true)
+            }
+            Err(e) if error_code(&e).is_some() => {
+                // The server refused (duplicates, no privilege): logins go on without it.
+                let message = self.redactor.clean(&e);
+                if !self.index_warned.swap(true, Ordering::AcqRel) {
+                    tracing::warn!(
+                        index = IDENTITY_INDEX,
+                        error = %message,
+                        "cannot create the users collection's unique index (duplicate users? \
+                         run `idgate users doctor`); logins work without it, but two \
+                         simultaneous first logins of one person may then create two records"
+                    );
+                } else {
+                    tracing::debug!(error = %message, "the unique index still cannot be built");
+                }
+                Ok(false)
+            }
+            Err(e) => Err(self.err(e)),
+        }
     }
 
-    async fn find_one(&self, filter: Document) -> Result<Option<User>, StoreError> {
-        match self.users.find_one(filter).await.map_err(|e| self.err(e))? {
-            Some(d) => user_from_doc(&d).map(Some),
-            None => Ok(None),
-        }
+    /// The identity's `PUBLIC` documents by the duplicate rule: at most two, enough to tell
+    /// whether there are duplicates.
+    async fn active_holders(&self, key: &Document) -> Result<Vec<Document>, StoreError> {
+        let mut filter = key.clone();
+        filter.insert("__STATE__", PUBLIC);
+        self.users
+            .find(filter)
+            .sort(oldest_first())
+            .limit(2)
+            .await
+            .map_err(|e| self.err(e))?
+            .try_collect()
+            .await
+            .map_err(|e| self.err(e))
+    }
+
+    /// A document holding the identity outside PUBLIC, if any.
+    async fn hidden_holder(&self, key: &Document) -> Result<Option<Document>, StoreError> {
+        let mut filter = key.clone();
+        filter.insert("__STATE__", doc! { "$ne": PUBLIC });
+        self.users
+            .find_one(filter)
+            .sort(oldest_first())
+            .await
+            .map_err(|e| self.err(e))
     }
 }
 
@@ -364,14 +461,7 @@ impl Users for MongoUsers {
         id: &Identity,
         default_groups: &[String],
     ) -> Result<User, StoreError> {
-        self.ensure_index().await?;
-        let key = doc! {
-            "realm": &id.realm,
-            "providerId": &id.provider_id,
-            "providerUserId": &id.provider_user_id,
-        };
-        let mut filter = key.clone();
-        filter.insert("__STATE__", PUBLIC);
+        let key = identity_key(&id.realm, &id.provider_id, &id.provider_user_id);
         let now = DateTime::now();
         // What the IdP owns is refreshed; a field the IdP did not send keeps its stored value.
         let mut set = doc! { "updatedAt": now, "updaterId": WRITER };
@@ -384,8 +474,8 @@ impl Users for MongoUsers {
                 set.insert(field, value);
             }
         }
-        let update = doc! {
-            "$set": set,
+        let insert = doc! {
+            "$set": set.clone(),
             "$setOnInsert": {
                 "groups": default_groups,
                 "permissions": Bson::Array(Vec::new()),
@@ -395,43 +485,72 @@ impl Users for MongoUsers {
                 "__STATE__": PUBLIC,
             },
         };
-        // The upsert; after a duplicate key (another login inserted first, or a non-PUBLIC
-        // document holds the identity) plain updates until the winner's document is visible.
-        // The winner's insert may not be visible at once to the loser's next read (seen with
-        // secantusdb), hence a few short rounds instead of one.
-        let mut upsert = true;
+        let mut insert_filter = key.clone();
+        insert_filter.insert("__STATE__", PUBLIC);
+        // Each round: the active document if there is one, else an insert. A round ends
+        // without an answer when a concurrent login or console edit got in between (the
+        // document went out of PUBLIC, or another login inserted first); the next sees it.
+        // The winner's insert may not be visible at once to the loser (seen with secantusdb),
+        // hence a few short rounds.
         for round in 0..RACE_ROUNDS {
-            let found = self
-                .users
-                .find_one_and_update(filter.clone(), update.clone())
-                .upsert(upsert)
-                .return_document(ReturnDocument::After)
-                .await;
-            match found {
-                Ok(Some(d)) => return user_from_doc(&d),
-                Ok(None) => {}
-                Err(e) if error_code(&e) == Some(DUPLICATE_KEY) => {
-                    tracing::debug!(realm = %id.realm, provider = %id.provider_id,
-                        "identity taken meanwhile; retrying as an update");
-                    upsert = false;
-                    continue;
+            let holders = self.active_holders(&key).await?;
+            if let Some(first) = holders.first() {
+                let user_id = id_text(first);
+                if holders.len() > 1 {
+                    self.notes.note(STORE, id, &user_id);
                 }
-                Err(e) => return Err(self.err(e)),
-            }
-            if let Some(d) = self
-                .users
-                .find_one(key.clone())
-                .await
-                .map_err(|e| self.err(e))?
-            {
-                let state = d.get_str("__STATE__").unwrap_or("(none)");
-                if state != PUBLIC {
-                    let user_id = match d.get("_id") {
-                        Some(Bson::ObjectId(oid)) => oid.to_hex(),
-                        Some(other) => other.to_string(),
-                        None => String::new(),
-                    };
-                    return Err(not_public(STORE, id, &user_id, state));
+                let found = self
+                    .users
+                    .find_one_and_update(
+                        doc! { "_id": first.get("_id").cloned().unwrap_or(Bson::Null), "__STATE__": PUBLIC },
+                        doc! { "$set": set.clone() },
+                    )
+                    .return_document(ReturnDocument::After)
+                    .await
+                    .map_err(|e| self.err(e))?;
+                if let Some(d) = found {
+                    return user_from_doc(&d);
+                }
+            } else {
+                let hidden = self.hidden_holder(&key).await?;
+                if let (Some(d), InactiveUsers::Refuse) = (&hidden, self.inactive) {
+                    let state = d.get_str("__STATE__").unwrap_or("(none)");
+                    return Err(not_public(STORE, id, &id_text(d), state));
+                }
+                let found = self
+                    .users
+                    .find_one_and_update(insert_filter.clone(), insert.clone())
+                    .upsert(true)
+                    .return_document(ReturnDocument::After)
+                    .await;
+                match found {
+                    Ok(Some(d)) => return user_from_doc(&d),
+                    Ok(None) => {}
+                    Err(e) if error_code(&e) == Some(DUPLICATE_KEY) => {
+                        // Another login inserted first (retry), or an older unique index that
+                        // ignores `__STATE__` blocks re-creating a hidden user (refuse).
+                        if let Some(d) = hidden {
+                            if self.active_holders(&key).await?.is_empty() {
+                                return Err(StoreError::Refused {
+                                    store: STORE,
+                                    message: format!(
+                                        "user {} (realm `{}`, provider `{}`, subject `{}`) is \
+                                         not PUBLIC, and a unique index on the identity that \
+                                         ignores __STATE__ prevents creating a new record \
+                                         (inactive_users = \"recreate\"); replace it with a \
+                                         partial index (PUBLIC only) or restore the user",
+                                        id_text(&d),
+                                        id.realm,
+                                        id.provider_id,
+                                        id.provider_user_id
+                                    ),
+                                });
+                            }
+                        }
+                        tracing::debug!(realm = %id.realm, provider = %id.provider_id,
+                            "identity taken meanwhile; retrying");
+                    }
+                    Err(e) => return Err(self.err(e)),
                 }
             }
             tokio::time::sleep(Duration::from_millis(10 << round)).await;
@@ -443,7 +562,15 @@ impl Users for MongoUsers {
     }
 
     async fn get_user(&self, user_id: &str) -> Result<Option<User>, StoreError> {
-        self.find_one(id_filter(user_id)).await
+        match self
+            .users
+            .find_one(id_filter(user_id))
+            .await
+            .map_err(|e| self.err(e))?
+        {
+            Some(d) => user_from_doc(&d).map(Some),
+            None => Ok(None),
+        }
     }
 
     async fn find_by_identity(
@@ -452,13 +579,11 @@ impl Users for MongoUsers {
         provider_id: &str,
         provider_user_id: &str,
     ) -> Result<Option<User>, StoreError> {
-        self.find_one(doc! {
-            "realm": realm,
-            "providerId": provider_id,
-            "providerUserId": provider_user_id,
-            "__STATE__": PUBLIC,
-        })
-        .await
+        let key = identity_key(realm, provider_id, provider_user_id);
+        match self.active_holders(&key).await?.first() {
+            Some(d) => user_from_doc(d).map(Some),
+            None => Ok(None),
+        }
     }
 
     async fn find_ids_by_identity(
@@ -467,15 +592,12 @@ impl Users for MongoUsers {
         provider_id: &str,
         provider_user_id: &str,
     ) -> Result<Vec<String>, StoreError> {
-        // No `__STATE__` filter: a trashed or deleted user's sessions must end too. The unique
-        // index keeps this to one document; the limit bounds it if the index was dropped.
+        // No `__STATE__` filter: a trashed or deleted user's sessions must end too. Duplicates
+        // are few; the limit bounds them.
         let docs: Vec<Document> = self
             .users
-            .find(doc! {
-                "realm": realm,
-                "providerId": provider_id,
-                "providerUserId": provider_user_id,
-            })
+            .find(identity_key(realm, provider_id, provider_user_id))
+            .sort(oldest_first())
             .projection(doc! { "_id": 1 })
             .limit(IDS_BY_IDENTITY_LIMIT)
             .await
@@ -496,7 +618,7 @@ impl Users for MongoUsers {
         let docs: Vec<Document> = self
             .users
             .find(doc! { "__STATE__": PUBLIC })
-            .sort(doc! { "createdAt": 1, "_id": 1 })
+            .sort(oldest_first())
             .await
             .map_err(|e| self.err(e))?
             .try_collect()
@@ -528,10 +650,91 @@ impl Users for MongoUsers {
             .run_command(doc! { "ping": 1 })
             .await
             .map_err(|e| self.err(e))?;
-        if let Err(e) = self.ensure_index().await {
-            tracing::warn!(error = %e, "the users collection's unique index is not in place");
+        let due =
+            crate::now_secs() - self.index_tried_at.load(Ordering::Acquire) >= INDEX_RETRY_SECS;
+        if !self.index_ready.load(Ordering::Acquire) && due {
+            if let Err(e) = self.ensure_index().await {
+                tracing::warn!(error = %e, "the users collection's indexes cannot be read");
+            }
         }
         Ok(())
+    }
+
+    async fn scan_records(&self) -> Result<Option<Vec<UserRecord>>, StoreError> {
+        let docs: Vec<Document> = self
+            .users
+            .find(doc! {})
+            .sort(oldest_first())
+            .await
+            .map_err(|e| self.err(e))?
+            .try_collect()
+            .await
+            .map_err(|e| self.err(e))?;
+        Ok(Some(docs.iter().map(record_from_doc).collect()))
+    }
+
+    async fn merge_into(
+        &self,
+        user_id: &str,
+        groups: &[String],
+        permissions: &[String],
+    ) -> Result<bool, StoreError> {
+        let result = self
+            .users
+            .update_one(
+                id_filter(user_id),
+                doc! { "$set": {
+                    "groups": groups,
+                    "permissions": permissions,
+                    "updatedAt": DateTime::now(),
+                    "updaterId": WRITER,
+                } },
+            )
+            .await
+            .map_err(|e| self.err(e))?;
+        Ok(result.matched_count > 0)
+    }
+
+    async fn retire_user(&self, user_id: &str) -> Result<bool, StoreError> {
+        let result = self
+            .users
+            .update_one(
+                id_filter(user_id),
+                doc! { "$set": {
+                    "__STATE__": "TRASH",
+                    "updatedAt": DateTime::now(),
+                    "updaterId": WRITER,
+                } },
+            )
+            .await
+            .map_err(|e| self.err(e))?;
+        Ok(result.modified_count > 0)
+    }
+}
+
+/// Any document of the collection as a [`UserRecord`]: what it has of the identity, and why
+/// it cannot be read as a user when it cannot.
+pub(crate) fn record_from_doc(d: &Document) -> UserRecord {
+    let text = |field: &str| d.get_str(field).ok().map(str::to_owned);
+    let strings = |field: &str| -> Vec<String> {
+        d.get_array(field)
+            .map(|items| {
+                items
+                    .iter()
+                    .filter_map(|i| i.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    UserRecord {
+        user_id: id_text(d),
+        state: text("__STATE__").unwrap_or_else(|| "(none)".into()),
+        realm: text("realm"),
+        provider_id: text("providerId"),
+        provider_user_id: text("providerUserId"),
+        groups: strings("groups"),
+        permissions: strings("permissions"),
+        problem: user_from_doc(d).err().map(|e| e.to_string()),
     }
 }
 

@@ -86,3 +86,20 @@ impl CrudFake {
         Self { url, proc }
     }
 }
+
+impl CrudFake {
+    /// Like [`CrudFake::start`], with more of the fake's options (`--schema-fields …`,
+    /// `--identity-index none`, …).
+    pub fn start_with_args(mongo: &Mongo, database: &str, header: &str, args: &[&str]) -> Self {
+        let mut cmd = std::process::Command::new(venv_bin("python"));
+        cmd.arg(repo().join("tests/py/crud_server.py"))
+            .args(["--mongo-uri", &mongo.uri(), "--database", database])
+            .args(["--port", "0", "--require-header", header])
+            .args(args);
+        let mut proc = Proc::spawn("crud", &mut cmd);
+        let line = proc.first_stdout_line();
+        let v: serde_json::Value = serde_json::from_str(&line).expect("crud fake prints JSON");
+        let url = v["url"].as_str().expect("url").to_owned();
+        Self { url, proc }
+    }
+}

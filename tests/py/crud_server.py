@@ -15,11 +15,23 @@ endpoints idgate uses, with the semantics of its public documentation:
   `creatorId`, `createdAt` and the collection's state on insert, returning the document after;
   a duplicate key answers 409.
 
+- the same docs, "State Transitions": `POST /{id}/state` with `{"stateTo": S}`, only along the
+  documented table (PUBLIC→DRAFT|TRASH, DRAFT→PUBLIC|TRASH, TRASH→DRAFT|DELETED,
+  DELETED→TRASH); any other transition answers 400;
+- the same docs, "Create" ("The JSON document sent to CRUD is validated against the JSON schema
+  defined in Console"): with `--schema-fields a,b,…` (the collection's custom properties), a
+  body naming any other field (its first dotted segment) in an update command answers 400
+  `body/<command> must NOT have additional properties`, as the service's schema validation does;
+- "Indexes": the collection's own indexes. By default a unique index on (realm, providerId,
+  providerUserId), as a collection definition may declare; `--identity-index none` leaves it
+  out, as the users collection of Mia's authentication-service docs (which declare none).
+
 It also refuses every request without `--require-header NAME:VALUE` (401), standing for the API
 key a gateway would check, so a test proves idgate forwards its configured headers.
 
 Usage: crud_server.py --mongo-uri URI [--database D] [--collection C] [--port 0]
                       [--require-header NAME:VALUE] [--state-on-insert PUBLIC]
+                      [--schema-fields F1,F2,…] [--identity-index unique|none]
 Prints one line on stdout when ready: {"url": "http://127.0.0.1:PORT/<collection>"}.
 """
 
@@ -39,6 +51,8 @@ STANDARD_FIELDS = ("_id", "creatorId", "createdAt", "updaterId", "updatedAt", "_
 ALLOWED_COMMANDS = ("$set", "$unset", "$inc", "$mul", "$currentDate", "$setOnInsert",
                     "$push", "$addToSet", "$pull")
 STATES = ("PUBLIC", "DRAFT", "TRASH", "DELETED")
+TRANSITIONS = {"PUBLIC": ("DRAFT", "TRASH"), "DRAFT": ("PUBLIC", "TRASH"),
+               "TRASH": ("DRAFT", "DELETED"), "DELETED": ("TRASH",)}
 MAX_LIMIT = 200
 
 
@@ -90,7 +104,7 @@ def search_query(params, extra=None):
     return {"$and": parts}
 
 
-def check_commands(commands):
+def check_commands(commands, schema=None):
     if not isinstance(commands, dict):
         raise BadRequest("body must be an object of update commands")
     for key, fields in commands.items():
@@ -99,12 +113,19 @@ def check_commands(commands):
         for field in STANDARD_FIELDS:
             if isinstance(fields, dict) and field in fields:
                 raise BadRequest(f"{field} cannot be specified")
+        if schema is not None and isinstance(fields, dict):
+            for field in fields:
+                if field.split(".")[0] not in schema:
+                    raise BadRequest(f"body/{key} must NOT have additional properties")
 
 
 def make_handler(args, collection):
     header_name, _, header_value = (args.require_header or ":").partition(":")
     header_name = header_name.strip().lower()
     prefix = "/" + args.collection
+    schema = None
+    if args.schema_fields:
+        schema = set(f for f in args.schema_fields.split(",") if f)
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -158,7 +179,7 @@ def make_handler(args, collection):
                     return self.answer(200, collection.count_documents(search_query(params)))
                 if method == "POST" and rest == "upsert-one":
                     commands = self.body()
-                    check_commands(commands)
+                    check_commands(commands, schema)
                     commands.setdefault("$set", {})
                     commands["$set"].update({"updaterId": writer, "updatedAt": now})
                     commands.setdefault("$setOnInsert", {})
@@ -177,9 +198,27 @@ def make_handler(args, collection):
                     if doc is None:
                         return self.error(404, "The requested resource was not found")
                     return self.answer(200, doc)
+                if method == "POST" and rest.endswith("/state") and rest.count("/") == 1:
+                    body = self.body()
+                    target = body.get("stateTo") if isinstance(body, dict) else None
+                    if target not in STATES:
+                        raise BadRequest("body/stateTo must be one of the states")
+                    oid = parse_id(rest[: -len("/state")])
+                    doc = collection.find_one({"_id": oid})
+                    if doc is None:
+                        return self.error(404, "The requested resource was not found")
+                    if target not in TRANSITIONS.get(doc.get("__STATE__"), ()):
+                        raise BadRequest(f"transition {doc.get('__STATE__')} -> {target} "
+                                         "is not allowed")
+                    collection.update_one({"_id": oid}, {"$set": {
+                        "__STATE__": target, "updaterId": writer, "updatedAt": now}})
+                    self.send_response(204)
+                    self.send_header("content-length", "0")
+                    self.end_headers()
+                    return None
                 if method == "PATCH" and rest and "/" not in rest:
                     commands = self.body()
-                    check_commands(commands)
+                    check_commands(commands, schema)
                     commands.setdefault("$set", {})
                     commands["$set"].update({"updaterId": writer, "updatedAt": now})
                     doc = collection.find_one_and_update(
@@ -216,14 +255,17 @@ def main():
     p.add_argument("--port", type=int, default=0)
     p.add_argument("--require-header", default="")
     p.add_argument("--state-on-insert", default="PUBLIC", choices=STATES)
+    p.add_argument("--schema-fields", default="")
+    p.add_argument("--identity-index", default="unique", choices=("unique", "none"))
     args = p.parse_args()
 
     client = pymongo.MongoClient(args.mongo_uri, serverSelectionTimeoutMS=5000)
     collection = client[args.database][args.collection]
     # The collection definition's unique index, as the service would force it at startup
     # (hence not `preserve_`-prefixed: the service owns it).
-    collection.create_index([("realm", 1), ("providerId", 1), ("providerUserId", 1)],
-                            unique=True, name="identity")
+    if args.identity_index == "unique":
+        collection.create_index([("realm", 1), ("providerId", 1), ("providerUserId", 1)],
+                                unique=True, name="identity")
 
     server = ThreadingHTTPServer(("127.0.0.1", args.port), make_handler(args, collection))
     server.daemon_threads = True
