@@ -36,6 +36,15 @@ fn app_block(id: &str, body: &str) -> String {
 }
 
 fn start(extra_session: &'static str, access_ttl: &'static str) -> Clients {
+    start_with_stores(extra_session, access_ttl, None, None)
+}
+
+fn start_with_stores(
+    extra_session: &'static str,
+    access_ttl: &'static str,
+    store: Option<String>,
+    users: Option<String>,
+) -> Clients {
     let cli_callback = format!("http://127.0.0.1:{}/callback", free_port());
     let web = app_block(
         "web",
@@ -69,6 +78,8 @@ fn start(extra_session: &'static str, access_ttl: &'static str) -> Clients {
             nginx_locations: locations,
             extra_session,
             access_ttl,
+            store,
+            users,
             ..Setup::default()
         },
         &["--redirect-uri", &cli_callback],
@@ -519,4 +530,83 @@ async fn sessions_admin_endpoints_answer_as_mia_does() {
     assert_eq!(resp.status(), 204);
     assert_eq!(session_count(&c), 1);
     assert_eq!(third.navigate(&format!("{site}/x")).await.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_sessions_leave_redis_user_sets_and_mongo_copies() {
+    // Redis holds the sessions, MongoDB the users and the durable copies of the sessions.
+    let redis_dir = tempfile::tempdir().unwrap();
+    let redis = common::redis::RedisServer::start(redis_dir.path(), &[]);
+    let mongo = common::mongo::Mongo::start();
+    let c = start_with_stores(
+        "lifetime = \"6s\"",
+        "2s",
+        Some(format!(
+            "[store]\nkind = \"redis\"\nurls = [\"{}\"]\nscope = \"mc\"",
+            redis.url()
+        )),
+        Some(format!(
+            "[users]\nkind = \"mongodb\"\nuri = \"{}\"\ndatabase = \"app\"",
+            mongo.uri()
+        )),
+    );
+    let copies = mongo
+        .client()
+        .await
+        .database("app")
+        .collection::<mongodb::bson::Document>("idgate_sessions");
+    let copies_of = |uid: String| {
+        let copies = copies.clone();
+        async move {
+            copies
+                .count_documents(mongodb::bson::doc! { "userId": uid })
+                .await
+                .unwrap()
+        }
+    };
+
+    // eve: one session that will have expired and one still live; finn: one expired.
+    assert_eq!(login(&c.stack, &Browser::new(), "/", "eve").await.status(), 200);
+    let eve = c.stack.idgate.first_user_id();
+    assert_eq!(login(&c.stack, &Browser::new(), "/", "finn").await.status(), 200);
+    tokio::time::sleep(std::time::Duration::from_millis(3500)).await;
+    let eve_again = Browser::new();
+    assert_eq!(login(&c.stack, &eve_again, "/", "eve").await.status(), 200);
+    tokio::time::sleep(std::time::Duration::from_millis(3000)).await;
+    let users = c.stack.idgate.users();
+    let finn = users
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["providerUserId"] == "finn")
+        .expect("finn")["userId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let members = |uid: &str| {
+        redis
+            .cli(&["ZCARD", &format!("mc:user:{uid}:sessions")])
+            .trim()
+            .to_owned()
+    };
+    assert_eq!(members(&eve), "2", "eve's set still names her expired session");
+
+    let purge = |path: String| {
+        bare_client()
+            .delete(c.stack.idgate.url(&path))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+    };
+    let resp = purge(format!("/expired-sessions/{eve}")).await.unwrap();
+    assert_eq!(resp.status(), 204);
+    assert_eq!(members(&eve), "1", "only eve's live session is left");
+    assert_eq!(copies_of(eve.clone()).await, 1, "and only its copy");
+    let resp = purge("/expired-sessions".into()).await.unwrap();
+    assert_eq!(resp.status(), 204);
+    assert_eq!(copies_of(finn).await, 0, "finn's expired copy went");
+    assert_eq!(members(&eve), "1");
+    assert_eq!(copies_of(eve).await, 1);
+    // eve's live session still works.
+    let site = c.stack.site();
+    assert_eq!(eve_again.navigate(&format!("{site}/x")).await.status(), 200);
 }
