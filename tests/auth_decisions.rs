@@ -312,7 +312,11 @@ async fn bad_parameters_are_answered_400_naming_the_parameter() {
             "/authorize?appId=web&providerId=nope&redirect=%2F",
             "providerId",
         ),
-        ("/authorize?appId=web&providerId=dev", "redirect"),
+        // (Without `redirect`, the app's default applies, as in Mia: `mia_clients`.)
+        (
+            "/authorize?appId=web&providerId=dev&redirect=%2F%2Fevil",
+            "redirect",
+        ),
         ("/web-login", "appId"),
         ("/web-login?appId=web&redirect=%2F%2Fevil", "redirect"),
     ];
