@@ -129,9 +129,7 @@ async fn cli_login_at_idp(c: &Clients, browser: &Browser, query: &str, who: &str
     );
     let idp_url = location(&resp);
     assert!(idp_url.starts_with(&c.stack.idp.issuer), "{idp_url}");
-    browser
-        .login_at_idp(&idp_url, who, &c.cli_callback)
-        .await
+    browser.login_at_idp(&idp_url, who, &c.cli_callback).await
 }
 
 async fn post_token(site: &str, body: Value) -> (u16, Value, Option<String>) {
@@ -175,14 +173,15 @@ async fn a_client_with_its_own_callback_logs_in_without_the_binding_cookie() {
     assert!(resp.text().await.unwrap().contains("`state`"));
     // Too short to be hard to guess: the login is stored under it.
     let resp = bare_client()
-        .get(format!("{site}/authorize?appId=cli&providerId=dev&state=abc"))
+        .get(format!(
+            "{site}/authorize?appId=cli&providerId=dev&state=abc"
+        ))
         .send()
         .await
         .unwrap();
     assert_eq!(resp.status(), 400);
 
-    let callback =
-        cli_login_at_idp(&c, &browser, &format!("&state={CLIENT_STATE}"), "carla").await;
+    let callback = cli_login_at_idp(&c, &browser, &format!("&state={CLIENT_STATE}"), "carla").await;
     assert!(callback.starts_with(&c.cli_callback), "{callback}");
     assert_eq!(
         query_param(&callback, "state").as_deref(),
@@ -195,15 +194,17 @@ async fn a_client_with_its_own_callback_logs_in_without_the_binding_cookie() {
     let (status, body, loc) =
         post_token(&site, json!({ "code": code, "state": CLIENT_STATE })).await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(loc, None, "no redirect asked for and no default: no Location");
+    assert_eq!(
+        loc, None,
+        "no redirect asked for and no default: no Location"
+    );
     let access = body["accessToken"].as_str().unwrap().to_owned();
     let (status, user) = get_json(&format!("{site}/userinfo"), Some(&access)).await;
     assert_eq!(status, 200, "{user}");
     assert_eq!(user["groups"], json!(["users"]));
 
     // Single use, whoever posts it again.
-    let (status, body, _) =
-        post_token(&site, json!({ "code": code, "state": CLIENT_STATE })).await;
+    let (status, body, _) = post_token(&site, json!({ "code": code, "state": CLIENT_STATE })).await;
     assert_eq!(status, 400, "{body}");
     assert!(body["message"].as_str().unwrap().contains("already used"));
 }
@@ -397,8 +398,11 @@ async fn tokeninfo_and_provider_idtoken_hand_out_the_sessions_idp_tokens() {
         .json()
         .await
         .unwrap();
-    let (status, at_idp) =
-        get_json(discovery["userinfo_endpoint"].as_str().unwrap(), Some(idp_access)).await;
+    let (status, at_idp) = get_json(
+        discovery["userinfo_endpoint"].as_str().unwrap(),
+        Some(idp_access),
+    )
+    .await;
     assert_eq!((status, &at_idp["sub"]), (200, &json!("tess")), "{at_idp}");
 
     // The IdP's id_token of the session.
@@ -425,7 +429,9 @@ async fn tokeninfo_and_provider_idtoken_hand_out_the_sessions_idp_tokens() {
     for path in ["/tokeninfo", "/provider/idtoken"] {
         assert_eq!(get_json(&format!("{site}{path}"), None).await.0, 401);
         assert_eq!(
-            get_json(&format!("{site}{path}"), Some("not.a.token")).await.0,
+            get_json(&format!("{site}{path}"), Some("not.a.token"))
+                .await
+                .0,
             401
         );
     }
@@ -566,9 +572,15 @@ async fn expired_sessions_leave_redis_user_sets_and_mongo_copies() {
     };
 
     // eve: one session that will have expired and one still live; finn: one expired.
-    assert_eq!(login(&c.stack, &Browser::new(), "/", "eve").await.status(), 200);
+    assert_eq!(
+        login(&c.stack, &Browser::new(), "/", "eve").await.status(),
+        200
+    );
     let eve = c.stack.idgate.first_user_id();
-    assert_eq!(login(&c.stack, &Browser::new(), "/", "finn").await.status(), 200);
+    assert_eq!(
+        login(&c.stack, &Browser::new(), "/", "finn").await.status(),
+        200
+    );
     tokio::time::sleep(std::time::Duration::from_millis(3500)).await;
     let eve_again = Browser::new();
     assert_eq!(login(&c.stack, &eve_again, "/", "eve").await.status(), 200);
@@ -589,7 +601,11 @@ async fn expired_sessions_leave_redis_user_sets_and_mongo_copies() {
             .trim()
             .to_owned()
     };
-    assert_eq!(members(&eve), "2", "eve's set still names her expired session");
+    assert_eq!(
+        members(&eve),
+        "2",
+        "eve's set still names her expired session"
+    );
 
     let purge = |path: String| {
         bare_client()

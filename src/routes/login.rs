@@ -80,8 +80,7 @@ pub(crate) fn pkce_challenge(verifier: &str) -> String {
 /// Whether `v` is an RFC 7636 value: 43 to 128 characters of `[A-Za-z0-9-._~]`.
 pub(crate) fn is_pkce_value(v: &str) -> bool {
     (43..=128).contains(&v.len())
-        && v
-            .bytes()
+        && v.bytes()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~'))
 }
 

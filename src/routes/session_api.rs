@@ -112,11 +112,7 @@ pub async fn userinfo(state: &AppState, req: &Request) -> Result<Response, ApiEr
 /// Whether the request may use an administrative endpoint: its peer is in
 /// `server.admin_peers`, or it carries `server.admin_token_file`'s token as a bearer token.
 /// Being a trusted peer is not enough: Nginx is one, and may ask `/auth` but not administer.
-pub(super) fn is_admin(
-    state: &AppState,
-    peer: &super::Peer,
-    headers: &http::HeaderMap,
-) -> bool {
+pub(super) fn is_admin(state: &AppState, peer: &super::Peer, headers: &http::HeaderMap) -> bool {
     let token = headers
         .get(http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())

@@ -74,7 +74,9 @@ pub async fn exchange(state: &AppState, req: Request) -> Result<Response, ApiErr
         Binding::Browser(hash) => Some(
             super::login::bindings(login_cookie)
                 .find(|b| constant_time_eq(&hash_token(b), hash))
-                .ok_or_else(|| bad_state("was not issued to this browser; start the login again"))?,
+                .ok_or_else(|| {
+                    bad_state("was not issued to this browser; start the login again")
+                })?,
         ),
         // The app's setting is read again: an app switched back to browser logins since
         // `/authorize` does not finish a login without the cookie.

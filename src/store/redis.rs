@@ -274,12 +274,16 @@ impl RedisStore {
     }
 
     /// Every key matching `pattern` (a glob whose literal parts are escaped).
-    async fn scan_keys(&self, conn: &mut Conn<'_>, pattern: &str) -> Result<Vec<String>, StoreError> {
+    async fn scan_keys(
+        &self,
+        conn: &mut Conn<'_>,
+        pattern: &str,
+    ) -> Result<Vec<String>, StoreError> {
         if self.backend.is_cluster() {
             // SCAN cursors are per node and the cluster client cannot route them; KEYS goes
             // to every master and the answers are combined. Only the admin listing uses it.
             return redis::cmd("KEYS")
-                .arg(&pattern)
+                .arg(pattern)
                 .query_async(conn)
                 .await
                 .map_err(unavailable);
@@ -290,7 +294,7 @@ impl RedisStore {
             let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
                 .arg(cursor)
                 .arg("MATCH")
-                .arg(&pattern)
+                .arg(pattern)
                 .arg("COUNT")
                 .arg(500)
                 .query_async(conn)
@@ -606,8 +610,11 @@ impl Sessions for RedisStore {
             None => {
                 self.bounded("listing the users' session sets", async {
                     let mut conn = self.backend.conn().await?;
-                    self.scan_keys(&mut conn, &format!("{}:user:*:sessions", escape_glob(&self.scope)))
-                        .await
+                    self.scan_keys(
+                        &mut conn,
+                        &format!("{}:user:*:sessions", escape_glob(&self.scope)),
+                    )
+                    .await
                 })
                 .await?
             }

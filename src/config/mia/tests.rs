@@ -249,7 +249,10 @@ fn a_microsoft_provider_on_common_needs_a_tenant_list() -> Result<(), ConfigErro
 #[test]
 fn authorize_state_required_and_the_default_redirect_are_read() -> Result<(), ConfigError> {
     let (app, _) = one_app(SEED_SHAPE)?;
-    assert!(!app.client_state, "off unless the file turns it on, as in Mia");
+    assert!(
+        !app.client_state,
+        "off unless the file turns it on, as in Mia"
+    );
     assert_eq!(app.default_redirect, None);
     for spelling in [
         "defaultRedirectUrlOnSuccessfulLogin",
