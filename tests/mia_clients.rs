@@ -626,3 +626,36 @@ async fn expired_sessions_leave_redis_user_sets_and_mongo_copies() {
     let site = c.stack.site();
     assert_eq!(eve_again.navigate(&format!("{site}/x")).await.status(), 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn turning_client_state_off_ends_the_cookieless_logins_in_progress() {
+    let c = start("", "15m");
+    let site = c.stack.site();
+    let browser = Browser::new();
+    let cb = cli_login_at_idp(&c, &browser, &format!("&state={CLIENT_STATE}"), "otto").await;
+
+    // The operator turns the setting off and reloads while the login is in progress.
+    let config = std::fs::read_to_string(&c.stack.idgate.config).unwrap();
+    assert!(config.contains("client_state = true"));
+    std::fs::write(
+        &c.stack.idgate.config,
+        config.replace("client_state = true", "client_state = false"),
+    )
+    .unwrap();
+    c.stack.idgate.proc.signal("HUP");
+    c.stack.idgate.proc.wait_log(&["configuration reloaded"]);
+
+    let (status, body, _) = post_token(
+        &site,
+        json!({ "code": query_param(&cb, "code").unwrap(), "state": CLIENT_STATE }),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("no longer allows"),
+        "{body}"
+    );
+}
