@@ -5,8 +5,8 @@
 //! idgate does not know are reported (a warning naming each one with its JSON path) rather than
 //! refused, and the spellings the original documentation uses interchangeably are all accepted
 //! (`metadataFieldsToInclude` / `metadataFieldsToIncluded`, `userSettingsURL` /
-//! `userSettingsUrl`). Keys idgate knows but handles differently (cookie attributes, default
-//! redirects, endpoints it discovers instead) get a notice saying what to do instead.
+//! `userSettingsUrl`). Keys idgate knows but handles differently (cookie attributes,
+//! endpoints it discovers instead) get a notice saying what to do instead.
 //!
 //! Every provider type whose IdP speaks OpenID Connect (`keycloak`, `okta`,
 //! `microsoft`/`azure`, `gitlab`, `auth0`, `google`, `oidc`) becomes the idgate type of the same
@@ -55,6 +55,11 @@ struct MiaApp {
     #[serde(default)]
     allowed_redirect_urls_on_successful_login: Vec<String>,
     custom_token_claims: Option<MiaTokenClaims>,
+    #[serde(default)]
+    authorize_state_required: bool,
+    /// The spelling before Mia's 3.0.0 (`Successfull`) is read too.
+    #[serde(alias = "defaultRedirectUrlOnSuccessfullLogin")]
+    default_redirect_url_on_successful_login: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -97,16 +102,11 @@ const APP_KEYS: &[&str] = &[
     "isWebsiteApp",
     "allowedRedirectUrlsOnSuccessfulLogin",
     "customTokenClaims",
+    "authorizeStateRequired",
+    "defaultRedirectUrlOnSuccessfulLogin",
+    "defaultRedirectUrlOnSuccessfullLogin",
 ];
 const APP_KEYS_HANDLED_ELSEWHERE: &[(&str, &str)] = &[
-    (
-        "authorizeStateRequired",
-        "idgate always creates and checks its own state; a client state is optional",
-    ),
-    (
-        "defaultRedirectUrlOnSuccessfulLogin",
-        "not used: idgate's login URLs always carry the redirect",
-    ),
     (
         "sidCookieCustomAttributes",
         "set [session] cookie_domain, cookie_path, cookie_same_site (they apply to every app)",
@@ -218,6 +218,11 @@ fn convert_app(
         // The original puts `metadata` in the token only when fields are listed.
         metadata_fields: Some(metadata_fields.unwrap_or_default()),
         providers,
+        client_state: app.authorize_state_required,
+        // An empty default is no default (Mia sets no `Location` then).
+        default_redirect: app
+            .default_redirect_url_on_successful_login
+            .filter(|d| !d.is_empty()),
     })
 }
 

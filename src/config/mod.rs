@@ -165,6 +165,12 @@ pub struct AppConfig {
     pub providers: BTreeMap<String, Arc<ProviderConfig>>,
     /// What the token's `user` claim carries beyond the basics.
     pub token_claims: TokenClaims,
+    /// The client makes and checks the login's `state`, and its own callback exchanges the
+    /// code without the browser-binding cookie (Mia's `authorizeStateRequired`).
+    pub client_state: bool,
+    /// `redirect` of a login started without one (Mia's `defaultRedirectUrlOnSuccessfulLogin`),
+    /// already validated against `allowed_redirects`.
+    pub default_redirect: Option<String>,
 }
 
 /// Mia's `customTokenClaims`: optional parts of the token's `user` claim.
@@ -476,6 +482,17 @@ fn validate_app(
         .map(Url::parse)
         .transpose()
         .map_err(|e| ConfigError::invalid(key("post_logout_redirect_url"), e.to_string()))?;
+    let default_redirect = app
+        .default_redirect
+        .as_deref()
+        .map(|d| crate::redirect::validate(d, &allowed_redirects))
+        .transpose()
+        .map_err(|e| {
+            ConfigError::invalid(
+                key("default_redirect"),
+                format!("{e} (add it to allowed_redirects, or make it a relative path)"),
+            )
+        })?;
     let metadata_fields = match app.metadata_fields {
         None => None,
         Some(fields) => {
@@ -527,6 +544,8 @@ fn validate_app(
             include_provider_user_id: app.include_provider_user_id,
             metadata_fields,
         },
+        client_state: app.client_state,
+        default_redirect,
     })
 }
 

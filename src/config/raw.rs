@@ -246,6 +246,15 @@ pub struct RawApp {
     pub metadata_fields: Option<Vec<String>>,
     #[serde(default)]
     pub providers: BTreeMap<String, RawProvider>,
+    /// The client makes the login's `state` (Mia's `authorizeStateRequired`): `/authorize`
+    /// requires it, the IdP gets it and hands it back unchanged to the app's `redirect_url`,
+    /// and `/oauth/token` takes `{code, state}` without idgate's browser-binding cookie (for
+    /// clients with a callback of their own). See docs/security.md.
+    #[serde(default)]
+    pub client_state: bool,
+    /// Where `/oauth/token`'s `Location` points when `/authorize` had no `redirect` (Mia's
+    /// `defaultRedirectUrlOnSuccessfulLogin`); checked against `allowed_redirects` at startup.
+    pub default_redirect: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -234,3 +234,30 @@ fn bad_values_name_their_key() {
     let err = load(&text).err().map(|e| e.to_string()).unwrap_or_default();
     assert!(err.starts_with("session.access_ttl"), "{err}");
 }
+
+#[test]
+fn a_default_redirect_must_be_an_allowed_one() -> Result<(), ConfigError> {
+    let with = |lines: &str| {
+        MINIMAL.replace(
+            "redirect_url = \"http://localhost/web-login/oauth/callback\"",
+            &format!("redirect_url = \"http://localhost/web-login/oauth/callback\"\n{lines}"),
+        )
+    };
+    let c = load(&with("default_redirect = \"/home\"\nclient_state = true"))?;
+    assert_eq!(c.apps["web"].default_redirect.as_deref(), Some("/home"));
+    assert!(c.apps["web"].client_state);
+    assert!(!load(MINIMAL)?.apps["web"].client_state);
+    let err = load(&with("default_redirect = \"https://evil.example/\""))
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(err.starts_with("apps.web.default_redirect"), "{err}");
+    let c = load(&with(
+        "default_redirect = \"https://app.example/home\"\nallowed_redirects = [\"https://app.example/\"]",
+    ))?;
+    assert_eq!(
+        c.apps["web"].default_redirect.as_deref(),
+        Some("https://app.example/home")
+    );
+    Ok(())
+}

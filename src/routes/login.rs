@@ -1,5 +1,19 @@
 //! The start of a login: `/authorize` (to the IdP), `/web-login` (choose a provider) and the
 //! callback pages the IdP sends the browser back to.
+//!
+//! A login is tied to whoever started it, and `/oauth/token` checks that tie ([`Binding`]):
+//!
+//! - **browser** (the default): `/authorize` sets a fresh random binding in the `idgate_login`
+//!   cookie and keeps its hash with the login state; only a request carrying that cookie can
+//!   finish the login. idgate makes the `state` the IdP sees.
+//! - **client** (apps with `client_state`, Mia's `authorizeStateRequired`): the client makes the
+//!   `state` (Mia: "hard to guess", at least [`MIN_CLIENT_STATE`] visible ASCII characters
+//!   here), the IdP gets exactly it and hands it back unchanged to the client's own callback,
+//!   which checks it and posts `{code, state}` to `/oauth/token` — from a mobile app or a CLI
+//!   that never saw idgate's cookie. The client's state check replaces the cookie against
+//!   login CSRF; a client that also sends a PKCE `code_challenge` (S256) to `/authorize` must
+//!   show the matching `code_verifier` at `/oauth/token`, which ties the exchange to it even
+//!   when its callback was intercepted. See docs/security.md.
 
 use std::collections::HashMap;
 
@@ -21,6 +35,101 @@ use crate::store::LoginState;
 
 /// Longest client `state` carried through a login.
 const MAX_CLIENT_STATE: usize = 512;
+/// Shortest `state` a client-state app's client may choose: the login is stored under it.
+pub(crate) const MIN_CLIENT_STATE: usize = 16;
+
+/// What ties a login state to the party that may finish it, as kept in
+/// [`LoginState::binding_hash`]: the hash of a browser binding (43 base64url characters), or
+/// `client` / `client-pkce:<S256 challenge>` for a client-state login.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Binding<'a> {
+    /// Hash of the `idgate_login` cookie's binding.
+    Browser(&'a str),
+    /// A client-state login; `Some` holds the client's PKCE S256 `code_challenge`.
+    Client(Option<&'a str>),
+}
+
+const CLIENT_BINDING: &str = "client";
+const CLIENT_PKCE_PREFIX: &str = "client-pkce:";
+
+impl<'a> Binding<'a> {
+    pub(crate) fn parse(stored: &'a str) -> Self {
+        if stored == CLIENT_BINDING {
+            Self::Client(None)
+        } else if let Some(challenge) = stored.strip_prefix(CLIENT_PKCE_PREFIX) {
+            Self::Client(Some(challenge))
+        } else {
+            Self::Browser(stored)
+        }
+    }
+
+    fn stored(&self) -> String {
+        match self {
+            Self::Browser(hash) => (*hash).to_owned(),
+            Self::Client(None) => CLIENT_BINDING.to_owned(),
+            Self::Client(Some(c)) => format!("{CLIENT_PKCE_PREFIX}{c}"),
+        }
+    }
+}
+
+/// The S256 `code_challenge` of `verifier` (RFC 7636 §4.2).
+pub(crate) fn pkce_challenge(verifier: &str) -> String {
+    hash_token(verifier)
+}
+
+/// Whether `v` is an RFC 7636 value: 43 to 128 characters of `[A-Za-z0-9-._~]`.
+pub(crate) fn is_pkce_value(v: &str) -> bool {
+    (43..=128).contains(&v.len())
+        && v.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~'))
+}
+
+/// The client's `state` of a client-state login, checked: present, long enough to be hard to
+/// guess, short enough to store, visible ASCII only (it travels in URLs and logs as is).
+fn client_chosen_state(q: &HashMap<String, String>) -> Result<String, ApiError> {
+    let s = required(q, "state")?;
+    let bad = |reason: String| ApiError::InvalidParam {
+        name: "state",
+        reason,
+    };
+    if s.len() < MIN_CLIENT_STATE {
+        return Err(bad(format!(
+            "this app's clients make the state: at least {MIN_CLIENT_STATE} characters, hard \
+             to guess (e.g. a UUID v4)"
+        )));
+    }
+    if s.len() > MAX_CLIENT_STATE {
+        return Err(bad(format!("longer than {MAX_CLIENT_STATE} characters")));
+    }
+    if !s.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(bad("only visible ASCII characters are allowed".into()));
+    }
+    Ok(s.to_owned())
+}
+
+/// The client's PKCE `code_challenge` for a client-state login, if it sent one: S256 only
+/// (`plain` would hand the verifier to whoever reads the authorization URL).
+fn client_challenge(q: &HashMap<String, String>) -> Result<Option<String>, ApiError> {
+    let Some(challenge) = q.get("code_challenge").filter(|c| !c.is_empty()) else {
+        if q.contains_key("code_challenge_method") {
+            return Err(ApiError::MissingParam("code_challenge"));
+        }
+        return Ok(None);
+    };
+    if q.get("code_challenge_method").map(String::as_str) != Some("S256") {
+        return Err(ApiError::InvalidParam {
+            name: "code_challenge_method",
+            reason: "only S256 is supported".into(),
+        });
+    }
+    if challenge.len() != 43 || !is_pkce_value(challenge) {
+        return Err(ApiError::InvalidParam {
+            name: "code_challenge",
+            reason: "an S256 challenge is 43 base64url characters".into(),
+        });
+    }
+    Ok(Some(challenge.clone()))
+}
 
 fn required<'a>(q: &'a HashMap<String, String>, name: &'static str) -> Result<&'a str, ApiError> {
     q.get(name)
@@ -60,7 +169,15 @@ pub async fn authorize(state: &AppState, req: &Request) -> Result<Response, ApiE
             name: "providerId",
             reason: format!("app `{}` has no provider `{provider_id}`", app.id),
         })?;
-    let redirect_to = checked_redirect(app, required(&q, "redirect")?)?;
+    // Without `redirect`: the app's default, else none (no `Location`), as Mia does.
+    let redirect_to = match q.get("redirect").filter(|r| !r.is_empty()) {
+        Some(r) => checked_redirect(app, r)?,
+        None => app.default_redirect.clone().unwrap_or_default(),
+    };
+
+    if app.client_state {
+        return authorize_for_client(state, app, provider_id, idp, &q, redirect_to).await;
+    }
     let client_state = q.get("state").cloned();
     if client_state
         .as_ref()
@@ -105,6 +222,47 @@ pub async fn authorize(state: &AppState, req: &Request) -> Result<Response, ApiE
     let mut resp = redirect(start.authorize_url.as_str())?;
     add_cookie(&mut resp, &binding_cookie(state, &cookie_value));
     // Starting a login ends whatever session this browser had (no fixation across logins).
+    for kind in [Kind::Sid, Kind::Renew, Kind::Refresh] {
+        add_cookie(&mut resp, &state.cookies.clear(kind));
+    }
+    Ok(resp)
+}
+
+/// `/authorize` for a client-state app: the client's own `state` goes to the IdP and keys the
+/// login; no binding cookie (the client's callback may never see idgate's cookies).
+async fn authorize_for_client(
+    state: &AppState,
+    app: &AppConfig,
+    provider_id: &str,
+    idp: &crate::idp::IdpClient,
+    q: &HashMap<String, String>,
+    redirect_to: String,
+) -> Result<Response, ApiError> {
+    let login_state = client_chosen_state(q)?;
+    let challenge = client_challenge(q)?;
+    // A second login under the same state replaces the first, in every store alike.
+    let _ = state.states.take_state(&login_state).await?;
+    let nonce = random_token();
+    let start = idp
+        .start_login(&login_state, &nonce)
+        .await
+        .map_err(|e| ApiError::Idp(e.to_string()))?;
+    let ttl = state.config.session.login_state_ttl.as_secs() as i64;
+    state
+        .states
+        .put_state(&LoginState {
+            state: login_state.clone(),
+            app_id: app.id.clone(),
+            provider_id: provider_id.to_owned(),
+            redirect: redirect_to,
+            client_state: Some(login_state),
+            pkce_verifier: start.pkce_verifier,
+            nonce,
+            binding_hash: Binding::Client(challenge.as_deref()).stored(),
+            expires_at: crate::now_secs() + ttl,
+        })
+        .await?;
+    let mut resp = redirect(start.authorize_url.as_str())?;
     for kind in [Kind::Sid, Kind::Renew, Kind::Refresh] {
         add_cookie(&mut resp, &state.cookies.clear(kind));
     }

@@ -16,7 +16,10 @@
 //! | GET `/userinfo` | 200 the `user` claim; 401 | |
 //! | GET `/apps/{appId}/providers` | 200 `[{id,label,type,order}]`; 404 | |
 //! | GET `/.well-known/jwks.json` | 200 JWKS | |
-//! | DELETE `/sessions/{userId}` | 200 `{"revoked": n}`; 403 without the admin token or an admin peer | admin: revokes every session of the user, on every instance |
+//! | DELETE `/sessions/{userId}` | 200 `{"count": n}`; 403 without the admin token or an admin peer | admin: revokes every session of the user, on every instance |
+//! | GET `/tokeninfo` | 200 the `user` claim + `provider: {accessToken, id, baseUrl, userId}`; 401 | Mia's; the IdP's access token: not routed by the snippets |
+//! | GET `/provider/idtoken` | 200 `{idToken}`; 401; 404 when the IdP gave none | Mia's; not routed by the snippets |
+//! | DELETE `/expired-sessions`, `/expired-sessions/{userId}` | 204; 403 as `DELETE /sessions/…` | admin: drops what is left of expired sessions |
 //! | GET `/-/healthz`, `/-/ready` | 200; 503 naming the store that is down | |
 //! | GET `/-/metrics` | 200 Prometheus text; 403 for untrusted peers | see `metrics` |
 //! | GET `/-/check-up` | 200 / 503 `{status, checks: [{name, ok, error?}]}`; 403 for untrusted peers | store, users, each IdP's discovery |
@@ -25,6 +28,7 @@ mod auth;
 mod health;
 mod login;
 mod meta;
+mod mia_api;
 mod refresh;
 mod session_api;
 mod token;
@@ -91,6 +95,11 @@ async fn endpoint(state: Arc<AppState>, peer: Arc<Peer>, req: Request) -> Respon
         (&Method::DELETE, p) if p.starts_with("/sessions/") => {
             session_api::revoke_user(&state, &peer, req.headers(), p).await
         }
+        (&Method::GET, "/tokeninfo") => mia_api::tokeninfo(&state, &req).await,
+        (&Method::GET, "/provider/idtoken") => mia_api::provider_idtoken(&state, &req).await,
+        (&Method::DELETE, p) if p == "/expired-sessions" || p.starts_with("/expired-sessions/") => {
+            mia_api::expired_sessions(&state, &peer, req.headers(), p).await
+        }
         (&Method::GET, "/-/healthz") => Ok(health::healthz()),
         (&Method::GET, "/-/ready") => health::ready(&state).await,
         (&Method::GET, "/-/metrics" | "/-/check-up") if !peer.trusted => Err(ApiError::Forbidden(
@@ -121,9 +130,13 @@ fn is_known_path(p: &str) -> bool {
             | "/-/ready"
             | "/-/metrics"
             | "/-/check-up"
+            | "/tokeninfo"
+            | "/provider/idtoken"
+            | "/expired-sessions"
     ) || p.starts_with("/apps/")
         || p.starts_with("/sessions/")
         || p.starts_with("/backchannel-logout/")
+        || p.starts_with("/expired-sessions/")
 }
 
 /// The session token of a request: `Authorization: Bearer …`, else the `sid` cookie.

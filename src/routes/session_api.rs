@@ -112,7 +112,7 @@ pub async fn userinfo(state: &AppState, req: &Request) -> Result<Response, ApiEr
 /// Whether the request may use an administrative endpoint: its peer is in
 /// `server.admin_peers`, or it carries `server.admin_token_file`'s token as a bearer token.
 /// Being a trusted peer is not enough: Nginx is one, and may ask `/auth` but not administer.
-fn is_admin(state: &AppState, peer: &super::Peer, headers: &http::HeaderMap) -> bool {
+pub(super) fn is_admin(state: &AppState, peer: &super::Peer, headers: &http::HeaderMap) -> bool {
     let token = headers
         .get(http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -130,7 +130,8 @@ fn is_admin(state: &AppState, peer: &super::Peer, headers: &http::HeaderMap) -> 
 }
 
 /// `DELETE /sessions/{userId}` (administrators only, see [`is_admin`]): revokes every session of the user. Each
-/// instance drops them through the revocation feed; this one at once.
+/// instance drops them through the revocation feed; this one at once. Answers `{"count": n}`,
+/// the shape of Mia's endpoint.
 pub async fn revoke_user(
     state: &AppState,
     peer: &super::Peer,
@@ -153,7 +154,7 @@ pub async fn revoke_user(
     tracing::info!(user = %user_id, sessions = revoked.len(), "sessions revoked by an administrator");
     Ok(json_response(
         StatusCode::OK,
-        &json!({ "revoked": revoked.len() }),
+        &json!({ "count": revoked.len() }),
     ))
 }
 

@@ -1,6 +1,13 @@
 //! `POST /oauth/token`: the end of a login. Consumes the login state (single use, unexpired,
-//! bound to this browser), exchanges the code at the IdP, merges the user, stores the session
-//! and answers with idgate's own tokens.
+//! bound to this browser — or, for a client-state app, to the client's own state and PKCE
+//! verifier: see `login`'s [`Binding`]), exchanges the code at the IdP, merges the user, stores
+//! the session and answers with idgate's own tokens.
+//!
+//! Only the authorization-code grant exists: a `grant_type` other than `authorization_code`
+//! is refused with 400, and `password` (Mia's legacy resource-owner password grant) by name.
+//! That grant would have idgate take users' IdP passwords and replay them — every password
+//! passing through one more service, no MFA or IdP login policy, and a grant OAuth 2.0
+//! Security BCP (RFC 9700) says must not be used.
 
 use http::header::LOCATION;
 use http::{HeaderValue, StatusCode};
@@ -15,8 +22,26 @@ use crate::state::AppState;
 use crate::store::SessionRecord;
 use crate::users;
 
+use super::login::Binding;
+
 pub async fn exchange(state: &AppState, req: Request) -> Result<Response, ApiError> {
     let (parts, params) = request_params(req).await?;
+    match params.get("grant_type").map(String::as_str) {
+        None | Some("authorization_code") => {}
+        Some("password") => {
+            return Err(ApiError::BadRequest(
+                "grant_type `password` is not supported: idgate logs users in only through \
+                 their identity provider (authorization code); it never takes their passwords"
+                    .into(),
+            ))
+        }
+        Some(other) => {
+            let shown: String = other.chars().take(40).collect();
+            return Err(ApiError::BadRequest(format!(
+                "grant_type `{shown}` is not supported: use authorization_code (or /refreshtoken)"
+            )));
+        }
+    }
     let code = params
         .get("code")
         .filter(|c| !c.is_empty())
@@ -39,19 +64,44 @@ pub async fn exchange(state: &AppState, req: Request) -> Result<Response, ApiErr
     if login.expires_at <= now {
         return Err(bad_state("expired; start the login again"));
     }
-    let login_cookie = state.cookies.read(&parts.headers, Kind::Login);
-    let Some(binding) = super::login::bindings(login_cookie)
-        .find(|b| constant_time_eq(&hash_token(b), &login.binding_hash))
-    else {
-        return Err(bad_state(
-            "was not issued to this browser; start the login again",
-        ));
-    };
-
     let app = state
         .app(&login.app_id)
         .ok_or_else(|| bad_state("belongs to an app that is no longer configured"))?
         .clone();
+    let login_cookie = state.cookies.read(&parts.headers, Kind::Login);
+    // The browser binding this exchange consumed (`None` for a client-state login).
+    let binding = match Binding::parse(&login.binding_hash) {
+        Binding::Browser(hash) => Some(
+            super::login::bindings(login_cookie)
+                .find(|b| constant_time_eq(&hash_token(b), hash))
+                .ok_or_else(|| {
+                    bad_state("was not issued to this browser; start the login again")
+                })?,
+        ),
+        // The app's setting is read again: an app switched back to browser logins since
+        // `/authorize` does not finish a login without the cookie.
+        Binding::Client(_) if !app.client_state => {
+            return Err(bad_state(
+                "was started for a client-state login, which this app no longer allows",
+            ))
+        }
+        Binding::Client(None) => None,
+        Binding::Client(Some(challenge)) => {
+            let verifier = params
+                .get("code_verifier")
+                .filter(|v| !v.is_empty())
+                .ok_or(ApiError::MissingParam("code_verifier"))?;
+            if !super::login::is_pkce_value(verifier)
+                || !constant_time_eq(&super::login::pkce_challenge(verifier), challenge)
+            {
+                return Err(ApiError::InvalidParam {
+                    name: "code_verifier",
+                    reason: "does not match the code_challenge of this login".into(),
+                });
+            }
+            None
+        }
+    };
     let idp = state
         .idps
         .get(&login.app_id, &login.provider_id)
@@ -114,17 +164,22 @@ pub async fn exchange(state: &AppState, req: Request) -> Result<Response, ApiErr
         now,
         now + lifetime,
     )?;
-    if let Ok(v) = HeaderValue::from_str(&login.redirect) {
-        resp.headers_mut().insert(LOCATION, v);
+    // No redirect (none asked for, no default): no `Location`, as Mia does.
+    if !login.redirect.is_empty() {
+        if let Ok(v) = HeaderValue::from_str(&login.redirect) {
+            resp.headers_mut().insert(LOCATION, v);
+        }
     }
-    // The other logins this browser has in progress keep their bindings.
-    let others: Vec<&str> = super::login::bindings(login_cookie)
-        .filter(|b| *b != binding)
-        .collect();
-    add_cookie(
-        &mut resp,
-        &super::login::binding_cookie(state, &others.join(".")),
-    );
+    if let Some(binding) = binding {
+        // The other logins this browser has in progress keep their bindings.
+        let others: Vec<&str> = super::login::bindings(login_cookie)
+            .filter(|b| *b != binding)
+            .collect();
+        add_cookie(
+            &mut resp,
+            &super::login::binding_cookie(state, &others.join(".")),
+        );
+    }
     Ok(resp)
 }
 

@@ -523,6 +523,31 @@ impl Sessions for EmbeddedStore {
         })
         .await
     }
+
+    async fn purge_expired_sessions(&self, user_id: Option<&str>) -> Result<usize, StoreError> {
+        let user_id = user_id.map(str::to_owned);
+        self.run(move |c| {
+            let now = crate::now_secs();
+            let tx = c
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(unavailable)?;
+            tx.execute(
+                "DELETE FROM session_activity WHERE sid IN (SELECT sid FROM sessions
+                 WHERE expires_at <= ?1 AND (?2 IS NULL OR user_id = ?2))",
+                params![now, user_id],
+            )
+            .map_err(unavailable)?;
+            let gone = tx
+                .execute(
+                    "DELETE FROM sessions WHERE expires_at <= ?1 AND (?2 IS NULL OR user_id = ?2)",
+                    params![now, user_id],
+                )
+                .map_err(unavailable)?;
+            tx.commit().map_err(unavailable)?;
+            Ok(gone)
+        })
+        .await
+    }
 }
 
 #[async_trait]

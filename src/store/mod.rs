@@ -195,6 +195,17 @@ pub trait Sessions: Send + Sync {
     /// same records, so a single-use token (a back-channel logout token's `jti`) is accepted
     /// once in the whole deployment. Atomic: of two simultaneous calls, one gets `true`.
     async fn remember_once(&self, key: &str, expires_at: i64) -> Result<bool, StoreError>;
+    /// Drops what is left of expired sessions (of `user_id`, or of every user): the records
+    /// themselves where the store keeps them past their expiry, and their entries in the
+    /// per-user lists. Live and revoked-but-unexpired sessions stay (a revoked one must keep
+    /// refusing its tokens until it would have expired). Returns how many entries went.
+    /// `DELETE /expired-sessions`, Mia's clean-up of its users' queues; never on the request
+    /// path of a login or `/auth`. The default suits a store whose records and lists expire by
+    /// themselves.
+    async fn purge_expired_sessions(&self, user_id: Option<&str>) -> Result<usize, StoreError> {
+        let _ = user_id;
+        Ok(0)
+    }
 }
 
 #[async_trait]

@@ -270,11 +270,20 @@ impl RedisStore {
     /// Every session key under the scope.
     async fn session_keys(&self, conn: &mut Conn<'_>) -> Result<Vec<String>, StoreError> {
         let pattern = format!("{}:session:*", escape_glob(&self.scope));
+        self.scan_keys(conn, &pattern).await
+    }
+
+    /// Every key matching `pattern` (a glob whose literal parts are escaped).
+    async fn scan_keys(
+        &self,
+        conn: &mut Conn<'_>,
+        pattern: &str,
+    ) -> Result<Vec<String>, StoreError> {
         if self.backend.is_cluster() {
             // SCAN cursors are per node and the cluster client cannot route them; KEYS goes
             // to every master and the answers are combined. Only the admin listing uses it.
             return redis::cmd("KEYS")
-                .arg(&pattern)
+                .arg(pattern)
                 .query_async(conn)
                 .await
                 .map_err(unavailable);
@@ -285,7 +294,7 @@ impl RedisStore {
             let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
                 .arg(cursor)
                 .arg("MATCH")
-                .arg(&pattern)
+                .arg(pattern)
                 .arg("COUNT")
                 .arg(500)
                 .query_async(conn)
@@ -590,6 +599,60 @@ impl Sessions for RedisStore {
 
     async fn follow_revocations(&self, sink: RevocationSink) {
         feed::follow(&self.backend, &self.channel(), sink).await
+    }
+
+    /// Session records expire by themselves (`EXPIREAT`); what stays behind are their entries
+    /// in the users' sorted sets (Mia's "user queues"), removed here one user at a time and
+    /// deliberately not atomically, as Mia does, so a long clean-up never blocks Redis.
+    async fn purge_expired_sessions(&self, user_id: Option<&str>) -> Result<usize, StoreError> {
+        let user_keys = match user_id {
+            Some(u) => vec![self.user_key(u)],
+            None => {
+                self.bounded("listing the users' session sets", async {
+                    let mut conn = self.backend.conn().await?;
+                    self.scan_keys(
+                        &mut conn,
+                        &format!("{}:user:*:sessions", escape_glob(&self.scope)),
+                    )
+                    .await
+                })
+                .await?
+            }
+        };
+        let mut removed = 0;
+        for key in user_keys {
+            removed += self
+                .bounded("cleaning a user's session set", async {
+                    let mut conn = self.backend.conn().await?;
+                    let sids: Vec<String> = redis::cmd("ZRANGE")
+                        .arg(&key)
+                        .arg(0)
+                        .arg(-1)
+                        .query_async(&mut conn)
+                        .await
+                        .map_err(unavailable)?;
+                    let mut gone = 0;
+                    for sid in sids {
+                        let exists: bool = redis::cmd("EXISTS")
+                            .arg(self.session_key(&sid))
+                            .query_async(&mut conn)
+                            .await
+                            .map_err(unavailable)?;
+                        if !exists {
+                            let n: usize = redis::cmd("ZREM")
+                                .arg(&key)
+                                .arg(&sid)
+                                .query_async(&mut conn)
+                                .await
+                                .map_err(unavailable)?;
+                            gone += n;
+                        }
+                    }
+                    Ok(gone)
+                })
+                .await?;
+        }
+        Ok(removed)
     }
 
     async fn remember_once(&self, key: &str, expires_at: i64) -> Result<bool, StoreError> {

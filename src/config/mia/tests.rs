@@ -245,3 +245,37 @@ fn a_microsoft_provider_on_common_needs_a_tenant_list() -> Result<(), ConfigErro
     );
     Ok(())
 }
+
+#[test]
+fn authorize_state_required_and_the_default_redirect_are_read() -> Result<(), ConfigError> {
+    let (app, _) = one_app(SEED_SHAPE)?;
+    assert!(
+        !app.client_state,
+        "off unless the file turns it on, as in Mia"
+    );
+    assert_eq!(app.default_redirect, None);
+    for spelling in [
+        "defaultRedirectUrlOnSuccessfulLogin",
+        "defaultRedirectUrlOnSuccessfullLogin",
+    ] {
+        let text = SEED_SHAPE.replace(
+            r#""isWebsiteApp": true,"#,
+            &format!(
+                r#""isWebsiteApp": true, "authorizeStateRequired": true, "{spelling}": "/home","#
+            ),
+        );
+        let (app, notices) = one_app(&text)?;
+        assert!(app.client_state, "{spelling}");
+        assert_eq!(app.default_redirect.as_deref(), Some("/home"), "{spelling}");
+        assert!(notices.warnings.is_empty(), "{:?}", notices.warnings);
+        assert!(
+            !notices
+                .infos
+                .iter()
+                .any(|i| i.contains("authorizeStateRequired") || i.contains("defaultRedirect")),
+            "applied, not merely noticed: {:?}",
+            notices.infos
+        );
+    }
+    Ok(())
+}

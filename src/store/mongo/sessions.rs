@@ -262,6 +262,22 @@ impl Sessions for MirroredSessions {
         self.primary.remember_once(key, expires_at).await
     }
 
+    /// The copies' TTL index drops expired documents within a minute or so; this drops them at
+    /// once (same filter), then asks the primary to clean up after itself.
+    async fn purge_expired_sessions(&self, user_id: Option<&str>) -> Result<usize, StoreError> {
+        let mut filter = doc! { "expiresAt": { "$lte": date(crate::now_secs()) } };
+        if let Some(u) = user_id {
+            filter.insert("userId", u);
+        }
+        let copies = self
+            .copies
+            .delete_many(filter)
+            .await
+            .map_err(|e| self.err(e))?;
+        let primary = self.primary.purge_expired_sessions(user_id).await?;
+        Ok(primary + copies.deleted_count as usize)
+    }
+
     async fn revoke_session(&self, sid: &str) -> Result<bool, StoreError> {
         // Restores a copy-only session, so the primary's revocation feed carries this one.
         self.get_session(sid).await?;
