@@ -381,7 +381,14 @@ fn convert_oauth2_provider(
         api_url,
         keys,
         tenants: p.tenants,
-        logout_url: Some(oauth2_logout_url(app, id, kind, p.logout_url, shown, notices)),
+        logout_url: Some(oauth2_logout_url(
+            app,
+            id,
+            kind,
+            p.logout_url,
+            shown,
+            notices,
+        )),
     })
 }
 

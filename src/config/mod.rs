@@ -27,10 +27,10 @@ use url::Url;
 use crate::jwt::KeyMaterial;
 use crate::redirect::AllowedTarget;
 pub use env::{Env, EnvReport, ProcessEnv};
+pub use providers::LogoutTarget;
 pub use providers::{
     AuthMethod, OAuth2Endpoints, Protocol, ProviderConfig, ProviderKind, UserKeys,
 };
-pub use providers::LogoutTarget;
 pub use raw::RawConfig;
 pub use server::{ListenAddr, ServerConfig, SocketPerms};
 pub use stores::{CrudConfig, MongoConfig, RedisConfig, RedisMode, StoreConfig, UsersConfig};

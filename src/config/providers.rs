@@ -388,7 +388,10 @@ pub(super) fn validate(
         Some("discovery") => {
             return Err(ConfigError::invalid(
                 pkey("logout_url"),
-                format!("`{}` providers have no discovery: give an URL or \"none\"", kind.as_str()),
+                format!(
+                    "`{}` providers have no discovery: give an URL or \"none\"",
+                    kind.as_str()
+                ),
             ))
         }
         Some(u) => match url::Url::parse(u) {
