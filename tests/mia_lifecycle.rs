@@ -361,3 +361,162 @@ async fn an_invalid_refresh_token_wipes_the_cookies_only_when_told() {
         assert!(set_cookies(&resp).is_empty());
     }
 }
+
+// --- The grace window in each store, decided atomically across instances -------------------
+
+use std::sync::Arc;
+
+use idgate::store::{RefreshRotation, Rotation, SessionRecord, Sessions};
+
+fn record(sid: &str, expires_at: i64) -> SessionRecord {
+    SessionRecord {
+        sid: sid.into(),
+        user_id: format!("user-of-{sid}"),
+        app_id: "web".into(),
+        provider_id: "dev".into(),
+        created_at: idgate::now_secs(),
+        expires_at,
+        refresh_hash: "h0".into(),
+        idp_tokens: vec![1, 2, 3],
+        revoked: false,
+    }
+}
+
+fn rotation<'a>(old: &'a str, new: &'a str, pair: &'a [u8], slide: Option<i64>) -> RefreshRotation<'a> {
+    let now = idgate::now_secs();
+    RefreshRotation {
+        old_hash: old,
+        new_hash: new,
+        sealed_pair: pair,
+        grace_until: now + 2,
+        expires_at: slide,
+        now,
+    }
+}
+
+/// `a` and `b` are two instances' handles on one store.
+async fn grace_checks(a: Arc<dyn Sessions>, b: Arc<dyn Sessions>, sid: &str) {
+    let end = idgate::now_secs() + 600;
+    a.create_session(&record(sid, end), 10).await.unwrap();
+    // Two instances rotate the same token at once: exactly one rotates, the other gets the
+    // pair the first kept — whichever wins.
+    let (rot_a, rot_b) = (
+        rotation("h0", "h1-a", b"pair-a", Some(end + 100)),
+        rotation("h0", "h1-b", b"pair-b", Some(end + 100)),
+    );
+    let (ra, rb) = tokio::join!(
+        a.rotate_refresh_graced(sid, &rot_a),
+        b.rotate_refresh_graced(sid, &rot_b),
+    );
+    let (ra, rb) = (ra.unwrap(), rb.unwrap());
+    let (winner_hash, winner_pair) = match (&ra, &rb) {
+        (Rotation::Rotated, Rotation::Repeated(p)) => ("h1-a", p.clone()),
+        (Rotation::Repeated(p), Rotation::Rotated) => ("h1-b", p.clone()),
+        other => panic!("one rotation and one repeat, got {other:?}"),
+    };
+    let expected_pair: &[u8] = if winner_hash == "h1-a" { b"pair-a" } else { b"pair-b" };
+    assert_eq!(winner_pair, expected_pair);
+    let stored = b.get_session(sid).await.unwrap().unwrap();
+    assert_eq!(stored.refresh_hash, winner_hash);
+    assert_eq!(stored.expires_at, end + 100, "the session's end slid");
+    // A hash that was never current is refused; the current one rotates again.
+    assert_eq!(
+        a.rotate_refresh_graced(sid, &rotation("h-other", "x", b"p", None)).await.unwrap(),
+        Rotation::Refused
+    );
+    // After the window the old one is refused (the route then revokes).
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    assert_eq!(
+        b.rotate_refresh_graced(sid, &rotation("h0", "x", b"p", None)).await.unwrap(),
+        Rotation::Refused
+    );
+    assert_eq!(
+        b.rotate_refresh_graced(sid, &rotation(winner_hash, "h2", b"p2", None)).await.unwrap(),
+        Rotation::Rotated
+    );
+    assert_eq!(
+        a.get_session(sid).await.unwrap().unwrap().expires_at,
+        end + 100,
+        "no slide asked, none made"
+    );
+    // A revoked session is refused, even a repeat within the window.
+    a.revoke_session(sid).await.unwrap();
+    assert_eq!(
+        b.rotate_refresh_graced(sid, &rotation(winner_hash, "x", b"p", None)).await.unwrap(),
+        Rotation::Refused
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_embedded_store_decides_the_grace_window_atomically() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shared.db");
+    let a = idgate::store::embedded::EmbeddedStore::open(&path).unwrap();
+    let b = idgate::store::embedded::EmbeddedStore::open(&path).unwrap();
+    grace_checks(Arc::new(a), Arc::new(b), "emb-1").await;
+}
+
+fn redis_config(url: String) -> idgate::config::RedisConfig {
+    idgate::config::RedisConfig {
+        mode: idgate::config::RedisMode::Standalone,
+        urls: vec![idgate::crypto::Secret::new(url)],
+        master_name: None,
+        scope: "grace".into(),
+        username: None,
+        password: None,
+        pool_size: 4,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_decides_the_grace_window_atomically_and_keeps_the_slid_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let redis = common::redis::RedisServer::start(dir.path(), &[]);
+    let (_, a) = idgate::store::redis::open(&redis_config(redis.url())).await.unwrap();
+    let (_, b) = idgate::store::redis::open(&redis_config(redis.url())).await.unwrap();
+    grace_checks(a.clone(), b, "red-1").await;
+    // The slid session's key and its user's set live until the new end.
+    let ttl: i64 = redis.cli(&["TTL", "grace:session:red-1"]).trim().parse().unwrap();
+    assert!(ttl > 650, "session key TTL {ttl}");
+    let (_, c) = idgate::store::redis::open(&redis_config(redis.url())).await.unwrap();
+    let end = idgate::now_secs() + 60;
+    c.create_session(&record("red-2", end), 10).await.unwrap();
+    let slid = end + 3000;
+    assert_eq!(
+        c.rotate_refresh_graced("red-2", &rotation("h0", "h1", b"p", Some(slid))).await.unwrap(),
+        Rotation::Rotated
+    );
+    let ttl: i64 = redis.cli(&["TTL", "grace:user:user-of-red-2:sessions"]).trim().parse().unwrap();
+    assert!(ttl > 3000, "user set TTL {ttl}");
+    // The pair is stored as given (sealed by the route): base64 of it, nothing else.
+    let kept = redis.cli(&["HGET", "grace:session:red-2", "gracePair"]);
+    assert_eq!(kept.trim(), "cA==");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_mongodb_mirror_follows_its_primarys_decision() {
+    let dir = tempfile::tempdir().unwrap();
+    let mongo = common::mongo::Mongo::start();
+    let cfg = idgate::config::MongoConfig {
+        uri: idgate::crypto::Secret::new(mongo.uri()),
+        database: "idgate".into(),
+        collection: "users".into(),
+        sessions_collection: "sessions".into(),
+    };
+    let primary = Arc::new(
+        idgate::store::embedded::EmbeddedStore::open(&dir.path().join("p.db")).unwrap(),
+    );
+    let a = idgate::store::mongo::mirror_sessions(primary.clone(), &cfg).await.unwrap();
+    let b = idgate::store::mongo::mirror_sessions(primary, &cfg).await.unwrap();
+    grace_checks(a, b, "mon-1").await;
+    let copy = mongo
+        .client()
+        .await
+        .database("idgate")
+        .collection::<mongodb::bson::Document>("sessions")
+        .find_one(mongodb::bson::doc! { "_id": "mon-1" })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(copy.get_str("refreshHash").unwrap(), "h2", "the copy follows");
+}
