@@ -895,7 +895,10 @@ async fn api_keys_decide_the_client_type_at_auth() {
     // The operator's client type (the snippet's `client-type`) wins over the key's; an empty
     // one states nothing.
     let resp = server
-        .auth_with("/public/page", &[("client-key", CMS), ("client-type", "web")])
+        .auth_with(
+            "/public/page",
+            &[("client-key", CMS), ("client-type", "web")],
+        )
         .await;
     assert_eq!(client_type(&resp).as_deref(), Some("web"));
     let resp = server

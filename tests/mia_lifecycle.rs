@@ -163,7 +163,11 @@ async fn logout_with_a_logout_url_passes_the_redirect_on_to_the_idp() {
     );
     let hint = query_param(&to, "id_token_hint").expect("id_token_hint");
     assert_eq!(hint.split('.').count(), 3, "the IdP's id_token");
-    assert_eq!(query_param(&to, "client_id"), None, "what Mia appends, no more");
+    assert_eq!(
+        query_param(&to, "client_id"),
+        None,
+        "what Mia appends, no more"
+    );
     assert!(!alive(&server, &access).await, "the session ended");
 }
 
@@ -191,9 +195,17 @@ async fn a_logout_with_only_the_refresh_cookie_ends_that_session() {
     let forged = format!("{body}.{}", "A".repeat(43));
     assert_eq!(logout(format!("refresh_token={forged}")).await, false);
     let mut parts = token.split('.');
-    let made_up = format!("{}.{}.{}", parts.next().unwrap(), "B".repeat(43), "C".repeat(43));
+    let made_up = format!(
+        "{}.{}.{}",
+        parts.next().unwrap(),
+        "B".repeat(43),
+        "C".repeat(43)
+    );
     assert_eq!(logout(format!("refresh_token={made_up}")).await, false);
-    assert!(alive(&server, &access).await, "a forged token revokes nothing");
+    assert!(
+        alive(&server, &access).await,
+        "a forged token revokes nothing"
+    );
 
     // A token idgate issued but no longer current (rotated) ends nothing either.
     let resp = refresh(&server, &other_token).await;
@@ -248,7 +260,10 @@ async fn two_tabs_refreshing_at_once_get_the_same_pair() {
     // After the window, the old token again is a reuse: the session is revoked.
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert_eq!(refresh(&server, &token).await.status(), 401);
-    assert!(!alive(&server, &access).await, "reuse after the window revokes");
+    assert!(
+        !alive(&server, &access).await,
+        "reuse after the window revokes"
+    );
     assert_eq!(refresh(&server, &new_token).await.status(), 401);
 }
 
@@ -315,7 +330,10 @@ async fn a_sliding_lifetime_moves_the_session_end_at_each_refresh() {
             .unwrap()
             .parse()
             .unwrap();
-        assert!((max_age - (after - idgate::now_secs())).abs() <= 1, "{cookie}");
+        assert!(
+            (max_age - (after - idgate::now_secs())).abs() <= 1,
+            "{cookie}"
+        );
     }
 }
 
@@ -382,7 +400,12 @@ fn record(sid: &str, expires_at: i64) -> SessionRecord {
     }
 }
 
-fn rotation<'a>(old: &'a str, new: &'a str, pair: &'a [u8], slide: Option<i64>) -> RefreshRotation<'a> {
+fn rotation<'a>(
+    old: &'a str,
+    new: &'a str,
+    pair: &'a [u8],
+    slide: Option<i64>,
+) -> RefreshRotation<'a> {
     let now = idgate::now_secs();
     RefreshRotation {
         old_hash: old,
@@ -414,24 +437,34 @@ async fn grace_checks(a: Arc<dyn Sessions>, b: Arc<dyn Sessions>, sid: &str) {
         (Rotation::Repeated(p), Rotation::Rotated) => ("h1-b", p.clone()),
         other => panic!("one rotation and one repeat, got {other:?}"),
     };
-    let expected_pair: &[u8] = if winner_hash == "h1-a" { b"pair-a" } else { b"pair-b" };
+    let expected_pair: &[u8] = if winner_hash == "h1-a" {
+        b"pair-a"
+    } else {
+        b"pair-b"
+    };
     assert_eq!(winner_pair, expected_pair);
     let stored = b.get_session(sid).await.unwrap().unwrap();
     assert_eq!(stored.refresh_hash, winner_hash);
     assert_eq!(stored.expires_at, end + 100, "the session's end slid");
     // A hash that was never current is refused; the current one rotates again.
     assert_eq!(
-        a.rotate_refresh_graced(sid, &rotation("h-other", "x", b"p", None)).await.unwrap(),
+        a.rotate_refresh_graced(sid, &rotation("h-other", "x", b"p", None))
+            .await
+            .unwrap(),
         Rotation::Refused
     );
     // After the window the old one is refused (the route then revokes).
     tokio::time::sleep(Duration::from_millis(2200)).await;
     assert_eq!(
-        b.rotate_refresh_graced(sid, &rotation("h0", "x", b"p", None)).await.unwrap(),
+        b.rotate_refresh_graced(sid, &rotation("h0", "x", b"p", None))
+            .await
+            .unwrap(),
         Rotation::Refused
     );
     assert_eq!(
-        b.rotate_refresh_graced(sid, &rotation(winner_hash, "h2", b"p2", None)).await.unwrap(),
+        b.rotate_refresh_graced(sid, &rotation(winner_hash, "h2", b"p2", None))
+            .await
+            .unwrap(),
         Rotation::Rotated
     );
     assert_eq!(
@@ -442,7 +475,9 @@ async fn grace_checks(a: Arc<dyn Sessions>, b: Arc<dyn Sessions>, sid: &str) {
     // A revoked session is refused, even a repeat within the window.
     a.revoke_session(sid).await.unwrap();
     assert_eq!(
-        b.rotate_refresh_graced(sid, &rotation(winner_hash, "x", b"p", None)).await.unwrap(),
+        b.rotate_refresh_graced(sid, &rotation(winner_hash, "x", b"p", None))
+            .await
+            .unwrap(),
         Rotation::Refused
     );
 }
@@ -472,21 +507,37 @@ fn redis_config(url: String) -> idgate::config::RedisConfig {
 async fn redis_decides_the_grace_window_atomically_and_keeps_the_slid_session() {
     let dir = tempfile::tempdir().unwrap();
     let redis = common::redis::RedisServer::start(dir.path(), &[]);
-    let (_, a) = idgate::store::redis::open(&redis_config(redis.url())).await.unwrap();
-    let (_, b) = idgate::store::redis::open(&redis_config(redis.url())).await.unwrap();
+    let (_, a) = idgate::store::redis::open(&redis_config(redis.url()))
+        .await
+        .unwrap();
+    let (_, b) = idgate::store::redis::open(&redis_config(redis.url()))
+        .await
+        .unwrap();
     grace_checks(a.clone(), b, "red-1").await;
     // The slid session's key and its user's set live until the new end.
-    let ttl: i64 = redis.cli(&["TTL", "grace:session:red-1"]).trim().parse().unwrap();
+    let ttl: i64 = redis
+        .cli(&["TTL", "grace:session:red-1"])
+        .trim()
+        .parse()
+        .unwrap();
     assert!(ttl > 650, "session key TTL {ttl}");
-    let (_, c) = idgate::store::redis::open(&redis_config(redis.url())).await.unwrap();
+    let (_, c) = idgate::store::redis::open(&redis_config(redis.url()))
+        .await
+        .unwrap();
     let end = idgate::now_secs() + 60;
     c.create_session(&record("red-2", end), 10).await.unwrap();
     let slid = end + 3000;
     assert_eq!(
-        c.rotate_refresh_graced("red-2", &rotation("h0", "h1", b"p", Some(slid))).await.unwrap(),
+        c.rotate_refresh_graced("red-2", &rotation("h0", "h1", b"p", Some(slid)))
+            .await
+            .unwrap(),
         Rotation::Rotated
     );
-    let ttl: i64 = redis.cli(&["TTL", "grace:user:user-of-red-2:sessions"]).trim().parse().unwrap();
+    let ttl: i64 = redis
+        .cli(&["TTL", "grace:user:user-of-red-2:sessions"])
+        .trim()
+        .parse()
+        .unwrap();
     assert!(ttl > 3000, "user set TTL {ttl}");
     // The pair is stored as given (sealed by the route): base64 of it, nothing else.
     let kept = redis.cli(&["HGET", "grace:session:red-2", "gracePair"]);
@@ -503,11 +554,14 @@ async fn the_mongodb_mirror_follows_its_primarys_decision() {
         collection: "users".into(),
         sessions_collection: "sessions".into(),
     };
-    let primary = Arc::new(
-        idgate::store::embedded::EmbeddedStore::open(&dir.path().join("p.db")).unwrap(),
-    );
-    let a = idgate::store::mongo::mirror_sessions(primary.clone(), &cfg).await.unwrap();
-    let b = idgate::store::mongo::mirror_sessions(primary, &cfg).await.unwrap();
+    let primary =
+        Arc::new(idgate::store::embedded::EmbeddedStore::open(&dir.path().join("p.db")).unwrap());
+    let a = idgate::store::mongo::mirror_sessions(primary.clone(), &cfg)
+        .await
+        .unwrap();
+    let b = idgate::store::mongo::mirror_sessions(primary, &cfg)
+        .await
+        .unwrap();
     grace_checks(a, b, "mon-1").await;
     let copy = mongo
         .client()
@@ -518,5 +572,9 @@ async fn the_mongodb_mirror_follows_its_primarys_decision() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(copy.get_str("refreshHash").unwrap(), "h2", "the copy follows");
+    assert_eq!(
+        copy.get_str("refreshHash").unwrap(),
+        "h2",
+        "the copy follows"
+    );
 }

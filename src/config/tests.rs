@@ -244,7 +244,10 @@ fn lifecycle_settings_from_the_toml_and_from_mia() -> Result<(), ConfigError> {
     assert!(!c.session.sliding_lifetime);
     assert_eq!(c.session.refresh_grace, Duration::from_secs(5));
     assert!(!c.session.invalid_refresh_wipes_cookies);
-    assert_eq!(c.apps["web"].providers["dev"].logout, LogoutTarget::Discovered);
+    assert_eq!(
+        c.apps["web"].providers["dev"].logout,
+        LogoutTarget::Discovered
+    );
     let with = |session: &str, provider: &str| {
         load(&MINIMAL.replace(
             "client_secret = \"s\"",
@@ -264,7 +267,10 @@ fn lifecycle_settings_from_the_toml_and_from_mia() -> Result<(), ConfigError> {
         ("", "logout_url = \"javascript:alert(1)\"", "logout_url"),
         ("", "logout_url = \"not a url\"", "logout_url"),
     ] {
-        let err = with(session, provider).err().map(|e| e.to_string()).unwrap_or_default();
+        let err = with(session, provider)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(err.contains(key), "{session} {provider}: {err}");
     }
 
@@ -312,7 +318,10 @@ fn lifecycle_settings_from_the_toml_and_from_mia() -> Result<(), ConfigError> {
         &[("INVALID_REFRESH_TOKEN_WIPES_COOKIES", "false")],
     )?;
     assert!(!c.session.invalid_refresh_wipes_cookies);
-    assert!(!c.session.sliding_lifetime, "absolute unless Mia's lifetime is read");
+    assert!(
+        !c.session.sliding_lifetime,
+        "absolute unless Mia's lifetime is read"
+    );
     let err = load_env(
         &text,
         &[("config.json", mia)],

@@ -62,7 +62,9 @@ pub async fn refresh(state: &AppState, req: Request) -> Result<Response, ApiErro
         .filter(|t| !t.is_empty())
         .ok_or(ApiError::MissingParam("refreshToken"))?;
     match rotate(state, &presented).await {
-        Err(e @ ApiError::Unauthorized(_)) if state.config.session.invalid_refresh_wipes_cookies => {
+        Err(e @ ApiError::Unauthorized(_))
+            if state.config.session.invalid_refresh_wipes_cookies =>
+        {
             let mut resp = e.into_response();
             for kind in [Kind::Sid, Kind::Renew, Kind::Refresh] {
                 add_cookie(&mut resp, &state.cookies.clear(kind));
