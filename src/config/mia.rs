@@ -11,7 +11,8 @@
 //! Every provider type whose IdP speaks OpenID Connect (`keycloak`, `okta`,
 //! `microsoft`/`azure`, `gitlab`, `auth0`, `google`, `oidc`) becomes the idgate type of the same
 //! name, discovered from its issuer: the Keycloak realm or Microsoft tenant in `authUrl`, else
-//! `baseUrl`; `tokenUrl`, `userInfoUrl`, `logoutUrl` come from discovery. The plain OAuth2 types
+//! `baseUrl`; `tokenUrl`, `userInfoUrl` come from discovery, and `logoutUrl` is where `/logout`
+//! goes, as in Mia (none without it: Mia's logout stays away from the IdP). The plain OAuth2 types
 //! keep their endpoints: `github` and `bitbucket` take `authUrl` and `tokenUrl` (vendor defaults
 //! otherwise) and their API from `userInfoUrl` (`…/user` → the API base); `generic` needs
 //! `authUrl`, `tokenUrl` and `userInfoUrl`, and its `oidcKeys` say which userinfo keys hold
