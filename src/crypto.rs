@@ -162,6 +162,29 @@ impl SessionMac {
     }
 }
 
+/// Seals what a refresh answered for its grace window (see `routes::refresh`), under a key
+/// derived (HKDF-SHA256, its own label) from the refresh token that was exchanged. The store
+/// keeps that token's SHA-256 only, from which the key cannot be derived: a reader of the store
+/// cannot open the pair; the holder of the token can, and only within the window.
+pub fn seal_for_token(token: &str, plaintext: &[u8]) -> Vec<u8> {
+    grace_cipher(token).seal(plaintext)
+}
+
+/// Opens what [`seal_for_token`] sealed with the same token.
+pub fn open_for_token(token: &str, sealed: &[u8]) -> Result<Vec<u8>, DecryptError> {
+    grace_cipher(token).open(sealed)
+}
+
+fn grace_cipher(token: &str) -> TokenCipher {
+    let hk = hkdf::Hkdf::<Sha256>::new(Some(b"idgate refresh-grace key v1"), token.as_bytes());
+    let mut key = [0u8; 32];
+    // 32 bytes is far below HKDF-SHA256's output limit, so expand cannot fail.
+    let _ = hk.expand(b"aes-256-gcm", &mut key);
+    TokenCipher {
+        cipher: Aes256Gcm::new(&key.into()),
+    }
+}
+
 /// The session id a refresh token names (its first part).
 pub fn refresh_token_sid(token: &str) -> Option<&str> {
     token
@@ -191,6 +214,16 @@ mod tests {
         let other = SessionMac::from_key_material(b"another key");
         assert!(!other.is_issued_refresh_token(&t));
         assert_ne!(other.renewal_secret("sid-1"), secret);
+    }
+
+    #[test]
+    fn a_grace_pair_opens_only_with_its_refresh_token() {
+        let sealed = seal_for_token("s1.token.mac", b"pair");
+        assert_eq!(open_for_token("s1.token.mac", &sealed).unwrap(), b"pair");
+        assert!(open_for_token("s1.token.mad", &sealed).is_err());
+        // Not with the hash the store keeps either.
+        assert!(open_for_token(&hash_token("s1.token.mac"), &sealed).is_err());
+        assert!(!sealed.windows(4).any(|w| w == b"pair"));
     }
 
     #[test]

@@ -223,7 +223,12 @@ async fn ended_sessions_and_bearer_tokens_are_not_renewed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refresh_tokens_rotate_work_once_and_apply_group_changes() {
-    let stack = Stack::start();
+    // No refresh grace window: the second use below is a reuse at once (the window is tested
+    // in tests/mia_lifecycle.rs).
+    let stack = Stack::start_with(Setup {
+        extra_session: "refresh_grace = \"0s\"",
+        ..Setup::default()
+    });
     let site = stack.site();
     let browser = Browser::new();
     let login_resp = login(&stack, &browser, "/", "quinn").await;

@@ -432,7 +432,17 @@ fn apply_session(
     }
     if let Some(n) = number_var(env, "MIA_REFRESH_TOKEN_VALID_DURATION_SEC")? {
         raw.session.lifetime = Some(format!("{n}s"));
+        // Mia gives every refresh token it issues (at login and at each refresh) this lifetime:
+        // a session lives as long as it is refreshed in time.
+        raw.session.sliding_lifetime = Some(true);
         report.used("MIA_REFRESH_TOKEN_VALID_DURATION_SEC", "session.lifetime");
+    }
+    if let Some(wipe) = bool_var(env, "INVALID_REFRESH_TOKEN_WIPES_COOKIES")? {
+        raw.session.invalid_refresh_wipes_cookies = Some(wipe);
+        report.used(
+            "INVALID_REFRESH_TOKEN_WIPES_COOKIES",
+            "session.invalid_refresh_wipes_cookies",
+        );
     }
     if let Some(n) = number_var(env, "STATE_MANAGER_EXPIRATION_TIME_MINUTES")? {
         raw.session.login_state_ttl = Some(format!("{n}m"));

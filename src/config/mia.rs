@@ -11,7 +11,8 @@
 //! Every provider type whose IdP speaks OpenID Connect (`keycloak`, `okta`,
 //! `microsoft`/`azure`, `gitlab`, `auth0`, `google`, `oidc`) becomes the idgate type of the same
 //! name, discovered from its issuer: the Keycloak realm or Microsoft tenant in `authUrl`, else
-//! `baseUrl`; `tokenUrl`, `userInfoUrl`, `logoutUrl` come from discovery. The plain OAuth2 types
+//! `baseUrl`; `tokenUrl`, `userInfoUrl` come from discovery, and `logoutUrl` is where `/logout`
+//! goes, as in Mia (none without it: Mia's logout stays away from the IdP). The plain OAuth2 types
 //! keep their endpoints: `github` and `bitbucket` take `authUrl` and `tokenUrl` (vendor defaults
 //! otherwise) and their API from `userInfoUrl` (`…/user` → the API base); `generic` needs
 //! `authUrl`, `tokenUrl` and `userInfoUrl`, and its `oidcKeys` say which userinfo keys hold
@@ -90,6 +91,9 @@ struct MiaProvider {
     user_settings_url: Option<String>,
     /// idgate's own key (`microsoft`): the tenant allow-list, see `config/providers.rs`.
     tenants: Option<Vec<String>>,
+    /// Where `/logout` sends the browser to end the IdP's session; without it, logout stays
+    /// away from the IdP.
+    logout_url: Option<String>,
 }
 
 /// Keys of an app that idgate reads, and the ones it knows but handles elsewhere.
@@ -133,16 +137,13 @@ const PROVIDER_KEYS: &[&str] = &[
     "userSettingsURL",
     "userSettingsUrl",
     "tenants",
+    "logoutUrl",
 ];
 /// Provider keys read only for the plain OAuth2 types (`github`, `bitbucket`, `generic`).
 const OAUTH2_PROVIDER_KEYS: &[&str] = &["tokenUrl", "userInfoUrl", "oidcKeys"];
 const PROVIDER_KEYS_HANDLED_ELSEWHERE: &[(&str, &str)] = &[
     ("tokenUrl", "discovered from the issuer"),
     ("userInfoUrl", "discovered from the issuer"),
-    (
-        "logoutUrl",
-        "discovered from the issuer (end_session_endpoint)",
-    ),
     ("skipRefreshProviderTokenOnMiaTokenRefresh", "no effect"),
     (
         "oidcKeys",
@@ -307,6 +308,8 @@ fn convert_provider(
         api_url: None,
         keys: None,
         tenants: p.tenants,
+        // Mia goes to the IdP at logout only when `logoutUrl` says where.
+        logout_url: Some(p.logout_url.unwrap_or_else(|| "none".into())),
     })
 }
 
@@ -384,7 +387,39 @@ fn convert_oauth2_provider(
         api_url,
         keys,
         tenants: p.tenants,
+        logout_url: Some(oauth2_logout_url(
+            app,
+            id,
+            kind,
+            p.logout_url,
+            shown,
+            notices,
+        )),
     })
+}
+
+/// Mia ignores `logoutUrl` (with a warning) for the providers that are not OpenID Connect
+/// (`github`, `bitbucket`), and leaves `generic` ones to the operator: the same here.
+fn oauth2_logout_url(
+    app: &str,
+    id: &str,
+    kind: ProviderKind,
+    logout_url: Option<String>,
+    shown: &str,
+    notices: &mut MiaNotices,
+) -> String {
+    match logout_url {
+        Some(u) if kind == ProviderKind::Generic => u,
+        Some(_) => {
+            notices.warnings.push(format!(
+                "{shown}: apps.{app}.providers.{id}.logoutUrl: ignored, `{}` is not an OpenID \
+                 Connect provider (as the Mia service does)",
+                kind.as_str()
+            ));
+            "none".into()
+        }
+        None => "none".into(),
+    }
 }
 
 /// The issuer to discover a provider from, and the key it was taken from. Keycloak's realm and

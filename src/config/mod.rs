@@ -27,6 +27,7 @@ use url::Url;
 use crate::jwt::KeyMaterial;
 use crate::redirect::AllowedTarget;
 pub use env::{Env, EnvReport, ProcessEnv};
+pub use providers::LogoutTarget;
 pub use providers::{
     AuthMethod, OAuth2Endpoints, Protocol, ProviderConfig, ProviderKind, UserKeys,
 };
@@ -121,6 +122,12 @@ pub struct SessionConfig {
     pub token_key: Option<Vec<u8>>,
     pub max_per_user: usize,
     pub outage_grace: Duration,
+    /// `lifetime` counts from the last refresh (Mia's refresh-token lifetime), not the login.
+    pub sliding_lifetime: bool,
+    /// How long a refresh token just used still gets the pair it was exchanged for; zero: never.
+    pub refresh_grace: Duration,
+    /// `/refreshtoken` clears the cookies when it refuses a refresh token.
+    pub invalid_refresh_wipes_cookies: bool,
 }
 
 #[cfg(test)]
@@ -141,6 +148,9 @@ impl SessionConfig {
             token_key: None,
             max_per_user: 10,
             outage_grace: Duration::from_secs(30),
+            sliding_lifetime: false,
+            refresh_grace: Duration::from_secs(5),
+            invalid_refresh_wipes_cookies: false,
         }
     }
 }
@@ -326,6 +336,9 @@ impl Config {
                 None => 10,
             },
             outage_grace: duration("session.outage_grace", s.outage_grace, "30s")?,
+            sliding_lifetime: s.sliding_lifetime.unwrap_or(false),
+            refresh_grace: refresh_grace(s.refresh_grace)?,
+            invalid_refresh_wipes_cookies: s.invalid_refresh_wipes_cookies.unwrap_or(false),
         };
         if session.host_prefix
             && (!session.cookie_secure
@@ -616,6 +629,25 @@ fn duration(key: &str, value: Option<String>, default: &str) -> Result<Duration,
     }
     Ok(d)
 }
+
+/// `session.refresh_grace`: zero turns it off; more than [`MAX_REFRESH_GRACE`] is refused (a
+/// refresh token stolen and replayed inside the window revokes nothing).
+fn refresh_grace(value: Option<String>) -> Result<Duration, ConfigError> {
+    const KEY: &str = "session.refresh_grace";
+    let text = value.as_deref().unwrap_or("5s");
+    let d = humantime::parse_duration(text)
+        .map_err(|e| ConfigError::invalid(KEY, format!("`{text}`: {e} (e.g. \"5s\", \"0s\")")))?;
+    if d > MAX_REFRESH_GRACE {
+        return Err(ConfigError::invalid(
+            KEY,
+            "at most 60s: within the window a replayed refresh token does not revoke the session",
+        ));
+    }
+    Ok(d)
+}
+
+/// Longest `session.refresh_grace` accepted.
+pub const MAX_REFRESH_GRACE: Duration = Duration::from_secs(60);
 
 #[cfg(test)]
 mod tests;

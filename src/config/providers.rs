@@ -195,6 +195,19 @@ pub struct ProviderConfig {
     /// `microsoft`: the tenant ids (lowercase GUIDs) whose tokens are accepted; empty means
     /// no check, which only a single-tenant or B2C issuer allows (see the module doc).
     pub tenants: Vec<String>,
+    /// Where `/logout` sends a browser to end the IdP's session too.
+    pub logout: LogoutTarget,
+}
+
+/// Where `/logout` sends a browser after ending idgate's session (`logout_url`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogoutTarget {
+    /// Nowhere at the IdP: the browser goes to `redirect` (Mia without `logoutUrl`).
+    None,
+    /// The IdP's discovered `end_session_endpoint` (OIDC types).
+    Discovered,
+    /// This URL (Mia's `logoutUrl`), with `post_logout_redirect_uri` and `id_token_hint`.
+    Url(url::Url),
 }
 
 impl std::fmt::Debug for ProviderConfig {
@@ -368,7 +381,32 @@ pub(super) fn validate(
             ))
         }
     };
+    let logout = match p.logout_url.as_deref().map(str::trim) {
+        None if kind.is_oidc() => LogoutTarget::Discovered,
+        None | Some("none" | "") => LogoutTarget::None,
+        Some("discovery") if kind.is_oidc() => LogoutTarget::Discovered,
+        Some("discovery") => {
+            return Err(ConfigError::invalid(
+                pkey("logout_url"),
+                format!(
+                    "`{}` providers have no discovery: give an URL or \"none\"",
+                    kind.as_str()
+                ),
+            ))
+        }
+        Some(u) => match url::Url::parse(u) {
+            Ok(url) if matches!(url.scheme(), "https" | "http") => LogoutTarget::Url(url),
+            Ok(_) => {
+                return Err(ConfigError::invalid(
+                    pkey("logout_url"),
+                    "must be an http(s) URL, \"discovery\" or \"none\"",
+                ))
+            }
+            Err(e) => return Err(ConfigError::invalid(pkey("logout_url"), e.to_string())),
+        },
+    };
     Ok(ProviderConfig {
+        logout,
         label: p.label.unwrap_or_else(|| pid.to_owned()),
         id: pid.to_owned(),
         kind,

@@ -140,6 +140,17 @@ pub struct RawSession {
     /// How long sessions already verified keep working while the revocation feed (Redis) is
     /// unreachable.
     pub outage_grace: Option<String>,
+    /// Count `lifetime` from the last refresh instead of from the login: a session lives as
+    /// long as it is refreshed within `lifetime` (Mia's refresh-token lifetime,
+    /// `MIA_REFRESH_TOKEN_VALID_DURATION_SEC`). Default false: `lifetime` is absolute.
+    pub sliding_lifetime: Option<bool>,
+    /// How long a refresh token just used may be presented again and get the same new pair
+    /// (two tabs refreshing at once) instead of revoking the session; "0s" turns it off.
+    /// Default "5s", at most "60s".
+    pub refresh_grace: Option<String>,
+    /// Whether `/refreshtoken` clears the session cookies when it refuses a refresh token
+    /// (Mia's `INVALID_REFRESH_TOKEN_WIPES_COOKIES`). Default false.
+    pub invalid_refresh_wipes_cookies: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -287,6 +298,11 @@ pub struct RawProvider {
     /// `microsoft`: the tenant ids whose users may sign in; required on the multi-tenant
     /// `common` and `organizations` endpoints.
     pub tenants: Option<Vec<String>>,
+    /// Where `/logout` sends the browser to end the IdP's session: an URL (Mia's `logoutUrl`),
+    /// `"discovery"` (the IdP's `end_session_endpoint`; the default of the OIDC types) or
+    /// `"none"` (the IdP's session is left alone; the default of the plain OAuth2 types).
+    #[serde(default)]
+    pub logout_url: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

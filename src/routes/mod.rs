@@ -10,8 +10,8 @@
 //! | GET `/web-login/oauth/callback`, `/web-login/callback` | 200 HTML | the script POSTs the code in the body / the query |
 //! | GET `/web-login/callback.js` | 200 JavaScript | |
 //! | POST `/oauth/token` | 200 `{accessToken, refreshToken, expiresAt}` + `Location` (+ cookies for website apps); 400 bad/used/foreign state; 502 IdP failure | JSON, form or query |
-//! | POST `/refreshtoken` | 200 new `{accessToken, refreshToken, expiresAt}` (+ cookies); 401 for a used, unknown or ended refresh token (a reused one revokes its session) | body, form, query or `refresh_token` cookie |
-//! | GET, POST `/logout` | 302 to `redirect` or the IdP's end-session; 200 JSON | clears cookies, revokes the session |
+//! | POST `/refreshtoken` | 200 new `{accessToken, refreshToken, expiresAt}` (+ cookies), the same again for a repeat within `[session] refresh_grace`; 401 for a used, unknown or ended refresh token (a reused one revokes its session; cookies cleared with `invalid_refresh_wipes_cookies`) | body, form, query or `refresh_token` cookie |
+//! | GET, POST `/logout` | 302 to the provider's `logout_url` (with `post_logout_redirect_uri`) or to `redirect`; 400 for a refused `redirect`; 200 JSON | clears cookies, revokes the session (of the session token, or of the `refresh_token` cookie alone) |
 //! | POST `/backchannel-logout/{appId}/{providerId}` | 200 `{"revoked": n}`; 400 `{"error":"invalid_request"}` | OIDC Back-Channel Logout: a valid `logout_token` revokes the user's sessions |
 //! | GET `/userinfo` | 200 the `user` claim; 401 | |
 //! | GET `/apps/{appId}/providers` | 200 `[{id,label,type,order}]`; 404 | |

@@ -3,6 +3,7 @@
 use http::StatusCode;
 use serde_json::json;
 
+use crate::config::LogoutTarget;
 use crate::cookie::Kind;
 use crate::error::ApiError;
 use crate::http::{add_cookie, json_response, query_params, redirect, Request, Response};
@@ -10,17 +11,35 @@ use crate::session::AuthFailure;
 use crate::state::AppState;
 
 /// `GET|POST /logout[?redirect=…]`: revokes the session (every instance sees it within a
-/// second, this one at once), clears the cookies, then sends a browser to the IdP's
-/// end-session endpoint when it has one (with `id_token_hint` and the app's
-/// `post_logout_redirect_url`), else to `redirect`, else answers JSON.
+/// second, this one at once) and clears the cookies. The session is the one of the session
+/// token (cookie or bearer, expired or not), or — as Mia does — the one named by the
+/// `refresh_token` cookie when that is all the request carries; a refresh token counts only
+/// when idgate issued it (its MAC) and it is the session's current one, so a forged or stale
+/// one ends nothing.
+///
+/// Then, for a browser (a navigation, or any request with `redirect`): when the session's
+/// provider has a logout target (`logout_url`: Mia's `logoutUrl`, or the OIDC end-session
+/// endpoint), there, with `id_token_hint` and `post_logout_redirect_uri` = `redirect` (made
+/// absolute on the app's site), else the app's `post_logout_redirect_url`; without one, to
+/// `redirect`. `redirect` goes through the redirect validator first, so an attacker's target is
+/// refused (400) and never passed on. Otherwise the answer is `{"loggedOut": bool}`.
 pub async fn logout(state: &AppState, req: Request) -> Result<Response, ApiError> {
     let q = query_params(req.uri());
     let navigation = super::is_navigation(req.method().as_str(), req.headers());
     let claims = super::session_token(req.headers(), &state.cookies)
         .and_then(|t| state.auth.keys().verify_ignoring_expiry(t).ok());
+    let refresh_only = match &claims {
+        Some(_) => None,
+        None => session_of_refresh_cookie(state, req.headers()).await?,
+    };
     let app = claims
         .as_ref()
         .and_then(|c| state.config.apps.values().find(|a| a.issuer == c.iss))
+        .or_else(|| {
+            refresh_only
+                .as_ref()
+                .and_then(|r| state.config.apps.values().find(|a| a.id == r.app_id))
+        })
         .or_else(|| {
             state
                 .config
@@ -29,57 +48,34 @@ pub async fn logout(state: &AppState, req: Request) -> Result<Response, ApiError
                 .as_deref()
                 .and_then(|id| state.app(id))
         });
-    let back = match (q.get("redirect").filter(|r| !r.is_empty()), app) {
-        (Some(r), Some(app)) => Some(
-            crate::redirect::validate(r, &app.allowed_redirects).map_err(|e| {
-                ApiError::InvalidParam {
-                    name: "redirect",
-                    reason: e.to_string(),
-                }
-            })?,
+    let invalid = |e: crate::redirect::RedirectError| ApiError::InvalidParam {
+        name: "redirect",
+        reason: e.to_string(),
+    };
+    let back = match q.get("redirect").filter(|r| !r.is_empty()) {
+        Some(r) => Some(
+            crate::redirect::validate(r, app.map_or(&[][..], |a| &a.allowed_redirects[..]))
+                .map_err(invalid)?,
         ),
-        (Some(r), None) => {
-            Some(
-                crate::redirect::validate(r, &[]).map_err(|e| ApiError::InvalidParam {
-                    name: "redirect",
-                    reason: e.to_string(),
-                })?,
-            )
-        }
-        (None, _) => None,
+        None => None,
     };
 
+    let ended = match (&claims, &refresh_only) {
+        (Some(c), _) => Some((c.sid.clone(), c.sub.clone())),
+        (None, Some(r)) => Some((r.sid.clone(), r.user_id.clone())),
+        (None, None) => None,
+    };
     let mut idp_logout = None;
-    if let Some(c) = &claims {
-        state.auth.revoke(&c.sid).await?;
-        tracing::info!(user = %c.sub, "logout");
-        if navigation {
-            let record = state.sessions.get_session(&c.sid).await?;
+    if let Some((sid, user)) = &ended {
+        let record = match &refresh_only {
+            Some(r) => Some(r.clone()),
+            None => state.sessions.get_session(sid).await?,
+        };
+        state.auth.revoke(sid).await?;
+        tracing::info!(user = %user, by_refresh_token = refresh_only.is_some(), "logout");
+        if navigation || back.is_some() {
             if let Some((app, r)) = app.zip(record) {
-                if let Some(idp) = state.idps.get(&app.id, &r.provider_id) {
-                    // OIDC RP-Initiated Logout: the id_token identifies the session to end at
-                    // the IdP (which then skips its confirmation page).
-                    let id_token = state
-                        .cipher
-                        .open(&r.idp_tokens)
-                        .ok()
-                        .and_then(|plain| {
-                            serde_json::from_slice::<crate::idp::IdpTokens>(&plain).ok()
-                        })
-                        .and_then(|t| t.id_token);
-                    idp_logout = idp.end_session_url().await.map(|mut url| {
-                        url.query_pairs_mut()
-                            .append_pair("client_id", &idp.provider().client_id);
-                        if let Some(hint) = &id_token {
-                            url.query_pairs_mut().append_pair("id_token_hint", hint);
-                        }
-                        if let Some(post) = &app.post_logout_redirect_url {
-                            url.query_pairs_mut()
-                                .append_pair("post_logout_redirect_uri", post.as_str());
-                        }
-                        url
-                    });
-                }
+                idp_logout = idp_logout_url(state, app, &r, back.as_deref()).await;
             }
         }
     }
@@ -87,12 +83,86 @@ pub async fn logout(state: &AppState, req: Request) -> Result<Response, ApiError
     let mut resp = match (idp_logout, back) {
         (Some(url), _) => redirect(url.as_str())?,
         (None, Some(back)) => redirect(&back)?,
-        (None, None) => json_response(StatusCode::OK, &json!({ "loggedOut": claims.is_some() })),
+        (None, None) => json_response(StatusCode::OK, &json!({ "loggedOut": ended.is_some() })),
     };
     for kind in [Kind::Sid, Kind::Renew, Kind::Refresh] {
         add_cookie(&mut resp, &state.cookies.clear(kind));
     }
     Ok(resp)
+}
+
+/// The live session the request's `refresh_token` cookie is the current refresh token of:
+/// issued by idgate (MAC checked before the store is asked) and matching the stored hash.
+async fn session_of_refresh_cookie(
+    state: &AppState,
+    headers: &http::HeaderMap,
+) -> Result<Option<crate::store::SessionRecord>, ApiError> {
+    let Some(token) = state
+        .cookies
+        .read(headers, Kind::Refresh)
+        .filter(|t| !t.is_empty() && t.len() <= super::refresh::MAX_REFRESH_TOKEN)
+    else {
+        return Ok(None);
+    };
+    let Some(sid) = crate::crypto::refresh_token_sid(token) else {
+        return Ok(None);
+    };
+    if !state.macs.is_issued_refresh_token(token) {
+        tracing::warn!("logout with a refresh token idgate never issued: nothing revoked");
+        return Ok(None);
+    }
+    let now = crate::now_secs();
+    let record = state.sessions.get_session(sid).await?.filter(|r| {
+        r.is_alive(now)
+            && crate::crypto::constant_time_eq(&r.refresh_hash, &crate::crypto::hash_token(token))
+    });
+    if record.is_none() {
+        tracing::info!("logout with a refresh token that is no longer current: nothing revoked");
+    }
+    Ok(record)
+}
+
+/// Where the IdP ends its own session for this session's provider, if it has a logout target.
+/// Mia's `logoutUrl` gets exactly what Mia appends (`post_logout_redirect_uri` when there is a
+/// redirect, `id_token_hint`); the discovered end-session endpoint gets `client_id` too.
+async fn idp_logout_url(
+    state: &AppState,
+    app: &crate::config::AppConfig,
+    record: &crate::store::SessionRecord,
+    back: Option<&str>,
+) -> Option<url::Url> {
+    let idp = state.idps.get(&app.id, &record.provider_id)?;
+    let (mut url, with_client_id) = match &idp.provider().logout {
+        LogoutTarget::None => return None,
+        LogoutTarget::Url(u) => (u.clone(), false),
+        LogoutTarget::Discovered => (idp.end_session_url().await?, true),
+    };
+    // OIDC RP-Initiated Logout: the id_token identifies the session to end at the IdP (which
+    // then skips its confirmation page).
+    let id_token = state
+        .cipher
+        .open(&record.idp_tokens)
+        .ok()
+        .and_then(|plain| serde_json::from_slice::<crate::idp::IdpTokens>(&plain).ok())
+        .and_then(|t| t.id_token);
+    // The IdP needs an absolute URL; a relative `redirect` is a path on the app's site.
+    let post = match back {
+        Some(b) => app.redirect_url.join(b).ok(),
+        None => app.post_logout_redirect_url.clone(),
+    };
+    {
+        let mut pairs = url.query_pairs_mut();
+        if with_client_id {
+            pairs.append_pair("client_id", &idp.provider().client_id);
+        }
+        if let Some(post) = &post {
+            pairs.append_pair("post_logout_redirect_uri", post.as_str());
+        }
+        if let Some(hint) = &id_token {
+            pairs.append_pair("id_token_hint", hint);
+        }
+    }
+    Some(url)
 }
 
 /// `GET /userinfo`: the `user` claim of a live session.

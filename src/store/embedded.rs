@@ -17,8 +17,8 @@ use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 
 use super::{
-    FeedEvent, Identity, LoginState, LoginStates, RevocationSink, SessionRecord, Sessions,
-    StoreError, User, UserRecord, Users,
+    FeedEvent, Identity, LoginState, LoginStates, RefreshRotation, RevocationSink, Rotation,
+    SessionRecord, Sessions, StoreError, User, UserRecord, Users,
 };
 
 /// How often the revocation log is read by [`Sessions::follow_revocations`].
@@ -51,6 +51,12 @@ CREATE TABLE IF NOT EXISTS sessions (
     revoked INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS sessions_by_user ON sessions (user_id);
+CREATE TABLE IF NOT EXISTS refresh_grace (
+    sid TEXT PRIMARY KEY,
+    prev_hash TEXT NOT NULL,
+    grace_until INTEGER NOT NULL,
+    pair BLOB NOT NULL
+);
 CREATE TABLE IF NOT EXISTS session_activity (
     sid TEXT PRIMARY KEY,
     at INTEGER NOT NULL
@@ -342,6 +348,8 @@ impl Sessions for EmbeddedStore {
             }
             // Expired sessions are kept a day for the audit trail, then dropped.
             tx.execute("DELETE FROM sessions WHERE expires_at < ?1", [now - 86_400]).map_err(unavailable)?;
+            // Grace records outlive their window only until the next login.
+            tx.execute("DELETE FROM refresh_grace WHERE grace_until < ?1", [now]).map_err(unavailable)?;
             tx.commit().map_err(unavailable)?;
             Ok(evicted)
         })
@@ -403,6 +411,68 @@ impl Sessions for EmbeddedStore {
                 )
                 .map_err(unavailable)?;
             Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn rotate_refresh_graced(
+        &self,
+        sid: &str,
+        r: &RefreshRotation<'_>,
+    ) -> Result<Rotation, StoreError> {
+        let sid = sid.to_owned();
+        let (old, new, pair) = (
+            r.old_hash.to_owned(),
+            r.new_hash.to_owned(),
+            r.sealed_pair.to_vec(),
+        );
+        let (grace_until, expires_at, now) = (r.grace_until, r.expires_at, r.now);
+        self.run(move |c| {
+            // One immediate transaction: of two instances sharing the file, one rotates and the
+            // other sees the grace record.
+            let tx = c
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(unavailable)?;
+            let current: Option<String> = tx
+                .query_row(
+                    "SELECT refresh_hash FROM sessions
+                     WHERE sid = ?1 AND revoked = 0 AND expires_at > ?2",
+                    params![sid, now],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(unavailable)?;
+            let Some(current) = current else {
+                return Ok(Rotation::Refused);
+            };
+            if current == old {
+                tx.execute(
+                    "UPDATE sessions SET refresh_hash = ?2, expires_at = COALESCE(?3, expires_at)
+                     WHERE sid = ?1",
+                    params![sid, new, expires_at],
+                )
+                .map_err(unavailable)?;
+                tx.execute(
+                    "INSERT INTO refresh_grace (sid, prev_hash, grace_until, pair)
+                     VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (sid) DO UPDATE SET prev_hash = excluded.prev_hash,
+                       grace_until = excluded.grace_until, pair = excluded.pair",
+                    params![sid, old, grace_until, pair],
+                )
+                .map_err(unavailable)?;
+                tx.commit().map_err(unavailable)?;
+                return Ok(Rotation::Rotated);
+            }
+            let repeated: Option<Vec<u8>> = tx
+                .query_row(
+                    "SELECT pair FROM refresh_grace
+                     WHERE sid = ?1 AND prev_hash = ?2 AND grace_until > ?3",
+                    params![sid, old, now],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(unavailable)?;
+            Ok(repeated.map_or(Rotation::Refused, Rotation::Repeated))
         })
         .await
     }

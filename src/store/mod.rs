@@ -206,6 +206,61 @@ pub trait Sessions: Send + Sync {
         let _ = user_id;
         Ok(0)
     }
+    /// A refresh with a grace window, in one atomic step on the session (every instance
+    /// sharing the store agrees on its outcome):
+    ///
+    /// - `old_hash` is the session's current refresh hash: it becomes `new_hash`; `old_hash`,
+    ///   `sealed_pair` and `grace_until` are kept beside it (replacing any earlier ones), and
+    ///   the session's end moves to `expires_at` when given (sliding lifetime) →
+    ///   [`Rotation::Rotated`].
+    /// - `old_hash` is the hash the last rotation replaced and `now < grace_until`: nothing
+    ///   changes → [`Rotation::Repeated`] with the pair that rotation kept.
+    /// - otherwise (used earlier, after the window, never issued, a dead session) →
+    ///   [`Rotation::Refused`].
+    ///
+    /// The default body, for a store that keeps no grace record, is the plain
+    /// [`Sessions::rotate_refresh`]: no grace and no sliding.
+    async fn rotate_refresh_graced(
+        &self,
+        sid: &str,
+        r: &RefreshRotation<'_>,
+    ) -> Result<Rotation, StoreError> {
+        Ok(if self.rotate_refresh(sid, r.old_hash, r.new_hash).await? {
+            Rotation::Rotated
+        } else {
+            Rotation::Refused
+        })
+    }
+}
+
+/// One refresh as [`Sessions::rotate_refresh_graced`] applies it.
+#[derive(Debug, Clone, Copy)]
+pub struct RefreshRotation<'a> {
+    /// Hash of the refresh token presented.
+    pub old_hash: &'a str,
+    /// Hash of the refresh token issued in its place.
+    pub new_hash: &'a str,
+    /// The answer issued for it (session JWT and new refresh token), sealed with a key derived
+    /// from the presented refresh token (see `crypto::GraceSeal`): a store reader, who sees
+    /// only the token's hash, cannot open it.
+    pub sealed_pair: &'a [u8],
+    /// Until when (seconds since the epoch) the presented token may be repeated.
+    pub grace_until: i64,
+    /// The session's new end, when the lifetime slides; `None` keeps it.
+    pub expires_at: Option<i64>,
+    pub now: i64,
+}
+
+/// What [`Sessions::rotate_refresh_graced`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rotation {
+    /// The presented token was current; it is replaced.
+    Rotated,
+    /// The presented token was replaced moments ago (within the grace window): the sealed
+    /// pair it was exchanged for.
+    Repeated(Vec<u8>),
+    /// Not current, and not a repeat within the window.
+    Refused,
 }
 
 #[async_trait]

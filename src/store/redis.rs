@@ -9,7 +9,7 @@
 //! | key | type | content | expiry |
 //! |---|---|---|---|
 //! | `{scope}:state:{id}` | string | the login state, JSON | its TTL; taken with `GETDEL` (single use, atomic) |
-//! | `{scope}:session:{sid}` | hash | `record`: the session, JSON; `revoked`: present once revoked | `expires_at` |
+//! | `{scope}:session:{sid}` | hash | `record`: the session, JSON; `revoked`: present once revoked; after a refresh, `prevHash`, `graceUntil`, `gracePair` (the refresh grace window, see `Sessions::rotate_refresh_graced`) | `expires_at` |
 //! | `{scope}:user:{uid}:sessions` | sorted set | the user's live session ids, scored by creation | the latest `expires_at` |
 //! | `{scope}:once:{key}` | string | `1`: `key` was recorded by `remember_once` (`SET NX EXAT`, one key, so atomic in every mode) | the caller's expiry |
 //!
@@ -47,7 +47,10 @@ use redis::{Script, Value};
 use serde::{Deserialize, Serialize};
 
 use self::backend::{unavailable, Backend, Conn};
-use super::{LoginState, LoginStates, RevocationSink, SessionRecord, Sessions, StoreError};
+use super::{
+    LoginState, LoginStates, RefreshRotation, RevocationSink, Rotation, SessionRecord, Sessions,
+    StoreError,
+};
 use crate::config::RedisConfig;
 
 const STORE: &str = "redis";
@@ -106,6 +109,44 @@ local s = cjson.decode(rec)
 if s['refreshHash'] ~= ARGV[1] then return 0 end
 s['refreshHash'] = ARGV[2]
 redis.call('HSET', KEYS[1], 'record', cjson.encode(s))
+return 1",
+    )
+});
+
+/// A refresh with a grace window (see `Sessions::rotate_refresh_graced`), one key, so atomic.
+/// ARGV: old hash, new hash, sealed pair (base64), grace end, new session end ('' keeps it),
+/// now. Returns {1} rotated, {2, pair} a repeat within the window, {0} refused. The previous
+/// hash, the window's end and the sealed pair sit in the session's hash beside `record`.
+static ROTATE_GRACED: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"if redis.call('HEXISTS', KEYS[1], 'revoked') == 1 then return {0} end
+local rec = redis.call('HGET', KEYS[1], 'record')
+if not rec then return {0} end
+local s = cjson.decode(rec)
+local now = tonumber(ARGV[6])
+if tonumber(s['expiresAt']) <= now then return {0} end
+if s['refreshHash'] == ARGV[1] then
+  s['refreshHash'] = ARGV[2]
+  if ARGV[5] ~= '' then s['expiresAt'] = tonumber(ARGV[5]) end
+  redis.call('HSET', KEYS[1], 'record', cjson.encode(s), 'prevHash', ARGV[1],
+    'graceUntil', ARGV[4], 'gracePair', ARGV[3])
+  if ARGV[5] ~= '' then redis.call('EXPIREAT', KEYS[1], ARGV[5]) end
+  return {1}
+end
+local prev = redis.call('HMGET', KEYS[1], 'prevHash', 'graceUntil', 'gracePair')
+if prev[1] == ARGV[1] and tonumber(prev[2] or '0') > now and prev[3] then
+  return {2, prev[3]}
+end
+return {0}",
+    )
+});
+
+/// Keeps a user's session set at least until ARGV[1] (a session's lifetime slid past it).
+static KEEP_USER_SET: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"local ttl = redis.call('TTL', KEYS[1])
+local wanted = tonumber(ARGV[1]) - tonumber(ARGV[2])
+if ttl >= 0 and ttl < wanted then redis.call('EXPIREAT', KEYS[1], ARGV[1]) end
 return 1",
     )
 });
@@ -497,6 +538,55 @@ impl Sessions for RedisStore {
                 .await
                 .map_err(unavailable)?;
             Ok(done == 1)
+        })
+        .await
+    }
+
+    async fn rotate_refresh_graced(
+        &self,
+        sid: &str,
+        r: &RefreshRotation<'_>,
+    ) -> Result<Rotation, StoreError> {
+        self.bounded("rotating a refresh token", async {
+            let mut conn = self.backend.conn().await?;
+            let answer: Vec<Value> = ROTATE_GRACED
+                .key(self.session_key(sid))
+                .arg(r.old_hash)
+                .arg(r.new_hash)
+                .arg(B64.encode(r.sealed_pair))
+                .arg(r.grace_until)
+                .arg(r.expires_at.map(|e| e.to_string()).unwrap_or_default())
+                .arg(r.now)
+                .invoke_async(&mut conn)
+                .await
+                .map_err(unavailable)?;
+            match answer.as_slice() {
+                [Value::Int(1)] => {
+                    if let Some(until) = r.expires_at {
+                        // The user's set lives as long as its latest session: follow the slide,
+                        // or an administrator's revocation would miss this session.
+                        if let Some(rec) = self.read_session(&mut conn, sid).await? {
+                            KEEP_USER_SET
+                                .key(self.user_key(&rec.user_id))
+                                .arg(until)
+                                .arg(r.now)
+                                .invoke_async::<()>(&mut conn)
+                                .await
+                                .map_err(unavailable)?;
+                        }
+                    }
+                    Ok(Rotation::Rotated)
+                }
+                [Value::Int(2), Value::BulkString(pair)] => B64
+                    .decode(pair)
+                    .map(Rotation::Repeated)
+                    .map_err(|e| corrupt("refresh grace pair", e)),
+                [Value::Int(0)] => Ok(Rotation::Refused),
+                other => Err(corrupt(
+                    "refresh rotation answer",
+                    format!("{} values", other.len()),
+                )),
+            }
         })
         .await
     }

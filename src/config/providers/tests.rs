@@ -19,6 +19,7 @@ fn raw(kind: &str) -> RawProvider {
         api_url: None,
         keys: None,
         tenants: None,
+        logout_url: None,
     }
 }
 

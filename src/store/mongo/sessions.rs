@@ -28,7 +28,9 @@ use mongodb::options::IndexOptions;
 use mongodb::{Collection, IndexModel};
 
 use super::{date, Redactor, STORE};
-use crate::store::{RevocationSink, SessionRecord, Sessions, StoreError};
+use crate::store::{
+    RefreshRotation, RevocationSink, Rotation, SessionRecord, Sessions, StoreError,
+};
 
 /// The cap passed to the primary when restoring: no cap at all, yet small enough that any
 /// store's integer conversion of it stays positive (`usize::MAX` reads as -1 in SQLite).
@@ -247,6 +249,34 @@ impl Sessions for MirroredSessions {
             tracing::warn!(error = %self.err(e), "the MongoDB copy of a session kept its previous refresh hash");
         }
         Ok(true)
+    }
+
+    async fn rotate_refresh_graced(
+        &self,
+        sid: &str,
+        r: &RefreshRotation<'_>,
+    ) -> Result<Rotation, StoreError> {
+        // The decision is the primary's (atomic there, shared by every instance); the grace
+        // record is short-lived and stays there. Restores a copy-only session first.
+        self.get_session(sid).await?;
+        let outcome = self.primary.rotate_refresh_graced(sid, r).await?;
+        if outcome != Rotation::Rotated {
+            return Ok(outcome);
+        }
+        let mut set = doc! { "refreshHash": r.new_hash };
+        if let Some(until) = r.expires_at {
+            set.insert("expiresAt", date(until));
+        }
+        // As in `rotate_refresh`: a copy left behind only makes the new token fail after a
+        // primary loss (and a slid session end early), never the reverse.
+        if let Err(e) = self
+            .copies
+            .update_one(doc! { "_id": sid }, doc! { "$set": set })
+            .await
+        {
+            tracing::warn!(error = %self.err(e), "the MongoDB copy of a session kept its previous refresh hash");
+        }
+        Ok(outcome)
     }
 
     async fn touch_session(&self, sid: &str, at: i64) -> Result<(), StoreError> {
