@@ -553,6 +553,8 @@ async fn the_mongodb_mirror_follows_its_primarys_decision() {
         database: "idgate".into(),
         collection: "users".into(),
         sessions_collection: "sessions".into(),
+        create_index: true,
+        inactive_users: idgate::config::InactiveUsers::default(),
     };
     let primary =
         Arc::new(idgate::store::embedded::EmbeddedStore::open(&dir.path().join("p.db")).unwrap());
