@@ -483,12 +483,23 @@ fn validate_app(
     let key = |k: &str| format!("apps.{id}.{k}");
     let redirect_url = Url::parse(&app.redirect_url)
         .map_err(|e| ConfigError::invalid(key("redirect_url"), e.to_string()))?;
-    let allowed_redirects = app
-        .allowed_redirects
-        .iter()
-        .map(|s| AllowedTarget::parse(s))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|m| ConfigError::invalid(key("allowed_redirects"), m))?;
+    // A relative entry (`/home`, as Mia's allow-lists often hold) names a path on the app's own
+    // site: idgate accepts every such path anyway (the validator keeps it on the site's
+    // origin), so the entry is valid and needs no origin of its own. It must still be a path
+    // the validator accepts.
+    let mut allowed_redirects = Vec::new();
+    for entry in &app.allowed_redirects {
+        if entry.starts_with('/') {
+            crate::redirect::validate(entry, &[]).map_err(|e| {
+                ConfigError::invalid(key("allowed_redirects"), format!("`{entry}`: {e}"))
+            })?;
+            continue;
+        }
+        allowed_redirects.push(
+            AllowedTarget::parse(entry)
+                .map_err(|m| ConfigError::invalid(key("allowed_redirects"), m))?,
+        );
+    }
     let post_logout_redirect_url = app
         .post_logout_redirect_url
         .as_deref()

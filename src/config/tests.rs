@@ -360,3 +360,30 @@ fn lifecycle_settings_from_the_toml_and_from_mia() -> Result<(), ConfigError> {
     assert!(err.contains("INVALID_REFRESH_TOKEN_WIPES_COOKIES"), "{err}");
     Ok(())
 }
+
+#[test]
+fn relative_allow_list_entries_are_paths_on_the_site() -> Result<(), ConfigError> {
+    let with = |list: &str| {
+        MINIMAL.replace(
+            "redirect_url = \"http://localhost/web-login/oauth/callback\"",
+            &format!(
+                "redirect_url = \"http://localhost/web-login/oauth/callback\"\nallowed_redirects = {list}"
+            ),
+        )
+    };
+    // Mia's allow-lists hold relative entries next to absolute ones: both load.
+    let c = load(&with(r#"["/home", "/app/", "https://app.example/portal"]"#))?;
+    let allowed = &c.apps["web"].allowed_redirects;
+    assert_eq!(allowed.len(), 1, "only the absolute entry needs an origin");
+    assert!(crate::redirect::validate("https://app.example/portal/x", allowed).is_ok());
+    assert!(crate::redirect::validate("/home", allowed).is_ok());
+    // A relative entry the validator would refuse stops startup naming it.
+    for bad in [r#"["//evil.example"]"#, r#"["/%2F/evil.example"]"#, r#"["home"]"#] {
+        let err = load(&with(bad))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.starts_with("apps.web.allowed_redirects"), "{bad}: {err}");
+    }
+    Ok(())
+}
