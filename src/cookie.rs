@@ -4,11 +4,13 @@
 //! |---|---|---|---|
 //! | `sid` | the session JWT | `[session] cookie_path` | the session |
 //! | `idgate_renew` | the session's renewal secret: `/auth` renews an expired `sid` only with it | `cookie_path` | the session |
-//! | `refresh_token` | the refresh token | `/refreshtoken` only | the session |
+//! | `refresh_token` | the refresh token | `/refreshtoken` only (or the app's `refresh_cookie.path`) | the session |
 //! | `idgate_login` | the browser bindings of logins in progress (see `routes::login`) | `cookie_path` | a few login-state lifetimes |
 //!
 //! The shipped Nginx snippets remove all four from the `Cookie` header an upstream receives.
-//! Secure, Domain and SameSite come from `[session]`. With `[session] host_prefix = true` the
+//! Secure, Domain and SameSite come from `[session]`; an app may set its own Domain, Path and
+//! SameSite (`[apps.X.cookie]`, `[apps.X.refresh_cookie]`, Mia's `sidCookieCustomAttributes`
+//! and `refreshCookieCustomAttributes`), see [`CookieJar::for_app`]. With `[session] host_prefix = true` the
 //! names carry the `__Host-` prefix (`__Secure-` for `refresh_token`, whose path is not `/`), so
 //! a sibling subdomain cannot plant them; the plain names stay the default, for compatibility
 //! with clients that read `sid`.
@@ -43,13 +45,22 @@ impl Kind {
     }
 }
 
+/// The attributes one cookie is set with.
+#[derive(Debug, Clone)]
+struct Attributes {
+    domain: Option<String>,
+    path: String,
+    same_site: SameSite,
+}
+
 /// Builds `Set-Cookie` values with the configured attributes, and knows each cookie's name.
 #[derive(Debug, Clone)]
 pub struct CookieJar {
     secure: bool,
-    domain: Option<String>,
-    path: String,
-    same_site: SameSite,
+    /// `sid`, `idgate_renew` and `idgate_login`.
+    session: Attributes,
+    /// `refresh_token`.
+    refresh: Attributes,
     /// Indexed like [`Kind`]: the names with the configured prefix.
     names: [String; 4],
 }
@@ -63,15 +74,39 @@ impl CookieJar {
         };
         Self {
             secure: cfg.cookie_secure,
-            domain: cfg.cookie_domain.clone(),
-            path: cfg.cookie_path.clone(),
-            same_site: cfg.cookie_same_site,
+            session: Attributes {
+                domain: cfg.cookie_domain.clone(),
+                path: cfg.cookie_path.clone(),
+                same_site: cfg.cookie_same_site,
+            },
+            refresh: Attributes {
+                domain: cfg.cookie_domain.clone(),
+                path: REFRESH_PATH.to_owned(),
+                same_site: cfg.cookie_same_site,
+            },
             names: [
                 name(Kind::Sid),
                 name(Kind::Renew),
                 name(Kind::Refresh),
                 name(Kind::Login),
             ],
+        }
+    }
+
+    /// This jar with an app's own attributes (`[apps.X.cookie]`, `[apps.X.refresh_cookie]`,
+    /// validated by the config) in place of `[session]`'s. The names stay the same: every app's
+    /// cookies are read alike.
+    pub fn for_app(&self, app: &crate::config::CookieAttributes) -> Self {
+        let apply = |base: &Attributes, o: &crate::config::CookieOverride| Attributes {
+            domain: o.domain.clone().or_else(|| base.domain.clone()),
+            path: o.path.clone().unwrap_or_else(|| base.path.clone()),
+            same_site: o.same_site.unwrap_or(base.same_site),
+        };
+        Self {
+            secure: self.secure,
+            session: apply(&self.session, &app.sid),
+            refresh: apply(&self.refresh, &app.refresh),
+            names: self.names.clone(),
         }
     }
 
@@ -91,17 +126,17 @@ impl CookieJar {
     }
 
     fn build(&self, kind: Kind, value: &str, max_age_secs: i64) -> String {
-        let path = match kind {
-            Kind::Refresh => REFRESH_PATH.to_owned(),
-            _ => self.path.clone(),
+        let a = match kind {
+            Kind::Refresh => &self.refresh,
+            _ => &self.session,
         };
         let mut c = Cookie::build((self.name(kind).to_owned(), value.to_owned()))
             .http_only(true)
             .secure(self.secure)
-            .path(path)
-            .same_site(self.same_site)
+            .path(a.path.clone())
+            .same_site(a.same_site)
             .max_age(cookie::time::Duration::seconds(max_age_secs));
-        if let Some(d) = &self.domain {
+        if let Some(d) = &a.domain {
             c = c.domain(d.clone());
         }
         c.build().to_string()
@@ -196,6 +231,46 @@ mod tests {
         h.append(http::header::COOKIE, "idgate_renew=r2".parse().unwrap());
         assert_eq!(j.read(&h, Kind::Renew), Some("r1"));
         assert_eq!(j.read(&h, Kind::Sid), None);
+    }
+
+    #[test]
+    fn an_app_sets_its_own_attributes_and_keeps_the_names() {
+        let base = jar(true, false);
+        let app = crate::config::CookieAttributes {
+            sid: crate::config::CookieOverride {
+                domain: Some("app.example".into()),
+                path: Some("/app".into()),
+                same_site: Some(SameSite::Strict),
+            },
+            refresh: crate::config::CookieOverride {
+                path: Some("/".into()),
+                ..Default::default()
+            },
+        };
+        let j = base.for_app(&app);
+        let sid = j.set(Kind::Sid, "t", 60);
+        for part in [
+            "sid=t",
+            "Domain=app.example",
+            "Path=/app",
+            "SameSite=Strict",
+        ] {
+            assert!(sid.contains(part), "{sid} lacks {part}");
+        }
+        assert!(j.clear(Kind::Renew).contains("Path=/app"));
+        let r = j.set(Kind::Refresh, "r", 60);
+        // The refresh cookie's own path; Domain and SameSite stay [session]'s.
+        for part in ["Path=/;", "Domain=example.com", "SameSite=Lax"] {
+            assert!(r.contains(part), "{r} lacks {part}");
+        }
+        assert_eq!(j.name(Kind::Sid), base.name(Kind::Sid));
+        // No override: the same attributes as the base jar.
+        let same = base.for_app(&crate::config::CookieAttributes::default());
+        assert_eq!(same.set(Kind::Sid, "t", 60), base.set(Kind::Sid, "t", 60));
+        assert_eq!(
+            same.set(Kind::Refresh, "t", 60),
+            base.set(Kind::Refresh, "t", 60)
+        );
     }
 
     #[test]

@@ -85,7 +85,7 @@ pub async fn renew(
         .sign(&claims)
         .map_err(AuthFailure::Token)?;
     let session = state.auth.authenticate(&jwt).await?;
-    let cookie = state.cookies.set(
+    let cookie = state.cookies_for(&app.id).set(
         crate::cookie::Kind::Sid,
         &jwt,
         (record.expires_at - now).max(1),

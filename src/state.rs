@@ -26,6 +26,8 @@ pub struct AppState {
     pub users: Arc<dyn Users>,
     pub idps: Idps,
     pub cookies: CookieJar,
+    /// The jars of apps with cookie attributes of their own (see [`AppState::cookies_for`]).
+    app_cookies: std::collections::HashMap<String, CookieJar>,
     pub cipher: TokenCipher,
     /// Renewal secrets and refresh-token authenticity (see `crypto::SessionMac`).
     pub macs: SessionMac,
@@ -92,6 +94,12 @@ impl Stores {
 }
 
 impl AppState {
+    /// The jar that sets and clears app `app_id`'s cookies: its own attributes where it has
+    /// some, `[session]`'s otherwise. Reading cookies works with either (the names are shared).
+    pub fn cookies_for(&self, app_id: &str) -> &CookieJar {
+        self.app_cookies.get(app_id).unwrap_or(&self.cookies)
+    }
+
     pub async fn build(config: Config) -> anyhow::Result<Arc<Self>> {
         let stores = Stores::open(&config).await?;
         let issuers: Vec<String> = config.apps.values().map(|a| a.issuer.clone()).collect();
@@ -118,6 +126,15 @@ impl AppState {
         Ok(Arc::new(Self {
             idps: Idps::new(&config.apps)?,
             cookies: CookieJar::new(&config.session),
+            app_cookies: config
+                .apps
+                .iter()
+                .filter(|(_, a)| !a.cookie_attributes.is_empty())
+                .map(|(id, a)| {
+                    let jar = CookieJar::new(&config.session).for_app(&a.cookie_attributes);
+                    (id.clone(), jar)
+                })
+                .collect(),
             auth,
             states: stores.states,
             sessions: stores.sessions,

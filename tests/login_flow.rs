@@ -548,3 +548,68 @@ async fn browser_logout_goes_on_to_the_idp_end_session_and_back() {
     );
     assert!(form.text().await.unwrap().contains("name=\"login\""));
 }
+
+/// An app's own cookie attributes (Mia's `sidCookieCustomAttributes` and
+/// `refreshCookieCustomAttributes`, here in TOML): the login sets its cookies with them, and
+/// logout clears them with the same ones (a browser forgets a cookie only for its own path and
+/// domain).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_apps_own_cookie_attributes_are_set_and_cleared_with_them() {
+    let stack = Stack::start_with(Setup {
+        extra_app: "[apps.web.cookie]\nsame_site = \"strict\"\n\
+                    [apps.web.refresh_cookie]\npath = \"/\"",
+        ..Setup::default()
+    });
+    let site = stack.site();
+    let browser = Browser::new();
+    let resp = login(&stack, &browser, "/", "carol").await;
+    assert_eq!(resp.status(), 200);
+    let set: Vec<String> = resp
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect();
+    let cookie = |name: &str| {
+        set.iter()
+            .find(|c| c.starts_with(&format!("{name}=")))
+            .unwrap_or_else(|| panic!("no {name} in {set:?}"))
+            .clone()
+    };
+    for name in ["sid", "idgate_renew"] {
+        let c = cookie(name);
+        assert!(
+            c.contains("SameSite=Strict") && c.contains("Path=/;"),
+            "{c}"
+        );
+    }
+    // The refresh cookie: the app's path, [session]'s SameSite.
+    let r = cookie("refresh_token");
+    assert!(r.contains("Path=/;") && r.contains("SameSite=Lax"), "{r}");
+    // The browser now sends the refresh token to every path; /logout ends the session with it
+    // and clears each cookie with the attributes it was set with.
+    let resp = browser
+        .client
+        .post(format!("{site}/logout"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let cleared: Vec<String> = resp
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect();
+    for (name, attrs) in [
+        ("sid", "SameSite=Strict"),
+        ("idgate_renew", "SameSite=Strict"),
+        ("refresh_token", "Path=/;"),
+    ] {
+        let c = cleared
+            .iter()
+            .find(|c| c.starts_with(&format!("{name}=;")))
+            .unwrap_or_else(|| panic!("{name} not cleared: {cleared:?}"));
+        assert!(c.contains(attrs) && c.contains("Max-Age=0"), "{c}");
+    }
+}

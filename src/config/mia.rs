@@ -61,6 +61,27 @@ struct MiaApp {
     /// The spelling before Mia's 3.0.0 (`Successfull`) is read too.
     #[serde(alias = "defaultRedirectUrlOnSuccessfullLogin")]
     default_redirect_url_on_successful_login: Option<String>,
+    sid_cookie_custom_attributes: Option<MiaCookieAttributes>,
+    refresh_cookie_custom_attributes: Option<MiaCookieAttributes>,
+}
+
+/// `sidCookieCustomAttributes`, `refreshCookieCustomAttributes`: Domain, Path, SameSite.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct MiaCookieAttributes {
+    domain: Option<String>,
+    path: Option<String>,
+    same_site: Option<String>,
+}
+
+impl From<MiaCookieAttributes> for super::raw::RawCookieAttributes {
+    fn from(c: MiaCookieAttributes) -> Self {
+        Self {
+            domain: c.domain.filter(|d| !d.is_empty()),
+            path: c.path.filter(|p| !p.is_empty()),
+            same_site: c.same_site.filter(|s| !s.is_empty()),
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -109,17 +130,10 @@ const APP_KEYS: &[&str] = &[
     "authorizeStateRequired",
     "defaultRedirectUrlOnSuccessfulLogin",
     "defaultRedirectUrlOnSuccessfullLogin",
+    "sidCookieCustomAttributes",
+    "refreshCookieCustomAttributes",
 ];
-const APP_KEYS_HANDLED_ELSEWHERE: &[(&str, &str)] = &[
-    (
-        "sidCookieCustomAttributes",
-        "set [session] cookie_domain, cookie_path, cookie_same_site (they apply to every app)",
-    ),
-    (
-        "refreshCookieCustomAttributes",
-        "set [session] cookie_domain, cookie_path, cookie_same_site (they apply to every app)",
-    ),
-];
+const APP_KEYS_HANDLED_ELSEWHERE: &[(&str, &str)] = &[];
 const CLAIMS_KEYS: &[&str] = &[
     "includeProviderUserId",
     "metadataFieldsToInclude",
@@ -224,6 +238,8 @@ fn convert_app(
         default_redirect: app
             .default_redirect_url_on_successful_login
             .filter(|d| !d.is_empty()),
+        cookie: app.sid_cookie_custom_attributes.map(Into::into),
+        refresh_cookie: app.refresh_cookie_custom_attributes.map(Into::into),
     })
 }
 

@@ -181,6 +181,89 @@ pub struct AppConfig {
     /// `redirect` of a login started without one (Mia's `defaultRedirectUrlOnSuccessfulLogin`),
     /// already validated against `allowed_redirects`.
     pub default_redirect: Option<String>,
+    /// The app's own cookie attributes (`[apps.X.cookie]`, `[apps.X.refresh_cookie]`; Mia's
+    /// `sidCookieCustomAttributes`, `refreshCookieCustomAttributes`), validated.
+    pub cookie_attributes: CookieAttributes,
+}
+
+/// Per-app cookie attributes, each `None` where `[session]`'s apply.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CookieAttributes {
+    pub sid: CookieOverride,
+    pub refresh: CookieOverride,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CookieOverride {
+    pub domain: Option<String>,
+    pub path: Option<String>,
+    pub same_site: Option<cookie::SameSite>,
+}
+
+impl CookieAttributes {
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// Validates an app's cookie attributes: a path starting with `/` without `;` or controls, a
+/// plain domain, SameSite `lax` or `strict`; none of them with `__Host-` names, which forbid a
+/// Domain and any Path but `/`.
+fn cookie_override(
+    key: &str,
+    raw: Option<&raw::RawCookieAttributes>,
+    host_prefix: bool,
+) -> Result<CookieOverride, ConfigError> {
+    let Some(raw) = raw else {
+        return Ok(CookieOverride::default());
+    };
+    let bad = |what: &str, m: String| ConfigError::invalid(format!("{key}.{what}"), m);
+    let plain = |v: &str| {
+        !v.is_empty()
+            && v.bytes()
+                .all(|b| b.is_ascii_graphic() && b != b';' && b != b',')
+    };
+    if let Some(p) = &raw.path {
+        if !p.starts_with('/') || !plain(p) {
+            return Err(bad(
+                "path",
+                format!("`{p}` must be a path starting with `/`"),
+            ));
+        }
+    }
+    if let Some(d) = &raw.domain {
+        if !plain(d) || d.contains('/') {
+            return Err(bad("domain", format!("`{d}` is not a domain")));
+        }
+    }
+    if host_prefix && (raw.domain.is_some() || raw.path.as_deref().is_some_and(|p| p != "/")) {
+        return Err(ConfigError::invalid(
+            key,
+            "[session] host_prefix names the cookies __Host-, which allows no Domain and no \
+             Path but `/`",
+        ));
+    }
+    let same_site = match raw
+        .same_site
+        .as_deref()
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        None => None,
+        Some("lax") => Some(cookie::SameSite::Lax),
+        Some("strict") => Some(cookie::SameSite::Strict),
+        Some(other) => {
+            return Err(bad(
+                "same_site",
+                format!("`{other}`: lax or strict (a session cookie is never sent cross-site)"),
+            ))
+        }
+    };
+    Ok(CookieOverride {
+        domain: raw.domain.clone(),
+        path: raw.path.clone(),
+        same_site,
+    })
 }
 
 /// Mia's `customTokenClaims`: optional parts of the token's `user` claim.
@@ -390,7 +473,8 @@ impl Config {
 
         let mut apps = BTreeMap::new();
         for (id, app) in raw.apps {
-            apps.insert(id.clone(), Arc::new(validate_app(&id, app, &resolve)?));
+            let app = validate_app(&id, app, &resolve, session.host_prefix)?;
+            apps.insert(id.clone(), Arc::new(app));
         }
         let mut notices = Notices::default();
         if let Some(file) = &raw.mia_config {
@@ -405,8 +489,8 @@ impl Config {
                         format!("is defined both in this file and in {shown}; keep one"),
                     ));
                 }
-                let app =
-                    validate_app(&id, app, &resolve).map_err(|e| mia::in_file_terms(e, &shown))?;
+                let app = validate_app(&id, app, &resolve, session.host_prefix)
+                    .map_err(|e| mia::in_file_terms(e, &shown))?;
                 apps.insert(id, Arc::new(app));
             }
         }
@@ -479,8 +563,17 @@ fn validate_app(
     id: &str,
     app: raw::RawApp,
     resolve: &dyn Fn(&Path) -> PathBuf,
+    host_prefix: bool,
 ) -> Result<AppConfig, ConfigError> {
     let key = |k: &str| format!("apps.{id}.{k}");
+    let cookie_attributes = CookieAttributes {
+        sid: cookie_override(&key("cookie"), app.cookie.as_ref(), host_prefix)?,
+        refresh: cookie_override(
+            &key("refresh_cookie"),
+            app.refresh_cookie.as_ref(),
+            host_prefix,
+        )?,
+    };
     let redirect_url = Url::parse(&app.redirect_url)
         .map_err(|e| ConfigError::invalid(key("redirect_url"), e.to_string()))?;
     // A relative entry (`/home`, as Mia's allow-lists often hold) names a path on the app's own
@@ -570,6 +663,7 @@ fn validate_app(
         },
         client_state: app.client_state,
         default_redirect,
+        cookie_attributes,
     })
 }
 

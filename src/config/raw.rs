@@ -266,6 +266,23 @@ pub struct RawApp {
     /// Where `/oauth/token`'s `Location` points when `/authorize` had no `redirect` (Mia's
     /// `defaultRedirectUrlOnSuccessfulLogin`); checked against `allowed_redirects` at startup.
     pub default_redirect: Option<String>,
+    /// This app's session cookies (`sid`, `idgate_renew`): Domain, Path, SameSite in place of
+    /// `[session]`'s (Mia's `sidCookieCustomAttributes`).
+    pub cookie: Option<RawCookieAttributes>,
+    /// This app's `refresh_token` cookie (Mia's `refreshCookieCustomAttributes`); its path
+    /// defaults to `/refreshtoken`.
+    pub refresh_cookie: Option<RawCookieAttributes>,
+}
+
+/// Cookie attributes an app sets for itself; unset ones keep `[session]`'s.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RawCookieAttributes {
+    pub domain: Option<String>,
+    pub path: Option<String>,
+    /// `lax` or `strict` (Mia allows these two; `none` is refused: it would send the session
+    /// on cross-site requests).
+    pub same_site: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

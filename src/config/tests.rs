@@ -146,11 +146,12 @@ fn mia_apps_join_the_toml_apps() -> Result<(), ConfigError> {
     assert_eq!(c.apps["web"].token_claims, TokenClaims::default());
     // Two apps, no default: the chooser decides.
     assert_eq!(c.server.default_app, None);
-    assert!(c
-        .notices
-        .infos
-        .iter()
-        .any(|n| n.contains("apps.mobile.sidCookieCustomAttributes: set [session]")));
+    // The app's own cookie attributes are applied to that app alone.
+    assert_eq!(
+        mobile.cookie_attributes.sid.domain.as_deref(),
+        Some("example.com")
+    );
+    assert!(c.apps["web"].cookie_attributes.is_empty());
 
     // The same id in both places is an error naming it.
     let clash = MIA_JSON.replace("\"mobile\"", "\"web\"");
@@ -378,12 +379,65 @@ fn relative_allow_list_entries_are_paths_on_the_site() -> Result<(), ConfigError
     assert!(crate::redirect::validate("https://app.example/portal/x", allowed).is_ok());
     assert!(crate::redirect::validate("/home", allowed).is_ok());
     // A relative entry the validator would refuse stops startup naming it.
-    for bad in [r#"["//evil.example"]"#, r#"["/%2F/evil.example"]"#, r#"["home"]"#] {
+    for bad in [
+        r#"["//evil.example"]"#,
+        r#"["/%2F/evil.example"]"#,
+        r#"["home"]"#,
+    ] {
         let err = load(&with(bad))
             .err()
             .map(|e| e.to_string())
             .unwrap_or_default();
-        assert!(err.starts_with("apps.web.allowed_redirects"), "{bad}: {err}");
+        assert!(
+            err.starts_with("apps.web.allowed_redirects"),
+            "{bad}: {err}"
+        );
     }
     Ok(())
+}
+
+#[test]
+fn an_apps_cookie_attributes_are_checked() {
+    let with = |lines: &str| {
+        MINIMAL.replace(
+            "redirect_url = \"http://localhost/web-login/oauth/callback\"",
+            &format!("redirect_url = \"http://localhost/web-login/oauth/callback\"\n{lines}"),
+        )
+    };
+    let ok = load(&with(
+        "[apps.web.cookie]\ndomain = \"example.com\"\npath = \"/app\"\nsame_site = \"Strict\"",
+    ))
+    .unwrap();
+    let attrs = &ok.apps["web"].cookie_attributes;
+    assert_eq!(attrs.sid.same_site, Some(cookie::SameSite::Strict));
+    assert_eq!(attrs.sid.path.as_deref(), Some("/app"));
+    assert!(attrs.refresh == CookieOverride::default());
+    for (lines, key) in [
+        (
+            "[apps.web.cookie]\nsame_site = \"none\"",
+            "apps.web.cookie.same_site",
+        ),
+        ("[apps.web.cookie]\npath = \"app\"", "apps.web.cookie.path"),
+        (
+            "[apps.web.refresh_cookie]\npath = \"/a;b\"",
+            "apps.web.refresh_cookie.path",
+        ),
+        (
+            "[apps.web.cookie]\ndomain = \"a.example/x\"",
+            "apps.web.cookie.domain",
+        ),
+    ] {
+        let err = load(&with(lines))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.starts_with(key), "{lines}: {err}");
+    }
+    // __Host- names allow no Domain and no Path but `/`.
+    let text = format!(
+        "{}\n[session]\nhost_prefix = true\ncookie_secure = true\n",
+        with("[apps.web.cookie]\npath = \"/app\"")
+    );
+    let err = load(&text).err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(err.contains("host_prefix"), "{err}");
 }

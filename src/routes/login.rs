@@ -223,7 +223,7 @@ pub async fn authorize(state: &AppState, req: &Request) -> Result<Response, ApiE
     add_cookie(&mut resp, &binding_cookie(state, &cookie_value));
     // Starting a login ends whatever session this browser had (no fixation across logins).
     for kind in [Kind::Sid, Kind::Renew, Kind::Refresh] {
-        add_cookie(&mut resp, &state.cookies.clear(kind));
+        add_cookie(&mut resp, &state.cookies_for(&app.id).clear(kind));
     }
     Ok(resp)
 }
@@ -264,7 +264,7 @@ async fn authorize_for_client(
         .await?;
     let mut resp = redirect(start.authorize_url.as_str())?;
     for kind in [Kind::Sid, Kind::Renew, Kind::Refresh] {
-        add_cookie(&mut resp, &state.cookies.clear(kind));
+        add_cookie(&mut resp, &state.cookies_for(&app.id).clear(kind));
     }
     Ok(resp)
 }

@@ -186,7 +186,10 @@ fn respond(
             (Kind::Renew, renewal.as_str()),
             (Kind::Refresh, answer.refresh_token.as_str()),
         ] {
-            add_cookie(&mut resp, &state.cookies.set(kind, value, max_age));
+            add_cookie(
+                &mut resp,
+                &state.cookies_for(&app.id).set(kind, value, max_age),
+            );
         }
     }
     resp

@@ -85,8 +85,10 @@ pub async fn logout(state: &AppState, req: Request) -> Result<Response, ApiError
         (None, Some(back)) => redirect(&back)?,
         (None, None) => json_response(StatusCode::OK, &json!({ "loggedOut": ended.is_some() })),
     };
+    // Cleared with the attributes they were set with (an app may have its own).
+    let jar = app.map_or(&state.cookies, |a| state.cookies_for(&a.id));
     for kind in [Kind::Sid, Kind::Renew, Kind::Refresh] {
-        add_cookie(&mut resp, &state.cookies.clear(kind));
+        add_cookie(&mut resp, &jar.clear(kind));
     }
     Ok(resp)
 }

@@ -213,7 +213,10 @@ pub fn issue(
             (Kind::Renew, renewal.as_str()),
             (Kind::Refresh, refresh_token),
         ] {
-            add_cookie(&mut resp, &state.cookies.set(kind, value, max_age));
+            add_cookie(
+                &mut resp,
+                &state.cookies_for(&app.id).set(kind, value, max_age),
+            );
         }
     }
     Ok(resp)

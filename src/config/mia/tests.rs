@@ -279,3 +279,33 @@ fn authorize_state_required_and_the_default_redirect_are_read() -> Result<(), Co
     }
     Ok(())
 }
+
+#[test]
+fn per_app_cookie_attributes_are_read() -> Result<(), ConfigError> {
+    let text = SEED_SHAPE.replace(
+        r#""isWebsiteApp": true,"#,
+        r#""isWebsiteApp": true,
+      "sidCookieCustomAttributes": {"domain": "example.com", "path": "/app", "sameSite": "Strict"},
+      "refreshCookieCustomAttributes": {"path": "/", "sameSite": ""},"#,
+    );
+    let (app, notices) = one_app(&text)?;
+    assert_eq!(
+        app.cookie,
+        Some(crate::config::raw::RawCookieAttributes {
+            domain: Some("example.com".into()),
+            path: Some("/app".into()),
+            same_site: Some("Strict".into()),
+        })
+    );
+    // An empty value is no value.
+    assert_eq!(
+        app.refresh_cookie,
+        Some(crate::config::raw::RawCookieAttributes {
+            path: Some("/".into()),
+            ..Default::default()
+        })
+    );
+    let said = format!("{:?}{:?}", notices.warnings, notices.infos);
+    assert!(!said.contains("CookieCustomAttributes"), "{said}");
+    Ok(())
+}
