@@ -36,6 +36,9 @@ pub struct RawConfig {
     /// Static API keys (Mia's API gateway keys), each mapped to a client type.
     #[serde(default)]
     pub api_keys: Vec<RawApiKey>,
+    /// The certificate authorities the outbound TLS clients trust (see `tls.rs`).
+    #[serde(default)]
+    pub tls: crate::tls::RawTls,
 }
 
 /// One `[[api_keys]]` entry. The key itself is never written in this file: give its SHA-256
