@@ -270,6 +270,9 @@ pub struct RawProvider {
     /// `microsoft`: the tenant ids whose users may sign in; required on the multi-tenant
     /// `common` and `organizations` endpoints.
     pub tenants: Option<Vec<String>>,
+    /// `bitbucket-server`: the server's base URL (`https://host[/context]`), under which its
+    /// OAuth 2.0, whoami and REST endpoints are.
+    pub base_url: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
