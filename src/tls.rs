@@ -211,11 +211,15 @@ pub fn validate(raw: RawTls, resolve: &dyn Fn(&Path) -> PathBuf) -> Result<TlsCo
         let merged = Merged {
             ca_files: (
                 key("ca_files", over.ca_files.is_some()),
-                over.ca_files.or_else(|| base.ca_files.clone()).unwrap_or_default(),
+                over.ca_files
+                    .or_else(|| base.ca_files.clone())
+                    .unwrap_or_default(),
             ),
             ca_dirs: (
                 key("ca_dirs", over.ca_dirs.is_some()),
-                over.ca_dirs.or_else(|| base.ca_dirs.clone()).unwrap_or_default(),
+                over.ca_dirs
+                    .or_else(|| base.ca_dirs.clone())
+                    .unwrap_or_default(),
             ),
             builtin_roots: over.builtin_roots.or(base.builtin_roots).unwrap_or(true),
             system_roots: over.system_roots.or(base.system_roots).unwrap_or(false),
@@ -251,7 +255,9 @@ fn load(
     let (files_key, files) = m.ca_files;
     for file in files {
         let path = resolve(&file);
-        store.certs.extend(read_pem(&path).map_err(|e| invalid(&files_key, e))?);
+        store
+            .certs
+            .extend(read_pem(&path).map_err(|e| invalid(&files_key, e))?);
         store.sources.push(path);
     }
     let (dirs_key, dirs) = m.ca_dirs;
@@ -265,7 +271,9 @@ fn load(
             ));
         }
         for path in files {
-            store.certs.extend(read_pem(&path).map_err(|e| invalid(&dirs_key, e))?);
+            store
+                .certs
+                .extend(read_pem(&path).map_err(|e| invalid(&dirs_key, e))?);
         }
         store.sources.push(dir);
     }
@@ -332,8 +340,12 @@ fn read_pem(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
     let mut certs = Vec::new();
     for (i, cert) in CertificateDer::pem_slice_iter(&bytes).enumerate() {
         let cert = cert.map_err(|e| format!("{shown}: not PEM: {e}"))?;
-        webpki::anchor_from_trusted_cert(&cert)
-            .map_err(|e| format!("{shown}: certificate {}: not a valid X.509 certificate: {e}", i + 1))?;
+        webpki::anchor_from_trusted_cert(&cert).map_err(|e| {
+            format!(
+                "{shown}: certificate {}: not a valid X.509 certificate: {e}",
+                i + 1
+            )
+        })?;
         certs.push(cert);
     }
     if certs.is_empty() {

@@ -47,7 +47,13 @@ fn openssl(dir: &Path, args: &[&str]) {
 
 /// Makes `<name>-ca.pem` and a server certificate (`<name>-server.pem`, `-server.key`) in `dir`.
 fn make_ca(dir: &Path, name: &str) -> TestCa {
-    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
     let ca_key = format!("{name}-ca.key");
     let ca = format!("{name}-ca.pem");
     let key = format!("{name}-server.key");
@@ -84,8 +90,21 @@ fn make_ca(dir: &Path, name: &str) -> TestCa {
     openssl(
         dir,
         &[
-            "x509", "-req", "-in", &csr, "-CA", &ca, "-CAkey", &ca_key, "-CAcreateserial",
-            "-days", "2", "-extfile", &ext, "-out", &cert,
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            &ca,
+            "-CAkey",
+            &ca_key,
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            &ext,
+            "-out",
+            &cert,
         ],
     );
     TestCa {
@@ -188,7 +207,10 @@ async fn login_through_bitbucket(site: &str, ca: &TestCa) -> u16 {
     let resp = person.get(&at_idp).send().await.unwrap();
     assert_eq!(resp.status(), 302, "the fake approves");
     let callback = location(&resp);
-    assert!(callback.starts_with(&format!("{site}/web-login/")), "{callback}");
+    assert!(
+        callback.starts_with(&format!("{site}/web-login/")),
+        "{callback}"
+    );
     browser.exchange(site, &callback).await.status().as_u16()
 }
 
@@ -229,9 +251,16 @@ async fn an_idp_behind_a_private_ca_is_trusted_through_mias_ca_folder() {
         let idgate = idgate_with_env(&run, &config, &[]);
         let _nginx = Nginx::start(&run.join("nginx"), port, idgate.addr);
         let status = login_through_bitbucket(&site, &ca).await;
-        assert_ne!(status, 200, "a server the CA store does not know is refused");
+        assert_ne!(
+            status, 200,
+            "a server the CA store does not know is refused"
+        );
         idgate.proc.wait_log(&["UnknownIssuer"]);
-        assert!(!server.log_text().contains("token issued"), "{}", server.log_text());
+        assert!(
+            !server.log_text().contains("token issued"),
+            "{}",
+            server.log_text()
+        );
     }
 
     // With Mia's ADDITIONALS_CA_FOLDER naming the folder: the same login succeeds.
@@ -298,9 +327,14 @@ async fn the_crud_service_behind_a_private_ca_is_trusted_with_tls_ca_files() {
     let (crud, url) = https_fake("https-json.mjs", &ca, &[]);
 
     let without = crud_config(dir.path(), &url, "");
-    let err = ping_crud(&without).await.expect_err("an unknown CA is refused");
+    let err = ping_crud(&without)
+        .await
+        .expect_err("an unknown CA is refused");
     assert!(err.contains("crud service"), "{err}");
-    assert!(!crud.log_text().contains("GET /users/count"), "no request got through");
+    assert!(
+        !crud.log_text().contains("GET /users/count"),
+        "no request got through"
+    );
 
     let with = crud_config(
         dir.path(),
@@ -384,10 +418,7 @@ async fn redis_over_tls_behind_a_private_ca() {
     ping_redis(&config).await.unwrap();
 
     // The TOML's own [tls.redis], on a rediss:// URL.
-    let toml = format!(
-        "\n[tls.redis]\nca_files = [\"{}\"]\n",
-        ca.ca.display()
-    );
+    let toml = format!("\n[tls.redis]\nca_files = [\"{}\"]\n", ca.ca.display());
     let store = format!("rediss://127.0.0.1:{tls_port}");
     ping_redis(&redis_config(
         dir.path(),

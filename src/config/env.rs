@@ -524,7 +524,11 @@ mod tests;
 /// `[tls.redis] ca_files` with the built-in roots off: a TLS client given a CA trusts that CA
 /// instead of the public ones (Node's `ca` option, which the original service is built on).
 /// `ADDITIONAL_CA_FOLDER`, without the S, is read as a fallback spelling of the first.
-fn apply_tls(raw: &mut RawConfig, env: &dyn Env, report: &mut EnvReport) -> Result<(), ConfigError> {
+fn apply_tls(
+    raw: &mut RawConfig,
+    env: &dyn Env,
+    report: &mut EnvReport,
+) -> Result<(), ConfigError> {
     let folder = match env.var("ADDITIONALS_CA_FOLDER") {
         Some(f) => Some(("ADDITIONALS_CA_FOLDER", f)),
         None => env

@@ -499,11 +499,7 @@ fn report_keys(value: &Value, shown: &str, notices: &mut MiaNotices) {
                 let oauth2 = matches!(
                     p.get("type").and_then(Value::as_str),
                     Some(
-                        "github"
-                            | "bitbucket"
-                            | "bitbucket-cloud"
-                            | "bitbucket-server"
-                            | "generic"
+                        "github" | "bitbucket" | "bitbucket-cloud" | "bitbucket-server" | "generic"
                     )
                 );
                 let mut known = PROVIDER_KEYS.to_vec();

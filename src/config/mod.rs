@@ -426,7 +426,11 @@ impl Config {
         .map_err(|e| ConfigError::invalid(policy_key, e.to_string()))?;
 
         let tls = crate::tls::validate(raw.tls, &resolve)?;
-        for (client, trust) in [("idp", &tls.idp), ("crud", &tls.crud), ("redis", &tls.redis)] {
+        for (client, trust) in [
+            ("idp", &tls.idp),
+            ("crud", &tls.crud),
+            ("redis", &tls.redis),
+        ] {
             if !trust.is_default() {
                 notices
                     .infos

@@ -277,7 +277,10 @@ pub(super) fn validate(
         // The TOML's `bitbucket` is Bitbucket Cloud; a server's endpoints mean the operator
         // wanted Bitbucket Server (Mia's `bitbucket`).
         for (key, value) in [("auth_url", &p.auth_url), ("token_url", &p.token_url)] {
-            if value.as_deref().is_some_and(|v| v.contains("/rest/oauth2/")) {
+            if value
+                .as_deref()
+                .is_some_and(|v| v.contains("/rest/oauth2/"))
+            {
                 return Err(ConfigError::invalid(
                     pkey(key),
                     "is a Bitbucket Server endpoint, but `type = \"bitbucket\"` is Bitbucket \

@@ -57,8 +57,15 @@ ca_files = []
     )?;
     assert_eq!(tls.crud.len(), 1);
     assert!(tls.crud.builtin_roots);
-    assert_eq!(tls.idp.len(), 4, "the [tls] file and the folder's three certificates");
-    assert!(tls.redis.is_default(), "[tls.redis] ca_files = [] replaces the list");
+    assert_eq!(
+        tls.idp.len(),
+        4,
+        "the [tls] file and the folder's three certificates"
+    );
+    assert!(
+        tls.redis.is_default(),
+        "[tls.redis] ca_files = [] replaces the list"
+    );
     // Redis gets the CA as PEM, parsed back to the same certificate.
     let certs = tls.crud.redis_certificates().and_then(|c| c.root_cert);
     let again: Vec<_> = certs
@@ -67,7 +74,10 @@ ca_files = []
         .filter_map(Result::ok)
         .collect();
     assert_eq!(again.len(), 1);
-    assert_eq!(again.first().map(|c| c.to_vec()), tls.crud.certs.first().map(|c| c.to_vec()));
+    assert_eq!(
+        again.first().map(|c| c.to_vec()),
+        tls.crud.certs.first().map(|c| c.to_vec())
+    );
     Ok(())
 }
 
@@ -92,15 +102,27 @@ fn a_missing_or_bad_ca_stops_startup_naming_it() {
     std::fs::write(d.join("mixed/readme.txt"), "a note").ok();
 
     let m = message(validate_in(d, r#"ca_files = ["absent.pem"]"#));
-    assert!(m.starts_with("tls.ca_files: ") && m.contains("absent.pem"), "{m}");
+    assert!(
+        m.starts_with("tls.ca_files: ") && m.contains("absent.pem"),
+        "{m}"
+    );
     let m = message(validate_in(d, r#"ca_files = ["garbage.pem"]"#));
-    assert!(m.contains("garbage.pem") && m.contains("no PEM certificate"), "{m}");
+    assert!(
+        m.contains("garbage.pem") && m.contains("no PEM certificate"),
+        "{m}"
+    );
     let m = message(validate_in(d, r#"ca_files = ["notx509.pem"]"#));
-    assert!(m.contains("notx509.pem") && m.contains("not a valid X.509"), "{m}");
+    assert!(
+        m.contains("notx509.pem") && m.contains("not a valid X.509"),
+        "{m}"
+    );
     let m = message(validate_in(d, r#"ca_files = ["broken.pem"]"#));
     assert!(m.contains("broken.pem"), "{m}");
     let m = message(validate_in(d, "[crud]\nca_dirs = [\"empty\"]"));
-    assert!(m.starts_with("tls.crud.ca_dirs: ") && m.contains("no certificate file"), "{m}");
+    assert!(
+        m.starts_with("tls.crud.ca_dirs: ") && m.contains("no certificate file"),
+        "{m}"
+    );
     let m = message(validate_in(d, r#"ca_dirs = ["mixed"]"#));
     assert!(m.contains("readme.txt"), "{m}");
     let m = message(validate_in(d, r#"ca_dirs = ["nowhere"]"#));
@@ -121,6 +143,10 @@ fn builtin_roots_off_with_a_ca_trusts_only_the_ca() -> Result<(), ConfigError> {
     let tls = validate_in(dir.path(), "builtin_roots = false\nca_files = [\"ca.pem\"]")?;
     assert!(!tls.idp.builtin_roots);
     assert_eq!(tls.idp.len(), 1);
-    assert!(tls.idp.describe().ends_with("ca.pem"), "{}", tls.idp.describe());
+    assert!(
+        tls.idp.describe().ends_with("ca.pem"),
+        "{}",
+        tls.idp.describe()
+    );
     Ok(())
 }

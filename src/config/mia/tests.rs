@@ -286,7 +286,8 @@ fn bitbucket_is_bitbucket_server_as_mia_documents_it() -> Result<(), ConfigError
     );
     assert!(notices.warnings.is_empty(), "{:?}", notices.warnings);
     // Validated like the TOML's bitbucket-server: the endpoints sit under the base URL.
-    let p = super::super::providers::validate("web", "bitbucket", bb_raw(text)?, &|p| p.to_owned())?;
+    let p =
+        super::super::providers::validate("web", "bitbucket", bb_raw(text)?, &|p| p.to_owned())?;
     let super::super::Protocol::OAuth2(e) = &p.protocol else {
         return Err(ConfigError::invalid("test", "bitbucket-server is OAuth2"));
     };

@@ -58,7 +58,10 @@ fn vendor_defaults() -> Result<(), ConfigError> {
     assert_eq!(bb.auth_method, AuthMethod::ClientSecretBasic);
     // The TOML's `bitbucket` is Bitbucket Cloud, as it always was.
     assert_eq!(bb.kind, ProviderKind::BitbucketCloud);
-    assert_eq!(check(raw("bitbucket-cloud"))?.kind, ProviderKind::BitbucketCloud);
+    assert_eq!(
+        check(raw("bitbucket-cloud"))?.kind,
+        ProviderKind::BitbucketCloud
+    );
     // Bitbucket Server: everything under the base URL, context path included.
     let mut bs = raw("bitbucket-server");
     bs.base_url = Some("https://git.example.com/bitbucket/".into());
@@ -190,7 +193,9 @@ fn bitbucket_server_needs_its_base_url_and_the_cloud_name_stays_cloud() {
     let mut p = raw("bitbucket-server");
     p.base_url = Some("https://git.example.com".into());
     p.api_url = Some("https://git.example.com/rest".into());
-    assert!(err(p).starts_with("apps.web.providers.p.api_url: only for type github, bitbucket-cloud"));
+    assert!(
+        err(p).starts_with("apps.web.providers.p.api_url: only for type github, bitbucket-cloud")
+    );
     let mut p = raw("bitbucket-server");
     p.base_url = Some("ftp://git.example.com".into());
     assert!(err(p).contains("must be an http(s) URL"));

@@ -78,11 +78,14 @@ fn with_trust(
     certs: Option<&redis::TlsCertificates>,
 ) -> Result<ConnectionInfo, RedisError> {
     match (certs, info.addr()) {
-        (Some(certs), ConnectionAddr::TcpTls { insecure: false, .. }) => {
-            Ok(Client::build_with_tls(info, certs.clone())?
-                .get_connection_info()
-                .clone())
-        }
+        (
+            Some(certs),
+            ConnectionAddr::TcpTls {
+                insecure: false, ..
+            },
+        ) => Ok(Client::build_with_tls(info, certs.clone())?
+            .get_connection_info()
+            .clone()),
         _ => Ok(info),
     }
 }
