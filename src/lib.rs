@@ -34,6 +34,8 @@
 //!   speaks the service manager's notify protocol.
 //! - [`config`] reads the TOML in two phases (raw serde → validated, typed values); [`cli`] is the
 //!   command line; `main.rs` only wires them together.
+//! - [`tls`] is whom the outbound TLS clients (IdPs, CRUD service, Redis) trust: built-in roots,
+//!   the system store, private CAs.
 
 #![forbid(unsafe_code)]
 
@@ -60,6 +62,7 @@ pub mod signal;
 pub mod state;
 pub mod store;
 pub mod systemd;
+pub mod tls;
 pub mod users;
 
 /// Seconds since the Unix epoch; every timestamp idgate stores or signs uses this unit.

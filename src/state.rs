@@ -62,7 +62,8 @@ impl Stores {
                     )
                 }
                 StoreConfig::Redis(redis) => {
-                    let (states, sessions) = crate::store::redis::open(redis).await?;
+                    let (states, sessions) =
+                        crate::store::redis::open_with_trust(redis, &config.tls.redis).await?;
                     (states, sessions, None)
                 }
             };
@@ -83,7 +84,10 @@ impl Stores {
                 };
                 (users, sessions)
             }
-            UsersConfig::Crud(crud) => (crate::store::crud::open_users(crud)?, sessions),
+            UsersConfig::Crud(crud) => (
+                crate::store::crud::open_users_with_trust(crud, &config.tls.crud)?,
+                sessions,
+            ),
         };
         Ok(Self {
             states,
@@ -124,7 +128,7 @@ impl AppState {
         let cipher = TokenCipher::from_key_material(key_material);
         let macs = SessionMac::from_key_material(key_material);
         Ok(Arc::new(Self {
-            idps: Idps::new(&config.apps)?,
+            idps: Idps::with_trust(&config.apps, &config.tls.idp)?,
             cookies: CookieJar::new(&config.session),
             app_cookies: config
                 .apps

@@ -687,3 +687,50 @@ async fn microsoft_on_the_common_endpoint_admits_only_the_listed_tenants() {
         "{err}"
     );
 }
+
+/// Bitbucket Server / Data Center (`bitbucket-server`) at a base URL with a context path,
+/// against `tests/js/fake-bitbucket-server.mjs` (its documented OAuth 2.0 provider endpoints,
+/// whoami and users API): the provider user id is the whoami username, the name and address
+/// come from the users entry of exactly that name (the fake lists a decoy `jsmith-admin`
+/// first, one per page), the client credentials go as request parameters (the fake refuses
+/// HTTP Basic) and PKCE is checked. Bitbucket Cloud keeps working in the same instance under
+/// the TOML's `bitbucket`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bitbucket_server_through_its_documented_endpoints() {
+    let port = free_port();
+    let site = format!("http://127.0.0.1:{port}");
+    let (server, bs_url) = fake("fake-bitbucket-server.mjs", &site, &["--context", "/git"]);
+    let (_cloud, bb_url) = fake("fake-bitbucket.mjs", &site, &[]);
+    let providers = [
+        provider(
+            "web",
+            "bbs",
+            &format!("type = \"bitbucket-server\"\nbase_url = \"{bs_url}/git\""),
+        ),
+        provider(
+            "web",
+            "bb",
+            &format!(
+                "type = \"bitbucket\"\nauth_url = \"{bb_url}/site/oauth2/authorize\"\n\
+                 token_url = \"{bb_url}/site/oauth2/access_token\"\napi_url = \"{bb_url}/2.0\""
+            ),
+        ),
+    ]
+    .concat();
+    let gate = Gate::start(port, app("web", "web", &site, &providers));
+
+    login(&gate, "web", "bbs", None).await;
+    let user = gate.user("web", "bbs");
+    assert_identity(&user, "jsmith", "Jane Smith", "jsmith@example.test");
+    assert_eq!(user["username"], "jsmith");
+    server.wait_log(&["token issued (form)"]);
+
+    login(&gate, "web", "bb", None).await;
+    let user = gate.user("web", "bb");
+    assert_identity(
+        &user,
+        "{d301aafa-d676-4ee0-88be-962be7417567}",
+        "Erik van Zijst",
+        "erik@example.test",
+    );
+}

@@ -115,13 +115,11 @@ const NO_EFFECT: &[(&str, &str)] = &[
     ("SERVICE_VERSION", "not needed"),
     ("DELAY_SHUTDOWN_SECONDS", "see [server] shutdown_grace"),
     ("ORIGINAL_PROTOCOL_HEADER", "the Nginx snippet sends X-Forwarded-Proto"),
-    ("ADDITIONALS_CA_FOLDER", "a private CA for the identity providers is not supported yet"),
     ("ADDITIONAL_HEADERS_TO_PROXY", "fixed headers for the CRUD service go in [users] headers"),
     ("PROVIDER_TOKEN_PASS_PHRASE", "the IdP tokens are encrypted with [session] token_key_file, or a key derived from the signing key"),
     ("EXPIRE_DELTA_PROVIDER_TOKEN_SEC", "not needed"),
     ("EXPOSE_METRICS", "idgate's metrics are not configured through it"),
     ("NAMESPACED_METRICS_PREFIX", "idgate's metric names are fixed"),
-    ("REDIS_TLS_CACERT", "a private CA for Redis is not supported yet"),
     ("HEADERS_TO_PROXY", "idgate reads the session from the request Nginx hands it"),
     ("AUTHORIZATION_HEADERS_TO_PROXY", "idgate reads the sid cookie and Authorization: Bearer itself"),
     ("USERINFO_URL", "idgate verifies the session itself"),
@@ -152,6 +150,7 @@ pub fn apply(raw: &mut RawConfig, env: &dyn Env, dir: &Path) -> Result<EnvReport
     apply_authorization(raw, env, &mut report)?;
     apply_files(raw, env, dir, &mut report);
     apply_header_keys(env, &mut report)?;
+    apply_tls(raw, env, &mut report)?;
     if let Some(level) = env.var("LOG_LEVEL") {
         raw.log.level = Some(log_level(&level)?);
         report.used("LOG_LEVEL", "log.level");
@@ -577,3 +576,48 @@ fn log_level(value: &str) -> Result<String, ConfigError> {
 
 #[cfg(test)]
 mod tests;
+
+/// The private CAs: `ADDITIONALS_CA_FOLDER` (the identity providers' CA folder) becomes
+/// `[tls.idp] ca_dirs`, added to the built-in roots as its name says; `REDIS_TLS_CACERT` (the
+/// Redis server's CA, effective with `REDIS_TLS=true` only, as the original documents) becomes
+/// `[tls.redis] ca_files` with the built-in roots off: a TLS client given a CA trusts that CA
+/// instead of the public ones (Node's `ca` option, which the original service is built on).
+/// `ADDITIONAL_CA_FOLDER`, without the S, is read as a fallback spelling of the first.
+fn apply_tls(
+    raw: &mut RawConfig,
+    env: &dyn Env,
+    report: &mut EnvReport,
+) -> Result<(), ConfigError> {
+    let folder = match env.var("ADDITIONALS_CA_FOLDER") {
+        Some(f) => Some(("ADDITIONALS_CA_FOLDER", f)),
+        None => env
+            .var("ADDITIONAL_CA_FOLDER")
+            .map(|f| ("ADDITIONAL_CA_FOLDER", f)),
+    };
+    if let Some((name, folder)) = folder {
+        let idp = raw.tls.idp.get_or_insert_with(Default::default);
+        idp.ca_dirs = Some(vec![PathBuf::from(folder)]);
+        report.used(name, "tls.idp.ca_dirs");
+    }
+    if let Some(file) = env.var("REDIS_TLS_CACERT") {
+        let redis_tls = bool_var(env, "REDIS_TLS")?.unwrap_or(false);
+        let redis_store = matches!(raw.store, Some(RawStore::Redis { .. }));
+        if redis_tls && redis_store {
+            let redis = raw.tls.redis.get_or_insert_with(Default::default);
+            redis.ca_files = Some(vec![PathBuf::from(file)]);
+            redis.builtin_roots = Some(false);
+            report.used("REDIS_TLS_CACERT", "tls.redis.ca_files");
+        } else if redis_store {
+            report.no_effect(
+                "REDIS_TLS_CACERT",
+                "effective only with REDIS_TLS=true, as in the original service",
+            );
+        } else {
+            report.no_effect(
+                "REDIS_TLS_CACERT",
+                "[store] is not Redis (REDIS_HOSTS selects it)",
+            );
+        }
+    }
+    Ok(())
+}

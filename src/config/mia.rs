@@ -13,8 +13,13 @@
 //! name, discovered from its issuer: the Keycloak realm or Microsoft tenant in `authUrl`, else
 //! `baseUrl`; `tokenUrl`, `userInfoUrl` come from discovery, and `logoutUrl` is where `/logout`
 //! goes, as in Mia (none without it: Mia's logout stays away from the IdP). The plain OAuth2 types
-//! keep their endpoints: `github` and `bitbucket` take `authUrl` and `tokenUrl` (vendor defaults
-//! otherwise) and their API from `userInfoUrl` (`…/user` → the API base); `generic` needs
+//! keep their endpoints: `github` takes `authUrl` and `tokenUrl` (vendor defaults otherwise) and
+//! its API from `userInfoUrl` (`…/user` → the API base); `bitbucket` is Bitbucket **Server** in
+//! the Mia service (its documented example points at `…/rest/oauth2/latest/…` and the
+//! `…/plugins/servlet/applinks/whoami` endpoint) and becomes idgate's `bitbucket-server`, whose
+//! base URL is read off `baseUrl` (`{server}/rest/oauth2/latest`), else `userInfoUrl` or `authUrl`,
+//! with `authUrl` and `tokenUrl` kept as written (`bitbucket-cloud`, idgate's own name, is
+//! Bitbucket Cloud, as in the TOML); `generic` needs
 //! `authUrl`, `tokenUrl` and `userInfoUrl`, and its `oidcKeys` say which userinfo keys hold
 //! `id`, `name`, `username` and `email`.
 //!
@@ -255,6 +260,8 @@ fn convert_provider(
     let written = p.kind.clone().ok_or_else(|| missing("type"))?;
     let kind = match written.as_str() {
         "azure" => ProviderKind::Microsoft,
+        // Bitbucket Server in the Mia service, whatever the TOML's `bitbucket` means.
+        "bitbucket" => ProviderKind::BitbucketServer,
         other => ProviderKind::parse(other).ok_or_else(|| {
             let all: Vec<_> = ProviderKind::ALL.iter().map(|k| k.as_str()).collect();
             ConfigError::invalid(
@@ -326,6 +333,7 @@ fn convert_provider(
         tenants: p.tenants,
         // Mia goes to the IdP at logout only when `logoutUrl` says where.
         logout_url: Some(p.logout_url.unwrap_or_else(|| "none".into())),
+        base_url: None,
     })
 }
 
@@ -341,7 +349,26 @@ fn convert_oauth2_provider(
     let at = |k: &str| format!("{shown}: apps.{app}.providers.{id}.{k}");
     let missing = |k: &str| ConfigError::invalid(at(k), "missing");
     let generic = kind == ProviderKind::Generic;
-    let (api_url, userinfo_url) = match (generic, p.user_info_url) {
+    let base_url = if kind == ProviderKind::BitbucketServer {
+        Some(bitbucket_server_base(&p).ok_or_else(|| missing("baseUrl"))?)
+    } else {
+        None
+    };
+    let user_info_url = match (&base_url, p.user_info_url) {
+        (Some(base), Some(u)) => {
+            if u.trim_end_matches('/') != format!("{base}{BITBUCKET_WHOAMI}") {
+                notices.warnings.push(format!(
+                    "{}: `{u}` is not {base}{BITBUCKET_WHOAMI}: idgate asks the server's \
+                     whoami endpoint under the base URL",
+                    at("userInfoUrl")
+                ));
+            }
+            None
+        }
+        (_, u) => u,
+    };
+    let (api_url, userinfo_url) = match (generic, user_info_url) {
+        (false, _) if base_url.is_some() => (None, None),
         (true, Some(u)) => (None, Some(u)),
         (true, None) => return Err(missing("userInfoUrl")),
         (false, Some(u)) => match u.trim_end_matches('/').strip_suffix("/user") {
@@ -411,6 +438,7 @@ fn convert_oauth2_provider(
             shown,
             notices,
         )),
+        base_url,
     })
 }
 
@@ -436,6 +464,30 @@ fn oauth2_logout_url(
         }
         None => "none".into(),
     }
+}
+
+/// Bitbucket Server's whoami endpoint, under the server's base URL.
+const BITBUCKET_WHOAMI: &str = "/plugins/servlet/applinks/whoami";
+
+/// A Mia `bitbucket` provider's server base URL: `baseUrl` is documented as
+/// `{server}/rest/oauth2/latest`; `userInfoUrl` (`{server}/plugins/servlet/applinks/whoami`)
+/// and `authUrl` (`{server}/rest/oauth2/latest/authorize`) say it too. A `baseUrl` that is
+/// none of those is taken as the server itself.
+fn bitbucket_server_base(p: &MiaProvider) -> Option<String> {
+    let strip = |u: &Option<String>, suffix: &str| {
+        u.as_deref()
+            .map(|u| u.trim_end_matches('/'))
+            .and_then(|u| u.strip_suffix(suffix))
+            .map(str::to_owned)
+    };
+    strip(&p.base_url, "/rest/oauth2/latest")
+        .or_else(|| strip(&p.user_info_url, BITBUCKET_WHOAMI))
+        .or_else(|| strip(&p.auth_url, "/rest/oauth2/latest/authorize"))
+        .or_else(|| {
+            p.base_url
+                .as_deref()
+                .map(|u| u.trim_end_matches('/').to_owned())
+        })
 }
 
 /// The issuer to discover a provider from, and the key it was taken from. Keycloak's realm and
@@ -502,7 +554,9 @@ fn report_keys(value: &Value, shown: &str, notices: &mut MiaNotices) {
                 let path = format!("{base}.providers.{pid}");
                 let oauth2 = matches!(
                     p.get("type").and_then(Value::as_str),
-                    Some("github" | "bitbucket" | "generic")
+                    Some(
+                        "github" | "bitbucket" | "bitbucket-cloud" | "bitbucket-server" | "generic"
+                    )
                 );
                 let mut known = PROVIDER_KEYS.to_vec();
                 if oauth2 {
@@ -552,7 +606,7 @@ pub fn in_file_terms(err: ConfigError, shown: &str) -> ConfigError {
                 "redirect_url" => "redirectUrl",
                 "allowed_redirects" => "allowedRedirectUrlsOnSuccessfulLogin",
                 "default_groups" => "defaultGroups",
-                "issuer_url" => "baseUrl",
+                "issuer_url" | "base_url" => "baseUrl",
                 "auth_url" => "authUrl",
                 "token_url" => "tokenUrl",
                 "userinfo_url" | "api_url" => "userInfoUrl",

@@ -74,6 +74,8 @@ pub struct Config {
     pub api_keys: crate::apikeys::ApiKeys,
     /// What the compatibility inputs told us, logged once tracing is up.
     pub notices: Notices,
+    /// Whom the outbound TLS clients trust (`[tls]`, see `tls.rs`).
+    pub tls: crate::tls::TlsConfig,
 }
 
 /// Startup messages gathered while the config loads (tracing is not set up yet then): which
@@ -527,6 +529,19 @@ impl Config {
         )
         .map_err(|e| ConfigError::invalid(policy_key, e.to_string()))?;
 
+        let tls = crate::tls::validate(raw.tls, &resolve)?;
+        for (client, trust) in [
+            ("idp", &tls.idp),
+            ("crud", &tls.crud),
+            ("redis", &tls.redis),
+        ] {
+            if !trust.is_default() {
+                notices
+                    .infos
+                    .push(format!("tls.{client}: trusting {}", trust.describe()));
+            }
+        }
+
         let (api_keys, key_notices) = api_keys::validate(&raw.api_keys, &resolve)?;
         notices.warnings.extend(key_notices);
         if !api_keys.is_empty() {
@@ -538,6 +553,7 @@ impl Config {
         }
 
         Ok(Self {
+            tls,
             notices,
             policy,
             api_keys,

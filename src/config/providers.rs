@@ -12,7 +12,8 @@
 //! | `auth0` | OIDC discovery | `issuer_url` = `https://<tenant>.auth0.com/` (required) | `openid profile email` | post | `sub` |
 //! | `gitlab` | OIDC discovery | `issuer_url` = `https://gitlab.com` (or the self-managed instance) | `openid profile email` | post | `sub` (the numeric user id) |
 //! | `github` | OAuth2 | `auth_url` `https://github.com/login/oauth/authorize`, `token_url` `https://github.com/login/oauth/access_token`, `api_url` `https://api.github.com` | `read:user user:email` | post | `id` of `GET /user` (numeric, as a string) |
-//! | `bitbucket` | OAuth2 | `auth_url` `https://bitbucket.org/site/oauth2/authorize`, `token_url` `https://bitbucket.org/site/oauth2/access_token`, `api_url` `https://api.bitbucket.org/2.0` | `account email` | basic | `uuid` of `GET /user` |
+//! | `bitbucket-cloud` (TOML also `bitbucket`) | OAuth2 | `auth_url` `https://bitbucket.org/site/oauth2/authorize`, `token_url` `https://bitbucket.org/site/oauth2/access_token`, `api_url` `https://api.bitbucket.org/2.0` | `account email` | basic | `uuid` of `GET /user` |
+//! | `bitbucket-server` (Server / Data Center; Mia's `bitbucket`) | OAuth2 | `base_url` (required); `auth_url` `{base_url}/rest/oauth2/latest/authorize`, `token_url` `{base_url}/rest/oauth2/latest/token` | `PUBLIC_REPOS` | post | the username `GET {base_url}/plugins/servlet/applinks/whoami` answers |
 //! | `generic` | OAuth2 | `auth_url`, `token_url`, `userinfo_url` (all required) | none | basic | the userinfo key `keys.id` names (default `sub`) |
 //!
 //! `microsoft` on a multi-tenant endpoint — `…/common/v2.0` (the default) or
@@ -25,9 +26,16 @@
 //! and, when given, checked against `tid`. Tenant ids are GUIDs (a tenant's domain name is not
 //! what tokens carry).
 //!
+//! Two Bitbucket products: in idgate's TOML `bitbucket` has always meant Bitbucket Cloud and
+//! still does (existing configurations keep working), `bitbucket-cloud` being its explicit
+//! name; Bitbucket Server / Data Center is `bitbucket-server`, which Mia's configuration file
+//! calls `bitbucket` (see `mia.rs`). A TOML `bitbucket` provider pointed at a server's
+//! `/rest/oauth2/` endpoints is refused, naming `bitbucket-server`, rather than run as Cloud.
+//!
 //! `auth_method = "client_secret_basic" | "client_secret_post"` overrides the column "token
 //! auth". Endpoint keys belong to their protocol: `issuer_url` to the OIDC types, `auth_url`,
-//! `token_url` and `api_url` to `github`/`bitbucket`, `auth_url`, `token_url`, `userinfo_url`
+//! `token_url` and `api_url` to `github`/`bitbucket-cloud`, `base_url`, `auth_url` and
+//! `token_url` to `bitbucket-server`, `auth_url`, `token_url`, `userinfo_url`
 //! and `keys` to `generic`, `tenants` to `microsoft`; any other combination is a configuration
 //! error naming the key, so a key that would be silently ignored never is.
 
@@ -48,12 +56,15 @@ pub enum ProviderKind {
     Auth0,
     Gitlab,
     Github,
-    Bitbucket,
+    /// Bitbucket Cloud (bitbucket.org).
+    BitbucketCloud,
+    /// Bitbucket Server / Data Center, at the project's own base URL.
+    BitbucketServer,
     Generic,
 }
 
 impl ProviderKind {
-    pub const ALL: [Self; 10] = [
+    pub const ALL: [Self; 11] = [
         Self::Oidc,
         Self::Keycloak,
         Self::Okta,
@@ -62,7 +73,8 @@ impl ProviderKind {
         Self::Auth0,
         Self::Gitlab,
         Self::Github,
-        Self::Bitbucket,
+        Self::BitbucketCloud,
+        Self::BitbucketServer,
         Self::Generic,
     ];
 
@@ -76,19 +88,28 @@ impl ProviderKind {
             Self::Auth0 => "auth0",
             Self::Gitlab => "gitlab",
             Self::Github => "github",
-            Self::Bitbucket => "bitbucket",
+            Self::BitbucketCloud => "bitbucket-cloud",
+            Self::BitbucketServer => "bitbucket-server",
             Self::Generic => "generic",
         }
     }
 
+    /// The type named `s` in the TOML, where `bitbucket` is Bitbucket Cloud (see the module
+    /// doc; the Mia file maps its own `bitbucket` itself).
     pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|k| k.as_str() == s)
+        match s {
+            "bitbucket" => Some(Self::BitbucketCloud),
+            _ => Self::ALL.into_iter().find(|k| k.as_str() == s),
+        }
     }
 
     /// Whether the type signs in with OpenID Connect (discovery, id_token) rather than plain
     /// OAuth2 and a user API.
     pub fn is_oidc(self) -> bool {
-        !matches!(self, Self::Github | Self::Bitbucket | Self::Generic)
+        !matches!(
+            self,
+            Self::Github | Self::BitbucketCloud | Self::BitbucketServer | Self::Generic
+        )
     }
 
     /// The issuer when the vendor has a fixed one.
@@ -104,9 +125,14 @@ impl ProviderKind {
     /// How the vendor's documentation has the client authenticate at the token endpoint.
     fn default_auth_method(self) -> AuthMethod {
         match self {
-            Self::Microsoft | Self::Google | Self::Auth0 | Self::Gitlab | Self::Github => {
-                AuthMethod::ClientSecretPost
-            }
+            // Bitbucket Server documents `client_id` and `client_secret` as token request
+            // parameters, not HTTP Basic.
+            Self::Microsoft
+            | Self::Google
+            | Self::Auth0
+            | Self::Gitlab
+            | Self::Github
+            | Self::BitbucketServer => AuthMethod::ClientSecretPost,
             _ => AuthMethod::ClientSecretBasic,
         }
     }
@@ -114,7 +140,10 @@ impl ProviderKind {
     fn default_scope(self) -> Vec<String> {
         let list: &[&str] = match self {
             Self::Github => &["read:user", "user:email"],
-            Self::Bitbucket => &["account", "email"],
+            Self::BitbucketCloud => &["account", "email"],
+            // The narrowest scope Bitbucket Server's OAuth 2.0 provider offers (what Mia's
+            // documented example asks for); reading the user needs no more.
+            Self::BitbucketServer => &["PUBLIC_REPOS"],
             Self::Generic => &[],
             _ => &["openid", "profile", "email"],
         };
@@ -147,8 +176,11 @@ pub struct OAuth2Endpoints {
     pub token_url: Url,
     /// `GET` with the access token: the user's profile.
     pub user_url: Url,
-    /// The user's addresses when the profile hides them (GitHub, Bitbucket).
+    /// The user's addresses when the profile hides them (GitHub, Bitbucket Cloud).
     pub emails_url: Option<Url>,
+    /// Bitbucket Server: its users API (`{base}/rest/api/latest/users`), where the name
+    /// `user_url` (whoami) answers is looked up for the display name and address.
+    pub users_url: Option<Url>,
     /// Which keys of the profile hold what (`generic`; fixed for the vendors).
     pub keys: UserKeys,
 }
@@ -253,7 +285,24 @@ pub(super) fn validate(
             Ok(())
         }
     };
-    let oauth2_vendor = matches!(kind, ProviderKind::Github | ProviderKind::Bitbucket);
+    let oauth2_vendor = matches!(kind, ProviderKind::Github | ProviderKind::BitbucketCloud);
+    if p.kind == "bitbucket" {
+        // The TOML's `bitbucket` is Bitbucket Cloud; a server's endpoints mean the operator
+        // wanted Bitbucket Server (Mia's `bitbucket`).
+        for (key, value) in [("auth_url", &p.auth_url), ("token_url", &p.token_url)] {
+            if value
+                .as_deref()
+                .is_some_and(|v| v.contains("/rest/oauth2/"))
+            {
+                return Err(ConfigError::invalid(
+                    pkey(key),
+                    "is a Bitbucket Server endpoint, but `type = \"bitbucket\"` is Bitbucket \
+                     Cloud in this file: use `type = \"bitbucket-server\"` with `base_url` \
+                     (or `bitbucket-cloud` to say Cloud explicitly)",
+                ));
+            }
+        }
+    }
     let generic = kind == ProviderKind::Generic;
     only_for(
         "issuer_url",
@@ -265,19 +314,25 @@ pub(super) fn validate(
         "auth_url",
         p.auth_url.is_some(),
         !kind.is_oidc(),
-        "github, bitbucket, generic",
+        "github, bitbucket-cloud, bitbucket-server, generic",
     )?;
     only_for(
         "token_url",
         p.token_url.is_some(),
         !kind.is_oidc(),
-        "github, bitbucket, generic",
+        "github, bitbucket-cloud, bitbucket-server, generic",
     )?;
     only_for(
         "api_url",
         p.api_url.is_some(),
         oauth2_vendor,
-        "github, bitbucket",
+        "github, bitbucket-cloud",
+    )?;
+    only_for(
+        "base_url",
+        p.base_url.is_some(),
+        kind == ProviderKind::BitbucketServer,
+        "bitbucket-server",
     )?;
     only_for("userinfo_url", p.userinfo_url.is_some(), generic, "generic")?;
     only_for("keys", p.keys.is_some(), generic, "generic")?;
@@ -313,7 +368,28 @@ pub(super) fn validate(
                 issuer: text.unwrap_or_default(),
             }
         }
-        ProviderKind::Github | ProviderKind::Bitbucket => {
+        ProviderKind::BitbucketServer => {
+            // "Bitbucket OAuth 2.0 provider API": the endpoints are under the server's base URL
+            // (with its context path, if any).
+            let base = url("base_url", p.base_url.clone(), None)?;
+            let base = base.as_str().trim_end_matches('/').to_owned();
+            let at = |path: &str| url("base_url", Some(format!("{base}{path}")), None);
+            Protocol::OAuth2(Box::new(OAuth2Endpoints {
+                auth_url: match p.auth_url.clone() {
+                    Some(u) => url("auth_url", Some(u), None)?,
+                    None => at("/rest/oauth2/latest/authorize")?,
+                },
+                token_url: match p.token_url.clone() {
+                    Some(u) => url("token_url", Some(u), None)?,
+                    None => at("/rest/oauth2/latest/token")?,
+                },
+                user_url: at("/plugins/servlet/applinks/whoami")?,
+                emails_url: None,
+                users_url: Some(at("/rest/api/latest/users")?),
+                keys: UserKeys::default(),
+            }))
+        }
+        ProviderKind::Github | ProviderKind::BitbucketCloud => {
             let (auth, token, api) = if kind == ProviderKind::Github {
                 (
                     "https://github.com/login/oauth/authorize",
@@ -334,6 +410,7 @@ pub(super) fn validate(
                 token_url: url("token_url", p.token_url.clone(), Some(token))?,
                 user_url: url("api_url", Some(format!("{base}/user")), None)?,
                 emails_url: Some(url("api_url", Some(format!("{base}/user/emails")), None)?),
+                users_url: None,
                 keys: UserKeys::default(),
             }))
         }
@@ -342,6 +419,7 @@ pub(super) fn validate(
             token_url: url("token_url", p.token_url.clone(), None)?,
             user_url: url("userinfo_url", p.userinfo_url.clone(), None)?,
             emails_url: None,
+            users_url: None,
             keys: user_keys(p.keys, &pkey("keys"))?,
         })),
     };

@@ -36,6 +36,9 @@ pub struct RawConfig {
     /// Static API keys (Mia's API gateway keys), each mapped to a client type.
     #[serde(default)]
     pub api_keys: Vec<RawApiKey>,
+    /// The certificate authorities the outbound TLS clients trust (see `tls.rs`).
+    #[serde(default)]
+    pub tls: crate::tls::RawTls,
 }
 
 /// One `[[api_keys]]` entry. The key itself is never written in this file: give its SHA-256
@@ -320,6 +323,9 @@ pub struct RawProvider {
     /// `"none"` (the IdP's session is left alone; the default of the plain OAuth2 types).
     #[serde(default)]
     pub logout_url: Option<String>,
+    /// `bitbucket-server`: the server's base URL (`https://host[/context]`), under which its
+    /// OAuth 2.0, whoami and REST endpoints are.
+    pub base_url: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

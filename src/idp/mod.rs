@@ -169,17 +169,29 @@ pub struct Idps {
 }
 
 impl Idps {
+    /// The clients of every provider, trusting the built-in roots only.
     pub fn new(
         apps: &std::collections::BTreeMap<String, Arc<AppConfig>>,
     ) -> Result<Self, IdpError> {
-        let http = reqwest::Client::builder()
+        Self::with_trust(apps, &crate::tls::TrustStore::default())
+    }
+
+    /// The clients of every provider; their one HTTP client trusts `trust` (`[tls]`, the
+    /// `idp` client), for discovery, JWKS, token, userinfo and the vendors' user APIs alike.
+    pub fn with_trust(
+        apps: &std::collections::BTreeMap<String, Arc<AppConfig>>,
+        trust: &crate::tls::TrustStore,
+    ) -> Result<Self, IdpError> {
+        let builder = reqwest::Client::builder()
             // Following redirects would let a hostile response point us anywhere (SSRF).
             .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_secs(10))
             // GitHub's API refuses requests without a User-Agent.
-            .user_agent(concat!("idgate/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| IdpError::Protocol(format!("HTTP client: {e}")))?;
+            .user_agent(concat!("idgate/", env!("CARGO_PKG_VERSION")));
+        let http = trust
+            .apply_to(builder)
+            .and_then(reqwest::ClientBuilder::build)
+            .map_err(|e| IdpError::Protocol(format!("HTTP client: {}", error_chain(&e))))?;
         let mut clients = HashMap::new();
         for app in apps.values() {
             for p in app.providers.values() {

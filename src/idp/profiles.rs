@@ -8,11 +8,22 @@
 //!   profile's public address (which GitHub lets a user pick only among verified ones) is also
 //!   looked up in that list, and dropped if the list says it is unverified; without the list
 //!   (no `user:email` scope) the public address is kept.
-//! - `bitbucket` ("Bitbucket Cloud REST API — Users"): `GET /user` — `uuid` (with its braces) is
+//! - `bitbucket-cloud` ("Bitbucket Cloud REST API — Users"): `GET /user` — `uuid` (with its braces) is
 //!   the provider user id, `display_name` the name, `username` (or `nickname` where Atlassian's
 //!   privacy changes removed it) the username; the profile carries no address, so
 //!   `GET /user/emails` (paginated: `values`, `next`) gives them and the primary, confirmed one
 //!   is taken. `next` is followed only on the API's own origin, at most 10 pages.
+//! - `bitbucket-server` (Bitbucket Server / Data Center): `GET {base}/plugins/servlet/applinks/whoami`
+//!   answers the username of the token's user as plain text — the endpoint Mia's documentation
+//!   configures as its `userInfoUrl`, and the provider user id here (the Mia service can only
+//!   have stored that, so existing users collections keep matching). The name and address come
+//!   from the REST API's users resource ("Bitbucket Data Center REST API — Users":
+//!   `GET {base}/rest/api/latest/users?filter=<username>`, paged with `start`, `isLastPage`,
+//!   `nextPageStart`): `filter` matches substrings of names and addresses, so only the entry whose
+//!   `name` is the username is taken (`displayName`, `emailAddress`); without it (or when the
+//!   token may not read it) the login goes on with the username alone. Bitbucket Server has no
+//!   verified flag: the address is the account's. The whoami answer is read up to 1 KiB, must be
+//!   one line of printable text, and an empty answer (an anonymous request) refuses the login.
 //! - `generic`: `GET userinfo_url`, the fields read at the keys `keys` names (dotted paths reach
 //!   into nested objects; a numeric id becomes a string). The address is dropped when the flag at
 //!   `keys.email_verified` (default `email_verified`, as OIDC's userinfo) is `false` (or the
@@ -49,7 +60,30 @@ pub async fn fetch(
             }
             Ok(user)
         }
-        ProviderKind::Bitbucket => {
+        ProviderKind::BitbucketServer => {
+            let username = whoami(http, &endpoints.user_url, access_token).await?;
+            let mut user = IdpUser {
+                subject: username.clone(),
+                name: None,
+                email: None,
+                username: Some(username.clone()),
+            };
+            if let Some(url) = &endpoints.users_url {
+                match bitbucket_server_profile(http, url, access_token, &username).await {
+                    Ok(Some(profile)) => {
+                        user.name = string_at(&profile, "displayName").map(str::to_owned);
+                        user.email = string_at(&profile, "emailAddress").map(str::to_owned);
+                    }
+                    Ok(None) => tracing::warn!(
+                        %username,
+                        "Bitbucket Server users API: no user of that name; name and email unknown"
+                    ),
+                    Err(e) => tracing::warn!(error = %e, "Bitbucket Server users API"),
+                }
+            }
+            Ok(user)
+        }
+        ProviderKind::BitbucketCloud => {
             let profile =
                 get_json(http, &endpoints.user_url, access_token, "application/json").await?;
             let mut user = bitbucket_user(&profile)?;
@@ -115,6 +149,88 @@ async fn bitbucket_emails(
             .filter(|n| n.origin() == first.origin());
     }
     Ok(values)
+}
+
+/// Bytes of a whoami answer read at most: a username, not a document.
+const MAX_WHOAMI: usize = 1024;
+
+/// The username Bitbucket Server's whoami answers for `access_token`.
+async fn whoami(http: &reqwest::Client, url: &Url, access_token: &str) -> Result<String, IdpError> {
+    let mut resp = http
+        .get(url.clone())
+        .bearer_auth(access_token)
+        .header(reqwest::header::ACCEPT, "text/plain")
+        .send()
+        .await
+        .map_err(|e| IdpError::Protocol(format!("{url}: {}", error_chain(&e))))?;
+    let status = resp.status();
+    if !status.is_success() {
+        return Err(IdpError::Protocol(format!("{url} answered {status}")));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|e| IdpError::Protocol(format!("{url}: {}", error_chain(&e))))?
+    {
+        body.extend_from_slice(&chunk);
+        if body.len() > MAX_WHOAMI {
+            return Err(IdpError::Protocol(format!(
+                "{url}: answer longer than {MAX_WHOAMI} bytes, not a username"
+            )));
+        }
+    }
+    whoami_name(&body).ok_or_else(|| {
+        IdpError::Protocol(format!(
+            "{url} answered no username (an anonymous request: the access token was not accepted)"
+        ))
+    })
+}
+
+/// The username of a whoami answer: one line of printable text, trimmed; `None` otherwise.
+fn whoami_name(body: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(body).ok()?.trim();
+    (!text.is_empty() && !text.chars().any(char::is_control)).then(|| text.to_owned())
+}
+
+/// The entry of Bitbucket Server's users API whose `name` is `username`, if the token may read
+/// it.
+async fn bitbucket_server_profile(
+    http: &reqwest::Client,
+    users: &Url,
+    access_token: &str,
+    username: &str,
+) -> Result<Option<Value>, IdpError> {
+    let mut start: u64 = 0;
+    for _ in 0..MAX_PAGES {
+        let mut url = users.clone();
+        url.query_pairs_mut()
+            .append_pair("filter", username)
+            .append_pair("start", &start.to_string());
+        let page = get_json(http, &url, access_token, "application/json").await?;
+        if let Some(found) = same_name(&page, username) {
+            return Ok(Some(found));
+        }
+        let next = page.get("nextPageStart").and_then(Value::as_u64);
+        match next {
+            // A next page strictly after this one; anything else ends the walk.
+            Some(n) if page.get("isLastPage") == Some(&Value::Bool(false)) && n > start => {
+                start = n
+            }
+            _ => break,
+        }
+    }
+    Ok(None)
+}
+
+/// The `values` entry of a users page whose `name` is `username` (case-insensitively, as
+/// Bitbucket Server compares usernames).
+fn same_name(page: &Value, username: &str) -> Option<Value> {
+    page.get("values")?
+        .as_array()?
+        .iter()
+        .find(|u| string_at(u, "name").is_some_and(|n| n.eq_ignore_ascii_case(username)))
+        .cloned()
 }
 
 fn string_at<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
@@ -275,6 +391,30 @@ mod tests {
             Some("{d301aafa-d676-4ee0-88be-962be7417567}")
         );
         assert_eq!(user.and_then(|u| u.username).as_deref(), Some("evzijst"));
+    }
+
+    #[test]
+    fn bitbucket_server_whoami_and_users_page() {
+        assert_eq!(whoami_name(b"jsmith\n").as_deref(), Some("jsmith"));
+        assert_eq!(whoami_name(b"  \n"), None);
+        assert_eq!(whoami_name(b""), None);
+        assert_eq!(whoami_name(b"a\nb"), None);
+        assert_eq!(whoami_name(&[0xff, 0xfe]), None);
+        // "Bitbucket Data Center REST API — Users: Get users" (abridged): `filter` matched a
+        // longer name first.
+        let page = json!({"size": 2, "limit": 25, "isLastPage": true, "start": 0, "values": [
+            {"name": "jsmith-admin", "emailAddress": "admin@example.test", "id": 2,
+             "displayName": "J. Smith (admin)", "active": true, "slug": "jsmith-admin", "type": "NORMAL"},
+            {"name": "JSmith", "emailAddress": "jsmith@example.test", "id": 101,
+             "displayName": "Jane Smith", "active": true, "slug": "jsmith", "type": "NORMAL"},
+        ]});
+        let found = same_name(&page, "jsmith");
+        assert_eq!(
+            found.as_ref().and_then(|u| string_at(u, "emailAddress")),
+            Some("jsmith@example.test")
+        );
+        assert!(same_name(&page, "smith").is_none());
+        assert!(same_name(&json!({"values": "x"}), "jsmith").is_none());
     }
 
     #[test]

@@ -64,6 +64,14 @@ const ALL_STATES: &str = "PUBLIC,DRAFT,TRASH,DELETED";
 const OLDEST_FIRST: &str = "createdAt,_id";
 
 pub fn open_users(cfg: &CrudConfig) -> Result<Arc<dyn Users>, StoreError> {
+    open_users_with_trust(cfg, &crate::tls::TrustStore::default())
+}
+
+/// [`open_users`] with the HTTP client trusting `trust` (`[tls]`, the `crud` client).
+pub fn open_users_with_trust(
+    cfg: &CrudConfig,
+    trust: &crate::tls::TrustStore,
+) -> Result<Arc<dyn Users>, StoreError> {
     let mut headers = HeaderMap::new();
     headers.insert("userid", HeaderValue::from_static("idgate"));
     for (name, value) in &cfg.headers {
@@ -78,11 +86,13 @@ pub fn open_users(cfg: &CrudConfig) -> Result<Arc<dyn Users>, StoreError> {
         value.set_sensitive(true);
         headers.insert(name, value);
     }
-    let client = reqwest::Client::builder()
+    let builder = reqwest::Client::builder()
         .default_headers(headers)
         .timeout(cfg.timeout)
-        .connect_timeout(cfg.timeout)
-        .build()
+        .connect_timeout(cfg.timeout);
+    let client = trust
+        .apply_to(builder)
+        .and_then(reqwest::ClientBuilder::build)
         .map_err(|e| unavailable(format!("cannot build the HTTP client: {e}")))?;
     let mut base = cfg.base_url.clone();
     // The service wants collection URLs to end with a slash; item paths are joined onto it.

@@ -212,9 +212,26 @@ pub async fn open(
     Ok((store.clone(), store))
 }
 
+/// [`open`] with TLS connections trusting `trust` (`[tls]`, the `redis` client).
+pub async fn open_with_trust(
+    cfg: &RedisConfig,
+    trust: &crate::tls::TrustStore,
+) -> Result<(Arc<dyn LoginStates>, Arc<dyn Sessions>), StoreError> {
+    let store = Arc::new(RedisStore::with_trust(cfg, trust)?);
+    Ok((store.clone(), store))
+}
+
 impl RedisStore {
     pub fn new(cfg: &RedisConfig) -> Result<Self, StoreError> {
-        let (backend, what) = Backend::new(cfg)?;
+        Self::with_trust(cfg, &crate::tls::TrustStore::default())
+    }
+
+    /// [`RedisStore::new`] with TLS connections trusting `trust`.
+    pub fn with_trust(
+        cfg: &RedisConfig,
+        trust: &crate::tls::TrustStore,
+    ) -> Result<Self, StoreError> {
+        let (backend, what) = Backend::new(cfg, trust)?;
         tracing::info!(redis = %what, scope = %cfg.scope, "session store: redis");
         Ok(Self {
             backend,

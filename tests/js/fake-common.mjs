@@ -14,7 +14,9 @@
 // Once listening, exactly one line goes to stdout: {"url":"http://127.0.0.1:PORT"}.
 
 import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
 import * as http from 'node:http';
+import * as https from 'node:https';
 import { parseArgs } from 'node:util';
 
 export function fail(name, msg) {
@@ -140,18 +142,25 @@ export function approve(res, codes, check, query, extra = {}) {
   redirect(res, back.toString());
 }
 
-/** Starts the server with `handler(req, res, url, base)` and prints the one stdout line. */
-export function serve(name, port, handler) {
-  const server = http.createServer((req, res) => {
+/**
+ * Starts the server with `handler(req, res, url, base)` and prints the one stdout line. With
+ * `tls` ({cert, key}: PEM file paths) it serves HTTPS and the line says `https://`.
+ */
+export function serve(name, port, handler, tls = undefined) {
+  const scheme = tls ? 'https' : 'http';
+  const listener = (req, res) => {
     const url = new URL(req.url, 'http://fake');
-    const base = `http://127.0.0.1:${server.address().port}`;
+    const base = `${scheme}://127.0.0.1:${server.address().port}`;
     Promise.resolve(handler(req, res, url, base)).catch((err) => {
       process.stderr.write(`${name}: ${err.stack ?? err}\n`);
       if (!res.headersSent) json(res, 500, { error: 'server_error' });
     });
-  });
+  };
+  const server = tls
+    ? https.createServer({ cert: fs.readFileSync(tls.cert), key: fs.readFileSync(tls.key) }, listener)
+    : http.createServer(listener);
   server.listen(Number(port), '127.0.0.1', () => {
-    process.stdout.write(`${JSON.stringify({ url: `http://127.0.0.1:${server.address().port}` })}\n`);
+    process.stdout.write(`${JSON.stringify({ url: `${scheme}://127.0.0.1:${server.address().port}` })}\n`);
   });
   server.on('error', (err) => fail(name, err.message));
   const stop = () => {

@@ -256,3 +256,60 @@ fn header_keys_apply_at_their_default_names_and_trusting_user_headers_is_refused
         assert!(err.contains("TRUST_MIA_USER_HEADERS"), "{value}: {err}");
     }
 }
+
+#[test]
+fn private_ca_variables_map_onto_tls() -> Result<(), ConfigError> {
+    let mut r = raw(BASE);
+    let e = env(&[
+        ("ADDITIONALS_CA_FOLDER", "/etc/ssl/idp-ca"),
+        ("REDIS_HOSTS", "10.0.0.1:6379"),
+        ("REDIS_TLS", "true"),
+        ("REDIS_TLS_CACERT", "/etc/ssl/redis/ca.pem"),
+    ]);
+    let report = apply(&mut r, &e, Path::new("/"))?;
+    let idp = r.tls.idp.clone().unwrap_or_default();
+    assert_eq!(idp.ca_dirs, Some(vec![PathBuf::from("/etc/ssl/idp-ca")]));
+    assert_eq!(
+        idp.builtin_roots, None,
+        "additional: the built-in roots stay"
+    );
+    let redis = r.tls.redis.clone().unwrap_or_default();
+    assert_eq!(
+        redis.ca_files,
+        Some(vec![PathBuf::from("/etc/ssl/redis/ca.pem")])
+    );
+    assert_eq!(
+        redis.builtin_roots,
+        Some(false),
+        "the Redis CA replaces the public roots"
+    );
+    assert!(r.tls.crud.is_none() && r.tls.ca_files.is_none());
+    assert!(report.used.contains(&"ADDITIONALS_CA_FOLDER"));
+    assert!(report.used.contains(&"REDIS_TLS_CACERT"));
+    // An error about the folder names the variable.
+    let err = report.attribute(ConfigError::invalid("tls.idp.ca_dirs", "x: missing"));
+    assert!(
+        err.to_string().contains("(from ADDITIONALS_CA_FOLDER)"),
+        "{err}"
+    );
+
+    // Without REDIS_TLS=true the CA has no effect, as the original documents; the other
+    // spelling of the folder variable is read too.
+    let mut r = raw(BASE);
+    let e = env(&[
+        ("ADDITIONAL_CA_FOLDER", "cas"),
+        ("REDIS_HOSTS", "10.0.0.1:6379"),
+        ("REDIS_TLS_CACERT", "/etc/ssl/redis/ca.pem"),
+    ]);
+    let report = apply(&mut r, &e, Path::new("/"))?;
+    assert!(r.tls.redis.is_none());
+    assert!(report
+        .no_effect
+        .iter()
+        .any(|(n, _)| *n == "REDIS_TLS_CACERT"));
+    assert_eq!(
+        r.tls.idp.and_then(|t| t.ca_dirs),
+        Some(vec![PathBuf::from("cas")])
+    );
+    Ok(())
+}

@@ -156,7 +156,8 @@ fn plain_oauth2_types_keep_their_endpoints() -> Result<(), ConfigError> {
             "authUrl": "https://github.com/login/oauth/authorize",
             "tokenUrl": "https://github.com/login/oauth/access_token",
             "userInfoUrl": "https://api.github.com/user"},
-          "bb": {"type": "bitbucket", "clientId": "c", "clientSecret": "s"},
+          "bb": {"type": "bitbucket", "clientId": "c", "clientSecret": "s",
+            "baseUrl": "https://git.example.com/bitbucket/rest/oauth2/latest"},
           "g": {"type": "generic", "clientId": "c", "clientSecret": "s",
             "authUrl": "https://sso.example.com/oauth/authorize",
             "tokenUrl": "https://sso.example.com/oauth/token",
@@ -173,7 +174,11 @@ fn plain_oauth2_types_keep_their_endpoints() -> Result<(), ConfigError> {
         gh.token_url.as_deref(),
         Some("https://github.com/login/oauth/access_token")
     );
-    assert_eq!(app.providers["bb"].kind, "bitbucket");
+    assert_eq!(app.providers["bb"].kind, "bitbucket-server");
+    assert_eq!(
+        app.providers["bb"].base_url.as_deref(),
+        Some("https://git.example.com/bitbucket")
+    );
     assert_eq!(app.providers["bb"].scope, None);
     let g = &app.providers["g"];
     assert_eq!(
@@ -308,4 +313,67 @@ fn per_app_cookie_attributes_are_read() -> Result<(), ConfigError> {
     let said = format!("{:?}{:?}", notices.warnings, notices.infos);
     assert!(!said.contains("CookieCustomAttributes"), "{said}");
     Ok(())
+}
+
+#[test]
+fn bitbucket_is_bitbucket_server_as_mia_documents_it() -> Result<(), ConfigError> {
+    // The documented example, with the server's URL filled in.
+    let text = r#"{"apps": {"web": {
+        "redirectUrl": "https://app.example.com/web-login/oauth/callback",
+        "realm": "main", "issuer": "app.example.com", "defaultGroups": [],
+        "providers": {
+          "bitbucket": {"type": "bitbucket", "clientId": "c", "clientSecret": "s",
+            "authUrl": "https://bb.example.com/rest/oauth2/latest/authorize",
+            "tokenUrl": "https://bb.example.com/rest/oauth2/latest/token",
+            "userInfoUrl": "https://bb.example.com/plugins/servlet/applinks/whoami",
+            "baseUrl": "https://bb.example.com/rest/oauth2/latest",
+            "scope": ["PUBLIC_REPOS"], "order": 10,
+            "userSettingsURL": "https://bb.example.com/profile/"},
+          "cloud": {"type": "bitbucket-cloud", "clientId": "c", "clientSecret": "s"},
+          "nobase": {"type": "bitbucket", "clientId": "c", "clientSecret": "s",
+            "userInfoUrl": "https://bb2.example.com/ctx/plugins/servlet/applinks/whoami"}
+        }}}}"#;
+    let (app, notices) = one_app(text)?;
+    let bb = &app.providers["bitbucket"];
+    assert_eq!(bb.kind, "bitbucket-server");
+    assert_eq!(bb.base_url.as_deref(), Some("https://bb.example.com"));
+    assert_eq!(
+        bb.token_url.as_deref(),
+        Some("https://bb.example.com/rest/oauth2/latest/token")
+    );
+    assert_eq!(bb.api_url, None);
+    assert_eq!(bb.userinfo_url, None);
+    assert_eq!(app.providers["cloud"].kind, "bitbucket-cloud");
+    assert_eq!(
+        app.providers["nobase"].base_url.as_deref(),
+        Some("https://bb2.example.com/ctx")
+    );
+    assert!(notices.warnings.is_empty(), "{:?}", notices.warnings);
+    // Validated like the TOML's bitbucket-server: the endpoints sit under the base URL.
+    let p =
+        super::super::providers::validate("web", "bitbucket", bb_raw(text)?, &|p| p.to_owned())?;
+    let super::super::Protocol::OAuth2(e) = &p.protocol else {
+        return Err(ConfigError::invalid("test", "bitbucket-server is OAuth2"));
+    };
+    assert_eq!(
+        e.user_url.as_str(),
+        "https://bb.example.com/plugins/servlet/applinks/whoami"
+    );
+    // Without any URL to read the server from, the file is refused naming baseUrl.
+    let bare = r#"{"apps": {"web": {"redirectUrl": "https://a/cb", "realm": "r", "issuer": "i",
+        "providers": {"bb": {"type": "bitbucket", "clientId": "c", "clientSecret": "s"}}}}}"#;
+    let err = parse(bare, "config.json").err().map(|e| e.to_string());
+    assert_eq!(
+        err.as_deref(),
+        Some("config.json: apps.web.providers.bb.baseUrl: missing")
+    );
+    Ok(())
+}
+
+fn bb_raw(text: &str) -> Result<super::super::raw::RawProvider, ConfigError> {
+    let (mut apps, _) = parse(text, "config.json")?;
+    let (_, mut app) = apps.remove(0);
+    app.providers
+        .remove("bitbucket")
+        .ok_or_else(|| ConfigError::invalid("test", "no provider"))
 }

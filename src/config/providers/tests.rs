@@ -20,6 +20,7 @@ fn raw(kind: &str) -> RawProvider {
         keys: None,
         tenants: None,
         logout_url: None,
+        base_url: None,
     }
 }
 
@@ -56,6 +57,37 @@ fn vendor_defaults() -> Result<(), ConfigError> {
     };
     assert_eq!(e.user_url.as_str(), "http://127.0.0.1:9/2.0/user");
     assert_eq!(bb.auth_method, AuthMethod::ClientSecretBasic);
+    // The TOML's `bitbucket` is Bitbucket Cloud, as it always was.
+    assert_eq!(bb.kind, ProviderKind::BitbucketCloud);
+    assert_eq!(
+        check(raw("bitbucket-cloud"))?.kind,
+        ProviderKind::BitbucketCloud
+    );
+    // Bitbucket Server: everything under the base URL, context path included.
+    let mut bs = raw("bitbucket-server");
+    bs.base_url = Some("https://git.example.com/bitbucket/".into());
+    let bs = check(bs)?;
+    let Protocol::OAuth2(e) = &bs.protocol else {
+        return Err(ConfigError::invalid("test", "bitbucket-server is OAuth2"));
+    };
+    assert_eq!(
+        e.auth_url.as_str(),
+        "https://git.example.com/bitbucket/rest/oauth2/latest/authorize"
+    );
+    assert_eq!(
+        e.token_url.as_str(),
+        "https://git.example.com/bitbucket/rest/oauth2/latest/token"
+    );
+    assert_eq!(
+        e.user_url.as_str(),
+        "https://git.example.com/bitbucket/plugins/servlet/applinks/whoami"
+    );
+    assert_eq!(
+        e.users_url.as_ref().map(Url::as_str),
+        Some("https://git.example.com/bitbucket/rest/api/latest/users")
+    );
+    assert_eq!(bs.auth_method, AuthMethod::ClientSecretPost);
+    assert_eq!(bs.scope, ["PUBLIC_REPOS"]);
     // Auth0's issuer keeps its trailing slash.
     let mut a0 = raw("auth0");
     a0.issuer_url = Some("https://t.auth0.com/".into());
@@ -147,4 +179,41 @@ fn microsoft_multi_tenant_endpoints_need_a_tenant_list() -> Result<(), ConfigErr
     p.issuer_url = Some("https://login.microsoftonline.com/consumers/v2.0".into());
     assert_eq!(check(p)?.tenants, [super::MICROSOFT_CONSUMERS_TENANT]);
     Ok(())
+}
+
+#[test]
+fn bitbucket_server_needs_its_base_url_and_the_cloud_name_stays_cloud() {
+    let err = |p: RawProvider| check(p).err().map(|e| e.to_string()).unwrap_or_default();
+    assert_eq!(
+        err(raw("bitbucket-server")),
+        "apps.web.providers.p.base_url: missing (type `bitbucket-server`)"
+    );
+    let mut p = raw("bitbucket-cloud");
+    p.base_url = Some("https://git.example.com".into());
+    assert!(err(p).starts_with("apps.web.providers.p.base_url: only for type bitbucket-server"));
+    let mut p = raw("bitbucket-server");
+    p.base_url = Some("https://git.example.com".into());
+    p.api_url = Some("https://git.example.com/rest".into());
+    assert!(
+        err(p).starts_with("apps.web.providers.p.api_url: only for type github, bitbucket-cloud")
+    );
+    let mut p = raw("bitbucket-server");
+    p.base_url = Some("ftp://git.example.com".into());
+    assert!(err(p).contains("must be an http(s) URL"));
+    // A TOML `bitbucket` (Cloud) aimed at a server's endpoints is refused, naming the type to use.
+    let mut p = raw("bitbucket");
+    p.auth_url = Some("https://git.example.com/rest/oauth2/latest/authorize".into());
+    let m = err(p);
+    assert!(
+        m.starts_with("apps.web.providers.p.auth_url: is a Bitbucket Server endpoint")
+            && m.contains("bitbucket-server"),
+        "{m}"
+    );
+    let mut p = raw("bitbucket");
+    p.token_url = Some("https://git.example.com/rest/oauth2/latest/token".into());
+    assert!(err(p).starts_with("apps.web.providers.p.token_url: is a Bitbucket Server"));
+    // bitbucket-cloud may be pointed anywhere (a proxy), like before.
+    let mut p = raw("bitbucket-cloud");
+    p.auth_url = Some("https://proxy.example.com/rest/oauth2/x".into());
+    assert!(check(p).is_ok());
 }

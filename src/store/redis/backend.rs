@@ -71,6 +71,25 @@ fn node_info(cfg: &RedisConfig, index: usize) -> Result<ConnectionInfo, StoreErr
     Ok(info.set_redis_settings(redis))
 }
 
+/// `info` with the private CAs of `[tls]` (the `redis` client) when it is a verified TLS
+/// connection (`rediss://`); plain and `#insecure` connections are left as they are.
+fn with_trust(
+    info: ConnectionInfo,
+    certs: Option<&redis::TlsCertificates>,
+) -> Result<ConnectionInfo, RedisError> {
+    match (certs, info.addr()) {
+        (
+            Some(certs),
+            ConnectionAddr::TcpTls {
+                insecure: false, ..
+            },
+        ) => Ok(Client::build_with_tls(info, certs.clone())?
+            .get_connection_info()
+            .clone()),
+        _ => Ok(info),
+    }
+}
+
 /// Remembers the last connection error of a pool, so a check-out that times out can say why
 /// instead of only "timed out".
 #[derive(Debug, Clone, Default)]
@@ -103,14 +122,24 @@ pub(super) struct SentinelLookup {
     sentinel: tokio::sync::Mutex<Sentinel>,
     master_name: String,
     node: SentinelNodeConnectionInfo,
+    /// The private CAs the master's TLS connection trusts (the sentinels name the master by
+    /// address only, so they are applied to the client they answer).
+    certs: Option<redis::TlsCertificates>,
 }
 
 impl SentinelLookup {
     pub(super) async fn master(&self) -> Result<Client, RedisError> {
         let mut sentinel = self.sentinel.lock().await;
-        sentinel
+        let client = sentinel
             .async_master_for(&self.master_name, Some(&self.node))
-            .await
+            .await?;
+        match &self.certs {
+            Some(_) => Client::open(with_trust(
+                client.get_connection_info().clone(),
+                self.certs.as_ref(),
+            )?),
+            None => Ok(client),
+        }
     }
 }
 
@@ -233,9 +262,18 @@ fn pool_error(e: RunError<RedisError>, last_error: &LastError) -> StoreError {
 impl Backend {
     /// Builds the clients for `cfg`; connects to nothing. Returns the backend and a
     /// description (mode and `host:port`s) for the start-up log line.
-    pub(super) fn new(cfg: &RedisConfig) -> Result<(Self, String), StoreError> {
+    pub(super) fn new(
+        cfg: &RedisConfig,
+        trust: &crate::tls::TrustStore,
+    ) -> Result<(Self, String), StoreError> {
+        let certs = trust.redis_certificates();
         let infos = (0..cfg.urls.len())
-            .map(|i| node_info(cfg, i))
+            .map(|i| {
+                node_info(cfg, i).and_then(|info| {
+                    with_trust(info, certs.as_ref())
+                        .map_err(|e| unavailable(format!("store.urls[{i}]: {e}")))
+                })
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let endpoints: Vec<String> = infos.iter().map(endpoint).collect();
         match cfg.mode {
@@ -273,6 +311,7 @@ impl Backend {
                     .map(|(i, url)| {
                         url.expose()
                             .into_connection_info()
+                            .and_then(|info| with_trust(info, certs.as_ref()))
                             .map_err(|e| unavailable(format!("store.urls[{i}]: {e}")))
                     })
                     .collect::<Result<_, _>>()?;
@@ -301,6 +340,7 @@ impl Backend {
                     sentinel: tokio::sync::Mutex::new(sentinel),
                     master_name: master_name.clone(),
                     node,
+                    certs: certs.clone(),
                 });
                 let last_error = LastError::default();
                 let pool =
@@ -325,7 +365,22 @@ impl Backend {
                     .map(Client::open)
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(unavailable)?;
-                let client = ClusterClient::builder(infos)
+                let mut builder = ClusterClient::builder(infos);
+                let verified_tls = seeds.iter().any(|c| {
+                    matches!(
+                        c.get_connection_info().addr(),
+                        ConnectionAddr::TcpTls {
+                            insecure: false,
+                            ..
+                        }
+                    )
+                });
+                if let (Some(certs), true) = (certs.clone(), verified_tls) {
+                    // The nodes the slot map names get the same CAs as the seeds (`certs`
+                    // would also turn TLS on, hence only for `rediss://` seeds).
+                    builder = builder.certs(certs);
+                }
+                let client = builder
                     .connection_timeout(Duration::from_secs(1))
                     .response_timeout(Duration::from_secs(1))
                     // Few retries: a command should fail fast (and `/auth` refuse) rather than
