@@ -197,7 +197,8 @@ struct MiaMethod {
 
 #[derive(Debug, Deserialize)]
 struct MiaRule {
-    #[serde(default = "true_expression")]
+    /// Required, as in Mia's schema: a block without one is an error naming the route, never a
+    /// rule that allows.
     expression: String,
     #[serde(default)]
     public: bool,
@@ -359,19 +360,6 @@ impl RouteTable {
         } else {
             normal.into_owned()
         })
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.routes.is_empty()
-    }
-
-    /// The rules for `method` on `path` (already normalised), if the deciding path has one;
-    /// see [`RouteTable::find`].
-    pub fn lookup(&self, method: &str, path: &str) -> Option<&RouteEntry> {
-        match self.find(method, path) {
-            Match::Rule(entry) => Some(entry),
-            Match::NoRuleForMethod | Match::Uncovered => None,
-        }
     }
 
     /// What the most specific path with any rule says about `method` on `path` (already

@@ -466,7 +466,10 @@ fn a_method_without_a_rule_is_refused_in_lenient_mode_too() {
         Match::NoRuleForMethod
     );
     assert_eq!(strict.find("GET", "/elsewhere"), Match::Uncovered);
-    assert!(strict.lookup("POST", "/api/reports/x").is_none());
+    assert_eq!(
+        strict.find("POST", "/api/reports/x"),
+        Match::NoRuleForMethod
+    );
 }
 
 #[test]
@@ -917,4 +920,65 @@ fn a_backoffice_request_without_a_backoffice_rule_uses_the_frontend_rule() {
     };
     assert_eq!(t.decide("GET", "/api/x", None, &bo(&admin)), Allow);
     assert_eq!(t.decide("GET", "/api/x", None, &bo(&[])), Deny);
+}
+
+#[test]
+fn toml_routes_default_to_every_method_and_any_session() {
+    let routes: Vec<RawRoute> = toml::from_str::<toml::Table>(
+        "[[r]]\npath = \"/a/\"\n[[r]]\npath = \"/b/\"\nexpression = \"groups.x\"\n",
+    )
+    .unwrap()["r"]
+        .clone()
+        .try_into()
+        .unwrap();
+    assert_eq!(routes[0].methods, ["ALL"]);
+    assert_eq!(routes[0].expression, "true");
+    assert!(!routes[0].public);
+    let t = RouteTable::build(None, &routes, true).unwrap();
+    for method in ["GET", "DELETE", "OPTIONS"] {
+        assert_eq!(decide_as(&t, method, "/a/x", Who::User), Allow, "{method}");
+        assert_eq!(decide_as(&t, method, "/a/x", Who::Anonymous), Login);
+        assert_eq!(decide_as(&t, method, "/b/x", Who::User), Deny);
+    }
+}
+
+#[test]
+fn an_auth_json_rule_without_an_expression_stops_startup() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("auth.json");
+    std::fs::write(
+        &p,
+        r#"{"/api/": {"GET": {"authorization": {"public": true}}}}"#,
+    )
+    .unwrap();
+    let err = RouteTable::build(Some(&p), &[], true)
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(err.contains("expression"), "{err}");
+}
+
+#[test]
+fn a_location_rule_is_decoded_up_to_three_times_the_expression_limit() {
+    // Fully escaped, a rule of MAX_EXPRESSION_BYTES is exactly three times as long: still
+    // decoded and parsed; one byte more is refused before decoding.
+    let text = format!("{}true", " ".repeat(expr::MAX_EXPRESSION_BYTES - 4));
+    let encoded: String = text.bytes().map(|b| format!("%{b:02X}")).collect();
+    assert_eq!(encoded.len(), 3 * expr::MAX_EXPRESSION_BYTES);
+    let rules = LocationRules::default();
+    let rule = rules.get(&format!("/auth/{encoded}")).unwrap().unwrap();
+    assert_eq!(*rule, Expr::Bool(true));
+    let err = rules.get(&format!("/auth/{encoded}%")).unwrap_err();
+    assert!(err.message.contains("longer than"), "{err}");
+}
+
+#[test]
+fn a_refused_path_is_logged_cut_at_a_character_boundary() {
+    // Refused (`;`), longer than the 200 bytes logged, with a two-byte character across byte
+    // 200: the cut steps back to a boundary instead of splitting the character or looping.
+    let t = RouteTable::build(None, &site_routes(), true).unwrap();
+    let uri = format!("/;{}é{}", "a".repeat(197), "b".repeat(50));
+    assert!(!uri.is_char_boundary(200));
+    assert_eq!(decide_as(&t, "GET", &uri, Who::Anonymous), Login);
+    assert_eq!(decide_as(&t, "GET", &uri, Who::User), Deny);
 }
