@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 pub mod redis;
 
 pub mod inproc;
+pub mod mia;
 pub mod mongo;
 pub mod raw;
 
