@@ -139,6 +139,21 @@ const APP_KEYS: &[&str] = &[
     "refreshCookieCustomAttributes",
 ];
 const APP_KEYS_HANDLED_ELSEWHERE: &[(&str, &str)] = &[];
+/// Keys idgate recognises, at the app or the provider level, but does not apply: a warning
+/// says so and why, at startup and in `check-config`.
+const NOT_APPLIED: &[(&str, &str)] = &[
+    (
+        "useProviderGroups",
+        "not applied: the session's groups are the users collection's; groups asserted by the \
+         IdP would have to be kept with each session to survive a refresh, which idgate does \
+         not do yet (put the groups in the users collection instead)",
+    ),
+    (
+        "providerToTokenClaims",
+        "not applied: the session token carries the users collection's fields and \
+         customTokenClaims only; claims of the IdP are not copied into it yet",
+    ),
+];
 const CLAIMS_KEYS: &[&str] = &[
     "includeProviderUserId",
     "metadataFieldsToInclude",
@@ -585,6 +600,12 @@ fn check_object(
 ) {
     for key in object.keys() {
         if known.contains(&key.as_str()) {
+            continue;
+        }
+        if let Some((_, why)) = NOT_APPLIED.iter().find(|(k, _)| k == key) {
+            notices
+                .warnings
+                .push(format!("{shown}: {path}.{key}: {why}"));
             continue;
         }
         match elsewhere.iter().find(|(k, _)| k == key) {

@@ -377,3 +377,28 @@ fn bb_raw(text: &str) -> Result<super::super::raw::RawProvider, ConfigError> {
         .remove("bitbucket")
         .ok_or_else(|| ConfigError::invalid("test", "no provider"))
 }
+
+#[test]
+fn keys_idgate_does_not_apply_are_named_with_the_reason() -> Result<(), ConfigError> {
+    let text = SEED_SHAPE
+        .replace(
+            r#""isWebsiteApp": true,"#,
+            r#""isWebsiteApp": true, "useProviderGroups": true,"#,
+        )
+        .replace(
+            r#""order": 10,"#,
+            r#""order": 10, "providerToTokenClaims": {"department": "dept"},"#,
+        );
+    let (_, notices) = one_app(&text)?;
+    let said = notices.warnings.join("\n");
+    assert!(
+        said.contains("config.json: apps.web.useProviderGroups: not applied: "),
+        "{said}"
+    );
+    assert!(
+        said.contains("config.json: apps.web.providers.kc.providerToTokenClaims: not applied: "),
+        "{said}"
+    );
+    assert!(!said.contains("unknown key"), "{said}");
+    Ok(())
+}
