@@ -39,6 +39,10 @@ fn every_form_evaluates() {
         ("permissions[\"reports:read\"]", true, false),
         ("permissions.reports:read", true, false),
         ("'reports:read' in permissions", true, false),
+        // A string alone is true when not empty; so is the client type when there is one.
+        ("\"x\"", true, true),
+        ("''", false, false),
+        ("clientType", true, false),
         // Mia's list form: any of the names.
         ("[\"admin\", \"user\"] in groups", true, false),
         ("['user', 'team-a'] in groups", true, false),
