@@ -323,3 +323,62 @@ fn ascii_json_escapes_what_headers_cannot_carry() {
     let back: serde_json::Value = serde_json::from_str(&s).unwrap();
     assert_eq!(back, v);
 }
+
+#[tokio::test]
+async fn the_follower_brings_revocations_made_through_another_store_handle() {
+    let f = fixture(None);
+    let t = f.session("s1", "u1", "u1", 0, 600).await;
+    let auth = Arc::new(f.auth);
+    let sessions: Arc<dyn Sessions> = f.store.clone();
+    let tasks = spawn_revocation_follower(auth.clone(), sessions);
+    auth.authenticate(&t).await.unwrap();
+    // The follower reports the feed healthy: the token is then served from the cache.
+    let wait = |want_cached: bool| {
+        let (auth, t) = (auth.clone(), t.clone());
+        async move {
+            for _ in 0..100 {
+                if auth.cached(&t, crate::now_secs()).is_some() == want_cached {
+                    return true;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            false
+        }
+    };
+    assert!(wait(true).await, "the follower never made the feed trusted");
+    // Another process (a second handle on the same database, as the CLI or another instance
+    // would be) revokes the session: the follower drops the cached token.
+    let other = EmbeddedStore::open(&f._dir.path().join("s.db")).unwrap();
+    assert!(other.revoke_session("s1").await.unwrap());
+    assert!(wait(false).await, "the revocation never reached the cache");
+    assert!(ended(auth.authenticate(&t).await));
+    for task in tasks {
+        task.abort();
+    }
+}
+
+#[tokio::test]
+async fn idle_for_exactly_the_timeout_is_not_yet_idle() {
+    // The slow path's idle check, with the clock passed in: last activity (in the store)
+    // exactly `idle_timeout` ago still counts; one second more ends the session.
+    let f = fixture(Some(10));
+    let now = crate::now_secs();
+    f.session("s1", "u1", "u1", 100, 600).await;
+    f.store.touch_session("s1", now - 50).await.unwrap();
+    let live = SessionLive {
+        alive: AtomicBool::new(true),
+        last_seen: AtomicI64::new(0),
+        last_touch: AtomicI64::new(0),
+    };
+    let created = now - 100;
+    assert!(!f
+        .auth
+        .idle_expired(&live, "s1", created, now - 40)
+        .await
+        .unwrap());
+    assert!(f
+        .auth
+        .idle_expired(&live, "s1", created, now - 39)
+        .await
+        .unwrap());
+}
