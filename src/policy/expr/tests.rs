@@ -99,6 +99,8 @@ fn errors_give_the_column() {
         ("unknown", 1),
         ("'x' in users", 8),
         ("groups.admin & true", 14),
+        ("groups.admin | true", 14),
+        ("groups.admin = true", 14),
         ("'open", 1),
         ("true true", 6),
         ("clientType = 'x'", 12),
