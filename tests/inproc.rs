@@ -31,14 +31,6 @@ fn claims(jwt: &str) -> serde_json::Value {
     .unwrap()
 }
 
-fn set_cookies(resp: &reqwest::Response) -> Vec<String> {
-    resp.headers()
-        .get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap().to_owned())
-        .collect()
-}
-
 /// The value the response sets for cookie `name`, if it sets one.
 fn cookie_set(resp: &reqwest::Response, name: &str) -> Option<String> {
     set_cookies(resp).iter().find_map(|c| {

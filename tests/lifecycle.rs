@@ -583,14 +583,6 @@ fn max_age(set_cookies: &[String], name: &str) -> i64 {
         .unwrap()
 }
 
-fn set_cookies(resp: &reqwest::Response) -> Vec<String> {
-    resp.headers()
-        .get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap().to_owned())
-        .collect()
-}
-
 /// `[session] idle_timeout` of the idle test, in seconds.
 const IDLE: f64 = 6.0;
 

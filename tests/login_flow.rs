@@ -564,12 +564,7 @@ async fn an_apps_own_cookie_attributes_are_set_and_cleared_with_them() {
     let browser = Browser::new();
     let resp = login(&stack, &browser, "/", "carol").await;
     assert_eq!(resp.status(), 200);
-    let set: Vec<String> = resp
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap().to_owned())
-        .collect();
+    let set = set_cookies(&resp);
     let cookie = |name: &str| {
         set.iter()
             .find(|c| c.starts_with(&format!("{name}=")))
@@ -595,12 +590,7 @@ async fn an_apps_own_cookie_attributes_are_set_and_cleared_with_them() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
-    let cleared: Vec<String> = resp
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap().to_owned())
-        .collect();
+    let cleared = set_cookies(&resp);
     for (name, attrs) in [
         ("sid", "SameSite=Strict"),
         ("idgate_renew", "SameSite=Strict"),

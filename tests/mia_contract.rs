@@ -14,7 +14,7 @@ mod common;
 
 use common::mongo::Mongo;
 use common::*;
-use mongodb::bson::{doc, oid::ObjectId, DateTime, Document};
+use mongodb::bson::{doc, oid::ObjectId, Document};
 
 /// The `file::test` (or `module::tests::test`) names in the contract table's last column.
 fn named_tests() -> Vec<String> {
@@ -75,21 +75,8 @@ fn every_test_the_contract_names_exists() {
     }
 }
 
-/// A users document as Mia's authentication service and CRUD service leave it.
 fn mia_user(id: ObjectId, sub: &str, state: &str, created_ms: i64, groups: &[&str]) -> Document {
-    doc! {
-        "_id": id,
-        "realm": "test",
-        "providerId": "keycloak",
-        "providerUserId": sub,
-        "name": sub,
-        "groups": groups,
-        "__STATE__": state,
-        "creatorId": "public",
-        "updaterId": "public",
-        "createdAt": DateTime::from_millis(created_ms),
-        "updatedAt": DateTime::from_millis(created_ms),
-    }
+    common::mongo::mia_user_doc(id, ("test", "keycloak", sub), state, created_ms, groups)
 }
 
 async fn get(browser: &Browser, url: &str) -> (u16, std::collections::HashMap<String, String>) {

@@ -46,14 +46,6 @@ scope = ["openid", "profile", "email"]
     )
 }
 
-fn set_cookies(resp: &reqwest::Response) -> Vec<String> {
-    resp.headers()
-        .get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap().to_owned())
-        .collect()
-}
-
 /// Logs `who` in; returns the `/oauth/token` answer's `{accessToken, refreshToken}`.
 async fn login_tokens(server: &InProc, idp: &Idp, who: &str) -> (String, String) {
     let resp = server.login(idp, &Browser::new(), who).await;

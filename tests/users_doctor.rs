@@ -15,7 +15,7 @@ use common::*;
 use idgate::config::{CrudConfig, InactiveUsers, MongoConfig};
 use idgate::crypto::Secret;
 use idgate::store::{Identity, StoreError};
-use mongodb::bson::{doc, oid::ObjectId, Bson, DateTime, Document};
+use mongodb::bson::{doc, oid::ObjectId, Bson, Document};
 
 fn identity(sub: &str) -> Identity {
     Identity {
@@ -32,21 +32,10 @@ fn groups(g: &[&str]) -> Vec<String> {
     g.iter().map(|s| s.to_string()).collect()
 }
 
-/// A document as Mia's authentication service (through the CRUD service) writes it.
+/// A document as Mia's authentication service (through the CRUD service) writes it, in the
+/// harness's realm `web` and provider `dev`.
 fn mia_doc(oid: ObjectId, sub: &str, state: &str, created_ms: i64, groups: &[&str]) -> Document {
-    doc! {
-        "_id": oid,
-        "realm": "web",
-        "providerId": "dev",
-        "providerUserId": sub,
-        "name": sub,
-        "groups": groups,
-        "__STATE__": state,
-        "creatorId": "public",
-        "updaterId": "public",
-        "createdAt": DateTime::from_millis(created_ms),
-        "updatedAt": DateTime::from_millis(created_ms),
-    }
+    common::mongo::mia_user_doc(oid, ("web", "dev", sub), state, created_ms, groups)
 }
 
 /// Two PUBLIC documents for `dup` (the older one created second, so `_id` order and age

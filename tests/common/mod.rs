@@ -1114,3 +1114,12 @@ pub async fn served_from_cache(idgate: &Idgate, token: &str) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Every `Set-Cookie` of a response, as sent.
+pub fn set_cookies(resp: &reqwest::Response) -> Vec<String> {
+    resp.headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect()
+}

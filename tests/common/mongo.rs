@@ -103,3 +103,28 @@ impl CrudFake {
         Self { url, proc }
     }
 }
+
+/// A users document as Mia's authentication service and CRUD service leave it (CRUD-service
+/// fields, `__STATE__`, `createdAt` of `created_ms`), for identity `realm`/`provider`/`sub`.
+pub fn mia_user_doc(
+    id: mongodb::bson::oid::ObjectId,
+    (realm, provider, sub): (&str, &str, &str),
+    state: &str,
+    created_ms: i64,
+    groups: &[&str],
+) -> mongodb::bson::Document {
+    let at = mongodb::bson::DateTime::from_millis(created_ms);
+    mongodb::bson::doc! {
+        "_id": id,
+        "realm": realm,
+        "providerId": provider,
+        "providerUserId": sub,
+        "name": sub,
+        "groups": groups,
+        "__STATE__": state,
+        "creatorId": "public",
+        "updaterId": "public",
+        "createdAt": at,
+        "updatedAt": at,
+    }
+}
