@@ -170,9 +170,22 @@ fn check_config_reads_the_original_environment_and_names_bad_keys() {
     let committed = std::fs::read_to_string(fixture("mia/config.json")).unwrap();
     let dir = check_config_dir(&committed);
 
-    // The committed fixture itself is valid as it is (placeholders and all).
+    // The committed fixture itself is valid as it is (placeholders and all), and every key
+    // of it is accounted for: these are applied (the rest would be warnings or notes).
     let (code, stderr) = check_config(dir.path(), &[]);
     assert_eq!(code, 0, "{stderr}");
+    for key in [
+        "apps.web.redirectUrl",
+        "apps.web.realm",
+        "apps.web.providers.keycloak.clientSecret",
+        "apps.web.providers.keycloak.logoutUrl",
+    ] {
+        let line = stderr
+            .lines()
+            .find(|l| l.contains("config.json: applied: "))
+            .unwrap_or_else(|| panic!("no applied line: {stderr}"));
+        assert!(line.contains(key), "{key} not listed as applied: {line}");
+    }
 
     // The original variables are applied and reported by name, never by value.
     let (code, stderr) = check_config(

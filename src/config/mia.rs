@@ -194,6 +194,10 @@ pub struct MiaNotices {
     pub warnings: Vec<String>,
     /// Keys idgate knows and handles differently.
     pub infos: Vec<String>,
+    /// Every key of the file idgate applies, by JSON path (`apps.web.redirectUrl`), for the
+    /// startup log and `check-config`: with the warnings and infos, every key the file holds
+    /// is accounted for.
+    pub applied: Vec<String>,
 }
 
 /// Reads the file at `path`; `shown` is how messages name it (as written in the TOML).
@@ -600,6 +604,7 @@ fn check_object(
 ) {
     for key in object.keys() {
         if known.contains(&key.as_str()) {
+            notices.applied.push(format!("{path}.{key}"));
             continue;
         }
         if let Some((_, why)) = NOT_APPLIED.iter().find(|(k, _)| k == key) {

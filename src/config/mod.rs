@@ -482,6 +482,12 @@ impl Config {
         if let Some(file) = &raw.mia_config {
             let shown = file.display().to_string();
             let (mia_apps, mia_notices) = mia::load(&resolve(file), &shown)?;
+            if !mia_notices.applied.is_empty() {
+                notices.infos.push(format!(
+                    "{shown}: applied: {}",
+                    mia_notices.applied.join(", ")
+                ));
+            }
             notices.infos.extend(mia_notices.infos);
             notices.warnings.extend(mia_notices.warnings);
             for (id, app) in mia_apps {
