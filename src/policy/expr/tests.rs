@@ -39,6 +39,10 @@ fn every_form_evaluates() {
         ("permissions[\"reports:read\"]", true, false),
         ("permissions.reports:read", true, false),
         ("'reports:read' in permissions", true, false),
+        // A backslash takes the next character as it is.
+        ("\"te\\am-a\" in groups", true, false),
+        ("'adm\\'in' in groups", false, false),
+        ("clientType == 'c\\ms'", true, false),
         // A string alone is true when not empty; so is the client type when there is one.
         ("\"x\"", true, true),
         ("''", false, false),
@@ -100,6 +104,7 @@ fn errors_give_the_column() {
         ("'x' in users", 8),
         ("groups.admin & true", 14),
         ("groups.admin | true", 14),
+        ("'abc\\", 1),
         ("groups.admin = true", 14),
         ("'open", 1),
         ("true true", 6),
