@@ -97,6 +97,9 @@ fn errors_give_the_column() {
         ("groups.", 8),
         ("groups", 7),
         ("groups[admin]", 8),
+        ("groups.'x'", 8),
+        ("groups == true", 8),
+        ("permissions.(x)", 13),
         ("groups.admin &&", 16),
         ("(true", 6),
         ("true)", 5),
@@ -241,4 +244,14 @@ fn long_strings_and_names_are_refused_by_length() {
             .unwrap()
             .allows(&ctx(&groups, &[], None, false)));
     });
+}
+
+#[test]
+fn sibling_negations_do_not_add_up_to_the_nesting_limit() {
+    // Forty `!` side by side nest one deep each: fine. Only `!` inside `!` counts.
+    let src = vec!["!false"; 40].join(" && ");
+    let e = parse(&src).unwrap_or_else(|e| panic!("{e}"));
+    assert!(e.allows(&ctx(&[], &[], None, false)));
+    let deep = format!("{}true", "!".repeat(MAX_NESTING + 1));
+    assert!(parse(&deep).is_err());
 }
