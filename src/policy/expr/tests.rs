@@ -99,6 +99,8 @@ fn errors_give_the_column() {
         ("groups[admin]", 8),
         ("groups.'x'", 8),
         ("groups == true", 8),
+        ("true && )", 9),
+        ("!&&", 2),
         ("permissions.(x)", 13),
         ("groups.admin &&", 16),
         ("(true", 6),
