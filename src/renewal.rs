@@ -78,6 +78,10 @@ pub async fn renew(
     // while under load): on the clock read before them, the new token could already be
     // expired when it is checked below, and this request refused.
     let now = crate::now_secs();
+    if now >= record.expires_at {
+        // The session ended while it was being renewed.
+        return Err(AuthFailure::SessionEnded);
+    }
     let ttl = state.config.session.access_ttl.as_secs().max(1) as i64;
     let steps = ((now - old.exp) / ttl + 1).max(1);
     let exp = (old.exp + steps * ttl).min(record.expires_at);
