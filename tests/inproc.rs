@@ -919,3 +919,96 @@ async fn api_keys_decide_the_client_type_at_auth() {
     assert_eq!(backoffice(CMS).await, 200);
     assert_eq!(backoffice(PARTNER).await, 403);
 }
+
+/// A `client_state` login (Mia's `authorizeStateRequired`) with the client's own PKCE: the
+/// exchange needs no binding cookie but the verifier of the challenge `/authorize` was given,
+/// and only an RFC 7636 verifier counts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_state_login_is_bound_to_its_pkce_verifier() {
+    let setup = Setup {
+        extra_app: "client_state = true",
+        ..Setup::default()
+    };
+    let (server, idp) = InProc::start_with_idp(&setup, &[]).await;
+    let site = server.site();
+    // The exchange a client's own callback makes: no cookie.
+    let exchange = |body: serde_json::Value| {
+        let url = format!("{site}/oauth/token");
+        async move {
+            let resp = reqwest::Client::new()
+                .post(url)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            resp.status().as_u16()
+        }
+    };
+    // A login started with `challenge`, as far as the client's callback: (code, state).
+    let start = |state: String, challenge: String| {
+        let (site, issuer) = (site.clone(), idp.issuer.clone());
+        let idp = &idp;
+        async move {
+            let browser = Browser::new();
+            let resp = browser
+                .navigate(&format!(
+                    "{site}/authorize?appId=web&providerId=dev&state={state}\
+                     &code_challenge={challenge}&code_challenge_method=S256"
+                ))
+                .await;
+            assert_eq!(resp.status(), 302, "/authorize with {challenge}");
+            let idp_url = location(&resp);
+            assert!(idp_url.starts_with(&issuer), "{idp_url}");
+            let cb = browser
+                .login_at_idp(&idp_url, "cleo", &format!("{site}/web-login/"))
+                .await;
+            let _ = idp;
+            let code = url::Url::parse(&cb)
+                .unwrap()
+                .query_pairs()
+                .find(|(k, _)| k == "code")
+                .map(|(_, v)| v.into_owned())
+                .expect("a code");
+            (code, state)
+        }
+    };
+    let verifier = "Vq3T8mNwK2xR7pLsY5cZ0aHbJ4eUfGdIo9QtW1rE6yA";
+    let challenge = idgate::crypto::hash_token(verifier);
+    // The right verifier: signed in.
+    let (code, state) = start("client-state-0001-a".into(), challenge.clone()).await;
+    let body = serde_json::json!({ "code": code, "state": state, "code_verifier": verifier });
+    assert_eq!(exchange(body).await, 200);
+    // Another verifier, or none: refused.
+    for sent in [Some("Xq3T8mNwK2xR7pLsY5cZ0aHbJ4eUfGdIo9QtW1rE6yA"), None] {
+        let (code, state) = start("client-state-0002-b".into(), challenge.clone()).await;
+        let mut body = serde_json::json!({ "code": code, "state": state });
+        if let Some(v) = sent {
+            body["code_verifier"] = v.into();
+        }
+        assert_eq!(exchange(body).await, 400, "{sent:?}");
+    }
+    // A verifier outside RFC 7636's alphabet is refused even when it matches the challenge.
+    let odd = "!".repeat(43);
+    let (code, state) = start(
+        "client-state-0003-c".into(),
+        idgate::crypto::hash_token(&odd),
+    )
+    .await;
+    let body = serde_json::json!({ "code": code, "state": state, "code_verifier": odd });
+    assert_eq!(exchange(body).await, 400);
+    // A challenge that is not one (too short, or outside the alphabet) stops /authorize.
+    for bad in ["abc", &"!".repeat(43)] {
+        let resp = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
+            .get(format!(
+                "{site}/authorize?appId=web&providerId=dev&state=client-state-0004-d\
+                 &code_challenge={bad}&code_challenge_method=S256"
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 400, "{bad}");
+    }
+}
