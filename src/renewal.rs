@@ -8,7 +8,8 @@
 //!
 //! The new token is a pure function of the old one and of the time window it is renewed in
 //! (claims re-read from the users store, `iat`/`exp` aligned on the old `exp` plus whole
-//! `access_ttl` steps, `jti` derived from the old one), and RS256/ES256 (RFC 6979)/EdDSA
+//! `access_ttl` steps — the first step ending more than a second from now —, `jti` derived from
+//! the old one), and RS256/ES256 (RFC 6979)/EdDSA
 //! signatures are deterministic: concurrent renewals — in one process or on several instances
 //! sharing the store — produce the same token, so there is effectively one renewal and nobody
 //! is logged out by a race. A small in-memory cache spares the work for a burst of requests
@@ -83,7 +84,9 @@ pub async fn renew(
         return Err(AuthFailure::SessionEnded);
     }
     let ttl = state.config.session.access_ttl.as_secs().max(1) as i64;
-    let steps = ((now - old.exp) / ttl + 1).max(1);
+    // The first step that ends more than a second from now: a token that would expire within
+    // the second could be expired by the time it is checked, and the request refused.
+    let steps = ((now + 1 - old.exp) / ttl + 1).max(1);
     let exp = (old.exp + steps * ttl).min(record.expires_at);
     let mut claims = crate::users::session_claims(app, user, &old.sid, exp - ttl, ttl);
     claims.jti = hash_token(&format!("{}:{exp}", old.jti));
