@@ -480,6 +480,7 @@ pub async fn mint(
         metadata: None,
         provider_user_id: None,
         user_settings_url: None,
+        from_idp: Default::default(),
     };
     let claims = crate::users::session_claims(&app, user, &sid, now, lifetime);
     Ok(state.auth.keys().sign(&claims)?)

@@ -229,6 +229,7 @@ mod tests {
             metadata: None,
             provider_user_id: None,
             user_settings_url: None,
+            from_idp: Default::default(),
         }
     }
 

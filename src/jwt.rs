@@ -259,6 +259,11 @@ pub struct UserClaim {
         skip_serializing_if = "Option::is_none"
     )]
     pub user_settings_url: Option<String>,
+    /// Claims copied from the IdP at login by a provider's `claims_to_token` (Mia's
+    /// `providerToTokenClaims`), under the names it gives; never one of the names above (the
+    /// configuration refuses them).
+    #[serde(flatten)]
+    pub from_idp: std::collections::BTreeMap<String, Value>,
 }
 
 /// The session JWT's claims (SPEC §3).

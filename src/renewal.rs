@@ -67,8 +67,12 @@ pub async fn renew(
     if !app.website {
         return Err(AuthFailure::NotRenewable("the app is not a website"));
     }
+    let asserted = state.asserted(app, &record).ok_or_else(|| {
+        tracing::warn!(user = %old.sub, "the session's sealed IdP part is unreadable: not renewed");
+        AuthFailure::SessionEnded
+    })?;
     let user = match state.users.get_user(&old.sub).await? {
-        Some(u) => crate::users::claim_for(app, &u, &record.provider_id),
+        Some(u) => crate::users::claim_for(app, &u, &record.provider_id, &asserted),
         None => {
             tracing::info!(user = %old.sub, "the user is no longer in the users store: ending the session");
             state.auth.revoke(&old.sid).await?;

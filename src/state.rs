@@ -175,4 +175,27 @@ impl AppState {
     pub fn app(&self, id: &str) -> Option<&Arc<AppConfig>> {
         self.config.apps.get(id)
     }
+
+    /// What the IdP asserted at the login of `record`'s session (kept sealed with its tokens),
+    /// for a new token of it; read only when `app` takes anything from the IdP. `None` when the
+    /// sealed part cannot be read (sealed under another key): the session cannot be reissued
+    /// as it was, and is not.
+    pub fn asserted(
+        &self,
+        app: &AppConfig,
+        record: &crate::store::SessionRecord,
+    ) -> Option<crate::idp::Asserted> {
+        let wanted = app.use_provider_groups
+            || app
+                .providers
+                .get(&record.provider_id)
+                .is_some_and(|p| !p.claims_to_token.is_empty());
+        if !wanted {
+            return Some(crate::idp::Asserted::default());
+        }
+        let plain = self.cipher.open(&record.idp_tokens).ok()?;
+        serde_json::from_slice::<crate::idp::IdpTokens>(&plain)
+            .ok()
+            .map(|t| t.asserted)
+    }
 }

@@ -16,7 +16,7 @@ use std::collections::HashSet;
 use std::sync::Mutex;
 
 use crate::config::{AppConfig, ProviderConfig, TokenClaims};
-use crate::idp::IdpUser;
+use crate::idp::{Asserted, IdpUser};
 use crate::jwt::{Claims, UserClaim};
 use crate::store::{Identity, User};
 
@@ -82,23 +82,38 @@ pub fn identity(app: &AppConfig, provider: &ProviderConfig, idp: &IdpUser) -> Id
     }
 }
 
-/// The `user` claim of `user` for a session of `app` through `provider_id`.
-pub fn claim_for(app: &AppConfig, user: &User, provider_id: &str) -> UserClaim {
+/// The `user` claim of `user` for a session of `app` through `provider_id`, with what the IdP
+/// asserted at login.
+pub fn claim_for(
+    app: &AppConfig,
+    user: &User,
+    provider_id: &str,
+    asserted: &Asserted,
+) -> UserClaim {
     user_claim(
         user,
         app.providers.get(provider_id).map(|p| p.as_ref()),
         &app.token_claims,
+        asserted,
     )
 }
 
 /// The JWT's `user` claim for a stored user, shaped by the app's `claims` (Mia's
 /// `customTokenClaims`): `providerUserId` only when asked for, and `metadata` reduced to the
-/// listed dotted paths when a list is configured.
+/// listed dotted paths when a list is configured. The IdP's groups (`use_provider_groups`)
+/// follow the users collection's; the claims `claims_to_token` copied sit beside the others.
 pub fn user_claim(
     user: &User,
     provider: Option<&ProviderConfig>,
     claims: &TokenClaims,
+    asserted: &Asserted,
 ) -> UserClaim {
+    let mut groups = user.groups.clone();
+    for g in &asserted.groups {
+        if !groups.contains(g) {
+            groups.push(g.clone());
+        }
+    }
     let metadata = match &claims.metadata_fields {
         None => user.metadata.clone(),
         Some(paths) => pick(&user.metadata, paths),
@@ -110,7 +125,7 @@ pub fn user_claim(
     };
     UserClaim {
         user_id: user.user_id.clone(),
-        groups: user.groups.clone(),
+        groups,
         email: user.email.clone(),
         name: user.name.clone(),
         username: user.username.clone(),
@@ -120,6 +135,7 @@ pub fn user_claim(
             .include_provider_user_id
             .then(|| user.provider_user_id.clone()),
         user_settings_url: provider.and_then(|p| p.user_settings_url.clone()),
+        from_idp: asserted.claims.clone(),
     }
 }
 
@@ -216,11 +232,33 @@ mod tests {
             created_at: 0,
             updated_at: 0,
         };
-        let claim = user_claim(&user, None, &TokenClaims::default());
+        let claim = user_claim(&user, None, &TokenClaims::default(), &Asserted::default());
         assert_eq!(claim.groups, vec!["admins".to_string()]);
         assert_eq!(claim.name.as_deref(), Some("Alice"));
         assert!(claim.permissions.is_none() && claim.metadata.is_none());
         assert!(claim.provider_user_id.is_none());
+    }
+
+    #[test]
+    fn the_idps_groups_follow_the_stores_and_its_claims_sit_beside_them() {
+        let mut user = user_with(serde_json::json!({}));
+        user.groups = vec!["admins".into(), "ops".into()];
+        let asserted = Asserted {
+            groups: vec!["ops".into(), "idp-staff".into()],
+            claims: [("dept".to_string(), serde_json::json!("R&D"))].into(),
+        };
+        let claim = user_claim(&user, None, &TokenClaims::default(), &asserted);
+        assert_eq!(claim.groups, ["admins", "ops", "idp-staff"]);
+        let json = serde_json::to_value(&claim).unwrap();
+        assert_eq!(json["dept"], "R&D");
+        assert_eq!(json["userId"], "u1");
+        // And it reads back the same (the token is verified into this type).
+        let back: UserClaim = serde_json::from_value(json).unwrap();
+        assert_eq!(back, claim);
+        // Nothing asserted: the store's groups alone, no extra claim.
+        let plain = user_claim(&user, None, &TokenClaims::default(), &Asserted::default());
+        assert_eq!(plain.groups, ["admins", "ops"]);
+        assert!(plain.from_idp.is_empty());
     }
 
     fn user_with(metadata: serde_json::Value) -> User {
@@ -259,7 +297,7 @@ mod tests {
             include_provider_user_id: true,
             metadata_fields: paths(&["tenant", "profile.team", "profile.address.city", "nope.x"]),
         };
-        let claim = user_claim(&user, None, &claims);
+        let claim = user_claim(&user, None, &claims, &Asserted::default());
         assert_eq!(claim.provider_user_id.as_deref(), Some("alice-at-idp"));
         assert_eq!(
             claim.metadata,
@@ -273,16 +311,19 @@ mod tests {
             include_provider_user_id: false,
             metadata_fields: Some(vec![]),
         };
-        assert_eq!(user_claim(&user, None, &claims).metadata, None);
+        assert_eq!(
+            user_claim(&user, None, &claims, &Asserted::default()).metadata,
+            None
+        );
         // No list (a TOML app without metadata_fields): all of it.
-        let claim = user_claim(&user, None, &TokenClaims::default());
+        let claim = user_claim(&user, None, &TokenClaims::default(), &Asserted::default());
         assert_eq!(claim.metadata, Some(user.metadata.clone()));
         // A path and its parent: the parent wins, whole.
         let claims = TokenClaims {
             include_provider_user_id: false,
             metadata_fields: paths(&["profile", "profile.team"]),
         };
-        let claim = user_claim(&user, None, &claims);
+        let claim = user_claim(&user, None, &claims, &Asserted::default());
         assert_eq!(
             claim.metadata,
             Some(serde_json::json!({"profile": user.metadata["profile"].clone()}))

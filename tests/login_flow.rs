@@ -603,3 +603,72 @@ async fn an_apps_own_cookie_attributes_are_set_and_cleared_with_them() {
         assert!(c.contains(attrs) && c.contains("Max-Age=0"), "{c}");
     }
 }
+
+/// `use_provider_groups` and `claims_to_token` (Mia's `useProviderGroups`,
+/// `providerToTokenClaims`): the groups and the claim the IdP asserts at login reach the upstream
+/// beside the users collection's, and a renewed and a refreshed token carry the same, without
+/// asking the IdP again. (`whole_flow_reaches_the_upstream_with_the_merged_identity` is the
+/// other half: without the settings the same IdP's groups and claim are left out.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn groups_and_claims_the_idp_asserts_reach_the_upstream_and_outlive_renewal_and_refresh() {
+    let stack = Stack::start_with(Setup {
+        access_ttl: "2s",
+        extra_app: "use_provider_groups = true",
+        extra_provider: "claims_to_token = { department = \"dept\" }",
+        extra: "[headers]\nuser_properties = [\"name\", \"dept\"]",
+        ..Setup::default()
+    });
+    let site = stack.site();
+    let browser = Browser::new();
+    let resp = login(&stack, &browser, "/docs/", "dana+idp-admins").await;
+    assert_eq!(resp.status(), 200);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    let first = body["accessToken"].as_str().unwrap().to_owned();
+    let refresh_token = body["refreshToken"].as_str().unwrap().to_owned();
+    let user = &jwt_claims(&first)["user"];
+    assert_eq!(
+        user["groups"],
+        serde_json::json!(["users", "idp-staff", "idp-admins"])
+    );
+    assert_eq!(user["dept"], "engineering");
+
+    let upstream = |resp: reqwest::Response| async move {
+        assert_eq!(resp.status(), 200);
+        echoed(&resp.text().await.unwrap())
+    };
+    let echo = upstream(browser.navigate(&format!("{site}/docs/")).await).await;
+    assert_eq!(echo["miausergroups"], "users,idp-staff,idp-admins");
+    let props: serde_json::Value = serde_json::from_str(&echo["miauserproperties"]).unwrap();
+    assert_eq!(
+        props,
+        serde_json::json!({"name": "Dana+idp-Admins", "dept": "engineering"})
+    );
+
+    // The token expires; /auth renews it from the session record: the same groups and claim.
+    let exp = jwt_claims(&first)["exp"].as_i64().unwrap();
+    while idgate::now_secs() <= exp {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let echo = upstream(browser.navigate(&format!("{site}/docs/")).await).await;
+    let renewed = browser.cookie(&site, "sid").unwrap();
+    assert_ne!(renewed, first, "the expired token was renewed");
+    assert_eq!(echo["miausergroups"], "users,idp-staff,idp-admins");
+    assert_eq!(jwt_claims(&renewed)["user"]["dept"], "engineering");
+
+    // A refresh issues the same too.
+    let resp = browser
+        .client
+        .post(format!("{site}/refreshtoken"))
+        .json(&serde_json::json!({ "refreshToken": refresh_token }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    let user = &jwt_claims(body["accessToken"].as_str().unwrap())["user"];
+    assert_eq!(
+        user["groups"],
+        serde_json::json!(["users", "idp-staff", "idp-admins"])
+    );
+    assert_eq!(user["dept"], "engineering");
+}

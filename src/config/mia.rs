@@ -68,6 +68,8 @@ struct MiaApp {
     default_redirect_url_on_successful_login: Option<String>,
     sid_cookie_custom_attributes: Option<MiaCookieAttributes>,
     refresh_cookie_custom_attributes: Option<MiaCookieAttributes>,
+    #[serde(default)]
+    use_provider_groups: bool,
 }
 
 /// `sidCookieCustomAttributes`, `refreshCookieCustomAttributes`: Domain, Path, SameSite.
@@ -120,6 +122,9 @@ struct MiaProvider {
     /// Where `/logout` sends the browser to end the IdP's session; without it, logout stays
     /// away from the IdP.
     logout_url: Option<String>,
+    /// IdP claim → token claim, copied at login.
+    #[serde(default)]
+    provider_to_token_claims: BTreeMap<String, String>,
 }
 
 /// Keys of an app that idgate reads, and the ones it knows but handles elsewhere.
@@ -137,23 +142,9 @@ const APP_KEYS: &[&str] = &[
     "defaultRedirectUrlOnSuccessfullLogin",
     "sidCookieCustomAttributes",
     "refreshCookieCustomAttributes",
+    "useProviderGroups",
 ];
 const APP_KEYS_HANDLED_ELSEWHERE: &[(&str, &str)] = &[];
-/// Keys idgate recognises, at the app or the provider level, but does not apply: a warning
-/// says so and why, at startup and in `check-config`.
-const NOT_APPLIED: &[(&str, &str)] = &[
-    (
-        "useProviderGroups",
-        "not applied: the session's groups are the users collection's; groups asserted by the \
-         IdP would have to be kept with each session to survive a refresh, which idgate does \
-         not do yet (put the groups in the users collection instead)",
-    ),
-    (
-        "providerToTokenClaims",
-        "not applied: the session token carries the users collection's fields and \
-         customTokenClaims only; claims of the IdP are not copied into it yet",
-    ),
-];
 const CLAIMS_KEYS: &[&str] = &[
     "includeProviderUserId",
     "metadataFieldsToInclude",
@@ -172,6 +163,7 @@ const PROVIDER_KEYS: &[&str] = &[
     "userSettingsUrl",
     "tenants",
     "logoutUrl",
+    "providerToTokenClaims",
 ];
 /// Provider keys read only for the plain OAuth2 types (`github`, `bitbucket`, `generic`).
 const OAUTH2_PROVIDER_KEYS: &[&str] = &["tokenUrl", "userInfoUrl", "oidcKeys"];
@@ -264,6 +256,7 @@ fn convert_app(
             .filter(|d| !d.is_empty()),
         cookie: app.sid_cookie_custom_attributes.map(Into::into),
         refresh_cookie: app.refresh_cookie_custom_attributes.map(Into::into),
+        use_provider_groups: app.use_provider_groups,
     })
 }
 
@@ -353,6 +346,7 @@ fn convert_provider(
         // Mia goes to the IdP at logout only when `logoutUrl` says where.
         logout_url: Some(p.logout_url.unwrap_or_else(|| "none".into())),
         base_url: None,
+        claims_to_token: p.provider_to_token_claims,
     })
 }
 
@@ -458,6 +452,7 @@ fn convert_oauth2_provider(
             notices,
         )),
         base_url,
+        claims_to_token: p.provider_to_token_claims,
     })
 }
 
@@ -607,12 +602,6 @@ fn check_object(
             notices.applied.push(format!("{path}.{key}"));
             continue;
         }
-        if let Some((_, why)) = NOT_APPLIED.iter().find(|(k, _)| k == key) {
-            notices
-                .warnings
-                .push(format!("{shown}: {path}.{key}: {why}"));
-            continue;
-        }
         match elsewhere.iter().find(|(k, _)| k == key) {
             Some((_, how)) => notices.infos.push(format!("{shown}: {path}.{key}: {how}")),
             None => notices
@@ -641,6 +630,7 @@ pub fn in_file_terms(err: ConfigError, shown: &str) -> ConfigError {
                 "client_secret" | "client_secret_file" => "clientSecret",
                 "user_settings_url" => "userSettingsURL",
                 "metadata_fields" => "customTokenClaims.metadataFieldsToInclude",
+                "claims_to_token" => "providerToTokenClaims",
                 other => other,
             };
             let key = if head.is_empty() {

@@ -186,6 +186,9 @@ pub struct AppConfig {
     /// The app's own cookie attributes (`[apps.X.cookie]`, `[apps.X.refresh_cookie]`; Mia's
     /// `sidCookieCustomAttributes`, `refreshCookieCustomAttributes`), validated.
     pub cookie_attributes: CookieAttributes,
+    /// Groups from the IdP's `groups` claim join the users collection's (Mia's
+    /// `useProviderGroups`).
+    pub use_provider_groups: bool,
 }
 
 /// Per-app cookie attributes, each `None` where `[session]`'s apply.
@@ -686,6 +689,7 @@ fn validate_app(
         client_state: app.client_state,
         default_redirect,
         cookie_attributes,
+        use_provider_groups: app.use_provider_groups,
     })
 }
 

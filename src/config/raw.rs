@@ -275,6 +275,10 @@ pub struct RawApp {
     /// This app's `refresh_token` cookie (Mia's `refreshCookieCustomAttributes`); its path
     /// defaults to `/refreshtoken`.
     pub refresh_cookie: Option<RawCookieAttributes>,
+    /// The session's groups are the users collection's plus those in the IdP's `groups` claim
+    /// at login (Mia's `useProviderGroups`).
+    #[serde(default)]
+    pub use_provider_groups: bool,
 }
 
 /// Cookie attributes an app sets for itself; unset ones keep `[session]`'s.
@@ -326,6 +330,10 @@ pub struct RawProvider {
     /// `bitbucket-server`: the server's base URL (`https://host[/context]`), under which its
     /// OAuth 2.0, whoami and REST endpoints are.
     pub base_url: Option<String>,
+    /// IdP claim name → name under the token's `user` claim: the IdP's value at login is
+    /// copied there (Mia's `providerToTokenClaims`).
+    #[serde(default)]
+    pub claims_to_token: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

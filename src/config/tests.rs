@@ -441,3 +441,98 @@ fn an_apps_cookie_attributes_are_checked() {
     let err = load(&text).err().map(|e| e.to_string()).unwrap_or_default();
     assert!(err.contains("host_prefix"), "{err}");
 }
+
+#[test]
+fn groups_and_claims_from_the_idp_are_opt_in_and_checked() {
+    let with = |app_lines: &str, provider_lines: &str| {
+        MINIMAL
+            .replace(
+                "redirect_url = \"http://localhost/web-login/oauth/callback\"",
+                &format!(
+                    "redirect_url = \"http://localhost/web-login/oauth/callback\"\n{app_lines}"
+                ),
+            )
+            .replace(
+                "client_secret = \"s\"",
+                &format!("client_secret = \"s\"\n{provider_lines}"),
+            )
+    };
+    let off = load(MINIMAL).unwrap();
+    assert!(!off.apps["web"].use_provider_groups);
+    assert!(off.apps["web"].providers["dev"].claims_to_token.is_empty());
+    let on = load(&with(
+        "use_provider_groups = true",
+        "claims_to_token = { department = \"dept\", \"https://example.test/roles\" = \"roles\" }",
+    ))
+    .unwrap();
+    assert!(on.apps["web"].use_provider_groups);
+    let map = &on.apps["web"].providers["dev"].claims_to_token;
+    assert_eq!(map.get("department").map(String::as_str), Some("dept"));
+    assert_eq!(
+        map.get("https://example.test/roles").map(String::as_str),
+        Some("roles")
+    );
+    // The IdP may not write what idgate fills itself, nor one name twice, nor a name that is
+    // not one.
+    for (lines, said) in [
+        (
+            "claims_to_token = { realm_groups = \"groups\" }",
+            "filled by idgate",
+        ),
+        ("claims_to_token = { sub = \"userId\" }", "filled by idgate"),
+        (
+            "claims_to_token = { a = \"x\", b = \"x\" }",
+            "written by two",
+        ),
+        (
+            "claims_to_token = { a = \"x-y\" }",
+            "not a token claim name",
+        ),
+        ("claims_to_token = { a = \"\" }", "not a token claim name"),
+        ("claims_to_token = { \"\" = \"x\" }", "1 to 128"),
+    ] {
+        let err = load(&with("", lines))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            err.starts_with("apps.web.providers.dev.claims_to_token: ") && err.contains(said),
+            "{lines}: {err}"
+        );
+    }
+}
+
+#[test]
+fn mia_provider_groups_and_token_claims_are_applied() -> Result<(), ConfigError> {
+    let text = format!("mia_config = \"config.json\"\n{MINIMAL}");
+    let json = MIA_JSON
+        .replace(
+            "\"customTokenClaims\"",
+            "\"useProviderGroups\": true, \"customTokenClaims\"",
+        )
+        .replace(
+            "\"type\": \"okta\",",
+            "\"type\": \"okta\", \"providerToTokenClaims\": {\"department\": \"dept\"},",
+        );
+    let c = load_env(&text, &[("config.json", &json)], &[])?;
+    let mobile = &c.apps["mobile"];
+    assert!(mobile.use_provider_groups);
+    assert_eq!(
+        mobile.providers["okta"]
+            .claims_to_token
+            .get("department")
+            .map(String::as_str),
+        Some("dept")
+    );
+    // A mapping idgate refuses is named in the file's terms.
+    let bad = json.replace("\"dept\"", "\"groups\"");
+    let err = load_env(&text, &[("config.json", &bad)], &[])
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(
+        err.starts_with("config.json: apps.mobile.providers.okta.providerToTokenClaims: "),
+        "{err}"
+    );
+    Ok(())
+}

@@ -44,6 +44,11 @@ pub struct IdpUser {
     pub name: Option<String>,
     pub email: Option<String>,
     pub username: Option<String>,
+    /// Every claim the IdP asserted, as it sent them: the verified id_token's claims, then
+    /// userinfo's for names the id_token lacks (OIDC), or the user API's top-level fields (plain
+    /// OAuth2). Only `groups` (`use_provider_groups`) and the names a provider's
+    /// `claims_to_token` lists are ever kept, through [`Asserted`].
+    pub claims: serde_json::Map<String, serde_json::Value>,
 }
 
 /// The IdP's tokens, kept (encrypted) with the session for refresh and logout.
@@ -53,6 +58,99 @@ pub struct IdpTokens {
     pub refresh_token: Option<String>,
     pub id_token: Option<String>,
     pub expires_at: Option<i64>,
+    /// What the session token carries from the IdP, kept sealed with the tokens so that a
+    /// renewal or a refresh issues the same (absent in sessions that carry nothing of it).
+    #[serde(default, skip_serializing_if = "Asserted::is_empty")]
+    pub asserted: Asserted,
+}
+
+/// The part of an IdP's assertion a session keeps for its token: the IdP's groups (apps with
+/// `use_provider_groups`) and the claims a provider's `claims_to_token` copies, already renamed
+/// and checked against the limits below. Frozen at login: a refresh or a renewal does not ask
+/// the IdP again (README, "Groups and claims from the IdP").
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Asserted {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub claims: std::collections::BTreeMap<String, serde_json::Value>,
+}
+
+/// At most this many groups from the IdP; a login asserting more is refused (a token that
+/// grows without bound would not fit in headers, and silently dropping some would be a
+/// guess).
+pub const MAX_IDP_GROUPS: usize = 256;
+/// At most this many bytes in one group name from the IdP.
+pub const MAX_IDP_GROUP_BYTES: usize = 256;
+/// At most this many bytes of JSON in the claims copied by `claims_to_token`, all together.
+pub const MAX_IDP_CLAIMS_BYTES: usize = 4096;
+
+impl Asserted {
+    pub fn is_empty(&self) -> bool {
+        self.groups.is_empty() && self.claims.is_empty()
+    }
+
+    /// What a login through `provider` of `app` keeps of `user`'s claims; an error (saying
+    /// which limit) when the IdP asserted more than a session may carry.
+    pub fn of(app: &AppConfig, provider: &ProviderConfig, user: &IdpUser) -> Result<Self, String> {
+        let mut out = Asserted::default();
+        if app.use_provider_groups {
+            out.groups = idp_groups(user.claims.get("groups"))?;
+        }
+        for (from, to) in &provider.claims_to_token {
+            if let Some(value) = user.claims.get(from).filter(|v| !v.is_null()) {
+                out.claims.insert(to.clone(), value.clone());
+            }
+        }
+        let size = serde_json::to_vec(&out.claims).map_or(usize::MAX, |b| b.len());
+        if size > MAX_IDP_CLAIMS_BYTES {
+            return Err(format!(
+                "the claims copied by claims_to_token are {size} bytes of JSON, over the \
+                 {MAX_IDP_CLAIMS_BYTES}-byte limit"
+            ));
+        }
+        Ok(out)
+    }
+}
+
+/// The IdP's `groups` claim: an array of strings (Keycloak, Okta, Entra ID, GitLab) or a single
+/// string; absent or `null` is no group. Anything else, and more than the limits allow, is an
+/// error: a claim that does not say which groups cannot be read as "none".
+fn idp_groups(claim: Option<&serde_json::Value>) -> Result<Vec<String>, String> {
+    use serde_json::Value;
+    let names: Vec<&str> = match claim {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::String(s)) => vec![s.as_str()],
+        Some(Value::Array(items)) => {
+            if items.len() > MAX_IDP_GROUPS {
+                return Err(format!(
+                    "the IdP asserted {} groups, over the limit of {MAX_IDP_GROUPS}",
+                    items.len()
+                ));
+            }
+            items
+                .iter()
+                .map(|v| {
+                    v.as_str()
+                        .ok_or("the IdP's `groups` claim holds a value that is not a string")
+                })
+                .collect::<Result<_, _>>()?
+        }
+        Some(_) => return Err("the IdP's `groups` claim is neither a string nor a list".into()),
+    };
+    let mut groups: Vec<String> = Vec::with_capacity(names.len());
+    for name in names {
+        if name.len() > MAX_IDP_GROUP_BYTES {
+            return Err(format!(
+                "the IdP asserted a group name of {} bytes, over the limit of {MAX_IDP_GROUP_BYTES}",
+                name.len()
+            ));
+        }
+        if !name.is_empty() && !groups.iter().any(|g| g == name) {
+            groups.push(name.to_owned());
+        }
+    }
+    Ok(groups)
 }
 
 /// The start of a login: where to send the browser, and the PKCE verifier to keep.
@@ -209,5 +307,104 @@ impl Idps {
 
     pub fn get(&self, app: &str, provider: &str) -> Option<&Arc<IdpClient>> {
         self.clients.get(&(app.to_owned(), provider.to_owned()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// The first app and its `dev` provider of a TOML text, with `app_lines` in the app and
+    /// `provider_lines` in the provider.
+    fn configured(app_lines: &str, provider_lines: &str) -> Arc<AppConfig> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("k.secret"),
+            "0123456789abcdef0123456789abcdef",
+        )
+        .unwrap();
+        let text = format!(
+            "[server]\nlisten = [\"127.0.0.1:0\"]\n[jwt]\nalgorithm = \"HS256\"\nprivate_key_file = \"k.secret\"\nkey_id = \"k1\"\n\
+             [store]\nkind = \"embedded\"\npath = \"s.db\"\n[users]\nkind = \"embedded\"\n\
+             [apps.web]\nrealm = \"web\"\nissuer = \"http://localhost\"\n\
+             redirect_url = \"http://localhost/cb\"\n{app_lines}\n\
+             [apps.web.providers.dev]\ntype = \"oidc\"\nissuer_url = \"http://127.0.0.1:9\"\n\
+             client_id = \"c\"\nclient_secret = \"s\"\n{provider_lines}\n"
+        );
+        std::fs::write(dir.path().join("idgate.toml"), text).unwrap();
+        let config = crate::config::Config::load(&dir.path().join("idgate.toml")).unwrap();
+        config.apps["web"].clone()
+    }
+
+    fn user(claims: serde_json::Value) -> IdpUser {
+        IdpUser {
+            subject: "alice".into(),
+            name: None,
+            email: None,
+            username: None,
+            claims: claims.as_object().cloned().unwrap_or_default(),
+        }
+    }
+
+    #[test]
+    fn only_what_the_app_asks_for_is_kept() {
+        let said = json!({"groups": ["a", "b", "a", ""], "department": "R&D", "secret": "x"});
+        let app = configured("", "");
+        let p = &app.providers["dev"];
+        assert_eq!(
+            Asserted::of(&app, p, &user(said.clone())),
+            Ok(Asserted::default())
+        );
+
+        let app = configured(
+            "use_provider_groups = true",
+            "claims_to_token = { department = \"dept\", missing = \"m\" }",
+        );
+        let p = &app.providers["dev"];
+        let kept = Asserted::of(&app, p, &user(said)).unwrap();
+        assert_eq!(kept.groups, ["a", "b"]);
+        assert_eq!(kept.claims, [("dept".to_string(), json!("R&D"))].into());
+        // One group as a plain string; no claim at all.
+        let one = Asserted::of(&app, p, &user(json!({"groups": "solo"}))).unwrap();
+        assert_eq!(one.groups, ["solo"]);
+        assert_eq!(
+            Asserted::of(&app, p, &user(json!({}))),
+            Ok(Asserted::default())
+        );
+    }
+
+    #[test]
+    fn an_idp_asserting_too_much_or_nonsense_is_refused() {
+        let app = configured(
+            "use_provider_groups = true",
+            "claims_to_token = { blob = \"blob\" }",
+        );
+        let p = &app.providers["dev"];
+        let refused = |claims: serde_json::Value| Asserted::of(&app, p, &user(claims)).err();
+        let many: Vec<String> = (0..=MAX_IDP_GROUPS).map(|i| format!("g{i}")).collect();
+        assert!(refused(json!({ "groups": many })).is_some_and(|m| m.contains("over the limit")));
+        let at_limit: Vec<String> = (0..MAX_IDP_GROUPS).map(|i| format!("g{i}")).collect();
+        assert!(refused(json!({ "groups": at_limit })).is_none());
+        let long = "x".repeat(MAX_IDP_GROUP_BYTES + 1);
+        assert!(refused(json!({ "groups": [long] })).is_some());
+        assert!(refused(json!({ "groups": ["x".repeat(MAX_IDP_GROUP_BYTES)] })).is_none());
+        assert!(refused(json!({"groups": [1]})).is_some_and(|m| m.contains("not a string")));
+        assert!(refused(json!({"groups": {"a": 1}})).is_some_and(|m| m.contains("neither")));
+        assert!(refused(json!({ "blob": "y".repeat(MAX_IDP_CLAIMS_BYTES) }))
+            .is_some_and(|m| m.contains("claims_to_token")));
+        assert!(refused(json!({ "blob": "y".repeat(MAX_IDP_CLAIMS_BYTES - 20) })).is_none());
+    }
+
+    #[test]
+    fn sealed_tokens_of_older_sessions_read_with_nothing_asserted() {
+        let old = json!({"access_token": "a", "refresh_token": null, "id_token": null, "expires_at": null});
+        let tokens: IdpTokens = serde_json::from_value(old).unwrap();
+        assert!(tokens.asserted.is_empty());
+        let mut tokens = tokens;
+        tokens.asserted.groups.push("g".into());
+        let again: IdpTokens =
+            serde_json::from_slice(&serde_json::to_vec(&tokens).unwrap()).unwrap();
+        assert_eq!(again.asserted.groups, ["g"]);
     }
 }

@@ -125,6 +125,7 @@ impl OAuth2Flow {
             expires_at: response
                 .expires_in()
                 .map(|d| crate::now_secs() + d.as_secs() as i64),
+            asserted: Default::default(),
         };
         Ok((user, tokens))
     }

@@ -50,13 +50,14 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use openidconnect::core::{
-    CoreAuthenticationFlow, CoreClient, CoreIdTokenClaims, CoreIdTokenVerifier,
-    CoreJwsSigningAlgorithm, CoreUserInfoClaims,
+    CoreAuthenticationFlow, CoreClient, CoreGenderClaim, CoreIdTokenClaims, CoreIdTokenVerifier,
+    CoreJwsSigningAlgorithm,
 };
 use openidconnect::{
     AccessTokenHash, AuthType, AuthorizationCode, ClientId, ClientSecret, CsrfToken,
     EndpointMaybeSet, EndpointNotSet, EndpointSet, Nonce, OAuth2TokenResponse, PkceCodeChallenge,
     PkceCodeVerifier, ProviderMetadataWithLogout, RedirectUrl, Scope, TokenResponse,
+    UserInfoClaims,
 };
 
 mod checks;
@@ -64,7 +65,7 @@ mod checks;
 pub use self::checks::LogoutClaims;
 use self::checks::{
     check_azp, check_id_token_iat, check_logout_iat, check_tenant, logout_typ_ok, verified_email,
-    verified_payload_claim, BACKCHANNEL_LOGOUT_EVENT, LOGOUT_CLOCK_SKEW,
+    verified_payload, verified_payload_claim, BACKCHANNEL_LOGOUT_EVENT, LOGOUT_CLOCK_SKEW,
 };
 use super::{error_chain, IdpError, IdpTokens, IdpUser, LoginStart};
 use crate::config::{AppConfig, AuthMethod, Protocol, ProviderConfig, ProviderKind};
@@ -102,6 +103,12 @@ enum IssuerRule {
     /// Microsoft's multi-tenant template: `prefix`, one tenant id, `suffix`.
     Tenant { prefix: String, suffix: String },
 }
+
+/// The claims of a userinfo answer beyond OIDC's standard ones (the IdP's `groups`, custom
+/// claims), for `use_provider_groups` and `claims_to_token`.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+struct OtherClaims(serde_json::Map<String, serde_json::Value>);
+impl openidconnect::AdditionalClaims for OtherClaims {}
 
 /// What discovery found, with the JWKS.
 struct Discovered {
@@ -365,6 +372,7 @@ impl OidcFlow {
                 .map(|n| n.to_string()),
             email: None,
             username: claims.preferred_username().map(|u| u.to_string()),
+            claims: verified_payload(&id_token_text).unwrap_or_default(),
         };
         let from_id_token = (
             claims.email().map(|e| e.to_string()),
@@ -375,7 +383,7 @@ impl OidcFlow {
             response.access_token().clone(),
             Some(claims.subject().clone()),
         ) {
-            let info: CoreUserInfoClaims = req
+            let info: UserInfoClaims<OtherClaims, CoreGenderClaim> = req
                 .request_async(&self.http)
                 .await
                 .map_err(|e| IdpError::Protocol(format!("userinfo failed: {}", error_chain(&e))))?;
@@ -385,6 +393,12 @@ impl OidcFlow {
             from_userinfo = (info.email().map(|e| e.to_string()), info.email_verified());
             if let Some(u) = info.preferred_username() {
                 user.username = Some(u.to_string());
+            }
+            // The id_token's claims win: they are signed; userinfo fills in the others.
+            for (name, value) in &info.additional_claims().0 {
+                user.claims
+                    .entry(name.clone())
+                    .or_insert_with(|| value.clone());
             }
         }
         user.email = verified_email(from_id_token.clone(), from_userinfo.clone());
@@ -398,6 +412,7 @@ impl OidcFlow {
             expires_at: response
                 .expires_in()
                 .map(|d| crate::now_secs() + d.as_secs() as i64),
+            asserted: Default::default(),
         };
         Ok((user, tokens))
     }

@@ -67,12 +67,14 @@ pub async fn fetch(
                 name: None,
                 email: None,
                 username: Some(username.clone()),
+                claims: Default::default(),
             };
             if let Some(url) = &endpoints.users_url {
                 match bitbucket_server_profile(http, url, access_token, &username).await {
                     Ok(Some(profile)) => {
                         user.name = string_at(&profile, "displayName").map(str::to_owned);
                         user.email = string_at(&profile, "emailAddress").map(str::to_owned);
+                        user.claims = top_level(&profile);
                     }
                     Ok(None) => tracing::warn!(
                         %username,
@@ -251,6 +253,7 @@ fn github_user(profile: &Value) -> Result<IdpUser, IdpError> {
         name: string_at(profile, "name").map(str::to_owned),
         email: string_at(profile, "email").map(str::to_owned),
         username: string_at(profile, "login").map(str::to_owned),
+        claims: top_level(profile),
     })
 }
 
@@ -264,6 +267,7 @@ fn bitbucket_user(profile: &Value) -> Result<IdpUser, IdpError> {
         username: string_at(profile, "username")
             .or_else(|| string_at(profile, "nickname"))
             .map(str::to_owned),
+        claims: top_level(profile),
     })
 }
 
@@ -293,6 +297,12 @@ fn github_email(public: Option<String>, list: &Value) -> Option<String> {
     }
 }
 
+/// The profile's top-level fields, the claims `claims_to_token` and `use_provider_groups` read
+/// (an answer that is not an object has none).
+fn top_level(profile: &Value) -> serde_json::Map<String, Value> {
+    profile.as_object().cloned().unwrap_or_default()
+}
+
 /// The value at a dotted path.
 fn at_path<'a>(v: &'a Value, path: &str) -> Option<&'a Value> {
     path.split('.').try_fold(v, |v, k| v.get(k))
@@ -320,6 +330,7 @@ fn keyed_user(profile: &Value, keys: &UserKeys) -> Result<IdpUser, IdpError> {
         name: text(&keys.name),
         email: text(&keys.email).filter(|_| !unverified),
         username: text(&keys.username),
+        claims: top_level(profile),
     })
 }
 
@@ -435,6 +446,7 @@ mod tests {
                 name: Some("Ada".into()),
                 email: Some("ada@example.test".into()),
                 username: None,
+                claims: top_level(&profile),
             })
         );
         assert!(keyed_user(&json!({"sub": 1}), &keys).is_err());

@@ -20,6 +20,7 @@ fn claims(exp_in: i64) -> Claims {
             metadata: None,
             provider_user_id: None,
             user_settings_url: None,
+            from_idp: Default::default(),
         },
     }
 }

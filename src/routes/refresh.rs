@@ -93,8 +93,12 @@ async fn rotate(state: &AppState, presented: &str) -> Result<Response, ApiError>
         .filter(|r| r.is_alive(now))
         .ok_or_else(refused)?;
     let app = state.app(&record.app_id).ok_or_else(refused)?.clone();
+    let asserted = state.asserted(&app, &record).ok_or_else(|| {
+        tracing::warn!(user = %record.user_id, "the session's sealed IdP part is unreadable: not refreshed");
+        refused()
+    })?;
     let user = match state.users.get_user(&record.user_id).await? {
-        Some(u) => users::claim_for(&app, &u, &record.provider_id),
+        Some(u) => users::claim_for(&app, &u, &record.provider_id, &asserted),
         None => {
             tracing::info!(user = %record.user_id, "the user is no longer in the users store: ending the session");
             state.auth.revoke(sid).await?;

@@ -17,7 +17,7 @@ use crate::cookie::Kind;
 use crate::crypto::{constant_time_eq, hash_token, random_token};
 use crate::error::ApiError;
 use crate::http::{add_cookie, json_response, request_params, Request, Response};
-use crate::idp::IdpError;
+use crate::idp::{Asserted, IdpError};
 use crate::state::AppState;
 use crate::store::SessionRecord;
 use crate::users;
@@ -114,10 +114,14 @@ pub async fn exchange(state: &AppState, req: Request) -> Result<Response, ApiErr
     state
         .metrics
         .login(&login.app_id, &login.provider_id, finished.is_ok());
-    let (idp_user, idp_tokens) = finished.map_err(|e| match e {
+    let (idp_user, mut idp_tokens) = finished.map_err(|e| match e {
         IdpError::IdToken(_) => ApiError::Unauthorized(e.to_string()),
         IdpError::Rejected(_) => ApiError::BadRequest(format!("code: {e}")),
         other => ApiError::Idp(other.to_string()),
+    })?;
+    idp_tokens.asserted = Asserted::of(&app, idp.provider(), &idp_user).map_err(|m| {
+        tracing::warn!(app = %app.id, provider = %login.provider_id, error = %m, "login refused");
+        ApiError::Forbidden(format!("login refused: {m}"))
     })?;
     let user = state
         .users
@@ -154,7 +158,12 @@ pub async fn exchange(state: &AppState, req: Request) -> Result<Response, ApiErr
     for sid in &evicted {
         state.auth.forget_session(sid);
     }
-    let user_claim = users::user_claim(&user, Some(idp.provider()), &app.token_claims);
+    let user_claim = users::user_claim(
+        &user,
+        Some(idp.provider()),
+        &app.token_claims,
+        &idp_tokens.asserted,
+    );
     let mut resp = issue(
         state,
         &app,

@@ -87,6 +87,7 @@ impl Fixture {
                     metadata: None,
                     provider_user_id: None,
                     user_settings_url: None,
+                    from_idp: Default::default(),
                 },
             })
             .unwrap()

@@ -530,6 +530,8 @@ pub struct Setup {
     pub extra_app: &'static str,
     /// Lines added to `[session]`.
     pub extra_session: &'static str,
+    /// Lines added to `[apps.web.providers.dev]`.
+    pub extra_provider: &'static str,
     pub trusted_peers: &'static str,
     /// Lines before `[server]` (top-level keys).
     pub extra: &'static str,
@@ -561,6 +563,7 @@ impl Default for Setup {
             access_ttl: "15m",
             extra_app: "",
             extra_session: "",
+            extra_provider: "",
             trusted_peers: r#"["127.0.0.1/32", "::1/128"]"#,
             extra: "",
             extra_server: "",
@@ -677,6 +680,7 @@ client_id = "idgate"
 client_secret = "{secret}"
 scope = ["openid", "profile", "email"]
 label = "Development IdP"
+{extra_provider}
 "#,
         extra = setup.extra,
         extra_server = setup.extra_server,
@@ -685,6 +689,7 @@ label = "Development IdP"
         ttl = setup.access_ttl,
         extra_app = setup.extra_app.replace("{{SITE}}", site),
         extra_session = setup.extra_session,
+        extra_provider = setup.extra_provider,
         website = setup.website,
         trusted = setup.trusted_peers,
         store = setup
@@ -930,6 +935,16 @@ pub fn echoed(body: &str) -> std::collections::HashMap<String, String> {
         .filter_map(|l| l.split_once('='))
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect()
+}
+
+/// The claims of a JWT, read without checking its signature (tests read what idgate signed).
+pub fn jwt_claims(jwt: &str) -> serde_json::Value {
+    use base64::Engine;
+    let part = jwt.split('.').nth(1).unwrap();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(part)
+        .unwrap();
+    serde_json::from_slice(&bytes).unwrap()
 }
 
 /// Runs the whole login for `login` through Nginx, starting at `path`; returns the response

@@ -85,7 +85,9 @@
 //
 // Accounts: any login is accepted and becomes `sub`; name, preferred_username and email
 // (`<login>@example.test`) derive from it, with `email_verified: true` — except for logins
-// starting with `unverified`, whose address is `email_verified: false`.
+// starting with `unverified`, whose address is `email_verified: false`. With the `profile`
+// scope come `groups` (`["idp-staff"]`, plus `g1`, `g2` for a login `name+g1+g2`) and
+// `department` (`engineering`), in userinfo (and the id_token with --claims-in-id-token).
 // Once listening, exactly one line is written to stdout:
 //   {"issuer":"http://127.0.0.1:PORT[/p]"}
 // Everything else (oidc-provider warnings and notices) goes to stderr.
@@ -262,7 +264,9 @@ const configuration = {
   scopes: ['openid', 'offline_access', 'profile', 'email'],
   claims: {
     openid: multiTenantAlias ? ['sub', 'tid'] : ['sub'],
-    profile: ['name', 'preferred_username'],
+    // `groups` and `department` as Keycloak, Okta or Entra ID send them once configured to:
+    // idgate keeps them only when told to (use_provider_groups, claims_to_token).
+    profile: ['name', 'preferred_username', 'groups', 'department'],
     email: ['email', 'email_verified'],
   },
   // oidc-provider 9 requires PKCE only for public clients by default: require it for every client.
@@ -294,6 +298,9 @@ const configuration = {
           email: `${id}@example.test`,
           email_verified: !String(id).startsWith('unverified'),
           preferred_username: id,
+          // `idp-staff`, and for a login `name+g1+g2` the groups g1 and g2 as well.
+          groups: ['idp-staff', ...String(id).split('+').slice(1)],
+          department: 'engineering',
           ...(multiTenantAlias ? { tid: issuerPath.split('/')[1] } : {}),
         };
       },

@@ -379,7 +379,7 @@ fn bb_raw(text: &str) -> Result<super::super::raw::RawProvider, ConfigError> {
 }
 
 #[test]
-fn keys_idgate_does_not_apply_are_named_with_the_reason() -> Result<(), ConfigError> {
+fn provider_groups_and_token_claims_are_read_and_listed_as_applied() -> Result<(), ConfigError> {
     let text = SEED_SHAPE
         .replace(
             r#""isWebsiteApp": true,"#,
@@ -389,16 +389,26 @@ fn keys_idgate_does_not_apply_are_named_with_the_reason() -> Result<(), ConfigEr
             r#""order": 10,"#,
             r#""order": 10, "providerToTokenClaims": {"department": "dept"},"#,
         );
-    let (_, notices) = one_app(&text)?;
+    let (app, notices) = one_app(&text)?;
+    assert!(app.use_provider_groups);
+    assert_eq!(
+        app.providers["kc"]
+            .claims_to_token
+            .get("department")
+            .map(String::as_str),
+        Some("dept")
+    );
     let said = notices.warnings.join("\n");
-    assert!(
-        said.contains("config.json: apps.web.useProviderGroups: not applied: "),
-        "{said}"
-    );
-    assert!(
-        said.contains("config.json: apps.web.providers.kc.providerToTokenClaims: not applied: "),
-        "{said}"
-    );
-    assert!(!said.contains("unknown key"), "{said}");
+    assert!(!said.contains("useProviderGroups"), "{said}");
+    assert!(!said.contains("providerToTokenClaims"), "{said}");
+    assert!(notices
+        .applied
+        .contains(&"apps.web.useProviderGroups".to_string()));
+    assert!(notices
+        .applied
+        .contains(&"apps.web.providers.kc.providerToTokenClaims".to_string()));
+    // Without them, nothing comes from the IdP (as in Mia).
+    let (plain, _) = one_app(SEED_SHAPE)?;
+    assert!(!plain.use_provider_groups && plain.providers["kc"].claims_to_token.is_empty());
     Ok(())
 }

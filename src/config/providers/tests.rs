@@ -21,6 +21,7 @@ fn raw(kind: &str) -> RawProvider {
         tenants: None,
         logout_url: None,
         base_url: None,
+        claims_to_token: Default::default(),
     }
 }
 

@@ -172,14 +172,18 @@ pub(super) fn check_tenant(
 /// A claim of a JWT whose signature was already checked, read from its payload (for claims the
 /// `openidconnect` types do not carry, such as Microsoft's `tid`).
 pub(super) fn verified_payload_claim(jwt: &str, name: &str) -> Option<serde_json::Value> {
+    verified_payload(jwt)?.remove(name)
+}
+
+/// Every claim of a JWT whose signature and claims were already verified (see
+/// [`verified_payload_claim`]).
+pub(super) fn verified_payload(jwt: &str) -> Option<serde_json::Map<String, serde_json::Value>> {
     use base64::Engine as _;
     let payload = jwt.split('.').nth(1)?;
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(payload.trim_end_matches('='))
         .ok()?;
-    let mut claims: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_slice(&bytes).ok()?;
-    claims.remove(name)
+    serde_json::from_slice(&bytes).ok()
 }
 
 #[cfg(test)]
