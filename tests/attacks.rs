@@ -98,6 +98,12 @@ fn leaked_internal(r: &RawResponse) -> Option<&'static str> {
     if r.body.contains("\"checks\"") {
         return Some("the check-up");
     }
+    if r.body.contains("\"provider\":{") || r.body.contains("\"idToken\"") {
+        return Some("the session's IdP tokens (/tokeninfo, /provider/idtoken)");
+    }
+    if r.status == 204 {
+        return Some("an admin action (DELETE /expired-sessions answers 204)");
+    }
     None
 }
 
@@ -136,6 +142,10 @@ async fn internal_endpoints_stay_internal_whatever_the_raw_path() {
         "-/metrics",
         "-/check-up",
         "-/ready",
+        // Mia's: they hand out the session's IdP tokens, and an admin purge.
+        "tokeninfo",
+        "provider/idtoken",
+        "expired-sessions",
     ];
     // Ways up one segment, as Nginx, a servlet container or a second decoding would read them.
     let ups = [
