@@ -45,6 +45,8 @@ pub mod config;
 pub mod cookie;
 pub mod crypto;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod headers;
 pub mod http;
 pub mod idp;

@@ -317,5 +317,7 @@ fn fold_lookalikes(text: &str) -> String {
     out
 }
 
+#[doc(hidden)]
+pub mod fuzz;
 #[cfg(test)]
 mod tests;

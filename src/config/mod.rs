@@ -11,7 +11,7 @@
 
 mod api_keys;
 pub mod env;
-mod mia;
+pub(crate) mod mia;
 mod providers;
 mod raw;
 mod server;
@@ -302,7 +302,13 @@ impl Config {
             path: path.to_owned(),
             source,
         })?;
-        let raw: RawConfig = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        Self::from_toml(&text, path, env)
+    }
+
+    /// Parses and validates `text`, the TOML of the file at `path` (relative paths resolve
+    /// against its folder), with the environment `env`.
+    pub fn from_toml(text: &str, path: &Path, env: &dyn Env) -> Result<Self, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: path.to_owned(),
             message: e.to_string(),
         })?;

@@ -15,6 +15,13 @@ mod oauth2;
 mod oidc;
 mod profiles;
 
+/// Fuzz entry points for what identity providers send (see `crate::fuzz`).
+#[doc(hidden)]
+pub mod fuzz {
+    pub use super::oidc::fuzz::{discovery, id_token, jwks, logout_token};
+    pub use super::profiles::fuzz::userinfo;
+}
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;

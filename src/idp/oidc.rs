@@ -61,6 +61,8 @@ use openidconnect::{
 };
 
 mod checks;
+#[doc(hidden)]
+pub mod fuzz;
 
 pub use self::checks::LogoutClaims;
 use self::checks::{
@@ -121,6 +123,11 @@ fn find_key(d: &Discovered, kid: Option<&str>) -> Option<jsonwebtoken::DecodingK
     let set: jsonwebtoken::jwk::JwkSet = serde_json::to_value(d.meta.jwks())
         .ok()
         .and_then(|v| serde_json::from_value(v).ok())?;
+    key_in(&set, kid)
+}
+
+/// The key of `set` with `kid` (or its only key when the token names none).
+fn key_in(set: &jsonwebtoken::jwk::JwkSet, kid: Option<&str>) -> Option<jsonwebtoken::DecodingKey> {
     let jwk = match kid {
         Some(kid) => set.find(kid)?.clone(),
         None if set.keys.len() == 1 => set.keys[0].clone(),

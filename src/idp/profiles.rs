@@ -33,6 +33,9 @@ use serde_json::Value;
 use url::Url;
 
 use super::{error_chain, IdpError, IdpUser};
+
+#[doc(hidden)]
+pub mod fuzz;
 use crate::config::{OAuth2Endpoints, ProviderKind, UserKeys};
 
 /// What GitHub documents as the media type of its REST API.

@@ -235,6 +235,29 @@ impl RouteTable {
         routes: &[RawRoute],
         matching: Matching,
     ) -> Result<Self, PolicyError> {
+        let mia_auth = match mia_auth {
+            Some(path) => {
+                let name = path.display().to_string();
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| PolicyError::Invalid(format!("{name}: {e}")))?;
+                Some((name, text))
+            }
+            None => None,
+        };
+        Self::build_from(
+            mia_auth.as_ref().map(|(n, t)| (n.as_str(), t.as_str())),
+            routes,
+            matching,
+        )
+    }
+
+    /// [`RouteTable::build_with`] with the text of `auth.json` given, and the name its errors
+    /// use.
+    pub fn build_from(
+        mia_auth: Option<(&str, &str)>,
+        routes: &[RawRoute],
+        matching: Matching,
+    ) -> Result<Self, PolicyError> {
         let mut table = RouteTable {
             routes: HashMap::new(),
             with_slash: HashMap::new(),
@@ -242,11 +265,8 @@ impl RouteTable {
         };
         // (route key, method) → the path as written, to catch two spellings of one rule.
         let mut spelled: HashMap<(String, String), String> = HashMap::new();
-        if let Some(path) = mia_auth {
-            let name = path.display().to_string();
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| PolicyError::Invalid(format!("{name}: {e}")))?;
-            let parsed: MiaAuth = serde_json::from_str(&text)
+        if let Some((name, text)) = mia_auth {
+            let parsed: MiaAuth = serde_json::from_str(text)
                 .map_err(|e| PolicyError::Invalid(format!("{name}: {e}")))?;
             for (route, methods) in parsed {
                 for (method, rules) in methods {
@@ -543,7 +563,8 @@ fn rule(
 }
 
 /// The request path as rules see it: no query, no repeated slashes, no `.`/`..` segments,
-/// escapes decoded. Borrowed when the path is already in that form (the usual case); `None`
+/// escapes decoded (but `?` and `#`, which stay `%3F` and `%23`), so that the result is its own
+/// normal form. Borrowed when the path is already in that form (the usual case); `None`
 /// when the path cannot be matched safely (see the module doc): `;` raw or encoded, a segment
 /// that is `.`/`..` only once decoded, escapes that decode to `/`, `\` or `%`, control
 /// characters, invalid UTF-8, a `#` anywhere, or a path not starting with `/`.
@@ -583,7 +604,15 @@ pub fn normalize(uri: &str) -> Option<Cow<'_, str>> {
     let mut out = String::with_capacity(path.len());
     for s in &segments {
         out.push('/');
-        out.push_str(s);
+        // `?` and `#` decoded from `%3F`, `%23` stay escaped: as themselves they would end the
+        // path, and the result would not read back as itself.
+        for c in s.chars() {
+            match c {
+                '?' => out.push_str("%3F"),
+                '#' => out.push_str("%23"),
+                c => out.push(c),
+            }
+        }
     }
     if out.is_empty() || ends_with_slash {
         out.push('/');

@@ -271,7 +271,7 @@ async fn authorize_for_client(
 
 /// How many logins in progress one browser can complete: its login cookie keeps the bindings of
 /// the newest ones only, each bound to exactly one login state.
-const MAX_BINDINGS: usize = 4;
+pub(crate) const MAX_BINDINGS: usize = 4;
 
 /// The `Set-Cookie` of the login cookie holding `bindings` (dot-separated), or clearing it when
 /// there are none; it outlives the login states it refers to a few times over.
@@ -345,4 +345,29 @@ pub fn callback_script() -> Response {
         HeaderValue::from_static("nosniff"),
     );
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state_of(s: &str) -> Result<String, ApiError> {
+        client_chosen_state(&HashMap::from([("state".to_owned(), s.to_owned())]))
+    }
+
+    #[test]
+    fn a_client_state_is_long_enough_short_enough_and_visible() {
+        let at_least = "s".repeat(MIN_CLIENT_STATE);
+        assert_eq!(state_of(&at_least).ok(), Some(at_least.clone()));
+        assert!(state_of(&at_least[1..]).is_err(), "one character short");
+        let at_most = "s".repeat(MAX_CLIENT_STATE);
+        assert!(state_of(&at_most).is_ok());
+        assert!(
+            state_of(&format!("{at_most}s")).is_err(),
+            "one character long"
+        );
+        assert!(state_of(&format!("{at_least} x")).is_err(), "a space");
+        assert!(state_of(&format!("{at_least}\u{e9}")).is_err(), "non-ASCII");
+        assert!(client_chosen_state(&HashMap::new()).is_err(), "missing");
+    }
 }

@@ -26,7 +26,7 @@
 
 mod auth;
 mod health;
-mod login;
+pub(crate) mod login;
 mod meta;
 mod mia_api;
 mod refresh;

@@ -1,0 +1,6 @@
+#![no_main]
+libfuzzer_sys::fuzz_target!(|data: &[u8]| idgate::fuzz::TARGETS
+    .iter()
+    .find(|(name, _)| *name == "mia_config")
+    .expect("a target of idgate::fuzz::TARGETS")
+    .1(data));
