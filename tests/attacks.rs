@@ -584,12 +584,7 @@ async fn idgates_cookies_stay_between_the_browser_and_idgate() {
     let alice = Browser::new();
     let token = login(&stack, &alice, "/", "alice").await;
     assert_eq!(token.status(), 200);
-    let set: Vec<String> = token
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap().to_owned())
-        .collect();
+    let set: Vec<String> = set_cookies(&token);
     let of = |name: &str| {
         set.iter()
             .find(|c| c.starts_with(&format!("{name}=")))
@@ -723,12 +718,7 @@ fn renewal_secret(config: &std::path::Path, sid: &str) -> String {
 }
 
 fn claim(jwt: &str, name: &str) -> String {
-    use base64::Engine;
-    let part = jwt.split('.').nth(1).unwrap();
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(part)
-        .unwrap();
-    let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    let v = jwt_claims(jwt);
     v[name]
         .as_str()
         .map(str::to_owned)
@@ -862,12 +852,7 @@ async fn a_planted_binding_or_session_is_never_adopted() {
         ))
         .await;
     assert_eq!(authorize.status(), 302);
-    let set: Vec<String> = authorize
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap().to_owned())
-        .collect();
+    let set: Vec<String> = set_cookies(&authorize);
     // Starting a login ends the planted session in this browser…
     assert!(
         set.iter()

@@ -16,11 +16,6 @@ fn client() -> reqwest::Client {
     Browser::new().client
 }
 
-fn payload(token: &str) -> serde_json::Value {
-    let part = token.split('.').nth(1).unwrap();
-    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
-}
-
 fn sign_with(key_file: &str, alg: jsonwebtoken::Algorithm, claims: &serde_json::Value) -> String {
     let pem = std::fs::read(fixture(key_file)).unwrap();
     let key = match alg {
@@ -52,7 +47,7 @@ async fn a_valid_token_passes_and_forged_ones_get_401() {
     assert_eq!(auth_status(&idgate, &token).await, 200);
     assert_eq!(cache_hits(&idgate).await, hits + 1, "answered by the cache");
 
-    let claims = payload(&token);
+    let claims = jwt_claims(&token);
     let mut forged = Vec::new();
 
     // Payload changed, signature kept.
@@ -405,7 +400,7 @@ async fn sessions_survive_a_restart_and_cli_revocation_reaches_the_daemon() {
 
     // Another process (the CLI) revokes it; the running daemon, which has it cached, follows.
     served_from_cache(&idgate, &token).await;
-    let sid = payload(&token)["sid"].as_str().unwrap().to_owned();
+    let sid = jwt_claims(&token)["sid"].as_str().unwrap().to_owned();
     let (code, out, err) = idgate_cmd(&[
         "sessions",
         "revoke",

@@ -123,12 +123,7 @@ async fn api_apps_get_tokens_in_the_body_only_and_bearer_works() {
     let browser = Browser::new();
     let resp = login(&stack, &browser, "/", "lee").await;
     assert_eq!(resp.status(), 200);
-    let cookies: Vec<String> = resp
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap().to_owned())
-        .collect();
+    let cookies: Vec<String> = set_cookies(&resp);
     assert!(
         !cookies
             .iter()

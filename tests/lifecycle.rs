@@ -12,17 +12,8 @@ use std::time::Duration;
 
 use common::*;
 
-fn claims_of(jwt: &str) -> serde_json::Value {
-    use base64::Engine;
-    let part = jwt.split('.').nth(1).unwrap();
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(part)
-        .unwrap();
-    serde_json::from_slice(&bytes).unwrap()
-}
-
 fn exp_of(jwt: &str) -> i64 {
-    claims_of(jwt)["exp"].as_i64().unwrap()
+    jwt_claims(jwt)["exp"].as_i64().unwrap()
 }
 
 /// `len` bytes of every value, CR and LF included, so a body mangled in transit shows.
@@ -58,7 +49,7 @@ async fn an_expired_token_is_renewed_silently_once_for_a_burst() {
     let renew = browser.cookie(&site, "idgate_renew").unwrap();
     // olga's id, from her login's token (the only user so far).
     let user_id = stack.idgate.first_user_id();
-    assert_eq!(claims_of(&old)["sub"], user_id.as_str());
+    assert_eq!(jwt_claims(&old)["sub"], user_id.as_str());
     let someone_else = Browser::new();
     assert_eq!(
         login(&stack, &someone_else, "/", "otto").await.status(),
@@ -115,12 +106,7 @@ async fn an_expired_token_is_renewed_silently_once_for_a_burst() {
                 .await
                 .unwrap();
             let status = resp.status().as_u16();
-            let cookies: Vec<String> = resp
-                .headers()
-                .get_all("set-cookie")
-                .iter()
-                .map(|v| v.to_str().unwrap().to_owned())
-                .collect();
+            let cookies: Vec<String> = set_cookies(&resp);
             let body = resp.text().await.unwrap();
             (status, cookies, body)
         }));
@@ -161,14 +147,14 @@ async fn an_expired_token_is_renewed_silently_once_for_a_burst() {
     assert_eq!(renewed.len(), 1, "one renewal for the whole burst");
     let new = &renewed[0];
     assert_ne!(new, &old);
-    let claims = claims_of(new);
+    let claims = jwt_claims(new);
     assert!(exp_of(new) > exp_of(&old) + TTL, "{claims}");
     assert_eq!(
         exp_of(new) - claims["iat"].as_i64().unwrap(),
         TTL,
         "{claims}"
     );
-    assert_eq!(claims["sid"], claims_of(&old)["sid"]);
+    assert_eq!(claims["sid"], jwt_claims(&old)["sid"]);
 
     // The new token works without further renewal.
     let resp = client
@@ -254,11 +240,7 @@ async fn refresh_tokens_rotate_work_once_and_apply_group_changes() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
-    assert!(resp
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .any(|c| c.to_str().unwrap().starts_with("sid=")));
+    assert!(set_cookies(&resp).iter().any(|c| c.starts_with("sid=")));
     let second: serde_json::Value = resp.json().await.unwrap();
     let new_refresh = second["refreshToken"].as_str().unwrap().to_owned();
     assert_ne!(new_refresh, old_refresh, "rotated");
@@ -656,7 +638,7 @@ async fn a_session_ends_at_its_absolute_timeout_despite_renewals() {
     let mut sid = browser.cookie(&site, "sid").unwrap();
     let renew = browser.cookie(&site, "idgate_renew").unwrap();
     // The session was created with its first token: it ends at that token's iat + 8 s.
-    let end = claims_of(&sid)["iat"].as_i64().unwrap() + LIFETIME;
+    let end = jwt_claims(&sid)["iat"].as_i64().unwrap() + LIFETIME;
 
     // Requests every 250 ms with the cookies the browser would hold (set by hand, so the
     // cookies' own expiry cannot end the session in idgate's place).

@@ -27,23 +27,18 @@ async fn whole_flow_reaches_the_upstream_with_the_merged_identity() {
     // 2. /authorize: state, nonce and PKCE S256 sent to the IdP; the browser binding cookie set.
     let resp = browser.navigate(&format!("{site}{loc}")).await;
     assert_eq!(resp.status(), 302);
-    let set_cookies: Vec<_> = resp
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap().to_owned())
-        .collect();
+    let cookies = set_cookies(&resp);
     assert!(
-        set_cookies
+        cookies
             .iter()
             .any(|c| c.starts_with("idgate_login=") && c.contains("HttpOnly")),
-        "{set_cookies:?}"
+        "{cookies:?}"
     );
     assert!(
-        set_cookies
+        cookies
             .iter()
             .any(|c| c.starts_with("sid=;") && c.contains("Max-Age=0")),
-        "login clears the old session: {set_cookies:?}"
+        "login clears the old session: {cookies:?}"
     );
     let idp_url = location(&resp);
     assert!(idp_url.starts_with(&stack.idp.issuer));
@@ -86,12 +81,7 @@ async fn whole_flow_reaches_the_upstream_with_the_merged_identity() {
     let resp = browser.exchange(&site, &callback).await;
     assert_eq!(resp.status(), 200);
     assert_eq!(location(&resp), path);
-    let cookies: Vec<_> = resp
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap().to_owned())
-        .collect();
+    let cookies: Vec<_> = set_cookies(&resp);
     let sid_cookie = cookies
         .iter()
         .find(|c| c.starts_with("sid="))
@@ -265,11 +255,7 @@ async fn logout_refuses_the_old_cookie_at_once() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
-    assert!(resp
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .any(|c| c.to_str().unwrap().starts_with("sid=;")));
+    assert!(set_cookies(&resp).iter().any(|c| c.starts_with("sid=;")));
 
     // The old token, replayed as a bearer token and as a cookie, is refused right away.
     let api = Browser::new().client;

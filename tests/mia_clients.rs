@@ -117,15 +117,10 @@ async fn cli_login_at_idp(c: &Clients, browser: &Browser, query: &str, who: &str
         "/authorize: {}",
         resp.text().await.unwrap_or_default()
     );
-    let set_cookies: Vec<String> = resp
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap().to_owned())
-        .collect();
+    let cookies = set_cookies(&resp);
     assert!(
-        !set_cookies.iter().any(|c| c.starts_with("idgate_login=")),
-        "a client-state login sets no binding cookie: {set_cookies:?}"
+        !cookies.iter().any(|c| c.starts_with("idgate_login=")),
+        "a client-state login sets no binding cookie: {cookies:?}"
     );
     let idp_url = location(&resp);
     assert!(idp_url.starts_with(&c.stack.idp.issuer), "{idp_url}");

@@ -204,7 +204,7 @@ async fn a_redis_restart_loses_no_session() {
     let jwt = browser.cookie(&site, "sid").unwrap();
     assert_eq!(auth_status(&fleet.stack.idgate, &jwt).await, 200);
     // The session's own key, and what it must hold.
-    let claims = claims_of(&jwt);
+    let claims = jwt_claims(&jwt);
     let sid = claims["sid"].as_str().unwrap().to_owned();
     let user_id = fleet.stack.idgate.first_user_id();
     assert_eq!(claims["sub"], user_id.as_str());
@@ -315,7 +315,7 @@ async fn two_instances_renew_an_expired_token_to_the_same_token() {
     assert_eq!(a, b, "one renewal, whichever instance does it");
     let new = a.strip_prefix("sid=").unwrap();
     assert_ne!(new, old, "a new token, not the expired one");
-    let (old_claims, new_claims) = (claims_of(&old), claims_of(new));
+    let (old_claims, new_claims) = (jwt_claims(&old), jwt_claims(new));
     assert!(
         new_claims["exp"].as_i64().unwrap() > old_claims["exp"].as_i64().unwrap()
             && new_claims["exp"].as_i64().unwrap() > idgate::now_secs(),
@@ -344,15 +344,6 @@ async fn two_instances_renew_an_expired_token_to_the_same_token() {
     for instance in [&fleet.stack.idgate, &fleet.others[0]] {
         assert_eq!(auth_status(instance, &old).await, 401);
     }
-}
-
-fn claims_of(jwt: &str) -> serde_json::Value {
-    use base64::Engine;
-    let part = jwt.split('.').nth(1).unwrap();
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(part)
-        .unwrap();
-    serde_json::from_slice(&bytes).unwrap()
 }
 
 fn setup_idle(redis: &RedisServer, mongo: &Mongo) -> Setup {
@@ -405,7 +396,7 @@ async fn activity_on_one_instance_keeps_the_session_alive_on_another_until_idle_
                 "HEXISTS",
                 &format!(
                     "scaleout:session:{}",
-                    claims_of(&jwt)["sid"].as_str().unwrap()
+                    jwt_claims(&jwt)["sid"].as_str().unwrap()
                 ),
                 "revoked"
             ])
