@@ -197,34 +197,14 @@ pub async fn authorize(state: &AppState, req: &Request) -> Result<Response, ApiE
         .chain(bindings(state.cookies.read(req.headers(), Kind::Login)).take(MAX_BINDINGS - 1))
         .collect::<Vec<_>>()
         .join(".");
-    let login_state = random_token();
-    let nonce = random_token();
-    let start = idp
-        .start_login(&login_state, &nonce)
-        .await
-        .map_err(|e| ApiError::Idp(e.to_string()))?;
-    let ttl = state.config.session.login_state_ttl.as_secs() as i64;
-    state
-        .states
-        .put_state(&LoginState {
-            state: login_state,
-            app_id: app.id.clone(),
-            provider_id: provider_id.to_owned(),
-            redirect: redirect_to,
-            client_state,
-            pkce_verifier: start.pkce_verifier,
-            nonce,
-            binding_hash: hash_token(&binding),
-            expires_at: crate::now_secs() + ttl,
-        })
-        .await?;
-
-    let mut resp = redirect(start.authorize_url.as_str())?;
+    let pending = Pending {
+        state: random_token(),
+        client_state,
+        redirect: redirect_to,
+        binding_hash: hash_token(&binding),
+    };
+    let mut resp = start_login(state, app, provider_id, idp, pending).await?;
     add_cookie(&mut resp, &binding_cookie(state, &cookie_value));
-    // Starting a login ends whatever session this browser had (no fixation across logins).
-    for kind in [Kind::Sid, Kind::Renew, Kind::Refresh] {
-        add_cookie(&mut resp, &state.cookies_for(&app.id).clear(kind));
-    }
     Ok(resp)
 }
 
@@ -242,23 +222,51 @@ async fn authorize_for_client(
     let challenge = client_challenge(q)?;
     // A second login under the same state replaces the first, in every store alike.
     let _ = state.states.take_state(&login_state).await?;
+    let pending = Pending {
+        state: login_state.clone(),
+        client_state: Some(login_state),
+        redirect: redirect_to,
+        binding_hash: Binding::Client(challenge.as_deref()).stored(),
+    };
+    start_login(state, app, provider_id, idp, pending).await
+}
+
+/// What a login start records beyond the IdP's part: the state keying it, the client's own
+/// state, where the browser goes afterwards, and what binds the login to its finisher.
+struct Pending {
+    state: String,
+    client_state: Option<String>,
+    redirect: String,
+    binding_hash: String,
+}
+
+/// Starts a login at the IdP (nonce, PKCE), records its state and answers the redirect to
+/// the IdP; starting a login ends whatever session this browser had (no fixation across
+/// logins).
+async fn start_login(
+    state: &AppState,
+    app: &AppConfig,
+    provider_id: &str,
+    idp: &crate::idp::IdpClient,
+    pending: Pending,
+) -> Result<Response, ApiError> {
     let nonce = random_token();
     let start = idp
-        .start_login(&login_state, &nonce)
+        .start_login(&pending.state, &nonce)
         .await
         .map_err(|e| ApiError::Idp(e.to_string()))?;
     let ttl = state.config.session.login_state_ttl.as_secs() as i64;
     state
         .states
         .put_state(&LoginState {
-            state: login_state.clone(),
+            state: pending.state,
             app_id: app.id.clone(),
             provider_id: provider_id.to_owned(),
-            redirect: redirect_to,
-            client_state: Some(login_state),
+            redirect: pending.redirect,
+            client_state: pending.client_state,
             pkce_verifier: start.pkce_verifier,
             nonce,
-            binding_hash: Binding::Client(challenge.as_deref()).stored(),
+            binding_hash: pending.binding_hash,
             expires_at: crate::now_secs() + ttl,
         })
         .await?;
