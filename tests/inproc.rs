@@ -1015,3 +1015,23 @@ async fn a_client_state_login_is_bound_to_its_pkce_verifier() {
         assert_eq!(resp.status(), 400, "{bad}");
     }
 }
+
+/// A browser-bound app keeps a `state` the client sends along (Mia's clients send one) up to
+/// 512 characters; a longer one is refused before anything is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_logins_own_state_is_bounded() {
+    let (server, _idp) = InProc::start_with_idp(&Setup::default(), &[]).await;
+    let site = server.site();
+    let start = |state: String| {
+        let url = format!("{site}/authorize?appId=web&providerId=dev&redirect=%2F&state={state}");
+        async move { Browser::new().navigate(&url).await }
+    };
+    let resp = start("s".repeat(512)).await;
+    assert_eq!(resp.status(), 302);
+    assert!(cookie_set(&resp, "idgate_login").is_some());
+    let resp = start("s".repeat(513)).await;
+    assert_eq!(resp.status(), 400);
+    assert!(cookie_set(&resp, "idgate_login").is_none());
+    assert!(resp.text().await.unwrap().contains("state"));
+    assert_eq!(start("short".into()).await.status(), 302);
+}
