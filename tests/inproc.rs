@@ -1035,3 +1035,47 @@ async fn a_browser_logins_own_state_is_bounded() {
     assert!(resp.text().await.unwrap().contains("state"));
     assert_eq!(start("short".into()).await.status(), 302);
 }
+
+/// The login cookie of a browser keeps the bindings of its four newest logins and lives as long
+/// as a login state; a login state expires after `login_state_ttl` (here 2 s), and its code
+/// exchange is then refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_bindings_are_bounded_and_login_states_expire() {
+    let setup = Setup {
+        extra_session: "login_state_ttl = \"2s\"",
+        ..Setup::default()
+    };
+    let (server, idp) = InProc::start_with_idp(&setup, &[]).await;
+    let site = server.site();
+    let browser = Browser::new();
+    let authorize = format!("{site}/authorize?appId=web&providerId=dev&redirect=%2F");
+    let mut last = None;
+    for _ in 0..6 {
+        let resp = browser.navigate(&authorize).await;
+        assert_eq!(resp.status(), 302);
+        let set = set_cookies(&resp);
+        let login = set.iter().find(|c| c.starts_with("idgate_login=")).unwrap();
+        // At least a minute (the state itself lives 2 s here).
+        assert!(login.contains("Max-Age=60"), "{login}");
+        last = Some(resp);
+    }
+    let value = browser.cookie(&site, "idgate_login").unwrap();
+    assert_eq!(
+        value.split('.').count(),
+        4,
+        "the four newest logins: {value}"
+    );
+
+    // The newest login, finished after its state expired: refused.
+    let callback = browser
+        .login_at_idp(
+            &location(&last.unwrap()),
+            "erin",
+            &format!("{site}/web-login/"),
+        )
+        .await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let resp = browser.exchange(&site, &callback).await;
+    assert_eq!(resp.status(), 400, "an expired login state");
+    drop(idp);
+}

@@ -282,13 +282,14 @@ async fn start_login(
 pub(crate) const MAX_BINDINGS: usize = 4;
 
 /// The `Set-Cookie` of the login cookie holding `bindings` (dot-separated), or clearing it when
-/// there are none; it outlives the login states it refers to a few times over.
+/// there are none. It lives as long as a login state (at least a minute): it is set anew at
+/// every login start, so it outlives the newest state, and the older ones expire first.
 pub(crate) fn binding_cookie(state: &AppState, bindings: &str) -> String {
     if bindings.is_empty() {
         return state.cookies.clear(Kind::Login);
     }
     let ttl = state.config.session.login_state_ttl.as_secs() as i64;
-    state.cookies.set(Kind::Login, bindings, ttl.max(60) * 5)
+    state.cookies.set(Kind::Login, bindings, ttl.max(60))
 }
 
 /// The well-formed bindings (43 base64url characters each) of a login cookie, newest first.
@@ -377,5 +378,29 @@ mod tests {
         assert!(state_of(&format!("{at_least} x")).is_err(), "a space");
         assert!(state_of(&format!("{at_least}\u{e9}")).is_err(), "non-ASCII");
         assert!(client_chosen_state(&HashMap::new()).is_err(), "missing");
+    }
+
+    #[test]
+    fn only_well_formed_bindings_are_read_and_at_most_four() {
+        let good = |c: char| c.to_string().repeat(43);
+        let cookie = [
+            "short".to_owned(),
+            good('a'),
+            format!("{}!", "b".repeat(42)),
+            "c".repeat(44),
+            "d-_".repeat(14) + "e",
+            good('f'),
+            good('g'),
+            good('h'),
+            good('i'),
+        ]
+        .join(".");
+        let read: Vec<&str> = bindings(Some(&cookie)).collect();
+        assert_eq!(
+            read,
+            [good('a'), "d-_".repeat(14) + "e", good('f'), good('g')],
+            "the well-formed ones, the first four"
+        );
+        assert_eq!(bindings(None).count(), 0);
     }
 }
