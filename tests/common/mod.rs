@@ -111,6 +111,24 @@ impl Proc {
         }
     }
 
+    /// Its resident memory, in KiB (`VmRSS` of /proc/PID/status).
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or_else(|| panic!("{}: no VmRSS in /proc", self.name))
+    }
+
+    /// How many file descriptors it has open (/proc/PID/fd).
+    pub fn open_fds(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.child.id()))
+            .map(|d| d.count())
+            .unwrap_or_else(|e| panic!("{}: /proc fd: {e}", self.name))
+    }
+
     /// The first line the process prints on stdout; fails the test, with the tail of the
     /// process's stderr, if none comes within a minute.
     pub fn first_stdout_line(&mut self) -> String {
