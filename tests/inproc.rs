@@ -1079,3 +1079,70 @@ async fn login_bindings_are_bounded_and_login_states_expire() {
     assert_eq!(resp.status(), 400, "an expired login state");
     drop(idp);
 }
+
+/// The login pages, and Mia's `/tokeninfo` and `/provider/idtoken`, in the fast tier (for the
+/// mutation runs: the process-level tests cover them through Nginx).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_pages_and_the_sessions_idp_tokens_answer() {
+    let (server, idp) = InProc::start_with_idp(&Setup::default(), &[]).await;
+    let client = reqwest::Client::new();
+    let get = |path: &str, token: Option<&str>| {
+        let mut req = client.get(server.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        async move { req.send().await.unwrap() }
+    };
+    // The chooser links each provider with the validated redirect, `/` without one.
+    let page = get("/web-login?appId=web&redirect=%2Fdocs", None).await;
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains("providerId=dev") && html.contains("redirect=%2Fdocs"),
+        "{html}"
+    );
+    assert!(html.contains("Development IdP"), "{html}");
+    let page = get("/web-login?appId=web&redirect=", None).await;
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("redirect=%2F\""));
+    // The callback page and its script.
+    let page = get("/web-login/oauth/callback", None).await;
+    assert_eq!(page.status(), 200);
+    assert!(page
+        .text()
+        .await
+        .unwrap()
+        .contains("/web-login/callback.js"));
+    let script = get("/web-login/callback.js", None).await;
+    assert_eq!(script.status(), 200);
+    assert!(script.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/javascript"));
+    assert!(script.text().await.unwrap().contains("fetch("));
+
+    // A session's IdP tokens, for the session's own token only, never cached.
+    let resp = server.login(&idp, &Browser::new(), "tina").await;
+    let token = resp.json::<serde_json::Value>().await.unwrap()["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let info = get("/tokeninfo", Some(&token)).await;
+    assert_eq!(info.status(), 200);
+    assert_eq!(info.headers()["cache-control"], "no-store");
+    let info: serde_json::Value = info.json().await.unwrap();
+    assert_eq!(info["userId"], claims(&token)["sub"]);
+    assert_eq!(info["provider"]["id"], "dev");
+    assert_eq!(info["provider"]["userId"], "tina");
+    assert_eq!(info["provider"]["baseUrl"], idp.issuer.as_str());
+    assert!(info["provider"]["accessToken"]
+        .as_str()
+        .is_some_and(|t| !t.is_empty()));
+    let id = get("/provider/idtoken", Some(&token)).await;
+    assert_eq!(id.status(), 200);
+    assert_eq!(id.headers()["cache-control"], "no-store");
+    let id: serde_json::Value = id.json().await.unwrap();
+    assert_eq!(id["idToken"].as_str().unwrap().split('.').count(), 3);
+    assert_eq!(get("/tokeninfo", None).await.status(), 401);
+    assert_eq!(get("/provider/idtoken", Some("x.y.z")).await.status(), 401);
+}
