@@ -1146,3 +1146,32 @@ async fn login_pages_and_the_sessions_idp_tokens_answer() {
     assert_eq!(get("/tokeninfo", None).await.status(), 401);
     assert_eq!(get("/provider/idtoken", Some("x.y.z")).await.status(), 401);
 }
+
+/// `DELETE /expired-sessions[/{userId}]`: administrators only, one user id segment at most.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_sessions_are_purged_by_administrators_only() {
+    let setup = Setup {
+        extra_server: ADMIN_TOKEN_LINE,
+        ..Setup::default()
+    };
+    let (server, _idp) = InProc::start_with_idp(&setup, &[]).await;
+    let client = reqwest::Client::new();
+    let delete = |path: &str, admin: bool| {
+        let mut req = client.delete(server.url(path));
+        if admin {
+            req = req.bearer_auth(ADMIN_TOKEN);
+        }
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(delete("/expired-sessions", false).await, 403);
+    assert_eq!(delete("/expired-sessions/u1", false).await, 403);
+    assert_eq!(delete("/expired-sessions", true).await, 204);
+    assert_eq!(delete("/expired-sessions/u1", true).await, 204);
+    assert_eq!(
+        delete("/expired-sessions/a%2Fb", true).await,
+        400,
+        "not canonical"
+    );
+    assert_eq!(delete("/expired-sessions/", true).await, 404);
+    assert_eq!(delete("/expired-sessions/a/b", true).await, 404);
+}
