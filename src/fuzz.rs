@@ -8,14 +8,20 @@
 //! `fuzz/corpus/<target>/` and every input that ever crashed under `fuzz/regressions/<target>/`;
 //! the unit test at the end replays all of them through the same functions on `cargo test`.
 
+// Fuzz entry points fail by panicking: that is how libFuzzer and the replay test see a bug.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::sync::OnceLock;
 
 use crate::policy::expr::{self, Context};
 use crate::policy::{Decision, Matching, RawRoute, RouteTable};
 
+/// A fuzz entry point: the fuzzer's bytes in, a panic on a bug.
+pub type Target = fn(&[u8]);
+
 /// Every target: its name (the `fuzz/fuzz_targets/<name>.rs` file and corpus folder) and its
 /// entry point.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("expr", expr),
     ("path", path),
     ("rules", rules),

@@ -103,11 +103,10 @@ fn hostile(rng: &mut Rng) -> (Vec<u8>, bool) {
             b
         }
         8 => {
-            let mut b = format!(
-                "POST /oauth/token HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+            let mut b =
+                b"POST /oauth/token HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
                  Content-Length: 12\r\n\r\n"
-            )
-            .into_bytes();
+                    .to_vec();
             b.extend_from_slice(b"{\"code\":\"\xff\"}");
             b
         }
@@ -153,7 +152,7 @@ fn hostile(rng: &mut Rng) -> (Vec<u8>, bool) {
             .map(|_| (rng.next() % 256) as u8)
             .collect(),
     };
-    (bytes, rng.next() % 200 == 0)
+    (bytes, rng.next().is_multiple_of(200))
 }
 
 /// Sends `bytes` on a new connection (slowly: in small pieces with pauses), closes the sending
@@ -194,7 +193,7 @@ async fn hostile_traffic_neither_stops_nor_degrades_idgate() {
     // (the test is a trusted peer), alternately.
     let cookie = format!("sid={sid}");
     let well_formed = move |n: usize| -> (u16, String) {
-        let r = if n % 2 == 0 {
+        let r = if n.is_multiple_of(2) {
             raw::send(
                 nginx,
                 "GET",
@@ -225,11 +224,11 @@ async fn hostile_traffic_neither_stops_nor_degrades_idgate() {
             let (sent, answered, well_formed) =
                 (sent.clone(), answered.clone(), well_formed.clone());
             std::thread::spawn(move || {
-                let mut rng = Rng(0x2545_F491_4F6C_DD1D ^ (t as u64 + 1) * 0x9E37_79B9);
+                let mut rng = Rng(0x2545_F491_4F6C_DD1D ^ ((t as u64 + 1) * 0x9E37_79B9));
                 let mut checked = Vec::new();
                 for i in 0..HOSTILE / THREADS {
                     let (bytes, slow) = hostile(&mut rng);
-                    let port = if i % 2 == 0 { direct } else { nginx };
+                    let port = if i.is_multiple_of(2) { direct } else { nginx };
                     if fire(port, &bytes, slow).is_some() {
                         answered.fetch_add(1, Ordering::Relaxed);
                     }

@@ -271,14 +271,14 @@ impl RouteTable {
             for (route, methods) in parsed {
                 for (method, rules) in methods {
                     let compile = |r: Option<&MiaRule>| -> Result<Option<Rule>, PolicyError> {
-                        r.map(|r| rule(&name, &route, &method, &r.expression, r.public))
+                        r.map(|r| rule(name, &route, &method, &r.expression, r.public))
                             .transpose()
                     };
                     let authorization = compile(rules.authorization.as_ref())?;
                     let backoffice = compile(rules.backoffice_authorization.as_ref())?;
                     table.insert(
                         &mut spelled,
-                        &name,
+                        name,
                         &route,
                         &method,
                         RouteEntry {

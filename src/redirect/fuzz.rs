@@ -1,6 +1,9 @@
 //! Fuzz entry point for the redirect validator (see `crate::fuzz`), and the property it checks,
 //! which the unit tests check too.
 
+// Fuzz entry points fail by panicking: that is how libFuzzer and the replay test see a bug.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::sync::OnceLock;
 
 use url::Url;
