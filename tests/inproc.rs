@@ -186,7 +186,10 @@ async fn refresh_tokens_rotate_once_and_a_reuse_revokes_the_session() {
     // A made-up token and one with a forged MAC: 401, nothing revoked.
     let forged = format!("{}x", &first_refresh[..first_refresh.len() - 1]);
     for bad in ["not-a-token".to_owned(), forged] {
-        assert_eq!(refresh(bad).await.status(), 401);
+        let resp = refresh(bad).await;
+        assert_eq!(resp.status(), 401);
+        // Cookies are wiped only when told to (INVALID_REFRESH_TOKEN_WIPES_COOKIES).
+        assert!(set_cookies(&resp).is_empty());
     }
     let resp = refresh(first_refresh.clone()).await;
     assert_eq!(resp.status(), 200);
@@ -1174,4 +1177,61 @@ async fn expired_sessions_are_purged_by_administrators_only() {
     );
     assert_eq!(delete("/expired-sessions/", true).await, 404);
     assert_eq!(delete("/expired-sessions/a/b", true).await, 404);
+}
+
+/// The refresh grace window (two tabs refreshing at once get the same pair; a reuse after it
+/// revokes), the sliding lifetime, and the wiping of cookies on an invalid refresh token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refresh_grace_sliding_lifetime_and_wiped_cookies() {
+    let setup = Setup {
+        extra_session: "refresh_grace = \"1s\"\nsliding_lifetime = true\n\
+                        invalid_refresh_wipes_cookies = true\nlifetime = \"1h\"",
+        ..Setup::default()
+    };
+    let (server, idp) = InProc::start_with_idp(&setup, &[]).await;
+    let first: serde_json::Value = server
+        .login(&idp, &Browser::new(), "gwen")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let first_refresh = first["refreshToken"].as_str().unwrap().to_owned();
+    let refresh = |token: &str| {
+        let req = reqwest::Client::new()
+            .post(server.url("/refreshtoken"))
+            .json(&serde_json::json!({ "refreshToken": token }));
+        async move { req.send().await.unwrap() }
+    };
+    let resp = refresh(&first_refresh).await;
+    assert_eq!(resp.status(), 200);
+    // Sliding: the session now ends a whole lifetime from now.
+    let max_age: i64 = set_cookies(&resp)
+        .iter()
+        .find(|c| c.starts_with("refresh_token="))
+        .and_then(|c| c.split("Max-Age=").nth(1))
+        .and_then(|v| v.split(';').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    assert!((3590..=3600).contains(&max_age), "{max_age}");
+    let second: serde_json::Value = resp.json().await.unwrap();
+    // The same token again within the grace window: the same new pair.
+    let again: serde_json::Value = refresh(&first_refresh).await.json().await.unwrap();
+    assert_eq!(again["refreshToken"], second["refreshToken"]);
+    assert_eq!(again["accessToken"], second["accessToken"]);
+    // After it: refused, and the session is revoked.
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    let resp = refresh(&first_refresh).await;
+    assert_eq!(resp.status(), 401);
+    let cleared = set_cookies(&resp);
+    assert!(
+        cleared.iter().any(|c| c.starts_with("sid=;"))
+            && cleared.iter().any(|c| c.starts_with("refresh_token=;")),
+        "an invalid refresh token wipes the cookies: {cleared:?}"
+    );
+    let second_refresh = second["refreshToken"].as_str().unwrap();
+    assert_eq!(
+        refresh(second_refresh).await.status(),
+        401,
+        "the session was revoked"
+    );
 }
