@@ -1235,3 +1235,84 @@ async fn refresh_grace_sliding_lifetime_and_wiped_cookies() {
         "the session was revoked"
     );
 }
+
+/// Two apps on one idgate: `/logout` finds the session's own app (by the token's issuer, or by
+/// the refresh cookie's session) and checks `redirect` against that app's allow-list.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logout_checks_the_redirect_against_the_sessions_own_app() {
+    let app = |id: &str, issuer: &str, allowed: &str| {
+        format!(
+            "[apps.{id}]\nrealm = \"{id}\"\nissuer = \"{issuer}\"\n\
+             redirect_url = \"{{{{SITE}}}}/web-login/oauth/callback\"\nwebsite = true\n\
+             default_provider = \"dev\"\nallowed_redirects = [\"{allowed}\"]\n\
+             [apps.{id}.providers.dev]\ntype = \"oidc\"\nissuer_url = \"{{{{ISSUER}}}}\"\n\
+             client_id = \"idgate\"\nclient_secret = \"{CLIENT_SECRET}\"\n"
+        )
+    };
+    let setup = Setup {
+        apps: Some(
+            app("web", "{{SITE}}", "{{SITE}}/")
+                + &app("other", "{{SITE}}/other", "https://other.example/"),
+        ),
+        ..Setup::default()
+    };
+    let (server, idp) = InProc::start_with_idp(&setup, &[]).await;
+    let site = server.site();
+    let browser = Browser::new();
+    let resp = browser
+        .navigate(&format!(
+            "{site}/authorize?appId=other&providerId=dev&redirect=https%3A%2F%2Fother.example%2Fx"
+        ))
+        .await;
+    assert_eq!(resp.status(), 302);
+    let callback = browser
+        .login_at_idp(&location(&resp), "olga", &format!("{site}/web-login/"))
+        .await;
+    let tokens: serde_json::Value = browser
+        .exchange(&site, &callback)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let refresh = tokens["refreshToken"].as_str().unwrap().to_owned();
+    let logout = |cookie: String| {
+        let req = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
+            .get(format!(
+                "{site}/logout?redirect=https%3A%2F%2Fother.example%2Fbye"
+            ))
+            .header("cookie", cookie);
+        async move { req.send().await.unwrap() }
+    };
+    // With only the refresh cookie: the session's app is read from the session record.
+    let resp = logout(format!("refresh_token={refresh}")).await;
+    assert_eq!(resp.status(), 302, "{:?}", resp.text().await);
+    // A fresh login, logged out with its session token: the app is the token's issuer's.
+    let resp = browser
+        .navigate(&format!(
+            "{site}/authorize?appId=other&providerId=dev&redirect=https%3A%2F%2Fother.example%2Fx"
+        ))
+        .await;
+    let callback = browser
+        .login_at_idp(&location(&resp), "olga", &format!("{site}/web-login/"))
+        .await;
+    let tokens: serde_json::Value = browser
+        .exchange(&site, &callback)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let sid = tokens["accessToken"].as_str().unwrap().to_owned();
+    let resp = logout(format!("sid={sid}")).await;
+    assert_eq!(resp.status(), 302, "{:?}", resp.text().await);
+    // The other app's target is not one of `web`'s.
+    let resp = logout(String::new()).await;
+    assert_eq!(
+        resp.status(),
+        400,
+        "no session: no app but the default's allow-list"
+    );
+    drop(idp);
+}
