@@ -1275,6 +1275,14 @@ async fn logout_checks_the_redirect_against_the_sessions_own_app() {
         .await
         .unwrap();
     let refresh = tokens["refreshToken"].as_str().unwrap().to_owned();
+    let first_access = tokens["accessToken"].as_str().unwrap().to_owned();
+    let userinfo = |token: String| {
+        let req = reqwest::Client::new()
+            .get(format!("{site}/userinfo"))
+            .bearer_auth(token);
+        async move { req.send().await.unwrap().status() }
+    };
+    assert_eq!(userinfo(first_access.clone()).await, 200);
     let logout = |cookie: String| {
         let req = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
@@ -1286,9 +1294,16 @@ async fn logout_checks_the_redirect_against_the_sessions_own_app() {
             .header("cookie", cookie);
         async move { req.send().await.unwrap() }
     };
-    // With only the refresh cookie: the session's app is read from the session record.
+    // With only the refresh cookie: the session's app is read from the session record, the
+    // session ends, and the browser goes on to the IdP's end-session endpoint.
     let resp = logout(format!("refresh_token={refresh}")).await;
-    assert_eq!(resp.status(), 302, "{:?}", resp.text().await);
+    assert_eq!(resp.status(), 302);
+    assert!(
+        location(&resp).starts_with(&idp.issuer),
+        "{}",
+        location(&resp)
+    );
+    assert_eq!(userinfo(first_access).await, 401, "the session was revoked");
     // A fresh login, logged out with its session token: the app is the token's issuer's.
     let resp = browser
         .navigate(&format!(
