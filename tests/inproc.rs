@@ -1177,6 +1177,53 @@ async fn expired_sessions_are_purged_by_administrators_only() {
     );
     assert_eq!(delete("/expired-sessions/", true).await, 404);
     assert_eq!(delete("/expired-sessions/a/b", true).await, 404);
+    // `DELETE /sessions/{userId}` takes one segment too.
+    assert_eq!(delete("/sessions/u1", true).await, 200);
+    assert_eq!(delete("/sessions/a/b", true).await, 404);
+    assert_eq!(delete("/sessions/", true).await, 404);
+}
+
+/// A logout carrying a refresh cookie that is no longer the session's current one (it was
+/// rotated) ends nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_logout_with_a_rotated_refresh_cookie_ends_nothing() {
+    let (server, idp) = InProc::start_with_idp(&Setup::default(), &[]).await;
+    let first: serde_json::Value = server
+        .login(&idp, &Browser::new(), "ravi")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let old_refresh = first["refreshToken"].as_str().unwrap();
+    let client = reqwest::Client::new();
+    let second: serde_json::Value = client
+        .post(server.url("/refreshtoken"))
+        .json(&serde_json::json!({ "refreshToken": old_refresh }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let access = second["accessToken"].as_str().unwrap();
+    let resp = client
+        .get(server.url("/logout"))
+        .header("cookie", format!("refresh_token={old_refresh}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        resp.json::<serde_json::Value>().await.unwrap()["loggedOut"],
+        false
+    );
+    let info = client
+        .get(server.url("/userinfo"))
+        .bearer_auth(access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(info.status(), 200, "the session lives on");
 }
 
 /// The refresh grace window (two tabs refreshing at once get the same pair; a reuse after it
