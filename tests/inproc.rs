@@ -1378,3 +1378,81 @@ async fn logout_checks_the_redirect_against_the_sessions_own_app() {
     );
     drop(idp);
 }
+
+/// OIDC Back-Channel Logout at its endpoint, in the fast tier: the token only in a form body,
+/// once, not repeated; a valid one revokes the user's sessions and says how many; a replay is
+/// refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backchannel_logout_takes_one_token_once_from_a_form_body() {
+    let (server, idp) = InProc::start_with_idp(&Setup::default(), &["--sign-endpoint"]).await;
+    let login: serde_json::Value = server
+        .login(&idp, &Browser::new(), "bree")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let access = login["accessToken"].as_str().unwrap().to_owned();
+    let client = reqwest::Client::new();
+    let userinfo = || {
+        let req = client.get(server.url("/userinfo")).bearer_auth(&access);
+        async move { req.send().await.unwrap().status() }
+    };
+    assert_eq!(userinfo().await, 200);
+    let token = idp
+        .sign(
+            serde_json::json!({ "typ": "logout+jwt" }),
+            serde_json::json!({
+                "iss": idp.issuer, "aud": "idgate", "iat": idgate::now_secs(),
+                "jti": uuid::Uuid::new_v4().to_string(), "sub": "bree",
+                "events": { "http://schemas.openid.net/event/backchannel-logout": {} },
+            }),
+        )
+        .await;
+    let post = |query: &str, content_type: &str, body: String| {
+        let req = client
+            .post(server.url(&format!("/backchannel-logout/web/dev{query}")))
+            .header("content-type", content_type)
+            .body(body);
+        async move {
+            let resp = req.send().await.unwrap();
+            (resp.status().as_u16(), resp.text().await.unwrap())
+        }
+    };
+    let form = "application/x-www-form-urlencoded";
+    let refused = [
+        post(&format!("?logout_token={token}"), form, String::new()).await,
+        post(
+            "",
+            "application/json",
+            format!("{{\"logout_token\":\"{token}\"}}"),
+        )
+        .await,
+        post(
+            "",
+            form,
+            format!("logout_token={token}&logout_token={token}"),
+        )
+        .await,
+        post("", form, "logout_token=".into()).await,
+        post("", form, format!("other={token}")).await,
+    ];
+    for (i, (status, body)) in refused.iter().enumerate() {
+        assert_eq!(*status, 400, "case {i}: {body}");
+        assert!(body.contains("invalid_request"), "case {i}: {body}");
+    }
+    assert_eq!(
+        userinfo().await,
+        200,
+        "nothing revoked by a refused request"
+    );
+    let (status, body) = post("", form, format!("logout_token={token}")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&body).unwrap()["revoked"],
+        1
+    );
+    assert_eq!(userinfo().await, 401);
+    let (status, body) = post("", form, format!("logout_token={token}")).await;
+    assert_eq!(status, 400, "a replay: {body}");
+    assert!(body.contains("already used"), "{body}");
+}
