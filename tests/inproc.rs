@@ -1456,3 +1456,36 @@ async fn backchannel_logout_takes_one_token_once_from_a_form_body() {
     assert_eq!(status, 400, "a replay: {body}");
     assert!(body.contains("already used"), "{body}");
 }
+
+/// An app switched back from `client_state` to browser logins (a reload) does not finish the
+/// client-state logins started before: their exchange has no browser binding to check.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn turning_client_state_off_refuses_the_logins_in_progress() {
+    let on = Setup {
+        extra_app: "client_state = true",
+        ..Setup::default()
+    };
+    let (server, idp) = InProc::start_with_idp(&on, &[]).await;
+    let site = server.site();
+    let browser = Browser::new();
+    let state = "client-state-0009-z";
+    let resp = browser
+        .navigate(&format!(
+            "{site}/authorize?appId=web&providerId=dev&state={state}"
+        ))
+        .await;
+    assert_eq!(resp.status(), 302);
+    let callback = browser
+        .login_at_idp(&location(&resp), "cyd", &format!("{site}/web-login/"))
+        .await;
+    let code = query_param(&callback, "code").unwrap();
+    server.reload(&Setup::default()).await;
+    let resp = reqwest::Client::new()
+        .post(server.url("/oauth/token"))
+        .json(&serde_json::json!({ "code": code, "state": state }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    assert!(resp.text().await.unwrap().contains("no longer allows"));
+}

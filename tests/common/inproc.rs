@@ -27,6 +27,9 @@ pub struct InProc {
     pub addr: SocketAddr,
     pub config: PathBuf,
     pub state: Arc<AppState>,
+    /// What requests are served with, swapped by [`InProc::reload`] as SIGHUP swaps it.
+    shared: idgate::server::SharedState,
+    issuer: String,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
@@ -75,9 +78,10 @@ impl InProc {
         let state = AppState::build(config).await.unwrap();
         let _background = state.spawn_background();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(idgate::server::run_until(
+        let shared = Arc::new(arc_swap::ArcSwap::new(state.clone()));
+        tokio::spawn(idgate::server::run_shared(
             vec![Listener::Tcp(tcp)],
-            state.clone(),
+            shared.clone(),
             async move {
                 let _ = stopped.await;
                 Stop::Fast
@@ -88,8 +92,21 @@ impl InProc {
             addr,
             config: path,
             state,
+            shared,
+            issuer: issuer.to_owned(),
             stop: Some(stop),
         }
+    }
+
+    /// Serves from now on with the config of `setup` (same folder, site and IdP), as a SIGHUP
+    /// with a changed file would: the stores are the same files, requests in flight finish on
+    /// the old state.
+    pub async fn reload(&self, setup: &Setup) {
+        let text = config_toml(setup, self.dir.path(), &self.site(), &self.issuer);
+        std::fs::write(&self.config, text).unwrap();
+        let config = Config::load_with_env(&self.config, &HashMap::<String, String>::new())
+            .unwrap_or_else(|e| panic!("the reloaded test config does not load: {e}"));
+        self.shared.store(AppState::build(config).await.unwrap());
     }
 
     /// The whole browser login for `login` against idgate directly, from `/authorize` to
