@@ -1236,12 +1236,23 @@ async fn refresh_grace_sliding_lifetime_and_wiped_cookies() {
         ..Setup::default()
     };
     let (server, idp) = InProc::start_with_idp(&setup, &[]).await;
-    let first: serde_json::Value = server
-        .login(&idp, &Browser::new(), "gwen")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let max_age_of = |cookies: Vec<String>, name: &str| -> i64 {
+        cookies
+            .iter()
+            .find(|c| c.starts_with(&format!("{name}=")))
+            .and_then(|c| c.split("Max-Age=").nth(1))
+            .and_then(|v| v.split(';').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap()
+    };
+    let login = server.login(&idp, &Browser::new(), "gwen").await;
+    // The login's cookies live as long as the session: `lifetime`.
+    let cookies = set_cookies(&login);
+    for name in ["sid", "refresh_token"] {
+        let max_age = max_age_of(cookies.clone(), name);
+        assert!((3590..=3600).contains(&max_age), "{name}: {max_age}");
+    }
+    let first: serde_json::Value = login.json().await.unwrap();
     let first_refresh = first["refreshToken"].as_str().unwrap().to_owned();
     let refresh = |token: &str| {
         let req = reqwest::Client::new()
@@ -1252,13 +1263,7 @@ async fn refresh_grace_sliding_lifetime_and_wiped_cookies() {
     let resp = refresh(&first_refresh).await;
     assert_eq!(resp.status(), 200);
     // Sliding: the session now ends a whole lifetime from now.
-    let max_age: i64 = set_cookies(&resp)
-        .iter()
-        .find(|c| c.starts_with("refresh_token="))
-        .and_then(|c| c.split("Max-Age=").nth(1))
-        .and_then(|v| v.split(';').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap();
+    let max_age = max_age_of(set_cookies(&resp), "refresh_token");
     assert!((3590..=3600).contains(&max_age), "{max_age}");
     let second: serde_json::Value = resp.json().await.unwrap();
     // The same token again within the grace window: the same new pair.
