@@ -1494,3 +1494,39 @@ async fn turning_client_state_off_refuses_the_logins_in_progress() {
     assert_eq!(resp.status(), 400);
     assert!(resp.text().await.unwrap().contains("no longer allows"));
 }
+
+/// Finishing one of two logins in progress in a browser: the answer points at the login's
+/// `redirect`, and the login cookie keeps the other login's binding only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_finished_login_gives_up_its_binding_and_keeps_the_others() {
+    let (server, _idp) = InProc::start_with_idp(&Setup::default(), &[]).await;
+    let site = server.site();
+    let browser = Browser::new();
+    let start = |redirect: &str| {
+        let url = format!("{site}/authorize?appId=web&providerId=dev&redirect={redirect}");
+        let browser = &browser;
+        async move { browser.navigate(&url).await }
+    };
+    let first = start("%2Ffirst").await;
+    let first_binding = browser.cookie(&site, "idgate_login").unwrap();
+    let second = start("%2Fsecond").await;
+    assert_eq!(
+        browser
+            .cookie(&site, "idgate_login")
+            .unwrap()
+            .split('.')
+            .count(),
+        2
+    );
+    let _ = first;
+    let callback = browser
+        .login_at_idp(&location(&second), "hugo", &format!("{site}/web-login/"))
+        .await;
+    let resp = browser.exchange(&site, &callback).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(location(&resp), "/second");
+    assert_eq!(
+        browser.cookie(&site, "idgate_login").unwrap(),
+        first_binding
+    );
+}
