@@ -1470,7 +1470,7 @@ async fn turning_client_state_off_refuses_the_logins_in_progress() {
         extra_app: "client_state = true",
         ..Setup::default()
     };
-    let (server, idp) = InProc::start_with_idp(&on, &[]).await;
+    let (server, _idp) = InProc::start_with_idp(&on, &[]).await;
     let site = server.site();
     let browser = Browser::new();
     let state = "client-state-0009-z";
