@@ -104,14 +104,20 @@ pub fn validate(raw: &str, allowed: &[AllowedTarget]) -> Result<String, Redirect
     let url = absolute(raw)?;
     let paths = resolved_paths(&url[Position::BeforePath..])?;
     let origin = url.origin();
-    if allowed
+    if !allowed
         .iter()
         .any(|a| a.origin == origin && paths.iter().all(|p| a.admits_path(p)))
     {
-        Ok(url.into())
-    } else {
-        Err(RedirectError::NotAllowed)
+        return Err(RedirectError::NotAllowed);
     }
+    // The serialisation escapes what the target left raw (`"`, `{`, `` ` ``…): it may outgrow
+    // the limit the target kept, and what is returned must pass this check again unchanged
+    // (found by fuzzing).
+    let out: String = url.into();
+    if out.len() > MAX_LEN {
+        return Err(RedirectError::TooLong);
+    }
+    Ok(out)
 }
 
 /// Every `%` must be followed by two hex digits (`%u002F`, `%%32%46`, `%2` are refused).

@@ -394,3 +394,25 @@ fn allowed_targets_must_be_plain_http_origins() {
     assert!(AllowedTarget::parse("http://:p@app.example.com/").is_err());
     assert!(AllowedTarget::parse("https://app.example.com/").is_ok());
 }
+
+#[test]
+fn an_absolute_target_whose_serialisation_outgrows_the_limit_is_refused() {
+    // `"` is kept raw by the target and escaped (`%22`) by the serialisation: 2000 of them
+    // would come back three times as long, over the limit (found by fuzzing).
+    let raw = format!("https://app.example.com/portal/{}", "\"".repeat(2000));
+    assert!(raw.len() <= MAX_LEN);
+    assert_eq!(validate(&raw, &allowed()), Err(RedirectError::TooLong));
+    let fits = format!("https://app.example.com/portal/{}", "\"".repeat(100));
+    let out = validate(&fits, &allowed()).unwrap();
+    assert_eq!(validate(&out, &allowed()).as_deref(), Ok(out.as_str()));
+    // Exactly at the limit once serialised (31 + 3 × 600 + 217 bytes), and one byte over.
+    let at = |extra: usize| {
+        format!(
+            "https://app.example.com/portal/{}{}",
+            "\"".repeat(600),
+            "a".repeat(217 + extra)
+        )
+    };
+    assert_eq!(validate(&at(0), &allowed()).map(|o| o.len()), Ok(MAX_LEN));
+    assert_eq!(validate(&at(1), &allowed()), Err(RedirectError::TooLong));
+}
