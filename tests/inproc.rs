@@ -1447,9 +1447,17 @@ async fn backchannel_logout_takes_one_token_once_from_a_form_body() {
         post("", form, "logout_token=".into()).await,
         post("", form, format!("other={token}")).await,
     ];
+    let why = [
+        "not in the query string",
+        "application/x-www-form-urlencoded",
+        "repeated",
+        "required",
+        "required",
+    ];
     for (i, (status, body)) in refused.iter().enumerate() {
         assert_eq!(*status, 400, "case {i}: {body}");
         assert!(body.contains("invalid_request"), "case {i}: {body}");
+        assert!(body.contains(why[i]), "case {i} says why: {body}");
     }
     assert_eq!(
         userinfo().await,
