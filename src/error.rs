@@ -34,6 +34,9 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     #[error("identity provider error: {0}")]
     Idp(String),
+    /// The IdP did not answer within the provider's `timeout`.
+    #[error("identity provider error: {0}")]
+    IdpTimeout(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("internal error: {0}")]
@@ -54,6 +57,7 @@ impl ApiError {
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::Idp(_) => StatusCode::BAD_GATEWAY,
+            Self::IdpTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             Self::Store(StoreError::Refused { .. }) => StatusCode::FORBIDDEN,
             Self::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -68,6 +72,9 @@ impl ApiError {
             Self::Idp(_) => "the identity provider could not complete the login; try again \
                              later"
                 .into(),
+            Self::IdpTimeout(_) => {
+                "the identity provider did not answer in time; try again later".into()
+            }
             Self::Store(StoreError::Refused { .. }) => {
                 "this account is not active in the users store; ask an administrator".into()
             }
@@ -82,13 +89,35 @@ impl ApiError {
         }
     }
 
-    /// The JSON error response; failures on idgate's side are also logged here, once, whole.
-    pub fn into_response(self) -> Response {
+    /// An IdP failure as the client sees it: a timeout is told apart (504), everything else
+    /// is the IdP's failure (502); the details stay in the log.
+    pub fn from_idp(e: crate::idp::IdpError) -> Self {
+        match e {
+            crate::idp::IdpError::Timeout(_) => Self::IdpTimeout(e.to_string()),
+            other => Self::Idp(other.to_string()),
+        }
+    }
+
+    /// Logs a failure on idgate's side, once, whole; returns the status and the public message.
+    fn logged(&self) -> (StatusCode, String) {
         let status = self.status();
-        let message = self.public_message();
         if status.is_server_error() || matches!(self, Self::Store(_)) {
             tracing::error!(error = %self, "request failed");
         }
+        (status, self.public_message())
+    }
+
+    /// The error as a readable HTML page with the same status, for a browser navigation (a
+    /// login started while the IdP or a store is down shows a page, not JSON).
+    pub fn into_page(self) -> Response {
+        let (status, message) = self.logged();
+        let title = status.canonical_reason().unwrap_or("Error");
+        crate::http::html_response(status, crate::pages::error(title, &message))
+    }
+
+    /// The JSON error response; failures on idgate's side are also logged here, once, whole.
+    pub fn into_response(self) -> Response {
+        let (status, message) = self.logged();
         let mut resp = json_response(status, &error_body(status, &message));
         if matches!(self, Self::RequestTimeout | Self::PayloadTooLarge(_)) {
             // The rest of the body is still on the way: do not wait for it to reuse the

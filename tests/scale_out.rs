@@ -8,6 +8,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::fleet::Fleet;
 use common::mongo::Mongo;
 use common::redis::RedisServer;
 use common::*;
@@ -28,42 +29,8 @@ fn setup_ttl(redis: &RedisServer, mongo: &Mongo, access_ttl: &'static str) -> Se
     }
 }
 
-/// IdP + `n` idgate instances on one config + Nginx in front of them all.
-struct Fleet {
-    stack: Stack,
-    others: Vec<Idgate>,
-}
-
 fn fleet(redis: &RedisServer, mongo: &Mongo, n: usize) -> Fleet {
-    fleet_with(setup(redis, mongo), n)
-}
-
-fn fleet_with(setup: Setup, n: usize) -> Fleet {
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let site = format!("http://127.0.0.1:{port}");
-    let idp = Idp::start(&[format!("{site}/web-login/oauth/callback")], &[]);
-    let config = config_toml(&setup, dir.path(), &site, &idp.issuer);
-    let mut instances: Vec<Idgate> = (0..n)
-        .map(|i| {
-            let d = dir.path().join(format!("i{i}"));
-            std::fs::create_dir_all(&d).unwrap();
-            std::fs::copy(dir.path().join("rs256.pem"), d.join("rs256.pem")).unwrap();
-            Idgate::start(&d, &config)
-        })
-        .collect();
-    let addrs: Vec<_> = instances.iter().map(|i| i.addr).collect();
-    let nginx = Nginx::start_multi(&dir.path().join("nginx"), port, &addrs);
-    let first = instances.remove(0);
-    Fleet {
-        stack: Stack {
-            dir,
-            nginx,
-            idgate: first,
-            idp,
-        },
-        others: instances,
-    }
+    Fleet::start(setup(redis, mongo), n)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -80,9 +47,7 @@ async fn a_login_on_one_instance_is_valid_on_all_and_a_logout_reaches_all_within
     );
     let jwt = browser.cookie(&site, "sid").unwrap();
 
-    let all: Vec<&Idgate> = std::iter::once(&fleet.stack.idgate)
-        .chain(fleet.others.iter())
-        .collect();
+    let all = fleet.all();
     for (i, instance) in all.iter().enumerate() {
         assert_eq!(
             auth_status(instance, &jwt).await,
@@ -287,7 +252,7 @@ async fn two_instances_renew_an_expired_token_to_the_same_token() {
     let tmp = tempfile::tempdir().unwrap();
     let redis = RedisServer::start(tmp.path(), &[]);
     let mongo = Mongo::start();
-    let fleet = fleet_with(setup_ttl(&redis, &mongo, "2s"), 2);
+    let fleet = Fleet::start(setup_ttl(&redis, &mongo, "2s"), 2);
     let site = fleet.stack.site();
     let browser = Browser::new();
     assert_eq!(
@@ -361,7 +326,7 @@ async fn activity_on_one_instance_keeps_the_session_alive_on_another_until_idle_
     let tmp = tempfile::tempdir().unwrap();
     let redis = RedisServer::start(tmp.path(), &[]);
     let mongo = Mongo::start();
-    let fleet = fleet_with(setup_idle(&redis, &mongo), 2);
+    let fleet = Fleet::start(setup_idle(&redis, &mongo), 2);
     let browser = Browser::new();
     assert_eq!(
         login(&fleet.stack, &browser, "/", "ivy").await.status(),
@@ -411,7 +376,7 @@ async fn a_session_used_in_turn_on_two_instances_is_not_idle() {
     let tmp = tempfile::tempdir().unwrap();
     let redis = RedisServer::start(tmp.path(), &[]);
     let mongo = Mongo::start();
-    let fleet = fleet_with(setup_idle(&redis, &mongo), 2);
+    let fleet = Fleet::start(setup_idle(&redis, &mongo), 2);
     let browser = Browser::new();
     assert_eq!(
         login(&fleet.stack, &browser, "/", "jay").await.status(),

@@ -343,6 +343,7 @@ fn convert_provider(
         api_url: None,
         keys: None,
         tenants: p.tenants,
+        timeout: None,
         // Mia goes to the IdP at logout only when `logoutUrl` says where.
         logout_url: Some(p.logout_url.unwrap_or_else(|| "none".into())),
         base_url: None,
@@ -443,6 +444,7 @@ fn convert_oauth2_provider(
         api_url,
         keys,
         tenants: p.tenants,
+        timeout: None,
         logout_url: Some(oauth2_logout_url(
             app,
             id,

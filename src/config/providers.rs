@@ -233,7 +233,13 @@ pub struct ProviderConfig {
     /// IdP claim name → name under the token's `user` claim (`claims_to_token`, Mia's
     /// `providerToTokenClaims`), validated by [`claims_to_token`].
     pub claims_to_token: BTreeMap<String, String>,
+    /// How long one request to the IdP may take (`timeout`, default 10 s, at most
+    /// [`MAX_IDP_TIMEOUT`]): a login waiting on an IdP that does not answer fails after it.
+    pub timeout: std::time::Duration,
 }
+
+/// Longest `timeout` a provider may have: a login holds a connection while it waits.
+pub const MAX_IDP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Where `/logout` sends a browser after ending idgate's session (`logout_url`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -256,6 +262,7 @@ impl std::fmt::Debug for ProviderConfig {
             .field("client_id", &self.client_id)
             .field("client_secret", &self.client_secret)
             .field("tenants", &self.tenants)
+            .field("timeout", &self.timeout)
             .finish()
     }
 }
@@ -488,8 +495,16 @@ pub(super) fn validate(
         },
     };
     let claims_to_token = claims_to_token(p.claims_to_token, &pkey("claims_to_token"))?;
+    let timeout = super::duration(&pkey("timeout"), p.timeout, "10s")?;
+    if timeout > MAX_IDP_TIMEOUT {
+        return Err(ConfigError::invalid(
+            pkey("timeout"),
+            "at most 60s: a login holds a connection while it waits",
+        ));
+    }
     Ok(ProviderConfig {
         claims_to_token,
+        timeout,
         logout,
         label: p.label.unwrap_or_else(|| pid.to_owned()),
         id: pid.to_owned(),

@@ -334,6 +334,8 @@ pub struct RawProvider {
     /// copied there (Mia's `providerToTokenClaims`).
     #[serde(default)]
     pub claims_to_token: BTreeMap<String, String>,
+    /// How long one request to the IdP (discovery, JWKS, token, userinfo, user APIs) may take.
+    pub timeout: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -42,6 +42,9 @@ pub enum IdpError {
     Rejected(String),
     #[error("id_token rejected: {0}")]
     IdToken(String),
+    /// A request to the IdP got no answer within the provider's `timeout`.
+    #[error("the identity provider did not answer in time: {0}")]
+    Timeout(String),
 }
 
 /// What the IdP returned about the user.
@@ -256,6 +259,37 @@ impl IdpClient {
     }
 }
 
+/// A failed request to the IdP: [`IdpError::Timeout`] when it (or an error it wraps) timed out,
+/// else what `otherwise` makes of the whole chain's message.
+fn request_failed(
+    e: &(dyn std::error::Error + 'static),
+    otherwise: impl FnOnce(String) -> IdpError,
+) -> IdpError {
+    if timed_out(e) {
+        IdpError::Timeout(error_chain(e))
+    } else {
+        otherwise(error_chain(e))
+    }
+}
+
+/// Whether `e` or one of its sources is an HTTP request that timed out.
+fn timed_out(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(e);
+    while let Some(e) = next {
+        // `openidconnect` wraps the client's error boxed, so it is a source of that type.
+        let reqwest_error = e
+            .downcast_ref::<reqwest::Error>()
+            .or_else(|| e.downcast_ref::<Box<reqwest::Error>>().map(|b| &**b));
+        if reqwest_error.is_some_and(reqwest::Error::is_timeout)
+            || matches!(e.downcast_ref::<IdpError>(), Some(IdpError::Timeout(_)))
+        {
+            return true;
+        }
+        next = e.source();
+    }
+    false
+}
+
 /// `Display` of an error and its sources, for messages that tell the operator what failed.
 fn error_chain(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
@@ -266,6 +300,24 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         src = s.source();
     }
     out
+}
+
+/// The HTTP client for IdP requests: no redirects followed, each request bounded by `timeout`
+/// (connecting included), trusting `trust`.
+fn http_client(
+    timeout: Duration,
+    trust: &crate::tls::TrustStore,
+) -> Result<reqwest::Client, IdpError> {
+    let builder = reqwest::Client::builder()
+        // Following redirects would let a hostile response point us anywhere (SSRF).
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(timeout)
+        // GitHub's API refuses requests without a User-Agent.
+        .user_agent(concat!("idgate/", env!("CARGO_PKG_VERSION")));
+    trust
+        .apply_to(builder)
+        .and_then(reqwest::ClientBuilder::build)
+        .map_err(|e| IdpError::Protocol(format!("HTTP client: {}", error_chain(&e))))
 }
 
 /// Every configured (app, provider) pair's client.
@@ -281,26 +333,26 @@ impl Idps {
         Self::with_trust(apps, &crate::tls::TrustStore::default())
     }
 
-    /// The clients of every provider; their one HTTP client trusts `trust` (`[tls]`, the
+    /// The clients of every provider; their HTTP clients trust `trust` (`[tls]`, the
     /// `idp` client), for discovery, JWKS, token, userinfo and the vendors' user APIs alike.
     pub fn with_trust(
         apps: &std::collections::BTreeMap<String, Arc<AppConfig>>,
         trust: &crate::tls::TrustStore,
     ) -> Result<Self, IdpError> {
-        let builder = reqwest::Client::builder()
-            // Following redirects would let a hostile response point us anywhere (SSRF).
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(Duration::from_secs(10))
-            // GitHub's API refuses requests without a User-Agent.
-            .user_agent(concat!("idgate/", env!("CARGO_PKG_VERSION")));
-        let http = trust
-            .apply_to(builder)
-            .and_then(reqwest::ClientBuilder::build)
-            .map_err(|e| IdpError::Protocol(format!("HTTP client: {}", error_chain(&e))))?;
+        // One HTTP client (and connection pool) per distinct provider `timeout`.
+        let mut http_by_timeout: HashMap<Duration, reqwest::Client> = HashMap::new();
         let mut clients = HashMap::new();
         for app in apps.values() {
             for p in app.providers.values() {
-                let client = IdpClient::new(app, p.clone(), http.clone())?;
+                let http = match http_by_timeout.get(&p.timeout) {
+                    Some(http) => http.clone(),
+                    None => {
+                        let http = http_client(p.timeout, trust)?;
+                        http_by_timeout.insert(p.timeout, http.clone());
+                        http
+                    }
+                };
+                let client = IdpClient::new(app, p.clone(), http)?;
                 clients.insert((app.id.clone(), p.id.clone()), Arc::new(client));
             }
         }

@@ -26,7 +26,7 @@ use ::oauth2::{
 use http::header::CONTENT_TYPE;
 use http::StatusCode;
 
-use super::{error_chain, profiles, IdpError, IdpTokens, IdpUser, LoginStart};
+use super::{profiles, request_failed, IdpError, IdpTokens, IdpUser, LoginStart};
 use crate::config::{AppConfig, AuthMethod, OAuth2Endpoints, Protocol, ProviderConfig};
 
 type Client = BasicClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointSet>;
@@ -108,7 +108,9 @@ impl OAuth2Flow {
                         None => r.error().to_string(),
                     })
                 }
-                _ => IdpError::Protocol(format!("code exchange failed: {}", error_chain(&e))),
+                _ => request_failed(&e, |m| {
+                    IdpError::Protocol(format!("code exchange failed: {m}"))
+                }),
             })?;
         let access_token = response.access_token().secret();
         let user = profiles::fetch(
@@ -136,8 +138,10 @@ async fn send_token_request(
     http: &reqwest::Client,
     req: HttpRequest,
 ) -> Result<HttpResponse, IdpError> {
-    let protocol = |what: &str, e: &dyn std::error::Error| {
-        IdpError::Protocol(format!("token endpoint: {what}: {}", error_chain(e)))
+    let protocol = |what: &str, e: &(dyn std::error::Error + 'static)| {
+        request_failed(e, |m| {
+            IdpError::Protocol(format!("token endpoint: {what}: {m}"))
+        })
     };
     let req = reqwest::Request::try_from(req).map_err(|e| protocol("request", &e))?;
     let resp = http.execute(req).await.map_err(|e| protocol("send", &e))?;

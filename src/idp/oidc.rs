@@ -69,7 +69,7 @@ use self::checks::{
     check_azp, check_id_token_iat, check_logout_iat, check_tenant, logout_typ_ok, verified_email,
     verified_payload, verified_payload_claim, BACKCHANNEL_LOGOUT_EVENT, LOGOUT_CLOCK_SKEW,
 };
-use super::{error_chain, IdpError, IdpTokens, IdpUser, LoginStart};
+use super::{error_chain, request_failed, IdpError, IdpTokens, IdpUser, LoginStart};
 use crate::config::{AppConfig, AuthMethod, Protocol, ProviderConfig, ProviderKind};
 
 type Client = CoreClient<
@@ -203,21 +203,21 @@ impl OidcFlow {
             .header(reqwest::header::ACCEPT, "application/json")
             .send()
             .await
-            .map_err(|e| discovery_err(error_chain(&e)))?;
+            .map_err(|e| request_failed(&e, discovery_err))?;
         if !resp.status().is_success() {
             return Err(discovery_err(format!("{url} answered {}", resp.status())));
         }
         let body = resp
             .bytes()
             .await
-            .map_err(|e| discovery_err(error_chain(&e)))?;
+            .map_err(|e| request_failed(&e, discovery_err))?;
         let meta: ProviderMetadataWithLogout = serde_json::from_slice(&body)
             .map_err(|e| discovery_err(format!("{url}: not a discovery document: {e}")))?;
         let rule = issuer_rule(self.provider.kind, &self.issuer, meta.issuer().as_str())
             .map_err(discovery_err)?;
         let jwks = openidconnect::JsonWebKeySet::fetch_async(meta.jwks_uri(), &self.http)
             .await
-            .map_err(|e| discovery_err(format!("JWKS: {}", error_chain(&e))))?;
+            .map_err(|e| request_failed(&e, |m| discovery_err(format!("JWKS: {m}"))))?;
         let discovered = Arc::new(Discovered {
             meta: meta.set_jwks(jwks),
             rule,
@@ -300,7 +300,9 @@ impl OidcFlow {
                 openidconnect::RequestTokenError::ServerResponse(r) => {
                     IdpError::Rejected(r.error().to_string())
                 }
-                _ => IdpError::Protocol(format!("code exchange failed: {}", error_chain(&e))),
+                _ => request_failed(&e, |m| {
+                    IdpError::Protocol(format!("code exchange failed: {m}"))
+                }),
             })?;
         let id_token = response
             .id_token()
@@ -390,10 +392,10 @@ impl OidcFlow {
             response.access_token().clone(),
             Some(claims.subject().clone()),
         ) {
-            let info: UserInfoClaims<OtherClaims, CoreGenderClaim> = req
-                .request_async(&self.http)
-                .await
-                .map_err(|e| IdpError::Protocol(format!("userinfo failed: {}", error_chain(&e))))?;
+            let info: UserInfoClaims<OtherClaims, CoreGenderClaim> =
+                req.request_async(&self.http).await.map_err(|e| {
+                    request_failed(&e, |m| IdpError::Protocol(format!("userinfo failed: {m}")))
+                })?;
             if let Some(n) = info.name().and_then(|n| n.get(None)) {
                 user.name = Some(n.to_string());
             }
@@ -440,7 +442,11 @@ impl OidcFlow {
         }
         let jwks = openidconnect::JsonWebKeySet::fetch_async(d.meta.jwks_uri(), &self.http)
             .await
-            .map_err(|e| IdpError::Protocol(format!("JWKS fetch failed: {}", error_chain(&e))))?;
+            .map_err(|e| {
+                request_failed(&e, |m| {
+                    IdpError::Protocol(format!("JWKS fetch failed: {m}"))
+                })
+            })?;
         let updated = Arc::new(Discovered {
             meta: d.meta.clone().set_jwks(jwks),
             rule: d.rule.clone(),

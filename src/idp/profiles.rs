@@ -32,7 +32,7 @@
 use serde_json::Value;
 use url::Url;
 
-use super::{error_chain, IdpError, IdpUser};
+use super::{request_failed, IdpError, IdpUser};
 
 #[doc(hidden)]
 pub mod fuzz;
@@ -123,14 +123,14 @@ async fn get_json(
         .header(reqwest::header::ACCEPT, accept)
         .send()
         .await
-        .map_err(|e| IdpError::Protocol(format!("{url}: {}", error_chain(&e))))?;
+        .map_err(|e| request_failed(&e, |m| IdpError::Protocol(format!("{url}: {m}"))))?;
     let status = resp.status();
     if !status.is_success() {
         return Err(IdpError::Protocol(format!("{url} answered {status}")));
     }
     resp.json()
         .await
-        .map_err(|e| IdpError::Protocol(format!("{url}: not JSON: {}", error_chain(&e))))
+        .map_err(|e| request_failed(&e, |m| IdpError::Protocol(format!("{url}: not JSON: {m}"))))
 }
 
 /// Every page of Bitbucket's paginated email list.
@@ -167,7 +167,7 @@ async fn whoami(http: &reqwest::Client, url: &Url, access_token: &str) -> Result
         .header(reqwest::header::ACCEPT, "text/plain")
         .send()
         .await
-        .map_err(|e| IdpError::Protocol(format!("{url}: {}", error_chain(&e))))?;
+        .map_err(|e| request_failed(&e, |m| IdpError::Protocol(format!("{url}: {m}"))))?;
     let status = resp.status();
     if !status.is_success() {
         return Err(IdpError::Protocol(format!("{url} answered {status}")));
@@ -176,7 +176,7 @@ async fn whoami(http: &reqwest::Client, url: &Url, access_token: &str) -> Result
     while let Some(chunk) = resp
         .chunk()
         .await
-        .map_err(|e| IdpError::Protocol(format!("{url}: {}", error_chain(&e))))?
+        .map_err(|e| request_failed(&e, |m| IdpError::Protocol(format!("{url}: {m}"))))?
     {
         body.extend_from_slice(&chunk);
         if body.len() > MAX_WHOAMI {

@@ -20,7 +20,11 @@ pub fn healthz() -> Response {
 
 pub async fn ready(state: &AppState) -> Result<Response, ApiError> {
     state.sessions.ping_sessions().await?;
-    state.users.ping_users().await?;
+    state
+        .users
+        .ping_users()
+        .await
+        .map_err(crate::store::StoreError::of_users_store)?;
     Ok(json_response(StatusCode::OK, &json!({ "status": "ready" })))
 }
 

@@ -254,7 +254,7 @@ async fn start_login(
     let start = idp
         .start_login(&pending.state, &nonce)
         .await
-        .map_err(|e| ApiError::Idp(e.to_string()))?;
+        .map_err(ApiError::from_idp)?;
     let ttl = state.config.session.login_state_ttl.as_secs() as i64;
     state
         .states

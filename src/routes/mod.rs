@@ -76,6 +76,7 @@ pub async fn handle(state: Arc<AppState>, peer: Arc<Peer>, req: Request) -> Resp
 async fn endpoint(state: Arc<AppState>, peer: Arc<Peer>, req: Request) -> Response {
     let path = req.uri().path();
     let method = req.method().clone();
+    let navigation = is_navigation(method.as_str(), req.headers());
     let result = match (&method, path) {
         (&Method::GET, "/authorize") => login::authorize(&state, &req).await,
         (&Method::GET, "/web-login") => login::chooser(&state, &req),
@@ -110,7 +111,13 @@ async fn endpoint(state: Arc<AppState>, peer: Arc<Peer>, req: Request) -> Respon
         (_, p) if is_known_path(p) => Err(ApiError::MethodNotAllowed),
         (_, p) => Err(ApiError::NotFound(format!("no endpoint at {p}"))),
     };
-    result.unwrap_or_else(ApiError::into_response)
+    match result {
+        Ok(resp) => resp,
+        // A person's browser landed here (a login started while the IdP or a store is down):
+        // a page says what went wrong.
+        Err(e) if navigation => e.into_page(),
+        Err(e) => e.into_response(),
+    }
 }
 
 fn is_known_path(p: &str) -> bool {

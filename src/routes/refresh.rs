@@ -30,7 +30,7 @@ use crate::crypto::{hash_token, open_for_token, refresh_token_sid, seal_for_toke
 use crate::error::ApiError;
 use crate::http::{add_cookie, json_response, request_params, Request, Response};
 use crate::state::AppState;
-use crate::store::{RefreshRotation, Rotation};
+use crate::store::{RefreshRotation, Rotation, StoreError};
 use crate::users;
 
 /// Longest refresh token read; anything longer is not one of ours.
@@ -97,7 +97,12 @@ async fn rotate(state: &AppState, presented: &str) -> Result<Response, ApiError>
         tracing::warn!(user = %record.user_id, "the session's sealed IdP part is unreadable: not refreshed");
         refused()
     })?;
-    let user = match state.users.get_user(&record.user_id).await? {
+    let user = match state
+        .users
+        .get_user(&record.user_id)
+        .await
+        .map_err(StoreError::of_users_store)?
+    {
         Some(u) => users::claim_for(&app, &u, &record.provider_id, &asserted),
         None => {
             tracing::info!(user = %record.user_id, "the user is no longer in the users store: ending the session");

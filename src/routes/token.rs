@@ -19,7 +19,7 @@ use crate::error::ApiError;
 use crate::http::{add_cookie, json_response, request_params, Request, Response};
 use crate::idp::{Asserted, IdpError};
 use crate::state::AppState;
-use crate::store::SessionRecord;
+use crate::store::{SessionRecord, StoreError};
 use crate::users;
 
 use super::login::Binding;
@@ -117,7 +117,7 @@ pub async fn exchange(state: &AppState, req: Request) -> Result<Response, ApiErr
     let (idp_user, mut idp_tokens) = finished.map_err(|e| match e {
         IdpError::IdToken(_) => ApiError::Unauthorized(e.to_string()),
         IdpError::Rejected(_) => ApiError::BadRequest(format!("code: {e}")),
-        other => ApiError::Idp(other.to_string()),
+        other => ApiError::from_idp(other),
     })?;
     idp_tokens.asserted = Asserted::of(&app, idp.provider(), &idp_user).map_err(|m| {
         tracing::warn!(app = %app.id, provider = %login.provider_id, error = %m, "login refused");
@@ -129,7 +129,8 @@ pub async fn exchange(state: &AppState, req: Request) -> Result<Response, ApiErr
             &users::identity(&app, idp.provider(), &idp_user),
             &app.default_groups,
         )
-        .await?;
+        .await
+        .map_err(StoreError::of_users_store)?;
     tracing::info!(user = %user.user_id, app = %app.id, provider = %login.provider_id, "login");
 
     let sid = random_token();

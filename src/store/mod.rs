@@ -60,6 +60,33 @@ impl StoreError {
             | Self::Refused { store, .. } => store,
         }
     }
+
+    /// The same error, its store named by its role as well (`users store (mongodb)`): what a
+    /// person refused at login, or an operator reading `/-/ready`, needs to know is down.
+    pub fn of_users_store(self) -> Self {
+        fn role(store: &'static str) -> &'static str {
+            match store {
+                "mongodb" => "users store (mongodb)",
+                "crud service" => "users store (crud service)",
+                "embedded store" => "users store (embedded)",
+                other => other,
+            }
+        }
+        match self {
+            Self::Unavailable { store, message } => Self::Unavailable {
+                store: role(store),
+                message,
+            },
+            Self::Corrupt { store, message } => Self::Corrupt {
+                store: role(store),
+                message,
+            },
+            Self::Refused { store, message } => Self::Refused {
+                store: role(store),
+                message,
+            },
+        }
+    }
 }
 
 /// A login in progress, from `/authorize` to `/oauth/token`: single use, short-lived.

@@ -19,7 +19,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 pub mod redis;
 
+pub mod fleet;
 pub mod inproc;
+pub mod load;
 pub mod mia;
 pub mod mongo;
 pub mod raw;
@@ -109,6 +111,10 @@ impl Proc {
             child,
             log,
         }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Its resident memory, in KiB (`VmRSS` of /proc/PID/status).
@@ -430,10 +436,17 @@ impl Nginx {
         // The snippets as shipped, copied with their includes pointing at the copies.
         let copies = copy_snippets(snippets, &prefix.join("snippets"));
         let snippets = copies.as_path();
-        let servers: Vec<String> = idgates.iter().map(|a| a.to_string()).collect();
-        let upstream = std::fs::read_to_string(snippets.join("idgate-upstream.conf"))
-            .unwrap()
-            .replace("127.0.0.1:4280;", &(servers.join(";\n    server ") + ";"));
+        // The shipped `server` line, once per instance with the shipped parameters.
+        let shipped = std::fs::read_to_string(snippets.join("idgate-upstream.conf")).unwrap();
+        let line = shipped
+            .lines()
+            .find(|l| l.trim_start().starts_with("server 127.0.0.1:4280"))
+            .expect("the upstream's server line");
+        let servers: Vec<String> = idgates
+            .iter()
+            .map(|a| line.replace("127.0.0.1:4280", &a.to_string()))
+            .collect();
+        let upstream = shipped.replace(line, &servers.join("\n"));
         std::fs::write(prefix.join("idgate-upstream.conf"), upstream).unwrap();
         let echo_port = free_port();
         let site = std::fs::read_to_string(repo().join("nginx/example-site.conf"))

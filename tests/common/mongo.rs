@@ -26,18 +26,24 @@ pub struct Mongo {
 impl Mongo {
     /// On a port the OS picks (read from its "listening on" log line).
     pub fn start() -> Self {
-        Self::spawn(0)
+        Self::spawn(0, ":memory:")
     }
 
     /// On `port` (a test that needs the port before the server exists).
     pub fn start_on(port: u16) -> Self {
-        Self::spawn(port)
+        Self::spawn(port, ":memory:")
     }
 
-    fn spawn(port: u16) -> Self {
+    /// On `port`, its data in the folder `storage` (absolute), kept when it stops: started
+    /// again on the same folder, it has what it had (a fault test's restart).
+    pub fn start_in(storage: &std::path::Path, port: u16) -> Self {
+        Self::spawn(port, storage.to_str().unwrap())
+    }
+
+    fn spawn(port: u16, storage: &str) -> Self {
         let mut cmd = std::process::Command::new(venv_bin("secantusd-py"));
         cmd.args(["--host", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--storage-path", ":memory:", "--log-level", "INFO"]);
+            .args(["--storage-path", storage, "--log-level", "INFO"]);
         let mut proc = Proc::spawn("secantusdb", &mut cmd);
         let log = proc.log.clone();
         let port = wait_for("secantusdb to listen", Duration::from_secs(20), || {

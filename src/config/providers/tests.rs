@@ -22,7 +22,37 @@ fn raw(kind: &str) -> RawProvider {
         logout_url: None,
         base_url: None,
         claims_to_token: Default::default(),
+        timeout: None,
     }
+}
+
+#[test]
+fn the_idp_timeout_defaults_to_ten_seconds_and_is_bounded() {
+    let p = check(raw("google")).unwrap();
+    assert_eq!(p.timeout, std::time::Duration::from_secs(10));
+    let p = check(RawProvider {
+        timeout: Some("2s".into()),
+        ..raw("google")
+    })
+    .unwrap();
+    assert_eq!(p.timeout, std::time::Duration::from_secs(2));
+    for bad in ["61s", "0s", "soon"] {
+        let e = check(RawProvider {
+            timeout: Some(bad.into()),
+            ..raw("google")
+        })
+        .unwrap_err();
+        assert!(
+            e.to_string().contains("apps.web.providers.p.timeout"),
+            "{bad}: {e}"
+        );
+    }
+    // 60 s is the bound itself.
+    assert!(check(RawProvider {
+        timeout: Some("60s".into()),
+        ..raw("google")
+    })
+    .is_ok());
 }
 
 fn check(p: RawProvider) -> Result<ProviderConfig, ConfigError> {

@@ -1,0 +1,196 @@
+//! An open-loop load generator for the fault tests: requests leave at a fixed rate whatever
+//! the answers do, so a stall shows up as latency and errors rather than as a slower loop
+//! (the way `oha --rps` or `wrk2` drive a server). Each request carries one logged-in user's
+//! cookie, the users taken in turn, and is recorded with the moment it was due, its status
+//! (0: no answer within [`REQUEST_TIMEOUT`] or a transport error) and its latency.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::task::JoinSet;
+
+/// How long one request may take before it counts as failed (status 0).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// One request the generator sent.
+#[derive(Debug, Clone)]
+pub struct Sample {
+    /// When it was due, from the start of the load.
+    pub at: Duration,
+    /// Which target (user) it was for.
+    pub target: usize,
+    /// The HTTP status, or 0 for no answer.
+    pub status: u16,
+    pub latency: Duration,
+}
+
+/// A request the load repeats: `url`, with `cookie` as the `Cookie` header.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub url: String,
+    pub cookie: String,
+}
+
+/// A load running in the background; [`Load::stop`] ends it and returns what it saw.
+pub struct Load {
+    started: Instant,
+    stop: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<Vec<Sample>>,
+}
+
+impl Load {
+    /// Starts sending `rate` requests a second over `targets`, in turn.
+    pub fn start(rate: u32, targets: Vec<Target>) -> Self {
+        assert!(rate > 0 && !targets.is_empty());
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(REQUEST_TIMEOUT)
+            .pool_max_idle_per_host(64)
+            .build()
+            .unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let started = Instant::now();
+        let period = Duration::from_secs_f64(1.0 / f64::from(rate));
+        let task = {
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                let mut ticks = tokio::time::interval(period);
+                // Open loop: a late tick is sent at once, never skipped.
+                ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+                let mut inflight = JoinSet::new();
+                let mut n = 0usize;
+                while !stop.load(Ordering::Relaxed) {
+                    ticks.tick().await;
+                    let at = started.elapsed();
+                    let target = n % targets.len();
+                    n += 1;
+                    let req = client
+                        .get(&targets[target].url)
+                        .header("cookie", &targets[target].cookie);
+                    inflight.spawn(async move {
+                        let sent = Instant::now();
+                        let status = match req.send().await {
+                            Ok(resp) => {
+                                let status = resp.status().as_u16();
+                                // Read the body, so the latency is the whole answer's.
+                                match resp.bytes().await {
+                                    Ok(_) => status,
+                                    Err(_) => 0,
+                                }
+                            }
+                            Err(_) => 0,
+                        };
+                        Sample {
+                            at,
+                            target,
+                            status,
+                            latency: sent.elapsed(),
+                        }
+                    });
+                }
+                let mut samples = Vec::with_capacity(n);
+                while let Some(s) = inflight.join_next().await {
+                    samples.push(s.unwrap());
+                }
+                samples.sort_by_key(|s| s.at);
+                samples
+            })
+        };
+        Self {
+            started,
+            stop,
+            task,
+        }
+    }
+
+    /// Time since the load started.
+    pub fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// Waits until the load has run for `at` since it started.
+    pub async fn until(&self, at: Duration) {
+        if let Some(rest) = at.checked_sub(self.elapsed()) {
+            tokio::time::sleep(rest).await;
+        }
+    }
+
+    /// Stops sending, waits for the requests in flight, and returns every sample.
+    pub async fn stop(self) -> Report {
+        self.stop.store(true, Ordering::Relaxed);
+        Report {
+            samples: self.task.await.unwrap(),
+        }
+    }
+}
+
+/// What a load saw.
+pub struct Report {
+    pub samples: Vec<Sample>,
+}
+
+impl Report {
+    /// The samples due within `[from, to)` of the load's start.
+    pub fn window(&self, from: Duration, to: Duration) -> Report {
+        Report {
+            samples: self
+                .samples
+                .iter()
+                .filter(|s| s.at >= from && s.at < to)
+                .cloned()
+                .collect(),
+        }
+    }
+
+    pub fn sent(&self) -> usize {
+        self.samples.len()
+    }
+
+    /// The samples whose status is not 200.
+    pub fn failed(&self) -> Vec<&Sample> {
+        self.samples.iter().filter(|s| s.status != 200).collect()
+    }
+
+    pub fn count(&self, status: u16) -> usize {
+        self.samples.iter().filter(|s| s.status == status).count()
+    }
+
+    /// The `q` quantile (0..=1) of the latencies.
+    pub fn latency(&self, q: f64) -> Duration {
+        let mut l: Vec<Duration> = self.samples.iter().map(|s| s.latency).collect();
+        if l.is_empty() {
+            return Duration::ZERO;
+        }
+        l.sort();
+        l[((l.len() - 1) as f64 * q).round() as usize]
+    }
+
+    /// One line for the test's output: sent, failed, 401s, 5xx, no answer, p50 and p99.
+    pub fn summary(&self, label: &str) -> String {
+        let s5xx = self.samples.iter().filter(|s| s.status >= 500).count();
+        format!(
+            "{label}: sent {}, failed {}, 401 {}, 5xx {}, no answer {}, p50 {:?}, p99 {:?}, max {:?}",
+            self.sent(),
+            self.failed().len(),
+            self.count(401),
+            s5xx,
+            self.count(0),
+            self.latency(0.5),
+            self.latency(0.99),
+            self.latency(1.0),
+        )
+    }
+
+    /// Fails the test, with a summary, the first failures and `context` (e.g. Nginx's error
+    /// log), unless every request got 200.
+    pub fn assert_all_ok(&self, label: &str, context: &str) {
+        let failed = self.failed();
+        assert!(
+            failed.is_empty(),
+            "{}\nfirst failures: {:?}\n{context}",
+            self.summary(label),
+            &failed[..failed.len().min(10)]
+        );
+    }
+}
