@@ -213,4 +213,39 @@ mod tests {
             }
         }
     }
+
+    #[test]
+    fn an_idp_timeout_is_told_apart_and_a_page_says_the_same_as_the_json() {
+        let timeout = ApiError::from_idp(crate::idp::IdpError::Timeout(
+            "http://10.1.2.3/token: operation timed out".into(),
+        ));
+        assert_eq!(timeout.status(), StatusCode::GATEWAY_TIMEOUT);
+        let other = ApiError::from_idp(crate::idp::IdpError::Protocol("said 500".into()));
+        assert_eq!(other.status(), StatusCode::BAD_GATEWAY);
+
+        let page = timeout.into_page();
+        assert_eq!(page.status(), StatusCode::GATEWAY_TIMEOUT);
+        assert!(page.headers()[http::header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html"));
+        let body = body_text(page);
+        assert!(body.contains("<title>Gateway Timeout</title>"), "{body}");
+        assert!(
+            body.contains("the identity provider did not answer in time"),
+            "{body}"
+        );
+        assert!(!body.contains("10.1.2.3"), "{body}");
+    }
+
+    fn body_text(resp: Response) -> String {
+        use http_body_util::BodyExt;
+        let bytes = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(resp.into_body().collect())
+            .unwrap()
+            .to_bytes();
+        String::from_utf8(bytes.to_vec()).unwrap()
+    }
 }
