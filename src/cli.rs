@@ -137,6 +137,10 @@ pub enum SessionsAction {
         /// The app whose issuer signs it (default: the default app).
         #[arg(long)]
         app: Option<String>,
+        /// How many sessions to mint, one token per line; with more than one, the user ids
+        /// are `<user>-1` … `<user>-<count>` (a benchmark's many distinct sessions).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+        count: u32,
     },
 }
 
@@ -417,6 +421,7 @@ async fn sessions(action: SessionsAction) -> Result<(), Failure> {
             user,
             groups,
             app,
+            count,
         } => {
             let cfg = Config::load(&config)?;
             let app_id = app
@@ -425,8 +430,18 @@ async fn sessions(action: SessionsAction) -> Result<(), Failure> {
                     anyhow::anyhow!("several apps are configured: name one with --app")
                 })?;
             let state = AppState::build(cfg).await?;
-            let token = mint(&state, &app_id, &user, &groups).await?;
-            println!("{token}");
+            if count == 1 {
+                let token = mint(&state, &app_id, &user, &groups).await?;
+                println!("{token}");
+                return Ok(());
+            }
+            use std::io::Write;
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            for i in 1..=count {
+                let token = mint(&state, &app_id, &format!("{user}-{i}"), &groups).await?;
+                writeln!(out, "{token}").map_err(anyhow::Error::from)?;
+            }
+            out.flush().map_err(anyhow::Error::from)?;
             Ok(())
         }
     }

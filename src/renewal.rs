@@ -37,18 +37,43 @@ pub async fn renew(
     renewal_secret: Option<&str>,
 ) -> Result<Arc<Renewed>, AuthFailure> {
     let secret = renewal_secret.ok_or(AuthFailure::NotRenewable("no renewal secret"))?;
-    if let Some(done) = state.renewals.get(token) {
-        if done.session.is_valid(crate::now_secs()) {
-            return if state
-                .macs
-                .is_renewal_secret(&done.session.claims.sid, secret)
-            {
-                Ok(done)
-            } else {
-                Err(AuthFailure::NotRenewable("wrong renewal secret"))
-            };
-        }
+    let fresh = |done: &Arc<Renewed>| done.session.is_valid(crate::now_secs());
+    let renewed = match state.renewals.get(token) {
+        Some(done) if fresh(&done) => done,
+        // One renewal of a token at a time in this process: the requests of a burst carrying
+        // the same expired cookie wait for the first one's result instead of each reading the
+        // stores and signing (under load, a herd of identical renewals starves everything).
+        _ => match state.renewals.get_value_or_guard_async(token).await {
+            Ok(done) if fresh(&done) => done,
+            Ok(_stale) => {
+                let renewed = renew_now(state, token, secret).await?;
+                state.renewals.insert(token.to_owned(), renewed.clone());
+                renewed
+            }
+            Err(guard) => {
+                let renewed = renew_now(state, token, secret).await?;
+                let _ = guard.insert(renewed.clone());
+                renewed
+            }
+        },
+    };
+    // Whoever did the renewal, this request gets it only with the session's renewal secret.
+    if state
+        .macs
+        .is_renewal_secret(&renewed.session.claims.sid, secret)
+    {
+        Ok(renewed)
+    } else {
+        Err(AuthFailure::NotRenewable("wrong renewal secret"))
     }
+}
+
+/// Does the renewal of `token` (the caller holds its cache slot, or found it stale).
+async fn renew_now(
+    state: &AppState,
+    token: &str,
+    secret: &str,
+) -> Result<Arc<Renewed>, AuthFailure> {
     let old = state.auth.keys().verify_ignoring_expiry(token)?;
     if !state.macs.is_renewal_secret(&old.sid, secret) {
         return Err(AuthFailure::NotRenewable("wrong renewal secret"));
@@ -110,7 +135,6 @@ pub async fn renew(
         session,
         set_cookie,
     });
-    state.renewals.insert(token.to_owned(), renewed.clone());
     tracing::info!(user = %old.sub, "session token renewed");
     Ok(renewed)
 }

@@ -2,10 +2,11 @@
 //! the answers do, so a stall shows up as latency and errors rather than as a slower loop
 //! (the way `oha --rps` or `wrk2` drive a server). Each request carries one logged-in user's
 //! cookie, the users taken in turn, and is recorded with the moment it was due, its status
-//! (0: no answer within [`REQUEST_TIMEOUT`] or a transport error) and its latency.
+//! (0: no answer within [`REQUEST_TIMEOUT`] or a transport error) and its latency. A renewed
+//! session token (`Set-Cookie: sid=…`) replaces the target's, as a browser would keep it.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::task::JoinSet;
@@ -42,7 +43,14 @@ pub struct Load {
 impl Load {
     /// Starts sending `rate` requests a second over `targets`, in turn.
     pub fn start(rate: u32, targets: Vec<Target>) -> Self {
-        assert!(rate > 0 && !targets.is_empty());
+        assert!(!targets.is_empty());
+        Self::start_shared(rate, Arc::new(Mutex::new(targets)))
+    }
+
+    /// Like [`Load::start`], over a list the caller may change while the load runs (users
+    /// logging in and out); a tick that finds it empty sends nothing.
+    pub fn start_shared(rate: u32, targets: Arc<Mutex<Vec<Target>>>) -> Self {
+        assert!(rate > 0);
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(REQUEST_TIMEOUT)
@@ -63,16 +71,30 @@ impl Load {
                 while !stop.load(Ordering::Relaxed) {
                     ticks.tick().await;
                     let at = started.elapsed();
-                    let target = n % targets.len();
+                    let (target, url, req) = {
+                        let targets = targets.lock().unwrap();
+                        if targets.is_empty() {
+                            continue;
+                        }
+                        let target = n % targets.len();
+                        let t = &targets[target];
+                        let req = client.get(&t.url).header("cookie", &t.cookie);
+                        (target, t.url.clone(), req)
+                    };
                     n += 1;
-                    let req = client
-                        .get(&targets[target].url)
-                        .header("cookie", &targets[target].cookie);
+                    let targets = targets.clone();
                     inflight.spawn(async move {
                         let sent = Instant::now();
                         let status = match req.send().await {
                             Ok(resp) => {
                                 let status = resp.status().as_u16();
+                                // As a browser does: a renewed session token replaces the old.
+                                if let Some(sid) = renewed_sid(&resp) {
+                                    let mut targets = targets.lock().unwrap();
+                                    if let Some(t) = targets.iter_mut().find(|t| t.url == url) {
+                                        t.cookie = with_sid(&t.cookie, &sid);
+                                    }
+                                }
                                 // Read the body, so the latency is the whole answer's.
                                 match resp.bytes().await {
                                     Ok(_) => status,
@@ -123,6 +145,30 @@ impl Load {
             samples: self.task.await.unwrap(),
         }
     }
+}
+
+/// The value of a `sid` cookie the response sets, if it sets one (a renewal).
+fn renewed_sid(resp: &reqwest::Response) -> Option<String> {
+    resp.headers().get_all("set-cookie").iter().find_map(|v| {
+        let pair = v.to_str().ok()?.split(';').next()?;
+        let value = pair.trim().strip_prefix("sid=")?;
+        (!value.is_empty()).then(|| value.to_owned())
+    })
+}
+
+/// `cookie` (a `Cookie` header) with its `sid` replaced by `sid`.
+fn with_sid(cookie: &str, sid: &str) -> String {
+    cookie
+        .split("; ")
+        .map(|pair| {
+            if pair.starts_with("sid=") {
+                format!("sid={sid}")
+            } else {
+                pair.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// What a load saw.

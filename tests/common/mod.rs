@@ -290,6 +290,12 @@ pub struct Idgate {
     pub proc: Proc,
 }
 
+/// idgate's log filter in the tests: `IDGATE_TEST_LOG`, else every request at debug (the
+/// tests read the log).
+pub fn log_filter() -> String {
+    std::env::var("IDGATE_TEST_LOG").unwrap_or_else(|_| "info,idgate=debug".into())
+}
+
 pub fn idgate_bin() -> &'static str {
     env!("CARGO_BIN_EXE_idgate")
 }
@@ -360,7 +366,7 @@ impl Idgate {
         let mut cmd = Command::new(bin);
         cmd.args(["serve", "--config"])
             .arg(&config)
-            .env("RUST_LOG", "info,idgate=debug");
+            .env("RUST_LOG", log_filter());
         let proc = Proc::spawn("idgate", &mut cmd);
         let log = proc.log.clone();
         let addr = wait_for("idgate to listen", Duration::from_secs(20), || {
@@ -472,7 +478,8 @@ impl Nginx {
 worker_processes 1;
 pid {p}/nginx.pid;
 error_log {p}/logs/error.log warn;
-events {{ worker_connections 512; }}
+worker_rlimit_nofile 8192;
+events {{ worker_connections 2048; }}
 http {{
     access_log off;
     client_body_temp_path {p}/body;
