@@ -46,6 +46,9 @@ pub struct Metrics {
     pub idp_latency: Histogram,
     pub store_latency: Histogram,
     pub live_sessions: Gauge,
+    /// Tasks alive in the async runtime (set at scrape time): connections, requests in flight,
+    /// background loops. One that only grows is a leak.
+    pub runtime_tasks: Gauge,
 }
 
 impl Default for Metrics {
@@ -128,6 +131,12 @@ impl Metrics {
             "Sessions alive in the store (counted at scrape time)",
             live_sessions.clone(),
         );
+        let runtime_tasks = Gauge::default();
+        registry.register(
+            "runtime_tasks",
+            "Tasks alive in the async runtime (counted at scrape time)",
+            runtime_tasks.clone(),
+        );
         Self {
             registry,
             requests,
@@ -138,6 +147,7 @@ impl Metrics {
             idp_latency,
             store_latency,
             live_sessions,
+            runtime_tasks,
         }
     }
 
@@ -247,6 +257,7 @@ mod tests {
             r#"idgate_logins_total{app="web",provider="dev",outcome="ok"} 1"#,
             "# TYPE idgate_idp_request_duration_seconds histogram",
             "idgate_live_sessions 0",
+            "# TYPE idgate_runtime_tasks gauge",
         ] {
             assert!(text.contains(line), "missing {line} in\n{text}");
         }

@@ -333,6 +333,28 @@ fn threads(proc: &Proc) -> usize {
         .unwrap()
 }
 
+/// Each instance's `idgate_runtime_tasks` (tasks alive in its async runtime).
+async fn runtime_tasks(fleet: &Fleet) -> Vec<u64> {
+    let mut out = Vec::new();
+    for instance in fleet.all() {
+        let text = Browser::new()
+            .client
+            .get(instance.url("/-/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let tasks = text
+            .lines()
+            .find_map(|l| l.strip_prefix("idgate_runtime_tasks "))
+            .unwrap_or_else(|| panic!("no idgate_runtime_tasks in:\n{text}"));
+        out.push(tasks.trim().parse().unwrap());
+    }
+    out
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hanging_idp_leaves_auth_alone_and_logins_fail_within_the_timeout() {
     let tmp = tempfile::tempdir().unwrap();
@@ -356,6 +378,7 @@ async fn a_hanging_idp_leaves_auth_alone_and_logins_fail_within_the_timeout() {
         .await;
     let fds_before: Vec<usize> = fleet.all().iter().map(|i| i.proc.open_fds()).collect();
     let threads_before: Vec<usize> = fleet.all().iter().map(|i| threads(&i.proc)).collect();
+    let tasks_before = runtime_tasks(&fleet).await;
 
     let load = Load::start(RATE, users.targets.clone());
     load.until(Duration::from_secs(2)).await;
@@ -410,7 +433,8 @@ async fn a_hanging_idp_leaves_auth_alone_and_logins_fail_within_the_timeout() {
     fleet.login("after-the-hang").await;
     let fds_after: Vec<usize> = fleet.all().iter().map(|i| i.proc.open_fds()).collect();
     let threads_after: Vec<usize> = fleet.all().iter().map(|i| threads(&i.proc)).collect();
-    eprintln!("FAULT idp hangs: fds {fds_before:?} -> {fds_after:?}, threads {threads_before:?} -> {threads_after:?}");
+    let tasks_after = runtime_tasks(&fleet).await;
+    eprintln!("FAULT idp hangs: fds {fds_before:?} -> {fds_after:?}, threads {threads_before:?} -> {threads_after:?}, tasks {tasks_before:?} -> {tasks_after:?}");
     for i in 0..INSTANCES {
         assert!(
             fds_after[i] <= fds_before[i] + 4,
@@ -419,6 +443,11 @@ async fn a_hanging_idp_leaves_auth_alone_and_logins_fail_within_the_timeout() {
         assert_eq!(
             threads_after[i], threads_before[i],
             "instance {i}'s threads"
+        );
+        // Connections Nginx keeps open are tasks too: a few more or fewer is their churn.
+        assert!(
+            tasks_after[i] <= tasks_before[i] + 8,
+            "instance {i} has more tasks alive: {tasks_before:?} -> {tasks_after:?}"
         );
     }
 }

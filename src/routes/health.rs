@@ -38,6 +38,10 @@ pub async fn metrics(state: &AppState) -> Response {
         }
         Err(e) => tracing::warn!(error = %e, "metrics: cannot count sessions"),
     }
+    if let Ok(rt) = tokio::runtime::Handle::try_current() {
+        let tasks = rt.metrics().num_alive_tasks();
+        state.metrics.runtime_tasks.set(tasks as i64);
+    }
     let mut resp = http::Response::new(Full::new(Bytes::from(state.metrics.render())));
     resp.headers_mut().insert(
         http::header::CONTENT_TYPE,
