@@ -107,8 +107,8 @@ impl ApiError {
         (status, self.public_message())
     }
 
-    /// The error as a readable HTML page with the same status, for a browser navigation (a
-    /// login started while the IdP or a store is down shows a page, not JSON).
+    /// The error as a readable HTML page with the same status, for a browser navigation that
+    /// failed on idgate's side (a login started while the IdP or a store is down).
     pub fn into_page(self) -> Response {
         let (status, message) = self.logged();
         let title = status.canonical_reason().unwrap_or("Error");

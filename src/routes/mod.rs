@@ -113,9 +113,10 @@ async fn endpoint(state: Arc<AppState>, peer: Arc<Peer>, req: Request) -> Respon
     };
     match result {
         Ok(resp) => resp,
-        // A person's browser landed here (a login started while the IdP or a store is down):
-        // a page says what went wrong.
-        Err(e) if navigation => e.into_page(),
+        // A person's browser landed here and idgate's side failed (a login started while the
+        // IdP or a store is down): a page says so. A fault of the request (a refused
+        // `redirect`, a missing parameter) keeps its JSON answer, as for every client.
+        Err(e) if navigation && e.status().is_server_error() => e.into_page(),
         Err(e) => e.into_response(),
     }
 }
