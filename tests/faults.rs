@@ -74,6 +74,17 @@ impl Users {
         users
     }
 
+    /// The first user logs out through Nginx.
+    async fn log_out_first(&self, fleet: &Fleet) {
+        let resp = self.browsers[0]
+            .client
+            .post(format!("{}/logout", fleet.site()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+    }
+
     /// Every user's session is accepted by every instance.
     async fn assert_all_alive(&self, fleet: &Fleet, when: &str) {
         for (i, instance) in fleet.all().into_iter().enumerate() {
@@ -157,13 +168,7 @@ async fn redis_restarted_empty_loses_no_session() {
         "the sessions are back in Redis: {restored}"
     );
     // And the next logout still reaches every instance.
-    let resp = users.browsers[0]
-        .client
-        .post(format!("{}/logout", fleet.site()))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
+    users.log_out_first(&fleet).await;
     refused_everywhere(&fleet, &users.tokens[0], Duration::from_secs(1)).await;
 }
 
@@ -219,13 +224,7 @@ async fn a_sentinel_failover_refuses_no_live_session_and_logout_still_reaches_ev
     report.assert_all_ok("sentinel failover", &fleet.nginx_errors());
 
     // Logout after the failover: written to the new master, heard by every instance.
-    let resp = users.browsers[0]
-        .client
-        .post(format!("{}/logout", fleet.site()))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
+    users.log_out_first(&fleet).await;
     let took = refused_everywhere(&fleet, &users.tokens[0], Duration::from_secs(1)).await;
     eprintln!("FAULT sentinel: logout refused on every instance after {took:?}");
     for token in &users.tokens[1..] {
@@ -337,20 +336,7 @@ fn threads(proc: &Proc) -> usize {
 async fn runtime_tasks(fleet: &Fleet) -> Vec<u64> {
     let mut out = Vec::new();
     for instance in fleet.all() {
-        let text = Browser::new()
-            .client
-            .get(instance.url("/-/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        let tasks = text
-            .lines()
-            .find_map(|l| l.strip_prefix("idgate_runtime_tasks "))
-            .unwrap_or_else(|| panic!("no idgate_runtime_tasks in:\n{text}"));
-        out.push(tasks.trim().parse().unwrap());
+        out.push(metric(instance, "idgate_runtime_tasks").await);
     }
     out
 }

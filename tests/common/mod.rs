@@ -1113,10 +1113,8 @@ pub fn start_body_recorder() -> SocketAddr {
     addr
 }
 
-/// How many `/auth` requests `idgate`'s token cache has answered
-/// (`idgate_token_cache_total{result="hit"}` of `/-/metrics`): a test that claims the cache
-/// answered checks this counter moved.
-pub async fn cache_hits(idgate: &Idgate) -> u64 {
+/// The value of the sample `name` (with its labels, as printed) in `idgate`'s `/-/metrics`.
+pub async fn metric(idgate: &Idgate, name: &str) -> u64 {
     let text = Browser::new()
         .client
         .get(idgate.url("/-/metrics"))
@@ -1127,11 +1125,18 @@ pub async fn cache_hits(idgate: &Idgate) -> u64 {
         .await
         .unwrap();
     text.lines()
-        .find_map(|l| l.strip_prefix(r#"idgate_token_cache_total{result="hit"} "#))
-        .unwrap_or_else(|| panic!("no cache-hit counter in:\n{text}"))
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no {name} in:\n{text}"))
         .trim()
         .parse()
         .unwrap()
+}
+
+/// How many `/auth` requests `idgate`'s token cache has answered
+/// (`idgate_token_cache_total{result="hit"}` of `/-/metrics`): a test that claims the cache
+/// answered checks this counter moved.
+pub async fn cache_hits(idgate: &Idgate) -> u64 {
+    metric(idgate, r#"idgate_token_cache_total{result="hit"}"#).await
 }
 
 impl Idgate {
