@@ -78,6 +78,8 @@ pub const OAUTH2_PROXY_PROFILE: &[(&str, Field)] = &[
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("identity header `{header}` would be {size} bytes, over the {limit}-byte limit ([headers] max_value_bytes)")]
 pub struct OversizedHeader {
+    /// Whose identity it is (for the log line).
+    pub user_id: String,
     pub header: HeaderName,
     pub size: usize,
     pub limit: usize,
@@ -94,39 +96,67 @@ pub struct IdentityHeaders {
     pub max_value_bytes: usize,
 }
 
+/// A session's identity header values, rendered: in the order of [`IdentityHeaders::names`],
+/// joined by `\n` (which [`visible`] never lets into a value). One allocation per cached token:
+/// with a hundred thousand sessions cached, every word of an entry counts (README "Memory").
+#[derive(Debug)]
+pub struct RenderedIdentity(Box<str>);
+
 impl IdentityHeaders {
+    /// The names of the headers [`IdentityHeaders::render`] gives values for, in order.
+    fn names(&self) -> impl Iterator<Item = &HeaderName> {
+        static STANDARD: [HeaderName; 3] = [MIA_USERID, MIA_GROUPS, MIA_USERPROPERTIES];
+        static TOKEN: HeaderName = IDGATE_TOKEN;
+        STANDARD
+            .iter()
+            .chain(self.extra.iter().map(|(n, _)| n))
+            .chain(self.pass_token.then_some(&TOKEN))
+    }
+
     pub fn render(
         &self,
         user: &crate::jwt::UserClaim,
         token: &str,
-    ) -> Result<Vec<(HeaderName, http::HeaderValue)>, OversizedHeader> {
-        let mut out = Vec::with_capacity(4 + self.extra.len());
-        let standard = [
-            (MIA_USERID, Field::UserId),
-            (MIA_GROUPS, Field::Groups),
-            (MIA_USERPROPERTIES, Field::UserProperties),
-        ];
-        for (name, field) in standard.into_iter().chain(self.extra.iter().cloned()) {
-            let value = self.field_value(user, field);
-            out.push((name.clone(), self.value(name, &value)?));
-        }
+    ) -> Result<RenderedIdentity, OversizedHeader> {
+        let standard = [Field::UserId, Field::Groups, Field::UserProperties];
+        let fields = standard
+            .into_iter()
+            .chain(self.extra.iter().map(|(_, f)| *f));
+        let mut values: Vec<String> = fields.map(|f| self.field_value(user, f)).collect();
         if self.pass_token {
-            out.push((IDGATE_TOKEN, self.value(IDGATE_TOKEN, token)?));
+            values.push(token.to_owned());
         }
-        Ok(out)
+        let mut joined = String::new();
+        for (i, (name, value)) in self.names().zip(&values).enumerate() {
+            if value.len() > self.max_value_bytes {
+                return Err(OversizedHeader {
+                    user_id: user.user_id.clone(),
+                    header: name.clone(),
+                    size: value.len(),
+                    limit: self.max_value_bytes,
+                });
+            }
+            if i > 0 {
+                joined.push('\n');
+            }
+            joined.push_str(&visible(value));
+        }
+        Ok(RenderedIdentity(joined.into_boxed_str()))
     }
 
-    fn value(&self, name: HeaderName, text: &str) -> Result<http::HeaderValue, OversizedHeader> {
-        if text.len() > self.max_value_bytes {
-            return Err(OversizedHeader {
-                header: name,
-                size: text.len(),
-                limit: self.max_value_bytes,
-            });
-        }
+    /// The headers of `rendered` (made by this same profile), ready to be sent.
+    pub fn headers<'a>(
+        &'a self,
+        rendered: &'a RenderedIdentity,
+    ) -> impl Iterator<Item = (HeaderName, http::HeaderValue)> + 'a {
         // `visible` guarantees a valid header value; the fallback is unreachable.
-        Ok(http::HeaderValue::from_str(&visible(text))
-            .unwrap_or_else(|_| http::HeaderValue::from_static("")))
+        self.names()
+            .zip(rendered.0.split('\n'))
+            .map(|(name, value)| {
+                let value = http::HeaderValue::from_str(value)
+                    .unwrap_or_else(|_| http::HeaderValue::from_static(""));
+                (name.clone(), value)
+            })
     }
 
     fn field_value(&self, user: &crate::jwt::UserClaim, field: Field) -> String {
@@ -247,9 +277,10 @@ mod tests {
 
     #[test]
     fn values_never_carry_control_or_invisible_characters() {
-        let h = profile(OAUTH2_PROXY_PROFILE, 4096)
-            .render(&user(), "tok.en.x")
-            .unwrap();
+        let profile = profile(OAUTH2_PROXY_PROFILE, 4096);
+        let rendered = profile.render(&user(), "tok.en.x").unwrap();
+        let h: Vec<_> = profile.headers(&rendered).collect();
+        assert_eq!(h.len(), 3 + OAUTH2_PROXY_PROFILE.len() + 1);
         let get = |n: &str| {
             h.iter()
                 .find(|(k, _)| k == n)
@@ -271,6 +302,24 @@ mod tests {
                 "{v:?}"
             );
         }
+    }
+
+    #[test]
+    fn empty_values_keep_every_header_in_its_place() {
+        let profile = profile(OAUTH2_PROXY_PROFILE, 4096);
+        let mut u = user();
+        u.email = None;
+        u.username = None;
+        let rendered = profile.render(&u, "t.o.k").unwrap();
+        let h: Vec<(String, String)> = profile
+            .headers(&rendered)
+            .map(|(n, v)| (n.as_str().to_owned(), v.to_str().unwrap().to_owned()))
+            .collect();
+        let get = |n: &str| h.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
+        assert_eq!(get("x-auth-request-email"), Some(""));
+        assert_eq!(get("x-auth-request-preferred-username"), Some(""));
+        assert_eq!(get("x-auth-request-groups"), Some("users,admins"));
+        assert_eq!(get("idgate-token"), Some("t.o.k"));
     }
 
     #[test]

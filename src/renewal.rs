@@ -20,13 +20,26 @@ use std::sync::Arc;
 use http::HeaderValue;
 
 use crate::crypto::hash_token;
-use crate::session::{AuthFailure, VerifiedSession};
+use crate::session::{token_digest, AuthFailure, VerifiedSession};
 use crate::state::AppState;
+
+/// How long a renewal is kept for the requests that still carry the old token (Unix seconds):
+/// the burst of a page's parallel requests, sent before its browser stored the new cookie. A
+/// request later than that renews again, into the same token.
+pub const REUSE_SECS: i64 = 30;
 
 /// A renewed session: its verification and the `Set-Cookie` that hands it to the browser.
 pub struct Renewed {
     pub session: Arc<VerifiedSession>,
     pub set_cookie: HeaderValue,
+    /// When it was renewed (Unix seconds).
+    at: i64,
+}
+
+/// Forgets the renewals older than [`REUSE_SECS`], so that the cache holds the last seconds'
+/// renewals (each carries a whole cookie), not the last few thousand.
+pub fn purge(state: &AppState, now: i64) {
+    state.renewals.retain(|_, r| now - r.at < REUSE_SECS);
 }
 
 /// Renews the expired session token `token`, if its session is still alive and
@@ -38,16 +51,17 @@ pub async fn renew(
 ) -> Result<Arc<Renewed>, AuthFailure> {
     let secret = renewal_secret.ok_or(AuthFailure::NotRenewable("no renewal secret"))?;
     let fresh = |done: &Arc<Renewed>| done.session.is_valid(crate::now_secs());
-    let renewed = match state.renewals.get(token) {
+    let key = token_digest(token);
+    let renewed = match state.renewals.get(&key) {
         Some(done) if fresh(&done) => done,
         // One renewal of a token at a time in this process: the requests of a burst carrying
         // the same expired cookie wait for the first one's result instead of each reading the
         // stores and signing (under load, a herd of identical renewals starves everything).
-        _ => match state.renewals.get_value_or_guard_async(token).await {
+        _ => match state.renewals.get_value_or_guard_async(&key).await {
             Ok(done) if fresh(&done) => done,
             Ok(_stale) => {
                 let renewed = renew_now(state, token, secret).await?;
-                state.renewals.insert(token.to_owned(), renewed.clone());
+                state.renewals.insert(key, renewed.clone());
                 renewed
             }
             Err(guard) => {
@@ -58,10 +72,7 @@ pub async fn renew(
         },
     };
     // Whoever did the renewal, this request gets it only with the session's renewal secret.
-    if state
-        .macs
-        .is_renewal_secret(&renewed.session.claims.sid, secret)
-    {
+    if state.macs.is_renewal_secret(renewed.session.sid(), secret) {
         Ok(renewed)
     } else {
         Err(AuthFailure::NotRenewable("wrong renewal secret"))
@@ -134,7 +145,10 @@ async fn renew_now(
     let renewed = Arc::new(Renewed {
         session,
         set_cookie,
+        at: now,
     });
+    // The old token is expired: its cache entry could only take the place of a live one.
+    state.auth.forget_token(token);
     tracing::info!(user = %old.sub, "session token renewed");
     Ok(renewed)
 }

@@ -19,37 +19,56 @@ use std::time::Duration;
 
 use http::{HeaderName, HeaderValue};
 
-use crate::headers::{IdentityHeaders, OversizedHeader};
+use crate::headers::{IdentityHeaders, OversizedHeader, RenderedIdentity};
 
 use crate::jwt::{Claims, JwtError, JwtKeys};
 use crate::store::{FeedEvent, Sessions, StoreError};
 
-/// How often stale liveness flags are dropped.
+/// How often expired and revoked tokens leave the cache, and stale liveness flags with them.
 const PRUNE_INTERVAL: Duration = Duration::from_secs(60);
 
-/// What every cached token of one session shares: whether it is alive, and (for the idle
-/// timeout) when it was last used here and last reported to the store.
+/// What every cached token of one session shares: its id, whether it is alive, and (for the
+/// idle timeout) when it was last used here and last reported to the store.
 #[derive(Debug)]
 struct SessionLive {
+    sid: Arc<str>,
     alive: AtomicBool,
     last_seen: AtomicI64,
     last_touch: AtomicI64,
 }
 
-/// A verified session token, with what `/auth` sends upstream already rendered.
+/// A verified session token: what `/auth` decides on and sends upstream, and nothing more.
+/// The token cache holds one per token, so it is kept small (README "Memory"): the full claims
+/// are read again from the token by the few endpoints that need them ([`Authenticator::claims`]).
 pub struct VerifiedSession {
-    pub claims: Claims,
+    exp: i64,
+    /// The token's groups and permissions, which route rules read.
+    pub groups: Vec<String>,
+    pub permissions: Vec<String>,
     /// The app the session was opened for (from the store): it opens that app's locations only.
-    pub app_id: String,
+    app_id: Arc<str>,
     live: Arc<SessionLive>,
     /// The identity headers `/auth` answers with, or why they cannot be sent.
-    pub identity: Result<Vec<(HeaderName, HeaderValue)>, OversizedHeader>,
+    identity: Result<RenderedIdentity, Box<OversizedHeader>>,
 }
 
 impl VerifiedSession {
     /// Not expired and not revoked.
     pub fn is_valid(&self, now: i64) -> bool {
-        now < self.claims.exp && self.live.alive.load(Ordering::Acquire)
+        now < self.exp && self.live.alive.load(Ordering::Acquire)
+    }
+
+    /// When the token expires (Unix seconds).
+    pub fn exp(&self) -> i64 {
+        self.exp
+    }
+
+    pub fn sid(&self) -> &str {
+        &self.live.sid
+    }
+
+    pub fn app_id(&self) -> &str {
+        &self.app_id
     }
 }
 
@@ -71,11 +90,15 @@ pub struct Authenticator {
     keys: JwtKeys,
     sessions: Arc<dyn Sessions>,
     identity: IdentityHeaders,
-    tokens: quick_cache::sync::Cache<String, Arc<VerifiedSession>>,
+    /// Verified tokens by the SHA-256 digest of the token: 32 bytes a key where the token itself
+    /// is 300 to 800 (and a collision is out of reach, unlike with a short hash of it).
+    tokens: quick_cache::sync::Cache<TokenDigest, Arc<VerifiedSession>>,
     /// One liveness flag per session id. Weak, so the map forgets sessions whose tokens have
     /// all left the cache; a std mutex because it is touched only on cache misses and
     /// revocations, never held across an `.await`.
-    flags: Mutex<HashMap<String, Weak<SessionLive>>>,
+    flags: Mutex<HashMap<Arc<str>, Weak<SessionLive>>>,
+    /// The configured app ids, shared by every entry of their app instead of copied.
+    app_ids: Vec<Arc<str>>,
     /// `[session] idle_timeout` in seconds: a session unused this long ends.
     idle_secs: Option<i64>,
     /// Until when (Unix seconds) cached verifications may be trusted: the last moment the
@@ -98,6 +121,7 @@ impl Authenticator {
             identity,
             tokens: quick_cache::sync::Cache::new(capacity),
             flags: Mutex::new(HashMap::new()),
+            app_ids: Vec::new(),
             feed_trusted_until: AtomicI64::new(0),
             outage_grace_secs: outage_grace.as_secs().max(1) as i64,
             idle_secs: None,
@@ -108,6 +132,12 @@ impl Authenticator {
     /// store, reported at most every quarter of `idle`).
     pub fn with_idle_timeout(mut self, idle: Option<Duration>) -> Self {
         self.idle_secs = idle.map(|d| d.as_secs().max(1) as i64);
+        self
+    }
+
+    /// The configured app ids (entries share them; others are copied).
+    pub fn with_apps<'a>(mut self, ids: impl IntoIterator<Item = &'a String>) -> Self {
+        self.app_ids = ids.into_iter().map(|id| Arc::from(id.as_str())).collect();
         self
     }
 
@@ -133,7 +163,10 @@ impl Authenticator {
         if now > self.feed_trusted_until.load(Ordering::Acquire) {
             return None;
         }
-        let hit = self.tokens.get(token).filter(|s| s.is_valid(now))?;
+        let hit = self
+            .tokens
+            .get(&token_digest(token))
+            .filter(|s| s.is_valid(now))?;
         if let Some(idle) = self.idle_secs {
             let last = hit.live.last_seen.load(Ordering::Relaxed);
             if now - last > idle {
@@ -142,7 +175,7 @@ impl Authenticator {
             }
             if last != now {
                 hit.live.last_seen.store(now, Ordering::Relaxed);
-                self.report_activity(&hit.live, &hit.claims.sid, now, idle);
+                self.report_activity(&hit.live, now, idle);
             }
         }
         Some(hit)
@@ -150,13 +183,13 @@ impl Authenticator {
 
     /// Tells the store about this session's activity, at most every quarter of the idle
     /// timeout, in the background: the request does not wait for it.
-    fn report_activity(&self, live: &SessionLive, sid: &str, now: i64, idle: i64) {
+    fn report_activity(&self, live: &SessionLive, now: i64, idle: i64) {
         let last_touch = live.last_touch.load(Ordering::Relaxed);
         if now - last_touch < (idle / 4).max(1) {
             return;
         }
         live.last_touch.store(now, Ordering::Relaxed);
-        let (sessions, sid) = (self.sessions.clone(), sid.to_owned());
+        let (sessions, sid) = (self.sessions.clone(), live.sid.clone());
         tokio::spawn(async move {
             if let Err(e) = sessions.touch_session(&sid, now).await {
                 tracing::warn!(error = %e, "cannot record session activity");
@@ -198,12 +231,13 @@ impl Authenticator {
         if let Some(hit) = self.cached(token, now) {
             return Ok(hit);
         }
-        if let Some(hit) = self.tokens.get(token) {
+        let digest = token_digest(token);
+        if let Some(hit) = self.tokens.get(&digest) {
             if !hit.live.alive.load(Ordering::Acquire) {
                 // Revoked: final, no need to ask the store.
                 return Err(AuthFailure::SessionEnded);
             }
-            if now >= hit.claims.exp {
+            if now >= hit.exp {
                 // Expired: the caller may renew it while the session lives.
                 return Err(AuthFailure::Token(JwtError::Expired));
             }
@@ -238,26 +272,67 @@ impl Authenticator {
             // A use seen on the slow path is activity too: another instance, where the session
             // is next used, must learn of it (else a session used in turn on two instances,
             // each seeing it less often than the idle timeout, would end while in use).
-            self.report_activity(&live, &claims.sid, now, idle);
+            self.report_activity(&live, now, idle);
         }
-        let identity = self.identity.render(&claims.user, token);
+        let identity = self.identity.render(&claims.user, token).map_err(Box::new);
+        let app_id = match self.app_ids.iter().find(|id| ***id == *record.app_id) {
+            Some(id) => id.clone(),
+            None => Arc::from(record.app_id),
+        };
+        let mut groups = claims.user.groups;
+        groups.shrink_to_fit();
+        let mut permissions = claims.user.permissions.unwrap_or_default();
+        permissions.shrink_to_fit();
         let verified = Arc::new(VerifiedSession {
-            claims,
-            app_id: record.app_id,
+            exp: claims.exp,
+            groups,
+            permissions,
+            app_id,
             live,
             identity,
         });
         if verified.is_valid(now) {
-            self.tokens.insert(token.to_owned(), verified.clone());
+            self.tokens.insert(digest, verified.clone());
             Ok(verified)
         } else {
             Err(AuthFailure::SessionEnded)
         }
     }
 
+    /// The full claims of a live session's token, for the endpoints that answer with them
+    /// (`/userinfo`, Mia's API): the session checked as for `/auth`, then the token read again.
+    pub async fn claims(&self, token: &str) -> Result<Claims, AuthFailure> {
+        self.authenticate(token).await?;
+        Ok(self.keys.verify(token)?)
+    }
+
+    /// The identity headers of `session` for `/auth`'s answer, or why they cannot be sent.
+    pub fn identity_headers<'a>(
+        &'a self,
+        session: &'a VerifiedSession,
+    ) -> Result<impl Iterator<Item = (HeaderName, HeaderValue)> + 'a, &'a OversizedHeader> {
+        match &session.identity {
+            Ok(rendered) => Ok(self.identity.headers(rendered)),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Drops a token from the cache (a renewed token, whose successor replaces it).
+    pub fn forget_token(&self, token: &str) {
+        self.tokens.remove(&token_digest(token));
+    }
+
+    /// Drops the cached tokens that can no longer be used (expired or revoked), then the flags
+    /// no cached token refers to: the cache holds what is live, not what it once saw.
+    pub fn purge(&self, now: i64) {
+        self.tokens.retain(|_, s| s.is_valid(now));
+        self.prune_flags();
+    }
+
     fn flag(&self, sid: &str) -> Arc<SessionLive> {
         let fresh = |alive: bool| {
             Arc::new(SessionLive {
+                sid: Arc::from(sid),
                 alive: AtomicBool::new(alive),
                 last_seen: AtomicI64::new(0),
                 // Never reported here yet: the first use is reported at once.
@@ -271,7 +346,7 @@ impl Authenticator {
             return f;
         }
         let f = fresh(true);
-        flags.insert(sid.to_owned(), Arc::downgrade(&f));
+        flags.insert(f.sid.clone(), Arc::downgrade(&f));
         f
     }
 
@@ -308,6 +383,14 @@ impl Authenticator {
     }
 }
 
+/// The token cache's key for `token`.
+pub type TokenDigest = [u8; 32];
+
+pub fn token_digest(token: &str) -> TokenDigest {
+    use sha2::Digest;
+    sha2::Sha256::digest(token.as_bytes()).into()
+}
+
 /// Compact JSON with every non-ASCII or DEL character escaped, so it is a valid header value.
 pub fn ascii_json(v: &serde_json::Value) -> String {
     let text = v.to_string();
@@ -326,7 +409,7 @@ pub fn ascii_json(v: &serde_json::Value) -> String {
 }
 
 /// Follows the store's revocation feed so logouts made elsewhere (another instance, the CLI)
-/// invalidate this process's cache; also prunes stale liveness flags.
+/// invalidate this process's cache; also purges the cache of dead tokens.
 /// Returns the tasks' handles, so a reload can stop them when their state is retired.
 pub fn spawn_revocation_follower(
     auth: Arc<Authenticator>,
@@ -341,7 +424,7 @@ pub fn spawn_revocation_follower(
     let pruner = tokio::spawn(async move {
         loop {
             tokio::time::sleep(PRUNE_INTERVAL).await;
-            auth.prune_flags();
+            auth.purge(crate::now_secs());
         }
     });
     vec![follower, pruner]

@@ -35,7 +35,9 @@ pub struct AppState {
     pub jwks_body: Bytes,
     pub location_rules: crate::policy::LocationRules,
     /// Recent silent renewals by expired token, so a burst of requests renews once.
-    pub renewals: quick_cache::sync::Cache<String, Arc<crate::renewal::Renewed>>,
+    /// Purged of entries older than `renewal::REUSE_SECS` (see `spawn_background`).
+    pub renewals:
+        quick_cache::sync::Cache<crate::session::TokenDigest, Arc<crate::renewal::Renewed>>,
     /// Counters and histograms for `/-/metrics` (atomic increments only on `/auth`).
     pub metrics: Arc<crate::metrics::Metrics>,
 }
@@ -118,7 +120,8 @@ impl AppState {
                 config.session.token_cache_entries,
                 config.session.outage_grace,
             )
-            .with_idle_timeout(config.session.idle_timeout),
+            .with_idle_timeout(config.session.idle_timeout)
+            .with_apps(config.apps.keys()),
         );
         let key_material = config
             .session
@@ -153,8 +156,8 @@ impl AppState {
         }))
     }
 
-    /// Starts the background tasks (the revocation follower, the purge of expired login
-    /// states) and returns their handles.
+    /// Starts the background tasks (the revocation follower, the purges of expired login
+    /// states and of past renewals) and returns their handles.
     pub fn spawn_background(self: &Arc<Self>) -> Vec<tokio::task::JoinHandle<()>> {
         let mut tasks =
             crate::session::spawn_revocation_follower(self.auth.clone(), self.sessions.clone());
@@ -167,6 +170,14 @@ impl AppState {
                     Ok(n) => tracing::debug!(purged = n, "expired login states removed"),
                     Err(e) => tracing::warn!(error = %e, "cannot purge expired login states"),
                 }
+            }
+        }));
+        let state = Arc::downgrade(self);
+        tasks.push(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(STATE_PURGE_INTERVAL).await;
+                let Some(state) = state.upgrade() else { return };
+                crate::renewal::purge(&state, crate::now_secs());
             }
         }));
         tasks

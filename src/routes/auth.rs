@@ -111,9 +111,9 @@ pub async fn decide(state: &AppState, peer: &Peer, req: &Request) -> Response {
     };
     // A session opens its own app's locations only; elsewhere it counts as no session.
     let session = session.filter(|s| {
-        let ok = bound_app == Some(s.app_id.as_str());
+        let ok = bound_app == Some(s.app_id());
         if !ok {
-            tracing::debug!(session_app = %s.app_id, location_app = ?bound_app, "a session of another app: treated as anonymous");
+            tracing::debug!(session_app = %s.app_id(), location_app = ?bound_app, "a session of another app: treated as anonymous");
         }
         ok
     });
@@ -133,11 +133,8 @@ pub async fn decide(state: &AppState, peer: &Peer, req: &Request) -> Response {
     };
     let ctx = Context {
         session: session.is_some(),
-        groups: session.as_ref().map_or(&[], |s| &s.claims.user.groups),
-        permissions: session
-            .as_ref()
-            .and_then(|s| s.claims.user.permissions.as_deref())
-            .unwrap_or(&[]),
+        groups: session.as_ref().map_or(&[], |s| &s.groups),
+        permissions: session.as_ref().map_or(&[], |s| &s.permissions),
         client_type,
         is_backoffice: header(headers, headers::IS_BACKOFFICE)
             .is_some_and(|v| v.eq_ignore_ascii_case("true") || v == "1"),
@@ -150,7 +147,7 @@ pub async fn decide(state: &AppState, peer: &Peer, req: &Request) -> Response {
         decision @ (Decision::Allow | Decision::Unchecked) => {
             let mut resp = match &session {
                 Some(s) => {
-                    let mut resp = allow(s);
+                    let mut resp = allow(state, s);
                     // Exactly one Set-Cookie: Nginx passes on only the first.
                     if let (Some(cookie), true) = (set_cookie, resp.status().is_success()) {
                         resp.headers_mut().insert(http::header::SET_COOKIE, cookie);
@@ -262,11 +259,11 @@ fn allow_anonymous() -> Response {
     resp
 }
 
-fn allow(session: &VerifiedSession) -> Response {
-    let headers = match &session.identity {
+fn allow(state: &AppState, session: &VerifiedSession) -> Response {
+    let headers = match state.auth.identity_headers(session) {
         Ok(headers) => headers,
         Err(e) => {
-            tracing::error!(user = %session.claims.sub, error = %e, "refusing: the identity does not fit in headers");
+            tracing::error!(user = %e.user_id, error = %e, "refusing: the identity does not fit in headers");
             return refuse(
                 StatusCode::FORBIDDEN,
                 "the identity is too large to pass on",
@@ -276,10 +273,10 @@ fn allow(session: &VerifiedSession) -> Response {
     let mut resp = http::Response::new(Full::new(Bytes::new()));
     let h = resp.headers_mut();
     // One allocation for the map, not one per growth step.
-    h.reserve(headers.len() + 2);
+    h.reserve(8);
     h.insert(MIA_ALLOWED, HeaderValue::from_static("1"));
     for (name, value) in headers {
-        h.insert(name.clone(), value.clone());
+        h.insert(name, value);
     }
     resp
 }

@@ -31,18 +31,18 @@ async fn live_session(
 ) -> Result<(crate::jwt::Claims, SessionRecord), ApiError> {
     let token = super::session_token(req.headers(), &state.cookies)
         .ok_or_else(|| ApiError::Unauthorized("no session token".into()))?;
-    let verified = match state.auth.authenticate(token).await {
-        Ok(s) => s,
+    let claims = match state.auth.claims(token).await {
+        Ok(c) => c,
         Err(AuthFailure::Store(e)) => return Err(e.into()),
         Err(e) => return Err(ApiError::Unauthorized(e.to_string())),
     };
     let record = state
         .sessions
-        .get_session(&verified.claims.sid)
+        .get_session(&claims.sid)
         .await?
         .filter(|r| r.is_alive(crate::now_secs()))
         .ok_or_else(|| ApiError::Unauthorized("the session has ended".into()))?;
-    Ok((verified.claims.clone(), record))
+    Ok((claims, record))
 }
 
 /// The IdP's tokens kept with the session.

@@ -171,10 +171,10 @@ async fn idp_logout_url(
 pub async fn userinfo(state: &AppState, req: &Request) -> Result<Response, ApiError> {
     let token = super::session_token(req.headers(), &state.cookies)
         .ok_or_else(|| ApiError::Unauthorized("no session token".into()))?;
-    match state.auth.authenticate(token).await {
-        Ok(s) => Ok(json_response(
+    match state.auth.claims(token).await {
+        Ok(claims) => Ok(json_response(
             StatusCode::OK,
-            &serde_json::to_value(&s.claims.user).unwrap_or_default(),
+            &serde_json::to_value(&claims.user).unwrap_or_default(),
         )),
         Err(AuthFailure::Store(e)) => Err(e.into()),
         Err(e) => Err(ApiError::Unauthorized(e.to_string())),

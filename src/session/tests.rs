@@ -103,11 +103,12 @@ async fn a_live_session_authenticates_and_carries_its_app() {
     let f = fixture(None);
     let t = f.session("s1", "u1", "u1", 0, 600).await;
     let v = f.auth.authenticate(&t).await.unwrap();
-    assert_eq!(v.app_id, "web");
+    assert_eq!(v.app_id(), "web");
+    assert_eq!(v.sid(), "s1");
     // Again, while the feed has not vouched for the cache: the slow path accepts it again.
     assert!(f.auth.authenticate(&t).await.is_ok());
-    assert_eq!(v.claims.sub, "u1");
-    let headers = v.identity.as_ref().unwrap();
+    assert_eq!(f.auth.claims(&t).await.unwrap().sub, "u1");
+    let headers: Vec<_> = f.auth.identity_headers(&v).unwrap().collect();
     assert!(headers.iter().any(|(n, v)| n == "mia-userid" && v == "u1"));
     assert!(matches!(
         f.auth.authenticate("not-a-token").await,
@@ -203,7 +204,7 @@ async fn the_cache_counts_only_while_the_feed_is_trusted_and_the_token_unexpired
     assert!(f.auth.cached(&t, until).is_some());
     assert!(f.auth.cached(&t, until + 1).is_none());
     // Expiry of the token itself, to the second.
-    let exp = v.claims.exp;
+    let exp = v.exp();
     assert!(v.is_valid(exp - 1));
     assert!(!v.is_valid(exp));
     // The feed lost: the cache is emptied.
@@ -218,7 +219,7 @@ async fn a_token_cached_as_expired_or_revoked_stays_refused() {
     let t = f.session("s1", "u1", "u1", 0, 1).await;
     let v = f.auth.authenticate(&t).await.unwrap();
     // Wait for its second to pass: from the cache it is now expired, not re-verified.
-    while crate::now_secs() < v.claims.exp {
+    while crate::now_secs() < v.exp() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(matches!(
@@ -367,6 +368,7 @@ async fn idle_for_exactly_the_timeout_is_not_yet_idle() {
     f.session("s1", "u1", "u1", 100, 600).await;
     f.store.touch_session("s1", now - 50).await.unwrap();
     let live = SessionLive {
+        sid: Arc::from("s1"),
         alive: AtomicBool::new(true),
         last_seen: AtomicI64::new(0),
         last_touch: AtomicI64::new(0),
@@ -382,4 +384,45 @@ async fn idle_for_exactly_the_timeout_is_not_yet_idle() {
         .idle_expired(&live, "s1", created, now - 39)
         .await
         .unwrap());
+}
+
+#[tokio::test]
+async fn the_purge_keeps_live_tokens_and_drops_expired_revoked_and_forgotten_ones() {
+    let f = fixture(None);
+    let live = f.session("s1", "u1", "u1", 0, 600).await;
+    let short = f.session("s2", "u1", "u1", 0, 5).await;
+    let revoked = f.session("s3", "u1", "u1", 0, 600).await;
+    let renewed = f.session("s4", "u1", "u1", 0, 600).await;
+    for t in [&live, &short, &revoked, &renewed] {
+        f.auth.authenticate(t).await.unwrap();
+    }
+    assert_eq!(f.auth.tokens.len(), 4);
+    f.auth.forget_session("s3");
+    f.auth.forget_token(&renewed);
+    assert_eq!(f.auth.tokens.len(), 3, "a forgotten token leaves at once");
+    // Ten seconds on: `short` has expired, `s3` was revoked; only `live` stays.
+    f.auth.purge(crate::now_secs() + 10);
+    assert_eq!(f.auth.tokens.len(), 1);
+    f.auth.on_feed_event(FeedEvent::Healthy);
+    assert!(f.auth.cached(&live, crate::now_secs()).is_some());
+    // The flags of the sessions no cached token refers to are gone with them.
+    let flags = f.auth.flags.lock().unwrap();
+    assert!(flags.contains_key("s1"));
+    assert!(!flags.contains_key("s2") && !flags.contains_key("s3"));
+}
+
+#[tokio::test]
+async fn the_full_claims_are_read_again_only_for_a_live_session() {
+    let f = fixture(None);
+    let t = f.session("s1", "u1", "u1", 0, 600).await;
+    let claims = f.auth.claims(&t).await.unwrap();
+    assert_eq!(
+        (claims.sid.as_str(), claims.user.name.as_deref()),
+        ("s1", Some("N"))
+    );
+    f.auth.revoke("s1").await.unwrap();
+    assert!(matches!(
+        f.auth.claims(&t).await,
+        Err(AuthFailure::SessionEnded)
+    ));
 }
