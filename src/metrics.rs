@@ -17,6 +17,9 @@ use prometheus_client::registry::Registry;
 
 type Labels = Vec<(String, String)>;
 
+/// The least time between two counts of the live sessions (seconds).
+pub const LIVE_SESSIONS_EVERY: i64 = 10;
+
 /// Routes as labelled in `idgate_http_requests_total`; index = position.
 const ROUTES: [&str; 10] = [
     "auth",
@@ -46,6 +49,8 @@ pub struct Metrics {
     pub idp_latency: Histogram,
     pub store_latency: Histogram,
     pub live_sessions: Gauge,
+    /// When `live_sessions` was last counted (Unix seconds).
+    live_sessions_at: std::sync::atomic::AtomicI64,
     /// Tasks alive in the async runtime (set at scrape time): connections, requests in flight,
     /// background loops. One that only grows is a leak.
     pub runtime_tasks: Gauge,
@@ -147,8 +152,21 @@ impl Metrics {
             idp_latency,
             store_latency,
             live_sessions,
+            live_sessions_at: std::sync::atomic::AtomicI64::new(i64::MIN / 2),
             runtime_tasks,
         }
+    }
+
+    /// Whether the live-session gauge is due a count (the last is [`LIVE_SESSIONS_EVERY`] old);
+    /// `true` to one caller only, which then counts.
+    pub fn live_sessions_due(&self, now: i64) -> bool {
+        use std::sync::atomic::Ordering;
+        let last = self.live_sessions_at.load(Ordering::Acquire);
+        now - last >= LIVE_SESSIONS_EVERY
+            && self
+                .live_sessions_at
+                .compare_exchange(last, now, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
     }
 
     /// Counts one answered request; for `/auth` also its decision.

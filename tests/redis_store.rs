@@ -149,6 +149,7 @@ async fn basic_checks(states: &dyn LoginStates, sessions: &dyn Sessions, tag: &s
 
     // Sessions, and the cap: all four created in the same second, the first is the oldest.
     let now = idgate::now_secs();
+    let live_before = sessions.count_live_sessions(now).await.unwrap();
     let user = format!("{tag}-alice");
     for i in 0..4 {
         let evicted = sessions
@@ -211,6 +212,11 @@ async fn basic_checks(states: &dyn LoginStates, sessions: &dyn Sessions, tag: &s
         assert!(all.contains(&format!("{tag}-s{i}")), "{all:?}");
     }
     assert!(all.contains(&format!("{tag}-b0")), "{all:?}");
+    // Live: s2, s3 and b0 (s0 was evicted, s1 revoked).
+    assert_eq!(
+        sessions.count_live_sessions(now).await.unwrap(),
+        live_before + 3
+    );
 
     let mut revoked = sessions.revoke_user_sessions(&user).await.unwrap();
     revoked.sort();

@@ -28,15 +28,18 @@ pub async fn ready(state: &AppState) -> Result<Response, ApiError> {
     Ok(json_response(StatusCode::OK, &json!({ "status": "ready" })))
 }
 
-/// The Prometheus exposition; the live-session gauge is refreshed here, at scrape time.
+/// The Prometheus exposition. The live-session gauge is counted here, at scrape time, but at
+/// most every `metrics::LIVE_SESSIONS_EVERY` seconds: counting asks the store about every
+/// session, which scrapers in a hurry must not repeat at will.
 pub async fn metrics(state: &AppState) -> Response {
-    match state.sessions.list_sessions(None).await {
-        Ok(list) => {
-            let now = crate::now_secs();
-            let live = list.iter().filter(|s| s.is_alive(now)).count();
-            state.metrics.live_sessions.set(live as i64);
+    let now = crate::now_secs();
+    if state.metrics.live_sessions_due(now) {
+        match state.sessions.count_live_sessions(now).await {
+            Ok(live) => {
+                state.metrics.live_sessions.set(live as i64);
+            }
+            Err(e) => tracing::warn!(error = %e, "metrics: cannot count sessions"),
         }
-        Err(e) => tracing::warn!(error = %e, "metrics: cannot count sessions"),
     }
     if let Ok(rt) = tokio::runtime::Handle::try_current() {
         let tasks = rt.metrics().num_alive_tasks();

@@ -527,6 +527,19 @@ impl Sessions for EmbeddedStore {
         .await
     }
 
+    async fn count_live_sessions(&self, now: i64) -> Result<u64, StoreError> {
+        self.run(move |c| {
+            c.query_row(
+                "SELECT COUNT(*) FROM sessions WHERE revoked = 0 AND expires_at > ?1",
+                [now],
+                |row| row.get::<_, i64>(0),
+            )
+            .map(|n| n.max(0) as u64)
+            .map_err(unavailable)
+        })
+        .await
+    }
+
     async fn list_sessions(&self, user_id: Option<&str>) -> Result<Vec<SessionRecord>, StoreError> {
         let user_id = user_id.map(str::to_owned);
         self.run(move |c| {

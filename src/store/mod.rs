@@ -212,6 +212,13 @@ pub trait Sessions: Send + Sync {
     /// Revokes every session of a user and returns their ids.
     async fn revoke_user_sessions(&self, user_id: &str) -> Result<Vec<String>, StoreError>;
     async fn list_sessions(&self, user_id: Option<&str>) -> Result<Vec<SessionRecord>, StoreError>;
+    /// How many sessions are alive (for `/-/metrics`); `now` is the current time, for backends
+    /// whose records do not expire by themselves. This default reads them all; a backend that
+    /// can count where the data lives does so.
+    async fn count_live_sessions(&self, now: i64) -> Result<u64, StoreError> {
+        let all = self.list_sessions(None).await?;
+        Ok(all.iter().filter(|s| s.is_alive(now)).count() as u64)
+    }
     /// Runs until the process ends: reports every revocation made from now on, by any process
     /// sharing the store, and [`FeedEvent::Healthy`] at least every second while the feed is
     /// current. How `/auth` stays free of I/O yet honours logouts everywhere.

@@ -671,6 +671,31 @@ impl Sessions for RedisStore {
         .await
     }
 
+    /// Expired sessions are gone with their keys' TTL; a revoked one keeps its key, marked: so
+    /// the live ones are the session keys without the mark, asked in pipelined batches (no
+    /// record is read). A cluster cannot pipeline across nodes: there, the records are read.
+    async fn count_live_sessions(&self, now: i64) -> Result<u64, StoreError> {
+        if self.backend.is_cluster() {
+            let all = self.list_sessions(None).await?;
+            return Ok(all.iter().filter(|s| s.is_alive(now)).count() as u64);
+        }
+        self.bounded("counting sessions", async {
+            let mut conn = self.backend.conn().await?;
+            let keys = self.session_keys(&mut conn).await?;
+            let mut live = 0;
+            for batch in keys.chunks(500) {
+                let mut pipe = redis::pipe();
+                for key in batch {
+                    pipe.cmd("HEXISTS").arg(key).arg("revoked");
+                }
+                let revoked: Vec<bool> = pipe.query_async(&mut conn).await.map_err(unavailable)?;
+                live += revoked.iter().filter(|r| !**r).count() as u64;
+            }
+            Ok(live)
+        })
+        .await
+    }
+
     async fn list_sessions(&self, user_id: Option<&str>) -> Result<Vec<SessionRecord>, StoreError> {
         self.bounded("listing sessions", async {
             let mut conn = self.backend.conn().await?;

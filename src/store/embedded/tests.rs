@@ -45,6 +45,12 @@ async fn the_oldest_sessions_beyond_the_cap_are_revoked() {
         store.revocations_since(cursor).await.unwrap().1,
         vec!["s0".to_string()]
     );
+    // Counted as the listing would: s1 to s3 live now, none once they have expired.
+    let now = crate::now_secs();
+    assert_eq!(store.count_live_sessions(now).await.unwrap(), 3);
+    store.revoke_session("s1").await.unwrap();
+    assert_eq!(store.count_live_sessions(now).await.unwrap(), 2);
+    assert_eq!(store.count_live_sessions(now + 60).await.unwrap(), 0);
 }
 
 fn identity(sub: &str, name: &str) -> Identity {
