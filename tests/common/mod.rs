@@ -478,8 +478,8 @@ impl Nginx {
 worker_processes 1;
 pid {p}/nginx.pid;
 error_log {p}/logs/error.log warn;
-worker_rlimit_nofile 8192;
-events {{ worker_connections 2048; }}
+worker_rlimit_nofile 16384;
+events {{ worker_connections 8192; }}
 http {{
     access_log off;
     client_body_temp_path {p}/body;

@@ -1,0 +1,99 @@
+#!/usr/bin/env python3
+"""Logs a scripted browser in through the development IdP (tests/js/idp.mjs) and prints the
+session cookies a protected site set, as one `Cookie` header value.
+
+    scripts/idp-login.py URL [--login NAME]
+
+Starts like a browser navigating to URL (a page a relying party protects: Apache with
+mod_auth_openidc in scripts/bench), follows the redirects to the IdP, fills its development
+login form (any login and password are accepted), follows the redirects back through the
+relying party's callback, and checks that URL finally answers 200. Prints the cookies the
+browser then sends to URL's host, `name=value; name=value`, on stdout; exits 1 with the
+reason on stderr when any step goes otherwise.
+
+Only the standard library: scripts/bench runs it with the system python3.
+"""
+
+import argparse
+import http.cookiejar
+import re
+import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+
+ACCEPT = "text/html,application/xhtml+xml,*/*;q=0.8"
+MAX_REDIRECTS = 20
+
+
+def fail(message):
+    print(f"idp-login: {message}", file=sys.stderr)
+    sys.exit(1)
+
+
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    """Redirects are followed by `walk`, one at a time, so each hop can be checked."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None
+
+
+def open_url(opener, url, data=None):
+    """One request; returns (status, headers, body) also for 3xx/4xx/5xx answers."""
+    request = urllib.request.Request(url, data=data, headers={"Accept": ACCEPT})
+    try:
+        with opener.open(request, timeout=20) as resp:
+            return resp.status, resp.headers, resp.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers, e.read()
+    except OSError as e:
+        fail(f"{url}: {e}")
+
+
+def walk(opener, url, data=None):
+    """Requests url and follows redirects (as GET); returns the final (url, status, body)."""
+    for _ in range(MAX_REDIRECTS):
+        status, headers, body = open_url(opener, url, data)
+        data = None
+        if status in (301, 302, 303, 307, 308):
+            location = headers.get("Location")
+            if not location:
+                fail(f"{url} answered {status} without a Location")
+            url = urllib.parse.urljoin(url, location)
+            continue
+        return url, status, body
+    fail(f"more than {MAX_REDIRECTS} redirects from {url}")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("url")
+    parser.add_argument("--login", default="bench-user")
+    args = parser.parse_args()
+
+    jar = http.cookiejar.CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar), NoRedirect())
+
+    form_url, status, body = walk(opener, args.url)
+    if status != 200:
+        fail(f"expected the IdP's login form, got {status} at {form_url}")
+    match = re.search(rb'<form[^>]*action="([^"]+)"', body)
+    if not match:
+        fail(f"no form on the page at {form_url}")
+    action = urllib.parse.urljoin(form_url, match.group(1).decode())
+    fields = {"prompt": "login", "login": args.login, "password": "any-password"}
+    final_url, status, _ = walk(opener, action, urllib.parse.urlencode(fields).encode())
+    if status != 200 or final_url != args.url:
+        fail(f"the login ended with {status} at {final_url}, not 200 at {args.url}")
+
+    # The cookies this browser sends to the protected page: a request made only to read them.
+    probe = urllib.request.Request(args.url)
+    jar.add_cookie_header(probe)
+    cookies = probe.get_header("Cookie")
+    if not cookies:
+        fail(f"logged in, but no cookie is set for {args.url}")
+    print(cookies)
+
+
+if __name__ == "__main__":
+    main()
