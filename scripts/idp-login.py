@@ -2,20 +2,25 @@
 """Logs a scripted browser in through the development IdP (tests/js/idp.mjs) and prints the
 session cookies a protected site set, as one `Cookie` header value.
 
-    scripts/idp-login.py URL [--login NAME]
+    scripts/idp-login.py URL [--login NAME] [--exchange PATH]
 
 Starts like a browser navigating to URL (a page a relying party protects: Apache with
-mod_auth_openidc in scripts/bench), follows the redirects to the IdP, fills its development
-login form (any login and password are accepted), follows the redirects back through the
-relying party's callback, and checks that URL finally answers 200. Prints the cookies the
-browser then sends to URL's host, `name=value; name=value`, on stdout; exits 1 with the
-reason on stderr when any step goes otherwise.
+mod_auth_openidc, or Nginx with idgate, in scripts/bench), follows the redirects to the IdP,
+fills its development login form (any login and password are accepted), follows the redirects
+back through the relying party's callback, and checks that URL finally answers 200. Prints the
+cookies the browser then sends to URL's host, `name=value; name=value`, on stdout; exits 1
+with the reason on stderr when any step goes otherwise.
+
+--exchange PATH: the relying party's callback is a page whose script posts the authorization
+response's `code` and `state`, as JSON, to PATH on the same origin (idgate's login pages and
+`/oauth/token`); this does what that script does, then asks for URL again.
 
 Only the standard library: scripts/bench runs it with the system python3.
 """
 
 import argparse
 import http.cookiejar
+import json
 import re
 import sys
 import urllib.error
@@ -69,6 +74,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("url")
     parser.add_argument("--login", default="bench-user")
+    parser.add_argument("--exchange", metavar="PATH")
     args = parser.parse_args()
 
     jar = http.cookiejar.CookieJar()
@@ -83,6 +89,24 @@ def main():
     action = urllib.parse.urljoin(form_url, match.group(1).decode())
     fields = {"prompt": "login", "login": args.login, "password": "any-password"}
     final_url, status, _ = walk(opener, action, urllib.parse.urlencode(fields).encode())
+    if args.exchange:
+        query = urllib.parse.parse_qs(urllib.parse.urlsplit(final_url).query)
+        if status != 200 or "code" not in query or "state" not in query:
+            fail(f"expected the callback page with a code and a state, got {status} at {final_url}")
+        body = {"code": query["code"][0], "state": query["state"][0]}
+        request = urllib.request.Request(
+            urllib.parse.urljoin(final_url, args.exchange),
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json", "Accept": "application/json"},
+        )
+        try:
+            with opener.open(request, timeout=20) as resp:
+                resp.read()
+        except urllib.error.HTTPError as e:
+            fail(f"{args.exchange} answered {e.code}: {e.read()[:300]!r}")
+        except OSError as e:
+            fail(f"{args.exchange}: {e}")
+        final_url, status, _ = walk(opener, args.url)
     if status != 200 or final_url != args.url:
         fail(f"the login ended with {status} at {final_url}, not 200 at {args.url}")
 

@@ -1,0 +1,92 @@
+# Helpers shared by scripts/bench and scripts/bench-peer (sourced, not run). The sourcing script
+# sets WORK (its work directory) and defines `die` and `say` first.
+#
+# Every process started with `spawn` is the script's child, listed in CHILDREN; `stop_children`
+# (call it from the EXIT trap) stops each by PID.
+
+CHILDREN=()
+
+# Starts "$@" in the background with stdout/stderr to $WORK/NAME.{out,err}; sets CHILD to its
+# PID (the program itself: `exec` in the subshell, so that killing the PID stops the program).
+# usage: spawn NAME DIR CMD...
+spawn() {
+  local name=$1 dir=$2
+  shift 2
+  (cd "$dir" && exec "$@") >"$WORK/$name.out" 2>"$WORK/$name.err" &
+  CHILD=$!
+  CHILDREN+=("$CHILD")
+}
+
+stop_children() {
+  local pid
+  for pid in "${CHILDREN[@]}"; do
+    kill -TERM "$pid" 2>/dev/null || true
+  done
+  for pid in "${CHILDREN[@]}"; do
+    wait "$pid" 2>/dev/null || true
+  done
+}
+
+# True while the process is running (not a zombie: `kill -0` succeeds on those).
+alive() {
+  local state
+  state="$(ps -o stat= -p "$1" 2>/dev/null)" || return 1
+  [ -n "$state" ] && [ "${state:0:1}" != Z ]
+}
+
+# usage: wait_ready NAME PID CMD... : polls CMD until it succeeds (up to a minute: the machine
+# may be busy), fails if NAME exits first.
+wait_ready() {
+  local name=$1 pid=$2 i
+  shift 2
+  for ((i = 0; i < 1200; i++)); do
+    if "$@" >/dev/null 2>&1; then return 0; fi
+    alive "$pid" || die "$name exited during startup; its stderr ($WORK/$name.err):
+$(tail -n 20 "$WORK/$name.err")"
+    sleep 0.05
+  done
+  die "$name not ready after a minute; its stderr ($WORK/$name.err):
+$(tail -n 20 "$WORK/$name.err")"
+}
+
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+# Converts wrk's latency ("812.00us", "1.23ms", "2.01s") to milliseconds.
+to_ms() {
+  awk -v v="$1" 'BEGIN {
+    n = v + 0
+    if (v ~ /us$/) n /= 1000
+    else if (v ~ /ms$/) n += 0
+    else if (v ~ /m$/) n *= 60000
+    else if (v ~ /s$/) n *= 1000
+    printf "%.3f", n
+  }'
+}
+
+# CPU time (user + system, in clock ticks) used so far by the given processes and their
+# children (an Nginx master's workers, Apache's). /proc/PID/stat counts all threads of a process.
+CLK_TCK="$(getconf CLK_TCK)"
+cpu_ticks() {
+  local pid total=0 ticks
+  if (($# == 0)); then
+    echo 0
+    return
+  fi
+  for pid in "$@" $(ps -o pid= --ppid "$(IFS=,; echo "$*")"); do
+    ticks="$(awk '{ print $14 + $15 }' "/proc/$pid/stat" 2>/dev/null)" || continue
+    total=$((total + ticks))
+  done
+  echo "$total"
+}
+
+# usage: median FORMAT VALUES...
+median() {
+  local format=$1
+  shift
+  printf '%s\n' "$@" | sort -g |
+    awk -v f="$format" '{ v[NR] = $1 } END { printf f, (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'
+}
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
