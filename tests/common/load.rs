@@ -1,8 +1,12 @@
-//! An open-loop load generator for the fault tests: requests leave at a fixed rate whatever
-//! the answers do, so a stall shows up as latency and errors rather than as a slower loop
-//! (the way `oha --rps` or `wrk2` drive a server). Each request carries one logged-in user's
-//! cookie, the users taken in turn, and is recorded with the moment it was due, its status
-//! (0: no answer within [`REQUEST_TIMEOUT`] or a transport error) and its latency. A renewed
+//! An open-loop load generator for the fault tests and the soak: requests fall due at a fixed
+//! rate whatever the answers do, so a stall shows up as latency and errors rather than as a
+//! slower loop (the way `oha --rps` or `wrk2` drive a server). Like them it uses a bounded set
+//! of connections ([`MAX_IN_FLIGHT`]): a request due while all are busy waits for one, and its
+//! latency counts from the moment it was due, so the wait is measured rather than hidden —
+//! while a stall can never turn into thousands of new connections (which would exhaust Nginx's
+//! and close other clients' idle ones). Each request carries one logged-in user's cookie, the
+//! users taken in turn, and is recorded with the moment it was due, its status (0: no answer
+//! within [`REQUEST_TIMEOUT`] of that moment, or a transport error) and its latency. A renewed
 //! session token (`Set-Cookie: sid=…`) replaces the target's, as a browser would keep it.
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,8 +15,12 @@ use std::time::{Duration, Instant};
 
 use tokio::task::JoinSet;
 
-/// How long one request may take before it counts as failed (status 0).
+/// How long one request may take, from the moment it was due, before it counts as failed
+/// (status 0).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The most requests in flight, hence connections, at once.
+pub const MAX_IN_FLIGHT: usize = 512;
 
 /// One request the generator sent.
 #[derive(Debug, Clone)]
@@ -54,26 +62,29 @@ impl Load {
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(REQUEST_TIMEOUT)
-            // Keep every connection a burst opened: at thousands of requests a second, one
-            // closed after each request beyond a small pool would churn through the ephemeral
-            // ports (each waits a minute in TIME_WAIT) until connecting fails.
-            .pool_max_idle_per_host(usize::MAX)
+            // Keep every connection: one closed after each request beyond a small pool would
+            // churn through the ephemeral ports (each waits a minute in TIME_WAIT).
+            .pool_max_idle_per_host(MAX_IN_FLIGHT)
             .build()
             .unwrap();
         let stop = Arc::new(AtomicBool::new(false));
         let started = Instant::now();
         let period = Duration::from_secs_f64(1.0 / f64::from(rate));
+        let slots = Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT));
         let task = {
             let stop = stop.clone();
             tokio::spawn(async move {
-                let mut ticks = tokio::time::interval(period);
+                let mut ticks =
+                    tokio::time::interval_at(tokio::time::Instant::from_std(started), period);
                 // Open loop: a late tick is sent at once, never skipped.
                 ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
                 let mut inflight = JoinSet::new();
-                let mut n = 0usize;
+                let (mut n, mut tick) = (0usize, 0u32);
                 while !stop.load(Ordering::Relaxed) {
                     ticks.tick().await;
-                    let at = started.elapsed();
+                    // When it was due, not when this loop got to it.
+                    let at = period * tick;
+                    tick += 1;
                     let (target, url, req) = {
                         let targets = targets.lock().unwrap();
                         if targets.is_empty() {
@@ -86,31 +97,36 @@ impl Load {
                     };
                     n += 1;
                     let targets = targets.clone();
+                    let slots = slots.clone();
+                    let due = started + at;
                     inflight.spawn(async move {
-                        let sent = Instant::now();
-                        let status = match req.send().await {
-                            Ok(resp) => {
-                                let status = resp.status().as_u16();
-                                // As a browser does: a renewed session token replaces the old.
-                                if let Some(sid) = renewed_sid(&resp) {
-                                    let mut targets = targets.lock().unwrap();
-                                    if let Some(t) = targets.iter_mut().find(|t| t.url == url) {
-                                        t.cookie = with_sid(&t.cookie, &sid);
+                        let deadline = tokio::time::Instant::from_std(due + REQUEST_TIMEOUT);
+                        let answer = tokio::time::timeout_at(deadline, async {
+                            let _slot = slots.acquire().await.expect("never closed");
+                            match req.send().await {
+                                Ok(resp) => {
+                                    let status = resp.status().as_u16();
+                                    // As a browser does: a renewed session token replaces the old.
+                                    if let Some(sid) = renewed_sid(&resp) {
+                                        let mut targets = targets.lock().unwrap();
+                                        if let Some(t) = targets.iter_mut().find(|t| t.url == url) {
+                                            t.cookie = with_sid(&t.cookie, &sid);
+                                        }
+                                    }
+                                    // Read the body, so the latency is the whole answer's.
+                                    match resp.bytes().await {
+                                        Ok(_) => status,
+                                        Err(_) => 0,
                                     }
                                 }
-                                // Read the body, so the latency is the whole answer's.
-                                match resp.bytes().await {
-                                    Ok(_) => status,
-                                    Err(_) => 0,
-                                }
+                                Err(_) => 0,
                             }
-                            Err(_) => 0,
-                        };
+                        });
                         Sample {
                             at,
                             target,
-                            status,
-                            latency: sent.elapsed(),
+                            status: answer.await.unwrap_or(0),
+                            latency: due.elapsed(),
                         }
                     });
                 }
