@@ -135,6 +135,38 @@ impl Proc {
             .unwrap_or_else(|e| panic!("{}: /proc fd: {e}", self.name))
     }
 
+    /// The process's TCP connections to remote port `port`: its socket descriptors, matched
+    /// by inode to the kernel's connection tables (`/proc/PID/net/tcp` and `tcp6`).
+    pub fn connections_to(&self, port: u16) -> usize {
+        let pid = self.child.id();
+        let inodes: std::collections::HashSet<String> =
+            std::fs::read_dir(format!("/proc/{pid}/fd"))
+                .unwrap_or_else(|e| panic!("{}: /proc fd: {e}", self.name))
+                .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+                .filter_map(|l| {
+                    let l = l.to_str()?;
+                    Some(l.strip_prefix("socket:[")?.strip_suffix(']')?.to_owned())
+                })
+                .collect();
+        ["tcp", "tcp6"]
+            .iter()
+            .flat_map(|table| {
+                let text =
+                    std::fs::read_to_string(format!("/proc/{pid}/net/{table}")).unwrap_or_default();
+                text.lines().skip(1).map(str::to_owned).collect::<Vec<_>>()
+            })
+            .filter(|line| {
+                // sl local_address rem_address st tx_queue:rx_queue tr:when retrnsmt uid timeout inode
+                let cols: Vec<&str> = line.split_whitespace().collect();
+                let remote_port = cols
+                    .get(2)
+                    .and_then(|a| a.rsplit(':').next())
+                    .and_then(|p| u16::from_str_radix(p, 16).ok());
+                remote_port == Some(port) && cols.get(9).is_some_and(|i| inodes.contains(*i))
+            })
+            .count()
+    }
+
     /// The first line the process prints on stdout; fails the test, with the tail of the
     /// process's stderr, if none comes within a minute.
     pub fn first_stdout_line(&mut self) -> String {
