@@ -327,18 +327,33 @@ fn build_package() -> String {
         }
     }
     let out = cmd.output().expect("run scripts/package");
-    assert!(
-        out.status.success(),
-        "scripts/package failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    if !out.status.success() {
+        // The release build's "Compiling …" lines would push the cause out of a CI log's excerpt:
+        // they are left out, and the cause (the last lines) comes first.
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let lines: Vec<&str> = stderr
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("Compiling "))
+            .collect();
+        let tail = lines[lines.len().saturating_sub(60)..].join("\n");
+        panic!(
+            "scripts/package failed ({}):\n{tail}\nits standard output:\n{}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            disk_space()
+        );
+    }
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .rfind(|l| l.trim().ends_with(".deb"))
         .unwrap_or_default()
         .trim()
         .to_owned()
+}
+
+/// What `df -h` says of the build's file system: a full disk is one way a release build fails.
+fn disk_space() -> String {
+    run("df", &["-h", "."]).1
 }
 
 fn uid_of_self_is_root() -> bool {
