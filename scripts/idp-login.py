@@ -2,7 +2,7 @@
 """Logs a scripted browser in through the development IdP (tests/js/idp.mjs) and prints the
 session cookies a protected site set, as one `Cookie` header value.
 
-    scripts/idp-login.py URL [--login NAME] [--exchange PATH]
+    scripts/idp-login.py URL [--login NAME] [--exchange PATH] [--count N]
 
 Starts like a browser navigating to URL (a page a relying party protects: Apache with
 mod_auth_openidc, or Nginx with idgate, in scripts/bench), follows the redirects to the IdP,
@@ -14,6 +14,9 @@ with the reason on stderr when any step goes otherwise.
 --exchange PATH: the relying party's callback is a page whose script posts the authorization
 response's `code` and `state`, as JSON, to PATH on the same origin (idgate's login pages and
 `/oauth/token`); this does what that script does, then asks for URL again.
+
+--count N: logs in N times, each as a new browser (its own cookies), and prints the last
+login's cookies (scripts/bench-peer times the relying party's side of many logins this way).
 
 Only the standard library: scripts/bench runs it with the system python3.
 """
@@ -75,8 +78,17 @@ def main():
     parser.add_argument("url")
     parser.add_argument("--login", default="bench-user")
     parser.add_argument("--exchange", metavar="PATH")
+    parser.add_argument("--count", type=int, default=1, metavar="N")
     args = parser.parse_args()
+    if args.count < 1:
+        fail("--count must be at least 1")
+    for _ in range(args.count):
+        cookies = login(args)
+    print(cookies)
 
+
+def login(args):
+    """One login as a new browser; returns the cookies it then sends to args.url."""
     jar = http.cookiejar.CookieJar()
     opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar), NoRedirect())
 
@@ -116,7 +128,7 @@ def main():
     cookies = probe.get_header("Cookie")
     if not cookies:
         fail(f"logged in, but no cookie is set for {args.url}")
-    print(cookies)
+    return cookies
 
 
 if __name__ == "__main__":

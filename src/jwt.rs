@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -59,7 +60,7 @@ impl Algorithm {
 pub struct KeyMaterial {
     pub algorithm: Algorithm,
     pub key_id: String,
-    encoding: Option<EncodingKey>,
+    encoding: Option<Signer>,
     decoding: DecodingKey,
     jwk: Option<Value>,
     /// The key file's bytes, from which the at-rest token key is derived when none is configured.
@@ -73,6 +74,16 @@ impl std::fmt::Debug for KeyMaterial {
             .field("key_id", &self.key_id)
             .finish_non_exhaustive()
     }
+}
+
+/// What signs idgate's tokens. RS256 signs with ring's RSA (several times faster than the
+/// pure-Rust `rsa` crate behind jsonwebtoken's `rust_crypto` backend, and every login signs a
+/// token); a key ring refuses (under 2048 or over 4096 bits) signs through jsonwebtoken. RSA
+/// PKCS#1 v1.5 signatures are deterministic, so both give the same token.
+#[derive(Clone)]
+enum Signer {
+    Jwt(EncodingKey),
+    Rsa(Arc<ring::signature::RsaKeyPair>),
 }
 
 fn b64(bytes: &[u8]) -> String {
@@ -108,8 +119,18 @@ impl KeyMaterial {
                     .or_else(|_| rsa::RsaPrivateKey::from_pkcs1_pem(text))
                     .map_err(|e| bad(&e))?;
                 let (n, e) = (key.n().to_bytes_be(), key.e().to_bytes_be());
+                use rsa::pkcs8::EncodePrivateKey;
+                let ring_key = key
+                    .to_pkcs8_der()
+                    .ok()
+                    .and_then(|der| ring::signature::RsaKeyPair::from_pkcs8(der.as_bytes()).ok());
                 (
-                    EncodingKey::from_rsa_pem(&bytes).map_err(|e| bad(&e))?,
+                    match ring_key {
+                        Some(pair) => Signer::Rsa(Arc::new(pair)),
+                        None => {
+                            Signer::Jwt(EncodingKey::from_rsa_pem(&bytes).map_err(|e| bad(&e))?)
+                        }
+                    },
                     DecodingKey::from_rsa_raw_components(&n, &e),
                     Some(json!({"kty": "RSA", "n": b64(&n), "e": b64(&e)})),
                 )
@@ -119,7 +140,7 @@ impl KeyMaterial {
                 let key = p256::SecretKey::from_pkcs8_pem(text).map_err(|e| bad(&e))?;
                 let (x, y) = ec_coordinates(&key.public_key());
                 (
-                    EncodingKey::from_ec_pem(&bytes).map_err(|e| bad(&e))?,
+                    Signer::Jwt(EncodingKey::from_ec_pem(&bytes).map_err(|e| bad(&e))?),
                     DecodingKey::from_ec_components(&x, &y).map_err(|e| bad(&e))?,
                     Some(json!({"kty": "EC", "crv": "P-256", "x": x, "y": y})),
                 )
@@ -129,7 +150,7 @@ impl KeyMaterial {
                 let key = ed25519_dalek::SigningKey::from_pkcs8_pem(text).map_err(|e| bad(&e))?;
                 let x = b64(key.verifying_key().as_bytes());
                 (
-                    EncodingKey::from_ed_pem(&bytes).map_err(|e| bad(&e))?,
+                    Signer::Jwt(EncodingKey::from_ed_pem(&bytes).map_err(|e| bad(&e))?),
                     DecodingKey::from_ed_components(&x).map_err(|e| bad(&e))?,
                     Some(json!({"kty": "OKP", "crv": "Ed25519", "x": x})),
                 )
@@ -140,7 +161,7 @@ impl KeyMaterial {
                     return Err(format!("{source}: an HS256 secret needs at least 32 bytes"));
                 }
                 (
-                    EncodingKey::from_secret(secret),
+                    Signer::Jwt(EncodingKey::from_secret(secret)),
                     DecodingKey::from_secret(secret),
                     None,
                 )
@@ -295,7 +316,9 @@ pub enum JwtError {
 /// Signs with one key, verifies with all configured keys.
 pub struct JwtKeys {
     signing_header: Header,
-    signing: EncodingKey,
+    /// `signing_header` as it starts every token: base64url of its JSON.
+    signing_header_b64: String,
+    signing: Signer,
     verifying: HashMap<String, (DecodingKey, Validation)>,
     default_kid: String,
     jwks: Value,
@@ -330,7 +353,10 @@ impl JwtKeys {
             }
             keys.extend(key.jwk.clone());
         }
+        let header_json =
+            serde_json::to_vec(&header).map_err(|e| format!("the token header: {e}"))?;
         Ok(Self {
+            signing_header_b64: b64(&header_json),
             signing_header: header,
             signing: encoding,
             verifying,
@@ -340,8 +366,26 @@ impl JwtKeys {
     }
 
     pub fn sign(&self, claims: &Claims) -> Result<String, JwtError> {
-        jsonwebtoken::encode(&self.signing_header, claims, &self.signing)
-            .map_err(|e| JwtError::Signing(e.to_string()))
+        match &self.signing {
+            Signer::Jwt(key) => jsonwebtoken::encode(&self.signing_header, claims, key)
+                .map_err(|e| JwtError::Signing(e.to_string())),
+            Signer::Rsa(pair) => {
+                let payload =
+                    serde_json::to_vec(claims).map_err(|e| JwtError::Signing(e.to_string()))?;
+                let mut token = format!("{}.{}", self.signing_header_b64, b64(&payload));
+                let mut signature = vec![0; pair.public().modulus_len()];
+                pair.sign(
+                    &ring::signature::RSA_PKCS1_SHA256,
+                    &ring::rand::SystemRandom::new(),
+                    token.as_bytes(),
+                    &mut signature,
+                )
+                .map_err(|_| JwtError::Signing("RSA signing failed".into()))?;
+                token.push('.');
+                token.push_str(&b64(&signature));
+                Ok(token)
+            }
+        }
     }
 
     /// Verifies signature, `iss` and `exp`.

@@ -5,8 +5,14 @@
 //! picks it by index — no lock, no allocation, no label formatting per request. Histograms (a
 //! mutex inside) are touched only off the hot path: IdP calls, and store calls on a token-cache
 //! miss. Logins are few, so their (app, provider, outcome) family is filled on demand.
+//!
+//! The login endpoints (`/authorize`, `/oauth/token`) report their server-side time split in
+//! two: the time spent waiting on identity providers (every call made through [`idp_call`] while
+//! the request is served) and idgate's own time (the rest), in `idgate_login_duration_seconds`.
 
-use std::time::Duration;
+use std::cell::Cell;
+use std::future::Future;
+use std::time::{Duration, Instant};
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -19,6 +25,58 @@ type Labels = Vec<(String, String)>;
 
 /// The least time between two counts of the live sessions (seconds).
 pub const LIVE_SESSIONS_EVERY: i64 = 10;
+
+/// Bucket bounds of `idgate_login_duration_seconds`: fine around the 2 ms goal of idgate's own
+/// time, coarse up to the IdP timeouts.
+const LOGIN_BUCKETS: [f64; 18] = [
+    0.00025, 0.0005, 0.00075, 0.001, 0.0015, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1,
+    0.25, 0.5, 1.0, 2.5, 5.0,
+];
+
+/// The login endpoints whose time is split into own and IdP time.
+#[derive(Clone, Copy, Debug)]
+pub enum LoginRoute {
+    Authorize = 0,
+    Token = 1,
+}
+
+const LOGIN_ROUTES: [LoginRoute; 2] = [LoginRoute::Authorize, LoginRoute::Token];
+
+impl LoginRoute {
+    fn label(self) -> &'static str {
+        match self {
+            LoginRoute::Authorize => "authorize",
+            LoginRoute::Token => "token",
+        }
+    }
+}
+
+tokio::task_local! {
+    /// The IdP time of the request being served, where its route measures it ([`measure_idp`]).
+    static IDP_TIME: Cell<Duration>;
+}
+
+/// Awaits `call`, a request to an identity provider, adding its duration to the IdP time of the
+/// request being served when its route measures it ([`measure_idp`]).
+pub async fn idp_call<F: Future>(call: F) -> F::Output {
+    let started = Instant::now();
+    let out = call.await;
+    let _ = IDP_TIME.try_with(|t| t.set(t.get() + started.elapsed()));
+    out
+}
+
+/// Awaits `handler`, returning its output, its duration and the IdP time within it (the
+/// [`idp_call`]s it made).
+pub async fn measure_idp<F: Future>(handler: F) -> (F::Output, Duration, Duration) {
+    let started = Instant::now();
+    IDP_TIME
+        .scope(Cell::new(Duration::ZERO), async move {
+            let out = handler.await;
+            let idp = IDP_TIME.with(Cell::get);
+            (out, started.elapsed(), idp)
+        })
+        .await
+}
 
 /// Routes as labelled in `idgate_http_requests_total`; index = position.
 const ROUTES: [&str; 10] = [
@@ -48,6 +106,8 @@ pub struct Metrics {
     logins: Family<Labels, Counter>,
     pub idp_latency: Histogram,
     pub store_latency: Histogram,
+    /// `[route][part]`: [`LOGIN_ROUTES`] × (own, idp), pre-created.
+    login_duration: [[Histogram; 2]; 2],
     pub live_sessions: Gauge,
     /// When `live_sessions` was last counted (Unix seconds).
     live_sessions_at: std::sync::atomic::AtomicI64,
@@ -130,6 +190,26 @@ impl Metrics {
             "Session checks against the store on a token-cache miss",
             store_latency.clone(),
         );
+        let login_family =
+            Family::<Labels, Histogram, fn() -> Histogram>::new_with_constructor(|| {
+                Histogram::new(LOGIN_BUCKETS)
+            });
+        let login_duration = LOGIN_ROUTES.map(|route| {
+            ["own", "idp"].map(|part| {
+                login_family
+                    .get_or_create(&vec![
+                        ("route".to_owned(), route.label().to_owned()),
+                        ("part".to_owned(), part.to_owned()),
+                    ])
+                    .clone()
+            })
+        });
+        registry.register(
+            "login_duration_seconds",
+            "Server-side time of successful /authorize and /oauth/token answers: part=idp is the \
+             time spent waiting on the identity provider, part=own everything else",
+            login_family,
+        );
         let live_sessions = Gauge::default();
         registry.register(
             "live_sessions",
@@ -151,6 +231,7 @@ impl Metrics {
             logins,
             idp_latency,
             store_latency,
+            login_duration,
             live_sessions,
             live_sessions_at: std::sync::atomic::AtomicI64::new(i64::MIN / 2),
             runtime_tasks,
@@ -209,6 +290,14 @@ impl Metrics {
 
     pub fn observe(histogram: &Histogram, elapsed: Duration) {
         histogram.observe(elapsed.as_secs_f64());
+    }
+
+    /// One successful answer of a login endpoint: `total` server-side, `idp` of it waiting on
+    /// identity providers.
+    pub fn login_duration(&self, route: LoginRoute, total: Duration, idp: Duration) {
+        let [own_h, idp_h] = &self.login_duration[route as usize];
+        Self::observe(own_h, total.saturating_sub(idp));
+        Self::observe(idp_h, idp);
     }
 
     /// The text exposition.
@@ -276,6 +365,42 @@ mod tests {
             "# TYPE idgate_idp_request_duration_seconds histogram",
             "idgate_live_sessions 0",
             "# TYPE idgate_runtime_tasks gauge",
+        ] {
+            assert!(text.contains(line), "missing {line} in\n{text}");
+        }
+    }
+
+    /// The IdP time of a measured handler is the time of its `idp_call`s, and only theirs; a
+    /// call outside any measured handler counts nowhere (and does not panic).
+    #[tokio::test]
+    async fn splits_a_handlers_time_into_own_and_idp() {
+        let pause = |ms| tokio::time::sleep(Duration::from_millis(ms));
+        idp_call(pause(1)).await;
+        let ((), total, idp) = measure_idp(async {
+            pause(30).await;
+            idp_call(pause(40)).await;
+            idp_call(pause(20)).await;
+        })
+        .await;
+        assert!(idp >= Duration::from_millis(60), "{idp:?}");
+        assert!(
+            total.saturating_sub(idp) >= Duration::from_millis(30),
+            "{total:?} {idp:?}"
+        );
+
+        let m = Metrics::new();
+        m.login_duration(LoginRoute::Token, total, idp);
+        m.login_duration(
+            LoginRoute::Authorize,
+            Duration::from_millis(3),
+            Duration::ZERO,
+        );
+        let text = m.render();
+        for line in [
+            r#"idgate_login_duration_seconds_count{route="token",part="own"} 1"#,
+            r#"idgate_login_duration_seconds_count{route="token",part="idp"} 1"#,
+            r#"idgate_login_duration_seconds_sum{route="authorize",part="own"} 0.003"#,
+            r#"idgate_login_duration_seconds_sum{route="authorize",part="idp"} 0.0"#,
         ] {
             assert!(text.contains(line), "missing {line} in\n{text}");
         }

@@ -186,6 +186,34 @@ async fn whole_flow_reaches_the_upstream_with_the_merged_identity() {
     ] {
         assert!(!log.contains(secret), "a secret reached the log");
     }
+
+    // 9. The login's server-side time, split into own and IdP time: one /authorize and one
+    // /oauth/token answered; the exchange waited on the IdP (the token request, the JWKS, the
+    // userinfo), the login start did not (its discovery document was fetched at startup).
+    let metrics = reqwest::get(stack.idgate.url("/-/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let sample = |route: &str, part: &str, what: &str| -> f64 {
+        let name =
+            format!(r#"idgate_login_duration_seconds_{what}{{route="{route}",part="{part}"}} "#);
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name.as_str()))
+            .unwrap_or_else(|| panic!("no {name} in\n{metrics}"))
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    for part in ["own", "idp"] {
+        assert_eq!(sample("authorize", part, "count"), 1.0, "{metrics}");
+        assert_eq!(sample("token", part, "count"), 1.0, "{metrics}");
+    }
+    assert!(sample("token", "idp", "sum") > 0.0, "{metrics}");
+    assert!(sample("token", "own", "sum") > 0.0, "{metrics}");
+    assert!(sample("authorize", "own", "sum") > 0.0, "{metrics}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -25,6 +25,7 @@ stop_children() {
   for pid in "${CHILDREN[@]}"; do
     wait "$pid" 2>/dev/null || true
   done
+  rm -f "$PORTS_GIVEN"
 }
 
 # True while the process is running (not a zombie: `kill -0` succeeds on those).
@@ -49,8 +50,23 @@ $(tail -n 20 "$WORK/$name.err")"
 $(tail -n 20 "$WORK/$name.err")"
 }
 
+# A loopback port free now, and not handed out before in this run: the kernel may give a port
+# it just gave again, and a server that cannot bind would leave another one answering for it.
+# Call it as `VAR="$(free_port)"`: the ports handed out are remembered in a file, since a
+# command substitution runs in a subshell.
+PORTS_GIVEN="$(mktemp "${TMPDIR:-/tmp}/idgate-bench-ports.XXXXXX")"
 free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+  local port i
+  for ((i = 0; i < 50; i++)); do
+    port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')"
+    if ! grep -qx "$port" "$PORTS_GIVEN"; then
+      echo "$port" >>"$PORTS_GIVEN"
+      echo "$port"
+      return 0
+    fi
+  done
+  echo "free_port: no new free port after 50 tries" >&2
+  return 1
 }
 
 # Converts wrk's latency ("812.00us", "1.23ms", "2.01s") to milliseconds.

@@ -28,6 +28,7 @@ use http::StatusCode;
 
 use super::{profiles, request_failed, IdpError, IdpTokens, IdpUser, LoginStart};
 use crate::config::{AppConfig, AuthMethod, OAuth2Endpoints, Protocol, ProviderConfig};
+use crate::metrics::idp_call;
 
 type Client = BasicClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointSet>;
 
@@ -144,7 +145,9 @@ async fn send_token_request(
         })
     };
     let req = reqwest::Request::try_from(req).map_err(|e| protocol("request", &e))?;
-    let resp = http.execute(req).await.map_err(|e| protocol("send", &e))?;
+    let resp = idp_call(http.execute(req))
+        .await
+        .map_err(|e| protocol("send", &e))?;
     let status = resp.status();
     let content_type = resp
         .headers()
@@ -152,7 +155,9 @@ async fn send_token_request(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_owned();
-    let body = resp.bytes().await.map_err(|e| protocol("read", &e))?;
+    let body = idp_call(resp.bytes())
+        .await
+        .map_err(|e| protocol("read", &e))?;
     let (status, content_type, body) = normalize_token_response(status, &content_type, &body);
     http::Response::builder()
         .status(status)

@@ -71,6 +71,7 @@ use self::checks::{
 };
 use super::{error_chain, request_failed, IdpError, IdpTokens, IdpUser, LoginStart};
 use crate::config::{AppConfig, AuthMethod, Protocol, ProviderConfig, ProviderKind};
+use crate::metrics::idp_call;
 
 type Client = CoreClient<
     EndpointSet,
@@ -197,27 +198,30 @@ impl OidcFlow {
             "{}/.well-known/openid-configuration",
             self.issuer.trim_end_matches('/')
         );
-        let resp = self
-            .http
-            .get(&url)
-            .header(reqwest::header::ACCEPT, "application/json")
-            .send()
-            .await
-            .map_err(|e| request_failed(&e, discovery_err))?;
+        let resp = idp_call(
+            self.http
+                .get(&url)
+                .header(reqwest::header::ACCEPT, "application/json")
+                .send(),
+        )
+        .await
+        .map_err(|e| request_failed(&e, discovery_err))?;
         if !resp.status().is_success() {
             return Err(discovery_err(format!("{url} answered {}", resp.status())));
         }
-        let body = resp
-            .bytes()
+        let body = idp_call(resp.bytes())
             .await
             .map_err(|e| request_failed(&e, discovery_err))?;
         let meta: ProviderMetadataWithLogout = serde_json::from_slice(&body)
             .map_err(|e| discovery_err(format!("{url}: not a discovery document: {e}")))?;
         let rule = issuer_rule(self.provider.kind, &self.issuer, meta.issuer().as_str())
             .map_err(discovery_err)?;
-        let jwks = openidconnect::JsonWebKeySet::fetch_async(meta.jwks_uri(), &self.http)
-            .await
-            .map_err(|e| request_failed(&e, |m| discovery_err(format!("JWKS: {m}"))))?;
+        let jwks = idp_call(openidconnect::JsonWebKeySet::fetch_async(
+            meta.jwks_uri(),
+            &self.http,
+        ))
+        .await
+        .map_err(|e| request_failed(&e, |m| discovery_err(format!("JWKS: {m}"))))?;
         let discovered = Arc::new(Discovered {
             meta: meta.set_jwks(jwks),
             rule,
@@ -290,20 +294,21 @@ impl OidcFlow {
     ) -> Result<(IdpUser, IdpTokens), IdpError> {
         let mut d = self.discovered().await?;
         let mut client = self.client(&d.meta);
-        let response = client
+        let exchange = client
             .exchange_code(AuthorizationCode::new(code.to_owned()))
             .map_err(|e| IdpError::Protocol(format!("token endpoint: {e}")))?
-            .set_pkce_verifier(PkceCodeVerifier::new(pkce_verifier.to_owned()))
-            .request_async(&self.http)
-            .await
-            .map_err(|e| match &e {
-                openidconnect::RequestTokenError::ServerResponse(r) => {
-                    IdpError::Rejected(r.error().to_string())
-                }
-                _ => request_failed(&e, |m| {
-                    IdpError::Protocol(format!("code exchange failed: {m}"))
-                }),
-            })?;
+            .set_pkce_verifier(PkceCodeVerifier::new(pkce_verifier.to_owned()));
+        let response =
+            idp_call(exchange.request_async(&self.http))
+                .await
+                .map_err(|e| match &e {
+                    openidconnect::RequestTokenError::ServerResponse(r) => {
+                        IdpError::Rejected(r.error().to_string())
+                    }
+                    _ => request_failed(&e, |m| {
+                        IdpError::Protocol(format!("code exchange failed: {m}"))
+                    }),
+                })?;
         let id_token = response
             .id_token()
             .ok_or_else(|| IdpError::IdToken("the token response has no id_token".into()))?;
@@ -393,7 +398,7 @@ impl OidcFlow {
             Some(claims.subject().clone()),
         ) {
             let info: UserInfoClaims<OtherClaims, CoreGenderClaim> =
-                req.request_async(&self.http).await.map_err(|e| {
+                idp_call(req.request_async(&self.http)).await.map_err(|e| {
                     request_failed(&e, |m| IdpError::Protocol(format!("userinfo failed: {m}")))
                 })?;
             if let Some(n) = info.name().and_then(|n| n.get(None)) {
@@ -440,13 +445,16 @@ impl OidcFlow {
                 "signed by a key the IdP does not publish".into(),
             ));
         }
-        let jwks = openidconnect::JsonWebKeySet::fetch_async(d.meta.jwks_uri(), &self.http)
-            .await
-            .map_err(|e| {
-                request_failed(&e, |m| {
-                    IdpError::Protocol(format!("JWKS fetch failed: {m}"))
-                })
-            })?;
+        let jwks = idp_call(openidconnect::JsonWebKeySet::fetch_async(
+            d.meta.jwks_uri(),
+            &self.http,
+        ))
+        .await
+        .map_err(|e| {
+            request_failed(&e, |m| {
+                IdpError::Protocol(format!("JWKS fetch failed: {m}"))
+            })
+        })?;
         let updated = Arc::new(Discovered {
             meta: d.meta.clone().set_jwks(jwks),
             rule: d.rule.clone(),

@@ -37,6 +37,7 @@ use super::{request_failed, IdpError, IdpUser};
 #[doc(hidden)]
 pub mod fuzz;
 use crate::config::{OAuth2Endpoints, ProviderKind, UserKeys};
+use crate::metrics::idp_call;
 
 /// What GitHub documents as the media type of its REST API.
 const GITHUB_ACCEPT: &str = "application/vnd.github+json";
@@ -117,18 +118,19 @@ async fn get_json(
     access_token: &str,
     accept: &str,
 ) -> Result<Value, IdpError> {
-    let resp = http
-        .get(url.clone())
-        .bearer_auth(access_token)
-        .header(reqwest::header::ACCEPT, accept)
-        .send()
-        .await
-        .map_err(|e| request_failed(&e, |m| IdpError::Protocol(format!("{url}: {m}"))))?;
+    let resp = idp_call(
+        http.get(url.clone())
+            .bearer_auth(access_token)
+            .header(reqwest::header::ACCEPT, accept)
+            .send(),
+    )
+    .await
+    .map_err(|e| request_failed(&e, |m| IdpError::Protocol(format!("{url}: {m}"))))?;
     let status = resp.status();
     if !status.is_success() {
         return Err(IdpError::Protocol(format!("{url} answered {status}")));
     }
-    resp.json()
+    idp_call(resp.json())
         .await
         .map_err(|e| request_failed(&e, |m| IdpError::Protocol(format!("{url}: not JSON: {m}"))))
 }
@@ -161,20 +163,20 @@ const MAX_WHOAMI: usize = 1024;
 
 /// The username Bitbucket Server's whoami answers for `access_token`.
 async fn whoami(http: &reqwest::Client, url: &Url, access_token: &str) -> Result<String, IdpError> {
-    let mut resp = http
-        .get(url.clone())
-        .bearer_auth(access_token)
-        .header(reqwest::header::ACCEPT, "text/plain")
-        .send()
-        .await
-        .map_err(|e| request_failed(&e, |m| IdpError::Protocol(format!("{url}: {m}"))))?;
+    let mut resp = idp_call(
+        http.get(url.clone())
+            .bearer_auth(access_token)
+            .header(reqwest::header::ACCEPT, "text/plain")
+            .send(),
+    )
+    .await
+    .map_err(|e| request_failed(&e, |m| IdpError::Protocol(format!("{url}: {m}"))))?;
     let status = resp.status();
     if !status.is_success() {
         return Err(IdpError::Protocol(format!("{url} answered {status}")));
     }
     let mut body = Vec::new();
-    while let Some(chunk) = resp
-        .chunk()
+    while let Some(chunk) = idp_call(resp.chunk())
         .await
         .map_err(|e| request_failed(&e, |m| IdpError::Protocol(format!("{url}: {m}"))))?
     {

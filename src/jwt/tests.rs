@@ -215,3 +215,40 @@ fn rejects_alg_none() {
     let body = b64(serde_json::to_string(&claims(60)).unwrap().as_bytes());
     assert!(keys.verify(&format!("{header}.{body}.")).is_err());
 }
+
+/// RS256 signs with ring where it can: PKCS#1 v1.5 is deterministic, so the token must be
+/// byte for byte the one jsonwebtoken's own RSA gives, and the key must be ring's.
+#[test]
+fn rs256_signs_with_ring_exactly_as_jsonwebtoken_would() {
+    let k = KeyMaterial::load_signing("RS256", &fixture("rs256.pem"), "kid-1").unwrap();
+    assert!(
+        matches!(k.encoding, Some(Signer::Rsa(_))),
+        "ring refused the fixture key"
+    );
+    let keys = JwtKeys::new(&k, &[], &["http://issuer".into()]).unwrap();
+    let c = claims(60);
+    let ours = keys.sign(&c).unwrap();
+    let pem = std::fs::read(fixture("rs256.pem")).unwrap();
+    let theirs = jsonwebtoken::encode(
+        &keys.signing_header,
+        &c,
+        &EncodingKey::from_rsa_pem(&pem).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(ours, theirs);
+    assert_eq!(keys.verify(&ours).unwrap(), c);
+}
+
+/// A key ring does not sign with (under 2048 bits) still signs, through jsonwebtoken.
+#[test]
+fn rs256_keys_ring_refuses_sign_through_jsonwebtoken() {
+    use rsa::pkcs8::{EncodePrivateKey, LineEnding};
+    let small = rsa::RsaPrivateKey::new(&mut rand::thread_rng(), 1024).unwrap();
+    let pem = small.to_pkcs8_pem(LineEnding::LF).unwrap();
+    let k =
+        KeyMaterial::signing_from_bytes("RS256", pem.as_bytes().to_vec(), "small", "s").unwrap();
+    assert!(matches!(k.encoding, Some(Signer::Jwt(_))));
+    let keys = JwtKeys::new(&k, &[], &["http://issuer".into()]).unwrap();
+    let c = claims(60);
+    assert_eq!(keys.verify(&keys.sign(&c).unwrap()).unwrap(), c);
+}

@@ -40,6 +40,7 @@ use http::Method;
 
 use crate::error::ApiError;
 use crate::http::{Request, Response};
+use crate::metrics::LoginRoute;
 use crate::state::AppState;
 
 /// Who is on the other end of a connection, decided once when it is accepted.
@@ -78,12 +79,21 @@ async fn endpoint(state: Arc<AppState>, peer: Arc<Peer>, req: Request) -> Respon
     let method = req.method().clone();
     let navigation = is_navigation(method.as_str(), req.headers());
     let result = match (&method, path) {
-        (&Method::GET, "/authorize") => login::authorize(&state, &req).await,
+        (&Method::GET, "/authorize") => {
+            timed_login(
+                &state,
+                LoginRoute::Authorize,
+                login::authorize(&state, &req),
+            )
+            .await
+        }
         (&Method::GET, "/web-login") => login::chooser(&state, &req),
         (&Method::GET, "/web-login/oauth/callback") => Ok(login::callback_page("body")),
         (&Method::GET, "/web-login/callback") => Ok(login::callback_page("query")),
         (&Method::GET, "/web-login/callback.js") => Ok(login::callback_script()),
-        (&Method::POST, "/oauth/token") => token::exchange(&state, req).await,
+        (&Method::POST, "/oauth/token") => {
+            timed_login(&state, LoginRoute::Token, token::exchange(&state, req)).await
+        }
         (&Method::POST, "/refreshtoken") => refresh::refresh(&state, req).await,
         (&Method::POST, p) if p.starts_with("/backchannel-logout/") => {
             let p = p.to_owned();
@@ -119,6 +129,20 @@ async fn endpoint(state: Arc<AppState>, peer: Arc<Peer>, req: Request) -> Respon
         Err(e) if navigation && e.status().is_server_error() => e.into_page(),
         Err(e) => e.into_response(),
     }
+}
+
+/// Runs a login endpoint, recording a success's server-side time, split into idgate's own
+/// time and the time spent waiting on the identity provider (`idgate_login_duration_seconds`).
+async fn timed_login(
+    state: &AppState,
+    route: LoginRoute,
+    handler: impl std::future::Future<Output = Result<Response, ApiError>>,
+) -> Result<Response, ApiError> {
+    let (result, total, idp) = crate::metrics::measure_idp(handler).await;
+    if result.is_ok() {
+        state.metrics.login_duration(route, total, idp);
+    }
+    result
 }
 
 fn is_known_path(p: &str) -> bool {
