@@ -189,7 +189,7 @@ async fn whole_flow_reaches_the_upstream_with_the_merged_identity() {
 
     // 9. The login's server-side time, split into own and IdP time: one /authorize and one
     // /oauth/token answered; the exchange waited on the IdP (the token request, the JWKS, the
-    // userinfo), the login start did not (its discovery document was fetched at startup).
+    // userinfo).
     let metrics = reqwest::get(stack.idgate.url("/-/metrics"))
         .await
         .unwrap()

@@ -26,6 +26,9 @@ const POLL_INTERVAL: std::time::Duration = std::time::Duration::from_millis(250)
 
 const STORE: &str = "embedded store";
 
+/// Prepared statements kept per connection: more than the store has.
+const STATEMENT_CACHE: usize = 64;
+
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS login_states (
     state TEXT PRIMARY KEY,
@@ -51,6 +54,8 @@ CREATE TABLE IF NOT EXISTS sessions (
     revoked INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS sessions_by_user ON sessions (user_id);
+-- Every new session clears the long-expired ones: without this, a scan of all sessions.
+CREATE INDEX IF NOT EXISTS sessions_by_expiry ON sessions (expires_at);
 CREATE TABLE IF NOT EXISTS refresh_grace (
     sid TEXT PRIMARY KEY,
     prev_hash TEXT NOT NULL,
@@ -117,7 +122,7 @@ impl EmbeddedStore {
     pub async fn revocations_since(&self, cursor: i64) -> Result<(i64, Vec<String>), StoreError> {
         self.run(move |c| {
             let mut stmt = c
-                .prepare("SELECT seq, sid FROM revocations WHERE seq > ?1 ORDER BY seq")
+                .prepare_cached("SELECT seq, sid FROM revocations WHERE seq > ?1 ORDER BY seq")
                 .map_err(unavailable)?;
             let rows = stmt
                 .query_map([cursor], |r| {
@@ -134,9 +139,8 @@ impl EmbeddedStore {
             if cursor < 0 {
                 // First call: start from the end of the log.
                 let end: i64 = c
-                    .query_row("SELECT COALESCE(MAX(seq), 0) FROM revocations", [], |r| {
-                        r.get(0)
-                    })
+                    .prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM revocations")
+                    .and_then(|mut stmt| stmt.query_row([], |r| r.get(0)))
                     .map_err(unavailable)?;
                 return Ok((end, Vec::new()));
             }
@@ -161,6 +165,9 @@ impl EmbeddedStore {
             .map_err(unavailable)?;
         conn.execute_batch(SCHEMA).map_err(unavailable)?;
         conn.execute_batch(ONCE_SCHEMA).map_err(unavailable)?;
+        // Every statement is prepared once per connection and kept (`prepare_cached`): a login
+        // runs a handful of them, and parsing each again cost more than running it.
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
         })
@@ -241,11 +248,13 @@ impl LoginStates for EmbeddedStore {
     async fn put_state(&self, s: &LoginState) -> Result<(), StoreError> {
         let s = s.clone();
         self.run(move |c| {
-            c.execute(
+            c.prepare_cached(
                 "INSERT INTO login_states (state, app_id, provider_id, redirect, client_state,
                  pkce_verifier, nonce, binding_hash, expires_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                params![
+            )
+            .and_then(|mut stmt| {
+                stmt.execute(params![
                     s.state,
                     s.app_id,
                     s.provider_id,
@@ -255,8 +264,8 @@ impl LoginStates for EmbeddedStore {
                     s.nonce,
                     s.binding_hash,
                     s.expires_at
-                ],
-            )
+                ])
+            })
             .map_err(unavailable)?;
             Ok(())
         })
@@ -265,11 +274,9 @@ impl LoginStates for EmbeddedStore {
 
     async fn purge_expired_states(&self) -> Result<usize, StoreError> {
         self.run(|c| {
-            c.execute(
-                "DELETE FROM login_states WHERE expires_at < ?1",
-                [crate::now_secs()],
-            )
-            .map_err(unavailable)
+            c.prepare_cached("DELETE FROM login_states WHERE expires_at < ?1")
+                .and_then(|mut stmt| stmt.execute([crate::now_secs()]))
+                .map_err(unavailable)
         })
         .await
     }
@@ -277,25 +284,24 @@ impl LoginStates for EmbeddedStore {
     async fn take_state(&self, state: &str) -> Result<Option<LoginState>, StoreError> {
         let state = state.to_owned();
         self.run(move |c| {
-            c.query_row(
-                "DELETE FROM login_states WHERE state = ?1 RETURNING *",
-                [&state],
-                |row| {
-                    Ok(LoginState {
-                        state: row.get("state")?,
-                        app_id: row.get("app_id")?,
-                        provider_id: row.get("provider_id")?,
-                        redirect: row.get("redirect")?,
-                        client_state: row.get("client_state")?,
-                        pkce_verifier: row.get("pkce_verifier")?,
-                        nonce: row.get("nonce")?,
-                        binding_hash: row.get("binding_hash")?,
-                        expires_at: row.get("expires_at")?,
+            c.prepare_cached("DELETE FROM login_states WHERE state = ?1 RETURNING *")
+                .and_then(|mut stmt| {
+                    stmt.query_row([&state], |row| {
+                        Ok(LoginState {
+                            state: row.get("state")?,
+                            app_id: row.get("app_id")?,
+                            provider_id: row.get("provider_id")?,
+                            redirect: row.get("redirect")?,
+                            client_state: row.get("client_state")?,
+                            pkce_verifier: row.get("pkce_verifier")?,
+                            nonce: row.get("nonce")?,
+                            binding_hash: row.get("binding_hash")?,
+                            expires_at: row.get("expires_at")?,
+                        })
                     })
-                },
-            )
-            .optional()
-            .map_err(read_err)
+                })
+                .optional()
+                .map_err(read_err)
         })
         .await
     }
@@ -312,10 +318,8 @@ impl Sessions for EmbeddedStore {
         self.run(move |c| {
             let now = crate::now_secs();
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(unavailable)?;
-            tx.execute(
-                "INSERT INTO sessions (sid, user_id, app_id, provider_id, created_at, expires_at,
-                 refresh_hash, idp_tokens, revoked) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                params![
+            tx.prepare_cached("INSERT INTO sessions (sid, user_id, app_id, provider_id, created_at, expires_at,
+                 refresh_hash, idp_tokens, revoked) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)").and_then(|mut stmt| stmt.execute(params![
                     s.sid,
                     s.user_id,
                     s.app_id,
@@ -325,13 +329,12 @@ impl Sessions for EmbeddedStore {
                     s.refresh_hash,
                     s.idp_tokens,
                     s.revoked as i64
-                ],
-            )
+                ],))
             .map_err(unavailable)?;
             // Beyond the cap, the oldest live sessions of the user go.
             let evicted: Vec<String> = {
                 let mut stmt = tx
-                    .prepare(
+                    .prepare_cached(
                         "SELECT sid FROM sessions WHERE user_id = ?1 AND revoked = 0 AND expires_at > ?2
                          ORDER BY created_at DESC, rowid DESC LIMIT -1 OFFSET ?3",
                     )
@@ -342,14 +345,14 @@ impl Sessions for EmbeddedStore {
                 rows.collect::<Result<_, _>>().map_err(read_err)?
             };
             for sid in &evicted {
-                tx.execute("UPDATE sessions SET revoked = 1 WHERE sid = ?1", [sid]).map_err(unavailable)?;
-                tx.execute("INSERT INTO revocations (sid, revoked_at) VALUES (?1, ?2)", params![sid, now])
+                tx.prepare_cached("UPDATE sessions SET revoked = 1 WHERE sid = ?1").and_then(|mut stmt| stmt.execute([sid])).map_err(unavailable)?;
+                tx.prepare_cached("INSERT INTO revocations (sid, revoked_at) VALUES (?1, ?2)").and_then(|mut stmt| stmt.execute(params![sid, now]))
                     .map_err(unavailable)?;
             }
             // Expired sessions are kept a day for the audit trail, then dropped.
-            tx.execute("DELETE FROM sessions WHERE expires_at < ?1", [now - 86_400]).map_err(unavailable)?;
+            tx.prepare_cached("DELETE FROM sessions WHERE expires_at < ?1").and_then(|mut stmt| stmt.execute([now - 86_400])).map_err(unavailable)?;
             // Grace records outlive their window only until the next login.
-            tx.execute("DELETE FROM refresh_grace WHERE grace_until < ?1", [now]).map_err(unavailable)?;
+            tx.prepare_cached("DELETE FROM refresh_grace WHERE grace_until < ?1").and_then(|mut stmt| stmt.execute([now])).map_err(unavailable)?;
             tx.commit().map_err(unavailable)?;
             Ok(evicted)
         })
@@ -359,13 +362,10 @@ impl Sessions for EmbeddedStore {
     async fn get_session(&self, sid: &str) -> Result<Option<SessionRecord>, StoreError> {
         let sid = sid.to_owned();
         self.run(move |c| {
-            c.query_row(
-                "SELECT * FROM sessions WHERE sid = ?1",
-                [&sid],
-                session_from_row,
-            )
-            .optional()
-            .map_err(read_err)
+            c.prepare_cached("SELECT * FROM sessions WHERE sid = ?1")
+                .and_then(|mut stmt| stmt.query_row([&sid], session_from_row))
+                .optional()
+                .map_err(read_err)
         })
         .await
     }
@@ -377,17 +377,13 @@ impl Sessions for EmbeddedStore {
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(unavailable)?;
             let changed = tx
-                .execute(
-                    "UPDATE sessions SET revoked = 1 WHERE sid = ?1 AND revoked = 0",
-                    [&sid],
-                )
+                .prepare_cached("UPDATE sessions SET revoked = 1 WHERE sid = ?1 AND revoked = 0")
+                .and_then(|mut stmt| stmt.execute([&sid]))
                 .map_err(unavailable)?;
             if changed > 0 {
-                tx.execute(
-                    "INSERT INTO revocations (sid, revoked_at) VALUES (?1, ?2)",
-                    params![sid, crate::now_secs()],
-                )
-                .map_err(unavailable)?;
+                tx.prepare_cached("INSERT INTO revocations (sid, revoked_at) VALUES (?1, ?2)")
+                    .and_then(|mut stmt| stmt.execute(params![sid, crate::now_secs()]))
+                    .map_err(unavailable)?;
             }
             tx.commit().map_err(unavailable)?;
             Ok(changed > 0)
@@ -404,11 +400,13 @@ impl Sessions for EmbeddedStore {
         let (sid, old_hash, new_hash) = (sid.to_owned(), old_hash.to_owned(), new_hash.to_owned());
         self.run(move |c| {
             let n = c
-                .execute(
+                .prepare_cached(
                     "UPDATE sessions SET refresh_hash = ?3
                      WHERE sid = ?1 AND refresh_hash = ?2 AND revoked = 0 AND expires_at > ?4",
-                    params![sid, old_hash, new_hash, crate::now_secs()],
                 )
+                .and_then(|mut stmt| {
+                    stmt.execute(params![sid, old_hash, new_hash, crate::now_secs()])
+                })
                 .map_err(unavailable)?;
             Ok(n == 1)
         })
@@ -434,42 +432,40 @@ impl Sessions for EmbeddedStore {
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(unavailable)?;
             let current: Option<String> = tx
-                .query_row(
+                .prepare_cached(
                     "SELECT refresh_hash FROM sessions
                      WHERE sid = ?1 AND revoked = 0 AND expires_at > ?2",
-                    params![sid, now],
-                    |row| row.get(0),
                 )
+                .and_then(|mut stmt| stmt.query_row(params![sid, now], |row| row.get(0)))
                 .optional()
                 .map_err(unavailable)?;
             let Some(current) = current else {
                 return Ok(Rotation::Refused);
             };
             if current == old {
-                tx.execute(
+                tx.prepare_cached(
                     "UPDATE sessions SET refresh_hash = ?2, expires_at = COALESCE(?3, expires_at)
                      WHERE sid = ?1",
-                    params![sid, new, expires_at],
                 )
+                .and_then(|mut stmt| stmt.execute(params![sid, new, expires_at]))
                 .map_err(unavailable)?;
-                tx.execute(
+                tx.prepare_cached(
                     "INSERT INTO refresh_grace (sid, prev_hash, grace_until, pair)
                      VALUES (?1, ?2, ?3, ?4)
                      ON CONFLICT (sid) DO UPDATE SET prev_hash = excluded.prev_hash,
                        grace_until = excluded.grace_until, pair = excluded.pair",
-                    params![sid, old, grace_until, pair],
                 )
+                .and_then(|mut stmt| stmt.execute(params![sid, old, grace_until, pair]))
                 .map_err(unavailable)?;
                 tx.commit().map_err(unavailable)?;
                 return Ok(Rotation::Rotated);
             }
             let repeated: Option<Vec<u8>> = tx
-                .query_row(
+                .prepare_cached(
                     "SELECT pair FROM refresh_grace
                      WHERE sid = ?1 AND prev_hash = ?2 AND grace_until > ?3",
-                    params![sid, old, now],
-                    |row| row.get(0),
                 )
+                .and_then(|mut stmt| stmt.query_row(params![sid, old, now], |row| row.get(0)))
                 .optional()
                 .map_err(unavailable)?;
             Ok(repeated.map_or(Rotation::Refused, Rotation::Repeated))
@@ -480,11 +476,11 @@ impl Sessions for EmbeddedStore {
     async fn touch_session(&self, sid: &str, at: i64) -> Result<(), StoreError> {
         let sid = sid.to_owned();
         self.run(move |c| {
-            c.execute(
+            c.prepare_cached(
                 "INSERT INTO session_activity (sid, at) VALUES (?1, ?2)
                  ON CONFLICT (sid) DO UPDATE SET at = MAX(at, excluded.at)",
-                params![sid, at],
             )
+            .and_then(|mut stmt| stmt.execute(params![sid, at]))
             .map_err(unavailable)?;
             Ok(())
         })
@@ -494,13 +490,10 @@ impl Sessions for EmbeddedStore {
     async fn last_activity(&self, sid: &str) -> Result<Option<i64>, StoreError> {
         let sid = sid.to_owned();
         self.run(move |c| {
-            c.query_row(
-                "SELECT at FROM session_activity WHERE sid = ?1",
-                [&sid],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(read_err)
+            c.prepare_cached("SELECT at FROM session_activity WHERE sid = ?1")
+                .and_then(|mut stmt| stmt.query_row([&sid], |r| r.get(0)))
+                .optional()
+                .map_err(read_err)
         })
         .await
     }
@@ -511,14 +504,14 @@ impl Sessions for EmbeddedStore {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(unavailable)?;
             let sids: Vec<String> = {
                 let mut stmt = tx
-                    .prepare("UPDATE sessions SET revoked = 1 WHERE user_id = ?1 AND revoked = 0 RETURNING sid")
+                    .prepare_cached("UPDATE sessions SET revoked = 1 WHERE user_id = ?1 AND revoked = 0 RETURNING sid")
                     .map_err(unavailable)?;
                 let rows = stmt.query_map([&user_id], |r| r.get(0)).map_err(unavailable)?;
                 rows.collect::<Result<_, _>>().map_err(read_err)?
             };
             let now = crate::now_secs();
             for sid in &sids {
-                tx.execute("INSERT INTO revocations (sid, revoked_at) VALUES (?1, ?2)", params![sid, now])
+                tx.prepare_cached("INSERT INTO revocations (sid, revoked_at) VALUES (?1, ?2)").and_then(|mut stmt| stmt.execute(params![sid, now]))
                     .map_err(unavailable)?;
             }
             tx.commit().map_err(unavailable)?;
@@ -529,13 +522,10 @@ impl Sessions for EmbeddedStore {
 
     async fn count_live_sessions(&self, now: i64) -> Result<u64, StoreError> {
         self.run(move |c| {
-            c.query_row(
-                "SELECT COUNT(*) FROM sessions WHERE revoked = 0 AND expires_at > ?1",
-                [now],
-                |row| row.get::<_, i64>(0),
-            )
-            .map(|n| n.max(0) as u64)
-            .map_err(unavailable)
+            c.prepare_cached("SELECT COUNT(*) FROM sessions WHERE revoked = 0 AND expires_at > ?1")
+                .and_then(|mut stmt| stmt.query_row([now], |row| row.get::<_, i64>(0)))
+                .map(|n| n.max(0) as u64)
+                .map_err(unavailable)
         })
         .await
     }
@@ -544,7 +534,7 @@ impl Sessions for EmbeddedStore {
         let user_id = user_id.map(str::to_owned);
         self.run(move |c| {
             let mut stmt = c
-                .prepare(
+                .prepare_cached(
                     "SELECT * FROM sessions WHERE (?1 IS NULL OR user_id = ?1) ORDER BY created_at",
                 )
                 .map_err(unavailable)?;
@@ -574,8 +564,12 @@ impl Sessions for EmbeddedStore {
     }
 
     async fn ping_sessions(&self) -> Result<(), StoreError> {
-        self.run(|c| c.query_row("SELECT 1", [], |_| Ok(())).map_err(unavailable))
-            .await
+        self.run(|c| {
+            c.prepare_cached("SELECT 1")
+                .and_then(|mut stmt| stmt.query_row([], |_| Ok(())))
+                .map_err(unavailable)
+        })
+        .await
     }
 
     async fn remember_once(&self, key: &str, expires_at: i64) -> Result<bool, StoreError> {
@@ -586,20 +580,20 @@ impl Sessions for EmbeddedStore {
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(unavailable)?;
             // A few expired rows go, found through the expiry index (no scan).
-            tx.execute(
+            tx.prepare_cached(
                 "DELETE FROM once_keys WHERE key IN
                  (SELECT key FROM once_keys WHERE expires_at <= ?1 LIMIT ?2)",
-                params![now, ONCE_PURGE_BATCH],
             )
+            .and_then(|mut stmt| stmt.execute(params![now, ONCE_PURGE_BATCH]))
             .map_err(unavailable)?;
             // New, or an expired record of it not purged yet: this call records it.
             let changed = tx
-                .execute(
+                .prepare_cached(
                     "INSERT INTO once_keys (key, expires_at) VALUES (?1, ?2)
                      ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at
                      WHERE once_keys.expires_at <= ?3",
-                    params![key, expires_at, now],
                 )
+                .and_then(|mut stmt| stmt.execute(params![key, expires_at, now]))
                 .map_err(unavailable)?;
             tx.commit().map_err(unavailable)?;
             Ok(changed == 1)
@@ -614,17 +608,17 @@ impl Sessions for EmbeddedStore {
             let tx = c
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(unavailable)?;
-            tx.execute(
+            tx.prepare_cached(
                 "DELETE FROM session_activity WHERE sid IN (SELECT sid FROM sessions
                  WHERE expires_at <= ?1 AND (?2 IS NULL OR user_id = ?2))",
-                params![now, user_id],
             )
+            .and_then(|mut stmt| stmt.execute(params![now, user_id]))
             .map_err(unavailable)?;
             let gone = tx
-                .execute(
+                .prepare_cached(
                     "DELETE FROM sessions WHERE expires_at <= ?1 AND (?2 IS NULL OR user_id = ?2)",
-                    params![now, user_id],
                 )
+                .and_then(|mut stmt| stmt.execute(params![now, user_id]))
                 .map_err(unavailable)?;
             tx.commit().map_err(unavailable)?;
             Ok(gone)
@@ -644,7 +638,7 @@ impl Users for EmbeddedStore {
         let groups = to_json(&default_groups);
         self.run(move |c| {
             let now = crate::now_secs();
-            c.query_row(
+            c.prepare_cached(
                 "INSERT INTO users (user_id, realm, provider_id, provider_user_id, name, email,
                  username, groups, permissions, metadata, created_at, updated_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, '[]', '{}', ?9, ?9)
@@ -652,19 +646,23 @@ impl Users for EmbeddedStore {
                    name = excluded.name, email = excluded.email, username = excluded.username,
                    updated_at = excluded.updated_at
                  RETURNING *",
-                params![
-                    uuid::Uuid::new_v4().simple().to_string(),
-                    id.realm,
-                    id.provider_id,
-                    id.provider_user_id,
-                    id.name,
-                    id.email,
-                    id.username,
-                    groups,
-                    now
-                ],
-                user_from_row,
             )
+            .and_then(|mut stmt| {
+                stmt.query_row(
+                    params![
+                        uuid::Uuid::new_v4().simple().to_string(),
+                        id.realm,
+                        id.provider_id,
+                        id.provider_user_id,
+                        id.name,
+                        id.email,
+                        id.username,
+                        groups,
+                        now
+                    ],
+                    user_from_row,
+                )
+            })
             .map_err(read_err)
         })
         .await
@@ -673,13 +671,10 @@ impl Users for EmbeddedStore {
     async fn get_user(&self, user_id: &str) -> Result<Option<User>, StoreError> {
         let user_id = user_id.to_owned();
         self.run(move |c| {
-            c.query_row(
-                "SELECT * FROM users WHERE user_id = ?1",
-                [&user_id],
-                user_from_row,
-            )
-            .optional()
-            .map_err(read_err)
+            c.prepare_cached("SELECT * FROM users WHERE user_id = ?1")
+                .and_then(|mut stmt| stmt.query_row([&user_id], user_from_row))
+                .optional()
+                .map_err(read_err)
         })
         .await
     }
@@ -696,11 +691,8 @@ impl Users for EmbeddedStore {
             provider_user_id.to_owned(),
         );
         self.run(move |c| {
-            c.query_row(
-                "SELECT * FROM users WHERE realm = ?1 AND provider_id = ?2 AND provider_user_id = ?3",
-                params![key.0, key.1, key.2],
-                user_from_row,
-            )
+            c.prepare_cached("SELECT * FROM users WHERE realm = ?1 AND provider_id = ?2 AND provider_user_id = ?3").and_then(|mut stmt| stmt.query_row(params![key.0, key.1, key.2],
+                user_from_row,))
             .optional()
             .map_err(read_err)
         })
@@ -725,7 +717,7 @@ impl Users for EmbeddedStore {
     async fn list_users(&self) -> Result<Vec<User>, StoreError> {
         self.run(|c| {
             let mut stmt = c
-                .prepare("SELECT * FROM users ORDER BY created_at, user_id")
+                .prepare_cached("SELECT * FROM users ORDER BY created_at, user_id")
                 .map_err(unavailable)?;
             let rows = stmt.query_map([], user_from_row).map_err(unavailable)?;
             rows.collect::<Result<_, _>>().map_err(read_err)
@@ -738,10 +730,8 @@ impl Users for EmbeddedStore {
         let groups = to_json(&groups);
         self.run(move |c| {
             let n = c
-                .execute(
-                    "UPDATE users SET groups = ?1, updated_at = ?2 WHERE user_id = ?3",
-                    params![groups, crate::now_secs(), user_id],
-                )
+                .prepare_cached("UPDATE users SET groups = ?1, updated_at = ?2 WHERE user_id = ?3")
+                .and_then(|mut stmt| stmt.execute(params![groups, crate::now_secs(), user_id]))
                 .map_err(unavailable)?;
             Ok(n > 0)
         })
