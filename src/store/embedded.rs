@@ -6,9 +6,12 @@
 //! Writers take the lock up front (`BEGIN IMMEDIATE`) so a busy file makes them wait (busy
 //! timeout) instead of failing on a stale snapshot.
 //!
-//! rusqlite is synchronous: every call runs on tokio's blocking pool. The connection sits in a
-//! `std::sync::Mutex` (never held across an `.await`); SQLite serialises writers anyway, and
-//! none of this is on the `/auth` hot path.
+//! rusqlite is synchronous: every call runs on tokio's blocking pool. The writing connection sits
+//! in a `std::sync::Mutex` (never held across an `.await`); SQLite serialises writers anyway.
+//! The reads `/auth` makes when its token cache misses (a session, its last activity) go to a
+//! few read-only connections of their own, so that concurrent first requests of many sessions
+//! are not queued behind one lock or behind a login's write (WAL lets readers and one writer
+//! work at once).
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -28,6 +31,9 @@ const STORE: &str = "embedded store";
 
 /// Prepared statements kept per connection: more than the store has.
 const STATEMENT_CACHE: usize = 64;
+
+/// Read-only connections for the cold reads of `/auth` (see the module doc).
+const READERS: usize = 4;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS login_states (
@@ -107,6 +113,11 @@ const ONCE_PURGE_BATCH: i64 = 64;
 #[derive(Clone)]
 pub struct EmbeddedStore {
     conn: Arc<Mutex<Connection>>,
+    /// Read-only connections for the cold reads of `/auth`; empty for an in-memory database
+    /// (each connection to one would be a database of its own), where the writer reads too.
+    readers: Arc<[Mutex<Connection>]>,
+    /// The reader to try first, moved on at each read.
+    next_reader: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 fn unavailable(e: impl std::fmt::Display) -> StoreError {
@@ -155,22 +166,72 @@ impl EmbeddedStore {
             std::fs::create_dir_all(dir)
                 .map_err(|e| unavailable(format!("{}: {e}", dir.display())))?;
         }
-        let conn =
-            Connection::open(path).map_err(|e| unavailable(format!("{}: {e}", path.display())))?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))
-            .map_err(unavailable)?;
+        let open = || {
+            let conn = Connection::open(path)
+                .map_err(|e| unavailable(format!("{}: {e}", path.display())))?;
+            conn.busy_timeout(std::time::Duration::from_secs(5))
+                .map_err(unavailable)?;
+            // Every statement is prepared once per connection and kept (`prepare_cached`): a
+            // login runs a handful of them, and parsing each again cost more than running it.
+            conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+            Ok::<_, StoreError>(conn)
+        };
+        let conn = open()?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(unavailable)?;
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(unavailable)?;
         conn.execute_batch(SCHEMA).map_err(unavailable)?;
         conn.execute_batch(ONCE_SCHEMA).map_err(unavailable)?;
-        // Every statement is prepared once per connection and kept (`prepare_cached`): a login
-        // runs a handful of them, and parsing each again cost more than running it.
-        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        let in_memory = path.as_os_str().is_empty() || path.to_string_lossy().contains(":memory:");
+        let readers = if in_memory {
+            Vec::new()
+        } else {
+            (0..READERS)
+                .map(|_| {
+                    let reader = open()?;
+                    // A reader never writes, whatever a bug may ask of it.
+                    reader
+                        .pragma_update(None, "query_only", true)
+                        .map_err(unavailable)?;
+                    Ok(Mutex::new(reader))
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?
+        };
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
+            readers: readers.into(),
+            next_reader: Arc::default(),
         })
+    }
+
+    /// Like [`Self::run`], for a read: on a reader that is free (or, all busy, the next one in
+    /// turn), not on the writer.
+    async fn run_read<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        if self.readers.is_empty() {
+            return self.run(f).await;
+        }
+        let (readers, next) = (self.readers.clone(), self.next_reader.clone());
+        tokio::task::spawn_blocking(move || {
+            use std::sync::atomic::Ordering;
+            let first = next.fetch_add(1, Ordering::Relaxed) % readers.len();
+            let free = (0..readers.len())
+                .map(|i| &readers[(first + i) % readers.len()])
+                .find_map(|r| r.try_lock().ok());
+            let mut guard = match free {
+                Some(guard) => guard,
+                None => readers[first]
+                    .lock()
+                    .map_err(|_| unavailable("connection lock poisoned"))?,
+            };
+            f(&mut guard)
+        })
+        .await
+        .map_err(unavailable)?
     }
 
     async fn run<T, F>(&self, f: F) -> Result<T, StoreError>
@@ -361,7 +422,7 @@ impl Sessions for EmbeddedStore {
 
     async fn get_session(&self, sid: &str) -> Result<Option<SessionRecord>, StoreError> {
         let sid = sid.to_owned();
-        self.run(move |c| {
+        self.run_read(move |c| {
             c.prepare_cached("SELECT * FROM sessions WHERE sid = ?1")
                 .and_then(|mut stmt| stmt.query_row([&sid], session_from_row))
                 .optional()
@@ -489,7 +550,7 @@ impl Sessions for EmbeddedStore {
 
     async fn last_activity(&self, sid: &str) -> Result<Option<i64>, StoreError> {
         let sid = sid.to_owned();
-        self.run(move |c| {
+        self.run_read(move |c| {
             c.prepare_cached("SELECT at FROM session_activity WHERE sid = ?1")
                 .and_then(|mut stmt| stmt.query_row([&sid], |r| r.get(0)))
                 .optional()

@@ -229,3 +229,52 @@ async fn ids_by_identity_find_the_user() {
         .unwrap()
         .is_empty());
 }
+
+/// The reads `/auth` makes on a cache miss do not queue behind the writer: a session is read
+/// while the writing connection is held (a login's write in progress), from a reader that sees
+/// the writer's last commit and cannot write itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cold_reads_do_not_wait_for_the_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(&dir.path().join("s.db")).unwrap();
+    assert_eq!(store.readers.len(), READERS);
+    let rec = SessionRecord {
+        sid: "s1".into(),
+        user_id: "u".into(),
+        app_id: "web".into(),
+        provider_id: "dev".into(),
+        created_at: 100,
+        expires_at: crate::now_secs() + 60,
+        refresh_hash: "h".into(),
+        idp_tokens: vec![],
+        revoked: false,
+    };
+    store.create_session(&rec, 10).await.unwrap();
+    store.touch_session("s1", 123).await.unwrap();
+
+    let writer = store.conn.clone();
+    let held = writer.lock().unwrap();
+    // A deadlock detector, not a speed limit: through the writer this would never return.
+    let wait = std::time::Duration::from_secs(30);
+    let session = tokio::time::timeout(wait, store.get_session("s1")).await;
+    let activity = tokio::time::timeout(wait, store.last_activity("s1")).await;
+    drop(held);
+    assert_eq!(
+        session
+            .expect("a cold read waited for the writer")
+            .unwrap()
+            .map(|s| s.user_id),
+        Some("u".to_owned())
+    );
+    assert_eq!(
+        activity
+            .expect("a cold read waited for the writer")
+            .unwrap(),
+        Some(123)
+    );
+    for reader in store.readers.iter() {
+        let reader = reader.lock().unwrap();
+        assert!(reader.execute("DELETE FROM sessions", []).is_err());
+    }
+    assert!(store.get_session("s1").await.unwrap().is_some());
+}
