@@ -252,13 +252,22 @@ async fn cold_reads_do_not_wait_for_the_writer() {
     store.create_session(&rec, 10).await.unwrap();
     store.touch_session("s1", 123).await.unwrap();
 
+    // Another thread holds the writer until told to let go.
+    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
     let writer = store.conn.clone();
-    let held = writer.lock().unwrap();
+    let holder = std::thread::spawn(move || {
+        let _held = writer.lock().unwrap();
+        locked_tx.send(()).unwrap();
+        let _ = release_rx.recv();
+    });
+    locked_rx.recv().unwrap();
     // A deadlock detector, not a speed limit: through the writer this would never return.
     let wait = std::time::Duration::from_secs(30);
     let session = tokio::time::timeout(wait, store.get_session("s1")).await;
     let activity = tokio::time::timeout(wait, store.last_activity("s1")).await;
-    drop(held);
+    release_tx.send(()).unwrap();
+    holder.join().unwrap();
     assert_eq!(
         session
             .expect("a cold read waited for the writer")
