@@ -120,6 +120,30 @@ pub struct EmbeddedStore {
     next_reader: Arc<std::sync::atomic::AtomicUsize>,
 }
 
+/// `execute` and `query_row` on statements prepared once per connection and kept
+/// (`prepare_cached`, see [`STATEMENT_CACHE`]): every query of this store goes through these.
+trait CachedStatements {
+    fn execute_cached<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize>;
+    fn query_row_cached<T, P, F>(&self, sql: &str, params: P, row: F) -> rusqlite::Result<T>
+    where
+        P: rusqlite::Params,
+        F: FnOnce(&Row<'_>) -> rusqlite::Result<T>;
+}
+
+impl CachedStatements for Connection {
+    fn execute_cached<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize> {
+        self.prepare_cached(sql)?.execute(params)
+    }
+
+    fn query_row_cached<T, P, F>(&self, sql: &str, params: P, row: F) -> rusqlite::Result<T>
+    where
+        P: rusqlite::Params,
+        F: FnOnce(&Row<'_>) -> rusqlite::Result<T>,
+    {
+        self.prepare_cached(sql)?.query_row(params, row)
+    }
+}
+
 fn unavailable(e: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable {
         store: STORE,
@@ -150,8 +174,9 @@ impl EmbeddedStore {
             if cursor < 0 {
                 // First call: start from the end of the log.
                 let end: i64 = c
-                    .prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM revocations")
-                    .and_then(|mut stmt| stmt.query_row([], |r| r.get(0)))
+                    .query_row_cached("SELECT COALESCE(MAX(seq), 0) FROM revocations", [], |r| {
+                        r.get(0)
+                    })
                     .map_err(unavailable)?;
                 return Ok((end, Vec::new()));
             }
@@ -309,13 +334,11 @@ impl LoginStates for EmbeddedStore {
     async fn put_state(&self, s: &LoginState) -> Result<(), StoreError> {
         let s = s.clone();
         self.run(move |c| {
-            c.prepare_cached(
+            c.execute_cached(
                 "INSERT INTO login_states (state, app_id, provider_id, redirect, client_state,
                  pkce_verifier, nonce, binding_hash, expires_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            )
-            .and_then(|mut stmt| {
-                stmt.execute(params![
+                params![
                     s.state,
                     s.app_id,
                     s.provider_id,
@@ -325,8 +348,8 @@ impl LoginStates for EmbeddedStore {
                     s.nonce,
                     s.binding_hash,
                     s.expires_at
-                ])
-            })
+                ],
+            )
             .map_err(unavailable)?;
             Ok(())
         })
@@ -335,9 +358,11 @@ impl LoginStates for EmbeddedStore {
 
     async fn purge_expired_states(&self) -> Result<usize, StoreError> {
         self.run(|c| {
-            c.prepare_cached("DELETE FROM login_states WHERE expires_at < ?1")
-                .and_then(|mut stmt| stmt.execute([crate::now_secs()]))
-                .map_err(unavailable)
+            c.execute_cached(
+                "DELETE FROM login_states WHERE expires_at < ?1",
+                [crate::now_secs()],
+            )
+            .map_err(unavailable)
         })
         .await
     }
@@ -345,24 +370,25 @@ impl LoginStates for EmbeddedStore {
     async fn take_state(&self, state: &str) -> Result<Option<LoginState>, StoreError> {
         let state = state.to_owned();
         self.run(move |c| {
-            c.prepare_cached("DELETE FROM login_states WHERE state = ?1 RETURNING *")
-                .and_then(|mut stmt| {
-                    stmt.query_row([&state], |row| {
-                        Ok(LoginState {
-                            state: row.get("state")?,
-                            app_id: row.get("app_id")?,
-                            provider_id: row.get("provider_id")?,
-                            redirect: row.get("redirect")?,
-                            client_state: row.get("client_state")?,
-                            pkce_verifier: row.get("pkce_verifier")?,
-                            nonce: row.get("nonce")?,
-                            binding_hash: row.get("binding_hash")?,
-                            expires_at: row.get("expires_at")?,
-                        })
+            c.query_row_cached(
+                "DELETE FROM login_states WHERE state = ?1 RETURNING *",
+                [&state],
+                |row| {
+                    Ok(LoginState {
+                        state: row.get("state")?,
+                        app_id: row.get("app_id")?,
+                        provider_id: row.get("provider_id")?,
+                        redirect: row.get("redirect")?,
+                        client_state: row.get("client_state")?,
+                        pkce_verifier: row.get("pkce_verifier")?,
+                        nonce: row.get("nonce")?,
+                        binding_hash: row.get("binding_hash")?,
+                        expires_at: row.get("expires_at")?,
                     })
-                })
-                .optional()
-                .map_err(read_err)
+                },
+            )
+            .optional()
+            .map_err(read_err)
         })
         .await
     }
@@ -379,8 +405,8 @@ impl Sessions for EmbeddedStore {
         self.run(move |c| {
             let now = crate::now_secs();
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(unavailable)?;
-            tx.prepare_cached("INSERT INTO sessions (sid, user_id, app_id, provider_id, created_at, expires_at,
-                 refresh_hash, idp_tokens, revoked) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)").and_then(|mut stmt| stmt.execute(params![
+            tx.execute_cached("INSERT INTO sessions (sid, user_id, app_id, provider_id, created_at, expires_at,
+                 refresh_hash, idp_tokens, revoked) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)", params![
                     s.sid,
                     s.user_id,
                     s.app_id,
@@ -390,7 +416,7 @@ impl Sessions for EmbeddedStore {
                     s.refresh_hash,
                     s.idp_tokens,
                     s.revoked as i64
-                ],))
+                ])
             .map_err(unavailable)?;
             // Beyond the cap, the oldest live sessions of the user go.
             let evicted: Vec<String> = {
@@ -406,14 +432,14 @@ impl Sessions for EmbeddedStore {
                 rows.collect::<Result<_, _>>().map_err(read_err)?
             };
             for sid in &evicted {
-                tx.prepare_cached("UPDATE sessions SET revoked = 1 WHERE sid = ?1").and_then(|mut stmt| stmt.execute([sid])).map_err(unavailable)?;
-                tx.prepare_cached("INSERT INTO revocations (sid, revoked_at) VALUES (?1, ?2)").and_then(|mut stmt| stmt.execute(params![sid, now]))
+                tx.execute_cached("UPDATE sessions SET revoked = 1 WHERE sid = ?1", [sid]).map_err(unavailable)?;
+                tx.execute_cached("INSERT INTO revocations (sid, revoked_at) VALUES (?1, ?2)", params![sid, now])
                     .map_err(unavailable)?;
             }
             // Expired sessions are kept a day for the audit trail, then dropped.
-            tx.prepare_cached("DELETE FROM sessions WHERE expires_at < ?1").and_then(|mut stmt| stmt.execute([now - 86_400])).map_err(unavailable)?;
+            tx.execute_cached("DELETE FROM sessions WHERE expires_at < ?1", [now - 86_400]).map_err(unavailable)?;
             // Grace records outlive their window only until the next login.
-            tx.prepare_cached("DELETE FROM refresh_grace WHERE grace_until < ?1").and_then(|mut stmt| stmt.execute([now])).map_err(unavailable)?;
+            tx.execute_cached("DELETE FROM refresh_grace WHERE grace_until < ?1", [now]).map_err(unavailable)?;
             tx.commit().map_err(unavailable)?;
             Ok(evicted)
         })
@@ -423,10 +449,13 @@ impl Sessions for EmbeddedStore {
     async fn get_session(&self, sid: &str) -> Result<Option<SessionRecord>, StoreError> {
         let sid = sid.to_owned();
         self.run_read(move |c| {
-            c.prepare_cached("SELECT * FROM sessions WHERE sid = ?1")
-                .and_then(|mut stmt| stmt.query_row([&sid], session_from_row))
-                .optional()
-                .map_err(read_err)
+            c.query_row_cached(
+                "SELECT * FROM sessions WHERE sid = ?1",
+                [&sid],
+                session_from_row,
+            )
+            .optional()
+            .map_err(read_err)
         })
         .await
     }
@@ -438,13 +467,17 @@ impl Sessions for EmbeddedStore {
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(unavailable)?;
             let changed = tx
-                .prepare_cached("UPDATE sessions SET revoked = 1 WHERE sid = ?1 AND revoked = 0")
-                .and_then(|mut stmt| stmt.execute([&sid]))
+                .execute_cached(
+                    "UPDATE sessions SET revoked = 1 WHERE sid = ?1 AND revoked = 0",
+                    [&sid],
+                )
                 .map_err(unavailable)?;
             if changed > 0 {
-                tx.prepare_cached("INSERT INTO revocations (sid, revoked_at) VALUES (?1, ?2)")
-                    .and_then(|mut stmt| stmt.execute(params![sid, crate::now_secs()]))
-                    .map_err(unavailable)?;
+                tx.execute_cached(
+                    "INSERT INTO revocations (sid, revoked_at) VALUES (?1, ?2)",
+                    params![sid, crate::now_secs()],
+                )
+                .map_err(unavailable)?;
             }
             tx.commit().map_err(unavailable)?;
             Ok(changed > 0)
@@ -461,13 +494,11 @@ impl Sessions for EmbeddedStore {
         let (sid, old_hash, new_hash) = (sid.to_owned(), old_hash.to_owned(), new_hash.to_owned());
         self.run(move |c| {
             let n = c
-                .prepare_cached(
+                .execute_cached(
                     "UPDATE sessions SET refresh_hash = ?3
                      WHERE sid = ?1 AND refresh_hash = ?2 AND revoked = 0 AND expires_at > ?4",
+                    params![sid, old_hash, new_hash, crate::now_secs()],
                 )
-                .and_then(|mut stmt| {
-                    stmt.execute(params![sid, old_hash, new_hash, crate::now_secs()])
-                })
                 .map_err(unavailable)?;
             Ok(n == 1)
         })
@@ -493,40 +524,42 @@ impl Sessions for EmbeddedStore {
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(unavailable)?;
             let current: Option<String> = tx
-                .prepare_cached(
+                .query_row_cached(
                     "SELECT refresh_hash FROM sessions
                      WHERE sid = ?1 AND revoked = 0 AND expires_at > ?2",
+                    params![sid, now],
+                    |row| row.get(0),
                 )
-                .and_then(|mut stmt| stmt.query_row(params![sid, now], |row| row.get(0)))
                 .optional()
                 .map_err(unavailable)?;
             let Some(current) = current else {
                 return Ok(Rotation::Refused);
             };
             if current == old {
-                tx.prepare_cached(
+                tx.execute_cached(
                     "UPDATE sessions SET refresh_hash = ?2, expires_at = COALESCE(?3, expires_at)
                      WHERE sid = ?1",
+                    params![sid, new, expires_at],
                 )
-                .and_then(|mut stmt| stmt.execute(params![sid, new, expires_at]))
                 .map_err(unavailable)?;
-                tx.prepare_cached(
+                tx.execute_cached(
                     "INSERT INTO refresh_grace (sid, prev_hash, grace_until, pair)
                      VALUES (?1, ?2, ?3, ?4)
                      ON CONFLICT (sid) DO UPDATE SET prev_hash = excluded.prev_hash,
                        grace_until = excluded.grace_until, pair = excluded.pair",
+                    params![sid, old, grace_until, pair],
                 )
-                .and_then(|mut stmt| stmt.execute(params![sid, old, grace_until, pair]))
                 .map_err(unavailable)?;
                 tx.commit().map_err(unavailable)?;
                 return Ok(Rotation::Rotated);
             }
             let repeated: Option<Vec<u8>> = tx
-                .prepare_cached(
+                .query_row_cached(
                     "SELECT pair FROM refresh_grace
                      WHERE sid = ?1 AND prev_hash = ?2 AND grace_until > ?3",
+                    params![sid, old, now],
+                    |row| row.get(0),
                 )
-                .and_then(|mut stmt| stmt.query_row(params![sid, old, now], |row| row.get(0)))
                 .optional()
                 .map_err(unavailable)?;
             Ok(repeated.map_or(Rotation::Refused, Rotation::Repeated))
@@ -537,11 +570,11 @@ impl Sessions for EmbeddedStore {
     async fn touch_session(&self, sid: &str, at: i64) -> Result<(), StoreError> {
         let sid = sid.to_owned();
         self.run(move |c| {
-            c.prepare_cached(
+            c.execute_cached(
                 "INSERT INTO session_activity (sid, at) VALUES (?1, ?2)
                  ON CONFLICT (sid) DO UPDATE SET at = MAX(at, excluded.at)",
+                params![sid, at],
             )
-            .and_then(|mut stmt| stmt.execute(params![sid, at]))
             .map_err(unavailable)?;
             Ok(())
         })
@@ -551,10 +584,13 @@ impl Sessions for EmbeddedStore {
     async fn last_activity(&self, sid: &str) -> Result<Option<i64>, StoreError> {
         let sid = sid.to_owned();
         self.run_read(move |c| {
-            c.prepare_cached("SELECT at FROM session_activity WHERE sid = ?1")
-                .and_then(|mut stmt| stmt.query_row([&sid], |r| r.get(0)))
-                .optional()
-                .map_err(read_err)
+            c.query_row_cached(
+                "SELECT at FROM session_activity WHERE sid = ?1",
+                [&sid],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(read_err)
         })
         .await
     }
@@ -572,7 +608,7 @@ impl Sessions for EmbeddedStore {
             };
             let now = crate::now_secs();
             for sid in &sids {
-                tx.prepare_cached("INSERT INTO revocations (sid, revoked_at) VALUES (?1, ?2)").and_then(|mut stmt| stmt.execute(params![sid, now]))
+                tx.execute_cached("INSERT INTO revocations (sid, revoked_at) VALUES (?1, ?2)", params![sid, now])
                     .map_err(unavailable)?;
             }
             tx.commit().map_err(unavailable)?;
@@ -583,10 +619,13 @@ impl Sessions for EmbeddedStore {
 
     async fn count_live_sessions(&self, now: i64) -> Result<u64, StoreError> {
         self.run(move |c| {
-            c.prepare_cached("SELECT COUNT(*) FROM sessions WHERE revoked = 0 AND expires_at > ?1")
-                .and_then(|mut stmt| stmt.query_row([now], |row| row.get::<_, i64>(0)))
-                .map(|n| n.max(0) as u64)
-                .map_err(unavailable)
+            c.query_row_cached(
+                "SELECT COUNT(*) FROM sessions WHERE revoked = 0 AND expires_at > ?1",
+                [now],
+                |row| row.get::<_, i64>(0),
+            )
+            .map(|n| n.max(0) as u64)
+            .map_err(unavailable)
         })
         .await
     }
@@ -626,8 +665,7 @@ impl Sessions for EmbeddedStore {
 
     async fn ping_sessions(&self) -> Result<(), StoreError> {
         self.run(|c| {
-            c.prepare_cached("SELECT 1")
-                .and_then(|mut stmt| stmt.query_row([], |_| Ok(())))
+            c.query_row_cached("SELECT 1", [], |_| Ok(()))
                 .map_err(unavailable)
         })
         .await
@@ -641,20 +679,20 @@ impl Sessions for EmbeddedStore {
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(unavailable)?;
             // A few expired rows go, found through the expiry index (no scan).
-            tx.prepare_cached(
+            tx.execute_cached(
                 "DELETE FROM once_keys WHERE key IN
                  (SELECT key FROM once_keys WHERE expires_at <= ?1 LIMIT ?2)",
+                params![now, ONCE_PURGE_BATCH],
             )
-            .and_then(|mut stmt| stmt.execute(params![now, ONCE_PURGE_BATCH]))
             .map_err(unavailable)?;
             // New, or an expired record of it not purged yet: this call records it.
             let changed = tx
-                .prepare_cached(
+                .execute_cached(
                     "INSERT INTO once_keys (key, expires_at) VALUES (?1, ?2)
                      ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at
                      WHERE once_keys.expires_at <= ?3",
+                    params![key, expires_at, now],
                 )
-                .and_then(|mut stmt| stmt.execute(params![key, expires_at, now]))
                 .map_err(unavailable)?;
             tx.commit().map_err(unavailable)?;
             Ok(changed == 1)
@@ -669,17 +707,17 @@ impl Sessions for EmbeddedStore {
             let tx = c
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(unavailable)?;
-            tx.prepare_cached(
+            tx.execute_cached(
                 "DELETE FROM session_activity WHERE sid IN (SELECT sid FROM sessions
                  WHERE expires_at <= ?1 AND (?2 IS NULL OR user_id = ?2))",
+                params![now, user_id],
             )
-            .and_then(|mut stmt| stmt.execute(params![now, user_id]))
             .map_err(unavailable)?;
             let gone = tx
-                .prepare_cached(
+                .execute_cached(
                     "DELETE FROM sessions WHERE expires_at <= ?1 AND (?2 IS NULL OR user_id = ?2)",
+                    params![now, user_id],
                 )
-                .and_then(|mut stmt| stmt.execute(params![now, user_id]))
                 .map_err(unavailable)?;
             tx.commit().map_err(unavailable)?;
             Ok(gone)
@@ -699,7 +737,7 @@ impl Users for EmbeddedStore {
         let groups = to_json(&default_groups);
         self.run(move |c| {
             let now = crate::now_secs();
-            c.prepare_cached(
+            c.query_row_cached(
                 "INSERT INTO users (user_id, realm, provider_id, provider_user_id, name, email,
                  username, groups, permissions, metadata, created_at, updated_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, '[]', '{}', ?9, ?9)
@@ -707,23 +745,19 @@ impl Users for EmbeddedStore {
                    name = excluded.name, email = excluded.email, username = excluded.username,
                    updated_at = excluded.updated_at
                  RETURNING *",
+                params![
+                    uuid::Uuid::new_v4().simple().to_string(),
+                    id.realm,
+                    id.provider_id,
+                    id.provider_user_id,
+                    id.name,
+                    id.email,
+                    id.username,
+                    groups,
+                    now
+                ],
+                user_from_row,
             )
-            .and_then(|mut stmt| {
-                stmt.query_row(
-                    params![
-                        uuid::Uuid::new_v4().simple().to_string(),
-                        id.realm,
-                        id.provider_id,
-                        id.provider_user_id,
-                        id.name,
-                        id.email,
-                        id.username,
-                        groups,
-                        now
-                    ],
-                    user_from_row,
-                )
-            })
             .map_err(read_err)
         })
         .await
@@ -732,10 +766,13 @@ impl Users for EmbeddedStore {
     async fn get_user(&self, user_id: &str) -> Result<Option<User>, StoreError> {
         let user_id = user_id.to_owned();
         self.run(move |c| {
-            c.prepare_cached("SELECT * FROM users WHERE user_id = ?1")
-                .and_then(|mut stmt| stmt.query_row([&user_id], user_from_row))
-                .optional()
-                .map_err(read_err)
+            c.query_row_cached(
+                "SELECT * FROM users WHERE user_id = ?1",
+                [&user_id],
+                user_from_row,
+            )
+            .optional()
+            .map_err(read_err)
         })
         .await
     }
@@ -752,8 +789,8 @@ impl Users for EmbeddedStore {
             provider_user_id.to_owned(),
         );
         self.run(move |c| {
-            c.prepare_cached("SELECT * FROM users WHERE realm = ?1 AND provider_id = ?2 AND provider_user_id = ?3").and_then(|mut stmt| stmt.query_row(params![key.0, key.1, key.2],
-                user_from_row,))
+            c.query_row_cached("SELECT * FROM users WHERE realm = ?1 AND provider_id = ?2 AND provider_user_id = ?3", params![key.0, key.1, key.2],
+                user_from_row)
             .optional()
             .map_err(read_err)
         })
@@ -791,8 +828,10 @@ impl Users for EmbeddedStore {
         let groups = to_json(&groups);
         self.run(move |c| {
             let n = c
-                .prepare_cached("UPDATE users SET groups = ?1, updated_at = ?2 WHERE user_id = ?3")
-                .and_then(|mut stmt| stmt.execute(params![groups, crate::now_secs(), user_id]))
+                .execute_cached(
+                    "UPDATE users SET groups = ?1, updated_at = ?2 WHERE user_id = ?3",
+                    params![groups, crate::now_secs(), user_id],
+                )
                 .map_err(unavailable)?;
             Ok(n > 0)
         })
