@@ -474,6 +474,18 @@ impl Nginx {
         // The snippets as shipped, copied with their includes pointing at the copies.
         let copies = copy_snippets(snippets, &prefix.join("snippets"));
         let snippets = copies.as_path();
+        // The decision microcache's files in the prefix, not under /run (the shipped path).
+        let microcache = snippets.join("idgate-microcache.conf");
+        let shipped_cache = std::fs::read_to_string(&microcache).unwrap();
+        assert!(shipped_cache.contains("/run/nginx-idgate-decisions"));
+        std::fs::write(
+            &microcache,
+            shipped_cache.replace(
+                "/run/nginx-idgate-decisions",
+                &prefix.join("decisions").display().to_string(),
+            ),
+        )
+        .unwrap();
         // The shipped `server` line, once per instance with the shipped parameters.
         let shipped = std::fs::read_to_string(snippets.join("idgate-upstream.conf")).unwrap();
         let line = shipped
@@ -504,6 +516,7 @@ impl Nginx {
         );
         std::fs::write(prefix.join("site.conf"), site).unwrap();
         let p = prefix.display();
+        let s = snippets.display();
         let recorder = start_body_recorder();
         let conf = format!(
             r#"daemon off;
@@ -520,6 +533,7 @@ http {{
     uwsgi_temp_path {p}/uwsgi;
     scgi_temp_path {p}/scgi;
     include {p}/idgate-upstream.conf;
+    include {s}/idgate-microcache.conf;
     include {p}/site.conf;
     # The upstream app: echoes the identity headers it received, and the length and SHA-256
     # of the request body. `return` reads no body, so every request first goes to the body
