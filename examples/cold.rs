@@ -1,0 +1,252 @@
+//! The cold path of `/auth`, measured in process (`scripts/bench-cold` runs it per signing
+//! algorithm and store).
+//!
+//! The first request of a session finds its token in no cache: idgate verifies the signature,
+//! reads the session from the store, and builds the cached answer
+//! (`session::Authenticator::authenticate`). This program mints `--sessions` sessions in the
+//! configured store, then measures, on the same tokens and the same runtime (tokio, two worker
+//! threads, `--concurrency` tasks taking the next token in turn):
+//!
+//! - **verify**: the signature and claims check alone (`JwtKeys::verify`), the floor;
+//! - **cold**: the whole cold path, every token once, with the token cache emptied between
+//!   rounds.
+//!
+//! Rounds alternate the order of the two. It prints one line per round and the medians:
+//! microseconds per token (wall time of the whole set over its size, both cores busy), the
+//! process's CPU per token, and `cold / verify - 1`, what the store read and the rest add on
+//! top of the verification (goal: at most 25 %).
+//!
+//! ```text
+//! cargo run --release --example cold -- --config idgate.toml --sessions 20000
+//! ```
+
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use idgate::config::Config;
+use idgate::state::AppState;
+
+struct Args {
+    config: String,
+    sessions: usize,
+    concurrency: usize,
+    rounds: usize,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args {
+        config: String::new(),
+        sessions: 20_000,
+        concurrency: 32,
+        rounds: 3,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let value = it.next().ok_or(format!("{flag} needs a value"))?;
+        let number = || value.parse::<usize>().map_err(|e| format!("{flag}: {e}"));
+        match flag.as_str() {
+            "--config" => args.config = value.clone(),
+            "--sessions" => args.sessions = number()?.max(1),
+            "--concurrency" => args.concurrency = number()?.max(1),
+            "--rounds" => args.rounds = number()?.max(1),
+            _ => return Err(format!("unknown flag {flag}")),
+        }
+    }
+    if args.config.is_empty() {
+        return Err("--config is required".into());
+    }
+    Ok(args)
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(args) => args,
+        Err(e) => {
+            eprintln!(
+                "cold: {e}\nusage: cold --config PATH [--sessions N] [--concurrency C] [--rounds R]"
+            );
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("cold: no runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("cold: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let config = Config::load(std::path::Path::new(&args.config))?;
+    let app_id = config
+        .apps
+        .keys()
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("the config has no app"))?
+        .clone();
+    let state = AppState::build(config).await?;
+    let tokens = Arc::new(mint(&state, &app_id, args.sessions, args.concurrency).await?);
+
+    let mut verify = Vec::new();
+    let mut cold = Vec::new();
+    for round in 0..args.rounds {
+        for phase in if round % 2 == 0 { [0, 1] } else { [1, 0] } {
+            let m = measure(&state, &tokens, args.concurrency, phase == 1).await?;
+            if phase == 0 {
+                verify.push(m);
+            } else {
+                cold.push(m);
+            }
+        }
+        let (v, c) = (verify[round], cold[round]);
+        println!(
+            "round {}: verify {:.1} us (cpu {:.1}), cold {:.1} us (cpu {:.1}), on top {:+.0} %",
+            round + 1,
+            v.wall_us,
+            v.cpu_us,
+            c.wall_us,
+            c.cpu_us,
+            (c.wall_us / v.wall_us - 1.0) * 100.0
+        );
+    }
+    let med = |v: &[Measure], f: fn(&Measure) -> f64| median(v.iter().map(f).collect());
+    let tops: Vec<f64> = verify
+        .iter()
+        .zip(&cold)
+        .map(|(v, c)| c.wall_us / v.wall_us - 1.0)
+        .collect();
+    println!(
+        "median: verify {:.1} us (cpu {:.1}), cold {:.1} us (cpu {:.1}), on top {:+.0} %",
+        med(&verify, |m| m.wall_us),
+        med(&verify, |m| m.cpu_us),
+        med(&cold, |m| m.wall_us),
+        med(&cold, |m| m.cpu_us),
+        median(tops) * 100.0
+    );
+    Ok(())
+}
+
+/// `n` sessions of distinct users, minted as `idgate sessions mint` does.
+async fn mint(
+    state: &Arc<AppState>,
+    app_id: &str,
+    n: usize,
+    concurrency: usize,
+) -> anyhow::Result<Vec<String>> {
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let (state, next, app_id) = (state.clone(), next.clone(), app_id.to_owned());
+        tasks.push(tokio::spawn(async move {
+            let mut minted = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= n {
+                    return anyhow::Ok(minted);
+                }
+                let user = format!("cold-{i}");
+                minted.push(idgate::cli::mint(&state, &app_id, &user, "users").await?);
+            }
+        }));
+    }
+    let mut tokens = Vec::with_capacity(n);
+    for task in tasks {
+        tokens.extend(task.await??);
+    }
+    Ok(tokens)
+}
+
+#[derive(Clone, Copy)]
+struct Measure {
+    /// Wall time of the whole set over its size.
+    wall_us: f64,
+    /// The process's CPU time over the set's size.
+    cpu_us: f64,
+}
+
+/// Runs every token once through the cold path (`cold`) or the verification alone.
+async fn measure(
+    state: &Arc<AppState>,
+    tokens: &Arc<Vec<String>>,
+    concurrency: usize,
+    cold: bool,
+) -> anyhow::Result<Measure> {
+    if cold {
+        // Every token's first request again: nothing cached.
+        for token in tokens.iter() {
+            state.auth.forget_token(token);
+        }
+    }
+    let next = Arc::new(AtomicUsize::new(0));
+    let cpu0 = cpu_time()?;
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let (state, tokens, next) = (state.clone(), tokens.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(token) = tokens.get(i) else {
+                    return anyhow::Ok(());
+                };
+                if cold {
+                    state
+                        .auth
+                        .authenticate(token)
+                        .await
+                        .map_err(|e| anyhow::anyhow!("a minted session was refused: {e:?}"))?;
+                } else {
+                    state.auth.keys().verify(token)?;
+                }
+            }
+        }));
+    }
+    for task in tasks {
+        task.await??;
+    }
+    let wall = start.elapsed();
+    let cpu = cpu_time()? - cpu0;
+    let n = tokens.len() as f64;
+    Ok(Measure {
+        wall_us: wall.as_secs_f64() * 1e6 / n,
+        cpu_us: cpu.as_secs_f64() * 1e6 / n,
+    })
+}
+
+/// The process's CPU time so far (user + system), from /proc/self/stat.
+fn cpu_time() -> anyhow::Result<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat")?;
+    // The fields after the command name (which may hold spaces), from field 3 on.
+    let rest = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .ok_or_else(|| anyhow::anyhow!("unreadable /proc/self/stat"))?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15, at 100 ticks per second on Linux.
+    let ticks: u64 = fields
+        .get(11..13)
+        .ok_or_else(|| anyhow::anyhow!("short /proc/self/stat"))?
+        .iter()
+        .map(|f| f.parse::<u64>())
+        .sum::<Result<u64, _>>()?;
+    Ok(Duration::from_millis(ticks * 10))
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
