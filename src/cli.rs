@@ -139,8 +139,12 @@ pub enum SessionsAction {
         app: Option<String>,
         /// How many sessions to mint, one token per line; with more than one, the user ids
         /// are `<user>-1` … `<user>-<count>` (a benchmark's many distinct sessions).
-        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
         count: u32,
+        /// Store the sessions without signing or printing their tokens (fast: a benchmark's
+        /// store filled with a million sessions in seconds); prints how many were stored.
+        #[arg(long)]
+        store_only: bool,
     },
 }
 
@@ -422,6 +426,7 @@ async fn sessions(action: SessionsAction) -> Result<(), Failure> {
             groups,
             app,
             count,
+            store_only,
         } => {
             let cfg = Config::load(&config)?;
             let app_id = app
@@ -430,6 +435,11 @@ async fn sessions(action: SessionsAction) -> Result<(), Failure> {
                     anyhow::anyhow!("several apps are configured: name one with --app")
                 })?;
             let state = AppState::build(cfg).await?;
+            if store_only {
+                store_sessions(&state, &app_id, &user, count).await?;
+                println!("stored {count} session(s)");
+                return Ok(());
+            }
             if count == 1 {
                 let token = mint(&state, &app_id, &user, &groups).await?;
                 println!("{token}");
@@ -447,6 +457,52 @@ async fn sessions(action: SessionsAction) -> Result<(), Failure> {
     }
 }
 
+/// Stores `count` sessions of users `<user>-1` … `<user>-<count>`, in batches of ten thousand,
+/// a few batches at a time (a store over the network takes them in parallel).
+async fn store_sessions(
+    state: &Arc<AppState>,
+    app_id: &str,
+    user: &str,
+    count: u32,
+) -> anyhow::Result<()> {
+    const BATCH: u32 = 10_000;
+    let now = crate::now_secs();
+    let lifetime = state.config.session.lifetime.as_secs() as i64;
+    let batches = (1..=count).step_by(BATCH as usize).map(|first| {
+        let last = first.saturating_add(BATCH - 1).min(count);
+        let records: Vec<_> = (first..=last)
+            .map(|i| new_session(app_id, &format!("{user}-{i}"), now, lifetime))
+            .collect();
+        async move { state.sessions.create_sessions(&records).await }
+    });
+    use futures_util::StreamExt;
+    let mut in_flight = futures_util::stream::iter(batches).buffer_unordered(8);
+    while let Some(stored) = in_flight.next().await {
+        stored?;
+    }
+    Ok(())
+}
+
+/// A new live session record for `user_id`, with no usable refresh token.
+fn new_session(
+    app_id: &str,
+    user_id: &str,
+    now: i64,
+    lifetime: i64,
+) -> crate::store::SessionRecord {
+    crate::store::SessionRecord {
+        sid: crate::crypto::random_token(),
+        user_id: user_id.to_owned(),
+        app_id: app_id.to_owned(),
+        provider_id: String::new(),
+        created_at: now,
+        expires_at: now + lifetime,
+        refresh_hash: crate::crypto::hash_token(&crate::crypto::random_token()),
+        idp_tokens: Vec::new(),
+        revoked: false,
+    }
+}
+
 /// Creates a stored session for `user_id` with `groups` and returns its signed JWT.
 pub async fn mint(
     state: &Arc<AppState>,
@@ -459,24 +515,12 @@ pub async fn mint(
         .ok_or_else(|| anyhow::anyhow!("no app named `{app_id}`"))?
         .clone();
     let now = crate::now_secs();
-    let sid = crate::crypto::random_token();
     let lifetime = state.config.session.lifetime.as_secs() as i64;
+    let record = new_session(app_id, user_id, now, lifetime);
+    let sid = record.sid.clone();
     let evicted = state
         .sessions
-        .create_session(
-            &crate::store::SessionRecord {
-                sid: sid.clone(),
-                user_id: user_id.to_owned(),
-                app_id: app_id.to_owned(),
-                provider_id: String::new(),
-                created_at: now,
-                expires_at: now + lifetime,
-                refresh_hash: crate::crypto::hash_token(&crate::crypto::random_token()), // no usable refresh token
-                idp_tokens: Vec::new(),
-                revoked: false,
-            },
-            state.config.session.max_per_user,
-        )
+        .create_session(&record, state.config.session.max_per_user)
         .await?;
     for sid in &evicted {
         state.auth.forget_session(sid);

@@ -446,6 +446,37 @@ impl Sessions for EmbeddedStore {
         .await
     }
 
+    /// One transaction for the lot: a million sessions in seconds, not minutes.
+    async fn create_sessions(&self, sessions: &[SessionRecord]) -> Result<(), StoreError> {
+        let sessions = sessions.to_vec();
+        self.run(move |c| {
+            let tx = c
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(unavailable)?;
+            for s in &sessions {
+                tx.execute_cached(
+                    "INSERT INTO sessions (sid, user_id, app_id, provider_id, created_at,
+                     expires_at, refresh_hash, idp_tokens, revoked)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                    params![
+                        s.sid,
+                        s.user_id,
+                        s.app_id,
+                        s.provider_id,
+                        s.created_at,
+                        s.expires_at,
+                        s.refresh_hash,
+                        s.idp_tokens,
+                        s.revoked as i64
+                    ],
+                )
+                .map_err(unavailable)?;
+            }
+            tx.commit().map_err(unavailable)
+        })
+        .await
+    }
+
     async fn get_session(&self, sid: &str) -> Result<Option<SessionRecord>, StoreError> {
         let sid = sid.to_owned();
         self.run_read(move |c| {

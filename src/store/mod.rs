@@ -193,6 +193,15 @@ pub trait Sessions: Send + Sync {
         session: &SessionRecord,
         max_per_user: usize,
     ) -> Result<Vec<String>, StoreError>;
+    /// Stores many new sessions of distinct users (no cap applies): `idgate sessions mint
+    /// --store-only` filling a benchmark's store with a million sessions. One by one unless a
+    /// store has a faster way.
+    async fn create_sessions(&self, sessions: &[SessionRecord]) -> Result<(), StoreError> {
+        for s in sessions {
+            self.create_session(s, usize::MAX).await?;
+        }
+        Ok(())
+    }
     async fn get_session(&self, sid: &str) -> Result<Option<SessionRecord>, StoreError>;
     /// Marks the session revoked; `false` when there was no such live session.
     async fn revoke_session(&self, sid: &str) -> Result<bool, StoreError>;

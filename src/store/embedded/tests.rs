@@ -53,6 +53,45 @@ async fn the_oldest_sessions_beyond_the_cap_are_revoked() {
     assert_eq!(store.count_live_sessions(now + 60).await.unwrap(), 0);
 }
 
+#[tokio::test]
+async fn sessions_stored_in_bulk_are_whole_and_live() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(&dir.path().join("s.db")).unwrap();
+    let now = crate::now_secs();
+    let records: Vec<SessionRecord> = (0..3)
+        .map(|i| SessionRecord {
+            sid: format!("bulk{i}"),
+            user_id: format!("u{i}"),
+            app_id: "web".into(),
+            provider_id: "dev".into(),
+            created_at: now,
+            expires_at: now + 60,
+            refresh_hash: format!("h{i}"),
+            idp_tokens: vec![i as u8],
+            revoked: false,
+        })
+        .collect();
+    store.create_sessions(&records).await.unwrap();
+    for rec in &records {
+        assert_eq!(
+            store.get_session(&rec.sid).await.unwrap().as_ref(),
+            Some(rec)
+        );
+    }
+    assert_eq!(store.count_live_sessions(now).await.unwrap(), 3);
+    // All or nothing: a batch with a duplicate stores none of it.
+    let mut again = records[..1].to_vec();
+    again.insert(
+        0,
+        SessionRecord {
+            sid: "bulk-new".into(),
+            ..records[0].clone()
+        },
+    );
+    assert!(store.create_sessions(&again).await.is_err());
+    assert_eq!(store.get_session("bulk-new").await.unwrap(), None);
+}
+
 fn identity(sub: &str, name: &str) -> Identity {
     Identity {
         realm: "web".into(),
