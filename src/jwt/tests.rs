@@ -252,3 +252,83 @@ fn rs256_keys_ring_refuses_sign_through_jsonwebtoken() {
     let c = claims(60);
     assert_eq!(keys.verify(&keys.sign(&c).unwrap()).unwrap(), c);
 }
+
+/// Tokens, good and bad, that a key of `alg` is asked to verify: its own token, expired,
+/// tampered in payload, signature and header, signed by another key under the same `kid`.
+fn verification_cases(alg: &str, keys: &JwtKeys, other: &JwtKeys) -> Vec<(&'static str, String)> {
+    let good = keys.sign(&claims(60)).unwrap();
+    let (head, rest) = good.split_once('.').unwrap();
+    let (payload, signature) = rest.split_once('.').unwrap();
+    let mut elevated = claims(60);
+    elevated.user.groups = vec!["admins".into()];
+    let elevated = b64(serde_json::to_string(&elevated).unwrap().as_bytes());
+    let mut sig = URL_SAFE_NO_PAD.decode(signature).unwrap();
+    sig[10] ^= 1;
+    let swapped =
+        b64(format!(r#"{{"alg":"HS256","typ":"JWT","kid":"kid-1","was":"{alg}"}}"#).as_bytes());
+    vec![
+        ("good", good.clone()),
+        ("expired", keys.sign(&claims(-60)).unwrap()),
+        ("payload changed", format!("{head}.{elevated}.{signature}")),
+        (
+            "signature changed",
+            format!("{head}.{payload}.{}", b64(&sig)),
+        ),
+        (
+            "header alg changed",
+            format!("{swapped}.{payload}.{signature}"),
+        ),
+        ("signature missing", format!("{head}.{payload}.")),
+        (
+            "four segments",
+            format!("{head}.{payload}.{signature}.{signature}"),
+        ),
+        ("another key", other.sign(&claims(60)).unwrap()),
+    ]
+}
+
+/// RS256, ES256 and EdDSA signatures are checked by ring, and every token gets the same answer
+/// it gets from jsonwebtoken alone: ring changes the speed, never a decision.
+#[test]
+fn ring_verifies_asymmetric_keys_with_jsonwebtokens_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    for (alg, file) in [
+        ("RS256", "rs256.pem"),
+        ("ES256", "es256.pem"),
+        ("EdDSA", "ed25519.pem"),
+    ] {
+        let k = KeyMaterial::load_signing(alg, &fixture(file), "kid-1").unwrap();
+        let keys = JwtKeys::new(&k, &[], &["http://issuer".into()]).unwrap();
+        assert!(
+            keys.verifying["kid-1"].ring.is_some(),
+            "{alg}: ring not used"
+        );
+        let other_file = dir.path().join(format!("other-{alg}.pem"));
+        keygen(alg, &other_file).unwrap();
+        let other = KeyMaterial::load_signing(alg, &other_file, "kid-1").unwrap();
+        let other = JwtKeys::new(&other, &[], &["http://issuer".into()]).unwrap();
+        let slow = JwtKeys::without_ring(&keys);
+        for (case, token) in verification_cases(alg, &keys, &other) {
+            let fast_answer = format!("{:?}", keys.verify(&token));
+            assert_eq!(
+                fast_answer,
+                format!("{:?}", slow.verify(&token)),
+                "{alg}, {case}"
+            );
+            assert_eq!(
+                format!("{:?}", keys.verify_ignoring_expiry(&token)),
+                format!("{:?}", slow.verify_ignoring_expiry(&token)),
+                "{alg}, {case}, expiry ignored"
+            );
+            assert_eq!(
+                fast_answer.starts_with("Ok("),
+                case == "good",
+                "{alg}, {case}: {fast_answer}"
+            );
+        }
+    }
+    // HS256 and RSA keys under 2048 bits stay with jsonwebtoken.
+    let (_d, hs) = hs_keys("0123456789abcdef0123456789abcdef", "k1");
+    let keys = JwtKeys::new(&hs, &[], &["http://issuer".into()]).unwrap();
+    assert!(keys.verifying["k1"].ring.is_none());
+}
