@@ -423,6 +423,36 @@ async fn sessions_survive_a_restart_and_cli_revocation_reaches_the_daemon() {
         refused,
         "a revocation by another process must reach the daemon"
     );
+
+    // A benchmark's bulk fill: sessions stored, live, each its own user, no token printed.
+    let config = idgate.config.to_str().unwrap();
+    let (code, out, err) = idgate_cmd(&[
+        "sessions",
+        "mint",
+        "--config",
+        config,
+        "--user",
+        "fill",
+        "--count",
+        "25",
+        "--store-only",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), "stored 25 session(s)");
+    let (code, out, err) = idgate_cmd(&["sessions", "list", "--config", config]);
+    assert_eq!(code, 0, "{err}");
+    let list: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let mut filled: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["alive"] == true)
+        .map(|s| s["userId"].as_str().unwrap())
+        .collect();
+    filled.sort_unstable();
+    filled.dedup();
+    assert_eq!(filled.len(), 25, "{out}");
+    assert!(filled.iter().all(|u| u.starts_with("fill-")), "{out}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
