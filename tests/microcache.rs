@@ -258,33 +258,27 @@ async fn a_cached_answer_serves_only_the_same_request() {
 async fn refusals_are_never_cached() {
     let site = start();
     let user = format!("sid={}", mint(&site.idgate, "u-4", "users"));
-    let asked = || {
-        metric(
-            &site.idgate,
-            r#"idgate_auth_decisions_total{outcome="forbidden"}"#,
-        )
-    };
-
     // Each 403 and each 401 is idgate's own, however fast they follow one another.
-    let before = asked().await;
-    for _ in 0..5 {
+    for (outcome, status, path, headers) in [
+        (
+            "forbidden",
+            403,
+            "/admin/x",
+            vec![("Cookie", user.as_str())],
+        ),
+        ("unauthenticated", 401, "/cached/x", vec![]),
+    ] {
+        let counter = format!(r#"idgate_auth_decisions_total{{outcome="{outcome}"}}"#);
+        let before = metric(&site.idgate, &counter).await;
+        for _ in 0..5 {
+            assert_eq!(site.send("GET", path, &headers).status, status, "{path}");
+        }
         assert_eq!(
-            site.send("GET", "/admin/x", &[("Cookie", &user)]).status,
-            403
+            metric(&site.idgate, &counter).await - before,
+            5,
+            "{outcome}"
         );
     }
-    assert_eq!(asked().await - before, 5);
-    let unauthenticated = || {
-        metric(
-            &site.idgate,
-            r#"idgate_auth_decisions_total{outcome="unauthenticated"}"#,
-        )
-    };
-    let before = unauthenticated().await;
-    for _ in 0..5 {
-        assert_eq!(site.send("GET", "/cached/x", &[]).status, 401);
-    }
-    assert_eq!(unauthenticated().await - before, 5);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

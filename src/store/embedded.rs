@@ -144,6 +144,27 @@ impl CachedStatements for Connection {
     }
 }
 
+/// Stores one session row, in the caller's transaction.
+fn insert_session(c: &Connection, s: &SessionRecord) -> Result<(), StoreError> {
+    c.execute_cached(
+        "INSERT INTO sessions (sid, user_id, app_id, provider_id, created_at, expires_at,
+         refresh_hash, idp_tokens, revoked) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        params![
+            s.sid,
+            s.user_id,
+            s.app_id,
+            s.provider_id,
+            s.created_at,
+            s.expires_at,
+            s.refresh_hash,
+            s.idp_tokens,
+            s.revoked as i64
+        ],
+    )
+    .map(|_| ())
+    .map_err(unavailable)
+}
+
 fn unavailable(e: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable {
         store: STORE,
@@ -405,19 +426,7 @@ impl Sessions for EmbeddedStore {
         self.run(move |c| {
             let now = crate::now_secs();
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(unavailable)?;
-            tx.execute_cached("INSERT INTO sessions (sid, user_id, app_id, provider_id, created_at, expires_at,
-                 refresh_hash, idp_tokens, revoked) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)", params![
-                    s.sid,
-                    s.user_id,
-                    s.app_id,
-                    s.provider_id,
-                    s.created_at,
-                    s.expires_at,
-                    s.refresh_hash,
-                    s.idp_tokens,
-                    s.revoked as i64
-                ])
-            .map_err(unavailable)?;
+            insert_session(&tx, &s)?;
             // Beyond the cap, the oldest live sessions of the user go.
             let evicted: Vec<String> = {
                 let mut stmt = tx
@@ -454,23 +463,7 @@ impl Sessions for EmbeddedStore {
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(unavailable)?;
             for s in &sessions {
-                tx.execute_cached(
-                    "INSERT INTO sessions (sid, user_id, app_id, provider_id, created_at,
-                     expires_at, refresh_hash, idp_tokens, revoked)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                    params![
-                        s.sid,
-                        s.user_id,
-                        s.app_id,
-                        s.provider_id,
-                        s.created_at,
-                        s.expires_at,
-                        s.refresh_hash,
-                        s.idp_tokens,
-                        s.revoked as i64
-                    ],
-                )
-                .map_err(unavailable)?;
+                insert_session(&tx, s)?;
             }
             tx.commit().map_err(unavailable)
         })
