@@ -314,6 +314,7 @@ pub enum JwtError {
 }
 
 /// Signs with one key, verifies with all configured keys.
+#[derive(Clone)]
 pub struct JwtKeys {
     signing_header: Header,
     /// `signing_header` as it starts every token: base64url of its JSON.
@@ -325,6 +326,7 @@ pub struct JwtKeys {
 }
 
 /// One verification key, by `kid`.
+#[derive(Clone)]
 struct Verifying {
     algorithm: jsonwebtoken::Algorithm,
     key: DecodingKey,
@@ -341,6 +343,7 @@ struct Verifying {
 /// (six times, `scripts/bench-cold`) and ES256 (three times). The first request of every
 /// session pays one. Other keys stay with jsonwebtoken: HS256, RSA moduli outside ring's
 /// 2048–8192 bits, and EdDSA (ed25519-dalek's vector backend verifies faster than ring here).
+#[derive(Clone)]
 enum RingCheck {
     Rsa {
         n: Vec<u8>,
@@ -466,27 +469,11 @@ impl JwtKeys {
     /// The same keys with every ring check off: jsonwebtoken alone (tests compare the two).
     #[cfg(test)]
     fn without_ring(keys: &JwtKeys) -> JwtKeys {
-        JwtKeys {
-            signing_header: keys.signing_header.clone(),
-            signing_header_b64: keys.signing_header_b64.clone(),
-            signing: keys.signing.clone(),
-            verifying: keys
-                .verifying
-                .iter()
-                .map(|(kid, v)| {
-                    let copy = Verifying {
-                        algorithm: v.algorithm,
-                        key: v.key.clone(),
-                        validation: v.validation.clone(),
-                        validation_any_exp: v.validation_any_exp.clone(),
-                        ring: None,
-                    };
-                    (kid.clone(), copy)
-                })
-                .collect(),
-            default_kid: keys.default_kid.clone(),
-            jwks: keys.jwks.clone(),
+        let mut copy = keys.clone();
+        for v in copy.verifying.values_mut() {
+            v.ring = None;
         }
+        copy
     }
 
     /// Verifies signature, `iss` and `exp`.
