@@ -313,20 +313,11 @@ impl Drop for PurgeOnDrop {
 }
 
 /// Runs `scripts/package` (release build, reused when up to date; lintian) and returns the path
-/// it prints. The variables `cargo test` sets for this test are removed, so that the release
-/// build sees the same environment as a `scripts/package` run by hand and is not rebuilt.
+/// it prints, run as by hand (see [`script_command`]) so that the release build is not redone.
 fn build_package() -> String {
-    let mut cmd = Command::new(repo().join("scripts/package"));
-    for (name, _) in std::env::vars_os() {
-        let name = name.to_string_lossy().into_owned();
-        if (name.starts_with("CARGO_") && name != "CARGO_HOME" && name != "CARGO_TARGET_DIR")
-            || name.starts_with("RUST_")
-            || name == "OUT_DIR"
-        {
-            cmd.env_remove(&name);
-        }
-    }
-    let out = cmd.output().expect("run scripts/package");
+    let out = script_command("scripts/package")
+        .output()
+        .expect("run scripts/package");
     if !out.status.success() {
         // The release build's "Compiling …" lines would push the cause out of a CI log's excerpt:
         // they are left out, and the cause (the last lines) comes first.

@@ -28,26 +28,14 @@ stop_children() {
   rm -f "$PORTS_GIVEN"
 }
 
-# True while the process is running (not a zombie: `kill -0` succeeds on those).
-alive() {
-  local state
-  state="$(ps -o stat= -p "$1" 2>/dev/null)" || return 1
-  [ -n "$state" ] && [ "${state:0:1}" != Z ]
-}
+# shellcheck source=scripts/lib/ready.sh
+source "$(dirname "${BASH_SOURCE[0]}")/ready.sh"
 
-# usage: wait_ready NAME PID CMD... : polls CMD until it succeeds (up to a minute: the machine
-# may be busy), fails if NAME exits first.
+# usage: wait_ready NAME PID CMD... : wait_until with NAME's stderr ($WORK/NAME.err) as its log.
 wait_ready() {
-  local name=$1 pid=$2 i
+  local name=$1 pid=$2
   shift 2
-  for ((i = 0; i < 1200; i++)); do
-    if "$@" >/dev/null 2>&1; then return 0; fi
-    alive "$pid" || die "$name exited during startup; its stderr ($WORK/$name.err):
-$(tail -n 20 "$WORK/$name.err")"
-    sleep 0.05
-  done
-  die "$name not ready after a minute; its stderr ($WORK/$name.err):
-$(tail -n 20 "$WORK/$name.err")"
+  wait_until "$name" "$pid" "$WORK/$name.err" "$@"
 }
 
 # A loopback port free now, and not handed out before in this run: the kernel may give a port

@@ -597,6 +597,23 @@ pub fn copy_snippets(from: &Path, to: &Path) -> PathBuf {
     to.to_owned()
 }
 
+/// One of the project's scripts (`scripts/…`), run with the environment a person's shell would
+/// give it: the variables `cargo test` sets for the test are removed, so that a release build the
+/// script makes sees what a build by hand sees and reuses its artefacts.
+pub fn script_command(script: &str) -> Command {
+    let mut cmd = Command::new(repo().join(script));
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy().into_owned();
+        if (name.starts_with("CARGO_") && name != "CARGO_HOME" && name != "CARGO_TARGET_DIR")
+            || name.starts_with("RUST_")
+            || name == "OUT_DIR"
+        {
+            cmd.env_remove(&name);
+        }
+    }
+    cmd
+}
+
 pub fn which(bin: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
@@ -1034,7 +1051,17 @@ pub fn jwt_claims(jwt: &str) -> serde_json::Value {
 /// Runs the whole login for `login` through Nginx, starting at `path`; returns the response
 /// of `POST /oauth/token` (its cookies are in the browser's jar).
 pub async fn login(stack: &Stack, browser: &Browser, path: &str, login: &str) -> reqwest::Response {
-    let site = stack.site();
+    login_at(&stack.site(), &stack.idp.issuer, browser, path, login).await
+}
+
+/// [`login`] on any site behind Nginx whose app logs in at the IdP `issuer`.
+pub async fn login_at(
+    site: &str,
+    issuer: &str,
+    browser: &Browser,
+    path: &str,
+    login: &str,
+) -> reqwest::Response {
     let resp = browser.navigate(&format!("{site}{path}")).await;
     assert_eq!(
         resp.status(),
@@ -1050,13 +1077,13 @@ pub async fn login(stack: &Stack, browser: &Browser, path: &str, login: &str) ->
         resp.text().await.unwrap_or_default()
     );
     let idp_url = location(&resp);
-    assert!(idp_url.starts_with(&stack.idp.issuer), "{idp_url}");
+    assert!(idp_url.starts_with(issuer), "{idp_url}");
     let callback = browser
         .login_at_idp(&idp_url, login, &format!("{site}/web-login/"))
         .await;
     let page = browser.navigate(&callback).await;
     assert_eq!(page.status(), 200);
-    browser.exchange(&site, &callback).await
+    browser.exchange(site, &callback).await
 }
 
 impl Idp {

@@ -1,0 +1,119 @@
+//! `scripts/demo`, the README's first command, run as a new user runs it: it installs what is
+//! missing, builds idgate (release), starts the development IdP, idgate on the embedded store
+//! and Nginx with the shipped snippets; a person logs in through Nginx and the app behind it sees
+//! their identity; Ctrl-C stops every component. Then its readiness wait, on its own: a
+//! component gets a minute to listen (a busy machine is slow, and ten seconds once were not
+//! enough), and one that dies at startup stops the demo with the end of its log.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: fail loudly
+
+mod common;
+
+use std::net::TcpStream;
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+
+fn listening(port: u16) -> bool {
+    TcpStream::connect(("127.0.0.1", port)).is_ok()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_demo_logs_a_person_in_through_nginx_and_ctrl_c_stops_everything() {
+    let run = tempfile::tempdir().unwrap();
+    let ports = [free_port(), free_port(), free_port(), free_port()];
+    let [site_port, idgate_port, idp_port, app_port] = ports;
+    let mut cmd = script_command("scripts/demo");
+    cmd.env("DEMO_RUN", run.path())
+        .env("DEMO_PORT", site_port.to_string())
+        .env("IDGATE_PORT", idgate_port.to_string())
+        .env("IDP_PORT", idp_port.to_string())
+        .env("APP_PORT", app_port.to_string());
+    let mut demo = Proc::spawn("demo", &mut cmd);
+    // Nginx starts last. The release build may come first: minutes on a cold target directory.
+    wait_for("the demo's site", Duration::from_secs(30 * 60), || {
+        assert!(
+            demo.is_running(),
+            "the demo stopped before its site listened; its stderr:\n{}",
+            demo.log_tail()
+        );
+        listening(site_port).then_some(())
+    });
+
+    let site = format!("http://127.0.0.1:{site_port}");
+    let browser = Browser::new();
+    let issuer = format!("http://127.0.0.1:{idp_port}");
+    let answer = login_at(&site, &issuer, &browser, "/", "alice").await;
+    assert_eq!(answer.status(), 200, "{}", answer.text().await.unwrap());
+    let page = browser.navigate(&format!("{site}/")).await;
+    assert_eq!(page.status(), 200);
+    let body = page.text().await.unwrap();
+    let header = |name: &str| {
+        body.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .unwrap_or_else(|| panic!("no {name} line on the app's page:\n{body}"))
+            .trim()
+            .to_owned()
+    };
+    assert!(!header("miauserid:").is_empty(), "{body}");
+    assert!(
+        header("miausergroups:").split(',').any(|g| g == "users"),
+        "{body}"
+    );
+
+    demo.signal("INT");
+    wait_for("the demo to stop", Duration::from_secs(60), || {
+        (!demo.is_running()).then_some(())
+    });
+    for port in ports {
+        assert!(!listening(port), "port {port} still answers after Ctrl-C");
+    }
+}
+
+/// Runs `wait_until` from `scripts/lib/ready.sh` on a component started by `component` (a shell
+/// command whose stderr is its log), as the demo does; returns the exit status and stderr.
+fn wait_until(component: &str, port: u16) -> (bool, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("component.log");
+    let ready = repo().join("scripts/lib/ready.sh");
+    let script = format!(
+        r#"die() {{ echo "demo: $*" >&2; exit 1; }}
+source '{ready}'
+( {component} ) 2>'{log}' &
+wait_until "the component" $! '{log}' listening {port}"#,
+        ready = ready.display(),
+        log = log.display(),
+    );
+    let out = Command::new("bash").arg("-c").arg(script).output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_component_that_dies_at_startup_stops_the_wait_with_the_end_of_its_log() {
+    let port = free_port();
+    let (ok, stderr) = wait_until(
+        "echo 'starting'; echo 'bind: address already in use' >&2; exit 3",
+        port,
+    );
+    assert!(!ok, "{stderr}");
+    assert!(
+        stderr.contains("the component exited during startup"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("bind: address already in use"), "{stderr}");
+}
+
+#[test]
+fn a_component_slower_than_ten_seconds_is_waited_for() {
+    let port = free_port();
+    let listen = format!(
+        "sleep 12; exec python3 -c 'import socket, time; s = socket.socket(); \
+         s.bind((\"127.0.0.1\", {port})); s.listen(); time.sleep(5)'"
+    );
+    let (ok, stderr) = wait_until(&listen, port);
+    assert!(ok, "{stderr}");
+}
