@@ -16,10 +16,8 @@
 mod common;
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
 
 use common::redis::RedisServer;
 use common::*;
@@ -133,28 +131,8 @@ fn https_fake(script: &str, ca: &TestCa, extra: &[&str]) -> (Proc, String) {
 
 /// idgate started like `Idgate::start`, with `env` added to its environment.
 fn idgate_with_env(dir: &Path, config_toml: &str, env: &[(&str, &Path)]) -> Idgate {
-    let config = dir.join("idgate.toml");
-    std::fs::write(&config, config_toml).unwrap();
-    let mut cmd = Command::new(idgate_bin());
-    cmd.args(["serve", "--config"])
-        .arg(&config)
-        .env("RUST_LOG", "info,idgate=debug");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let proc = Proc::spawn("idgate", &mut cmd);
-    let log = proc.log.clone();
-    let addr = wait_for("idgate to listen", Duration::from_secs(20), || {
-        let log = log.lock().unwrap();
-        log.iter().find_map(|l| {
-            let rest = l.split("listen=").nth(1)?;
-            rest.split_whitespace().next()?.parse::<SocketAddr>().ok()
-        })
-    });
-    wait_for("idgate's port", Duration::from_secs(20), || {
-        std::net::TcpStream::connect(addr).ok()
-    });
-    Idgate { addr, config, proc }
+    let env: Vec<(&str, &std::ffi::OsStr)> = env.iter().map(|(k, v)| (*k, v.as_os_str())).collect();
+    Idgate::start_with_env(Path::new(idgate_bin()), dir, config_toml, &env)
 }
 
 /// Mia's documented Bitbucket Server example, pointed at `server` (the fake, context `/bitbucket`).
@@ -282,7 +260,7 @@ async fn an_idp_behind_a_private_ca_is_trusted_through_mias_ca_folder() {
     // A CA folder holding no certificate stops startup, naming the variable and the folder.
     let empty = dir.path().join("empty");
     std::fs::create_dir(&empty).unwrap();
-    let out = Command::new(idgate_bin())
+    let out = idgate_command(Path::new(idgate_bin()))
         .args(["check-config", "--config"])
         .arg(run.join("idgate.toml"))
         .env("ADDITIONALS_CA_FOLDER", &empty)

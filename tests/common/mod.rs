@@ -73,17 +73,16 @@ pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<
     }
 }
 
-fn wait_for_port(what: &str, port: u16) {
-    wait_for(what, Duration::from_secs(20), || {
-        TcpStream::connect(("127.0.0.1", port)).ok()
-    });
-}
+/// How long a component gets to be ready: a minute, since the machine may be busy.
+pub const STARTUP: Duration = Duration::from_secs(60);
 
 /// A child process stopped (SIGTERM, then SIGKILL) and reaped on drop; its stderr is kept.
 pub struct Proc {
     name: String,
     child: std::process::Child,
     pub log: Arc<Mutex<Vec<String>>>,
+    /// Where the process writes its log, when not on stderr (Nginx's `-e`, Redis's `logfile`).
+    log_file: Option<PathBuf>,
 }
 
 impl Proc {
@@ -110,7 +109,47 @@ impl Proc {
             name: name.to_owned(),
             child,
             log,
+            log_file: None,
         }
+    }
+
+    /// Like [`Proc::spawn`], for a process that writes its log to `file` rather than stderr: a
+    /// failure shows that file's end.
+    pub fn spawn_logging_to(name: &str, cmd: &mut Command, file: &Path) -> Self {
+        let mut proc = Self::spawn(name, cmd);
+        proc.log_file = Some(file.to_owned());
+        proc
+    }
+
+    /// Polls `f` until it returns `Some`, for up to [`STARTUP`]. Fails the test with the end of
+    /// the process's log if the process exits first or the minute passes.
+    pub fn ready<T>(&mut self, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+        let deadline = Instant::now() + STARTUP;
+        loop {
+            if let Some(v) = f() {
+                return v;
+            }
+            assert!(
+                self.is_running(),
+                "{} exited before {what}; the end of its log:\n{}",
+                self.name,
+                self.log_tail()
+            );
+            assert!(
+                Instant::now() < deadline,
+                "{} not ready ({what}) within {STARTUP:?}; the end of its log:\n{}",
+                self.name,
+                self.log_tail()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits (see [`Proc::ready`]) until something accepts connections on loopback `port`.
+    pub fn ready_on_port(&mut self, port: u16) {
+        self.ready(&format!("listening on port {port}"), || {
+            TcpStream::connect(("127.0.0.1", port)).ok()
+        });
     }
 
     pub fn pid(&self) -> u32 {
@@ -202,10 +241,20 @@ impl Proc {
         Some(line)
     }
 
-    /// The last lines the process wrote on stderr.
+    /// The last lines the process wrote on stderr, then those of its log file if it has one.
     pub fn log_tail(&self) -> String {
         let log = self.log.lock().unwrap();
-        log[log.len().saturating_sub(30)..].join("\n")
+        let mut tail = log[log.len().saturating_sub(30)..].join("\n");
+        if let Some(file) = &self.log_file {
+            let text = std::fs::read_to_string(file).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            tail.push_str(&format!(
+                "\n{}:\n{}",
+                file.display(),
+                lines[lines.len().saturating_sub(30)..].join("\n")
+            ));
+        }
+        tail
     }
 
     /// Sends `signal` (e.g. "USR2") to the process.
@@ -332,12 +381,20 @@ pub fn idgate_bin() -> &'static str {
     env!("CARGO_BIN_EXE_idgate")
 }
 
+/// `bin` (an idgate binary) with a cleared environment, `PATH` and the tests' log filter only: a
+/// `REDIS_HOST` or `LOG_LEVEL` in the developer's shell does not reach the idgate under test.
+pub fn idgate_command(bin: &Path) -> Command {
+    let mut cmd = Command::new(bin);
+    cmd.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("RUST_LOG", log_filter());
+    cmd
+}
+
 /// Runs an idgate command (`users list`, …) to completion; returns (status code, stdout, stderr).
 pub fn idgate_cmd(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(idgate_bin())
+    let out = idgate_command(Path::new(idgate_bin()))
         .args(args)
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .output()
         .expect("run idgate");
     (
@@ -393,22 +450,31 @@ impl Idgate {
 
     /// Like `start`, with another idgate binary (the installed package's).
     pub fn start_bin(bin: &Path, dir: &Path, config_toml: &str) -> Self {
+        Self::start_with_env(bin, dir, config_toml, &[])
+    }
+
+    /// Like `start_bin`, with `env` added to idgate's (otherwise cleared) environment.
+    pub fn start_with_env(
+        bin: &Path,
+        dir: &Path,
+        config_toml: &str,
+        env: &[(&str, &std::ffi::OsStr)],
+    ) -> Self {
         let config = dir.join("idgate.toml");
         std::fs::write(&config, config_toml).unwrap();
-        let mut cmd = Command::new(bin);
-        cmd.args(["serve", "--config"])
-            .arg(&config)
-            .env("RUST_LOG", log_filter());
-        let proc = Proc::spawn("idgate", &mut cmd);
+        let mut cmd = idgate_command(bin);
+        cmd.args(["serve", "--config"]).arg(&config);
+        cmd.envs(env.iter().copied());
+        let mut proc = Proc::spawn("idgate", &mut cmd);
         let log = proc.log.clone();
-        let addr = wait_for("idgate to listen", Duration::from_secs(20), || {
+        let addr = proc.ready("its listen address in the log", || {
             let log = log.lock().unwrap();
             log.iter().find_map(|l| {
                 let rest = l.split("listen=").nth(1)?;
                 rest.split_whitespace().next()?.parse::<SocketAddr>().ok()
             })
         });
-        wait_for_port("idgate", addr.port());
+        proc.ready_on_port(addr.port());
         Self { addr, config, proc }
     }
 
@@ -561,13 +627,8 @@ http {{
             .arg("-c")
             .arg(prefix.join("nginx.conf"));
         cmd.arg("-e").arg(prefix.join("logs/error.log"));
-        let mut proc = Proc::spawn("nginx", &mut cmd);
-        wait_for_port("nginx", port);
-        assert!(
-            proc.is_running(),
-            "nginx exited: {}",
-            std::fs::read_to_string(prefix.join("logs/error.log")).unwrap_or_default()
-        );
+        let mut proc = Proc::spawn_logging_to("nginx", &mut cmd, &prefix.join("logs/error.log"));
+        proc.ready_on_port(port);
         Self {
             port,
             prefix: prefix.to_owned(),

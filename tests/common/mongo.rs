@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use super::{repo, wait_for, Proc};
+use super::{repo, Proc};
 
 fn venv_bin(name: &str) -> std::path::PathBuf {
     let bin = repo().join("tests/py/.venv/bin").join(name);
@@ -46,14 +46,13 @@ impl Mongo {
             .args(["--storage-path", storage, "--log-level", "INFO"]);
         let mut proc = Proc::spawn("secantusdb", &mut cmd);
         let log = proc.log.clone();
-        let port = wait_for("secantusdb to listen", Duration::from_secs(20), || {
+        let port = proc.ready("its port in the log", || {
             let log = log.lock().unwrap();
             log.iter().find_map(|l| {
                 let rest = l.split("listening on 127.0.0.1:").nth(1)?;
                 rest.trim().parse::<u16>().ok()
             })
         });
-        assert!(proc.is_running(), "secantusdb exited: {}", proc.log_text());
         Self { port, proc }
     }
 

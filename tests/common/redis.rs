@@ -26,8 +26,9 @@ pub fn raw_command(port: u16, command: &str) -> Option<String> {
     Some(String::from_utf8_lossy(&buf[..n]).into_owned())
 }
 
-fn wait_until_pong(what: &str, port: u16) {
-    wait_for(what, Duration::from_secs(20), || {
+/// Waits (see [`Proc::ready`]) until the server on `port` answers PING.
+fn wait_until_pong(proc: &mut Proc, port: u16) {
+    proc.ready("answering PING", || {
         // NOAUTH: up, but wants the password (`--requirepass`).
         raw_command(port, "PING").filter(|r| r.starts_with("+PONG") || r.starts_with("-NOAUTH"))
     });
@@ -80,8 +81,13 @@ impl RedisServer {
             .args(["--dir", &dir])
             .args(["--logfile", &format!("{dir}/redis.log")])
             .args(&self.args);
-        self.proc = Some(Proc::spawn(&format!("redis-{}", self.port), &mut cmd));
-        wait_until_pong(&format!("redis on port {}", self.port), self.port);
+        let mut proc = Proc::spawn_logging_to(
+            &format!("redis-{}", self.port),
+            &mut cmd,
+            &self.dir.join("redis.log"),
+        );
+        wait_until_pong(&mut proc, self.port);
+        self.proc = Some(proc);
     }
 
     /// Stops it (SIGTERM, wait).
@@ -160,8 +166,8 @@ impl SentinelSetup {
         .unwrap();
         let mut cmd = Command::new(binary("redis-sentinel"));
         cmd.arg(&conf);
-        let sentinel = Proc::spawn("sentinel", &mut cmd);
-        wait_until_pong("redis-sentinel", sentinel_port);
+        let mut sentinel = Proc::spawn_logging_to("sentinel", &mut cmd, &dir.join("sentinel.log"));
+        wait_until_pong(&mut sentinel, sentinel_port);
         // The sentinel learns of the replica from the master's INFO; a failover needs it.
         wait_for(
             "the sentinel to see the replica",
