@@ -19,7 +19,7 @@ use idgate::server::Listener;
 use idgate::signal::Stop;
 use idgate::state::AppState;
 
-use super::{config_toml, location, Browser, Idp, Setup};
+use super::{config_toml, location, Browser, Idp, Served, Setup};
 
 /// A running in-process idgate; stopped (connections closed at once) on drop.
 pub struct InProc {
@@ -192,6 +192,16 @@ impl InProc {
             req = req.header(*k, *v);
         }
         req.send().await.unwrap()
+    }
+}
+
+impl Served for InProc {
+    fn url(&self, path: &str) -> String {
+        InProc::url(self, path)
+    }
+
+    fn config_file(&self) -> &std::path::Path {
+        &self.config
     }
 }
 

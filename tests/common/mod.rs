@@ -404,9 +404,38 @@ pub fn idgate_cmd(args: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// An idgate the tests talk to directly: the binary ([`Idgate`]) or the in-process server
+/// (`inproc::InProc`).
+pub trait Served {
+    /// `path` on idgate itself.
+    fn url(&self, path: &str) -> String;
+    /// The config file it serves (the admin commands read it).
+    fn config_file(&self) -> &Path;
+}
+
+impl<T: Served> Served for &T {
+    fn url(&self, path: &str) -> String {
+        (*self).url(path)
+    }
+
+    fn config_file(&self) -> &Path {
+        (*self).config_file()
+    }
+}
+
+impl Served for Idgate {
+    fn url(&self, path: &str) -> String {
+        Idgate::url(self, path)
+    }
+
+    fn config_file(&self) -> &Path {
+        &self.config
+    }
+}
+
 /// `idgate sessions mint`: a stored session for `user` with `groups` (comma-separated), as a JWT.
-pub fn mint(idgate: &Idgate, user: &str, groups: &str) -> String {
-    let config = idgate.config.to_str().unwrap();
+pub fn mint(idgate: &impl Served, user: &str, groups: &str) -> String {
+    let config = idgate.config_file().to_str().unwrap();
     let (code, out, err) = idgate_cmd(&[
         "sessions", "mint", "--config", config, "--user", user, "--groups", groups,
     ]);
@@ -415,7 +444,7 @@ pub fn mint(idgate: &Idgate, user: &str, groups: &str) -> String {
 }
 
 /// The status `/auth` answers for the session cookie `token`.
-pub async fn auth_status(idgate: &Idgate, token: &str) -> u16 {
+pub async fn auth_status(idgate: &impl Served, token: &str) -> u16 {
     Browser::new()
         .client
         .get(idgate.url("/auth"))
@@ -1248,7 +1277,7 @@ pub fn start_body_recorder() -> SocketAddr {
 }
 
 /// The value of the sample `name` (with its labels, as printed) in `idgate`'s `/-/metrics`.
-pub async fn metric(idgate: &Idgate, name: &str) -> u64 {
+pub async fn metric(idgate: &impl Served, name: &str) -> u64 {
     let text = Browser::new()
         .client
         .get(idgate.url("/-/metrics"))
@@ -1269,7 +1298,7 @@ pub async fn metric(idgate: &Idgate, name: &str) -> u64 {
 /// How many `/auth` requests `idgate`'s token cache has answered
 /// (`idgate_token_cache_total{result="hit"}` of `/-/metrics`): a test that claims the cache
 /// answered checks this counter moved.
-pub async fn cache_hits(idgate: &Idgate) -> u64 {
+pub async fn cache_hits(idgate: &impl Served) -> u64 {
     metric(idgate, r#"idgate_token_cache_total{result="hit"}"#).await
 }
 
