@@ -7,7 +7,7 @@
 
 use sd_notify::NotifyState;
 
-fn notify(states: &[NotifyState]) {
+fn notify(states: &[NotifyState<'_>]) {
     if std::env::var_os("NOTIFY_SOCKET").is_none() {
         return;
     }

@@ -249,7 +249,7 @@ async fn the_operators_client_type_wins_over_a_key() {
 async fn a_wrong_key_is_refused_everywhere_and_never_logged() {
     let k = start().await;
     let wrong_cookie = format!("; mia_client_key={WRONG_KEY}");
-    let cases: &[Case] = &[
+    let cases: &[Case<'_>] = &[
         ("client-key", "", &[("client-key", WRONG_KEY)]),
         ("secret", "", &[("secret", WRONG_KEY)]),
         ("cookie", &wrong_cookie, &[]),
