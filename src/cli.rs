@@ -467,11 +467,14 @@ async fn store_sessions(
 ) -> anyhow::Result<()> {
     const BATCH: u32 = 10_000;
     let now = crate::now_secs();
-    let lifetime = state.config.session.lifetime.as_secs() as i64;
     let batches = (1..=count).step_by(BATCH as usize).map(|first| {
         let last = first.saturating_add(BATCH - 1).min(count);
         let records: Vec<_> = (first..=last)
-            .map(|i| new_session(app_id, &format!("{user}-{i}"), now, lifetime))
+            .map(|i| {
+                state
+                    .new_session(app_id, &format!("{user}-{i}"), "", None, now)
+                    .0
+            })
             .collect();
         async move { state.sessions.create_sessions(&records).await }
     });
@@ -481,26 +484,6 @@ async fn store_sessions(
         stored?;
     }
     Ok(())
-}
-
-/// A new live session record for `user_id`, with no usable refresh token.
-fn new_session(
-    app_id: &str,
-    user_id: &str,
-    now: i64,
-    lifetime: i64,
-) -> crate::store::SessionRecord {
-    crate::store::SessionRecord {
-        sid: crate::crypto::random_token(),
-        user_id: user_id.to_owned(),
-        app_id: app_id.to_owned(),
-        provider_id: String::new(),
-        created_at: now,
-        expires_at: now + lifetime,
-        refresh_hash: crate::crypto::hash_token(&crate::crypto::random_token()),
-        idp_tokens: Vec::new(),
-        revoked: false,
-    }
 }
 
 /// Creates a stored session for `user_id` with `groups` and returns its signed JWT.
@@ -516,15 +499,7 @@ pub async fn mint(
         .clone();
     let now = crate::now_secs();
     let lifetime = state.config.session.lifetime.as_secs() as i64;
-    let record = new_session(app_id, user_id, now, lifetime);
-    let sid = record.sid.clone();
-    let evicted = state
-        .sessions
-        .create_session(&record, state.config.session.max_per_user)
-        .await?;
-    for sid in &evicted {
-        state.auth.forget_session(sid);
-    }
+    let (session, _refresh_token) = state.open_session(app_id, user_id, "", None, now).await?;
     let user = crate::jwt::UserClaim {
         user_id: user_id.to_owned(),
         groups: groups
@@ -541,7 +516,7 @@ pub async fn mint(
         user_settings_url: None,
         from_idp: Default::default(),
     };
-    let claims = crate::users::session_claims(&app, user, &sid, now, lifetime);
+    let claims = crate::users::session_claims(&app, user, &session.sid, now, lifetime);
     Ok(state.auth.keys().sign(&claims)?)
 }
 

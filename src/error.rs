@@ -7,7 +7,9 @@
 
 use http::StatusCode;
 
-use crate::http::{json_response, Response};
+use crate::http::{json_response, Response, WireError};
+use crate::idp::IdpError;
+use crate::redirect::RedirectError;
 use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +43,43 @@ pub enum ApiError {
     Store(#[from] StoreError),
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+/// An IdP failure as the client sees it, the same at every endpoint: an id_token idgate refuses
+/// is the login's failure (401), an OAuth error from the IdP (a used or expired code) the
+/// request's (400), a timeout is told apart (504), anything else is the IdP's failure (502);
+/// the details of the last two stay in the log.
+impl From<IdpError> for ApiError {
+    fn from(e: IdpError) -> Self {
+        match e {
+            IdpError::IdToken(_) => Self::Unauthorized(e.to_string()),
+            IdpError::Rejected(_) => Self::BadRequest(e.to_string()),
+            IdpError::Timeout(_) => Self::IdpTimeout(e.to_string()),
+            IdpError::Discovery { .. } | IdpError::Protocol(_) => Self::Idp(e.to_string()),
+        }
+    }
+}
+
+/// A refused redirect target: the `redirect` parameter, and why.
+impl From<RedirectError> for ApiError {
+    fn from(e: RedirectError) -> Self {
+        Self::InvalidParam {
+            name: "redirect",
+            reason: e.to_string(),
+        }
+    }
+}
+
+impl From<WireError> for ApiError {
+    fn from(e: WireError) -> Self {
+        match e {
+            WireError::PayloadTooLarge(n) => Self::PayloadTooLarge(n),
+            WireError::RequestTimeout => Self::RequestTimeout,
+            WireError::BadBody(m) => Self::BadRequest(m),
+            WireError::UnsupportedMediaType(m) => Self::UnsupportedMediaType(m),
+            WireError::BadLocation => Self::Internal(e.to_string()),
+        }
+    }
 }
 
 impl ApiError {
@@ -86,15 +125,6 @@ impl ApiError {
             }
             Self::Internal(_) => "internal error".into(),
             other => other.to_string(),
-        }
-    }
-
-    /// An IdP failure as the client sees it: a timeout is told apart (504), everything else
-    /// is the IdP's failure (502); the details stay in the log.
-    pub fn from_idp(e: crate::idp::IdpError) -> Self {
-        match e {
-            crate::idp::IdpError::Timeout(_) => Self::IdpTimeout(e.to_string()),
-            other => Self::Idp(other.to_string()),
         }
     }
 
@@ -216,12 +246,16 @@ mod tests {
 
     #[test]
     fn an_idp_timeout_is_told_apart_and_a_page_says_the_same_as_the_json() {
-        let timeout = ApiError::from_idp(crate::idp::IdpError::Timeout(
+        let timeout = ApiError::from(IdpError::Timeout(
             "http://10.1.2.3/token: operation timed out".into(),
         ));
         assert_eq!(timeout.status(), StatusCode::GATEWAY_TIMEOUT);
-        let other = ApiError::from_idp(crate::idp::IdpError::Protocol("said 500".into()));
+        let other = ApiError::from(IdpError::Protocol("said 500".into()));
         assert_eq!(other.status(), StatusCode::BAD_GATEWAY);
+        let refused = ApiError::from(IdpError::Rejected("invalid_grant".into()));
+        assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+        let forged = ApiError::from(IdpError::IdToken("nonce mismatch".into()));
+        assert_eq!(forged.status(), StatusCode::UNAUTHORIZED);
 
         let page = timeout.into_page();
         assert_eq!(page.status(), StatusCode::GATEWAY_TIMEOUT);

@@ -188,7 +188,7 @@ impl IdentityHeaders {
                         props.insert(f.clone(), v.clone());
                     }
                 }
-                crate::session::ascii_json(&serde_json::Value::Object(props))
+                ascii_json(&serde_json::Value::Object(props))
             }
         }
     }
@@ -239,9 +239,35 @@ pub fn visible(text: &str) -> std::borrow::Cow<'_, str> {
     std::borrow::Cow::Owned(out)
 }
 
+/// Compact JSON with every non-ASCII or DEL character escaped, so it is a valid header value.
+pub fn ascii_json(v: &serde_json::Value) -> String {
+    let text = v.to_string();
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_ascii() && c != '\u{7f}' {
+            out.push(c);
+        } else {
+            let mut buf = [0u16; 2];
+            for unit in c.encode_utf16(&mut buf) {
+                out.push_str(&format!("\\u{unit:04x}"));
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ascii_json_escapes_what_headers_cannot_carry() {
+        let v = serde_json::json!({"name": "Zoë 😀", "x": "a\u{7f}b\r\n"});
+        let s = ascii_json(&v);
+        assert!(s.bytes().all(|b| (0x20..0x7f).contains(&b)), "{s}");
+        let back: serde_json::Value = serde_json::from_str(&s).unwrap();
+        assert_eq!(back, v);
+    }
 
     fn user() -> crate::jwt::UserClaim {
         crate::jwt::UserClaim {

@@ -8,7 +8,23 @@ use http::header::{CACHE_CONTROL, CONTENT_TYPE, LOCATION, SET_COOKIE};
 use http::{HeaderValue, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 
-use crate::error::ApiError;
+/// What is wrong with a request's body, or with a response about to be sent. The routes'
+/// errors take these in (`error::ApiError`'s `From`), with their statuses.
+#[derive(Debug, thiserror::Error)]
+pub enum WireError {
+    #[error("request body is larger than {0} bytes")]
+    PayloadTooLarge(usize),
+    #[error("the request body did not arrive in time")]
+    RequestTimeout,
+    /// The body is not what its content type says, or not the shape the endpoints take.
+    #[error("{0}")]
+    BadBody(String),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// A redirect target that cannot be a header value (targets are validated before: a bug).
+    #[error("redirect target is not a valid header")]
+    BadLocation,
+}
 
 pub type Body = Full<Bytes>;
 pub type Response = http::Response<Body>;
@@ -49,11 +65,10 @@ pub fn html_response(status: StatusCode, html: String) -> Response {
 }
 
 /// A 302 to `location`, which the caller has already validated.
-pub fn redirect(location: &str) -> Result<Response, ApiError> {
+pub fn redirect(location: &str) -> Result<Response, WireError> {
     let mut resp = http::Response::new(Full::new(Bytes::new()));
     *resp.status_mut() = StatusCode::FOUND;
-    let value = HeaderValue::from_str(location)
-        .map_err(|_| ApiError::Internal("redirect target is not a valid header".into()))?;
+    let value = HeaderValue::from_str(location).map_err(|_| WireError::BadLocation)?;
     resp.headers_mut().insert(LOCATION, value);
     resp.headers_mut()
         .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -87,12 +102,12 @@ pub const MAX_HEAD: usize = 64 * 1024;
 
 /// Reads the whole body, refusing more than [`MAX_BODY`] bytes or a body slower than
 /// [`BODY_DEADLINE`].
-pub async fn read_body(body: hyper::body::Incoming) -> Result<Bytes, ApiError> {
+pub async fn read_body(body: hyper::body::Incoming) -> Result<Bytes, WireError> {
     match tokio::time::timeout(BODY_DEADLINE, Limited::new(body, MAX_BODY).collect()).await {
-        Err(_) => Err(ApiError::RequestTimeout),
+        Err(_) => Err(WireError::RequestTimeout),
         Ok(collected) => collected
             .map(|c| c.to_bytes())
-            .map_err(|_| ApiError::PayloadTooLarge(MAX_BODY)),
+            .map_err(|_| WireError::PayloadTooLarge(MAX_BODY)),
     }
 }
 
@@ -101,17 +116,17 @@ pub async fn read_body(body: hyper::body::Incoming) -> Result<Bytes, ApiError> {
 pub fn body_params(
     content_type: Option<&str>,
     body: &[u8],
-) -> Result<HashMap<String, String>, ApiError> {
+) -> Result<HashMap<String, String>, WireError> {
     if body.is_empty() {
         return Ok(HashMap::new());
     }
     let ct = content_type.unwrap_or("").to_ascii_lowercase();
     if ct.starts_with("application/json") {
         let value: serde_json::Value = serde_json::from_slice(body)
-            .map_err(|e| ApiError::BadRequest(format!("body is not valid JSON: {e}")))?;
+            .map_err(|e| WireError::BadBody(format!("body is not valid JSON: {e}")))?;
         let obj = value
             .as_object()
-            .ok_or_else(|| ApiError::BadRequest("body must be a JSON object".into()))?;
+            .ok_or_else(|| WireError::BadBody("body must be a JSON object".into()))?;
         let mut out = HashMap::new();
         for (k, v) in obj {
             match v {
@@ -119,14 +134,14 @@ pub fn body_params(
                     out.insert(k.clone(), s.clone());
                 }
                 serde_json::Value::Null => {}
-                _ => return Err(ApiError::BadRequest(format!("`{k}` must be a string"))),
+                _ => return Err(WireError::BadBody(format!("`{k}` must be a string"))),
             }
         }
         Ok(out)
     } else if ct.starts_with("application/x-www-form-urlencoded") {
         Ok(url::form_urlencoded::parse(body).into_owned().collect())
     } else {
-        Err(ApiError::UnsupportedMediaType(
+        Err(WireError::UnsupportedMediaType(
             "send application/json or application/x-www-form-urlencoded".into(),
         ))
     }
@@ -136,7 +151,7 @@ pub fn body_params(
 /// head too, for the cookies.
 pub async fn request_params(
     req: Request,
-) -> Result<(http::request::Parts, HashMap<String, String>), ApiError> {
+) -> Result<(http::request::Parts, HashMap<String, String>), WireError> {
     let (parts, body) = req.into_parts();
     let mut params = query_params(&parts.uri);
     let content_type = parts
@@ -233,7 +248,7 @@ mod tests {
         assert!(body_params(Some("application/json"), br#"{"code":1}"#).is_err());
         assert!(matches!(
             body_params(Some("text/plain"), b"x"),
-            Err(ApiError::UnsupportedMediaType(_))
+            Err(WireError::UnsupportedMediaType(_))
         ));
         assert!(body_params(None, b"").unwrap().is_empty());
     }
@@ -401,7 +416,7 @@ mod tests {
     /// `request_params` made of it.
     async fn params_of(
         raw: Vec<u8>,
-    ) -> Result<(http::request::Parts, HashMap<String, String>), ApiError> {
+    ) -> Result<(http::request::Parts, HashMap<String, String>), WireError> {
         use tokio::io::AsyncWriteExt;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -459,7 +474,7 @@ mod tests {
         );
         assert!(matches!(
             params_of(raw.into_bytes()).await,
-            Err(ApiError::PayloadTooLarge(16384))
+            Err(WireError::PayloadTooLarge(16384))
         ));
         // Exactly at the limit is read whole.
         let body = format!("a={}", "b".repeat(16 * 1024 - 2));

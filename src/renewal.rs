@@ -20,27 +20,8 @@ use std::sync::Arc;
 use http::HeaderValue;
 
 use crate::crypto::hash_token;
-use crate::session::{token_digest, AuthFailure, VerifiedSession};
+use crate::session::{token_digest, AuthFailure, Renewed};
 use crate::state::AppState;
-
-/// How long a renewal is kept for the requests that still carry the old token (Unix seconds):
-/// the burst of a page's parallel requests, sent before its browser stored the new cookie. A
-/// request later than that renews again, into the same token.
-pub const REUSE_SECS: i64 = 30;
-
-/// A renewed session: its verification and the `Set-Cookie` that hands it to the browser.
-pub struct Renewed {
-    pub session: Arc<VerifiedSession>,
-    pub set_cookie: HeaderValue,
-    /// When it was renewed (Unix seconds).
-    at: i64,
-}
-
-/// Forgets the renewals older than [`REUSE_SECS`], so that the cache holds the last seconds'
-/// renewals (each carries a whole cookie), not the last few thousand.
-pub fn purge(state: &AppState, now: i64) {
-    state.renewals.retain(|_, r| now - r.at < REUSE_SECS);
-}
 
 /// Renews the expired session token `token`, if its session is still alive and
 /// `renewal_secret` (the browser's renewal cookie) is the session's.
@@ -142,11 +123,7 @@ async fn renew_now(
         (record.expires_at - now).max(1),
     );
     let set_cookie = HeaderValue::from_str(&cookie).map_err(|_| AuthFailure::SessionEnded)?;
-    let renewed = Arc::new(Renewed {
-        session,
-        set_cookie,
-        at: now,
-    });
+    let renewed = Arc::new(Renewed::new(session, set_cookie, now));
     // The old token is expired: its cache entry could only take the place of a live one.
     state.auth.forget_token(token);
     tracing::info!(user = %old.sub, "session token renewed");

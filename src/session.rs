@@ -383,29 +383,45 @@ impl Authenticator {
     }
 }
 
+/// How long a silent renewal (`renewal`) is kept for the requests that still carry the old
+/// token (Unix seconds): the burst of a page's parallel requests, sent before its browser stored
+/// the new cookie. A request later than that renews again, into the same token.
+pub const RENEWAL_REUSE_SECS: i64 = 30;
+
+/// A renewed session: its verification and the `Set-Cookie` that hands it to the browser.
+pub struct Renewed {
+    pub session: Arc<VerifiedSession>,
+    pub set_cookie: HeaderValue,
+    /// When it was renewed (Unix seconds).
+    at: i64,
+}
+
+impl Renewed {
+    pub fn new(session: Arc<VerifiedSession>, set_cookie: HeaderValue, at: i64) -> Self {
+        Self {
+            session,
+            set_cookie,
+            at,
+        }
+    }
+}
+
+/// Recent silent renewals by expired token, so that a burst of requests renews once (see
+/// `renewal`).
+pub type Renewals = quick_cache::sync::Cache<TokenDigest, Arc<Renewed>>;
+
+/// Forgets the renewals older than [`RENEWAL_REUSE_SECS`], so that the cache holds the last
+/// seconds' renewals (each carries a whole cookie), not the last few thousand.
+pub fn purge_renewals(renewals: &Renewals, now: i64) {
+    renewals.retain(|_, r| now - r.at < RENEWAL_REUSE_SECS);
+}
+
 /// The token cache's key for `token`.
 pub type TokenDigest = [u8; 32];
 
 pub fn token_digest(token: &str) -> TokenDigest {
     use sha2::Digest;
     sha2::Sha256::digest(token.as_bytes()).into()
-}
-
-/// Compact JSON with every non-ASCII or DEL character escaped, so it is a valid header value.
-pub fn ascii_json(v: &serde_json::Value) -> String {
-    let text = v.to_string();
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        if c.is_ascii() && c != '\u{7f}' {
-            out.push(c);
-        } else {
-            let mut buf = [0u16; 2];
-            for unit in c.encode_utf16(&mut buf) {
-                out.push_str(&format!("\\u{unit:04x}"));
-            }
-        }
-    }
-    out
 }
 
 /// Follows the store's revocation feed so logouts made elsewhere (another instance, the CLI)

@@ -13,7 +13,7 @@ use crate::idp::Idps;
 use crate::jwt::JwtKeys;
 use crate::session::Authenticator;
 use crate::store::embedded::EmbeddedStore;
-use crate::store::{LoginStates, Sessions, Users};
+use crate::store::{LoginStates, SessionRecord, Sessions, Users};
 
 /// How often expired login states are removed from stores that keep them.
 const STATE_PURGE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
@@ -35,9 +35,8 @@ pub struct AppState {
     pub jwks_body: Bytes,
     pub location_rules: crate::policy::LocationRules,
     /// Recent silent renewals by expired token, so a burst of requests renews once.
-    /// Purged of entries older than `renewal::REUSE_SECS` (see `spawn_background`).
-    pub renewals:
-        quick_cache::sync::Cache<crate::session::TokenDigest, Arc<crate::renewal::Renewed>>,
+    /// Purged of entries older than `session::RENEWAL_REUSE_SECS` (see `spawn_background`).
+    pub renewals: crate::session::Renewals,
     /// Counters and histograms for `/-/metrics` (atomic increments only on `/auth`).
     pub metrics: Arc<crate::metrics::Metrics>,
 }
@@ -177,7 +176,7 @@ impl AppState {
             loop {
                 tokio::time::sleep(STATE_PURGE_INTERVAL).await;
                 let Some(state) = state.upgrade() else { return };
-                crate::renewal::purge(&state, crate::now_secs());
+                crate::session::purge_renewals(&state.renewals, crate::now_secs());
             }
         }));
         tasks
@@ -185,6 +184,60 @@ impl AppState {
 
     pub fn app(&self, id: &str) -> Option<&Arc<AppConfig>> {
         self.config.apps.get(id)
+    }
+
+    /// A new live session of `user_id` on `app_id`, logged in through `provider_id` (empty for
+    /// a session an administrator minted), starting `now`: its record, with `idp_tokens` sealed,
+    /// and the refresh token whose hash it holds (handed out once, by whoever opens it).
+    pub fn new_session(
+        &self,
+        app_id: &str,
+        user_id: &str,
+        provider_id: &str,
+        idp_tokens: Option<&crate::idp::IdpTokens>,
+        now: i64,
+    ) -> (SessionRecord, String) {
+        let sid = crate::crypto::random_token();
+        let refresh_token = self.macs.refresh_token(&sid);
+        let idp_tokens = idp_tokens.map_or_else(Vec::new, |t| {
+            self.cipher.seal(&serde_json::to_vec(t).unwrap_or_default())
+        });
+        let record = SessionRecord {
+            sid,
+            user_id: user_id.to_owned(),
+            app_id: app_id.to_owned(),
+            provider_id: provider_id.to_owned(),
+            created_at: now,
+            expires_at: now + self.config.session.lifetime.as_secs() as i64,
+            refresh_hash: crate::crypto::hash_token(&refresh_token),
+            idp_tokens,
+            revoked: false,
+        };
+        (record, refresh_token)
+    }
+
+    /// Opens a session: the one way for a login (`/oauth/token`) and `idgate sessions mint`.
+    /// Stores [`AppState::new_session`]'s record; the user's oldest sessions beyond
+    /// `session.max_per_user` end, in the store and in this process's token cache. Returns the
+    /// record and its refresh token.
+    pub async fn open_session(
+        &self,
+        app_id: &str,
+        user_id: &str,
+        provider_id: &str,
+        idp_tokens: Option<&crate::idp::IdpTokens>,
+        now: i64,
+    ) -> Result<(SessionRecord, String), crate::store::StoreError> {
+        let (record, refresh_token) =
+            self.new_session(app_id, user_id, provider_id, idp_tokens, now);
+        let evicted = self
+            .sessions
+            .create_session(&record, self.config.session.max_per_user)
+            .await?;
+        for sid in &evicted {
+            self.auth.forget_session(sid);
+        }
+        Ok((record, refresh_token))
     }
 
     /// What the IdP asserted at the login of `record`'s session (kept sealed with its tokens),

@@ -33,7 +33,14 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
 use serde::Deserialize;
 
-use crate::config::ConfigError;
+/// A `[tls]` setting idgate cannot use: the key (`tls.idp.ca_dirs`) and why. The config layer
+/// reports it like any other invalid key.
+#[derive(Debug, thiserror::Error)]
+#[error("{key}: {message}")]
+pub struct TlsConfigError {
+    pub key: String,
+    pub message: String,
+}
 
 /// The `[tls]` section as written.
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -179,8 +186,8 @@ fn pem_of(der: &[u8]) -> String {
     out
 }
 
-fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid {
+fn invalid(key: impl Into<String>, message: impl Into<String>) -> TlsConfigError {
+    TlsConfigError {
         key: key.into(),
         message: message.into(),
     }
@@ -192,14 +199,17 @@ const MAX_DIR_ENTRIES: usize = 1000;
 const MAX_FILE_BYTES: u64 = 4 * 1024 * 1024;
 
 /// Validates `[tls]`; `resolve` turns relative paths into absolute ones.
-pub fn validate(raw: RawTls, resolve: &dyn Fn(&Path) -> PathBuf) -> Result<TlsConfig, ConfigError> {
+pub fn validate(
+    raw: RawTls,
+    resolve: &dyn Fn(&Path) -> PathBuf,
+) -> Result<TlsConfig, TlsConfigError> {
     let base = RawTrust {
         ca_files: raw.ca_files,
         ca_dirs: raw.ca_dirs,
         builtin_roots: raw.builtin_roots,
         system_roots: raw.system_roots,
     };
-    let one = |name: &str, over: Option<RawTrust>| -> Result<Arc<TrustStore>, ConfigError> {
+    let one = |name: &str, over: Option<RawTrust>| -> Result<Arc<TrustStore>, TlsConfigError> {
         let over = over.unwrap_or_default();
         let key = |k: &str, set: bool| {
             if set {
@@ -245,7 +255,7 @@ fn load(
     name: &str,
     m: Merged,
     resolve: &dyn Fn(&Path) -> PathBuf,
-) -> Result<TrustStore, ConfigError> {
+) -> Result<TrustStore, TlsConfigError> {
     let mut store = TrustStore {
         builtin_roots: m.builtin_roots,
         system_roots: m.system_roots,

@@ -503,5 +503,5 @@ async fn the_doctor_examines_the_embedded_store() {
     let report = doctor(&config, true);
     assert_eq!(report["duplicates"], serde_json::json!([]), "{report}");
     assert_eq!(report["merged"], serde_json::json!([]), "{report}");
-    assert_eq!(report["rule"], idgate::users::DUPLICATE_RULE);
+    assert_eq!(report["rule"], idgate::store::DUPLICATE_RULE);
 }

@@ -50,6 +50,15 @@ pub enum ConfigError {
     Invalid { key: String, message: String },
 }
 
+impl From<crate::tls::TlsConfigError> for ConfigError {
+    fn from(e: crate::tls::TlsConfigError) -> Self {
+        Self::Invalid {
+            key: e.key,
+            message: e.message,
+        }
+    }
+}
+
 impl ConfigError {
     fn invalid(key: impl Into<String>, message: impl Into<String>) -> Self {
         Self::Invalid {

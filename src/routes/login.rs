@@ -150,10 +150,7 @@ fn app<'a>(state: &'a AppState, q: &HashMap<String, String>) -> Result<&'a AppCo
 }
 
 fn checked_redirect(app: &AppConfig, raw: &str) -> Result<String, ApiError> {
-    crate::redirect::validate(raw, &app.allowed_redirects).map_err(|e| ApiError::InvalidParam {
-        name: "redirect",
-        reason: e.to_string(),
-    })
+    Ok(crate::redirect::validate(raw, &app.allowed_redirects)?)
 }
 
 /// `GET /authorize?appId&providerId&redirect[&state]`: records a login state bound to this
@@ -251,10 +248,7 @@ async fn start_login(
     pending: Pending,
 ) -> Result<Response, ApiError> {
     let nonce = random_token();
-    let start = idp
-        .start_login(&pending.state, &nonce)
-        .await
-        .map_err(ApiError::from_idp)?;
+    let start = idp.start_login(&pending.state, &nonce).await?;
     let ttl = state.config.session.login_state_ttl.as_secs() as i64;
     state
         .states

@@ -48,15 +48,11 @@ pub async fn logout(state: &AppState, req: Request) -> Result<Response, ApiError
                 .as_deref()
                 .and_then(|id| state.app(id))
         });
-    let invalid = |e: crate::redirect::RedirectError| ApiError::InvalidParam {
-        name: "redirect",
-        reason: e.to_string(),
-    };
     let back = match q.get("redirect").filter(|r| !r.is_empty()) {
-        Some(r) => Some(
-            crate::redirect::validate(r, app.map_or(&[][..], |a| &a.allowed_redirects[..]))
-                .map_err(invalid)?,
-        ),
+        Some(r) => Some(crate::redirect::validate(
+            r,
+            app.map_or(&[][..], |a| &a.allowed_redirects[..]),
+        )?),
         None => None,
     };
 
@@ -185,12 +181,7 @@ pub async fn userinfo(state: &AppState, req: &Request) -> Result<Response, ApiEr
 /// `server.admin_peers`, or it carries `server.admin_token_file`'s token as a bearer token.
 /// Being a trusted peer is not enough: Nginx is one, and may ask `/auth` but not administer.
 pub(super) fn is_admin(state: &AppState, peer: &super::Peer, headers: &http::HeaderMap) -> bool {
-    let token = headers
-        .get(http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, t)| t.trim());
+    let token = super::bearer_token(headers);
     peer.admin
         || state
             .config

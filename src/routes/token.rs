@@ -14,12 +14,12 @@ use http::{HeaderValue, StatusCode};
 use serde_json::json;
 
 use crate::cookie::Kind;
-use crate::crypto::{constant_time_eq, hash_token, random_token};
+use crate::crypto::{constant_time_eq, hash_token};
 use crate::error::ApiError;
 use crate::http::{add_cookie, json_response, request_params, Request, Response};
-use crate::idp::{Asserted, IdpError};
+use crate::idp::Asserted;
 use crate::state::AppState;
-use crate::store::{SessionRecord, StoreError};
+use crate::store::StoreError;
 use crate::users;
 
 use super::login::Binding;
@@ -114,11 +114,7 @@ pub async fn exchange(state: &AppState, req: Request) -> Result<Response, ApiErr
     state
         .metrics
         .login(&login.app_id, &login.provider_id, finished.is_ok());
-    let (idp_user, mut idp_tokens) = finished.map_err(|e| match e {
-        IdpError::IdToken(_) => ApiError::Unauthorized(e.to_string()),
-        IdpError::Rejected(_) => ApiError::BadRequest(format!("code: {e}")),
-        other => ApiError::from_idp(other),
-    })?;
+    let (idp_user, mut idp_tokens) = finished?;
     idp_tokens.asserted = Asserted::of(&app, idp.provider(), &idp_user).map_err(|m| {
         tracing::warn!(app = %app.id, provider = %login.provider_id, error = %m, "login refused");
         ApiError::Forbidden(format!("login refused: {m}"))
@@ -133,32 +129,15 @@ pub async fn exchange(state: &AppState, req: Request) -> Result<Response, ApiErr
         .map_err(StoreError::of_users_store)?;
     tracing::info!(user = %user.user_id, app = %app.id, provider = %login.provider_id, "login");
 
-    let sid = random_token();
-    let refresh_token = state.macs.refresh_token(&sid);
-    let lifetime = state.config.session.lifetime.as_secs() as i64;
-    let sealed = state
-        .cipher
-        .seal(&serde_json::to_vec(&idp_tokens).unwrap_or_default());
-    let evicted = state
-        .sessions
-        .create_session(
-            &SessionRecord {
-                sid: sid.clone(),
-                user_id: user.user_id.clone(),
-                app_id: app.id.clone(),
-                provider_id: login.provider_id.clone(),
-                created_at: now,
-                expires_at: now + lifetime,
-                refresh_hash: hash_token(&refresh_token),
-                idp_tokens: sealed,
-                revoked: false,
-            },
-            state.config.session.max_per_user,
+    let (session, refresh_token) = state
+        .open_session(
+            &app.id,
+            &user.user_id,
+            &login.provider_id,
+            Some(&idp_tokens),
+            now,
         )
         .await?;
-    for sid in &evicted {
-        state.auth.forget_session(sid);
-    }
     let user_claim = users::user_claim(
         &user,
         Some(idp.provider()),
@@ -169,10 +148,10 @@ pub async fn exchange(state: &AppState, req: Request) -> Result<Response, ApiErr
         state,
         &app,
         user_claim,
-        &sid,
+        &session.sid,
         &refresh_token,
         now,
-        now + lifetime,
+        session.expires_at,
     )?;
     // No redirect (none asked for, no default): no `Location`, as Mia does.
     if !login.redirect.is_empty() {

@@ -317,15 +317,6 @@ async fn liveness_flags_are_dropped_once_no_cached_token_uses_them() {
     assert_eq!(count(&f.auth), 0);
 }
 
-#[test]
-fn ascii_json_escapes_what_headers_cannot_carry() {
-    let v = serde_json::json!({"name": "Zoë 😀", "x": "a\u{7f}b\r\n"});
-    let s = ascii_json(&v);
-    assert!(s.bytes().all(|b| (0x20..0x7f).contains(&b)), "{s}");
-    let back: serde_json::Value = serde_json::from_str(&s).unwrap();
-    assert_eq!(back, v);
-}
-
 #[tokio::test]
 async fn the_follower_brings_revocations_made_through_another_store_handle() {
     let f = fixture(None);

@@ -3,7 +3,7 @@
 //!
 //! | idgate needs | request |
 //! |---|---|
-//! | login: the active record | `GET {base}/?_q=<identity>&_st=PUBLIC&_s=createdAt,_id&_l=2` (oldest first: see [`crate::users::DUPLICATE_RULE`]), then `PATCH {base}/{id}?_st=PUBLIC` with `{"$set": <IdP fields>}` |
+//! | login: the active record | `GET {base}/?_q=<identity>&_st=PUBLIC&_s=createdAt,_id&_l=2` (oldest first: see [`crate::store::DUPLICATE_RULE`]), then `PATCH {base}/{id}?_st=PUBLIC` with `{"$set": <IdP fields>}` |
 //! | login: a new record | `POST {base}/upsert-one?_q=<identity>&_st=PUBLIC`, body `{"$set": <IdP fields>, "$setOnInsert": <key, default groups, and empty permissions and metadata when accepted>}`; the answer is the document after the update |
 //! | login: a hidden record? | `GET {base}/?_q=<identity>&_st=DRAFT,TRASH,DELETED` |
 //! | doctor: every record | `GET {base}/?_st=PUBLIC,DRAFT,TRASH,DELETED&_s=createdAt,_id&_l=200&_sk=N` |
@@ -26,7 +26,7 @@
 //! insert) are sent only when listed; they are read whenever present.
 //!
 //! **Duplicates and races.** Logins use the oldest `PUBLIC` record of the identity and never
-//! fail because of the others (logged once, see `crate::users`). No unique index is needed;
+//! fail because of the others (logged once, see [`super::DuplicateNotes`]). No unique index is needed;
 //! with one (realm, providerId, providerUserId) in the collection definition, two simultaneous
 //! first logins are kept to one document, the loser gets a 409 and retries (a few short rounds,
 //! until the winner's document is visible). Without it, such a race may leave two documents,
@@ -45,9 +45,9 @@ use mongodb::bson::Bson;
 use serde_json::{json, Value};
 use url::Url;
 
+use super::DuplicateNotes;
 use super::{Identity, StoreError, User, UserRecord, Users};
 use crate::config::{CrudConfig, InactiveUsers};
-use crate::users::DuplicateNotes;
 
 const STORE: &str = "crud service";
 
@@ -60,7 +60,7 @@ const PAGE: usize = 200;
 /// Every `__STATE__` the service knows, for `_st` ("`__STATE__` management").
 const ALL_STATES: &str = "PUBLIC,DRAFT,TRASH,DELETED";
 
-/// The sort of [`crate::users::DUPLICATE_RULE`], for `_s`.
+/// The sort of [`crate::store::DUPLICATE_RULE`], for `_s`.
 const OLDEST_FIRST: &str = "createdAt,_id";
 
 pub fn open_users(cfg: &CrudConfig) -> Result<Arc<dyn Users>, StoreError> {

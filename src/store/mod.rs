@@ -4,6 +4,7 @@
 //! None of these is on the `/auth` hot path for a session already seen: see `session`.
 
 pub mod crud;
+mod duplicates;
 pub mod embedded;
 pub mod mongo;
 pub mod redis;
@@ -12,6 +13,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde::Serialize;
+
+pub use duplicates::{DuplicateNotes, DUPLICATE_RULE};
 
 /// What a store's revocation feed reports (see [`Sessions::follow_revocations`]).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -20,11 +20,11 @@
 //! # Logins on an existing collection
 //!
 //! No index is required. A login first looks for the identity's `PUBLIC` documents, sorted by
-//! the rule of [`crate::users::DUPLICATE_RULE`] (`createdAt`, then `_id`), and refreshes the
+//! the rule of [`crate::store::DUPLICATE_RULE`] (`createdAt`, then `_id`), and refreshes the
 //! first with a `findOneAndUpdate` on its `_id`: a collection that already holds several
 //! documents for one person (Mia's authentication service creates them: it keeps no unique
 //! index) still logs that person in, always into the same document, and the identity is logged
-//! once ([`crate::users::DuplicateNotes`]). With no `PUBLIC` document, the login inserts one
+//! once ([`crate::store::DuplicateNotes`]). With no `PUBLIC` document, the login inserts one
 //! with an upsert keyed by (realm, providerId, providerUserId, PUBLIC): `$set` for what the IdP
 //! owns, `$setOnInsert` for what the project owns (the default groups).
 //!
@@ -59,9 +59,9 @@ use mongodb::error::{ErrorKind, WriteFailure};
 use mongodb::options::{ClientOptions, IndexOptions, ReturnDocument};
 use mongodb::{Client, Collection, IndexModel};
 
+use super::DuplicateNotes;
 use super::{Identity, Sessions, StoreError, User, UserRecord, Users};
 use crate::config::{InactiveUsers, MongoConfig};
-use crate::users::DuplicateNotes;
 
 pub(crate) const STORE: &str = "mongodb";
 
@@ -327,7 +327,7 @@ struct MongoUsers {
 }
 
 /// The sort that picks one document among several `PUBLIC` ones of an identity
-/// ([`crate::users::DUPLICATE_RULE`]).
+/// ([`crate::store::DUPLICATE_RULE`]).
 fn oldest_first() -> Document {
     doc! { "createdAt": 1, "_id": 1 }
 }

@@ -11,12 +11,12 @@ fn parse(text: &str) -> RawTls {
     toml::from_str(text).unwrap_or_default()
 }
 
-fn validate_in(dir: &Path, text: &str) -> Result<TlsConfig, ConfigError> {
+fn validate_in(dir: &Path, text: &str) -> Result<TlsConfig, TlsConfigError> {
     let raw: RawTls = toml::from_str(text).map_err(|e| invalid("tls", e.to_string()))?;
     validate(raw, &|p: &Path| dir.join(p))
 }
 
-fn message(r: Result<TlsConfig, ConfigError>) -> String {
+fn message(r: Result<TlsConfig, TlsConfigError>) -> String {
     match r {
         Ok(_) => "accepted".into(),
         Err(e) => e.to_string(),
@@ -24,7 +24,7 @@ fn message(r: Result<TlsConfig, ConfigError>) -> String {
 }
 
 #[test]
-fn no_section_trusts_the_builtin_roots_only() -> Result<(), ConfigError> {
+fn no_section_trusts_the_builtin_roots_only() -> Result<(), TlsConfigError> {
     let tls = validate(RawTls::default(), &|p: &Path| p.to_owned())?;
     for t in [&tls.idp, &tls.crud, &tls.redis] {
         assert!(t.is_default());
@@ -34,7 +34,7 @@ fn no_section_trusts_the_builtin_roots_only() -> Result<(), ConfigError> {
 }
 
 #[test]
-fn files_and_folders_are_read_and_overrides_apply_per_client() -> Result<(), ConfigError> {
+fn files_and_folders_are_read_and_overrides_apply_per_client() -> Result<(), TlsConfigError> {
     let dir = tempfile::tempdir().map_err(|e| invalid("tmp", e.to_string()))?;
     let pem = ca_pem();
     assert!(pem.contains("BEGIN CERTIFICATE"));
@@ -137,7 +137,7 @@ fn a_missing_or_bad_ca_stops_startup_naming_it() {
 }
 
 #[test]
-fn builtin_roots_off_with_a_ca_trusts_only_the_ca() -> Result<(), ConfigError> {
+fn builtin_roots_off_with_a_ca_trusts_only_the_ca() -> Result<(), TlsConfigError> {
     let dir = tempfile::tempdir().map_err(|e| invalid("tmp", e.to_string()))?;
     std::fs::write(dir.path().join("ca.pem"), ca_pem()).ok();
     let tls = validate_in(dir.path(), "builtin_roots = false\nca_files = [\"ca.pem\"]")?;

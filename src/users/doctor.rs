@@ -5,7 +5,7 @@
 //! - **duplicates**: identities (realm, providerId, providerUserId) held by several `PUBLIC`
 //!   records, each with the record logins use (the store's own choice, asked through
 //!   [`Users::find_by_identity`], so the report and the logins cannot disagree: the rule is
-//!   [`super::DUPLICATE_RULE`]);
+//!   [`crate::store::DUPLICATE_RULE`]);
 //! - **incomplete**: `PUBLIC` records that cannot be read as users (an identity field missing,
 //!   a field of the wrong type): a login of theirs fails;
 //! - **inactive**: identities held only by records outside `PUBLIC` (trashed, draft): their
@@ -208,7 +208,7 @@ pub async fn examine(users: &dyn Users, store: &'static str) -> Result<Report, D
         .collect();
     Ok(Report {
         scanned,
-        rule: super::DUPLICATE_RULE,
+        rule: crate::store::DUPLICATE_RULE,
         duplicates,
         incomplete,
         inactive,
