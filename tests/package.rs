@@ -197,6 +197,14 @@ async fn debian_package_installs_serves_a_login_and_purges() {
     ] {
         assert!(Path::new(f).exists(), "{f} not installed");
     }
+    // The man page is the one the binary prints (generated from its command line), whole.
+    let page = must("zcat", &["/usr/share/man/man1/idgate.1.gz"]);
+    assert_eq!(
+        page,
+        must("/usr/bin/idgate", &["manpage"]),
+        "the installed man page"
+    );
+    assert!(page.contains(".B sessions mint"), "{page}");
     let conffiles = must(
         "dpkg-query",
         &["--showformat=${Conffiles}", "--show", "idgate"],

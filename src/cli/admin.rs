@@ -1,0 +1,249 @@
+//! The administrator's commands: `users list | set-groups | doctor` and `sessions list | revoke |
+//! mint`. Each opens the stores the config names, directly: they work while the daemon runs (a
+//! revocation reaches running daemons through the store's feed).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use super::{Failure, SessionsAction, UsersAction};
+use crate::config::Config;
+use crate::state::{AppState, Stores};
+
+fn print_json(value: &serde_json::Value) -> Result<(), Failure> {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).map_err(anyhow::Error::from)?
+    );
+    Ok(())
+}
+
+/// `idgate users …`.
+pub(super) async fn users(config: &Path, action: UsersAction) -> Result<(), Failure> {
+    match action {
+        UsersAction::List => {
+            let stores = Stores::open(&Config::load(config)?).await?;
+            let list = stores
+                .users
+                .list_users()
+                .await
+                .map_err(anyhow::Error::from)?;
+            print_json(&serde_json::to_value(list).map_err(anyhow::Error::from)?)
+        }
+        UsersAction::SetGroups { user_id, groups } => {
+            let stores = Stores::open(&Config::load(config)?).await?;
+            if !stores
+                .users
+                .set_groups(&user_id, &groups)
+                .await
+                .map_err(anyhow::Error::from)?
+            {
+                return Err(anyhow::anyhow!("no user with id `{user_id}`").into());
+            }
+            println!("{user_id}: groups = {}", groups.join(","));
+            Ok(())
+        }
+        UsersAction::Doctor { merge } => doctor(config, merge).await,
+    }
+}
+
+/// `idgate users doctor`: the JSON report on stdout, a one-line summary on stderr.
+async fn doctor(config: &Path, merge: bool) -> Result<(), Failure> {
+    use crate::users::doctor;
+    let cfg = Config::load(config)?;
+    let store = match &cfg.users {
+        crate::config::UsersConfig::Embedded { .. } => "embedded store",
+        crate::config::UsersConfig::Mongodb(_) => "mongodb",
+        crate::config::UsersConfig::Crud(_) => "crud service",
+    };
+    let stores = Stores::open(&cfg).await?;
+    let report = doctor::examine(stores.users.as_ref(), store)
+        .await
+        .map_err(anyhow::Error::from)?;
+    let merged = if merge {
+        Some(
+            doctor::merge(stores.users.as_ref(), stores.sessions.as_ref(), &report)
+                .await
+                .map_err(anyhow::Error::from)?,
+        )
+    } else {
+        None
+    };
+    eprintln!(
+        "{store}: {} record(s), {} duplicated identit{}{}, {} record(s) that cannot log in, {} \
+         identit{} only outside PUBLIC",
+        report.scanned,
+        report.duplicates.len(),
+        if report.duplicates.len() == 1 {
+            "y"
+        } else {
+            "ies"
+        },
+        match &merged {
+            Some(m) => format!(" ({} merged)", m.len()),
+            None if report.duplicates.is_empty() => String::new(),
+            None => " (merge them with --merge)".into(),
+        },
+        report.incomplete.len(),
+        report.inactive.len(),
+        if report.inactive.len() == 1 {
+            "y"
+        } else {
+            "ies"
+        },
+    );
+    let mut value = serde_json::to_value(&report).map_err(anyhow::Error::from)?;
+    if let (Some(merged), Some(object)) = (merged, value.as_object_mut()) {
+        object.insert(
+            "merged".into(),
+            serde_json::to_value(merged).map_err(anyhow::Error::from)?,
+        );
+    }
+    print_json(&value)
+}
+
+/// `idgate sessions …`.
+pub(super) async fn sessions(config: &Path, action: SessionsAction) -> Result<(), Failure> {
+    match action {
+        SessionsAction::List { user } => {
+            let stores = Stores::open(&Config::load(config)?).await?;
+            let list = stores
+                .sessions
+                .list_sessions(user.as_deref())
+                .await
+                .map_err(anyhow::Error::from)?;
+            let now = crate::now_secs();
+            let rows: Vec<_> = list
+                .iter()
+                .map(|s| {
+                    serde_json::json!({
+                        "sid": s.sid, "userId": s.user_id, "appId": s.app_id,
+                        "providerId": s.provider_id, "createdAt": s.created_at,
+                        "expiresAt": s.expires_at, "alive": s.is_alive(now),
+                    })
+                })
+                .collect();
+            print_json(&serde_json::Value::Array(rows))
+        }
+        SessionsAction::Revoke { sid, user } => {
+            let stores = Stores::open(&Config::load(config)?).await?;
+            let revoked = match (sid, user) {
+                (Some(sid), _) => {
+                    let done = stores
+                        .sessions
+                        .revoke_session(&sid)
+                        .await
+                        .map_err(anyhow::Error::from)?;
+                    if done {
+                        vec![sid]
+                    } else {
+                        vec![]
+                    }
+                }
+                (None, Some(user)) => stores
+                    .sessions
+                    .revoke_user_sessions(&user)
+                    .await
+                    .map_err(anyhow::Error::from)?,
+                (None, None) => vec![],
+            };
+            println!("revoked {} session(s)", revoked.len());
+            Ok(())
+        }
+        SessionsAction::Mint {
+            user,
+            groups,
+            app,
+            count,
+            store_only,
+        } => {
+            let cfg = Config::load(config)?;
+            let app_id = app
+                .or_else(|| cfg.server.default_app.clone())
+                .ok_or_else(|| {
+                    anyhow::anyhow!("several apps are configured: name one with --app")
+                })?;
+            let state = AppState::build(cfg).await?;
+            if store_only {
+                store_sessions(&state, &app_id, &user, count).await?;
+                println!("stored {count} session(s)");
+                return Ok(());
+            }
+            if count == 1 {
+                let token = mint(&state, &app_id, &user, &groups).await?;
+                println!("{token}");
+                return Ok(());
+            }
+            use std::io::Write;
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            for i in 1..=count {
+                let token = mint(&state, &app_id, &format!("{user}-{i}"), &groups).await?;
+                writeln!(out, "{token}").map_err(anyhow::Error::from)?;
+            }
+            out.flush().map_err(anyhow::Error::from)?;
+            Ok(())
+        }
+    }
+}
+
+/// Stores `count` sessions of users `<user>-1` … `<user>-<count>`, in batches of ten thousand,
+/// a few batches at a time (a store over the network takes them in parallel).
+async fn store_sessions(
+    state: &Arc<AppState>,
+    app_id: &str,
+    user: &str,
+    count: u32,
+) -> anyhow::Result<()> {
+    const BATCH: u32 = 10_000;
+    let now = crate::now_secs();
+    let batches = (1..=count).step_by(BATCH as usize).map(|first| {
+        let last = first.saturating_add(BATCH - 1).min(count);
+        let records: Vec<_> = (first..=last)
+            .map(|i| {
+                state
+                    .new_session(app_id, &format!("{user}-{i}"), "", None, now)
+                    .0
+            })
+            .collect();
+        async move { state.sessions.create_sessions(&records).await }
+    });
+    use futures_util::StreamExt;
+    let mut in_flight = futures_util::stream::iter(batches).buffer_unordered(8);
+    while let Some(stored) = in_flight.next().await {
+        stored?;
+    }
+    Ok(())
+}
+
+/// Creates a stored session for `user_id` with `groups` and returns its signed JWT.
+pub async fn mint(
+    state: &Arc<AppState>,
+    app_id: &str,
+    user_id: &str,
+    groups: &str,
+) -> anyhow::Result<String> {
+    let app = state
+        .app(app_id)
+        .ok_or_else(|| anyhow::anyhow!("no app named `{app_id}`"))?
+        .clone();
+    let now = crate::now_secs();
+    let lifetime = state.config.session.lifetime.as_secs() as i64;
+    let (session, _refresh_token) = state.open_session(app_id, user_id, "", None, now).await?;
+    let user = crate::jwt::UserClaim {
+        user_id: user_id.to_owned(),
+        groups: groups
+            .split(',')
+            .filter(|g| !g.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        email: None,
+        name: None,
+        username: None,
+        permissions: None,
+        metadata: None,
+        provider_user_id: None,
+        user_settings_url: None,
+        from_idp: Default::default(),
+    };
+    let claims = crate::users::session_claims(&app, user, &session.sid, now, lifetime);
+    Ok(state.auth.keys().sign(&claims)?)
+}
