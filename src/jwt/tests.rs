@@ -1,5 +1,7 @@
 //! Unit tests of `jwt`: keys, signing, verification, the published JWKS, the token bound.
 use super::*;
+use jsonwebtoken::EncodingKey;
+use std::path::Path;
 
 fn claims(exp_in: i64) -> Claims {
     let now = crate::now_secs();
