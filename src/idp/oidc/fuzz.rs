@@ -172,7 +172,7 @@ pub fn logout_token(data: &[u8]) {
     let now = crate::now_secs();
     if check_logout_iat(claims.iat, now).is_ok() {
         let iat = claims.iat.unwrap_or(f64::NAN);
-        assert!(iat.is_finite() && iat <= (now + super::LOGOUT_CLOCK_SKEW) as f64);
+        assert!(iat.is_finite() && iat <= (now + super::checks::LOGOUT_CLOCK_SKEW) as f64);
         // Only a token that passed the checks is remembered.
         assert!(claims.remember_until() > now);
     }

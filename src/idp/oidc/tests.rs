@@ -3,7 +3,7 @@ use super::*;
 
 #[test]
 fn issuers_accepted_from_discovery() {
-    use ProviderKind::*;
+    use crate::config::ProviderKind::*;
     assert_eq!(
         issuer_rule(Auth0, "https://t.auth0.com", "https://t.auth0.com/"),
         Ok(IssuerRule::Exact)
