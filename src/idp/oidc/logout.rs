@@ -1,11 +1,11 @@
 //! Back-channel logout tokens (Back-Channel Logout 1.0 §2.4, §2.6) are checked beyond the
 //! signature: header `typ` absent, `JWT` or `logout+jwt`; `iat` at most
-//! [`checks::LOGOUT_TOKEN_MAX_AGE`] (5 minutes) old and not ahead of our clock by more than
-//! [`checks::LOGOUT_CLOCK_SKEW`] (30 s); `exp`, when present, not past; `jti` present. The
+//! [`super::checks::LOGOUT_TOKEN_MAX_AGE`] (5 minutes) old and not ahead of our clock by more than
+//! [`super::checks::LOGOUT_CLOCK_SKEW`] (30 s); `exp`, when present, not past; `jti` present. The
 //! route remembers each accepted `jti` (scoped by issuer) in the shared store until the token's
 //! acceptance window ends ([`LogoutClaims::replay_key`], [`LogoutClaims::remember_until`]), so a
 //! replay is refused by every instance; once it is forgotten, the `iat` check refuses it. The
-//! rules themselves are in [`checks`].
+//! rules themselves are in [`super::checks`].
 
 use super::checks::{
     check_logout_iat, check_tenant, logout_typ_ok, LogoutClaims, BACKCHANNEL_LOGOUT_EVENT,
