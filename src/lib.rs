@@ -12,8 +12,12 @@
 //! - [`reload`] swaps in a new configuration on SIGHUP, or refuses it.
 //! - [`server`] binds the listeners (TCP and unix), serves HTTP/1.1 with hyper and drains on shutdown;
 //!   [`signal`] turns SIGTERM/SIGINT into the shutdown future.
+//! - [`state`] is the one value every request sees: the configuration, the stores, the keys, the
+//!   identity providers and the caches; it also opens sessions (the login's and `sessions mint`'s).
 //! - [`routes`] dispatches on the path (the endpoint table is in its module doc); one file per
 //!   group of endpoints: `auth` (the hot path), `login`, `token`, `session_api`, `meta`, `health`.
+//! - [`http`] is the wire: request bodies and parameters read with limits, canonical paths, and
+//!   the JSON, HTML and redirect responses.
 //! - [`error`] is the single place where errors become HTTP statuses and JSON bodies.
 //! - [`policy`] decides which routes need which users (Mia's `auth.json` and TOML rules).
 //! - [`apikeys`] turns a client's static API key (Mia's gateway keys) into its client type.

@@ -2,27 +2,27 @@
 //! form (`http::non_canonical`): any other is answered 400 before it is matched, so a path that
 //! Nginx, a client or an upstream would resolve differently never reaches an endpoint.
 //!
-//! | method, path | answers | notes |
-//! |---|---|---|
-//! | any `/auth`, `/auth/…` | 200 + `mia-allowed`, `mia-userid`, `mia-groups`, `mia-userproperties` (+ `mia-client-type`); 401 (+ `Location` for browser navigations; `idgate-refusal: api-key` for a refused API key); 403 for untrusted peers | Nginx `auth_request` target; never another status on purpose |
-//! | GET `/authorize` | 302 to the IdP; 400 naming a bad `appId`/`providerId`/`redirect` | sets `idgate_login` (a fresh binding), clears `sid`/`idgate_renew`/`refresh_token` |
-//! | GET `/web-login` | 200 HTML provider chooser; 400 | |
-//! | GET `/web-login/oauth/callback`, `/web-login/callback` | 200 HTML | the script POSTs the code in the body / the query |
-//! | GET `/web-login/callback.js` | 200 JavaScript | |
-//! | POST `/oauth/token` | 200 `{accessToken, refreshToken, expiresAt}` + `Location` (+ cookies for website apps); 400 bad/used/foreign state; 502 IdP failure | JSON, form or query |
-//! | POST `/refreshtoken` | 200 new `{accessToken, refreshToken, expiresAt}` (+ cookies), the same again for a repeat within `[session] refresh_grace`; 401 for a used, unknown or ended refresh token (a reused one revokes its session; cookies cleared with `invalid_refresh_wipes_cookies`) | body, form, query or `refresh_token` cookie |
-//! | GET, POST `/logout` | 302 to the provider's `logout_url` (with `post_logout_redirect_uri`) or to `redirect`; 400 for a refused `redirect`; 200 JSON | clears cookies, revokes the session (of the session token, or of the `refresh_token` cookie alone) |
-//! | POST `/backchannel-logout/{appId}/{providerId}` | 200 `{"revoked": n}`; 400 `{"error":"invalid_request"}` | OIDC Back-Channel Logout: a valid `logout_token` revokes the user's sessions |
-//! | GET `/userinfo` | 200 the `user` claim; 401 | |
-//! | GET `/apps/{appId}/providers` | 200 `[{id,label,type,order}]`; 404 | |
-//! | GET `/.well-known/jwks.json` | 200 JWKS | |
-//! | DELETE `/sessions/{userId}` | 200 `{"count": n}`; 403 without the admin token or an admin peer | admin: revokes every session of the user, on every instance |
-//! | GET `/tokeninfo` | 200 the `user` claim + `provider: {accessToken, id, baseUrl, userId}`; 401 | Mia's; the IdP's access token: not routed by the snippets |
-//! | GET `/provider/idtoken` | 200 `{idToken}`; 401; 404 when the IdP gave none | Mia's; not routed by the snippets |
-//! | DELETE `/expired-sessions`, `/expired-sessions/{userId}` | 204; 403 as `DELETE /sessions/…` | admin: drops what is left of expired sessions |
-//! | GET `/-/healthz`, `/-/ready` | 200; 503 naming the store that is down | |
-//! | GET `/-/metrics` | 200 Prometheus text; 403 for untrusted peers | see `metrics` |
-//! | GET `/-/check-up` | 200 / 503 `{status, checks: [{name, ok, error?}]}`; 403 for untrusted peers | store, users, each IdP's discovery |
+//! | method, path | handler | answers | notes |
+//! |---|---|---|---|
+//! | any `/auth`, `/auth/{rule}` | [`auth::decide`] | 200 + `mia-allowed`, `mia-userid`, `mia-groups`, `mia-userproperties` (+ `mia-client-type`); 401 (+ `Location` for browser navigations; `idgate-refusal: api-key` for a refused API key); 403 for untrusted peers | Nginx `auth_request` target; never another status on purpose |
+//! | GET `/authorize` | [`login::authorize`] | 302 to the IdP; 400 naming a bad `appId`/`providerId`/`redirect` | sets `idgate_login` (a fresh binding), clears `sid`/`idgate_renew`/`refresh_token` |
+//! | GET `/web-login` | [`login::chooser`] | 200 HTML provider chooser; 400 | |
+//! | GET `/web-login/oauth/callback`, `/web-login/callback` | [`login::callback_page`] | 200 HTML | the script POSTs the code in the body / the query |
+//! | GET `/web-login/callback.js` | [`login::callback_script`] | 200 JavaScript | |
+//! | POST `/oauth/token` | [`token::exchange`] | 200 `{accessToken, refreshToken, expiresAt}` + `Location` (+ cookies for website apps); 400 bad/used/foreign state; 502 IdP failure | JSON, form or query |
+//! | POST `/refreshtoken` | [`refresh::refresh`] | 200 new `{accessToken, refreshToken, expiresAt}` (+ cookies), the same again for a repeat within `[session] refresh_grace`; 401 for a used, unknown or ended refresh token (a reused one revokes its session; cookies cleared with `invalid_refresh_wipes_cookies`) | body, form, query or `refresh_token` cookie |
+//! | GET, POST `/logout` | [`session_api::logout`] | 302 to the provider's `logout_url` (with `post_logout_redirect_uri`) or to `redirect`; 400 for a refused `redirect`; 200 JSON | clears cookies, revokes the session (of the session token, or of the `refresh_token` cookie alone) |
+//! | POST `/backchannel-logout/{appId}/{providerId}` | [`session_api::backchannel_logout`] | 200 `{"revoked": n}`; 400 `{"error":"invalid_request"}` | OIDC Back-Channel Logout: a valid `logout_token` revokes the user's sessions |
+//! | GET `/userinfo` | [`session_api::userinfo`] | 200 the `user` claim; 401 | |
+//! | GET `/apps/{appId}/providers` | [`meta::providers`] | 200 `[{id,label,type,order}]`; 404 | |
+//! | GET `/.well-known/jwks.json` | [`meta::jwks`] | 200 JWKS | |
+//! | DELETE `/sessions/{userId}` | [`session_api::revoke_user`] | 200 `{"count": n}`; 403 without the admin token or an admin peer | admin: revokes every session of the user, on every instance |
+//! | GET `/tokeninfo` | [`mia_api::tokeninfo`] | 200 the `user` claim + `provider: {accessToken, id, baseUrl, userId}`; 401 | Mia's; the IdP's access token: not routed by the snippets |
+//! | GET `/provider/idtoken` | [`mia_api::provider_idtoken`] | 200 `{idToken}`; 401; 404 when the IdP gave none | Mia's; not routed by the snippets |
+//! | DELETE `/expired-sessions`, `/expired-sessions/{userId}` | [`mia_api::expired_sessions`] | 204; 403 as `DELETE /sessions/…` | admin: drops what is left of expired sessions |
+//! | GET `/-/healthz`, `/-/ready` | [`health::healthz`], [`health::ready`] | 200; 503 naming the store that is down | |
+//! | GET `/-/metrics` | [`health::metrics`] | 200 Prometheus text; 403 for untrusted peers | see `metrics` |
+//! | GET `/-/check-up` | [`health::check_up`] | 200 / 503 `{status, checks: [{name, ok, error?}]}`; 403 for untrusted peers | store, users, each IdP's discovery |
 
 mod auth;
 mod health;
