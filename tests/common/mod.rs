@@ -569,6 +569,12 @@ impl Nginx {
         // The snippets as shipped, copied with their includes pointing at the copies.
         let copies = copy_snippets(snippets, &prefix.join("snippets"));
         let snippets = copies.as_path();
+        // A test's own locations name the shipped files (`<repo>/nginx/idgate-protect.conf`):
+        // they include the copies, whose own includes point at the copies too.
+        let locations = &locations.replace(
+            &format!("{}/", repo().join("nginx").display()),
+            &format!("{}/", snippets.display()),
+        );
         // The decision microcache's files in the prefix, not under /run (the shipped path).
         let microcache = snippets.join("idgate-microcache.conf");
         let shipped_cache = std::fs::read_to_string(&microcache).unwrap();
