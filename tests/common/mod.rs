@@ -19,6 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 pub mod redis;
 
+pub mod dev;
 pub mod fleet;
 pub mod inproc;
 pub mod load;
@@ -566,8 +567,14 @@ impl Nginx {
     ) -> Self {
         let nginx = which("nginx").expect("nginx is not installed: run scripts/install-deps");
         std::fs::create_dir_all(prefix.join("logs")).unwrap();
-        // The snippets as shipped, copied with their includes pointing at the copies.
-        let copies = copy_snippets(snippets, &prefix.join("snippets"));
+        // The snippets as shipped, copied with their includes pointing at the copies, the
+        // decision microcache's files in the prefix (not under /run, the shipped path).
+        std::fs::create_dir_all(prefix.join("tmp")).unwrap();
+        let copies = dev::copy_snippets(
+            snippets,
+            &prefix.join("snippets"),
+            &prefix.join("tmp/decisions"),
+        );
         let snippets = copies.as_path();
         // A test's own locations name the shipped files (`<repo>/nginx/idgate-protect.conf`):
         // they include the copies, whose own includes point at the copies too.
@@ -575,18 +582,6 @@ impl Nginx {
             &format!("{}/", repo().join("nginx").display()),
             &format!("{}/", snippets.display()),
         );
-        // The decision microcache's files in the prefix, not under /run (the shipped path).
-        let microcache = snippets.join("idgate-microcache.conf");
-        let shipped_cache = std::fs::read_to_string(&microcache).unwrap();
-        assert!(shipped_cache.contains("/run/nginx-idgate-decisions"));
-        std::fs::write(
-            &microcache,
-            shipped_cache.replace(
-                "/run/nginx-idgate-decisions",
-                &prefix.join("decisions").display().to_string(),
-            ),
-        )
-        .unwrap();
         // The shipped `server` line, once per instance with the shipped parameters.
         let shipped = std::fs::read_to_string(snippets.join("idgate-upstream.conf")).unwrap();
         let line = shipped
@@ -598,7 +593,7 @@ impl Nginx {
             .map(|a| line.replace("127.0.0.1:4280", &a.to_string()))
             .collect();
         let upstream = shipped.replace(line, &servers.join("\n"));
-        std::fs::write(prefix.join("idgate-upstream.conf"), upstream).unwrap();
+        std::fs::write(snippets.join("idgate-upstream.conf"), upstream).unwrap();
         let echo_port = free_port();
         let site = std::fs::read_to_string(repo().join("nginx/example-site.conf"))
             .unwrap()
@@ -616,26 +611,9 @@ impl Nginx {
             &site[end..]
         );
         std::fs::write(prefix.join("site.conf"), site).unwrap();
-        let p = prefix.display();
-        let s = snippets.display();
         let recorder = start_body_recorder();
-        let conf = format!(
-            r#"daemon off;
-worker_processes 1;
-pid {p}/nginx.pid;
-error_log {p}/logs/error.log warn;
-worker_rlimit_nofile 16384;
-events {{ worker_connections 8192; }}
-http {{
-    access_log off;
-    client_body_temp_path {p}/body;
-    proxy_temp_path {p}/proxy;
-    fastcgi_temp_path {p}/fastcgi;
-    uwsgi_temp_path {p}/uwsgi;
-    scgi_temp_path {p}/scgi;
-    include {p}/idgate-upstream.conf;
-    include {s}/idgate-microcache.conf;
-    include {p}/site.conf;
+        let http = format!(
+            r#"    include {p}/site.conf;
     # The upstream app: echoes the identity headers it received, and the length and SHA-256
     # of the request body. `return` reads no body, so every request first goes to the body
     # recorder (`start_body_recorder`), which reads the body Nginx forwards and hands the
@@ -651,9 +629,16 @@ http {{
             default_type text/plain;
             return 200 "uri=$request_uri\nmiauserid=$http_miauserid\nmiausergroups=$http_miausergroups\nmiauserproperties=$http_miauserproperties\nmia-allowed=$http_mia_allowed\nx-auth-request-user=$http_x_auth_request_user\nx-auth-request-email=$http_x_auth_request_email\nx-auth-request-groups=$http_x_auth_request_groups\nx-auth-request-preferred-username=$http_x_auth_request_preferred_username\nx-user-id=$http_x_user_id\nx-user-email=$http_x_user_email\nauthorization=$http_authorization\ncookie=$http_cookie\nbody-length=$upstream_http_x_body_length\nbody-sha256=$upstream_http_x_body_sha256\n";
         }}
-    }}
-}}
-"#
+    }}"#,
+            p = prefix.display()
+        );
+        let conf = dev::render(
+            "nginx.conf",
+            &[
+                ("PREFIX", &prefix.display().to_string()),
+                ("CONNECTIONS", "8192"),
+                ("HTTP", &http),
+            ],
         );
         std::fs::write(prefix.join("nginx.conf"), conf).unwrap();
         let mut cmd = Command::new(nginx);
@@ -674,23 +659,6 @@ http {{
     pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
-}
-
-/// Copies the `idgate-*.conf` snippets of `from` into `to`, with the includes they make of one
-/// another (`/etc/nginx/snippets/idgate/…`, where the package installs them) pointing into `to`.
-pub fn copy_snippets(from: &Path, to: &Path) -> PathBuf {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let path = entry.unwrap().path();
-        let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        if name.starts_with("idgate-") && name.ends_with(".conf") {
-            let text = std::fs::read_to_string(&path)
-                .unwrap()
-                .replace("/etc/nginx/snippets/idgate/", &format!("{}/", to.display()));
-            std::fs::write(to.join(&name), text).unwrap();
-        }
-    }
-    to.to_owned()
 }
 
 /// One of the project's scripts (`scripts/…`), run with the environment a person's shell would
@@ -839,66 +807,33 @@ impl Stack {
 pub fn config_toml(setup: &Setup, dir: &Path, site: &str, issuer: &str) -> String {
     std::fs::copy(fixture(setup.key), dir.join(setup.key)).unwrap();
     std::fs::write(dir.join("admin.token"), ADMIN_TOKEN).unwrap();
-    let config = format!(
-        r#"{extra}
-[server]
-listen = ["127.0.0.1:0"]
-trusted_peers = {trusted}
-{extra_server}
-
-[jwt]
-algorithm = "{alg}"
-private_key_file = "{key}"
-key_id = "k1"
-
-[session]
-access_ttl = "{ttl}"
-cookie_secure = false
-{extra_session}
-
-{store}
-
-{users}
-
-[apps.web]
-realm = "web"
-issuer = "{site}"
-redirect_url = "{site}/web-login/oauth/callback"
-website = {website}
-default_groups = ["users"]
-default_provider = "dev"
-allowed_redirects = ["{site}/"]
-{extra_app}
-
-[apps.web.providers.dev]
-type = "oidc"
-issuer_url = "{issuer}"
-client_id = "idgate"
-client_secret = "{secret}"
-scope = ["openid", "profile", "email"]
-label = "Development IdP"
-{extra_provider}
-"#,
-        extra = setup.extra,
-        extra_server = setup.extra_server,
-        alg = setup.algorithm,
-        key = setup.key,
-        ttl = setup.access_ttl,
-        extra_app = setup.extra_app.replace("{{SITE}}", site),
-        extra_session = setup.extra_session,
-        extra_provider = setup.extra_provider,
-        website = setup.website,
-        trusted = setup.trusted_peers,
-        store = setup
-            .store
-            .as_deref()
-            .unwrap_or("[store]\nkind = \"embedded\"\npath = \"idgate.db\""),
-        users = setup
-            .users
-            .as_deref()
-            .unwrap_or("[users]\nkind = \"embedded\""),
-        issuer = issuer,
-        secret = CLIENT_SECRET,
+    let store = setup
+        .store
+        .as_deref()
+        .unwrap_or("[store]\nkind = \"embedded\"\npath = \"idgate.db\"");
+    let users = setup
+        .users
+        .as_deref()
+        .unwrap_or("[users]\nkind = \"embedded\"");
+    let config = dev::render(
+        "idgate.toml",
+        &[
+            ("BEFORE", setup.extra),
+            ("TRUSTED_PEERS", setup.trusted_peers),
+            ("SERVER", setup.extra_server),
+            ("ALGORITHM", setup.algorithm),
+            ("KEY", setup.key),
+            ("ACCESS_TTL", setup.access_ttl),
+            ("SESSION", setup.extra_session),
+            ("STORE", store),
+            ("USERS", users),
+            ("SITE", site),
+            ("WEBSITE", &setup.website.to_string()),
+            ("APP", &setup.extra_app.replace("{{SITE}}", site)),
+            ("ISSUER", issuer),
+            ("CLIENT_SECRET", CLIENT_SECRET),
+            ("PROVIDER", setup.extra_provider),
+        ],
     );
     match config.split_once("\n[apps.web]\n") {
         Some((before_apps, _)) if setup.apps.is_some() => {
