@@ -117,3 +117,56 @@ fn a_component_slower_than_ten_seconds_is_waited_for() {
     let (ok, stderr) = wait_until(&listen, port);
     assert!(ok, "{stderr}");
 }
+
+/// `scripts/lib/render.py` (the demo's and the benchmarks') on `template` with `values`.
+fn render_py(template: &str, values: &[(&str, &str)]) -> (bool, String, String) {
+    let out = Command::new("python3")
+        .arg(repo().join("scripts/lib/render.py"))
+        .arg(repo().join("dev").join(template))
+        .args(values.iter().map(|(k, v)| format!("{k}={v}")))
+        .output()
+        .expect("python3: run scripts/install-deps");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn the_scripts_and_the_tests_fill_the_dev_configurations_alike() {
+    let toml: &[(&str, &str)] = &[
+        ("SITE", "http://127.0.0.1:8080"),
+        ("ISSUER", "http://127.0.0.1:9000"),
+        ("CLIENT_SECRET", "s"),
+        (
+            "APP",
+            "post_logout_redirect_url = \"http://127.0.0.1:8080/\"",
+        ),
+        ("ALLOWED_REDIRECTS", ""),
+        (
+            "STORE",
+            "[store]\nkind = \"redis\"\nurls = [\"redis://x}}\"]",
+        ),
+    ];
+    let nginx: &[(&str, &str)] = &[("PREFIX", "/p"), ("HTTP", "    server { }")];
+    for (template, values) in [("idgate.toml", toml), ("nginx.conf", nginx)] {
+        let (ok, by_script, err) = render_py(template, values);
+        assert!(ok, "{err}");
+        assert_eq!(by_script, dev::render(template, values), "dev/{template}");
+    }
+    let rendered = dev::render("idgate.toml", toml);
+    assert!(rendered.contains("allowed_redirects = []\n"), "{rendered}");
+    assert!(!rendered.contains("path = \"idgate.db\""), "{rendered}");
+    assert!(
+        rendered.contains("urls = [\"redis://x}}\"]"),
+        "values are not read again"
+    );
+    // A field left without a value, or a value for no field, is an error.
+    let (ok, _, err) = render_py("idgate.toml", &[("SITE", "x"), ("CLIENT_SECRET", "s")]);
+    assert!(!ok && err.contains("no value for ISSUER"), "{err}");
+    let mut typo = toml.to_vec();
+    typo.push(("CLIENT_SECRTE", "s"));
+    let (ok, _, err) = render_py("idgate.toml", &typo);
+    assert!(!ok && err.contains("no field CLIENT_SECRTE"), "{err}");
+}
