@@ -1,5 +1,5 @@
-# Helpers shared by scripts/bench and scripts/bench-peer (sourced, not run). The sourcing script
-# sets WORK (its work directory) and defines `die` and `say` first.
+# Helpers shared by the benchmarks (sourced, not run). The sourcing script sets ROOT (the
+# repository) and WORK (its work directory) and defines `die` and `say` first.
 #
 # Every process started with `spawn` is the script's child, listed in CHILDREN; `stop_children`
 # (call it from the EXIT trap) stops each by PID.
@@ -30,6 +30,8 @@ stop_children() {
 
 # shellcheck source=scripts/lib/ready.sh
 source "$(dirname "${BASH_SOURCE[0]}")/ready.sh"
+# shellcheck source=scripts/lib/dev.sh
+source "$(dirname "${BASH_SOURCE[0]}")/dev.sh"
 
 # usage: wait_ready NAME PID CMD... : wait_until with NAME's stderr ($WORK/NAME.err) as its log.
 wait_ready() {
