@@ -536,3 +536,37 @@ fn mia_provider_groups_and_token_claims_are_applied() -> Result<(), ConfigError>
     );
     Ok(())
 }
+
+/// `mia_auth` is read by the config layer (policy does no I/O): its rules reach the table, and
+/// a file that cannot be read or parsed stops loading, naming `mia_auth` and the file.
+#[test]
+fn mia_auth_is_read_here_and_named_when_it_fails() -> Result<(), ConfigError> {
+    let text = format!("mia_auth = \"auth.json\"\n{MINIMAL}");
+    let rules = r#"{"/admin/": {"ALL": {"authorization": {"expression": "groups.admin"}}}}"#;
+    let c = load_env(&text, &[("auth.json", rules)], &[])?;
+    let session = crate::policy::Context {
+        session: true,
+        ..Default::default()
+    };
+    assert_eq!(
+        c.policy.decide("GET", "/admin/x", None, &session),
+        crate::policy::Decision::Forbidden
+    );
+    let err = load_env(&text, &[], &[])
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(
+        err.starts_with("mia_auth: ") && err.contains("auth.json: ") && err.contains("os error"),
+        "{err}"
+    );
+    let err = load_env(&text, &[("auth.json", "{")], &[])
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(
+        err.starts_with("mia_auth: ") && err.contains("auth.json: EOF"),
+        "{err}"
+    );
+    Ok(())
+}

@@ -50,7 +50,6 @@ pub mod expr;
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::path::Path;
 use std::sync::{Arc, RwLock};
 
 use percent_encoding::percent_decode_str;
@@ -210,13 +209,13 @@ const METHODS: &[&str] = &[
 
 impl RouteTable {
     /// Builds the table from an optional `auth.json` and the TOML routes, case-sensitively;
-    /// see [`RouteTable::build_with`].
+    /// see [`RouteTable::build_from`].
     pub fn build(
-        mia_auth: Option<&Path>,
+        mia_auth: Option<(&str, &str)>,
         routes: &[RawRoute],
         strict: bool,
     ) -> Result<Self, PolicyError> {
-        Self::build_with(
+        Self::build_from(
             mia_auth,
             routes,
             Matching {
@@ -226,33 +225,11 @@ impl RouteTable {
         )
     }
 
-    /// Builds the table from an optional `auth.json` and the TOML routes; any expression that
-    /// does not parse is an error naming its source, route, method and column, and so is a
-    /// route path that cannot be normalised, or two spellings of one path (`/a%62/`, `/ab/`,
-    /// or `/AB/` case-insensitively) that both state a rule for the same method.
-    pub fn build_with(
-        mia_auth: Option<&Path>,
-        routes: &[RawRoute],
-        matching: Matching,
-    ) -> Result<Self, PolicyError> {
-        let mia_auth = match mia_auth {
-            Some(path) => {
-                let name = path.display().to_string();
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| PolicyError::Invalid(format!("{name}: {e}")))?;
-                Some((name, text))
-            }
-            None => None,
-        };
-        Self::build_from(
-            mia_auth.as_ref().map(|(n, t)| (n.as_str(), t.as_str())),
-            routes,
-            matching,
-        )
-    }
-
-    /// [`RouteTable::build_with`] with the text of `auth.json` given, and the name its errors
-    /// use.
+    /// Builds the table from an optional `auth.json`, given as the name its errors use and its
+    /// text (the config layer reads the file: policy does no I/O), and the TOML routes. Any
+    /// expression that does not parse is an error naming its source, route, method and column,
+    /// and so is a route path that cannot be normalised, or two spellings of one path (`/a%62/`,
+    /// `/ab/`, or `/AB/` case-insensitively) that both state a rule for the same method.
     pub fn build_from(
         mia_auth: Option<(&str, &str)>,
         routes: &[RawRoute],

@@ -240,17 +240,11 @@ fn bad_expressions_name_the_route_and_column() {
 
 #[test]
 fn reads_mia_auth_json() {
-    let dir = tempfile::tempdir().unwrap();
-    let p = dir.path().join("auth.json");
-    std::fs::write(
-        &p,
-        r#"{"/api/": {"GET": {"authorization": {"expression": "groups.admin", "public": false},
+    let text = r#"{"/api/": {"GET": {"authorization": {"expression": "groups.admin", "public": false},
                               "backofficeAuthorization": {"expression": "true", "public": false}},
                       "ALL": {"authorization": {"expression": "false"}}},
-            "/open": {"ALL": {"authorization": {"expression": "true", "public": true}}}}"#,
-    )
-    .unwrap();
-    let t = RouteTable::build(Some(&p), &[], true).unwrap();
+            "/open": {"ALL": {"authorization": {"expression": "true", "public": true}}}}"#;
+    let t = RouteTable::build(Some(("auth.json", text)), &[], true).unwrap();
     assert_eq!(
         t.decide("GET", "/open", None, &Context::default()),
         Decision::Allow
@@ -269,12 +263,8 @@ fn reads_mia_auth_json() {
         ..Context::default()
     };
     assert_eq!(t.decide("GET", "/api/x", None, &bo), Decision::Allow);
-    std::fs::write(
-        &p,
-        r#"{"/api/": {"GET": {"authorization": {"expression": "groups."}}}}"#,
-    )
-    .unwrap();
-    let err = RouteTable::build(Some(&p), &[], true)
+    let text = r#"{"/api/": {"GET": {"authorization": {"expression": "groups."}}}}"#;
+    let err = RouteTable::build(Some(("auth.json", text)), &[], true)
         .err()
         .map(|e| e.to_string())
         .unwrap_or_default();
@@ -478,7 +468,7 @@ fn a_method_without_a_rule_is_refused_in_lenient_mode_too() {
 
 #[test]
 fn case_insensitive_matching_lowercases_both_sides() {
-    let t = RouteTable::build_with(
+    let t = RouteTable::build_from(
         None,
         &site_routes(),
         Matching {
@@ -554,7 +544,7 @@ fn route_paths_are_normalised_at_startup_or_refused_by_name() {
         route("/Admin/", &["ALL"], "true", false),
         route("/admin/", &["ALL"], "groups.admin", false),
     ];
-    let err = RouteTable::build_with(None, &twice, ci)
+    let err = RouteTable::build_from(None, &twice, ci)
         .err()
         .map(|e| e.to_string())
         .unwrap_or_default();
@@ -645,8 +635,6 @@ fn location_rules_are_decoded_once_bounded_and_cached_boundedly() {
 /// idgate infers: never more than Mia would allow.
 #[test]
 fn mias_documented_examples_decide_as_mia_documents() {
-    let dir = tempfile::tempdir().unwrap();
-    let p = dir.path().join("auth.json");
     let rule = |e: &str, public: bool| format!(r#"{{"expression": {e:?}, "public": {public}}}"#);
     let json = format!(
         r#"{{
@@ -680,8 +668,7 @@ fn mias_documented_examples_decide_as_mia_documents() {
         admin_only = rule("groups.admin", false),
         users_only = rule("groups.user", false),
     );
-    std::fs::write(&p, json).unwrap();
-    let t = RouteTable::build(Some(&p), &[], true).unwrap();
+    let t = RouteTable::build(Some(("auth.json", &json)), &[], true).unwrap();
 
     let s = |v: &[&str]| v.iter().map(|g| g.to_string()).collect::<Vec<_>>();
     let (foo, admin, user, nobody) = (s(&["foo"]), s(&["admin"]), s(&["user"]), s(&[]));
@@ -948,14 +935,8 @@ fn toml_routes_default_to_every_method_and_any_session() {
 
 #[test]
 fn an_auth_json_rule_without_an_expression_stops_startup() {
-    let dir = tempfile::tempdir().unwrap();
-    let p = dir.path().join("auth.json");
-    std::fs::write(
-        &p,
-        r#"{"/api/": {"GET": {"authorization": {"public": true}}}}"#,
-    )
-    .unwrap();
-    let err = RouteTable::build(Some(&p), &[], true)
+    let text = r#"{"/api/": {"GET": {"authorization": {"public": true}}}}"#;
+    let err = RouteTable::build(Some(("auth.json", text)), &[], true)
         .err()
         .map(|e| e.to_string())
         .unwrap_or_default();
