@@ -1,8 +1,8 @@
 //! `[authorization]` and `mia_auth`: the route rules, from the TOML and from Mia's `auth.json`.
 //!
 //! The file is read here rather than in `policy`, so that the policy layer does no I/O: it is
-//! handed the file's text, and the name its messages use, and builds the
-//! [`RouteTable`](crate::policy::RouteTable) from that.
+//! handed the file's text, and the name its messages use, and builds the [`RouteTable`] from
+//! that.
 
 use std::path::{Path, PathBuf};
 

@@ -15,7 +15,7 @@ pub struct JwtConfig {
 }
 
 /// The `[jwt]` section, keys loaded. It may be missing from the TOML only because the original
-/// services' variables can supply it (see `env.rs`), so its absence names those too.
+/// services' variables can supply it (see `env/`), so its absence names those too.
 pub(super) fn validate(
     raw: Option<RawJwt>,
     resolve: &dyn Fn(&Path) -> PathBuf,

@@ -148,7 +148,7 @@ fn crud_fields(fields: Option<Vec<String>>) -> Result<Vec<String>, ConfigError> 
 
 /// `[store]`, then `[users]`, which depends on it (an embedded users store defaults to the
 /// embedded store's file). Either may be missing from the TOML only because the original
-/// services' variables can supply it (see `env.rs`), so its absence names those too.
+/// services' variables can supply it (see `env/`), so its absence names those too.
 pub(super) fn validate(
     store: Option<raw::RawStore>,
     users: Option<raw::RawUsers>,

@@ -24,7 +24,7 @@
 //! `id`, `name`, `username` and `email`.
 //!
 //! A `microsoft` provider whose `authUrl` (or `baseUrl`) is the multi-tenant `common` or
-//! `organizations` endpoint needs a tenant allow-list (see `config/providers.rs`), which Mia's
+//! `organizations` endpoint needs a tenant allow-list (see `config/providers/`), which Mia's
 //! configuration has no key for: such a file is refused, naming `tenants`, until the provider
 //! either names its tenant in `authUrl` (the Mia service reads that too) or carries idgate's own
 //! `"tenants": ["<tenant id>", …]`, which is then read like the TOML key.

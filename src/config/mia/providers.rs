@@ -28,7 +28,7 @@ pub(super) struct MiaProvider {
     label: Option<String>,
     #[serde(rename = "userSettingsURL", alias = "userSettingsUrl")]
     user_settings_url: Option<String>,
-    /// idgate's own key (`microsoft`): the tenant allow-list, see `config/providers.rs`.
+    /// idgate's own key (`microsoft`): the tenant allow-list, see `config/providers/`.
     tenants: Option<Vec<String>>,
     /// Where `/logout` sends the browser to end the IdP's session; without it, logout stays
     /// away from the IdP.

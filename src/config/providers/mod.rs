@@ -29,7 +29,7 @@
 //! Two Bitbucket products: in idgate's TOML `bitbucket` has always meant Bitbucket Cloud and
 //! still does (existing configurations keep working), `bitbucket-cloud` being its explicit
 //! name; Bitbucket Server / Data Center is `bitbucket-server`, which Mia's configuration file
-//! calls `bitbucket` (see `mia.rs`). A TOML `bitbucket` provider pointed at a server's
+//! calls `bitbucket` (see `mia/providers.rs`). A TOML `bitbucket` provider pointed at a server's
 //! `/rest/oauth2/` endpoints is refused, naming `bitbucket-server`, rather than run as Cloud.
 //!
 //! `auth_method = "client_secret_basic" | "client_secret_post"` overrides the column "token
@@ -234,7 +234,7 @@ pub struct ProviderConfig {
     /// Where `/logout` sends a browser to end the IdP's session too.
     pub logout: LogoutTarget,
     /// IdP claim name → name under the token's `user` claim (`claims_to_token`, Mia's
-    /// `providerToTokenClaims`), validated by [`claims_to_token`].
+    /// `providerToTokenClaims`), validated in `claims.rs`.
     pub claims_to_token: BTreeMap<String, String>,
     /// How long one request to the IdP may take (`timeout`, default 10 s, at most
     /// [`MAX_IDP_TIMEOUT`]): a login waiting on an IdP that does not answer fails after it.
