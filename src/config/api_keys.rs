@@ -115,6 +115,17 @@ pub(super) fn validate(
     ))
 }
 
+/// The startup line saying what configured keys change at `/auth`; none without keys.
+pub(super) fn summary(keys: &ApiKeys) -> Option<String> {
+    (!keys.is_empty()).then(|| {
+        format!(
+            "{} API key(s) configured: /auth reads the `client-key` and `secret` headers and \
+             the `mia_client_key` cookie, and refuses a request whose key is not one of them",
+            keys.len()
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

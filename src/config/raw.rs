@@ -12,7 +12,7 @@ use serde::Deserialize;
 pub struct RawConfig {
     pub server: RawServer,
     /// Optional only because the original services' environment variables can supply it
-    /// (`MIA_JWT_TOKEN_*`, see `env.rs`); validation asks for it otherwise.
+    /// (`MIA_JWT_TOKEN_*`, see `env/`); validation asks for it otherwise.
     pub jwt: Option<RawJwt>,
     #[serde(default)]
     pub session: RawSession,

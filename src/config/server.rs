@@ -193,3 +193,33 @@ fn ipnet_or_default(s: &str) -> IpNet {
     s.parse()
         .unwrap_or_else(|_| IpNet::from(std::net::IpAddr::from([127, 0, 0, 1])))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn socket_mode_and_group() {
+        let groups = "root:x:0:\nwww-data:x:33:\nidgate:x:998:\n";
+        assert_eq!(
+            socket_perms(None, None, groups).unwrap(),
+            SocketPerms::default()
+        );
+        let p = socket_perms(Some("0666"), Some("www-data"), groups).unwrap();
+        assert_eq!((p.mode, p.gid), (0o666, Some(33)));
+        assert_eq!(
+            socket_perms(Some("660"), Some("42"), groups).unwrap().gid,
+            Some(42)
+        );
+        for (mode, group, key) in [
+            (Some("0999"), None, "server.socket_mode"),
+            (Some("01777"), None, "server.socket_mode"),
+            (None, Some("nginx"), "server.socket_group"),
+        ] {
+            match socket_perms(mode, group, groups) {
+                Err(ConfigError::Invalid { key: k, .. }) => assert_eq!(k, key),
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+}

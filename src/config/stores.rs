@@ -146,8 +146,33 @@ fn crud_fields(fields: Option<Vec<String>>) -> Result<Vec<String>, ConfigError> 
     Ok(out)
 }
 
+/// `[store]`, then `[users]`, which depends on it (an embedded users store defaults to the
+/// embedded store's file). Either may be missing from the TOML only because the original
+/// services' variables can supply it (see `env/`), so its absence names those too.
+pub(super) fn validate(
+    store: Option<raw::RawStore>,
+    users: Option<raw::RawUsers>,
+    resolve: &dyn Fn(&Path) -> PathBuf,
+) -> Result<(StoreConfig, UsersConfig), ConfigError> {
+    let store = store.ok_or_else(|| {
+        ConfigError::invalid(
+            "store",
+            "missing: add a [store] section (or set REDIS_HOSTS)",
+        )
+    })?;
+    let store = validate_store(store, resolve)?;
+    let users = users.ok_or_else(|| {
+        ConfigError::invalid(
+            "users",
+            "missing: add a [users] section (or set USERS_CRUD_BASE_URL)",
+        )
+    })?;
+    let users = validate_users(users, &store, resolve)?;
+    Ok((store, users))
+}
+
 /// Validates `[store]`.
-pub(super) fn validate_store(
+fn validate_store(
     store: raw::RawStore,
     resolve: &dyn Fn(&Path) -> PathBuf,
 ) -> Result<StoreConfig, ConfigError> {
@@ -229,7 +254,7 @@ pub(super) fn validate_store(
 }
 
 /// Validates `[users]`; an embedded users store defaults to the embedded `[store]` file.
-pub(super) fn validate_users(
+fn validate_users(
     users: raw::RawUsers,
     store: &StoreConfig,
     resolve: &dyn Fn(&Path) -> PathBuf,

@@ -1,5 +1,10 @@
-//! Unit tests of the parent module, kept apart so the module itself stays readable.
+//! Unit tests of the original services' environment variables: what each sets, what wins, what
+//! is refused, and how a validation error names the variable behind a key.
+
+use std::path::PathBuf;
+
 use super::*;
+use crate::config::raw::{RawStore, RawUsers};
 
 fn raw(text: &str) -> RawConfig {
     match toml::from_str(text) {

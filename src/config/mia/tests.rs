@@ -1,4 +1,7 @@
-//! Unit tests of the parent module, kept apart so the module itself stays readable.
+//! Unit tests of reading Mia's configuration file: its documented shapes, each provider type's
+//! conversion, and problems named in the file's own terms.
+
+use super::providers::discovery_issuer;
 use super::*;
 
 /// The shape of the original documentation's Keycloak example (seed), values filled in.

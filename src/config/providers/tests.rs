@@ -1,5 +1,11 @@
-//! Unit tests of the parent module, kept apart so the module itself stays readable.
+//! Unit tests of provider validation: vendor defaults, which keys belong to which types,
+//! Microsoft's tenants, the two Bitbucket products, the IdP timeout.
+
+use std::path::Path;
+
 use super::*;
+use crate::config::raw::{RawProvider, RawUserKeys};
+use crate::config::ConfigError;
 
 fn raw(kind: &str) -> RawProvider {
     RawProvider {
