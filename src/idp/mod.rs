@@ -9,7 +9,7 @@
 //!   state and PKCE S256, the code exchange — then the vendor's user API ([`profiles`]).
 //!
 //! Per-type defaults (endpoints, scopes, token endpoint authentication, the user id) are listed
-//! in `config/providers.rs`.
+//! in `config/providers/`.
 
 mod oauth2;
 mod oidc;

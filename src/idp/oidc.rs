@@ -28,7 +28,7 @@
 //! the asymmetric ones, whichever the IdP announces (Okta and Auth0 can sign ES256).
 //!
 //! A `microsoft` provider's `tenants` allow-list is checked on every id_token and logout token
-//! (see `config/providers.rs`): Microsoft signs the tokens of every tenant with the same keys,
+//! (see `config/providers/`): Microsoft signs the tokens of every tenant with the same keys,
 //! so on a multi-tenant endpoint the signature alone says nothing about whose user it is. A
 //! multi-tenant issuer without a list is refused at login even if the configuration did not
 //! recognise it as one.
