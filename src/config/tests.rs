@@ -7,6 +7,7 @@
 use super::*;
 
 mod apps;
+mod keys;
 mod lifecycle;
 mod mia;
 
