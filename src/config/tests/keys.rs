@@ -259,7 +259,7 @@ fn every_key_the_code_accepts_is_in_the_example_with_a_comment_and_no_other() {
             .collect();
         let as_header = headers
             .iter()
-            .any(|h| same_section(&format!("{section}.{key}").trim_start_matches('.'), h));
+            .any(|h| same_section(format!("{section}.{key}").trim_start_matches('.'), h));
         if shown.is_empty() && as_header {
             continue;
         }
