@@ -6,7 +6,7 @@
 //! move together.
 //!
 //! Two compatibility inputs join the TOML: the original services' environment variables
-//! ([`env`], applied first and winning over the TOML) and the Mia authentication service's
+//! ([`mod@env`], applied first and winning over the TOML) and the Mia authentication service's
 //! configuration JSON ([`mia`], named by `mia_config`), whose apps join `[apps]`.
 
 mod api_keys;
