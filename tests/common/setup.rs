@@ -1,0 +1,186 @@
+//! What a test runs: its `Setup` (the knobs of `dev/idgate.toml`), the idgate config rendered
+//! from it, and the whole `Stack` (IdP, idgate, Nginx).
+
+use std::path::Path;
+
+use super::*;
+
+/// Options for the idgate config the harness writes.
+pub struct Setup {
+    pub algorithm: &'static str,
+    pub key: &'static str,
+    pub access_ttl: &'static str,
+    /// Lines added to `[apps.web]`; `{{SITE}}` stands for the site's URL.
+    pub extra_app: &'static str,
+    /// Lines added to `[session]`.
+    pub extra_session: &'static str,
+    /// Lines added to `[apps.web.providers.dev]`.
+    pub extra_provider: &'static str,
+    pub trusted_peers: &'static str,
+    /// Lines before `[server]` (top-level keys).
+    pub extra: &'static str,
+    /// Lines added to `[server]` (e.g. `admin_token_file = "admin.token"`: the harness writes
+    /// [`ADMIN_TOKEN`] into that file).
+    pub extra_server: &'static str,
+    /// Replaces the `[store]` section (default: embedded, `idgate.db`).
+    pub store: Option<String>,
+    /// Replaces the `[users]` section (default: embedded).
+    pub users: Option<String>,
+    /// `website` of the `web` app (cookies from `/oauth/token`).
+    pub website: bool,
+    /// Nginx `location` blocks added to the example site (`ECHO_PORT` = the echo app's port).
+    pub nginx_locations: String,
+    /// Leaves out the `[apps.web]` block (and `extra_app`), for apps that come from elsewhere
+    /// (`mia_config`); default false.
+    pub omit_apps: bool,
+    /// Replaces the `[apps.web]` block, `extra_app` and its `dev` provider with this text
+    /// (several apps and providers; `{{SITE}}` and `{{ISSUER}}` stand for the site's URL and
+    /// the IdP's issuer); default None.
+    pub apps: Option<String>,
+}
+
+impl Default for Setup {
+    fn default() -> Self {
+        Self {
+            algorithm: "RS256",
+            key: "rs256.pem",
+            access_ttl: "15m",
+            extra_app: "",
+            extra_session: "",
+            extra_provider: "",
+            trusted_peers: r#"["127.0.0.1/32", "::1/128"]"#,
+            extra: "",
+            extra_server: "",
+            store: None,
+            users: None,
+            nginx_locations: String::new(),
+            website: true,
+            omit_apps: false,
+            apps: None,
+        }
+    }
+}
+
+/// The whole gateway: IdP, idgate, Nginx + echo app.
+pub struct Stack {
+    pub dir: tempfile::TempDir,
+    pub nginx: Nginx,
+    pub idgate: Idgate,
+    pub idp: Idp,
+}
+
+impl Stack {
+    pub fn start() -> Self {
+        Self::start_with(Setup::default())
+    }
+
+    pub fn start_with(setup: Setup) -> Self {
+        Self::start_with_idp(setup, &[])
+    }
+
+    /// Like `start_with`, with `idp_extra` options of `tests/js/idp.mjs` as well (e.g.
+    /// `--sign-endpoint`, `--log-logout-tokens`).
+    pub fn start_with_idp(setup: Setup, idp_extra: &[&str]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let site = format!("http://127.0.0.1:{port}");
+        let post_logout = format!("{site}/");
+        let backchannel = format!("{site}/backchannel-logout/web/dev");
+        let mut extra = vec![
+            "--post-logout-redirect-uri",
+            &post_logout,
+            "--backchannel-logout-uri",
+            &backchannel,
+        ];
+        extra.extend_from_slice(idp_extra);
+        let idp = Idp::start(
+            &[
+                format!("{site}/web-login/oauth/callback"),
+                format!("{site}/web-login/callback"),
+            ],
+            &extra,
+        );
+        let config = config_toml(&setup, dir.path(), &site, &idp.issuer);
+        let idgate = Idgate::start(dir.path(), &config);
+        let nginx = Nginx::start_with_locations(
+            &dir.path().join("nginx"),
+            port,
+            idgate.addr,
+            &setup.nginx_locations,
+        );
+        Self {
+            dir,
+            nginx,
+            idgate,
+            idp,
+        }
+    }
+
+    pub fn site(&self) -> String {
+        format!("http://127.0.0.1:{}", self.nginx.port)
+    }
+}
+
+/// The idgate config the harness writes: one website app `web` on `site`, one OIDC provider
+/// `dev` at `issuer`, the embedded store in `dir` (the signing key is copied there too).
+pub fn config_toml(setup: &Setup, dir: &Path, site: &str, issuer: &str) -> String {
+    std::fs::copy(fixture(setup.key), dir.join(setup.key)).unwrap();
+    std::fs::write(dir.join("admin.token"), ADMIN_TOKEN).unwrap();
+    let store = setup
+        .store
+        .as_deref()
+        .unwrap_or("[store]\nkind = \"embedded\"\npath = \"idgate.db\"");
+    let users = setup
+        .users
+        .as_deref()
+        .unwrap_or("[users]\nkind = \"embedded\"");
+    let config = dev::render(
+        "idgate.toml",
+        &[
+            ("BEFORE", setup.extra),
+            ("TRUSTED_PEERS", setup.trusted_peers),
+            ("SERVER", setup.extra_server),
+            ("ALGORITHM", setup.algorithm),
+            ("KEY", setup.key),
+            ("ACCESS_TTL", setup.access_ttl),
+            ("SESSION", setup.extra_session),
+            ("STORE", store),
+            ("USERS", users),
+            ("SITE", site),
+            ("WEBSITE", &setup.website.to_string()),
+            ("APP", &setup.extra_app.replace("{{SITE}}", site)),
+            ("ISSUER", issuer),
+            ("CLIENT_SECRET", CLIENT_SECRET),
+            ("PROVIDER", setup.extra_provider),
+        ],
+    );
+    match config.split_once("\n[apps.web]\n") {
+        Some((before_apps, _)) if setup.apps.is_some() => {
+            format!(
+                "{before_apps}\n{}\n",
+                setup
+                    .apps
+                    .as_deref()
+                    .unwrap_or_default()
+                    .replace("{{SITE}}", site)
+                    .replace("{{ISSUER}}", issuer)
+            )
+        }
+        Some((before_apps, _)) if setup.omit_apps => format!("{before_apps}\n"),
+        _ => config,
+    }
+}
+
+/// idgate alone, its IdP unreachable (it is only contacted at login); for tests of `/auth`,
+/// tokens, parameters and the CLI.
+pub fn start_idgate_alone(setup: Setup) -> (tempfile::TempDir, Idgate) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_toml(
+        &setup,
+        dir.path(),
+        "http://127.0.0.1:8080",
+        "http://127.0.0.1:1",
+    );
+    let idgate = Idgate::start(dir.path(), &config);
+    (dir, idgate)
+}
