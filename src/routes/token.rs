@@ -9,39 +9,31 @@
 //! passing through one more service, no MFA or IdP login policy, and a grant OAuth 2.0
 //! Security BCP (RFC 9700) says must not be used.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use http::header::LOCATION;
 use http::{HeaderValue, StatusCode};
 use serde_json::json;
 
+use crate::config::AppConfig;
 use crate::cookie::Kind;
 use crate::crypto::{constant_time_eq, hash_token};
 use crate::error::ApiError;
 use crate::http::{add_cookie, json_response, request_params, Request, Response};
 use crate::idp::Asserted;
 use crate::state::AppState;
-use crate::store::StoreError;
+use crate::store::{LoginState, StoreError};
 use crate::users;
 
 use super::login::Binding;
 
+/// `POST /oauth/token`, in the protocol's steps: the grant and its parameters, the login state
+/// (consumed once), the binding to this browser or client, the code at the IdP, the user merged
+/// with the project's record, the session opened, idgate's tokens answered.
 pub async fn exchange(state: &AppState, req: Request) -> Result<Response, ApiError> {
     let (parts, params) = request_params(req).await?;
-    match params.get("grant_type").map(String::as_str) {
-        None | Some("authorization_code") => {}
-        Some("password") => {
-            return Err(ApiError::BadRequest(
-                "grant_type `password` is not supported: idgate logs users in only through \
-                 their identity provider (authorization code); it never takes their passwords"
-                    .into(),
-            ))
-        }
-        Some(other) => {
-            let shown: String = other.chars().take(40).collect();
-            return Err(ApiError::BadRequest(format!(
-                "grant_type `{shown}` is not supported: use authorization_code (or /refreshtoken)"
-            )));
-        }
-    }
+    check_grant(&params)?;
     let code = params
         .get("code")
         .filter(|c| !c.is_empty())
@@ -50,58 +42,10 @@ pub async fn exchange(state: &AppState, req: Request) -> Result<Response, ApiErr
         .get("state")
         .filter(|s| !s.is_empty())
         .ok_or(ApiError::MissingParam("state"))?;
-
-    let bad_state = |why: &str| ApiError::InvalidParam {
-        name: "state",
-        reason: why.to_owned(),
-    };
-    let login = state
-        .states
-        .take_state(state_id)
-        .await?
-        .ok_or_else(|| bad_state("unknown or already used; start the login again"))?;
     let now = crate::now_secs();
-    if login.expires_at <= now {
-        return Err(bad_state("expired; start the login again"));
-    }
-    let app = state
-        .app(&login.app_id)
-        .ok_or_else(|| bad_state("belongs to an app that is no longer configured"))?
-        .clone();
+    let (login, app) = take_login(state, state_id, now).await?;
     let login_cookie = state.cookies.read(&parts.headers, Kind::Login);
-    // The browser binding this exchange consumed (`None` for a client-state login).
-    let binding = match Binding::parse(&login.binding_hash) {
-        Binding::Browser(hash) => Some(
-            super::login::bindings(login_cookie)
-                .find(|b| constant_time_eq(&hash_token(b), hash))
-                .ok_or_else(|| {
-                    bad_state("was not issued to this browser; start the login again")
-                })?,
-        ),
-        // The app's setting is read again: an app switched back to browser logins since
-        // `/authorize` does not finish a login without the cookie.
-        Binding::Client(_) if !app.client_state => {
-            return Err(bad_state(
-                "was started for a client-state login, which this app no longer allows",
-            ))
-        }
-        Binding::Client(None) => None,
-        Binding::Client(Some(challenge)) => {
-            let verifier = params
-                .get("code_verifier")
-                .filter(|v| !v.is_empty())
-                .ok_or(ApiError::MissingParam("code_verifier"))?;
-            if !super::login::is_pkce_value(verifier)
-                || !constant_time_eq(&super::login::pkce_challenge(verifier), challenge)
-            {
-                return Err(ApiError::InvalidParam {
-                    name: "code_verifier",
-                    reason: "does not match the code_challenge of this login".into(),
-                });
-            }
-            None
-        }
-    };
+    let binding = check_binding(&login, &app, login_cookie, &params)?;
     let idp = state
         .idps
         .get(&login.app_id, &login.provider_id)
@@ -170,6 +114,101 @@ pub async fn exchange(state: &AppState, req: Request) -> Result<Response, ApiErr
         );
     }
     Ok(resp)
+}
+
+/// Only the authorization-code grant (the default when none is named).
+fn check_grant(params: &HashMap<String, String>) -> Result<(), ApiError> {
+    match params.get("grant_type").map(String::as_str) {
+        None | Some("authorization_code") => {}
+        Some("password") => {
+            return Err(ApiError::BadRequest(
+                "grant_type `password` is not supported: idgate logs users in only through \
+                 their identity provider (authorization code); it never takes their passwords"
+                    .into(),
+            ))
+        }
+        Some(other) => {
+            let shown: String = other.chars().take(40).collect();
+            return Err(ApiError::BadRequest(format!(
+                "grant_type `{shown}` is not supported: use authorization_code (or /refreshtoken)"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// An [`ApiError`] about the `state` parameter.
+fn bad_state(why: &str) -> ApiError {
+    ApiError::InvalidParam {
+        name: "state",
+        reason: why.to_owned(),
+    }
+}
+
+/// Consumes the login state `state_id` (single use: a second exchange finds nothing) and
+/// returns it with its app, refusing an expired one and one whose app is no longer configured.
+async fn take_login(
+    state: &AppState,
+    state_id: &str,
+    now: i64,
+) -> Result<(LoginState, Arc<AppConfig>), ApiError> {
+    let login = state
+        .states
+        .take_state(state_id)
+        .await?
+        .ok_or_else(|| bad_state("unknown or already used; start the login again"))?;
+    if login.expires_at <= now {
+        return Err(bad_state("expired; start the login again"));
+    }
+    let app = state
+        .app(&login.app_id)
+        .ok_or_else(|| bad_state("belongs to an app that is no longer configured"))?
+        .clone();
+    Ok((login, app))
+}
+
+/// Checks that this exchange comes from whoever started the login: the browser holding the
+/// binding (returned, so the answer can give up only that one), or, for a client-state login,
+/// the client holding the PKCE verifier of its own challenge.
+fn check_binding<'a>(
+    login: &LoginState,
+    app: &AppConfig,
+    login_cookie: Option<&'a str>,
+    params: &HashMap<String, String>,
+) -> Result<Option<&'a str>, ApiError> {
+    // The browser binding this exchange consumed (`None` for a client-state login).
+    Ok(match Binding::parse(&login.binding_hash) {
+        Binding::Browser(hash) => Some(
+            super::login::bindings(login_cookie)
+                .find(|b| constant_time_eq(&hash_token(b), hash))
+                .ok_or_else(|| {
+                    bad_state("was not issued to this browser; start the login again")
+                })?,
+        ),
+        // The app's setting is read again: an app switched back to browser logins since
+        // `/authorize` does not finish a login without the cookie.
+        Binding::Client(_) if !app.client_state => {
+            return Err(bad_state(
+                "was started for a client-state login, which this app no longer allows",
+            ))
+        }
+        Binding::Client(None) => None,
+        Binding::Client(Some(challenge)) => {
+            let verifier = params
+                .get("code_verifier")
+                .filter(|v| !v.is_empty())
+                .ok_or(ApiError::MissingParam("code_verifier"))?;
+            if !super::login::is_pkce_value(verifier)
+                || !constant_time_eq(&super::login::pkce_challenge(verifier), challenge)
+            {
+                return Err(ApiError::InvalidParam {
+                    name: "code_verifier",
+                    reason: "does not match the code_challenge of this login".into(),
+                });
+            }
+            None
+        }
+    })
 }
 
 /// Signs a session JWT for `user` and answers `{accessToken, refreshToken, expiresAt}`, with the
