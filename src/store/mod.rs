@@ -6,8 +6,10 @@
 pub mod crud;
 mod duplicates;
 pub mod embedded;
+mod first_login;
 pub mod mongo;
 pub mod redis;
+mod user_doc;
 
 use std::sync::Arc;
 
@@ -55,6 +57,22 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// `store` could not be reached, or answered with an error: how every store says so.
+    pub(crate) fn unavailable(store: &'static str, message: impl std::fmt::Display) -> Self {
+        Self::Unavailable {
+            store,
+            message: message.to_string(),
+        }
+    }
+
+    /// `store` holds a record that does not read as what it should be.
+    pub(crate) fn corrupt(store: &'static str, message: impl std::fmt::Display) -> Self {
+        Self::Corrupt {
+            store,
+            message: message.to_string(),
+        }
+    }
+
     /// Which store failed, for messages that must not carry more (response bodies).
     pub fn store(&self) -> &'static str {
         match self {

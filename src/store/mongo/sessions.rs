@@ -59,10 +59,8 @@ fn to_doc(s: &SessionRecord) -> Document {
 }
 
 fn from_doc(d: &Document) -> Result<SessionRecord, StoreError> {
-    let bad = |field: &str| StoreError::Corrupt {
-        store: STORE,
-        message: format!("a session copy has no usable `{field}`"),
-    };
+    let bad =
+        |field: &str| StoreError::corrupt(STORE, format!("a session copy has no usable `{field}`"));
     let text = |field: &str| d.get_str(field).map(str::to_owned).map_err(|_| bad(field));
     let secs = |field: &str| {
         d.get_datetime(field)
