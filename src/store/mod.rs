@@ -146,6 +146,17 @@ impl SessionRecord {
     }
 }
 
+/// The order of [`Sessions::list_sessions`] for stores that gather sessions from several
+/// places: oldest first, then by id.
+pub(crate) fn sort_oldest_first(sessions: &mut [SessionRecord]) {
+    sessions.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.sid.cmp(&b.sid)));
+}
+
+/// How many of `sessions` are alive at `now`.
+pub(crate) fn count_alive(sessions: &[SessionRecord], now: i64) -> u64 {
+    sessions.iter().filter(|s| s.is_alive(now)).count() as u64
+}
+
 /// A user of the project: identity from the IdP, everything else owned by the project.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -247,7 +258,7 @@ pub trait Sessions: Send + Sync {
     /// can count where the data lives does so.
     async fn count_live_sessions(&self, now: i64) -> Result<u64, StoreError> {
         let all = self.list_sessions(None).await?;
-        Ok(all.iter().filter(|s| s.is_alive(now)).count() as u64)
+        Ok(count_alive(&all, now))
     }
     /// Runs until the process ends: reports every revocation made from now on, by any process
     /// sharing the store, and [`FeedEvent::Healthy`] at least every second while the feed is

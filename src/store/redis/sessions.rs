@@ -15,7 +15,8 @@ use super::backend::Conn;
 use super::scripts::{KEEP_USER_SET, PUT_SESSION, REVOKE, ROTATE_GRACED, ROTATE_REFRESH, TOUCH};
 use super::{corrupt, feed, unavailable, RedisStore};
 use crate::store::{
-    RefreshRotation, RevocationSink, Rotation, SessionRecord, Sessions, StoreError,
+    count_alive, sort_oldest_first, RefreshRotation, RevocationSink, Rotation, SessionRecord,
+    Sessions, StoreError,
 };
 
 /// A session as stored (the id is in the key, the revocation flag beside the record).
@@ -261,7 +262,7 @@ impl Sessions for RedisStore {
     async fn count_live_sessions(&self, now: i64) -> Result<u64, StoreError> {
         if self.backend.is_cluster() {
             let all = self.list_sessions(None).await?;
-            return Ok(all.iter().filter(|s| s.is_alive(now)).count() as u64);
+            return Ok(count_alive(&all, now));
         }
         self.bounded("counting sessions", async {
             let mut conn = self.backend.conn().await?;
@@ -301,7 +302,7 @@ impl Sessions for RedisStore {
                     list.push(r);
                 }
             }
-            list.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.sid.cmp(&b.sid)));
+            sort_oldest_first(&mut list);
             Ok(list)
         })
         .await
