@@ -13,8 +13,8 @@
 //! are not queued behind one lock or behind a login's write (WAL lets readers and one writer
 //! work at once).
 //!
-//! The file's tables are in [`schema`]; each trait has a file: [`states`], [`sessions`] (with
-//! the revocation log in [`revocations`]) and [`users`].
+//! The file's tables are in `schema.rs`; each trait has a file: `states.rs`, `sessions.rs`
+//! (with the revocation log in `revocations.rs`) and `users.rs`.
 
 mod revocations;
 mod schema;

@@ -1,6 +1,18 @@
 //! Where login states, sessions and users live. Each kind of data has a trait, so the routes do
 //! not know which store is configured; `embedded` (one SQLite file) implements all three.
 //!
+//! - `embedded`: states, sessions and users in one SQLite file;
+//! - `redis`: states and sessions in Redis (standalone, Sentinel, Cluster), revocations by
+//!   publish/subscribe;
+//! - `mongo`: the users collection, and a durable copy of sessions beside Redis;
+//! - `crud`: users behind a CRUD HTTP service.
+//!
+//! What MongoDB and the CRUD service share is written once: the user document (`user_doc`), the
+//! login rule of a collection with record states and possible duplicates (`first_login`), and
+//! the rule choosing among duplicates ([`DUPLICATE_RULE`], `duplicates`). Every store reports
+//! failures as a [`StoreError`] naming it. The rules behind the traits are checked the same way
+//! on every backend by the store contract (`tests/store_contract`).
+//!
 //! None of these is on the `/auth` hot path for a session already seen: see `session`.
 
 pub mod crud;

@@ -1,6 +1,6 @@
-//! MongoDB: the project's users collection ([`users`], its unique identity index in
-//! [`index`]) and the durable copy of sessions kept beside Redis ([`sessions`]). What they
-//! share lives here: a client with short timeouts that connects lazily, and the [`Redactor`]
+//! MongoDB: the project's users collection (`users.rs`, its unique identity index in
+//! `index.rs`) and the durable copy of sessions kept beside Redis (`sessions.rs`). What they
+//! share lives here: a client with short timeouts that connects lazily, and the `Redactor`
 //! every message goes through, so errors never carry the URI (it may hold a password).
 
 mod index;

@@ -313,7 +313,7 @@ impl Sessions for RedisStore {
     }
 
     /// Session records expire by themselves (`EXPIREAT`); what stays behind are their entries
-    /// in the users' sets: see [`RedisStore::purge_sets`].
+    /// in the users' sets: see `RedisStore::purge_sets`.
     async fn purge_expired_sessions(&self, user_id: Option<&str>) -> Result<usize, StoreError> {
         self.purge_sets(user_id).await
     }
