@@ -1,6 +1,7 @@
 //! `docs/security.md` names, for every guarantee, the test that fails if it breaks. This keeps
-//! the names true: each `` `file::test` `` reference must name a function of `tests/file.rs`,
-//! and each `` `module::tests…` `` reference a module of `src/` with unit tests.
+//! the names true: each `` `file::test` `` reference must name a function of `tests/file.rs`
+//! (or of the files of `tests/file/`, a target of several files), and each
+//! `` `module::tests…` `` reference a module of `src/` with unit tests.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: fail loudly
 
@@ -19,8 +20,18 @@ fn every_test_the_security_model_names_exists() {
             continue;
         }
         let test_file = root.join("tests").join(format!("{file}.rs"));
-        if test_file.is_file() {
-            let text = std::fs::read_to_string(&test_file).unwrap();
+        // A test target of several files (`tests/file/main.rs`): its checks may live in any.
+        let test_dir = root.join("tests").join(file);
+        if test_file.is_file() || test_dir.join("main.rs").is_file() {
+            let text = if test_file.is_file() {
+                std::fs::read_to_string(&test_file).unwrap()
+            } else {
+                let mut text = String::new();
+                for entry in std::fs::read_dir(&test_dir).unwrap() {
+                    text.push_str(&std::fs::read_to_string(entry.unwrap().path()).unwrap());
+                }
+                text
+            };
             let name = rest.split("::").next().unwrap();
             assert!(
                 text.contains(&format!("fn {name}(")),

@@ -15,8 +15,8 @@
 //! | readiness | `GET {base}/count` |
 //!
 //! The service fills `_id`, `createdAt`, `updatedAt`, `creatorId`, `updaterId` and `__STATE__`
-//! itself (and refuses them in a body); the document shape is the one of `store::mongo`, whose
-//! reader is reused. The configured headers (API key, …) go on every request, plus
+//! itself (and refuses them in a body); the document shape is the one of `store::user_doc`,
+//! shared with MongoDB. The configured headers (API key, …) go on every request, plus
 //! `userid: idgate` so the service's audit fields name the writer.
 //!
 //! **Fields.** A collection defined with a schema refuses a body naming any other field with
@@ -25,43 +25,30 @@
 //! providerUserId, name, email, username, groups. `permissions` and `metadata` (written empty on
 //! insert) are sent only when listed; they are read whenever present.
 //!
-//! **Duplicates and races.** Logins use the oldest `PUBLIC` record of the identity and never
-//! fail because of the others (logged once, see [`super::DuplicateNotes`]). No unique index is needed;
-//! with one (realm, providerId, providerUserId) in the collection definition, two simultaneous
-//! first logins are kept to one document, the loser gets a 409 and retries (a few short rounds,
-//! until the winner's document is visible). Without it, such a race may leave two documents,
-//! which the rule then resolves like any others.
-//!
-//! **Inactive users.** When only non-PUBLIC documents hold the identity, `inactive_users`
-//! decides: `refuse` (default) or `recreate` (Mia's behaviour: `upsert-one` filtered on PUBLIC
-//! inserts a new document). A unique index ignoring `__STATE__` makes re-creation impossible
-//! (409): that login is refused with a message saying why (see `store::mongo`).
+//! **Duplicates, races and inactive users** follow `store::first_login`, as for MongoDB: logins
+//! use the oldest `PUBLIC` record of the identity and never fail because of the others. No
+//! unique index is needed; with one (realm, providerId, providerUserId) in the collection
+//! definition, two simultaneous first logins are kept to one document, the loser gets a 409
+//! and tries again. Without it, such a race may leave two documents, which the rule then
+//! resolves like any others. `inactive_users = "recreate"` is Mia's behaviour: `upsert-one`
+//! filtered on PUBLIC inserts a new document.
+
+mod users;
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
-use mongodb::bson::Bson;
-use serde_json::{json, Value};
+use serde_json::Value;
 use url::Url;
 
-use super::DuplicateNotes;
-use super::{Identity, StoreError, User, UserRecord, Users};
+use super::user_doc::{identity_key, HIDDEN_STATES, OLDEST_FIRST, PUBLIC, WRITER};
+use super::{DuplicateNotes, StoreError, Users};
 use crate::config::{CrudConfig, InactiveUsers};
 
 const STORE: &str = "crud service";
 
-/// Attempts of a login that lost a first-login race (409 from `upsert-one`).
-const RACE_ROUNDS: u32 = 5;
-
 /// Page size for listing; the service's default `CRUD_MAX_LIMIT` is 200.
 const PAGE: usize = 200;
-
-/// Every `__STATE__` the service knows, for `_st` ("`__STATE__` management").
-const ALL_STATES: &str = "PUBLIC,DRAFT,TRASH,DELETED";
-
-/// The sort of [`crate::store::DUPLICATE_RULE`], for `_s`.
-const OLDEST_FIRST: &str = "createdAt,_id";
 
 pub fn open_users(cfg: &CrudConfig) -> Result<Arc<dyn Users>, StoreError> {
     open_users_with_trust(cfg, &crate::tls::TrustStore::default())
@@ -73,15 +60,19 @@ pub fn open_users_with_trust(
     trust: &crate::tls::TrustStore,
 ) -> Result<Arc<dyn Users>, StoreError> {
     let mut headers = HeaderMap::new();
-    headers.insert("userid", HeaderValue::from_static("idgate"));
+    headers.insert("userid", HeaderValue::from_static(WRITER));
     for (name, value) in &cfg.headers {
         let name = HeaderName::from_bytes(name.as_bytes()).map_err(|e| {
-            unavailable(format!("users.headers: `{name}` is not a header name: {e}"))
+            StoreError::unavailable(
+                STORE,
+                format!("users.headers: `{name}` is not a header name: {e}"),
+            )
         })?;
         let mut value = HeaderValue::from_str(value.expose()).map_err(|_| {
-            unavailable(format!(
-                "users.headers: the value of `{name}` is not a valid header value"
-            ))
+            StoreError::unavailable(
+                STORE,
+                format!("users.headers: the value of `{name}` is not a valid header value"),
+            )
         })?;
         value.set_sensitive(true);
         headers.insert(name, value);
@@ -93,7 +84,9 @@ pub fn open_users_with_trust(
     let client = trust
         .apply_to(builder)
         .and_then(reqwest::ClientBuilder::build)
-        .map_err(|e| unavailable(format!("cannot build the HTTP client: {e}")))?;
+        .map_err(|e| {
+            StoreError::unavailable(STORE, format!("cannot build the HTTP client: {e}"))
+        })?;
     let mut base = cfg.base_url.clone();
     // The service wants collection URLs to end with a slash; item paths are joined onto it.
     if !base.path().ends_with('/') {
@@ -107,13 +100,6 @@ pub fn open_users_with_trust(
         inactive: cfg.inactive_users,
         notes: DuplicateNotes::default(),
     }))
-}
-
-fn unavailable(message: impl Into<String>) -> StoreError {
-    StoreError::Unavailable {
-        store: STORE,
-        message: message.into(),
-    }
 }
 
 struct CrudUsers {
@@ -131,6 +117,28 @@ struct CrudUsers {
 struct Answer {
     status: StatusCode,
     body: Value,
+}
+
+/// `_st` for the states out of `PUBLIC`, and `PUBLIC` too when `public_too`.
+fn states(public_too: bool) -> String {
+    let public = public_too.then_some(PUBLIC);
+    public
+        .into_iter()
+        .chain(HIDDEN_STATES)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// `_s` for the sort of [`crate::store::DUPLICATE_RULE`].
+fn oldest_first() -> String {
+    OLDEST_FIRST.join(",")
+}
+
+/// `_q` for an identity.
+fn identity_query(realm: &str, provider_id: &str, provider_user_id: &str) -> String {
+    mongodb::bson::Bson::Document(identity_key(realm, provider_id, provider_user_id))
+        .into_relaxed_extjson()
+        .to_string()
 }
 
 impl CrudUsers {
@@ -157,6 +165,7 @@ impl CrudUsers {
         body: Option<&Value>,
         expected: &[StatusCode],
     ) -> Result<Answer, StoreError> {
+        let unavailable = |message: String| StoreError::unavailable(STORE, message);
         let mut request = self.client.request(method.clone(), url);
         if let Some(body) = body {
             request = request.json(body);
@@ -190,9 +199,11 @@ impl CrudUsers {
         let body = if text.trim().is_empty() {
             Value::Null
         } else {
-            serde_json::from_str(&text).map_err(|e| StoreError::Corrupt {
-                store: STORE,
-                message: format!("{method} {what}: the answer is not JSON: {e}"),
+            serde_json::from_str(&text).map_err(|e| {
+                StoreError::corrupt(
+                    STORE,
+                    format!("{method} {what}: the answer is not JSON: {e}"),
+                )
             })?
         };
         Ok(Answer { status, body })
@@ -202,11 +213,6 @@ impl CrudUsers {
         self.fields.iter().any(|f| f == field)
     }
 
-    fn identity_query(realm: &str, provider_id: &str, provider_user_id: &str) -> String {
-        json!({ "realm": realm, "providerId": provider_id, "providerUserId": provider_user_id })
-            .to_string()
-    }
-
     /// A GET of the list that must answer an array.
     async fn list(&self, what: &str, query: &[(&str, String)]) -> Result<Vec<Value>, StoreError> {
         let answer = self
@@ -214,320 +220,22 @@ impl CrudUsers {
             .await?;
         match answer.body {
             Value::Array(docs) => Ok(docs),
-            _ => Err(StoreError::Corrupt {
-                store: STORE,
-                message: format!("GET {what} did not answer an array"),
-            }),
+            _ => Err(StoreError::corrupt(
+                STORE,
+                format!("GET {what} did not answer an array"),
+            )),
         }
     }
 
-    /// The identity's PUBLIC documents, oldest first: at most two, enough to see duplicates.
-    async fn active_holders(&self, id: &Identity) -> Result<Vec<Value>, StoreError> {
-        self.list(
-            "find by identity",
-            &[
-                (
-                    "_q",
-                    Self::identity_query(&id.realm, &id.provider_id, &id.provider_user_id),
-                ),
-                ("_st", "PUBLIC".into()),
-                ("_s", OLDEST_FIRST.into()),
-                ("_l", "2".into()),
-            ],
-        )
-        .await
-    }
-
-    /// A document holding the identity outside PUBLIC, if any: `(user id, state)`.
-    async fn hidden_holder(&self, id: &Identity) -> Result<Option<(String, String)>, StoreError> {
-        let docs = self
-            .list(
-                "find hidden by identity",
-                &[
-                    (
-                        "_q",
-                        Self::identity_query(&id.realm, &id.provider_id, &id.provider_user_id),
-                    ),
-                    ("_st", "DRAFT,TRASH,DELETED".into()),
-                    ("_s", OLDEST_FIRST.into()),
-                    ("_l", "1".into()),
-                ],
-            )
-            .await?;
-        Ok(docs.first().map(|d| {
-            (
-                d["_id"].as_str().unwrap_or_default().to_owned(),
-                d["__STATE__"].as_str().unwrap_or("(none)").to_owned(),
-            )
-        }))
-    }
-
-    /// The IdP fields of the login the collection accepts.
-    fn idp_fields(&self, id: &Identity) -> serde_json::Map<String, Value> {
-        let mut set = serde_json::Map::new();
-        for (field, value) in [
-            ("name", &id.name),
-            ("email", &id.email),
-            ("username", &id.username),
-        ] {
-            if let (Some(value), true) = (value, self.accepts(field)) {
-                set.insert(field.into(), json!(value));
-            }
-        }
-        set
-    }
-
-    async fn upsert(&self, id: &Identity, default_groups: &[String]) -> Result<Answer, StoreError> {
-        let mut on_insert = serde_json::Map::new();
-        on_insert.insert("realm".into(), json!(id.realm));
-        on_insert.insert("providerId".into(), json!(id.provider_id));
-        on_insert.insert("providerUserId".into(), json!(id.provider_user_id));
-        for (field, value) in [
-            ("groups", json!(default_groups)),
-            ("permissions", json!([])),
-            ("metadata", json!({})),
-        ] {
-            if self.accepts(field) {
-                on_insert.insert(field.into(), value);
-            }
-        }
-        let body = json!({ "$set": self.idp_fields(id), "$setOnInsert": on_insert });
-        let url = self.url(
-            Some("upsert-one"),
-            &[
-                (
-                    "_q",
-                    Self::identity_query(&id.realm, &id.provider_id, &id.provider_user_id),
-                ),
-                ("_st", "PUBLIC".into()),
-            ],
-        );
-        self.call(
-            Method::POST,
-            "upsert-one",
-            url,
-            Some(&body),
-            &[StatusCode::CONFLICT],
-        )
-        .await
-    }
-
-    /// Refreshes the IdP fields of the active document `user_id`; `None` when it is no longer
-    /// PUBLIC.
-    async fn refresh(
+    /// A PATCH of the active record `user_id` with `{"$set": set}`: its document after, `None`
+    /// when there is no such active record (404).
+    async fn patch(
         &self,
-        id: &Identity,
         user_id: &str,
-        found: Value,
-    ) -> Result<Option<User>, StoreError> {
-        let set = self.idp_fields(id);
-        if set.is_empty() {
-            return user_from_json(found).map(Some);
-        }
-        let url = self.url(Some(user_id), &[("_st", "PUBLIC".into())]);
-        let answer = self
-            .call(
-                Method::PATCH,
-                "patch by id",
-                url,
-                Some(&json!({ "$set": set })),
-                &[StatusCode::NOT_FOUND],
-            )
-            .await?;
-        if answer.status == StatusCode::NOT_FOUND {
-            return Ok(None);
-        }
-        user_from_json(answer.body).map(Some)
-    }
-}
-
-/// A document as the service returns it (JSON, dates as ISO strings) → [`User`].
-fn user_from_json(value: Value) -> Result<User, StoreError> {
-    let corrupt = |message: String| StoreError::Corrupt {
-        store: STORE,
-        message,
-    };
-    match Bson::try_from(value) {
-        Ok(Bson::Document(d)) => {
-            super::mongo::user_from_doc(&d).map_err(|e| corrupt(e.to_string()))
-        }
-        Ok(other) => Err(corrupt(format!("expected a user document, got {other}"))),
-        Err(e) => Err(corrupt(format!("unreadable user document: {e}"))),
-    }
-}
-
-#[async_trait]
-impl Users for CrudUsers {
-    async fn upsert_login(
-        &self,
-        id: &Identity,
-        default_groups: &[String],
-    ) -> Result<User, StoreError> {
-        for round in 0..RACE_ROUNDS {
-            let mut holders = self.active_holders(id).await?;
-            if !holders.is_empty() {
-                let first = holders.swap_remove(0);
-                let user_id = first["_id"].as_str().unwrap_or_default().to_owned();
-                if !holders.is_empty() {
-                    self.notes.note(STORE, id, &user_id);
-                }
-                if let Some(user) = self.refresh(id, &user_id, first).await? {
-                    return Ok(user);
-                }
-            } else {
-                let hidden = self.hidden_holder(id).await?;
-                if let (Some((user_id, state)), InactiveUsers::Refuse) = (&hidden, self.inactive) {
-                    return Err(super::mongo::not_public(STORE, id, user_id, state));
-                }
-                let answer = self.upsert(id, default_groups).await?;
-                if answer.status.is_success() {
-                    return user_from_json(answer.body);
-                }
-                // 409: another login inserted first (retry: the document is there to update),
-                // or a unique index ignoring __STATE__ blocks re-creating a hidden user.
-                if let Some((user_id, _)) = hidden {
-                    if self.active_holders(id).await?.is_empty() {
-                        return Err(StoreError::Refused {
-                            store: STORE,
-                            message: format!(
-                                "user {user_id} (realm `{}`, provider `{}`, subject `{}`) is not \
-                                 PUBLIC, and the collection refuses a new record for the \
-                                 identity (409: a unique index ignoring __STATE__?), so \
-                                 inactive_users = \"recreate\" cannot apply; restore the user",
-                                id.realm, id.provider_id, id.provider_user_id
-                            ),
-                        });
-                    }
-                }
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(10 << round)).await;
-        }
-        Err(unavailable(
-            "upsert-one kept answering 409 Conflict and no active document holds the identity",
-        ))
-    }
-
-    async fn get_user(&self, user_id: &str) -> Result<Option<User>, StoreError> {
-        let url = self.url(Some(user_id), &[("_st", "PUBLIC".into())]);
-        let answer = self
-            .call(
-                Method::GET,
-                "get by id",
-                url,
-                None,
-                &[StatusCode::NOT_FOUND],
-            )
-            .await?;
-        if answer.status == StatusCode::NOT_FOUND {
-            return Ok(None);
-        }
-        user_from_json(answer.body).map(Some)
-    }
-
-    async fn find_by_identity(
-        &self,
-        realm: &str,
-        provider_id: &str,
-        provider_user_id: &str,
-    ) -> Result<Option<User>, StoreError> {
-        let filter = json!({ "realm": realm, "providerId": provider_id, "providerUserId": provider_user_id });
-        let url = self.url(
-            None,
-            &[
-                ("_st", "PUBLIC".into()),
-                ("_q", filter.to_string()),
-                ("_s", OLDEST_FIRST.into()),
-                ("_l", "1".into()),
-            ],
-        );
-        let answer = self
-            .call(Method::GET, "find by identity", url, None, &[])
-            .await?;
-        match answer.body {
-            Value::Array(mut docs) if !docs.is_empty() => {
-                user_from_json(docs.swap_remove(0)).map(Some)
-            }
-            Value::Array(_) => Ok(None),
-            _ => Err(StoreError::Corrupt {
-                store: STORE,
-                message: "GET list did not answer an array".into(),
-            }),
-        }
-    }
-
-    async fn find_ids_by_identity(
-        &self,
-        realm: &str,
-        provider_id: &str,
-        provider_user_id: &str,
-    ) -> Result<Vec<String>, StoreError> {
-        let filter = json!({ "realm": realm, "providerId": provider_id, "providerUserId": provider_user_id });
-        let url = self.url(
-            None,
-            &[
-                ("_st", ALL_STATES.into()),
-                ("_q", filter.to_string()),
-                ("_l", super::mongo::IDS_BY_IDENTITY_LIMIT.to_string()),
-            ],
-        );
-        let answer = self
-            .call(
-                Method::GET,
-                "find by identity in every state",
-                url,
-                None,
-                &[],
-            )
-            .await?;
-        let Value::Array(docs) = answer.body else {
-            return Err(StoreError::Corrupt {
-                store: STORE,
-                message: "GET list did not answer an array".into(),
-            });
-        };
-        docs.iter()
-            .map(|d| match d.get("_id") {
-                Some(Value::String(id)) if !id.is_empty() => Ok(id.clone()),
-                other => Err(StoreError::Corrupt {
-                    store: STORE,
-                    message: format!("a user has an unusable _id: {other:?}"),
-                }),
-            })
-            .collect()
-    }
-
-    async fn list_users(&self) -> Result<Vec<User>, StoreError> {
-        let mut users = Vec::new();
-        loop {
-            let url = self.url(
-                None,
-                &[
-                    ("_st", "PUBLIC".into()),
-                    ("_s", "_id".into()),
-                    ("_l", PAGE.to_string()),
-                    ("_sk", users.len().to_string()),
-                ],
-            );
-            let answer = self.call(Method::GET, "list", url, None, &[]).await?;
-            let Value::Array(page) = answer.body else {
-                return Err(StoreError::Corrupt {
-                    store: STORE,
-                    message: "GET list did not answer an array".into(),
-                });
-            };
-            let full = page.len() == PAGE;
-            for d in page {
-                users.push(user_from_json(d)?);
-            }
-            if !full {
-                return Ok(users);
-            }
-        }
-    }
-
-    async fn set_groups(&self, user_id: &str, groups: &[String]) -> Result<bool, StoreError> {
-        let url = self.url(Some(user_id), &[("_st", "PUBLIC".into())]);
-        let body = json!({ "$set": { "groups": groups } });
+        set: serde_json::Map<String, Value>,
+    ) -> Result<Option<Value>, StoreError> {
+        let url = self.url(Some(user_id), &[("_st", PUBLIC.into())]);
+        let body = serde_json::json!({ "$set": set });
         let answer = self
             .call(
                 Method::PATCH,
@@ -537,117 +245,13 @@ impl Users for CrudUsers {
                 &[StatusCode::NOT_FOUND],
             )
             .await?;
-        Ok(answer.status != StatusCode::NOT_FOUND)
-    }
-
-    async fn ping_users(&self) -> Result<(), StoreError> {
-        let url = self.url(Some("count"), &[]);
-        self.call(Method::GET, "count", url, None, &[]).await?;
-        Ok(())
-    }
-
-    async fn scan_records(&self) -> Result<Option<Vec<UserRecord>>, StoreError> {
-        let mut records = Vec::new();
-        loop {
-            let page = self
-                .list(
-                    "list every state",
-                    &[
-                        ("_st", ALL_STATES.into()),
-                        ("_s", OLDEST_FIRST.into()),
-                        ("_l", PAGE.to_string()),
-                        ("_sk", records.len().to_string()),
-                    ],
-                )
-                .await?;
-            let full = page.len() == PAGE;
-            for d in page {
-                records.push(record_from_json(d)?);
-            }
-            if !full {
-                return Ok(Some(records));
-            }
-        }
-    }
-
-    async fn merge_into(
-        &self,
-        user_id: &str,
-        groups: &[String],
-        permissions: &[String],
-    ) -> Result<bool, StoreError> {
-        let mut set = serde_json::Map::new();
-        if self.accepts("groups") {
-            set.insert("groups".into(), json!(groups));
-        }
-        if self.accepts("permissions") {
-            set.insert("permissions".into(), json!(permissions));
-        }
-        if set.is_empty() {
-            return Ok(self.get_user(user_id).await?.is_some());
-        }
-        let url = self.url(Some(user_id), &[("_st", "PUBLIC".into())]);
-        let answer = self
-            .call(
-                Method::PATCH,
-                "patch by id",
-                url,
-                Some(&json!({ "$set": set })),
-                &[StatusCode::NOT_FOUND],
-            )
-            .await?;
-        Ok(answer.status != StatusCode::NOT_FOUND)
-    }
-
-    async fn retire_user(&self, user_id: &str) -> Result<bool, StoreError> {
-        let mut url = self.url(Some(user_id), &[]);
-        if let Ok(mut path) = url.path_segments_mut() {
-            path.push("state");
-        }
-        let answer = self
-            .call(
-                Method::POST,
-                "state transition",
-                url,
-                Some(&json!({ "stateTo": "TRASH" })),
-                &[StatusCode::NOT_FOUND],
-            )
-            .await?;
-        Ok(answer.status != StatusCode::NOT_FOUND)
-    }
-}
-
-/// Any document of the service as a [`UserRecord`].
-fn record_from_json(value: Value) -> Result<UserRecord, StoreError> {
-    match Bson::try_from(value) {
-        Ok(Bson::Document(d)) => Ok(super::mongo::record_from_doc(&d)),
-        _ => Err(StoreError::Corrupt {
-            store: STORE,
-            message: "the list holds something other than documents".into(),
-        }),
+        Ok((answer.status != StatusCode::NOT_FOUND).then_some(answer.body))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_service_document_reads_as_a_user() {
-        let u = user_from_json(json!({
-            "_id": "5e8a125eb74dbf0011444ed3",
-            "realm": "web", "providerId": "dev", "providerUserId": "alice",
-            "groups": ["users"], "__STATE__": "PUBLIC",
-            "createdAt": "2020-04-05T17:16:14.175Z", "creatorId": "public",
-        }))
-        .unwrap();
-        assert_eq!(u.user_id, "5e8a125eb74dbf0011444ed3");
-        assert_eq!(u.created_at, 1_586_106_974);
-        assert!(matches!(
-            user_from_json(json!([1])),
-            Err(StoreError::Corrupt { .. })
-        ));
-    }
 
     #[test]
     fn item_urls_are_joined_onto_the_collection() {
@@ -666,6 +270,18 @@ mod tests {
         assert_eq!(
             store.url(None, &[("_st", "PUBLIC".into())]).as_str(),
             "http://crud.local/v2/users/?_st=PUBLIC"
+        );
+    }
+
+    #[test]
+    fn state_lists_and_sorts_are_the_services_words() {
+        assert_eq!(states(true), "PUBLIC,DRAFT,TRASH,DELETED");
+        assert_eq!(states(false), "DRAFT,TRASH,DELETED");
+        assert_eq!(oldest_first(), "createdAt,_id");
+        let q: Value = serde_json::from_str(&identity_query("web", "dev", "a")).unwrap();
+        assert_eq!(
+            q,
+            serde_json::json!({ "realm": "web", "providerId": "dev", "providerUserId": "a" })
         );
     }
 }

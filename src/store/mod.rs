@@ -1,13 +1,27 @@
 //! Where login states, sessions and users live. Each kind of data has a trait, so the routes do
 //! not know which store is configured; `embedded` (one SQLite file) implements all three.
 //!
+//! - `embedded`: states, sessions and users in one SQLite file;
+//! - `redis`: states and sessions in Redis (standalone, Sentinel, Cluster), revocations by
+//!   publish/subscribe;
+//! - `mongo`: the users collection, and a durable copy of sessions beside Redis;
+//! - `crud`: users behind a CRUD HTTP service.
+//!
+//! What MongoDB and the CRUD service share is written once: the user document (`user_doc`), the
+//! login rule of a collection with record states and possible duplicates (`first_login`), and
+//! the rule choosing among duplicates ([`DUPLICATE_RULE`], `duplicates`). Every store reports
+//! failures as a [`StoreError`] naming it. The rules behind the traits are checked the same way
+//! on every backend by the store contract (`tests/store_contract`).
+//!
 //! None of these is on the `/auth` hot path for a session already seen: see `session`.
 
 pub mod crud;
 mod duplicates;
 pub mod embedded;
+mod first_login;
 pub mod mongo;
 pub mod redis;
+mod user_doc;
 
 use std::sync::Arc;
 
@@ -55,6 +69,22 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// `store` could not be reached, or answered with an error: how every store says so.
+    pub(crate) fn unavailable(store: &'static str, message: impl std::fmt::Display) -> Self {
+        Self::Unavailable {
+            store,
+            message: message.to_string(),
+        }
+    }
+
+    /// `store` holds a record that does not read as what it should be.
+    pub(crate) fn corrupt(store: &'static str, message: impl std::fmt::Display) -> Self {
+        Self::Corrupt {
+            store,
+            message: message.to_string(),
+        }
+    }
+
     /// Which store failed, for messages that must not carry more (response bodies).
     pub fn store(&self) -> &'static str {
         match self {
@@ -126,6 +156,17 @@ impl SessionRecord {
     pub fn is_alive(&self, now: i64) -> bool {
         !self.revoked && now < self.expires_at
     }
+}
+
+/// The order of [`Sessions::list_sessions`] for stores that gather sessions from several
+/// places: oldest first, then by id.
+pub(crate) fn sort_oldest_first(sessions: &mut [SessionRecord]) {
+    sessions.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.sid.cmp(&b.sid)));
+}
+
+/// How many of `sessions` are alive at `now`.
+pub(crate) fn count_alive(sessions: &[SessionRecord], now: i64) -> u64 {
+    sessions.iter().filter(|s| s.is_alive(now)).count() as u64
 }
 
 /// A user of the project: identity from the IdP, everything else owned by the project.
@@ -229,7 +270,7 @@ pub trait Sessions: Send + Sync {
     /// can count where the data lives does so.
     async fn count_live_sessions(&self, now: i64) -> Result<u64, StoreError> {
         let all = self.list_sessions(None).await?;
-        Ok(all.iter().filter(|s| s.is_alive(now)).count() as u64)
+        Ok(count_alive(&all, now))
     }
     /// Runs until the process ends: reports every revocation made from now on, by any process
     /// sharing the store, and [`FeedEvent::Healthy`] at least every second while the feed is

@@ -29,7 +29,8 @@ use mongodb::{Collection, IndexModel};
 
 use super::{date, Redactor, STORE};
 use crate::store::{
-    RefreshRotation, RevocationSink, Rotation, SessionRecord, Sessions, StoreError,
+    sort_oldest_first, RefreshRotation, RevocationSink, Rotation, SessionRecord, Sessions,
+    StoreError,
 };
 
 /// The cap passed to the primary when restoring: no cap at all, yet small enough that any
@@ -59,10 +60,8 @@ fn to_doc(s: &SessionRecord) -> Document {
 }
 
 fn from_doc(d: &Document) -> Result<SessionRecord, StoreError> {
-    let bad = |field: &str| StoreError::Corrupt {
-        store: STORE,
-        message: format!("a session copy has no usable `{field}`"),
-    };
+    let bad =
+        |field: &str| StoreError::corrupt(STORE, format!("a session copy has no usable `{field}`"));
     let text = |field: &str| d.get_str(field).map(str::to_owned).map_err(|_| bad(field));
     let secs = |field: &str| {
         d.get_datetime(field)
@@ -137,6 +136,19 @@ impl MirroredSessions {
         if let Err(e) = self.ensure_indexes().await {
             tracing::warn!(error = %e, "the session copies' indexes are not in place yet");
         }
+    }
+
+    /// The copies matching `filter`.
+    async fn copies_where(&self, filter: Document) -> Result<Vec<SessionRecord>, StoreError> {
+        let docs: Vec<Document> = self
+            .copies
+            .find(filter)
+            .await
+            .map_err(|e| self.err(e))?
+            .try_collect()
+            .await
+            .map_err(|e| self.err(e))?;
+        docs.iter().map(from_doc).collect()
     }
 
     async fn copy_of(&self, sid: &str) -> Result<Option<SessionRecord>, StoreError> {
@@ -324,21 +336,15 @@ impl Sessions for MirroredSessions {
     }
 
     async fn revoke_user_sessions(&self, user_id: &str) -> Result<Vec<String>, StoreError> {
-        let live: Vec<Document> = self
-            .copies
-            .find(doc! {
+        let live = self
+            .copies_where(doc! {
                 "userId": user_id,
                 "revoked": false,
                 "expiresAt": { "$gt": date(crate::now_secs()) },
             })
-            .await
-            .map_err(|e| self.err(e))?
-            .try_collect()
-            .await
-            .map_err(|e| self.err(e))?;
+            .await?;
         let mut sids = Vec::new();
-        for d in &live {
-            let rec = from_doc(d)?;
+        for rec in live {
             if self.primary.get_session(&rec.sid).await?.is_none() {
                 self.restore(&rec).await;
             }
@@ -362,24 +368,15 @@ impl Sessions for MirroredSessions {
             Some(u) => doc! { "userId": u },
             None => Document::new(),
         };
-        let copies: Vec<Document> = self
-            .copies
-            .find(filter)
-            .await
-            .map_err(|e| self.err(e))?
-            .try_collect()
-            .await
-            .map_err(|e| self.err(e))?;
         let mut all = BTreeMap::new();
-        for d in &copies {
-            let rec = from_doc(d)?;
+        for rec in self.copies_where(filter).await? {
             all.insert(rec.sid.clone(), rec);
         }
         for rec in self.primary.list_sessions(user_id).await? {
             all.insert(rec.sid.clone(), rec);
         }
         let mut list: Vec<SessionRecord> = all.into_values().collect();
-        list.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.sid.cmp(&b.sid)));
+        sort_oldest_first(&mut list);
         Ok(list)
     }
 

@@ -2,47 +2,44 @@
 //! subscription goes to.
 //!
 //! - **standalone**: a bb8 pool of multiplexed connections (`bb8_redis`) to the one URL;
-//! - **sentinel**: the same pool, but its connection manager asks the sentinels for the current
-//!   master each time it opens a connection (and the `redis` crate checks the answer with
-//!   `ROLE`), so after a failover the dead connections fail their check-out `PING`, are dropped,
-//!   and their replacements go to the new master — no restart;
-//! - **cluster**: one `ClusterConnection`, which is already multiplexed, follows `MOVED`/`ASK`
-//!   and refreshes the slot map itself; it is opened on first use so idgate starts while the
-//!   cluster is down.
+//! - **sentinel** (`backend/sentinel.rs`): the same pool, its connections going to the master
+//!   the sentinels name when each is opened, so a failover needs no restart;
+//! - **cluster** (`backend/cluster.rs`): one multiplexed `ClusterConnection` that follows the
+//!   slot map itself, opened on first use.
+//!
+//! The pools' settings and their errors are in `backend/pool.rs`.
 //!
 //! Nothing here connects at start-up: pools are built unchecked and fill on demand, which is
 //! what lets idgate start with Redis down and recover by itself (`/-/ready` names Redis until
 //! then). Every failure becomes [`StoreError::Unavailable`] naming `redis`; messages carry
 //! `host:port` at most, never a URL (URLs may hold a password).
 
-use std::sync::{Arc, Mutex};
+mod cluster;
+mod pool;
+mod sentinel;
+
+use std::sync::Arc;
 use std::time::Duration;
 
-use bb8::{ErrorSink, ManageConnection, Pool, PooledConnection, RunError};
+use bb8::{Pool, PooledConnection};
 use bb8_redis::RedisConnectionManager;
-use redis::aio::{ConnectionLike, MultiplexedConnection, PubSub};
-use redis::cluster::ClusterClient;
+use redis::aio::{ConnectionLike, PubSub};
 use redis::cluster_async::ClusterConnection;
-use redis::sentinel::{Sentinel, SentinelNodeConnectionInfo};
 use redis::{
     Client, Cmd, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, Pipeline, RedisError,
-    RedisFuture, TlsMode, Value,
+    RedisFuture, Value,
 };
 
-use super::STORE;
+use self::cluster::LazyCluster;
+use self::pool::{pool_builder, pool_error, LastError};
+use self::sentinel::{SentinelLookup, SentinelManager};
+use super::unavailable;
 use crate::config::{RedisConfig, RedisMode};
 use crate::store::StoreError;
 
 /// How long a caller waits for a pooled connection (or a new cluster connection) before the
 /// store answers "unavailable"; short, so `/auth` and `/-/ready` fail fast while Redis is down.
-pub(super) const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-
-pub(super) fn unavailable(message: impl std::fmt::Display) -> StoreError {
-    StoreError::Unavailable {
-        store: STORE,
-        message: message.to_string(),
-    }
-}
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// `host:port` of a parsed URL: all of it that may be logged.
 pub(super) fn endpoint(info: &ConnectionInfo) -> String {
@@ -88,91 +85,6 @@ fn with_trust(
             .clone()),
         _ => Ok(info),
     }
-}
-
-/// Remembers the last connection error of a pool, so a check-out that times out can say why
-/// instead of only "timed out".
-#[derive(Debug, Clone, Default)]
-pub(super) struct LastError(Arc<Mutex<Option<String>>>);
-
-impl LastError {
-    fn take(&self) -> Option<String> {
-        self.0.lock().ok().and_then(|mut g| g.take())
-    }
-}
-
-impl ErrorSink<RedisError> for LastError {
-    fn sink(&self, error: RedisError) {
-        // A std mutex: held for one assignment, never across an `.await`.
-        if let Ok(mut last) = self.0.lock() {
-            *last = Some(error.to_string());
-        }
-    }
-
-    fn boxed_clone(&self) -> Box<dyn ErrorSink<RedisError>> {
-        Box::new(self.clone())
-    }
-}
-
-/// Asks the sentinels where the master of `master_name` is.
-pub(super) struct SentinelLookup {
-    /// `redis::sentinel::Sentinel` needs `&mut self` (it caches its sentinel connections); a
-    /// tokio mutex because the lookup awaits the sentinels while holding it. Lookups happen only
-    /// when a connection is opened, so contention is negligible.
-    sentinel: tokio::sync::Mutex<Sentinel>,
-    master_name: String,
-    node: SentinelNodeConnectionInfo,
-    /// The private CAs the master's TLS connection trusts (the sentinels name the master by
-    /// address only, so they are applied to the client they answer).
-    certs: Option<redis::TlsCertificates>,
-}
-
-impl SentinelLookup {
-    pub(super) async fn master(&self) -> Result<Client, RedisError> {
-        let mut sentinel = self.sentinel.lock().await;
-        let client = sentinel
-            .async_master_for(&self.master_name, Some(&self.node))
-            .await?;
-        match &self.certs {
-            Some(_) => Client::open(with_trust(
-                client.get_connection_info().clone(),
-                self.certs.as_ref(),
-            )?),
-            None => Ok(client),
-        }
-    }
-}
-
-/// bb8 manager whose connections always go to the master the sentinels name right now.
-pub(super) struct SentinelManager(Arc<SentinelLookup>);
-
-impl ManageConnection for SentinelManager {
-    type Connection = MultiplexedConnection;
-    type Error = RedisError;
-
-    async fn connect(&self) -> Result<MultiplexedConnection, RedisError> {
-        self.0
-            .master()
-            .await?
-            .get_multiplexed_async_connection()
-            .await
-    }
-
-    async fn is_valid(&self, conn: &mut MultiplexedConnection) -> Result<(), RedisError> {
-        redis::cmd("PING").query_async::<()>(conn).await
-    }
-
-    fn has_broken(&self, _: &mut MultiplexedConnection) -> bool {
-        false
-    }
-}
-
-/// The cluster connection, opened on first use.
-pub(super) struct LazyCluster {
-    client: ClusterClient,
-    /// Set once; `get_or_try_init` retries on the next call after a failed attempt. The
-    /// connection is multiplexed and reconnects to nodes itself once established.
-    conn: tokio::sync::OnceCell<ClusterConnection>,
 }
 
 pub(super) enum Backend {
@@ -233,32 +145,6 @@ impl ConnectionLike for Conn<'_> {
     }
 }
 
-fn pool_builder<M: ManageConnection<Error = RedisError>>(
-    cfg: &RedisConfig,
-    last_error: &LastError,
-) -> bb8::Builder<M> {
-    Pool::builder()
-        .max_size(cfg.pool_size)
-        .connection_timeout(CONNECT_TIMEOUT)
-        // Check-out runs a PING: the only way bb8 learns that a multiplexed connection died
-        // (e.g. its master was killed), so the pool replaces it instead of failing forever.
-        .test_on_check_out(true)
-        .error_sink(Box::new(last_error.clone()))
-}
-
-fn pool_error(e: RunError<RedisError>, last_error: &LastError) -> StoreError {
-    match e {
-        RunError::User(e) => unavailable(e),
-        RunError::TimedOut => unavailable(match last_error.take() {
-            Some(why) => format!(
-                "no connection within {} s ({why})",
-                CONNECT_TIMEOUT.as_secs()
-            ),
-            None => format!("no connection within {} s", CONNECT_TIMEOUT.as_secs()),
-        }),
-    }
-}
-
 impl Backend {
     /// Builds the clients for `cfg`; connects to nothing. Returns the backend and a
     /// description (mode and `host:port`s) for the start-up log line.
@@ -296,110 +182,8 @@ impl Backend {
                     what,
                 ))
             }
-            RedisMode::Sentinel => {
-                let master_name = cfg
-                    .master_name
-                    .clone()
-                    .ok_or_else(|| unavailable("sentinel mode needs store.master_name"))?;
-                // The URLs are the sentinels' (with their own credentials, if any); the
-                // config's username/password are the data nodes'. TLS to the sentinels means
-                // TLS to the master too.
-                let sentinel_urls: Vec<ConnectionInfo> = cfg
-                    .urls
-                    .iter()
-                    .enumerate()
-                    .map(|(i, url)| {
-                        url.expose()
-                            .into_connection_info()
-                            .and_then(|info| with_trust(info, certs.as_ref()))
-                            .map_err(|e| unavailable(format!("store.urls[{i}]: {e}")))
-                    })
-                    .collect::<Result<_, _>>()?;
-                let tls = sentinel_urls.iter().find_map(|i| match i.addr() {
-                    ConnectionAddr::TcpTls { insecure, .. } => Some(if *insecure {
-                        TlsMode::Insecure
-                    } else {
-                        TlsMode::Secure
-                    }),
-                    _ => None,
-                });
-                let mut node_redis = redis::RedisConnectionInfo::default();
-                if let Some(user) = &cfg.username {
-                    node_redis = node_redis.set_username(user);
-                }
-                if let Some(password) = &cfg.password {
-                    node_redis = node_redis.set_password(password.expose());
-                }
-                let mut node =
-                    SentinelNodeConnectionInfo::default().set_redis_connection_info(node_redis);
-                if let Some(tls) = tls {
-                    node = node.set_tls_mode(tls);
-                }
-                let sentinel = Sentinel::build(sentinel_urls).map_err(unavailable)?;
-                let lookup = Arc::new(SentinelLookup {
-                    sentinel: tokio::sync::Mutex::new(sentinel),
-                    master_name: master_name.clone(),
-                    node,
-                    certs: certs.clone(),
-                });
-                let last_error = LastError::default();
-                let pool =
-                    pool_builder(cfg, &last_error).build_unchecked(SentinelManager(lookup.clone()));
-                let what = format!(
-                    "sentinel master `{master_name}` via {}",
-                    endpoints.join(", ")
-                );
-                Ok((
-                    Backend::Sentinel {
-                        pool,
-                        last_error,
-                        lookup,
-                    },
-                    what,
-                ))
-            }
-            RedisMode::Cluster => {
-                let seeds = infos
-                    .iter()
-                    .cloned()
-                    .map(Client::open)
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(unavailable)?;
-                let mut builder = ClusterClient::builder(infos);
-                let verified_tls = seeds.iter().any(|c| {
-                    matches!(
-                        c.get_connection_info().addr(),
-                        ConnectionAddr::TcpTls {
-                            insecure: false,
-                            ..
-                        }
-                    )
-                });
-                if let (Some(certs), true) = (certs.clone(), verified_tls) {
-                    // The nodes the slot map names get the same CAs as the seeds (`certs`
-                    // would also turn TLS on, hence only for `rediss://` seeds).
-                    builder = builder.certs(certs);
-                }
-                let client = builder
-                    .connection_timeout(Duration::from_secs(1))
-                    .response_timeout(Duration::from_secs(1))
-                    // Few retries: a command should fail fast (and `/auth` refuse) rather than
-                    // wait out a long outage.
-                    .retries(2)
-                    .build()
-                    .map_err(unavailable)?;
-                let what = format!("cluster seeded by {}", endpoints.join(", "));
-                Ok((
-                    Backend::Cluster {
-                        cluster: Box::new(LazyCluster {
-                            client,
-                            conn: tokio::sync::OnceCell::new(),
-                        }),
-                        seeds,
-                    },
-                    what,
-                ))
-            }
+            RedisMode::Sentinel => sentinel::build(cfg, certs.as_ref(), &endpoints),
+            RedisMode::Cluster => cluster::build(infos, certs.as_ref(), &endpoints),
         }
     }
 
@@ -424,27 +208,7 @@ impl Backend {
                 .await
                 .map(Conn::Sentinel)
                 .map_err(|e| pool_error(e, last_error)),
-            Backend::Cluster { cluster, .. } => {
-                let conn = cluster
-                    .conn
-                    .get_or_try_init(|| async {
-                        match tokio::time::timeout(
-                            CONNECT_TIMEOUT,
-                            cluster.client.get_async_connection(),
-                        )
-                        .await
-                        {
-                            Ok(Ok(c)) => Ok(c),
-                            Ok(Err(e)) => Err(unavailable(format!("cluster: {e}"))),
-                            Err(_) => Err(unavailable(format!(
-                                "cluster: no connection within {} s",
-                                CONNECT_TIMEOUT.as_secs()
-                            ))),
-                        }
-                    })
-                    .await?;
-                Ok(Conn::Cluster(conn.clone()))
-            }
+            Backend::Cluster { cluster, .. } => cluster.connect().await.map(Conn::Cluster),
         }
     }
 

@@ -66,10 +66,8 @@ async fn subscribe(
     let (mut pubsub, addr) = backend.pubsub().await?;
     match tokio::time::timeout(PING_TIMEOUT, pubsub.subscribe(channel)).await {
         Ok(Ok(())) => Ok((pubsub, addr)),
-        Ok(Err(e)) => Err(super::backend::unavailable(format!(
-            "{addr}: SUBSCRIBE: {e}"
-        ))),
-        Err(_) => Err(super::backend::unavailable(format!(
+        Ok(Err(e)) => Err(super::unavailable(format!("{addr}: SUBSCRIBE: {e}"))),
+        Err(_) => Err(super::unavailable(format!(
             "{addr}: SUBSCRIBE not confirmed"
         ))),
     }

@@ -1,0 +1,378 @@
+//! Sessions in Redis: one hash each, `{scope}:session:{sid}`, holding the record as JSON, the
+//! revocation flag and the refresh grace fields (see the keys table of the parent's doc),
+//! expiring when the session ends. A revoked session keeps its key, flagged, until then, so an
+//! instance that never saw the revocation still refuses it; every revocation is published on
+//! `{scope}:revocations` for the feed (`feed.rs`). What spans a user's sessions (the cap,
+//! revoking them all, cleaning up) is in `user_sets.rs`.
+
+use async_trait::async_trait;
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine as _;
+use redis::Value;
+use serde::{Deserialize, Serialize};
+
+use super::backend::Conn;
+use super::scripts::{KEEP_USER_SET, PUT_SESSION, REVOKE, ROTATE_GRACED, ROTATE_REFRESH, TOUCH};
+use super::{corrupt, feed, unavailable, RedisStore};
+use crate::store::{
+    count_alive, sort_oldest_first, RefreshRotation, RevocationSink, Rotation, SessionRecord,
+    Sessions, StoreError,
+};
+
+/// A session as stored (the id is in the key, the revocation flag beside the record).
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StoredSession {
+    user_id: String,
+    app_id: String,
+    provider_id: String,
+    created_at: i64,
+    expires_at: i64,
+    refresh_hash: String,
+    /// Sealed IdP tokens, base64.
+    idp_tokens: String,
+}
+
+impl RedisStore {
+    pub(super) async fn read_session(
+        &self,
+        conn: &mut Conn<'_>,
+        sid: &str,
+    ) -> Result<Option<SessionRecord>, StoreError> {
+        let (record, revoked): (Option<String>, Option<String>) = redis::cmd("HMGET")
+            .arg(self.session_key(sid))
+            .arg("record")
+            .arg("revoked")
+            .query_async(conn)
+            .await
+            .map_err(unavailable)?;
+        let Some(record) = record else {
+            return Ok(None);
+        };
+        decode_session(sid, &record, revoked.is_some()).map(Some)
+    }
+
+    /// Flags `sid` revoked, drops it from its user's set and tells every instance; `true` when
+    /// this call did it.
+    pub(super) async fn revoke_in(
+        &self,
+        conn: &mut Conn<'_>,
+        sid: &str,
+    ) -> Result<bool, StoreError> {
+        let record: Option<String> = REVOKE
+            .key(self.session_key(sid))
+            .invoke_async(conn)
+            .await
+            .map_err(unavailable)?;
+        let Some(record) = record else {
+            return Ok(false);
+        };
+        match serde_json::from_str::<StoredSession>(&record) {
+            Ok(s) => {
+                self.forget_member(conn, &self.user_key(&s.user_id), sid)
+                    .await?;
+            }
+            Err(e) => tracing::warn!(error = %e, "revoked a session whose record is unreadable"),
+        }
+        redis::cmd("PUBLISH")
+            .arg(self.channel())
+            .arg(sid)
+            .query_async::<()>(conn)
+            .await
+            .map_err(unavailable)?;
+        Ok(true)
+    }
+}
+
+fn decode_session(sid: &str, record: &str, revoked: bool) -> Result<SessionRecord, StoreError> {
+    let s: StoredSession = serde_json::from_str(record).map_err(|e| corrupt("session", e))?;
+    let idp_tokens = B64
+        .decode(&s.idp_tokens)
+        .map_err(|e| corrupt("session idp tokens", e))?;
+    Ok(SessionRecord {
+        sid: sid.to_owned(),
+        user_id: s.user_id,
+        app_id: s.app_id,
+        provider_id: s.provider_id,
+        created_at: s.created_at,
+        expires_at: s.expires_at,
+        refresh_hash: s.refresh_hash,
+        idp_tokens,
+        revoked,
+    })
+}
+
+fn encode_session(s: &SessionRecord) -> Result<String, StoreError> {
+    serde_json::to_string(&StoredSession {
+        user_id: s.user_id.clone(),
+        app_id: s.app_id.clone(),
+        provider_id: s.provider_id.clone(),
+        created_at: s.created_at,
+        expires_at: s.expires_at,
+        refresh_hash: s.refresh_hash.clone(),
+        idp_tokens: B64.encode(&s.idp_tokens),
+    })
+    .map_err(|e| corrupt("session", e))
+}
+
+#[async_trait]
+impl Sessions for RedisStore {
+    async fn create_session(
+        &self,
+        s: &SessionRecord,
+        max_per_user: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        let record = encode_session(s)?;
+        self.bounded("storing a session", async {
+            let mut conn = self.backend.conn().await?;
+            PUT_SESSION
+                .key(self.session_key(&s.sid))
+                .arg(&record)
+                .arg(if s.revoked { "1" } else { "0" })
+                .arg(s.expires_at)
+                .invoke_async::<()>(&mut conn)
+                .await
+                .map_err(unavailable)?;
+            if s.revoked {
+                return Ok(Vec::new());
+            }
+            self.add_within_cap(&mut conn, s, max_per_user).await
+        })
+        .await
+    }
+
+    async fn get_session(&self, sid: &str) -> Result<Option<SessionRecord>, StoreError> {
+        self.bounded("reading a session", async {
+            let mut conn = self.backend.conn().await?;
+            self.read_session(&mut conn, sid).await
+        })
+        .await
+    }
+
+    async fn rotate_refresh(
+        &self,
+        sid: &str,
+        old_hash: &str,
+        new_hash: &str,
+    ) -> Result<bool, StoreError> {
+        self.bounded("rotating a refresh token", async {
+            let mut conn = self.backend.conn().await?;
+            let done: i64 = ROTATE_REFRESH
+                .key(self.session_key(sid))
+                .arg(old_hash)
+                .arg(new_hash)
+                .invoke_async(&mut conn)
+                .await
+                .map_err(unavailable)?;
+            Ok(done == 1)
+        })
+        .await
+    }
+
+    async fn rotate_refresh_graced(
+        &self,
+        sid: &str,
+        r: &RefreshRotation<'_>,
+    ) -> Result<Rotation, StoreError> {
+        self.bounded("rotating a refresh token", async {
+            let mut conn = self.backend.conn().await?;
+            let answer: Vec<Value> = ROTATE_GRACED
+                .key(self.session_key(sid))
+                .arg(r.old_hash)
+                .arg(r.new_hash)
+                .arg(B64.encode(r.sealed_pair))
+                .arg(r.grace_until)
+                .arg(r.expires_at.map(|e| e.to_string()).unwrap_or_default())
+                .arg(r.now)
+                .invoke_async(&mut conn)
+                .await
+                .map_err(unavailable)?;
+            match answer.as_slice() {
+                [Value::Int(1)] => {
+                    if let Some(until) = r.expires_at {
+                        // The user's set lives as long as its latest session: follow the slide,
+                        // or an administrator's revocation would miss this session.
+                        if let Some(rec) = self.read_session(&mut conn, sid).await? {
+                            KEEP_USER_SET
+                                .key(self.user_key(&rec.user_id))
+                                .arg(until)
+                                .arg(r.now)
+                                .invoke_async::<()>(&mut conn)
+                                .await
+                                .map_err(unavailable)?;
+                        }
+                    }
+                    Ok(Rotation::Rotated)
+                }
+                [Value::Int(2), Value::BulkString(pair)] => B64
+                    .decode(pair)
+                    .map(Rotation::Repeated)
+                    .map_err(|e| corrupt("refresh grace pair", e)),
+                [Value::Int(0)] => Ok(Rotation::Refused),
+                other => Err(corrupt(
+                    "refresh rotation answer",
+                    format!("{} values", other.len()),
+                )),
+            }
+        })
+        .await
+    }
+
+    async fn touch_session(&self, sid: &str, at: i64) -> Result<(), StoreError> {
+        self.bounded("recording session activity", async {
+            let mut conn = self.backend.conn().await?;
+            // Kept a day past the last activity: longer than any sensible idle timeout.
+            TOUCH
+                .key(format!("{}:activity:{sid}", self.scope))
+                .arg(at)
+                .invoke_async::<()>(&mut conn)
+                .await
+                .map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn last_activity(&self, sid: &str) -> Result<Option<i64>, StoreError> {
+        self.bounded("reading session activity", async {
+            let mut conn = self.backend.conn().await?;
+            redis::cmd("GET")
+                .arg(format!("{}:activity:{sid}", self.scope))
+                .query_async(&mut conn)
+                .await
+                .map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn revoke_session(&self, sid: &str) -> Result<bool, StoreError> {
+        self.bounded("revoking a session", async {
+            let mut conn = self.backend.conn().await?;
+            self.revoke_in(&mut conn, sid).await
+        })
+        .await
+    }
+
+    async fn revoke_user_sessions(&self, user_id: &str) -> Result<Vec<String>, StoreError> {
+        self.revoke_members(user_id).await
+    }
+
+    /// Expired sessions are gone with their keys' TTL; a revoked one keeps its key, marked: so
+    /// the live ones are the session keys without the mark, asked in pipelined batches (no
+    /// record is read). A cluster cannot pipeline across nodes: there, the records are read.
+    async fn count_live_sessions(&self, now: i64) -> Result<u64, StoreError> {
+        if self.backend.is_cluster() {
+            let all = self.list_sessions(None).await?;
+            return Ok(count_alive(&all, now));
+        }
+        self.bounded("counting sessions", async {
+            let mut conn = self.backend.conn().await?;
+            let keys = self.session_keys(&mut conn).await?;
+            let mut live = 0;
+            for batch in keys.chunks(500) {
+                let mut pipe = redis::pipe();
+                for key in batch {
+                    pipe.cmd("HEXISTS").arg(key).arg("revoked");
+                }
+                let revoked: Vec<bool> = pipe.query_async(&mut conn).await.map_err(unavailable)?;
+                live += revoked.iter().filter(|r| !**r).count() as u64;
+            }
+            Ok(live)
+        })
+        .await
+    }
+
+    async fn list_sessions(&self, user_id: Option<&str>) -> Result<Vec<SessionRecord>, StoreError> {
+        self.bounded("listing sessions", async {
+            let mut conn = self.backend.conn().await?;
+            let sids: Vec<String> = match user_id {
+                Some(user) => self.members(&mut conn, &self.user_key(user)).await?,
+                None => {
+                    let prefix = self.session_key("");
+                    self.session_keys(&mut conn)
+                        .await?
+                        .into_iter()
+                        .filter_map(|k| k.strip_prefix(&prefix).map(str::to_owned))
+                        .collect()
+                }
+            };
+            let mut list = Vec::with_capacity(sids.len());
+            for sid in &sids {
+                // Gone between the listing and the read: expired, skip it.
+                if let Some(r) = self.read_session(&mut conn, sid).await? {
+                    list.push(r);
+                }
+            }
+            sort_oldest_first(&mut list);
+            Ok(list)
+        })
+        .await
+    }
+
+    async fn follow_revocations(&self, sink: RevocationSink) {
+        feed::follow(&self.backend, &self.channel(), sink).await
+    }
+
+    /// Session records expire by themselves (`EXPIREAT`); what stays behind are their entries
+    /// in the users' sets: see `RedisStore::purge_sets`.
+    async fn purge_expired_sessions(&self, user_id: Option<&str>) -> Result<usize, StoreError> {
+        self.purge_sets(user_id).await
+    }
+
+    async fn remember_once(&self, key: &str, expires_at: i64) -> Result<bool, StoreError> {
+        // EXAT in the past would store nothing: such a key is recorded for a second.
+        let expires_at = expires_at.max(crate::now_secs() + 1);
+        self.bounded("recording a single-use key", async {
+            let mut conn = self.backend.conn().await?;
+            let set: Option<String> = redis::cmd("SET")
+                .arg(format!("{}:once:{key}", self.scope))
+                .arg("1")
+                .arg("NX")
+                .arg("EXAT")
+                .arg(expires_at)
+                .query_async(&mut conn)
+                .await
+                .map_err(unavailable)?;
+            Ok(set.is_some())
+        })
+        .await
+    }
+
+    async fn ping_sessions(&self) -> Result<(), StoreError> {
+        self.bounded("ping", async {
+            let mut conn = self.backend.conn().await?;
+            redis::cmd("PING")
+                .query_async::<Value>(&mut conn)
+                .await
+                .map(|_| ())
+                .map_err(unavailable)
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sessions_round_trip_through_their_stored_form() {
+        let s = SessionRecord {
+            sid: "s1".into(),
+            user_id: "u".into(),
+            app_id: "web".into(),
+            provider_id: "dev".into(),
+            created_at: 1_700_000_000,
+            expires_at: 1_700_003_600,
+            refresh_hash: "h".into(),
+            idp_tokens: vec![0, 1, 255],
+            revoked: false,
+        };
+        let json = encode_session(&s).unwrap();
+        assert_eq!(decode_session("s1", &json, false).unwrap(), s);
+        assert!(decode_session("s1", &json, true).unwrap().revoked);
+        assert!(matches!(
+            decode_session("s1", "{", false),
+            Err(StoreError::Corrupt { store: "redis", .. })
+        ));
+    }
+}
