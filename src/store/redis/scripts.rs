@@ -45,7 +45,7 @@ return rec",
     )
 });
 
-/// Replaces the refresh hash in a live session's record if it is still ARGV[1] (compare and
+/// Replaces the refresh hash in a live session's record if it is still `ARGV[1]` (compare and
 /// set, one key, so atomic); 1 when replaced.
 pub(super) static ROTATE_REFRESH: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
@@ -88,7 +88,7 @@ return {0}",
     )
 });
 
-/// Keeps a user's session set at least until ARGV[1] (a session's lifetime slid past it).
+/// Keeps a user's session set at least until `ARGV[1]` (a session's lifetime slid past it).
 pub(super) static KEEP_USER_SET: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"local ttl = redis.call('TTL', KEYS[1])
@@ -98,7 +98,7 @@ return 1",
     )
 });
 
-/// Raises a session's last activity to ARGV[1] (never lowers it) and keeps it a day.
+/// Raises a session's last activity to `ARGV[1]` (never lowers it) and keeps it a day.
 pub(super) static TOUCH: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
