@@ -646,8 +646,10 @@ async fn host_prefixed_cookies_are_offered() {
         dir.path(),
         "http://127.0.0.1:8080",
         "http://127.0.0.1:1",
-    )
-    .replace("cookie_secure = false\n", "");
+    );
+    // The dev config's own `cookie_secure = false` goes: the session's lines say true.
+    assert!(config.contains("\ncookie_secure = false\n"), "{config}");
+    let config = config.replace("\ncookie_secure = false\n", "\n");
     let idgate = Idgate::start(dir.path(), &config);
     let token = mint(&idgate, "u-1", "users");
     let status = |cookie: String| {
