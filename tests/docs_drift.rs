@@ -23,7 +23,7 @@ fn section<'a>(text: &'a str, start: &str) -> &'a str {
         .find(start)
         .unwrap_or_else(|| panic!("no `{start}` section"));
     let rest = &text[from + start.len()..];
-    let to = rest.find("\n## ").map_or(rest.len(), |i| i);
+    let to = rest.find("\n## ").unwrap_or(rest.len());
     &text[from..from + start.len() + to]
 }
 

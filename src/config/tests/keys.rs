@@ -65,11 +65,6 @@ impl Section {
             inside: String::new(),
         }
     }
-
-    /// The path as the example writes it: map keys stand for any name.
-    fn pattern(&self) -> String {
-        self.path.clone()
-    }
 }
 
 /// What the parser accepts: (section pattern, key) for the keys that hold values, and the
@@ -92,7 +87,7 @@ fn accepted(section: Option<&Section>, found: &mut Accepted, depth: usize) {
     let Some(fields) = listed(&err, "field") else {
         panic!("probing {text:?} did not list the section's keys: {err}");
     };
-    let pattern = section.map_or(String::new(), Section::pattern);
+    let pattern = section.map_or(String::new(), |s| s.path.clone());
     if !pattern.is_empty() {
         found.sections.insert(pattern.clone());
     }
@@ -112,7 +107,9 @@ fn accepted(section: Option<&Section>, found: &mut Accepted, depth: usize) {
         } else if err.contains("missing field `kind`") {
             let err = refusal(&as_table.text(&format!("kind = \"{PROBE}\"\n")));
             let variants = listed(&err, "variant").expect("the kinds of a tagged section");
-            found.keys.insert((as_table.pattern(), "kind".to_owned()));
+            found
+                .keys
+                .insert((as_table.path.clone(), "kind".to_owned()));
             for variant in variants {
                 let mut v = as_table.clone();
                 v.inside = format!("kind = \"{variant}\"\n");
@@ -124,7 +121,7 @@ fn accepted(section: Option<&Section>, found: &mut Accepted, depth: usize) {
         } else if err.contains("invalid type: integer `1`, expected a string") {
             // A map of strings under names of the operator's.
             found.keys.insert((pattern.clone(), field));
-            found.open.insert(as_table.pattern());
+            found.open.insert(as_table.path.clone());
         } else {
             let mut as_array = as_table.clone();
             as_array.array = true;
