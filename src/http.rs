@@ -1,6 +1,8 @@
 //! Request and response plumbing shared by the routes: body types, query and body parsing with
 //! size limits, and JSON / HTML / redirect response builders.
 
+pub mod client;
+
 use std::collections::HashMap;
 
 use bytes::Bytes;

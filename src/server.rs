@@ -338,44 +338,6 @@ fn shortened(path: &str) -> String {
     }
 }
 
-/// `X-Request-Id` when it is short and plain (1–64 of `A-Z a-z 0-9 . _ -`, as Nginx's
-/// `$request_id` is, which the shipped snippets send), else `local-<n>`: whatever a client
-/// sends never lands in a log line as it is.
 fn request_id(req: &crate::http::Request) -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static NEXT: AtomicU64 = AtomicU64::new(1);
-    req.headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| is_plain_request_id(v))
-        .map(str::to_owned)
-        .unwrap_or_else(|| format!("local-{}", NEXT.fetch_add(1, Ordering::Relaxed)))
-}
-
-fn is_plain_request_id(v: &str) -> bool {
-    (1..=64).contains(&v.len())
-        && v.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn only_plain_request_ids_are_logged_as_sent() {
-        for ok in ["0af7651916cd43dd8448eb211c80319c", "req-1.2_3"] {
-            assert!(super::is_plain_request_id(ok), "{ok}");
-        }
-        let long = "a".repeat(65);
-        for bad in [
-            "",
-            long.as_str(),
-            "a b",
-            "x\" user=admin",
-            "id\u{1b}[31m",
-            "a=b",
-            "é",
-        ] {
-            assert!(!super::is_plain_request_id(bad), "{bad:?}");
-        }
-    }
+    crate::http::client::request_id(req.headers())
 }
