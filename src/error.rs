@@ -53,7 +53,9 @@ impl From<IdpError> for ApiError {
     fn from(e: IdpError) -> Self {
         match e {
             IdpError::IdToken(_) => Self::Unauthorized(e.to_string()),
-            IdpError::Rejected(_) => Self::BadRequest(e.to_string()),
+            IdpError::Rejected(_) | IdpError::StepUpUnsupported(_) => {
+                Self::BadRequest(e.to_string())
+            }
             IdpError::Timeout(_) => Self::IdpTimeout(e.to_string()),
             IdpError::Discovery { .. } | IdpError::Protocol(_) => Self::Idp(e.to_string()),
         }

@@ -57,6 +57,7 @@ fn contexts(groups: &[String]) -> [Context<'_>; 3] {
             permissions: groups,
             client_type: None,
             is_backoffice: false,
+            ..Default::default()
         },
         Context {
             session: true,
@@ -64,6 +65,7 @@ fn contexts(groups: &[String]) -> [Context<'_>; 3] {
             permissions: &[],
             client_type: Some("cms"),
             is_backoffice: true,
+            ..Default::default()
         },
     ]
 }
@@ -120,6 +122,8 @@ pub fn rules(data: &[u8]) {
             public,
             backoffice_expression: Some("groups.admins".into()),
             backoffice_public: false,
+            acr_values: Vec::new(),
+            max_age: None,
         };
         let routes = [
             route("/", "true", false),

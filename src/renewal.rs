@@ -111,6 +111,8 @@ async fn renew_now(
     let exp = (old.exp + steps * ttl).min(record.expires_at);
     let mut claims = crate::users::session_claims(app, user, &old.sid, exp - ttl, ttl);
     claims.jti = hash_token(&format!("{}:{exp}", old.jti));
+    // The login's authentication is the old token's: a renewal is not a new login.
+    claims.authn = old.authn;
     let jwt = state
         .auth
         .keys()

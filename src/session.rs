@@ -21,7 +21,7 @@ use http::{HeaderName, HeaderValue};
 
 use crate::headers::{IdentityHeaders, OversizedHeader, RenderedIdentity};
 
-use crate::jwt::{Claims, JwtError, JwtKeys};
+use crate::jwt::{Authn, Claims, JwtError, JwtKeys};
 use crate::store::{FeedEvent, Sessions, StoreError};
 
 /// How often expired and revoked tokens leave the cache, and stale liveness flags with them.
@@ -50,6 +50,9 @@ pub struct VerifiedSession {
     live: Arc<SessionLive>,
     /// The identity headers `/auth` answers with, or why they cannot be sent.
     identity: Result<RenderedIdentity, Box<OversizedHeader>>,
+    /// How the IdP authenticated the login (`acr`, `amr`, `auth_time`), for step-up rules;
+    /// boxed, and absent when the IdP said nothing, so a cached entry stays small.
+    authn: Option<Box<Authn>>,
 }
 
 impl VerifiedSession {
@@ -69,6 +72,16 @@ impl VerifiedSession {
 
     pub fn app_id(&self) -> &str {
         &self.app_id
+    }
+
+    /// How the IdP authenticated the session's login.
+    pub fn authn(&self) -> &Authn {
+        static NONE: Authn = Authn {
+            acr: None,
+            amr: Vec::new(),
+            auth_time: None,
+        };
+        self.authn.as_deref().unwrap_or(&NONE)
     }
 }
 
@@ -290,6 +303,7 @@ impl Authenticator {
             app_id,
             live,
             identity,
+            authn: (!claims.authn.is_empty()).then(|| Box::new(claims.authn)),
         });
         if verified.is_valid(now) {
             self.tokens.insert(digest, verified.clone());

@@ -241,9 +241,10 @@ impl AppState {
     }
 
     /// What the IdP asserted at the login of `record`'s session (kept sealed with its tokens),
-    /// for a new token of it; read only when `app` takes anything from the IdP. `None` when the
-    /// sealed part cannot be read (sealed under another key): the session cannot be reissued
-    /// as it was, and is not.
+    /// for a new token of it. `None` when the sealed part cannot be read (sealed under another
+    /// key) and `app` takes groups or claims from the IdP: the session cannot be reissued as it
+    /// was, and is not. An app that takes nothing from the IdP still gets the login's `authn`
+    /// when it can be read (step-up routes), and none when it cannot.
     pub fn asserted(
         &self,
         app: &AppConfig,
@@ -254,12 +255,24 @@ impl AppState {
                 .providers
                 .get(&record.provider_id)
                 .is_some_and(|p| !p.claims_to_token.is_empty());
-        if !wanted {
+        if record.idp_tokens.is_empty() {
+            // A session an administrator minted: nothing was asserted.
             return Some(crate::idp::Asserted::default());
         }
-        let plain = self.cipher.open(&record.idp_tokens).ok()?;
-        serde_json::from_slice::<crate::idp::IdpTokens>(&plain)
+        let opened = self
+            .cipher
+            .open(&record.idp_tokens)
             .ok()
-            .map(|t| t.asserted)
+            .and_then(|plain| serde_json::from_slice::<crate::idp::IdpTokens>(&plain).ok())
+            .map(|t| t.asserted);
+        match opened {
+            Some(asserted) if wanted => Some(asserted),
+            Some(asserted) => Some(crate::idp::Asserted {
+                authn: asserted.authn,
+                ..Default::default()
+            }),
+            None if wanted => None,
+            None => Some(crate::idp::Asserted::default()),
+        }
     }
 }

@@ -140,6 +140,7 @@ pub fn session_claims(
         jti: crate::crypto::random_token(),
         sid: sid.to_owned(),
         user,
+        authn: Default::default(),
     }
 }
 
@@ -175,6 +176,7 @@ mod tests {
         let mut user = user_with(serde_json::json!({}));
         user.groups = vec!["admins".into(), "ops".into()];
         let asserted = Asserted {
+            authn: Default::default(),
             groups: vec!["ops".into(), "idp-staff".into()],
             claims: [("dept".to_string(), serde_json::json!("R&D"))].into(),
         };

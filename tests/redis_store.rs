@@ -52,6 +52,7 @@ fn session(sid: &str, user: &str, created_at: i64) -> SessionRecord {
 
 fn state(id: &str, ttl: i64) -> LoginState {
     LoginState {
+        step_up: Default::default(),
         state: id.into(),
         app_id: "web".into(),
         provider_id: "dev".into(),

@@ -11,6 +11,7 @@
 mod admin;
 mod daemon;
 mod manpage;
+mod policy;
 
 use std::path::PathBuf;
 
@@ -44,6 +45,10 @@ pub enum Command {
     Serve,
     /// Validate the config (and the files it names) and exit: 0 when good, 78 when not.
     CheckConfig,
+    /// Explain how the route rules decide one request: prints a JSON object (`decision`:
+    /// `allow`, `forbidden` or `unauthenticated`; the deciding `route`, `method` and
+    /// `expression`, or the `reason` none decided); exits 0 for allow, 1 otherwise.
+    CheckPolicy(policy::CheckPolicy),
     /// Write a new signing key (PEM, or a random secret for HS256).
     Keygen {
         #[arg(long, default_value = "RS256")]
@@ -146,13 +151,16 @@ pub enum Failure {
     Config(#[from] ConfigError),
     #[error("{0:#}")]
     Runtime(#[from] anyhow::Error),
+    /// `check-policy`: the request would not pass (its JSON is printed).
+    #[error("the request would not pass (see the decision above)")]
+    Refused,
 }
 
 impl Failure {
     pub fn exit_code(&self) -> u8 {
         match self {
             Self::Config(_) => EXIT_CONFIG,
-            Self::Runtime(_) => EXIT_RUNTIME,
+            Self::Runtime(_) | Self::Refused => EXIT_RUNTIME,
         }
     }
 }
@@ -161,6 +169,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::Serve => daemon::serve(&cli.config),
         Command::CheckConfig => daemon::check_config(&cli.config),
+        Command::CheckPolicy(args) => policy::check(&cli.config, &args),
         Command::Keygen { algorithm, out } => Ok(crate::jwt::keygen(&algorithm, &out)?),
         Command::NginxHeaders => {
             print!(

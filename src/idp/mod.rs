@@ -14,6 +14,7 @@
 mod oauth2;
 mod oidc;
 mod profiles;
+pub mod step_up;
 
 /// Fuzz entry points for what identity providers send (see `crate::fuzz`).
 #[doc(hidden)]
@@ -30,6 +31,7 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 use crate::config::{AppConfig, Protocol, ProviderConfig};
+use crate::store::StepUpRequest;
 
 #[derive(Debug, thiserror::Error)]
 pub enum IdpError {
@@ -45,6 +47,9 @@ pub enum IdpError {
     /// A request to the IdP got no answer within the provider's `timeout`.
     #[error("the identity provider did not answer in time: {0}")]
     Timeout(String),
+    /// A step-up was asked of a provider that cannot assert how it authenticated.
+    #[error("provider `{0}` is plain OAuth2: it cannot be asked for acr_values or max_age")]
+    StepUpUnsupported(String),
 }
 
 /// What the IdP returned about the user.
@@ -59,6 +64,9 @@ pub struct IdpUser {
     /// OAuth2). Only `groups` (`use_provider_groups`) and the names a provider's
     /// `claims_to_token` lists are ever kept, through [`Asserted`].
     pub claims: serde_json::Map<String, serde_json::Value>,
+    /// How the IdP authenticated the user (`acr`, `amr`, `auth_time` of the verified
+    /// id_token; empty for plain OAuth2).
+    pub authn: crate::jwt::Authn,
 }
 
 /// The IdP's tokens, kept (encrypted) with the session for refresh and logout.
@@ -84,6 +92,10 @@ pub struct Asserted {
     pub groups: Vec<String>,
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub claims: std::collections::BTreeMap<String, serde_json::Value>,
+    /// How the IdP authenticated the login (`acr`, `amr`, `auth_time`): every token of the
+    /// session carries it, renewed or refreshed, for the routes that need a step-up.
+    #[serde(default, skip_serializing_if = "crate::jwt::Authn::is_empty")]
+    pub authn: crate::jwt::Authn,
 }
 
 /// At most this many groups from the IdP; a login asserting more is refused (a token that
@@ -97,13 +109,16 @@ pub const MAX_IDP_CLAIMS_BYTES: usize = 4096;
 
 impl Asserted {
     pub fn is_empty(&self) -> bool {
-        self.groups.is_empty() && self.claims.is_empty()
+        self.groups.is_empty() && self.claims.is_empty() && self.authn.is_empty()
     }
 
     /// What a login through `provider` of `app` keeps of `user`'s claims; an error (saying
     /// which limit) when the IdP asserted more than a session may carry.
     pub fn of(app: &AppConfig, provider: &ProviderConfig, user: &IdpUser) -> Result<Self, String> {
-        let mut out = Asserted::default();
+        let mut out = Asserted {
+            authn: user.authn.clone(),
+            ..Asserted::default()
+        };
         if app.use_provider_groups {
             out.groups = idp_groups(user.claims.get("groups"))?;
         }
@@ -202,10 +217,19 @@ impl IdpClient {
     }
 
     /// Builds the authorization URL for `state` (and `nonce`, OIDC only), with a fresh PKCE
-    /// challenge.
-    pub async fn start_login(&self, state: &str, nonce: &str) -> Result<LoginStart, IdpError> {
+    /// challenge, asking what `step_up` says beyond a plain login (OIDC only: a plain OAuth2
+    /// provider cannot be asked, and such a login is refused here).
+    pub async fn start_login(
+        &self,
+        state: &str,
+        nonce: &str,
+        step_up: &StepUpRequest,
+    ) -> Result<LoginStart, IdpError> {
         match &self.flow {
-            Flow::Oidc(f) => f.start_login(state, nonce).await,
+            Flow::Oidc(f) => f.start_login(state, nonce, step_up).await,
+            Flow::OAuth2(_) if !step_up.is_empty() => {
+                Err(IdpError::StepUpUnsupported(self.provider.id.clone()))
+            }
             Flow::OAuth2(f) => f.start_login(state),
         }
     }

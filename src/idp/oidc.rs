@@ -43,14 +43,14 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use openidconnect::core::{
-    CoreAuthenticationFlow, CoreClient, CoreGenderClaim, CoreIdTokenClaims, CoreIdTokenVerifier,
-    CoreJwsSigningAlgorithm,
+    CoreAuthPrompt, CoreAuthenticationFlow, CoreClient, CoreGenderClaim, CoreIdTokenClaims,
+    CoreIdTokenVerifier, CoreJwsSigningAlgorithm,
 };
 use openidconnect::{
-    AccessTokenHash, AuthType, AuthorizationCode, ClientId, ClientSecret, CsrfToken,
-    EndpointMaybeSet, EndpointNotSet, EndpointSet, Nonce, OAuth2TokenResponse, PkceCodeChallenge,
-    PkceCodeVerifier, ProviderMetadataWithLogout, RedirectUrl, Scope, TokenResponse,
-    UserInfoClaims,
+    AccessTokenHash, AuthType, AuthenticationContextClass, AuthorizationCode, ClientId,
+    ClientSecret, CsrfToken, EndpointMaybeSet, EndpointNotSet, EndpointSet, Nonce,
+    OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, ProviderMetadataWithLogout,
+    RedirectUrl, Scope, TokenResponse, UserInfoClaims,
 };
 
 mod checks;
@@ -68,6 +68,7 @@ use self::issuer::{issuer_rule, matches_tenant, IssuerRule};
 use super::{error_chain, request_failed, IdpError, IdpTokens, IdpUser, LoginStart};
 use crate::config::{AppConfig, AuthMethod, Protocol, ProviderConfig};
 use crate::metrics::idp_call;
+use crate::store::StepUpRequest;
 
 type Client = CoreClient<
     EndpointSet,
@@ -245,8 +246,14 @@ impl OidcFlow {
             })
     }
 
-    /// Builds the authorization URL for `state` and `nonce`, with a fresh PKCE challenge.
-    pub async fn start_login(&self, state: &str, nonce: &str) -> Result<LoginStart, IdpError> {
+    /// Builds the authorization URL for `state` and `nonce`, with a fresh PKCE challenge and
+    /// what `step_up` asks (`acr_values`, `max_age`, `prompt=login`).
+    pub async fn start_login(
+        &self,
+        state: &str,
+        nonce: &str,
+        step_up: &StepUpRequest,
+    ) -> Result<LoginStart, IdpError> {
         let d = self.discovered().await?;
         let client = self.client(&d.meta);
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
@@ -263,6 +270,15 @@ impl OidcFlow {
             .filter(|s| s.as_str() != "openid")
         {
             req = req.add_scope(Scope::new(s.clone()));
+        }
+        for acr in &step_up.acr_values {
+            req = req.add_auth_context_value(AuthenticationContextClass::new(acr.clone()));
+        }
+        if let Some(max_age) = step_up.max_age {
+            req = req.set_max_age(std::time::Duration::from_secs(max_age));
+        }
+        if step_up.prompt_login {
+            req = req.add_prompt(CoreAuthPrompt::Login);
         }
         let (url, _, _) = req.set_pkce_challenge(challenge).url();
         Ok(LoginStart {
@@ -365,7 +381,17 @@ impl OidcFlow {
                 ));
             }
         }
+        let authn = crate::idp::step_up::authn_of(
+            claims.auth_context_ref().map(|a| a.as_str()),
+            claims
+                .auth_method_refs()
+                .map(|m| m.iter().map(|m| m.as_str().to_owned()).collect())
+                .unwrap_or_default(),
+            claims.auth_time().map(|t| t.timestamp()),
+        )
+        .map_err(|m| IdpError::IdToken(format!("the id_token is refused: {m}")))?;
         let mut user = IdpUser {
+            authn,
             subject: claims.subject().to_string(),
             name: claims
                 .name()

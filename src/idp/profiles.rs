@@ -67,6 +67,7 @@ pub async fn fetch(
         ProviderKind::BitbucketServer => {
             let username = whoami(http, &endpoints.user_url, access_token).await?;
             let mut user = IdpUser {
+                authn: Default::default(),
                 subject: username.clone(),
                 name: None,
                 email: None,
@@ -254,6 +255,7 @@ fn github_user(profile: &Value) -> Result<IdpUser, IdpError> {
         }
     };
     Ok(IdpUser {
+        authn: Default::default(),
         subject: id,
         name: string_at(profile, "name").map(str::to_owned),
         email: string_at(profile, "email").map(str::to_owned),
@@ -266,6 +268,7 @@ fn bitbucket_user(profile: &Value) -> Result<IdpUser, IdpError> {
     let uuid = string_at(profile, "uuid")
         .ok_or_else(|| IdpError::Protocol("Bitbucket /user has no `uuid`".into()))?;
     Ok(IdpUser {
+        authn: Default::default(),
         subject: uuid.to_owned(),
         name: string_at(profile, "display_name").map(str::to_owned),
         email: None,
@@ -331,6 +334,7 @@ fn keyed_user(profile: &Value, keys: &UserKeys) -> Result<IdpUser, IdpError> {
         _ => false,
     };
     Ok(IdpUser {
+        authn: Default::default(),
         subject,
         name: text(&keys.name),
         email: text(&keys.email).filter(|_| !unverified),

@@ -27,6 +27,7 @@ fn configured(app_lines: &str, provider_lines: &str) -> Arc<AppConfig> {
 
 fn user(claims: serde_json::Value) -> IdpUser {
     IdpUser {
+        authn: Default::default(),
         subject: "alice".into(),
         name: None,
         email: None,

@@ -60,6 +60,31 @@ pub struct Claims {
     pub jti: String,
     pub sid: String,
     pub user: UserClaim,
+    /// How the IdP authenticated the user at the session's login (OIDC's `acr`, `amr` and
+    /// `auth_time`, as its id_token said), for the route rules that ask for more (step-up).
+    #[serde(flatten)]
+    pub authn: Authn,
+}
+
+/// How the identity provider authenticated the user at a login: the OIDC claims of the same
+/// names, copied from its verified id_token. Empty for a provider that says nothing of it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Authn {
+    /// The authentication context class (`acr`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acr: Option<String>,
+    /// The authentication methods (`amr`), e.g. `pwd`, `otp`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub amr: Vec<String>,
+    /// When the user authenticated at the IdP (Unix seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_time: Option<i64>,
+}
+
+impl Authn {
+    pub fn is_empty(&self) -> bool {
+        self.acr.is_none() && self.amr.is_empty() && self.auth_time.is_none()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -4,13 +4,14 @@
 //! route and method; nothing is left to fail per request.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use serde::Deserialize;
 
 use super::expr;
 use super::path::normalize;
 use super::table::RouteTable;
-use super::{Matching, PolicyError, RouteEntry, Rule};
+use super::{Matching, Origin, PolicyError, RouteEntry, Rule, StepUp};
 
 /// A route as written in TOML (`[[authorization.routes]]`).
 #[derive(Debug, Clone, Deserialize)]
@@ -26,6 +27,11 @@ pub struct RawRoute {
     pub backoffice_expression: Option<String>,
     #[serde(default)]
     pub backoffice_public: bool,
+    /// Step-up: the login's `acr` must be one of these (any of).
+    #[serde(default)]
+    pub acr_values: Vec<String>,
+    /// Step-up: the login must be at most this old (`"10m"`).
+    pub max_age: Option<String>,
 }
 
 fn all_methods() -> Vec<String> {
@@ -95,12 +101,20 @@ impl RouteTable {
                 .map_err(|e| PolicyError::Invalid(format!("{name}: {e}")))?;
             for (route, methods) in parsed {
                 for (method, rules) in methods {
-                    let compile = |r: Option<&MiaRule>| -> Result<Option<Rule>, PolicyError> {
-                        r.map(|r| rule(name, &route, &method, &r.expression, r.public))
-                            .transpose()
+                    let compile = |r: Option<&MiaRule>, backoffice: bool| {
+                        r.map(|r| {
+                            let at = At {
+                                source: name,
+                                path: &route,
+                                method: &method,
+                                backoffice,
+                            };
+                            rule(&at, &r.expression, r.public, None)
+                        })
+                        .transpose()
                     };
-                    let authorization = compile(rules.authorization.as_ref())?;
-                    let backoffice = compile(rules.backoffice_authorization.as_ref())?;
+                    let authorization = compile(rules.authorization.as_ref(), false)?;
+                    let backoffice = compile(rules.backoffice_authorization.as_ref(), true)?;
                     table.insert(
                         &mut spelled,
                         name,
@@ -116,12 +130,19 @@ impl RouteTable {
         }
         for r in routes {
             let name = "authorization.routes";
+            let step_up = step_up(name, r)?;
             for method in &r.methods {
-                let authorization = rule(name, &r.path, method, &r.expression, r.public)?;
+                let at = |backoffice| At {
+                    source: name,
+                    path: &r.path,
+                    method,
+                    backoffice,
+                };
+                let authorization = rule(&at(false), &r.expression, r.public, step_up.clone())?;
                 let backoffice = r
                     .backoffice_expression
                     .as_deref()
-                    .map(|e| rule(name, &r.path, method, e, r.backoffice_public))
+                    .map(|e| rule(&at(true), e, r.backoffice_public, step_up.clone()))
                     .transpose()?;
                 table.insert(
                     &mut spelled,
@@ -208,18 +229,79 @@ impl RouteTable {
     }
 }
 
+/// The most `acr_values` a route may list, and the longest one, in bytes.
+const MAX_ACR_VALUES: usize = 16;
+const MAX_ACR_VALUE_BYTES: usize = 256;
+
+/// A TOML route's step-up demand (`acr_values`, `max_age`), checked.
+fn step_up(source: &str, r: &RawRoute) -> Result<Option<Arc<StepUp>>, PolicyError> {
+    let invalid = |why: String| PolicyError::Invalid(format!("{source}: route `{}` {why}", r.path));
+    if r.acr_values.is_empty() && r.max_age.is_none() {
+        return Ok(None);
+    }
+    if r.public || r.backoffice_public {
+        return Err(invalid(
+            "is public and states acr_values or max_age: a step-up needs a session".into(),
+        ));
+    }
+    if r.acr_values.len() > MAX_ACR_VALUES {
+        return Err(invalid(format!(
+            "lists more than {MAX_ACR_VALUES} acr_values"
+        )));
+    }
+    // Sent to the IdP as one space-separated parameter: no spaces or controls inside one.
+    if let Some(bad) = r.acr_values.iter().find(|v| {
+        v.is_empty() || v.len() > MAX_ACR_VALUE_BYTES || !v.bytes().all(|b| b.is_ascii_graphic())
+    }) {
+        return Err(invalid(format!(
+            "has acr_values entry {bad:?}: each is 1–{MAX_ACR_VALUE_BYTES} visible ASCII \
+             characters without spaces"
+        )));
+    }
+    let max_age = match r.max_age.as_deref().map(humantime::parse_duration) {
+        None => None,
+        Some(Err(e)) => return Err(invalid(format!("has max_age that is not a duration: {e}"))),
+        Some(Ok(d)) if d.as_secs() == 0 => {
+            return Err(invalid("has max_age under one second".into()))
+        }
+        Some(Ok(d)) => Some(d.as_secs()),
+    };
+    Ok(Some(Arc::new(StepUp {
+        acr_values: r.acr_values.clone(),
+        max_age,
+    })))
+}
+
+/// Where a rule is being built: for its errors and its [`Origin`].
+struct At<'a> {
+    source: &'a str,
+    path: &'a str,
+    method: &'a str,
+    backoffice: bool,
+}
+
 fn rule(
-    source: &str,
-    path: &str,
-    method: &str,
-    expression: &str,
+    at: &At<'_>,
+    text: &str,
     public: bool,
+    step_up: Option<Arc<StepUp>>,
 ) -> Result<Rule, PolicyError> {
-    let expression = expr::parse(expression).map_err(|error| PolicyError::Expression {
-        source_name: source.to_owned(),
-        path: path.to_owned(),
-        method: method.to_owned(),
+    let expression = expr::parse(text).map_err(|error| PolicyError::Expression {
+        source_name: at.source.to_owned(),
+        path: at.path.to_owned(),
+        method: at.method.to_owned(),
         error,
     })?;
-    Ok(Rule { expression, public })
+    Ok(Rule {
+        expression,
+        public,
+        origin: Arc::new(Origin {
+            source: at.source.to_owned(),
+            path: at.path.to_owned(),
+            method: at.method.to_ascii_uppercase(),
+            expression: text.to_owned(),
+            backoffice: at.backoffice,
+        }),
+        step_up,
+    })
 }

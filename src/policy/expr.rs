@@ -6,13 +6,20 @@
 //! or      := and ( "||" and )*
 //! and     := unary ( "&&" unary )*
 //! unary   := "!" unary | compare
-//! compare := operand ( ("==" | "===" | "!=" | "!==") operand )?
-//! operand := "true" | "false" | STRING | "(" expr ")" | STRING "in" ("groups" | "permissions")
-//!          | "[" STRING ( "," STRING )* "]" "in" ("groups" | "permissions")
+//! compare := operand ( ("==" | "===" | "!=" | "!==" | "<" | "<=" | ">" | ">=") operand )?
+//! operand := "true" | "false" | STRING | NUMBER | "(" expr ")" | STRING "in" LIST
+//!          | "[" STRING ( "," STRING )* "]" "in" LIST
 //!          | "groups" "." NAME | "groups" "[" STRING "]"
 //!          | "permissions" "." NAME | "permissions" "[" STRING "]"
-//!          | "clientType" | "isBackoffice"
+//!          | "clientType" | "isBackoffice" | "acr" | "authAge"
+//! LIST    := "groups" | "permissions" | "amr"
 //! ```
+//! `acr` is the authentication context class the identity provider asserted at the session's
+//! login (a string, or null when it asserted none), `amr` the list of its authentication
+//! methods (`"otp" in amr`), and `authAge` the seconds since that login (`authAge < 600`), null
+//! when the IdP did not say when. A NUMBER is a whole number of at most 12 digits. `<`, `<=`,
+//! `>` and `>=` compare two numbers; with anything else (a null `authAge`) they are false, so
+//! a rule on the login's age refuses a session whose age is unknown.
 //! `["admin", "user"] in groups` holds when any of the listed groups does (Mia's documented
 //! form: "users in the admin or the user group"). Strings take single or double quotes. A name after `.` may hold letters, digits, `_`, `-`
 //! and `:`; anything else needs the bracket form (`permissions["a:b"]`).
@@ -42,6 +49,12 @@ pub struct Context<'a> {
     pub permissions: &'a [String],
     pub client_type: Option<&'a str>,
     pub is_backoffice: bool,
+    /// The `acr` the IdP asserted at the session's login.
+    pub acr: Option<&'a str>,
+    /// The `amr` the IdP asserted at the session's login.
+    pub amr: &'a [String],
+    /// Seconds since the IdP's login (`auth_time`), when the IdP said.
+    pub auth_age: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -50,8 +63,13 @@ pub enum Expr {
     Str(String),
     Group(String),
     Permission(String),
+    Num(i64),
     ClientType,
     IsBackoffice,
+    Acr,
+    /// One method in `amr`.
+    Amr(String),
+    AuthAge,
     Not(Box<Expr>),
     /// All of (two or more); a whole `a && b && c` chain is one node.
     And(Vec<Expr>),
@@ -59,12 +77,24 @@ pub enum Expr {
     Or(Vec<Expr>),
     Eq(Box<Expr>, Box<Expr>),
     Ne(Box<Expr>, Box<Expr>),
+    /// `a < b`, `a <= b`, `a > b`, `a >= b`: true only when both are numbers.
+    Cmp(Box<Expr>, Ordering, Box<Expr>),
+}
+
+/// What a comparison between numbers asks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ordering {
+    Lt,
+    Le,
+    Gt,
+    Ge,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Value<'a> {
     Bool(bool),
     Str(&'a str),
+    Num(i64),
     Null,
 }
 
@@ -73,6 +103,7 @@ impl Value<'_> {
         match self {
             Value::Bool(b) => b,
             Value::Str(s) => !s.is_empty(),
+            Value::Num(n) => n != 0,
             Value::Null => false,
         }
     }
@@ -90,19 +121,35 @@ impl Expr {
             Expr::Str(s) => Value::Str(s),
             Expr::Group(g) => Value::Bool(ctx.groups.iter().any(|x| x == g)),
             Expr::Permission(p) => Value::Bool(ctx.permissions.iter().any(|x| x == p)),
+            Expr::Num(n) => Value::Num(*n),
             Expr::ClientType => ctx.client_type.map_or(Value::Null, Value::Str),
             Expr::IsBackoffice => Value::Bool(ctx.is_backoffice),
+            Expr::Acr => ctx.acr.map_or(Value::Null, Value::Str),
+            Expr::Amr(m) => Value::Bool(ctx.amr.iter().any(|x| x == m)),
+            Expr::AuthAge => ctx.auth_age.map_or(Value::Null, Value::Num),
             Expr::Not(e) => Value::Bool(!e.value(ctx).truthy()),
             Expr::And(all) => Value::Bool(all.iter().all(|e| e.value(ctx).truthy())),
             Expr::Or(any) => Value::Bool(any.iter().any(|e| e.value(ctx).truthy())),
             Expr::Eq(a, b) => Value::Bool(a.value(ctx) == b.value(ctx)),
             Expr::Ne(a, b) => Value::Bool(a.value(ctx) != b.value(ctx)),
+            Expr::Cmp(a, op, b) => Value::Bool(match (a.value(ctx), b.value(ctx)) {
+                (Value::Num(a), Value::Num(b)) => match op {
+                    Ordering::Lt => a < b,
+                    Ordering::Le => a <= b,
+                    Ordering::Gt => a > b,
+                    Ordering::Ge => a >= b,
+                },
+                _ => false,
+            }),
         }
     }
 }
 
 /// The longest expression accepted, in bytes (of the decoded text, for a location's rule).
 pub const MAX_EXPRESSION_BYTES: usize = 4096;
+
+/// The most digits a number may have (about 31 700 years in seconds).
+pub const MAX_NUMBER_DIGITS: usize = 12;
 
 /// The deepest nesting of `(` and `!` accepted (`!(!(a))` nests 3 deep).
 pub const MAX_NESTING: usize = 32;
@@ -212,6 +259,16 @@ impl Parser {
                 self.pos += 1;
                 Ok(Expr::Ne(Box::new(left), Box::new(self.operand()?)))
             }
+            Some(t @ (Token::Lt | Token::Le | Token::Gt | Token::Ge)) => {
+                let op = match t {
+                    Token::Lt => Ordering::Lt,
+                    Token::Le => Ordering::Le,
+                    Token::Gt => Ordering::Gt,
+                    _ => Ordering::Ge,
+                };
+                self.pos += 1;
+                Ok(Expr::Cmp(Box::new(left), op, Box::new(self.operand()?)))
+            }
             _ => Ok(left),
         }
     }
@@ -243,14 +300,15 @@ impl Parser {
         }
     }
 
-    /// After `in`: `groups` or `permissions`, holding when any of `names` is there.
+    /// After `in`: `groups`, `permissions` or `amr`, holding when any of `names` is there.
     fn membership(&mut self, names: Vec<String>) -> Result<Expr, ParseError> {
         let one: fn(String) -> Expr = match self.next() {
             Some(Token::Ident(t)) if t == "groups" => Expr::Group,
             Some(Token::Ident(t)) if t == "permissions" => Expr::Permission,
+            Some(Token::Ident(t)) if t == "amr" => Expr::Amr,
             _ => {
                 self.pos -= 1;
-                return self.fail("expected `groups` or `permissions` after `in`");
+                return self.fail("expected `groups`, `permissions` or `amr` after `in`");
             }
         };
         let mut any: Vec<Expr> = names.into_iter().map(one).collect();
@@ -302,7 +360,9 @@ impl Parser {
                     Some(Token::Ident(k)) if k == "in" => self.membership(names),
                     _ => {
                         self.pos -= 1;
-                        self.fail("expected `in groups` or `in permissions` after the list")
+                        self.fail(
+                            "expected `in groups`, `in permissions` or `in amr` after the list",
+                        )
                     }
                 }
             }
@@ -311,8 +371,19 @@ impl Parser {
                 "false" => Ok(Expr::Bool(false)),
                 "clientType" => Ok(Expr::ClientType),
                 "isBackoffice" => Ok(Expr::IsBackoffice),
+                "acr" => Ok(Expr::Acr),
+                "authAge" => Ok(Expr::AuthAge),
                 "groups" => Ok(Expr::Group(self.member("groups")?)),
                 "permissions" => Ok(Expr::Permission(self.member("permissions")?)),
+                digits if digits.bytes().all(|b| b.is_ascii_digit()) => {
+                    match digits.parse::<i64>() {
+                        Ok(n) if digits.len() <= MAX_NUMBER_DIGITS => Ok(Expr::Num(n)),
+                        _ => {
+                            self.pos -= 1;
+                            self.fail(format!("a number has at most {MAX_NUMBER_DIGITS} digits"))
+                        }
+                    }
+                }
                 other => {
                     self.pos -= 1;
                     self.fail(format!("unknown name `{other}`"))

@@ -47,11 +47,68 @@ pub use location::LocationRules;
 pub use path::normalize;
 pub use table::RouteTable;
 
+use std::sync::Arc;
+
 /// One rule: who may pass.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rule {
     pub expression: Expr,
     pub public: bool,
+    /// Where the rule was written and what it says, for explanations and the audit trail
+    /// (never for a client).
+    pub origin: Arc<Origin>,
+    /// What the session's login must have been, beyond the expression (TOML `acr_values`,
+    /// `max_age`): falling short asks for a new login at the IdP (step-up), not a 403.
+    pub step_up: Option<Arc<StepUp>>,
+}
+
+/// Where a rule was written: its source (`auth.json`'s file name or `authorization.routes`),
+/// its path and method as written, and its expression as written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    pub source: String,
+    pub path: String,
+    pub method: String,
+    pub expression: String,
+    /// Whether this is the backoffice rule of its route and method.
+    pub backoffice: bool,
+}
+
+impl Origin {
+    /// The rule's id in log lines and the audit trail: `source path METHOD` (`[backoffice]`).
+    pub fn id(&self) -> String {
+        let bo = if self.backoffice { " [backoffice]" } else { "" };
+        format!("{} {} {}{bo}", self.source, self.path, self.method)
+    }
+}
+
+/// A route's demand on how, and how recently, the user authenticated at the IdP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepUp {
+    /// The login's `acr` must be one of these (any of); empty: any `acr`.
+    pub acr_values: Vec<String>,
+    /// The login must be at most this many seconds old.
+    pub max_age: Option<u64>,
+}
+
+impl StepUp {
+    /// Whether a login with `acr`, `auth_age` seconds ago, meets this demand. An unknown age
+    /// never meets a `max_age`.
+    pub fn met_by(&self, acr: Option<&str>, auth_age: Option<i64>) -> bool {
+        let acr_ok = self.acr_values.is_empty()
+            || acr.is_some_and(|a| self.acr_values.iter().any(|v| v == a));
+        let age_ok = match self.max_age {
+            None => true,
+            Some(max) => auth_age.is_some_and(|age| age <= max as i64),
+        };
+        acr_ok && age_ok
+    }
+
+    /// Whether `acr` alone falls short (the IdP must be asked to log the user in again, with
+    /// `prompt=login`: an IdP session of a lower level would otherwise be reused).
+    pub fn acr_short(&self, acr: Option<&str>) -> bool {
+        !self.acr_values.is_empty() && !acr.is_some_and(|a| self.acr_values.iter().any(|v| v == a))
+    }
 }
 
 /// The rules of one path and method.
@@ -105,6 +162,60 @@ pub enum Decision {
     /// Lenient mode, a route no rule covers, a session: passed to the upstream marked
     /// `mia-allowed: 0` (Mia's non-strict mode), the upstream deciding.
     Unchecked,
+    /// 401: the session may pass, but its login is not strong or recent enough for the rule's
+    /// [`StepUp`]; a new login at the IdP can fix that.
+    StepUp,
+}
+
+/// Why a request was decided as it was: the decision, the rule that decided (if one did) and
+/// how the deciding rule was found. What `idgate check-policy` prints and `/auth` logs at debug
+/// level; never sent to a client.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Verdict<'a> {
+    pub decision: Decision,
+    /// The table's rule that decided, if one did.
+    pub rule: Option<&'a Rule>,
+    pub reason: Reason,
+}
+
+/// How a [`Verdict`] was reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    /// The Nginx location stated its own rule, which replaced the table.
+    LocationRule,
+    /// No route rule is configured: any session passes.
+    NoRules,
+    /// The path cannot be matched safely (e.g. `;`, encoded dot segments): refused.
+    Unmatchable,
+    /// The deciding path's rule for the method decided.
+    Rule,
+    /// The rule is not public and there is no session.
+    NotPublic,
+    /// The deciding path has rules, none for this method: refused.
+    NoRuleForMethod,
+    /// The deciding path's method entry has no block for this request (an `auth.json` entry
+    /// with only `backofficeAuthorization`, asked by a frontend request): refused.
+    NoBlockForRequest,
+    /// No rule covers the path (strict: 401; lenient: passed to the upstream unchecked).
+    Uncovered,
+}
+
+impl Reason {
+    /// In words, for `check-policy` and log lines.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::LocationRule => "the Nginx location's own rule decided",
+            Self::NoRules => "no route rule is configured: any session may pass",
+            Self::Unmatchable => "the path cannot be matched safely against the route rules",
+            Self::Rule => "the deciding route's rule for this method decided",
+            Self::NotPublic => "the deciding route's rule is not public and there is no session",
+            Self::NoRuleForMethod => "the deciding route has no rule for this method",
+            Self::NoBlockForRequest => {
+                "the deciding route's entry for this method has no rule for this kind of request"
+            }
+            Self::Uncovered => "no route rule covers this path",
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -7,7 +7,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 
 use super::path::normalize;
-use super::{Context, Decision, Expr, Match, Matching, RouteEntry, Rule};
+use super::{Context, Decision, Expr, Match, Matching, Reason, RouteEntry, Rule, Verdict};
 
 #[derive(Debug, Default)]
 pub(super) struct MethodRules {
@@ -82,9 +82,7 @@ impl RouteTable {
         }
     }
 
-    /// The decision for a request. `location_rule` (a rule stated by the Nginx location)
-    /// replaces the table; `ctx` says who asks (`ctx.session` false for an anonymous request,
-    /// whose groups and permissions are then empty).
+    /// The decision for a request; see [`RouteTable::judge`].
     pub fn decide(
         &self,
         method: &str,
@@ -92,39 +90,45 @@ impl RouteTable {
         location_rule: Option<&Expr>,
         ctx: &Context<'_>,
     ) -> Decision {
+        self.judge(method, uri, location_rule, ctx).decision
+    }
+
+    /// The decision for a request, with the rule that decided and why. `location_rule` (a rule
+    /// stated by the Nginx location) replaces the table; `ctx` says who asks (`ctx.session`
+    /// false for an anonymous request, whose groups and permissions are then empty).
+    pub fn judge<'a>(
+        &'a self,
+        method: &str,
+        uri: &str,
+        location_rule: Option<&Expr>,
+        ctx: &Context<'_>,
+    ) -> Verdict<'a> {
         let refused = if ctx.session {
             Decision::Forbidden
         } else {
             Decision::Unauthenticated
         };
-        let holds = |expression: &Expr| {
-            if expression.allows(ctx) {
-                Decision::Allow
-            } else {
-                refused
-            }
-        };
-        let verdict = |rule: &Rule| {
-            if !rule.public && !ctx.session {
-                Decision::Unauthenticated
-            } else {
-                holds(&rule.expression)
-            }
+        let verdict = |decision, rule, reason| Verdict {
+            decision,
+            rule,
+            reason,
         };
         if let Some(expr) = location_rule {
             // A location's rule is never public: it needs a session.
-            return if ctx.session {
-                holds(expr)
-            } else {
-                Decision::Unauthenticated
+            let decision = match (ctx.session, expr.allows(ctx)) {
+                (false, _) => Decision::Unauthenticated,
+                (true, true) => Decision::Allow,
+                (true, false) => Decision::Forbidden,
             };
+            return verdict(decision, None, Reason::LocationRule);
         }
         if self.routes.is_empty() {
-            return if ctx.session {
+            let decision = if ctx.session {
                 Decision::Allow
             } else {
                 Decision::Unauthenticated
             };
+            return verdict(decision, None, Reason::NoRules);
         }
         let Some(path) = normalize(uri) else {
             // Debug-formatted (control characters escaped) and cut short: the path is the
@@ -137,7 +141,7 @@ impl RouteTable {
                 path = ?&uri[..end],
                 "request path refused: it cannot be matched safely against the route rules"
             );
-            return refused;
+            return verdict(refused, None, Reason::Unmatchable);
         };
         let path = match path {
             p if self.matching.case_insensitive
@@ -153,11 +157,36 @@ impl RouteTable {
                     (Some(rule), true) => Some(rule),
                     _ => entry.authorization.as_ref(),
                 };
-                rule.map_or(refused, verdict)
+                match rule {
+                    None => verdict(refused, None, Reason::NoBlockForRequest),
+                    Some(rule) if !rule.public && !ctx.session => {
+                        verdict(Decision::Unauthenticated, Some(rule), Reason::NotPublic)
+                    }
+                    Some(rule) => {
+                        verdict(Self::apply(rule, ctx, refused), Some(rule), Reason::Rule)
+                    }
+                }
             }
-            Match::NoRuleForMethod => refused,
-            Match::Uncovered if self.matching.strict || !ctx.session => Decision::Unauthenticated,
-            Match::Uncovered => Decision::Unchecked,
+            Match::NoRuleForMethod => verdict(refused, None, Reason::NoRuleForMethod),
+            Match::Uncovered if self.matching.strict || !ctx.session => {
+                verdict(Decision::Unauthenticated, None, Reason::Uncovered)
+            }
+            Match::Uncovered => verdict(Decision::Unchecked, None, Reason::Uncovered),
+        }
+    }
+
+    /// A rule's decision for a request it applies to: its expression, then, for a session, its
+    /// step-up demand (a session the expression refuses gets its 403: a new login would not
+    /// change its groups).
+    fn apply(rule: &Rule, ctx: &Context<'_>, refused: Decision) -> Decision {
+        if !rule.expression.allows(ctx) {
+            return refused;
+        }
+        match &rule.step_up {
+            Some(step_up) if ctx.session && !step_up.met_by(ctx.acr, ctx.auth_age) => {
+                Decision::StepUp
+            }
+            _ => Decision::Allow,
         }
     }
 }

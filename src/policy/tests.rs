@@ -19,6 +19,8 @@ fn route(path: &str, methods: &[&str], expression: &str, public: bool) -> RawRou
         public,
         backoffice_expression: None,
         backoffice_public: false,
+        acr_values: Vec::new(),
+        max_age: None,
     }
 }
 
@@ -68,3 +70,29 @@ fn site_routes() -> Vec<RawRoute> {
 }
 
 use Decision::{Allow, Forbidden as Deny, Unauthenticated as Login};
+
+#[test]
+fn a_step_up_demand_is_checked_when_the_table_is_built() {
+    let with = |public: bool, acr: &[&str], max_age: Option<&str>| {
+        let mut r = route("/pay/", &["GET"], "true", public);
+        r.acr_values = acr.iter().map(|a| a.to_string()).collect();
+        r.max_age = max_age.map(str::to_owned);
+        RouteTable::build(None, &[r], true).map(|_| ())
+    };
+    assert!(with(false, &["loa2"], Some("10m")).is_ok());
+    let refused = [
+        with(true, &["loa2"], None),
+        with(false, &[], Some("0s")),
+        with(false, &[], Some("ten minutes")),
+        with(false, &["two words"], None),
+        with(false, &[""], None),
+    ];
+    for r in refused {
+        assert!(r.is_err(), "{r:?}");
+    }
+    let message = with(true, &["loa2"], None).unwrap_err().to_string();
+    assert!(
+        message.contains("/pay/") && message.contains("public"),
+        "{message}"
+    );
+}

@@ -24,7 +24,7 @@ use crate::cookie::Kind;
 use crate::headers::{self, MIA_ALLOWED};
 use crate::http::{encode_query_value, Request, Response};
 use crate::jwt::JwtError;
-use crate::policy::{Context, Decision};
+use crate::policy::{Context, Decision, StepUp, Verdict};
 use crate::session::{AuthFailure, VerifiedSession};
 use crate::state::AppState;
 
@@ -138,12 +138,21 @@ pub async fn decide(state: &AppState, peer: &Peer, req: &Request) -> Response {
         client_type,
         is_backoffice: header(headers, headers::IS_BACKOFFICE)
             .is_some_and(|v| v.eq_ignore_ascii_case("true") || v == "1"),
+        acr: session.as_ref().and_then(|s| s.authn().acr.as_deref()),
+        amr: session.as_ref().map_or(&[], |s| &s.authn().amr),
+        auth_age: session
+            .as_ref()
+            .and_then(|s| s.authn().auth_time)
+            .map(|t| (crate::now_secs() - t).max(0)),
     };
-    match state
+    let verdict = state
         .config
         .policy
-        .decide(method, uri, location_rule.as_deref(), &ctx)
-    {
+        .judge(method, uri, location_rule.as_deref(), &ctx);
+    if tracing::enabled!(tracing::Level::DEBUG) {
+        explain(&verdict, method, uri);
+    }
+    match verdict.decision {
         decision @ (Decision::Allow | Decision::Unchecked) => {
             let mut resp = match &session {
                 Some(s) => {
@@ -173,13 +182,37 @@ pub async fn decide(state: &AppState, peer: &Peer, req: &Request) -> Response {
             StatusCode::FORBIDDEN,
             "this session may not access this route",
         ),
+        Decision::StepUp => {
+            let step_up = verdict.rule.and_then(|r| r.step_up.as_deref());
+            step_up_needed(state, bound_app, method, headers, step_up, ctx.acr)
+        }
         // Only an anonymous browser is sent to log in; a session that is not enough for an
         // uncovered route would otherwise loop through the login.
         Decision::Unauthenticated if session.is_some() => {
             refuse(StatusCode::UNAUTHORIZED, "no rule covers this route")
         }
-        Decision::Unauthenticated => unauthorized(state, bound_app, method, headers),
+        Decision::Unauthenticated => unauthorized(
+            state,
+            bound_app,
+            method,
+            headers,
+            verdict.rule.and_then(|r| r.step_up.as_deref()),
+        ),
     }
+}
+
+/// The debug line that says why `/auth` decided as it did (as `idgate check-policy` prints it).
+fn explain(verdict: &Verdict<'_>, method: &str, uri: &str) {
+    let path = uri.get(..200).unwrap_or(uri);
+    tracing::debug!(
+        decision = ?verdict.decision,
+        method,
+        path = %path.escape_debug(),
+        route = verdict.rule.map(|r| r.origin.id()),
+        expression = verdict.rule.map_or("", |r| &r.origin.expression),
+        reason = verdict.reason.describe(),
+        "/auth decision"
+    );
 }
 
 /// The request's client type: the location's own when the operator states one, else the one
@@ -293,10 +326,59 @@ fn unauthorized(
     app: Option<&str>,
     original_method: &str,
     headers: &HeaderMap,
+    step_up: Option<&StepUp>,
 ) -> Response {
     let mut resp = refuse(StatusCode::UNAUTHORIZED, "a valid session is required");
     if super::is_navigation(original_method, headers) {
-        if let Some(url) = app.and_then(|app| login_url(state, app, headers)) {
+        let login = step_up.map(|s| (s, false));
+        if let Some(url) = app.and_then(|app| login_url(state, app, headers, login)) {
+            if let Ok(v) = HeaderValue::from_str(&url) {
+                resp.headers_mut().insert(http::header::LOCATION, v);
+            }
+        }
+    }
+    resp
+}
+
+/// A session whose login is not strong or recent enough for the route (RFC 9470): a browser
+/// is sent to log in again at the IdP, asking for what the route needs (`acr_values`,
+/// `max_age`, and `prompt=login` when the `acr` falls short, so that the IdP does not reuse a
+/// weaker session of its own), and comes back to the same page; an API client gets
+/// `WWW-Authenticate: Bearer error="insufficient_user_authentication"` with the same.
+fn step_up_needed(
+    state: &AppState,
+    app: Option<&str>,
+    original_method: &str,
+    headers: &HeaderMap,
+    step_up: Option<&StepUp>,
+    acr: Option<&str>,
+) -> Response {
+    let mut resp = refuse(
+        StatusCode::UNAUTHORIZED,
+        "this route needs a stronger or more recent login",
+    );
+    let Some(step_up) = step_up else {
+        return resp;
+    };
+    let mut challenge = String::from(
+        "Bearer error=\"insufficient_user_authentication\", \
+         error_description=\"a stronger or more recent authentication is required\"",
+    );
+    if !step_up.acr_values.is_empty() {
+        challenge.push_str(&format!(
+            ", acr_values=\"{}\"",
+            step_up.acr_values.join(" ")
+        ));
+    }
+    if let Some(max_age) = step_up.max_age {
+        challenge.push_str(&format!(", max_age={max_age}"));
+    }
+    if let Ok(v) = HeaderValue::from_str(&challenge) {
+        resp.headers_mut().insert(http::header::WWW_AUTHENTICATE, v);
+    }
+    if super::is_navigation(original_method, headers) {
+        let login = Some((step_up, step_up.acr_short(acr)));
+        if let Some(url) = app.and_then(|app| login_url(state, app, headers, login)) {
             if let Ok(v) = HeaderValue::from_str(&url) {
                 resp.headers_mut().insert(http::header::LOCATION, v);
             }
@@ -310,19 +392,29 @@ fn header(headers: &HeaderMap, name: http::HeaderName) -> Option<&str> {
 }
 
 /// Where an anonymous browser starts its login to `app_id`: `/authorize` for an app with an
-/// implicit provider, else the app's chooser page.
-fn login_url(state: &AppState, app_id: &str, headers: &HeaderMap) -> Option<String> {
+/// implicit provider, else the app's chooser page. With `step_up`, the login asks the IdP for
+/// the route's `acr_values` and `max_age` (and `prompt=login` when the flag is set).
+fn login_url(
+    state: &AppState,
+    app_id: &str,
+    headers: &HeaderMap,
+    step_up: Option<(&StepUp, bool)>,
+) -> Option<String> {
     let app = state.app(app_id)?;
     let original = original_uri(headers);
     // A request path that would not be a safe place to come back to becomes "/".
     let back = crate::redirect::validate(original, &[]).unwrap_or_else(|_| "/".into());
     let app_q = encode_query_value(app_id);
     let back_q = encode_query_value(&back);
-    Some(match app.implicit_provider() {
+    let mut url = match app.implicit_provider() {
         Some(p) => format!(
             "/authorize?appId={app_q}&providerId={}&redirect={back_q}",
             encode_query_value(p)
         ),
         None => format!("/web-login?appId={app_q}&redirect={back_q}"),
-    })
+    };
+    if let Some((step_up, prompt_login)) = step_up {
+        url.push_str(&crate::routes::login::step_up_query(step_up, prompt_login));
+    }
+    Some(url)
 }

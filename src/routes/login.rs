@@ -31,7 +31,7 @@ use crate::http::{
 };
 use crate::pages;
 use crate::state::AppState;
-use crate::store::LoginState;
+use crate::store::{LoginState, StepUpRequest};
 
 /// Longest client `state` carried through a login.
 const MAX_CLIENT_STATE: usize = 512;
@@ -149,6 +149,94 @@ fn app<'a>(state: &'a AppState, q: &HashMap<String, String>) -> Result<&'a AppCo
         })
 }
 
+/// The most `acr_values` a login may ask for, and the longest one, in bytes.
+const MAX_ACR_VALUES: usize = 16;
+const MAX_ACR_VALUE_BYTES: usize = 256;
+/// The largest `max_age` a login may ask for, in seconds (a year).
+const MAX_MAX_AGE: u64 = 366 * 24 * 3600;
+
+/// The step-up a login asks the IdP for (`acr_values`, `max_age`, `prompt=login`), as `/auth`
+/// writes them into the login URL for a route that needs more. A client may also write them:
+/// they can only make the IdP ask more of the user, and what the route needs is checked again
+/// on the session at `/auth`. Anything else in `prompt` is refused, and so are values past the
+/// limits.
+fn step_up_request(q: &HashMap<String, String>) -> Result<StepUpRequest, ApiError> {
+    let mut asked = StepUpRequest::default();
+    if let Some(values) = q.get("acr_values").filter(|v| !v.is_empty()) {
+        asked.acr_values = values
+            .split(' ')
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+            .collect();
+        if asked.acr_values.len() > MAX_ACR_VALUES
+            || asked
+                .acr_values
+                .iter()
+                .any(|v| v.len() > MAX_ACR_VALUE_BYTES || !v.bytes().all(|b| b.is_ascii_graphic()))
+        {
+            return Err(ApiError::InvalidParam {
+                name: "acr_values",
+                reason: format!(
+                    "at most {MAX_ACR_VALUES} space-separated values of at most \
+                     {MAX_ACR_VALUE_BYTES} visible ASCII characters"
+                ),
+            });
+        }
+    }
+    if let Some(max_age) = q.get("max_age").filter(|v| !v.is_empty()) {
+        asked.max_age = Some(
+            max_age
+                .parse::<u64>()
+                .ok()
+                .filter(|a| *a <= MAX_MAX_AGE)
+                .ok_or_else(|| ApiError::InvalidParam {
+                    name: "max_age",
+                    reason: format!("a whole number of seconds up to {MAX_MAX_AGE}"),
+                })?,
+        );
+    }
+    match q.get("prompt").map(String::as_str) {
+        None | Some("") => {}
+        Some("login") => asked.prompt_login = true,
+        Some(_) => {
+            return Err(ApiError::InvalidParam {
+                name: "prompt",
+                reason: "only `login` is accepted".into(),
+            })
+        }
+    }
+    Ok(asked)
+}
+
+/// The query parameters (`&acr_values=…&max_age=…&prompt=login`) of a login that asks the IdP
+/// for what `step_up` needs; `prompt_login` when the IdP must log the user in again rather than
+/// reuse its own session (which would keep the weaker `acr`).
+pub(crate) fn step_up_query(step_up: &crate::policy::StepUp, prompt_login: bool) -> String {
+    let asked = StepUpRequest {
+        acr_values: step_up.acr_values.clone(),
+        max_age: step_up.max_age,
+        prompt_login,
+        replaces: None,
+    };
+    request_query(&asked)
+}
+
+/// `asked` as query parameters to append (each starting with `&`).
+fn request_query(asked: &StepUpRequest) -> String {
+    let mut query = String::new();
+    if !asked.acr_values.is_empty() {
+        query.push_str("&acr_values=");
+        query.push_str(&encode_query_value(&asked.acr_values.join(" ")));
+    }
+    if let Some(max_age) = asked.max_age {
+        query.push_str(&format!("&max_age={max_age}"));
+    }
+    if asked.prompt_login {
+        query.push_str("&prompt=login");
+    }
+    query
+}
+
 fn checked_redirect(app: &AppConfig, raw: &str) -> Result<String, ApiError> {
     Ok(crate::redirect::validate(raw, &app.allowed_redirects)?)
 }
@@ -172,8 +260,9 @@ pub async fn authorize(state: &AppState, req: &Request) -> Result<Response, ApiE
         None => app.default_redirect.clone().unwrap_or_default(),
     };
 
+    let step_up = step_up_request(&q)?;
     if app.client_state {
-        return authorize_for_client(state, app, provider_id, idp, &q, redirect_to).await;
+        return authorize_for_client(state, app, provider_id, idp, &q, redirect_to, step_up).await;
     }
     let client_state = q.get("state").cloned();
     if client_state
@@ -194,15 +283,32 @@ pub async fn authorize(state: &AppState, req: &Request) -> Result<Response, ApiE
         .chain(bindings(state.cookies.read(req.headers(), Kind::Login)).take(MAX_BINDINGS - 1))
         .collect::<Vec<_>>()
         .join(".");
+    let mut step_up = step_up;
+    if !step_up.is_empty() {
+        step_up.replaces = stepped_up_session(state, app, req).await;
+    }
     let pending = Pending {
         state: random_token(),
         client_state,
         redirect: redirect_to,
         binding_hash: hash_token(&binding),
+        step_up,
     };
     let mut resp = start_login(state, app, provider_id, idp, pending).await?;
     add_cookie(&mut resp, &binding_cookie(state, &cookie_value));
     Ok(resp)
+}
+
+/// The session a step-up login steps up: this browser's live session of `app`, if it has one.
+/// Its cookies stay while the login runs (a step-up that fails or is abandoned leaves the
+/// session as it was); the login must then be of its user, and replaces it.
+async fn stepped_up_session(state: &AppState, app: &AppConfig, req: &Request) -> Option<String> {
+    let token = state
+        .cookies
+        .read(req.headers(), Kind::Sid)
+        .filter(|t| !t.is_empty())?;
+    let session = state.auth.authenticate(token).await.ok()?;
+    (session.app_id() == app.id).then(|| session.sid().to_owned())
 }
 
 /// `/authorize` for a client-state app: the client's own `state` goes to the IdP and keys the
@@ -214,6 +320,7 @@ async fn authorize_for_client(
     idp: &crate::idp::IdpClient,
     q: &HashMap<String, String>,
     redirect_to: String,
+    step_up: StepUpRequest,
 ) -> Result<Response, ApiError> {
     let login_state = client_chosen_state(q)?;
     let challenge = client_challenge(q)?;
@@ -224,6 +331,7 @@ async fn authorize_for_client(
         client_state: Some(login_state),
         redirect: redirect_to,
         binding_hash: Binding::Client(challenge.as_deref()).stored(),
+        step_up,
     };
     start_login(state, app, provider_id, idp, pending).await
 }
@@ -235,11 +343,13 @@ struct Pending {
     client_state: Option<String>,
     redirect: String,
     binding_hash: String,
+    /// What the login asks the IdP for beyond a plain login.
+    step_up: StepUpRequest,
 }
 
 /// Starts a login at the IdP (nonce, PKCE), records its state and answers the redirect to
 /// the IdP; starting a login ends whatever session this browser had (no fixation across
-/// logins).
+/// logins), except for a step-up of it (see [`stepped_up_session`]).
 async fn start_login(
     state: &AppState,
     app: &AppConfig,
@@ -248,7 +358,10 @@ async fn start_login(
     pending: Pending,
 ) -> Result<Response, ApiError> {
     let nonce = random_token();
-    let start = idp.start_login(&pending.state, &nonce).await?;
+    let stepping_up = pending.step_up.replaces.is_some();
+    let start = idp
+        .start_login(&pending.state, &nonce, &pending.step_up)
+        .await?;
     let ttl = state.config.session.login_state_ttl.as_secs() as i64;
     state
         .states
@@ -262,11 +375,14 @@ async fn start_login(
             nonce,
             binding_hash: pending.binding_hash,
             expires_at: crate::now_secs() + ttl,
+            step_up: pending.step_up,
         })
         .await?;
     let mut resp = redirect(start.authorize_url.as_str())?;
-    for kind in [Kind::Sid, Kind::Renew, Kind::Refresh] {
-        add_cookie(&mut resp, &state.cookies_for(&app.id).clear(kind));
+    if !stepping_up {
+        for kind in [Kind::Sid, Kind::Renew, Kind::Refresh] {
+            add_cookie(&mut resp, &state.cookies_for(&app.id).clear(kind));
+        }
     }
     Ok(resp)
 }
@@ -307,6 +423,8 @@ pub fn chooser(state: &AppState, req: &Request) -> Result<Response, ApiError> {
         Some(r) => checked_redirect(app, r)?,
         None => "/".to_owned(),
     };
+    // A step-up asked of the login goes on to whichever provider is chosen.
+    let step_up = request_query(&step_up_request(&q)?);
     let mut providers: Vec<_> = app.providers.values().collect();
     providers.sort_by(|a, b| b.order.cmp(&a.order).then_with(|| a.id.cmp(&b.id)));
     let links: Vec<_> = providers
@@ -314,7 +432,7 @@ pub fn chooser(state: &AppState, req: &Request) -> Result<Response, ApiError> {
         .map(|p| pages::ProviderLink {
             label: &p.label,
             href: format!(
-                "/authorize?appId={}&providerId={}&redirect={}",
+                "/authorize?appId={}&providerId={}&redirect={}{step_up}",
                 encode_query_value(&app.id),
                 encode_query_value(&p.id),
                 encode_query_value(&back)

@@ -118,7 +118,10 @@ async fn rotate(state: &AppState, presented: &str) -> Result<Response, ApiError>
         record.expires_at
     };
     let new_token = state.macs.refresh_token(sid);
-    let claims = users::session_claims(&app, user, sid, now, session.access_ttl.as_secs() as i64);
+    let mut claims =
+        users::session_claims(&app, user, sid, now, session.access_ttl.as_secs() as i64);
+    // The login's authentication, as the session's first token carried it.
+    claims.authn = asserted.authn.clone();
     let jwt = state
         .auth
         .keys()

@@ -59,6 +59,10 @@ pub async fn exchange(state: &AppState, req: Request) -> Result<Response, ApiErr
         .metrics
         .login(&login.app_id, &login.provider_id, finished.is_ok());
     let (idp_user, mut idp_tokens) = finished?;
+    crate::idp::step_up::check(&login.step_up, &idp_user.authn, crate::now_secs()).map_err(|m| {
+        tracing::warn!(app = %app.id, provider = %login.provider_id, error = %m, "step-up login refused");
+        ApiError::Forbidden(format!("login refused: {m}"))
+    })?;
     idp_tokens.asserted = Asserted::of(&app, idp.provider(), &idp_user).map_err(|m| {
         tracing::warn!(app = %app.id, provider = %login.provider_id, error = %m, "login refused");
         ApiError::Forbidden(format!("login refused: {m}"))
@@ -71,7 +75,8 @@ pub async fn exchange(state: &AppState, req: Request) -> Result<Response, ApiErr
         )
         .await
         .map_err(StoreError::of_users_store)?;
-    tracing::info!(user = %user.user_id, app = %app.id, provider = %login.provider_id, "login");
+    let replaced = stepped_up(state, &login, &user.user_id).await?;
+    tracing::info!(user = %user.user_id, app = %app.id, provider = %login.provider_id, step_up = replaced.is_some(), "login");
 
     let (session, refresh_token) = state
         .open_session(
@@ -82,6 +87,12 @@ pub async fn exchange(state: &AppState, req: Request) -> Result<Response, ApiErr
             now,
         )
         .await?;
+    if let Some(old) = replaced {
+        // The stepped-up session's successor is open: the browser holds only the new one.
+        if let Err(e) = state.auth.revoke(&old).await {
+            tracing::warn!(error = %e, "the stepped-up session could not be ended");
+        }
+    }
     let user_claim = users::user_claim(
         &user,
         Some(idp.provider()),
@@ -91,9 +102,12 @@ pub async fn exchange(state: &AppState, req: Request) -> Result<Response, ApiErr
     let mut resp = issue(
         state,
         &app,
-        user_claim,
-        &session.sid,
-        &refresh_token,
+        Minted {
+            user: user_claim,
+            authn: idp_tokens.asserted.authn.clone(),
+            sid: &session.sid,
+            refresh_token: &refresh_token,
+        },
         now,
         session.expires_at,
     )?;
@@ -114,6 +128,36 @@ pub async fn exchange(state: &AppState, req: Request) -> Result<Response, ApiErr
         );
     }
     Ok(resp)
+}
+
+/// The session a step-up login replaces, checked: a login that steps up a session must be of
+/// that session's user (else someone else's login would inherit the browser's place). `None`
+/// for a plain login, or when the stepped-up session has ended meanwhile.
+async fn stepped_up(
+    state: &AppState,
+    login: &LoginState,
+    user_id: &str,
+) -> Result<Option<String>, ApiError> {
+    let Some(sid) = &login.step_up.replaces else {
+        return Ok(None);
+    };
+    let Some(old) = state
+        .sessions
+        .get_session(sid)
+        .await?
+        .filter(|r| r.is_alive(crate::now_secs()))
+    else {
+        return Ok(None);
+    };
+    if old.user_id != user_id {
+        tracing::warn!(session_user = %old.user_id, login_user = %user_id, "step-up login refused: another user than the session's");
+        return Err(ApiError::Forbidden(
+            "login refused: the step-up login is of another user than the session it steps up; \
+             log out first to change users"
+                .into(),
+        ));
+    }
+    Ok(Some(old.sid))
 }
 
 /// Only the authorization-code grant (the default when none is named).
@@ -211,19 +255,33 @@ fn check_binding<'a>(
     })
 }
 
-/// Signs a session JWT for `user` and answers `{accessToken, refreshToken, expiresAt}`, with the
-/// `sid` and `refresh_token` cookies for website apps (living until `session_expires_at`).
+/// What a new session's first token is made of.
+pub struct Minted<'a> {
+    pub user: crate::jwt::UserClaim,
+    /// How the IdP authenticated the login.
+    pub authn: crate::jwt::Authn,
+    pub sid: &'a str,
+    pub refresh_token: &'a str,
+}
+
+/// Signs a session JWT for `minted` and answers `{accessToken, refreshToken, expiresAt}`, with
+/// the `sid` and `refresh_token` cookies for website apps (living until `session_expires_at`).
 pub fn issue(
     state: &AppState,
     app: &crate::config::AppConfig,
-    user: crate::jwt::UserClaim,
-    sid: &str,
-    refresh_token: &str,
+    minted: Minted<'_>,
     now: i64,
     session_expires_at: i64,
 ) -> Result<Response, ApiError> {
     let ttl = state.config.session.access_ttl.as_secs() as i64;
-    let claims = users::session_claims(app, user, sid, now, ttl);
+    let Minted {
+        user,
+        authn,
+        sid,
+        refresh_token,
+    } = minted;
+    let mut claims = users::session_claims(app, user, sid, now, ttl);
+    claims.authn = authn;
     let jwt = state
         .auth
         .keys()

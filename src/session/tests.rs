@@ -89,6 +89,7 @@ impl Fixture {
                     user_settings_url: None,
                     from_idp: Default::default(),
                 },
+                authn: Default::default(),
             })
             .unwrap()
     }

@@ -116,6 +116,7 @@ impl EmbeddedStore {
             .map_err(unavailable)?;
         conn.execute_batch(SCHEMA).map_err(unavailable)?;
         conn.execute_batch(ONCE_SCHEMA).map_err(unavailable)?;
+        schema::add_missing_columns(&conn).map_err(unavailable)?;
         let in_memory = path.as_os_str().is_empty() || path.to_string_lossy().contains(":memory:");
         let readers = if in_memory {
             Vec::new()

@@ -136,6 +136,49 @@ pub struct LoginState {
     /// Hash of the `idgate_login` cookie of the browser that started the login.
     pub binding_hash: String,
     pub expires_at: i64,
+    /// What the login asked the IdP for beyond a plain login (step-up), to check its answer.
+    pub step_up: StepUpRequest,
+}
+
+/// What a login asks the identity provider for beyond a plain login, for a route that needs a
+/// stronger or more recent authentication (step-up, RFC 9470; OIDC Core §3.1.2.1): the
+/// `acr_values` (any of), a `max_age` in seconds, and `prompt=login`. The IdP's id_token must
+/// then show an `acr` among the values and an `auth_time` within the age.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct StepUpRequest {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub acr_values: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_age: Option<u64>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub prompt_login: bool,
+    /// The session this login steps up (the browser's, live when the login started): the
+    /// login must be of the same user, and its new session replaces this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaces: Option<String>,
+}
+
+impl StepUpRequest {
+    pub fn is_empty(&self) -> bool {
+        self.acr_values.is_empty()
+            && self.max_age.is_none()
+            && !self.prompt_login
+            && self.replaces.is_none()
+    }
+
+    /// As a store keeps it: JSON, or nothing when nothing more was asked.
+    pub fn to_json(&self) -> Result<Option<String>, serde_json::Error> {
+        if self.is_empty() {
+            return Ok(None);
+        }
+        serde_json::to_string(self).map(Some)
+    }
+
+    /// Read back from [`StepUpRequest::to_json`]'s form. Unreadable is an error, never
+    /// "nothing asked": the login's answer would then be checked against less than was asked.
+    pub fn from_json(stored: Option<&str>) -> Result<Self, serde_json::Error> {
+        stored.map_or(Ok(Self::default()), serde_json::from_str)
+    }
 }
 
 /// A session as stored: what `/auth` needs to know it is alive, and the IdP's tokens (sealed).

@@ -10,6 +10,7 @@ use crate::backends::SessionsFixture;
 
 fn state(id: &str, expires_at: i64) -> LoginState {
     LoginState {
+        step_up: Default::default(),
         state: id.into(),
         app_id: "web".into(),
         provider_id: "dev".into(),

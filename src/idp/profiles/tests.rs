@@ -106,6 +106,7 @@ fn generic_keys_and_paths() {
     assert_eq!(
         user,
         Some(IdpUser {
+            authn: Default::default(),
             subject: "42".into(),
             name: Some("Ada".into()),
             email: Some("ada@example.test".into()),

@@ -14,6 +14,10 @@ pub(super) enum Token {
     Or,
     Eq,
     Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
     Dot,
     LParen,
     RParen,
@@ -80,6 +84,17 @@ pub(super) fn tokenize(src: &str) -> Result<Vec<(Token, usize)>, ParseError> {
             '!' if next == Some('=') => {
                 out.push((Token::Ne, col));
                 i += if third == Some('=') { 3 } else { 2 };
+            }
+            '<' | '>' => {
+                let or_equal = next == Some('=');
+                let token = match (c, or_equal) {
+                    ('<', false) => Token::Lt,
+                    ('<', true) => Token::Le,
+                    (_, false) => Token::Gt,
+                    (_, true) => Token::Ge,
+                };
+                out.push((token, col));
+                i += if or_equal { 2 } else { 1 };
             }
             '!' => {
                 out.push((Token::Not, col));

@@ -15,6 +15,7 @@ fn ctx<'a>(
         permissions: perms,
         client_type: client,
         is_backoffice: bo,
+        ..Default::default()
     }
 }
 
@@ -124,6 +125,12 @@ fn errors_give_the_column() {
         ("['a'] in users", 10),
         ("['a']", 6),
         ("'a', 'b'", 4),
+        // Numbers and comparisons: whole numbers of at most 12 digits, an operand after `<`.
+        ("authAge < 1234567890123", 11),
+        ("authAge <", 10),
+        ("authAge < < 3", 11),
+        ("'otp' in amrs", 10),
+        ("acr.x", 4),
     ];
     for (src, column) in table {
         let err = parse(src)
@@ -256,4 +263,52 @@ fn sibling_negations_do_not_add_up_to_the_nesting_limit() {
     assert!(e.allows(&ctx(&[], &[], None, false)));
     let deep = format!("{}true", "!".repeat(MAX_NESTING + 1));
     assert!(parse(&deep).is_err());
+}
+
+#[test]
+fn the_login_strength_forms_evaluate() {
+    let amr = vec!["pwd".to_string(), "otp".to_string()];
+    let strong = Context {
+        session: true,
+        acr: Some("loa2"),
+        amr: &amr,
+        auth_age: Some(120),
+        ..Default::default()
+    };
+    let unknown = Context {
+        session: true,
+        ..Default::default()
+    };
+    let table: &[(&str, bool, bool)] = &[
+        // expression, in `strong`, in `unknown`
+        ("acr == 'loa2'", true, false),
+        ("acr != 'loa2'", false, true),
+        ("acr", true, false),
+        ("'otp' in amr", true, false),
+        ("['hwk', 'otp'] in amr", true, false),
+        ("'hwk' in amr", false, false),
+        ("authAge < 600", true, false),
+        ("authAge <= 120", true, false),
+        ("authAge < 120", false, false),
+        ("authAge > 119", true, false),
+        ("authAge >= 121", false, false),
+        // An unknown age compares false either way: a rule on it refuses.
+        ("authAge > 0 || authAge <= 0", true, false),
+        ("600 > authAge", true, false),
+        ("1 < 2", true, true),
+        ("2 <= 1", false, false),
+        // A comparison with anything but two numbers is false.
+        ("acr < 3", false, false),
+        ("'1' < 2", false, false),
+        (
+            "'otp' in amr && authAge < 300 && acr == 'loa2'",
+            true,
+            false,
+        ),
+    ];
+    for (src, in_strong, in_unknown) in table {
+        let e = parse(src).unwrap_or_else(|err| panic!("{src:?}: {err}"));
+        assert_eq!(e.allows(&strong), *in_strong, "{src} in the strong login");
+        assert_eq!(e.allows(&unknown), *in_unknown, "{src} with nothing known");
+    }
 }

@@ -57,6 +57,7 @@ fn mias_documented_examples_decide_as_mia_documents() {
             permissions: a.0.map_or(&[], |s| s.1),
             client_type: a.1,
             is_backoffice: a.2,
+            ..Default::default()
         }
     }
     let anonymous = Ask(None, None, false);

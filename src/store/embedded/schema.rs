@@ -14,7 +14,8 @@ CREATE TABLE IF NOT EXISTS login_states (
     pkce_verifier TEXT NOT NULL,
     nonce TEXT NOT NULL,
     binding_hash TEXT NOT NULL,
-    expires_at INTEGER NOT NULL
+    expires_at INTEGER NOT NULL,
+    step_up TEXT
 );
 CREATE INDEX IF NOT EXISTS login_states_by_expiry ON login_states (expires_at);
 CREATE TABLE IF NOT EXISTS sessions (
@@ -72,3 +73,26 @@ CREATE TABLE IF NOT EXISTS once_keys (
 );
 CREATE INDEX IF NOT EXISTS once_keys_by_expiry ON once_keys (expires_at);
 ";
+
+/// Columns added to a table after it was first released: `(table, column, declaration)`. A
+/// file made by an older idgate gets each it lacks when opened ([`add_missing_columns`]), so an
+/// upgrade keeps its sessions and users.
+const ADDED_COLUMNS: &[(&str, &str, &str)] = &[("login_states", "step_up", "TEXT")];
+
+/// Adds the [`ADDED_COLUMNS`] a file lacks.
+pub(super) fn add_missing_columns(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
+    for (table, column, declaration) in ADDED_COLUMNS {
+        let present: bool = conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM pragma_table_info(?1) WHERE name = ?2)",
+            [table, column],
+            |row| row.get(0),
+        )?;
+        if !present {
+            // Names from the constant above, never from input.
+            conn.execute_batch(&format!(
+                "ALTER TABLE {table} ADD COLUMN {column} {declaration}"
+            ))?;
+        }
+    }
+    Ok(())
+}

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use super::{corrupt, unavailable, RedisStore};
-use crate::store::{LoginState, LoginStates, StoreError};
+use crate::store::{LoginState, LoginStates, StepUpRequest, StoreError};
 
 /// A login state as stored (the id is in the key).
 #[derive(Serialize, Deserialize)]
@@ -19,6 +19,9 @@ struct StoredState {
     nonce: String,
     binding_hash: String,
     expires_at: i64,
+    /// Absent in states stored before step-up existed, and when nothing more was asked.
+    #[serde(default, skip_serializing_if = "StepUpRequest::is_empty")]
+    step_up: StepUpRequest,
 }
 
 #[async_trait]
@@ -33,6 +36,7 @@ impl LoginStates for RedisStore {
             nonce: s.nonce.clone(),
             binding_hash: s.binding_hash.clone(),
             expires_at: s.expires_at,
+            step_up: s.step_up.clone(),
         })
         .map_err(|e| corrupt("login state", e))?;
         let ttl = (s.expires_at - crate::now_secs()).max(1);
@@ -75,6 +79,7 @@ impl LoginStates for RedisStore {
             nonce: s.nonce,
             binding_hash: s.binding_hash,
             expires_at: s.expires_at,
+            step_up: s.step_up,
         }))
     }
 }
