@@ -129,6 +129,19 @@ impl Browser {
         login: &str,
         callback_prefix: &str,
     ) -> String {
+        self.login_at_idp_with(authorize_url, login, "any-password", callback_prefix)
+            .await
+    }
+
+    /// [`Browser::login_at_idp`] with a password: `otp` logs in at the development IdP's
+    /// higher assurance level (`urn:idgate:loa:2`, `amr` `pwd` and `otp`).
+    pub async fn login_at_idp_with(
+        &self,
+        authorize_url: &str,
+        login: &str,
+        password: &str,
+        callback_prefix: &str,
+    ) -> String {
         let (form_url, resp) = self.follow(authorize_url.to_owned(), callback_prefix).await;
         if form_url.starts_with(callback_prefix) {
             // Still logged in at the IdP: it came straight back.
@@ -156,7 +169,7 @@ impl Browser {
             .form(&[
                 ("prompt", "login"),
                 ("login", login),
-                ("password", "any-password"),
+                ("password", password),
             ])
             .send()
             .await
@@ -174,11 +187,12 @@ impl Browser {
         if next.starts_with(callback_prefix) {
             return next;
         }
-        let (callback, _) = self.follow(next, callback_prefix).await;
-        assert!(
-            callback.starts_with(callback_prefix),
-            "IdP did not come back: {callback}"
-        );
+        let (callback, resp) = self.follow(next, callback_prefix).await;
+        if !callback.starts_with(callback_prefix) {
+            let status = resp.status();
+            let body = resp.text().await.unwrap_or_default();
+            panic!("IdP did not come back: {callback} answered {status}: {body}");
+        }
         callback
     }
 }

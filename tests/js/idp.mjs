@@ -88,6 +88,13 @@
 // starting with `unverified`, whose address is `email_verified: false`. With the `profile`
 // scope come `groups` (`["idp-staff"]`, plus `g1`, `g2` for a login `name+g1+g2`) and
 // `department` (`engineering`), in userinfo (and the id_token with --claims-in-id-token).
+//
+// Two assurance levels, as an IdP with optional MFA offers them: a login whose password is `otp`
+// is level `urn:idgate:loa:2` with `amr: ["pwd", "otp"]` (a second factor), any other password
+// `urn:idgate:loa:1` with `amr: ["pwd"]`. The id_token carries `acr` when the request asked for
+// `acr_values`, `amr` always, and `auth_time` always (the client is registered with
+// require_auth_time). `prompt=login` shows the form again even while the IdP's session lasts;
+// `max_age` does when that session's login is older.
 // Once listening, exactly one line is written to stdout:
 //   {"issuer":"http://127.0.0.1:PORT[/p]"}
 // Everything else (oidc-provider warnings and notices) goes to stderr.
@@ -108,6 +115,10 @@ import { Liar, signJwt } from './liar.mjs';
 // oidc-provider prints some notices with console.info (stdout): keep stdout for the issuer line.
 console.info = console.warn;
 console.log = console.warn;
+
+// The assurance levels (see the header).
+const LOA1 = 'urn:idgate:loa:1';
+const LOA2 = 'urn:idgate:loa:2';
 
 function fail(msg) {
   process.stderr.write(`idp.mjs: ${msg}\n`);
@@ -247,6 +258,7 @@ const configuration = {
       client_secret: args['client-secret'],
       token_endpoint_auth_method: tokenAuthMethod,
       id_token_signed_response_alg: idTokenAlg,
+      require_auth_time: true,
       grant_types: ['authorization_code', 'refresh_token'],
       response_types: ['code'],
       redirect_uris: redirectUris,
@@ -257,13 +269,15 @@ const configuration = {
     },
   ],
   jwks: { keys: newSigningJwks() },
+  acrValues: [LOA1, LOA2],
   conformIdTokenClaims: !args['claims-in-id-token'],
   cookies: {
     keys: ['idgate-dev-idp-cookie-key-1', 'idgate-dev-idp-cookie-key-0'],
   },
   scopes: ['openid', 'offline_access', 'profile', 'email'],
   claims: {
-    openid: multiTenantAlias ? ['sub', 'tid'] : ['sub'],
+    // `acr` and `amr` (the assurance levels, see the header) in every id_token.
+    openid: multiTenantAlias ? ['sub', 'tid', 'acr', 'amr'] : ['sub', 'acr', 'amr'],
     // `groups` and `department` as Keycloak, Okta or Entra ID send them once configured to:
     // idgate keeps them only when told to (use_provider_groups, claims_to_token).
     profile: ['name', 'preferred_username', 'groups', 'department'],
@@ -338,6 +352,25 @@ function installFontStripper(provider) {
   });
 }
 
+// The login form's answer with its assurance level: devInteractions records only the account,
+// so its submission is finished here, with `acr` and `amr` from the password (see the header).
+function installAssuranceLevels(provider) {
+  provider.use(async (ctx, next) => {
+    if (ctx.method !== 'POST' || !/^\/interaction\/[^/]+$/.test(ctx.path)) return next();
+    const form = new URLSearchParams(await readBody(ctx.req));
+    if (form.get('prompt') !== 'login' || !form.get('login')) return next();
+    const otp = form.get('password') === 'otp';
+    await provider.interactionFinished(ctx.req, ctx.res, {
+      login: {
+        accountId: form.get('login'),
+        acr: otp ? LOA2 : LOA1,
+        amr: otp ? ['pwd', 'otp'] : ['pwd'],
+      },
+    }, { mergeWithLastSubmission: false });
+    ctx.respond = false;
+  });
+}
+
 // Back-channel logout runs after the user's logout answer; say on stderr how it went.
 function logBackchannel(provider) {
   provider.on('backchannel.success', (ctx, client) => process.stderr.write(`idp.mjs: back-channel logout sent to ${client.clientId}\n`));
@@ -350,6 +383,7 @@ server.listen(port, '127.0.0.1', () => {
   const issuer = `http://127.0.0.1:${server.address().port}${issuerPath}`;
   let provider = new Provider(issuer, configuration);
   installFontStripper(provider);
+  installAssuranceLevels(provider);
   logBackchannel(provider);
   let signingKeys = configuration.jwks.keys;
   provider.use(liar.middleware(() => signingKeys));
@@ -361,6 +395,7 @@ server.listen(port, '127.0.0.1', () => {
     signingKeys = newSigningJwks();
     provider = new Provider(issuer, { ...configuration, jwks: { keys: signingKeys } });
     installFontStripper(provider);
+    installAssuranceLevels(provider);
     logBackchannel(provider);
     provider.use(liar.middleware(() => signingKeys));
     callback = provider.callback();
