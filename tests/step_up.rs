@@ -244,3 +244,66 @@ async fn a_login_older_than_max_age_logs_in_again() {
     );
     assert_eq!(second["sub"], first["sub"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn decisions_are_explained_by_the_cli_and_in_the_debug_log_never_to_the_client() {
+    let stack = Stack::start_with(setup());
+    let site = stack.site();
+    let config = stack.idgate.config_file().to_str().unwrap().to_owned();
+    let check = |extra: &[&str]| {
+        let mut args = vec!["check-policy", "--config", config.as_str()];
+        args.extend_from_slice(extra);
+        let (code, out, err) = idgate_cmd(&args);
+        let json: serde_json::Value =
+            serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out} / {err}"));
+        (code, json)
+    };
+    let (code, allow) = check(&[
+        "--method",
+        "GET",
+        "--path",
+        "/pay/x",
+        "--groups",
+        "users",
+        "--acr",
+        LOA2,
+        "--auth-age",
+        "30",
+    ]);
+    assert_eq!(code, 0, "{allow}");
+    assert_eq!(allow["decision"], "allow");
+    assert_eq!(allow["route"], "/pay/");
+    assert_eq!(allow["method"], "ALL");
+    assert_eq!(allow["expression"], "groups.users");
+    let (code, weak) = check(&["--method", "GET", "--path", "/pay/x", "--groups", "users"]);
+    assert_eq!(code, 1);
+    assert_eq!(weak["decision"], "unauthenticated");
+    assert_eq!(weak["step_up"]["met"], false);
+    let (code, refused) = check(&["--method", "GET", "--path", "/otp/x", "--amr", "pwd"]);
+    assert_eq!(code, 1);
+    assert_eq!(refused["decision"], "forbidden");
+    assert_eq!(refused["expression"], "'otp' in amr");
+    let (code, anonymous) = check(&["--method", "GET", "--path", "/page", "--anonymous"]);
+    assert_eq!(code, 1);
+    assert_eq!(anonymous["decision"], "unauthenticated");
+    assert_eq!(anonymous["route"], "/");
+    let (code, _, _) = idgate_cmd(&["check-policy", "--config", &config, "--path", "/x"]);
+    assert_eq!(code, 2, "a missing --method is a usage error");
+
+    // The same explanation in /auth's debug log; the client's 403 names no rule.
+    let browser = Browser::new();
+    assert_eq!(login(&stack, &browser, "/", "alice").await.status(), 200);
+    let resp = browser.navigate(&format!("{site}/otp/secret")).await;
+    assert_eq!(resp.status(), 403);
+    let body = resp.text().await.unwrap();
+    assert!(
+        !body.contains("otp") && !body.contains("authorization.routes"),
+        "{body}"
+    );
+    stack.idgate.proc.wait_log(&[
+        "/auth decision",
+        "Forbidden",
+        "authorization.routes /otp/ ALL",
+        "'otp' in amr",
+    ]);
+}
