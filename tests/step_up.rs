@@ -90,8 +90,9 @@ async fn a_route_needing_a_stronger_login_steps_up_and_keeps_the_user_and_groups
         .login_at_idp_with(&idp_url, "alice", "otp", &format!("{site}/web-login/"))
         .await;
     let resp = browser.exchange(&site, &callback).await;
-    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
     assert_eq!(location(&resp), "/pay/invoice", "back to the same page");
+    assert_eq!(resp.status(), 200);
+    let issued: serde_json::Value = resp.json().await.unwrap();
     let second = browser
         .cookie(&site, "sid")
         .expect("the stepped-up session");
@@ -111,6 +112,21 @@ async fn a_route_needing_a_stronger_login_steps_up_and_keeps_the_user_and_groups
     assert_eq!(otp.status(), 200);
     // The stepped-up session replaced the first one.
     assert_eq!(auth_status(&stack.idgate, &first).await, 401);
+
+    // A refresh keeps the login's authentication: it is not a new login.
+    let resp = browser
+        .client
+        .post(format!("{site}/refreshtoken"))
+        .json(&serde_json::json!({ "refreshToken": issued["refreshToken"] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    let refreshed = jwt_claims(body["accessToken"].as_str().unwrap());
+    assert_eq!(refreshed["acr"], LOA2, "{refreshed}");
+    assert_eq!(refreshed["auth_time"], claims["auth_time"]);
+    assert_eq!(refreshed["amr"], claims["amr"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -306,4 +322,29 @@ async fn decisions_are_explained_by_the_cli_and_in_the_debug_log_never_to_the_cl
         "authorization.routes /otp/ ALL",
         "'otp' in amr",
     ]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_renewal_keeps_the_logins_authentication() {
+    let stack = Stack::start_with(Setup {
+        access_ttl: "2s",
+        ..setup()
+    });
+    let site = stack.site();
+    let browser = Browser::new();
+    assert_eq!(login(&stack, &browser, "/", "alice").await.status(), 200);
+    let first = browser.cookie(&site, "sid").unwrap();
+    // Past the token's two seconds, the session alive: /auth renews it.
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    assert_eq!(
+        browser.navigate(&format!("{site}/page")).await.status(),
+        200
+    );
+    let renewed = browser.cookie(&site, "sid").unwrap();
+    assert_ne!(renewed, first, "renewed");
+    let (first, renewed) = (jwt_claims(&first), jwt_claims(&renewed));
+    assert!(first["auth_time"].is_i64(), "{first}");
+    assert_eq!(renewed["auth_time"], first["auth_time"]);
+    assert_eq!(renewed["amr"], first["amr"]);
+    assert_eq!(renewed["acr"], first["acr"]);
 }
