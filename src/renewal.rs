@@ -112,7 +112,7 @@ async fn renew_now(
     let mut claims = crate::users::session_claims(app, user, &old.sid, exp - ttl, ttl);
     claims.jti = hash_token(&format!("{}:{exp}", old.jti));
     // The login's authentication is the old token's: a renewal is not a new login.
-    claims.authn = old.authn;
+    claims.set_authn(old.authn());
     let jwt = state
         .auth
         .keys()

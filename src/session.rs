@@ -292,6 +292,7 @@ impl Authenticator {
             Some(id) => id.clone(),
             None => Arc::from(record.app_id),
         };
+        let authn = authn_of(&claims);
         let mut groups = claims.user.groups;
         groups.shrink_to_fit();
         let mut permissions = claims.user.permissions.unwrap_or_default();
@@ -303,7 +304,7 @@ impl Authenticator {
             app_id,
             live,
             identity,
-            authn: (!claims.authn.is_empty()).then(|| Box::new(claims.authn)),
+            authn,
         });
         if verified.is_valid(now) {
             self.tokens.insert(digest, verified.clone());
@@ -395,6 +396,12 @@ impl Authenticator {
             flags.retain(|_, f| f.strong_count() > 0);
         }
     }
+}
+
+/// The boxed [`Authn`] a cached entry keeps of `claims`: none when the IdP said nothing.
+fn authn_of(claims: &Claims) -> Option<Box<Authn>> {
+    let authn = claims.authn();
+    (!authn.is_empty()).then(|| Box::new(authn))
 }
 
 /// How long a silent renewal (`renewal`) is kept for the requests that still carry the old

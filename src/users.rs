@@ -140,7 +140,9 @@ pub fn session_claims(
         jti: crate::crypto::random_token(),
         sid: sid.to_owned(),
         user,
-        authn: Default::default(),
+        acr: None,
+        amr: Vec::new(),
+        auth_time: None,
     }
 }
 

@@ -62,8 +62,31 @@ pub struct Claims {
     pub user: UserClaim,
     /// How the IdP authenticated the user at the session's login (OIDC's `acr`, `amr` and
     /// `auth_time`, as its id_token said), for the route rules that ask for more (step-up).
-    #[serde(flatten)]
-    pub authn: Authn,
+    /// Three plain fields rather than a flattened [`Authn`]: `flatten` would buffer every
+    /// token's claims on the way to this struct, on the cold path of `/auth`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acr: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub amr: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_time: Option<i64>,
+}
+
+impl Claims {
+    /// How the IdP authenticated the session's login.
+    pub fn authn(&self) -> Authn {
+        Authn {
+            acr: self.acr.clone(),
+            amr: self.amr.clone(),
+            auth_time: self.auth_time,
+        }
+    }
+
+    pub fn set_authn(&mut self, authn: Authn) {
+        self.acr = authn.acr;
+        self.amr = authn.amr;
+        self.auth_time = authn.auth_time;
+    }
 }
 
 /// How the identity provider authenticated the user at a login: the OIDC claims of the same

@@ -24,7 +24,9 @@ fn claims(exp_in: i64) -> Claims {
             user_settings_url: None,
             from_idp: Default::default(),
         },
-        authn: Default::default(),
+        acr: None,
+        amr: Vec::new(),
+        auth_time: None,
     }
 }
 

@@ -121,7 +121,7 @@ async fn rotate(state: &AppState, presented: &str) -> Result<Response, ApiError>
     let mut claims =
         users::session_claims(&app, user, sid, now, session.access_ttl.as_secs() as i64);
     // The login's authentication, as the session's first token carried it.
-    claims.authn = asserted.authn.clone();
+    claims.set_authn(asserted.authn.clone());
     let jwt = state
         .auth
         .keys()

@@ -281,7 +281,7 @@ pub fn issue(
         refresh_token,
     } = minted;
     let mut claims = users::session_claims(app, user, sid, now, ttl);
-    claims.authn = authn;
+    claims.set_authn(authn);
     let jwt = state
         .auth
         .keys()

@@ -89,7 +89,9 @@ impl Fixture {
                     user_settings_url: None,
                     from_idp: Default::default(),
                 },
-                authn: Default::default(),
+                acr: None,
+                amr: Vec::new(),
+                auth_time: None,
             })
             .unwrap()
     }
