@@ -30,6 +30,16 @@ pub async fn single_use(f: &SessionsFixture) {
     a.put_state(&st).await.unwrap();
     let mut bare = state("st2", now_secs() + 60);
     bare.client_state = None;
+    // A step-up login's demand comes back whole: the token exchange checks the IdP against it.
+    let mut stepping_up = state("st3", now_secs() + 60);
+    stepping_up.step_up = idgate::store::StepUpRequest {
+        acr_values: vec!["urn:example:loa:2".into(), "loa3".into()],
+        max_age: Some(600),
+        prompt_login: true,
+        replaces: Some("the-old-sid".into()),
+    };
+    a.put_state(&stepping_up).await.unwrap();
+    assert_eq!(b.take_state("st3").await.unwrap(), Some(stepping_up));
     a.put_state(&bare).await.unwrap();
     assert_eq!(b.take_state("st1").await.unwrap(), Some(st));
     assert_eq!(a.take_state("st1").await.unwrap(), None);

@@ -168,3 +168,49 @@ async fn cold_reads_do_not_wait_for_the_writer() {
     }
     assert!(store.get_session("s1").await.unwrap().is_some());
 }
+
+/// A file made before login states kept a step-up demand opens, gains the column, and keeps
+/// working: an upgrade loses nothing.
+#[tokio::test]
+async fn a_file_from_before_the_step_up_column_gains_it() {
+    use crate::store::{LoginState, LoginStates, StepUpRequest};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE login_states (
+                state TEXT PRIMARY KEY, app_id TEXT NOT NULL, provider_id TEXT NOT NULL,
+                redirect TEXT NOT NULL, client_state TEXT, pkce_verifier TEXT NOT NULL,
+                nonce TEXT NOT NULL, binding_hash TEXT NOT NULL, expires_at INTEGER NOT NULL);
+             INSERT INTO login_states VALUES ('old', 'web', 'dev', '/', NULL, 'v', 'n', 'b', 9999999999);",
+        )
+        .unwrap();
+    }
+    let store = EmbeddedStore::open(&path).unwrap();
+    let old = store
+        .take_state("old")
+        .await
+        .unwrap()
+        .expect("the old state");
+    assert_eq!(old.step_up, StepUpRequest::default());
+    let asked = StepUpRequest {
+        acr_values: vec!["loa2".into()],
+        max_age: Some(60),
+        prompt_login: true,
+        replaces: None,
+    };
+    let new = LoginState {
+        state: "new".into(),
+        step_up: asked.clone(),
+        ..old
+    };
+    store.put_state(&new).await.unwrap();
+    assert_eq!(
+        store.take_state("new").await.unwrap().unwrap().step_up,
+        asked
+    );
+    // Opened again: the column is there, nothing is added twice.
+    drop(store);
+    EmbeddedStore::open(&path).unwrap();
+}
