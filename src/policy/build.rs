@@ -249,13 +249,14 @@ fn step_up(source: &str, r: &RawRoute) -> Result<Option<Arc<StepUp>>, PolicyErro
             "lists more than {MAX_ACR_VALUES} acr_values"
         )));
     }
-    // Sent to the IdP as one space-separated parameter: no spaces or controls inside one.
+    // Sent to the IdP as one space-separated parameter, and to API clients in a quoted
+    // string: no spaces, controls, quotes or backslashes inside one.
     if let Some(bad) = r.acr_values.iter().find(|v| {
-        v.is_empty() || v.len() > MAX_ACR_VALUE_BYTES || !v.bytes().all(|b| b.is_ascii_graphic())
+        v.is_empty() || v.len() > MAX_ACR_VALUE_BYTES || !v.bytes().all(super::is_acr_byte)
     }) {
         return Err(invalid(format!(
             "has acr_values entry {bad:?}: each is 1–{MAX_ACR_VALUE_BYTES} visible ASCII \
-             characters without spaces"
+             characters, without `\"` or `\\`"
         )));
     }
     let max_age = match r.max_age.as_deref().map(humantime::parse_duration) {

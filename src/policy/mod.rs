@@ -82,6 +82,13 @@ impl Origin {
     }
 }
 
+/// Whether `b` may be in an `acr` value idgate sends or asks for: visible ASCII but `"` and
+/// `\`, so that a value is one word in `acr_values` and needs no escaping in the quoted string
+/// of a `WWW-Authenticate` challenge.
+pub fn is_acr_byte(b: u8) -> bool {
+    b.is_ascii_graphic() && b != b'"' && b != b'\\'
+}
+
 /// A route's demand on how, and how recently, the user authenticated at the IdP.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StepUp {

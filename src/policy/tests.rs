@@ -86,6 +86,8 @@ fn a_step_up_demand_is_checked_when_the_table_is_built() {
         with(false, &[], Some("ten minutes")),
         with(false, &["two words"], None),
         with(false, &[""], None),
+        with(false, &["lo\"a"], None),
+        with(false, &["lo\\a"], None),
     ];
     for r in refused {
         assert!(r.is_err(), "{r:?}");

@@ -33,6 +33,11 @@ use crate::pages;
 use crate::state::AppState;
 use crate::store::{LoginState, StepUpRequest};
 
+mod step_up;
+
+pub(crate) use step_up::step_up_query;
+use step_up::{request_query, step_up_request};
+
 /// Longest client `state` carried through a login.
 const MAX_CLIENT_STATE: usize = 512;
 /// Shortest `state` a client-state app's client may choose: the login is stored under it.
@@ -147,94 +152,6 @@ fn app<'a>(state: &'a AppState, q: &HashMap<String, String>) -> Result<&'a AppCo
             name: "appId",
             reason: format!("no app named `{id}` is configured"),
         })
-}
-
-/// The most `acr_values` a login may ask for, and the longest one, in bytes.
-const MAX_ACR_VALUES: usize = 16;
-const MAX_ACR_VALUE_BYTES: usize = 256;
-/// The largest `max_age` a login may ask for, in seconds (a year).
-const MAX_MAX_AGE: u64 = 366 * 24 * 3600;
-
-/// The step-up a login asks the IdP for (`acr_values`, `max_age`, `prompt=login`), as `/auth`
-/// writes them into the login URL for a route that needs more. A client may also write them:
-/// they can only make the IdP ask more of the user, and what the route needs is checked again
-/// on the session at `/auth`. Anything else in `prompt` is refused, and so are values past the
-/// limits.
-fn step_up_request(q: &HashMap<String, String>) -> Result<StepUpRequest, ApiError> {
-    let mut asked = StepUpRequest::default();
-    if let Some(values) = q.get("acr_values").filter(|v| !v.is_empty()) {
-        asked.acr_values = values
-            .split(' ')
-            .filter(|v| !v.is_empty())
-            .map(str::to_owned)
-            .collect();
-        if asked.acr_values.len() > MAX_ACR_VALUES
-            || asked
-                .acr_values
-                .iter()
-                .any(|v| v.len() > MAX_ACR_VALUE_BYTES || !v.bytes().all(|b| b.is_ascii_graphic()))
-        {
-            return Err(ApiError::InvalidParam {
-                name: "acr_values",
-                reason: format!(
-                    "at most {MAX_ACR_VALUES} space-separated values of at most \
-                     {MAX_ACR_VALUE_BYTES} visible ASCII characters"
-                ),
-            });
-        }
-    }
-    if let Some(max_age) = q.get("max_age").filter(|v| !v.is_empty()) {
-        asked.max_age = Some(
-            max_age
-                .parse::<u64>()
-                .ok()
-                .filter(|a| *a <= MAX_MAX_AGE)
-                .ok_or_else(|| ApiError::InvalidParam {
-                    name: "max_age",
-                    reason: format!("a whole number of seconds up to {MAX_MAX_AGE}"),
-                })?,
-        );
-    }
-    match q.get("prompt").map(String::as_str) {
-        None | Some("") => {}
-        Some("login") => asked.prompt_login = true,
-        Some(_) => {
-            return Err(ApiError::InvalidParam {
-                name: "prompt",
-                reason: "only `login` is accepted".into(),
-            })
-        }
-    }
-    Ok(asked)
-}
-
-/// The query parameters (`&acr_values=…&max_age=…&prompt=login`) of a login that asks the IdP
-/// for what `step_up` needs; `prompt_login` when the IdP must log the user in again rather than
-/// reuse its own session (which would keep the weaker `acr`).
-pub(crate) fn step_up_query(step_up: &crate::policy::StepUp, prompt_login: bool) -> String {
-    let asked = StepUpRequest {
-        acr_values: step_up.acr_values.clone(),
-        max_age: step_up.max_age,
-        prompt_login,
-        replaces: None,
-    };
-    request_query(&asked)
-}
-
-/// `asked` as query parameters to append (each starting with `&`).
-fn request_query(asked: &StepUpRequest) -> String {
-    let mut query = String::new();
-    if !asked.acr_values.is_empty() {
-        query.push_str("&acr_values=");
-        query.push_str(&encode_query_value(&asked.acr_values.join(" ")));
-    }
-    if let Some(max_age) = asked.max_age {
-        query.push_str(&format!("&max_age={max_age}"));
-    }
-    if asked.prompt_login {
-        query.push_str("&prompt=login");
-    }
-    query
 }
 
 fn checked_redirect(app: &AppConfig, raw: &str) -> Result<String, ApiError> {
