@@ -5,7 +5,7 @@
 //! | method, path | handler | answers | notes |
 //! |---|---|---|---|
 //! | any `/auth`, `/auth/{rule}` | [`auth::decide`] | 200 + `mia-allowed`, `mia-userid`, `mia-groups`, `mia-userproperties` (+ `mia-client-type`); 401 (+ `Location` for browser navigations; `idgate-refusal: api-key` for a refused API key); 403 for untrusted peers | Nginx `auth_request` target; never another status on purpose |
-//! | GET `/authorize` | [`login::authorize`] | 302 to the IdP; 400 naming a bad `appId`/`providerId`/`redirect` | sets `idgate_login` (a fresh binding), clears `sid`/`idgate_renew`/`refresh_token` |
+//! | GET `/authorize` | [`login::authorize`] | 302 to the IdP; 400 naming a bad `appId`/`providerId`/`redirect`/`acr_values`/`max_age`/`prompt` | sets `idgate_login` (a fresh binding), clears `sid`/`idgate_renew`/`refresh_token` (not for a step-up of the browser's live session) |
 //! | GET `/web-login` | [`login::chooser`] | 200 HTML provider chooser; 400 | |
 //! | GET `/web-login/oauth/callback`, `/web-login/callback` | [`login::callback_page`] | 200 HTML | the script POSTs the code in the body / the query |
 //! | GET `/web-login/callback.js` | [`login::callback_script`] | 200 JavaScript | |
