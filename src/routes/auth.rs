@@ -71,9 +71,11 @@ pub async fn decide(state: &AppState, peer: &Peer, req: &Request) -> Response {
         None => state.config.server.default_app.as_deref(),
     };
     let mut set_cookie = None;
+    // One clock read for the request: the cache's expiry check and the login's age.
+    let now = crate::now_secs();
     let session = match super::session_token(headers, &state.cookies) {
         None => None,
-        Some(token) => match state.auth.cached(token, crate::now_secs()) {
+        Some(token) => match state.auth.cached(token, now) {
             Some(session) => {
                 state.metrics.cache_hit();
                 Some(session)
@@ -143,7 +145,7 @@ pub async fn decide(state: &AppState, peer: &Peer, req: &Request) -> Response {
         auth_age: session
             .as_ref()
             .and_then(|s| s.authn().auth_time)
-            .map(|t| (crate::now_secs() - t).max(0)),
+            .map(|t| (now - t).max(0)),
     };
     let verdict = state
         .config
