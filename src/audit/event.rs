@@ -110,11 +110,7 @@ pub enum RevokedBy {
 /// sha256sum | cut -c1-16`), useless to anyone who wants to use the session.
 pub fn session_hash(sid: &str) -> String {
     let digest = Sha256::digest(sid.as_bytes());
-    digest
-        .iter()
-        .take(8)
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
 }
 
 fn rfc3339<S: Serializer>(time: &SystemTime, s: S) -> Result<S::Ok, S::Error> {

@@ -20,7 +20,10 @@ fn line(event: &Event) -> Value {
 
 fn origin_headers() -> HeaderMap {
     let mut h = HeaderMap::new();
-    h.insert("x-forwarded-for", HeaderValue::from_static("6.6.6.6, 192.0.2.7"));
+    h.insert(
+        "x-forwarded-for",
+        HeaderValue::from_static("6.6.6.6, 192.0.2.7"),
+    );
     h.insert("user-agent", HeaderValue::from_static("Mozilla/5.0 (X11)"));
     h.insert("x-request-id", HeaderValue::from_static("0af7651916cd43dd"));
     h
@@ -48,12 +51,17 @@ fn a_line_has_every_common_field_and_the_kinds_own() {
     assert_eq!(v["user_id"], "u-1");
     assert_eq!(v["app"], "web");
     assert_eq!(v["provider"], "dev");
-    assert_eq!(v["client_addr"], "192.0.2.7", "the proxy's entry, not the client's");
+    assert_eq!(
+        v["client_addr"], "192.0.2.7",
+        "the proxy's entry, not the client's"
+    );
     assert_eq!(v["user_agent"], "Mozilla/5.0 (X11)");
     assert_eq!(v["request_id"], "0af7651916cd43dd");
     let hash = v["session_hash"].as_str().unwrap();
     assert_eq!(hash.len(), 16);
-    assert!(hash.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+    assert!(hash
+        .bytes()
+        .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
     // The first 16 hex digits of SHA-256("abc").
     assert_eq!(session_hash("abc"), "ba7816bf8f01cfea");
     let time = v["time"].as_str().unwrap();
@@ -65,23 +73,45 @@ fn a_line_has_every_common_field_and_the_kinds_own() {
     // Unknown fields are there, as null: every line has the same keys.
     let v = line(&Event::revoke(RevokedBy::Backchannel));
     for key in [
-        "time", "event", "user_id", "app", "provider", "session_hash", "client_addr",
-        "user_agent", "request_id",
+        "time",
+        "event",
+        "user_id",
+        "app",
+        "provider",
+        "session_hash",
+        "client_addr",
+        "user_agent",
+        "request_id",
     ] {
         assert!(v.get(key).is_some(), "{key} missing: {v}");
     }
     assert_eq!(v["by"], "backchannel");
 
     let cases = [
-        (Event::login_failed("invalid_state"), r#""event":"login","outcome":"failure","reason":"invalid_state""#),
+        (
+            Event::login_failed("invalid_state"),
+            r#""event":"login","outcome":"failure","reason":"invalid_state""#,
+        ),
         (Event::renewal(), r#""event":"renewal","user_id""#),
         (Event::refresh(), r#""event":"refresh","user_id""#),
         (Event::logout(), r#""event":"logout","user_id""#),
-        (Event::revoke(RevokedBy::Admin), r#""event":"revoke","by":"admin""#),
+        (
+            Event::revoke(RevokedBy::Admin),
+            r#""event":"revoke","by":"admin""#,
+        ),
         (Event::revoke(RevokedBy::User), r#""by":"user""#),
-        (Event::revoke(RevokedBy::RefreshReuse), r#""by":"refresh_reuse""#),
-        (Event::deny("policy", Some("r-admin".into())), r#""event":"deny","reason":"policy","route":"r-admin""#),
-        (Event::deny("untrusted_peer", None), r#""reason":"untrusted_peer","route":null"#),
+        (
+            Event::revoke(RevokedBy::RefreshReuse),
+            r#""by":"refresh_reuse""#,
+        ),
+        (
+            Event::deny("policy", Some("r-admin".into())),
+            r#""event":"deny","reason":"policy","route":"r-admin""#,
+        ),
+        (
+            Event::deny("untrusted_peer", None),
+            r#""reason":"untrusted_peer","route":null"#,
+        ),
         (
             Event::step_up(Outcome::Success, None, Some("mfa".into())),
             r#""event":"step_up","outcome":"success","reason":null,"acr":"mfa""#,

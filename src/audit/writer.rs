@@ -23,7 +23,10 @@ const FILE_MODE: u32 = 0o640;
 
 /// Where the lines go.
 pub(super) enum Sink {
-    File { path: PathBuf, file: tokio::fs::File },
+    File {
+        path: PathBuf,
+        file: tokio::fs::File,
+    },
     Stdout(tokio::io::Stdout),
 }
 

@@ -41,7 +41,9 @@ pub(super) fn validate(
         path if path.ends_with('/') => {
             return Err(ConfigError::invalid(
                 "audit.path",
-                format!("`{path}` names a folder; name the file (e.g. /var/log/idgate/audit.jsonl)"),
+                format!(
+                    "`{path}` names a folder; name the file (e.g. /var/log/idgate/audit.jsonl)"
+                ),
             ))
         }
         path => AuditTarget::File(resolve(Path::new(path))),
@@ -72,10 +74,18 @@ mod tests {
     fn paths_queues_and_absence() {
         assert_eq!(validate(None, &|p: &Path| p.to_owned()).unwrap(), None);
         let c = check("audit.jsonl", None).unwrap().unwrap();
-        assert_eq!(c.target, AuditTarget::File("/etc/idgate/audit.jsonl".into()));
+        assert_eq!(
+            c.target,
+            AuditTarget::File("/etc/idgate/audit.jsonl".into())
+        );
         assert_eq!(c.queue, DEFAULT_AUDIT_QUEUE);
-        let c = check("/var/log/idgate/audit.jsonl", Some(16)).unwrap().unwrap();
-        assert_eq!(c.target, AuditTarget::File("/var/log/idgate/audit.jsonl".into()));
+        let c = check("/var/log/idgate/audit.jsonl", Some(16))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            c.target,
+            AuditTarget::File("/var/log/idgate/audit.jsonl".into())
+        );
         assert_eq!(c.queue, 16);
         assert_eq!(
             check("stdout", None).unwrap().unwrap().target,

@@ -312,5 +312,7 @@ pub fn verified_subject(token: &str) -> Option<String> {
     }
     let payload = token.split('.').nth(1)?;
     let bytes = URL_SAFE_NO_PAD.decode(payload).ok()?;
-    serde_json::from_slice::<Subject>(&bytes).ok().map(|s| s.sub)
+    serde_json::from_slice::<Subject>(&bytes)
+        .ok()
+        .map(|s| s.sub)
 }

@@ -231,8 +231,8 @@ fn audit_deny(
         if let Some(s) = session {
             event = event.app(s.app_id()).session(s.sid());
             // The token was verified to make `s`: its `sub` can be read as it is.
-            if let Some(sub) = super::session_token(headers, &state.cookies)
-                .and_then(crate::jwt::verified_subject)
+            if let Some(sub) =
+                super::session_token(headers, &state.cookies).and_then(crate::jwt::verified_subject)
             {
                 event.user_id = Some(sub);
             }

@@ -104,9 +104,7 @@ async fn endpoint(state: Arc<AppState>, peer: Arc<Peer>, req: Request) -> Respon
             let p = p.to_owned();
             session_api::backchannel_logout(&state, &peer, req, &p).await
         }
-        (&Method::GET | &Method::POST, "/logout") => {
-            session_api::logout(&state, &peer, req).await
-        }
+        (&Method::GET | &Method::POST, "/logout") => session_api::logout(&state, &peer, req).await,
         (&Method::GET, "/userinfo") => session_api::userinfo(&state, &req).await,
         (&Method::GET, "/.well-known/jwks.json") => Ok(meta::jwks(&state)),
         (&Method::GET, p) if p.starts_with("/apps/") => meta::providers(&state, p),

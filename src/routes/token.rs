@@ -16,11 +16,11 @@ use http::header::LOCATION;
 use http::{HeaderValue, StatusCode};
 use serde_json::json;
 
+use crate::audit::Event;
 use crate::config::AppConfig;
 use crate::cookie::Kind;
 use crate::crypto::{constant_time_eq, hash_token};
 use crate::error::ApiError;
-use crate::audit::Event;
 use crate::http::{add_cookie, json_response, request_params, Request, Response};
 use crate::idp::Asserted;
 use crate::state::AppState;
@@ -46,7 +46,9 @@ pub async fn exchange(
     state.audit.emit(|| {
         let event = match &result {
             Ok(_) => Event::login_ok(),
-            Err(ApiError::Store(StoreError::Refused { .. })) => Event::login_failed("user_inactive"),
+            Err(ApiError::Store(StoreError::Refused { .. })) => {
+                Event::login_failed("user_inactive")
+            }
             Err(_) => Event::login_failed(seen.step),
         };
         let event = match &seen.login {
