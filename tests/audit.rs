@@ -363,3 +363,63 @@ async fn a_back_channel_logout_is_a_revocation_by_the_idp() {
     assert_eq!(revoke["session_hash"], sid_hash(&sid).as_str());
     assert_eq!(revoke["client_addr"], "127.0.0.1", "the IdP, through Nginx");
 }
+
+/// `path = "stdout"`: the lines go to standard output (here the CLI's, which the test reads).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stdout_takes_the_trail_as_well() {
+    let (_dir, idgate) = start_idgate_alone(Setup {
+        extra: "[audit]\npath = \"stdout\"\n",
+        ..Setup::default()
+    });
+    let token = mint(&idgate, "dora", "users");
+    let sid = jwt_claims(&token)["sid"].as_str().unwrap().to_owned();
+    let config = idgate.config.to_str().unwrap();
+    let (code, out, err) = idgate_cmd(&["sessions", "revoke", "--config", config, "--sid", &sid]);
+    assert_eq!(code, 0, "{err}");
+    let mut lines = out.lines();
+    let event: Value = serde_json::from_str(lines.next().unwrap()).unwrap();
+    assert_shape(&event);
+    assert_eq!(event["event"], "revoke");
+    assert_eq!(event["by"], "admin");
+    assert_eq!(event["user_id"], "dora");
+    assert_eq!(event["session_hash"], sid_hash(&sid).as_str());
+    assert_eq!(
+        event["provider"],
+        Value::Null,
+        "a minted session has no provider"
+    );
+    assert_eq!(lines.next(), Some("revoked 1 session(s)"));
+}
+
+/// A used refresh token presented again ends its session: a revocation by idgate itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reused_refresh_token_is_a_revocation_by_refresh_reuse() {
+    let stack = Stack::start_with(Setup {
+        extra: AUDIT_AND_RULES,
+        extra_session: "refresh_grace = \"0s\"",
+        ..Setup::default()
+    });
+    let site = stack.site();
+    let file = stack.dir.path().join("audit.jsonl");
+    let browser = spoofing_browser();
+    assert_eq!(login(&stack, &browser, "/", "eve").await.status(), 200);
+    let used = browser
+        .cookie(&format!("{site}/refreshtoken"), "refresh_token")
+        .unwrap();
+    let refresh = |token: String| {
+        browser
+            .client
+            .post(format!("{site}/refreshtoken"))
+            .json(&serde_json::json!({ "refreshToken": token }))
+            .send()
+    };
+    assert_eq!(refresh(used.clone()).await.unwrap().status(), 200);
+    assert_eq!(refresh(used.clone()).await.unwrap().status(), 401);
+    let all = wait_lines(&file, 3);
+    let events: Vec<_> = all.iter().map(|l| l["event"].as_str().unwrap()).collect();
+    assert_eq!(events, ["login", "refresh", "revoke"]);
+    assert_eq!(all[2]["by"], "refresh_reuse");
+    assert_eq!(all[2]["session_hash"], all[0]["session_hash"]);
+    assert_eq!(all[2]["user_id"], all[0]["user_id"]);
+    assert!(!std::fs::read_to_string(&file).unwrap().contains(&used));
+}
