@@ -56,9 +56,10 @@ struct Inner {
 
 impl Audit {
     /// The trail `[audit]` describes (none: [`Audit::off`]), with its writer task started;
-    /// `dropped` counts the events a full queue refuses, or a failed write loses. Fails when the file cannot be opened
-    /// (so startup, `check-config` and a reload say so). The task ends once every handle is
-    /// dropped and the queue is written out: await it to know the last event is on disk.
+    /// `dropped` counts the events a full queue refuses or a failed write loses. Fails when the
+    /// file cannot be opened (so startup, `check-config` and a reload say so). The task ends
+    /// once every handle is dropped and the queue is written out: await it to know the last
+    /// event is on disk.
     pub fn start(
         config: Option<&AuditConfig>,
         dropped: Counter,
