@@ -110,6 +110,16 @@ async fn a_login_a_refusal_and_a_logout_each_make_one_line_with_nothing_secret()
         .await
         .unwrap();
     assert_eq!(resp.status(), 400);
+    // One whose body idgate does not read.
+    let resp = browser
+        .client
+        .post(format!("{site}/oauth/token"))
+        .header("content-type", "text/plain")
+        .body("code=made-up")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 415);
     // A login that succeeds, a page the rules allow, one they refuse, a logout.
     assert_eq!(login(&stack, &browser, "/", "alice").await.status(), 200);
     let jwt = browser.cookie(&site, "sid").unwrap();
@@ -135,10 +145,10 @@ async fn a_login_a_refusal_and_a_logout_each_make_one_line_with_nothing_secret()
         .unwrap();
     assert_eq!(resp.status(), 200);
 
-    let all = wait_lines(&file, 4);
-    assert_eq!(all.len(), 4, "{all:#?}");
+    let all = wait_lines(&file, 5);
+    assert_eq!(all.len(), 5, "{all:#?}");
     let events: Vec<_> = all.iter().map(|l| l["event"].as_str().unwrap()).collect();
-    assert_eq!(events, ["login", "login", "deny", "logout"]);
+    assert_eq!(events, ["login", "login", "login", "deny", "logout"]);
     for line in &all {
         assert_shape(line);
         assert_eq!(line["client_addr"], "127.0.0.1", "Nginx's view: {line}");
@@ -149,12 +159,14 @@ async fn a_login_a_refusal_and_a_logout_each_make_one_line_with_nothing_secret()
             "Nginx's $request_id: {line}"
         );
     }
-    let (failed, ok, deny, logout) = (&all[0], &all[1], &all[2], &all[3]);
-    assert_eq!(failed["outcome"], "failure");
-    assert_eq!(failed["reason"], "invalid_state");
-    // A state idgate never issued names no app, provider or user.
-    for key in ["user_id", "app", "provider", "session_hash"] {
-        assert_eq!(failed[key], Value::Null, "{failed}");
+    let (ok, deny, logout) = (&all[2], &all[3], &all[4]);
+    for (failed, reason) in [(&all[0], "invalid_state"), (&all[1], "invalid_request")] {
+        assert_eq!(failed["outcome"], "failure");
+        assert_eq!(failed["reason"], reason);
+        // A state idgate never issued names no app, provider or user.
+        for key in ["user_id", "app", "provider", "session_hash"] {
+            assert_eq!(failed[key], Value::Null, "{failed}");
+        }
     }
     assert_eq!(ok["outcome"], "success");
     assert_eq!(ok["reason"], Value::Null);
@@ -175,7 +187,7 @@ async fn a_login_a_refusal_and_a_logout_each_make_one_line_with_nothing_secret()
         .iter()
         .map(|l| l["request_id"].as_str().unwrap())
         .collect();
-    assert_eq!(ids.len(), 4, "one request id per request");
+    assert_eq!(ids.len(), 5, "one request id per request");
 
     // Nothing secret or personal, and not the address the client made up.
     let text = std::fs::read_to_string(&file).unwrap();

@@ -37,7 +37,19 @@ pub async fn exchange(
     peer: &super::Peer,
     req: Request,
 ) -> Result<Response, ApiError> {
-    let (parts, params) = request_params(req).await?;
+    // A body that cannot be read is a failed login too; its headers are kept for the event
+    // only while the trail is on.
+    let headers = state.audit.is_on().then(|| req.headers().clone());
+    let (parts, params) = match request_params(req).await {
+        Ok(read) => read,
+        Err(e) => {
+            state.audit.emit(|| {
+                let headers = headers.unwrap_or_default();
+                Event::login_failed("invalid_request").from(&peer.origin(&headers))
+            });
+            return Err(e.into());
+        }
+    };
     let mut seen = Seen {
         step: "invalid_request",
         ..Seen::default()
