@@ -34,6 +34,7 @@
 //! - [`redirect`] decides which post-login targets are safe; [`cookie`] and [`headers`] name and
 //!   build what goes on the wire; [`crypto`] holds random tokens, hashing and at-rest encryption;
 //!   [`pages`] renders the few HTML pages the login needs.
+//! - [`audit`] writes the audit trail: one JSON line per security event, off the request path.
 //! - [`metrics`] counts requests, decisions, logins and latencies for `/-/metrics`; [`systemd`]
 //!   speaks the service manager's notify protocol.
 //! - [`config`] reads the TOML in two phases (raw serde → validated, typed values); [`cli`] is the
@@ -44,6 +45,7 @@
 #![forbid(unsafe_code)]
 
 pub mod apikeys;
+pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod cookie;

@@ -114,6 +114,8 @@ pub struct Metrics {
     /// Tasks alive in the async runtime (set at scrape time): connections, requests in flight,
     /// background loops. One that only grows is a leak.
     pub runtime_tasks: Gauge,
+    /// Audit events lost: refused by a full queue, or in a write that failed (see `audit`).
+    pub audit_dropped: Counter,
 }
 
 impl Default for Metrics {
@@ -222,6 +224,12 @@ impl Metrics {
             "Tasks alive in the async runtime (counted at scrape time)",
             runtime_tasks.clone(),
         );
+        let audit_dropped = Counter::default();
+        registry.register(
+            "audit_dropped",
+            "Audit events lost: refused because the audit writer was behind, or in a failed write",
+            audit_dropped.clone(),
+        );
         Self {
             registry,
             requests,
@@ -235,6 +243,7 @@ impl Metrics {
             live_sessions,
             live_sessions_at: std::sync::atomic::AtomicI64::new(i64::MIN / 2),
             runtime_tasks,
+            audit_dropped,
         }
     }
 
@@ -365,6 +374,7 @@ mod tests {
             "# TYPE idgate_idp_request_duration_seconds histogram",
             "idgate_live_sessions 0",
             "# TYPE idgate_runtime_tasks gauge",
+            "idgate_audit_dropped_total 0",
         ] {
             assert!(text.contains(line), "missing {line} in\n{text}");
         }

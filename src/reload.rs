@@ -1,4 +1,5 @@
-//! SIGHUP reloads the configuration, the keys and the rule files, atomically: the new
+//! SIGHUP reloads the configuration, the keys and the rule files, atomically (and first has the
+//! audit writer open its file again, for logrotate, even when the reload is refused): the new
 //! configuration is read and validated and a complete new state is built (stores opened,
 //! keys loaded, rules parsed) before it replaces the old one in a single swap. A configuration
 //! that does not validate is refused with a log line, and the previous one keeps serving.
@@ -28,6 +29,8 @@ pub async fn on_sighup(
             return;
         };
         while hup.recv().await.is_some() {
+            // First, whatever becomes of the reload: logrotate renamed the audit file.
+            shared.load().audit.reopen();
             match reload(&path, &shared).await {
                 Ok(tasks) => {
                     for old in std::mem::replace(&mut background, tasks) {

@@ -19,16 +19,19 @@ use std::sync::Arc;
 
 use http::HeaderValue;
 
+use crate::audit::{Event, Origin};
 use crate::crypto::hash_token;
 use crate::session::{token_digest, AuthFailure, Renewed};
 use crate::state::AppState;
 
 /// Renews the expired session token `token`, if its session is still alive and
-/// `renewal_secret` (the browser's renewal cookie) is the session's.
+/// `renewal_secret` (the browser's renewal cookie) is the session's. The request that does the
+/// renewal (`origin`) is the one the audit trail names.
 pub async fn renew(
     state: &AppState,
     token: &str,
     renewal_secret: Option<&str>,
+    origin: &Origin<'_>,
 ) -> Result<Arc<Renewed>, AuthFailure> {
     let secret = renewal_secret.ok_or(AuthFailure::NotRenewable("no renewal secret"))?;
     let fresh = |done: &Arc<Renewed>| done.session.is_valid(crate::now_secs());
@@ -41,12 +44,12 @@ pub async fn renew(
         _ => match state.renewals.get_value_or_guard_async(&key).await {
             Ok(done) if fresh(&done) => done,
             Ok(_stale) => {
-                let renewed = renew_now(state, token, secret).await?;
+                let renewed = renew_now(state, token, secret, origin).await?;
                 state.renewals.insert(key, renewed.clone());
                 renewed
             }
             Err(guard) => {
-                let renewed = renew_now(state, token, secret).await?;
+                let renewed = renew_now(state, token, secret, origin).await?;
                 let _ = guard.insert(renewed.clone());
                 renewed
             }
@@ -65,6 +68,7 @@ async fn renew_now(
     state: &AppState,
     token: &str,
     secret: &str,
+    origin: &Origin<'_>,
 ) -> Result<Arc<Renewed>, AuthFailure> {
     let old = state.auth.keys().verify_ignoring_expiry(token)?;
     if !state.macs.is_renewal_secret(&old.sid, secret) {
@@ -129,5 +133,13 @@ async fn renew_now(
     // The old token is expired: its cache entry could only take the place of a live one.
     state.auth.forget_token(token);
     tracing::info!(user = %old.sub, "session token renewed");
+    state.audit.emit(|| {
+        Event::renewal()
+            .user(&old.sub)
+            .app(&app.id)
+            .provider(&record.provider_id)
+            .session(&old.sid)
+            .from(origin)
+    });
     Ok(renewed)
 }

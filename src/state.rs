@@ -39,6 +39,8 @@ pub struct AppState {
     pub renewals: crate::session::Renewals,
     /// Counters and histograms for `/-/metrics` (atomic increments only on `/auth`).
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// The audit trail (`[audit]`); off, it costs nothing.
+    pub audit: crate::audit::Audit,
 }
 
 /// The stores a config names, opened.
@@ -129,6 +131,10 @@ impl AppState {
             .unwrap_or(config.jwt.signing.secret_bytes());
         let cipher = TokenCipher::from_key_material(key_material);
         let macs = SessionMac::from_key_material(key_material);
+        let metrics = Arc::new(crate::metrics::Metrics::new());
+        // The writer task ends by itself once this state (the last sender) is dropped.
+        let (audit, _writer) =
+            crate::audit::Audit::start(config.audit.as_ref(), metrics.audit_dropped.clone())?;
         Ok(Arc::new(Self {
             idps: Idps::with_trust(&config.apps, &config.tls.idp)?,
             cookies: CookieJar::new(&config.session),
@@ -150,7 +156,8 @@ impl AppState {
             jwks_body,
             location_rules: Default::default(),
             renewals: quick_cache::sync::Cache::new(4096),
-            metrics: Arc::new(crate::metrics::Metrics::new()),
+            metrics,
+            audit,
             config,
         }))
     }

@@ -16,6 +16,9 @@ const LOA2: &str = "urn:idgate:loa:2";
 fn setup() -> Setup {
     Setup {
         extra: r#"
+[audit]
+path = "audit.jsonl"
+
 [[authorization.routes]]
 path = "/"
 expression = "true"
@@ -37,6 +40,24 @@ expression = "'otp' in amr"
 "#,
         ..Setup::default()
     }
+}
+
+/// The `step_up` events of the audit trail, once there are `n` of them.
+fn step_up_events(stack: &Stack, n: usize) -> Vec<serde_json::Value> {
+    let path = stack.dir.path().join("audit.jsonl");
+    wait_for(
+        &format!("{n} step_up events in the audit trail"),
+        std::time::Duration::from_secs(10),
+        || {
+            let events: Vec<serde_json::Value> = std::fs::read_to_string(&path)
+                .unwrap_or_default()
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .filter(|e: &serde_json::Value| e["event"] == "step_up")
+                .collect();
+            (events.len() >= n).then_some(events)
+        },
+    )
 }
 
 /// Follows a 302 from a protected page through `/authorize` to the IdP; returns the IdP's URL.
@@ -112,6 +133,11 @@ async fn a_route_needing_a_stronger_login_steps_up_and_keeps_the_user_and_groups
     assert_eq!(otp.status(), 200);
     // The stepped-up session replaced the first one.
     assert_eq!(auth_status(&stack.idgate, &first).await, 401);
+    let events = step_up_events(&stack, 1);
+    println!("step_up event: {}", events[0]);
+    assert_eq!(events[0]["outcome"], "success", "{events:?}");
+    assert_eq!(events[0]["acr"], LOA2);
+    assert_eq!(events[0]["user_id"], claims["sub"]);
 
     // A refresh keeps the login's authentication: it is not a new login.
     let resp = browser
@@ -163,6 +189,18 @@ async fn an_idp_answer_below_what_was_asked_or_of_another_user_is_refused() {
     assert_eq!(resp.status(), 403);
     let body = resp.text().await.unwrap();
     assert!(body.contains("another user"), "{body}");
+
+    let events = step_up_events(&stack, 2);
+    let reasons: Vec<&str> = events
+        .iter()
+        .map(|e| e["reason"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        reasons,
+        ["step_up_refused", "step_up_other_user"],
+        "{events:?}"
+    );
+    assert!(events.iter().all(|e| e["outcome"] == "failure"));
 
     // Neither refusal ended alice's session, and it is still level 1.
     assert_eq!(

@@ -125,8 +125,18 @@ pub(super) async fn sessions(config: &Path, action: SessionsAction) -> Result<()
             print_json(&serde_json::Value::Array(rows))
         }
         SessionsAction::Revoke { sid, user } => {
-            let stores = Stores::open(&Config::load(config)?).await?;
-            let revoked = match (sid, user) {
+            let cfg = Config::load(config)?;
+            let stores = Stores::open(&cfg).await?;
+            // Whose session it is, for the audit trail (read before it is revoked).
+            let owner = match (&sid, cfg.audit.is_some()) {
+                (Some(sid), true) => stores
+                    .sessions
+                    .get_session(sid)
+                    .await
+                    .map_err(anyhow::Error::from)?,
+                _ => None,
+            };
+            let revoked = match (sid, user.clone()) {
                 (Some(sid), _) => {
                     let done = stores
                         .sessions
@@ -146,6 +156,7 @@ pub(super) async fn sessions(config: &Path, action: SessionsAction) -> Result<()
                     .map_err(anyhow::Error::from)?,
                 (None, None) => vec![],
             };
+            audit_revoked(&cfg, owner.as_ref(), user.as_deref(), &revoked).await?;
             println!("revoked {} session(s)", revoked.len());
             Ok(())
         }
@@ -183,6 +194,39 @@ pub(super) async fn sessions(config: &Path, action: SessionsAction) -> Result<()
             Ok(())
         }
     }
+}
+
+/// Writes an administrator's revocation of `revoked` into the audit trail (when `[audit]` is
+/// set) and waits until it is written: a `revoke` event by `admin` per session, without a client
+/// address or a request id. `owner` is the record of a session revoked by id.
+async fn audit_revoked(
+    cfg: &Config,
+    owner: Option<&crate::store::SessionRecord>,
+    user: Option<&str>,
+    revoked: &[String],
+) -> anyhow::Result<()> {
+    use crate::audit::{Audit, Event, RevokedBy};
+    let (audit, writer) = Audit::start(cfg.audit.as_ref(), Default::default())?;
+    if !audit.is_on() {
+        return Ok(());
+    }
+    for sid in revoked {
+        let event = Event::revoke(RevokedBy::Admin).session(sid);
+        let event = match (owner, user) {
+            (Some(r), _) => event
+                .user(&r.user_id)
+                .app(&r.app_id)
+                .provider(&r.provider_id),
+            (None, Some(u)) => event.user(u),
+            (None, None) => event,
+        };
+        audit.record_waiting(event).await;
+    }
+    drop(audit);
+    if let Some(writer) = writer {
+        writer.await?;
+    }
+    Ok(())
 }
 
 /// Stores `count` sessions of users `<user>-1` … `<user>-<count>`, in batches of ten thousand,

@@ -12,6 +12,7 @@
 mod api_keys;
 mod app_cookies;
 mod apps;
+mod audit;
 mod authorization;
 pub mod env;
 mod headers;
@@ -31,6 +32,7 @@ use std::time::Duration;
 
 pub use app_cookies::{CookieAttributes, CookieOverride};
 pub use apps::{AppConfig, TokenClaims};
+pub use audit::{AuditConfig, AuditTarget, DEFAULT_AUDIT_QUEUE};
 pub use env::{Env, EnvReport, ProcessEnv};
 pub use jwt::JwtConfig;
 pub use log::LogConfig;
@@ -93,6 +95,8 @@ pub struct Config {
     pub notices: Notices,
     /// Whom the outbound TLS clients trust (`[tls]`, see `tls.rs`).
     pub tls: crate::tls::TlsConfig,
+    /// The audit trail (`[audit]`, see `audit`); `None`: off.
+    pub audit: Option<AuditConfig>,
 }
 
 /// Startup messages gathered while the config loads (tracing is not set up yet then): which
@@ -174,6 +178,7 @@ impl Config {
         let (store, users) = stores::validate(raw.store, raw.users, &resolve)?;
         let headers = headers::validate(raw.headers)?;
         let log = log::validate(raw.log)?;
+        let audit = audit::validate(raw.audit, &resolve)?;
         let apps = apps::validate(
             raw.apps,
             raw.mia_config.as_deref(),
@@ -191,6 +196,7 @@ impl Config {
         notices.infos.extend(api_keys::summary(&api_keys));
 
         Ok(Self {
+            audit,
             tls,
             notices,
             policy,

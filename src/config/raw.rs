@@ -39,6 +39,8 @@ pub struct RawConfig {
     /// The certificate authorities the outbound TLS clients trust (see `tls.rs`).
     #[serde(default)]
     pub tls: crate::tls::RawTls,
+    /// The audit trail (see `audit`); absent: none.
+    pub audit: Option<RawAudit>,
 }
 
 /// One `[[api_keys]]` entry. The key itself is never written in this file: give its SHA-256
@@ -225,6 +227,16 @@ pub struct RawHeaders {
     pub pass_token: Option<bool>,
     /// Largest identity header value; a larger one refuses the request (403) with a log line.
     pub max_value_bytes: Option<usize>,
+}
+
+/// `[audit]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAudit {
+    /// The file the events are appended to (`/var/log/idgate/audit.jsonl`), or `"stdout"`.
+    pub path: String,
+    /// Events waiting for the writer before new ones are dropped (default 8192).
+    pub queue: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]

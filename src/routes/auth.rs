@@ -20,6 +20,7 @@ use http::{HeaderMap, HeaderValue, StatusCode};
 use http_body_util::Full;
 
 use super::Peer;
+use crate::audit::Event;
 use crate::cookie::Kind;
 use crate::headers::{self, MIA_ALLOWED};
 use crate::http::{encode_query_value, Request, Response};
@@ -31,6 +32,7 @@ use crate::state::AppState;
 pub async fn decide(state: &AppState, peer: &Peer, req: &Request) -> Response {
     if !peer.trusted {
         tracing::warn!(peer = ?peer.addr, "/auth asked by an untrusted peer");
+        deny(state, peer, req.headers(), "untrusted_peer", None);
         return refuse(StatusCode::FORBIDDEN, "this peer may not ask /auth");
     }
     let headers = req.headers();
@@ -39,6 +41,7 @@ pub async fn decide(state: &AppState, peer: &Peer, req: &Request) -> Response {
             header = too_big,
             "/auth refused: credentials larger than idgate reads"
         );
+        deny(state, peer, headers, "oversized_credentials", None);
         return refuse(
             StatusCode::FORBIDDEN,
             "the request's credentials are too large",
@@ -62,6 +65,7 @@ pub async fn decide(state: &AppState, peer: &Peer, req: &Request) -> Response {
                     app = id,
                     "the Nginx location is bound to an app that is not configured: refusing"
                 );
+                deny(state, peer, headers, "location_app", None);
                 return refuse(
                     StatusCode::FORBIDDEN,
                     "this location's app is not configured",
@@ -89,7 +93,8 @@ pub async fn decide(state: &AppState, peer: &Peer, req: &Request) -> Response {
                     if super::bearer_token(headers).is_none() =>
                 {
                     let secret = state.cookies.read(headers, Kind::Renew);
-                    match Box::pin(crate::renewal::renew(state, token, secret)).await {
+                    let origin = peer.origin(headers);
+                    match Box::pin(crate::renewal::renew(state, token, secret, &origin)).await {
                         Ok(renewed) => {
                             set_cookie = Some(renewed.set_cookie.clone());
                             Some(renewed.session.clone())
@@ -130,6 +135,7 @@ pub async fn decide(state: &AppState, peer: &Peer, req: &Request) -> Response {
             let path = req.uri().path();
             let shown = path.get(..120).unwrap_or(path);
             tracing::error!(rule_path = %shown.escape_debug(), length = path.len(), error = %e, "the Nginx location's rule does not parse: refusing");
+            deny(state, peer, headers, "location_rule", session.as_deref());
             return refuse(StatusCode::FORBIDDEN, "this location's rule is invalid");
         }
     };
@@ -159,6 +165,9 @@ pub async fn decide(state: &AppState, peer: &Peer, req: &Request) -> Response {
             let mut resp = match &session {
                 Some(s) => {
                     let mut resp = allow(state, s);
+                    if resp.status() == StatusCode::FORBIDDEN {
+                        deny(state, peer, headers, "identity_too_large", Some(s));
+                    }
                     // Exactly one Set-Cookie: Nginx passes on only the first.
                     if let (Some(cookie), true) = (set_cookie, resp.status().is_success()) {
                         resp.headers_mut().insert(http::header::SET_COOKIE, cookie);
@@ -180,10 +189,15 @@ pub async fn decide(state: &AppState, peer: &Peer, req: &Request) -> Response {
             }
             resp
         }
-        Decision::Forbidden => refuse(
-            StatusCode::FORBIDDEN,
-            "this session may not access this route",
-        ),
+        Decision::Forbidden => {
+            // The rule's id goes to the audit trail only, never into the answer.
+            let route = verdict.rule.map(|r| r.origin.id());
+            deny_route(state, peer, headers, session.as_deref(), route);
+            refuse(
+                StatusCode::FORBIDDEN,
+                "this session may not access this route",
+            )
+        }
         Decision::StepUp => {
             let step_up = verdict.rule.and_then(|r| r.step_up.as_deref());
             step_up_needed(state, bound_app, method, headers, step_up, ctx.acr)
@@ -215,6 +229,51 @@ fn explain(verdict: &Verdict<'_>, method: &str, uri: &str) {
         reason = verdict.reason.describe(),
         "/auth decision"
     );
+}
+
+/// Records a 403 of `/auth` in the audit trail: why, and the session when there is one.
+fn deny(
+    state: &AppState,
+    peer: &Peer,
+    headers: &HeaderMap,
+    reason: &'static str,
+    session: Option<&VerifiedSession>,
+) {
+    audit_deny(state, peer, headers, reason, session, None);
+}
+
+/// Records a route rule's 403 (`route`: the rule's id) in the audit trail.
+fn deny_route(
+    state: &AppState,
+    peer: &Peer,
+    headers: &HeaderMap,
+    session: Option<&VerifiedSession>,
+    route: Option<String>,
+) {
+    audit_deny(state, peer, headers, "policy", session, route);
+}
+
+fn audit_deny(
+    state: &AppState,
+    peer: &Peer,
+    headers: &HeaderMap,
+    reason: &'static str,
+    session: Option<&VerifiedSession>,
+    route: Option<String>,
+) {
+    state.audit.emit(|| {
+        let mut event = Event::deny(reason, route);
+        if let Some(s) = session {
+            event = event.app(s.app_id()).session(s.sid());
+            // The token was verified to make `s`: its `sub` can be read as it is.
+            if let Some(sub) =
+                super::session_token(headers, &state.cookies).and_then(crate::jwt::verified_subject)
+            {
+                event.user_id = Some(sub);
+            }
+        }
+        event.from(&peer.origin(headers))
+    });
 }
 
 /// The request's client type: the location's own when the operator states one, else the one

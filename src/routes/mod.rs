@@ -92,14 +92,19 @@ async fn endpoint(state: Arc<AppState>, peer: Arc<Peer>, req: Request) -> Respon
         (&Method::GET, "/web-login/callback") => Ok(login::callback_page("query")),
         (&Method::GET, "/web-login/callback.js") => Ok(login::callback_script()),
         (&Method::POST, "/oauth/token") => {
-            timed_login(&state, LoginRoute::Token, token::exchange(&state, req)).await
+            timed_login(
+                &state,
+                LoginRoute::Token,
+                token::exchange(&state, &peer, req),
+            )
+            .await
         }
-        (&Method::POST, "/refreshtoken") => refresh::refresh(&state, req).await,
+        (&Method::POST, "/refreshtoken") => refresh::refresh(&state, &peer, req).await,
         (&Method::POST, p) if p.starts_with("/backchannel-logout/") => {
             let p = p.to_owned();
-            session_api::backchannel_logout(&state, req, &p).await
+            session_api::backchannel_logout(&state, &peer, req, &p).await
         }
-        (&Method::GET | &Method::POST, "/logout") => session_api::logout(&state, req).await,
+        (&Method::GET | &Method::POST, "/logout") => session_api::logout(&state, &peer, req).await,
         (&Method::GET, "/userinfo") => session_api::userinfo(&state, &req).await,
         (&Method::GET, "/.well-known/jwks.json") => Ok(meta::jwks(&state)),
         (&Method::GET, p) if p.starts_with("/apps/") => meta::providers(&state, p),
@@ -169,6 +174,17 @@ fn is_known_path(p: &str) -> bool {
         || p.starts_with("/sessions/")
         || p.starts_with("/backchannel-logout/")
         || p.starts_with("/expired-sessions/")
+}
+
+impl Peer {
+    /// Where a request over this connection came from, for the audit trail.
+    pub(crate) fn origin<'a>(&self, headers: &'a http::HeaderMap) -> crate::audit::Origin<'a> {
+        crate::audit::Origin {
+            peer: self.addr,
+            trusted: self.trusted,
+            headers,
+        }
+    }
 }
 
 /// The session token of a request: `Authorization: Bearer …`, else the `sid` cookie.

@@ -25,6 +25,7 @@ use http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use crate::audit::{Event, Origin, RevokedBy};
 use crate::cookie::Kind;
 use crate::crypto::{hash_token, open_for_token, refresh_token_sid, seal_for_token};
 use crate::error::ApiError;
@@ -47,7 +48,11 @@ struct Answer {
     session_end: i64,
 }
 
-pub async fn refresh(state: &AppState, req: Request) -> Result<Response, ApiError> {
+pub async fn refresh(
+    state: &AppState,
+    peer: &super::Peer,
+    req: Request,
+) -> Result<Response, ApiError> {
     let (parts, params) = request_params(req).await?;
     let presented = params
         .get("refreshToken")
@@ -61,7 +66,8 @@ pub async fn refresh(state: &AppState, req: Request) -> Result<Response, ApiErro
         })
         .filter(|t| !t.is_empty())
         .ok_or(ApiError::MissingParam("refreshToken"))?;
-    match rotate(state, &presented).await {
+    let origin = peer.origin(&parts.headers);
+    match rotate(state, &presented, &origin).await {
         Err(e @ ApiError::Unauthorized(_))
             if state.config.session.invalid_refresh_wipes_cookies =>
         {
@@ -75,7 +81,11 @@ pub async fn refresh(state: &AppState, req: Request) -> Result<Response, ApiErro
     }
 }
 
-async fn rotate(state: &AppState, presented: &str) -> Result<Response, ApiError> {
+async fn rotate(
+    state: &AppState,
+    presented: &str,
+    origin: &Origin<'_>,
+) -> Result<Response, ApiError> {
     let refused = || ApiError::Unauthorized("the refresh token is not valid; log in again".into());
     if presented.len() > MAX_REFRESH_TOKEN {
         return Err(refused());
@@ -149,8 +159,17 @@ async fn rotate(state: &AppState, presented: &str) -> Result<Response, ApiError>
             },
         )
         .await?;
+    let audited = |event: Event| {
+        event
+            .user(&record.user_id)
+            .app(&record.app_id)
+            .provider(&record.provider_id)
+            .session(sid)
+            .from(origin)
+    };
     match outcome {
         Rotation::Rotated => {
+            state.audit.emit(|| audited(Event::refresh()));
             tracing::info!(user = %record.user_id, "session refreshed");
             Ok(respond(state, &app, sid, &answer, now))
         }
@@ -163,11 +182,15 @@ async fn rotate(state: &AppState, presented: &str) -> Result<Response, ApiError>
                 return Err(refused());
             };
             tracing::info!(user = %record.user_id, "a refresh token repeated within the grace window: the same answer again");
+            state.audit.emit(|| audited(Event::refresh()));
             Ok(respond(state, &app, sid, &earlier, now))
         }
         Rotation::Refused => {
             tracing::warn!(user = %record.user_id, "a refresh token was presented twice: revoking its session");
             state.auth.revoke(sid).await?;
+            state
+                .audit
+                .emit(|| audited(Event::revoke(RevokedBy::RefreshReuse)));
             Err(refused())
         }
     }

@@ -3,6 +3,7 @@
 use http::StatusCode;
 use serde_json::json;
 
+use crate::audit::{Event, RevokedBy};
 use crate::config::LogoutTarget;
 use crate::cookie::Kind;
 use crate::error::ApiError;
@@ -23,7 +24,11 @@ use crate::state::AppState;
 /// absolute on the app's site), else the app's `post_logout_redirect_url`; without one, to
 /// `redirect`. `redirect` goes through the redirect validator first, so an attacker's target is
 /// refused (400) and never passed on. Otherwise the answer is `{"loggedOut": bool}`.
-pub async fn logout(state: &AppState, req: Request) -> Result<Response, ApiError> {
+pub async fn logout(
+    state: &AppState,
+    peer: &super::Peer,
+    req: Request,
+) -> Result<Response, ApiError> {
     let q = query_params(req.uri());
     let navigation = super::is_navigation(req.method().as_str(), req.headers());
     let claims = super::session_token(req.headers(), &state.cookies)
@@ -69,6 +74,15 @@ pub async fn logout(state: &AppState, req: Request) -> Result<Response, ApiError
         };
         state.auth.revoke(sid).await?;
         tracing::info!(user = %user, by_refresh_token = refresh_only.is_some(), "logout");
+        state.audit.emit(|| {
+            let event = Event::logout().user(user).session(sid);
+            let event = match (&record, app) {
+                (Some(r), _) => event.app(&r.app_id).provider(&r.provider_id),
+                (None, Some(a)) => event.app(&a.id),
+                (None, None) => event,
+            };
+            event.from(&peer.origin(req.headers()))
+        });
         if navigation || back.is_some() {
             if let Some((app, r)) = app.zip(record) {
                 idp_logout = idp_logout_url(state, app, &r, back.as_deref()).await;
@@ -215,6 +229,14 @@ pub async fn revoke_user(
     let user_id = percent_encoding::percent_decode_str(user_id).decode_utf8_lossy();
     let revoked = state.auth.revoke_user(&user_id).await?;
     tracing::info!(user = %user_id, sessions = revoked.len(), "sessions revoked by an administrator");
+    for sid in &revoked {
+        state.audit.emit(|| {
+            Event::revoke(RevokedBy::Admin)
+                .user(&user_id)
+                .session(sid)
+                .from(&peer.origin(headers))
+        });
+    }
     Ok(json_response(
         StatusCode::OK,
         &json!({ "count": revoked.len() }),
@@ -235,6 +257,7 @@ pub async fn revoke_user(
 /// fails the request (the IdP may retry) without burning the token.
 pub async fn backchannel_logout(
     state: &AppState,
+    peer: &super::Peer,
     req: Request,
     path: &str,
 ) -> Result<Response, ApiError> {
@@ -318,6 +341,16 @@ pub async fn backchannel_logout(
     for user_id in &user_ids {
         let sessions = state.auth.revoke_user(user_id).await?;
         revoked += sessions.len();
+        for sid in &sessions {
+            state.audit.emit(|| {
+                Event::revoke(RevokedBy::Backchannel)
+                    .user(user_id)
+                    .app(app_id)
+                    .provider(provider_id)
+                    .session(sid)
+                    .from(&peer.origin(&parts.headers))
+            });
+        }
         tracing::info!(user = %user_id, sessions = sessions.len(), "back-channel logout");
     }
     if user_ids.is_empty() {

@@ -16,6 +16,7 @@ use http::header::LOCATION;
 use http::{HeaderValue, StatusCode};
 use serde_json::json;
 
+use crate::audit::{Event, Outcome};
 use crate::config::AppConfig;
 use crate::cookie::Kind;
 use crate::crypto::{constant_time_eq, hash_token};
@@ -31,9 +32,91 @@ use super::login::Binding;
 /// `POST /oauth/token`, in the protocol's steps: the grant and its parameters, the login state
 /// (consumed once), the binding to this browser or client, the code at the IdP, the user merged
 /// with the project's record, the session opened, idgate's tokens answered.
-pub async fn exchange(state: &AppState, req: Request) -> Result<Response, ApiError> {
-    let (parts, params) = request_params(req).await?;
-    check_grant(&params)?;
+pub async fn exchange(
+    state: &AppState,
+    peer: &super::Peer,
+    req: Request,
+) -> Result<Response, ApiError> {
+    // A body that cannot be read is a failed login too; its headers are kept for the event
+    // only while the trail is on.
+    let headers = state.audit.is_on().then(|| req.headers().clone());
+    let (parts, params) = match request_params(req).await {
+        Ok(read) => read,
+        Err(e) => {
+            state.audit.emit(|| {
+                let headers = headers.unwrap_or_default();
+                Event::login_failed("invalid_request").from(&peer.origin(&headers))
+            });
+            return Err(e.into());
+        }
+    };
+    let mut seen = Seen {
+        step: "invalid_request",
+        ..Seen::default()
+    };
+    let result = steps(state, &parts, &params, &mut seen).await;
+    state.audit.emit(|| {
+        let event = match &result {
+            Ok(_) => Event::login_ok(),
+            Err(ApiError::Store(StoreError::Refused { .. })) => {
+                Event::login_failed("user_inactive")
+            }
+            Err(_) => Event::login_failed(seen.step),
+        };
+        let event = match &seen.login {
+            Some((app, provider)) => event.app(app).provider(provider),
+            None => event,
+        };
+        let event = match &seen.session {
+            Some((user, sid)) => event.user(user).session(sid),
+            None => event,
+        };
+        event.from(&peer.origin(&parts.headers))
+    });
+    if seen.stepping_up {
+        // A step-up is a login, and an event of its own: what it reached, or why it failed.
+        state.audit.emit(|| {
+            let event = match &result {
+                Ok(_) => Event::step_up(Outcome::Success, None, seen.acr.clone()),
+                Err(_) => Event::step_up(Outcome::Failure, Some(seen.step), None),
+            };
+            let event = match &seen.login {
+                Some((app, provider)) => event.app(app).provider(provider),
+                None => event,
+            };
+            let event = match &seen.session {
+                Some((user, sid)) => event.user(user).session(sid),
+                None => event,
+            };
+            event.from(&peer.origin(&parts.headers))
+        });
+    }
+    result
+}
+
+/// How far a login got, for its audit event.
+#[derive(Default)]
+struct Seen {
+    /// Why the login fails if the step under way does (an audit `reason`).
+    step: &'static str,
+    /// The app and provider of the login state, once it is taken.
+    login: Option<(String, String)>,
+    /// The user and the session id, once the session is open.
+    session: Option<(String, String)>,
+    /// A step-up login (its state asked the IdP for more than a plain login).
+    stepping_up: bool,
+    /// The `acr` the IdP asserted, once checked.
+    acr: Option<String>,
+}
+
+/// The steps of [`exchange`], noting in `seen` how far they got.
+async fn steps(
+    state: &AppState,
+    parts: &http::request::Parts,
+    params: &HashMap<String, String>,
+    seen: &mut Seen,
+) -> Result<Response, ApiError> {
+    check_grant(params)?;
     let code = params
         .get("code")
         .filter(|c| !c.is_empty())
@@ -43,13 +126,19 @@ pub async fn exchange(state: &AppState, req: Request) -> Result<Response, ApiErr
         .filter(|s| !s.is_empty())
         .ok_or(ApiError::MissingParam("state"))?;
     let now = crate::now_secs();
+    seen.step = "invalid_state";
     let (login, app) = take_login(state, state_id, now).await?;
+    seen.login = Some((login.app_id.clone(), login.provider_id.clone()));
+    seen.stepping_up = !login.step_up.is_empty();
     let login_cookie = state.cookies.read(&parts.headers, Kind::Login);
-    let binding = check_binding(&login, &app, login_cookie, &params)?;
+    seen.step = "binding_mismatch";
+    let binding = check_binding(&login, &app, login_cookie, params)?;
+    seen.step = "invalid_state";
     let idp = state
         .idps
         .get(&login.app_id, &login.provider_id)
         .ok_or_else(|| bad_state("belongs to a provider that is no longer configured"))?;
+    seen.step = "idp_error";
     let started = std::time::Instant::now();
     let finished = idp
         .finish_login(code, &login.pkce_verifier, &login.nonce)
@@ -59,14 +148,18 @@ pub async fn exchange(state: &AppState, req: Request) -> Result<Response, ApiErr
         .metrics
         .login(&login.app_id, &login.provider_id, finished.is_ok());
     let (idp_user, mut idp_tokens) = finished?;
+    seen.step = "step_up_refused";
     crate::idp::step_up::check(&login.step_up, &idp_user.authn, crate::now_secs()).map_err(|m| {
         tracing::warn!(app = %app.id, provider = %login.provider_id, error = %m, "step-up login refused");
         ApiError::Forbidden(format!("login refused: {m}"))
     })?;
+    seen.acr = idp_user.authn.acr.clone();
+    seen.step = "claims_refused";
     idp_tokens.asserted = Asserted::of(&app, idp.provider(), &idp_user).map_err(|m| {
         tracing::warn!(app = %app.id, provider = %login.provider_id, error = %m, "login refused");
         ApiError::Forbidden(format!("login refused: {m}"))
     })?;
+    seen.step = "store_error";
     let user = state
         .users
         .upsert_login(
@@ -75,7 +168,9 @@ pub async fn exchange(state: &AppState, req: Request) -> Result<Response, ApiErr
         )
         .await
         .map_err(StoreError::of_users_store)?;
+    seen.step = "step_up_other_user";
     let replaced = stepped_up(state, &login, &user.user_id).await?;
+    seen.step = "store_error";
     tracing::info!(user = %user.user_id, app = %app.id, provider = %login.provider_id, step_up = replaced.is_some(), "login");
 
     let (session, refresh_token) = state
@@ -93,6 +188,8 @@ pub async fn exchange(state: &AppState, req: Request) -> Result<Response, ApiErr
             tracing::warn!(error = %e, "the stepped-up session could not be ended");
         }
     }
+    seen.session = Some((user.user_id.clone(), session.sid.clone()));
+    seen.step = "internal_error";
     let user_claim = users::user_claim(
         &user,
         Some(idp.provider()),
