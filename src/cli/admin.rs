@@ -200,7 +200,14 @@ async fn store_sessions(
         let records: Vec<_> = (first..=last)
             .map(|i| {
                 state
-                    .new_session(app_id, &format!("{user}-{i}"), "", None, now)
+                    .new_session(
+                        app_id,
+                        &format!("{user}-{i}"),
+                        "",
+                        None,
+                        Default::default(),
+                        now,
+                    )
                     .0
             })
             .collect();
@@ -227,7 +234,9 @@ pub async fn mint(
         .clone();
     let now = crate::now_secs();
     let lifetime = state.config.session.lifetime.as_secs() as i64;
-    let (session, _refresh_token) = state.open_session(app_id, user_id, "", None, now).await?;
+    let (session, _refresh_token) = state
+        .open_session(app_id, user_id, "", None, Default::default(), now)
+        .await?;
     let user = crate::jwt::UserClaim {
         user_id: user_id.to_owned(),
         groups: groups

@@ -92,7 +92,12 @@ async fn endpoint(state: Arc<AppState>, peer: Arc<Peer>, req: Request) -> Respon
         (&Method::GET, "/web-login/callback") => Ok(login::callback_page("query")),
         (&Method::GET, "/web-login/callback.js") => Ok(login::callback_script()),
         (&Method::POST, "/oauth/token") => {
-            timed_login(&state, LoginRoute::Token, token::exchange(&state, req)).await
+            timed_login(
+                &state,
+                LoginRoute::Token,
+                token::exchange(&state, &peer, req),
+            )
+            .await
         }
         (&Method::POST, "/refreshtoken") => refresh::refresh(&state, req).await,
         (&Method::POST, p) if p.starts_with("/backchannel-logout/") => {

@@ -20,10 +20,11 @@ use crate::config::AppConfig;
 use crate::cookie::Kind;
 use crate::crypto::{constant_time_eq, hash_token};
 use crate::error::ApiError;
+use crate::http::client::ClientInfo;
 use crate::http::{add_cookie, json_response, request_params, Request, Response};
 use crate::idp::Asserted;
 use crate::state::AppState;
-use crate::store::{LoginState, StoreError};
+use crate::store::{LoginState, SessionContext, StoreError};
 use crate::users;
 
 use super::login::Binding;
@@ -31,7 +32,11 @@ use super::login::Binding;
 /// `POST /oauth/token`, in the protocol's steps: the grant and its parameters, the login state
 /// (consumed once), the binding to this browser or client, the code at the IdP, the user merged
 /// with the project's record, the session opened, idgate's tokens answered.
-pub async fn exchange(state: &AppState, req: Request) -> Result<Response, ApiError> {
+pub async fn exchange(
+    state: &AppState,
+    peer: &super::Peer,
+    req: Request,
+) -> Result<Response, ApiError> {
     let (parts, params) = request_params(req).await?;
     check_grant(&params)?;
     let code = params
@@ -73,12 +78,20 @@ pub async fn exchange(state: &AppState, req: Request) -> Result<Response, ApiErr
         .map_err(StoreError::of_users_store)?;
     tracing::info!(user = %user.user_id, app = %app.id, provider = %login.provider_id, "login");
 
+    // Who logged in, as the user will see it among their sessions.
+    let client = ClientInfo::of(peer.addr, peer.trusted, &parts.headers);
+    let context = SessionContext {
+        client_addr: client.addr.map(|a| a.to_string()),
+        user_agent: client.user_agent,
+        ..SessionContext::default()
+    };
     let (session, refresh_token) = state
         .open_session(
             &app.id,
             &user.user_id,
             &login.provider_id,
             Some(&idp_tokens),
+            context,
             now,
         )
         .await?;

@@ -62,6 +62,7 @@ impl Fixture {
             refresh_hash: String::new(),
             idp_tokens: Vec::new(),
             revoked: false,
+            context: Default::default(),
         };
         self.store.create_session(&record, 10).await.unwrap();
         self.token(sid, sub, exp_in)

@@ -1,7 +1,10 @@
 //! The tables of the embedded store's SQLite file, created at open when missing: login states,
 //! sessions with their refresh grace records and last activity, the revocation log, users, and
 //! the single-use keys of `remember_once`. Indexes are there for the queries that would
-//! otherwise scan a table on a hot or periodic path.
+//! otherwise scan a table on a hot or periodic path. A file made by an earlier version is
+//! brought up to date at open by [`upgrade`].
+
+use rusqlite::{Connection, TransactionBehavior};
 
 /// Every table but the single-use keys.
 pub(super) const SCHEMA: &str = "
@@ -26,7 +29,9 @@ CREATE TABLE IF NOT EXISTS sessions (
     expires_at INTEGER NOT NULL,
     refresh_hash TEXT NOT NULL,
     idp_tokens BLOB NOT NULL,
-    revoked INTEGER NOT NULL DEFAULT 0
+    revoked INTEGER NOT NULL DEFAULT 0,
+    -- `SessionContext` as JSON (added by `upgrade` to files made before it).
+    context TEXT NOT NULL DEFAULT '{}'
 );
 CREATE INDEX IF NOT EXISTS sessions_by_user ON sessions (user_id);
 -- Every new session clears the long-expired ones: without this, a scan of all sessions.
@@ -72,3 +77,19 @@ CREATE TABLE IF NOT EXISTS once_keys (
 );
 CREATE INDEX IF NOT EXISTS once_keys_by_expiry ON once_keys (expires_at);
 ";
+
+/// Adds what later versions added to a file made before them: today the sessions' `context`
+/// column. In one immediate transaction, so two processes opening an old file at once add it
+/// once (the second sees it there).
+pub(super) fn upgrade(conn: &mut Connection) -> rusqlite::Result<()> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let has_context: i64 = tx.query_row(
+        "SELECT COUNT(*) FROM pragma_table_info('sessions') WHERE name = 'context'",
+        [],
+        |r| r.get(0),
+    )?;
+    if has_context == 0 {
+        tx.execute_batch("ALTER TABLE sessions ADD COLUMN context TEXT NOT NULL DEFAULT '{}'")?;
+    }
+    tx.commit()
+}
