@@ -111,22 +111,12 @@ pub(super) async fn sessions(config: &Path, action: SessionsAction) -> Result<()
                 .list_sessions(user.as_deref())
                 .await
                 .map_err(anyhow::Error::from)?;
-            let now = crate::now_secs();
-            let rows: Vec<_> = list
-                .iter()
-                .map(|s| {
-                    serde_json::json!({
-                        "sid": s.sid, "userId": s.user_id, "appId": s.app_id,
-                        "providerId": s.provider_id, "createdAt": s.created_at,
-                        "expiresAt": s.expires_at, "alive": s.is_alive(now),
-                    })
-                })
-                .collect();
+            let rows = session_rows(stores.sessions.as_ref(), &list).await?;
             print_json(&serde_json::Value::Array(rows))
         }
-        SessionsAction::Revoke { sid, user } => {
+        SessionsAction::Revoke { session, user } => {
             let stores = Stores::open(&Config::load(config)?).await?;
-            let revoked = match (sid, user) {
+            let revoked = match (session, user) {
                 (Some(sid), _) => {
                     let done = stores
                         .sessions
@@ -183,6 +173,36 @@ pub(super) async fn sessions(config: &Path, action: SessionsAction) -> Result<()
             Ok(())
         }
     }
+}
+
+/// `sessions list`'s rows: what a user sees of their sessions at `/me/sessions` (`id` is the
+/// same public handle), plus the session id, the user and whether the session is alive. The
+/// last activity is read a few sessions at a time.
+async fn session_rows(
+    sessions: &dyn crate::store::Sessions,
+    list: &[crate::store::SessionRecord],
+) -> Result<Vec<serde_json::Value>, Failure> {
+    use futures_util::StreamExt;
+    let now = crate::now_secs();
+    let activity: Vec<_> = futures_util::stream::iter(list)
+        .map(|s| sessions.last_activity(&s.sid))
+        .buffered(16)
+        .collect()
+        .await;
+    list.iter()
+        .zip(activity)
+        .map(|(s, seen)| {
+            let seen = seen.map_err(anyhow::Error::from)?;
+            Ok(serde_json::json!({
+                "sid": s.sid, "id": crate::crypto::session_handle(&s.sid),
+                "userId": s.user_id, "appId": s.app_id, "providerId": s.provider_id,
+                "createdAt": s.created_at,
+                "lastSeenAt": seen.unwrap_or(s.created_at).max(s.created_at),
+                "expiresAt": s.expires_at, "alive": s.is_alive(now),
+                "clientAddr": s.context.client_addr, "userAgent": s.context.user_agent,
+            }))
+        })
+        .collect()
 }
 
 /// Stores `count` sessions of users `<user>-1` … `<user>-<count>`, in batches of ten thousand,

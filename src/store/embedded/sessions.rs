@@ -96,7 +96,14 @@ impl Sessions for EmbeddedStore {
                 tx.execute_cached("UPDATE sessions SET revoked = 1 WHERE sid = ?1", [sid]).map_err(unavailable)?;
                 log_revocation(&tx, sid, now)?;
             }
-            // Expired sessions are kept a day for the audit trail, then dropped.
+            // Expired sessions are kept a day for the audit trail, then dropped, with their
+            // last activity (found through the expiry index).
+            tx.execute_cached(
+                "DELETE FROM session_activity WHERE sid IN
+                 (SELECT sid FROM sessions WHERE expires_at < ?1)",
+                [now - 86_400],
+            )
+            .map_err(unavailable)?;
             tx.execute_cached("DELETE FROM sessions WHERE expires_at < ?1", [now - 86_400]).map_err(unavailable)?;
             // Grace records outlive their window only until the next login.
             tx.execute_cached("DELETE FROM refresh_grace WHERE grace_until < ?1", [now]).map_err(unavailable)?;

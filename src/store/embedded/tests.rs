@@ -216,3 +216,37 @@ async fn a_file_made_before_the_session_context_opens_and_reads() {
     assert_eq!(again.get_session("new").await.unwrap(), Some(rec));
     assert_eq!(store.list_sessions(Some("u")).await.unwrap().len(), 2);
 }
+
+/// The next login drops sessions a day past their end with their last activity: now that every
+/// used session reports activity, the activity table must not outgrow the sessions.
+#[tokio::test]
+async fn long_expired_sessions_leave_with_their_activity() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(&dir.path().join("s.db")).unwrap();
+    let now = crate::now_secs();
+    let old = SessionRecord {
+        sid: "old".into(),
+        user_id: "u".into(),
+        app_id: "web".into(),
+        provider_id: "dev".into(),
+        created_at: now - 3 * 86_400,
+        expires_at: now - 2 * 86_400,
+        refresh_hash: "h".into(),
+        idp_tokens: vec![],
+        revoked: false,
+        context: Default::default(),
+    };
+    // Stored in bulk, which drops nothing (a login would drop it at once).
+    store.create_sessions(&[old.clone()]).await.unwrap();
+    store.touch_session("old", now - 2 * 86_400).await.unwrap();
+    assert!(store.last_activity("old").await.unwrap().is_some());
+    let fresh = SessionRecord {
+        sid: "fresh".into(),
+        created_at: now,
+        expires_at: now + 60,
+        ..old.clone()
+    };
+    store.create_session(&fresh, 10).await.unwrap();
+    assert_eq!(store.get_session("old").await.unwrap(), None);
+    assert_eq!(store.last_activity("old").await.unwrap(), None);
+}
