@@ -119,6 +119,15 @@ async fn a_user_sees_and_ends_their_own_sessions_and_no_one_elses() {
     let resp = reqwest::get(format!("{site}/me/sessions")).await.unwrap();
     assert_eq!(resp.status(), 401);
     assert_eq!(resp.json::<Value>().await.unwrap()["statusCode"], 401);
+    for path in ["/me/sessions?others=true", "/me/sessions/anything"] {
+        let resp = reqwest::Client::new()
+            .delete(format!("{site}{path}"))
+            .header("sec-fetch-site", "same-origin")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 401, "{path}");
+    }
 
     // Both of erin's sessions, the laptop's the current one; the address Nginx saw, not the
     // spoofed one; the user agent of each login; no session id, a handle instead.
@@ -318,14 +327,29 @@ async fn on_redis_the_sessions_and_their_context_are_listed_and_ended() {
     let first_id = firsts["id"].as_str().unwrap();
     assert_eq!(by_agent(&list, "First/1.0")["id"], first_id);
 
-    // The second ends the first.
-    let resp = delete(
-        &stack,
-        &second,
-        &format!("/me/sessions/{first_id}"),
-        &same_origin(),
-    )
-    .await;
+    // A program holding the second's token as a bearer token (no browser headers at all)
+    // sees the same list and ends the first.
+    let bearer = second.cookie(&stack.site(), "sid").unwrap();
+    let api = reqwest::Client::new();
+    let list: Value = api
+        .get(format!("{}/me/sessions", stack.site()))
+        .bearer_auth(&bearer)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        by_agent(list.as_array().unwrap(), "Second/1.0")["current"],
+        true
+    );
+    let resp = api
+        .delete(format!("{}/me/sessions/{first_id}", stack.site()))
+        .bearer_auth(&bearer)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
     assert!(!still_in(&stack, &first).await);
     assert!(still_in(&stack, &second).await);

@@ -122,14 +122,14 @@ pub async fn end_one(
     req: &Request,
     path: &str,
 ) -> Result<Response, ApiError> {
+    let me = caller(state, req.headers()).await?;
+    check_same_origin(peer, req.headers(), me.by_bearer)?;
     let not_found = || ApiError::NotFound("you have no live session with this id".into());
     let id = path
         .strip_prefix(PATH)
         .and_then(|rest| rest.strip_prefix('/'))
         .filter(|id| !id.is_empty() && id.len() <= MAX_ID && !id.contains('/'))
         .ok_or_else(not_found)?;
-    let me = caller(state, req.headers()).await?;
-    check_same_origin(peer, req.headers(), me.by_bearer)?;
     let target = live_sessions(state, &me.user_id)
         .await?
         .into_iter()

@@ -237,7 +237,10 @@ async fn long_expired_sessions_leave_with_their_activity() {
         context: Default::default(),
     };
     // Stored in bulk, which drops nothing (a login would drop it at once).
-    store.create_sessions(&[old.clone()]).await.unwrap();
+    store
+        .create_sessions(std::slice::from_ref(&old))
+        .await
+        .unwrap();
     store.touch_session("old", now - 2 * 86_400).await.unwrap();
     assert!(store.last_activity("old").await.unwrap().is_some());
     let fresh = SessionRecord {
