@@ -369,3 +369,56 @@ async fn on_redis_the_sessions_and_their_context_are_listed_and_ended() {
         "{admin}"
     );
 }
+
+/// `/me/sessions` is reached without Nginx's auth subrequest, so it renews a browser's expired
+/// session token itself, as `/auth` does: with the session's renewal cookie only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_browser_token_is_renewed_here_too() {
+    let stack = Stack::start_with(Setup {
+        access_ttl: "2s",
+        ..Setup::default()
+    });
+    let site = stack.site();
+    let browser = logged_in(&stack, "hana", "Hana/1.0").await;
+    let old = browser.cookie(&site, "sid").unwrap();
+    let exp = jwt_claims(&old)["exp"].as_i64().unwrap();
+    while idgate::now_secs() <= exp + 1 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The expired token alone (no renewal cookie), as a cookie or a bearer token: 401.
+    let bare = reqwest::Client::new();
+    let resp = bare
+        .get(format!("{site}/me/sessions"))
+        .header("cookie", format!("sid={old}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    let resp = bare
+        .get(format!("{site}/me/sessions"))
+        .bearer_auth(&old)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    // The browser, with its renewal cookie: the list, and a new session cookie.
+    let resp = browser
+        .client
+        .get(format!("{site}/me/sessions"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let cookies = set_cookies(&resp);
+    assert!(
+        cookies
+            .iter()
+            .any(|c| c.starts_with("sid=") && !c.starts_with("sid=;")),
+        "{cookies:?}"
+    );
+    let list: Value = resp.json().await.unwrap();
+    assert_eq!(list[0]["current"], true);
+    let new = browser.cookie(&site, "sid").unwrap();
+    assert_ne!(new, old);
+    assert_eq!(jwt_claims(&new)["sid"], jwt_claims(&old)["sid"]);
+}

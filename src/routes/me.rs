@@ -7,7 +7,8 @@
 //! | DELETE `/me/sessions?others=true` | 200 `{"ended": n}`: every live session of the caller but the current one; 400 without `others=true`; 403 cross-site; 401 |
 //!
 //! - **Who**: the session token (`Authorization: Bearer`, else the `sid` cookie), checked as
-//!   for `/userinfo` (signature, expiry, the session alive in the store). The caller's user id
+//!   for `/userinfo` (signature, expiry, the session alive in the store); a browser's expired
+//!   token is renewed as `/auth` renews it (the answer then sets the new `sid` cookie). The caller's user id
 //!   is the token's subject; every lookup starts from that user's own sessions, so an id of
 //!   another user's session is simply not found (404, the same as an id that never existed).
 //! - **The id** is a public handle (`crypto::session_handle`), not the session id itself: the
@@ -18,14 +19,16 @@
 //! - **Cross-site requests** cannot end sessions (see [`check_same_origin`]); no CORS header is
 //!   ever answered, so another site's script cannot read the list either.
 
-use http::header::{HOST, ORIGIN};
-use http::{HeaderMap, StatusCode};
+use http::header::{HOST, ORIGIN, SET_COOKIE};
+use http::{HeaderMap, HeaderValue, StatusCode};
 use serde_json::json;
 
 use super::Peer;
+use crate::cookie::Kind;
 use crate::crypto::{constant_time_eq, session_handle};
 use crate::error::ApiError;
 use crate::http::{json_response, query_params, Request, Response};
+use crate::jwt::JwtError;
 use crate::session::AuthFailure;
 use crate::state::AppState;
 use crate::store::SessionRecord;
@@ -42,18 +45,56 @@ struct Caller {
     sid: String,
     /// The token came in `Authorization` (which no browser sends on its own), not a cookie.
     by_bearer: bool,
+    /// The browser's session cookie, renewed: its token had expired (see [`caller`]).
+    renewed: Option<HeaderValue>,
 }
 
-/// Authenticates the request's session token, as `/userinfo` does.
+impl Caller {
+    /// `resp` with the renewed session cookie, if there is one.
+    fn answer(&self, mut resp: Response) -> Response {
+        if let Some(cookie) = &self.renewed {
+            resp.headers_mut().append(SET_COOKIE, cookie.clone());
+        }
+        resp
+    }
+}
+
+/// Authenticates the request's session token, as `/userinfo` does; a browser's expired token
+/// is renewed as `/auth` would (same renewal secret, same session checks), since this
+/// location is reached without Nginx's auth subrequest, which renews it elsewhere.
 async fn caller(state: &AppState, headers: &HeaderMap) -> Result<Caller, ApiError> {
     let token = super::session_token(headers, &state.cookies)
         .ok_or_else(|| ApiError::Unauthorized("no session token".into()))?;
+    let by_bearer = super::bearer_token(headers).is_some();
     match state.auth.claims(token).await {
         Ok(claims) => Ok(Caller {
             user_id: claims.sub,
             sid: claims.sid,
-            by_bearer: super::bearer_token(headers).is_some(),
+            by_bearer,
+            renewed: None,
         }),
+        Err(AuthFailure::Token(JwtError::Expired)) if !by_bearer => {
+            let secret = state.cookies.read(headers, Kind::Renew);
+            let renewed =
+                crate::renewal::renew(state, token, secret)
+                    .await
+                    .map_err(|e| match e {
+                        AuthFailure::Store(e) => ApiError::Store(e),
+                        e => ApiError::Unauthorized(e.to_string()),
+                    })?;
+            // Renewed: the expired token is idgate's and names this live session.
+            let old = state
+                .auth
+                .keys()
+                .verify_ignoring_expiry(token)
+                .map_err(|e| ApiError::Unauthorized(e.to_string()))?;
+            Ok(Caller {
+                user_id: old.sub,
+                sid: old.sid,
+                by_bearer,
+                renewed: Some(renewed.set_cookie.clone()),
+            })
+        }
         Err(AuthFailure::Store(e)) => Err(e.into()),
         Err(e) => Err(ApiError::Unauthorized(e.to_string())),
     }
@@ -109,10 +150,10 @@ pub async fn list(state: &AppState, req: &Request) -> Result<Response, ApiError>
             })
         })
         .collect();
-    Ok(json_response(
+    Ok(me.answer(json_response(
         StatusCode::OK,
         &serde_json::Value::Array(rows),
-    ))
+    )))
 }
 
 /// `DELETE /me/sessions/{id}`: ends one of the caller's sessions (the current one included).
@@ -137,10 +178,10 @@ pub async fn end_one(
         .ok_or_else(not_found)?;
     let ended = state.auth.revoke(&target.sid).await?;
     tracing::info!(user = %me.user_id, current = target.sid == me.sid, "session ended by its user");
-    Ok(json_response(
+    Ok(me.answer(json_response(
         StatusCode::OK,
         &json!({ "ended": u8::from(ended) }),
-    ))
+    )))
 }
 
 /// `DELETE /me/sessions?others=true`: ends every live session of the caller but this one.
@@ -166,7 +207,7 @@ pub async fn end_others(
         }
     }
     tracing::info!(user = %me.user_id, ended, "other sessions ended by their user");
-    Ok(json_response(StatusCode::OK, &json!({ "ended": ended })))
+    Ok(me.answer(json_response(StatusCode::OK, &json!({ "ended": ended }))))
 }
 
 /// Refuses a request a browser sent on another site's behalf (cross-site request forgery):
