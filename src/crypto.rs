@@ -47,6 +47,18 @@ pub fn hash_token(value: &str) -> String {
     URL_SAFE_NO_PAD.encode(Sha256::digest(value.as_bytes()))
 }
 
+/// The public handle of session `sid`: what a user sees of it (`/me/sessions`) and names it by.
+/// A hash (SHA-256 under its own label, 128 bits, base64url), so the list never shows the
+/// store's key of a session: nothing opens with the sid alone today (refresh tokens and renewal
+/// secrets are keyed MACs, see [`SessionMac`]), and a handle keeps that true whatever comes.
+pub fn session_handle(sid: &str) -> String {
+    let digest = Sha256::new()
+        .chain_update(b"idgate session handle v1\0")
+        .chain_update(sid.as_bytes())
+        .finalize();
+    URL_SAFE_NO_PAD.encode(&digest[..16])
+}
+
 /// Compares two strings in time independent of where they differ.
 pub fn constant_time_eq(a: &str, b: &str) -> bool {
     use subtle::ConstantTimeEq;
@@ -224,6 +236,16 @@ mod tests {
         // Not with the hash the store keeps either.
         assert!(open_for_token(&hash_token("s1.token.mac"), &sealed).is_err());
         assert!(!sealed.windows(4).any(|w| w == b"pair"));
+    }
+
+    #[test]
+    fn session_handles_are_stable_short_and_not_the_sid() {
+        let h = session_handle("sid-1");
+        assert_eq!(h, session_handle("sid-1"));
+        assert_ne!(h, session_handle("sid-2"));
+        assert_eq!(h.len(), 22);
+        assert!(!h.contains("sid-1"));
+        assert_ne!(h, hash_token("sid-1"));
     }
 
     #[test]

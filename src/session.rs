@@ -27,6 +27,10 @@ use crate::store::{FeedEvent, Sessions, StoreError};
 /// How often expired and revoked tokens leave the cache, and stale liveness flags with them.
 const PRUNE_INTERVAL: Duration = Duration::from_secs(60);
 
+/// The longest a session's activity goes unreported to the store while it is used (seconds):
+/// how stale "last seen" may be.
+pub const ACTIVITY_EVERY_SECS: i64 = 60;
+
 /// What every cached token of one session shares: its id, whether it is alive, and (for the
 /// idle timeout) when it was last used here and last reported to the store.
 #[derive(Debug)]
@@ -180,25 +184,28 @@ impl Authenticator {
             .tokens
             .get(&token_digest(token))
             .filter(|s| s.is_valid(now))?;
-        if let Some(idle) = self.idle_secs {
-            let last = hit.live.last_seen.load(Ordering::Relaxed);
-            if now - last > idle {
-                // Idle here; maybe active on another instance: let the slow path ask the store.
-                return None;
-            }
-            if last != now {
-                hit.live.last_seen.store(now, Ordering::Relaxed);
-                self.report_activity(&hit.live, now, idle);
-            }
+        let last = hit.live.last_seen.load(Ordering::Relaxed);
+        if self.idle_secs.is_some_and(|idle| now - last > idle) {
+            // Idle here; maybe active on another instance: let the slow path ask the store.
+            return None;
+        }
+        if last != now {
+            hit.live.last_seen.store(now, Ordering::Relaxed);
+            self.report_activity(&hit.live, now);
         }
         Some(hit)
     }
 
-    /// Tells the store about this session's activity, at most every quarter of the idle
-    /// timeout, in the background: the request does not wait for it.
-    fn report_activity(&self, live: &SessionLive, now: i64, idle: i64) {
+    /// Tells the store about this session's activity in the background (the request does not
+    /// wait for it): at most every quarter of the idle timeout, and at least as often as
+    /// [`ACTIVITY_EVERY_SECS`] — also without an idle timeout, so "last seen" in the user's
+    /// list of sessions (`/me/sessions`) is never older than that.
+    fn report_activity(&self, live: &SessionLive, now: i64) {
+        let every = self.idle_secs.map_or(ACTIVITY_EVERY_SECS, |idle| {
+            (idle / 4).clamp(1, ACTIVITY_EVERY_SECS)
+        });
         let last_touch = live.last_touch.load(Ordering::Relaxed);
-        if now - last_touch < (idle / 4).max(1) {
+        if now - last_touch < every {
             return;
         }
         live.last_touch.store(now, Ordering::Relaxed);
@@ -281,12 +288,10 @@ impl Authenticator {
             return Err(AuthFailure::SessionEnded);
         }
         live.last_seen.fetch_max(now, Ordering::Relaxed);
-        if let Some(idle) = self.idle_secs {
-            // A use seen on the slow path is activity too: another instance, where the session
-            // is next used, must learn of it (else a session used in turn on two instances,
-            // each seeing it less often than the idle timeout, would end while in use).
-            self.report_activity(&live, now, idle);
-        }
+        // A use seen on the slow path is activity too: another instance, where the session
+        // is next used, must learn of it (else a session used in turn on two instances,
+        // each seeing it less often than the idle timeout, would end while in use).
+        self.report_activity(&live, now);
         let identity = self.identity.render(&claims.user, token).map_err(Box::new);
         let app_id = match self.app_ids.iter().find(|id| ***id == *record.app_id) {
             Some(id) => id.clone(),

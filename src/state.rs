@@ -13,7 +13,7 @@ use crate::idp::Idps;
 use crate::jwt::JwtKeys;
 use crate::session::Authenticator;
 use crate::store::embedded::EmbeddedStore;
-use crate::store::{LoginStates, SessionRecord, Sessions, Users};
+use crate::store::{LoginStates, SessionContext, SessionRecord, Sessions, Users};
 
 /// How often expired login states are removed from stores that keep them.
 const STATE_PURGE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
@@ -194,14 +194,16 @@ impl AppState {
     }
 
     /// A new live session of `user_id` on `app_id`, logged in through `provider_id` (empty for
-    /// a session an administrator minted), starting `now`: its record, with `idp_tokens` sealed,
-    /// and the refresh token whose hash it holds (handed out once, by whoever opens it).
+    /// a session an administrator minted), starting `now`, with what is known of its login
+    /// (`context`): its record, with `idp_tokens` sealed, and the refresh token whose hash it
+    /// holds (handed out once, by whoever opens it).
     pub fn new_session(
         &self,
         app_id: &str,
         user_id: &str,
         provider_id: &str,
         idp_tokens: Option<&crate::idp::IdpTokens>,
+        context: SessionContext,
         now: i64,
     ) -> (SessionRecord, String) {
         let sid = crate::crypto::random_token();
@@ -219,6 +221,7 @@ impl AppState {
             refresh_hash: crate::crypto::hash_token(&refresh_token),
             idp_tokens,
             revoked: false,
+            context,
         };
         (record, refresh_token)
     }
@@ -233,10 +236,11 @@ impl AppState {
         user_id: &str,
         provider_id: &str,
         idp_tokens: Option<&crate::idp::IdpTokens>,
+        context: SessionContext,
         now: i64,
     ) -> Result<(SessionRecord, String), crate::store::StoreError> {
         let (record, refresh_token) =
-            self.new_session(app_id, user_id, provider_id, idp_tokens, now);
+            self.new_session(app_id, user_id, provider_id, idp_tokens, context, now);
         let evicted = self
             .sessions
             .create_session(&record, self.config.session.max_per_user)

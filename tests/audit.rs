@@ -56,19 +56,20 @@ fn wait_lines(path: &Path, n: usize) -> Vec<Value> {
         Duration::from_secs(10),
         || {
             let l = lines(path);
-            (l.len() >= n).then_some(l)
+            (l.len() >= n).then(|| {
+                // `--nocapture` shows them: docs/operations.md's samples are such lines.
+                for line in &l {
+                    println!("audit line: {line}");
+                }
+                l
+            })
         },
     )
 }
 
-/// The documented hash of a session id: the first 16 hex digits of its SHA-256.
+/// How the trail names a session: its public handle, the `id` of `/me/sessions`.
 fn sid_hash(sid: &str) -> String {
-    use sha2::Digest;
-    sha2::Sha256::digest(sid.as_bytes())
-        .iter()
-        .take(8)
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    idgate::crypto::session_handle(sid)
 }
 
 /// Every line has the same fields, and its time is RFC 3339 in UTC.
@@ -432,4 +433,54 @@ async fn a_reused_refresh_token_is_a_revocation_by_refresh_reuse() {
     assert_eq!(all[2]["session_hash"], all[0]["session_hash"]);
     assert_eq!(all[2]["user_id"], all[0]["user_id"]);
     assert!(!std::fs::read_to_string(&file).unwrap().contains(&used));
+}
+
+/// A user ending one of their own sessions (`DELETE /me/sessions/{id}`) is a revocation by the
+/// user, naming the session by the same handle the user saw.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_ended_by_its_user_is_a_revocation_by_the_user() {
+    let stack = Stack::start_with(Setup {
+        extra: AUDIT_AND_RULES,
+        ..Setup::default()
+    });
+    let site = stack.site();
+    let file = stack.dir.path().join("audit.jsonl");
+    let (laptop, phone) = (spoofing_browser(), spoofing_browser());
+    assert_eq!(login(&stack, &laptop, "/", "ursula").await.status(), 200);
+    assert_eq!(login(&stack, &phone, "/", "ursula").await.status(), 200);
+    let listed: serde_json::Value = laptop
+        .client
+        .get(format!("{site}/me/sessions"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let other = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["current"] == false)
+        .expect("the phone's session")["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let resp = laptop
+        .client
+        .delete(format!("{site}/me/sessions/{other}"))
+        .header("sec-fetch-site", "same-origin")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let all = wait_lines(&file, 3);
+    let revoke = all
+        .iter()
+        .find(|l| l["event"] == "revoke")
+        .expect("a revoke");
+    assert_eq!(revoke["by"], "user");
+    assert_eq!(revoke["session_hash"], other.as_str());
+    assert_eq!(revoke["client_addr"], "127.0.0.1");
+    assert_eq!(revoke["user_agent"], AGENT);
 }

@@ -389,6 +389,7 @@ fn record(sid: &str, expires_at: i64) -> SessionRecord {
         refresh_hash: "h0".into(),
         idp_tokens: vec![1, 2, 3],
         revoked: false,
+        context: Default::default(),
     }
 }
 

@@ -47,6 +47,7 @@ fn session(sid: &str, user: &str, created_at: i64) -> SessionRecord {
         refresh_hash: format!("hash-of-{sid}"),
         idp_tokens: vec![1, 2, 3, 255],
         revoked: false,
+        context: Default::default(),
     }
 }
 

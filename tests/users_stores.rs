@@ -185,6 +185,7 @@ fn session(sid: &str, user: &str) -> SessionRecord {
         refresh_hash: format!("hash-{sid}"),
         idp_tokens: vec![7, 8, 9],
         revoked: false,
+        context: Default::default(),
     }
 }
 

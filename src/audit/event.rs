@@ -20,7 +20,6 @@ use std::net::IpAddr;
 use std::time::SystemTime;
 
 use serde::{Serialize, Serializer};
-use sha2::{Digest, Sha256};
 
 use crate::http::client::ClientInfo;
 
@@ -105,12 +104,12 @@ pub enum RevokedBy {
     RefreshReuse,
 }
 
-/// The first 16 hex digits (64 bits) of the SHA-256 of a session id: enough to follow one
-/// session through the trail and to find it from `idgate sessions list` (`printf %s "$SID" |
-/// sha256sum | cut -c1-16`), useless to anyone who wants to use the session.
+/// A session as the trail names it: its public handle ([`crate::crypto::session_handle`], a
+/// hash), the `id` a user sees at `/me/sessions` and `idgate sessions list` prints beside the
+/// session id. Enough to follow one session through the trail and to find it from either,
+/// useless to anyone who wants to use the session.
 pub fn session_hash(sid: &str) -> String {
-    let digest = Sha256::digest(sid.as_bytes());
-    digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
+    crate::crypto::session_handle(sid)
 }
 
 fn rfc3339<S: Serializer>(time: &SystemTime, s: S) -> Result<S::Ok, S::Error> {

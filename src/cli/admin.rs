@@ -111,20 +111,10 @@ pub(super) async fn sessions(config: &Path, action: SessionsAction) -> Result<()
                 .list_sessions(user.as_deref())
                 .await
                 .map_err(anyhow::Error::from)?;
-            let now = crate::now_secs();
-            let rows: Vec<_> = list
-                .iter()
-                .map(|s| {
-                    serde_json::json!({
-                        "sid": s.sid, "userId": s.user_id, "appId": s.app_id,
-                        "providerId": s.provider_id, "createdAt": s.created_at,
-                        "expiresAt": s.expires_at, "alive": s.is_alive(now),
-                    })
-                })
-                .collect();
+            let rows = session_rows(stores.sessions.as_ref(), &list).await?;
             print_json(&serde_json::Value::Array(rows))
         }
-        SessionsAction::Revoke { sid, user } => {
+        SessionsAction::Revoke { session: sid, user } => {
             let cfg = Config::load(config)?;
             let stores = Stores::open(&cfg).await?;
             // Whose session it is, for the audit trail (read before it is revoked).
@@ -229,6 +219,36 @@ async fn audit_revoked(
     Ok(())
 }
 
+/// `sessions list`'s rows: what a user sees of their sessions at `/me/sessions` (`id` is the
+/// same public handle), plus the session id, the user and whether the session is alive. The
+/// last activity is read a few sessions at a time.
+async fn session_rows(
+    sessions: &dyn crate::store::Sessions,
+    list: &[crate::store::SessionRecord],
+) -> Result<Vec<serde_json::Value>, Failure> {
+    use futures_util::StreamExt;
+    let now = crate::now_secs();
+    let activity: Vec<_> = futures_util::stream::iter(list)
+        .map(|s| sessions.last_activity(&s.sid))
+        .buffered(16)
+        .collect()
+        .await;
+    list.iter()
+        .zip(activity)
+        .map(|(s, seen)| {
+            let seen = seen.map_err(anyhow::Error::from)?;
+            Ok(serde_json::json!({
+                "sid": s.sid, "id": crate::crypto::session_handle(&s.sid),
+                "userId": s.user_id, "appId": s.app_id, "providerId": s.provider_id,
+                "createdAt": s.created_at,
+                "lastSeenAt": seen.unwrap_or(s.created_at).max(s.created_at),
+                "expiresAt": s.expires_at, "alive": s.is_alive(now),
+                "clientAddr": s.context.client_addr, "userAgent": s.context.user_agent,
+            }))
+        })
+        .collect()
+}
+
 /// Stores `count` sessions of users `<user>-1` … `<user>-<count>`, in batches of ten thousand,
 /// a few batches at a time (a store over the network takes them in parallel).
 async fn store_sessions(
@@ -244,7 +264,14 @@ async fn store_sessions(
         let records: Vec<_> = (first..=last)
             .map(|i| {
                 state
-                    .new_session(app_id, &format!("{user}-{i}"), "", None, now)
+                    .new_session(
+                        app_id,
+                        &format!("{user}-{i}"),
+                        "",
+                        None,
+                        Default::default(),
+                        now,
+                    )
                     .0
             })
             .collect();
@@ -271,7 +298,9 @@ pub async fn mint(
         .clone();
     let now = crate::now_secs();
     let lifetime = state.config.session.lifetime.as_secs() as i64;
-    let (session, _refresh_token) = state.open_session(app_id, user_id, "", None, now).await?;
+    let (session, _refresh_token) = state
+        .open_session(app_id, user_id, "", None, Default::default(), now)
+        .await?;
     let user = crate::jwt::UserClaim {
         user_id: user_id.to_owned(),
         groups: groups

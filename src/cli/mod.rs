@@ -102,23 +102,25 @@ pub enum UsersAction {
 
 #[derive(Debug, Subcommand)]
 pub enum SessionsAction {
-    /// Print sessions (without tokens) as a JSON array.
+    /// Print sessions (without tokens) as a JSON array: ids, app, times (created, last seen,
+    /// expiry), the client address and user agent of the login, whether alive.
     List {
+        /// Only this user's sessions.
         #[arg(long)]
         user: Option<String>,
     },
-    /// Revoke one session (`--sid`) or all of a user's (`--user`); running daemons drop them
-    /// within a second.
+    /// Revoke one session (`--session`, its `sid` in `sessions list`) or all of a user's
+    /// (`--user`); running daemons drop them within a second.
     Revoke {
         // Session ids are base64url: one in 64 starts with `-`, which is still a value here.
         #[arg(
             long,
-            alias = "session",
+            alias = "sid",
             conflicts_with = "user",
             required_unless_present = "user",
             allow_hyphen_values = true
         )]
-        sid: Option<String>,
+        session: Option<String>,
         #[arg(long)]
         user: Option<String>,
     },
@@ -223,19 +225,21 @@ mod tests {
     use clap::Parser;
 
     #[test]
-    fn a_session_id_starting_with_a_hyphen_is_a_value() {
-        let cli = Cli::try_parse_from(["idgate", "sessions", "revoke", "--sid", "-k3x_9"]);
-        let Ok(Cli {
-            command:
-                Command::Sessions {
-                    action: SessionsAction::Revoke { sid, .. },
-                },
-            ..
-        }) = cli
-        else {
-            panic!("not parsed as a revocation: {cli:?}");
-        };
-        assert_eq!(sid.as_deref(), Some("-k3x_9"));
+    fn a_session_id_starting_with_a_hyphen_is_a_value_under_either_name() {
+        for flag in ["--session", "--sid"] {
+            let cli = Cli::try_parse_from(["idgate", "sessions", "revoke", flag, "-k3x_9"]);
+            let Ok(Cli {
+                command:
+                    Command::Sessions {
+                        action: SessionsAction::Revoke { session, .. },
+                    },
+                ..
+            }) = cli
+            else {
+                panic!("not parsed as a revocation: {cli:?}");
+            };
+            assert_eq!(session.as_deref(), Some("-k3x_9"), "{flag}");
+        }
     }
 
     #[test]

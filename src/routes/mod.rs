@@ -14,6 +14,8 @@
 //! | GET, POST `/logout` | [`session_api::logout`] | 302 to the provider's `logout_url` (with `post_logout_redirect_uri`) or to `redirect`; 400 for a refused `redirect`; 200 JSON | clears cookies, revokes the session (of the session token, or of the `refresh_token` cookie alone) |
 //! | POST `/backchannel-logout/{appId}/{providerId}` | [`session_api::backchannel_logout`] | 200 `{"revoked": n}`; 400 `{"error":"invalid_request"}` | OIDC Back-Channel Logout: a valid `logout_token` revokes the user's sessions |
 //! | GET `/userinfo` | [`session_api::userinfo`] | 200 the `user` claim; 401 | |
+//! | GET `/me/sessions` | [`me::list`] | 200 `[{id, appId, providerId, createdAt, lastSeenAt, expiresAt, clientAddr, userAgent, current}]`; 401 | the caller's own live sessions |
+//! | DELETE `/me/sessions/{id}`, `/me/sessions?others=true` | [`me::end_one`], [`me::end_others`] | 200 `{"ended": n}`; 400 without `others=true`; 401; 403 cross-site; 404 not one of the caller's sessions | |
 //! | GET `/apps/{appId}/providers` | [`meta::providers`] | 200 `[{id,label,type,order}]`; 404 | |
 //! | GET `/.well-known/jwks.json` | [`meta::jwks`] | 200 JWKS | |
 //! | DELETE `/sessions/{userId}` | [`session_api::revoke_user`] | 200 `{"count": n}`; 403 without the admin token or an admin peer | admin: revokes every session of the user, on every instance |
@@ -27,6 +29,7 @@
 mod auth;
 mod health;
 pub(crate) mod login;
+mod me;
 mod meta;
 mod mia_api;
 mod refresh;
@@ -106,6 +109,11 @@ async fn endpoint(state: Arc<AppState>, peer: Arc<Peer>, req: Request) -> Respon
         }
         (&Method::GET | &Method::POST, "/logout") => session_api::logout(&state, &peer, req).await,
         (&Method::GET, "/userinfo") => session_api::userinfo(&state, &req).await,
+        (&Method::GET, "/me/sessions") => me::list(&state, &peer, &req).await,
+        (&Method::DELETE, "/me/sessions") => me::end_others(&state, &peer, &req).await,
+        (&Method::DELETE, p) if p.starts_with("/me/sessions/") => {
+            me::end_one(&state, &peer, &req, p).await
+        }
         (&Method::GET, "/.well-known/jwks.json") => Ok(meta::jwks(&state)),
         (&Method::GET, p) if p.starts_with("/apps/") => meta::providers(&state, p),
         (&Method::DELETE, p) if p.starts_with("/sessions/") => {
@@ -170,7 +178,9 @@ fn is_known_path(p: &str) -> bool {
             | "/tokeninfo"
             | "/provider/idtoken"
             | "/expired-sessions"
+            | "/me/sessions"
     ) || p.starts_with("/apps/")
+        || p.starts_with("/me/sessions/")
         || p.starts_with("/sessions/")
         || p.starts_with("/backchannel-logout/")
         || p.starts_with("/expired-sessions/")

@@ -21,10 +21,11 @@ use crate::config::AppConfig;
 use crate::cookie::Kind;
 use crate::crypto::{constant_time_eq, hash_token};
 use crate::error::ApiError;
+use crate::http::client::ClientInfo;
 use crate::http::{add_cookie, json_response, request_params, Request, Response};
 use crate::idp::Asserted;
 use crate::state::AppState;
-use crate::store::{LoginState, StoreError};
+use crate::store::{LoginState, SessionContext, StoreError};
 use crate::users;
 
 use super::login::Binding;
@@ -54,7 +55,7 @@ pub async fn exchange(
         step: "invalid_request",
         ..Seen::default()
     };
-    let result = steps(state, &parts, &params, &mut seen).await;
+    let result = steps(state, peer, &parts, &params, &mut seen).await;
     state.audit.emit(|| {
         let event = match &result {
             Ok(_) => Event::login_ok(),
@@ -112,6 +113,7 @@ struct Seen {
 /// The steps of [`exchange`], noting in `seen` how far they got.
 async fn steps(
     state: &AppState,
+    peer: &super::Peer,
     parts: &http::request::Parts,
     params: &HashMap<String, String>,
     seen: &mut Seen,
@@ -173,12 +175,23 @@ async fn steps(
     seen.step = "store_error";
     tracing::info!(user = %user.user_id, app = %app.id, provider = %login.provider_id, step_up = replaced.is_some(), "login");
 
+    // Who logged in, as the user will see it among their sessions.
+    let client = ClientInfo::of(peer.addr, peer.trusted, &parts.headers);
+    let authn = &idp_tokens.asserted.authn;
+    let context = SessionContext {
+        client_addr: client.addr.map(|a| a.to_string()),
+        user_agent: client.user_agent,
+        acr: authn.acr.clone(),
+        amr: authn.amr.clone(),
+        auth_time: authn.auth_time,
+    };
     let (session, refresh_token) = state
         .open_session(
             &app.id,
             &user.user_id,
             &login.provider_id,
             Some(&idp_tokens),
+            context,
             now,
         )
         .await?;

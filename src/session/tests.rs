@@ -62,6 +62,7 @@ impl Fixture {
             refresh_hash: String::new(),
             idp_tokens: Vec::new(),
             revoked: false,
+            context: Default::default(),
         };
         self.store.create_session(&record, 10).await.unwrap();
         self.token(sid, sub, exp_in)
@@ -304,6 +305,36 @@ async fn the_cache_honours_the_idle_timeout_and_reports_activity_every_quarter()
         f.store.last_activity("s2").await.unwrap(),
         Some(touched + 10)
     );
+}
+
+/// Without an idle timeout, activity still reaches the store ("last seen" of `/me/sessions`),
+/// in the background and at most once a minute per session.
+#[tokio::test]
+async fn activity_is_reported_every_minute_without_an_idle_timeout() {
+    let f = fixture(None);
+    let t = f.session("s1", "u1", "u1", 0, 3600).await;
+    let v = f.auth.authenticate(&t).await.unwrap();
+    f.auth.feed_trusted_until.store(i64::MAX, Ordering::Release);
+    let touched = v.live.last_touch.load(Ordering::Relaxed);
+    assert!(touched > 0, "the first use is reported at once");
+    let settle = || async {
+        for _ in 0..20 {
+            tokio::task::yield_now().await;
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    settle().await;
+    assert_eq!(f.store.last_activity("s1").await.unwrap(), Some(touched));
+    assert!(f
+        .auth
+        .cached(&t, touched + ACTIVITY_EVERY_SECS - 1)
+        .is_some());
+    settle().await;
+    assert_eq!(f.store.last_activity("s1").await.unwrap(), Some(touched));
+    let later = touched + ACTIVITY_EVERY_SECS;
+    assert!(f.auth.cached(&t, later).is_some());
+    settle().await;
+    assert_eq!(f.store.last_activity("s1").await.unwrap(), Some(later));
 }
 
 #[tokio::test]

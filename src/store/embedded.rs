@@ -109,14 +109,14 @@ impl EmbeddedStore {
             conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
             Ok::<_, StoreError>(conn)
         };
-        let conn = open()?;
+        let mut conn = open()?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(unavailable)?;
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(unavailable)?;
         conn.execute_batch(SCHEMA).map_err(unavailable)?;
         conn.execute_batch(ONCE_SCHEMA).map_err(unavailable)?;
-        schema::add_missing_columns(&conn).map_err(unavailable)?;
+        schema::upgrade(&mut conn).map_err(unavailable)?;
         let in_memory = path.as_os_str().is_empty() || path.to_string_lossy().contains(":memory:");
         let readers = if in_memory {
             Vec::new()

@@ -193,6 +193,30 @@ pub struct SessionRecord {
     pub refresh_hash: String,
     pub idp_tokens: Vec<u8>,
     pub revoked: bool,
+    /// Who opened the session and how the IdP authenticated them: what the user sees of their
+    /// sessions (`/me/sessions`) and what step-up rules read. Empty for a record written
+    /// before it existed.
+    pub context: SessionContext,
+}
+
+/// What is known of a session's login beside the user: the client that logged in (shown back
+/// to the user among their sessions) and the IdP's statement about the authentication
+/// (`acr`, `amr`, `auth_time`). Every store keeps it with the session; a record stored before
+/// this existed reads as the default (all empty), so a missing field is never an error.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct SessionContext {
+    /// The client's address at login, as the trusted proxy forwarded it (see
+    /// `http::client::ClientInfo`).
+    pub client_addr: Option<String>,
+    /// The client's `User-Agent` at login, cut and cleaned (see `http::client`).
+    pub user_agent: Option<String>,
+    /// The authentication context class the IdP asserted (`acr` of the id_token).
+    pub acr: Option<String>,
+    /// The authentication methods the IdP asserted (`amr` of the id_token).
+    pub amr: Vec<String>,
+    /// When the user authenticated at the IdP (`auth_time`, seconds since the epoch).
+    pub auth_time: Option<i64>,
 }
 
 impl SessionRecord {

@@ -88,6 +88,7 @@ mod session {
         activity,
         remember_once,
         purge_expired,
+        context_round_trips,
     } on [
         embedded = Embedded,
         redis_standalone = RedisStandalone,

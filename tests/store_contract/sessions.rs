@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 
 use idgate::now_secs;
-use idgate::store::{RefreshRotation, Rotation, SessionRecord, Sessions};
+use idgate::store::{RefreshRotation, Rotation, SessionContext, SessionRecord, Sessions};
 
 use crate::backends::SessionsFixture;
 
@@ -22,6 +22,11 @@ pub fn session(sid: &str, user: &str, created_at: i64) -> SessionRecord {
         // Every byte value a text encoding could mangle.
         idp_tokens: vec![0, 1, 127, 128, 255],
         revoked: false,
+        context: SessionContext {
+            client_addr: Some("192.0.2.7".into()),
+            user_agent: Some(format!("agent of {sid}")),
+            ..SessionContext::default()
+        },
     }
 }
 
@@ -406,4 +411,53 @@ pub async fn purge_expired(f: &SessionsFixture) {
     assert_eq!(s.get_session("gone-b").await.unwrap(), None);
     assert!(alive(s, "live").await);
     assert_eq!(live_ids(s, "alice").await, ids(&["live"]));
+}
+
+/// What is known of a session's login reads back whole — empty or full, through either
+/// handle, in a listing, and after the refresh rotations and the revocation that rewrite the
+/// record (a store that re-encodes it must keep the context as it was).
+pub async fn context_round_trips(f: &SessionsFixture) {
+    let s = f.sessions.as_ref();
+    let now = now_secs();
+    let full = SessionRecord {
+        context: SessionContext {
+            client_addr: Some("2001:db8::7".into()),
+            user_agent: Some("Mozilla/5.0 (X11; Linux x86_64) \"quoted\" / slashes".into()),
+            acr: Some("urn:idgate:mfa".into()),
+            amr: vec!["pwd".into(), "otp".into()],
+            auth_time: Some(now - 30),
+        },
+        ..session("full", "alice", now)
+    };
+    let empty = SessionRecord {
+        context: SessionContext::default(),
+        ..session("empty", "alice", now)
+    };
+    for rec in [&full, &empty] {
+        create(s, rec, 10).await;
+        assert_eq!(s.get_session(&rec.sid).await.unwrap().as_ref(), Some(rec));
+        assert_eq!(
+            f.other.get_session(&rec.sid).await.unwrap().as_ref(),
+            Some(rec)
+        );
+    }
+    let listed = s.list_sessions(Some("alice")).await.unwrap();
+    for rec in [&full, &empty] {
+        let got = listed.iter().find(|r| r.sid == rec.sid).unwrap();
+        assert_eq!(got.context, rec.context);
+    }
+    for rec in [&full, &empty] {
+        let h0 = rec.refresh_hash.as_str();
+        assert!(s.rotate_refresh(&rec.sid, h0, "plain").await.unwrap());
+        let graced = rotation("plain", "graced", b"pair", now);
+        assert_eq!(
+            s.rotate_refresh_graced(&rec.sid, &graced).await.unwrap(),
+            Rotation::Rotated
+        );
+        let after = s.get_session(&rec.sid).await.unwrap().unwrap();
+        assert_eq!(after.context, rec.context, "{}", rec.sid);
+        assert!(s.revoke_session(&rec.sid).await.unwrap());
+        let revoked = f.other.get_session(&rec.sid).await.unwrap().unwrap();
+        assert_eq!(revoked.context, rec.context, "{}", rec.sid);
+    }
 }

@@ -1,7 +1,10 @@
 //! The tables of the embedded store's SQLite file, created at open when missing: login states,
 //! sessions with their refresh grace records and last activity, the revocation log, users, and
 //! the single-use keys of `remember_once`. Indexes are there for the queries that would
-//! otherwise scan a table on a hot or periodic path.
+//! otherwise scan a table on a hot or periodic path. A file made by an earlier version is
+//! brought up to date at open by [`upgrade`].
+
+use rusqlite::{Connection, TransactionBehavior};
 
 /// Every table but the single-use keys.
 pub(super) const SCHEMA: &str = "
@@ -27,7 +30,9 @@ CREATE TABLE IF NOT EXISTS sessions (
     expires_at INTEGER NOT NULL,
     refresh_hash TEXT NOT NULL,
     idp_tokens BLOB NOT NULL,
-    revoked INTEGER NOT NULL DEFAULT 0
+    revoked INTEGER NOT NULL DEFAULT 0,
+    -- `SessionContext` as JSON (added by `upgrade` to files made before it).
+    context TEXT NOT NULL DEFAULT '{}'
 );
 CREATE INDEX IF NOT EXISTS sessions_by_user ON sessions (user_id);
 -- Every new session clears the long-expired ones: without this, a scan of all sessions.
@@ -75,24 +80,29 @@ CREATE INDEX IF NOT EXISTS once_keys_by_expiry ON once_keys (expires_at);
 ";
 
 /// Columns added to a table after it was first released: `(table, column, declaration)`. A
-/// file made by an older idgate gets each it lacks when opened ([`add_missing_columns`]), so an
-/// upgrade keeps its sessions and users.
-const ADDED_COLUMNS: &[(&str, &str, &str)] = &[("login_states", "step_up", "TEXT")];
+/// file made by an older idgate gets each it lacks when opened ([`upgrade`]), so an upgrade
+/// keeps its sessions and users.
+const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
+    ("login_states", "step_up", "TEXT"),
+    ("sessions", "context", "TEXT NOT NULL DEFAULT '{}'"),
+];
 
-/// Adds the [`ADDED_COLUMNS`] a file lacks.
-pub(super) fn add_missing_columns(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
+/// Adds the [`ADDED_COLUMNS`] a file lacks, in one immediate transaction, so two processes
+/// opening an old file at once add each once (the second sees it there).
+pub(super) fn upgrade(conn: &mut Connection) -> rusqlite::Result<()> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     for (table, column, declaration) in ADDED_COLUMNS {
-        let present: bool = conn.query_row(
+        let present: bool = tx.query_row(
             "SELECT EXISTS (SELECT 1 FROM pragma_table_info(?1) WHERE name = ?2)",
             [table, column],
             |row| row.get(0),
         )?;
         if !present {
             // Names from the constant above, never from input.
-            conn.execute_batch(&format!(
+            tx.execute_batch(&format!(
                 "ALTER TABLE {table} ADD COLUMN {column} {declaration}"
             ))?;
         }
     }
-    Ok(())
+    tx.commit()
 }

@@ -10,7 +10,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 use super::revocations::log_revocation;
 use super::{read_err, unavailable, CachedStatements, EmbeddedStore};
 use crate::store::{
-    RefreshRotation, RevocationSink, Rotation, SessionRecord, Sessions, StoreError,
+    RefreshRotation, RevocationSink, Rotation, SessionContext, SessionRecord, Sessions, StoreError,
 };
 
 /// Expired `once_keys` rows removed per insert at most: the work of one insert stays bounded
@@ -22,7 +22,8 @@ const ONCE_PURGE_BATCH: i64 = 64;
 fn insert_session(c: &Connection, s: &SessionRecord) -> Result<(), StoreError> {
     c.execute_cached(
         "INSERT INTO sessions (sid, user_id, app_id, provider_id, created_at, expires_at,
-         refresh_hash, idp_tokens, revoked) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+         refresh_hash, idp_tokens, revoked, context)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         params![
             s.sid,
             s.user_id,
@@ -32,7 +33,8 @@ fn insert_session(c: &Connection, s: &SessionRecord) -> Result<(), StoreError> {
             s.expires_at,
             s.refresh_hash,
             s.idp_tokens,
-            s.revoked as i64
+            s.revoked as i64,
+            super::to_json(&s.context)
         ],
     )
     .map(|_| ())
@@ -50,6 +52,18 @@ fn session_from_row(row: &Row<'_>) -> rusqlite::Result<SessionRecord> {
         refresh_hash: row.get("refresh_hash")?,
         idp_tokens: row.get("idp_tokens")?,
         revoked: row.get::<_, i64>("revoked")? != 0,
+        context: context_from_json(row.get_ref("context")?.as_str()?)?,
+    })
+}
+
+/// The `context` column: JSON of a [`SessionContext`]; empty reads as the default (a row of
+/// an upgraded file holds `{}`).
+fn context_from_json(text: &str) -> rusqlite::Result<SessionContext> {
+    if text.is_empty() {
+        return Ok(SessionContext::default());
+    }
+    serde_json::from_str(text).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
     })
 }
 
@@ -82,7 +96,14 @@ impl Sessions for EmbeddedStore {
                 tx.execute_cached("UPDATE sessions SET revoked = 1 WHERE sid = ?1", [sid]).map_err(unavailable)?;
                 log_revocation(&tx, sid, now)?;
             }
-            // Expired sessions are kept a day for the audit trail, then dropped.
+            // Expired sessions are kept a day for the audit trail, then dropped, with their
+            // last activity (found through the expiry index).
+            tx.execute_cached(
+                "DELETE FROM session_activity WHERE sid IN
+                 (SELECT sid FROM sessions WHERE expires_at < ?1)",
+                [now - 86_400],
+            )
+            .map_err(unavailable)?;
             tx.execute_cached("DELETE FROM sessions WHERE expires_at < ?1", [now - 86_400]).map_err(unavailable)?;
             // Grace records outlive their window only until the next login.
             tx.execute_cached("DELETE FROM refresh_grace WHERE grace_until < ?1", [now]).map_err(unavailable)?;

@@ -21,6 +21,7 @@ async fn sessions_stored_in_bulk_are_all_or_nothing() {
             refresh_hash: format!("h{i}"),
             idp_tokens: vec![i as u8],
             revoked: false,
+            context: Default::default(),
         })
         .collect();
     store.create_sessions(&records).await.unwrap();
@@ -103,6 +104,7 @@ async fn live_sessions_are_counted_at_the_given_time() {
             refresh_hash: "h".into(),
             idp_tokens: vec![],
             revoked: false,
+            context: Default::default(),
         };
         store.create_session(&rec, 10).await.unwrap();
     }
@@ -129,6 +131,7 @@ async fn cold_reads_do_not_wait_for_the_writer() {
         refresh_hash: "h".into(),
         idp_tokens: vec![],
         revoked: false,
+        context: Default::default(),
     };
     store.create_session(&rec, 10).await.unwrap();
     store.touch_session("s1", 123).await.unwrap();
@@ -167,6 +170,88 @@ async fn cold_reads_do_not_wait_for_the_writer() {
         assert!(reader.execute("DELETE FROM sessions", []).is_err());
     }
     assert!(store.get_session("s1").await.unwrap().is_some());
+}
+
+/// A file made before sessions had a context (the sessions table of the previous release, with
+/// a session in it) opens: the column is added once, even by two stores opening it in turn,
+/// the old session reads with an empty context, and a new one keeps its own.
+#[tokio::test]
+async fn a_file_made_before_the_session_context_opens_and_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    let now = crate::now_secs();
+    {
+        let old = rusqlite::Connection::open(&path).unwrap();
+        old.execute_batch(
+            "CREATE TABLE sessions (
+                sid TEXT PRIMARY KEY, user_id TEXT NOT NULL, app_id TEXT NOT NULL,
+                provider_id TEXT NOT NULL, created_at INTEGER NOT NULL,
+                expires_at INTEGER NOT NULL, refresh_hash TEXT NOT NULL,
+                idp_tokens BLOB NOT NULL, revoked INTEGER NOT NULL DEFAULT 0);",
+        )
+        .unwrap();
+        old.execute(
+            "INSERT INTO sessions VALUES ('old', 'u', 'web', 'dev', ?1, ?2, 'h', x'01', 0)",
+            [now, now + 60],
+        )
+        .unwrap();
+    }
+    let store = EmbeddedStore::open(&path).unwrap();
+    let again = EmbeddedStore::open(&path).unwrap();
+    let old = again.get_session("old").await.unwrap().unwrap();
+    assert_eq!(old.context, crate::store::SessionContext::default());
+    assert_eq!(old.idp_tokens, vec![1]);
+    let rec = SessionRecord {
+        sid: "new".into(),
+        context: crate::store::SessionContext {
+            client_addr: Some("192.0.2.7".into()),
+            user_agent: Some("curl/8".into()),
+            acr: Some("mfa".into()),
+            amr: vec!["otp".into()],
+            auth_time: Some(now),
+        },
+        ..old.clone()
+    };
+    store.create_session(&rec, 10).await.unwrap();
+    assert_eq!(again.get_session("new").await.unwrap(), Some(rec));
+    assert_eq!(store.list_sessions(Some("u")).await.unwrap().len(), 2);
+}
+
+/// The next login drops sessions a day past their end with their last activity: now that every
+/// used session reports activity, the activity table must not outgrow the sessions.
+#[tokio::test]
+async fn long_expired_sessions_leave_with_their_activity() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(&dir.path().join("s.db")).unwrap();
+    let now = crate::now_secs();
+    let old = SessionRecord {
+        sid: "old".into(),
+        user_id: "u".into(),
+        app_id: "web".into(),
+        provider_id: "dev".into(),
+        created_at: now - 3 * 86_400,
+        expires_at: now - 2 * 86_400,
+        refresh_hash: "h".into(),
+        idp_tokens: vec![],
+        revoked: false,
+        context: Default::default(),
+    };
+    // Stored in bulk, which drops nothing (a login would drop it at once).
+    store
+        .create_sessions(std::slice::from_ref(&old))
+        .await
+        .unwrap();
+    store.touch_session("old", now - 2 * 86_400).await.unwrap();
+    assert!(store.last_activity("old").await.unwrap().is_some());
+    let fresh = SessionRecord {
+        sid: "fresh".into(),
+        created_at: now,
+        expires_at: now + 60,
+        ..old.clone()
+    };
+    store.create_session(&fresh, 10).await.unwrap();
+    assert_eq!(store.get_session("old").await.unwrap(), None);
+    assert_eq!(store.last_activity("old").await.unwrap(), None);
 }
 
 /// A file made before login states kept a step-up demand opens, gains the column, and keeps

@@ -2,8 +2,10 @@
 //! primary that restarts empty loses no session.
 //!
 //! Documents: `{ _id: sid, userId, appId, providerId, createdAt: Date, expiresAt: Date,
-//! refreshHash, idpTokens: Binary, revoked }`, with a TTL index on `expiresAt` (MongoDB drops a
-//! session once it has expired) and an index on `userId`.
+//! refreshHash, idpTokens: Binary, revoked, context: { clientAddr, userAgent, acr, amr,
+//! authTime } }` (a copy without `context`, written before it existed, reads as an empty one),
+//! with a TTL index on `expiresAt` (MongoDB drops a session once it has expired) and an index
+//! on `userId`.
 //!
 //! - **create**: MongoDB first, then the primary. A MongoDB failure therefore leaves nothing
 //!   anywhere; a primary failure deletes the copy just written. (Writing the primary first would
@@ -29,8 +31,8 @@ use mongodb::{Collection, IndexModel};
 
 use super::{date, Redactor, STORE};
 use crate::store::{
-    sort_oldest_first, RefreshRotation, RevocationSink, Rotation, SessionRecord, Sessions,
-    StoreError,
+    sort_oldest_first, RefreshRotation, RevocationSink, Rotation, SessionContext, SessionRecord,
+    Sessions, StoreError,
 };
 
 /// The cap passed to the primary when restoring: no cap at all, yet small enough that any
@@ -56,7 +58,54 @@ fn to_doc(s: &SessionRecord) -> Document {
         "refreshHash": &s.refresh_hash,
         "idpTokens": Binary { subtype: BinarySubtype::Generic, bytes: s.idp_tokens.clone() },
         "revoked": s.revoked,
+        "context": context_doc(&s.context),
     }
+}
+
+/// The session's context as a subdocument (`{clientAddr, userAgent, acr, amr, authTime}`).
+fn context_doc(c: &SessionContext) -> Document {
+    let opt = |v: &Option<String>| v.as_deref().map_or(Bson::Null, |s| Bson::String(s.into()));
+    doc! {
+        "clientAddr": opt(&c.client_addr),
+        "userAgent": opt(&c.user_agent),
+        "acr": opt(&c.acr),
+        "amr": c.amr.iter().map(|m| Bson::String(m.clone())).collect::<Vec<_>>(),
+        "authTime": c.auth_time.map_or(Bson::Null, Bson::Int64),
+    }
+}
+
+/// The `context` subdocument; missing (a copy written before it existed) reads as the default.
+fn context_from(d: &Document) -> Result<SessionContext, StoreError> {
+    let bad = || StoreError::corrupt(STORE, "a session copy has no usable `context`");
+    let c = match d.get("context") {
+        None | Some(Bson::Null) => return Ok(SessionContext::default()),
+        Some(Bson::Document(c)) => c,
+        Some(_) => return Err(bad()),
+    };
+    let text = |field: &str| match c.get(field) {
+        None | Some(Bson::Null) => Ok(None),
+        Some(Bson::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(bad()),
+    };
+    Ok(SessionContext {
+        client_addr: text("clientAddr")?,
+        user_agent: text("userAgent")?,
+        acr: text("acr")?,
+        amr: match c.get("amr") {
+            None | Some(Bson::Null) => Vec::new(),
+            Some(Bson::Array(a)) => a
+                .iter()
+                .map(|m| m.as_str().map(str::to_owned).ok_or_else(bad))
+                .collect::<Result<_, _>>()?,
+            Some(_) => return Err(bad()),
+        },
+        auth_time: match c.get("authTime") {
+            None | Some(Bson::Null) => None,
+            Some(Bson::Int64(t)) => Some(*t),
+            Some(Bson::Int32(t)) => Some(i64::from(*t)),
+            Some(_) => return Err(bad()),
+        },
+    })
 }
 
 fn from_doc(d: &Document) -> Result<SessionRecord, StoreError> {
@@ -81,6 +130,7 @@ fn from_doc(d: &Document) -> Result<SessionRecord, StoreError> {
             _ => return Err(bad("idpTokens")),
         },
         revoked: d.get_bool("revoked").map_err(|_| bad("revoked"))?,
+        context: context_from(d)?,
     })
 }
 
@@ -413,7 +463,21 @@ mod tests {
             refresh_hash: "h".into(),
             idp_tokens: vec![1, 2, 3],
             revoked: false,
+            context: SessionContext {
+                client_addr: Some("2001:db8::1".into()),
+                user_agent: Some("curl/8".into()),
+                acr: None,
+                amr: vec!["pwd".into()],
+                auth_time: Some(1_700_000_000),
+            },
         };
         assert_eq!(from_doc(&to_doc(&rec)).unwrap(), rec);
+        // A copy written before the context existed.
+        let mut old = to_doc(&rec);
+        old.remove("context");
+        assert_eq!(from_doc(&old).unwrap().context, SessionContext::default());
+        let mut garbled = to_doc(&rec);
+        garbled.insert("context", "x");
+        assert!(from_doc(&garbled).is_err());
     }
 }

@@ -15,8 +15,8 @@ use super::backend::Conn;
 use super::scripts::{KEEP_USER_SET, PUT_SESSION, REVOKE, ROTATE_GRACED, ROTATE_REFRESH, TOUCH};
 use super::{corrupt, feed, unavailable, RedisStore};
 use crate::store::{
-    count_alive, sort_oldest_first, RefreshRotation, RevocationSink, Rotation, SessionRecord,
-    Sessions, StoreError,
+    count_alive, sort_oldest_first, RefreshRotation, RevocationSink, Rotation, SessionContext,
+    SessionRecord, Sessions, StoreError,
 };
 
 /// A session as stored (the id is in the key, the revocation flag beside the record).
@@ -31,6 +31,26 @@ struct StoredSession {
     refresh_hash: String,
     /// Sealed IdP tokens, base64.
     idp_tokens: String,
+    /// Absent in records written before it: the default. Read leniently (see
+    /// [`lenient_context`]).
+    #[serde(default, deserialize_with = "lenient_context")]
+    context: SessionContext,
+}
+
+/// Reads the record's `context`, as written by idgate or as the refresh scripts leave it: they
+/// decode and re-encode the record with Redis' cjson, which writes an empty list (`amr: []`)
+/// as an empty object (`{}`) — read back here as the empty list it was.
+fn lenient_context<'de, D: serde::Deserializer<'de>>(d: D) -> Result<SessionContext, D::Error> {
+    let mut value = serde_json::Value::deserialize(d)?;
+    if let Some(amr) = value.get_mut("amr") {
+        if amr.as_object().is_some_and(serde_json::Map::is_empty) {
+            *amr = serde_json::Value::Array(Vec::new());
+        }
+    }
+    if value.is_null() {
+        return Ok(SessionContext::default());
+    }
+    serde_json::from_value(value).map_err(serde::de::Error::custom)
 }
 
 impl RedisStore {
@@ -99,6 +119,7 @@ fn decode_session(sid: &str, record: &str, revoked: bool) -> Result<SessionRecor
         refresh_hash: s.refresh_hash,
         idp_tokens,
         revoked,
+        context: s.context,
     })
 }
 
@@ -111,6 +132,7 @@ fn encode_session(s: &SessionRecord) -> Result<String, StoreError> {
         expires_at: s.expires_at,
         refresh_hash: s.refresh_hash.clone(),
         idp_tokens: B64.encode(&s.idp_tokens),
+        context: s.context.clone(),
     })
     .map_err(|e| corrupt("session", e))
 }
@@ -366,10 +388,27 @@ mod tests {
             refresh_hash: "h".into(),
             idp_tokens: vec![0, 1, 255],
             revoked: false,
+            context: SessionContext {
+                client_addr: Some("192.0.2.7".into()),
+                user_agent: Some("Mozilla/5.0".into()),
+                acr: Some("urn:mfa".into()),
+                amr: vec!["pwd".into(), "otp".into()],
+                auth_time: Some(1_700_000_000),
+            },
         };
         let json = encode_session(&s).unwrap();
         assert_eq!(decode_session("s1", &json, false).unwrap(), s);
         assert!(decode_session("s1", &json, true).unwrap().revoked);
+        // Written before the context existed, or re-encoded by cjson (`amr` as `{}`).
+        let old = r#"{"userId":"u","appId":"web","providerId":"dev","createdAt":1,"expiresAt":2,"refreshHash":"h","idpTokens":""}"#;
+        assert_eq!(
+            decode_session("s1", old, false).unwrap().context,
+            SessionContext::default()
+        );
+        let cjson = r#"{"userId":"u","appId":"web","providerId":"dev","createdAt":1,"expiresAt":2,"refreshHash":"h","idpTokens":"","context":{"amr":{},"clientAddr":"192.0.2.7"}}"#;
+        let ctx = decode_session("s1", cjson, false).unwrap().context;
+        assert_eq!(ctx.client_addr.as_deref(), Some("192.0.2.7"));
+        assert!(ctx.amr.is_empty());
         assert!(matches!(
             decode_session("s1", "{", false),
             Err(StoreError::Corrupt { store: "redis", .. })
