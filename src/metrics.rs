@@ -114,6 +114,9 @@ pub struct Metrics {
     /// Tasks alive in the async runtime (set at scrape time): connections, requests in flight,
     /// background loops. One that only grows is a leak.
     pub runtime_tasks: Gauge,
+    /// The users-store refresher (`session::refresh`): users whose record changed, users whose
+    /// sessions it ended, rounds the store failed.
+    user_refresh: [Counter; 3],
 }
 
 impl Default for Metrics {
@@ -222,8 +225,26 @@ impl Metrics {
             "Tasks alive in the async runtime (counted at scrape time)",
             runtime_tasks.clone(),
         );
+        let user_refresh = [Counter::default(), Counter::default(), Counter::default()];
+        for (counter, (name, help)) in user_refresh.iter().zip([
+            (
+                "user_refresh_changed",
+                "Users whose groups, permissions or metadata changed in the users store while they had a cached session here",
+            ),
+            (
+                "user_refresh_revoked",
+                "Users no longer active in the users store whose sessions the refresher ended",
+            ),
+            (
+                "user_refresh_failures",
+                "Refresh rounds skipped because the users store did not answer",
+            ),
+        ]) {
+            registry.register(name, help, counter.clone());
+        }
         Self {
             registry,
+            user_refresh,
             requests,
             decisions,
             cache_hits,
@@ -265,6 +286,17 @@ impl Metrics {
                 c.inc();
             }
         }
+    }
+
+    /// One refresh round's outcome (`session::refresh`).
+    pub fn user_refresh(&self, changed: u64, revoked: u64) {
+        self.user_refresh[0].inc_by(changed);
+        self.user_refresh[1].inc_by(revoked);
+    }
+
+    /// A refresh round the users store failed.
+    pub fn user_refresh_failed(&self) {
+        self.user_refresh[2].inc();
     }
 
     pub fn cache_hit(&self) {

@@ -11,10 +11,16 @@
 //! revocation feed ([`spawn_revocation_follower`]) within a second. If the feed goes quiet (Redis
 //! unreachable), cached sessions are trusted for `session.outage_grace` more, then no longer:
 //! every request goes back to the store, and is refused if the store cannot answer.
+//!
+//! A change of a user's groups in the users store reaches the cache the same way, without a
+//! read of the store on `/auth`: every token carries the fingerprint of the record it was made
+//! from, every session shares one record per user, and [`refresh`] learns the store's latest
+//! fingerprint in the background; a cached token whose fingerprint is no longer the latest
+//! counts as expired (a browser's is renewed at once with the new groups).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
 use http::{HeaderName, HeaderValue};
@@ -24,17 +30,25 @@ use crate::headers::{IdentityHeaders, OversizedHeader, RenderedIdentity};
 use crate::jwt::{Claims, JwtError, JwtKeys};
 use crate::store::{FeedEvent, Sessions, StoreError};
 
+pub mod refresh;
+pub use refresh::{spawn_user_refresher, UserLive};
+
 /// How often expired and revoked tokens leave the cache, and stale liveness flags with them.
 const PRUNE_INTERVAL: Duration = Duration::from_secs(60);
 
-/// What every cached token of one session shares: its id, whether it is alive, and (for the
-/// idle timeout) when it was last used here and last reported to the store.
+/// What every cached token of one session shares: its id, whether it is alive, (for the
+/// idle timeout) when it was last used here and last reported to the store, and its user's
+/// record (for group changes).
 #[derive(Debug)]
 struct SessionLive {
     sid: Arc<str>,
     alive: AtomicBool,
     last_seen: AtomicI64,
     last_touch: AtomicI64,
+    /// The user's shared record ([`refresh`]), set when the session is first read from the
+    /// store; never set for a session `idgate sessions mint` opened (its groups are the
+    /// administrator's, not the users store's).
+    user: OnceLock<Arc<UserLive>>,
 }
 
 /// A verified session token: what `/auth` decides on and sends upstream, and nothing more.
@@ -48,14 +62,24 @@ pub struct VerifiedSession {
     /// The app the session was opened for (from the store): it opens that app's locations only.
     app_id: Arc<str>,
     live: Arc<SessionLive>,
+    /// The token's `ufp` claim (`users::fingerprint`; 0 when it has none).
+    fingerprint: u64,
     /// The identity headers `/auth` answers with, or why they cannot be sent.
     identity: Result<RenderedIdentity, Box<OversizedHeader>>,
 }
 
 impl VerifiedSession {
-    /// Not expired and not revoked.
+    /// Not expired, not revoked, and made from the user's record as the store last showed it.
     pub fn is_valid(&self, now: i64) -> bool {
-        now < self.exp && self.live.alive.load(Ordering::Acquire)
+        now < self.exp && self.live.alive.load(Ordering::Acquire) && self.is_current()
+    }
+
+    /// Made from the user's latest record, as far as this process knows (one atomic load).
+    fn is_current(&self) -> bool {
+        self.live
+            .user
+            .get()
+            .is_none_or(|u| u.accepts(self.fingerprint))
     }
 
     /// When the token expires (Unix seconds).
@@ -97,6 +121,12 @@ pub struct Authenticator {
     /// all left the cache; a std mutex because it is touched only on cache misses and
     /// revocations, never held across an `.await`.
     flags: Mutex<HashMap<Arc<str>, Weak<SessionLive>>>,
+    /// One record per user with a cached session (see [`refresh`]), weak and locked like
+    /// `flags`: the refresher reads its keys once a round.
+    users: Mutex<HashMap<Arc<str>, Weak<UserLive>>>,
+    /// Numbers the reads of the users store, so that of two reads of one user the later wins
+    /// (see [`UserLive::learn`]).
+    user_reads: std::sync::atomic::AtomicU64,
     /// The configured app ids, shared by every entry of their app instead of copied.
     app_ids: Vec<Arc<str>>,
     /// `[session] idle_timeout` in seconds: a session unused this long ends.
@@ -121,6 +151,8 @@ impl Authenticator {
             identity,
             tokens: quick_cache::sync::Cache::new(capacity),
             flags: Mutex::new(HashMap::new()),
+            users: Mutex::new(HashMap::new()),
+            user_reads: std::sync::atomic::AtomicU64::new(1),
             app_ids: Vec::new(),
             feed_trusted_until: AtomicI64::new(0),
             outage_grace_secs: outage_grace.as_secs().max(1) as i64,
@@ -237,8 +269,9 @@ impl Authenticator {
                 // Revoked: final, no need to ask the store.
                 return Err(AuthFailure::SessionEnded);
             }
-            if now >= hit.exp {
-                // Expired: the caller may renew it while the session lives.
+            if now >= hit.exp || !hit.is_current() {
+                // Expired, or made from a user record that has changed since: the caller may
+                // renew it while the session lives.
                 return Err(AuthFailure::Token(JwtError::Expired));
             }
         }
@@ -267,6 +300,15 @@ impl Authenticator {
             self.revoke(&claims.sid).await?;
             return Err(AuthFailure::SessionEnded);
         }
+        let fingerprint = crate::users::claimed_fingerprint(claims.ufp.as_deref());
+        if !record.provider_id.is_empty() {
+            let user = live.user.get_or_init(|| self.user_live(&claims.sub));
+            user.saw(fingerprint);
+            if !user.accepts(fingerprint) {
+                // Made from a user record that has changed since (see `refresh`).
+                return Err(AuthFailure::Token(JwtError::Expired));
+            }
+        }
         live.last_seen.fetch_max(now, Ordering::Relaxed);
         if let Some(idle) = self.idle_secs {
             // A use seen on the slow path is activity too: another instance, where the session
@@ -289,6 +331,7 @@ impl Authenticator {
             permissions,
             app_id,
             live,
+            fingerprint,
             identity,
         });
         if verified.is_valid(now) {
@@ -337,6 +380,7 @@ impl Authenticator {
                 last_seen: AtomicI64::new(0),
                 // Never reported here yet: the first use is reported at once.
                 last_touch: AtomicI64::new(0),
+                user: OnceLock::new(),
             })
         };
         let Ok(mut flags) = self.flags.lock() else {
@@ -375,10 +419,13 @@ impl Authenticator {
         Ok(revoked)
     }
 
-    /// Drops flags no cached token refers to any more.
+    /// Drops flags (and user records) no cached token refers to any more.
     fn prune_flags(&self) {
         if let Ok(mut flags) = self.flags.lock() {
             flags.retain(|_, f| f.strong_count() > 0);
+        }
+        if let Ok(mut users) = self.users.lock() {
+            users.retain(|_, u| u.strong_count() > 0);
         }
     }
 }

@@ -182,6 +182,9 @@ pub enum RawStore {
 pub enum RawUsers {
     Embedded {
         path: Option<PathBuf>,
+        /// How often the records of the users with live sessions here are read again, so a
+        /// change of their groups reaches those sessions (default "60s", at least "1s").
+        refresh_interval: Option<String>,
     },
     Mongodb {
         uri: String,
@@ -195,6 +198,9 @@ pub enum RawUsers {
         /// `refuse` (default) or `recreate` (Mia's behaviour): a login whose identity only
         /// non-PUBLIC documents hold.
         inactive_users: Option<String>,
+        /// How often the records of the users with live sessions here are read again, so a
+        /// change of their groups reaches those sessions (default "60s", at least "1s").
+        refresh_interval: Option<String>,
     },
     Crud {
         /// e.g. `http://crud-service/users` (Mia's `USERS_CRUD_BASE_URL`).
@@ -208,6 +214,9 @@ pub enum RawUsers {
         fields: Option<Vec<String>>,
         /// `refuse` (default) or `recreate` (Mia's behaviour), as for MongoDB.
         inactive_users: Option<String>,
+        /// How often the records of the users with live sessions here are read again, so a
+        /// change of their groups reaches those sessions (default "60s", at least "1s").
+        refresh_interval: Option<String>,
     },
 }
 

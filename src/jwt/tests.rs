@@ -24,6 +24,7 @@ fn claims(exp_in: i64) -> Claims {
             user_settings_url: None,
             from_idp: Default::default(),
         },
+        ufp: None,
     }
 }
 

@@ -97,13 +97,21 @@ async fn rotate(state: &AppState, presented: &str) -> Result<Response, ApiError>
         tracing::warn!(user = %record.user_id, "the session's sealed IdP part is unreadable: not refreshed");
         refused()
     })?;
+    let read = state.auth.user_read();
     let user = match state
         .users
         .get_user(&record.user_id)
         .await
         .map_err(StoreError::of_users_store)?
     {
-        Some(u) => users::claim_for(&app, &u, &record.provider_id, &asserted),
+        Some(u) => {
+            let fingerprint = users::fingerprint(&u);
+            state.auth.learn_user(&u.user_id, fingerprint, read);
+            (
+                users::claim_for(&app, &u, &record.provider_id, &asserted),
+                fingerprint,
+            )
+        }
         None => {
             tracing::info!(user = %record.user_id, "the user is no longer in the users store: ending the session");
             state.auth.revoke(sid).await?;
@@ -118,7 +126,15 @@ async fn rotate(state: &AppState, presented: &str) -> Result<Response, ApiError>
         record.expires_at
     };
     let new_token = state.macs.refresh_token(sid);
-    let claims = users::session_claims(&app, user, sid, now, session.access_ttl.as_secs() as i64);
+    let (user, fingerprint) = user;
+    let claims = users::session_claims(
+        &app,
+        user,
+        Some(fingerprint),
+        sid,
+        now,
+        session.access_ttl.as_secs() as i64,
+    );
     let jwt = state
         .auth
         .keys()

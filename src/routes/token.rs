@@ -63,6 +63,7 @@ pub async fn exchange(state: &AppState, req: Request) -> Result<Response, ApiErr
         tracing::warn!(app = %app.id, provider = %login.provider_id, error = %m, "login refused");
         ApiError::Forbidden(format!("login refused: {m}"))
     })?;
+    let read = state.auth.user_read();
     let user = state
         .users
         .upsert_login(
@@ -72,6 +73,8 @@ pub async fn exchange(state: &AppState, req: Request) -> Result<Response, ApiErr
         .await
         .map_err(StoreError::of_users_store)?;
     tracing::info!(user = %user.user_id, app = %app.id, provider = %login.provider_id, "login");
+    let fingerprint = users::fingerprint(&user);
+    state.auth.learn_user(&user.user_id, fingerprint, read);
 
     let (session, refresh_token) = state
         .open_session(
@@ -91,7 +94,7 @@ pub async fn exchange(state: &AppState, req: Request) -> Result<Response, ApiErr
     let mut resp = issue(
         state,
         &app,
-        user_claim,
+        (user_claim, fingerprint),
         &session.sid,
         &refresh_token,
         now,
@@ -211,19 +214,20 @@ fn check_binding<'a>(
     })
 }
 
-/// Signs a session JWT for `user` and answers `{accessToken, refreshToken, expiresAt}`, with the
+/// Signs a session JWT for `user` (its claim, and the fingerprint of the record it was made
+/// from: `users::fingerprint`) and answers `{accessToken, refreshToken, expiresAt}`, with the
 /// `sid` and `refresh_token` cookies for website apps (living until `session_expires_at`).
 pub fn issue(
     state: &AppState,
     app: &crate::config::AppConfig,
-    user: crate::jwt::UserClaim,
+    (user, fingerprint): (crate::jwt::UserClaim, u64),
     sid: &str,
     refresh_token: &str,
     now: i64,
     session_expires_at: i64,
 ) -> Result<Response, ApiError> {
     let ttl = state.config.session.access_ttl.as_secs() as i64;
-    let claims = users::session_claims(app, user, sid, now, ttl);
+    let claims = users::session_claims(app, user, Some(fingerprint), sid, now, ttl);
     let jwt = state
         .auth
         .keys()

@@ -89,6 +89,7 @@ impl Fixture {
                     user_settings_url: None,
                     from_idp: Default::default(),
                 },
+                ufp: None,
             })
             .unwrap()
     }
@@ -363,6 +364,7 @@ async fn idle_for_exactly_the_timeout_is_not_yet_idle() {
         alive: AtomicBool::new(true),
         last_seen: AtomicI64::new(0),
         last_touch: AtomicI64::new(0),
+        user: OnceLock::new(),
     };
     let created = now - 100;
     assert!(!f

@@ -360,6 +360,19 @@ pub trait Users: Send + Sync {
         default_groups: &[String],
     ) -> Result<User, StoreError>;
     async fn get_user(&self, user_id: &str) -> Result<Option<User>, StoreError>;
+    /// The active users among `user_ids` (as [`Users::get_user`] finds them), in any order;
+    /// the others are left out. An error for any of them is the call's: the caller must not
+    /// take a user for gone because the store failed (`session::refresh` revokes the gone).
+    /// This default reads them one by one; stores that can read many at once override it.
+    async fn get_users(&self, user_ids: &[String]) -> Result<Vec<User>, StoreError> {
+        let mut found = Vec::with_capacity(user_ids.len());
+        for id in user_ids {
+            if let Some(user) = self.get_user(id).await? {
+                found.push(user);
+            }
+        }
+        Ok(found)
+    }
     /// The user an IdP subject belongs to, if it ever logged in (back-channel logout).
     async fn find_by_identity(
         &self,
