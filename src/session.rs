@@ -301,13 +301,9 @@ impl Authenticator {
             return Err(AuthFailure::SessionEnded);
         }
         let fingerprint = crate::users::claimed_fingerprint(claims.ufp.as_deref());
-        if !record.provider_id.is_empty() {
-            let user = live.user.get_or_init(|| self.user_live(&claims.sub));
-            user.saw(fingerprint);
-            if !user.accepts(fingerprint) {
-                // Made from a user record that has changed since (see `refresh`).
-                return Err(AuthFailure::Token(JwtError::Expired));
-            }
+        if !self.is_latest(&live, &claims.sub, &record.provider_id, fingerprint) {
+            // Made from a user record that has changed since (see `refresh`).
+            return Err(AuthFailure::Token(JwtError::Expired));
         }
         live.last_seen.fetch_max(now, Ordering::Relaxed);
         if let Some(idle) = self.idle_secs {

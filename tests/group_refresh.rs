@@ -99,6 +99,12 @@ async fn groups_set_with_the_cli_reach_the_upstream_within_the_interval_without_
     assert_ne!(token_after, token_before, "the browser got a renewed token");
     let (before, after) = (jwt_claims(&token_before), jwt_claims(&token_after));
     assert_eq!(before["sid"], after["sid"], "same session");
+    // Renewed before its expiry, for the change: the same window, so every instance makes the
+    // same token.
+    assert_eq!(
+        (&before["iat"], &before["exp"]),
+        (&after["iat"], &after["exp"])
+    );
     assert_ne!(before["ufp"], after["ufp"], "made from the changed record");
     assert_eq!(after["user"]["groups"], serde_json::json!(["beta"]));
     // The old token alone (without the browser's renewal secret, as an API client holds it) is

@@ -41,7 +41,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::Authenticator;
+use super::{Authenticator, SessionLive};
 use crate::metrics::Metrics;
 use crate::store::{StoreError, User, Users};
 
@@ -87,7 +87,7 @@ impl UserLive {
     }
 
     /// Notes the fingerprint of a token seen on a cache miss.
-    pub(super) fn saw(&self, fingerprint: u64) {
+    fn saw(&self, fingerprint: u64) {
         self.seen.store(fingerprint, Ordering::Relaxed);
     }
 
@@ -117,6 +117,25 @@ impl Authenticator {
         let u = Arc::new(UserLive::new(id));
         users.insert(u.id.clone(), Arc::downgrade(&u));
         u
+    }
+
+    /// The cache-miss check of a token of session `live`, of user `user_id`, opened through
+    /// `provider_id`, with `fingerprint`: links the session to its user's shared record and
+    /// says whether the token was made from the latest record known here. Sessions without a
+    /// provider (`idgate sessions mint`) are not followed: always `true`.
+    pub(super) fn is_latest(
+        &self,
+        live: &SessionLive,
+        user_id: &str,
+        provider_id: &str,
+        fingerprint: u64,
+    ) -> bool {
+        if provider_id.is_empty() {
+            return true;
+        }
+        let user = live.user.get_or_init(|| self.user_live(user_id));
+        user.saw(fingerprint);
+        user.accepts(fingerprint)
     }
 
     /// A number for a read of the users store about to start: of two reads of one user, the
