@@ -131,6 +131,9 @@ pub struct Authenticator {
     app_ids: Vec<Arc<str>>,
     /// `[session] idle_timeout` in seconds: a session unused this long ends.
     idle_secs: Option<i64>,
+    /// The users store, read on a cache miss for a user whose record this process does not
+    /// know yet (see [`refresh`]); `None`: not read (tests of the cache alone).
+    users_store: Option<Arc<dyn crate::store::Users>>,
     /// Until when (Unix seconds) cached verifications may be trusted: the last moment the
     /// revocation feed was known current, plus the outage grace.
     feed_trusted_until: AtomicI64,
@@ -152,6 +155,7 @@ impl Authenticator {
             tokens: quick_cache::sync::Cache::new(capacity),
             flags: Mutex::new(HashMap::new()),
             users: Mutex::new(HashMap::new()),
+            users_store: None,
             user_reads: std::sync::atomic::AtomicU64::new(1),
             app_ids: Vec::new(),
             feed_trusted_until: AtomicI64::new(0),
@@ -164,6 +168,12 @@ impl Authenticator {
     /// store, reported at most every quarter of `idle`).
     pub fn with_idle_timeout(mut self, idle: Option<Duration>) -> Self {
         self.idle_secs = idle.map(|d| d.as_secs().max(1) as i64);
+        self
+    }
+
+    /// Reads `users` on a cache miss for a user whose record is not known here yet.
+    pub fn with_users(mut self, users: Arc<dyn crate::store::Users>) -> Self {
+        self.users_store = Some(users);
         self
     }
 
@@ -301,9 +311,17 @@ impl Authenticator {
             return Err(AuthFailure::SessionEnded);
         }
         let fingerprint = crate::users::claimed_fingerprint(claims.ufp.as_deref());
-        if !self.is_latest(&live, &claims.sub, &record.provider_id, fingerprint) {
+        match self
+            .check_record(&live, &claims.sub, &record.provider_id, fingerprint)
+            .await
+        {
+            refresh::Check::Latest => {}
             // Made from a user record that has changed since (see `refresh`).
-            return Err(AuthFailure::Token(JwtError::Expired));
+            refresh::Check::Stale => return Err(AuthFailure::Token(JwtError::Expired)),
+            refresh::Check::Gone => {
+                self.revoke_user(&claims.sub).await?;
+                return Err(AuthFailure::SessionEnded);
+            }
         }
         live.last_seen.fetch_max(now, Ordering::Relaxed);
         if let Some(idle) = self.idle_secs {

@@ -120,7 +120,8 @@ impl AppState {
                 config.session.outage_grace,
             )
             .with_idle_timeout(config.session.idle_timeout)
-            .with_apps(config.apps.keys()),
+            .with_apps(config.apps.keys())
+            .with_users(stores.users.clone()),
         );
         let key_material = config
             .session

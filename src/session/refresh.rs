@@ -1,5 +1,5 @@
-//! Group changes that reach live sessions within `[users] refresh_interval`, with no I/O on
-//! `/auth`.
+//! Group changes that reach live sessions within `[users] refresh_interval`, with no I/O when
+//! `/auth` answers from its token cache.
 //!
 //! # Design
 //!
@@ -23,6 +23,11 @@
 //! holds fewer active users than the cap (beyond it, each user is checked every
 //! `ceil(users / cap)` rounds, and the log says so once).
 //!
+//! - A user not known here yet — first seen, or forgotten since its last token left the cache
+//!   — is read from the users store on its cache miss (which reads the session store anyway),
+//!   for at most [`MISS_READ_TIMEOUT`]: a token made before a change this process never saw
+//!   does not pass for another interval. If the store cannot say in time, the token passes and
+//!   the next round decides (the users store being down does not take `/auth` down with it).
 //! - A user the store no longer returns (deleted, or no longer `PUBLIC`) has every session
 //!   revoked (`Authenticator::revoke_user`), on every instance through the revocation feed.
 //! - A store that fails leaves everything as it was for that round, logged once until it
@@ -48,6 +53,21 @@ use crate::store::{StoreError, User, Users};
 /// The most user records one round reads. At the default interval (60 s) that is about 170
 /// records a second at most, in batches (`Users::get_users`).
 pub const MAX_USERS_PER_ROUND: usize = 10_000;
+
+/// How long a cache miss waits for the users store to read a user not known here yet (see
+/// `Authenticator::check_record`).
+pub const MISS_READ_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// What a cache miss learns of a token from its user's record.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Check {
+    /// Made from the latest record (or the store could not say yet).
+    Latest,
+    /// Made from an older record: the token counts as expired (renewed for a browser).
+    Stale,
+    /// The user is no longer active in the users store: every session ends.
+    Gone,
+}
 
 /// One user with a cached session in this process: what the users store last showed.
 #[derive(Debug)]
@@ -121,21 +141,48 @@ impl Authenticator {
 
     /// The cache-miss check of a token of session `live`, of user `user_id`, opened through
     /// `provider_id`, with `fingerprint`: links the session to its user's shared record and
-    /// says whether the token was made from the latest record known here. Sessions without a
-    /// provider (`idgate sessions mint`) are not followed: always `true`.
-    pub(super) fn is_latest(
+    /// says whether the token was made from the latest record. A user not known here yet
+    /// (first seen, or forgotten since its last token left the cache) is read from the users
+    /// store first, for at most [`MISS_READ_TIMEOUT`]; if the store cannot say, the token
+    /// passes and the next round decides. Sessions without a provider (`idgate sessions
+    /// mint`) are not followed.
+    pub(super) async fn check_record(
         &self,
         live: &SessionLive,
         user_id: &str,
         provider_id: &str,
         fingerprint: u64,
-    ) -> bool {
+    ) -> Check {
         if provider_id.is_empty() {
-            return true;
+            return Check::Latest;
         }
-        let user = live.user.get_or_init(|| self.user_live(user_id));
+        let user = live.user.get_or_init(|| self.user_live(user_id)).clone();
         user.saw(fingerprint);
-        user.accepts(fingerprint)
+        if user.fingerprint.load(Ordering::Acquire) == 0 {
+            if let Some(store) = &self.users_store {
+                let read = self.user_read();
+                match tokio::time::timeout(MISS_READ_TIMEOUT, store.get_user(user_id)).await {
+                    Ok(Ok(Some(record))) => {
+                        user.learn(crate::users::fingerprint(&record), read);
+                    }
+                    Ok(Ok(None)) => {
+                        tracing::info!(user = %user_id, "the user is no longer active in the users store: their sessions end");
+                        return Check::Gone;
+                    }
+                    Ok(Err(e)) => {
+                        tracing::debug!(error = %e, "the users store cannot say whether the user changed: the next round will");
+                    }
+                    Err(_) => {
+                        tracing::debug!("the users store is slow to say whether the user changed: the next round will");
+                    }
+                }
+            }
+        }
+        if user.accepts(fingerprint) {
+            Check::Latest
+        } else {
+            Check::Stale
+        }
     }
 
     /// A number for a read of the users store about to start: of two reads of one user, the

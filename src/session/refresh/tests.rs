@@ -84,7 +84,7 @@ impl Users for Switchable {
 struct Fixture {
     _dir: tempfile::TempDir,
     store: Arc<EmbeddedStore>,
-    users: Switchable,
+    users: Arc<Switchable>,
     auth: Authenticator,
 }
 
@@ -98,15 +98,17 @@ fn fixture() -> Fixture {
         max_value_bytes: 4096,
     };
     let sessions: Arc<dyn Sessions> = store.clone();
-    let auth = Authenticator::new(keys(), sessions, identity, 100, Duration::from_secs(30));
+    let users = Arc::new(Switchable {
+        store: store.clone(),
+        down: AtomicBool::new(false),
+    });
+    let auth = Authenticator::new(keys(), sessions, identity, 100, Duration::from_secs(30))
+        .with_users(users.clone());
     // The feed vouches for the cache, as the follower does when the store is healthy.
     auth.on_feed_event(crate::store::FeedEvent::Healthy);
     Fixture {
         _dir: dir,
-        users: Switchable {
-            store: store.clone(),
-            down: AtomicBool::new(false),
-        },
+        users,
         store,
         auth,
     }
@@ -180,12 +182,16 @@ impl Fixture {
     }
 
     async fn round(&self, max: usize) -> Result<Round, StoreError> {
-        refresh_round(&self.auth, &self.users, max, crate::now_secs()).await
+        refresh_round(&self.auth, self.users.as_ref(), max, crate::now_secs()).await
     }
 
     /// Whether `/auth` answers `token` from its cache.
     fn cached(&self, token: &str) -> bool {
         self.auth.cached(token, crate::now_secs()).is_some()
+    }
+
+    fn store_down(&self, down: bool) {
+        self.users.down.store(down, Ordering::Relaxed);
     }
 }
 
@@ -254,14 +260,61 @@ async fn a_changed_record_expires_the_tokens_made_from_the_old_one() {
 async fn a_token_without_a_fingerprint_counts_as_changed_once_the_record_is_read() {
     let f = fixture();
     let bob = f.user("bob", &["a"]).await;
+    // Read on its first cache miss: expired at once.
     let legacy = f.session("s1", &bob.user_id, "dev", None).await;
-    assert!(
-        f.auth.authenticate(&legacy).await.is_ok(),
-        "accepted until the record is read"
-    );
+    assert!(expired(f.auth.authenticate(&legacy).await));
+    // The store could not answer then: accepted until the next round reads it.
+    let f = fixture();
+    let bob = f.user("bob", &["a"]).await;
+    let legacy = f.session("s1", &bob.user_id, "dev", None).await;
+    f.store_down(true);
+    assert!(f.auth.authenticate(&legacy).await.is_ok());
+    f.store_down(false);
     let round = f.round(100).await.unwrap();
     assert_eq!(round.changed, 1);
     assert!(expired(f.auth.authenticate(&legacy).await));
+}
+
+#[tokio::test]
+async fn a_user_not_known_here_is_read_on_a_cache_miss() {
+    let f = fixture();
+    let erin = f.user("erin", &["a"]).await;
+    let old = f
+        .session(
+            "s1",
+            &erin.user_id,
+            "dev",
+            Some(crate::users::fingerprint(&erin)),
+        )
+        .await;
+    // Changed before this process saw the user: the first cache miss reads the record.
+    let changed = f.set_groups(&erin.user_id, &["b"]).await;
+    assert!(expired(f.auth.authenticate(&old).await));
+    let new = f.token(
+        "s1",
+        &erin.user_id,
+        Some(crate::users::fingerprint(&changed)),
+    );
+    assert!(f.auth.authenticate(&new).await.is_ok());
+    // Forgotten (every token of the user left the cache): read again, so the old token does
+    // not pass in between.
+    f.auth.tokens.clear();
+    f.auth.prune_flags();
+    assert_eq!(f.auth.users_due(10).1, 0, "forgotten");
+    assert!(expired(f.auth.authenticate(&old).await));
+    // A user no longer in the store: the session ends at its first cache miss.
+    let gone = f.session("s2", "gone", "dev", Some(7)).await;
+    assert!(matches!(
+        f.auth.authenticate(&gone).await,
+        Err(AuthFailure::SessionEnded)
+    ));
+    assert!(!f
+        .store
+        .get_session("s2")
+        .await
+        .unwrap()
+        .unwrap()
+        .is_alive(crate::now_secs()));
 }
 
 #[tokio::test]
@@ -270,9 +323,12 @@ async fn a_user_gone_from_the_store_loses_every_session() {
     // Sessions of a user the users store does not return (deleted, or not `PUBLIC`).
     let t1 = f.session("s1", "gone", "dev", Some(7)).await;
     let t2 = f.session("s2", "gone", "dev", Some(7)).await;
+    // Cached while the store could not say (else the first cache miss ends them).
+    f.store_down(true);
     for t in [&t1, &t2] {
         assert!(f.auth.authenticate(t).await.is_ok());
     }
+    f.store_down(false);
     let round = f.round(100).await.unwrap();
     assert_eq!((round.checked, round.revoked), (1, 1));
     for (sid, t) in [("s1", &t1), ("s2", &t2)] {
@@ -303,11 +359,13 @@ async fn a_store_that_fails_changes_nothing_and_revokes_nothing() {
         )
         .await;
     let orphan = f.session("s2", "gone", "dev", Some(7)).await;
-    for t in [&token, &orphan] {
-        assert!(f.auth.authenticate(t).await.is_ok());
-    }
+    assert!(f.auth.authenticate(&token).await.is_ok());
     f.set_groups(&carol.user_id, &["b"]).await;
-    f.users.down.store(true, Ordering::Relaxed);
+    f.store_down(true);
+    assert!(
+        f.auth.authenticate(&orphan).await.is_ok(),
+        "the store cannot say: it passes"
+    );
     assert!(f.round(100).await.is_err());
     // Both tokens still pass, and both sessions live in the store.
     for (sid, t) in [("s1", &token), ("s2", &orphan)] {
@@ -321,7 +379,7 @@ async fn a_store_that_fails_changes_nothing_and_revokes_nothing() {
             .is_alive(crate::now_secs()));
     }
     // Back up: the next round does what the failed one could not.
-    f.users.down.store(false, Ordering::Relaxed);
+    f.store_down(false);
     let round = f.round(100).await.unwrap();
     assert_eq!((round.changed, round.revoked), (1, 1));
     assert!(!f.cached(&token) && !f.cached(&orphan));
