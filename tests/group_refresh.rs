@@ -118,12 +118,14 @@ async fn groups_set_with_the_cli_reach_the_upstream_within_the_interval_without_
 }
 
 /// Runs `code` with the project's venv Python and pymongo against `mongo` (the users are in the
-/// `idgate` database's `users` collection); `args` follow the URI in `sys.argv`.
-fn pymongo(mongo: &Mongo, code: &str, args: &[&str]) {
+/// `idgate` database's `users` collection); `args` follow the URI in `sys.argv`. Returns when
+/// the write was acknowledged, as an `Instant` of this process (Python's clock read right after
+/// it, carried over), so that a delay counts from the write, not from the interpreter's exit.
+fn pymongo(mongo: &Mongo, code: &str, args: &[&str]) -> Instant {
     let python = repo().join("tests/py/.venv/bin/python");
     let script = format!(
-        "import sys, pymongo\nfrom bson import ObjectId\n\
-         users = pymongo.MongoClient(sys.argv[1]).idgate.users\n{code}\n"
+        "import sys, time, pymongo\nfrom bson import ObjectId\n\
+         users = pymongo.MongoClient(sys.argv[1]).idgate.users\n{code}\nprint(time.time())\n"
     );
     let out = std::process::Command::new(python)
         .arg("-c")
@@ -137,6 +139,12 @@ fn pymongo(mongo: &Mongo, code: &str, args: &[&str]) {
         "pymongo: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    let written: f64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    Instant::now() - Duration::from_secs_f64((now - written).max(0.0))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -190,32 +198,37 @@ async fn a_change_written_into_mongodb_reaches_every_instance_and_a_trashed_user
         served_from_cache(instance, &jwt).await;
     }
 
-    // pymongo, as any other writer of the collection would.
-    pymongo(
-        &mongo,
-        "r = users.update_one({'_id': ObjectId(sys.argv[2])}, {'$set': {'groups': ['beta']}})\n\
-         assert r.modified_count == 1, r.raw_result",
-        &[&id],
-    );
-    let changed = Instant::now();
-    let delays =
-        futures_util::future::join_all(fleet.all().into_iter().enumerate().map(|(i, instance)| {
-            let ask = &ask;
-            async move {
-                within_bound(
-                    &format!("instance {i} serves the new groups"),
-                    changed,
-                    || async { ask(instance).await == (200, Some("beta".to_owned())) },
-                )
-                .await
-            }
-        }))
-        .await;
-    for (i, delay) in delays.iter().enumerate() {
-        println!(
-            "GROUP_REFRESH MongoDB written with pymongo, 3 instances: instance {i} served the new groups after {} ms (refresh_interval 1s)",
-            delay.as_millis()
+    // pymongo, as any other writer of the collection would; three changes, the last back to
+    // the first's groups (the same fingerprint again), each made a different time into the
+    // instances' rounds (not a wait for anything: the printed delays then sample the interval).
+    for (k, groups) in ["beta", "beta,gamma", "beta"].into_iter().enumerate() {
+        tokio::time::sleep(Duration::from_millis(350 * k as u64)).await;
+        let changed = pymongo(
+            &mongo,
+            "r = users.update_one({'_id': ObjectId(sys.argv[2])}, {'$set': {'groups': sys.argv[3].split(',')}})\n\
+             assert r.modified_count == 1, r.raw_result",
+            &[&id, groups],
         );
+        let delays = futures_util::future::join_all(fleet.all().into_iter().enumerate().map(
+            |(i, instance)| {
+                let ask = &ask;
+                async move {
+                    within_bound(
+                        &format!("instance {i} serves the groups {groups}"),
+                        changed,
+                        || async { ask(instance).await == (200, Some(groups.to_owned())) },
+                    )
+                    .await
+                }
+            },
+        ))
+        .await;
+        for (i, delay) in delays.iter().enumerate() {
+            println!(
+                "GROUP_REFRESH MongoDB written with pymongo, 3 instances: groups {groups}: instance {i} served them after {} ms (refresh_interval 1s)",
+                delay.as_millis()
+            );
+        }
     }
     // Through Nginx, whichever instance answers: the new group passes, the old is refused.
     let (status, echo) = through_nginx(&browser, &site, "/team-b/").await;
@@ -225,13 +238,12 @@ async fn a_change_written_into_mongodb_reaches_every_instance_and_a_trashed_user
     }
 
     // The user moved to the trash: every instance refuses the session within the bound.
-    pymongo(
+    let trashed = pymongo(
         &mongo,
         "r = users.update_one({'_id': ObjectId(sys.argv[2])}, {'$set': {'__STATE__': 'TRASH'}})\n\
          assert r.modified_count == 1, r.raw_result",
         &[&id],
     );
-    let trashed = Instant::now();
     let delays =
         futures_util::future::join_all(fleet.all().into_iter().enumerate().map(|(i, instance)| {
             let ask = &ask;
