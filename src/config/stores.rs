@@ -395,4 +395,35 @@ mod tests {
         );
         assert!(inactive_users("k", Some("allow".into())).is_err());
     }
+
+    #[test]
+    fn refresh_interval_defaults_to_a_minute_and_is_at_least_a_second_for_every_kind() {
+        let embedded = |v: Option<&str>| raw::RawUsers::Embedded {
+            path: None,
+            refresh_interval: v.map(str::to_owned),
+        };
+        assert_eq!(
+            refresh_interval(&embedded(None)).unwrap(),
+            Duration::from_secs(60)
+        );
+        assert_eq!(
+            refresh_interval(&embedded(Some("5s"))).unwrap(),
+            Duration::from_secs(5)
+        );
+        for bad in ["500ms", "0s", "soon"] {
+            let err = refresh_interval(&embedded(Some(bad)))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("users.refresh_interval"), "{bad}: {err}");
+        }
+        // The other kinds take it too, from the TOML.
+        for kind in [
+            "kind = \"mongodb\"\nuri = \"mongodb://h\"\ndatabase = \"d\"",
+            "kind = \"crud\"\nbase_url = \"http://crud/users\"",
+        ] {
+            let raw: raw::RawUsers =
+                toml::from_str(&format!("{kind}\nrefresh_interval = \"2m\"")).unwrap();
+            assert_eq!(refresh_interval(&raw).unwrap(), Duration::from_secs(120));
+        }
+    }
 }

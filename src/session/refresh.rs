@@ -16,8 +16,9 @@
 //! 401 and calls `/refreshtoken`, which re-reads the record too.
 //!
 //! A background task per process ([`spawn_user_refresher`]) learns the fingerprints: every
-//! `refresh_interval` it reads the records of the users with a cached session here, in one
-//! batch (`Users::get_users`), oldest-checked first and at most [`MAX_USERS_PER_ROUND`] per
+//! `refresh_interval` it reads the records of the users with a cached session here, in
+//! batches where the store can (`Users::get_users`: MongoDB 500 a query; the CRUD service one
+//! request a user, 16 in flight), oldest-checked first and at most [`MAX_USERS_PER_ROUND`] per
 //! round. So a change made by any writer (the CLI, MongoDB written directly, the CRUD service)
 //! reaches every instance within one interval plus the time of a round, as long as an instance
 //! holds fewer active users than the cap (beyond it, each user is checked every
