@@ -1,5 +1,6 @@
 //! Group changes within `[users] refresh_interval`: a change of a logged-in user's groups in the
-//! users store — with the CLI on the embedded store, with pymongo straight into MongoDB — reaches
+//! users store — with the CLI on the embedded store, with pymongo straight into MongoDB, through
+//! the CRUD service — reaches
 //! what the upstream sees without a new login, and the old groups are refused; a user set to a
 //! non-`PUBLIC` state loses the session on every instance. Real Nginx, real IdP, real Redis, the
 //! real MongoDB-wire server; each delay is printed (`GROUP_REFRESH` lines), and only checked
@@ -265,4 +266,68 @@ async fn a_change_written_into_mongodb_reaches_every_instance_and_a_trashed_user
     }
     let resp = browser.navigate(&format!("{site}/team-b/")).await;
     assert_eq!(resp.status(), 302, "back to the login");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_made_through_the_crud_service_reaches_the_upstream_and_a_trashed_user_is_refused()
+{
+    let mongo = Mongo::start();
+    let crud = common::mongo::CrudFake::start(&mongo, "crud", "secret:group-key");
+    let stack = Stack::start_with(Setup {
+        extra: RULES,
+        users: Some(format!(
+            "[users]\nkind = \"crud\"\nbase_url = \"{}\"\nheaders = {{ secret = \"group-key\" }}\nrefresh_interval = \"1s\"",
+            crud.url
+        )),
+        ..Setup::default()
+    });
+    let site = stack.site();
+    let browser = Browser::new();
+    assert_eq!(login(&stack, &browser, "/", "gwen").await.status(), 200);
+    let id = jwt_claims(&browser.cookie(&site, "sid").unwrap())["sub"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(through_nginx(&browser, &site, "/team-a/").await.0, 200);
+
+    // The CRUD service, as the project's console uses it.
+    let service = Browser::new().client;
+    let resp = service
+        .patch(format!("{}/{id}", crud.url))
+        .header("secret", "group-key")
+        .json(&serde_json::json!({ "$set": { "groups": ["beta"] } }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+    let changed = Instant::now();
+    let delay = within_bound("the upstream sees the new groups", changed, || async {
+        let (status, echo) = through_nginx(&browser, &site, "/team-b/").await;
+        status == 200 && echo.get("miausergroups").map(String::as_str) == Some("beta")
+    })
+    .await;
+    println!(
+        "GROUP_REFRESH CRUD service: the upstream saw the new groups after {} ms (refresh_interval 1s)",
+        delay.as_millis()
+    );
+    assert_eq!(through_nginx(&browser, &site, "/team-a/").await.0, 403);
+
+    // Moved to the trash through the service: the session ends.
+    let resp = service
+        .post(format!("{}/{id}/state", crud.url))
+        .header("secret", "group-key")
+        .json(&serde_json::json!({ "stateTo": "TRASH" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    let trashed = Instant::now();
+    let delay = within_bound("the session ends", trashed, || async {
+        browser.navigate(&format!("{site}/team-b/")).await.status() == 302
+    })
+    .await;
+    println!(
+        "GROUP_REFRESH CRUD service, user set to TRASH: the session ended after {} ms",
+        delay.as_millis()
+    );
 }
