@@ -1,8 +1,7 @@
 //! Group changes within `[users] refresh_interval`: a change of a logged-in user's groups in the
 //! users store — with the CLI on the embedded store, with pymongo straight into MongoDB, through
-//! the CRUD service — reaches
-//! what the upstream sees without a new login, and the old groups are refused; a user set to a
-//! non-`PUBLIC` state loses the session on every instance. Real Nginx, real IdP, real Redis, the
+//! the CRUD service — reaches what the upstream sees without a new login, and the old groups are
+//! refused; a user set to a non-`PUBLIC` state loses the session on every instance. Real Nginx, real IdP, real Redis, the
 //! real MongoDB-wire server; each delay is printed (`GROUP_REFRESH` lines), and only checked
 //! against the configured bound plus slack for a loaded test machine.
 
