@@ -12,11 +12,11 @@
 //! unreachable), cached sessions are trusted for `session.outage_grace` more, then no longer:
 //! every request goes back to the store, and is refused if the store cannot answer.
 //!
-//! A change of a user's groups in the users store reaches the cache the same way, without a
-//! read of the store on `/auth`: every token carries the fingerprint of the record it was made
-//! from, every session shares one record per user, and [`refresh`] learns the store's latest
-//! fingerprint in the background; a cached token whose fingerprint is no longer the latest
-//! counts as expired (a browser's is renewed at once with the new groups).
+//! A change of a user's groups in the users store reaches the cache too, with no read of the
+//! users store on a cache hit: every token carries the fingerprint of the record it was made
+//! from, the sessions of a user share one record of the latest fingerprint, and [`refresh`]
+//! learns it in the background; a cached token whose fingerprint is no longer the latest counts
+//! as expired (a browser's is renewed at once, with the new groups).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
