@@ -116,6 +116,10 @@ pub struct Metrics {
     pub runtime_tasks: Gauge,
     /// Audit events lost: refused by a full queue, or in a write that failed (see `audit`).
     pub audit_dropped: Counter,
+
+    /// The users-store refresher (`session::refresh`): users whose record changed, users whose
+    /// sessions it ended, rounds the store failed.
+    user_refresh: [Counter; 3],
 }
 
 impl Default for Metrics {
@@ -230,8 +234,27 @@ impl Metrics {
             "Audit events lost: refused because the audit writer was behind, or in a failed write",
             audit_dropped.clone(),
         );
+
+        let user_refresh = [Counter::default(), Counter::default(), Counter::default()];
+        for (counter, (name, help)) in user_refresh.iter().zip([
+            (
+                "user_refresh_changed",
+                "Users whose groups, permissions or metadata changed in the users store while they had a cached session here",
+            ),
+            (
+                "user_refresh_revoked",
+                "Users no longer active in the users store whose sessions the refresher ended",
+            ),
+            (
+                "user_refresh_failures",
+                "Refresh rounds skipped because the users store did not answer",
+            ),
+        ]) {
+            registry.register(name, help, counter.clone());
+        }
         Self {
             registry,
+            user_refresh,
             requests,
             decisions,
             cache_hits,
@@ -274,6 +297,17 @@ impl Metrics {
                 c.inc();
             }
         }
+    }
+
+    /// One refresh round's outcome (`session::refresh`).
+    pub fn user_refresh(&self, changed: u64, revoked: u64) {
+        self.user_refresh[0].inc_by(changed);
+        self.user_refresh[1].inc_by(revoked);
+    }
+
+    /// A refresh round the users store failed.
+    pub fn user_refresh_failed(&self) {
+        self.user_refresh[2].inc();
     }
 
     pub fn cache_hit(&self) {

@@ -14,6 +14,10 @@
 //! sharing the store — produce the same token, so there is effectively one renewal and nobody
 //! is logged out by a race. A small in-memory cache spares the work for a burst of requests
 //! carrying the same expired cookie.
+//!
+//! A token whose user record has changed in the users store since it was made counts as
+//! expired too (`session::refresh`), before its `exp`: its renewal keeps its `iat` and `exp`,
+//! with the claims read again.
 
 use std::sync::Arc;
 
@@ -92,8 +96,16 @@ async fn renew_now(
         tracing::warn!(user = %old.sub, "the session's sealed IdP part is unreadable: not renewed");
         AuthFailure::SessionEnded
     })?;
-    let user = match state.users.get_user(&old.sub).await? {
-        Some(u) => crate::users::claim_for(app, &u, &record.provider_id, &asserted),
+    let read = state.auth.user_read();
+    let (user, fingerprint) = match state.users.get_user(&old.sub).await? {
+        Some(u) => {
+            let fingerprint = crate::users::fingerprint(&u);
+            state.auth.learn_user(&u.user_id, fingerprint, read);
+            (
+                crate::users::claim_for(app, &u, &record.provider_id, &asserted),
+                fingerprint,
+            )
+        }
         None => {
             tracing::info!(user = %old.sub, "the user is no longer in the users store: ending the session");
             state.auth.revoke(&old.sid).await?;
@@ -109,11 +121,20 @@ async fn renew_now(
         return Err(AuthFailure::SessionEnded);
     }
     let ttl = state.config.session.access_ttl.as_secs().max(1) as i64;
-    // The first step that ends more than a second from now: a token that would expire within
-    // the second could be expired by the time it is checked, and the request refused.
-    let steps = ((now + 1 - old.exp) / ttl + 1).max(1);
-    let exp = (old.exp + steps * ttl).min(record.expires_at);
-    let mut claims = crate::users::session_claims(app, user, &old.sid, exp - ttl, ttl);
+    let (iat, exp) = if now + 1 < old.exp {
+        // Not expired: renewed because the user's record changed (`session::refresh`). The
+        // new token keeps the old one's window, so it too is the same on every instance.
+        (old.iat, old.exp)
+    } else {
+        // The first step that ends more than a second from now: a token that would expire
+        // within the second could be expired by the time it is checked, and the request
+        // refused.
+        let steps = ((now + 1 - old.exp) / ttl + 1).max(1);
+        let exp = (old.exp + steps * ttl).min(record.expires_at);
+        (exp - ttl, exp)
+    };
+    let mut claims =
+        crate::users::session_claims(app, user, Some(fingerprint), &old.sid, iat, exp - iat);
     claims.jti = hash_token(&format!("{}:{exp}", old.jti));
     // The login's authentication is the old token's: a renewal is not a new login.
     claims.set_authn(old.authn());

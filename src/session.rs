@@ -11,10 +11,16 @@
 //! revocation feed ([`spawn_revocation_follower`]) within a second. If the feed goes quiet (Redis
 //! unreachable), cached sessions are trusted for `session.outage_grace` more, then no longer:
 //! every request goes back to the store, and is refused if the store cannot answer.
+//!
+//! A change of a user's groups in the users store reaches the cache too, with no read of the
+//! users store on a cache hit: every token carries the fingerprint of the record it was made
+//! from, the sessions of a user share one record of the latest fingerprint, and [`refresh`]
+//! learns it in the background; a cached token whose fingerprint is no longer the latest counts
+//! as expired (a browser's is renewed at once, with the new groups).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
 use http::{HeaderName, HeaderValue};
@@ -24,6 +30,9 @@ use crate::headers::{IdentityHeaders, OversizedHeader, RenderedIdentity};
 use crate::jwt::{Authn, Claims, JwtError, JwtKeys};
 use crate::store::{FeedEvent, Sessions, StoreError};
 
+pub mod refresh;
+pub use refresh::{spawn_user_refresher, UserLive};
+
 /// How often expired and revoked tokens leave the cache, and stale liveness flags with them.
 const PRUNE_INTERVAL: Duration = Duration::from_secs(60);
 
@@ -31,14 +40,19 @@ const PRUNE_INTERVAL: Duration = Duration::from_secs(60);
 /// how stale "last seen" may be.
 pub const ACTIVITY_EVERY_SECS: i64 = 60;
 
-/// What every cached token of one session shares: its id, whether it is alive, and (for the
-/// idle timeout) when it was last used here and last reported to the store.
+/// What every cached token of one session shares: its id, whether it is alive, (for the
+/// idle timeout) when it was last used here and last reported to the store, and its user's
+/// record (for group changes).
 #[derive(Debug)]
 struct SessionLive {
     sid: Arc<str>,
     alive: AtomicBool,
     last_seen: AtomicI64,
     last_touch: AtomicI64,
+    /// The user's shared record ([`refresh`]), set when the session is first read from the
+    /// store; never set for a session `idgate sessions mint` opened (its groups are the
+    /// administrator's, not the users store's).
+    user: OnceLock<Arc<UserLive>>,
 }
 
 /// A verified session token: what `/auth` decides on and sends upstream, and nothing more.
@@ -52,6 +66,8 @@ pub struct VerifiedSession {
     /// The app the session was opened for (from the store): it opens that app's locations only.
     app_id: Arc<str>,
     live: Arc<SessionLive>,
+    /// The token's `ufp` claim (`users::fingerprint`; 0 when it has none).
+    fingerprint: u64,
     /// The identity headers `/auth` answers with, or why they cannot be sent.
     identity: Result<RenderedIdentity, Box<OversizedHeader>>,
     /// How the IdP authenticated the login (`acr`, `amr`, `auth_time`), for step-up rules;
@@ -60,9 +76,17 @@ pub struct VerifiedSession {
 }
 
 impl VerifiedSession {
-    /// Not expired and not revoked.
+    /// Not expired, not revoked, and made from the user's record as the store last showed it.
     pub fn is_valid(&self, now: i64) -> bool {
-        now < self.exp && self.live.alive.load(Ordering::Acquire)
+        now < self.exp && self.live.alive.load(Ordering::Acquire) && self.is_current()
+    }
+
+    /// Made from the user's latest record, as far as this process knows (one atomic load).
+    fn is_current(&self) -> bool {
+        self.live
+            .user
+            .get()
+            .is_none_or(|u| u.accepts(self.fingerprint))
     }
 
     /// When the token expires (Unix seconds).
@@ -114,10 +138,19 @@ pub struct Authenticator {
     /// all left the cache; a std mutex because it is touched only on cache misses and
     /// revocations, never held across an `.await`.
     flags: Mutex<HashMap<Arc<str>, Weak<SessionLive>>>,
+    /// One record per user with a cached session (see [`refresh`]), weak and locked like
+    /// `flags`: the refresher reads its keys once a round.
+    users: Mutex<HashMap<Arc<str>, Weak<UserLive>>>,
+    /// Numbers the reads of the users store, so that of two reads of one user the later wins
+    /// (see [`UserLive::learn`]).
+    user_reads: std::sync::atomic::AtomicU64,
     /// The configured app ids, shared by every entry of their app instead of copied.
     app_ids: Vec<Arc<str>>,
     /// `[session] idle_timeout` in seconds: a session unused this long ends.
     idle_secs: Option<i64>,
+    /// The users store, read on a cache miss for a user whose record this process does not
+    /// know yet (see [`refresh`]); `None`: not read (tests of the cache alone).
+    users_store: Option<Arc<dyn crate::store::Users>>,
     /// Until when (Unix seconds) cached verifications may be trusted: the last moment the
     /// revocation feed was known current, plus the outage grace.
     feed_trusted_until: AtomicI64,
@@ -138,6 +171,9 @@ impl Authenticator {
             identity,
             tokens: quick_cache::sync::Cache::new(capacity),
             flags: Mutex::new(HashMap::new()),
+            users: Mutex::new(HashMap::new()),
+            users_store: None,
+            user_reads: std::sync::atomic::AtomicU64::new(1),
             app_ids: Vec::new(),
             feed_trusted_until: AtomicI64::new(0),
             outage_grace_secs: outage_grace.as_secs().max(1) as i64,
@@ -149,6 +185,12 @@ impl Authenticator {
     /// store, reported at most every quarter of `idle`).
     pub fn with_idle_timeout(mut self, idle: Option<Duration>) -> Self {
         self.idle_secs = idle.map(|d| d.as_secs().max(1) as i64);
+        self
+    }
+
+    /// Reads `users` on a cache miss for a user whose record is not known here yet.
+    pub fn with_users(mut self, users: Arc<dyn crate::store::Users>) -> Self {
+        self.users_store = Some(users);
         self
     }
 
@@ -257,8 +299,9 @@ impl Authenticator {
                 // Revoked: final, no need to ask the store.
                 return Err(AuthFailure::SessionEnded);
             }
-            if now >= hit.exp {
-                // Expired: the caller may renew it while the session lives.
+            if now >= hit.exp || !hit.is_current() {
+                // Expired, or made from a user record that has changed since: the caller may
+                // renew it while the session lives.
                 return Err(AuthFailure::Token(JwtError::Expired));
             }
         }
@@ -287,6 +330,19 @@ impl Authenticator {
             self.revoke(&claims.sid).await?;
             return Err(AuthFailure::SessionEnded);
         }
+        let fingerprint = crate::users::claimed_fingerprint(claims.ufp.as_deref());
+        match self
+            .check_record(&live, &claims.sub, &record.provider_id, fingerprint)
+            .await
+        {
+            refresh::Check::Latest => {}
+            // Made from a user record that has changed since (see `refresh`).
+            refresh::Check::Stale => return Err(AuthFailure::Token(JwtError::Expired)),
+            refresh::Check::Gone => {
+                self.revoke_user(&claims.sub).await?;
+                return Err(AuthFailure::SessionEnded);
+            }
+        }
         live.last_seen.fetch_max(now, Ordering::Relaxed);
         // A use seen on the slow path is activity too: another instance, where the session
         // is next used, must learn of it (else a session used in turn on two instances,
@@ -308,6 +364,7 @@ impl Authenticator {
             permissions,
             app_id,
             live,
+            fingerprint,
             identity,
             authn,
         });
@@ -357,6 +414,7 @@ impl Authenticator {
                 last_seen: AtomicI64::new(0),
                 // Never reported here yet: the first use is reported at once.
                 last_touch: AtomicI64::new(0),
+                user: OnceLock::new(),
             })
         };
         let Ok(mut flags) = self.flags.lock() else {
@@ -395,10 +453,13 @@ impl Authenticator {
         Ok(revoked)
     }
 
-    /// Drops flags no cached token refers to any more.
+    /// Drops flags (and user records) no cached token refers to any more.
     fn prune_flags(&self) {
         if let Ok(mut flags) = self.flags.lock() {
             flags.retain(|_, f| f.strong_count() > 0);
+        }
+        if let Ok(mut users) = self.users.lock() {
+            users.retain(|_, u| u.strong_count() > 0);
         }
     }
 }

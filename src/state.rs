@@ -122,7 +122,8 @@ impl AppState {
                 config.session.outage_grace,
             )
             .with_idle_timeout(config.session.idle_timeout)
-            .with_apps(config.apps.keys()),
+            .with_apps(config.apps.keys())
+            .with_users(stores.users.clone()),
         );
         let key_material = config
             .session
@@ -162,11 +163,17 @@ impl AppState {
         }))
     }
 
-    /// Starts the background tasks (the revocation follower, the purges of expired login
-    /// states and of past renewals) and returns their handles.
+    /// Starts the background tasks (the revocation follower, the users-store refresher, the
+    /// purges of expired login states and of past renewals) and returns their handles.
     pub fn spawn_background(self: &Arc<Self>) -> Vec<tokio::task::JoinHandle<()>> {
         let mut tasks =
             crate::session::spawn_revocation_follower(self.auth.clone(), self.sessions.clone());
+        tasks.push(crate::session::spawn_user_refresher(
+            self.auth.clone(),
+            self.users.clone(),
+            self.config.users_refresh_interval,
+            self.metrics.clone(),
+        ));
         let states = self.states.clone();
         tasks.push(tokio::spawn(async move {
             loop {

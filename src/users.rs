@@ -124,10 +124,68 @@ fn insert_at(
     }
 }
 
-/// Claims of a new session token.
+/// What the users store contributes to a session token — the record's `groups`,
+/// `permissions` and `metadata` — as one number, never 0 (which stands for "not known"). Tokens
+/// carry it (the `ufp` claim, [`fingerprint_claim`]); the refresher (`session::refresh`) reads
+/// the active users' records again and compares. `name`, `email` and `username` are left out:
+/// they are the IdP's, refreshed by every login. Metadata objects count by content, whatever
+/// the order of their keys.
+pub fn fingerprint(user: &User) -> u64 {
+    use sha2::Digest;
+    let mut hash = sha2::Sha256::new();
+    for list in [&user.groups, &user.permissions] {
+        hash.update((list.len() as u64).to_be_bytes());
+        for item in list {
+            hash.update((item.len() as u64).to_be_bytes());
+            hash.update(item.as_bytes());
+        }
+    }
+    hash.update(serde_json::to_vec(&canonical(&user.metadata)).unwrap_or_default());
+    let digest = hash.finalize();
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    u64::from_be_bytes(first).max(1)
+}
+
+/// `value` with every object's keys in order (whatever order the store kept them in).
+fn canonical(value: &serde_json::Value) -> serde_json::Value {
+    match value {
+        serde_json::Value::Object(map) => {
+            let mut entries: Vec<_> = map.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            serde_json::Value::Object(
+                entries
+                    .into_iter()
+                    .map(|(k, v)| (k.clone(), canonical(v)))
+                    .collect(),
+            )
+        }
+        serde_json::Value::Array(items) => {
+            serde_json::Value::Array(items.iter().map(canonical).collect())
+        }
+        other => other.clone(),
+    }
+}
+
+/// [`fingerprint`] as the token's `ufp` claim: 16 hex digits.
+pub fn fingerprint_claim(fingerprint: u64) -> String {
+    format!("{fingerprint:016x}")
+}
+
+/// A token's `ufp` claim read back; 0 (not known: counts as changed) when absent or malformed.
+pub fn claimed_fingerprint(claim: Option<&str>) -> u64 {
+    claim
+        .filter(|c| c.len() == 16)
+        .and_then(|c| u64::from_str_radix(c, 16).ok())
+        .unwrap_or(0)
+}
+
+/// Claims of a new session token; `fingerprint` is the users-store record's it was made from
+/// ([`fingerprint`]), `None` for a token whose claims are not the store's (`sessions mint`).
 pub fn session_claims(
     app: &AppConfig,
     user: UserClaim,
+    fingerprint: Option<u64>,
     sid: &str,
     now: i64,
     ttl_secs: i64,
@@ -143,6 +201,8 @@ pub fn session_claims(
         acr: None,
         amr: Vec::new(),
         auth_time: None,
+
+        ufp: fingerprint.map(fingerprint_claim),
     }
 }
 
@@ -194,6 +254,49 @@ mod tests {
         let plain = user_claim(&user, None, &TokenClaims::default(), &Asserted::default());
         assert_eq!(plain.groups, ["admins", "ops"]);
         assert!(plain.from_idp.is_empty());
+    }
+
+    #[test]
+    fn the_fingerprint_follows_groups_permissions_and_metadata_only() {
+        let base = user_with(serde_json::json!({"a": 1, "b": {"x": [1, 2], "y": "z"}}));
+        let fp = fingerprint(&base);
+        assert_ne!(fp, 0);
+        // The IdP's fields and the timestamps do not count; the order of metadata keys neither.
+        let mut same = base.clone();
+        same.name = Some("Renamed".into());
+        same.email = Some("new@example.test".into());
+        same.updated_at = 99;
+        same.metadata = serde_json::json!({"b": {"y": "z", "x": [1, 2]}, "a": 1});
+        assert_eq!(fingerprint(&same), fp);
+        // Each of the store's own fields counts.
+        let mut changes = Vec::new();
+        let mut c = base.clone();
+        c.groups = vec!["admins".into()];
+        changes.push(c);
+        let mut c = base.clone();
+        c.permissions = vec!["admins".into()];
+        changes.push(c);
+        let mut c = base.clone();
+        c.metadata["b"]["x"] = serde_json::json!([2, 1]);
+        changes.push(c);
+        let mut c = base.clone();
+        c.groups = vec!["a".into(), "b".into()];
+        let mut d = base.clone();
+        d.groups = vec!["ab".into()];
+        // Boundaries count: ["a","b"] is not ["ab"].
+        assert_ne!(fingerprint(&c), fingerprint(&d));
+        changes.push(c);
+        for changed in &changes {
+            assert_ne!(fingerprint(changed), fp, "{changed:?}");
+        }
+        // As a claim and back; anything else reads as 0 (not known: counts as changed).
+        let claim = fingerprint_claim(fp);
+        assert_eq!(claim.len(), 16);
+        assert_eq!(claimed_fingerprint(Some(&claim)), fp);
+        assert_eq!(claimed_fingerprint(Some(&fingerprint_claim(1))), 1);
+        for bad in [None, Some(""), Some("xyz"), Some("0123456789abcdef0")] {
+            assert_eq!(claimed_fingerprint(bad), 0, "{bad:?}");
+        }
     }
 
     fn user_with(metadata: serde_json::Value) -> User {

@@ -519,8 +519,12 @@ async fn back_channel_logout_ends_the_sessions_of_a_trashed_user() {
         .unwrap()
         .unwrap();
     let id = doc.get_object_id("_id").unwrap();
+    // Used once, so idgate knows the user's record (a user first seen after the trashing is
+    // read on that cache miss, and the session ends there: README "Group changes").
+    assert_eq!(browser.navigate(&format!("{site}/x")).await.status(), 200);
 
-    // The console moves the user to the trash; the session is still alive.
+    // The console moves the user to the trash; the session is still alive (until the next
+    // `[users] refresh_interval` round, 60 s by default).
     coll.update_one(
         doc! { "_id": id },
         doc! { "$set": { "__STATE__": "TRASH" } },

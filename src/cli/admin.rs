@@ -317,6 +317,6 @@ pub async fn mint(
         user_settings_url: None,
         from_idp: Default::default(),
     };
-    let claims = crate::users::session_claims(&app, user, &session.sid, now, lifetime);
+    let claims = crate::users::session_claims(&app, user, None, &session.sid, now, lifetime);
     Ok(state.auth.keys().sign(&claims)?)
 }

@@ -84,7 +84,7 @@ pub enum Command {
 pub enum UsersAction {
     /// Print every user as a JSON array.
     List,
-    /// Replace a user's groups; the user's next login carries them.
+    /// Replace a user's groups; live sessions carry them within `[users] refresh_interval`.
     SetGroups {
         user_id: String,
         groups: Vec<String>,

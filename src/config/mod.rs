@@ -85,6 +85,9 @@ pub struct Config {
     pub session: SessionConfig,
     pub store: StoreConfig,
     pub users: UsersConfig,
+    /// `[users] refresh_interval`: how often the records of the users with live sessions here
+    /// are read again, so that a change of their groups reaches `/auth` (see `session::refresh`).
+    pub users_refresh_interval: Duration,
     pub headers: crate::headers::IdentityHeaders,
     pub log: LogConfig,
     pub apps: BTreeMap<String, Arc<AppConfig>>,
@@ -175,7 +178,8 @@ impl Config {
         let server = server::validate(&raw.server, &resolve)?;
         let jwt = jwt::validate(raw.jwt, &resolve)?;
         let session = session::validate(raw.session, &resolve)?;
-        let (store, users) = stores::validate(raw.store, raw.users, &resolve)?;
+        let (store, users, users_refresh_interval) =
+            stores::validate(raw.store, raw.users, &resolve)?;
         let headers = headers::validate(raw.headers)?;
         let log = log::validate(raw.log)?;
         let audit = audit::validate(raw.audit, &resolve)?;
@@ -209,6 +213,7 @@ impl Config {
             session,
             store,
             users,
+            users_refresh_interval,
             headers,
             log,
             apps,

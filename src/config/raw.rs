@@ -184,6 +184,9 @@ pub enum RawStore {
 pub enum RawUsers {
     Embedded {
         path: Option<PathBuf>,
+        /// How often the records of the users with live sessions here are read again, so a
+        /// change of their groups reaches those sessions (default "60s", at least "1s").
+        refresh_interval: Option<String>,
     },
     Mongodb {
         uri: String,
@@ -197,6 +200,9 @@ pub enum RawUsers {
         /// `refuse` (default) or `recreate` (Mia's behaviour): a login whose identity only
         /// non-PUBLIC documents hold.
         inactive_users: Option<String>,
+        /// How often the records of the users with live sessions here are read again, so a
+        /// change of their groups reaches those sessions (default "60s", at least "1s").
+        refresh_interval: Option<String>,
     },
     Crud {
         /// e.g. `http://crud-service/users` (Mia's `USERS_CRUD_BASE_URL`).
@@ -210,6 +216,9 @@ pub enum RawUsers {
         fields: Option<Vec<String>>,
         /// `refuse` (default) or `recreate` (Mia's behaviour), as for MongoDB.
         inactive_users: Option<String>,
+        /// How often the records of the users with live sessions here are read again, so a
+        /// change of their groups reaches those sessions (default "60s", at least "1s").
+        refresh_interval: Option<String>,
     },
 }
 

@@ -153,7 +153,7 @@ pub(super) fn validate(
     store: Option<raw::RawStore>,
     users: Option<raw::RawUsers>,
     resolve: &dyn Fn(&Path) -> PathBuf,
-) -> Result<(StoreConfig, UsersConfig), ConfigError> {
+) -> Result<(StoreConfig, UsersConfig, Duration), ConfigError> {
     let store = store.ok_or_else(|| {
         ConfigError::invalid(
             "store",
@@ -167,8 +167,9 @@ pub(super) fn validate(
             "missing: add a [users] section (or set USERS_CRUD_BASE_URL)",
         )
     })?;
+    let refresh = refresh_interval(&users)?;
     let users = validate_users(users, &store, resolve)?;
-    Ok((store, users))
+    Ok((store, users, refresh))
 }
 
 /// Validates `[store]`.
@@ -253,6 +254,29 @@ fn validate_store(
     Ok(store)
 }
 
+/// The shortest `users.refresh_interval`: each round reads every active user's record.
+const MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(1);
+
+/// `users.refresh_interval` (any kind of users store): how often the records of the users with
+/// live sessions are read again (see `session::refresh`).
+fn refresh_interval(users: &raw::RawUsers) -> Result<Duration, ConfigError> {
+    const KEY: &str = "users.refresh_interval";
+    let (raw::RawUsers::Embedded {
+        refresh_interval, ..
+    }
+    | raw::RawUsers::Mongodb {
+        refresh_interval, ..
+    }
+    | raw::RawUsers::Crud {
+        refresh_interval, ..
+    }) = users;
+    let d = duration(KEY, refresh_interval.clone(), "60s")?;
+    if d < MIN_REFRESH_INTERVAL {
+        return Err(ConfigError::invalid(KEY, "at least 1s"));
+    }
+    Ok(d)
+}
+
 /// Validates `[users]`; an embedded users store defaults to the embedded `[store]` file.
 fn validate_users(
     users: raw::RawUsers,
@@ -260,7 +284,7 @@ fn validate_users(
     resolve: &dyn Fn(&Path) -> PathBuf,
 ) -> Result<UsersConfig, ConfigError> {
     let users = match users {
-        raw::RawUsers::Embedded { path } => match (path, &store) {
+        raw::RawUsers::Embedded { path, .. } => match (path, &store) {
             (Some(p), _) => UsersConfig::Embedded { path: resolve(&p) },
             (None, StoreConfig::Embedded { path }) => UsersConfig::Embedded { path: path.clone() },
             (None, StoreConfig::Redis(_)) => {
@@ -277,6 +301,7 @@ fn validate_users(
             sessions_collection,
             create_index,
             inactive_users: inactive,
+            ..
         } => {
             if !uri.starts_with("mongodb://") && !uri.starts_with("mongodb+srv://") {
                 return Err(ConfigError::invalid(
@@ -300,6 +325,7 @@ fn validate_users(
             timeout,
             fields,
             inactive_users: inactive,
+            ..
         } => {
             let base_url = Url::parse(&base_url)
                 .map_err(|e| ConfigError::invalid("users.base_url", e.to_string()))?;
@@ -368,5 +394,36 @@ mod tests {
             InactiveUsers::Recreate
         );
         assert!(inactive_users("k", Some("allow".into())).is_err());
+    }
+
+    #[test]
+    fn refresh_interval_defaults_to_a_minute_and_is_at_least_a_second_for_every_kind() {
+        let embedded = |v: Option<&str>| raw::RawUsers::Embedded {
+            path: None,
+            refresh_interval: v.map(str::to_owned),
+        };
+        assert_eq!(
+            refresh_interval(&embedded(None)).unwrap(),
+            Duration::from_secs(60)
+        );
+        assert_eq!(
+            refresh_interval(&embedded(Some("5s"))).unwrap(),
+            Duration::from_secs(5)
+        );
+        for bad in ["500ms", "0s", "soon"] {
+            let err = refresh_interval(&embedded(Some(bad)))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("users.refresh_interval"), "{bad}: {err}");
+        }
+        // The other kinds take it too, from the TOML.
+        for kind in [
+            "kind = \"mongodb\"\nuri = \"mongodb://h\"\ndatabase = \"d\"",
+            "kind = \"crud\"\nbase_url = \"http://crud/users\"",
+        ] {
+            let raw: raw::RawUsers =
+                toml::from_str(&format!("{kind}\nrefresh_interval = \"2m\"")).unwrap();
+            assert_eq!(refresh_interval(&raw).unwrap(), Duration::from_secs(120));
+        }
     }
 }

@@ -60,6 +60,13 @@ pub struct Claims {
     pub jti: String,
     pub sid: String,
     pub user: UserClaim,
+    /// The fingerprint of the users-store record the token was minted from
+    /// (`users::fingerprint`, 16 hex digits): `/auth` compares it with the store's latest
+    /// without reading the store (`session::refresh`). Absent from tokens minted before it
+    /// existed and from those `idgate sessions mint` makes (their groups are the
+    /// administrator's, not the store's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ufp: Option<String>,
     /// How the IdP authenticated the user at the session's login (OIDC's `acr`, `amr` and
     /// `auth_time`, as its id_token said), for the route rules that ask for more (step-up).
     /// Three plain fields rather than a flattened [`Authn`]: `flatten` would buffer every

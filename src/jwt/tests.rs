@@ -27,6 +27,8 @@ fn claims(exp_in: i64) -> Claims {
         acr: None,
         amr: Vec::new(),
         auth_time: None,
+
+        ufp: None,
     }
 }
 

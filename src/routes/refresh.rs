@@ -107,13 +107,21 @@ async fn rotate(
         tracing::warn!(user = %record.user_id, "the session's sealed IdP part is unreadable: not refreshed");
         refused()
     })?;
+    let read = state.auth.user_read();
     let user = match state
         .users
         .get_user(&record.user_id)
         .await
         .map_err(StoreError::of_users_store)?
     {
-        Some(u) => users::claim_for(&app, &u, &record.provider_id, &asserted),
+        Some(u) => {
+            let fingerprint = users::fingerprint(&u);
+            state.auth.learn_user(&u.user_id, fingerprint, read);
+            (
+                users::claim_for(&app, &u, &record.provider_id, &asserted),
+                fingerprint,
+            )
+        }
         None => {
             tracing::info!(user = %record.user_id, "the user is no longer in the users store: ending the session");
             state.auth.revoke(sid).await?;
@@ -128,8 +136,15 @@ async fn rotate(
         record.expires_at
     };
     let new_token = state.macs.refresh_token(sid);
-    let mut claims =
-        users::session_claims(&app, user, sid, now, session.access_ttl.as_secs() as i64);
+    let (user, fingerprint) = user;
+    let mut claims = users::session_claims(
+        &app,
+        user,
+        Some(fingerprint),
+        sid,
+        now,
+        session.access_ttl.as_secs() as i64,
+    );
     // The login's authentication, as the session's first token carried it.
     claims.set_authn(asserted.authn.clone());
     let jwt = state

@@ -162,6 +162,7 @@ async fn steps(
         ApiError::Forbidden(format!("login refused: {m}"))
     })?;
     seen.step = "store_error";
+    let read = state.auth.user_read();
     let user = state
         .users
         .upsert_login(
@@ -174,6 +175,8 @@ async fn steps(
     let replaced = stepped_up(state, &login, &user.user_id).await?;
     seen.step = "store_error";
     tracing::info!(user = %user.user_id, app = %app.id, provider = %login.provider_id, step_up = replaced.is_some(), "login");
+    let fingerprint = users::fingerprint(&user);
+    state.auth.learn_user(&user.user_id, fingerprint, read);
 
     // Who logged in, as the user will see it among their sessions.
     let client = ClientInfo::of(peer.addr, peer.trusted, &parts.headers);
@@ -214,6 +217,7 @@ async fn steps(
         &app,
         Minted {
             user: user_claim,
+            fingerprint,
             authn: idp_tokens.asserted.authn.clone(),
             sid: &session.sid,
             refresh_token: &refresh_token,
@@ -368,6 +372,8 @@ fn check_binding<'a>(
 /// What a new session's first token is made of.
 pub struct Minted<'a> {
     pub user: crate::jwt::UserClaim,
+    /// The fingerprint of the users-store record `user` was made from (`users::fingerprint`).
+    pub fingerprint: u64,
     /// How the IdP authenticated the login.
     pub authn: crate::jwt::Authn,
     pub sid: &'a str,
@@ -386,11 +392,12 @@ pub fn issue(
     let ttl = state.config.session.access_ttl.as_secs() as i64;
     let Minted {
         user,
+        fingerprint,
         authn,
         sid,
         refresh_token,
     } = minted;
-    let mut claims = users::session_claims(app, user, sid, now, ttl);
+    let mut claims = users::session_claims(app, user, Some(fingerprint), sid, now, ttl);
     claims.set_authn(authn);
     let jwt = state
         .auth

@@ -93,6 +93,8 @@ impl Fixture {
                 acr: None,
                 amr: Vec::new(),
                 auth_time: None,
+
+                ufp: None,
             })
             .unwrap()
     }
@@ -397,6 +399,7 @@ async fn idle_for_exactly_the_timeout_is_not_yet_idle() {
         alive: AtomicBool::new(true),
         last_seen: AtomicI64::new(0),
         last_touch: AtomicI64::new(0),
+        user: OnceLock::new(),
     };
     let created = now - 100;
     assert!(!f

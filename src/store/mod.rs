@@ -417,6 +417,10 @@ pub enum Rotation {
     Refused,
 }
 
+/// How many reads of single users [`Users::get_users`]'s default keeps in flight (the CRUD
+/// service: one request each).
+pub const GET_USERS_IN_FLIGHT: usize = 16;
+
 #[async_trait]
 pub trait Users: Send + Sync {
     /// Finds the user by (realm, provider, provider user id) or creates it with
@@ -427,6 +431,22 @@ pub trait Users: Send + Sync {
         default_groups: &[String],
     ) -> Result<User, StoreError>;
     async fn get_user(&self, user_id: &str) -> Result<Option<User>, StoreError>;
+    /// The active users among `user_ids` (as [`Users::get_user`] finds them), in any order;
+    /// the others are left out. An error for any of them is the call's: the caller must not
+    /// take a user for gone because the store failed (`session::refresh` revokes the gone).
+    /// This default reads them one by one, [`GET_USERS_IN_FLIGHT`] at a time; stores that can
+    /// read many at once override it.
+    async fn get_users(&self, user_ids: &[String]) -> Result<Vec<User>, StoreError> {
+        use futures_util::{StreamExt, TryStreamExt};
+        // The reads made first (none starts before it is polled): a closure making them
+        // inside the stream trips async_trait's lifetimes.
+        let reads: Vec<_> = user_ids.iter().map(|id| self.get_user(id)).collect();
+        let found: Vec<Option<User>> = futures_util::stream::iter(reads)
+            .buffer_unordered(GET_USERS_IN_FLIGHT)
+            .try_collect()
+            .await?;
+        Ok(found.into_iter().flatten().collect())
+    }
     /// The user an IdP subject belongs to, if it ever logged in (back-channel logout).
     async fn find_by_identity(
         &self,

@@ -123,6 +123,7 @@ mod user {
         concurrent_first_logins,
         groups_updates,
         inactive_records,
+        many_at_once,
     } on [embedded = Embedded, mongodb = Mongo, crud = Crud]);
     // The embedded store's unique constraint makes duplicates impossible (checked by
     // `concurrent_first_logins`): there is nothing to choose between.

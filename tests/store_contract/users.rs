@@ -236,6 +236,44 @@ pub async fn inactive_records(f: &UsersFixture) {
     assert_eq!(login(u, "dave").await.user_id, dave.user_id);
 }
 
+/// Reading many users at once (the group refresher's round): the active ones among the ids,
+/// each as `get_user` reads it, whatever the ids' number (past one batch) and order; unknown
+/// and retired ids are left out.
+pub async fn many_at_once(f: &UsersFixture) {
+    let u = f.users.as_ref();
+    let erin = login(u, "erin").await;
+    let fred = login(u, "fred").await;
+    let gina = login(u, "gina").await;
+    assert!(u
+        .set_groups(&fred.user_id, &groups(&["beta"]))
+        .await
+        .unwrap());
+    let retired = u.retire_user(&gina.user_id).await.unwrap();
+    assert_eq!(retired, f.has_states);
+    // Past the MongoDB store's batch of 500, the known ones in the second batch.
+    let mut ids: Vec<String> = (0..510).map(|_| unknown_id()).collect();
+    ids.extend([
+        fred.user_id.clone(),
+        gina.user_id.clone(),
+        erin.user_id.clone(),
+    ]);
+    let mut found = u.get_users(&ids).await.unwrap();
+    found.sort_by(|a, b| a.provider_user_id.cmp(&b.provider_user_id));
+    let mut expected = Vec::new();
+    for id in [&erin.user_id, &fred.user_id, &gina.user_id] {
+        expected.extend(u.get_user(id).await.unwrap());
+    }
+    assert_eq!(found, expected);
+    let names: Vec<&str> = found.iter().map(|x| x.provider_user_id.as_str()).collect();
+    if f.has_states {
+        assert_eq!(names, ["erin", "fred"]);
+    } else {
+        assert_eq!(names, ["erin", "fred", "gina"]);
+    }
+    assert_eq!(found[1].groups, groups(&["beta"]));
+    assert!(u.get_users(&[]).await.unwrap().is_empty());
+}
+
 /// A collection holding several `PUBLIC` records of one identity (as Mia's authentication
 /// service leaves them) logs the person into the oldest by `createdAt` (none counts as oldest),
 /// then the smallest `_id`, every time; records out of `PUBLIC` are never chosen.

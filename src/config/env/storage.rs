@@ -22,6 +22,7 @@ pub(super) fn apply_users(raw: &mut RawConfig, env: &dyn Env, report: &mut EnvRe
                 timeout: None,
                 fields: None,
                 inactive_users: None,
+                refresh_interval: None,
             })
         }
     }

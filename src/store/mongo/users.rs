@@ -48,6 +48,9 @@ fn oldest_first() -> Document {
         .collect()
 }
 
+/// How many user ids one query of [`Users::get_users`] asks for.
+const GET_USERS_BATCH: usize = 500;
+
 /// The filter for an active user's id: an ObjectId when it reads as one, else a string `_id`.
 fn id_filter(user_id: &str) -> Document {
     match ObjectId::parse_str(user_id) {
@@ -219,6 +222,33 @@ impl Users for MongoUsers {
             .await
             .map_err(|e| self.err(e))?;
         found.map(|d| user_from_doc(STORE, &d)).transpose()
+    }
+
+    /// One query per [`GET_USERS_BATCH`] ids (`_id` in the list, `PUBLIC` only).
+    async fn get_users(&self, user_ids: &[String]) -> Result<Vec<User>, StoreError> {
+        let mut found = Vec::with_capacity(user_ids.len());
+        for batch in user_ids.chunks(GET_USERS_BATCH) {
+            let ids: Vec<Bson> = batch
+                .iter()
+                .flat_map(|id| {
+                    // Either form, as `id_filter` reads one id.
+                    let oid = ObjectId::parse_str(id).ok().map(Bson::ObjectId);
+                    oid.into_iter().chain([Bson::String(id.clone())])
+                })
+                .collect();
+            let docs: Vec<Document> = self
+                .users
+                .find(doc! { "_id": { "$in": ids }, "__STATE__": PUBLIC })
+                .await
+                .map_err(|e| self.err(e))?
+                .try_collect()
+                .await
+                .map_err(|e| self.err(e))?;
+            for d in &docs {
+                found.push(user_from_doc(STORE, d)?);
+            }
+        }
+        Ok(found)
     }
 
     async fn find_by_identity(
