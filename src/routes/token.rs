@@ -56,6 +56,7 @@ pub async fn exchange(
         ..Seen::default()
     };
     let result = steps(state, peer, &parts, &params, &mut seen).await;
+    let origin = peer.origin(&parts.headers);
     state.audit.emit(|| {
         let event = match &result {
             Ok(_) => Event::login_ok(),
@@ -64,15 +65,7 @@ pub async fn exchange(
             }
             Err(_) => Event::login_failed(seen.step),
         };
-        let event = match &seen.login {
-            Some((app, provider)) => event.app(app).provider(provider),
-            None => event,
-        };
-        let event = match &seen.session {
-            Some((user, sid)) => event.user(user).session(sid),
-            None => event,
-        };
-        event.from(&peer.origin(&parts.headers))
+        seen.describe(event).from(&origin)
     });
     if seen.stepping_up {
         // A step-up is a login, and an event of its own: what it reached, or why it failed.
@@ -81,15 +74,7 @@ pub async fn exchange(
                 Ok(_) => Event::step_up(Outcome::Success, None, seen.acr.clone()),
                 Err(_) => Event::step_up(Outcome::Failure, Some(seen.step), None),
             };
-            let event = match &seen.login {
-                Some((app, provider)) => event.app(app).provider(provider),
-                None => event,
-            };
-            let event = match &seen.session {
-                Some((user, sid)) => event.user(user).session(sid),
-                None => event,
-            };
-            event.from(&peer.origin(&parts.headers))
+            seen.describe(event).from(&origin)
         });
     }
     result
@@ -108,6 +93,20 @@ struct Seen {
     stepping_up: bool,
     /// The `acr` the IdP asserted, once checked.
     acr: Option<String>,
+}
+
+impl Seen {
+    /// `event` with the app, provider, user and session the login got as far as.
+    fn describe(&self, event: Event) -> Event {
+        let event = match &self.login {
+            Some((app, provider)) => event.app(app).provider(provider),
+            None => event,
+        };
+        match &self.session {
+            Some((user, sid)) => event.user(user).session(sid),
+            None => event,
+        }
+    }
 }
 
 /// The steps of [`exchange`], noting in `seen` how far they got.
