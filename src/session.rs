@@ -151,6 +151,9 @@ pub struct Authenticator {
     /// The users store, read on a cache miss for a user whose record this process does not
     /// know yet (see [`refresh`]); `None`: not read (tests of the cache alone).
     users_store: Option<Arc<dyn crate::store::Users>>,
+    /// The audit trail, for the sessions this process ends because their user left the users
+    /// store (the other revocations are audited where they are asked for).
+    audit: Option<Arc<crate::audit::Audit>>,
     /// Until when (Unix seconds) cached verifications may be trusted: the last moment the
     /// revocation feed was known current, plus the outage grace.
     feed_trusted_until: AtomicI64,
@@ -173,6 +176,7 @@ impl Authenticator {
             flags: Mutex::new(HashMap::new()),
             users: Mutex::new(HashMap::new()),
             users_store: None,
+            audit: None,
             user_reads: std::sync::atomic::AtomicU64::new(1),
             app_ids: Vec::new(),
             feed_trusted_until: AtomicI64::new(0),
@@ -192,6 +196,28 @@ impl Authenticator {
     pub fn with_users(mut self, users: Arc<dyn crate::store::Users>) -> Self {
         self.users_store = Some(users);
         self
+    }
+
+    /// Audits the sessions ended because their user left the users store.
+    pub fn with_audit(mut self, audit: Arc<crate::audit::Audit>) -> Self {
+        self.audit = Some(audit);
+        self
+    }
+
+    /// Revokes every session of a user the users store no longer holds as active (read on a
+    /// cache miss, or by the refresher), and audits it (`revoke` by `users_store`).
+    pub async fn end_user_gone(&self, user_id: &str) -> Result<Vec<String>, StoreError> {
+        let sids = self.revoke_user(user_id).await?;
+        if let Some(audit) = &self.audit {
+            for sid in &sids {
+                audit.emit(|| {
+                    crate::audit::Event::revoke(crate::audit::RevokedBy::UsersStore)
+                        .user(user_id)
+                        .session(sid)
+                });
+            }
+        }
+        Ok(sids)
     }
 
     /// The configured app ids (entries share them; others are copied).
@@ -339,7 +365,7 @@ impl Authenticator {
             // Made from a user record that has changed since (see `refresh`).
             refresh::Check::Stale => return Err(AuthFailure::Token(JwtError::Expired)),
             refresh::Check::Gone => {
-                self.revoke_user(&claims.sub).await?;
+                self.end_user_gone(&claims.sub).await?;
                 return Err(AuthFailure::SessionEnded);
             }
         }

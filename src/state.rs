@@ -40,7 +40,7 @@ pub struct AppState {
     /// Counters and histograms for `/-/metrics` (atomic increments only on `/auth`).
     pub metrics: Arc<crate::metrics::Metrics>,
     /// The audit trail (`[audit]`); off, it costs nothing.
-    pub audit: crate::audit::Audit,
+    pub audit: Arc<crate::audit::Audit>,
 }
 
 /// The stores a config names, opened.
@@ -113,6 +113,11 @@ impl AppState {
         let keys = JwtKeys::new(&config.jwt.signing, &config.jwt.verification, &issuers)
             .map_err(|m| anyhow::anyhow!("jwt: {m}"))?;
         let jwks_body = Bytes::from(keys.jwks().to_string());
+        let metrics = Arc::new(crate::metrics::Metrics::new());
+        // The writer task ends by itself once this state (the last sender) is dropped.
+        let (audit, _writer) =
+            crate::audit::Audit::start(config.audit.as_ref(), metrics.audit_dropped.clone())?;
+        let audit = Arc::new(audit);
         let auth = Arc::new(
             Authenticator::new(
                 keys,
@@ -123,7 +128,8 @@ impl AppState {
             )
             .with_idle_timeout(config.session.idle_timeout)
             .with_apps(config.apps.keys())
-            .with_users(stores.users.clone()),
+            .with_users(stores.users.clone())
+            .with_audit(audit.clone()),
         );
         let key_material = config
             .session
@@ -132,10 +138,6 @@ impl AppState {
             .unwrap_or(config.jwt.signing.secret_bytes());
         let cipher = TokenCipher::from_key_material(key_material);
         let macs = SessionMac::from_key_material(key_material);
-        let metrics = Arc::new(crate::metrics::Metrics::new());
-        // The writer task ends by itself once this state (the last sender) is dropped.
-        let (audit, _writer) =
-            crate::audit::Audit::start(config.audit.as_ref(), metrics.audit_dropped.clone())?;
         Ok(Arc::new(Self {
             idps: Idps::with_trust(&config.apps, &config.tls.idp)?,
             cookies: CookieJar::new(&config.session),

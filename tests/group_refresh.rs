@@ -273,7 +273,7 @@ async fn a_change_made_through_the_crud_service_reaches_the_upstream_and_a_trash
     let mongo = Mongo::start();
     let crud = common::mongo::CrudFake::start(&mongo, "crud", "secret:group-key");
     let stack = Stack::start_with(Setup {
-        extra: RULES,
+        extra: Box::leak(format!("[audit]\npath = \"audit.jsonl\"\n\n{RULES}").into_boxed_str()),
         users: Some(format!(
             "[users]\nkind = \"crud\"\nbase_url = \"{}\"\nheaders = {{ secret = \"group-key\" }}\nrefresh_interval = \"1s\"",
             crud.url
@@ -329,4 +329,19 @@ async fn a_change_made_through_the_crud_service_reaches_the_upstream_and_a_trash
         "GROUP_REFRESH CRUD service, user set to TRASH: the session ended after {} ms",
         delay.as_millis()
     );
+    // The audit trail says why it ended: the users store no longer holds the user.
+    let audit = stack.dir.path().join("audit.jsonl");
+    let revoke = wait_for(
+        "the users-store revocation in the audit trail",
+        Duration::from_secs(10),
+        || {
+            std::fs::read_to_string(&audit)
+                .unwrap_or_default()
+                .lines()
+                .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+                .find(|e| e["event"] == "revoke")
+        },
+    );
+    assert_eq!(revoke["by"], "users_store", "{revoke}");
+    assert_eq!(revoke["user_id"], id.as_str());
 }

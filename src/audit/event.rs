@@ -102,6 +102,9 @@ pub enum RevokedBy {
     Backchannel,
     /// idgate, because a used refresh token was presented again (a sign it was stolen).
     RefreshReuse,
+    /// idgate, because the user is no longer active in the users store (deleted, or not
+    /// `PUBLIC`): see `session::refresh`.
+    UsersStore,
 }
 
 /// A session as the trail names it: its public handle ([`crate::crypto::session_handle`], a

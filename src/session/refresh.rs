@@ -279,7 +279,7 @@ pub async fn refresh_round(
                     tracing::info!(user = %user.id, "the user's record changed in the users store: their tokens are renewed");
                 }
             }
-            None => match auth.revoke_user(user.id()).await {
+            None => match auth.end_user_gone(user.id()).await {
                 Ok(sids) => {
                     round.revoked += 1;
                     tracing::info!(user = %user.id, sessions = sids.len(), "the user is no longer active in the users store: their sessions end");
