@@ -41,6 +41,8 @@ pub struct AppState {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// The audit trail (`[audit]`); off, it costs nothing.
     pub audit: crate::audit::Audit,
+    /// The login site's pages: templates, strings and assets.
+    pub pages: crate::pages::Pages,
 }
 
 /// The stores a config names, opened.
@@ -159,6 +161,7 @@ impl AppState {
             renewals: quick_cache::sync::Cache::new(4096),
             metrics,
             audit,
+            pages: crate::pages::Pages::builtin().map_err(|e| anyhow::anyhow!("pages: {e}"))?,
             config,
         }))
     }
