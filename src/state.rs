@@ -161,7 +161,15 @@ impl AppState {
             renewals: quick_cache::sync::Cache::new(4096),
             metrics,
             audit,
-            pages: crate::pages::Pages::builtin().map_err(|e| anyhow::anyhow!("pages: {e}"))?,
+            pages: crate::pages::Pages::new(
+                &config.pages.templates,
+                &config
+                    .apps
+                    .values()
+                    .filter_map(|a| Some((a.id.clone(), a.pages.stylesheet()?)))
+                    .collect::<Vec<_>>(),
+            )
+            .map_err(|e| anyhow::anyhow!("pages: {e}"))?,
             config,
         }))
     }

@@ -6,6 +6,7 @@
 
 mod common;
 
+use common::inproc::InProc;
 use common::*;
 
 /// The HTML with the `/` that attribute escaping writes as `&#x2f;` put back.
@@ -209,4 +210,77 @@ async fn browsers_get_pages_in_their_language_and_api_callers_json() {
 
 fn encode(s: &str) -> String {
     idgate::http::encode_query_value(s)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_app_s_brand_and_an_operator_s_template_reach_its_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("signed_out.html"),
+        "{% extends \"base.html\" %}{% block title %}{{ t.signed_out_title }}{% endblock %}\
+         {% block main %}<h1 class=\"operator\">{{ t.signed_out_heading }}</h1>\
+         <a href=\"{{ sign_in_again }}\">{{ t.sign_in_again }}</a>{% endblock %}",
+    )
+    .unwrap();
+    let extra: &'static str =
+        Box::leak(format!("[pages]\ntemplates = \"{}\"\n", dir.path().display()).into_boxed_str());
+    let setup = Setup {
+        extra,
+        extra_app: "pages = { title = \"Negozio <Demo>\", accent_color = \"#0b5d1e\", \
+                    footer = \"Demo S.p.A.\", language = \"it\", logo_url = \"/logo.svg\" }",
+        extra_provider: "logo_url = \"/sso.svg\"",
+        ..Setup::default()
+    };
+    let server = InProc::start(&setup, "http://127.0.0.1:1").await;
+    let browser = Browser::new();
+
+    // No Accept-Language: the app's language; its title, logo, footer and colours.
+    let resp = browser.navigate(&server.url("/web-login?appId=web")).await;
+    assert_eq!(resp.status(), 200);
+    let html = unescaped(&resp.text().await.unwrap());
+    assert!(html.contains("<html lang=\"it\">"), "{html}");
+    assert!(html.contains("Accedi a Negozio &lt;Demo&gt;"), "{html}");
+    assert!(
+        html.contains("<img src=\"/logo.svg\" alt=\"Negozio &lt;Demo&gt;\">"),
+        "{html}"
+    );
+    assert!(html.contains("<img src=\"/sso.svg\" alt=\"\">"), "{html}");
+    assert!(html.contains("Demo S.p.A."), "{html}");
+    let app_css = html
+        .split("<link rel=\"stylesheet\" href=\"")
+        .nth(2)
+        .and_then(|s| s.split('"').next())
+        .unwrap()
+        .to_owned();
+    assert!(
+        app_css.starts_with("/web-login/static/app-web."),
+        "{app_css}"
+    );
+    let css = browser.navigate(&server.url(&app_css)).await;
+    assert_eq!(
+        css.headers()["cache-control"],
+        "public, max-age=31536000, immutable"
+    );
+    let css = css.text().await.unwrap();
+    assert!(css.contains("--idg-accent: #0b5d1e") && css.contains("--idg-accent-text: #ffffff"));
+    // The browser's language wins over the app's.
+    let resp = browser
+        .client
+        .get(server.url("/web-login?appId=web"))
+        .header("accept", "text/html")
+        .header("accept-language", "en-US,en;q=0.9")
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.text().await.unwrap().contains("Sign in to Negozio"));
+
+    // The operator's signed-out page replaces the built-in one.
+    let resp = browser.navigate(&server.url("/logout")).await;
+    assert_eq!(resp.status(), 200);
+    let html = unescaped(&resp.text().await.unwrap());
+    assert!(
+        html.contains("<h1 class=\"operator\">Sei uscito</h1>"),
+        "{html}"
+    );
+    assert!(html.contains("href=\"/web-login?appId=web\""), "{html}");
 }

@@ -12,6 +12,8 @@
 pub mod assets;
 pub mod catalogue;
 
+use std::collections::{BTreeMap, HashMap};
+
 use minijinja::{context, Environment, UndefinedBehavior, Value};
 use serde::Serialize;
 
@@ -25,6 +27,15 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("callback.html", include_str!("templates/callback.html")),
     ("error.html", include_str!("templates/error.html")),
     ("signed_out.html", include_str!("templates/signed_out.html")),
+];
+
+/// The names of the pages, as a templates folder names the files that replace them.
+pub const TEMPLATE_NAMES: [&str; 5] = [
+    "base.html",
+    "chooser.html",
+    "callback.html",
+    "error.html",
+    "signed_out.html",
 ];
 
 /// Shown when a page cannot be rendered (an operator's template failed): no detail, no input.
@@ -117,25 +128,80 @@ pub struct Chrome<'a> {
 pub struct Pages {
     env: Environment<'static>,
     pub assets: Assets,
+    /// Each app's own stylesheet (its colours), by app id.
+    app_css: HashMap<String, String>,
 }
 
 impl Pages {
     /// The built-in pages.
-    pub fn builtin() -> Result<Self, minijinja::Error> {
+    pub fn builtin() -> Result<Self, String> {
+        Self::new(&BTreeMap::new(), &[])
+    }
+
+    /// The built-in pages with `replaced` (file name → template) in place of theirs, and the
+    /// stylesheets of apps with colours of their own (`(app id, CSS)`).
+    pub fn new(
+        replaced: &BTreeMap<String, String>,
+        app_styles: &[(String, String)],
+    ) -> Result<Self, String> {
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         for (name, source) in TEMPLATES {
-            env.add_template_owned(*name, *source)?;
+            let source = replaced.get(*name).map_or(*source, String::as_str);
+            env.add_template_owned(name.to_string(), source.to_owned())
+                .map_err(|e| format!("{name}: {e}"))?;
         }
+        let mut assets = Assets::builtin();
+        let app_css = app_styles
+            .iter()
+            .map(|(id, css)| {
+                let stem: String = id
+                    .chars()
+                    .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+                    .take(40)
+                    .collect();
+                let path = assets.add(&format!("app-{stem}"), "css", css.clone().into_bytes());
+                (id.clone(), path)
+            })
+            .collect();
         Ok(Self {
             env,
-            assets: Assets::builtin(),
+            assets,
+            app_css,
         })
     }
 
-    /// Renders template `name` for `chrome` with `page`'s values; a failure is logged and
-    /// answered with a bare page that shows nothing of the request.
-    fn render(&self, name: &str, chrome: &Chrome<'_>, page: Value) -> String {
+    /// The stylesheet of app `app_id`, if it has colours of its own.
+    pub fn app_css(&self, app_id: &str) -> Option<&str> {
+        self.app_css.get(app_id).map(String::as_str)
+    }
+
+    /// Renders every page in every language with sample values: an operator's template that
+    /// names a string or a value that does not exist fails here, at startup, not in front of a
+    /// person.
+    pub fn check(&self) -> Result<(), String> {
+        for lang in Lang::ALL {
+            let c = Chrome {
+                lang,
+                brand: Brand::NONE,
+                app_css: None,
+            };
+            let p = [ProviderLink {
+                label: "Example",
+                href: "/authorize".into(),
+                logo_url: None,
+            }];
+            self.try_render("chooser.html", &c, context! { providers => p })?;
+            self.try_render("callback.html", &c, callback_values("body", "c", "s"))?;
+            for kind in ErrorKind::ALL {
+                self.try_render("error.html", &c, error_values(kind, 400, "/"))?;
+            }
+            self.try_render("signed_out.html", &c, context! { sign_in_again => "/" })?;
+        }
+        Ok(())
+    }
+
+    fn try_render(&self, name: &str, chrome: &Chrome<'_>, page: Value) -> Result<String, String> {
         let ctx = context! {
             lang => chrome.lang.tag(),
             t => chrome.lang.strings(),
@@ -147,13 +213,19 @@ impl Pages {
             },
             ..page
         };
-        match self.env.get_template(name).and_then(|t| t.render(ctx)) {
-            Ok(html) => html,
-            Err(e) => {
-                tracing::error!(template = name, error = %e, "page template failed");
-                FALLBACK.to_owned()
-            }
-        }
+        self.env
+            .get_template(name)
+            .and_then(|t| t.render(ctx))
+            .map_err(|e| format!("{name}: {e}"))
+    }
+
+    /// Renders template `name` for `chrome` with `page`'s values; a failure is logged and
+    /// answered with a bare page that shows nothing of the request.
+    fn render(&self, name: &str, chrome: &Chrome<'_>, page: Value) -> String {
+        self.try_render(name, chrome, page).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "page template failed");
+            FALLBACK.to_owned()
+        })
     }
 
     /// The provider chooser.
@@ -165,11 +237,7 @@ impl Pages {
     /// the query string); without JavaScript its form posts `code` and `state` to
     /// `/web-login/finish`.
     pub fn callback(&self, chrome: &Chrome<'_>, mode: &str, code: &str, state: &str) -> String {
-        self.render(
-            "callback.html",
-            chrome,
-            context! { mode, code, state, start_again => "/" },
-        )
+        self.render("callback.html", chrome, callback_values(mode, code, state))
     }
 
     /// An error page of `kind` with HTTP `status`; `start_again` is a safe, same-site target.
@@ -183,7 +251,7 @@ impl Pages {
         self.render(
             "error.html",
             chrome,
-            context! { kind => kind.key(), status, start_again },
+            error_values(kind, status, start_again),
         )
     }
 
@@ -191,6 +259,16 @@ impl Pages {
     pub fn signed_out(&self, chrome: &Chrome<'_>, sign_in_again: &str) -> String {
         self.render("signed_out.html", chrome, context! { sign_in_again })
     }
+}
+
+/// The values of the callback page (see `docs/pages.md`).
+fn callback_values(mode: &str, code: &str, state: &str) -> Value {
+    context! { mode, code, state, start_again => "/" }
+}
+
+/// The values of an error page (see `docs/pages.md`).
+fn error_values(kind: ErrorKind, status: u16, start_again: &str) -> Value {
+    context! { kind => kind.key(), status, start_again }
 }
 
 #[cfg(test)]

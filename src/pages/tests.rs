@@ -102,3 +102,49 @@ fn a_missing_string_fails_the_render_instead_of_showing_nothing() {
         .unwrap();
     assert_eq!(pages.chooser(&chrome(Lang::En), &[]), FALLBACK);
 }
+
+#[test]
+fn a_template_of_the_operator_replaces_its_page_and_a_broken_one_is_refused() {
+    let mut replaced = BTreeMap::new();
+    replaced.insert(
+        "signed_out.html".to_owned(),
+        "{% extends \"base.html\" %}{% block main %}<p class=\"ours\">{{ t.signed_out_heading }} \
+         {{ sign_in_again }}</p>{% endblock %}"
+            .to_owned(),
+    );
+    let pages = Pages::new(&replaced, &[]).unwrap();
+    pages.check().unwrap();
+    let html = pages.signed_out(&chrome(Lang::It), "/a<b");
+    assert!(
+        html.contains("<p class=\"ours\">Sei uscito &#x2f;a&lt;b</p>"),
+        "{html}"
+    );
+
+    replaced.insert("error.html".to_owned(), "{{ t.no_such_string }}".to_owned());
+    let err = Pages::new(&replaced, &[]).unwrap().check().unwrap_err();
+    assert!(err.contains("error.html"), "{err}");
+    replaced.insert("error.html".to_owned(), "{% if %}".to_owned());
+    assert!(Pages::new(&replaced, &[]).is_err(), "a syntax error");
+}
+
+#[test]
+fn an_app_s_colours_are_a_stylesheet_of_its_own_under_a_hashed_name() {
+    let pages = Pages::new(
+        &BTreeMap::new(),
+        &[(
+            "shop".to_owned(),
+            ":root { --idg-accent: #0b5d1e; }".to_owned(),
+        )],
+    )
+    .unwrap();
+    let path = pages.app_css("shop").unwrap().to_owned();
+    assert!(path.starts_with("/web-login/static/app-shop."), "{path}");
+    assert!(pages.assets.response(&path).is_some());
+    assert!(pages.app_css("other").is_none());
+    let c = Chrome {
+        app_css: Some(&path),
+        ..chrome(Lang::En)
+    };
+    let html = pages.chooser(&c, &[]);
+    assert!(html.contains(&path.replace('/', "&#x2f;")), "{html}");
+}

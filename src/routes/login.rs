@@ -348,7 +348,7 @@ pub fn chooser(state: &AppState, req: &Request) -> Result<Response, ApiError> {
         .iter()
         .map(|p| pages::ProviderLink {
             label: &p.label,
-            logo_url: None,
+            logo_url: p.logo_url.as_deref(),
             href: format!(
                 "/authorize?appId={}&providerId={}&redirect={}{step_up}",
                 encode_query_value(&app.id),
@@ -357,12 +357,10 @@ pub fn chooser(state: &AppState, req: &Request) -> Result<Response, ApiError> {
             ),
         })
         .collect();
-    let lang = crate::pages::Lang::choose(req.headers(), Default::default());
+    let chrome = super::site::chrome(state, req.headers(), Some(app));
     Ok(html_response(
         StatusCode::OK,
-        state
-            .pages
-            .chooser(&super::site::chrome(lang, Some(app)), &links),
+        state.pages.chooser(&chrome, &links),
     ))
 }
 

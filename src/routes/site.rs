@@ -42,7 +42,10 @@ impl PageContext {
             .filter(|r| !r.is_empty())
             .unwrap_or_else(|| "/".to_owned());
         Self {
-            lang: Lang::choose(req.headers(), Lang::default()),
+            lang: Lang::choose(
+                req.headers(),
+                app.map_or(Lang::default(), |a| a.pages.language),
+            ),
             app_id: app.map(|a| a.id.clone()),
             start_again,
         }
@@ -58,7 +61,7 @@ impl PageContext {
         let status = err.logged_status();
         let app = self.app_id.as_deref().and_then(|id| state.app(id));
         let html = state.pages.error(
-            &chrome(self.lang, app.map(|a| a.as_ref())),
+            &chrome_in(state, self.lang, app.map(|a| a.as_ref())),
             kind,
             status.as_u16(),
             &self.start_again,
@@ -67,16 +70,29 @@ impl PageContext {
     }
 }
 
-/// The language and brand of a page of `app` (or of no app) in `lang`.
-pub(crate) fn chrome(lang: Lang, app: Option<&AppConfig>) -> Chrome<'_> {
+/// The language and brand of a page of `app` (or of no app) for a request with `headers`: the
+/// browser's language when idgate speaks it, else the app's.
+pub(crate) fn chrome<'a>(
+    state: &'a AppState,
+    headers: &http::HeaderMap,
+    app: Option<&'a AppConfig>,
+) -> Chrome<'a> {
+    chrome_in(
+        state,
+        Lang::choose(headers, app.map_or(Lang::default(), |a| a.pages.language)),
+        app,
+    )
+}
+
+fn chrome_in<'a>(state: &'a AppState, lang: Lang, app: Option<&'a AppConfig>) -> Chrome<'a> {
     Chrome {
         lang,
         brand: app.map_or(Brand::NONE, |a| Brand {
-            title: &a.id,
-            logo_url: None,
-            footer: None,
+            title: a.pages.title.as_deref().unwrap_or(&a.id),
+            logo_url: a.pages.logo_url.as_deref(),
+            footer: a.pages.footer.as_deref(),
         }),
-        app_css: None,
+        app_css: app.and_then(|a| state.pages.app_css(&a.id)),
     }
 }
 
@@ -85,8 +101,14 @@ pub(crate) fn chrome(lang: Lang, app: Option<&AppConfig>) -> Chrome<'_> {
 /// own words are not shown: they are input).
 pub fn callback_page(state: &AppState, req: &Request, mode: &str) -> Response {
     let q = query_params(req.uri());
-    let lang = Lang::choose(req.headers(), Lang::default());
-    let c = chrome(lang, None);
+    let default_app = state
+        .config
+        .server
+        .default_app
+        .as_deref()
+        .and_then(|id| state.app(id))
+        .map(|a| a.as_ref());
+    let c = chrome(state, req.headers(), default_app);
     let code = q.get("code").filter(|c| !c.is_empty());
     let login_state = q.get("state").filter(|s| !s.is_empty());
     match (code, login_state) {
@@ -150,7 +172,6 @@ pub(crate) fn signed_out(
     headers: &http::HeaderMap,
     app: Option<&AppConfig>,
 ) -> Response {
-    let lang = Lang::choose(headers, Lang::default());
     let again = app.map_or_else(
         || "/".to_owned(),
         |a| {
@@ -162,6 +183,6 @@ pub(crate) fn signed_out(
     );
     html_response(
         StatusCode::OK,
-        state.pages.signed_out(&chrome(lang, app), &again),
+        state.pages.signed_out(&chrome(state, headers, app), &again),
     )
 }
