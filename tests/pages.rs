@@ -89,6 +89,28 @@ async fn without_javascript_the_callback_form_finishes_the_login_once() {
     assert!(set_cookies(&done).iter().any(|c| c.starts_with("sid=")));
     let resp = browser.navigate(&format!("{site}{path}")).await;
     assert_eq!(resp.status(), 200, "signed in");
+    // Where this person is signed in, as a page; as JSON for an API caller.
+    let resp = browser.navigate(&format!("{site}/me/sessions")).await;
+    assert_eq!(resp.status(), 200);
+    assert!(is_html(&resp));
+    let html = unescaped(&resp.text().await.unwrap());
+    assert!(html.contains("Where you are signed in"), "{html}");
+    assert!(
+        html.contains("this device") && html.contains(" UTC"),
+        "{html}"
+    );
+    assert!(
+        html.contains("<script src=\"/web-login/static/sessions."),
+        "{html}"
+    );
+    let resp = get_with(
+        &browser,
+        &format!("{site}/me/sessions"),
+        &[("accept", "application/json")],
+    )
+    .await;
+    let list: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(list[0]["current"], true);
 
     // The same form again (a reload, a back button): a page that says so and starts again.
     let again = finish().await.unwrap();

@@ -28,6 +28,19 @@ async fn every_page_passes_the_quality_bar_in_chromium() {
         ..Setup::default()
     });
     let site = stack.site();
+    // A signed-in person with a second session elsewhere, for the sessions page.
+    assert_eq!(
+        login(&stack, &Browser::new(), "/", "alice").await.status(),
+        200
+    );
+    let alice = Browser::new();
+    assert_eq!(login(&stack, &alice, "/", "alice").await.status(), 200);
+    let cookies: Vec<_> = ["sid", "idgate_renew"]
+        .iter()
+        .map(|name| {
+            serde_json::json!({"name": name, "value": alice.cookie(&site, name).unwrap(), "url": site})
+        })
+        .collect();
     let callback = format!("{site}/web-login/oauth/callback?code=demo-code&state=demo-state");
     let spec = serde_json::json!([
         {"name": "chooser", "url": format!("{site}/web-login?appId=web&redirect=%2Fdocs")},
@@ -38,6 +51,7 @@ async fn every_page_passes_the_quality_bar_in_chromium() {
         {"name": "error-login-failed", "url": format!(
             "{site}/web-login/oauth/callback?error=access_denied&state=x")},
         {"name": "signed-out", "url": format!("{site}/logout")},
+        {"name": "sessions", "url": format!("{site}/me/sessions"), "cookies": cookies},
     ]);
     let dir = tempfile::tempdir().unwrap();
     let spec_path = dir.path().join("spec.json");
@@ -63,7 +77,7 @@ async fn every_page_passes_the_quality_bar_in_chromium() {
     );
     let report: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON line");
     let results = report["results"].as_array().unwrap();
-    assert_eq!(results.len(), 6 * 2 * 2, "every page, language and width");
+    assert_eq!(results.len(), 7 * 2 * 2, "every page, language and width");
 
     let mut failures = Vec::new();
     for r in results {

@@ -17,6 +17,7 @@ pub const PREFIX: &str = "/web-login/static/";
 
 const CSS: &str = include_str!("static/idgate.css");
 const CALLBACK_JS: &str = include_str!("static/callback.js");
+const SESSIONS_JS: &str = include_str!("static/sessions.js");
 
 /// One file.
 #[derive(Debug, Clone)]
@@ -31,6 +32,7 @@ pub struct Assets {
     files: HashMap<String, Asset>,
     css: String,
     callback_js: String,
+    sessions_js: String,
 }
 
 /// `/web-login/static/<stem>.<first 12 hex digits of the SHA-256>.<ext>`.
@@ -47,9 +49,11 @@ impl Assets {
             files: HashMap::new(),
             css: String::new(),
             callback_js: String::new(),
+            sessions_js: String::new(),
         };
         assets.css = assets.add("idgate", "css", CSS.as_bytes().to_vec());
         assets.callback_js = assets.add("callback", "js", CALLBACK_JS.as_bytes().to_vec());
+        assets.sessions_js = assets.add("sessions", "js", SESSIONS_JS.as_bytes().to_vec());
         assets
     }
 
@@ -77,6 +81,10 @@ impl Assets {
 
     pub fn callback_js_path(&self) -> &str {
         &self.callback_js
+    }
+
+    pub fn sessions_js_path(&self) -> &str {
+        &self.sessions_js
     }
 
     /// The built-in callback script, as the unhashed `/web-login/callback.js` serves it for

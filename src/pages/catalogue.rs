@@ -174,6 +174,25 @@ const EN: &[(&str, &str)] = &[
         "error_internal_todo",
         "Start again; if it happens again, tell the site's administrator.",
     ),
+    ("sessions_title", "Your sessions"),
+    ("sessions_heading", "Where you are signed in"),
+    (
+        "sessions_intro",
+        "End a session you do not recognise: that device is signed out.",
+    ),
+    (
+        "sessions_failed",
+        "The session could not be ended. Reload the page and try again.",
+    ),
+    ("sessions_nojs", "Ending a session needs JavaScript."),
+    ("sessions_unknown_device", "Unknown device"),
+    ("sessions_this_device", "this device"),
+    ("sessions_app", "Site"),
+    ("sessions_address", "Address"),
+    ("sessions_started", "Signed in"),
+    ("sessions_last_seen", "Last active"),
+    ("sessions_end", "End this session"),
+    ("sessions_end_others", "End all other sessions"),
 ];
 
 /// Italian.
@@ -295,6 +314,28 @@ const IT: &[(&str, &str)] = &[
         "error_internal_todo",
         "Ricomincia; se succede ancora, avvisa l'amministratore del sito.",
     ),
+    ("sessions_title", "Le tue sessioni"),
+    ("sessions_heading", "Dove hai effettuato l'accesso"),
+    (
+        "sessions_intro",
+        "Termina una sessione che non riconosci: quel dispositivo verrà disconnesso.",
+    ),
+    (
+        "sessions_failed",
+        "Non è stato possibile terminare la sessione. Ricarica la pagina e riprova.",
+    ),
+    (
+        "sessions_nojs",
+        "Per terminare una sessione serve JavaScript.",
+    ),
+    ("sessions_unknown_device", "Dispositivo sconosciuto"),
+    ("sessions_this_device", "questo dispositivo"),
+    ("sessions_app", "Sito"),
+    ("sessions_address", "Indirizzo"),
+    ("sessions_started", "Accesso"),
+    ("sessions_last_seen", "Ultima attività"),
+    ("sessions_end", "Termina questa sessione"),
+    ("sessions_end_others", "Termina tutte le altre sessioni"),
 ];
 
 #[cfg(test)]

@@ -27,15 +27,17 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("callback.html", include_str!("templates/callback.html")),
     ("error.html", include_str!("templates/error.html")),
     ("signed_out.html", include_str!("templates/signed_out.html")),
+    ("sessions.html", include_str!("templates/sessions.html")),
 ];
 
 /// The names of the pages, as a templates folder names the files that replace them.
-pub const TEMPLATE_NAMES: [&str; 5] = [
+pub const TEMPLATE_NAMES: [&str; 6] = [
     "base.html",
     "chooser.html",
     "callback.html",
     "error.html",
     "signed_out.html",
+    "sessions.html",
 ];
 
 /// Shown when a page cannot be rendered (an operator's template failed): no detail, no input.
@@ -197,6 +199,16 @@ impl Pages {
                 self.try_render("error.html", &c, error_values(kind, 400, "/"))?;
             }
             self.try_render("signed_out.html", &c, context! { sign_in_again => "/" })?;
+            let rows = [serde_json::json!({
+                "id": "h", "appId": "web", "providerId": "dev", "userAgent": "Firefox",
+                "clientAddr": null, "created": "2026-01-01 10:00 UTC",
+                "lastSeen": "2026-01-01 10:05 UTC", "current": false,
+            })];
+            self.try_render(
+                "sessions.html",
+                &c,
+                context! { sessions => rows, others => true },
+            )?;
         }
         Ok(())
     }
@@ -209,6 +221,7 @@ impl Pages {
             assets => context! {
                 css => self.assets.css_path(),
                 callback_js => self.assets.callback_js_path(),
+                sessions_js => self.assets.sessions_js_path(),
                 app_css => chrome.app_css,
             },
             ..page
@@ -258,6 +271,15 @@ impl Pages {
     /// The page after a logout; `sign_in_again` is a safe target.
     pub fn signed_out(&self, chrome: &Chrome<'_>, sign_in_again: &str) -> String {
         self.render("signed_out.html", chrome, context! { sign_in_again })
+    }
+}
+
+impl Pages {
+    /// The sessions page: `sessions` are `/me/sessions`' rows with `created` and `lastSeen` as
+    /// readable times; `others` whether any session but the current one is live.
+    pub fn sessions(&self, chrome: &Chrome<'_>, sessions: &[serde_json::Value]) -> String {
+        let others = sessions.iter().any(|s| s["current"] != true);
+        self.render("sessions.html", chrome, context! { sessions, others })
     }
 }
 

@@ -28,6 +28,13 @@ fn every_page(pages: &Pages, lang: Lang) -> Vec<String> {
         pages.chooser(&c, &[]),
         pages.callback(&c, "body", "co<de", "st\"ate"),
         pages.signed_out(&c, "/web-login?appId=a"),
+        pages.sessions(
+            &c,
+            &[serde_json::json!({
+                "id": "h1", "appId": "<i>", "providerId": "dev", "userAgent": "<b>UA</b>",
+                "clientAddr": "10.0.0.1", "created": "x", "lastSeen": "y", "current": false,
+            })],
+        ),
     ];
     for kind in ErrorKind::ALL {
         out.push(pages.error(&c, kind, 400, "/"));

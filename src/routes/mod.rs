@@ -17,7 +17,7 @@
 //! | GET, POST `/logout` | [`session_api::logout`] | 302 to the provider's `logout_url` (with `post_logout_redirect_uri`) or to `redirect`; 400 for a refused `redirect`; 200 JSON | clears cookies, revokes the session (of the session token, or of the `refresh_token` cookie alone) |
 //! | POST `/backchannel-logout/{appId}/{providerId}` | [`session_api::backchannel_logout`] | 200 `{"revoked": n}`; 400 `{"error":"invalid_request"}` | OIDC Back-Channel Logout: a valid `logout_token` revokes the user's sessions |
 //! | GET `/userinfo` | [`session_api::userinfo`] | 200 the `user` claim; 401 | |
-//! | GET `/me/sessions` | [`me::list`] | 200 `[{id, appId, providerId, createdAt, lastSeenAt, expiresAt, clientAddr, userAgent, current}]`; 401 | the caller's own live sessions |
+//! | GET `/me/sessions` | [`me::list`] | 200 `[{id, appId, providerId, createdAt, lastSeenAt, expiresAt, clientAddr, userAgent, current}]` (a page for a browser navigation); 401 | the caller's own live sessions |
 //! | DELETE `/me/sessions/{id}`, `/me/sessions?others=true` | [`me::end_one`], [`me::end_others`] | 200 `{"ended": n}`; 400 without `others=true`; 401; 403 cross-site; 404 not one of the caller's sessions | |
 //! | GET `/apps/{appId}/providers` | [`meta::providers`] | 200 `[{id,label,type,order}]`; 404 | |
 //! | GET `/.well-known/jwks.json` | [`meta::jwks`] | 200 JWKS | |

@@ -186,3 +186,35 @@ pub(crate) fn signed_out(
         state.pages.signed_out(&chrome(state, headers, app), &again),
     )
 }
+
+/// `GET /me/sessions` for a browser: the list as a page, its times readable (UTC).
+pub(crate) fn sessions_page(
+    state: &AppState,
+    headers: &http::HeaderMap,
+    mut rows: Vec<serde_json::Value>,
+) -> Response {
+    for row in &mut rows {
+        for (from, to) in [("createdAt", "created"), ("lastSeenAt", "lastSeen")] {
+            let at = row[from].as_i64().unwrap_or(0).max(0) as u64;
+            row[to] = serde_json::Value::String(readable_time(at));
+        }
+    }
+    let app = state
+        .config
+        .server
+        .default_app
+        .as_deref()
+        .and_then(|id| state.app(id))
+        .map(|a| a.as_ref());
+    html_response(
+        StatusCode::OK,
+        state.pages.sessions(&chrome(state, headers, app), &rows),
+    )
+}
+
+/// `2026-12-01 05:16 UTC`.
+fn readable_time(secs: u64) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs);
+    let s = humantime::format_rfc3339_seconds(t).to_string();
+    format!("{} UTC", s.get(..16).unwrap_or(&s).replace('T', " "))
+}

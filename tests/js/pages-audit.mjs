@@ -12,6 +12,7 @@
 //   javascript (default true): false opens the page with JavaScript off (the no-JS fallback);
 //   Chromium then gives the driver no execution context either, so such a page is loaded,
 //   watched (console, requests, bytes) and photographed only ("audited": false).
+//   cookies: [{"name", "value", "url"}] set in the browser first (a signed-in person's session).
 //   hold: a path whose requests are left unanswered while the page is checked (so the callback
 //   page is seen in its "signing you in" state).
 // Every page is opened in English and Italian (the browser's locale, hence Accept-Language),
@@ -108,6 +109,7 @@ async function auditOne(browser, spec, { lang, locale }, viewport) {
         });
       });
     });
+    if (spec.cookies) await context.addCookies(spec.cookies);
     const page = await context.newPage();
     page.on('console', (msg) => {
       if (msg.type() !== 'error') return;
