@@ -52,6 +52,9 @@ async fn every_page_passes_the_quality_bar_in_chromium() {
             "{site}/web-login/oauth/callback?error=access_denied&state=x")},
         {"name": "signed-out", "url": format!("{site}/logout")},
         {"name": "sessions", "url": format!("{site}/me/sessions"), "cookies": cookies},
+        // Last: its button ends the other session (so later runs of it have none to click).
+        {"name": "sessions-end", "url": format!("{site}/me/sessions"), "cookies": cookies,
+         "click": "[data-end]"},
     ]);
     let dir = tempfile::tempdir().unwrap();
     let spec_path = dir.path().join("spec.json");
@@ -77,7 +80,18 @@ async fn every_page_passes_the_quality_bar_in_chromium() {
     );
     let report: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON line");
     let results = report["results"].as_array().unwrap();
-    assert_eq!(results.len(), 7 * 2 * 2, "every page, language and width");
+    assert_eq!(results.len(), 8 * 2 * 2, "every page, language and width");
+    // The sessions page's button ended the other session: the page came back without it.
+    let clicked: Vec<_> = results
+        .iter()
+        .filter(|r| r["name"] == "sessions-end" && !r["clicked"].is_null())
+        .map(|r| r["clicked"].clone())
+        .collect();
+    assert_eq!(
+        clicked,
+        [serde_json::json!({"before": 1, "after": 0})],
+        "one click, one session ended"
+    );
 
     let mut failures = Vec::new();
     for r in results {

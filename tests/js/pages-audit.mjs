@@ -12,6 +12,9 @@
 //   javascript (default true): false opens the page with JavaScript off (the no-JS fallback);
 //   Chromium then gives the driver no execution context either, so such a page is loaded,
 //   watched (console, requests, bytes) and photographed only ("audited": false).
+//   click: a selector clicked once the page is checked, when the page has one; the result's
+//   "clicked" is then {"before": N, "after": N}: how many elements matched before the click and
+//   once the page has loaded again (a page whose button reloads it).
 //   cookies: [{"name", "value", "url"}] set in the browser first (a signed-in person's session).
 //   hold: a path whose requests are left unanswered while the page is checked (so the callback
 //   page is seen in its "signing you in" state).
@@ -199,7 +202,7 @@ async function auditOne(browser, spec, { lang, locale }, viewport) {
     await page.evaluate(() => document.activeElement?.blur());
 
     let screenshot = null;
-    if (args.screenshots) {
+    if (args.screenshots && !spec.click) {
       screenshot = path.join(args.screenshots, `${spec.name}-${lang}-${viewport.name}.png`);
       await page.screenshot({ path: screenshot, fullPage: true });
     }
@@ -214,12 +217,25 @@ async function auditOne(browser, spec, { lang, locale }, viewport) {
       nodes: v.nodes.map((n) => n.target.join(' ')).slice(0, 5),
     }))));
 
+    let clicked = null;
+    if (spec.click) {
+      const before = await page.locator(spec.click).count();
+      if (before > 0) {
+        await Promise.all([
+          page.waitForEvent('load'),
+          page.locator(spec.click).first().click(),
+        ]);
+        clicked = { before, after: await page.locator(spec.click).count() };
+      }
+    }
+
     return {
       name: spec.name,
       lang,
       viewport: viewport.name,
       status,
       audited: true,
+      clicked,
       htmlLang: layout.htmlLang,
       // Copies: what happens once the page is checked (its held request ended) is not counted.
       consoleErrors: [...consoleErrors],
