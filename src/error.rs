@@ -139,12 +139,31 @@ impl ApiError {
         (status, self.public_message())
     }
 
-    /// The error as a readable HTML page with the same status, for a browser navigation that
-    /// failed on idgate's side (a login started while the IdP or a store is down).
-    pub fn into_page(self) -> Response {
-        let (status, message) = self.logged();
-        let title = status.canonical_reason().unwrap_or("Error");
-        crate::http::html_response(status, crate::pages::error(title, &message))
+    /// What an error page tells a person about this error: a kind with its own words in the
+    /// catalogue, never the message (which may quote the request).
+    pub fn page_kind(&self) -> crate::pages::ErrorKind {
+        use crate::pages::ErrorKind as K;
+        match self {
+            Self::MissingParam(_)
+            | Self::InvalidParam { .. }
+            | Self::BadRequest(_)
+            | Self::PayloadTooLarge(_)
+            | Self::RequestTimeout
+            | Self::UnsupportedMediaType(_) => K::BadRequest,
+            Self::Unauthorized(_) => K::NotSignedIn,
+            Self::Forbidden(_) => K::Forbidden,
+            Self::Store(StoreError::Refused { .. }) => K::AccountInactive,
+            Self::NotFound(_) | Self::MethodNotAllowed => K::NotFound,
+            Self::Idp(_) | Self::IdpTimeout(_) => K::IdpUnavailable,
+            Self::Store(_) => K::Unavailable,
+            Self::Internal(_) => K::Internal,
+        }
+    }
+
+    /// Logs a failure on idgate's side, once, whole (as [`ApiError::into_response`] does), for
+    /// an error answered as a page; returns the status.
+    pub fn logged_status(&self) -> StatusCode {
+        self.logged().0
     }
 
     /// The JSON error response; failures on idgate's side are also logged here, once, whole.
@@ -247,7 +266,7 @@ mod tests {
     }
 
     #[test]
-    fn an_idp_timeout_is_told_apart_and_a_page_says_the_same_as_the_json() {
+    fn an_idp_timeout_is_told_apart_and_pages_name_each_kind() {
         let timeout = ApiError::from(IdpError::Timeout(
             "http://10.1.2.3/token: operation timed out".into(),
         ));
@@ -259,29 +278,23 @@ mod tests {
         let forged = ApiError::from(IdpError::IdToken("nonce mismatch".into()));
         assert_eq!(forged.status(), StatusCode::UNAUTHORIZED);
 
-        let page = timeout.into_page();
-        assert_eq!(page.status(), StatusCode::GATEWAY_TIMEOUT);
-        assert!(page.headers()[http::header::CONTENT_TYPE]
-            .to_str()
-            .unwrap()
-            .starts_with("text/html"));
-        let body = body_text(page);
-        assert!(body.contains("<title>Gateway Timeout</title>"), "{body}");
-        assert!(
-            body.contains("the identity provider did not answer in time"),
-            "{body}"
+        assert_eq!(timeout.page_kind(), crate::pages::ErrorKind::IdpUnavailable);
+        assert_eq!(timeout.logged_status(), StatusCode::GATEWAY_TIMEOUT);
+        assert_eq!(
+            ApiError::Store(StoreError::Refused {
+                store: "mongodb",
+                message: "x".into()
+            })
+            .page_kind(),
+            crate::pages::ErrorKind::AccountInactive
         );
-        assert!(!body.contains("10.1.2.3"), "{body}");
-    }
-
-    fn body_text(resp: Response) -> String {
-        use http_body_util::BodyExt;
-        let bytes = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap()
-            .block_on(resp.into_body().collect())
-            .unwrap()
-            .to_bytes();
-        String::from_utf8(bytes.to_vec()).unwrap()
+        assert_eq!(
+            ApiError::InvalidParam {
+                name: "redirect",
+                reason: "https://evil.example/ is not allowed".into(),
+            }
+            .page_kind(),
+            crate::pages::ErrorKind::BadRequest
+        );
     }
 }

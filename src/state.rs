@@ -41,6 +41,8 @@ pub struct AppState {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// The audit trail (`[audit]`); off, it costs nothing.
     pub audit: Arc<crate::audit::Audit>,
+    /// The login site's pages: templates, strings and assets.
+    pub pages: crate::pages::Pages,
 }
 
 /// The stores a config names, opened.
@@ -161,6 +163,15 @@ impl AppState {
             renewals: quick_cache::sync::Cache::new(4096),
             metrics,
             audit,
+            pages: crate::pages::Pages::new(
+                &config.pages.templates,
+                &config
+                    .apps
+                    .values()
+                    .filter_map(|a| Some((a.id.clone(), a.pages.stylesheet()?)))
+                    .collect::<Vec<_>>(),
+            )
+            .map_err(|e| anyhow::anyhow!("pages: {e}"))?,
             config,
         }))
     }

@@ -124,6 +124,8 @@ async fn internal_endpoints_stay_internal_whatever_the_raw_path() {
         "web-login/oauth/callback",
         "web-login/callback",
         "web-login/callback.js",
+        "web-login/finish",
+        "web-login/static/x.css",
         "oauth/token",
         "refreshtoken",
         // (`logout` is left out: a client's own session cookie on /logout logs it out, as it
@@ -1224,6 +1226,8 @@ async fn public_locations_forward_only_their_own_paths() {
         "/web-login/oauth/callback",
         "/web-login/callback",
         "/web-login/callback.js",
+        "/web-login/finish",
+        "/web-login/static/",
         "/oauth/token",
         "/refreshtoken",
         "/logout",

@@ -1055,7 +1055,12 @@ async fn a_browser_logins_own_state_is_bounded() {
     let resp = start("s".repeat(513)).await;
     assert_eq!(resp.status(), 400);
     assert!(cookie_set(&resp, "idgate_login").is_none());
-    assert!(resp.text().await.unwrap().contains("state"));
+    // A browser sees the page for a bad link (the JSON names `state` for an API caller).
+    assert!(resp
+        .text()
+        .await
+        .unwrap()
+        .contains("This link is not valid"));
     assert_eq!(start("short".into()).await.status(), 302);
 }
 
@@ -1129,13 +1134,16 @@ async fn login_pages_and_the_sessions_idp_tokens_answer() {
     assert_eq!(page.status(), 200);
     assert!(page.text().await.unwrap().contains("redirect=%2F\""));
     // The callback page and its script.
-    let page = get("/web-login/oauth/callback", None).await;
+    let page = get("/web-login/oauth/callback?code=c&state=s", None).await;
     assert_eq!(page.status(), 200);
     assert!(page
         .text()
         .await
         .unwrap()
-        .contains("/web-login/callback.js"));
+        .replace("&#x2f;", "/")
+        .contains("/web-login/static/callback."));
+    // Without a code (the IdP refused, or the address was cut): a page that says so.
+    assert_eq!(get("/web-login/oauth/callback", None).await.status(), 400);
     let script = get("/web-login/callback.js", None).await;
     assert_eq!(script.status(), 200);
     assert!(script.headers()["content-type"]

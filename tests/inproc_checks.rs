@@ -454,7 +454,8 @@ async fn jwks_providers_and_health() {
         .await
         .unwrap();
     assert_eq!(chooser.status(), 200);
-    let html = chooser.text().await.unwrap();
+    // Attribute escaping writes `/` as `&#x2f;`.
+    let html = chooser.text().await.unwrap().replace("&#x2f;", "/");
     let other = html.find("Other").unwrap();
     let dev = html.find("Development IdP").unwrap();
     assert!(other < dev, "higher order first");

@@ -41,10 +41,11 @@ struct Answer {
     body: String,
 }
 
-async fn get(client: &reqwest::Client, url: String) -> Answer {
+/// A browser's navigation (`Accept: text/html…`), or an API caller's (`application/json`).
+async fn get_as(client: &reqwest::Client, url: String, accept: &str) -> Answer {
     let resp = client
         .get(&url)
-        .header("accept", "text/html,application/xhtml+xml,*/*;q=0.8")
+        .header("accept", accept)
         .send()
         .await
         .unwrap_or_else(|e| panic!("{url}: {e}"));
@@ -63,6 +64,14 @@ async fn get(client: &reqwest::Client, url: String) -> Answer {
     }
 }
 
+async fn get(client: &reqwest::Client, url: String) -> Answer {
+    get_as(client, url, "text/html,application/xhtml+xml,*/*;q=0.8").await
+}
+
+async fn get_json(client: &reqwest::Client, url: String) -> Answer {
+    get_as(client, url, "application/json").await
+}
+
 /// The `/authorize` and `/logout` URLs carrying `target` as their `redirect`.
 fn endpoint_urls(site: &str, target: &str) -> [String; 2] {
     let q = idgate::http::encode_query_value(target);
@@ -78,7 +87,8 @@ async fn the_redirect_corpus_through_nginx() {
     let site = stack.site();
     let client = Browser::new().client;
 
-    // Every payload, at both endpoints: 400, JSON naming `redirect`, no Location.
+    // Every payload, at both endpoints, for an API caller: 400, JSON naming `redirect`, no
+    // Location; for a browser: 400, a page that says the link is not valid, without Location.
     let payloads = lines(PAYLOADS, "payload", stack.nginx.port);
     assert!(payloads.len() >= 800, "{} payloads", payloads.len());
     let requests: Vec<(String, String, String)> = payloads
@@ -92,14 +102,24 @@ async fn the_redirect_corpus_through_nginx() {
     let answers: Vec<_> = stream::iter(requests)
         .map(|(class, p, url)| {
             let client = &client;
-            async move { (class, p, url.clone(), get(client, url).await) }
+            async move {
+                let page = get(client, url.clone()).await;
+                (class, p, url.clone(), get_json(client, url).await, page)
+            }
         })
         .buffer_unordered(CONCURRENCY)
         .collect()
         .await;
     assert_eq!(answers.len(), 2 * payloads.len());
     let mut failures = Vec::new();
-    for (class, p, url, a) in &answers {
+    for (class, p, url, a, page) in &answers {
+        if page.status != 400
+            || page.location.is_some()
+            || page.json
+            || !page.body.contains("This link is not valid")
+        {
+            failures.push(format!("{class} {p:?} page at {url}: {}", page.status));
+        }
         let message = serde_json::from_str::<serde_json::Value>(&a.body)
             .ok()
             .and_then(|b| b["message"].as_str().map(str::to_owned))

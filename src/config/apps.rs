@@ -39,6 +39,8 @@ pub struct AppConfig {
     /// Groups from the IdP's `groups` claim join the users collection's (Mia's
     /// `useProviderGroups`).
     pub use_provider_groups: bool,
+    /// The app's brand on its pages (`[apps.X.pages]`).
+    pub pages: super::pages::AppPages,
 }
 
 /// Mia's `customTokenClaims`: optional parts of the token's `user` claim.
@@ -214,5 +216,6 @@ fn validate_app(
         default_redirect,
         cookie_attributes,
         use_provider_groups: app.use_provider_groups,
+        pages: super::pages::validate_app(&key("pages"), app.pages)?,
     })
 }

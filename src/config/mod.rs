@@ -19,6 +19,7 @@ mod headers;
 mod jwt;
 mod log;
 pub(crate) mod mia;
+pub mod pages;
 mod providers;
 mod raw;
 mod server;
@@ -100,6 +101,8 @@ pub struct Config {
     pub tls: crate::tls::TlsConfig,
     /// The audit trail (`[audit]`, see `audit`); `None`: off.
     pub audit: Option<AuditConfig>,
+    /// `[pages]`: templates that replace built-in pages.
+    pub pages: pages::PagesConfig,
 }
 
 /// Startup messages gathered while the config loads (tracing is not set up yet then): which
@@ -183,6 +186,7 @@ impl Config {
         let headers = headers::validate(raw.headers)?;
         let log = log::validate(raw.log)?;
         let audit = audit::validate(raw.audit, &resolve)?;
+        let pages = pages::validate(raw.pages, &resolve)?;
         let apps = apps::validate(
             raw.apps,
             raw.mia_config.as_deref(),
@@ -201,6 +205,7 @@ impl Config {
 
         Ok(Self {
             audit,
+            pages,
             tls,
             notices,
             policy,

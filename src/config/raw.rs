@@ -41,6 +41,8 @@ pub struct RawConfig {
     pub tls: crate::tls::RawTls,
     /// The audit trail (see `audit`); absent: none.
     pub audit: Option<RawAudit>,
+    /// The login site's pages (see `config::pages`).
+    pub pages: Option<super::pages::RawPages>,
 }
 
 /// One `[[api_keys]]` entry. The key itself is never written in this file: give its SHA-256
@@ -300,6 +302,8 @@ pub struct RawApp {
     /// at login (Mia's `useProviderGroups`).
     #[serde(default)]
     pub use_provider_groups: bool,
+    /// The app's brand on its pages (see `config::pages`).
+    pub pages: Option<super::pages::RawAppPages>,
 }
 
 /// Cookie attributes an app sets for itself; unset ones keep `[session]`'s.
@@ -325,6 +329,8 @@ pub struct RawProvider {
     pub client_secret_file: Option<PathBuf>,
     pub scope: Option<Vec<String>>,
     pub label: Option<String>,
+    /// A same-site path to a small logo shown beside the label on the chooser.
+    pub logo_url: Option<String>,
     #[serde(default)]
     pub order: i64,
     pub user_settings_url: Option<String>,

@@ -348,6 +348,7 @@ pub fn chooser(state: &AppState, req: &Request) -> Result<Response, ApiError> {
         .iter()
         .map(|p| pages::ProviderLink {
             label: &p.label,
+            logo_url: p.logo_url.as_deref(),
             href: format!(
                 "/authorize?appId={}&providerId={}&redirect={}{step_up}",
                 encode_query_value(&app.id),
@@ -356,19 +357,18 @@ pub fn chooser(state: &AppState, req: &Request) -> Result<Response, ApiError> {
             ),
         })
         .collect();
+    let chrome = super::site::chrome(state, req.headers(), Some(app));
     Ok(html_response(
         StatusCode::OK,
-        pages::provider_chooser(&app.id, &links),
+        state.pages.chooser(&chrome, &links),
     ))
 }
 
-pub fn callback_page(mode: &str) -> Response {
-    html_response(StatusCode::OK, pages::callback(mode))
-}
-
-pub fn callback_script() -> Response {
-    let mut resp =
-        http::Response::new(Full::new(Bytes::from_static(pages::CALLBACK_JS.as_bytes())));
+/// `GET /web-login/callback.js`: the callback script under its unhashed name.
+pub fn callback_script(state: &AppState) -> Response {
+    let mut resp = http::Response::new(Full::new(Bytes::from_static(
+        state.pages.assets.callback_js().as_bytes(),
+    )));
     let h = resp.headers_mut();
     h.insert(
         CONTENT_TYPE,

@@ -2,7 +2,7 @@
 //!
 //! | method, path | answers |
 //! |---|---|
-//! | GET `/me/sessions` | 200 `[{id, appId, providerId, createdAt, lastSeenAt, expiresAt, clientAddr, userAgent, current}]`, newest first; 401 |
+//! | GET `/me/sessions` | 200 `[{id, appId, providerId, createdAt, lastSeenAt, expiresAt, clientAddr, userAgent, current}]`, newest first (a browser navigation gets the same list as a page whose buttons end sessions); 401 |
 //! | DELETE `/me/sessions/{id}` | 200 `{"ended": 1}`; 404 when `id` is not one of the caller's live sessions; 403 cross-site; 401 |
 //! | DELETE `/me/sessions?others=true` | 200 `{"ended": n}`: every live session of the caller but the current one; 400 without `others=true`; 403 cross-site; 401 |
 //!
@@ -150,6 +150,9 @@ pub async fn list(state: &AppState, peer: &Peer, req: &Request) -> Result<Respon
             })
         })
         .collect();
+    if super::is_navigation(req.method().as_str(), req.headers()) {
+        return Ok(me.answer(super::site::sessions_page(state, req.headers(), rows)));
+    }
     Ok(me.answer(json_response(
         StatusCode::OK,
         &serde_json::Value::Array(rows),

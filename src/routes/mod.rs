@@ -7,14 +7,17 @@
 //! | any `/auth`, `/auth/{rule}` | [`auth::decide`] | 200 + `mia-allowed`, `mia-userid`, `mia-groups`, `mia-userproperties` (+ `mia-client-type`); 401 (+ `Location` for browser navigations; `idgate-refusal: api-key` for a refused API key); 403 for untrusted peers | Nginx `auth_request` target; never another status on purpose |
 //! | GET `/authorize` | [`login::authorize`] | 302 to the IdP; 400 naming a bad `appId`/`providerId`/`redirect`/`acr_values`/`max_age`/`prompt` | sets `idgate_login` (a fresh binding), clears `sid`/`idgate_renew`/`refresh_token` (not for a step-up of the browser's live session) |
 //! | GET `/web-login` | [`login::chooser`] | 200 HTML provider chooser; 400 | |
-//! | GET `/web-login/oauth/callback`, `/web-login/callback` | [`login::callback_page`] | 200 HTML | the script POSTs the code in the body / the query |
-//! | GET `/web-login/callback.js` | [`login::callback_script`] | 200 JavaScript | |
+//! | (any error of a browser navigation) | [`site::PageContext::error_page`] | the same status, an HTML page in the browser's language | plain words, what to do, a "start again" link; never the request's input |
+//! | GET `/web-login/oauth/callback`, `/web-login/callback` | [`site::callback_page`] | 200 HTML; 400 HTML page for an IdP error or no code | the script POSTs the code in the body / the query |
+//! | GET `/web-login/callback.js` | [`login::callback_script`] | 200 JavaScript | the callback script under its old, unhashed name |
+//! | POST `/web-login/finish` | [`site::finish`] | 303 to the login's target (+ the cookies `/oauth/token` sets); 400 HTML page | the callback page's form without JavaScript: `code`, `state` |
+//! | GET `/web-login/static/{name}` | [`site::asset`] | 200 CSS/JS, `Cache-Control: public, max-age=31536000, immutable`; 404 | names carry their content's hash |
 //! | POST `/oauth/token` | [`token::exchange`] | 200 `{accessToken, refreshToken, expiresAt}` + `Location` (+ cookies for website apps); 400 bad/used/foreign state; 502 IdP failure | JSON, form or query |
 //! | POST `/refreshtoken` | [`refresh::refresh`] | 200 new `{accessToken, refreshToken, expiresAt}` (+ cookies), the same again for a repeat within `[session] refresh_grace`; 401 for a used, unknown or ended refresh token (a reused one revokes its session; cookies cleared with `invalid_refresh_wipes_cookies`) | body, form, query or `refresh_token` cookie |
 //! | GET, POST `/logout` | [`session_api::logout`] | 302 to the provider's `logout_url` (with `post_logout_redirect_uri`) or to `redirect`; 400 for a refused `redirect`; 200 JSON | clears cookies, revokes the session (of the session token, or of the `refresh_token` cookie alone) |
 //! | POST `/backchannel-logout/{appId}/{providerId}` | [`session_api::backchannel_logout`] | 200 `{"revoked": n}`; 400 `{"error":"invalid_request"}` | OIDC Back-Channel Logout: a valid `logout_token` revokes the user's sessions |
 //! | GET `/userinfo` | [`session_api::userinfo`] | 200 the `user` claim; 401 | |
-//! | GET `/me/sessions` | [`me::list`] | 200 `[{id, appId, providerId, createdAt, lastSeenAt, expiresAt, clientAddr, userAgent, current}]`; 401 | the caller's own live sessions |
+//! | GET `/me/sessions` | [`me::list`] | 200 `[{id, appId, providerId, createdAt, lastSeenAt, expiresAt, clientAddr, userAgent, current}]` (a page for a browser navigation); 401 | the caller's own live sessions |
 //! | DELETE `/me/sessions/{id}`, `/me/sessions?others=true` | [`me::end_one`], [`me::end_others`] | 200 `{"ended": n}`; 400 without `others=true`; 401; 403 cross-site; 404 not one of the caller's sessions | |
 //! | GET `/apps/{appId}/providers` | [`meta::providers`] | 200 `[{id,label,type,order}]`; 404 | |
 //! | GET `/.well-known/jwks.json` | [`meta::jwks`] | 200 JWKS | |
@@ -34,6 +37,7 @@ mod meta;
 mod mia_api;
 mod refresh;
 mod session_api;
+mod site;
 mod token;
 
 use std::net::SocketAddr;
@@ -81,6 +85,8 @@ async fn endpoint(state: Arc<AppState>, peer: Arc<Peer>, req: Request) -> Respon
     let path = req.uri().path();
     let method = req.method().clone();
     let navigation = is_navigation(method.as_str(), req.headers());
+    // Taken before a handler consumes the request: the page an error becomes.
+    let page = navigation.then(|| site::PageContext::of(&state, &req));
     let result = match (&method, path) {
         (&Method::GET, "/authorize") => {
             timed_login(
@@ -91,9 +97,13 @@ async fn endpoint(state: Arc<AppState>, peer: Arc<Peer>, req: Request) -> Respon
             .await
         }
         (&Method::GET, "/web-login") => login::chooser(&state, &req),
-        (&Method::GET, "/web-login/oauth/callback") => Ok(login::callback_page("body")),
-        (&Method::GET, "/web-login/callback") => Ok(login::callback_page("query")),
-        (&Method::GET, "/web-login/callback.js") => Ok(login::callback_script()),
+        (&Method::GET, "/web-login/oauth/callback") => {
+            Ok(site::callback_page(&state, &req, "body"))
+        }
+        (&Method::GET, "/web-login/callback") => Ok(site::callback_page(&state, &req, "query")),
+        (&Method::GET, "/web-login/callback.js") => Ok(login::callback_script(&state)),
+        (&Method::POST, "/web-login/finish") => Ok(site::finish(&state, &peer, req).await),
+        (&Method::GET, p) if p.starts_with(crate::pages::assets::PREFIX) => site::asset(&state, p),
         (&Method::POST, "/oauth/token") => {
             timed_login(
                 &state,
@@ -136,11 +146,12 @@ async fn endpoint(state: Arc<AppState>, peer: Arc<Peer>, req: Request) -> Respon
     };
     match result {
         Ok(resp) => resp,
-        // A person's browser landed here and idgate's side failed (a login started while the
-        // IdP or a store is down): a page says so. A fault of the request (a refused
-        // `redirect`, a missing parameter) keeps its JSON answer, as for every client.
-        Err(e) if navigation && e.status().is_server_error() => e.into_page(),
-        Err(e) => e.into_response(),
+        // A person's browser landed here: a page says what went wrong in plain words (never
+        // the message, which may quote the request). API and XHR callers keep their JSON.
+        Err(e) => match &page {
+            Some(page) => page.error_page(&state, e),
+            None => e.into_response(),
+        },
     }
 }
 
@@ -166,6 +177,7 @@ fn is_known_path(p: &str) -> bool {
             | "/web-login/oauth/callback"
             | "/web-login/callback"
             | "/web-login/callback.js"
+            | "/web-login/finish"
             | "/oauth/token"
             | "/refreshtoken"
             | "/logout"

@@ -93,6 +93,10 @@ pub async fn logout(
     let mut resp = match (idp_logout, back) {
         (Some(url), _) => redirect(url.as_str())?,
         (None, Some(back)) => redirect(&back)?,
+        // A person's browser with nowhere else to go: the signed-out page.
+        (None, None) if navigation => {
+            super::site::signed_out(state, req.headers(), app.map(|a| a.as_ref()))
+        }
         (None, None) => json_response(StatusCode::OK, &json!({ "loggedOut": ended.is_some() })),
     };
     // Cleared with the attributes they were set with (an app may have its own).

@@ -186,6 +186,7 @@ fn convert_app(
         cookie: app.sid_cookie_custom_attributes.map(Into::into),
         refresh_cookie: app.refresh_cookie_custom_attributes.map(Into::into),
         use_provider_groups: app.use_provider_groups,
+        pages: None,
     })
 }
 

@@ -226,6 +226,8 @@ pub struct ProviderConfig {
     pub client_secret: crate::crypto::Secret,
     pub scope: Vec<String>,
     pub label: String,
+    /// A same-site path to a logo shown beside the label on the chooser.
+    pub logo_url: Option<String>,
     pub order: i64,
     pub user_settings_url: Option<String>,
     /// `microsoft`: the tenant ids (lowercase GUIDs) whose tokens are accepted; empty means

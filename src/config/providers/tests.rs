@@ -16,6 +16,7 @@ fn raw(kind: &str) -> RawProvider {
         client_secret_file: None,
         scope: None,
         label: None,
+        logo_url: None,
         order: 0,
         user_settings_url: None,
         auth_method: None,

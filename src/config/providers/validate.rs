@@ -250,7 +250,17 @@ pub(in crate::config) fn validate(
             "at most 60s: a login holds a connection while it waits",
         ));
     }
+    let logo_url = match p.logo_url {
+        Some(l) if !crate::config::pages::is_site_path(&l) => {
+            return Err(ConfigError::invalid(
+                pkey("logo_url"),
+                "a path on the site itself, such as /assets/sso.svg",
+            ))
+        }
+        l => l,
+    };
     Ok(ProviderConfig {
+        logo_url,
         claims_to_token,
         timeout,
         logout,
