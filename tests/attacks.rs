@@ -265,6 +265,50 @@ async fn no_request_stops_the_daemon() {
             assert!(leaked_internal(&r).is_none(), "{r:?}");
         }
     }
+    // Step-up parameters past their limits, from an anonymous client: each refused by name.
+    let many = vec!["loa"; 17].join("%20");
+    let long = "a".repeat(257);
+    for (query, name) in [
+        (format!("acr_values={many}"), "acr_values"),
+        (format!("acr_values={long}"), "acr_values"),
+        ("acr_values=lo%22a".to_owned(), "acr_values"),
+        ("max_age=99999999999999999999999".to_owned(), "max_age"),
+        ("max_age=-1".to_owned(), "max_age"),
+        ("prompt=none".to_owned(), "prompt"),
+    ] {
+        let target = format!("/authorize?appId=web&providerId=dev&redirect=%2F&{query}");
+        let r = raw::send(
+            stack.nginx.port,
+            "GET",
+            &target,
+            &[("accept", "application/json")],
+        );
+        assert_eq!(r.status, 400, "{target}: {r:?}");
+        assert!(r.body.contains(name), "{target}: {r:?}");
+    }
+    // A user's sessions: an oversized id, and a huge Accept-Language on the pages.
+    let id = "x".repeat(4_000);
+    let r = raw::send(
+        stack.nginx.port,
+        "DELETE",
+        &format!("/me/sessions/{id}"),
+        &[
+            ("cookie", cookie.as_str()),
+            ("sec-fetch-site", "same-origin"),
+        ],
+    );
+    assert_eq!(r.status, 404, "{r:?}");
+    let languages = vec!["it;q=0.9"; 700].join(",");
+    let r = raw::send(
+        stack.nginx.port,
+        "GET",
+        "/web-login?appId=web",
+        &[
+            ("accept", "text/html"),
+            ("accept-language", languages.as_str()),
+        ],
+    );
+    assert_eq!(r.status, 200, "{r:?}");
     // A request line far beyond any limit.
     let huge = format!("/{}", "a".repeat(100_000));
     let r = raw::send(stack.nginx.port, "GET", &huge, &[]);

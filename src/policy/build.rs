@@ -11,7 +11,9 @@ use serde::Deserialize;
 use super::expr;
 use super::path::normalize;
 use super::table::RouteTable;
-use super::{Matching, Origin, PolicyError, RouteEntry, Rule, StepUp};
+use super::{
+    Matching, Origin, PolicyError, RouteEntry, Rule, StepUp, MAX_ACR_VALUES, MAX_ACR_VALUE_BYTES,
+};
 
 /// A route as written in TOML (`[[authorization.routes]]`).
 #[derive(Debug, Clone, Deserialize)]
@@ -229,10 +231,6 @@ impl RouteTable {
     }
 }
 
-/// The most `acr_values` a route may list, and the longest one, in bytes.
-const MAX_ACR_VALUES: usize = 16;
-const MAX_ACR_VALUE_BYTES: usize = 256;
-
 /// A TOML route's step-up demand (`acr_values`, `max_age`), checked.
 fn step_up(source: &str, r: &RawRoute) -> Result<Option<Arc<StepUp>>, PolicyError> {
     let invalid = |why: String| PolicyError::Invalid(format!("{source}: route `{}` {why}", r.path));
@@ -251,9 +249,7 @@ fn step_up(source: &str, r: &RawRoute) -> Result<Option<Arc<StepUp>>, PolicyErro
     }
     // Sent to the IdP as one space-separated parameter, and to API clients in a quoted
     // string: no spaces, controls, quotes or backslashes inside one.
-    if let Some(bad) = r.acr_values.iter().find(|v| {
-        v.is_empty() || v.len() > MAX_ACR_VALUE_BYTES || !v.bytes().all(super::is_acr_byte)
-    }) {
+    if let Some(bad) = r.acr_values.iter().find(|v| !super::is_acr_value(v)) {
         return Err(invalid(format!(
             "has acr_values entry {bad:?}: each is 1–{MAX_ACR_VALUE_BYTES} visible ASCII \
              characters, without `\"` or `\\`"

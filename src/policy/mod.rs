@@ -89,6 +89,17 @@ pub fn is_acr_byte(b: u8) -> bool {
     b.is_ascii_graphic() && b != b'"' && b != b'\\'
 }
 
+/// The most `acr_values` a route, or a login, may ask for.
+pub const MAX_ACR_VALUES: usize = 16;
+/// The longest `acr` value a route, or a login, may ask for, in bytes.
+pub const MAX_ACR_VALUE_BYTES: usize = 256;
+
+/// Whether `v` may be asked for as an `acr` value: 1 to [`MAX_ACR_VALUE_BYTES`] bytes, each
+/// an [`is_acr_byte`]. The one rule for the TOML's `acr_values` and `/authorize`'s.
+pub fn is_acr_value(v: &str) -> bool {
+    !v.is_empty() && v.len() <= MAX_ACR_VALUE_BYTES && v.bytes().all(is_acr_byte)
+}
+
 /// A route's demand on how, and how recently, the user authenticated at the IdP.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StepUp {
@@ -102,8 +113,7 @@ impl StepUp {
     /// Whether a login with `acr`, `auth_age` seconds ago, meets this demand. An unknown age
     /// never meets a `max_age`.
     pub fn met_by(&self, acr: Option<&str>, auth_age: Option<i64>) -> bool {
-        let acr_ok = self.acr_values.is_empty()
-            || acr.is_some_and(|a| self.acr_values.iter().any(|v| v == a));
+        let acr_ok = !self.acr_short(acr);
         let age_ok = match self.max_age {
             None => true,
             Some(max) => auth_age.is_some_and(|age| age <= max as i64),

@@ -6,11 +6,9 @@ use std::collections::HashMap;
 
 use crate::error::ApiError;
 use crate::http::encode_query_value;
+use crate::policy::{MAX_ACR_VALUES, MAX_ACR_VALUE_BYTES};
 use crate::store::StepUpRequest;
 
-/// The most `acr_values` a login may ask for, and the longest one, in bytes.
-const MAX_ACR_VALUES: usize = 16;
-const MAX_ACR_VALUE_BYTES: usize = 256;
 /// The largest `max_age` a login may ask for, in seconds (a year).
 const MAX_MAX_AGE: u64 = 366 * 24 * 3600;
 
@@ -28,9 +26,10 @@ pub(super) fn step_up_request(q: &HashMap<String, String>) -> Result<StepUpReque
             .map(str::to_owned)
             .collect();
         if asked.acr_values.len() > MAX_ACR_VALUES
-            || asked.acr_values.iter().any(|v| {
-                v.len() > MAX_ACR_VALUE_BYTES || !v.bytes().all(crate::policy::is_acr_byte)
-            })
+            || !asked
+                .acr_values
+                .iter()
+                .all(|v| crate::policy::is_acr_value(v))
         {
             return Err(ApiError::InvalidParam {
                 name: "acr_values",
