@@ -5,7 +5,7 @@
 //! | `sid` | the session JWT | `[session] cookie_path` | the session |
 //! | `idgate_renew` | the session's renewal secret: `/auth` renews an expired `sid` only with it | `cookie_path` | the session |
 //! | `refresh_token` | the refresh token | `/refreshtoken` only (or the app's `refresh_cookie.path`) | the session |
-//! | `idgate_login` | the browser bindings of logins in progress (see `routes::login`) | `cookie_path` | a few login-state lifetimes |
+//! | `idgate_login` | the browser bindings of logins in progress, and the app and page of the newest (see `routes::login::cookie`) | `cookie_path` | half an hour, or a login state's lifetime if longer |
 //!
 //! The shipped Nginx snippets remove all four from the `Cookie` header an upstream receives.
 //! Secure, Domain and SameSite come from `[session]`; an app may set its own Domain, Path and

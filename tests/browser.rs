@@ -1,5 +1,6 @@
 //! The login in a real browser: headless Chromium (driven by `tests/js/browser-login.mjs`)
-//! runs the real callback page and its script, under its strict CSP, through Nginx and idgate.
+//! runs the real callback page and its script, under its strict CSP, through Nginx and idgate;
+//! then the same login with JavaScript off, through the page's form.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: fail loudly
 
@@ -8,30 +9,62 @@ mod common;
 use common::*;
 use std::process::Command;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn chromium_logs_in_and_lands_on_the_protected_page() {
+/// Runs `tests/js/browser-login.mjs` to `target` as `login`, with `flags`; its JSON report.
+async fn browser_login(target: &str, login: &str, flags: &[&str]) -> serde_json::Value {
     assert!(
         std::path::Path::new("/usr/bin/chromium").exists(),
         "Chromium is not installed: run scripts/install-deps"
     );
-    let stack = Stack::start();
-    let target = stack.nginx.url("/private/page?tab=2&q=a%26b");
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new("node")
-            .arg(repo().join("tests/js/browser-login.mjs"))
-            .args(["--url", &target, "--login", "grace"])
-            .output()
-            .expect("run node")
-    })
-    .await
-    .unwrap();
+    let mut cmd = Command::new("node");
+    cmd.arg(repo().join("tests/js/browser-login.mjs"))
+        .args(["--url", target, "--login", login])
+        .args(flags);
+    let out = tokio::task::spawn_blocking(move || cmd.output().expect("run node"))
+        .await
+        .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
         "browser login failed: {stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let result: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON line");
+    serde_json::from_str(stdout.trim()).expect("one JSON line")
+}
+
+/// The requests the browser made from the callback page's document to the target's, both
+/// excluded: what the callback page added to the login.
+fn after_callback(result: &serde_json::Value, target_path: &str) -> Vec<(String, String)> {
+    let requests = result["requests"].as_array().unwrap();
+    let is_doc = |r: &serde_json::Value, pred: &dyn Fn(&str) -> bool| {
+        r["type"] == "document" && pred(r["path"].as_str().unwrap())
+    };
+    let start = requests
+        .iter()
+        .position(|r| is_doc(r, &|p| p.starts_with("/web-login/oauth/callback?")))
+        .unwrap_or_else(|| panic!("no callback page: {requests:?}"));
+    let end = start
+        + requests[start..]
+            .iter()
+            .position(|r| is_doc(r, &|p| p == target_path))
+            .unwrap_or_else(|| panic!("no target page after the callback: {requests:?}"));
+    requests[start + 1..end]
+        .iter()
+        .map(|r| {
+            (
+                r["method"].as_str().unwrap().to_owned(),
+                r["path"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_logs_in_and_lands_on_the_protected_page() {
+    let stack = Stack::start();
+    let target = stack.nginx.url("/private/page?tab=2&q=a%26b");
+    // Assets are held until the code exchange is sent: the callback page must not wait for
+    // any of them (its one added round trip is the exchange).
+    let result = browser_login(&target, "grace", &["--hold-assets"]).await;
 
     assert_eq!(
         result["finalUrl"],
@@ -70,4 +103,44 @@ async fn chromium_logs_in_and_lands_on_the_protected_page() {
     // The page's script ran under the CSP without a single violation or error.
     assert_eq!(result["consoleErrors"], serde_json::json!([]), "{result}");
     assert_eq!(result["pageErrors"], serde_json::json!([]), "{result}");
+
+    // One round trip added to the login: between the callback page and the target, the only
+    // request that is not a (cacheable, hashed, not waited for) asset is the code exchange.
+    let added: Vec<_> = after_callback(&result, "/private/page?tab=2&q=a%26b")
+        .into_iter()
+        .filter(|(_, path)| !path.starts_with("/web-login/static/"))
+        .collect();
+    assert_eq!(
+        added,
+        [("POST".to_owned(), "/oauth/token".to_owned())],
+        "{result}"
+    );
+}
+
+/// Without JavaScript the callback page's form ends the login: one press of its button, one
+/// request (`POST /web-login/finish`, answered with a 303 to the page first asked for).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_javascript_chromium_finishes_the_login_with_the_callback_form() {
+    let stack = Stack::start();
+    let target = stack.nginx.url("/private/nojs?x=1");
+    let result = browser_login(&target, "heidi", &["--no-javascript"]).await;
+    assert_eq!(result["finalUrl"], target);
+    let echo = echoed(result["body"].as_str().unwrap());
+    assert_eq!(echo["uri"], "/private/nojs?x=1");
+    assert_eq!(echo["miausergroups"], "users");
+    let added: Vec<_> = after_callback(&result, "/private/nojs?x=1")
+        .into_iter()
+        .filter(|(_, path)| !path.starts_with("/web-login/static/"))
+        .collect();
+    assert_eq!(
+        added,
+        [("POST".to_owned(), "/web-login/finish".to_owned())],
+        "{result}"
+    );
+    // Nothing ran: no fetch to /oauth/token was made.
+    assert!(
+        !result["requests"].to_string().contains("/oauth/token"),
+        "{result}"
+    );
+    assert_eq!(result["consoleErrors"], serde_json::json!([]), "{result}");
 }

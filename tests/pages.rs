@@ -50,25 +50,35 @@ async fn without_javascript_the_callback_form_finishes_the_login_once() {
         .login_at_idp(&idp_url, "alice", &format!("{site}/web-login/"))
         .await;
 
-    // The page: a script under its hashed name, cached for good, and a form with the code.
+    // The page: its script inline in <head>, before the stylesheet (so the exchange waits for
+    // nothing), allowed by its hash in the page's CSP; and a form with the code.
     let page = browser.navigate(&callback).await;
     assert_eq!(page.status(), 200);
-    let html = unescaped(&page.text().await.unwrap());
-    assert!(!html.contains("<script>"), "no inline script");
-    let src = html
-        .split("<script src=\"")
-        .nth(1)
-        .and_then(|s| s.split('"').next())
+    let csp = page.headers()["content-security-policy"]
+        .to_str()
         .unwrap()
         .to_owned();
-    assert!(src.starts_with("/web-login/static/callback."), "{src}");
-    let js = browser.navigate(&format!("{site}{src}")).await;
-    assert_eq!(js.status(), 200);
-    assert_eq!(
-        js.headers()["cache-control"],
-        "public, max-age=31536000, immutable"
+    assert!(
+        csp.contains("script-src 'self' 'sha256-") && !csp.contains("unsafe-inline"),
+        "{csp}"
     );
-    assert!(js.text().await.unwrap().contains("/oauth/token"));
+    let html = unescaped(&page.text().await.unwrap());
+    let script = html
+        .split("<script>")
+        .nth(1)
+        .and_then(|s| s.split("</script>").next())
+        .unwrap();
+    assert!(script.contains("/oauth/token"));
+    let hash = {
+        use base64::Engine;
+        use sha2::Digest;
+        base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(script))
+    };
+    assert!(csp.contains(&format!("'sha256-{hash}'")), "{csp}");
+    assert!(
+        html.find("<script>").unwrap() < html.find("<link rel=\"stylesheet\"").unwrap(),
+        "the script comes before the stylesheet"
+    );
     let code = input_value(&html, "code");
     let state = input_value(&html, "state");
     assert_eq!(Some(&code), query_param(&callback, "code").as_ref());
@@ -100,8 +110,8 @@ async fn without_javascript_the_callback_form_finishes_the_login_once() {
         "{html}"
     );
     assert!(
-        html.contains("<script src=\"/web-login/static/sessions."),
-        "{html}"
+        !html.contains("<script"),
+        "the sessions page needs no script: {html}"
     );
     let resp = get_with(
         &browser,
@@ -305,4 +315,190 @@ async fn an_app_s_brand_and_an_operator_s_template_reach_its_pages() {
         "{html}"
     );
     assert!(html.contains("href=\"/web-login?appId=web\""), "{html}");
+}
+
+/// The sessions page's buttons are plain forms: `POST /me/sessions` ends a session without
+/// JavaScript and sends the browser back to the list; a cross-site form is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sessions_page_ends_sessions_with_plain_forms() {
+    let stack = Stack::start();
+    let site = stack.site();
+    let (me, other, third) = (Browser::new(), Browser::new(), Browser::new());
+    for b in [&me, &other, &third] {
+        assert_eq!(login(&stack, b, "/", "carol").await.status(), 200);
+    }
+    let list = |b: &Browser| {
+        let url = format!("{site}/me/sessions");
+        let b = b.client.clone();
+        async move {
+            let resp = b
+                .get(url)
+                .header("accept", "application/json")
+                .send()
+                .await
+                .unwrap();
+            resp.json::<serde_json::Value>().await.unwrap()
+        }
+    };
+    let sessions = list(&me).await;
+    assert_eq!(sessions.as_array().unwrap().len(), 3, "{sessions}");
+    let others: Vec<String> = sessions
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["current"] == false)
+        .map(|s| s["id"].as_str().unwrap().to_owned())
+        .collect();
+    let post = |fields: Vec<(&'static str, String)>, site_header: &'static str| {
+        me.client
+            .post(format!("{site}/me/sessions"))
+            .header("accept", "text/html,application/xhtml+xml")
+            .header("sec-fetch-site", site_header)
+            .form(&fields)
+            .send()
+    };
+
+    // Another site's form: refused with a page, nothing ended.
+    let resp = post(vec![("end", others[0].clone())], "cross-site")
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+    assert!(is_html(&resp));
+    assert_eq!(list(&me).await.as_array().unwrap().len(), 3);
+    // No `end`, or an id that is not one of this user's sessions: a page saying so.
+    let resp = post(vec![], "same-origin").await.unwrap();
+    assert_eq!(resp.status(), 400);
+    assert!(is_html(&resp));
+    let resp = post(vec![("end", "not-a-session".into())], "same-origin")
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+
+    // The page's own form: one session ended, back to the list.
+    let resp = post(vec![("end", others[0].clone())], "same-origin")
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303);
+    assert_eq!(location(&resp), "/me/sessions");
+    assert_eq!(list(&me).await.as_array().unwrap().len(), 2);
+    // Then every other one: this browser alone is left signed in.
+    let resp = post(vec![("end", "others".into())], "same-origin")
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303);
+    let left = list(&me).await;
+    assert_eq!(left.as_array().unwrap().len(), 1, "{left}");
+    assert_eq!(left[0]["current"], true);
+    for b in [&other, &third] {
+        let resp = b.navigate(&format!("{site}/docs/")).await;
+        assert_ne!(resp.status(), 200, "an ended session opens nothing");
+    }
+    // A program posting the same form gets JSON.
+    let resp = me
+        .client
+        .post(format!("{site}/me/sessions"))
+        .header("accept", "application/json")
+        .header("sec-fetch-site", "same-origin")
+        .form(&[("end", "others")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        resp.json::<serde_json::Value>().await.unwrap(),
+        serde_json::json!({"ended": 0})
+    );
+}
+
+/// A login cookie's back element, as a browser would carry one (see `routes::login::cookie`).
+fn back_cookie(app: &str, redirect: &str) -> String {
+    use base64::Engine;
+    let json = serde_json::to_vec(&[app, redirect]).unwrap();
+    format!(
+        "idgate_login=~{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json)
+    )
+}
+
+/// A login that fails after the IdP — its state stale or unknown, the IdP refusing — shows the
+/// app's brand and a "start again" link to the page the person wanted, known from the login
+/// cookie `/authorize` set; a planted cookie naming another site or app changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_login_starts_again_at_the_page_wanted_with_the_app_s_brand() {
+    let stack = Stack::start_with(Setup {
+        extra_app: "pages = { title = \"Example Shop\" }",
+        ..Setup::default()
+    });
+    let site = stack.site();
+    let browser = Browser::new();
+    let html_accept = ("accept", "text/html");
+    let wanted = "/docs/deep?x=1&y=2";
+    let resp = browser.navigate(&format!("{site}{wanted}")).await;
+    let authorize = format!("{site}{}", location(&resp));
+    // The person goes to the IdP, and comes back too late: the state is gone.
+    assert_eq!(browser.navigate(&authorize).await.status(), 302);
+    let stale = format!("{site}/web-login/oauth/callback?code=some-code&state=gone-state");
+    let start_again = "href=\"/docs/deep?x=1&amp;y=2\"";
+
+    // The callback page: the app's brand, and its way back for when the exchange fails.
+    let resp = get_with(&browser, &stale, &[html_accept]).await;
+    assert_eq!(resp.status(), 200);
+    let html = unescaped(&resp.text().await.unwrap());
+    assert!(html.contains("· Example Shop</title>"), "{html}");
+    assert!(html.contains(start_again), "{html}");
+    // Without JavaScript its form fails with a page that leads back to the same place.
+    let resp = browser
+        .client
+        .post(format!("{site}/web-login/finish"))
+        .header("accept", "text/html")
+        .form(&[("code", "some-code"), ("state", "gone-state")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let html = unescaped(&resp.text().await.unwrap());
+    assert!(html.contains("Sign-in could not be completed"), "{html}");
+    assert!(html.contains(start_again), "{html}");
+    assert!(html.contains("Example Shop"), "{html}");
+    // The IdP refused: the same.
+    let refused = format!("{site}/web-login/oauth/callback?error=access_denied&state=x");
+    let resp = get_with(&browser, &refused, &[html_accept]).await;
+    assert_eq!(resp.status(), 400);
+    let html = unescaped(&resp.text().await.unwrap());
+    assert!(html.contains(start_again), "{html}");
+
+    // A cookie another site planted is client input: checked like /authorize's parameters.
+    for (cookie, why) in [
+        (
+            back_cookie("web", "https://evil.example/"),
+            "a page the app does not allow",
+        ),
+        (
+            back_cookie("web", "//evil.example/x"),
+            "a scheme-relative page",
+        ),
+        (back_cookie("nope", "/docs/x"), "an app that does not exist"),
+        ("idgate_login=~%%%".to_owned(), "garbage"),
+    ] {
+        let resp = get_with(
+            &Browser::new(),
+            &refused,
+            &[html_accept, ("cookie", &cookie)],
+        )
+        .await;
+        assert_eq!(resp.status(), 400, "{why}");
+        let html = unescaped(&resp.text().await.unwrap());
+        assert!(!html.contains("evil.example"), "{why}: {html}");
+        assert!(!html.contains("/docs/x"), "{why}: {html}");
+        assert!(html.contains("Start again"), "{why}: {html}");
+    }
+    // An honest one, sent by another browser, works the same as the real one.
+    let resp = get_with(
+        &Browser::new(),
+        &refused,
+        &[html_accept, ("cookie", &back_cookie("web", "/docs/other"))],
+    )
+    .await;
+    let html = unescaped(&resp.text().await.unwrap());
+    assert!(html.contains("href=\"/docs/other\""), "{html}");
 }

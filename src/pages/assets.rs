@@ -17,7 +17,6 @@ pub const PREFIX: &str = "/web-login/static/";
 
 const CSS: &str = include_str!("static/idgate.css");
 const CALLBACK_JS: &str = include_str!("static/callback.js");
-const SESSIONS_JS: &str = include_str!("static/sessions.js");
 
 /// One file.
 #[derive(Debug, Clone)]
@@ -32,7 +31,8 @@ pub struct Assets {
     files: HashMap<String, Asset>,
     css: String,
     callback_js: String,
-    sessions_js: String,
+    /// See [`callback_csp`].
+    callback_csp: String,
 }
 
 /// `/web-login/static/<stem>.<first 12 hex digits of the SHA-256>.<ext>`.
@@ -49,11 +49,10 @@ impl Assets {
             files: HashMap::new(),
             css: String::new(),
             callback_js: String::new(),
-            sessions_js: String::new(),
+            callback_csp: callback_csp(),
         };
         assets.css = assets.add("idgate", "css", CSS.as_bytes().to_vec());
         assets.callback_js = assets.add("callback", "js", CALLBACK_JS.as_bytes().to_vec());
-        assets.sessions_js = assets.add("sessions", "js", SESSIONS_JS.as_bytes().to_vec());
         assets
     }
 
@@ -83,8 +82,14 @@ impl Assets {
         &self.callback_js
     }
 
-    pub fn sessions_js_path(&self) -> &str {
-        &self.sessions_js
+    /// The callback script, for the built-in page to carry inline (see [`callback_csp`]).
+    pub fn callback_inline(&self) -> &'static str {
+        CALLBACK_JS
+    }
+
+    /// The callback page's Content-Security-Policy (see [`callback_csp`]).
+    pub fn callback_csp(&self) -> &str {
+        &self.callback_csp
     }
 
     /// The built-in callback script, as the unhashed `/web-login/callback.js` serves it for
@@ -111,6 +116,18 @@ impl Assets {
     }
 }
 
+/// The callback page's Content-Security-Policy: the pages' own, with the inline callback
+/// script allowed by its SHA-256 (and nothing else inline).
+fn callback_csp() -> String {
+    use base64::Engine;
+    let hash = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(CALLBACK_JS));
+    crate::headers::PAGE_CSP.replacen(
+        "script-src 'self'",
+        &format!("script-src 'self' 'sha256-{hash}'"),
+        1,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -134,5 +151,15 @@ mod tests {
         let a = other.add("app-x", "css", b":root{--idg-accent:#000}".to_vec());
         let b = other.add("app-x", "css", b":root{--idg-accent:#111}".to_vec());
         assert_ne!(a, b, "new content, new name");
+    }
+
+    #[test]
+    fn the_callback_csp_allows_the_callback_script_and_nothing_else_inline() {
+        let csp = callback_csp();
+        assert_ne!(csp, crate::headers::PAGE_CSP, "the hash is in");
+        assert_eq!(csp.matches("'sha256-").count(), 1);
+        assert!(!csp.contains("unsafe-inline"));
+        // Carried inside <script>…</script>: the script never closes the element itself.
+        assert!(!CALLBACK_JS.to_ascii_lowercase().contains("</script"));
     }
 }

@@ -180,11 +180,6 @@ const EN: &[(&str, &str)] = &[
         "sessions_intro",
         "End a session you do not recognise: that device is signed out.",
     ),
-    (
-        "sessions_failed",
-        "The session could not be ended. Reload the page and try again.",
-    ),
-    ("sessions_nojs", "Ending a session needs JavaScript."),
     ("sessions_unknown_device", "Unknown device"),
     ("sessions_this_device", "this device"),
     ("sessions_app", "Site"),
@@ -319,14 +314,6 @@ const IT: &[(&str, &str)] = &[
     (
         "sessions_intro",
         "Termina una sessione che non riconosci: quel dispositivo verrà disconnesso.",
-    ),
-    (
-        "sessions_failed",
-        "Non è stato possibile terminare la sessione. Ricarica la pagina e riprova.",
-    ),
-    (
-        "sessions_nojs",
-        "Per terminare una sessione serve JavaScript.",
     ),
     ("sessions_unknown_device", "Dispositivo sconosciuto"),
     ("sessions_this_device", "questo dispositivo"),

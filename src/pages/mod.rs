@@ -127,6 +127,19 @@ pub struct Chrome<'a> {
 }
 
 /// The templates and assets every page is rendered with.
+/// What the callback page is given: the IdP's answer, and where "start again" goes.
+#[derive(Debug, Clone, Copy)]
+pub struct Callback<'a> {
+    /// How the script sends the code to `/oauth/token`: `body` (JSON) or `query`.
+    pub mode: &'a str,
+    pub code: &'a str,
+    pub state: &'a str,
+    /// The authorization response's `iss` (RFC 9207), when the IdP sent one.
+    pub iss: Option<&'a str>,
+    /// A safe, same-site target for a login that fails.
+    pub start_again: &'a str,
+}
+
 pub struct Pages {
     env: Environment<'static>,
     pub assets: Assets,
@@ -194,7 +207,14 @@ impl Pages {
                 logo_url: None,
             }];
             self.try_render("chooser.html", &c, context! { providers => p })?;
-            self.try_render("callback.html", &c, callback_values("body", "c", "s"))?;
+            let sample = Callback {
+                mode: "body",
+                code: "c",
+                state: "s",
+                iss: Some("https://idp.example"),
+                start_again: "/",
+            };
+            self.try_render("callback.html", &c, callback_values(&sample))?;
             for kind in ErrorKind::ALL {
                 self.try_render("error.html", &c, error_values(kind, 400, "/"))?;
             }
@@ -221,7 +241,7 @@ impl Pages {
             assets => context! {
                 css => self.assets.css_path(),
                 callback_js => self.assets.callback_js_path(),
-                sessions_js => self.assets.sessions_js_path(),
+                callback_inline => Value::from_safe_string(self.assets.callback_inline().to_owned()),
                 app_css => chrome.app_css,
             },
             ..page
@@ -249,8 +269,9 @@ impl Pages {
     /// The callback page: `mode` is `body` (the script POSTs the code as JSON) or `query` (in
     /// the query string); without JavaScript its form posts `code` and `state` to
     /// `/web-login/finish`.
-    pub fn callback(&self, chrome: &Chrome<'_>, mode: &str, code: &str, state: &str) -> String {
-        self.render("callback.html", chrome, callback_values(mode, code, state))
+    /// The callback page.
+    pub fn callback(&self, chrome: &Chrome<'_>, page: &Callback<'_>) -> String {
+        self.render("callback.html", chrome, callback_values(page))
     }
 
     /// An error page of `kind` with HTTP `status`; `start_again` is a safe, same-site target.
@@ -284,8 +305,8 @@ impl Pages {
 }
 
 /// The values of the callback page (see `docs/pages.md`).
-fn callback_values(mode: &str, code: &str, state: &str) -> Value {
-    context! { mode, code, state, start_again => "/" }
+fn callback_values(c: &Callback<'_>) -> Value {
+    context! { mode => c.mode, code => c.code, state => c.state, iss => c.iss, start_again => c.start_again }
 }
 
 /// The values of an error page (see `docs/pages.md`).

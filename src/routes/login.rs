@@ -33,7 +33,10 @@ use crate::pages;
 use crate::state::AppState;
 use crate::store::{LoginState, StepUpRequest};
 
+mod cookie;
 mod step_up;
+
+pub(crate) use cookie::{back_element, bindings, login_cookie, Back, MAX_BINDINGS};
 
 pub(crate) use step_up::step_up_query;
 use step_up::{request_query, step_up_request};
@@ -196,10 +199,15 @@ pub async fn authorize(state: &AppState, req: &Request) -> Result<Response, ApiE
     // else) is never bound to a new state. The cookie keeps the bindings of the browser's few
     // newest logins, so parallel logins in several tabs each complete.
     let binding = random_token();
-    let cookie_value = std::iter::once(binding.as_str())
+    let kept: Vec<&str> = std::iter::once(binding.as_str())
         .chain(bindings(state.cookies.read(req.headers(), Kind::Login)).take(MAX_BINDINGS - 1))
-        .collect::<Vec<_>>()
-        .join(".");
+        .collect();
+    let back = Back {
+        app_id: app.id.clone(),
+        redirect: redirect_to.clone(),
+    }
+    .element();
+    let cookie = login_cookie(state, &kept, back.as_deref());
     let mut step_up = step_up;
     if !step_up.is_empty() {
         step_up.replaces = stepped_up_session(state, app, req).await;
@@ -212,7 +220,7 @@ pub async fn authorize(state: &AppState, req: &Request) -> Result<Response, ApiE
         step_up,
     };
     let mut resp = start_login(state, app, provider_id, idp, pending).await?;
-    add_cookie(&mut resp, &binding_cookie(state, &cookie_value));
+    add_cookie(&mut resp, &cookie);
     Ok(resp)
 }
 
@@ -304,34 +312,6 @@ async fn start_login(
     Ok(resp)
 }
 
-/// How many logins in progress one browser can complete: its login cookie keeps the bindings of
-/// the newest ones only, each bound to exactly one login state.
-pub(crate) const MAX_BINDINGS: usize = 4;
-
-/// The `Set-Cookie` of the login cookie holding `bindings` (dot-separated), or clearing it when
-/// there are none. It lives as long as a login state (at least a minute): it is set anew at
-/// every login start, so it outlives the newest state, and the older ones expire first.
-pub(crate) fn binding_cookie(state: &AppState, bindings: &str) -> String {
-    if bindings.is_empty() {
-        return state.cookies.clear(Kind::Login);
-    }
-    let ttl = state.config.session.login_state_ttl.as_secs() as i64;
-    state.cookies.set(Kind::Login, bindings, ttl.max(60))
-}
-
-/// The well-formed bindings (43 base64url characters each) of a login cookie, newest first.
-pub(crate) fn bindings(cookie: Option<&str>) -> impl Iterator<Item = &str> {
-    cookie
-        .unwrap_or("")
-        .split('.')
-        .filter(|b| {
-            b.len() == 43
-                && b.bytes()
-                    .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
-        })
-        .take(MAX_BINDINGS)
-}
-
 /// `GET /web-login?appId[&redirect]`: the app's providers, best `order` first.
 pub fn chooser(state: &AppState, req: &Request) -> Result<Response, ApiError> {
     let q = query_params(req.uri());
@@ -407,29 +387,5 @@ mod tests {
         assert!(state_of(&format!("{at_least} x")).is_err(), "a space");
         assert!(state_of(&format!("{at_least}\u{e9}")).is_err(), "non-ASCII");
         assert!(client_chosen_state(&HashMap::new()).is_err(), "missing");
-    }
-
-    #[test]
-    fn only_well_formed_bindings_are_read_and_at_most_four() {
-        let good = |c: char| c.to_string().repeat(43);
-        let cookie = [
-            "short".to_owned(),
-            good('a'),
-            format!("{}!", "b".repeat(42)),
-            "c".repeat(44),
-            "d-_".repeat(14) + "e",
-            good('f'),
-            good('g'),
-            good('h'),
-            good('i'),
-        ]
-        .join(".");
-        let read: Vec<&str> = bindings(Some(&cookie)).collect();
-        assert_eq!(
-            read,
-            [good('a'), "d-_".repeat(14) + "e", good('f'), good('g')],
-            "the well-formed ones, the first four"
-        );
-        assert_eq!(bindings(None).count(), 0);
     }
 }

@@ -2,9 +2,10 @@
 //!
 //! | method, path | answers |
 //! |---|---|
-//! | GET `/me/sessions` | 200 `[{id, appId, providerId, createdAt, lastSeenAt, expiresAt, clientAddr, userAgent, current}]`, newest first (a browser navigation gets the same list as a page whose buttons end sessions); 401 |
+//! | GET `/me/sessions` | 200 `[{id, appId, providerId, createdAt, lastSeenAt, expiresAt, clientAddr, userAgent, current}]`, newest first (a browser navigation gets the same list as a page whose buttons, plain forms, end sessions); 401 |
 //! | DELETE `/me/sessions/{id}` | 200 `{"ended": 1}`; 404 when `id` is not one of the caller's live sessions; 403 cross-site; 401 |
 //! | DELETE `/me/sessions?others=true` | 200 `{"ended": n}`: every live session of the caller but the current one; 400 without `others=true`; 403 cross-site; 401 |
+//! | POST `/me/sessions` (form `end` = an id or `others`) | the page's buttons, without JavaScript: 303 back to the list for a browser, else 200 `{"ended": n}`; 400 without `end`; 404; 403 cross-site; 401 |
 //!
 //! - **Who**: the session token (`Authorization: Bearer`, else the `sid` cookie), checked as
 //!   for `/userinfo` (signature, expiry, the session alive in the store); a browser's expired
@@ -159,6 +160,63 @@ pub async fn list(state: &AppState, peer: &Peer, req: &Request) -> Result<Respon
     )))
 }
 
+/// What a request asks to end.
+enum Ending<'a> {
+    /// The session with this public handle (the current one included).
+    One(&'a str),
+    /// Every live session of the caller but the current one.
+    Others,
+}
+
+impl<'a> Ending<'a> {
+    /// A handle as a request gives it, checked for shape (its session is looked up later).
+    fn one(id: &'a str) -> Result<Self, ApiError> {
+        if id.is_empty() || id.len() > MAX_ID || id.contains('/') {
+            return Err(not_found());
+        }
+        Ok(Self::One(id))
+    }
+}
+
+fn not_found() -> ApiError {
+    ApiError::NotFound("you have no live session with this id".into())
+}
+
+/// Ends what `what` names among the caller's live sessions; how many ended.
+async fn end(
+    state: &AppState,
+    peer: &Peer,
+    headers: &HeaderMap,
+    me: &Caller,
+    what: Ending<'_>,
+) -> Result<u32, ApiError> {
+    let live = live_sessions(state, &me.user_id).await?;
+    let mut ended = 0u32;
+    match what {
+        Ending::One(id) => {
+            let target = live
+                .iter()
+                .find(|s| constant_time_eq(&session_handle(&s.sid), id))
+                .ok_or_else(not_found)?;
+            if state.auth.revoke(&target.sid).await? {
+                audit_ended_by_user(state, peer, headers, target);
+                ended += 1;
+            }
+            tracing::info!(user = %me.user_id, current = target.sid == me.sid, "session ended by its user");
+        }
+        Ending::Others => {
+            for s in live.iter().filter(|s| s.sid != me.sid) {
+                if state.auth.revoke(&s.sid).await? {
+                    audit_ended_by_user(state, peer, headers, s);
+                    ended += 1;
+                }
+            }
+            tracing::info!(user = %me.user_id, ended, "other sessions ended by their user");
+        }
+    }
+    Ok(ended)
+}
+
 /// `DELETE /me/sessions/{id}`: ends one of the caller's sessions (the current one included).
 pub async fn end_one(
     state: &AppState,
@@ -168,26 +226,12 @@ pub async fn end_one(
 ) -> Result<Response, ApiError> {
     let me = caller(state, peer, req.headers()).await?;
     check_same_origin(peer, req.headers(), me.by_bearer)?;
-    let not_found = || ApiError::NotFound("you have no live session with this id".into());
     let id = path
         .strip_prefix(PATH)
         .and_then(|rest| rest.strip_prefix('/'))
-        .filter(|id| !id.is_empty() && id.len() <= MAX_ID && !id.contains('/'))
         .ok_or_else(not_found)?;
-    let target = live_sessions(state, &me.user_id)
-        .await?
-        .into_iter()
-        .find(|s| constant_time_eq(&session_handle(&s.sid), id))
-        .ok_or_else(not_found)?;
-    let ended = state.auth.revoke(&target.sid).await?;
-    tracing::info!(user = %me.user_id, current = target.sid == me.sid, "session ended by its user");
-    if ended {
-        audit_ended_by_user(state, peer, req.headers(), &target);
-    }
-    Ok(me.answer(json_response(
-        StatusCode::OK,
-        &json!({ "ended": u8::from(ended) }),
-    )))
+    let ended = end(state, peer, req.headers(), &me, Ending::one(id)?).await?;
+    Ok(me.answer(json_response(StatusCode::OK, &json!({ "ended": ended }))))
 }
 
 /// `DELETE /me/sessions?others=true`: ends every live session of the caller but this one.
@@ -206,15 +250,41 @@ pub async fn end_others(
                 .into(),
         });
     }
-    let mut ended = 0u32;
-    for s in live_sessions(state, &me.user_id).await? {
-        if s.sid != me.sid && state.auth.revoke(&s.sid).await? {
-            audit_ended_by_user(state, peer, req.headers(), &s);
-            ended += 1;
-        }
-    }
-    tracing::info!(user = %me.user_id, ended, "other sessions ended by their user");
+    let ended = end(state, peer, req.headers(), &me, Ending::Others).await?;
     Ok(me.answer(json_response(StatusCode::OK, &json!({ "ended": ended }))))
+}
+
+/// `POST /me/sessions` with a form field `end`: a session's id, or `others`. The sessions
+/// page's buttons, which work without JavaScript: a browser is sent back to the list (303), or
+/// shown an error page; a program gets `{"ended": n}` or the JSON error. The same checks as
+/// the `DELETE`s, cross-site refusal included (a form is what a forging site would post).
+pub async fn end_by_form(state: &AppState, peer: &Peer, req: Request) -> Response {
+    let html = super::reads_html(req.headers());
+    let page = html.then(|| super::site::PageContext::of(state, &req));
+    let answer = async {
+        let (parts, params) = crate::http::request_params(req).await?;
+        let me = caller(state, peer, &parts.headers).await?;
+        check_same_origin(peer, &parts.headers, me.by_bearer)?;
+        let what = match params.get("end").map(String::as_str) {
+            Some("others") => Ending::Others,
+            Some(id) => Ending::one(id)?,
+            None => return Err(ApiError::MissingParam("end")),
+        };
+        let ended = end(state, peer, &parts.headers, &me, what).await?;
+        let resp = if html {
+            let mut resp = crate::http::redirect(PATH)?;
+            *resp.status_mut() = StatusCode::SEE_OTHER;
+            resp
+        } else {
+            json_response(StatusCode::OK, &json!({ "ended": ended }))
+        };
+        Ok(me.answer(resp))
+    };
+    match (answer.await, page) {
+        (Ok(resp), _) => resp,
+        (Err(e), Some(page)) => page.error_page(state, e),
+        (Err(e), None) => e.into_response(),
+    }
 }
 
 /// Records in the audit trail that the user ended `session` themselves.

@@ -19,6 +19,7 @@
 //! | GET `/userinfo` | [`session_api::userinfo`] | 200 the `user` claim; 401 | |
 //! | GET `/me/sessions` | [`me::list`] | 200 `[{id, appId, providerId, createdAt, lastSeenAt, expiresAt, clientAddr, userAgent, current}]` (a page for a browser navigation); 401 | the caller's own live sessions |
 //! | DELETE `/me/sessions/{id}`, `/me/sessions?others=true` | [`me::end_one`], [`me::end_others`] | 200 `{"ended": n}`; 400 without `others=true`; 401; 403 cross-site; 404 not one of the caller's sessions | |
+//! | POST `/me/sessions` | [`me::end_by_form`] | 303 to `/me/sessions` for a browser's form, else 200 `{"ended": n}`; 400 without `end`; 401; 403 cross-site; 404 | the sessions page's buttons, without JavaScript: form `end` = an id or `others` |
 //! | GET `/apps/{appId}/providers` | [`meta::providers`] | 200 `[{id,label,type,order}]`; 404 | |
 //! | GET `/.well-known/jwks.json` | [`meta::jwks`] | 200 JWKS | |
 //! | DELETE `/sessions/{userId}` | [`session_api::revoke_user`] | 200 `{"count": n}`; 403 without the admin token or an admin peer | admin: revokes every session of the user, on every instance |
@@ -121,6 +122,7 @@ async fn endpoint(state: Arc<AppState>, peer: Arc<Peer>, req: Request) -> Respon
         (&Method::GET, "/userinfo") => session_api::userinfo(&state, &req).await,
         (&Method::GET, "/me/sessions") => me::list(&state, &peer, &req).await,
         (&Method::DELETE, "/me/sessions") => me::end_others(&state, &peer, &req).await,
+        (&Method::POST, "/me/sessions") => Ok(me::end_by_form(&state, &peer, req).await),
         (&Method::DELETE, p) if p.starts_with("/me/sessions/") => {
             me::end_one(&state, &peer, &req, p).await
         }
@@ -232,6 +234,11 @@ pub(crate) fn bearer_token(headers: &http::HeaderMap) -> Option<&str> {
 /// Whether the client is a browser navigating (and so should be sent to a login page rather
 /// than given a JSON error): GET/HEAD and an `Accept` that names `text/html`.
 pub(crate) fn is_navigation(method: &str, headers: &http::HeaderMap) -> bool {
+    matches!(method, "GET" | "HEAD") && reads_html(headers)
+}
+
+/// Whether the client reads HTML (a browser's navigation or form), not a script's XHR.
+pub(crate) fn reads_html(headers: &http::HeaderMap) -> bool {
     let accept_html = headers
         .get(http::header::ACCEPT)
         .and_then(|v| v.to_str().ok())
@@ -239,7 +246,7 @@ pub(crate) fn is_navigation(method: &str, headers: &http::HeaderMap) -> bool {
     let xhr = headers
         .get("x-requested-with")
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"xmlhttprequest"));
-    matches!(method, "GET" | "HEAD") && accept_html && !xhr
+    accept_html && !xhr
 }
 
 #[cfg(test)]

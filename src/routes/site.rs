@@ -2,13 +2,15 @@
 //! browser navigation sees instead of JSON, the callback page, the no-JavaScript end of a login
 //! (`POST /web-login/finish`) and the assets.
 
-use http::header::{LOCATION, SET_COOKIE};
-use http::StatusCode;
+use http::header::{CONTENT_SECURITY_POLICY, LOCATION, SET_COOKIE};
+use http::{HeaderValue, StatusCode};
 
 use crate::config::AppConfig;
+use crate::cookie::Kind;
 use crate::error::ApiError;
 use crate::http::{html_response, query_params, Request, Response};
-use crate::pages::{Brand, Chrome, ErrorKind, Lang};
+use crate::pages::{Brand, Callback, Chrome, ErrorKind, Lang};
+use crate::routes::login::Back;
 use crate::state::AppState;
 
 /// What a page for one request needs, taken before the request is consumed.
@@ -24,21 +26,27 @@ pub(crate) struct PageContext {
 impl PageContext {
     pub(crate) fn of(state: &AppState, req: &Request) -> Self {
         let q = query_params(req.uri());
-        let app = q
-            .get("appId")
-            .and_then(|id| state.app(id))
-            .or_else(|| {
-                let id = state.config.server.default_app.as_deref()?;
-                state.app(id)
-            })
-            .map(|a| a.as_ref());
-        let start_again = app
-            .and_then(|a| {
-                q.get("redirect")
+        let default_app = || {
+            let id = state.config.server.default_app.as_deref()?;
+            state.app(id).map(|a| a.as_ref())
+        };
+        // The app and page the request names; else those of the browser's newest login (its
+        // login cookie: a failed callback knows nothing else); else the default app.
+        let (app, wanted) = match q.get("appId").and_then(|id| state.app(id)) {
+            Some(app) => {
+                let page = q
+                    .get("redirect")
                     .filter(|r| !r.is_empty())
-                    .and_then(|r| crate::redirect::validate(r, &a.allowed_redirects).ok())
-                    .or_else(|| a.default_redirect.clone())
-            })
+                    .and_then(|r| crate::redirect::validate(r, &app.allowed_redirects).ok());
+                (Some(app.as_ref()), page)
+            }
+            None => match Back::checked(state, state.cookies.read(req.headers(), Kind::Login)) {
+                Some((app, page)) => (Some(app), page),
+                None => (default_app(), None),
+            },
+        };
+        let start_again = wanted
+            .or_else(|| app.and_then(|a| a.default_redirect.clone()))
             .filter(|r| !r.is_empty())
             .unwrap_or_else(|| "/".to_owned());
         Self {
@@ -51,6 +59,12 @@ impl PageContext {
         }
     }
 
+    /// The language and brand of this request's pages.
+    fn chrome<'a>(&self, state: &'a AppState) -> Chrome<'a> {
+        let app = self.app_id.as_deref().and_then(|id| state.app(id));
+        chrome_in(state, self.lang, app.map(|a| a.as_ref()))
+    }
+
     /// `err` as a page, with the same status.
     pub(crate) fn error_page(&self, state: &AppState, err: ApiError) -> Response {
         let kind = err.page_kind();
@@ -59,9 +73,8 @@ impl PageContext {
 
     fn page_of(&self, state: &AppState, kind: ErrorKind, err: ApiError) -> Response {
         let status = err.logged_status();
-        let app = self.app_id.as_deref().and_then(|id| state.app(id));
         let html = state.pages.error(
-            &chrome_in(state, self.lang, app.map(|a| a.as_ref())),
+            &self.chrome(state),
             kind,
             status.as_u16(),
             &self.start_again,
@@ -101,28 +114,34 @@ fn chrome_in<'a>(state: &'a AppState, lang: Lang, app: Option<&'a AppConfig>) ->
 /// own words are not shown: they are input).
 pub fn callback_page(state: &AppState, req: &Request, mode: &str) -> Response {
     let q = query_params(req.uri());
-    let default_app = state
-        .config
-        .server
-        .default_app
-        .as_deref()
-        .and_then(|id| state.app(id))
-        .map(|a| a.as_ref());
-    let c = chrome(state, req.headers(), default_app);
+    let ctx = PageContext::of(state, req);
     let code = q.get("code").filter(|c| !c.is_empty());
     let login_state = q.get("state").filter(|s| !s.is_empty());
     match (code, login_state) {
-        (Some(code), Some(login_state)) if !q.contains_key("error") => html_response(
-            StatusCode::OK,
-            state.pages.callback(&c, mode, code, login_state),
-        ),
+        (Some(code), Some(login_state)) if !q.contains_key("error") => {
+            let page = Callback {
+                mode,
+                code,
+                state: login_state,
+                iss: q.get("iss").map(String::as_str),
+                start_again: &ctx.start_again,
+            };
+            let mut resp = html_response(
+                StatusCode::OK,
+                state.pages.callback(&ctx.chrome(state), &page),
+            );
+            if let Ok(csp) = HeaderValue::from_str(state.pages.assets.callback_csp()) {
+                resp.headers_mut().insert(CONTENT_SECURITY_POLICY, csp);
+            }
+            resp
+        }
         _ => html_response(
             StatusCode::BAD_REQUEST,
             state.pages.error(
-                &c,
+                &ctx.chrome(state),
                 ErrorKind::LoginFailed,
                 StatusCode::BAD_REQUEST.as_u16(),
-                "/",
+                &ctx.start_again,
             ),
         ),
     }

@@ -235,10 +235,8 @@ async fn steps(
         let others: Vec<&str> = super::login::bindings(login_cookie)
             .filter(|b| *b != binding)
             .collect();
-        add_cookie(
-            &mut resp,
-            &super::login::binding_cookie(state, &others.join(".")),
-        );
+        let back = super::login::back_element(login_cookie);
+        add_cookie(&mut resp, &super::login::login_cookie(state, &others, back));
     }
     Ok(resp)
 }

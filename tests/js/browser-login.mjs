@@ -4,7 +4,7 @@
 //
 // Usage:
 //   node tests/js/browser-login.mjs --url http://127.0.0.1:NGINXPORT/some/page?x=1 \
-//     --login alice [--password pw] [--timeout-ms 20000]
+//     --login alice [--password pw] [--timeout-ms 20000] [--hold-assets] [--no-javascript]
 //
 // With a fresh, throw-away browser profile it opens --url. The protected site redirects to
 // idgate's /authorize, which redirects to the development IdP's login form (tests/js/idp.mjs:
@@ -13,12 +13,21 @@
 // the original URL. Done when the page's path+query equal those of --url again and the page
 // has loaded (all within --timeout-ms, default 20 s).
 //
+// --hold-assets: requests for idgate's static files (/web-login/static/) are left unanswered
+// until the browser has sent POST /oauth/token. A callback page whose code exchange waited for
+// one of them (an external script, an inline one behind a stylesheet) never gets there, and
+// the run fails: the exchange is then proven to be the only round trip the page adds.
+// --no-javascript: JavaScript is off in the browser; the callback page's form is submitted
+// with its "Continue" button (the no-JavaScript end of the login, POST /web-login/finish).
+//
 // Requests to hosts other than loopback (127.0.0.0/8, localhost, [::1]) are blocked and
 // reported in blockedRequests.
 //
 // stdout, one line of JSON:
 //   success (exit 0): {"finalUrl": "...", "body": "<document.body.innerText>",
 //                      "cookies": ["cookie names in the browser context"],
+//                      "requests": [{"method", "path", "type"}] (every loopback request the
+//                      browser made, in order; path with its query; type the resource type),
 //                      "consoleErrors": ["..."], "pageErrors": ["..."], "blockedRequests": ["..."]}
 //     consoleErrors holds console messages of type error (including Chromium's own, e.g.
 //     "Refused to ... Content Security Policy", failed resource loads) and CSP violations seen
@@ -49,6 +58,8 @@ try {
       login: { type: 'string' },
       password: { type: 'string', default: 'password' },
       'timeout-ms': { type: 'string', default: '20000' },
+      'hold-assets': { type: 'boolean', default: false },
+      'no-javascript': { type: 'boolean', default: false },
     },
     strict: true,
   }));
@@ -74,6 +85,10 @@ const wanted = pathAndQuery(target);
 const consoleErrors = [];
 const pageErrors = [];
 const blockedRequests = [];
+const requests = [];
+// Asset requests held until the code exchange was sent (--hold-assets).
+const heldAssets = [];
+let exchangeSent = false;
 
 const LOOPBACK = /^(127\.\d+\.\d+\.\d+|localhost|\[::1\])$/i;
 
@@ -153,6 +168,7 @@ async function run() {
       '--disable-component-update',
       '--disable-sync',
     ],
+    javaScriptEnabled: !args['no-javascript'],
     handleSIGINT: false,
     handleSIGTERM: false,
     handleSIGHUP: false,
@@ -169,7 +185,18 @@ async function run() {
     } catch {
       // not a URL with a host
     }
-    if (host === '' || LOOPBACK.test(host)) return route.continue();
+    if (host === '' || LOOPBACK.test(host)) {
+      const { pathname } = new URL(reqUrl);
+      if (pathname === '/oauth/token' && route.request().method() === 'POST') {
+        exchangeSent = true;
+        heldAssets.splice(0).forEach((r) => r.continue().catch(() => {}));
+      }
+      if (args['hold-assets'] && !exchangeSent && pathname.startsWith('/web-login/static/')) {
+        heldAssets.push(route);
+        return undefined;
+      }
+      return route.continue();
+    }
     blockedRequests.push(reqUrl);
     return route.abort('blockedbyclient');
   });
@@ -190,6 +217,16 @@ async function run() {
     });
   });
 
+  context.on('request', (req) => {
+    try {
+      const u = new URL(req.url());
+      if (LOOPBACK.test(u.hostname)) {
+        requests.push({ method: req.method(), path: u.pathname + u.search, type: req.resourceType() });
+      }
+    } catch {
+      // not a URL with a host
+    }
+  });
   context.on('page', watchPage);
   page = context.pages()[0] ?? await context.newPage();
   watchPage(page);
@@ -204,18 +241,26 @@ async function run() {
   await page.locator('form:has(input[name="login"]) [type="submit"]').first()
     .click({ timeout: remaining() });
 
-  // IdP -> idgate callback page -> (script) original URL.
+  if (args['no-javascript']) {
+    // IdP -> idgate callback page, whose form (shown without JavaScript) the person submits.
+    const button = page.locator('form#finish button[type="submit"]');
+    await button.waitFor({ state: 'visible', timeout: remaining() });
+    await button.click({ timeout: remaining() });
+  }
+  // IdP -> idgate callback page -> (script, or the form) original URL.
   await page.waitForURL((u) => pathAndQuery(u) === wanted, {
     waitUntil: 'load',
     timeout: remaining(),
   });
 
-  const body = await page.evaluate(() => document.body?.innerText ?? '');
+  // Read through the driver's own world: it works with the page's JavaScript off too.
+  const body = await page.locator('body').innerText({ timeout: remaining() });
   const cookies = (await context.cookies()).map((c) => c.name);
   return {
     finalUrl: page.url(),
     body,
     cookies,
+    requests,
     consoleErrors,
     pageErrors,
     blockedRequests,
@@ -244,6 +289,7 @@ try {
 }
 if (!finished) {
   finished = true;
+  heldAssets.splice(0).forEach((r) => r.abort().catch(() => {}));
   await cleanup();
   emit(out);
   process.exit(code);

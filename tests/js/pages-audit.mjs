@@ -9,9 +9,12 @@
 //
 // SPEC.json: [{"name": "chooser", "url": "http://127.0.0.1:PORT/web-login?appId=web",
 //              "javascript": true, "hold": "/oauth/token"}]
-//   javascript (default true): false opens the page with JavaScript off (the no-JS fallback);
-//   Chromium then gives the driver no execution context either, so such a page is loaded,
-//   watched (console, requests, bytes) and photographed only ("audited": false).
+//   javascript (default true): false opens the page with JavaScript off (the no-JS fallback):
+//   it is loaded, watched (console, requests, bytes) and photographed so. The driver cannot
+//   evaluate anything in such a page, so the checks that need it (layout, keyboard, axe-core)
+//   then run on the page as a browser without JavaScript renders it: the same response, its
+//   headers (CSP) kept, with its <script> elements removed and its <noscript> contents shown,
+//   in a context where the driver can run ("nojsView": true in the result).
 //   click: a selector clicked once the page is checked, when the page has one; the result's
 //   "clicked" is then {"before": N, "after": N}: how many elements matched before the click and
 //   once the page has loaded again (a page whose button reloads it).
@@ -75,11 +78,34 @@ const LANGS = [
   { lang: 'it', locale: 'it-IT' },
 ];
 
+// The page as a browser without JavaScript shows it: no script elements, <noscript> unwrapped.
+function withoutJavaScript(html) {
+  return html
+    .replace(/<script\b[^>]*>[\s\S]*?<\/script>/gi, '')
+    .replace(/<\/?noscript>/gi, '');
+}
+
 async function auditOne(browser, spec, { lang, locale }, viewport) {
+  if (spec.javascript === false) {
+    // Loaded with JavaScript off (watched, photographed), then checked as rendered so.
+    const off = await auditOne(browser, { ...spec, javascript: 'off' }, { lang, locale }, viewport);
+    const view = await auditOne(browser, { ...spec, javascript: true, nojsView: true },
+      { lang, locale }, viewport);
+    return {
+      ...view,
+      nojsView: true,
+      status: off.status,
+      consoleErrors: [...off.consoleErrors, ...view.consoleErrors],
+      pageErrors: [...off.pageErrors, ...view.pageErrors],
+      foreignRequests: [...off.foreignRequests, ...view.foreignRequests],
+      bytes: off.bytes,
+      screenshot: off.screenshot,
+    };
+  }
   const context = await browser.newContext({
     locale,
     viewport: { width: viewport.width, height: viewport.height },
-    javaScriptEnabled: spec.javascript !== false,
+    javaScriptEnabled: spec.javascript !== 'off',
   });
   context.setDefaultTimeout(timeoutMs);
   const consoleErrors = [];
@@ -97,6 +123,12 @@ async function auditOne(browser, spec, { lang, locale }, viewport) {
       if (spec.hold && url.pathname === spec.hold) {
         held.push(route);
         return undefined;
+      }
+      if (spec.nojsView && url.href === spec.url) {
+        return route.fetch().then(async (response) => route.fulfill({
+          response,
+          body: withoutJavaScript(await response.text()),
+        }));
       }
       return route.continue();
     });
@@ -133,7 +165,7 @@ async function auditOne(browser, spec, { lang, locale }, viewport) {
       for (let i = 0; i < 100 && held.length === 0; i += 1) {
         await new Promise((resolve) => { setTimeout(resolve, 50); });
       }
-      if (spec.javascript !== false && held.length === 0) {
+      if (spec.javascript !== 'off' && held.length === 0) {
         throw new Error(`${spec.name}: the page never requested ${spec.hold}`);
       }
     } else {
@@ -141,9 +173,9 @@ async function auditOne(browser, spec, { lang, locale }, viewport) {
     }
     const bytes = (await Promise.all(sizes)).reduce((a, b) => a + b, 0);
 
-    if (spec.javascript === false) {
-      // Without JavaScript Chromium makes no execution context for the driver either: the page
-      // is only loaded, watched and photographed (its checks are the ones above).
+    if (spec.javascript === 'off') {
+      // Without JavaScript the driver can evaluate nothing: the page is only loaded, watched
+      // and photographed here (see withoutJavaScript for the rest).
       let screenshot = null;
       if (args.screenshots) {
         screenshot = path.join(args.screenshots, `${spec.name}-${lang}-${viewport.name}.png`);
@@ -202,7 +234,7 @@ async function auditOne(browser, spec, { lang, locale }, viewport) {
     await page.evaluate(() => document.activeElement?.blur());
 
     let screenshot = null;
-    if (args.screenshots && !spec.click) {
+    if (args.screenshots && !spec.click && !spec.nojsView) {
       screenshot = path.join(args.screenshots, `${spec.name}-${lang}-${viewport.name}.png`);
       await page.screenshot({ path: screenshot, fullPage: true });
     }
@@ -244,6 +276,7 @@ async function auditOne(browser, spec, { lang, locale }, viewport) {
       overflowX: layout.overflowX,
       unreachable,
       noFocusRing,
+      controls: keyboard,
       violations: axe,
       bytes,
       screenshot,
