@@ -46,6 +46,11 @@ pub struct AllowedTarget {
 }
 
 impl AllowedTarget {
+    /// The target's origin, as a browser writes it (`https://host:port`, default port left out).
+    pub fn origin(&self) -> String {
+        self.origin.ascii_serialization()
+    }
+
     pub fn parse(s: &str) -> Result<Self, String> {
         let url = Url::parse(s).map_err(|e| format!("`{s}`: {e}"))?;
         if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {

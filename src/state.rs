@@ -171,7 +171,8 @@ impl AppState {
                     .filter_map(|a| Some((a.id.clone(), a.pages.stylesheet()?)))
                     .collect::<Vec<_>>(),
             )
-            .map_err(|e| anyhow::anyhow!("pages: {e}"))?,
+            .map_err(|e| anyhow::anyhow!("pages: {e}"))?
+            .with_form_targets(&form_targets(&config)),
             config,
         }))
     }
@@ -306,4 +307,15 @@ impl AppState {
             None => Some(crate::idp::Asserted::default()),
         }
     }
+}
+
+/// The origins of every app's absolute `allowed_redirects`, once each, sorted: where the
+/// callback page's form may lead (see [`crate::pages::Pages::with_form_targets`]).
+fn form_targets(config: &Config) -> Vec<String> {
+    let origins: std::collections::BTreeSet<String> = config
+        .apps
+        .values()
+        .flat_map(|a| a.allowed_redirects.iter().map(|t| t.origin()))
+        .collect();
+    origins.into_iter().collect()
 }

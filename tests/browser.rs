@@ -144,3 +144,35 @@ async fn without_javascript_chromium_finishes_the_login_with_the_callback_form()
     );
     assert_eq!(result["consoleErrors"], serde_json::json!([]), "{result}");
 }
+
+/// Without JavaScript, a login whose page is on another origin the app allows: the form's
+/// answer is a 303 there, which browsers check against the callback page's `form-action` too
+/// (the page's CSP names the apps' allowed origins, or Chromium blocks the redirect).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_javascript_a_login_lands_on_another_origin_the_app_allows() {
+    let apps = format!(
+        "[apps.web]\nrealm = \"web\"\nissuer = \"{{{{SITE}}}}\"\n\
+         redirect_url = \"{{{{SITE}}}}/web-login/oauth/callback\"\nwebsite = true\n\
+         default_groups = [\"users\"]\ndefault_provider = \"dev\"\n\
+         allowed_redirects = [\"{{{{SITE}}}}/\", \"{{{{SITE_AS_LOCALHOST}}}}/landed\"]\n\
+         [apps.web.providers.dev]\ntype = \"oidc\"\nissuer_url = \"{{{{ISSUER}}}}\"\n\
+         client_id = \"idgate\"\nclient_secret = \"{CLIENT_SECRET}\"\n\
+         scope = [\"openid\", \"profile\", \"email\"]\n"
+    );
+    let stack = Stack::start_with(Setup {
+        apps: Some(apps),
+        nginx_locations:
+            "location = /landed { default_type text/plain; return 200 \"landed\\n\"; }".into(),
+        ..Setup::default()
+    });
+    let other = stack.site().replace("127.0.0.1", "localhost");
+    let target = format!("{other}/landed");
+    let start = stack.nginx.url(&format!(
+        "/authorize?appId=web&providerId=dev&redirect={}",
+        idgate::http::encode_query_value(&target)
+    ));
+    let result = browser_login(&start, "ivan", &["--no-javascript", "--expect", &target]).await;
+    assert_eq!(result["finalUrl"], target);
+    assert_eq!(result["body"].as_str().unwrap().trim(), "landed");
+    assert_eq!(result["consoleErrors"], serde_json::json!([]), "{result}");
+}

@@ -70,7 +70,10 @@ async fn whole_flow_reaches_the_upstream_with_the_merged_identity() {
         "{csp}"
     );
     let html = page.text().await.unwrap().replace("&#x2f;", "/");
-    assert!(html.contains("<script>") && html.contains("/oauth/token"), "inline: {html}");
+    assert!(
+        html.contains("<script>") && html.contains("/oauth/token"),
+        "inline: {html}"
+    );
     // The script's old, unhashed name still answers (pages rendered before an upgrade).
     let js = browser
         .navigate(&format!("{site}/web-login/callback.js"))

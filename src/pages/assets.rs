@@ -31,8 +31,6 @@ pub struct Assets {
     files: HashMap<String, Asset>,
     css: String,
     callback_js: String,
-    /// See [`callback_csp`].
-    callback_csp: String,
 }
 
 /// `/web-login/static/<stem>.<first 12 hex digits of the SHA-256>.<ext>`.
@@ -49,7 +47,6 @@ impl Assets {
             files: HashMap::new(),
             css: String::new(),
             callback_js: String::new(),
-            callback_csp: callback_csp(),
         };
         assets.css = assets.add("idgate", "css", CSS.as_bytes().to_vec());
         assets.callback_js = assets.add("callback", "js", CALLBACK_JS.as_bytes().to_vec());
@@ -87,11 +84,6 @@ impl Assets {
         CALLBACK_JS
     }
 
-    /// The callback page's Content-Security-Policy (see [`callback_csp`]).
-    pub fn callback_csp(&self) -> &str {
-        &self.callback_csp
-    }
-
     /// The built-in callback script, as the unhashed `/web-login/callback.js` serves it for
     /// pages rendered before an upgrade.
     pub fn callback_js(&self) -> &'static str {
@@ -117,15 +109,25 @@ impl Assets {
 }
 
 /// The callback page's Content-Security-Policy: the pages' own, with the inline callback
-/// script allowed by its SHA-256 (and nothing else inline).
-fn callback_csp() -> String {
+/// script allowed by its SHA-256 (and nothing else inline), and its form allowed to lead to
+/// `form_targets` too (origins, `https://host:port`). Browsers apply `form-action` to the
+/// redirects after a form's submission as well: without JavaScript the form's answer is a 303
+/// to the page wanted, which may be on another origin an app allows.
+pub fn callback_csp(form_targets: &[String]) -> String {
     use base64::Engine;
     let hash = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(CALLBACK_JS));
-    crate::headers::PAGE_CSP.replacen(
-        "script-src 'self'",
-        &format!("script-src 'self' 'sha256-{hash}'"),
-        1,
-    )
+    let mut form_action = "form-action 'self'".to_owned();
+    for origin in form_targets {
+        form_action.push(' ');
+        form_action.push_str(origin);
+    }
+    crate::headers::PAGE_CSP
+        .replacen(
+            "script-src 'self'",
+            &format!("script-src 'self' 'sha256-{hash}'"),
+            1,
+        )
+        .replacen("form-action 'self'", &form_action, 1)
 }
 
 #[cfg(test)]
@@ -155,8 +157,14 @@ mod tests {
 
     #[test]
     fn the_callback_csp_allows_the_callback_script_and_nothing_else_inline() {
-        let csp = callback_csp();
+        let csp = callback_csp(&[]);
         assert_ne!(csp, crate::headers::PAGE_CSP, "the hash is in");
+        assert!(csp.contains("form-action 'self';"), "{csp}");
+        let wider = callback_csp(&["https://app.test:8443".into(), "http://b.test".into()]);
+        assert!(
+            wider.contains("form-action 'self' https://app.test:8443 http://b.test;"),
+            "{wider}"
+        );
         assert_eq!(csp.matches("'sha256-").count(), 1);
         assert!(!csp.contains("unsafe-inline"));
         // Carried inside <script>…</script>: the script never closes the element itself.

@@ -145,6 +145,8 @@ pub struct Pages {
     pub assets: Assets,
     /// Each app's own stylesheet (its colours), by app id.
     app_css: HashMap<String, String>,
+    /// The callback page's Content-Security-Policy (see [`assets::callback_csp`]).
+    callback_csp: String,
 }
 
 impl Pages {
@@ -183,7 +185,20 @@ impl Pages {
             env,
             assets,
             app_css,
+            callback_csp: assets::callback_csp(&[]),
         })
+    }
+
+    /// These pages with the callback page's form allowed to lead to `origins` (the origins of
+    /// the apps' absolute `allowed_redirects`), as its answer's redirect may.
+    pub fn with_form_targets(mut self, origins: &[String]) -> Self {
+        self.callback_csp = assets::callback_csp(origins);
+        self
+    }
+
+    /// The callback page's Content-Security-Policy.
+    pub fn callback_csp(&self) -> &str {
+        &self.callback_csp
     }
 
     /// The stylesheet of app `app_id`, if it has colours of its own.

@@ -130,7 +130,7 @@ pub fn callback_page(state: &AppState, req: &Request, mode: &str) -> Response {
                 StatusCode::OK,
                 state.pages.callback(&ctx.chrome(state), &page),
             );
-            if let Ok(csp) = HeaderValue::from_str(state.pages.assets.callback_csp()) {
+            if let Ok(csp) = HeaderValue::from_str(state.pages.callback_csp()) {
                 resp.headers_mut().insert(CONTENT_SECURITY_POLICY, csp);
             }
             resp

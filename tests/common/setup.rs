@@ -10,7 +10,8 @@ pub struct Setup {
     pub algorithm: &'static str,
     pub key: &'static str,
     pub access_ttl: &'static str,
-    /// Lines added to `[apps.web]`; `{{SITE}}` stands for the site's URL.
+    /// Lines added to `[apps.web]`; `{{SITE}}` stands for the site's URL, `{{SITE_AS_LOCALHOST}}`
+    /// for the same site under `localhost`: another origin, served by the same Nginx.
     pub extra_app: &'static str,
     /// Lines added to `[session]`.
     pub extra_session: &'static str,
@@ -34,8 +35,9 @@ pub struct Setup {
     /// (`mia_config`); default false.
     pub omit_apps: bool,
     /// Replaces the `[apps.web]` block, `extra_app` and its `dev` provider with this text
-    /// (several apps and providers; `{{SITE}}` and `{{ISSUER}}` stand for the site's URL and
-    /// the IdP's issuer); default None.
+    /// (several apps and providers; `{{SITE}}`, `{{SITE_AS_LOCALHOST}}` and `{{ISSUER}}` stand
+    /// for the site's URL, under 127.0.0.1 and under localhost, and the IdP's issuer); default
+    /// None.
     pub apps: Option<String>,
 }
 
@@ -148,7 +150,13 @@ pub fn config_toml(setup: &Setup, dir: &Path, site: &str, issuer: &str) -> Strin
             ("USERS", users),
             ("SITE", site),
             ("WEBSITE", &setup.website.to_string()),
-            ("APP", &setup.extra_app.replace("{{SITE}}", site)),
+            (
+                "APP",
+                &setup.extra_app.replace("{{SITE}}", site).replace(
+                    "{{SITE_AS_LOCALHOST}}",
+                    &site.replace("127.0.0.1", "localhost"),
+                ),
+            ),
             ("ISSUER", issuer),
             ("CLIENT_SECRET", CLIENT_SECRET),
             ("PROVIDER", setup.extra_provider),
@@ -163,6 +171,10 @@ pub fn config_toml(setup: &Setup, dir: &Path, site: &str, issuer: &str) -> Strin
                     .as_deref()
                     .unwrap_or_default()
                     .replace("{{SITE}}", site)
+                    .replace(
+                        "{{SITE_AS_LOCALHOST}}",
+                        &site.replace("127.0.0.1", "localhost")
+                    )
                     .replace("{{ISSUER}}", issuer)
             )
         }

@@ -5,6 +5,7 @@
 // Usage:
 //   node tests/js/browser-login.mjs --url http://127.0.0.1:NGINXPORT/some/page?x=1 \
 //     --login alice [--password pw] [--timeout-ms 20000] [--hold-assets] [--no-javascript]
+//     [--expect URL]
 //
 // With a fresh, throw-away browser profile it opens --url. The protected site redirects to
 // idgate's /authorize, which redirects to the development IdP's login form (tests/js/idp.mjs:
@@ -17,6 +18,8 @@
 // until the browser has sent POST /oauth/token. A callback page whose code exchange waited for
 // one of them (an external script, an inline one behind a stylesheet) never gets there, and
 // the run fails: the exchange is then proven to be the only round trip the page adds.
+// --expect URL: done when the page is at URL (scheme, host, port, path and query) instead:
+// a login started at /authorize whose target is another origin.
 // --no-javascript: JavaScript is off in the browser; the callback page's form is submitted
 // with its "Continue" button (the no-JavaScript end of the login, POST /web-login/finish).
 //
@@ -60,6 +63,7 @@ try {
       'timeout-ms': { type: 'string', default: '20000' },
       'hold-assets': { type: 'boolean', default: false },
       'no-javascript': { type: 'boolean', default: false },
+      expect: { type: 'string' },
     },
     strict: true,
   }));
@@ -81,6 +85,13 @@ const deadline = Date.now() + timeoutMs;
 const remaining = () => Math.max(1, deadline - Date.now());
 const pathAndQuery = (u) => u.pathname + u.search;
 const wanted = pathAndQuery(target);
+let expected;
+try {
+  expected = args.expect ? new URL(args.expect).href : undefined;
+} catch {
+  usage(`--expect is not an absolute URL: ${args.expect}`);
+}
+const arrived = (u) => (expected ? u.href === expected : pathAndQuery(u) === wanted);
 
 const consoleErrors = [];
 const pageErrors = [];
@@ -248,7 +259,7 @@ async function run() {
     await button.click({ timeout: remaining() });
   }
   // IdP -> idgate callback page -> (script, or the form) original URL.
-  await page.waitForURL((u) => pathAndQuery(u) === wanted, {
+  await page.waitForURL(arrived, {
     waitUntil: 'load',
     timeout: remaining(),
   });
