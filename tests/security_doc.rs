@@ -47,13 +47,21 @@ fn every_test_the_security_model_names_exists() {
                 .filter(|n| **n != "tests" && **n != "handle")
             {
                 let mut sources = String::new();
-                for path in [
+                let mut paths = vec![
                     module.with_extension("rs"),
                     module.join("tests.rs"),
                     module.join("mod.rs"),
-                    module.join(segments[0]).with_extension("rs"),
-                    module.join(segments[0]).join("tests.rs"),
-                ] {
+                ];
+                // Each nested module the reference walks through (`login::cookie::tests::x`
+                // looks in src/<file>/login.rs and src/<file>/login/cookie.rs, with their
+                // tests.rs).
+                let mut nested = module.clone();
+                for segment in &segments[..segments.len() - 1] {
+                    nested = nested.join(segment);
+                    paths.push(nested.with_extension("rs"));
+                    paths.push(nested.join("tests.rs"));
+                }
+                for path in paths {
                     sources.push_str(&std::fs::read_to_string(path).unwrap_or_default());
                 }
                 assert!(
