@@ -15,6 +15,8 @@
 //! `mia-client-type` carries is the location's own (`$idgate_client_type`) when the operator
 //! states one — a key never widens what the location says it is — else the key's.
 
+mod api_tokens;
+
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, StatusCode};
 use http_body_util::Full;
@@ -109,6 +111,19 @@ pub async fn decide(state: &AppState, peer: &Peer, req: &Request) -> Response {
                     tracing::error!(error = %e, "cannot confirm a session: treating the request as anonymous");
                     None
                 }
+                // Not a token of idgate's: an opaque API token of the app's IdP, where the
+                // location's app accepts them (`[apps.X.introspection]`).
+                Err(AuthFailure::Token(e))
+                    if !matches!(e, JwtError::Expired)
+                        && bound_app.is_some_and(|a| state.introspector.enabled(a))
+                        && super::bearer_token(headers) == Some(token) =>
+                {
+                    let app = bound_app.unwrap_or_default();
+                    match Box::pin(api_tokens::introspected(state, app, token, now)).await {
+                        Ok(found) => found,
+                        Err(why) => return refuse(StatusCode::SERVICE_UNAVAILABLE, &why),
+                    }
+                }
                 Err(e) => {
                     tracing::debug!(reason = %e, "session refused");
                     None
@@ -171,6 +186,23 @@ pub async fn decide(state: &AppState, peer: &Peer, req: &Request) -> Response {
                     // Exactly one Set-Cookie: Nginx passes on only the first.
                     if let (Some(cookie), true) = (set_cookie, resp.status().is_success()) {
                         resp.headers_mut().insert(http::header::SET_COOKIE, cookie);
+                    }
+                    // A location asking for a token minted for its upstream gets it in
+                    // place of the session's own.
+                    if let (Some(audience), Some(token), true) = (
+                        header(headers, headers::IDGATE_AUDIENCE).filter(|a| !a.is_empty()),
+                        super::session_token(headers, &state.cookies),
+                        resp.status().is_success(),
+                    ) {
+                        match api_tokens::scoped_token(state, s, token, audience, now) {
+                            Ok(v) => {
+                                resp.headers_mut().insert(headers::IDGATE_TOKEN, v);
+                            }
+                            Err(why) => {
+                                deny(state, peer, headers, "audience", Some(s));
+                                return refuse(StatusCode::FORBIDDEN, why);
+                            }
+                        }
                     }
                     resp
                 }
