@@ -174,3 +174,52 @@ async fn opaque_tokens_of_the_idp_pass_with_their_identity_and_the_rules_decide(
     let body = resp.text().await.unwrap();
     assert!(body.contains("`dev`"), "{body}");
 }
+
+/// `audience` and `client_ids` are checked against the IdP's answer: a machine token whose
+/// answer has no `aud` is refused where an audience is required, and a token of a client not
+/// listed is refused; listed, it passes. Each change applied by a reload.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_answers_audience_and_client_are_checked_when_configured() {
+    let stack = stack();
+    let site = stack.site();
+    let machine = machine_token(&stack.idp.issuer).await;
+    assert_eq!(get(&site, "/machines/x", &machine).await.0, 200);
+
+    let path = stack.dir.path().join("idgate.toml");
+    let config = std::fs::read_to_string(&path).unwrap();
+    let reload = |extra: &str| {
+        let changed = config.replace(
+            "cache_ttl = \"1s\"\n",
+            &format!("cache_ttl = \"1s\"\n{extra}\n"),
+        );
+        assert_ne!(changed, config);
+        std::fs::write(&path, changed).unwrap();
+        let before = stack
+            .idgate
+            .proc
+            .log_text()
+            .matches("configuration reloaded")
+            .count();
+        stack.idgate.proc.signal("HUP");
+        wait_for("the reload", Duration::from_secs(20), || {
+            (stack
+                .idgate
+                .proc
+                .log_text()
+                .matches("configuration reloaded")
+                .count()
+                > before)
+                .then_some(())
+        });
+    };
+    reload("audience = \"orders-api\"");
+    assert_eq!(get(&site, "/machines/x", &machine).await.0, 401, "no aud");
+    reload("client_ids = [\"someone-else\"]");
+    assert_eq!(
+        get(&site, "/machines/x", &machine).await.0,
+        401,
+        "another client"
+    );
+    reload("client_ids = [\"idgate\"]");
+    assert_eq!(get(&site, "/machines/x", &machine).await.0, 200);
+}

@@ -9,6 +9,12 @@
 //! route rules (`policy`) then decide; a path under `/auth/` carries a Nginx location's own rule
 //! (percent-encoded), which replaces the route table for that request.
 //!
+//! A bearer token that is not idgate's, on a location of an app with `[apps.X.introspection]`,
+//! is an opaque API token of the IdP: `crate::introspect` says whose it is (503 when the IdP
+//! cannot say now). A location naming an upstream audience (`idgate-audience`) gets the token
+//! minted for it in `idgate-token` (`crate::jwt::scoped`; 403 for an audience the app does not
+//! list). Both live in [`api_tokens`]; neither touches the cached-session path.
+//!
 //! API keys (see `apikeys`) are checked first: a key the request sends must be valid even where
 //! none is required (401, `idgate-refusal: api-key`), and a location stating
 //! `$idgate_api_key_required` refuses a request without one. The client type the rules see and
