@@ -65,6 +65,55 @@ async fn machine_token(issuer: &str) -> String {
         .to_owned()
 }
 
+/// An access token of the IdP for `login`, by a code flow idgate takes no part in (the code
+/// exchanged here): a real user's token for someone who never signed in through idgate.
+async fn token_behind_idgates_back(stack: &Stack, login: &str) -> String {
+    use base64::Engine;
+    use sha2::Digest;
+    let issuer = &stack.idp.issuer;
+    let callback = format!("{}/web-login/oauth/callback", stack.site());
+    let verifier = "a-pkce-verifier-of-enough-length-0123456789abcdef";
+    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(sha2::Sha256::digest(verifier.as_bytes()));
+    let authorize = reqwest::Url::parse_with_params(
+        &format!("{issuer}/auth"),
+        &[
+            ("client_id", "idgate"),
+            ("response_type", "code"),
+            ("scope", "openid"),
+            ("redirect_uri", callback.as_str()),
+            ("state", "state-0123456789"),
+            ("nonce", "nonce-0123456789"),
+            ("code_challenge", challenge.as_str()),
+            ("code_challenge_method", "S256"),
+        ],
+    )
+    .unwrap();
+    let back = Browser::new()
+        .login_at_idp(authorize.as_str(), login, &callback)
+        .await;
+    let code = query_param(&back, "code").expect("a code");
+    let v: serde_json::Value = reqwest::Client::new()
+        .post(format!("{issuer}/token"))
+        .basic_auth("idgate", Some(CLIENT_SECRET))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", callback.as_str()),
+            ("code_verifier", verifier),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["access_token"]
+        .as_str()
+        .expect("an access token")
+        .to_owned()
+}
+
 async fn revoke(issuer: &str, token: &str) {
     let resp = reqwest::Client::new()
         .post(format!("{issuer}/token/revocation"))
@@ -113,6 +162,16 @@ async fn opaque_tokens_of_the_idp_pass_with_their_identity_and_the_rules_decide(
     // The rules decide, as for a session: tess is not an admin, nor a machine.
     assert_eq!(get(&site, "/admin/x", &user_token).await.0, 403);
     assert_eq!(get(&site, "/machines/x", &user_token).await.0, 403);
+
+    // A real user's token, for someone the users store does not know: refused (an API call
+    // creates no user), though the IdP vouches for it.
+    let ghost = token_behind_idgates_back(&stack, "ghost").await;
+    assert_eq!(get(&site, "/api/orders", &ghost).await.0, 401);
+    assert_eq!(
+        stack.idgate.users().as_array().unwrap().len(),
+        1,
+        "no user made"
+    );
 
     // A machine token is the configured identity, on every request answered from the cache
     // for that very token only: the user's token next to it keeps the user's identity.
