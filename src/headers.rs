@@ -37,6 +37,10 @@ pub const MIA_USERPROPERTIES: HeaderName = HeaderName::from_static("mia-userprop
 pub const PAGE_CSP: &str = "default-src 'none'; script-src 'self'; connect-src 'self'; \
      style-src 'self'; img-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
+/// Set on the auth subrequest from the location's `$idgate_audience` (never the client's: the
+/// shipped snippet overwrites it): the upstream audience `idgate-token` is minted for.
+pub const IDGATE_AUDIENCE: HeaderName = HeaderName::from_static("idgate-audience");
+
 /// Response header carrying the session JWT itself, when `[headers] pass_token` is on.
 pub const IDGATE_TOKEN: HeaderName = HeaderName::from_static("idgate-token");
 

@@ -22,6 +22,7 @@
 //! - [`error`] is the single place where errors become HTTP statuses and JSON bodies.
 //! - [`policy`] decides which routes need which users (Mia's `auth.json` and TOML rules).
 //! - [`apikeys`] turns a client's static API key (Mia's gateway keys) into its client type.
+//! - [`introspect`] accepts the IdP's opaque API tokens by introspection (RFC 7662), cached.
 //! - [`session`] owns the in-memory verified-token cache and the liveness flags that make `/auth`
 //!   free of I/O for a session it has already seen.
 //! - [`renewal`] renews an expired session JWT from `/auth` while the session lives.
@@ -57,6 +58,7 @@ pub mod fuzz;
 pub mod headers;
 pub mod http;
 pub mod idp;
+pub mod introspect;
 pub mod jwt;
 pub mod metrics;
 pub mod pages;

@@ -409,6 +409,40 @@ impl Authenticator {
         Ok(self.keys.verify(token)?)
     }
 
+    /// A [`VerifiedSession`] for an identity with no session of idgate's behind it (an opaque
+    /// API token its IdP vouched for, see `crate::introspect`): `user` rendered as a session's
+    /// would be (without a token to pass on), for `app_id`, valid until `until`. Its session id
+    /// is `sid` (named in audit events), its liveness flag its own: no logout reaches it, the
+    /// IdP's revocation does when the entry expires.
+    pub fn api_identity(
+        &self,
+        app_id: &str,
+        sid: &str,
+        user: &crate::jwt::UserClaim,
+        until: i64,
+    ) -> Arc<VerifiedSession> {
+        let app_id = match self.app_ids.iter().find(|id| ***id == *app_id) {
+            Some(id) => id.clone(),
+            None => Arc::from(app_id),
+        };
+        Arc::new(VerifiedSession {
+            exp: until,
+            groups: user.groups.clone(),
+            permissions: user.permissions.clone().unwrap_or_default(),
+            app_id,
+            live: Arc::new(SessionLive {
+                sid: Arc::from(sid),
+                alive: AtomicBool::new(true),
+                last_seen: AtomicI64::new(0),
+                last_touch: AtomicI64::new(0),
+                user: OnceLock::new(),
+            }),
+            fingerprint: 0,
+            identity: self.identity.render(user, "").map_err(Box::new),
+            authn: None,
+        })
+    }
+
     /// The identity headers of `session` for `/auth`'s answer, or why they cannot be sent.
     pub fn identity_headers<'a>(
         &'a self,

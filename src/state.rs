@@ -43,6 +43,10 @@ pub struct AppState {
     pub audit: Arc<crate::audit::Audit>,
     /// The login site's pages: templates, strings and assets.
     pub pages: crate::pages::Pages,
+    /// Opaque API tokens' introspection caches (`[apps.X.introspection]`).
+    pub introspector: crate::introspect::Introspector,
+    /// Scoped tokens minted for upstreams (`[apps.X.audiences]`), by session token and audience.
+    pub scoped: crate::jwt::scoped::ScopedTokens,
 }
 
 /// The stores a config names, opened.
@@ -141,6 +145,8 @@ impl AppState {
         let cipher = TokenCipher::from_key_material(key_material);
         let macs = SessionMac::from_key_material(key_material);
         Ok(Arc::new(Self {
+            introspector: crate::introspect::Introspector::new(&config.apps),
+            scoped: crate::jwt::scoped::ScopedTokens::new(config.session.token_cache_entries),
             idps: Idps::with_trust(&config.apps, &config.tls.idp)?,
             cookies: CookieJar::new(&config.session),
             app_cookies: config

@@ -41,6 +41,10 @@ pub struct AppConfig {
     pub use_provider_groups: bool,
     /// The app's brand on its pages (`[apps.X.pages]`).
     pub pages: super::pages::AppPages,
+    /// Opaque bearer tokens of the IdP accepted by introspection (`[apps.X.introspection]`).
+    pub introspection: Option<super::api_tokens::IntrospectionConfig>,
+    /// The upstream audiences scoped tokens are minted for (`[apps.X.audiences.NAME]`).
+    pub audiences: BTreeMap<String, super::api_tokens::AudienceConfig>,
 }
 
 /// Mia's `customTokenClaims`: optional parts of the token's `user` claim.
@@ -197,7 +201,11 @@ fn validate_app(
             ));
         }
     }
+    let introspection = super::api_tokens::introspection(id, app.introspection, &providers)?;
+    let audiences = super::api_tokens::audiences(id, app.audiences)?;
     Ok(AppConfig {
+        introspection,
+        audiences,
         id: id.to_owned(),
         realm: app.realm,
         issuer: app.issuer,

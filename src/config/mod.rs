@@ -10,6 +10,7 @@
 //! configuration JSON ([`mia`], named by `mia_config`), whose apps join `[apps]`.
 
 mod api_keys;
+pub mod api_tokens;
 mod app_cookies;
 mod apps;
 mod audit;
@@ -31,6 +32,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use api_tokens::{AudienceConfig, IntrospectionConfig, MachineIdentity};
 pub use app_cookies::{CookieAttributes, CookieOverride};
 pub use apps::{AppConfig, TokenClaims};
 pub use audit::{AuditConfig, AuditTarget, DEFAULT_AUDIT_QUEUE};

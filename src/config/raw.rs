@@ -304,6 +304,12 @@ pub struct RawApp {
     pub use_provider_groups: bool,
     /// The app's brand on its pages (see `config::pages`).
     pub pages: Option<super::pages::RawAppPages>,
+    /// Opaque bearer tokens of the app's IdP, checked by introspection (see
+    /// `config::api_tokens`).
+    pub introspection: Option<super::api_tokens::RawIntrospection>,
+    /// The upstream audiences the app mints scoped tokens for, by name.
+    #[serde(default)]
+    pub audiences: BTreeMap<String, super::api_tokens::RawAudience>,
 }
 
 /// Cookie attributes an app sets for itself; unset ones keep `[session]`'s.

@@ -6,6 +6,7 @@
 
 use super::*;
 
+mod api_tokens;
 mod apps;
 mod keys;
 mod lifecycle;

@@ -16,6 +16,8 @@ mod oidc;
 mod profiles;
 pub mod step_up;
 
+pub use self::oidc::introspection::Introspection;
+
 /// Fuzz entry points for what identity providers send (see `crate::fuzz`).
 #[doc(hidden)]
 pub mod fuzz {
@@ -268,6 +270,18 @@ impl IdpClient {
         match &self.flow {
             Flow::Oidc(f) => f.rediscover().await,
             Flow::OAuth2(_) => Ok(()),
+        }
+    }
+
+    /// Asks the IdP's introspection endpoint about `token` (RFC 7662; OIDC providers only):
+    /// `None` when the IdP says it is not active.
+    pub async fn introspect(&self, token: &str) -> Result<Option<Introspection>, IdpError> {
+        match &self.flow {
+            Flow::Oidc(f) => f.introspect(token).await,
+            Flow::OAuth2(_) => Err(IdpError::Protocol(format!(
+                "provider `{}` has no introspection endpoint (not OpenID Connect)",
+                self.provider().id
+            ))),
         }
     }
 

@@ -56,6 +56,7 @@ use openidconnect::{
 mod checks;
 #[doc(hidden)]
 pub mod fuzz;
+pub mod introspection;
 mod issuer;
 mod logout;
 
@@ -105,6 +106,8 @@ impl openidconnect::AdditionalClaims for OtherClaims {}
 struct Discovered {
     meta: ProviderMetadataWithLogout,
     rule: IssuerRule,
+    /// RFC 8414's `introspection_endpoint`, when the IdP announces one (see `introspection`).
+    introspection_endpoint: Option<url::Url>,
 }
 
 /// The JWKS key with `kid` (or the only key when the token names none), for jsonwebtoken.
@@ -213,6 +216,7 @@ impl OidcFlow {
         let discovered = Arc::new(Discovered {
             meta: meta.set_jwks(jwks),
             rule,
+            introspection_endpoint: introspection::endpoint_of(&body),
         });
         if let Ok(mut g) = self.discovered.write() {
             *g = Some(discovered.clone());
@@ -471,6 +475,7 @@ impl OidcFlow {
         let updated = Arc::new(Discovered {
             meta: d.meta.clone().set_jwks(jwks),
             rule: d.rule.clone(),
+            introspection_endpoint: d.introspection_endpoint.clone(),
         });
         if let Ok(mut g) = self.discovered.write() {
             *g = Some(updated.clone());

@@ -7,6 +7,7 @@
 //! generating the keys is [`keys`]'s.
 
 mod keys;
+pub mod scoped;
 
 use std::collections::HashMap;
 
@@ -261,7 +262,13 @@ impl JwtKeys {
         })
     }
 
+    /// Signs a session token's `claims` with the signing key.
     pub fn sign(&self, claims: &Claims) -> Result<String, JwtError> {
+        self.sign_any(claims)
+    }
+
+    /// Signs any claims with the signing key (a scoped token's, see [`scoped`]).
+    pub fn sign_any<T: Serialize>(&self, claims: &T) -> Result<String, JwtError> {
         match &self.signing {
             Signer::Jwt(key) => jsonwebtoken::encode(&self.signing_header, claims, key)
                 .map_err(|e| JwtError::Signing(e.to_string())),

@@ -9,11 +9,19 @@
 //! route rules (`policy`) then decide; a path under `/auth/` carries a Nginx location's own rule
 //! (percent-encoded), which replaces the route table for that request.
 //!
+//! A bearer token that is not idgate's, on a location of an app with `[apps.X.introspection]`,
+//! is an opaque API token of the IdP: `crate::introspect` says whose it is (503 when the IdP
+//! cannot say now). A location naming an upstream audience (`idgate-audience`) gets the token
+//! minted for it in `idgate-token` (`crate::jwt::scoped`; 403 for an audience the app does not
+//! list). Both live in [`api_tokens`]; neither touches the cached-session path.
+//!
 //! API keys (see `apikeys`) are checked first: a key the request sends must be valid even where
 //! none is required (401, `idgate-refusal: api-key`), and a location stating
 //! `$idgate_api_key_required` refuses a request without one. The client type the rules see and
 //! `mia-client-type` carries is the location's own (`$idgate_client_type`) when the operator
 //! states one — a key never widens what the location says it is — else the key's.
+
+mod api_tokens;
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, StatusCode};
@@ -109,6 +117,19 @@ pub async fn decide(state: &AppState, peer: &Peer, req: &Request) -> Response {
                     tracing::error!(error = %e, "cannot confirm a session: treating the request as anonymous");
                     None
                 }
+                // Not a token of idgate's: an opaque API token of the app's IdP, where the
+                // location's app accepts them (`[apps.X.introspection]`).
+                Err(AuthFailure::Token(e))
+                    if !matches!(e, JwtError::Expired)
+                        && bound_app.is_some_and(|a| state.introspector.enabled(a))
+                        && super::bearer_token(headers) == Some(token) =>
+                {
+                    let app = bound_app.unwrap_or_default();
+                    match Box::pin(api_tokens::introspected(state, app, token, now)).await {
+                        Ok(found) => found,
+                        Err(why) => return refuse(StatusCode::SERVICE_UNAVAILABLE, &why),
+                    }
+                }
                 Err(e) => {
                     tracing::debug!(reason = %e, "session refused");
                     None
@@ -171,6 +192,23 @@ pub async fn decide(state: &AppState, peer: &Peer, req: &Request) -> Response {
                     // Exactly one Set-Cookie: Nginx passes on only the first.
                     if let (Some(cookie), true) = (set_cookie, resp.status().is_success()) {
                         resp.headers_mut().insert(http::header::SET_COOKIE, cookie);
+                    }
+                    // A location asking for a token minted for its upstream gets it in
+                    // place of the session's own.
+                    if let (Some(audience), Some(token), true) = (
+                        header(headers, headers::IDGATE_AUDIENCE).filter(|a| !a.is_empty()),
+                        super::session_token(headers, &state.cookies),
+                        resp.status().is_success(),
+                    ) {
+                        match api_tokens::scoped_token(state, s, token, audience, now) {
+                            Ok(v) => {
+                                resp.headers_mut().insert(headers::IDGATE_TOKEN, v);
+                            }
+                            Err(why) => {
+                                deny(state, peer, headers, "audience", Some(s));
+                                return refuse(StatusCode::FORBIDDEN, why);
+                            }
+                        }
                     }
                     resp
                 }

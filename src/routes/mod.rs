@@ -4,7 +4,7 @@
 //!
 //! | method, path | handler | answers | notes |
 //! |---|---|---|---|
-//! | any `/auth`, `/auth/{rule}` | [`auth::decide`] | 200 + `mia-allowed`, `mia-userid`, `mia-groups`, `mia-userproperties` (+ `mia-client-type`); 401 (+ `Location` for browser navigations; `idgate-refusal: api-key` for a refused API key); 403 for untrusted peers | Nginx `auth_request` target; never another status on purpose |
+//! | any `/auth`, `/auth/{rule}` | [`auth::decide`] | 200 + `mia-allowed`, `mia-userid`, `mia-groups`, `mia-userproperties` (+ `mia-client-type`); 401 (+ `Location` for browser navigations; `idgate-refusal: api-key` for a refused API key); 403 for untrusted peers, and for a location's unlisted audience; 503 naming the IdP when an opaque API token cannot be checked (`introspect`) | Nginx `auth_request` target; with `idgate-audience` (the location's `$idgate_audience`) `idgate-token` is the token minted for that upstream (`jwt::scoped`); never another status on purpose |
 //! | GET `/authorize` | [`login::authorize`] | 302 to the IdP; 400 naming a bad `appId`/`providerId`/`redirect`/`acr_values`/`max_age`/`prompt` | sets `idgate_login` (a fresh binding), clears `sid`/`idgate_renew`/`refresh_token` (not for a step-up of the browser's live session) |
 //! | GET `/web-login` | [`login::chooser`] | 200 HTML provider chooser; 400 | |
 //! | (any error of a browser navigation) | [`site::PageContext::error_page`] | the same status, an HTML page in the browser's language | plain words, what to do, a "start again" link; never the request's input |

@@ -13,7 +13,7 @@
 //     [--post-logout-redirect-uri URL ...] [--issuer-path /realms/x]
 //     [--token-auth-method client_secret_post] [--id-token-alg ES256] [--claims-in-id-token]
 //     [--discovery-alias /tenant.onmicrosoft.com/B2C_1_signin/v2.0]
-//     [--sign-endpoint] [--lie MODE ...] [--lie-endpoint]
+//     [--sign-endpoint] [--lie MODE ...] [--lie-endpoint] [--introspection]
 //
 // Options:
 //   --port N                       TCP port on 127.0.0.1 (0 = ephemeral; default 0)
@@ -53,6 +53,10 @@
 //                                  foreign RSA key under the trusted kid; "hs256-public": HS256
 //                                  keyed with the IdP's public key (PEM); "none": alg none, no
 //                                  signature. Test use only.
+//   --introspection                RFC 7662 introspection (/token/introspection), RFC 7009
+//                                  revocation (/token/revocation) and the client_credentials
+//                                  grant for the client: its access tokens are opaque (no
+//                                  resource indicator), and a test can revoke one at the IdP
 //   --lie MODE                     misbehave on purpose (repeatable; modes below); the real
 //                                  login runs, then tests/js/liar.mjs rewrites the answer
 //   --lie-endpoint                 POST /-/lie with {"modes": ["MODE", …]} replaces the active
@@ -145,6 +149,7 @@ try {
       'sign-endpoint': { type: 'boolean', default: false },
       lie: { type: 'string', multiple: true },
       'lie-endpoint': { type: 'boolean', default: false },
+      introspection: { type: 'boolean', default: false },
     },
     strict: true,
   }));
@@ -259,7 +264,9 @@ const configuration = {
       token_endpoint_auth_method: tokenAuthMethod,
       id_token_signed_response_alg: idTokenAlg,
       require_auth_time: true,
-      grant_types: ['authorization_code', 'refresh_token'],
+      grant_types: args.introspection
+        ? ['authorization_code', 'refresh_token', 'client_credentials']
+        : ['authorization_code', 'refresh_token'],
       response_types: ['code'],
       redirect_uris: redirectUris,
       post_logout_redirect_uris: postLogoutRedirectUris,
@@ -292,6 +299,10 @@ const configuration = {
     rpInitiatedLogout: { enabled: true, logoutSource },
     // With --backchannel-logout-uri: a logout here POSTs a logout_token to the client.
     backchannelLogout: { enabled: true },
+    // --introspection: opaque API tokens a relying party checks at the IdP, and revokes.
+    introspection: { enabled: args.introspection },
+    revocation: { enabled: args.introspection },
+    clientCredentials: { enabled: args.introspection },
   },
   // oidc-provider refuses outgoing requests to special-use addresses (SSRF protection); this
   // development IdP talks to idgate on loopback (back-channel logout), so it lets them through.

@@ -187,6 +187,8 @@ fn convert_app(
         refresh_cookie: app.refresh_cookie_custom_attributes.map(Into::into),
         use_provider_groups: app.use_provider_groups,
         pages: None,
+        introspection: None,
+        audiences: BTreeMap::new(),
     })
 }
 
