@@ -9,10 +9,13 @@
 //!   state and PKCE S256, the code exchange — then the vendor's user API ([`profiles`]).
 //!
 //! Per-type defaults (endpoints, scopes, token endpoint authentication, the user id) are listed
-//! in `config/providers/`.
+//! in `config/providers/`. How idgate authenticates as the client (secrets or RFC 7523
+//! assertions) is [`client_auth`]; Pushed Authorization Requests (RFC 9126) are in `par`.
 
+pub mod client_auth;
 mod oauth2;
 mod oidc;
+mod par;
 mod profiles;
 pub mod step_up;
 
@@ -191,7 +194,7 @@ pub struct IdpClient {
 }
 
 enum Flow {
-    Oidc(oidc::OidcFlow),
+    Oidc(Box<oidc::OidcFlow>),
     OAuth2(Box<self::oauth2::OAuth2Flow>),
 }
 
@@ -202,7 +205,9 @@ impl IdpClient {
         http: reqwest::Client,
     ) -> Result<Self, IdpError> {
         let flow = match &provider.protocol {
-            Protocol::Oidc { .. } => Flow::Oidc(oidc::OidcFlow::new(app, provider.clone(), http)?),
+            Protocol::Oidc { .. } => {
+                Flow::Oidc(Box::new(oidc::OidcFlow::new(app, provider.clone(), http)?))
+            }
             Protocol::OAuth2(_) => Flow::OAuth2(Box::new(self::oauth2::OAuth2Flow::new(
                 app,
                 provider.clone(),

@@ -30,6 +30,9 @@ fn raw(kind: &str) -> RawProvider {
         base_url: None,
         claims_to_token: Default::default(),
         timeout: None,
+        client_key_file: None,
+        client_key_id: None,
+        par: None,
     }
 }
 
@@ -157,8 +160,8 @@ fn keys_belong_to_their_types() {
     );
     let mut p = raw("oidc");
     p.issuer_url = Some("https://x".into());
-    p.auth_method = Some("private_key_jwt".into());
-    assert!(err(p).starts_with("apps.web.providers.p.auth_method: `private_key_jwt`"));
+    p.auth_method = Some("tls_client_auth".into());
+    assert!(err(p).starts_with("apps.web.providers.p.auth_method: `tls_client_auth`"));
     let mut p = raw("generic");
     p.auth_url = Some("https://x/a".into());
     p.token_url = Some("https://x/t".into());
