@@ -39,7 +39,8 @@
 //   --require-par                  Pushed Authorization Requests required (RFC 9126): for the
 //                                  client (require_pushed_authorization_requests) and announced
 //                                  in discovery; an authorization request not pushed first is
-//                                  refused. PAR itself is always on (POST /request).
+//                                  refused. PAR itself is on (POST /request) unless --no-par.
+//   --no-par                       no PAR endpoint (an IdP without RFC 9126, like many)
 //   --id-token-alg A               id_token signing algorithm: RS256 (default) or ES256 (an
 //                                  Okta/Auth0 option); the JWKS then holds a P-256 key as well
 //   --claims-in-id-token           put name, email, preferred_username in the id_token too
@@ -154,6 +155,7 @@ try {
       'token-auth-method': { type: 'string', default: 'client_secret_basic' },
       'client-jwks': { type: 'string' },
       'require-par': { type: 'boolean', default: false },
+      'no-par': { type: 'boolean', default: false },
       'id-token-alg': { type: 'string', default: 'RS256' },
       'claims-in-id-token': { type: 'boolean', default: false },
       'discovery-alias': { type: 'string', default: '' },
@@ -328,7 +330,7 @@ const configuration = {
     backchannelLogout: { enabled: true },
     // PAR is on (oidc-provider's default); --require-par requires it and says so in discovery.
     pushedAuthorizationRequests: {
-      enabled: true,
+      enabled: !args['no-par'],
       requirePushedAuthorizationRequests: args['require-par'],
     },
   },
