@@ -65,6 +65,17 @@ impl ClientAuth {
         }
     }
 
+    /// `client_secret_basic` with `client_id` and `secret` (tests of the callers).
+    #[cfg(test)]
+    pub(super) fn basic_for_tests(client_id: &str, secret: &str) -> Self {
+        Self {
+            client_id: client_id.into(),
+            method: AuthMethod::ClientSecretBasic,
+            secret: crate::crypto::Secret::new(secret),
+            key: None,
+        }
+    }
+
     /// The secret the `oauth2`/`openidconnect` clients are given: none for the assertion
     /// methods, which then send only `client_id` in the form, and [`Self::extra_params`] add
     /// the assertion.

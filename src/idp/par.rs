@@ -159,3 +159,7 @@ pub async fn push(
 fn printable(s: &str) -> String {
     s.chars().filter(|c| !c.is_control()).take(200).collect()
 }
+
+#[cfg(test)]
+#[path = "par_tests.rs"]
+mod tests;

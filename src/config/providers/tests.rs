@@ -347,8 +347,17 @@ fn a_client_key_belongs_to_private_key_jwt_only() {
             "{e}"
         );
     }
+    let e = err(RawProvider {
+        auth_method: Some("client_secret_jwt".into()),
+        ..raw("google")
+    });
+    assert!(
+        e.starts_with("apps.web.providers.p.client_secret: client_secret_jwt signs HS256"),
+        "a one-byte secret: {e}"
+    );
     let p = check(RawProvider {
         auth_method: Some("client_secret_jwt".into()),
+        client_secret: Some("x".repeat(32)),
         ..raw("google")
     })
     .unwrap();

@@ -241,6 +241,14 @@ pub(in crate::config) fn validate(
             ))
         }
     };
+    if auth_method == AuthMethod::ClientSecretJwt && secret.len() < 32 {
+        // RFC 7518 §3.2: an HS256 key at least as long as the hash (256 bits).
+        return Err(ConfigError::invalid(
+            pkey("client_secret"),
+            "client_secret_jwt signs HS256 with the secret, which needs at least 32 bytes \
+             (RFC 7518 §3.2)",
+        ));
+    }
     let logout = match p.logout_url.as_deref().map(str::trim) {
         None if kind.is_oidc() => LogoutTarget::Discovered,
         None | Some("none" | "") => LogoutTarget::None,
