@@ -2,8 +2,9 @@
 //! IdP (`oidc-provider`, which checks the assertion's signature, `iss`, `sub`, `aud`, `exp` and
 //! refuses a replayed `jti`) configured for each method: `private_key_jwt` with a key made by
 //! `idgate keygen` and registered with the public JWK `idgate keygen --public-jwk` prints, and
-//! `client_secret_jwt`. A key or secret the IdP does not know is refused, and idgate says so
-//! in its log, naming the provider and the method. The key file never reaches a log line.
+//! `client_secret_jwt`. A key or secret the IdP does not know is refused (400, the IdP's
+//! `invalid_client`), and idgate says so, naming the provider and the method. The key file
+//! never reaches a log line.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: fail loudly
 
@@ -136,14 +137,18 @@ async fn a_key_the_idp_does_not_know_is_refused_and_idgate_says_why() {
     let stack = private_key_stack(&key, &other_jwk, "");
     let browser = Browser::new();
     let resp = login(&stack, &browser, "/", "dave").await;
-    assert_eq!(
-        resp.status(),
-        502,
-        "the IdP refused idgate's client: idgate's configuration"
+    assert_eq!(resp.status(), 400);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    let message = body["message"].as_str().unwrap();
+    assert!(
+        message.contains("invalid_client")
+            && message.contains("idgate authenticates to provider `dev` with private_key_jwt"),
+        "{body}"
     );
     let log = stack.idgate.proc.wait_log(&[
-        "provider `dev`: the identity provider refused idgate's client authentication \
-         (private_key_jwt): invalid_client",
+        "login refused",
+        "invalid_client",
+        "idgate authenticates to provider `dev` with private_key_jwt",
     ]);
     assert!(browser.cookie(&stack.site(), "sid").is_none());
     stack.idp.proc.wait_log(&["grant.error: invalid_client"]);
@@ -186,10 +191,11 @@ async fn client_secret_jwt_with_another_secret_is_refused_and_idgate_says_why() 
     );
     let browser = Browser::new();
     let resp = login(&stack, &browser, "/", "frank").await;
-    assert_eq!(resp.status(), 502);
+    assert_eq!(resp.status(), 400);
     stack.idgate.proc.wait_log(&[
-        "provider `dev`: the identity provider refused idgate's client authentication \
-         (client_secret_jwt): invalid_client",
+        "login refused",
+        "invalid_client",
+        "idgate authenticates to provider `dev` with client_secret_jwt",
     ]);
     stack.idp.proc.wait_log(&["grant.error: invalid_client"]);
 }

@@ -140,10 +140,10 @@ impl ClientAuth {
         Ok(req.form(&form))
     }
 
-    /// What an OAuth `error` answered to this client at an endpoint becomes: `invalid_client`
-    /// is idgate's configuration (method, secret, key) not matching the IdP's registration, an
-    /// operator's problem (502, logged naming the provider and the method); any other error is
-    /// the request's ([`IdpError::Rejected`]).
+    /// What an OAuth `error` answered to this client at an endpoint becomes: a refusal
+    /// ([`IdpError::Rejected`], 400, logged as a refused login), which for `invalid_client` —
+    /// idgate's method, secret or key not matching the IdP's registration — also says which
+    /// provider and method, for the operator.
     pub fn refusal(&self, provider: &str, error: &str, description: Option<&str>) -> IdpError {
         let description: String = description
             .map(|d| {
@@ -156,15 +156,16 @@ impl ClientAuth {
                 )
             })
             .unwrap_or_default();
-        if error == "invalid_client" {
-            IdpError::Protocol(format!(
-                "provider `{provider}`: the identity provider refused idgate's client \
-                 authentication ({}): invalid_client{description}",
+        let hint = if error == "invalid_client" {
+            format!(
+                " (idgate authenticates to provider `{provider}` with {}: the IdP must have \
+                 registered that method and this client's secret or key)",
                 self.method.as_str()
-            ))
+            )
         } else {
-            IdpError::Rejected(format!("{error}{description}"))
-        }
+            String::new()
+        };
+        IdpError::Rejected(format!("{error}{description}{hint}"))
     }
 
     /// The client assertion for `audience` issued at `now`: `None` for the secret methods.
