@@ -19,6 +19,9 @@ use sha2::{Digest, Sha256};
 /// Largest key file read: an RSA 4096-bit PEM is about 3.3 KiB.
 const MAX_KEY_FILE_BYTES: u64 = 16 * 1024;
 
+/// Smallest RSA modulus accepted (RFC 7518 §3.3 asks for 2048 bits or more).
+const MIN_RSA_BITS: usize = 2048;
+
 /// A loaded client key, ready to sign client assertions.
 pub struct ClientKey {
     /// RS256 or ES256.
@@ -64,6 +67,12 @@ impl ClientKey {
                        or SEC1)";
         let text = std::str::from_utf8(pem).map_err(|_| refused.to_owned())?;
         let (alg, encoding, public) = if let Some((n, e)) = rsa_public(text) {
+            if n.len() * 8 < MIN_RSA_BITS {
+                return Err(format!(
+                    "an RSA key of {} bits: RS256 client keys need at least {MIN_RSA_BITS}",
+                    n.len() * 8
+                ));
+            }
             let encoding = EncodingKey::from_rsa_pem(pem).map_err(|_| refused.to_owned())?;
             let public = json!({"e": b64(&e), "kty": "RSA", "n": b64(&n)});
             (Algorithm::RS256, encoding, public)
@@ -177,6 +186,30 @@ mod tests {
         assert_eq!(ec.kid, "mine");
         assert_eq!(ec.jwk["crv"], "P-256");
         assert!(ec.jwk.get("d").is_none());
+    }
+
+    #[test]
+    fn a_sec1_p256_key_loads_like_its_pkcs8_form() {
+        use p256::pkcs8::DecodePrivateKey;
+        let pem = std::fs::read_to_string(fixture("es256.pem")).unwrap();
+        let key = p256::SecretKey::from_pkcs8_pem(&pem).unwrap();
+        let sec1 = key.to_sec1_pem(Default::default()).unwrap();
+        assert!(sec1.starts_with("-----BEGIN EC PRIVATE KEY-----"));
+        let from_sec1 = ClientKey::from_pem(sec1.as_bytes(), None).unwrap();
+        let from_pkcs8 = ClientKey::from_pem(pem.as_bytes(), None).unwrap();
+        assert_eq!(from_sec1.jwk, from_pkcs8.jwk);
+    }
+
+    #[test]
+    fn a_short_rsa_key_is_refused() {
+        use rsa::pkcs8::EncodePrivateKey;
+        let small = rsa::RsaPrivateKey::new(&mut rand::rngs::OsRng, 1024).unwrap();
+        let pem = small.to_pkcs8_pem(Default::default()).unwrap();
+        let e = ClientKey::from_pem(pem.as_bytes(), None).unwrap_err();
+        assert_eq!(
+            e,
+            "an RSA key of 1024 bits: RS256 client keys need at least 2048"
+        );
     }
 
     #[test]
