@@ -66,7 +66,7 @@ use self::checks::{
 };
 use self::issuer::{issuer_rule, matches_tenant, IssuerRule};
 use super::{error_chain, request_failed, IdpError, IdpTokens, IdpUser, LoginStart};
-use crate::config::{AppConfig, ParMode, Protocol, ProviderConfig};
+use crate::config::{AppConfig, Protocol, ProviderConfig};
 use crate::metrics::idp_call;
 use crate::store::StepUpRequest;
 
@@ -249,26 +249,6 @@ impl OidcFlow {
             .unwrap_or_else(|| d.meta.issuer().as_str().to_owned())
     }
 
-    /// Whether this login pushes its request (see `par.rs`), and where.
-    fn par_endpoint<'d>(&self, d: &'d Discovered) -> Result<Option<&'d str>, IdpError> {
-        let wanted = match self.provider.par {
-            ParMode::Never => return Ok(None),
-            ParMode::Always => "par = \"always\"",
-            ParMode::Auto if d.par.required == Some(true) => {
-                "its discovery document says require_pushed_authorization_requests"
-            }
-            ParMode::Auto => return Ok(None),
-        };
-        match d.par.endpoint.as_deref() {
-            Some(endpoint) => Ok(Some(endpoint)),
-            None => Err(IdpError::Protocol(format!(
-                "provider `{}`: {wanted}, but discovery names no \
-                 pushed_authorization_request_endpoint",
-                self.provider.id
-            ))),
-        }
-    }
-
     fn verifier<'a>(client: &'a Client, rule: &IssuerRule) -> CoreIdTokenVerifier<'a> {
         client
             .id_token_verifier()
@@ -315,7 +295,8 @@ impl OidcFlow {
             req = req.add_prompt(CoreAuthPrompt::Login);
         }
         let (mut url, _, _) = req.set_pkce_challenge(challenge).url();
-        if let Some(endpoint) = self.par_endpoint(&d)? {
+        if let Some(endpoint) = super::par::endpoint(self.provider.par, &d.par, &self.provider.id)?
+        {
             url = super::par::push(
                 &self.http,
                 &self.provider.id,

@@ -18,6 +18,7 @@ use url::Url;
 
 use super::client_auth::ClientAuth;
 use super::{request_failed, IdpError};
+use crate::config::ParMode;
 use crate::metrics::idp_call;
 
 /// Largest PAR answer read (a `request_uri` and `expires_in`, or an OAuth error).
@@ -51,6 +52,31 @@ impl ParMetadata {
                 .get("require_pushed_authorization_requests")
                 .and_then(|r| r.as_bool()),
         }
+    }
+}
+
+/// Whether a login of `provider` (whose `par` is `mode`) pushes its request, and where:
+/// `None` for no push, an error naming the provider when it must push and the IdP has no
+/// endpoint.
+pub fn endpoint<'m>(
+    mode: ParMode,
+    meta: &'m ParMetadata,
+    provider: &str,
+) -> Result<Option<&'m str>, IdpError> {
+    let wanted = match mode {
+        ParMode::Never => return Ok(None),
+        ParMode::Always => "par = \"always\"",
+        ParMode::Auto if meta.required == Some(true) => {
+            "its discovery document says require_pushed_authorization_requests"
+        }
+        ParMode::Auto => return Ok(None),
+    };
+    match meta.endpoint.as_deref() {
+        Some(endpoint) => Ok(Some(endpoint)),
+        None => Err(IdpError::Protocol(format!(
+            "provider `{provider}`: {wanted}, but discovery names no \
+             pushed_authorization_request_endpoint"
+        ))),
     }
 }
 

@@ -179,3 +179,39 @@ fn discovery_members_of_the_wrong_type_count_as_absent() {
     let m = ParMetadata::of_discovery(b"not json");
     assert_eq!((m.endpoint, m.required), (None, None));
 }
+
+#[test]
+fn auto_pushes_when_the_idp_requires_it_always_always_never_never() {
+    let meta = |endpoint: Option<&str>, required: Option<bool>| ParMetadata {
+        endpoint: endpoint.map(str::to_owned),
+        required,
+    };
+    let at = Some("https://idp/par");
+    for (mode, m, expected) in [
+        (ParMode::Auto, meta(at, None), None),
+        (ParMode::Auto, meta(at, Some(false)), None),
+        (ParMode::Auto, meta(at, Some(true)), at),
+        (ParMode::Always, meta(at, None), at),
+        (ParMode::Never, meta(at, Some(true)), None),
+        (ParMode::Never, meta(None, Some(true)), None),
+        (ParMode::Auto, meta(None, None), None),
+    ] {
+        assert_eq!(
+            endpoint(mode, &m, "dev").unwrap(),
+            expected,
+            "{mode:?} {m:?}"
+        );
+    }
+    let e = endpoint(ParMode::Always, &meta(None, None), "dev").unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "provider `dev`: par = \"always\", but discovery names no \
+         pushed_authorization_request_endpoint"
+    );
+    let e = endpoint(ParMode::Auto, &meta(None, Some(true)), "dev").unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("provider `dev`: its discovery document says require_pushed"),
+        "{e}"
+    );
+}
