@@ -276,6 +276,21 @@ impl IdpClient {
         }
     }
 
+    /// A form POST of `form` to `endpoint` (an endpoint of this IdP: introspection,
+    /// revocation…), authenticated as the client the way the token endpoint is
+    /// ([`client_auth::ClientAuth::authenticate`]), on this provider's HTTP client (its
+    /// `timeout`, no redirects, `[tls]`); the caller sends it and reads the answer.
+    pub async fn authenticated_post(
+        &self,
+        endpoint: &Url,
+        form: Vec<(String, String)>,
+    ) -> Result<reqwest::RequestBuilder, IdpError> {
+        match &self.flow {
+            Flow::Oidc(f) => f.authenticated_post(endpoint, form).await,
+            Flow::OAuth2(f) => f.authenticated_post(endpoint, form),
+        }
+    }
+
     /// Validates a back-channel logout token (OIDC providers only).
     pub async fn verify_logout_token(&self, token: &str) -> Result<oidc::LogoutClaims, IdpError> {
         match &self.flow {

@@ -91,6 +91,18 @@ impl OAuth2Flow {
         })
     }
 
+    /// See [`super::IdpClient::authenticated_post`]; the audience of an assertion is
+    /// `token_url`.
+    pub fn authenticated_post(
+        &self,
+        endpoint: &url::Url,
+        form: Vec<(String, String)>,
+    ) -> Result<reqwest::RequestBuilder, IdpError> {
+        let req = self.http.post(endpoint.clone());
+        self.auth
+            .authenticate(req, form, self.endpoints.token_url.as_str())
+    }
+
     /// Exchanges the code, then asks the vendor's user API who the user is.
     pub async fn finish_login(
         &self,

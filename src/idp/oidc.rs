@@ -249,6 +249,18 @@ impl OidcFlow {
             .unwrap_or_else(|| d.meta.issuer().as_str().to_owned())
     }
 
+    /// See [`super::IdpClient::authenticated_post`]; the audience of an assertion is the
+    /// discovered token endpoint.
+    pub async fn authenticated_post(
+        &self,
+        endpoint: &url::Url,
+        form: Vec<(String, String)>,
+    ) -> Result<reqwest::RequestBuilder, IdpError> {
+        let d = self.discovered().await?;
+        let req = self.http.post(endpoint.clone());
+        self.auth.authenticate(req, form, &Self::token_audience(&d))
+    }
+
     fn verifier<'a>(client: &'a Client, rule: &IssuerRule) -> CoreIdTokenVerifier<'a> {
         client
             .id_token_verifier()
