@@ -123,7 +123,10 @@ async fn private_key_jwt_es256_logs_in_with_par_and_every_assertion_is_used_once
 async fn private_key_jwt_rs256_logs_in() {
     let keys = tempfile::tempdir().unwrap();
     let (key, jwk) = new_key(keys.path(), "RS256");
-    let stack = private_key_stack(&key, &jwk, "par = \"never\"");
+    // Registered from a file this time, as a JWK set.
+    let jwks = keys.path().join("client-jwks.json");
+    std::fs::write(&jwks, format!("{{\"keys\": [{jwk}]}}")).unwrap();
+    let stack = private_key_stack(&key, jwks.to_str().unwrap(), "par = \"never\"");
     let browser = Browser::new();
     assert_eq!(login(&stack, &browser, "/", "carol").await.status(), 200);
     assert_key_not_logged(&stack, &key);
