@@ -168,7 +168,7 @@ mod tests {
         for command in [
             "serve",
             "check\\-config",
-            "keygen [\\-\\-algorithm \\fIALGORITHM\\fR] \\-\\-out \\fIOUT\\fR",
+            "keygen [\\-\\-algorithm \\fIALGORITHM\\fR] [\\-\\-out \\fIOUT\\fR] [\\-\\-public\\-jwk \\fIKEY_FILE\\fR]",
             "nginx\\-headers",
             "users set\\-groups \\fIUSER_ID\\fR [\\fIGROUPS\\fR...]",
             "users doctor [\\-\\-merge]",

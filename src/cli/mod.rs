@@ -49,12 +49,24 @@ pub enum Command {
     /// `allow`, `forbidden` or `unauthenticated`; the deciding `route`, `method` and
     /// `expression`, or the `reason` none decided); exits 0 for allow, 1 otherwise.
     CheckPolicy(policy::CheckPolicy),
-    /// Write a new signing key (PEM, or a random secret for HS256).
+    /// Write a new signing key (PEM, or a random secret for HS256), and/or print the public
+    /// JWK of a private key file (a provider's `client_key_file` for `private_key_jwt`), to
+    /// register at the IdP.
     Keygen {
-        #[arg(long, default_value = "RS256")]
+        /// RS256, ES256, EdDSA or HS256 (a `client_key_file`: RS256 or ES256).
+        #[arg(long, visible_alias = "alg", default_value = "RS256")]
         algorithm: String,
-        #[arg(long)]
-        out: PathBuf,
+        /// Write the new key here (mode 0600; an existing file is never replaced).
+        #[arg(long, required_unless_present = "public_jwk")]
+        out: Option<PathBuf>,
+        /// Print this RS256/ES256 private key's public JWK (`kid`, `alg`, `use: sig`) as one
+        /// line of JSON; the key itself is never printed.
+        #[arg(long, value_name = "KEY_FILE")]
+        public_jwk: Option<PathBuf>,
+        /// The printed JWK's `kid` (default: its RFC 7638 thumbprint, which is also what
+        /// idgate puts in its assertions unless the provider sets `client_key_id`).
+        #[arg(long, requires = "public_jwk")]
+        key_id: Option<String>,
     },
     /// Print the Nginx lines that hand the upstream the configured extra identity headers
     /// (`[headers] profile = "custom"` / `"oauth2-proxy"`, `pass_token`); include them after
@@ -172,7 +184,22 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Serve => daemon::serve(&cli.config),
         Command::CheckConfig => daemon::check_config(&cli.config),
         Command::CheckPolicy(args) => policy::check(&cli.config, &args),
-        Command::Keygen { algorithm, out } => Ok(crate::jwt::keygen(&algorithm, &out)?),
+        Command::Keygen {
+            algorithm,
+            out,
+            public_jwk,
+            key_id,
+        } => {
+            if let Some(out) = out {
+                crate::jwt::keygen(&algorithm, &out)?;
+            }
+            if let Some(file) = public_jwk {
+                let key = crate::config::ClientKey::load(&file, key_id.as_deref())
+                    .map_err(anyhow::Error::msg)?;
+                println!("{}", key.jwk);
+            }
+            Ok(())
+        }
         Command::NginxHeaders => {
             print!(
                 "{}",

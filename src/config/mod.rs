@@ -39,9 +39,10 @@ pub use audit::{AuditConfig, AuditTarget, DEFAULT_AUDIT_QUEUE};
 pub use env::{Env, EnvReport, ProcessEnv};
 pub use jwt::JwtConfig;
 pub use log::LogConfig;
+pub use providers::client_key::ClientKey;
 pub use providers::LogoutTarget;
 pub use providers::{
-    AuthMethod, OAuth2Endpoints, Protocol, ProviderConfig, ProviderKind, UserKeys,
+    AuthMethod, OAuth2Endpoints, ParMode, Protocol, ProviderConfig, ProviderKind, UserKeys,
 };
 pub use raw::RawConfig;
 pub use server::{ListenAddr, ServerConfig, SocketPerms};

@@ -340,7 +340,8 @@ pub struct RawProvider {
     #[serde(default)]
     pub order: i64,
     pub user_settings_url: Option<String>,
-    /// `client_secret_basic` or `client_secret_post`; default per type.
+    /// `client_secret_basic`, `client_secret_post`, `client_secret_jwt` or `private_key_jwt`;
+    /// default per type.
     pub auth_method: Option<String>,
     /// Plain OAuth2 types: the authorization endpoint (GitHub and Bitbucket have a default).
     pub auth_url: Option<String>,
@@ -369,6 +370,13 @@ pub struct RawProvider {
     pub claims_to_token: BTreeMap<String, String>,
     /// How long one request to the IdP (discovery, JWKS, token, userinfo, user APIs) may take.
     pub timeout: Option<String>,
+    /// `private_key_jwt`: the client's private key (PEM, RS256 or ES256) signing its assertions.
+    pub client_key_file: Option<PathBuf>,
+    /// `private_key_jwt`: the `kid` of the client's key as registered at the IdP (default: its
+    /// RFC 7638 thumbprint, what `idgate keygen --public-jwk` prints).
+    pub client_key_id: Option<String>,
+    /// Pushed Authorization Requests (RFC 9126): `auto` (default), `always` or `never`.
+    pub par: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -9,10 +9,13 @@
 //!   state and PKCE S256, the code exchange — then the vendor's user API ([`profiles`]).
 //!
 //! Per-type defaults (endpoints, scopes, token endpoint authentication, the user id) are listed
-//! in `config/providers/`.
+//! in `config/providers/`. How idgate authenticates as the client (secrets or RFC 7523
+//! assertions) is [`client_auth`]; Pushed Authorization Requests (RFC 9126) are in `par`.
 
+pub mod client_auth;
 mod oauth2;
 mod oidc;
+mod par;
 mod profiles;
 pub mod step_up;
 
@@ -193,7 +196,7 @@ pub struct IdpClient {
 }
 
 enum Flow {
-    Oidc(oidc::OidcFlow),
+    Oidc(Box<oidc::OidcFlow>),
     OAuth2(Box<self::oauth2::OAuth2Flow>),
 }
 
@@ -204,7 +207,9 @@ impl IdpClient {
         http: reqwest::Client,
     ) -> Result<Self, IdpError> {
         let flow = match &provider.protocol {
-            Protocol::Oidc { .. } => Flow::Oidc(oidc::OidcFlow::new(app, provider.clone(), http)?),
+            Protocol::Oidc { .. } => {
+                Flow::Oidc(Box::new(oidc::OidcFlow::new(app, provider.clone(), http)?))
+            }
             Protocol::OAuth2(_) => Flow::OAuth2(Box::new(self::oauth2::OAuth2Flow::new(
                 app,
                 provider.clone(),
@@ -282,6 +287,21 @@ impl IdpClient {
                 "provider `{}` has no introspection endpoint (not OpenID Connect)",
                 self.provider().id
             ))),
+        }
+    }
+
+    /// A form POST of `form` to `endpoint` (an endpoint of this IdP: introspection,
+    /// revocation…), authenticated as the client the way the token endpoint is
+    /// ([`client_auth::ClientAuth::authenticate`]), on this provider's HTTP client (its
+    /// `timeout`, no redirects, `[tls]`); the caller sends it and reads the answer.
+    pub async fn authenticated_post(
+        &self,
+        endpoint: &Url,
+        form: Vec<(String, String)>,
+    ) -> Result<reqwest::RequestBuilder, IdpError> {
+        match &self.flow {
+            Flow::Oidc(f) => f.authenticated_post(endpoint, form).await,
+            Flow::OAuth2(f) => f.authenticated_post(endpoint, form),
         }
     }
 

@@ -26,8 +26,9 @@ use ::oauth2::{
 use http::header::CONTENT_TYPE;
 use http::StatusCode;
 
+use super::client_auth::ClientAuth;
 use super::{profiles, request_failed, IdpError, IdpTokens, IdpUser, LoginStart};
-use crate::config::{AppConfig, AuthMethod, OAuth2Endpoints, Protocol, ProviderConfig};
+use crate::config::{AppConfig, OAuth2Endpoints, Protocol, ProviderConfig};
 use crate::metrics::idp_call;
 
 type Client = BasicClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointSet>;
@@ -37,6 +38,8 @@ pub struct OAuth2Flow {
     endpoints: OAuth2Endpoints,
     client: Client,
     http: reqwest::Client,
+    /// How idgate authenticates as the client at the token endpoint.
+    auth: ClientAuth,
 }
 
 impl OAuth2Flow {
@@ -51,18 +54,21 @@ impl OAuth2Flow {
                 provider.id
             )));
         };
-        let client = BasicClient::new(ClientId::new(provider.client_id.clone()))
-            .set_client_secret(ClientSecret::new(
-                provider.client_secret.expose().to_owned(),
-            ))
+        let auth = ClientAuth::of(&provider);
+        let mut client = BasicClient::new(ClientId::new(provider.client_id.clone()))
             .set_auth_uri(AuthUrl::from_url(endpoints.auth_url.clone()))
             .set_token_uri(TokenUrl::from_url(endpoints.token_url.clone()))
             .set_redirect_uri(RedirectUrl::from_url(app.redirect_url.clone()))
-            .set_auth_type(match provider.auth_method {
-                AuthMethod::ClientSecretBasic => AuthType::BasicAuth,
-                AuthMethod::ClientSecretPost => AuthType::RequestBody,
+            .set_auth_type(if auth.uses_basic() {
+                AuthType::BasicAuth
+            } else {
+                AuthType::RequestBody
             });
+        if let Some(secret) = auth.crate_secret() {
+            client = client.set_client_secret(ClientSecret::new(secret));
+        }
         Ok(Self {
+            auth,
             endpoints: (**endpoints).clone(),
             provider,
             client,
@@ -85,6 +91,18 @@ impl OAuth2Flow {
         })
     }
 
+    /// See [`super::IdpClient::authenticated_post`]; the audience of an assertion is
+    /// `token_url`.
+    pub fn authenticated_post(
+        &self,
+        endpoint: &url::Url,
+        form: Vec<(String, String)>,
+    ) -> Result<reqwest::RequestBuilder, IdpError> {
+        let req = self.http.post(endpoint.clone());
+        self.auth
+            .authenticate(req, form, self.endpoints.token_url.as_str())
+    }
+
     /// Exchanges the code, then asks the vendor's user API who the user is.
     pub async fn finish_login(
         &self,
@@ -96,23 +114,23 @@ impl OAuth2Flow {
             let http = http.clone();
             async move { send_token_request(&http, req).await }
         };
-        let response = self
+        let mut exchange = self
             .client
             .exchange_code(AuthorizationCode::new(code.to_owned()))
-            .set_pkce_verifier(PkceCodeVerifier::new(pkce_verifier.to_owned()))
-            .request_async(&send)
-            .await
-            .map_err(|e| match &e {
-                RequestTokenError::ServerResponse(r) => {
-                    IdpError::Rejected(match r.error_description() {
-                        Some(d) => format!("{}: {d}", r.error()),
-                        None => r.error().to_string(),
-                    })
-                }
-                _ => request_failed(&e, |m| {
-                    IdpError::Protocol(format!("code exchange failed: {m}"))
-                }),
-            })?;
+            .set_pkce_verifier(PkceCodeVerifier::new(pkce_verifier.to_owned()));
+        for (name, value) in self.auth.extra_params(self.endpoints.token_url.as_str())? {
+            exchange = exchange.add_extra_param(name, value);
+        }
+        let response = exchange.request_async(&send).await.map_err(|e| match &e {
+            RequestTokenError::ServerResponse(r) => self.auth.refusal(
+                &self.provider.id,
+                r.error().as_ref(),
+                r.error_description().map(String::as_str),
+            ),
+            _ => request_failed(&e, |m| {
+                IdpError::Protocol(format!("code exchange failed: {m}"))
+            }),
+        })?;
         let access_token = response.access_token().secret();
         let user = profiles::fetch(
             self.provider.kind,

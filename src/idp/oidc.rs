@@ -67,7 +67,7 @@ use self::checks::{
 };
 use self::issuer::{issuer_rule, matches_tenant, IssuerRule};
 use super::{error_chain, request_failed, IdpError, IdpTokens, IdpUser, LoginStart};
-use crate::config::{AppConfig, AuthMethod, Protocol, ProviderConfig};
+use crate::config::{AppConfig, Protocol, ProviderConfig};
 use crate::metrics::idp_call;
 use crate::store::StepUpRequest;
 
@@ -108,6 +108,8 @@ struct Discovered {
     rule: IssuerRule,
     /// RFC 8414's `introspection_endpoint`, when the IdP announces one (see `introspection`).
     introspection_endpoint: Option<url::Url>,
+    /// The PAR endpoint and whether the IdP requires PAR.
+    par: super::par::ParMetadata,
 }
 
 /// The JWKS key with `kid` (or the only key when the token names none), for jsonwebtoken.
@@ -139,6 +141,8 @@ pub struct OidcFlow {
     discovered: RwLock<Option<Arc<Discovered>>>,
     /// When an unknown `kid` last made us fetch the JWKS (rate limit).
     last_jwks_fetch: RwLock<Option<Instant>>,
+    /// How idgate authenticates as the client (token endpoint, PAR).
+    auth: super::client_auth::ClientAuth,
 }
 
 impl OidcFlow {
@@ -159,6 +163,7 @@ impl OidcFlow {
             }
         };
         Ok(Self {
+            auth: super::client_auth::ClientAuth::of(&provider),
             provider,
             issuer,
             redirect_url,
@@ -217,6 +222,8 @@ impl OidcFlow {
             meta: meta.set_jwks(jwks),
             rule,
             introspection_endpoint: introspection::endpoint_of(&body),
+
+            par: super::par::ParMetadata::of_discovery(&body),
         });
         if let Ok(mut g) = self.discovered.write() {
             *g = Some(discovered.clone());
@@ -228,15 +235,35 @@ impl OidcFlow {
         CoreClient::from_provider_metadata(
             meta.clone(),
             ClientId::new(self.provider.client_id.clone()),
-            Some(ClientSecret::new(
-                self.provider.client_secret.expose().to_owned(),
-            )),
+            self.auth.crate_secret().map(ClientSecret::new),
         )
         .set_redirect_uri(self.redirect_url.clone())
-        .set_auth_type(match self.provider.auth_method {
-            AuthMethod::ClientSecretBasic => AuthType::BasicAuth,
-            AuthMethod::ClientSecretPost => AuthType::RequestBody,
+        .set_auth_type(if self.auth.uses_basic() {
+            AuthType::BasicAuth
+        } else {
+            AuthType::RequestBody
         })
+    }
+
+    /// The audience of client assertions: the token endpoint (the issuer if discovery named
+    /// none, when the code exchange cannot happen anyway).
+    fn token_audience(d: &Discovered) -> String {
+        d.meta
+            .token_endpoint()
+            .map(|t| t.as_str().to_owned())
+            .unwrap_or_else(|| d.meta.issuer().as_str().to_owned())
+    }
+
+    /// See [`super::IdpClient::authenticated_post`]; the audience of an assertion is the
+    /// discovered token endpoint.
+    pub async fn authenticated_post(
+        &self,
+        endpoint: &url::Url,
+        form: Vec<(String, String)>,
+    ) -> Result<reqwest::RequestBuilder, IdpError> {
+        let d = self.discovered().await?;
+        let req = self.http.post(endpoint.clone());
+        self.auth.authenticate(req, form, &Self::token_audience(&d))
     }
 
     fn verifier<'a>(client: &'a Client, rule: &IssuerRule) -> CoreIdTokenVerifier<'a> {
@@ -284,7 +311,19 @@ impl OidcFlow {
         if step_up.prompt_login {
             req = req.add_prompt(CoreAuthPrompt::Login);
         }
-        let (url, _, _) = req.set_pkce_challenge(challenge).url();
+        let (mut url, _, _) = req.set_pkce_challenge(challenge).url();
+        if let Some(endpoint) = super::par::endpoint(self.provider.par, &d.par, &self.provider.id)?
+        {
+            url = super::par::push(
+                &self.http,
+                &self.provider.id,
+                &self.auth,
+                endpoint,
+                &Self::token_audience(&d),
+                &url,
+            )
+            .await?;
+        }
         Ok(LoginStart {
             authorize_url: url,
             pkce_verifier: verifier.secret().clone(),
@@ -305,13 +344,19 @@ impl OidcFlow {
             .exchange_code(AuthorizationCode::new(code.to_owned()))
             .map_err(|e| IdpError::Protocol(format!("token endpoint: {e}")))?
             .set_pkce_verifier(PkceCodeVerifier::new(pkce_verifier.to_owned()));
+        let mut exchange = exchange;
+        for (name, value) in self.auth.extra_params(&Self::token_audience(&d))? {
+            exchange = exchange.add_extra_param(name, value);
+        }
         let response =
             idp_call(exchange.request_async(&self.http))
                 .await
                 .map_err(|e| match &e {
-                    openidconnect::RequestTokenError::ServerResponse(r) => {
-                        IdpError::Rejected(r.error().to_string())
-                    }
+                    openidconnect::RequestTokenError::ServerResponse(r) => self.auth.refusal(
+                        &self.provider.id,
+                        r.error().as_ref(),
+                        r.error_description().map(String::as_str),
+                    ),
                     _ => request_failed(&e, |m| {
                         IdpError::Protocol(format!("code exchange failed: {m}"))
                     }),
@@ -476,6 +521,8 @@ impl OidcFlow {
             meta: d.meta.clone().set_jwks(jwks),
             rule: d.rule.clone(),
             introspection_endpoint: d.introspection_endpoint.clone(),
+
+            par: d.par.clone(),
         });
         if let Ok(mut g) = self.discovered.write() {
             *g = Some(updated.clone());

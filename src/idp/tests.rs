@@ -96,3 +96,55 @@ fn sealed_tokens_of_older_sessions_read_with_nothing_asserted() {
     let again: IdpTokens = serde_json::from_slice(&serde_json::to_vec(&tokens).unwrap()).unwrap();
     assert_eq!(again.asserted.groups, ["g"]);
 }
+
+#[tokio::test]
+async fn an_authenticated_post_carries_the_providers_client_assertion() {
+    let key = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/es256.pem");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("k.secret"),
+        "0123456789abcdef0123456789abcdef",
+    )
+    .unwrap();
+    let text = format!(
+        "[server]\nlisten = [\"127.0.0.1:0\"]\n[jwt]\nalgorithm = \"HS256\"\nprivate_key_file = \"k.secret\"\nkey_id = \"k1\"\n\
+         [store]\nkind = \"embedded\"\npath = \"s.db\"\n[users]\nkind = \"embedded\"\n\
+         [apps.web]\nrealm = \"web\"\nissuer = \"http://localhost\"\n\
+         redirect_url = \"http://localhost/cb\"\n\
+         [apps.web.providers.dev]\ntype = \"generic\"\nauth_url = \"http://127.0.0.1:9/auth\"\n\
+         token_url = \"http://127.0.0.1:9/token\"\nuserinfo_url = \"http://127.0.0.1:9/me\"\n\
+         client_id = \"c\"\nauth_method = \"private_key_jwt\"\nclient_key_file = \"{}\"\n",
+        key.display()
+    );
+    std::fs::write(dir.path().join("idgate.toml"), text).unwrap();
+    let config = crate::config::Config::load(&dir.path().join("idgate.toml")).unwrap();
+    let idps = Idps::new(&config.apps).unwrap();
+    let client = idps.get("web", "dev").unwrap();
+    let endpoint = Url::parse("http://127.0.0.1:9/introspect").unwrap();
+    let req = client
+        .authenticated_post(&endpoint, vec![("token".into(), "t".into())])
+        .await
+        .unwrap()
+        .build()
+        .unwrap();
+    assert_eq!(req.url(), &endpoint);
+    let body = req.body().and_then(|b| b.as_bytes()).unwrap();
+    let form: std::collections::HashMap<String, String> =
+        url::form_urlencoded::parse(body).into_owned().collect();
+    assert_eq!(form["token"], "t");
+    assert_eq!(form["client_id"], "c");
+    assert_eq!(
+        form["client_assertion_type"],
+        client_auth::CLIENT_ASSERTION_TYPE
+    );
+    let payload = form["client_assertion"].split('.').nth(1).unwrap();
+    use base64::Engine;
+    let claims: serde_json::Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(claims["aud"], "http://127.0.0.1:9/token");
+    assert_eq!(claims["iss"], "c");
+}

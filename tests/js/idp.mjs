@@ -28,7 +28,19 @@
 //   --token-auth-method M          the client's token_endpoint_auth_method: client_secret_basic
 //                                  (default, like Keycloak and Okta) or client_secret_post (like
 //                                  Google, Entra ID, Auth0, GitLab); the other one is refused
-//                                  (see "Client authentication" below)
+//                                  (see "Client authentication" below); or client_secret_jwt
+//                                  (an HS256 assertion keyed with the secret) or private_key_jwt
+//                                  (an assertion signed with a key of --client-jwks), checked
+//                                  by oidc-provider itself (signature, iss, sub, aud, exp, and
+//                                  jti replay)
+//   --client-jwks JWKS             private_key_jwt: the client's public keys, a file or inline
+//                                  JSON, either a JWK set or one JWK (what `idgate keygen
+//                                  --public-jwk` prints)
+//   --require-par                  Pushed Authorization Requests required (RFC 9126): for the
+//                                  client (require_pushed_authorization_requests) and announced
+//                                  in discovery; an authorization request not pushed first is
+//                                  refused. PAR itself is on (POST /request) unless --no-par.
+//   --no-par                       no PAR endpoint (an IdP without RFC 9126, like many)
 //   --id-token-alg A               id_token signing algorithm: RS256 (default) or ES256 (an
 //                                  Okta/Auth0 option); the JWKS then holds a P-256 key as well
 //   --claims-in-id-token           put name, email, preferred_username in the id_token too
@@ -83,9 +95,12 @@
 //   discovery-issuer            the discovery document announces another issuer
 //
 // Client authentication: oidc-provider itself accepts client_secret_basic and
-// client_secret_post interchangeably; this IdP refuses, at the token, revocation and
-// introspection endpoints, a request that does not use the registered --token-auth-method
-// (401 invalid_client) and writes `idp.mjs: invalid_client: …` on stderr.
+// client_secret_post interchangeably; this IdP refuses, at the token, revocation,
+// introspection and PAR endpoints, a request that does not use the registered
+// --token-auth-method (401 invalid_client) and writes `idp.mjs: invalid_client: …` on stderr.
+// The assertion methods are enforced by oidc-provider itself. Refused requests are written
+// `idp.mjs: grant.error: …` (token endpoint), `pushed_authorization_request.error: …`, or
+// `authorization.error: …` on stderr, with oidc-provider's reason.
 //
 // Accounts: any login is accepted and becomes `sub`; name, preferred_username and email
 // (`<login>@example.test`) derive from it, with `email_verified: true` — except for logins
@@ -111,6 +126,7 @@
 // Stops with exit code 0 on SIGTERM or SIGINT. SIGUSR2 rotates the signing key (see below).
 
 import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
 import * as http from 'node:http';
 import { parseArgs } from 'node:util';
 
@@ -141,6 +157,9 @@ try {
       'backchannel-logout-uri': { type: 'string' },
       'issuer-path': { type: 'string', default: '' },
       'token-auth-method': { type: 'string', default: 'client_secret_basic' },
+      'client-jwks': { type: 'string' },
+      'require-par': { type: 'boolean', default: false },
+      'no-par': { type: 'boolean', default: false },
       'id-token-alg': { type: 'string', default: 'RS256' },
       'claims-in-id-token': { type: 'boolean', default: false },
       'discovery-alias': { type: 'string', default: '' },
@@ -163,9 +182,24 @@ const redirectUris = args['redirect-uri'] ?? [];
 if (redirectUris.length === 0) fail('at least one --redirect-uri is required');
 const postLogoutRedirectUris = args['post-logout-redirect-uri'] ?? [];
 const tokenAuthMethod = args['token-auth-method'];
-if (!['client_secret_basic', 'client_secret_post'].includes(tokenAuthMethod)) {
+const SECRET_METHODS = ['client_secret_basic', 'client_secret_post'];
+if (![...SECRET_METHODS, 'client_secret_jwt', 'private_key_jwt'].includes(tokenAuthMethod)) {
   fail(`bad --token-auth-method ${tokenAuthMethod}`);
 }
+// --client-jwks: a file or inline JSON; a JWK set or a single JWK.
+let clientJwks;
+if (args['client-jwks'] !== undefined) {
+  const text = args['client-jwks'].trimStart().startsWith('{')
+    ? args['client-jwks']
+    : fs.readFileSync(args['client-jwks'], 'utf8');
+  try {
+    const parsed = JSON.parse(text);
+    clientJwks = parsed.keys ? parsed : { keys: [parsed] };
+  } catch (err) {
+    fail(`bad --client-jwks: ${err.message}`);
+  }
+}
+if (tokenAuthMethod === 'private_key_jwt' && !clientJwks) fail('private_key_jwt needs --client-jwks');
 const idTokenAlg = args['id-token-alg'];
 if (!['RS256', 'ES256'].includes(idTokenAlg)) fail(`bad --id-token-alg ${idTokenAlg}`);
 const discoveryAlias = args['discovery-alias'].replace(/\/+$/, '');
@@ -222,7 +256,7 @@ function signWith(keys, header, payload, how) {
 function authMethodOf(req) {
   return req.headers.authorization !== undefined ? 'client_secret_basic' : 'client_secret_post';
 }
-const CLIENT_AUTH_PATHS = ['/token', '/token/revocation', '/token/introspection'];
+const CLIENT_AUTH_PATHS = ['/token', '/token/revocation', '/token/introspection', '/request'];
 
 async function readBody(req) {
   const chunks = [];
@@ -270,6 +304,8 @@ const configuration = {
       response_types: ['code'],
       redirect_uris: redirectUris,
       post_logout_redirect_uris: postLogoutRedirectUris,
+      ...(clientJwks ? { jwks: clientJwks } : {}),
+      ...(args['require-par'] ? { require_pushed_authorization_requests: true } : {}),
       ...(args['backchannel-logout-uri']
         ? { backchannel_logout_uri: args['backchannel-logout-uri'], backchannel_logout_session_required: true }
         : {}),
@@ -303,6 +339,12 @@ const configuration = {
     introspection: { enabled: args.introspection },
     revocation: { enabled: args.introspection },
     clientCredentials: { enabled: args.introspection },
+
+    // PAR is on (oidc-provider's default); --require-par requires it and says so in discovery.
+    pushedAuthorizationRequests: {
+      enabled: !args['no-par'],
+      requirePushedAuthorizationRequests: args['require-par'],
+    },
   },
   // oidc-provider refuses outgoing requests to special-use addresses (SSRF protection); this
   // development IdP talks to idgate on loopback (back-channel logout), so it lets them through.
@@ -383,6 +425,14 @@ function installAssuranceLevels(provider) {
 }
 
 // Back-channel logout runs after the user's logout answer; say on stderr how it went.
+// Refused client authentications and requests, with oidc-provider's reason, on stderr (a test
+// reads why: a replayed assertion, a wrong key, a request not pushed).
+function logRefusals(provider) {
+  for (const event of ['grant.error', 'pushed_authorization_request.error', 'authorization.error']) {
+    provider.on(event, (ctx, err) => process.stderr.write(`idp.mjs: ${event}: ${err?.error ?? ''}: ${err?.error_description ?? ''} ${err?.error_detail ?? err?.cause?.message ?? ''}\n`));
+  }
+}
+
 function logBackchannel(provider) {
   provider.on('backchannel.success', (ctx, client) => process.stderr.write(`idp.mjs: back-channel logout sent to ${client.clientId}\n`));
   provider.on('backchannel.error', (ctx, err, client) => process.stderr.write(`idp.mjs: back-channel logout to ${client?.clientId} failed: ${err?.message} ${err?.cause?.code ?? ""} ${err?.cause?.message ?? ""}\n`));
@@ -396,6 +446,7 @@ server.listen(port, '127.0.0.1', () => {
   installFontStripper(provider);
   installAssuranceLevels(provider);
   logBackchannel(provider);
+  logRefusals(provider);
   let signingKeys = configuration.jwks.keys;
   provider.use(liar.middleware(() => signingKeys));
   let callback = provider.callback();
@@ -408,6 +459,7 @@ server.listen(port, '127.0.0.1', () => {
     installFontStripper(provider);
     installAssuranceLevels(provider);
     logBackchannel(provider);
+    logRefusals(provider);
     provider.use(liar.middleware(() => signingKeys));
     callback = provider.callback();
     process.stderr.write('idp.mjs: signing key rotated\n');
@@ -467,7 +519,8 @@ server.listen(port, '127.0.0.1', () => {
       }
     }
     const path = req.url.split('?')[0];
-    if (req.method === 'POST' && CLIENT_AUTH_PATHS.includes(path) && authMethodOf(req) !== tokenAuthMethod) {
+    if (req.method === 'POST' && CLIENT_AUTH_PATHS.includes(path) && SECRET_METHODS.includes(tokenAuthMethod)
+      && authMethodOf(req) !== tokenAuthMethod) {
       process.stderr.write(`idp.mjs: invalid_client: ${path} request authenticated with ${authMethodOf(req)}, the client is registered for ${tokenAuthMethod}\n`);
       res.writeHead(401, { 'content-type': 'application/json', 'cache-control': 'no-store' });
       res.end(JSON.stringify({ error: 'invalid_client', error_description: `client authentication must use ${tokenAuthMethod}` }));

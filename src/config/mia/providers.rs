@@ -126,6 +126,9 @@ pub(super) fn convert_provider(
         keys: None,
         tenants: p.tenants,
         timeout: None,
+        client_key_file: None,
+        client_key_id: None,
+        par: None,
         // Mia goes to the IdP at logout only when `logoutUrl` says where.
         logout_url: Some(p.logout_url.unwrap_or_else(|| "none".into())),
         base_url: None,
@@ -228,6 +231,9 @@ fn convert_oauth2_provider(
         keys,
         tenants: p.tenants,
         timeout: None,
+        client_key_file: None,
+        client_key_id: None,
+        par: None,
         logout_url: Some(oauth2_logout_url(
             app,
             id,

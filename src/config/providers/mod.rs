@@ -33,13 +33,19 @@
 //! `/rest/oauth2/` endpoints is refused, naming `bitbucket-server`, rather than run as Cloud.
 //!
 //! `auth_method = "client_secret_basic" | "client_secret_post"` overrides the column "token
-//! auth". Endpoint keys belong to their protocol: `issuer_url` to the OIDC types, `auth_url`,
+//! auth"; so do the two methods without a shared secret on the wire (RFC 7523 client
+//! assertions, see `idp/client_auth.rs`): `"client_secret_jwt"` (HS256 keyed with the client
+//! secret) and `"private_key_jwt"` (the client's own key, `client_key_file`, RS256 or ES256;
+//! `client_key_id` names its `kid`, default the RFC 7638 thumbprint — see [`client_key`]; no
+//! `client_secret` then). `par = "auto" | "always" | "never"` (OIDC types) says whether the
+//! login pushes its authorization request first (RFC 9126; see `idp/par.rs`). Endpoint keys belong to their protocol: `issuer_url` to the OIDC types, `auth_url`,
 //! `token_url` and `api_url` to `github`/`bitbucket-cloud`, `base_url`, `auth_url` and
 //! `token_url` to `bitbucket-server`, `auth_url`, `token_url`, `userinfo_url`
 //! and `keys` to `generic`, `tenants` to `microsoft`; any other combination is a configuration
 //! error naming the key, so a key that would be silently ignored never is.
 
 mod claims;
+pub mod client_key;
 mod microsoft;
 mod validate;
 
@@ -162,6 +168,33 @@ pub enum AuthMethod {
     ClientSecretBasic,
     /// `client_id` and `client_secret` in the form body.
     ClientSecretPost,
+    /// A client assertion (RFC 7523) signed HS256 with the client secret.
+    ClientSecretJwt,
+    /// A client assertion signed with the client's private key (`client_key_file`).
+    PrivateKeyJwt,
+}
+
+impl AuthMethod {
+    /// The name in the TOML and in the IdP's metadata.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ClientSecretBasic => "client_secret_basic",
+            Self::ClientSecretPost => "client_secret_post",
+            Self::ClientSecretJwt => "client_secret_jwt",
+            Self::PrivateKeyJwt => "private_key_jwt",
+        }
+    }
+}
+
+/// Whether a login pushes its authorization request to the IdP first (RFC 9126, `par`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParMode {
+    /// When discovery says `require_pushed_authorization_requests: true` (the default).
+    Auto,
+    /// Always; a login fails, naming the provider, when discovery has no PAR endpoint.
+    Always,
+    /// Never.
+    Never,
 }
 
 /// Where a provider's endpoints are.
@@ -241,6 +274,10 @@ pub struct ProviderConfig {
     /// How long one request to the IdP may take (`timeout`, default 10 s, at most
     /// [`MAX_IDP_TIMEOUT`]): a login waiting on an IdP that does not answer fails after it.
     pub timeout: std::time::Duration,
+    /// `private_key_jwt`: the key signing the client's assertions.
+    pub client_key: Option<std::sync::Arc<client_key::ClientKey>>,
+    /// Pushed Authorization Requests (`par`).
+    pub par: ParMode,
 }
 
 /// Longest `timeout` a provider may have: a login holds a connection while it waits.
@@ -268,6 +305,8 @@ impl std::fmt::Debug for ProviderConfig {
             .field("client_secret", &self.client_secret)
             .field("tenants", &self.tenants)
             .field("timeout", &self.timeout)
+            .field("client_key", &self.client_key)
+            .field("par", &self.par)
             .finish()
     }
 }

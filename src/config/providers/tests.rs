@@ -1,5 +1,6 @@
 //! Unit tests of provider validation: vendor defaults, which keys belong to which types,
-//! Microsoft's tenants, the two Bitbucket products, the IdP timeout.
+//! Microsoft's tenants, the two Bitbucket products, the IdP timeout, the client key of
+//! `private_key_jwt` and `par`.
 
 use std::path::Path;
 
@@ -30,6 +31,9 @@ fn raw(kind: &str) -> RawProvider {
         base_url: None,
         claims_to_token: Default::default(),
         timeout: None,
+        client_key_file: None,
+        client_key_id: None,
+        par: None,
     }
 }
 
@@ -157,8 +161,8 @@ fn keys_belong_to_their_types() {
     );
     let mut p = raw("oidc");
     p.issuer_url = Some("https://x".into());
-    p.auth_method = Some("private_key_jwt".into());
-    assert!(err(p).starts_with("apps.web.providers.p.auth_method: `private_key_jwt`"));
+    p.auth_method = Some("tls_client_auth".into());
+    assert!(err(p).starts_with("apps.web.providers.p.auth_method: `tls_client_auth`"));
     let mut p = raw("generic");
     p.auth_url = Some("https://x/a".into());
     p.token_url = Some("https://x/t".into());
@@ -254,4 +258,142 @@ fn bitbucket_server_needs_its_base_url_and_the_cloud_name_stays_cloud() {
     let mut p = raw("bitbucket-cloud");
     p.auth_url = Some("https://proxy.example.com/rest/oauth2/x".into());
     assert!(check(p).is_ok());
+}
+
+/// What `check` refuses `p` with ("" when it accepts it).
+fn err(p: RawProvider) -> String {
+    check(p).err().map(|e| e.to_string()).unwrap_or_default()
+}
+
+fn key_fixture(name: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+fn private_key_jwt(file: Option<&str>) -> RawProvider {
+    RawProvider {
+        issuer_url: Some("https://idp.example".into()),
+        auth_method: Some("private_key_jwt".into()),
+        client_secret: None,
+        client_key_file: file.map(key_fixture),
+        ..raw("oidc")
+    }
+}
+
+#[test]
+fn private_key_jwt_needs_a_key_file_and_no_secret() {
+    let p = check(private_key_jwt(Some("es256.pem"))).unwrap();
+    assert_eq!(p.auth_method, AuthMethod::PrivateKeyJwt);
+    let key = p.client_key.unwrap();
+    assert_eq!(key.alg, jsonwebtoken::Algorithm::ES256);
+    assert_eq!(key.jwk["kid"], key.kid.as_str());
+    let named = check(RawProvider {
+        client_key_id: Some("idgate-1".into()),
+        ..private_key_jwt(Some("rs256.pem"))
+    })
+    .unwrap();
+    assert_eq!(named.client_key.unwrap().kid, "idgate-1");
+
+    assert_eq!(
+        err(private_key_jwt(None)),
+        "apps.web.providers.p.client_key_file: missing: auth_method = \"private_key_jwt\" signs \
+         with this key"
+    );
+    let e = err(RawProvider {
+        client_secret: Some("s".into()),
+        ..private_key_jwt(Some("es256.pem"))
+    });
+    assert!(
+        e.starts_with("apps.web.providers.p.client_secret: not used"),
+        "{e}"
+    );
+    let e = err(private_key_jwt(Some("ed25519.pem")));
+    assert!(
+        e.starts_with("apps.web.providers.p.client_key_file: ")
+            && e.contains("ed25519.pem: not an RSA (RS256) or P-256 (ES256) private key"),
+        "{e}"
+    );
+    let e = err(private_key_jwt(Some("no-such-key.pem")));
+    assert!(e.contains("no-such-key.pem: "), "{e}");
+    for bad in ["", "a\nb"] {
+        let e = err(RawProvider {
+            client_key_id: Some(bad.into()),
+            ..private_key_jwt(Some("es256.pem"))
+        });
+        assert!(e.starts_with("apps.web.providers.p.client_key_id: "), "{e}");
+    }
+}
+
+#[test]
+fn a_client_key_belongs_to_private_key_jwt_only() {
+    for method in [None, Some("client_secret_jwt"), Some("client_secret_post")] {
+        let e = err(RawProvider {
+            auth_method: method.map(str::to_owned),
+            client_key_file: Some(key_fixture("es256.pem")),
+            ..raw("google")
+        });
+        assert_eq!(
+            e,
+            "apps.web.providers.p.client_key_file: only with auth_method = \"private_key_jwt\""
+        );
+        let e = err(RawProvider {
+            auth_method: method.map(str::to_owned),
+            client_key_id: Some("k".into()),
+            ..raw("google")
+        });
+        assert!(
+            e.starts_with("apps.web.providers.p.client_key_id: only with"),
+            "{e}"
+        );
+    }
+    let e = err(RawProvider {
+        auth_method: Some("client_secret_jwt".into()),
+        ..raw("google")
+    });
+    assert!(
+        e.starts_with("apps.web.providers.p.client_secret: client_secret_jwt signs HS256"),
+        "a one-byte secret: {e}"
+    );
+    let p = check(RawProvider {
+        auth_method: Some("client_secret_jwt".into()),
+        client_secret: Some("x".repeat(32)),
+        ..raw("google")
+    })
+    .unwrap();
+    assert_eq!(p.auth_method, AuthMethod::ClientSecretJwt);
+    assert!(p.client_key.is_none());
+}
+
+#[test]
+fn par_is_auto_always_or_never_for_the_oidc_types() {
+    assert_eq!(check(raw("google")).unwrap().par, ParMode::Auto);
+    for (text, mode) in [
+        ("auto", ParMode::Auto),
+        ("always", ParMode::Always),
+        ("never", ParMode::Never),
+    ] {
+        let p = check(RawProvider {
+            par: Some(text.into()),
+            ..raw("google")
+        })
+        .unwrap();
+        assert_eq!(p.par, mode);
+    }
+    let e = err(RawProvider {
+        par: Some("sometimes".into()),
+        ..raw("google")
+    });
+    assert_eq!(
+        e,
+        "apps.web.providers.p.par: `sometimes` is not one of auto, always, never"
+    );
+    let e = err(RawProvider {
+        par: Some("always".into()),
+        ..raw("github")
+    });
+    assert!(
+        e.starts_with("apps.web.providers.p.par: only for the OpenID Connect"),
+        "{e}"
+    );
 }

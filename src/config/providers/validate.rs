@@ -7,10 +7,11 @@ use std::path::{Path, PathBuf};
 use url::Url;
 
 use super::claims::claims_to_token;
+use super::client_key::ClientKey;
 use super::microsoft::microsoft_tenants;
 use super::{
-    AuthMethod, LogoutTarget, OAuth2Endpoints, Protocol, ProviderConfig, ProviderKind, UserKeys,
-    MAX_IDP_TIMEOUT,
+    AuthMethod, LogoutTarget, OAuth2Endpoints, ParMode, Protocol, ProviderConfig, ProviderKind,
+    UserKeys, MAX_IDP_TIMEOUT,
 };
 use crate::config::raw::{RawProvider, RawUserKeys};
 use crate::config::ConfigError;
@@ -182,24 +183,46 @@ pub(in crate::config) fn validate(
             keys: user_keys(p.keys, &pkey("keys"))?,
         })),
     };
+    let auth_method = match p.auth_method.as_deref() {
+        None => kind.default_auth_method(),
+        Some("client_secret_basic") => AuthMethod::ClientSecretBasic,
+        Some("client_secret_post") => AuthMethod::ClientSecretPost,
+        Some("client_secret_jwt") => AuthMethod::ClientSecretJwt,
+        Some("private_key_jwt") => AuthMethod::PrivateKeyJwt,
+        Some(other) => {
+            return Err(ConfigError::invalid(
+                pkey("auth_method"),
+                format!(
+                    "`{other}` is not one of client_secret_basic, client_secret_post, \
+                     client_secret_jwt, private_key_jwt"
+                ),
+            ))
+        }
+    };
+    let key_only = auth_method == AuthMethod::PrivateKeyJwt;
+    let client_key = client_key(
+        p.client_key_file.as_deref(),
+        p.client_key_id.as_deref(),
+        key_only,
+        resolve,
+        &pkey,
+    )?;
+    let par = par_mode(p.par.as_deref(), kind, &pkey)?;
     let tenants = match &protocol {
         Protocol::Oidc { issuer } if kind == ProviderKind::Microsoft => {
             microsoft_tenants(issuer, p.tenants, &pkey("tenants"))?
         }
         _ => Vec::new(),
     };
-    let auth_method = match p.auth_method.as_deref() {
-        None => kind.default_auth_method(),
-        Some("client_secret_basic") => AuthMethod::ClientSecretBasic,
-        Some("client_secret_post") => AuthMethod::ClientSecretPost,
-        Some(other) => {
+    let secret = match (p.client_secret, p.client_secret_file) {
+        (Some(_), _) | (_, Some(_)) if key_only => {
             return Err(ConfigError::invalid(
-                pkey("auth_method"),
-                format!("`{other}` is not one of client_secret_basic, client_secret_post"),
+                pkey("client_secret"),
+                "not used with auth_method = \"private_key_jwt\" (the client_key_file \
+                 authenticates the client): remove it",
             ))
         }
-    };
-    let secret = match (p.client_secret, p.client_secret_file) {
+        (None, None) if key_only => String::new(),
         (Some(s), None) => s,
         (None, Some(f)) => std::fs::read_to_string(resolve(&f))
             .map_err(|e| ConfigError::invalid(pkey("client_secret_file"), e.to_string()))?
@@ -218,6 +241,14 @@ pub(in crate::config) fn validate(
             ))
         }
     };
+    if auth_method == AuthMethod::ClientSecretJwt && secret.len() < 32 {
+        // RFC 7518 §3.2: an HS256 key at least as long as the hash (256 bits).
+        return Err(ConfigError::invalid(
+            pkey("client_secret"),
+            "client_secret_jwt signs HS256 with the secret, which needs at least 32 bytes \
+             (RFC 7518 §3.2)",
+        ));
+    }
     let logout = match p.logout_url.as_deref().map(str::trim) {
         None if kind.is_oidc() => LogoutTarget::Discovered,
         None | Some("none" | "") => LogoutTarget::None,
@@ -275,7 +306,80 @@ pub(in crate::config) fn validate(
         order: p.order,
         user_settings_url: p.user_settings_url,
         tenants,
+        client_key,
+        par,
     })
+}
+
+/// The client key of a `private_key_jwt` provider (required then, refused otherwise).
+fn client_key(
+    file: Option<&Path>,
+    kid: Option<&str>,
+    key_only: bool,
+    resolve: &dyn Fn(&Path) -> PathBuf,
+    pkey: &dyn Fn(&str) -> String,
+) -> Result<Option<std::sync::Arc<ClientKey>>, ConfigError> {
+    if !key_only {
+        for (key, set) in [
+            ("client_key_file", file.is_some()),
+            ("client_key_id", kid.is_some()),
+        ] {
+            if set {
+                return Err(ConfigError::invalid(
+                    pkey(key),
+                    "only with auth_method = \"private_key_jwt\"",
+                ));
+            }
+        }
+        return Ok(None);
+    }
+    let Some(file) = file else {
+        return Err(ConfigError::invalid(
+            pkey("client_key_file"),
+            "missing: auth_method = \"private_key_jwt\" signs with this key",
+        ));
+    };
+    if let Some(kid) = kid {
+        if kid.is_empty() || kid.len() > 256 || kid.chars().any(char::is_control) {
+            return Err(ConfigError::invalid(
+                pkey("client_key_id"),
+                "1 to 256 printable characters",
+            ));
+        }
+    }
+    ClientKey::load(&resolve(file), kid)
+        .map(|k| Some(std::sync::Arc::new(k)))
+        .map_err(|why| ConfigError::invalid(pkey("client_key_file"), why))
+}
+
+/// `par`: `auto` (default), `always` or `never`; OIDC types only (plain OAuth2 has no
+/// discovery to find the endpoint in).
+fn par_mode(
+    raw: Option<&str>,
+    kind: ProviderKind,
+    pkey: &dyn Fn(&str) -> String,
+) -> Result<ParMode, ConfigError> {
+    let mode = match raw {
+        None | Some("auto") => ParMode::Auto,
+        Some("always") => ParMode::Always,
+        Some("never") => ParMode::Never,
+        Some(other) => {
+            return Err(ConfigError::invalid(
+                pkey("par"),
+                format!("`{other}` is not one of auto, always, never"),
+            ))
+        }
+    };
+    if raw.is_some() && !kind.is_oidc() {
+        return Err(ConfigError::invalid(
+            pkey("par"),
+            format!(
+                "only for the OpenID Connect types (discovery names the endpoint), not `{}`",
+                kind.as_str()
+            ),
+        ));
+    }
+    Ok(mode)
 }
 
 fn user_keys(raw: Option<RawUserKeys>, key: &str) -> Result<UserKeys, ConfigError> {

@@ -2,7 +2,8 @@
 //!
 //! The endpoint is the discovery document's `introspection_endpoint`; the request is a POST
 //! of `token` (with `token_type_hint=access_token`), authenticated as the provider's client the
-//! way its token endpoint is ([`client_authenticated`]). The answer is bounded
+//! way its token endpoint is (`OidcFlow::authenticated_post`: any `auth_method`, signed
+//! assertions included). The answer is bounded
 //! ([`MAX_ANSWER`] bytes, the provider's `timeout`) and read strictly: `active` must be a
 //! boolean, and an active answer's `iss`, when present, must be the discovered issuer.
 
@@ -10,7 +11,6 @@ use serde::Deserialize;
 use url::Url;
 
 use super::{request_failed, IdpError, OidcFlow};
-use crate::config::AuthMethod;
 use crate::metrics::idp_call;
 
 /// Bytes of an introspection answer read at most: a few claims, not a document.
@@ -55,30 +55,6 @@ pub(super) fn endpoint_of(discovery: &[u8]) -> Option<Url> {
         .and_then(|u| Url::parse(&u).ok())
 }
 
-/// `req` authenticated as `provider`'s client with its configured `auth_method`, as at the
-/// token endpoint. Every request idgate makes as the client outside the `openidconnect` crate
-/// goes through here, so a new method is added in one place.
-pub fn client_authenticated(
-    req: reqwest::RequestBuilder,
-    provider: &crate::config::ProviderConfig,
-    form: &mut Vec<(&'static str, String)>,
-) -> reqwest::RequestBuilder {
-    let secret = provider.client_secret.expose();
-    match provider.auth_method {
-        AuthMethod::ClientSecretBasic => {
-            // RFC 6749 §2.3.1: both parts form-encoded before they are joined.
-            let enc =
-                |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
-            req.basic_auth(enc(&provider.client_id), Some(enc(secret)))
-        }
-        AuthMethod::ClientSecretPost => {
-            form.push(("client_id", provider.client_id.clone()));
-            form.push(("client_secret", secret.to_owned()));
-            req
-        }
-    }
-}
-
 impl OidcFlow {
     /// Asks the IdP about `token`: what it says of it when it is active, `None` when it is
     /// not (unknown, expired, revoked, another client's). An error when the IdP has no introspection endpoint, does
@@ -92,14 +68,16 @@ impl OidcFlow {
                 self.provider.id
             ))
         })?;
-        let mut form = vec![
-            ("token", token.to_owned()),
-            ("token_type_hint", "access_token".to_owned()),
+        let form = vec![
+            ("token".to_owned(), token.to_owned()),
+            ("token_type_hint".to_owned(), "access_token".to_owned()),
         ];
-        let req = client_authenticated(self.http.post(url.clone()), &self.provider, &mut form)
+        let req = self
+            .authenticated_post(&url, form)
+            .await?
             .header(reqwest::header::ACCEPT, "application/json");
         let failed = |m: String| IdpError::Protocol(format!("introspection at {url}: {m}"));
-        let mut resp = idp_call(req.form(&form).send())
+        let mut resp = idp_call(req.send())
             .await
             .map_err(|e| request_failed(&e, failed))?;
         let status = resp.status();
