@@ -1,5 +1,5 @@
-//! Listeners and connections: binds TCP addresses and unix sockets, serves HTTP/1.1 keep-alive
-//! with hyper, and on shutdown stops accepting, lets in-flight requests finish for the grace
+//! Listeners and connections: binds TCP addresses and unix sockets (or takes those systemd
+//! passed, socket activation), serves HTTP/1.1 keep-alive with hyper, and on shutdown stops accepting, lets in-flight requests finish for the grace
 //! period, then returns.
 //!
 //! `run` takes already-bound listeners and a shutdown future, so tests bind port 0 and stop the
@@ -85,6 +85,71 @@ pub async fn bind_with(
         }
     }
     Ok(out)
+}
+
+/// A listening socket systemd passed (socket activation: `idgate.socket`), not yet handed to
+/// the runtime.
+#[derive(Debug)]
+pub enum Inherited {
+    Tcp(std::net::TcpListener),
+    Unix(std::os::unix::net::UnixListener),
+}
+
+/// The listening sockets systemd passed (`LISTEN_FDS`, see sd_listen_fds(3)), in order; none
+/// outside socket activation. Call it before any other thread starts: it clears the variables,
+/// as the protocol asks, so no child inherits them. A descriptor that is not a listening TCP
+/// or unix stream socket is an error, not a listener that would fail every accept.
+pub fn inherited() -> std::io::Result<Vec<Inherited>> {
+    let mut fds = listenfd::ListenFd::from_env();
+    (0..fds.len())
+        .map(|i| {
+            let taken = match fds.take_tcp_listener(i) {
+                Ok(Some(l)) => Some(Inherited::Tcp(l)),
+                _ => fds
+                    .take_unix_listener(i)
+                    .ok()
+                    .flatten()
+                    .map(Inherited::Unix),
+            };
+            let listening = match &taken {
+                Some(Inherited::Tcp(l)) => socket2::SockRef::from(l).is_listener(),
+                Some(Inherited::Unix(l)) => socket2::SockRef::from(l).is_listener(),
+                None => Ok(false),
+            };
+            match (taken, listening) {
+                (Some(l), Ok(true)) => Ok(l),
+                _ => Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!(
+                        "socket {} passed by systemd (LISTEN_FDS) is not a listening TCP or unix \
+                         stream socket",
+                        i + 1
+                    ),
+                )),
+            }
+        })
+        .collect()
+}
+
+impl Inherited {
+    /// The listener on the runtime (call it inside one).
+    pub fn into_listener(self) -> std::io::Result<Listener> {
+        match self {
+            Self::Tcp(l) => {
+                l.set_nonblocking(true)?;
+                Ok(Listener::Tcp(TcpListener::from_std(l)?))
+            }
+            Self::Unix(l) => {
+                l.set_nonblocking(true)?;
+                let path = l
+                    .local_addr()?
+                    .as_pathname()
+                    .map(std::path::Path::to_path_buf)
+                    .unwrap_or_default();
+                Ok(Listener::Unix(UnixListener::from_std(l)?, path))
+            }
+        }
+    }
 }
 
 /// Serves until `shutdown` resolves, then drains for `server.shutdown_grace`.

@@ -2,7 +2,8 @@
 //! lintian with warnings as failures), `dpkg -i` installs it on this machine, the installed
 //! binary serves the installed example config (edited to point at the test IdP), Nginx includes
 //! the installed snippets, a browser logs in end to end; then `dpkg -r` (config and key stay) and
-//! `dpkg -P` (they go). The unit file is checked with `systemd-analyze verify` and `security`.
+//! `dpkg -P` (they go). The unit files are checked with `systemd-analyze verify` and `security`,
+//! and the installed binary serves a socket passed to it as `idgate.socket` would.
 //!
 //! It changes the machine (a package, a system user), so it needs root, holds a lock file for
 //! its whole run (two test runs never interleave), and fails loudly when a tool is missing:
@@ -21,6 +22,7 @@ use std::process::Command;
 use common::*;
 
 const UNIT: &str = "/usr/lib/systemd/system/idgate.service";
+const SOCKET_UNIT: &str = "/usr/lib/systemd/system/idgate.socket";
 
 fn run(cmd: &str, args: &[&str]) -> (bool, String) {
     let out = Command::new(cmd)
@@ -232,6 +234,40 @@ async fn debian_package_installs_serves_a_login_and_purges() {
     );
     let verdict = security_verdict(Path::new(UNIT));
     assert!(verdict == "OK" || verdict == "SAFE", "security: {verdict}");
+    assert!(
+        std::fs::read_to_string(UNIT)
+            .unwrap()
+            .contains("\nWatchdogSec="),
+        "the service has a watchdog"
+    );
+    // The socket unit: clean `verify`, installed but not enabled, on the address the example
+    // config listens on and Nginx's upstream snippet names.
+    let (ok, text) = run("systemd-analyze", &["verify", SOCKET_UNIT]);
+    assert!(
+        ok && text.trim().is_empty(),
+        "systemd-analyze verify {SOCKET_UNIT}:\n{text}"
+    );
+    assert!(
+        !Path::new("/etc/systemd/system/sockets.target.wants/idgate.socket").exists(),
+        "socket activation is the operator's choice"
+    );
+    let socket_unit = std::fs::read_to_string(SOCKET_UNIT).unwrap();
+    let address = socket_unit
+        .lines()
+        .find_map(|l| l.strip_prefix("ListenStream="))
+        .expect("a ListenStream");
+    assert!(
+        std::fs::read_to_string("/etc/idgate/idgate.toml")
+            .unwrap()
+            .contains(&format!("listen = [\"{address}\"]")),
+        "the example config listens on {address}"
+    );
+    assert!(
+        std::fs::read_to_string("/etc/nginx/snippets/idgate/idgate-upstream.conf")
+            .unwrap()
+            .contains(&format!("server {address} ")),
+        "Nginx's upstream names {address}"
+    );
 
     // The installed binary and example config.
     let out = must("/usr/bin/idgate", &["version"]);
@@ -283,6 +319,41 @@ async fn debian_package_installs_serves_a_login_and_purges() {
         !stack.idgate.proc.log_text().contains(CLIENT_SECRET),
         "the client secret reached a log line"
     );
+    // The installed binary under socket activation (as idgate.socket starts it), on the same
+    // config and store: it serves the socket it is given, and the session lives on.
+    let activated_port = free_port();
+    let mut cmd = Command::new("systemd-socket-activate");
+    cmd.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .args([
+            "-l",
+            &format!("127.0.0.1:{activated_port}"),
+            "/usr/bin/idgate",
+        ])
+        .args(["serve", "--config"])
+        .arg(&stack.idgate.config);
+    let mut activated = Proc::spawn("idgate (socket-activated)", &mut cmd);
+    let log = activated.log.clone();
+    activated.ready("its socket bound", || {
+        log.lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains("Listening on"))
+            .then_some(())
+    });
+    let token = browser
+        .cookie(&stack.site(), "sid")
+        .expect("a session cookie");
+    let resp = Browser::new()
+        .client
+        .get(format!("http://127.0.0.1:{activated_port}/auth"))
+        .header("cookie", format!("sid={token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "{}", activated.log_tail());
+    activated.wait_log(&["serving the sockets systemd passed"]);
+    assert!(activated.terminate().unwrap().success());
 
     // Remove: the binary goes, config, key and state stay.
     must("dpkg", &["-r", "idgate"]);

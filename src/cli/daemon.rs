@@ -1,5 +1,5 @@
-//! The daemon's commands: `serve` (the runtime, the listeners, SIGHUP reloads, systemd's
-//! notifications) and `check-config` (everything `serve` would load, then exit), and the logging
+//! The daemon's commands: `serve` (the runtime, the listeners — its own or systemd's — SIGHUP
+//! reloads, systemd's notifications and watchdog) and `check-config` (everything `serve` would load, then exit), and the logging
 //! both set up.
 
 use std::path::Path;
@@ -34,14 +34,28 @@ pub fn serve(path: &Path) -> Result<(), Failure> {
     let config = Config::load(path)?;
     init_tracing(Some(&config));
     config.notices.log();
+    // Before the runtime's threads: taking systemd's sockets clears LISTEN_FDS.
+    let inherited = crate::server::inherited().map_err(|e| Failure::Runtime(e.into()))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| Failure::Runtime(e.into()))?;
     runtime.block_on(async move {
-        let listeners = crate::server::bind_with(&config.server.listen, &config.server.socket)
-            .await
-            .map_err(anyhow::Error::from)?;
+        let listeners = if inherited.is_empty() {
+            crate::server::bind_with(&config.server.listen, &config.server.socket)
+                .await
+                .map_err(anyhow::Error::from)?
+        } else {
+            tracing::info!(
+                sockets = inherited.len(),
+                "serving the sockets systemd passed (socket activation); [server] listen is not used"
+            );
+            inherited
+                .into_iter()
+                .map(crate::server::Inherited::into_listener)
+                .collect::<std::io::Result<Vec<_>>>()
+                .map_err(anyhow::Error::from)?
+        };
         let state = AppState::build(config).await?;
         let background = state.spawn_background();
         let shared: crate::server::SharedState = Arc::new(arc_swap::ArcSwap::new(state));
@@ -51,6 +65,7 @@ pub fn serve(path: &Path) -> Result<(), Failure> {
             background,
         ));
         crate::systemd::ready();
+        let _watchdog = crate::systemd::spawn_watchdog();
         let stop = async {
             let how = crate::signal::shutdown().await;
             crate::systemd::stopping();
