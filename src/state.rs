@@ -43,6 +43,8 @@ pub struct AppState {
     pub audit: Arc<crate::audit::Audit>,
     /// The login site's pages: templates, strings and assets.
     pub pages: crate::pages::Pages,
+    /// The login endpoints' rate limits (`[login_limits]`).
+    pub limits: crate::limits::LoginLimits,
 }
 
 /// The stores a config names, opened.
@@ -163,6 +165,7 @@ impl AppState {
             renewals: quick_cache::sync::Cache::new(4096),
             metrics,
             audit,
+            limits: crate::limits::LoginLimits::new(config.login_limits),
             pages: crate::pages::Pages::new(
                 &config.pages.templates,
                 &config

@@ -17,6 +17,7 @@ mod authorization;
 pub mod env;
 mod headers;
 mod jwt;
+mod limits;
 mod log;
 pub(crate) mod mia;
 pub mod pages;
@@ -36,6 +37,7 @@ pub use apps::{AppConfig, TokenClaims};
 pub use audit::{AuditConfig, AuditTarget, DEFAULT_AUDIT_QUEUE};
 pub use env::{Env, EnvReport, ProcessEnv};
 pub use jwt::JwtConfig;
+pub use limits::{LoginLimitsConfig, Rate};
 pub use log::LogConfig;
 pub use providers::LogoutTarget;
 pub use providers::{
@@ -103,6 +105,8 @@ pub struct Config {
     pub audit: Option<AuditConfig>,
     /// `[pages]`: templates that replace built-in pages.
     pub pages: pages::PagesConfig,
+    /// `[login_limits]`: the rate limits on the login endpoints.
+    pub login_limits: LoginLimitsConfig,
 }
 
 /// Startup messages gathered while the config loads (tracing is not set up yet then): which
@@ -187,6 +191,7 @@ impl Config {
         let log = log::validate(raw.log)?;
         let audit = audit::validate(raw.audit, &resolve)?;
         let pages = pages::validate(raw.pages, &resolve)?;
+        let login_limits = limits::validate(raw.login_limits)?;
         let apps = apps::validate(
             raw.apps,
             raw.mia_config.as_deref(),
@@ -206,6 +211,7 @@ impl Config {
         Ok(Self {
             audit,
             pages,
+            login_limits,
             tls,
             notices,
             policy,
