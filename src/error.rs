@@ -41,6 +41,9 @@ pub enum ApiError {
     IdpTimeout(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A login rate limit (`limits`): which bucket, and the seconds until a retry passes.
+    #[error("too many login attempts {0}; try again in {1} s")]
+    TooManyRequests(&'static str, u64),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -101,6 +104,7 @@ impl ApiError {
             Self::IdpTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             Self::Store(StoreError::Refused { .. }) => StatusCode::FORBIDDEN,
             Self::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::TooManyRequests(..) => StatusCode::TOO_MANY_REQUESTS,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -156,6 +160,7 @@ impl ApiError {
             Self::NotFound(_) | Self::MethodNotAllowed => K::NotFound,
             Self::Idp(_) | Self::IdpTimeout(_) => K::IdpUnavailable,
             Self::Store(_) => K::Unavailable,
+            Self::TooManyRequests(..) => K::TooMany,
             Self::Internal(_) => K::Internal,
         }
     }

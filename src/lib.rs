@@ -27,6 +27,7 @@
 //!   free of I/O for a session it has already seen.
 //! - [`renewal`] renews an expired session JWT from `/auth` while the session lives.
 //! - [`jwt`] signs and verifies idgate's session tokens and publishes the JWKS.
+//! - [`limits`] rate-limits the login endpoints per client address and per browser binding.
 //! - [`idp`] talks to the identity providers: OIDC (discovery, code exchange, id_token, userinfo)
 //!   and plain OAuth2 with the vendors' user APIs (GitHub, Bitbucket, generic).
 //! - [`users`] merges the provider's identity with the project's user record.
@@ -60,6 +61,7 @@ pub mod http;
 pub mod idp;
 pub mod introspect;
 pub mod jwt;
+pub mod limits;
 pub mod metrics;
 pub mod pages;
 pub mod policy;

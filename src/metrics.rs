@@ -120,6 +120,8 @@ pub struct Metrics {
     /// The users-store refresher (`session::refresh`): users whose record changed, users whose
     /// sessions it ended, rounds the store failed.
     user_refresh: [Counter; 3],
+    /// Login requests refused by `[login_limits]`: by the address bucket, by the binding's.
+    login_limited: [Counter; 2],
 }
 
 impl Default for Metrics {
@@ -252,9 +254,18 @@ impl Metrics {
         ]) {
             registry.register(name, help, counter.clone());
         }
+        let family = Family::<Labels, Counter>::default();
+        let login_limited = ["address", "binding"]
+            .map(|b| family.get_or_create_owned(&vec![("bucket".to_owned(), b.to_owned())]));
+        registry.register(
+            "login_limited",
+            "Login requests answered 429 by [login_limits], by the bucket that was empty",
+            family,
+        );
         Self {
             registry,
             user_refresh,
+            login_limited,
             requests,
             decisions,
             cache_hits,
@@ -303,6 +314,11 @@ impl Metrics {
     pub fn user_refresh(&self, changed: u64, revoked: u64) {
         self.user_refresh[0].inc_by(changed);
         self.user_refresh[1].inc_by(revoked);
+    }
+
+    /// A login request `[login_limits]` refused (`bucket`: `address` or `binding`).
+    pub fn login_limited(&self, bucket: &str) {
+        self.login_limited[usize::from(bucket == "binding")].inc();
     }
 
     /// A refresh round the users store failed.

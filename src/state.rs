@@ -47,6 +47,8 @@ pub struct AppState {
     pub introspector: crate::introspect::Introspector,
     /// Scoped tokens minted for upstreams (`[apps.X.audiences]`), by session token and audience.
     pub scoped: crate::jwt::scoped::ScopedTokens,
+    /// The login endpoints' rate limits (`[login_limits]`).
+    pub limits: crate::limits::LoginLimits,
 }
 
 /// The stores a config names, opened.
@@ -169,6 +171,7 @@ impl AppState {
             renewals: quick_cache::sync::Cache::new(4096),
             metrics,
             audit,
+            limits: crate::limits::LoginLimits::new(config.login_limits),
             pages: crate::pages::Pages::new(
                 &config.pages.templates,
                 &config

@@ -11,6 +11,7 @@
 //! | `revoke` | `by` (see [`RevokedBy`]) |
 //! | `deny` | `reason` (`policy` for a route rule, else why `/auth` refused), `route` (the rule's id) |
 //! | `step_up` | `outcome`, `reason`, `acr` |
+//! | `rate_limited` | `bucket` (`address`, `binding`), `endpoint` (see `limits`; at most one a minute per bucket) |
 //!
 //! No field is free text a client or an identity provider chose, except the user agent
 //! (printable ASCII, cut: see `http::client`): reasons are fixed words, so nothing else a
@@ -71,6 +72,14 @@ pub enum Kind {
         reason: &'static str,
         /// The id of the route rule that refused, when known.
         route: Option<String>,
+    },
+    /// A login endpoint answered 429 (`[login_limits]`): the first refusal of a bucket in a
+    /// minute, not each one (a flood does not flood the trail).
+    RateLimited {
+        /// `address` or `binding`.
+        bucket: &'static str,
+        /// The endpoint's path.
+        endpoint: &'static str,
     },
     /// A step-up of a session's authentication.
     StepUp {

@@ -18,6 +18,7 @@ mod authorization;
 pub mod env;
 mod headers;
 mod jwt;
+mod limits;
 mod log;
 pub(crate) mod mia;
 pub mod pages;
@@ -38,6 +39,7 @@ pub use apps::{AppConfig, TokenClaims};
 pub use audit::{AuditConfig, AuditTarget, DEFAULT_AUDIT_QUEUE};
 pub use env::{Env, EnvReport, ProcessEnv};
 pub use jwt::JwtConfig;
+pub use limits::{LoginLimitsConfig, Rate};
 pub use log::LogConfig;
 pub use providers::client_key::ClientKey;
 pub use providers::LogoutTarget;
@@ -106,6 +108,8 @@ pub struct Config {
     pub audit: Option<AuditConfig>,
     /// `[pages]`: templates that replace built-in pages.
     pub pages: pages::PagesConfig,
+    /// `[login_limits]`: the rate limits on the login endpoints.
+    pub login_limits: LoginLimitsConfig,
 }
 
 /// Startup messages gathered while the config loads (tracing is not set up yet then): which
@@ -190,6 +194,7 @@ impl Config {
         let log = log::validate(raw.log)?;
         let audit = audit::validate(raw.audit, &resolve)?;
         let pages = pages::validate(raw.pages, &resolve)?;
+        let login_limits = limits::validate(raw.login_limits)?;
         let apps = apps::validate(
             raw.apps,
             raw.mia_config.as_deref(),
@@ -209,6 +214,7 @@ impl Config {
         Ok(Self {
             audit,
             pages,
+            login_limits,
             tls,
             notices,
             policy,

@@ -43,6 +43,8 @@ pub struct RawConfig {
     pub audit: Option<RawAudit>,
     /// The login site's pages (see `config::pages`).
     pub pages: Option<super::pages::RawPages>,
+    /// The rate limits on the login endpoints (see `config::limits`).
+    pub login_limits: Option<RawLoginLimits>,
 }
 
 /// One `[[api_keys]]` entry. The key itself is never written in this file: give its SHA-256
@@ -248,6 +250,16 @@ pub struct RawAudit {
     pub path: String,
     /// Events waiting for the writer before new ones are dropped (default 8192).
     pub queue: Option<usize>,
+}
+
+/// `[login_limits]`: `"N/s"`, `"N/min"`, `"N/h"` or `"off"` each.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLoginLimits {
+    /// Per client address (default `120/min`).
+    pub per_address: Option<String>,
+    /// Per browser binding (default `20/min`).
+    pub per_binding: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -165,6 +165,12 @@ const EN: &[(&str, &str)] = &[
         "A service sign-in depends on is down for now.",
     ),
     ("error_unavailable_todo", "Wait a minute, then start again."),
+    ("error_too_many", "Too many sign-in attempts"),
+    (
+        "error_too_many_text",
+        "This device or network started more sign-ins than idgate allows in a short time.",
+    ),
+    ("error_too_many_todo", "Wait a minute, then start again."),
     ("error_internal", "Something went wrong"),
     (
         "error_internal_text",
@@ -300,6 +306,12 @@ const IT: &[(&str, &str)] = &[
         "error_unavailable_todo",
         "Attendi un minuto, poi ricomincia.",
     ),
+    ("error_too_many", "Troppi tentativi di accesso"),
+    (
+        "error_too_many_text",
+        "Questo dispositivo o questa rete ha avviato troppi accessi in poco tempo.",
+    ),
+    ("error_too_many_todo", "Attendi un minuto, poi ricomincia."),
     ("error_internal", "Qualcosa è andato storto"),
     (
         "error_internal_text",

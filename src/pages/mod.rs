@@ -86,11 +86,12 @@ pub enum ErrorKind {
     NotFound,
     IdpUnavailable,
     Unavailable,
+    TooMany,
     Internal,
 }
 
 impl ErrorKind {
-    pub const ALL: [ErrorKind; 9] = [
+    pub const ALL: [ErrorKind; 10] = [
         Self::BadRequest,
         Self::LoginFailed,
         Self::NotSignedIn,
@@ -99,6 +100,7 @@ impl ErrorKind {
         Self::NotFound,
         Self::IdpUnavailable,
         Self::Unavailable,
+        Self::TooMany,
         Self::Internal,
     ];
 
@@ -112,6 +114,7 @@ impl ErrorKind {
             Self::NotFound => "not_found",
             Self::IdpUnavailable => "idp_unavailable",
             Self::Unavailable => "unavailable",
+            Self::TooMany => "too_many",
             Self::Internal => "internal",
         }
     }

@@ -46,6 +46,7 @@ use std::sync::Arc;
 
 use http::Method;
 
+use crate::cookie::Kind;
 use crate::error::ApiError;
 use crate::http::{Request, Response};
 use crate::metrics::LoginRoute;
@@ -86,6 +87,11 @@ async fn endpoint(state: Arc<AppState>, peer: Arc<Peer>, req: Request) -> Respon
     let path = req.uri().path();
     let method = req.method().clone();
     let navigation = is_navigation(method.as_str(), req.headers());
+    if let Some(endpoint) = limited(&method, path) {
+        if let Err(refused) = check_login_limits(&state, &peer, &req, endpoint).await {
+            return too_many(&state, &req, refused);
+        }
+    }
     // Taken before a handler consumes the request: the page an error becomes.
     let page = navigation.then(|| site::PageContext::of(&state, &req));
     let result = match (&method, path) {
@@ -155,6 +161,79 @@ async fn endpoint(state: Arc<AppState>, peer: Arc<Peer>, req: Request) -> Respon
             None => e.into_response(),
         },
     }
+}
+
+/// The login endpoints `[login_limits]` applies to (see `limits`), by the path they answer.
+fn limited(method: &Method, path: &str) -> Option<&'static str> {
+    Some(match (method, path) {
+        (&Method::GET, "/authorize") => "/authorize",
+        (&Method::POST, "/oauth/token") => "/oauth/token",
+        (&Method::POST, "/web-login/finish") => "/web-login/finish",
+        (&Method::POST, "/refreshtoken") => "/refreshtoken",
+        _ => return None,
+    })
+}
+
+/// Spends one request of the client's address bucket and its browser binding's: the login
+/// cookie at `/oauth/token` and `/web-login/finish`, the refresh token cookie at
+/// `/refreshtoken`. (`/authorize` is limited by address only: it gives the browser a new
+/// binding every time, so no binding there names the same browser twice.) A refusal is
+/// counted, and its bucket's first in a minute logged and put in the audit trail.
+async fn check_login_limits(
+    state: &AppState,
+    peer: &Peer,
+    req: &Request,
+    endpoint: &'static str,
+) -> Result<(), crate::limits::Refused> {
+    let headers = req.headers();
+    let client = crate::http::client::ClientInfo::of(peer.addr, peer.trusted, headers);
+    let binding_cookie = match endpoint {
+        "/authorize" => None,
+        "/refreshtoken" => Some(Kind::Refresh),
+        _ => Some(Kind::Login),
+    };
+    let binding = binding_cookie
+        .and_then(|kind| state.cookies.read(headers, kind))
+        .filter(|b| !b.is_empty());
+    let result = state
+        .limits
+        .check(state.states.as_ref(), client.addr, binding)
+        .await;
+    if let Err(refused) = &result {
+        state.metrics.login_limited(refused.bucket);
+        if refused.report {
+            tracing::warn!(
+                bucket = refused.bucket,
+                endpoint,
+                client = ?client.addr,
+                "login rate limit reached: answering 429 (logged once a minute per bucket)"
+            );
+            let bucket = refused.bucket;
+            state.audit.emit(|| {
+                crate::audit::Event::new(crate::audit::Kind::RateLimited { bucket, endpoint })
+                    .client(client)
+            });
+        }
+    }
+    result
+}
+
+/// The 429 of a refused login request, with `Retry-After`: a page for a browser, else JSON.
+fn too_many(state: &AppState, req: &Request, refused: crate::limits::Refused) -> Response {
+    let secs = refused.retry_after.as_secs_f64().ceil().max(1.0) as u64;
+    let what = match refused.bucket {
+        "binding" => "from this browser",
+        _ => "from this address",
+    };
+    let e = ApiError::TooManyRequests(what, secs);
+    let mut resp = if reads_html(req.headers()) {
+        site::PageContext::of(state, req).error_page(state, e)
+    } else {
+        e.into_response()
+    };
+    resp.headers_mut()
+        .insert(http::header::RETRY_AFTER, http::HeaderValue::from(secs));
+    resp
 }
 
 /// Runs a login endpoint, recording a success's server-side time, split into idgate's own

@@ -293,6 +293,18 @@ pub trait LoginStates: Send + Sync {
     async fn purge_expired_states(&self) -> Result<usize, StoreError> {
         Ok(0)
     }
+    /// Spends one request of the login rate-limit bucket `key` (the GCRA rule of
+    /// `limits::gcra`, with these two parameters in milliseconds): `Some(Ok(()))` it passed,
+    /// `Some(Err(ms))` refused, to retry after `ms`. `None`: this store does not share buckets
+    /// between instances, so the caller counts in its own process.
+    async fn spend(
+        &self,
+        _key: &str,
+        _emission_ms: u64,
+        _tolerance_ms: u64,
+    ) -> Result<Option<Result<(), u64>>, StoreError> {
+        Ok(None)
+    }
 }
 
 #[async_trait]

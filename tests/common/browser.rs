@@ -30,6 +30,20 @@ impl Browser {
         Self { client, jar }
     }
 
+    /// A browser whose connections come from the loopback address `ip` (`127.0.0.2`, …):
+    /// another client, as Nginx and idgate see it.
+    pub fn from_address(ip: &str) -> Self {
+        let jar = Arc::new(reqwest::cookie::Jar::default());
+        let client = reqwest::Client::builder()
+            .cookie_provider(jar.clone())
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(20))
+            .local_address(Some(ip.parse().unwrap()))
+            .build()
+            .unwrap();
+        Self { client, jar }
+    }
+
     /// A navigation: GET with a browser's `Accept`.
     pub async fn navigate(&self, url: &str) -> reqwest::Response {
         self.client

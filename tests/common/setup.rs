@@ -27,6 +27,8 @@ pub struct Setup {
     pub store: Option<String>,
     /// Replaces the `[users]` section (default: embedded).
     pub users: Option<String>,
+    /// Replaces the `[login_limits]` section (default: limits no test reaches).
+    pub login_limits: Option<String>,
     /// `website` of the `web` app (cookies from `/oauth/token`).
     pub website: bool,
     /// Nginx `location` blocks added to the example site (`ECHO_PORT` = the echo app's port).
@@ -55,6 +57,7 @@ impl Default for Setup {
             extra_server: "",
             store: None,
             users: None,
+            login_limits: None,
             nginx_locations: String::new(),
             website: true,
             omit_apps: false,
@@ -136,32 +139,32 @@ pub fn config_toml(setup: &Setup, dir: &Path, site: &str, issuer: &str) -> Strin
         .users
         .as_deref()
         .unwrap_or("[users]\nkind = \"embedded\"");
-    let config = dev::render(
-        "idgate.toml",
-        &[
-            ("BEFORE", setup.extra),
-            ("TRUSTED_PEERS", setup.trusted_peers),
-            ("SERVER", setup.extra_server),
-            ("ALGORITHM", setup.algorithm),
-            ("KEY", setup.key),
-            ("ACCESS_TTL", setup.access_ttl),
-            ("SESSION", setup.extra_session),
-            ("STORE", store),
-            ("USERS", users),
-            ("SITE", site),
-            ("WEBSITE", &setup.website.to_string()),
-            (
-                "APP",
-                &setup.extra_app.replace("{{SITE}}", site).replace(
-                    "{{SITE_AS_LOCALHOST}}",
-                    &site.replace("127.0.0.1", "localhost"),
-                ),
-            ),
-            ("ISSUER", issuer),
-            ("CLIENT_SECRET", CLIENT_SECRET),
-            ("PROVIDER", setup.extra_provider),
-        ],
+    let app = setup.extra_app.replace("{{SITE}}", site).replace(
+        "{{SITE_AS_LOCALHOST}}",
+        &site.replace("127.0.0.1", "localhost"),
     );
+    let website = setup.website.to_string();
+    let mut values = vec![
+        ("BEFORE", setup.extra),
+        ("TRUSTED_PEERS", setup.trusted_peers),
+        ("SERVER", setup.extra_server),
+        ("ALGORITHM", setup.algorithm),
+        ("KEY", setup.key),
+        ("ACCESS_TTL", setup.access_ttl),
+        ("SESSION", setup.extra_session),
+        ("STORE", store),
+        ("USERS", users),
+        ("SITE", site),
+        ("WEBSITE", &website),
+        ("APP", &app),
+        ("ISSUER", issuer),
+        ("CLIENT_SECRET", CLIENT_SECRET),
+        ("PROVIDER", setup.extra_provider),
+    ];
+    if let Some(limits) = &setup.login_limits {
+        values.push(("LOGIN_LIMITS", limits));
+    }
+    let config = dev::render("idgate.toml", &values);
     match config.split_once("\n[apps.web]\n") {
         Some((before_apps, _)) if setup.apps.is_some() => {
             format!(

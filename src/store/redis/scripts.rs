@@ -107,3 +107,22 @@ redis.call('EXPIRE', KEYS[1], 86400)
 return 1",
     )
 });
+
+/// One request against a login rate-limit bucket (`limits::gcra`, the same rule), on the
+/// server's clock so that every instance counts alike: returns -1 when it passes (the bucket
+/// moves on and expires when it is full again), else the milliseconds to wait.
+/// ARGV: emission, tolerance (ms).
+pub(super) static SPEND: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local emission = tonumber(ARGV[1])
+local tolerance = tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tat < now then tat = now end
+if tat - now > tolerance then return tat - now - tolerance end
+local next = tat + emission
+redis.call('SET', KEYS[1], next, 'PX', next - now)
+return -1",
+    )
+});

@@ -26,6 +26,27 @@ struct StoredState {
 
 #[async_trait]
 impl LoginStates for RedisStore {
+    async fn spend(
+        &self,
+        key: &str,
+        emission_ms: u64,
+        tolerance_ms: u64,
+    ) -> Result<Option<Result<(), u64>>, StoreError> {
+        let wait: i64 = self
+            .bounded("counting a login attempt", async {
+                let mut conn = self.backend.conn().await?;
+                super::scripts::SPEND
+                    .key(format!("{}:limit:{key}", self.scope))
+                    .arg(emission_ms)
+                    .arg(tolerance_ms)
+                    .invoke_async(&mut conn)
+                    .await
+                    .map_err(unavailable)
+            })
+            .await?;
+        Ok(Some(if wait < 0 { Ok(()) } else { Err(wait as u64) }))
+    }
+
     async fn put_state(&self, s: &LoginState) -> Result<(), StoreError> {
         let json = serde_json::to_string(&StoredState {
             app_id: s.app_id.clone(),
