@@ -363,6 +363,13 @@ pub struct RawProvider {
     pub claims_to_token: BTreeMap<String, String>,
     /// How long one request to the IdP (discovery, JWKS, token, userinfo, user APIs) may take.
     pub timeout: Option<String>,
+    /// OIDC types (RFC 9207): whether an authorization response without `iss` is refused when
+    /// the IdP's discovery advertises `authorization_response_iss_parameter_supported`
+    /// (default true; false for the providers of a Mia file).
+    pub require_iss: Option<bool>,
+    /// OIDC types: the JWS algorithms accepted on id_tokens (and logout tokens); default what
+    /// discovery advertises minus `none` and the symmetric `HS*`.
+    pub id_token_signing_algs: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

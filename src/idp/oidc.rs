@@ -24,8 +24,10 @@
 //!   (the `common`, `organizations` and `consumers` endpoints): then `iss` must be that URL with
 //!   one tenant id in place of `{tenantid}`.
 //!
-//! Signing algorithms accepted for id_tokens: RS256/384/512, PS256/384/512, ES256/384, EdDSA —
-//! the asymmetric ones, whichever the IdP announces (Okta and Auth0 can sign ES256).
+//! Signing algorithms accepted for id_tokens and logout tokens: the provider's allow-list
+//! (`id_token_signing_algs`, default what discovery advertises minus `none` and `HS*`), and
+//! `at_hash`/`c_hash` when present — see [`algs`]. The authorization response's `iss`
+//! (RFC 9207, mix-up defence) is checked in [`response`].
 //!
 //! A `microsoft` provider's `tenants` allow-list is checked on every id_token and logout token
 //! (see `config/providers/`): Microsoft signs the tokens of every tenant with the same keys,
@@ -47,17 +49,19 @@ use openidconnect::core::{
     CoreIdTokenVerifier, CoreJwsSigningAlgorithm,
 };
 use openidconnect::{
-    AccessTokenHash, AuthType, AuthenticationContextClass, AuthorizationCode, ClientId,
-    ClientSecret, CsrfToken, EndpointMaybeSet, EndpointNotSet, EndpointSet, Nonce,
-    OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, ProviderMetadataWithLogout,
-    RedirectUrl, Scope, TokenResponse, UserInfoClaims,
+    AuthType, AuthenticationContextClass, AuthorizationCode, ClientId, ClientSecret, CsrfToken,
+    EndpointMaybeSet, EndpointNotSet, EndpointSet, Nonce, OAuth2TokenResponse, PkceCodeChallenge,
+    PkceCodeVerifier, ProviderMetadataWithLogout, RedirectUrl, Scope, TokenResponse,
+    UserInfoClaims,
 };
 
+mod algs;
 mod checks;
 #[doc(hidden)]
 pub mod fuzz;
 mod issuer;
 mod logout;
+mod response;
 
 pub use self::checks::LogoutClaims;
 use self::checks::{
@@ -65,6 +69,7 @@ use self::checks::{
     verified_payload_claim,
 };
 use self::issuer::{issuer_rule, matches_tenant, IssuerRule};
+pub use self::response::IssProblem;
 use super::{error_chain, request_failed, IdpError, IdpTokens, IdpUser, LoginStart};
 use crate::config::{AppConfig, AuthMethod, Protocol, ProviderConfig};
 use crate::metrics::idp_call;
@@ -82,19 +87,6 @@ type Client = CoreClient<
 /// Least time between two JWKS fetches triggered by an unknown `kid`.
 const JWKS_REFETCH_MIN_INTERVAL: Duration = Duration::from_secs(2);
 
-/// The id_token signing algorithms accepted (asymmetric only).
-const ID_TOKEN_ALGS: [CoreJwsSigningAlgorithm; 9] = [
-    CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
-    CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha384,
-    CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha512,
-    CoreJwsSigningAlgorithm::RsaSsaPssSha256,
-    CoreJwsSigningAlgorithm::RsaSsaPssSha384,
-    CoreJwsSigningAlgorithm::RsaSsaPssSha512,
-    CoreJwsSigningAlgorithm::EcdsaP256Sha256,
-    CoreJwsSigningAlgorithm::EcdsaP384Sha384,
-    CoreJwsSigningAlgorithm::EdDsa,
-];
-
 /// The claims of a userinfo answer beyond OIDC's standard ones (the IdP's `groups`, custom
 /// claims), for `use_provider_groups` and `claims_to_token`.
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
@@ -102,9 +94,22 @@ struct OtherClaims(serde_json::Map<String, serde_json::Value>);
 impl openidconnect::AdditionalClaims for OtherClaims {}
 
 /// What discovery found, with the JWKS.
+#[derive(Clone)]
 struct Discovered {
     meta: ProviderMetadataWithLogout,
     rule: IssuerRule,
+    /// The signing algorithms accepted (see [`algs`]).
+    algs: Vec<CoreJwsSigningAlgorithm>,
+    /// `authorization_response_iss_parameter_supported` (RFC 9207): the IdP says its
+    /// authorization responses carry `iss`.
+    iss_parameter_supported: bool,
+}
+
+/// The discovery fields `openidconnect`'s metadata type does not keep.
+#[derive(serde::Deserialize)]
+struct MoreMetadata {
+    #[serde(default)]
+    authorization_response_iss_parameter_supported: bool,
 }
 
 /// The JWKS key with `kid` (or the only key when the token names none), for jsonwebtoken.
@@ -204,6 +209,13 @@ impl OidcFlow {
             .map_err(|e| discovery_err(format!("{url}: not a discovery document: {e}")))?;
         let rule = issuer_rule(self.provider.kind, &self.issuer, meta.issuer().as_str())
             .map_err(discovery_err)?;
+        let more: MoreMetadata = serde_json::from_slice(&body)
+            .map_err(|e| discovery_err(format!("{url}: not a discovery document: {e}")))?;
+        let algs = algs::accepted_algs(
+            self.provider.id_token_signing_algs.as_deref(),
+            meta.id_token_signing_alg_values_supported(),
+        )
+        .map_err(discovery_err)?;
         let jwks = idp_call(openidconnect::JsonWebKeySet::fetch_async(
             meta.jwks_uri(),
             &self.http,
@@ -213,6 +225,8 @@ impl OidcFlow {
         let discovered = Arc::new(Discovered {
             meta: meta.set_jwks(jwks),
             rule,
+            algs,
+            iss_parameter_supported: more.authorization_response_iss_parameter_supported,
         });
         if let Ok(mut g) = self.discovered.write() {
             *g = Some(discovered.clone());
@@ -235,11 +249,11 @@ impl OidcFlow {
         })
     }
 
-    fn verifier<'a>(client: &'a Client, rule: &IssuerRule) -> CoreIdTokenVerifier<'a> {
+    fn verifier<'a>(client: &'a Client, d: &Discovered) -> CoreIdTokenVerifier<'a> {
         client
             .id_token_verifier()
-            .set_allowed_algs(ID_TOKEN_ALGS)
-            .require_issuer_match(*rule == IssuerRule::Exact)
+            .set_allowed_algs(d.algs.iter().cloned())
+            .require_issuer_match(d.rule == IssuerRule::Exact)
             // openidconnect accepts any `iat` unless told otherwise.
             .set_issue_time_verifier_fn(|iat| {
                 check_id_token_iat(iat.timestamp(), crate::now_secs())
@@ -297,8 +311,9 @@ impl OidcFlow {
     ) -> Result<(IdpUser, IdpTokens), IdpError> {
         let mut d = self.discovered().await?;
         let mut client = self.client(&d.meta);
+        let code = AuthorizationCode::new(code.to_owned());
         let exchange = client
-            .exchange_code(AuthorizationCode::new(code.to_owned()))
+            .exchange_code(code.clone())
             .map_err(|e| IdpError::Protocol(format!("token endpoint: {e}")))?
             .set_pkce_verifier(PkceCodeVerifier::new(pkce_verifier.to_owned()));
         let response =
@@ -317,7 +332,7 @@ impl OidcFlow {
             .ok_or_else(|| IdpError::IdToken("the token response has no id_token".into()))?;
         let nonce = Nonce::new(nonce.to_owned());
         let first = id_token
-            .claims(&Self::verifier(&client, &d.rule), &nonce)
+            .claims(&Self::verifier(&client, &d), &nonce)
             .cloned();
         let claims: CoreIdTokenClaims = match first {
             Ok(c) => c,
@@ -328,7 +343,7 @@ impl OidcFlow {
                 d = self.refetch_jwks().await?;
                 client = self.client(&d.meta);
                 let claims = id_token
-                    .claims(&Self::verifier(&client, &d.rule), &nonce)
+                    .claims(&Self::verifier(&client, &d), &nonce)
                     .cloned();
                 claims.map_err(|e| match e {
                     openidconnect::ClaimsVerificationError::SignatureVerification(
@@ -365,22 +380,15 @@ impl OidcFlow {
             tracing::warn!(provider = %self.provider.id, error = %m, "login refused: tenant not allowed");
             IdpError::IdToken(m)
         })?;
-        if let Some(expected) = claims.access_token_hash() {
-            let alg = id_token
-                .signing_alg()
-                .map_err(|e| IdpError::IdToken(e.to_string()))?;
-            let verifier = Self::verifier(&client, &d.rule);
-            let key = id_token
-                .signing_key(&verifier)
-                .map_err(|e| IdpError::IdToken(e.to_string()))?;
-            let actual = AccessTokenHash::from_token(response.access_token(), alg, key)
-                .map_err(|e| IdpError::IdToken(e.to_string()))?;
-            if actual != *expected {
-                return Err(IdpError::IdToken(
-                    "at_hash does not match the access token".into(),
-                ));
-            }
-        }
+        algs::check_hashes(
+            id_token,
+            &claims,
+            &Self::verifier(&client, &d),
+            algs::Hashed {
+                access_token: response.access_token(),
+                code: &code,
+            },
+        )?;
         let authn = crate::idp::step_up::authn_of(
             claims.auth_context_ref().map(|a| a.as_str()),
             claims
@@ -470,7 +478,7 @@ impl OidcFlow {
         })?;
         let updated = Arc::new(Discovered {
             meta: d.meta.clone().set_jwks(jwks),
-            rule: d.rule.clone(),
+            ..(*d).clone()
         });
         if let Ok(mut g) = self.discovered.write() {
             *g = Some(updated.clone());

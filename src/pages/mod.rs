@@ -194,7 +194,7 @@ impl Pages {
                 logo_url: None,
             }];
             self.try_render("chooser.html", &c, context! { providers => p })?;
-            self.try_render("callback.html", &c, callback_values("body", "c", "s"))?;
+            self.try_render("callback.html", &c, callback_values("body", "c", "s", "i"))?;
             for kind in ErrorKind::ALL {
                 self.try_render("error.html", &c, error_values(kind, 400, "/"))?;
             }
@@ -249,8 +249,20 @@ impl Pages {
     /// The callback page: `mode` is `body` (the script POSTs the code as JSON) or `query` (in
     /// the query string); without JavaScript its form posts `code` and `state` to
     /// `/web-login/finish`.
-    pub fn callback(&self, chrome: &Chrome<'_>, mode: &str, code: &str, state: &str) -> String {
-        self.render("callback.html", chrome, callback_values(mode, code, state))
+    pub fn callback(
+        &self,
+        chrome: &Chrome<'_>,
+        mode: &str,
+        code: &str,
+        state: &str,
+        iss: Option<&str>,
+    ) -> String {
+        let iss = iss.unwrap_or_default();
+        self.render(
+            "callback.html",
+            chrome,
+            callback_values(mode, code, state, iss),
+        )
     }
 
     /// An error page of `kind` with HTTP `status`; `start_again` is a safe, same-site target.
@@ -284,8 +296,8 @@ impl Pages {
 }
 
 /// The values of the callback page (see `docs/pages.md`).
-fn callback_values(mode: &str, code: &str, state: &str) -> Value {
-    context! { mode, code, state, start_again => "/" }
+fn callback_values(mode: &str, code: &str, state: &str, iss: &str) -> Value {
+    context! { mode, code, state, iss, start_again => "/" }
 }
 
 /// The values of an error page (see `docs/pages.md`).

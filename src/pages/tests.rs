@@ -26,7 +26,7 @@ fn every_page(pages: &Pages, lang: Lang) -> Vec<String> {
     let mut out = vec![
         pages.chooser(&c, &links),
         pages.chooser(&c, &[]),
-        pages.callback(&c, "body", "co<de", "st\"ate"),
+        pages.callback(&c, "body", "co<de", "st\"ate", Some("<iss>")),
         pages.signed_out(&c, "/web-login?appId=a"),
         pages.sessions(
             &c,
@@ -49,7 +49,7 @@ fn every_page_renders_in_every_language_and_escapes_its_values() {
         for html in every_page(&pages, lang) {
             assert_ne!(html, FALLBACK, "a template failed");
             assert!(html.contains(&format!("<html lang=\"{}\">", lang.tag())));
-            for raw in ["<b>", "<i>", "co<de", "st\"ate", "&b=\""] {
+            for raw in ["<b>", "<i>", "co<de", "st\"ate", "&b=\"", "<iss>"] {
                 assert!(!html.contains(raw), "{raw} unescaped: {html}");
             }
             assert!(!html.contains("<script>"), "no inline script");

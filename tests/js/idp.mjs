@@ -13,7 +13,7 @@
 //     [--post-logout-redirect-uri URL ...] [--issuer-path /realms/x]
 //     [--token-auth-method client_secret_post] [--id-token-alg ES256] [--claims-in-id-token]
 //     [--discovery-alias /tenant.onmicrosoft.com/B2C_1_signin/v2.0]
-//     [--sign-endpoint] [--lie MODE ...] [--lie-endpoint]
+//     [--sign-endpoint] [--lie MODE ...] [--lie-endpoint] [--iss-auth-resp]
 //
 // Options:
 //   --port N                       TCP port on 127.0.0.1 (0 = ephemeral; default 0)
@@ -58,6 +58,11 @@
 //   --lie-endpoint                 POST /-/lie with {"modes": ["MODE", …]} replaces the active
 //                                  lies from the next answer on ([] = honest again); answers
 //                                  200 {"modes": […]}, 400 for an unknown mode. Test use only.
+//   --iss-auth-resp                RFC 9207 as oidc-provider does it: authorization responses
+//                                  carry `iss` and discovery says so
+//                                  (`authorization_response_iss_parameter_supported: true`).
+//                                  Without it both are removed, as from an IdP that predates
+//                                  RFC 9207 (most tests post only code and state)
 //
 // Lies (--lie, /-/lie). Each changes one answer after oidc-provider made it, re-signing the
 // id_token with the IdP's own key unless the mode says otherwise; the IdP writes
@@ -145,6 +150,7 @@ try {
       'sign-endpoint': { type: 'boolean', default: false },
       lie: { type: 'string', multiple: true },
       'lie-endpoint': { type: 'boolean', default: false },
+      'iss-auth-resp': { type: 'boolean', default: false },
     },
     strict: true,
   }));
@@ -371,6 +377,28 @@ function installAssuranceLevels(provider) {
   });
 }
 
+// oidc-provider 9 always sends RFC 9207's `iss` and advertises it; without --iss-auth-resp this
+// IdP behaves like one that predates RFC 9207: neither in discovery nor in the redirect.
+function installIssAuthResp(provider) {
+  if (args['iss-auth-resp']) return;
+  provider.use(async (ctx, next) => {
+    await next();
+    if (ctx.oidc?.route === 'discovery' && ctx.body && typeof ctx.body === 'object') {
+      const { authorization_response_iss_parameter_supported: _, ...rest } = ctx.body;
+      ctx.body = rest;
+    }
+    const location = ctx.response.get('location');
+    if (ctx.status >= 300 && ctx.status < 400 && location
+        && redirectUris.some((r) => location.startsWith(`${r}?`))) {
+      const { status } = ctx;
+      const url = new URL(location);
+      url.searchParams.delete('iss');
+      ctx.redirect(url.href);
+      ctx.status = status;
+    }
+  });
+}
+
 // Back-channel logout runs after the user's logout answer; say on stderr how it went.
 function logBackchannel(provider) {
   provider.on('backchannel.success', (ctx, client) => process.stderr.write(`idp.mjs: back-channel logout sent to ${client.clientId}\n`));
@@ -384,6 +412,7 @@ server.listen(port, '127.0.0.1', () => {
   let provider = new Provider(issuer, configuration);
   installFontStripper(provider);
   installAssuranceLevels(provider);
+  installIssAuthResp(provider);
   logBackchannel(provider);
   let signingKeys = configuration.jwks.keys;
   provider.use(liar.middleware(() => signingKeys));
@@ -396,6 +425,7 @@ server.listen(port, '127.0.0.1', () => {
     provider = new Provider(issuer, { ...configuration, jwks: { keys: signingKeys } });
     installFontStripper(provider);
     installAssuranceLevels(provider);
+    installIssAuthResp(provider);
     logBackchannel(provider);
     provider.use(liar.middleware(() => signingKeys));
     callback = provider.callback();

@@ -10,7 +10,7 @@ use super::claims::claims_to_token;
 use super::microsoft::microsoft_tenants;
 use super::{
     AuthMethod, LogoutTarget, OAuth2Endpoints, Protocol, ProviderConfig, ProviderKind, UserKeys,
-    MAX_IDP_TIMEOUT,
+    MAX_IDP_TIMEOUT, SIGNING_ALGS,
 };
 use crate::config::raw::{RawProvider, RawUserKeys};
 use crate::config::ConfigError;
@@ -101,6 +101,23 @@ pub(in crate::config) fn validate(
         kind == ProviderKind::Microsoft,
         "microsoft",
     )?;
+    let oidc_types = "oidc, keycloak, okta, microsoft, google, auth0, gitlab";
+    only_for(
+        "require_iss",
+        p.require_iss.is_some(),
+        kind.is_oidc(),
+        oidc_types,
+    )?;
+    only_for(
+        "id_token_signing_algs",
+        p.id_token_signing_algs.is_some(),
+        kind.is_oidc(),
+        oidc_types,
+    )?;
+    let id_token_signing_algs = p
+        .id_token_signing_algs
+        .map(|list| signing_algs(list, &pkey("id_token_signing_algs")))
+        .transpose()?;
 
     let url =
         |key: &str, value: Option<String>, default: Option<&str>| -> Result<Url, ConfigError> {
@@ -275,7 +292,39 @@ pub(in crate::config) fn validate(
         order: p.order,
         user_settings_url: p.user_settings_url,
         tenants,
+        require_iss: p.require_iss.unwrap_or(true),
+        id_token_signing_algs,
     })
+}
+
+/// `id_token_signing_algs`: a non-empty list of names from [`SIGNING_ALGS`], without repeats.
+fn signing_algs(list: Vec<String>, key: &str) -> Result<Vec<String>, ConfigError> {
+    if list.is_empty() {
+        return Err(ConfigError::invalid(
+            key,
+            "empty: no id_token could be accepted (leave the key out for what discovery advertises)",
+        ));
+    }
+    let mut out: Vec<String> = Vec::with_capacity(list.len());
+    for alg in list {
+        if alg.eq_ignore_ascii_case("none") {
+            return Err(ConfigError::invalid(
+                key,
+                "`none` cannot be accepted: an unsigned id_token proves nothing",
+            ));
+        }
+        if !SIGNING_ALGS.contains(&alg.as_str()) {
+            let shown: String = alg.chars().take(20).collect();
+            return Err(ConfigError::invalid(
+                key,
+                format!("`{shown}` is not one of {}", SIGNING_ALGS.join(", ")),
+            ));
+        }
+        if !out.contains(&alg) {
+            out.push(alg);
+        }
+    }
+    Ok(out)
 }
 
 fn user_keys(raw: Option<RawUserKeys>, key: &str) -> Result<UserKeys, ConfigError> {

@@ -10,6 +10,10 @@
   var mode = form.getAttribute('data-mode') === 'query' ? 'query' : 'body';
   var code = form.elements.namedItem('code').value;
   var state = form.elements.namedItem('state').value;
+  // RFC 9207: the IdP's `iss`, when it sent one, goes along so idgate can tell IdPs apart.
+  var issField = form.elements.namedItem('iss');
+  var params = { code: code, state: state };
+  if (issField && issField.value) { params.iss = issField.value; }
   function fail() {
     working.hidden = true;
     failed.hidden = false;
@@ -21,10 +25,10 @@
   var url = '/oauth/token';
   var init = { method: 'POST', credentials: 'same-origin', headers: { 'Accept': 'application/json' } };
   if (mode === 'query') {
-    url += '?' + new URLSearchParams({ code: code, state: state }).toString();
+    url += '?' + new URLSearchParams(params).toString();
   } else {
     init.headers['Content-Type'] = 'application/json';
-    init.body = JSON.stringify({ code: code, state: state });
+    init.body = JSON.stringify(params);
   }
   fetch(url, init).then(function (res) {
     if (res.ok) {
