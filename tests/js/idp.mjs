@@ -80,8 +80,16 @@
 //   id-token-at-hash-wrong      at_hash does not match the access token
 //   id-token-alg-none           alg none, no signature
 //   id-token-alg-hs256-public   HS256, keyed with the IdP's public key (the key-confusion attack)
+//   id-token-alg-hs256-secret   HS256, keyed with the client secret (valid if HS256 is accepted)
+//   id-token-sub-missing        the id_token has no sub
+//   id-token-iat-missing        the id_token has no iat
+//   id-token-aud-missing        the id_token has no aud (nor azp)
+//   id-token-c-hash-wrong       c_hash does not match the code
+//   id-token-kid-absent         the id_token's header names no kid
 //   userinfo-sub                userinfo names another subject than the id_token
 //   discovery-issuer            the discovery document announces another issuer
+//   discovery-algs-symmetric    discovery advertises HS256 and none for id_tokens as well
+//   jwks-extra-key              the JWKS publishes a foreign RSA key besides the IdP's own
 //
 // Client authentication: oidc-provider itself accepts client_secret_basic and
 // client_secret_post interchangeably; this IdP refuses, at the token, revocation and
@@ -173,7 +181,7 @@ const discoveryAlias = args['discovery-alias'].replace(/\/+$/, '');
 const multiTenantAlias = args['multi-tenant-alias'].replace(/\/+$/, '');
 let liar;
 try {
-  liar = new Liar({ clientId: args['client-id'], modes: args.lie ?? [] });
+  liar = new Liar({ clientId: args['client-id'], clientSecret: args['client-secret'], modes: args.lie ?? [] });
 } catch (err) {
   fail(err.message);
 }

@@ -22,8 +22,17 @@
 //   id-token-at-hash-wrong      at_hash the hash of another access token
 //   id-token-alg-none           header alg none, no signature
 //   id-token-alg-hs256-public   header alg HS256, HMAC keyed with the IdP's public key (PEM)
+//   id-token-alg-hs256-secret   header alg HS256, HMAC keyed with the client secret: a token
+//                               that verifies if (and only if) the client accepts HS256
+//   id-token-sub-missing        sub removed
+//   id-token-iat-missing        iat removed
+//   id-token-aud-missing        aud (and azp) removed
+//   id-token-c-hash-wrong       c_hash the hash of another code
+//   id-token-kid-absent         no kid in the header (signed by the IdP's key)
 //   userinfo-sub                userinfo names another subject
 //   discovery-issuer            the discovery document announces another issuer
+//   discovery-algs-symmetric    discovery advertises HS256 and none as id_token algorithms too
+//   jwks-extra-key              the JWKS publishes a foreign RSA key besides the IdP's
 //
 // The same signing tricks serve `POST /-/sign` (`--sign-endpoint`) for back-channel logout
 // tokens: `"key": "idp"` (default), `"foreign"` (a foreign key under the IdP's kid),
@@ -45,15 +54,25 @@ export const LIES = [
   'id-token-at-hash-wrong',
   'id-token-alg-none',
   'id-token-alg-hs256-public',
+  'id-token-alg-hs256-secret',
+  'id-token-sub-missing',
+  'id-token-iat-missing',
+  'id-token-aud-missing',
+  'id-token-c-hash-wrong',
+  'id-token-kid-absent',
   'userinfo-sub',
   'discovery-issuer',
+  'discovery-algs-symmetric',
+  'jwks-extra-key',
 ];
 
-const SIGNING_KEYS = ['idp', 'foreign', 'hs256-public', 'none'];
+const SIGNING_KEYS = ['idp', 'foreign', 'hs256-public', 'hs256-secret', 'none'];
 
 const b64json = (v) => Buffer.from(JSON.stringify(v)).toString('base64url');
 const unb64json = (s) => JSON.parse(Buffer.from(s, 'base64url').toString());
 const randomId = () => crypto.randomBytes(8).toString('hex');
+// The left half of a SHA-256, base64url: an at_hash or c_hash of `s` for an RS256 token.
+const halfHash = (s) => crypto.createHash('sha256').update(s).digest().subarray(0, 16).toString('base64url');
 
 // One foreign key pair per algorithm, made when first needed (key generation is slow).
 const foreignKeys = new Map();
@@ -72,12 +91,19 @@ function asymmetricSignature(alg, input, privateKey) {
   return crypto.sign('sha256', Buffer.from(input), opts).toString('base64url');
 }
 
-/// `payload` as a JWS: `header` over the defaults (the IdP key's alg and kid), signed the way
-/// `how` says: the IdP's key, a foreign key, HS256 keyed with the IdP's public key, or not at all.
-export function signJwt(jwk, header, payload, how = 'idp') {
+/// The public half of the foreign RSA key, as the JWKS of `jwks-extra-key` publishes it.
+function foreignPublicJwk() {
+  const pub = crypto.createPublicKey(foreignKey('RS256')).export({ format: 'jwk' });
+  return { ...pub, kid: 'foreign-key', alg: 'RS256', use: 'sig' };
+}
+
+/// `payload` as a JWS: `header` over the defaults (the IdP key's alg and kid; a header field
+/// set to undefined is left out), signed the way `how` says: the IdP's key, a foreign key,
+/// HS256 keyed with the IdP's public key or with `secret` (the client secret), or not at all.
+export function signJwt(jwk, header, payload, how = 'idp', secret = '') {
   if (!SIGNING_KEYS.includes(how)) throw new Error(`unknown key ${how}; one of ${SIGNING_KEYS}`);
-  const alg = { 'hs256-public': 'HS256', none: 'none' }[how] ?? jwk.alg;
-  const full = { alg, kid: jwk.kid, ...header };
+  const alg = { 'hs256-public': 'HS256', 'hs256-secret': 'HS256', none: 'none' }[how] ?? jwk.alg;
+  const full = JSON.parse(JSON.stringify({ alg, kid: jwk.kid, ...header }));
   const input = `${b64json(full)}.${b64json(payload)}`;
   const idpKey = crypto.createPrivateKey({ key: jwk, format: 'jwk' });
   switch (how) {
@@ -87,6 +113,8 @@ export function signJwt(jwk, header, payload, how = 'idp') {
       const pem = crypto.createPublicKey(idpKey).export({ type: 'spki', format: 'pem' });
       return `${input}.${crypto.createHmac('sha256', pem).update(input).digest('base64url')}`;
     }
+    case 'hs256-secret':
+      return `${input}.${crypto.createHmac('sha256', secret).update(input).digest('base64url')}`;
     case 'none':
       return `${input}.`;
     default:
@@ -121,11 +149,29 @@ function lieInIdToken(mode, header, payload, clientId) {
     case 'id-token-iat-future':
       return [header, { ...payload, iat: now + 600, exp: now + 1200 }, 'idp'];
     case 'id-token-at-hash-wrong':
-      return [header, { ...payload, at_hash: crypto.createHash('sha256').update(randomId()).digest().subarray(0, 16).toString('base64url') }, 'idp'];
+      return [header, { ...payload, at_hash: halfHash(randomId()) }, 'idp'];
     case 'id-token-alg-none':
       return [{ ...header, alg: 'none' }, payload, 'none'];
     case 'id-token-alg-hs256-public':
       return [{ ...header, alg: 'HS256' }, payload, 'hs256-public'];
+    case 'id-token-alg-hs256-secret':
+      return [{ ...header, alg: 'HS256', kid: undefined }, payload, 'hs256-secret'];
+    case 'id-token-sub-missing': {
+      const { sub, ...rest } = payload;
+      return [header, rest, 'idp'];
+    }
+    case 'id-token-iat-missing': {
+      const { iat, ...rest } = payload;
+      return [header, rest, 'idp'];
+    }
+    case 'id-token-aud-missing': {
+      const { aud, azp, ...rest } = payload;
+      return [header, rest, 'idp'];
+    }
+    case 'id-token-c-hash-wrong':
+      return [header, { ...payload, c_hash: halfHash(randomId()) }, 'idp'];
+    case 'id-token-kid-absent':
+      return [{ ...header, kid: undefined }, payload, 'idp'];
     default:
       return undefined;
   }
@@ -133,8 +179,9 @@ function lieInIdToken(mode, header, payload, clientId) {
 
 /// The lies told by one IdP process, switchable at run time.
 export class Liar {
-  constructor({ clientId, modes = [] }) {
+  constructor({ clientId, clientSecret = '', modes = [] }) {
     this.clientId = clientId;
+    this.clientSecret = clientSecret;
     this.set(modes);
   }
 
@@ -159,9 +206,19 @@ export class Liar {
       } else if (route === 'userinfo' && this.modes.has('userinfo-sub')) {
         ctx.body = { ...ctx.body, sub: `${ctx.body.sub}-someone-else` };
         this.say('userinfo-sub');
-      } else if (route === 'discovery' && this.modes.has('discovery-issuer')) {
-        ctx.body = { ...ctx.body, issuer: `${ctx.body.issuer}/another` };
-        this.say('discovery-issuer');
+      } else if (route === 'discovery') {
+        if (this.modes.has('discovery-issuer')) {
+          ctx.body = { ...ctx.body, issuer: `${ctx.body.issuer}/another` };
+          this.say('discovery-issuer');
+        }
+        if (this.modes.has('discovery-algs-symmetric')) {
+          const algs = ctx.body.id_token_signing_alg_values_supported ?? [];
+          ctx.body = { ...ctx.body, id_token_signing_alg_values_supported: [...algs, 'HS256', 'none'] };
+          this.say('discovery-algs-symmetric');
+        }
+      } else if (route === 'jwks' && this.modes.has('jwks-extra-key')) {
+        ctx.body = { ...ctx.body, keys: [...ctx.body.keys, foreignPublicJwk()] };
+        this.say('jwks-extra-key');
       }
     };
   }
@@ -180,7 +237,7 @@ export class Liar {
     }
     if (!how) return idToken;
     const jwk = keys.find((k) => k.kid === unb64json(h).kid) ?? keys[0];
-    return signJwt(jwk, header, payload, how);
+    return signJwt(jwk, header, payload, how, this.clientSecret);
   }
 
   say(mode) {
