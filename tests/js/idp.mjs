@@ -90,6 +90,8 @@
 //   discovery-issuer            the discovery document announces another issuer
 //   discovery-algs-symmetric    discovery advertises HS256 and none for id_tokens as well
 //   jwks-extra-key              the JWKS publishes a foreign RSA key besides the IdP's own
+//   key-rotated                 id_tokens are signed with a new key (new kid), the only one the
+//                               JWKS publishes: a rotation between discovery and the token
 //
 // Client authentication: oidc-provider itself accepts client_secret_basic and
 // client_secret_post interchangeably; this IdP refuses, at the token, revocation and

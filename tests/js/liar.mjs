@@ -33,6 +33,8 @@
 //   discovery-issuer            the discovery document announces another issuer
 //   discovery-algs-symmetric    discovery advertises HS256 and none as id_token algorithms too
 //   jwks-extra-key              the JWKS publishes a foreign RSA key besides the IdP's
+//   key-rotated                 the IdP has rotated its signing key: id_tokens are signed with a
+//                               new RSA key (a new kid) and the JWKS publishes only that one
 //
 // The same signing tricks serve `POST /-/sign` (`--sign-endpoint`) for back-channel logout
 // tokens: `"key": "idp"` (default), `"foreign"` (a foreign key under the IdP's kid),
@@ -64,6 +66,7 @@ export const LIES = [
   'discovery-issuer',
   'discovery-algs-symmetric',
   'jwks-extra-key',
+  'key-rotated',
 ];
 
 const SIGNING_KEYS = ['idp', 'foreign', 'hs256-public', 'hs256-secret', 'none'];
@@ -89,6 +92,21 @@ function foreignKey(alg) {
 function asymmetricSignature(alg, input, privateKey) {
   const opts = alg === 'ES256' ? { key: privateKey, dsaEncoding: 'ieee-p1363' } : privateKey;
   return crypto.sign('sha256', Buffer.from(input), opts).toString('base64url');
+}
+
+/// The rotated signing key of `key-rotated` (private JWK), made when first needed.
+let rotatedKey;
+function rotated() {
+  if (!rotatedKey) {
+    const { privateKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
+    rotatedKey = { ...privateKey.export({ format: 'jwk' }), kid: `rotated-${randomId()}`, alg: 'RS256', use: 'sig' };
+  }
+  return rotatedKey;
+}
+
+/// The public half of a private JWK, as a JWKS publishes it.
+function publicJwk({ kty, n, e, crv, x, y, kid, alg, use }) {
+  return JSON.parse(JSON.stringify({ kty, n, e, crv, x, y, kid, alg, use }));
 }
 
 /// The public half of the foreign RSA key, as the JWKS of `jwks-extra-key` publishes it.
@@ -202,6 +220,7 @@ export class Liar {
       if (this.modes.size === 0 || !ctx.body || typeof ctx.body !== 'object') return;
       const route = ctx.oidc?.route;
       if (route === 'token' && typeof ctx.body.id_token === 'string') {
+        if (this.modes.has('key-rotated')) this.say('key-rotated');
         ctx.body = { ...ctx.body, id_token: this.rewriteIdToken(ctx.body.id_token, keys()) };
       } else if (route === 'userinfo' && this.modes.has('userinfo-sub')) {
         ctx.body = { ...ctx.body, sub: `${ctx.body.sub}-someone-else` };
@@ -216,18 +235,29 @@ export class Liar {
           ctx.body = { ...ctx.body, id_token_signing_alg_values_supported: [...algs, 'HS256', 'none'] };
           this.say('discovery-algs-symmetric');
         }
-      } else if (route === 'jwks' && this.modes.has('jwks-extra-key')) {
-        ctx.body = { ...ctx.body, keys: [...ctx.body.keys, foreignPublicJwk()] };
-        this.say('jwks-extra-key');
+      } else if (route === 'jwks') {
+        if (this.modes.has('key-rotated')) {
+          ctx.body = { ...ctx.body, keys: [publicJwk(rotated())] };
+        }
+        if (this.modes.has('jwks-extra-key')) {
+          ctx.body = { ...ctx.body, keys: [...ctx.body.keys, foreignPublicJwk()] };
+          this.say('jwks-extra-key');
+        }
       }
     };
   }
 
-  rewriteIdToken(idToken, keys) {
+  rewriteIdToken(idToken, idpKeys) {
     const [h, p] = idToken.split('.');
     let header = unb64json(h);
     let payload = unb64json(p);
     let how;
+    let keys = idpKeys;
+    if (this.modes.has('key-rotated')) {
+      keys = [rotated()];
+      header = { ...header, kid: keys[0].kid };
+      how = 'idp';
+    }
     for (const mode of this.modes) {
       const lied = lieInIdToken(mode, header, payload, this.clientId);
       if (!lied) continue;
