@@ -72,6 +72,36 @@ async fn config_plan_keys_and_the_default_algorithm_list() {
     lie(&stack.idp, &["id-token-kid-absent"]).await;
     honest_login(&stack, "no-kid-one-key").await;
 
+    // oidcc-client-test-userinfo-signed (the dynamic plan): a signed userinfo answer, RS256 by
+    // the IdP's key, is read (the e-mail comes from it); one signed HS256 with the client
+    // secret (valid, were HS256 accepted) is refused like such an id_token.
+    lie(&stack.idp, &["userinfo-jwt"]).await;
+    let told = log_len(idp);
+    honest_login(&stack, "signed-userinfo").await;
+    assert!(wait_line(idp, told, &["lie userinfo-jwt"]).is_some());
+    let users = stack.idgate.users();
+    let signed = users
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["providerUserId"] == "signed-userinfo")
+        .unwrap();
+    assert_eq!(signed["email"], "signed-userinfo@example.test", "{signed}");
+    lie(&stack.idp, &["userinfo-jwt-hs256-secret"]).await;
+    failures.extend(
+        refused(
+            &stack,
+            "victim-userinfo-hs256",
+            401,
+            &[
+                "signed userinfo",
+                "HS256",
+                "not an algorithm of id_token_signing_algs",
+            ],
+        )
+        .await,
+    );
+
     // The default list is the advertised one minus HS*: an HS256 id_token keyed with the very
     // client secret (valid, were HS256 accepted) is refused, and so is alg none.
     lie(&stack.idp, &["id-token-alg-hs256-secret"]).await;

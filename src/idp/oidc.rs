@@ -39,20 +39,20 @@
 //! userinfo) are dropped: the user is stored and signed in without an address. An absent flag
 //! keeps the address, as before (many IdPs never send it, e.g. Entra ID).
 //!
-//! Back-channel logout tokens are checked in [`logout`]; the issuer rules (above) in [`issuer`].
+//! Back-channel logout tokens are checked in [`logout`]; the issuer rules (above) in [`issuer`];
+//! userinfo is read (and a signed answer checked) in [`userinfo`].
 
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use openidconnect::core::{
-    CoreAuthPrompt, CoreAuthenticationFlow, CoreClient, CoreGenderClaim, CoreIdTokenClaims,
-    CoreIdTokenVerifier, CoreJwsSigningAlgorithm,
+    CoreAuthPrompt, CoreAuthenticationFlow, CoreClient, CoreIdTokenClaims, CoreIdTokenVerifier,
+    CoreJwsSigningAlgorithm,
 };
 use openidconnect::{
     AuthType, AuthenticationContextClass, AuthorizationCode, ClientId, ClientSecret, CsrfToken,
     EndpointMaybeSet, EndpointNotSet, EndpointSet, Nonce, OAuth2TokenResponse, PkceCodeChallenge,
     PkceCodeVerifier, ProviderMetadataWithLogout, RedirectUrl, Scope, TokenResponse,
-    UserInfoClaims,
 };
 
 mod algs;
@@ -62,6 +62,7 @@ pub mod fuzz;
 mod issuer;
 mod logout;
 mod response;
+mod userinfo;
 
 pub use self::checks::LogoutClaims;
 use self::checks::{
@@ -414,14 +415,10 @@ impl OidcFlow {
             claims.email_verified(),
         );
         let mut from_userinfo = (None, None);
-        if let Ok(req) = client.user_info(
-            response.access_token().clone(),
-            Some(claims.subject().clone()),
-        ) {
-            let info: UserInfoClaims<OtherClaims, CoreGenderClaim> =
-                idp_call(req.request_async(&self.http)).await.map_err(|e| {
-                    request_failed(&e, |m| IdpError::Protocol(format!("userinfo failed: {m}")))
-                })?;
+        if let Some(info) = self
+            .userinfo(&d, response.access_token(), claims.subject())
+            .await?
+        {
             if let Some(n) = info.name().and_then(|n| n.get(None)) {
                 user.name = Some(n.to_string());
             }

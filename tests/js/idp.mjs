@@ -87,6 +87,8 @@
 //   id-token-c-hash-wrong       c_hash does not match the code
 //   id-token-kid-absent         the id_token's header names no kid
 //   userinfo-sub                userinfo names another subject than the id_token
+//   userinfo-jwt                userinfo answers a JWT signed by the IdP's key (iss, aud set)
+//   userinfo-jwt-hs256-secret   userinfo answers a JWT signed HS256 with the client secret
 //   discovery-issuer            the discovery document announces another issuer
 //   discovery-algs-symmetric    discovery advertises HS256 and none for id_tokens as well
 //   jwks-extra-key              the JWKS publishes a foreign RSA key besides the IdP's own

@@ -30,6 +30,9 @@
 //   id-token-c-hash-wrong       c_hash the hash of another code
 //   id-token-kid-absent         no kid in the header (signed by the IdP's key)
 //   userinfo-sub                userinfo names another subject
+//   userinfo-jwt                userinfo answers a JWT (application/jwt) signed by the IdP's key,
+//                               with iss and aud: an honest signed answer
+//   userinfo-jwt-hs256-secret   the same, HS256 keyed with the client secret
 //   discovery-issuer            the discovery document announces another issuer
 //   discovery-algs-symmetric    discovery advertises HS256 and none as id_token algorithms too
 //   jwks-extra-key              the JWKS publishes a foreign RSA key besides the IdP's
@@ -63,6 +66,8 @@ export const LIES = [
   'id-token-c-hash-wrong',
   'id-token-kid-absent',
   'userinfo-sub',
+  'userinfo-jwt',
+  'userinfo-jwt-hs256-secret',
   'discovery-issuer',
   'discovery-algs-symmetric',
   'jwks-extra-key',
@@ -222,9 +227,22 @@ export class Liar {
       if (route === 'token' && typeof ctx.body.id_token === 'string') {
         if (this.modes.has('key-rotated')) this.say('key-rotated');
         ctx.body = { ...ctx.body, id_token: this.rewriteIdToken(ctx.body.id_token, keys()) };
-      } else if (route === 'userinfo' && this.modes.has('userinfo-sub')) {
-        ctx.body = { ...ctx.body, sub: `${ctx.body.sub}-someone-else` };
-        this.say('userinfo-sub');
+      } else if (route === 'userinfo') {
+        if (this.modes.has('userinfo-sub')) {
+          ctx.body = { ...ctx.body, sub: `${ctx.body.sub}-someone-else` };
+          this.say('userinfo-sub');
+        }
+        const signed = ['userinfo-jwt', 'userinfo-jwt-hs256-secret'].find((m) => this.modes.has(m));
+        if (signed) {
+          const all = this.modes.has('key-rotated') ? [rotated()] : keys();
+          const jwk = all.find((k) => k.alg === 'RS256') ?? all[0];
+          const claims = { ...ctx.body, iss: ctx.oidc.issuer, aud: this.clientId };
+          const how = signed === 'userinfo-jwt' ? 'idp' : 'hs256-secret';
+          const header = how === 'idp' ? {} : { kid: undefined };
+          ctx.body = signJwt(jwk, header, claims, how, this.clientSecret);
+          ctx.type = 'application/jwt';
+          this.say(signed);
+        }
       } else if (route === 'discovery') {
         if (this.modes.has('discovery-issuer')) {
           ctx.body = { ...ctx.body, issuer: `${ctx.body.issuer}/another` };

@@ -5,8 +5,8 @@
 //! discovery advertises (`id_token_signing_alg_values_supported`) minus `none` and the
 //! symmetric `HS*`, which are keyed with the client secret: an IdP that signs with them must be
 //! named explicitly, so a key-confusion attack (an HMAC keyed with the IdP's *public* key) finds
-//! no door open by default. The list applies to id_tokens (through `openidconnect`'s verifier)
-//! and to back-channel logout tokens. An id_token signed outside it is refused, and the refusal
+//! no door open by default. The list applies to id_tokens (through `openidconnect`'s verifier),
+//! to signed userinfo answers and to back-channel logout tokens. An id_token signed outside it is refused, and the refusal
 //! logged names the algorithm.
 //!
 //! `at_hash` and `c_hash` (OIDC Core 3.1.3.8, 3.3.2.11) are checked whenever the id_token
@@ -69,8 +69,9 @@ fn is_symmetric(alg: &CoreJwsSigningAlgorithm) -> bool {
     )
 }
 
-/// Whether a logout token's header `alg` (as `jsonwebtoken` names it) is in `accepted`.
-pub(super) fn logout_alg_accepted(
+/// Whether a logout token's or a signed userinfo answer's header `alg` (as `jsonwebtoken` names
+/// it) is in `accepted`.
+pub(super) fn jwt_alg_accepted(
     alg: jsonwebtoken::Algorithm,
     accepted: &[CoreJwsSigningAlgorithm],
 ) -> bool {
@@ -159,18 +160,9 @@ mod tests {
     #[test]
     fn logout_token_algorithms_are_held_to_the_same_list() {
         let accepted = [A::RsaSsaPkcs1V15Sha256];
-        assert!(logout_alg_accepted(
-            jsonwebtoken::Algorithm::RS256,
-            &accepted
-        ));
-        assert!(!logout_alg_accepted(
-            jsonwebtoken::Algorithm::ES256,
-            &accepted
-        ));
-        assert!(!logout_alg_accepted(
-            jsonwebtoken::Algorithm::HS256,
-            &accepted
-        ));
+        assert!(jwt_alg_accepted(jsonwebtoken::Algorithm::RS256, &accepted));
+        assert!(!jwt_alg_accepted(jsonwebtoken::Algorithm::ES256, &accepted));
+        assert!(!jwt_alg_accepted(jsonwebtoken::Algorithm::HS256, &accepted));
         assert_eq!(alg_name(&A::EdDsa), "EdDSA");
     }
 }

@@ -8,7 +8,7 @@
 //! replay is refused by every instance; once it is forgotten, the `iat` check refuses it. The
 //! rules themselves are in [`super::checks`].
 
-use super::algs::logout_alg_accepted;
+use super::algs::jwt_alg_accepted;
 use super::checks::{
     check_logout_iat, check_tenant, logout_typ_ok, LogoutClaims, BACKCHANNEL_LOGOUT_EVENT,
     LOGOUT_CLOCK_SKEW,
@@ -37,7 +37,7 @@ impl OidcFlow {
             return Err(bad("symmetric signatures are not accepted"));
         }
         let mut d = self.discovered().await?;
-        if !logout_alg_accepted(header.alg, &d.algs) {
+        if !jwt_alg_accepted(header.alg, &d.algs) {
             return Err(bad(&format!(
                 "signed with {:?}, not an algorithm of id_token_signing_algs",
                 header.alg
