@@ -8,7 +8,8 @@
 //!   state, opens no session, and is logged at warn naming both providers (never the code);
 //! - an `iss` of no configured provider is refused too;
 //! - a response without `iss` from A, which advertises it, is refused; the same at `lax` logs in;
-//! - the callback page carries `iss` to the no-JavaScript form, whose post logs in.
+//! - the callback page carries `iss` to the no-JavaScript form, whose post logs in, and its
+//!   script posts it in Chromium.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: fail loudly
 
@@ -312,4 +313,31 @@ async fn the_callback_page_passes_iss_to_the_no_javascript_form() {
         .unwrap();
     assert_eq!(resp.status(), 400);
     assert!(browser.cookie(&site, "sid").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_runs_the_callback_script_which_passes_iss_on() {
+    // The IdP sends and advertises iss: the login succeeds only if the callback page's script
+    // posts it with code and state (a missing one is refused).
+    let stack = Stack::start_with_idp(Setup::default(), &["--iss-auth-resp"]);
+    let target = stack.nginx.url("/private/page");
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("node")
+            .arg(repo().join("tests/js/browser-login.mjs"))
+            .args(["--url", &target, "--login", "ida"])
+            .output()
+            .expect("run node")
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "browser login failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let result: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON line");
+    assert_eq!(result["finalUrl"], stack.nginx.url("/private/page"));
+    assert_eq!(result["pageErrors"], json!([]), "{result}");
+    assert_eq!(result["consoleErrors"], json!([]), "{result}");
 }
