@@ -39,15 +39,15 @@
 //! userinfo) are dropped: the user is stored and signed in without an address. An absent flag
 //! keeps the address, as before (many IdPs never send it, e.g. Entra ID).
 //!
-//! Back-channel logout tokens are checked in [`logout`]; the issuer rules (above) in [`issuer`];
+//! Discovery and the JWKS are fetched in [`discovery`]; back-channel logout tokens are checked in
+//! [`logout`]; the issuer rules (above) in [`issuer`];
 //! userinfo is read (and a signed answer checked) in [`userinfo`].
 
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use openidconnect::core::{
     CoreAuthPrompt, CoreAuthenticationFlow, CoreClient, CoreIdTokenClaims, CoreIdTokenVerifier,
-    CoreJwsSigningAlgorithm,
 };
 use openidconnect::{
     AuthType, AuthenticationContextClass, AuthorizationCode, ClientId, ClientSecret, CsrfToken,
@@ -57,6 +57,7 @@ use openidconnect::{
 
 mod algs;
 mod checks;
+mod discovery;
 #[doc(hidden)]
 pub mod fuzz;
 mod issuer;
@@ -69,6 +70,7 @@ use self::checks::{
     check_azp, check_id_token_iat, check_tenant, verified_email, verified_payload,
     verified_payload_claim,
 };
+use self::discovery::{find_key, key_in, Discovered};
 use self::issuer::{issuer_rule, matches_tenant, IssuerRule};
 pub use self::response::IssProblem;
 use super::{error_chain, request_failed, IdpError, IdpTokens, IdpUser, LoginStart};
@@ -85,51 +87,11 @@ type Client = CoreClient<
     EndpointMaybeSet,
 >;
 
-/// Least time between two JWKS fetches triggered by an unknown `kid`.
-const JWKS_REFETCH_MIN_INTERVAL: Duration = Duration::from_secs(2);
-
 /// The claims of a userinfo answer beyond OIDC's standard ones (the IdP's `groups`, custom
 /// claims), for `use_provider_groups` and `claims_to_token`.
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 struct OtherClaims(serde_json::Map<String, serde_json::Value>);
 impl openidconnect::AdditionalClaims for OtherClaims {}
-
-/// What discovery found, with the JWKS.
-#[derive(Clone)]
-struct Discovered {
-    meta: ProviderMetadataWithLogout,
-    rule: IssuerRule,
-    /// The signing algorithms accepted (see [`algs`]).
-    algs: Vec<CoreJwsSigningAlgorithm>,
-    /// `authorization_response_iss_parameter_supported` (RFC 9207): the IdP says its
-    /// authorization responses carry `iss`.
-    iss_parameter_supported: bool,
-}
-
-/// The discovery fields `openidconnect`'s metadata type does not keep.
-#[derive(serde::Deserialize)]
-struct MoreMetadata {
-    #[serde(default)]
-    authorization_response_iss_parameter_supported: bool,
-}
-
-/// The JWKS key with `kid` (or the only key when the token names none), for jsonwebtoken.
-fn find_key(d: &Discovered, kid: Option<&str>) -> Option<jsonwebtoken::DecodingKey> {
-    let set: jsonwebtoken::jwk::JwkSet = serde_json::to_value(d.meta.jwks())
-        .ok()
-        .and_then(|v| serde_json::from_value(v).ok())?;
-    key_in(&set, kid)
-}
-
-/// The key of `set` with `kid` (or its only key when the token names none).
-fn key_in(set: &jsonwebtoken::jwk::JwkSet, kid: Option<&str>) -> Option<jsonwebtoken::DecodingKey> {
-    let jwk = match kid {
-        Some(kid) => set.find(kid)?.clone(),
-        None if set.keys.len() == 1 => set.keys[0].clone(),
-        None => return None,
-    };
-    jsonwebtoken::DecodingKey::from_jwk(&jwk).ok()
-}
 
 pub struct OidcFlow {
     provider: Arc<ProviderConfig>,
@@ -169,70 +131,6 @@ impl OidcFlow {
             discovered: RwLock::new(None),
             last_jwks_fetch: RwLock::new(None),
         })
-    }
-
-    async fn discovered(&self) -> Result<Arc<Discovered>, IdpError> {
-        if let Some(d) = self.discovered.read().ok().and_then(|g| g.clone()) {
-            return Ok(d);
-        }
-        self.discover_fresh().await
-    }
-
-    /// Discovers again, replacing what was cached (logins in flight keep their copy).
-    pub async fn rediscover(&self) -> Result<(), IdpError> {
-        self.discover_fresh().await.map(|_| ())
-    }
-
-    async fn discover_fresh(&self) -> Result<Arc<Discovered>, IdpError> {
-        let discovery_err = |message: String| IdpError::Discovery {
-            issuer: self.issuer.clone(),
-            message,
-        };
-        let url = format!(
-            "{}/.well-known/openid-configuration",
-            self.issuer.trim_end_matches('/')
-        );
-        let resp = idp_call(
-            self.http
-                .get(&url)
-                .header(reqwest::header::ACCEPT, "application/json")
-                .send(),
-        )
-        .await
-        .map_err(|e| request_failed(&e, discovery_err))?;
-        if !resp.status().is_success() {
-            return Err(discovery_err(format!("{url} answered {}", resp.status())));
-        }
-        let body = idp_call(resp.bytes())
-            .await
-            .map_err(|e| request_failed(&e, discovery_err))?;
-        let meta: ProviderMetadataWithLogout = serde_json::from_slice(&body)
-            .map_err(|e| discovery_err(format!("{url}: not a discovery document: {e}")))?;
-        let rule = issuer_rule(self.provider.kind, &self.issuer, meta.issuer().as_str())
-            .map_err(discovery_err)?;
-        let more: MoreMetadata = serde_json::from_slice(&body)
-            .map_err(|e| discovery_err(format!("{url}: not a discovery document: {e}")))?;
-        let algs = algs::accepted_algs(
-            self.provider.id_token_signing_algs.as_deref(),
-            meta.id_token_signing_alg_values_supported(),
-        )
-        .map_err(discovery_err)?;
-        let jwks = idp_call(openidconnect::JsonWebKeySet::fetch_async(
-            meta.jwks_uri(),
-            &self.http,
-        ))
-        .await
-        .map_err(|e| request_failed(&e, |m| discovery_err(format!("JWKS: {m}"))))?;
-        let discovered = Arc::new(Discovered {
-            meta: meta.set_jwks(jwks),
-            rule,
-            algs,
-            iss_parameter_supported: more.authorization_response_iss_parameter_supported,
-        });
-        if let Ok(mut g) = self.discovered.write() {
-            *g = Some(discovered.clone());
-        }
-        Ok(discovered)
     }
 
     fn client(&self, meta: &ProviderMetadataWithLogout) -> Client {
@@ -447,43 +345,6 @@ impl OidcFlow {
             asserted: Default::default(),
         };
         Ok((user, tokens))
-    }
-
-    /// Fetches the JWKS again (at most once per [`JWKS_REFETCH_MIN_INTERVAL`]).
-    async fn refetch_jwks(&self) -> Result<Arc<Discovered>, IdpError> {
-        let d = self.discovered().await?;
-        let recent = self
-            .last_jwks_fetch
-            .read()
-            .ok()
-            .and_then(|g| *g)
-            .is_some_and(|t| t.elapsed() < JWKS_REFETCH_MIN_INTERVAL);
-        if recent {
-            return Err(IdpError::IdToken(
-                "signed by a key the IdP does not publish".into(),
-            ));
-        }
-        let jwks = idp_call(openidconnect::JsonWebKeySet::fetch_async(
-            d.meta.jwks_uri(),
-            &self.http,
-        ))
-        .await
-        .map_err(|e| {
-            request_failed(&e, |m| {
-                IdpError::Protocol(format!("JWKS fetch failed: {m}"))
-            })
-        })?;
-        let updated = Arc::new(Discovered {
-            meta: d.meta.clone().set_jwks(jwks),
-            ..(*d).clone()
-        });
-        if let Ok(mut g) = self.discovered.write() {
-            *g = Some(updated.clone());
-        }
-        if let Ok(mut g) = self.last_jwks_fetch.write() {
-            *g = Some(Instant::now());
-        }
-        Ok(updated)
     }
 }
 
