@@ -2,7 +2,8 @@
 //! the items `tests/idp_lies.rs` does not reproduce: a signing key rotated just before the
 //! id_token is signed, an id_token without `kid` against one key and against several, and the
 //! signing-algorithm allow-list (`id_token_signing_algs`): its default drops `HS256` and `none`
-//! even when discovery advertises them, and an explicit list refuses an IdP signing otherwise.
+//! even when discovery advertises them, and an explicit list refuses an IdP signing otherwise
+//! (id_tokens, signed userinfo answers and back-channel logout tokens alike).
 //! `docs/security.md` maps every plan item to the case that reproduces it.
 //!
 //! As in `idp_lies.rs`, one IdP and one stack serve many cases, the lie switched at run time;
@@ -161,14 +162,66 @@ async fn an_id_token_signed_outside_the_allow_list_is_refused() {
             extra_provider: "id_token_signing_algs = [\"RS256\"]",
             ..Setup::default()
         },
-        &["--id-token-alg", "ES256"],
+        &["--id-token-alg", "ES256", "--sign-endpoint"],
     );
-    let failures = refused(
+    let mut failures = refused(
         &stack,
         "victim-es256",
         401,
         &["Disallowed signature algorithm", "`ES256`", "RS256"],
     )
     .await;
+
+    // Back-channel logout tokens are held to the same list: one signed ES256 by the IdP's own
+    // key is refused, the same claims signed RS256 are taken.
+    let idgate = &stack.idgate.proc;
+    for (alg, status) in [("ES256", 400), ("RS256", 200)] {
+        let mut url = reqwest::Url::parse(&stack.idp.issuer).unwrap();
+        url.set_path("/-/sign");
+        let token = reqwest::Client::new()
+            .post(url)
+            .json(&serde_json::json!({
+                "header": { "typ": "logout+jwt" },
+                "payload": stack.idp.logout_claims("victim-es256"),
+                "alg": alg,
+            }))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let from = log_len(idgate);
+        let resp = reqwest::Client::new()
+            .post(format!("{}/backchannel-logout/web/dev", stack.site()))
+            .form(&[("logout_token", token.as_str())])
+            .send()
+            .await
+            .unwrap();
+        let got = resp.status().as_u16();
+        if got != status {
+            failures.push(format!(
+                "{alg} logout token: answered {got}: {}",
+                resp.text().await.unwrap()
+            ));
+        }
+        if status == 400
+            && wait_line(
+                idgate,
+                from,
+                &[
+                    "back-channel logout refused",
+                    "signed with ES256",
+                    "id_token_signing_algs",
+                ],
+            )
+            .is_none()
+        {
+            failures.push(format!(
+                "{alg} logout token: no log line names the algorithm: {:?}",
+                log_since(idgate, from)
+            ));
+        }
+    }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

@@ -52,7 +52,8 @@
 //                                  key idgate trusts. With "key": "foreign" it is signed by a
 //                                  foreign RSA key under the trusted kid; "hs256-public": HS256
 //                                  keyed with the IdP's public key (PEM); "none": alg none, no
-//                                  signature. Test use only.
+//                                  signature. "alg": "ES256" signs with the IdP's ES256 key
+//                                  (with --id-token-alg ES256). Test use only.
 //   --lie MODE                     misbehave on purpose (repeatable; modes below); the real
 //                                  login runs, then tests/js/liar.mjs rewrites the answer
 //   --lie-endpoint                 POST /-/lie with {"modes": ["MODE", …]} replaces the active
@@ -225,8 +226,10 @@ function newSigningJwks() {
 
 // --sign-endpoint: `payload` signed with the current RS256 key (or as `how` says, see
 // liar.mjs), header fields merged in.
-function signWith(keys, header, payload, how) {
-  return signJwt(keys.find((k) => k.alg === 'RS256'), header, payload, how);
+function signWith(keys, header, payload, how, alg = 'RS256') {
+  const jwk = keys.find((k) => k.alg === alg);
+  if (!jwk) throw new Error(`no ${alg} key (start with --id-token-alg ${alg})`);
+  return signJwt(jwk, header, payload, how);
 }
 
 // The client-authentication method a token-endpoint request uses, from its headers alone:
@@ -447,8 +450,8 @@ server.listen(port, '127.0.0.1', () => {
   server.on('request', async (req, res) => {
     if (args['sign-endpoint'] && req.method === 'POST' && req.url === '/-/sign') {
       try {
-        const { header = {}, payload, key = 'idp' } = JSON.parse(await readBody(req));
-        const jwt = signWith(signingKeys, header, payload, key);
+        const { header = {}, payload, key = 'idp', alg } = JSON.parse(await readBody(req));
+        const jwt = signWith(signingKeys, header, payload, key, alg);
         res.writeHead(200, { 'content-type': 'text/plain' });
         res.end(jwt);
       } catch (err) {
