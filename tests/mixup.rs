@@ -5,7 +5,8 @@
 //!
 //! - the honest response (A's code, A's `iss`) logs in;
 //! - A's response carrying B's issuer is refused with 400 naming `iss`, consumes the login
-//!   state, opens no session, and is logged at warn naming both providers (never the code);
+//!   state, opens no session, is logged at warn naming both providers (never the code) and
+//!   audited as a failed login (`issuer_mismatch`);
 //! - an `iss` of no configured provider is refused too;
 //! - a response without `iss` from A, which advertises it, is refused; the same at `lax` logs in;
 //! - the callback page carries `iss` to the no-JavaScript form, whose post logs in, and its
@@ -20,7 +21,7 @@ use serde_json::json;
 
 /// The gateway with two IdPs: `web` has `dev` and `lax` at A, `other` at B.
 struct TwoIdps {
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     nginx: Nginx,
     idgate: Idgate,
     a: Idp,
@@ -54,13 +55,14 @@ impl TwoIdps {
         );
         let setup = Setup {
             apps: Some(apps),
+            extra: "[audit]\npath = \"audit.jsonl\"\n",
             ..Setup::default()
         };
         let config = config_toml(&setup, dir.path(), &site, &a.issuer);
         let idgate = Idgate::start(dir.path(), &config);
         let nginx = Nginx::start_with_locations(&dir.path().join("nginx"), port, idgate.addr, "");
         Self {
-            _dir: dir,
+            dir,
             nginx,
             idgate,
             a,
@@ -112,6 +114,15 @@ impl TwoIdps {
             .unwrap();
         let status = resp.status().as_u16();
         (status, resp.json().await.unwrap_or_default())
+    }
+
+    /// The audit trail's login events that failed for `reason` (`[audit]` is on).
+    fn failed_logins(&self, reason: &str) -> Vec<serde_json::Value> {
+        let text = std::fs::read_to_string(self.dir.path().join("audit.jsonl")).unwrap_or_default();
+        text.lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|e| e["event"] == "login" && e["reason"] == reason)
+            .collect()
     }
 
     fn log_len(&self) -> usize {
@@ -204,6 +215,16 @@ async fn an_authorization_response_with_another_providers_issuer_is_refused() {
         sessions(&gate.idgate),
         1,
         "no session for the mixed-up response"
+    );
+    let audited = wait_for(
+        "the audit event",
+        std::time::Duration::from_secs(10),
+        || gate.failed_logins("issuer_mismatch").into_iter().next(),
+    );
+    assert_eq!(
+        (&audited["outcome"], &audited["provider"]),
+        (&json!("failure"), &json!("dev")),
+        "{audited}"
     );
     let (status, body) = gate
         .exchange(&browser, &callback, Some(&gate.a.issuer))
