@@ -144,9 +144,15 @@ async fn steps(
         .idps
         .get(&login.app_id, &login.provider_id)
         .ok_or_else(|| bad_state("belongs to a provider that is no longer configured"))?;
-    seen.step = "issuer_mismatch";
-    iss::check(state, &login, idp, params.get("iss").map(String::as_str)).await?;
+    // Discovery failing on the way is the IdP's error; a refused `iss` a mix-up.
     seen.step = "idp_error";
+    iss::check(state, &login, idp, params.get("iss").map(String::as_str))
+        .await
+        .inspect_err(|e| {
+            if matches!(e, ApiError::InvalidParam { name: "iss", .. }) {
+                seen.step = "issuer_mismatch";
+            }
+        })?;
     let started = std::time::Instant::now();
     let finished = idp
         .finish_login(code, &login.pkce_verifier, &login.nonce)
