@@ -19,7 +19,9 @@ const JWKS_REFETCH_MIN_INTERVAL: Duration = Duration::from_secs(2);
 /// What discovery found, with the JWKS.
 #[derive(Clone)]
 pub(super) struct Discovered {
+    /// The discovery document, with the JWKS fetched from its `jwks_uri`.
     pub(super) meta: ProviderMetadataWithLogout,
+    /// Which issuer the id_tokens must carry (see `issuer.rs`).
     pub(super) rule: IssuerRule,
     /// The signing algorithms accepted (see [`algs`]).
     pub(super) algs: Vec<CoreJwsSigningAlgorithm>,
@@ -57,6 +59,8 @@ pub(super) fn key_in(
 }
 
 impl OidcFlow {
+    /// What discovery found: the cached copy, or a fresh one at the first call (or after a
+    /// failure, which caches nothing).
     pub(super) async fn discovered(&self) -> Result<Arc<Discovered>, IdpError> {
         if let Some(d) = self.discovered.read().ok().and_then(|g| g.clone()) {
             return Ok(d);
@@ -69,7 +73,7 @@ impl OidcFlow {
         self.discover_fresh().await.map(|_| ())
     }
 
-    pub(super) async fn discover_fresh(&self) -> Result<Arc<Discovered>, IdpError> {
+    async fn discover_fresh(&self) -> Result<Arc<Discovered>, IdpError> {
         let discovery_err = |message: String| IdpError::Discovery {
             issuer: self.issuer.clone(),
             message,
