@@ -1,7 +1,9 @@
 //! `docs/security.md` names, for every guarantee, the test that fails if it breaks. This keeps
 //! the names true: each `` `file::test` `` reference must name a function of `tests/file.rs`
 //! (or of the files of `tests/file/`, a target of several files), and each
-//! `` `module::tests…` `` reference a module of `src/` with unit tests.
+//! `` `module::tests…` `` reference a module of `src/` with unit tests. And every lie of the
+//! development IdP (`tests/js/liar.mjs`) is listed there, next to the test plan item it
+//! reproduces.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: fail loudly
 
@@ -73,4 +75,30 @@ fn every_test_the_security_model_names_exists() {
         checked += 1;
     }
     assert!(checked >= 40, "only {checked} references checked");
+}
+
+#[test]
+fn every_lie_of_the_development_idp_is_in_the_security_model() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let doc = std::fs::read_to_string(root.join("docs/security.md")).unwrap();
+    let liar = std::fs::read_to_string(root.join("tests/js/liar.mjs")).unwrap();
+    let list = liar
+        .split("export const LIES = [")
+        .nth(1)
+        .and_then(|rest| rest.split("];").next())
+        .expect("liar.mjs exports LIES");
+    let lies: Vec<&str> = list
+        .split(',')
+        .map(|l| l.trim().trim_matches('\''))
+        .filter(|l| !l.is_empty())
+        .collect();
+    assert!(lies.len() >= 24, "only {} lies read: {lies:?}", lies.len());
+    let missing: Vec<&&str> = lies
+        .iter()
+        .filter(|l| !doc.contains(&format!("`{l}`")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "docs/security.md does not list the lies {missing:?} next to the plan item they reproduce"
+    );
 }

@@ -389,6 +389,13 @@ pub struct RawProvider {
     pub client_key_id: Option<String>,
     /// Pushed Authorization Requests (RFC 9126): `auto` (default), `always` or `never`.
     pub par: Option<String>,
+    /// OIDC types (RFC 9207): whether an authorization response without `iss` is refused when
+    /// the IdP's discovery advertises `authorization_response_iss_parameter_supported`
+    /// (default true; false for the providers of a Mia file).
+    pub require_iss: Option<bool>,
+    /// OIDC types: the JWS algorithms accepted on id_tokens (and logout tokens); default what
+    /// discovery advertises minus `none` and the symmetric `HS*`.
+    pub id_token_signing_algs: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

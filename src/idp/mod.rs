@@ -20,6 +20,7 @@ mod profiles;
 pub mod step_up;
 
 pub use self::oidc::introspection::Introspection;
+pub use oidc::IssProblem;
 
 /// Fuzz entry points for what identity providers send (see `crate::fuzz`).
 #[doc(hidden)]
@@ -258,6 +259,28 @@ impl IdpClient {
             tracing::warn!(provider = %self.provider().id, error = %e, "login refused");
         }
         finished
+    }
+
+    /// Checks the authorization response's `iss` (RFC 9207, see `oidc/response.rs`): `Some`
+    /// problem when it is refused. Plain OAuth2 providers have no issuer to compare: `None`
+    /// (the route refuses an `iss` naming another configured provider for them too).
+    pub async fn check_response_iss(
+        &self,
+        iss: Option<&str>,
+    ) -> Result<Option<IssProblem>, IdpError> {
+        match &self.flow {
+            Flow::Oidc(f) => f.check_response_iss(iss).await,
+            Flow::OAuth2(_) => Ok(None),
+        }
+    }
+
+    /// Whether `iss` is this provider's issuer (OIDC; never for plain OAuth2), to name the
+    /// provider a mixed-up authorization response came from.
+    pub fn names_issuer(&self, iss: &str) -> bool {
+        match &self.flow {
+            Flow::Oidc(f) => f.names_issuer(iss),
+            Flow::OAuth2(_) => false,
+        }
     }
 
     /// The IdP's RP-initiated logout endpoint, when it has one (OIDC discovery says so).

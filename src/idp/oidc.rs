@@ -24,8 +24,10 @@
 //!   (the `common`, `organizations` and `consumers` endpoints): then `iss` must be that URL with
 //!   one tenant id in place of `{tenantid}`.
 //!
-//! Signing algorithms accepted for id_tokens: RS256/384/512, PS256/384/512, ES256/384, EdDSA —
-//! the asymmetric ones, whichever the IdP announces (Okta and Auth0 can sign ES256).
+//! Signing algorithms accepted for id_tokens and logout tokens: the provider's allow-list
+//! (`id_token_signing_algs`, default what discovery advertises minus `none` and `HS*`), and
+//! `at_hash`/`c_hash` when present — see [`algs`]. The authorization response's `iss`
+//! (RFC 9207, mix-up defence) is checked in [`response`].
 //!
 //! A `microsoft` provider's `tenants` allow-list is checked on every id_token and logout token
 //! (see `config/providers/`): Microsoft signs the tokens of every tenant with the same keys,
@@ -37,35 +39,41 @@
 //! userinfo) are dropped: the user is stored and signed in without an address. An absent flag
 //! keeps the address, as before (many IdPs never send it, e.g. Entra ID).
 //!
-//! Back-channel logout tokens are checked in [`logout`]; the issuer rules (above) in [`issuer`].
+//! Discovery and the JWKS are fetched in [`discovery`]; back-channel logout tokens are checked in
+//! [`logout`]; the issuer rules (above) in [`issuer`];
+//! userinfo is read (and a signed answer checked) in [`userinfo`].
 
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use openidconnect::core::{
-    CoreAuthPrompt, CoreAuthenticationFlow, CoreClient, CoreGenderClaim, CoreIdTokenClaims,
-    CoreIdTokenVerifier, CoreJwsSigningAlgorithm,
+    CoreAuthPrompt, CoreAuthenticationFlow, CoreClient, CoreIdTokenClaims, CoreIdTokenVerifier,
 };
 use openidconnect::{
-    AccessTokenHash, AuthType, AuthenticationContextClass, AuthorizationCode, ClientId,
-    ClientSecret, CsrfToken, EndpointMaybeSet, EndpointNotSet, EndpointSet, Nonce,
-    OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, ProviderMetadataWithLogout,
-    RedirectUrl, Scope, TokenResponse, UserInfoClaims,
+    AuthType, AuthenticationContextClass, AuthorizationCode, ClientId, ClientSecret, CsrfToken,
+    EndpointMaybeSet, EndpointNotSet, EndpointSet, Nonce, OAuth2TokenResponse, PkceCodeChallenge,
+    PkceCodeVerifier, ProviderMetadataWithLogout, RedirectUrl, Scope, TokenResponse,
 };
 
+mod algs;
 mod checks;
+mod discovery;
 #[doc(hidden)]
 pub mod fuzz;
 pub mod introspection;
 mod issuer;
 mod logout;
+mod response;
+mod userinfo;
 
 pub use self::checks::LogoutClaims;
 use self::checks::{
     check_azp, check_id_token_iat, check_tenant, verified_email, verified_payload,
     verified_payload_claim,
 };
+use self::discovery::{find_key, key_in, Discovered};
 use self::issuer::{issuer_rule, matches_tenant, IssuerRule};
+pub use self::response::IssProblem;
 use super::{error_chain, request_failed, IdpError, IdpTokens, IdpUser, LoginStart};
 use crate::config::{AppConfig, Protocol, ProviderConfig};
 use crate::metrics::idp_call;
@@ -80,55 +88,11 @@ type Client = CoreClient<
     EndpointMaybeSet,
 >;
 
-/// Least time between two JWKS fetches triggered by an unknown `kid`.
-const JWKS_REFETCH_MIN_INTERVAL: Duration = Duration::from_secs(2);
-
-/// The id_token signing algorithms accepted (asymmetric only).
-const ID_TOKEN_ALGS: [CoreJwsSigningAlgorithm; 9] = [
-    CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
-    CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha384,
-    CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha512,
-    CoreJwsSigningAlgorithm::RsaSsaPssSha256,
-    CoreJwsSigningAlgorithm::RsaSsaPssSha384,
-    CoreJwsSigningAlgorithm::RsaSsaPssSha512,
-    CoreJwsSigningAlgorithm::EcdsaP256Sha256,
-    CoreJwsSigningAlgorithm::EcdsaP384Sha384,
-    CoreJwsSigningAlgorithm::EdDsa,
-];
-
 /// The claims of a userinfo answer beyond OIDC's standard ones (the IdP's `groups`, custom
 /// claims), for `use_provider_groups` and `claims_to_token`.
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 struct OtherClaims(serde_json::Map<String, serde_json::Value>);
 impl openidconnect::AdditionalClaims for OtherClaims {}
-
-/// What discovery found, with the JWKS.
-struct Discovered {
-    meta: ProviderMetadataWithLogout,
-    rule: IssuerRule,
-    /// RFC 8414's `introspection_endpoint`, when the IdP announces one (see `introspection`).
-    introspection_endpoint: Option<url::Url>,
-    /// The PAR endpoint and whether the IdP requires PAR.
-    par: super::par::ParMetadata,
-}
-
-/// The JWKS key with `kid` (or the only key when the token names none), for jsonwebtoken.
-fn find_key(d: &Discovered, kid: Option<&str>) -> Option<jsonwebtoken::DecodingKey> {
-    let set: jsonwebtoken::jwk::JwkSet = serde_json::to_value(d.meta.jwks())
-        .ok()
-        .and_then(|v| serde_json::from_value(v).ok())?;
-    key_in(&set, kid)
-}
-
-/// The key of `set` with `kid` (or its only key when the token names none).
-fn key_in(set: &jsonwebtoken::jwk::JwkSet, kid: Option<&str>) -> Option<jsonwebtoken::DecodingKey> {
-    let jwk = match kid {
-        Some(kid) => set.find(kid)?.clone(),
-        None if set.keys.len() == 1 => set.keys[0].clone(),
-        None => return None,
-    };
-    jsonwebtoken::DecodingKey::from_jwk(&jwk).ok()
-}
 
 pub struct OidcFlow {
     provider: Arc<ProviderConfig>,
@@ -173,64 +137,6 @@ impl OidcFlow {
         })
     }
 
-    async fn discovered(&self) -> Result<Arc<Discovered>, IdpError> {
-        if let Some(d) = self.discovered.read().ok().and_then(|g| g.clone()) {
-            return Ok(d);
-        }
-        self.discover_fresh().await
-    }
-
-    /// Discovers again, replacing what was cached (logins in flight keep their copy).
-    pub async fn rediscover(&self) -> Result<(), IdpError> {
-        self.discover_fresh().await.map(|_| ())
-    }
-
-    async fn discover_fresh(&self) -> Result<Arc<Discovered>, IdpError> {
-        let discovery_err = |message: String| IdpError::Discovery {
-            issuer: self.issuer.clone(),
-            message,
-        };
-        let url = format!(
-            "{}/.well-known/openid-configuration",
-            self.issuer.trim_end_matches('/')
-        );
-        let resp = idp_call(
-            self.http
-                .get(&url)
-                .header(reqwest::header::ACCEPT, "application/json")
-                .send(),
-        )
-        .await
-        .map_err(|e| request_failed(&e, discovery_err))?;
-        if !resp.status().is_success() {
-            return Err(discovery_err(format!("{url} answered {}", resp.status())));
-        }
-        let body = idp_call(resp.bytes())
-            .await
-            .map_err(|e| request_failed(&e, discovery_err))?;
-        let meta: ProviderMetadataWithLogout = serde_json::from_slice(&body)
-            .map_err(|e| discovery_err(format!("{url}: not a discovery document: {e}")))?;
-        let rule = issuer_rule(self.provider.kind, &self.issuer, meta.issuer().as_str())
-            .map_err(discovery_err)?;
-        let jwks = idp_call(openidconnect::JsonWebKeySet::fetch_async(
-            meta.jwks_uri(),
-            &self.http,
-        ))
-        .await
-        .map_err(|e| request_failed(&e, |m| discovery_err(format!("JWKS: {m}"))))?;
-        let discovered = Arc::new(Discovered {
-            meta: meta.set_jwks(jwks),
-            rule,
-            introspection_endpoint: introspection::endpoint_of(&body),
-
-            par: super::par::ParMetadata::of_discovery(&body),
-        });
-        if let Ok(mut g) = self.discovered.write() {
-            *g = Some(discovered.clone());
-        }
-        Ok(discovered)
-    }
-
     fn client(&self, meta: &ProviderMetadataWithLogout) -> Client {
         CoreClient::from_provider_metadata(
             meta.clone(),
@@ -266,11 +172,11 @@ impl OidcFlow {
         self.auth.authenticate(req, form, &Self::token_audience(&d))
     }
 
-    fn verifier<'a>(client: &'a Client, rule: &IssuerRule) -> CoreIdTokenVerifier<'a> {
+    fn verifier<'a>(client: &'a Client, d: &Discovered) -> CoreIdTokenVerifier<'a> {
         client
             .id_token_verifier()
-            .set_allowed_algs(ID_TOKEN_ALGS)
-            .require_issuer_match(*rule == IssuerRule::Exact)
+            .set_allowed_algs(d.algs.iter().cloned())
+            .require_issuer_match(d.rule == IssuerRule::Exact)
             // openidconnect accepts any `iat` unless told otherwise.
             .set_issue_time_verifier_fn(|iat| {
                 check_id_token_iat(iat.timestamp(), crate::now_secs())
@@ -340,8 +246,9 @@ impl OidcFlow {
     ) -> Result<(IdpUser, IdpTokens), IdpError> {
         let mut d = self.discovered().await?;
         let mut client = self.client(&d.meta);
+        let code = AuthorizationCode::new(code.to_owned());
         let exchange = client
-            .exchange_code(AuthorizationCode::new(code.to_owned()))
+            .exchange_code(code.clone())
             .map_err(|e| IdpError::Protocol(format!("token endpoint: {e}")))?
             .set_pkce_verifier(PkceCodeVerifier::new(pkce_verifier.to_owned()));
         let mut exchange = exchange;
@@ -366,7 +273,7 @@ impl OidcFlow {
             .ok_or_else(|| IdpError::IdToken("the token response has no id_token".into()))?;
         let nonce = Nonce::new(nonce.to_owned());
         let first = id_token
-            .claims(&Self::verifier(&client, &d.rule), &nonce)
+            .claims(&Self::verifier(&client, &d), &nonce)
             .cloned();
         let claims: CoreIdTokenClaims = match first {
             Ok(c) => c,
@@ -377,7 +284,7 @@ impl OidcFlow {
                 d = self.refetch_jwks().await?;
                 client = self.client(&d.meta);
                 let claims = id_token
-                    .claims(&Self::verifier(&client, &d.rule), &nonce)
+                    .claims(&Self::verifier(&client, &d), &nonce)
                     .cloned();
                 claims.map_err(|e| match e {
                     openidconnect::ClaimsVerificationError::SignatureVerification(
@@ -414,22 +321,15 @@ impl OidcFlow {
             tracing::warn!(provider = %self.provider.id, error = %m, "login refused: tenant not allowed");
             IdpError::IdToken(m)
         })?;
-        if let Some(expected) = claims.access_token_hash() {
-            let alg = id_token
-                .signing_alg()
-                .map_err(|e| IdpError::IdToken(e.to_string()))?;
-            let verifier = Self::verifier(&client, &d.rule);
-            let key = id_token
-                .signing_key(&verifier)
-                .map_err(|e| IdpError::IdToken(e.to_string()))?;
-            let actual = AccessTokenHash::from_token(response.access_token(), alg, key)
-                .map_err(|e| IdpError::IdToken(e.to_string()))?;
-            if actual != *expected {
-                return Err(IdpError::IdToken(
-                    "at_hash does not match the access token".into(),
-                ));
-            }
-        }
+        algs::check_hashes(
+            id_token,
+            &claims,
+            &Self::verifier(&client, &d),
+            algs::Hashed {
+                access_token: response.access_token(),
+                code: &code,
+            },
+        )?;
         let authn = crate::idp::step_up::authn_of(
             claims.auth_context_ref().map(|a| a.as_str()),
             claims
@@ -455,14 +355,10 @@ impl OidcFlow {
             claims.email_verified(),
         );
         let mut from_userinfo = (None, None);
-        if let Ok(req) = client.user_info(
-            response.access_token().clone(),
-            Some(claims.subject().clone()),
-        ) {
-            let info: UserInfoClaims<OtherClaims, CoreGenderClaim> =
-                idp_call(req.request_async(&self.http)).await.map_err(|e| {
-                    request_failed(&e, |m| IdpError::Protocol(format!("userinfo failed: {m}")))
-                })?;
+        if let Some(info) = self
+            .userinfo(&d, response.access_token(), claims.subject())
+            .await?
+        {
             if let Some(n) = info.name().and_then(|n| n.get(None)) {
                 user.name = Some(n.to_string());
             }
@@ -491,46 +387,6 @@ impl OidcFlow {
             asserted: Default::default(),
         };
         Ok((user, tokens))
-    }
-
-    /// Fetches the JWKS again (at most once per [`JWKS_REFETCH_MIN_INTERVAL`]).
-    async fn refetch_jwks(&self) -> Result<Arc<Discovered>, IdpError> {
-        let d = self.discovered().await?;
-        let recent = self
-            .last_jwks_fetch
-            .read()
-            .ok()
-            .and_then(|g| *g)
-            .is_some_and(|t| t.elapsed() < JWKS_REFETCH_MIN_INTERVAL);
-        if recent {
-            return Err(IdpError::IdToken(
-                "signed by a key the IdP does not publish".into(),
-            ));
-        }
-        let jwks = idp_call(openidconnect::JsonWebKeySet::fetch_async(
-            d.meta.jwks_uri(),
-            &self.http,
-        ))
-        .await
-        .map_err(|e| {
-            request_failed(&e, |m| {
-                IdpError::Protocol(format!("JWKS fetch failed: {m}"))
-            })
-        })?;
-        let updated = Arc::new(Discovered {
-            meta: d.meta.clone().set_jwks(jwks),
-            rule: d.rule.clone(),
-            introspection_endpoint: d.introspection_endpoint.clone(),
-
-            par: d.par.clone(),
-        });
-        if let Ok(mut g) = self.discovered.write() {
-            *g = Some(updated.clone());
-        }
-        if let Ok(mut g) = self.last_jwks_fetch.write() {
-            *g = Some(Instant::now());
-        }
-        Ok(updated)
     }
 }
 

@@ -10,7 +10,7 @@
 //! | (any error of a browser navigation) | [`site::PageContext::error_page`] | the same status, an HTML page in the browser's language | plain words, what to do, a "start again" link; never the request's input |
 //! | GET `/web-login/oauth/callback`, `/web-login/callback` | [`site::callback_page`] | 200 HTML; 400 HTML page for an IdP error or no code | the script POSTs the code in the body / the query |
 //! | GET `/web-login/callback.js` | [`login::callback_script`] | 200 JavaScript | the callback script under its old, unhashed name |
-//! | POST `/web-login/finish` | [`site::finish`] | 303 to the login's target (+ the cookies `/oauth/token` sets); 400 HTML page | the callback page's form without JavaScript: `code`, `state` |
+//! | POST `/web-login/finish` | [`site::finish`] | 303 to the login's target (+ the cookies `/oauth/token` sets); 400 HTML page | the callback page's form without JavaScript: `code`, `state`, `iss` |
 //! | GET `/web-login/static/{name}` | [`site::asset`] | 200 CSS/JS, `Cache-Control: public, max-age=31536000, immutable`; 404 | names carry their content's hash |
 //! | POST `/oauth/token` | [`token::exchange`] | 200 `{accessToken, refreshToken, expiresAt}` + `Location` (+ cookies for website apps); 400 bad/used/foreign state; 502 IdP failure | JSON, form or query |
 //! | POST `/refreshtoken` | [`refresh::refresh`] | 200 new `{accessToken, refreshToken, expiresAt}` (+ cookies), the same again for a repeat within `[session] refresh_grace`; 401 for a used, unknown or ended refresh token (a reused one revokes its session; cookies cleared with `invalid_refresh_wipes_cookies`) | body, form, query or `refresh_token` cookie |

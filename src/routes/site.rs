@@ -147,7 +147,7 @@ pub fn callback_page(state: &AppState, req: &Request, mode: &str) -> Response {
     }
 }
 
-/// `POST /web-login/finish` (form `code`, `state`): the callback page's form, for a browser
+/// `POST /web-login/finish` (form `code`, `state`, and `iss` when the IdP sent one): the callback page's form, for a browser
 /// without JavaScript. The same exchange as `/oauth/token`; its cookies are kept and the browser
 /// is sent on with a 303 to the login's target, or shown an error page.
 pub async fn finish(state: &AppState, peer: &super::Peer, req: Request) -> Response {

@@ -8,6 +8,9 @@
 //! That grant would have idgate take users' IdP passwords and replay them — every password
 //! passing through one more service, no MFA or IdP login policy, and a grant OAuth 2.0
 //! Security BCP (RFC 9700) says must not be used.
+//!
+//! The authorization response's `iss` (RFC 9207), posted with `code` and `state`, is checked
+//! before the code goes to the IdP: see [`iss`].
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -29,6 +32,8 @@ use crate::store::{LoginState, SessionContext, StoreError};
 use crate::users;
 
 use super::login::Binding;
+
+mod iss;
 
 /// `POST /oauth/token`, in the protocol's steps: the grant and its parameters, the login state
 /// (consumed once), the binding to this browser or client, the code at the IdP, the user merged
@@ -139,7 +144,15 @@ async fn steps(
         .idps
         .get(&login.app_id, &login.provider_id)
         .ok_or_else(|| bad_state("belongs to a provider that is no longer configured"))?;
+    // Discovery failing on the way is the IdP's error; a refused `iss` a mix-up.
     seen.step = "idp_error";
+    iss::check(state, &login, idp, params.get("iss").map(String::as_str))
+        .await
+        .inspect_err(|e| {
+            if matches!(e, ApiError::InvalidParam { name: "iss", .. }) {
+                seen.step = "issuer_mismatch";
+            }
+        })?;
     let started = std::time::Instant::now();
     let finished = idp
         .finish_login(code, &login.pkce_verifier, &login.nonce)

@@ -86,15 +86,19 @@ impl Browser {
         panic!("too many redirects from {url}");
     }
 
-    /// POSTs the callback URL's `code` and `state` to `/oauth/token` as JSON, as the callback
-    /// page's script does.
+    /// POSTs the callback URL's `code` and `state` (and `iss`, when the IdP sent one) to
+    /// `/oauth/token` as JSON, as the callback page's script does.
     pub async fn exchange(&self, site: &str, callback: &str) -> reqwest::Response {
+        let mut body = serde_json::json!({
+            "code": query_param(callback, "code").expect("code"),
+            "state": query_param(callback, "state").expect("state"),
+        });
+        if let Some(iss) = query_param(callback, "iss") {
+            body["iss"] = iss.into();
+        }
         self.client
             .post(format!("{site}/oauth/token"))
-            .json(&serde_json::json!({
-                "code": query_param(callback, "code").expect("code"),
-                "state": query_param(callback, "state").expect("state"),
-            }))
+            .json(&body)
             .send()
             .await
             .unwrap()

@@ -20,6 +20,7 @@ pub mod redis;
 pub mod dev;
 pub mod fleet;
 pub mod inproc;
+pub mod lies;
 pub mod load;
 pub mod mia;
 pub mod mongo;

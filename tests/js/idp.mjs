@@ -13,7 +13,7 @@
 //     [--post-logout-redirect-uri URL ...] [--issuer-path /realms/x]
 //     [--token-auth-method client_secret_post] [--id-token-alg ES256] [--claims-in-id-token]
 //     [--discovery-alias /tenant.onmicrosoft.com/B2C_1_signin/v2.0]
-//     [--sign-endpoint] [--lie MODE ...] [--lie-endpoint] [--introspection]
+//     [--sign-endpoint] [--lie MODE ...] [--lie-endpoint] [--introspection] [--iss-auth-resp]
 //
 // Options:
 //   --port N                       TCP port on 127.0.0.1 (0 = ephemeral; default 0)
@@ -64,7 +64,8 @@
 //                                  key idgate trusts. With "key": "foreign" it is signed by a
 //                                  foreign RSA key under the trusted kid; "hs256-public": HS256
 //                                  keyed with the IdP's public key (PEM); "none": alg none, no
-//                                  signature. Test use only.
+//                                  signature. "alg": "ES256" signs with the IdP's ES256 key
+//                                  (with --id-token-alg ES256). Test use only.
 //   --introspection                RFC 7662 introspection (/token/introspection), RFC 7009
 //                                  revocation (/token/revocation) and the client_credentials
 //                                  grant for the client: its access tokens are opaque (no
@@ -74,6 +75,11 @@
 //   --lie-endpoint                 POST /-/lie with {"modes": ["MODE", …]} replaces the active
 //                                  lies from the next answer on ([] = honest again); answers
 //                                  200 {"modes": […]}, 400 for an unknown mode. Test use only.
+//   --iss-auth-resp                RFC 9207 as oidc-provider does it: authorization responses
+//                                  carry `iss` and discovery says so
+//                                  (`authorization_response_iss_parameter_supported: true`).
+//                                  Without it both are removed, as from an IdP that predates
+//                                  RFC 9207 (most tests post only code and state)
 //
 // Lies (--lie, /-/lie). Each changes one answer after oidc-provider made it, re-signing the
 // id_token with the IdP's own key unless the mode says otherwise; the IdP writes
@@ -91,8 +97,20 @@
 //   id-token-at-hash-wrong      at_hash does not match the access token
 //   id-token-alg-none           alg none, no signature
 //   id-token-alg-hs256-public   HS256, keyed with the IdP's public key (the key-confusion attack)
+//   id-token-alg-hs256-secret   HS256, keyed with the client secret (valid if HS256 is accepted)
+//   id-token-sub-missing        the id_token has no sub
+//   id-token-iat-missing        the id_token has no iat
+//   id-token-aud-missing        the id_token has no aud (nor azp)
+//   id-token-c-hash-wrong       c_hash does not match the code
+//   id-token-kid-absent         the id_token's header names no kid
 //   userinfo-sub                userinfo names another subject than the id_token
+//   userinfo-jwt                userinfo answers a JWT signed by the IdP's key (iss, aud set)
+//   userinfo-jwt-hs256-secret   userinfo answers a JWT signed HS256 with the client secret
 //   discovery-issuer            the discovery document announces another issuer
+//   discovery-algs-symmetric    discovery advertises HS256 and none for id_tokens as well
+//   jwks-extra-key              the JWKS publishes a foreign RSA key besides the IdP's own
+//   key-rotated                 id_tokens are signed with a new key (new kid), the only one the
+//                               JWKS publishes: a rotation between discovery and the token
 //
 // Client authentication: oidc-provider itself accepts client_secret_basic and
 // client_secret_post interchangeably; this IdP refuses, at the token, revocation,
@@ -169,6 +187,7 @@ try {
       lie: { type: 'string', multiple: true },
       'lie-endpoint': { type: 'boolean', default: false },
       introspection: { type: 'boolean', default: false },
+      'iss-auth-resp': { type: 'boolean', default: false },
     },
     strict: true,
   }));
@@ -206,7 +225,7 @@ const discoveryAlias = args['discovery-alias'].replace(/\/+$/, '');
 const multiTenantAlias = args['multi-tenant-alias'].replace(/\/+$/, '');
 let liar;
 try {
-  liar = new Liar({ clientId: args['client-id'], modes: args.lie ?? [] });
+  liar = new Liar({ clientId: args['client-id'], clientSecret: args['client-secret'], modes: args.lie ?? [] });
 } catch (err) {
   fail(err.message);
 }
@@ -246,8 +265,10 @@ function newSigningJwks() {
 
 // --sign-endpoint: `payload` signed with the current RS256 key (or as `how` says, see
 // liar.mjs), header fields merged in.
-function signWith(keys, header, payload, how) {
-  return signJwt(keys.find((k) => k.alg === 'RS256'), header, payload, how);
+function signWith(keys, header, payload, how, alg = 'RS256') {
+  const jwk = keys.find((k) => k.alg === alg);
+  if (!jwk) throw new Error(`no ${alg} key (start with --id-token-alg ${alg})`);
+  return signJwt(jwk, header, payload, how);
 }
 
 // The client-authentication method a token-endpoint request uses, from its headers alone:
@@ -424,6 +445,28 @@ function installAssuranceLevels(provider) {
   });
 }
 
+// oidc-provider 9 always sends RFC 9207's `iss` and advertises it; without --iss-auth-resp this
+// IdP behaves like one that predates RFC 9207: neither in discovery nor in the redirect.
+function installIssAuthResp(provider) {
+  if (args['iss-auth-resp']) return;
+  provider.use(async (ctx, next) => {
+    await next();
+    if (ctx.oidc?.route === 'discovery' && ctx.body && typeof ctx.body === 'object') {
+      const { authorization_response_iss_parameter_supported: _, ...rest } = ctx.body;
+      ctx.body = rest;
+    }
+    const location = ctx.response.get('location');
+    if (ctx.status >= 300 && ctx.status < 400 && location
+        && redirectUris.some((r) => location.startsWith(`${r}?`))) {
+      const { status } = ctx;
+      const url = new URL(location);
+      url.searchParams.delete('iss');
+      ctx.redirect(url.href);
+      ctx.status = status;
+    }
+  });
+}
+
 // Back-channel logout runs after the user's logout answer; say on stderr how it went.
 // Refused client authentications and requests, with oidc-provider's reason, on stderr (a test
 // reads why: a replayed assertion, a wrong key, a request not pushed).
@@ -445,6 +488,7 @@ server.listen(port, '127.0.0.1', () => {
   let provider = new Provider(issuer, configuration);
   installFontStripper(provider);
   installAssuranceLevels(provider);
+  installIssAuthResp(provider);
   logBackchannel(provider);
   logRefusals(provider);
   let signingKeys = configuration.jwks.keys;
@@ -458,6 +502,7 @@ server.listen(port, '127.0.0.1', () => {
     provider = new Provider(issuer, { ...configuration, jwks: { keys: signingKeys } });
     installFontStripper(provider);
     installAssuranceLevels(provider);
+    installIssAuthResp(provider);
     logBackchannel(provider);
     logRefusals(provider);
     provider.use(liar.middleware(() => signingKeys));
@@ -468,8 +513,8 @@ server.listen(port, '127.0.0.1', () => {
   server.on('request', async (req, res) => {
     if (args['sign-endpoint'] && req.method === 'POST' && req.url === '/-/sign') {
       try {
-        const { header = {}, payload, key = 'idp' } = JSON.parse(await readBody(req));
-        const jwt = signWith(signingKeys, header, payload, key);
+        const { header = {}, payload, key = 'idp', alg } = JSON.parse(await readBody(req));
+        const jwt = signWith(signingKeys, header, payload, key, alg);
         res.writeHead(200, { 'content-type': 'text/plain' });
         res.end(jwt);
       } catch (err) {

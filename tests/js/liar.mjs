@@ -22,8 +22,22 @@
 //   id-token-at-hash-wrong      at_hash the hash of another access token
 //   id-token-alg-none           header alg none, no signature
 //   id-token-alg-hs256-public   header alg HS256, HMAC keyed with the IdP's public key (PEM)
+//   id-token-alg-hs256-secret   header alg HS256, HMAC keyed with the client secret: a token
+//                               that verifies if (and only if) the client accepts HS256
+//   id-token-sub-missing        sub removed
+//   id-token-iat-missing        iat removed
+//   id-token-aud-missing        aud (and azp) removed
+//   id-token-c-hash-wrong       c_hash the hash of another code
+//   id-token-kid-absent         no kid in the header (signed by the IdP's key)
 //   userinfo-sub                userinfo names another subject
+//   userinfo-jwt                userinfo answers a JWT (application/jwt) signed by the IdP's key,
+//                               with iss and aud: an honest signed answer
+//   userinfo-jwt-hs256-secret   the same, HS256 keyed with the client secret
 //   discovery-issuer            the discovery document announces another issuer
+//   discovery-algs-symmetric    discovery advertises HS256 and none as id_token algorithms too
+//   jwks-extra-key              the JWKS publishes a foreign RSA key besides the IdP's
+//   key-rotated                 the IdP has rotated its signing key: id_tokens are signed with a
+//                               new RSA key (a new kid) and the JWKS publishes only that one
 //
 // The same signing tricks serve `POST /-/sign` (`--sign-endpoint`) for back-channel logout
 // tokens: `"key": "idp"` (default), `"foreign"` (a foreign key under the IdP's kid),
@@ -45,15 +59,28 @@ export const LIES = [
   'id-token-at-hash-wrong',
   'id-token-alg-none',
   'id-token-alg-hs256-public',
+  'id-token-alg-hs256-secret',
+  'id-token-sub-missing',
+  'id-token-iat-missing',
+  'id-token-aud-missing',
+  'id-token-c-hash-wrong',
+  'id-token-kid-absent',
   'userinfo-sub',
+  'userinfo-jwt',
+  'userinfo-jwt-hs256-secret',
   'discovery-issuer',
+  'discovery-algs-symmetric',
+  'jwks-extra-key',
+  'key-rotated',
 ];
 
-const SIGNING_KEYS = ['idp', 'foreign', 'hs256-public', 'none'];
+const SIGNING_KEYS = ['idp', 'foreign', 'hs256-public', 'hs256-secret', 'none'];
 
 const b64json = (v) => Buffer.from(JSON.stringify(v)).toString('base64url');
 const unb64json = (s) => JSON.parse(Buffer.from(s, 'base64url').toString());
 const randomId = () => crypto.randomBytes(8).toString('hex');
+// The left half of a SHA-256, base64url: an at_hash or c_hash of `s` for an RS256 token.
+const halfHash = (s) => crypto.createHash('sha256').update(s).digest().subarray(0, 16).toString('base64url');
 
 // One foreign key pair per algorithm, made when first needed (key generation is slow).
 const foreignKeys = new Map();
@@ -72,12 +99,34 @@ function asymmetricSignature(alg, input, privateKey) {
   return crypto.sign('sha256', Buffer.from(input), opts).toString('base64url');
 }
 
-/// `payload` as a JWS: `header` over the defaults (the IdP key's alg and kid), signed the way
-/// `how` says: the IdP's key, a foreign key, HS256 keyed with the IdP's public key, or not at all.
-export function signJwt(jwk, header, payload, how = 'idp') {
+/// The rotated signing key of `key-rotated` (private JWK), made when first needed.
+let rotatedKey;
+function rotated() {
+  if (!rotatedKey) {
+    const { privateKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
+    rotatedKey = { ...privateKey.export({ format: 'jwk' }), kid: `rotated-${randomId()}`, alg: 'RS256', use: 'sig' };
+  }
+  return rotatedKey;
+}
+
+/// The public half of a private JWK, as a JWKS publishes it.
+function publicJwk({ kty, n, e, crv, x, y, kid, alg, use }) {
+  return JSON.parse(JSON.stringify({ kty, n, e, crv, x, y, kid, alg, use }));
+}
+
+/// The public half of the foreign RSA key, as the JWKS of `jwks-extra-key` publishes it.
+function foreignPublicJwk() {
+  const pub = crypto.createPublicKey(foreignKey('RS256')).export({ format: 'jwk' });
+  return { ...pub, kid: 'foreign-key', alg: 'RS256', use: 'sig' };
+}
+
+/// `payload` as a JWS: `header` over the defaults (the IdP key's alg and kid; a header field
+/// set to undefined is left out), signed the way `how` says: the IdP's key, a foreign key,
+/// HS256 keyed with the IdP's public key or with `secret` (the client secret), or not at all.
+export function signJwt(jwk, header, payload, how = 'idp', secret = '') {
   if (!SIGNING_KEYS.includes(how)) throw new Error(`unknown key ${how}; one of ${SIGNING_KEYS}`);
-  const alg = { 'hs256-public': 'HS256', none: 'none' }[how] ?? jwk.alg;
-  const full = { alg, kid: jwk.kid, ...header };
+  const alg = { 'hs256-public': 'HS256', 'hs256-secret': 'HS256', none: 'none' }[how] ?? jwk.alg;
+  const full = JSON.parse(JSON.stringify({ alg, kid: jwk.kid, ...header }));
   const input = `${b64json(full)}.${b64json(payload)}`;
   const idpKey = crypto.createPrivateKey({ key: jwk, format: 'jwk' });
   switch (how) {
@@ -87,6 +136,8 @@ export function signJwt(jwk, header, payload, how = 'idp') {
       const pem = crypto.createPublicKey(idpKey).export({ type: 'spki', format: 'pem' });
       return `${input}.${crypto.createHmac('sha256', pem).update(input).digest('base64url')}`;
     }
+    case 'hs256-secret':
+      return `${input}.${crypto.createHmac('sha256', secret).update(input).digest('base64url')}`;
     case 'none':
       return `${input}.`;
     default:
@@ -121,11 +172,29 @@ function lieInIdToken(mode, header, payload, clientId) {
     case 'id-token-iat-future':
       return [header, { ...payload, iat: now + 600, exp: now + 1200 }, 'idp'];
     case 'id-token-at-hash-wrong':
-      return [header, { ...payload, at_hash: crypto.createHash('sha256').update(randomId()).digest().subarray(0, 16).toString('base64url') }, 'idp'];
+      return [header, { ...payload, at_hash: halfHash(randomId()) }, 'idp'];
     case 'id-token-alg-none':
       return [{ ...header, alg: 'none' }, payload, 'none'];
     case 'id-token-alg-hs256-public':
       return [{ ...header, alg: 'HS256' }, payload, 'hs256-public'];
+    case 'id-token-alg-hs256-secret':
+      return [{ ...header, alg: 'HS256', kid: undefined }, payload, 'hs256-secret'];
+    case 'id-token-sub-missing': {
+      const { sub, ...rest } = payload;
+      return [header, rest, 'idp'];
+    }
+    case 'id-token-iat-missing': {
+      const { iat, ...rest } = payload;
+      return [header, rest, 'idp'];
+    }
+    case 'id-token-aud-missing': {
+      const { aud, azp, ...rest } = payload;
+      return [header, rest, 'idp'];
+    }
+    case 'id-token-c-hash-wrong':
+      return [header, { ...payload, c_hash: halfHash(randomId()) }, 'idp'];
+    case 'id-token-kid-absent':
+      return [{ ...header, kid: undefined }, payload, 'idp'];
     default:
       return undefined;
   }
@@ -133,8 +202,9 @@ function lieInIdToken(mode, header, payload, clientId) {
 
 /// The lies told by one IdP process, switchable at run time.
 export class Liar {
-  constructor({ clientId, modes = [] }) {
+  constructor({ clientId, clientSecret = '', modes = [] }) {
     this.clientId = clientId;
+    this.clientSecret = clientSecret;
     this.set(modes);
   }
 
@@ -155,22 +225,57 @@ export class Liar {
       if (this.modes.size === 0 || !ctx.body || typeof ctx.body !== 'object') return;
       const route = ctx.oidc?.route;
       if (route === 'token' && typeof ctx.body.id_token === 'string') {
+        if (this.modes.has('key-rotated')) this.say('key-rotated');
         ctx.body = { ...ctx.body, id_token: this.rewriteIdToken(ctx.body.id_token, keys()) };
-      } else if (route === 'userinfo' && this.modes.has('userinfo-sub')) {
-        ctx.body = { ...ctx.body, sub: `${ctx.body.sub}-someone-else` };
-        this.say('userinfo-sub');
-      } else if (route === 'discovery' && this.modes.has('discovery-issuer')) {
-        ctx.body = { ...ctx.body, issuer: `${ctx.body.issuer}/another` };
-        this.say('discovery-issuer');
+      } else if (route === 'userinfo') {
+        if (this.modes.has('userinfo-sub')) {
+          ctx.body = { ...ctx.body, sub: `${ctx.body.sub}-someone-else` };
+          this.say('userinfo-sub');
+        }
+        const signed = ['userinfo-jwt', 'userinfo-jwt-hs256-secret'].find((m) => this.modes.has(m));
+        if (signed) {
+          const all = this.modes.has('key-rotated') ? [rotated()] : keys();
+          const jwk = all.find((k) => k.alg === 'RS256') ?? all[0];
+          const claims = { ...ctx.body, iss: ctx.oidc.issuer, aud: this.clientId };
+          const how = signed === 'userinfo-jwt' ? 'idp' : 'hs256-secret';
+          const header = how === 'idp' ? {} : { kid: undefined };
+          ctx.body = signJwt(jwk, header, claims, how, this.clientSecret);
+          ctx.type = 'application/jwt';
+          this.say(signed);
+        }
+      } else if (route === 'discovery') {
+        if (this.modes.has('discovery-issuer')) {
+          ctx.body = { ...ctx.body, issuer: `${ctx.body.issuer}/another` };
+          this.say('discovery-issuer');
+        }
+        if (this.modes.has('discovery-algs-symmetric')) {
+          const algs = ctx.body.id_token_signing_alg_values_supported ?? [];
+          ctx.body = { ...ctx.body, id_token_signing_alg_values_supported: [...algs, 'HS256', 'none'] };
+          this.say('discovery-algs-symmetric');
+        }
+      } else if (route === 'jwks') {
+        if (this.modes.has('key-rotated')) {
+          ctx.body = { ...ctx.body, keys: [publicJwk(rotated())] };
+        }
+        if (this.modes.has('jwks-extra-key')) {
+          ctx.body = { ...ctx.body, keys: [...ctx.body.keys, foreignPublicJwk()] };
+          this.say('jwks-extra-key');
+        }
       }
     };
   }
 
-  rewriteIdToken(idToken, keys) {
+  rewriteIdToken(idToken, idpKeys) {
     const [h, p] = idToken.split('.');
     let header = unb64json(h);
     let payload = unb64json(p);
     let how;
+    let keys = idpKeys;
+    if (this.modes.has('key-rotated')) {
+      keys = [rotated()];
+      header = { ...header, kid: keys[0].kid };
+      how = 'idp';
+    }
     for (const mode of this.modes) {
       const lied = lieInIdToken(mode, header, payload, this.clientId);
       if (!lied) continue;
@@ -180,7 +285,7 @@ export class Liar {
     }
     if (!how) return idToken;
     const jwk = keys.find((k) => k.kid === unb64json(h).kid) ?? keys[0];
-    return signJwt(jwk, header, payload, how);
+    return signJwt(jwk, header, payload, how, this.clientSecret);
   }
 
   say(mode) {

@@ -133,6 +133,10 @@ pub(super) fn convert_provider(
         logout_url: Some(p.logout_url.unwrap_or_else(|| "none".into())),
         base_url: None,
         claims_to_token: p.provider_to_token_claims,
+        // An unchanged Mia login site posts only `code` and `state` to /oauth/token: a
+        // discovered RFC 9207 `iss` cannot be required of it (see the README, `require_iss`).
+        require_iss: Some(false),
+        id_token_signing_algs: None,
     })
 }
 
@@ -244,6 +248,8 @@ fn convert_oauth2_provider(
         )),
         base_url,
         claims_to_token: p.provider_to_token_claims,
+        require_iss: None,
+        id_token_signing_algs: None,
     })
 }
 

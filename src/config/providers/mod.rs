@@ -43,6 +43,13 @@
 //! `token_url` to `bitbucket-server`, `auth_url`, `token_url`, `userinfo_url`
 //! and `keys` to `generic`, `tenants` to `microsoft`; any other combination is a configuration
 //! error naming the key, so a key that would be silently ignored never is.
+//!
+//! Two keys of the OIDC types harden what the IdP sends back: `require_iss` (default true; false
+//! for the providers of a Mia file, whose login site posts only `code` and `state`) refuses an
+//! authorization response without RFC 9207's `iss` when the IdP's discovery says it sends one;
+//! `id_token_signing_algs` lists the JWS algorithms accepted on id_tokens and logout tokens
+//! (default: what discovery advertises minus `none` and the symmetric `HS*`; `none` can never be
+//! listed). Both are checked in `idp/oidc/`.
 
 mod claims;
 pub mod client_key;
@@ -278,7 +285,21 @@ pub struct ProviderConfig {
     pub client_key: Option<std::sync::Arc<client_key::ClientKey>>,
     /// Pushed Authorization Requests (`par`).
     pub par: ParMode,
+    /// OIDC types (RFC 9207, `require_iss`, default true): an authorization response without
+    /// `iss` is refused when discovery advertises `authorization_response_iss_parameter_supported`.
+    pub require_iss: bool,
+    /// OIDC types (`id_token_signing_algs`): the JWS algorithms accepted on id_tokens and logout
+    /// tokens, validated names from [`SIGNING_ALGS`]; `None` takes what discovery advertises
+    /// minus `none` and `HS*`.
+    pub id_token_signing_algs: Option<Vec<String>>,
 }
+
+/// The JWS algorithms `id_token_signing_algs` may name (`none` never: an unsigned token proves
+/// nothing). The `HS*` ones are keyed with the client secret and only accepted when listed.
+pub const SIGNING_ALGS: [&str; 12] = [
+    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA", "HS256",
+    "HS384", "HS512",
+];
 
 /// Longest `timeout` a provider may have: a login holds a connection while it waits.
 pub const MAX_IDP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
@@ -307,6 +328,8 @@ impl std::fmt::Debug for ProviderConfig {
             .field("timeout", &self.timeout)
             .field("client_key", &self.client_key)
             .field("par", &self.par)
+            .field("require_iss", &self.require_iss)
+            .field("id_token_signing_algs", &self.id_token_signing_algs)
             .finish()
     }
 }

@@ -34,6 +34,8 @@ fn raw(kind: &str) -> RawProvider {
         client_key_file: None,
         client_key_id: None,
         par: None,
+        require_iss: None,
+        id_token_signing_algs: None,
     }
 }
 
@@ -64,6 +66,63 @@ fn the_idp_timeout_defaults_to_ten_seconds_and_is_bounded() {
         ..raw("google")
     })
     .is_ok());
+}
+
+#[test]
+fn require_iss_and_the_signing_algorithms_belong_to_the_oidc_types() {
+    let p = check(raw("google")).unwrap();
+    assert!(p.require_iss);
+    assert_eq!(p.id_token_signing_algs, None);
+    let p = check(RawProvider {
+        require_iss: Some(false),
+        id_token_signing_algs: Some(vec!["ES256".into(), "RS256".into(), "ES256".into()]),
+        ..raw("google")
+    })
+    .unwrap();
+    assert!(!p.require_iss);
+    assert_eq!(
+        p.id_token_signing_algs,
+        Some(vec!["ES256".to_owned(), "RS256".to_owned()])
+    );
+    for (key, bad) in [
+        (
+            "require_iss",
+            RawProvider {
+                require_iss: Some(true),
+                ..raw("github")
+            },
+        ),
+        (
+            "id_token_signing_algs",
+            RawProvider {
+                id_token_signing_algs: Some(vec!["RS256".into()]),
+                ..raw("github")
+            },
+        ),
+    ] {
+        let e = check(bad).unwrap_err().to_string();
+        assert!(
+            e.contains(&format!("providers.p.{key}")) && e.contains("only for"),
+            "{e}"
+        );
+    }
+    for (algs, says) in [
+        (vec!["none"], "`none` cannot be accepted"),
+        (vec!["RS256", "NONE"], "`none` cannot be accepted"),
+        (vec!["RS1"], "`RS1` is not one of"),
+        (vec![], "empty"),
+    ] {
+        let e = check(RawProvider {
+            id_token_signing_algs: Some(algs.iter().map(|a| (*a).to_owned()).collect()),
+            ..raw("oidc")
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("id_token_signing_algs") && e.contains(says),
+            "{algs:?}: {e}"
+        );
+    }
 }
 
 fn check(p: RawProvider) -> Result<ProviderConfig, ConfigError> {

@@ -11,7 +11,7 @@ use super::client_key::ClientKey;
 use super::microsoft::microsoft_tenants;
 use super::{
     AuthMethod, LogoutTarget, OAuth2Endpoints, ParMode, Protocol, ProviderConfig, ProviderKind,
-    UserKeys, MAX_IDP_TIMEOUT,
+    UserKeys, MAX_IDP_TIMEOUT, SIGNING_ALGS,
 };
 use crate::config::raw::{RawProvider, RawUserKeys};
 use crate::config::ConfigError;
@@ -102,6 +102,23 @@ pub(in crate::config) fn validate(
         kind == ProviderKind::Microsoft,
         "microsoft",
     )?;
+    let oidc_types = "oidc, keycloak, okta, microsoft, google, auth0, gitlab";
+    only_for(
+        "require_iss",
+        p.require_iss.is_some(),
+        kind.is_oidc(),
+        oidc_types,
+    )?;
+    only_for(
+        "id_token_signing_algs",
+        p.id_token_signing_algs.is_some(),
+        kind.is_oidc(),
+        oidc_types,
+    )?;
+    let id_token_signing_algs = p
+        .id_token_signing_algs
+        .map(|list| signing_algs(list, &pkey("id_token_signing_algs")))
+        .transpose()?;
 
     let url =
         |key: &str, value: Option<String>, default: Option<&str>| -> Result<Url, ConfigError> {
@@ -308,6 +325,8 @@ pub(in crate::config) fn validate(
         tenants,
         client_key,
         par,
+        require_iss: p.require_iss.unwrap_or(true),
+        id_token_signing_algs,
     })
 }
 
@@ -380,6 +399,36 @@ fn par_mode(
         ));
     }
     Ok(mode)
+}
+
+/// `id_token_signing_algs`: a non-empty list of names from [`SIGNING_ALGS`], without repeats.
+fn signing_algs(list: Vec<String>, key: &str) -> Result<Vec<String>, ConfigError> {
+    if list.is_empty() {
+        return Err(ConfigError::invalid(
+            key,
+            "empty: no id_token could be accepted (leave the key out for what discovery advertises)",
+        ));
+    }
+    let mut out: Vec<String> = Vec::with_capacity(list.len());
+    for alg in list {
+        if alg.eq_ignore_ascii_case("none") {
+            return Err(ConfigError::invalid(
+                key,
+                "`none` cannot be accepted: an unsigned id_token proves nothing",
+            ));
+        }
+        if !SIGNING_ALGS.contains(&alg.as_str()) {
+            let shown: String = alg.chars().take(20).collect();
+            return Err(ConfigError::invalid(
+                key,
+                format!("`{shown}` is not one of {}", SIGNING_ALGS.join(", ")),
+            ));
+        }
+        if !out.contains(&alg) {
+            out.push(alg);
+        }
+    }
+    Ok(out)
 }
 
 fn user_keys(raw: Option<RawUserKeys>, key: &str) -> Result<UserKeys, ConfigError> {

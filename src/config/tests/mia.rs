@@ -24,6 +24,9 @@ fn mia_apps_join_the_toml_apps() -> Result<(), ConfigError> {
         }
     );
     assert_eq!(mobile.providers["okta"].kind, ProviderKind::Okta);
+    // An unchanged Mia login site posts only code and state: RFC 9207's iss is not required.
+    assert!(!mobile.providers["okta"].require_iss);
+    assert!(c.apps["web"].providers.values().all(|p| p.require_iss));
     // TOML apps keep all metadata and no providerUserId unless asked.
     assert_eq!(c.apps["web"].token_claims, TokenClaims::default());
     // Two apps, no default: the chooser decides.

@@ -1,5 +1,6 @@
 //! Back-channel logout tokens (Back-Channel Logout 1.0 §2.4, §2.6) are checked beyond the
-//! signature: header `typ` absent, `JWT` or `logout+jwt`; `iat` at most
+//! signature: its `alg` in the provider's allow-list (`id_token_signing_algs`, never `HS*`),
+//! header `typ` absent, `JWT` or `logout+jwt`; `iat` at most
 //! [`super::checks::LOGOUT_TOKEN_MAX_AGE`] (5 minutes) old and not ahead of our clock by more than
 //! [`super::checks::LOGOUT_CLOCK_SKEW`] (30 s); `exp`, when present, not past; `jti` present. The
 //! route remembers each accepted `jti` (scoped by issuer) in the shared store until the token's
@@ -7,6 +8,7 @@
 //! replay is refused by every instance; once it is forgotten, the `iat` check refuses it. The
 //! rules themselves are in [`super::checks`].
 
+use super::algs::jwt_alg_accepted;
 use super::checks::{
     check_logout_iat, check_tenant, logout_typ_ok, LogoutClaims, BACKCHANNEL_LOGOUT_EVENT,
     LOGOUT_CLOCK_SKEW,
@@ -35,6 +37,12 @@ impl OidcFlow {
             return Err(bad("symmetric signatures are not accepted"));
         }
         let mut d = self.discovered().await?;
+        if !jwt_alg_accepted(header.alg, &d.algs) {
+            return Err(bad(&format!(
+                "signed with {:?}, not an algorithm of id_token_signing_algs",
+                header.alg
+            )));
+        }
         let mut key = find_key(&d, header.kid.as_deref());
         if key.is_none() {
             d = self.refetch_jwks().await?;
