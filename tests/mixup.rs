@@ -302,7 +302,10 @@ async fn the_callback_page_passes_iss_to_the_no_javascript_form() {
         .text()
         .await
         .unwrap();
-    assert!(js.contains("namedItem('iss')"), "the script forwards iss");
+    assert!(
+        js.contains("params.get('iss')") && js.contains("sent.iss = iss"),
+        "the script forwards iss"
+    );
 
     // The form's post, as a browser without JavaScript sends it: code, state and iss.
     let form = [
