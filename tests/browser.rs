@@ -150,15 +150,7 @@ async fn without_javascript_chromium_finishes_the_login_with_the_callback_form()
 /// (the page's CSP names the apps' allowed origins, or Chromium blocks the redirect).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_javascript_a_login_lands_on_another_origin_the_app_allows() {
-    let apps = format!(
-        "[apps.web]\nrealm = \"web\"\nissuer = \"{{{{SITE}}}}\"\n\
-         redirect_url = \"{{{{SITE}}}}/web-login/oauth/callback\"\nwebsite = true\n\
-         default_groups = [\"users\"]\ndefault_provider = \"dev\"\n\
-         allowed_redirects = [\"{{{{SITE}}}}/\", \"{{{{SITE_AS_LOCALHOST}}}}/landed\"]\n\
-         [apps.web.providers.dev]\ntype = \"oidc\"\nissuer_url = \"{{{{ISSUER}}}}\"\n\
-         client_id = \"idgate\"\nclient_secret = \"{CLIENT_SECRET}\"\n\
-         scope = [\"openid\", \"profile\", \"email\"]\n"
-    );
+    let apps = web_app(&["{{SITE_AS_LOCALHOST}}/landed"], &client_secret_line());
     let stack = Stack::start_with(Setup {
         apps: Some(apps),
         nginx_locations:

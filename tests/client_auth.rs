@@ -14,28 +14,9 @@ use std::path::Path;
 
 use common::*;
 
-/// The `[apps.web]` block of `dev/idgate.toml` with the `dev` provider's credentials given by
-/// `credentials` (the template's always has a `client_secret`).
+/// The harness's `web` app with the `dev` provider's credentials given by `credentials`.
 fn app_with(credentials: &str) -> String {
-    format!(
-        r#"[apps.web]
-realm = "web"
-issuer = "{{{{SITE}}}}"
-redirect_url = "{{{{SITE}}}}/web-login/oauth/callback"
-website = true
-default_groups = ["users"]
-default_provider = "dev"
-allowed_redirects = ["{{{{SITE}}}}/"]
-
-[apps.web.providers.dev]
-type = "oidc"
-issuer_url = "{{{{ISSUER}}}}"
-client_id = "idgate"
-scope = ["openid", "profile", "email"]
-label = "Development IdP"
-{credentials}
-"#
-    )
+    web_app(&[], credentials)
 }
 
 /// A new private key made by `idgate keygen --alg ALG --out`, and the public JWK

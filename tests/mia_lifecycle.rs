@@ -25,25 +25,7 @@ use common::*;
 
 /// The harness's `web` app and `dev` provider, with `provider_extra` lines in the provider.
 fn apps_with(provider_extra: &str) -> String {
-    format!(
-        r#"[apps.web]
-realm = "web"
-issuer = "{{{{SITE}}}}"
-redirect_url = "{{{{SITE}}}}/web-login/oauth/callback"
-website = true
-default_groups = ["users"]
-default_provider = "dev"
-allowed_redirects = ["{{{{SITE}}}}/"]
-
-[apps.web.providers.dev]
-type = "oidc"
-issuer_url = "{{{{ISSUER}}}}"
-client_id = "idgate"
-client_secret = "{CLIENT_SECRET}"
-scope = ["openid", "profile", "email"]
-{provider_extra}
-"#
-    )
+    web_app(&[], &format!("{}\n{provider_extra}", client_secret_line()))
 }
 
 /// Logs `who` in; returns the `/oauth/token` answer's `{accessToken, refreshToken}`.

@@ -199,3 +199,39 @@ pub fn start_idgate_alone(setup: Setup) -> (tempfile::TempDir, Idgate) {
     let idgate = Idgate::start(dir.path(), &config);
     (dir, idgate)
 }
+
+/// [`Setup::apps`] text for the harness's `web` app and its `dev` provider, as `dev/idgate.toml`
+/// has them, with `extra_redirects` allowed besides the site and `provider` lines in the
+/// provider: its credentials (the template's `client_secret` is left out, so a test can
+/// authenticate another way; [`client_secret_line`] gives it back) and any other key.
+pub fn web_app(extra_redirects: &[&str], provider: &str) -> String {
+    let redirects: String = std::iter::once("{{SITE}}/")
+        .chain(extra_redirects.iter().copied())
+        .map(|r| format!("\"{r}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        r#"[apps.web]
+realm = "web"
+issuer = "{{{{SITE}}}}"
+redirect_url = "{{{{SITE}}}}/web-login/oauth/callback"
+website = true
+default_groups = ["users"]
+default_provider = "dev"
+allowed_redirects = [{redirects}]
+
+[apps.web.providers.dev]
+type = "oidc"
+issuer_url = "{{{{ISSUER}}}}"
+client_id = "idgate"
+scope = ["openid", "profile", "email"]
+label = "Development IdP"
+{provider}
+"#
+    )
+}
+
+/// The `client_secret` line of the harness's `dev` provider.
+pub fn client_secret_line() -> String {
+    format!("client_secret = \"{CLIENT_SECRET}\"")
+}
