@@ -7,29 +7,6 @@
 mod common;
 
 use common::*;
-use std::process::Command;
-
-/// Runs `tests/js/browser-login.mjs` to `target` as `login`, with `flags`; its JSON report.
-async fn browser_login(target: &str, login: &str, flags: &[&str]) -> serde_json::Value {
-    assert!(
-        std::path::Path::new("/usr/bin/chromium").exists(),
-        "Chromium is not installed: run scripts/install-deps"
-    );
-    let mut cmd = Command::new("node");
-    cmd.arg(repo().join("tests/js/browser-login.mjs"))
-        .args(["--url", target, "--login", login])
-        .args(flags);
-    let out = tokio::task::spawn_blocking(move || cmd.output().expect("run node"))
-        .await
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "browser login failed: {stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_str(stdout.trim()).expect("one JSON line")
-}
 
 /// The requests the browser made from the callback page's document to the target's, both
 /// excluded: what the callback page added to the login.

@@ -345,22 +345,7 @@ async fn chromium_runs_the_callback_script_which_passes_iss_on() {
     // posts it with code and state (a missing one is refused).
     let stack = Stack::start_with_idp(Setup::default(), &["--iss-auth-resp"]);
     let target = stack.nginx.url("/private/page");
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("node")
-            .arg(repo().join("tests/js/browser-login.mjs"))
-            .args(["--url", &target, "--login", "ida"])
-            .output()
-            .expect("run node")
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "browser login failed: {stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let result: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON line");
+    let result = browser_login(&target, "ida", &[]).await;
     assert_eq!(result["finalUrl"], stack.nginx.url("/private/page"));
     assert_eq!(result["pageErrors"], json!([]), "{result}");
     assert_eq!(result["consoleErrors"], json!([]), "{result}");

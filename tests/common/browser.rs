@@ -297,3 +297,27 @@ pub fn set_cookies(resp: &reqwest::Response) -> Vec<String> {
         .map(|v| v.to_str().unwrap().to_owned())
         .collect()
 }
+
+/// Runs `tests/js/browser-login.mjs` (headless Chromium through a real login) to `target` as
+/// `login`, with `flags`; its JSON report. Fails loudly when Chromium is missing or the login
+/// does not complete.
+pub async fn browser_login(target: &str, login: &str, flags: &[&str]) -> serde_json::Value {
+    assert!(
+        std::path::Path::new("/usr/bin/chromium").exists(),
+        "Chromium is not installed: run scripts/install-deps"
+    );
+    let mut cmd = std::process::Command::new("node");
+    cmd.arg(repo().join("tests/js/browser-login.mjs"))
+        .args(["--url", target, "--login", login])
+        .args(flags);
+    let out = tokio::task::spawn_blocking(move || cmd.output().expect("run node"))
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "browser login failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(stdout.trim()).expect("one JSON line")
+}
