@@ -197,6 +197,10 @@ async fn a_sentinel_failover_refuses_no_live_session_and_logout_still_reaches_ev
                 .then_some(())
         },
     );
+    // Every instance has seen every session before the fault: a session an instance has never
+    // seen cannot be confirmed while there is no master, and is refused (fail closed); what
+    // must hold is that no session already seen is.
+    users.assert_all_alive(&fleet, "before the failover").await;
 
     let load = Load::start(RATE, users.targets.clone());
     load.until(Duration::from_secs(2)).await;
