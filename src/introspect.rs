@@ -174,18 +174,7 @@ async fn conclude(
                 "a client-credentials token of a client with no machine identity",
             ));
         };
-        crate::jwt::UserClaim {
-            user_id: m.user_id.clone(),
-            groups: m.groups.clone(),
-            email: None,
-            name: None,
-            username: None,
-            permissions: None,
-            metadata: None,
-            provider_user_id: None,
-            user_settings_url: None,
-            from_idp: Default::default(),
-        }
+        crate::jwt::UserClaim::new(m.user_id.clone(), m.groups.clone())
     } else {
         let sub = answer.sub.as_deref().unwrap_or_default();
         let found = users

@@ -301,22 +301,14 @@ pub async fn mint(
     let (session, _refresh_token) = state
         .open_session(app_id, user_id, "", None, Default::default(), now)
         .await?;
-    let user = crate::jwt::UserClaim {
-        user_id: user_id.to_owned(),
-        groups: groups
+    let user = crate::jwt::UserClaim::new(
+        user_id,
+        groups
             .split(',')
             .filter(|g| !g.is_empty())
             .map(str::to_owned)
             .collect(),
-        email: None,
-        name: None,
-        username: None,
-        permissions: None,
-        metadata: None,
-        provider_user_id: None,
-        user_settings_url: None,
-        from_idp: Default::default(),
-    };
+    );
     let claims = crate::users::session_claims(&app, user, None, &session.sid, now, lifetime);
     Ok(state.auth.keys().sign(&claims)?)
 }

@@ -51,6 +51,24 @@ pub struct UserClaim {
     pub from_idp: std::collections::BTreeMap<String, Value>,
 }
 
+impl UserClaim {
+    /// A user with `groups` and nothing else known (no e-mail, name, permissions…).
+    pub fn new(user_id: impl Into<String>, groups: Vec<String>) -> Self {
+        Self {
+            user_id: user_id.into(),
+            groups,
+            email: None,
+            name: None,
+            username: None,
+            permissions: None,
+            metadata: None,
+            provider_user_id: None,
+            user_settings_url: None,
+            from_idp: Default::default(),
+        }
+    }
+}
+
 /// The session JWT's claims (SPEC §3).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Claims {

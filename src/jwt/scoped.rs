@@ -120,16 +120,9 @@ mod tests {
             lifetime_secs: 120,
         };
         let user = UserClaim {
-            user_id: "u1".into(),
-            groups: vec!["g".into()],
             email: Some("u1@example.test".into()),
             name: Some("U".into()),
-            username: None,
-            permissions: None,
-            metadata: None,
-            provider_user_id: None,
-            user_settings_url: None,
-            from_idp: Default::default(),
+            ..UserClaim::new("u1", vec!["g".into()])
         };
         let (token, exp) = mint(&keys, "http://issuer", &user, "orders", cfg, 1000).unwrap();
         assert_eq!(exp, 1120);

@@ -13,16 +13,9 @@ fn claims(exp_in: i64) -> Claims {
         jti: "j".into(),
         sid: "s".into(),
         user: UserClaim {
-            user_id: "u1".into(),
-            groups: vec!["users".into()],
             email: Some("a@b".into()),
             name: Some("A".into()),
-            username: None,
-            permissions: None,
-            metadata: None,
-            provider_user_id: None,
-            user_settings_url: None,
-            from_idp: Default::default(),
+            ..UserClaim::new("u1", vec!["users".into()])
         },
         acr: None,
         amr: Vec::new(),

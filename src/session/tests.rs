@@ -79,16 +79,8 @@ impl Fixture {
                 jti: format!("j-{sid}-{exp_in}"),
                 sid: sid.into(),
                 user: UserClaim {
-                    user_id: sub.into(),
-                    groups: vec!["g".into()],
-                    email: None,
                     name: Some("N".into()),
-                    username: None,
-                    permissions: None,
-                    metadata: None,
-                    provider_user_id: None,
-                    user_settings_url: None,
-                    from_idp: Default::default(),
+                    ..UserClaim::new(sub, vec!["g".into()])
                 },
                 acr: None,
                 amr: Vec::new(),
