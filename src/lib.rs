@@ -39,7 +39,8 @@
 //!   [`pages`] renders the few HTML pages the login needs.
 //! - [`audit`] writes the audit trail: one JSON line per security event, off the request path.
 //! - [`metrics`] counts requests, decisions, logins and latencies for `/-/metrics`; [`systemd`]
-//!   speaks the service manager's notify protocol.
+//!   speaks the service manager's notify protocol; [`telemetry`] exports OpenTelemetry traces
+//!   of the login steps, IdP and store calls (off by default).
 //! - [`config`] reads the TOML in two phases (raw serde → validated, typed values); [`cli`] is the
 //!   command line; `main.rs` only wires them together.
 //! - [`tls`] is whom the outbound TLS clients (IdPs, CRUD service, Redis) trust: built-in roots,
@@ -75,6 +76,7 @@ pub mod signal;
 pub mod state;
 pub mod store;
 pub mod systemd;
+pub mod telemetry;
 pub mod tls;
 pub mod users;
 

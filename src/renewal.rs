@@ -67,7 +67,9 @@ pub async fn renew(
     }
 }
 
-/// Does the renewal of `token` (the caller holds its cache slot, or found it stale).
+/// Does the renewal of `token` (the caller holds its cache slot, or found it stale). A trace
+/// span of its own (`telemetry`): renewals are off the cached-session hot path.
+#[tracing::instrument(target = "idgate::trace", name = "renewal", skip_all)]
 async fn renew_now(
     state: &AppState,
     token: &str,

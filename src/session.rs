@@ -22,6 +22,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
+use tracing::Instrument as _;
 
 use http::{HeaderName, HeaderValue};
 
@@ -500,7 +501,10 @@ impl Authenticator {
     /// Revokes the session in the store (which tells other processes) and here.
     pub async fn revoke(&self, sid: &str) -> Result<bool, StoreError> {
         self.forget_session(sid);
-        self.sessions.revoke_session(sid).await
+        self.sessions
+            .revoke_session(sid)
+            .instrument(crate::telemetry::store_span("revoke_session"))
+            .await
     }
 
     /// Revokes every session of a user in the store (which tells other processes) and here;

@@ -3,6 +3,7 @@
 //! (`Arc`s inside), so nothing here is behind a lock.
 
 use std::sync::Arc;
+use tracing::Instrument as _;
 
 use bytes::Bytes;
 
@@ -274,6 +275,7 @@ impl AppState {
         let evicted = self
             .sessions
             .create_session(&record, self.config.session.max_per_user)
+            .instrument(crate::telemetry::store_span("create_session"))
             .await?;
         for sid in &evicted {
             self.auth.forget_session(sid);

@@ -11,28 +11,72 @@ use crate::state::AppState;
 
 /// Sets up logging from the config (`RUST_LOG` wins).
 pub fn init_tracing(config: Option<&Config>) {
+    install_tracing(config, None);
+}
+
+/// A `tracing` layer over the plain registry.
+type BoxedLayer = Box<dyn tracing_subscriber::Layer<tracing_subscriber::Registry> + Send + Sync>;
+
+/// Installs the log layer (the config's level and format; `RUST_LOG` wins) and, when traces are
+/// on, the OpenTelemetry layer. Each sees only its own: the log layer never the trace spans
+/// (`telemetry::TARGET`), the OpenTelemetry layer nothing else.
+fn install_tracing(config: Option<&Config>, otel: Option<BoxedLayer>) {
+    use tracing_subscriber::filter::{LevelFilter, Targets};
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::Layer;
     let level = config
         .map(|c| c.log.level.clone())
         .unwrap_or_else(|| "info".into());
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let no_trace_spans = Targets::new()
+        .with_default(LevelFilter::TRACE)
+        .with_target(crate::telemetry::TARGET, LevelFilter::OFF);
     // Colours only on a terminal: journald and log files get plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(ansi);
-    let _ = if config.is_some_and(|c| c.log.json) {
-        builder.json().try_init()
+    let fmt: BoxedLayer = if config.is_some_and(|c| c.log.json) {
+        fmt.json()
+            .with_filter(filter)
+            .with_filter(no_trace_spans)
+            .boxed()
     } else {
-        builder.try_init()
+        fmt.with_filter(filter).with_filter(no_trace_spans).boxed()
     };
+    let layers: Vec<BoxedLayer> = std::iter::once(fmt).chain(otel).collect();
+    let _ = tracing_subscriber::registry().with(layers).try_init();
+}
+
+/// Starts the trace exporter when `[telemetry]` asks for it, with its layer (trace spans only).
+fn start_telemetry(
+    config: &Config,
+) -> Result<(Option<crate::telemetry::Telemetry>, Option<BoxedLayer>), Failure> {
+    use tracing_subscriber::filter::{LevelFilter, Targets};
+    use tracing_subscriber::Layer;
+    let Some(settings) = &config.telemetry else {
+        return Ok((None, None));
+    };
+    let (telemetry, layer) =
+        crate::telemetry::Telemetry::start(settings).map_err(Failure::Runtime)?;
+    let only_trace_spans = Targets::new().with_target(crate::telemetry::TARGET, LevelFilter::INFO);
+    Ok((
+        Some(telemetry),
+        Some(layer.with_filter(only_trace_spans).boxed()),
+    ))
 }
 
 /// `idgate serve`: the daemon, until SIGTERM or SIGINT; SIGHUP reloads the config.
 pub fn serve(path: &Path) -> Result<(), Failure> {
     let config = Config::load(path)?;
-    init_tracing(Some(&config));
+    // Before the runtime: the exporter's blocking HTTP client must be built outside it.
+    let (telemetry, otel) = start_telemetry(&config)?;
+    install_tracing(Some(&config), otel);
+    if let Some(t) = &config.telemetry {
+        tracing::info!(endpoint = %t.otlp_endpoint, "exporting traces (OTLP/HTTP)");
+    }
     config.notices.log();
     // Before the runtime's threads: taking systemd's sockets clears LISTEN_FDS.
     let inherited = crate::server::inherited().map_err(|e| Failure::Runtime(e.into()))?;
@@ -40,7 +84,7 @@ pub fn serve(path: &Path) -> Result<(), Failure> {
         .enable_all()
         .build()
         .map_err(|e| Failure::Runtime(e.into()))?;
-    runtime.block_on(async move {
+    let served = runtime.block_on(async move {
         let listeners = if inherited.is_empty() {
             crate::server::bind_with(&config.server.listen, &config.server.socket)
                 .await
@@ -73,7 +117,12 @@ pub fn serve(path: &Path) -> Result<(), Failure> {
         };
         crate::server::run_shared(listeners, shared, stop).await;
         Ok(())
-    })
+    });
+    // After the drain: the spans of the last requests are sent before the process ends.
+    if let Some(telemetry) = telemetry {
+        telemetry.shutdown();
+    }
+    served
 }
 
 /// `idgate check-config`: loads the config and builds the state from it, as `serve` would (files,

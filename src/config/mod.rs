@@ -27,6 +27,7 @@ mod raw;
 mod server;
 mod session;
 mod stores;
+mod telemetry;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -51,6 +52,7 @@ pub use server::{ListenAddr, ServerConfig, SocketPerms};
 pub use session::{SessionConfig, MAX_REFRESH_GRACE};
 pub use stores::{CrudConfig, MongoConfig, RedisConfig, RedisMode, StoreConfig, UsersConfig};
 pub use stores::{InactiveUsers, CRUD_DEFAULT_FIELDS, CRUD_FIELDS};
+pub use telemetry::TelemetryConfig;
 
 /// A configuration problem, always naming the key at fault.
 #[derive(Debug, thiserror::Error)]
@@ -110,6 +112,8 @@ pub struct Config {
     pub pages: pages::PagesConfig,
     /// `[login_limits]`: the rate limits on the login endpoints.
     pub login_limits: LoginLimitsConfig,
+    /// `[telemetry]`: OpenTelemetry traces; `None`: off.
+    pub telemetry: Option<TelemetryConfig>,
 }
 
 /// Startup messages gathered while the config loads (tracing is not set up yet then): which
@@ -195,6 +199,7 @@ impl Config {
         let audit = audit::validate(raw.audit, &resolve)?;
         let pages = pages::validate(raw.pages, &resolve)?;
         let login_limits = limits::validate(raw.login_limits)?;
+        let telemetry = telemetry::validate(raw.telemetry)?;
         let apps = apps::validate(
             raw.apps,
             raw.mia_config.as_deref(),
@@ -215,6 +220,7 @@ impl Config {
             audit,
             pages,
             login_limits,
+            telemetry,
             tls,
             notices,
             policy,

@@ -45,6 +45,8 @@ pub struct RawConfig {
     pub pages: Option<super::pages::RawPages>,
     /// The rate limits on the login endpoints (see `config::limits`).
     pub login_limits: Option<RawLoginLimits>,
+    /// OpenTelemetry traces (see `config::telemetry`).
+    pub telemetry: Option<RawTelemetry>,
 }
 
 /// One `[[api_keys]]` entry. The key itself is never written in this file: give its SHA-256
@@ -260,6 +262,18 @@ pub struct RawLoginLimits {
     pub per_address: Option<String>,
     /// Per browser binding (default `20/min`).
     pub per_binding: Option<String>,
+}
+
+/// `[telemetry]`: OpenTelemetry traces, off without `otlp_endpoint`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTelemetry {
+    /// The OTLP/HTTP collector's base URL (`http://collector:4318`).
+    pub otlp_endpoint: Option<String>,
+    /// `service.name` of the spans (default `idgate`).
+    pub service_name: Option<String>,
+    /// The share of new traces recorded, 0.0 to 1.0 (default 1.0).
+    pub sample_ratio: Option<f64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

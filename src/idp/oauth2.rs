@@ -153,10 +153,12 @@ impl OAuth2Flow {
 }
 
 /// Sends a token request and normalises the answer (see the module doc).
+#[tracing::instrument(target = "idgate::trace", name = "idp token", skip_all, fields(otel.kind = "client"))]
 async fn send_token_request(
     http: &reqwest::Client,
-    req: HttpRequest,
+    mut req: HttpRequest,
 ) -> Result<HttpResponse, IdpError> {
+    crate::telemetry::inject(req.headers_mut());
     let protocol = |what: &str, e: &(dyn std::error::Error + 'static)| {
         request_failed(e, |m| {
             IdpError::Protocol(format!("token endpoint: {what}: {m}"))

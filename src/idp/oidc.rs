@@ -78,6 +78,7 @@ use super::{error_chain, request_failed, IdpError, IdpTokens, IdpUser, LoginStar
 use crate::config::{AppConfig, Protocol, ProviderConfig};
 use crate::metrics::idp_call;
 use crate::store::StepUpRequest;
+use tracing::Instrument;
 
 type Client = CoreClient<
     EndpointSet,
@@ -256,7 +257,10 @@ impl OidcFlow {
             exchange = exchange.add_extra_param(name, value);
         }
         let response =
-            idp_call(exchange.request_async(&self.http))
+            idp_call(exchange.request_async(&crate::telemetry::Traced(self.http.clone())))
+                .instrument(
+                    tracing::info_span!(target: "idgate::trace", "idp token", otel.kind = "client"),
+                )
                 .await
                 .map_err(|e| match &e {
                     openidconnect::RequestTokenError::ServerResponse(r) => self.auth.refusal(

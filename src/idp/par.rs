@@ -97,6 +97,7 @@ struct Refusal {
 /// Pushes the request `authorize_url` carries (all of its query) to `endpoint` and returns the
 /// URL the browser goes to instead: `authorize_url`'s endpoint with `client_id` and
 /// `request_uri`. `audience` is the token endpoint (the client assertion's `aud`).
+#[tracing::instrument(target = "idgate::trace", name = "idp par", skip_all, fields(otel.kind = "client"))]
 pub async fn push(
     http: &reqwest::Client,
     provider: &str,
@@ -128,7 +129,7 @@ pub async fn push(
         form,
         audience,
     )?;
-    let mut resp = idp_call(req.send())
+    let mut resp = idp_call(crate::telemetry::propagate(req).send())
         .await
         .map_err(|e| request_failed(&e, fail))?;
     let status = resp.status();

@@ -113,6 +113,7 @@ pub async fn fetch(
     }
 }
 
+#[tracing::instrument(target = "idgate::trace", name = "idp user api", skip_all, fields(otel.kind = "client"))]
 async fn get_json(
     http: &reqwest::Client,
     url: &Url,
@@ -120,10 +121,12 @@ async fn get_json(
     accept: &str,
 ) -> Result<Value, IdpError> {
     let resp = idp_call(
-        http.get(url.clone())
-            .bearer_auth(access_token)
-            .header(reqwest::header::ACCEPT, accept)
-            .send(),
+        crate::telemetry::propagate(
+            http.get(url.clone())
+                .bearer_auth(access_token)
+                .header(reqwest::header::ACCEPT, accept),
+        )
+        .send(),
     )
     .await
     .map_err(|e| request_failed(&e, |m| IdpError::Protocol(format!("{url}: {m}"))))?;
@@ -163,12 +166,15 @@ async fn bitbucket_emails(
 const MAX_WHOAMI: usize = 1024;
 
 /// The username Bitbucket Server's whoami answers for `access_token`.
+#[tracing::instrument(target = "idgate::trace", name = "idp user api", skip_all, fields(otel.kind = "client"))]
 async fn whoami(http: &reqwest::Client, url: &Url, access_token: &str) -> Result<String, IdpError> {
     let mut resp = idp_call(
-        http.get(url.clone())
-            .bearer_auth(access_token)
-            .header(reqwest::header::ACCEPT, "text/plain")
-            .send(),
+        crate::telemetry::propagate(
+            http.get(url.clone())
+                .bearer_auth(access_token)
+                .header(reqwest::header::ACCEPT, "text/plain"),
+        )
+        .send(),
     )
     .await
     .map_err(|e| request_failed(&e, |m| IdpError::Protocol(format!("{url}: {m}"))))?;

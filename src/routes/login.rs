@@ -16,6 +16,7 @@
 //!   when its callback was intercepted. See docs/security.md.
 
 use std::collections::HashMap;
+use tracing::Instrument as _;
 
 use bytes::Bytes;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE};
@@ -302,6 +303,7 @@ async fn start_login(
             expires_at: crate::now_secs() + ttl,
             step_up: pending.step_up,
         })
+        .instrument(crate::telemetry::store_span("put_state"))
         .await?;
     let mut resp = redirect(start.authorize_url.as_str())?;
     if !stepping_up {

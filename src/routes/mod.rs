@@ -79,7 +79,13 @@ pub async fn handle(state: Arc<AppState>, peer: Arc<Peer>, req: Request) -> Resp
     // Boxed: the endpoints' futures together are several KiB, and hyper moves the request's
     // future (a memcpy of its whole size) on every request, `/auth` included. Boxing the
     // login endpoints keeps the hot path's future small.
-    Box::pin(endpoint(state, peer, req)).await
+    // A login step's span (`telemetry`); disabled, and free, for anything else or traces off.
+    let span = crate::telemetry::step_span(req.method(), path, req.headers());
+    Box::pin(tracing::Instrument::instrument(
+        endpoint(state, peer, req),
+        span,
+    ))
+    .await
 }
 
 /// Every endpoint but `/auth`.

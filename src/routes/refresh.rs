@@ -24,6 +24,7 @@
 use http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use tracing::Instrument as _;
 
 use crate::audit::{Event, Origin, RevokedBy};
 use crate::cookie::Kind;
@@ -173,6 +174,7 @@ async fn rotate(
                 now,
             },
         )
+        .instrument(crate::telemetry::store_span("rotate_refresh"))
         .await?;
     let audited = |event: Event| {
         event

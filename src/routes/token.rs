@@ -14,6 +14,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use tracing::Instrument as _;
 
 use http::header::LOCATION;
 use http::{HeaderValue, StatusCode};
@@ -181,6 +182,7 @@ async fn steps(
             &users::identity(&app, idp.provider(), &idp_user),
             &app.default_groups,
         )
+        .instrument(crate::telemetry::store_span("upsert_login"))
         .await
         .map_err(StoreError::of_users_store)?;
     seen.step = "step_up_other_user";
@@ -323,6 +325,7 @@ async fn take_login(
     let login = state
         .states
         .take_state(state_id)
+        .instrument(crate::telemetry::store_span("take_state"))
         .await?
         .ok_or_else(|| bad_state("unknown or already used; start the login again"))?;
     if login.expires_at <= now {

@@ -157,6 +157,7 @@ impl CrudUsers {
     }
 
     /// Sends the request; any status but 2xx and those in `expected` is an error naming it.
+    #[tracing::instrument(target = "idgate::trace", name = "users crud", skip_all, fields(otel.kind = "client", http.request.method = %method))]
     async fn call(
         &self,
         method: Method,
@@ -170,19 +171,22 @@ impl CrudUsers {
         if let Some(body) = body {
             request = request.json(body);
         }
-        let response = request.send().await.map_err(|e| {
-            if e.is_timeout() {
-                unavailable(format!(
-                    "{method} {what}: no answer within {}",
-                    humantime::format_duration(self.timeout)
-                ))
-            } else {
-                let cause = std::error::Error::source(&e)
-                    .map(|s| format!(": {s}"))
-                    .unwrap_or_default();
-                unavailable(format!("{method} {what}: {}{cause}", e.without_url()))
-            }
-        })?;
+        let response = crate::telemetry::propagate(request)
+            .send()
+            .await
+            .map_err(|e| {
+                if e.is_timeout() {
+                    unavailable(format!(
+                        "{method} {what}: no answer within {}",
+                        humantime::format_duration(self.timeout)
+                    ))
+                } else {
+                    let cause = std::error::Error::source(&e)
+                        .map(|s| format!(": {s}"))
+                        .unwrap_or_default();
+                    unavailable(format!("{method} {what}: {}{cause}", e.without_url()))
+                }
+            })?;
         let status = response.status();
         let text = response.text().await.map_err(|e| {
             unavailable(format!(

@@ -57,6 +57,8 @@
 //                                  claim (in the id_token with --claims-in-id-token)
 //   --log-logout-tokens            write every back-channel logout_token sent to stderr
 //                                  (`idp.mjs: logout_token <jwt>`), so a test can replay one
+//   --log-traceparent              write the W3C traceparent of every request that has one to
+//                                  stderr (`idp.mjs: traceparent <method> <path> <value>`)
 //   --sign-endpoint                POST /-/sign with {"header": {…}, "payload": {…}} answers
 //                                  the payload signed with the IdP's current RS256 key (header
 //                                  defaults: alg RS256 and that key's kid): tokens a real IdP
@@ -183,6 +185,7 @@ try {
       'discovery-alias': { type: 'string', default: '' },
       'multi-tenant-alias': { type: 'string', default: '' },
       'log-logout-tokens': { type: 'boolean', default: false },
+      'log-traceparent': { type: 'boolean', default: false },
       'sign-endpoint': { type: 'boolean', default: false },
       lie: { type: 'string', multiple: true },
       'lie-endpoint': { type: 'boolean', default: false },
@@ -511,6 +514,10 @@ server.listen(port, '127.0.0.1', () => {
   });
 
   server.on('request', async (req, res) => {
+    if (args['log-traceparent'] && req.headers.traceparent) {
+      const path = req.url.split('?')[0];
+      process.stderr.write(`idp.mjs: traceparent ${req.method} ${path} ${req.headers.traceparent}\n`);
+    }
     if (args['sign-endpoint'] && req.method === 'POST' && req.url === '/-/sign') {
       try {
         const { header = {}, payload, key = 'idp', alg } = JSON.parse(await readBody(req));

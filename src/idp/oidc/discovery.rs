@@ -12,6 +12,7 @@ use openidconnect::ProviderMetadataWithLogout;
 
 use super::{algs, issuer_rule, request_failed, IdpError, IssuerRule, OidcFlow};
 use crate::metrics::idp_call;
+use tracing::Instrument;
 
 /// Least time between two JWKS fetches triggered by an unknown `kid`.
 const JWKS_REFETCH_MIN_INTERVAL: Duration = Duration::from_secs(2);
@@ -77,6 +78,7 @@ impl OidcFlow {
         self.discover_fresh().await.map(|_| ())
     }
 
+    #[tracing::instrument(target = "idgate::trace", name = "idp discovery", skip_all, fields(otel.kind = "client"))]
     async fn discover_fresh(&self) -> Result<Arc<Discovered>, IdpError> {
         let discovery_err = |message: String| IdpError::Discovery {
             issuer: self.issuer.clone(),
@@ -87,10 +89,12 @@ impl OidcFlow {
             self.issuer.trim_end_matches('/')
         );
         let resp = idp_call(
-            self.http
-                .get(&url)
-                .header(reqwest::header::ACCEPT, "application/json")
-                .send(),
+            crate::telemetry::propagate(
+                self.http
+                    .get(&url)
+                    .header(reqwest::header::ACCEPT, "application/json"),
+            )
+            .send(),
         )
         .await
         .map_err(|e| request_failed(&e, discovery_err))?;
@@ -113,8 +117,9 @@ impl OidcFlow {
         .map_err(discovery_err)?;
         let jwks = idp_call(openidconnect::JsonWebKeySet::fetch_async(
             meta.jwks_uri(),
-            &self.http,
+            &crate::telemetry::Traced(self.http.clone()),
         ))
+        .instrument(tracing::info_span!(target: "idgate::trace", "idp jwks", otel.kind = "client"))
         .await
         .map_err(|e| request_failed(&e, |m| discovery_err(format!("JWKS: {m}"))))?;
         let discovered = Arc::new(Discovered {
@@ -132,6 +137,7 @@ impl OidcFlow {
     }
 
     /// Fetches the JWKS again (at most once per [`JWKS_REFETCH_MIN_INTERVAL`]).
+    #[tracing::instrument(target = "idgate::trace", name = "idp jwks", skip_all, fields(otel.kind = "client"))]
     pub(super) async fn refetch_jwks(&self) -> Result<Arc<Discovered>, IdpError> {
         let d = self.discovered().await?;
         let recent = self
@@ -147,7 +153,7 @@ impl OidcFlow {
         }
         let jwks = idp_call(openidconnect::JsonWebKeySet::fetch_async(
             d.meta.jwks_uri(),
-            &self.http,
+            &crate::telemetry::Traced(self.http.clone()),
         ))
         .await
         .map_err(|e| {

@@ -60,6 +60,7 @@ impl OidcFlow {
     /// not (unknown, expired, revoked, another client's). An error when the IdP has no introspection endpoint, does
     /// not answer (in time), refuses idgate's client, or answers something that is not an
     /// introspection answer.
+    #[tracing::instrument(target = "idgate::trace", name = "idp introspection", skip_all, fields(otel.kind = "client"))]
     pub async fn introspect(&self, token: &str) -> Result<Option<Introspection>, IdpError> {
         let d = self.discovered().await?;
         let url = d.introspection_endpoint.clone().ok_or_else(|| {
@@ -77,7 +78,7 @@ impl OidcFlow {
             .await?
             .header(reqwest::header::ACCEPT, "application/json");
         let failed = |m: String| IdpError::Protocol(format!("introspection at {url}: {m}"));
-        let mut resp = idp_call(req.send())
+        let mut resp = idp_call(crate::telemetry::propagate(req).send())
             .await
             .map_err(|e| request_failed(&e, failed))?;
         let status = resp.status();

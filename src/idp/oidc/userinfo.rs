@@ -27,6 +27,7 @@ const MAX_USERINFO_BYTES: usize = 256 * 1024;
 impl OidcFlow {
     /// Asks the IdP's userinfo endpoint about the holder of `token`, who must be `subject`;
     /// `None` when the IdP has no userinfo endpoint.
+    #[tracing::instrument(target = "idgate::trace", name = "idp userinfo", skip_all, fields(otel.kind = "client"))]
     pub(super) async fn userinfo(
         &self,
         d: &Discovered,
@@ -38,11 +39,13 @@ impl OidcFlow {
         };
         let failed = |m: String| IdpError::Protocol(format!("userinfo failed: {m}"));
         let resp = idp_call(
-            self.http
-                .get(url.url().clone())
-                .bearer_auth(token.secret())
-                .header(reqwest::header::ACCEPT, "application/json")
-                .send(),
+            crate::telemetry::propagate(
+                self.http
+                    .get(url.url().clone())
+                    .bearer_auth(token.secret())
+                    .header(reqwest::header::ACCEPT, "application/json"),
+            )
+            .send(),
         )
         .await
         .map_err(|e| request_failed(&e, failed))?;

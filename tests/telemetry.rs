@@ -1,0 +1,358 @@
+//! OpenTelemetry traces (`[telemetry]`), end to end: a small OTLP/HTTP receiver in the test
+//! (hyper, decoding `POST /v1/traces` with the official protobuf definitions of
+//! `opentelemetry-proto`) takes what idgate exports while a browser logs in through the real
+//! Nginx (the shipped snippets) at the development IdP, sending a W3C `traceparent` of its own.
+//!
+//! idgate runs with a batch delay longer than the test (`OTEL_BSP_SCHEDULE_DELAY`): the spans
+//! reach the receiver only through the flush at SIGTERM, which is what these tests check too.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: fail loudly
+
+mod common;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use common::*;
+use http_body_util::BodyExt;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use prost::Message;
+
+/// The trace the browser says it belongs to, and its caller's span.
+const TRACE: &str = "4bf92f3577b34da6a3ce929705d0e736";
+const CALLER_SPAN: &str = "00f067aa0ba902b7";
+
+/// A span as the receiver got it (ids in hex).
+#[derive(Debug, Clone)]
+struct Got {
+    name: String,
+    trace: String,
+    id: String,
+    parent: String,
+    service: String,
+}
+
+/// The OTLP/HTTP receiver: every span it was sent, and how many connections it accepted.
+struct Receiver {
+    addr: SocketAddr,
+    spans: Arc<Mutex<Vec<Got>>>,
+    connections: Arc<AtomicUsize>,
+    /// Requests that were not `POST /v1/traces` with `application/x-protobuf`.
+    refused: Arc<Mutex<Vec<String>>>,
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl Receiver {
+    /// Listens on an ephemeral port; `answer` false: accepts connections and never answers (a
+    /// collector that hangs).
+    async fn start(answer: bool) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let spans = Arc::new(Mutex::new(Vec::new()));
+        let connections = Arc::new(AtomicUsize::new(0));
+        let refused = Arc::new(Mutex::new(Vec::new()));
+        let (s, c, r) = (spans.clone(), connections.clone(), refused.clone());
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                c.fetch_add(1, Ordering::SeqCst);
+                if !answer {
+                    held.push(stream);
+                    continue;
+                }
+                let (s, r) = (s.clone(), r.clone());
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |req| {
+                        let (s, r) = (s.clone(), r.clone());
+                        async move { Ok::<_, std::convert::Infallible>(receive(req, &s, &r).await) }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Self {
+            addr,
+            spans,
+            connections,
+            refused,
+        }
+    }
+
+    fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    fn spans(&self) -> Vec<Got> {
+        self.spans.lock().unwrap().clone()
+    }
+}
+
+/// Decodes one export request into `spans`.
+async fn receive(
+    req: http::Request<hyper::body::Incoming>,
+    spans: &Mutex<Vec<Got>>,
+    refused: &Mutex<Vec<String>>,
+) -> http::Response<http_body_util::Full<bytes::Bytes>> {
+    let content_type = req
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let what = format!("{} {} {content_type}", req.method(), req.uri().path());
+    let ok = req.method() == http::Method::POST
+        && req.uri().path() == "/v1/traces"
+        && content_type == "application/x-protobuf";
+    let body = req.into_body().collect().await.unwrap().to_bytes();
+    let decoded = ExportTraceServiceRequest::decode(body);
+    let status = match decoded {
+        Ok(export) if ok => {
+            let mut spans = spans.lock().unwrap();
+            for resource in export.resource_spans {
+                let service = resource
+                    .resource
+                    .iter()
+                    .flat_map(|r| r.attributes.iter())
+                    .find(|a| a.key == "service.name")
+                    .and_then(|a| a.value.as_ref())
+                    .and_then(|v| match &v.value {
+                        Some(
+                            opentelemetry_proto::tonic::common::v1::any_value::Value::StringValue(
+                                s,
+                            ),
+                        ) => Some(s.clone()),
+                        _ => None,
+                    })
+                    .unwrap_or_default();
+                for scope in resource.scope_spans {
+                    for span in scope.spans {
+                        spans.push(Got {
+                            name: span.name,
+                            trace: hex(&span.trace_id),
+                            id: hex(&span.span_id),
+                            parent: hex(&span.parent_span_id),
+                            service: service.clone(),
+                        });
+                    }
+                }
+            }
+            200
+        }
+        _ => {
+            refused.lock().unwrap().push(what);
+            400
+        }
+    };
+    http::Response::builder()
+        .status(status)
+        .header("content-type", "application/x-protobuf")
+        .body(http_body_util::Full::new(bytes::Bytes::new()))
+        .unwrap()
+}
+
+/// IdP, idgate (with `telemetry`, the `[telemetry]` section or "", and a batch delay longer
+/// than any test) and Nginx, as `Stack::start_with_idp` starts them.
+fn stack(telemetry: &str) -> Stack {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let site = format!("http://127.0.0.1:{port}");
+    let idp = Idp::start(
+        &[
+            format!("{site}/web-login/oauth/callback"),
+            format!("{site}/web-login/callback"),
+        ],
+        &["--log-traceparent"],
+    );
+    let extra: &'static str = Box::leak(telemetry.to_owned().into_boxed_str());
+    let setup = Setup {
+        extra,
+        ..Setup::default()
+    };
+    let config = config_toml(&setup, dir.path(), &site, &idp.issuer);
+    let delay = std::ffi::OsStr::new("600000");
+    let idgate = Idgate::start_with_env(
+        std::path::Path::new(idgate_bin()),
+        dir.path(),
+        &config,
+        &[("OTEL_BSP_SCHEDULE_DELAY", delay)],
+    );
+    let nginx = Nginx::start(&dir.path().join("nginx"), port, idgate.addr);
+    Stack {
+        dir,
+        nginx,
+        idgate,
+        idp,
+    }
+}
+
+/// A browser that sends `traceparent` (the caller's trace) with every request.
+fn traced_browser() -> Browser {
+    let jar = Arc::new(reqwest::cookie::Jar::default());
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        "traceparent",
+        format!("00-{TRACE}-{CALLER_SPAN}-01").parse().unwrap(),
+    );
+    let client = reqwest::Client::builder()
+        .cookie_provider(jar.clone())
+        .redirect(reqwest::redirect::Policy::none())
+        .default_headers(headers)
+        .timeout(std::time::Duration::from_secs(20))
+        .build()
+        .unwrap();
+    Browser { client, jar }
+}
+
+/// The `traceparent`s idgate sent the IdP: (method and path, value).
+fn idp_traceparents(idp: &Idp) -> Vec<(String, String)> {
+    idp.proc
+        .log_text()
+        .lines()
+        .filter_map(|l| l.split("idp.mjs: traceparent ").nth(1))
+        .filter_map(|rest| {
+            let mut parts = rest.split_whitespace();
+            let (method, path, value) = (parts.next()?, parts.next()?, parts.next()?);
+            Some((format!("{method} {path}"), value.to_owned()))
+        })
+        .collect()
+}
+
+/// Logs in through Nginx with the traced browser and visits the page again (a cached `/auth`).
+async fn login_and_revisit(stack: &Stack) {
+    let browser = traced_browser();
+    let resp = login(stack, &browser, "/docs/", "alice").await;
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+    let page = browser.navigate(&format!("{}/docs/", stack.site())).await;
+    assert_eq!(page.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_login_is_one_trace_continued_from_nginx_and_passed_to_the_idp() {
+    let receiver = Receiver::start(true).await;
+    let mut stack = stack(&format!(
+        "[telemetry]\notlp_endpoint = \"{}\"\nservice_name = \"idgate-test\"\n",
+        receiver.endpoint()
+    ));
+    login_and_revisit(&stack).await;
+    // Nothing yet: the batch waits longer than the test; SIGTERM flushes it.
+    assert!(receiver.spans().is_empty(), "{:?}", receiver.spans());
+    let status = stack.idgate.proc.terminate().expect("idgate stops");
+    assert!(status.success(), "{status:?}");
+
+    let spans = receiver.spans();
+    assert!(
+        receiver.refused.lock().unwrap().is_empty(),
+        "{:?}",
+        receiver.refused
+    );
+    assert!(!spans.is_empty(), "nothing exported at shutdown");
+    assert!(
+        spans.iter().all(|s| s.service == "idgate-test"),
+        "{spans:?}"
+    );
+    let named = |name: &str| -> Vec<&Got> { spans.iter().filter(|s| s.name == name).collect() };
+    let one = |name: &str| -> &Got {
+        let found = named(name);
+        assert_eq!(found.len(), 1, "one `{name}` span: {spans:?}");
+        found[0]
+    };
+
+    // The login steps continue the browser's trace, children of its span.
+    let authorize = one("GET /authorize");
+    let token = one("POST /oauth/token");
+    for step in [authorize, token] {
+        assert_eq!(step.trace, TRACE, "{step:?}");
+        assert_eq!(step.parent, CALLER_SPAN, "{step:?}");
+    }
+    // The IdP calls of the code exchange are children of its step.
+    let idp_token = one("idp token");
+    assert_eq!(idp_token.parent, token.id, "{spans:?}");
+    assert_eq!(idp_token.trace, TRACE);
+    let userinfo = one("idp userinfo");
+    assert_eq!(userinfo.parent, token.id, "{spans:?}");
+    // Store calls: the login state written at /authorize, taken and the session made at
+    // /oauth/token.
+    assert_eq!(one("put_state").parent, authorize.id, "{spans:?}");
+    assert_eq!(one("take_state").parent, token.id, "{spans:?}");
+    assert_eq!(one("create_session").parent, token.id, "{spans:?}");
+    // The cached `/auth` of the second visit (and the first's 401) made no span: every span is
+    // a login step's or under one, or discovery's (its JWKS under it).
+    let discovery: Vec<&Got> = named("idp discovery");
+    for s in &spans {
+        let under = |p: &Got| s.parent == p.id;
+        assert!(
+            [authorize, token].iter().any(|p| under(p) || s.id == p.id)
+                || discovery.iter().any(|d| under(d) || s.id == d.id),
+            "a span outside the login: {s:?} in {spans:?}"
+        );
+    }
+
+    // The IdP got the trace: its token endpoint saw the `idp token` span as the caller, its
+    // userinfo endpoint the `idp userinfo` span.
+    let sent = idp_traceparents(&stack.idp);
+    let from = |span: &Got| format!("00-{TRACE}-{}-01", span.id);
+    assert!(
+        sent.iter().any(|(_, v)| *v == from(idp_token)),
+        "the IdP's token endpoint got no traceparent of idgate's: {sent:?}"
+    );
+    assert!(
+        sent.iter().any(|(_, v)| *v == from(userinfo)),
+        "the IdP's userinfo endpoint got no traceparent of idgate's: {sent:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_an_endpoint_nothing_is_exported_nor_propagated() {
+    let receiver = Receiver::start(true).await;
+    // A `[telemetry]` section without `otlp_endpoint` is off too.
+    let mut stack = stack("[telemetry]\nservice_name = \"idgate-test\"\n");
+    login_and_revisit(&stack).await;
+    let status = stack.idgate.proc.terminate().expect("idgate stops");
+    assert!(status.success(), "{status:?}");
+    assert_eq!(receiver.connections.load(Ordering::SeqCst), 0);
+    // Only the browser's own requests to the IdP carried a traceparent (its own, unchanged);
+    // idgate's (discovery, JWKS, token, userinfo) none.
+    let sent = idp_traceparents(&stack.idp);
+    let caller = format!("00-{TRACE}-{CALLER_SPAN}-01");
+    assert!(
+        !sent.is_empty(),
+        "the browser's traceparent reached the IdP"
+    );
+    assert!(sent.iter().all(|(_, v)| *v == caller), "{sent:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_collector_that_hangs_neither_blocks_nor_fails_a_login() {
+    let receiver = Receiver::start(false).await;
+    let mut stack = stack(&format!(
+        "[telemetry]\notlp_endpoint = \"{}\"\n",
+        receiver.endpoint()
+    ));
+    login_and_revisit(&stack).await;
+    // SIGTERM: the flush gives up on the collector, and idgate still exits cleanly.
+    let status = stack.idgate.proc.terminate().expect("idgate stops");
+    assert!(status.success(), "{status:?}");
+    assert!(receiver.connections.load(Ordering::SeqCst) >= 1);
+    let counts: HashMap<&str, usize> = [
+        "traces: the collector refused or could not be reached",
+        "traces: the last export failed",
+    ]
+    .into_iter()
+    .map(|line| (line, stack.idgate.proc.log_text().matches(line).count()))
+    .collect();
+    assert!(
+        counts.values().sum::<usize>() >= 1 && counts.values().all(|n| *n <= 1),
+        "logged once: {counts:?}\n{}",
+        stack.idgate.proc.log_tail()
+    );
+}
