@@ -280,21 +280,26 @@ async fn one_login_is_one_trace_continued_from_nginx_and_passed_to_the_idp() {
     assert_eq!(idp_token.trace, TRACE);
     let userinfo = one("idp userinfo");
     assert_eq!(userinfo.parent, token.id, "{spans:?}");
+    // Discovery (lazy: the first login's) under /authorize, its JWKS fetch under it.
+    let discovery = one("idp discovery");
+    assert_eq!(discovery.parent, authorize.id, "{spans:?}");
+    assert_eq!(one("idp jwks").parent, discovery.id, "{spans:?}");
     // Store calls: the login state written at /authorize, taken and the session made at
     // /oauth/token.
     assert_eq!(one("put_state").parent, authorize.id, "{spans:?}");
     assert_eq!(one("take_state").parent, token.id, "{spans:?}");
     assert_eq!(one("create_session").parent, token.id, "{spans:?}");
     // The cached `/auth` of the second visit (and the first's 401) made no span: every span is
-    // a login step's or under one, or discovery's (its JWKS under it).
-    let discovery: Vec<&Got> = named("idp discovery");
+    // a login step or under one.
+    let steps = [authorize.id.as_str(), token.id.as_str()];
     for s in &spans {
-        let under = |p: &Got| s.parent == p.id;
-        assert!(
-            [authorize, token].iter().any(|p| under(p) || s.id == p.id)
-                || discovery.iter().any(|d| under(d) || s.id == d.id),
-            "a span outside the login: {s:?} in {spans:?}"
-        );
+        let mut at = s;
+        while !steps.contains(&at.id.as_str()) {
+            at = spans
+                .iter()
+                .find(|p| p.id == at.parent)
+                .unwrap_or_else(|| panic!("a span outside the login: {s:?} in {spans:?}"));
+        }
     }
 
     // The IdP got the trace: its token endpoint saw the `idp token` span as the caller, its
@@ -309,6 +314,12 @@ async fn one_login_is_one_trace_continued_from_nginx_and_passed_to_the_idp() {
         sent.iter().any(|(_, v)| *v == from(userinfo)),
         "the IdP's userinfo endpoint got no traceparent of idgate's: {sent:?}"
     );
+    for (span, endpoint) in [(discovery, "discovery"), (one("idp jwks"), "JWKS")] {
+        assert!(
+            sent.iter().any(|(_, v)| *v == from(span)),
+            "the IdP's {endpoint} endpoint got no traceparent of idgate's: {sent:?}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
