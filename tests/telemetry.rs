@@ -15,6 +15,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+use common::mongo::{CrudFake, Mongo};
 use common::*;
 use http_body_util::BodyExt;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
@@ -163,6 +164,11 @@ async fn receive(
 /// IdP, idgate (with `telemetry`, the `[telemetry]` section or "", and a batch delay longer
 /// than any test) and Nginx, as `Stack::start_with_idp` starts them.
 fn stack(telemetry: &str) -> Stack {
+    stack_with_users(telemetry, None)
+}
+
+/// [`stack`] with `users` as the `[users]` section.
+fn stack_with_users(telemetry: &str, users: Option<String>) -> Stack {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let site = format!("http://127.0.0.1:{port}");
@@ -176,6 +182,7 @@ fn stack(telemetry: &str) -> Stack {
     let extra: &'static str = Box::leak(telemetry.to_owned().into_boxed_str());
     let setup = Setup {
         extra,
+        users,
         ..Setup::default()
     };
     let config = config_toml(&setup, dir.path(), &site, &idp.issuer);
@@ -215,10 +222,16 @@ fn traced_browser() -> Browser {
 
 /// The `traceparent`s idgate sent the IdP: (method and path, value).
 fn idp_traceparents(idp: &Idp) -> Vec<(String, String)> {
-    idp.proc
-        .log_text()
+    traceparents(&idp.proc, "idp.mjs")
+}
+
+/// The `traceparent`s a test server (`idp.mjs`, `crud_server.py`) logged: (method and path,
+/// value).
+fn traceparents(proc: &Proc, server: &str) -> Vec<(String, String)> {
+    let marker = format!("{server}: traceparent ");
+    proc.log_text()
         .lines()
-        .filter_map(|l| l.split("idp.mjs: traceparent ").nth(1))
+        .filter_map(|l| l.split(marker.as_str()).nth(1))
         .filter_map(|rest| {
             let mut parts = rest.split_whitespace();
             let (method, path, value) = (parts.next()?, parts.next()?, parts.next()?);
@@ -366,4 +379,43 @@ async fn a_collector_that_hangs_neither_blocks_nor_fails_a_login() {
         "logged once: {counts:?}\n{}",
         stack.idgate.proc.log_tail()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_crud_users_service_is_traced_and_gets_the_trace() {
+    let mongo = Mongo::start();
+    let crud = CrudFake::start_with_args(&mongo, "crud", "secret:k", &["--log-traceparent"]);
+    let receiver = Receiver::start(true).await;
+    let mut stack = stack_with_users(
+        &format!("[telemetry]\notlp_endpoint = \"{}\"\n", receiver.endpoint()),
+        Some(format!(
+            "[users]\nkind = \"crud\"\nbase_url = \"{}\"\nheaders = {{ secret = \"k\" }}",
+            crud.url
+        )),
+    );
+    login_and_revisit(&stack).await;
+    let status = stack.idgate.proc.terminate().expect("idgate stops");
+    assert!(status.success(), "{status:?}");
+    let spans = receiver.spans();
+    let token = spans
+        .iter()
+        .find(|s| s.name == "POST /oauth/token")
+        .expect("the token step's span");
+    let upsert = spans
+        .iter()
+        .find(|s| s.name == "upsert_login" && s.parent == token.id)
+        .unwrap_or_else(|| panic!("upsert_login under the token step: {spans:?}"));
+    let crud_calls: Vec<&Got> = spans
+        .iter()
+        .filter(|s| s.name == "users crud" && s.parent == upsert.id)
+        .collect();
+    assert!(!crud_calls.is_empty(), "{spans:?}");
+    let sent = traceparents(&crud.proc, "crud_server.py");
+    for call in crud_calls {
+        let value = format!("00-{TRACE}-{}-01", call.id);
+        assert!(
+            sent.iter().any(|(_, v)| *v == value),
+            "the CRUD service got no traceparent of {call:?}: {sent:?}"
+        );
+    }
 }

@@ -29,9 +29,13 @@ endpoints idgate uses, with the semantics of its public documentation:
 It also refuses every request without `--require-header NAME:VALUE` (401), standing for the API
 key a gateway would check, so a test proves idgate forwards its configured headers.
 
+With `--log-traceparent` it writes the W3C `traceparent` of every request that has one to
+stderr (`crud_server.py: traceparent <method> <path> <value>`), for idgate's trace test.
+
 Usage: crud_server.py --mongo-uri URI [--database D] [--collection C] [--port 0]
                       [--require-header NAME:VALUE] [--state-on-insert PUBLIC]
                       [--schema-fields F1,F2,…] [--identity-index unique|none]
+                      [--log-traceparent]
 Prints one line on stdout when ready: {"url": "http://127.0.0.1:PORT/<collection>"}.
 """
 
@@ -158,6 +162,10 @@ def make_handler(args, collection):
         def route(self, method):
             url = urlsplit(self.path)
             params = parse_qs(url.query)
+            if args.log_traceparent and self.headers.get("traceparent"):
+                sys.stderr.write(f"crud_server.py: traceparent {method} {url.path} "
+                                 f"{self.headers.get('traceparent')}\n")
+                sys.stderr.flush()
             if header_name and self.headers.get(header_name) != header_value:
                 return self.error(401, f"missing or wrong `{header_name}` header")
             if url.path != prefix and not url.path.startswith(prefix + "/"):
@@ -257,6 +265,7 @@ def main():
     p.add_argument("--state-on-insert", default="PUBLIC", choices=STATES)
     p.add_argument("--schema-fields", default="")
     p.add_argument("--identity-index", default="unique", choices=("unique", "none"))
+    p.add_argument("--log-traceparent", action="store_true")
     args = p.parse_args()
 
     client = pymongo.MongoClient(args.mongo_uri, serverSelectionTimeoutMS=5000)
