@@ -5,7 +5,8 @@
 //! that does not validate is refused with a log line, and the previous one keeps serving.
 //!
 //! Requests in flight finish with the state they started with. Listen addresses and socket
-//! permissions are bound at start: changing them needs a restart (a reload says so). The new
+//! permissions are bound at start, and so is `[telemetry]`: changing them needs a restart (a
+//! reload says so). The new
 //! state starts with an empty token cache, so each session is verified once more.
 
 use std::path::PathBuf;
@@ -61,6 +62,11 @@ async fn reload(
     let current = shared.load();
     if config.server.listen != current.config.server.listen {
         tracing::warn!("server.listen changed: listeners are kept until a restart");
+    }
+    if config.telemetry != current.config.telemetry {
+        tracing::warn!(
+            "[telemetry] changed: traces keep the settings of the start until a restart"
+        );
     }
     let next = AppState::build(config).await?;
     let tasks = next.spawn_background();

@@ -164,11 +164,11 @@ async fn receive(
 /// IdP, idgate (with `telemetry`, the `[telemetry]` section or "", and a batch delay longer
 /// than any test) and Nginx, as `Stack::start_with_idp` starts them.
 fn stack(telemetry: &str) -> Stack {
-    stack_with_users(telemetry, None)
+    stack_with(telemetry, Setup::default())
 }
 
-/// [`stack`] with `users` as the `[users]` section.
-fn stack_with_users(telemetry: &str, users: Option<String>) -> Stack {
+/// [`stack`] with the other knobs of `setup`.
+fn stack_with(telemetry: &str, setup: Setup) -> Stack {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let site = format!("http://127.0.0.1:{port}");
@@ -180,11 +180,7 @@ fn stack_with_users(telemetry: &str, users: Option<String>) -> Stack {
         &["--log-traceparent"],
     );
     let extra: &'static str = Box::leak(telemetry.to_owned().into_boxed_str());
-    let setup = Setup {
-        extra,
-        users,
-        ..Setup::default()
-    };
+    let setup = Setup { extra, ..setup };
     let config = config_toml(&setup, dir.path(), &site, &idp.issuer);
     let delay = std::ffi::OsStr::new("600000");
     let idgate = Idgate::start_with_env(
@@ -240,13 +236,17 @@ fn traceparents(proc: &Proc, server: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Logs in through Nginx with the traced browser and visits the page again (a cached `/auth`).
-async fn login_and_revisit(stack: &Stack) {
+/// Logs in through Nginx with the traced browser and visits the page again (a cached `/auth`);
+/// returns the browser and the refresh token.
+async fn login_and_revisit(stack: &Stack) -> (Browser, String) {
     let browser = traced_browser();
     let resp = login(stack, &browser, "/docs/", "alice").await;
-    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+    assert_eq!(resp.status(), 200);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    let refresh_token = body["refreshToken"].as_str().unwrap().to_owned();
     let page = browser.navigate(&format!("{}/docs/", stack.site())).await;
     assert_eq!(page.status(), 200);
+    (browser, refresh_token)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -256,7 +256,23 @@ async fn one_login_is_one_trace_continued_from_nginx_and_passed_to_the_idp() {
         "[telemetry]\notlp_endpoint = \"{}\"\nservice_name = \"idgate-test\"\n",
         receiver.endpoint()
     ));
-    login_and_revisit(&stack).await;
+    let (browser, refresh_token) = login_and_revisit(&stack).await;
+    let site = stack.site();
+    let resp = browser
+        .client
+        .post(format!("{site}/refreshtoken"))
+        .json(&serde_json::json!({ "refreshToken": refresh_token }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let resp = browser
+        .client
+        .post(format!("{site}/logout"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
     // Nothing yet: the batch waits longer than the test; SIGTERM flushes it.
     assert!(receiver.spans().is_empty(), "{:?}", receiver.spans());
     let status = stack.idgate.proc.terminate().expect("idgate stops");
@@ -283,7 +299,9 @@ async fn one_login_is_one_trace_continued_from_nginx_and_passed_to_the_idp() {
     // The login steps continue the browser's trace, children of its span.
     let authorize = one("GET /authorize");
     let token = one("POST /oauth/token");
-    for step in [authorize, token] {
+    let refresh = one("POST /refreshtoken");
+    let logout = one("POST /logout");
+    for step in [authorize, token, refresh, logout] {
         assert_eq!(step.trace, TRACE, "{step:?}");
         assert_eq!(step.parent, CALLER_SPAN, "{step:?}");
     }
@@ -302,9 +320,11 @@ async fn one_login_is_one_trace_continued_from_nginx_and_passed_to_the_idp() {
     assert_eq!(one("put_state").parent, authorize.id, "{spans:?}");
     assert_eq!(one("take_state").parent, token.id, "{spans:?}");
     assert_eq!(one("create_session").parent, token.id, "{spans:?}");
+    assert_eq!(one("rotate_refresh").parent, refresh.id, "{spans:?}");
+    assert_eq!(one("revoke_session").parent, logout.id, "{spans:?}");
     // The cached `/auth` of the second visit (and the first's 401) made no span: every span is
-    // a login step or under one.
-    let steps = [authorize.id.as_str(), token.id.as_str()];
+    // a login step's or under one.
+    let steps = [authorize, token, refresh, logout].map(|s| s.id.as_str());
     for s in &spans {
         let mut at = s;
         while !steps.contains(&at.id.as_str()) {
@@ -386,12 +406,15 @@ async fn the_crud_users_service_is_traced_and_gets_the_trace() {
     let mongo = Mongo::start();
     let crud = CrudFake::start_with_args(&mongo, "crud", "secret:k", &["--log-traceparent"]);
     let receiver = Receiver::start(true).await;
-    let mut stack = stack_with_users(
+    let mut stack = stack_with(
         &format!("[telemetry]\notlp_endpoint = \"{}\"\n", receiver.endpoint()),
-        Some(format!(
-            "[users]\nkind = \"crud\"\nbase_url = \"{}\"\nheaders = {{ secret = \"k\" }}",
-            crud.url
-        )),
+        Setup {
+            users: Some(format!(
+                "[users]\nkind = \"crud\"\nbase_url = \"{}\"\nheaders = {{ secret = \"k\" }}",
+                crud.url
+            )),
+            ..Setup::default()
+        },
     );
     login_and_revisit(&stack).await;
     let status = stack.idgate.proc.terminate().expect("idgate stops");
@@ -418,4 +441,33 @@ async fn the_crud_users_service_is_traced_and_gets_the_trace() {
             "the CRUD service got no traceparent of {call:?}: {sent:?}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renewal_at_auth_is_a_span_of_its_own() {
+    let receiver = Receiver::start(true).await;
+    let mut stack = stack_with(
+        &format!("[telemetry]\notlp_endpoint = \"{}\"\n", receiver.endpoint()),
+        Setup {
+            access_ttl: "2s",
+            ..Setup::default()
+        },
+    );
+    let (browser, _) = login_and_revisit(&stack).await;
+    let site = stack.site();
+    let first = browser.cookie(&site, "sid").unwrap();
+    let exp = jwt_claims(&first)["exp"].as_i64().unwrap();
+    while idgate::now_secs() <= exp {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        browser.navigate(&format!("{site}/docs/")).await.status(),
+        200
+    );
+    assert_ne!(browser.cookie(&site, "sid").unwrap(), first, "renewed");
+    let status = stack.idgate.proc.terminate().expect("idgate stops");
+    assert!(status.success(), "{status:?}");
+    let spans = receiver.spans();
+    let renewals: Vec<&Got> = spans.iter().filter(|s| s.name == "renewal").collect();
+    assert_eq!(renewals.len(), 1, "{spans:?}");
 }

@@ -14,13 +14,17 @@ pub fn init_tracing(config: Option<&Config>) {
     install_tracing(config, None);
 }
 
-/// A `tracing` layer over the plain registry.
-type BoxedLayer = Box<dyn tracing_subscriber::Layer<tracing_subscriber::Registry> + Send + Sync>;
+/// The OpenTelemetry layer over the plain registry, taking the trace spans only.
+type OtelLayer = tracing_subscriber::filter::Filtered<
+    crate::telemetry::Layer<tracing_subscriber::Registry>,
+    tracing_subscriber::filter::Targets,
+    tracing_subscriber::Registry,
+>;
 
 /// Installs the log layer (the config's level and format; `RUST_LOG` wins) and, when traces are
 /// on, the OpenTelemetry layer. Each sees only its own: the log layer never the trace spans
 /// (`telemetry::TARGET`), the OpenTelemetry layer nothing else.
-fn install_tracing(config: Option<&Config>, otel: Option<BoxedLayer>) {
+fn install_tracing(config: Option<&Config>, otel: Option<OtelLayer>) {
     use tracing_subscriber::filter::{LevelFilter, Targets};
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
@@ -38,22 +42,22 @@ fn install_tracing(config: Option<&Config>, otel: Option<BoxedLayer>) {
     let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(ansi);
-    let fmt: BoxedLayer = if config.is_some_and(|c| c.log.json) {
-        fmt.json()
-            .with_filter(filter)
-            .with_filter(no_trace_spans)
-            .boxed()
+    let registry = tracing_subscriber::registry().with(otel);
+    let _ = if config.is_some_and(|c| c.log.json) {
+        registry
+            .with(fmt.json().with_filter(filter).with_filter(no_trace_spans))
+            .try_init()
     } else {
-        fmt.with_filter(filter).with_filter(no_trace_spans).boxed()
+        registry
+            .with(fmt.with_filter(filter).with_filter(no_trace_spans))
+            .try_init()
     };
-    let layers: Vec<BoxedLayer> = std::iter::once(fmt).chain(otel).collect();
-    let _ = tracing_subscriber::registry().with(layers).try_init();
 }
 
 /// Starts the trace exporter when `[telemetry]` asks for it, with its layer (trace spans only).
 fn start_telemetry(
     config: &Config,
-) -> Result<(Option<crate::telemetry::Telemetry>, Option<BoxedLayer>), Failure> {
+) -> Result<(Option<crate::telemetry::Telemetry>, Option<OtelLayer>), Failure> {
     use tracing_subscriber::filter::{LevelFilter, Targets};
     use tracing_subscriber::Layer;
     let Some(settings) = &config.telemetry else {
@@ -62,10 +66,7 @@ fn start_telemetry(
     let (telemetry, layer) =
         crate::telemetry::Telemetry::start(settings).map_err(Failure::Runtime)?;
     let only_trace_spans = Targets::new().with_target(crate::telemetry::TARGET, LevelFilter::INFO);
-    Ok((
-        Some(telemetry),
-        Some(layer.with_filter(only_trace_spans).boxed()),
-    ))
+    Ok((Some(telemetry), Some(layer.with_filter(only_trace_spans))))
 }
 
 /// `idgate serve`: the daemon, until SIGTERM or SIGINT; SIGHUP reloads the config.
