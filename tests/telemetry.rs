@@ -471,3 +471,34 @@ async fn a_renewal_at_auth_is_a_span_of_its_own() {
     let renewals: Vec<&Got> = spans.iter().filter(|s| s.name == "renewal").collect();
     assert_eq!(renewals.len(), 1, "{spans:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sampling_follows_the_callers_flag_then_the_ratio() {
+    let receiver = Receiver::start(true).await;
+    let mut stack = stack(&format!(
+        "[telemetry]\notlp_endpoint = \"{}\"\nsample_ratio = 0.0\n",
+        receiver.endpoint()
+    ));
+    // The traced browser's trace is sampled (flag 01): recorded whatever the ratio.
+    login_and_revisit(&stack).await;
+    // A browser without a traceparent starts new traces: none is recorded at a ratio of 0.
+    let plain = Browser::new();
+    let resp = login(&stack, &plain, "/docs/", "bob").await;
+    assert_eq!(resp.status(), 200);
+    let status = stack.idgate.proc.terminate().expect("idgate stops");
+    assert!(status.success(), "{status:?}");
+    let spans = receiver.spans();
+    assert!(
+        spans.iter().any(|s| s.name == "POST /oauth/token"),
+        "{spans:?}"
+    );
+    assert!(spans.iter().all(|s| s.trace == TRACE), "{spans:?}");
+    assert_eq!(
+        spans
+            .iter()
+            .filter(|s| s.name == "POST /oauth/token")
+            .count(),
+        1,
+        "{spans:?}"
+    );
+}
