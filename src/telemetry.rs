@@ -66,14 +66,13 @@ impl Telemetry {
     where
         S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
     {
-        use opentelemetry_otlp::{WithExportConfig, WithHttpConfig};
+        use opentelemetry_otlp::WithExportConfig;
         let endpoint = config.otlp_endpoint.join("v1/traces")?;
         let exporter = opentelemetry_otlp::SpanExporter::builder()
             .with_http()
             .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
             .with_endpoint(endpoint.as_str())
             .with_timeout(EXPORT_TIMEOUT)
-            .with_headers(Default::default())
             .build()?;
         let batch = BatchSpanProcessor::builder(LogOnce {
             inner: exporter,
