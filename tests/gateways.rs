@@ -188,3 +188,234 @@ async fn caddy_forward_auth_logs_in_passes_the_identity_renews_refuses_and_logs_
     assert_eq!(resp.status(), 401);
     assert!(stack.idgate.proc.is_running());
 }
+
+/// A question as Traefik's `forwardAuth` asks it: GET to the configured address, the
+/// client's own headers, and the request described in `X-Forwarded-*` (Traefik itself is not
+/// installed here; its documented contract is what these requests follow).
+async fn traefik_asks(
+    client: &reqwest::Client,
+    address: &str,
+    (method, proto, host, uri): (&str, &str, &str, &str),
+    client_headers: &[(&str, &str)],
+) -> reqwest::Response {
+    let mut req = client
+        .get(address)
+        .header("x-forwarded-method", method)
+        .header("x-forwarded-proto", proto)
+        .header("x-forwarded-host", host)
+        .header("x-forwarded-uri", uri)
+        .header("x-forwarded-for", "192.0.2.7");
+    for (k, v) in client_headers {
+        req = req.header(*k, *v);
+    }
+    req.send().await.unwrap()
+}
+
+const NAVIGATION: (&str, &str) = ("accept", "text/html,application/xhtml+xml,*/*;q=0.8");
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traefik_forward_auth_contract_and_what_a_client_cannot_change() {
+    let (_dir, idgate) = start_idgate_alone(Setup {
+        extra: RULES,
+        trusted_peers: r#"["127.0.0.1/32"]"#,
+        ..Setup::default()
+    });
+    // The harness's site, the app's allowed redirect origin.
+    let host = "127.0.0.1:8080";
+    let address = idgate.url("/forward-auth?app=web");
+    let client = Browser::new().client;
+    let user = mint(&idgate, "u-1", "users");
+    let admin = mint(&idgate, "u-2", "users,admin");
+    let sid = |t: &str| format!("sid={t}");
+
+    // A navigation without a session: 302 to the login, absolute on the forwarded origin
+    // (Traefik would prefix a relative one with idgate's own address).
+    let r = traefik_asks(
+        &client,
+        &address,
+        ("GET", "http", host, "/docs/a?x=1"),
+        &[NAVIGATION],
+    )
+    .await;
+    assert_eq!(r.status(), 302);
+    assert_eq!(
+        location(&r),
+        "http://127.0.0.1:8080/authorize?appId=web&providerId=dev&redirect=%2Fdocs%2Fa%3Fx%3D1"
+    );
+    // A host the client chose that is not one of the app's: never an absolute Location there.
+    for evil in ["evil.example", "127.0.0.1:8081", "evil.example:8080"] {
+        let r = traefik_asks(
+            &client,
+            &address,
+            ("GET", "https", evil, "/docs/a"),
+            &[NAVIGATION],
+        )
+        .await;
+        assert_eq!(r.status(), 302, "{evil}");
+        let loc = location(&r);
+        assert!(loc.starts_with("/authorize?"), "{evil}: {loc}");
+    }
+    // A script's call, or a POST: 401 JSON, no Location.
+    let r = traefik_asks(
+        &client,
+        &address,
+        ("POST", "http", host, "/docs/a"),
+        &[NAVIGATION],
+    )
+    .await;
+    assert_eq!(r.status(), 401);
+    assert!(r.headers().get("location").is_none());
+    let r = traefik_asks(
+        &client,
+        &address,
+        ("GET", "http", host, "/docs/a"),
+        &[("accept", "application/json")],
+    )
+    .await;
+    assert_eq!(r.status(), 401);
+    assert_eq!(r.headers()["content-type"], "application/json");
+
+    // A session: 200 with the identity headers; a route rule's 403 is JSON.
+    let r = traefik_asks(
+        &client,
+        &address,
+        ("GET", "http", host, "/docs/a"),
+        &[("cookie", &sid(&user))],
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["mia-userid"], "u-1");
+    let r = traefik_asks(
+        &client,
+        &address,
+        ("DELETE", "http", host, "/admin/x"),
+        &[("cookie", &sid(&user))],
+    )
+    .await;
+    assert_eq!(r.status(), 403);
+    assert_eq!(r.headers()["content-type"], "application/json");
+    let r = traefik_asks(
+        &client,
+        &address,
+        ("DELETE", "http", host, "/admin/x"),
+        &[("authorization", &format!("Bearer {admin}"))],
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    // An anonymous request on a public route: 200, every identity header present and empty
+    // (a gateway copying them replaces whatever the client sent).
+    let r = traefik_asks(
+        &client,
+        &address,
+        ("GET", "http", host, "/public/p"),
+        &[("miauserid", "mallory")],
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["mia-userid"], "");
+
+    // What a client sends cannot change the decision: `/auth`'s headers, an app, the other
+    // gateway style's description are all ignored here.
+    let r = traefik_asks(
+        &client,
+        &address,
+        ("GET", "http", host, "/admin/x"),
+        &[
+            ("cookie", &sid(&user)),
+            ("original-request-uri", "/public/p"),
+            ("x-original-uri", "/public/p"),
+            ("x-original-url", "http://127.0.0.1:8080/public/p"),
+            ("idgate-app", "other"),
+            ("client-type", "backoffice"),
+            ("isbackoffice", "true"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status(), 403);
+    let r = traefik_asks(
+        &client,
+        &address,
+        ("GET", "http", host, "/docs/a"),
+        &[
+            ("original-request-uri", "/public/p"),
+            ("accept", "application/json"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status(), 401);
+    // Nor can `/auth` be told about a request in `X-Forwarded-*`: it decides on `/` here.
+    let r = client
+        .get(idgate.url("/auth"))
+        .header("idgate-app", "web")
+        .header("x-forwarded-uri", "/public/p")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+
+    // A path the gateway could route elsewhere than it is judged is refused, never judged
+    // looser: dot segments, encoded slashes, backslashes; and malformed descriptions.
+    for (what, described) in [
+        ("dot segment", ("GET", "http", host, "/public/../admin/x")),
+        (
+            "encoded dot segment",
+            ("GET", "http", host, "/public/%2e%2e/admin/x"),
+        ),
+        (
+            "encoded slash",
+            ("GET", "http", host, "/public%2F..%2Fadmin/x"),
+        ),
+        ("empty segment", ("GET", "http", host, "/public//admin")),
+        ("backslash", ("GET", "http", host, "/public\\..\\admin")),
+        ("relative", ("GET", "http", host, "admin/x")),
+        (
+            "absolute",
+            ("GET", "http", host, "http://127.0.0.1:8080/public/p"),
+        ),
+        ("protocol", ("GET", "ftp", host, "/public/p")),
+        ("method", ("get", "http", host, "/public/p")),
+        (
+            "host with user",
+            ("GET", "http", "a@127.0.0.1:8080", "/public/p"),
+        ),
+        (
+            "host with path",
+            ("GET", "http", "127.0.0.1:8080/x", "/public/p"),
+        ),
+    ] {
+        let r = traefik_asks(&client, &address, described, &[("cookie", &sid(&admin))]).await;
+        assert_eq!(r.status(), 400, "{what}");
+    }
+    let r = client
+        .get(&address)
+        .header("x-forwarded-method", "GET")
+        .header("x-forwarded-proto", "http")
+        .header("x-forwarded-host", host)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400, "no X-Forwarded-Uri");
+    let r = client
+        .get(&address)
+        .header("x-forwarded-method", "GET")
+        .header("x-forwarded-proto", "http")
+        .header("x-forwarded-host", host)
+        .header("x-forwarded-uri", "/public/p")
+        .header("x-forwarded-uri", "/admin/x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400, "X-Forwarded-Uri twice");
+
+    // Only trusted peers may ask: a client reaching idgate itself gets 403, session or not.
+    let outsider = Browser::from_address("127.0.0.2").client;
+    let r = traefik_asks(
+        &outsider,
+        &address,
+        ("GET", "http", host, "/public/p"),
+        &[("cookie", &sid(&admin))],
+    )
+    .await;
+    assert_eq!(r.status(), 403);
+    assert_eq!(r.headers()["content-type"], "application/json");
+}
