@@ -57,14 +57,14 @@ fn caddy_stack(access_ttl: &'static str) -> CaddyStack {
 
 /// The login through the gateway at `site`, starting at `path`: the protected page's redirect,
 /// `/authorize`, the IdP's form, the callback page and `/oauth/token`. Returns the first
-/// redirect's `Location` as sent.
+/// redirect's `Location` as sent, and where `/oauth/token` sends the browser back to.
 async fn login_through(
     site: &str,
     issuer: &str,
     browser: &Browser,
     path: &str,
     who: &str,
-) -> String {
+) -> (String, Option<String>) {
     let resp = browser.navigate(&format!("{site}{path}")).await;
     assert_eq!(
         resp.status(),
@@ -84,7 +84,11 @@ async fn login_through(
     assert_eq!(page.status(), 200, "the callback page through the gateway");
     let resp = browser.exchange(site, &callback).await;
     assert_eq!(resp.status(), 200, "/oauth/token through the gateway");
-    first
+    let back = resp
+        .headers()
+        .get("location")
+        .map(|v| v.to_str().unwrap().to_owned());
+    (first, back)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -109,7 +113,9 @@ async fn caddy_forward_auth_logs_in_passes_the_identity_renews_refuses_and_logs_
     );
 
     // A browser: 302 to the login on the forwarded origin, then the whole login through Caddy.
-    let first = login_through(&site, &stack.idp.issuer, &browser, "/docs/a?x=1", "alice").await;
+    let (first, back) =
+        login_through(&site, &stack.idp.issuer, &browser, "/docs/a?x=1", "alice").await;
+    assert_eq!(back.as_deref(), Some("/docs/a?x=1"));
     assert_eq!(
         first,
         format!("{site}/authorize?appId=web&providerId=dev&redirect=%2Fdocs%2Fa%3Fx%3D1"),
@@ -418,4 +424,195 @@ async fn traefik_forward_auth_contract_and_what_a_client_cannot_change() {
     .await;
     assert_eq!(r.status(), 403);
     assert_eq!(r.headers()["content-type"], "application/json");
+}
+
+/// Nginx configured as ingress-nginx generates it for an Ingress with the annotations
+/// `nginx.ingress.kubernetes.io/auth-url: http://IDGATE/forward-auth?app=web&headers=ingress-nginx`,
+/// `auth-signin: SITE/authorize?appId=web&providerId=dev` and `auth-response-headers:
+/// Mia-Userid, Mia-Groups, Mia-Userproperties`, written after the controller's template
+/// (`rootfs/etc/nginx/template/nginx.tmpl`: the `_external-auth` location, the protected
+/// location's `auth_request` lines, the `@…` sign-in location), plus a second Ingress without
+/// auth routing idgate's login endpoints to idgate.
+fn ingress_nginx_conf(
+    prefix: &std::path::Path,
+    port: u16,
+    idgate: std::net::SocketAddr,
+    echo_port: u16,
+) -> String {
+    let p = prefix.display();
+    format!(
+        r#"daemon off;
+worker_processes 1;
+pid {p}/nginx.pid;
+error_log {p}/logs/error.log warn;
+events {{ worker_connections 256; }}
+http {{
+    access_log off;
+    client_body_temp_path {p}/tmp/client_body;
+    proxy_temp_path {p}/tmp/proxy;
+    fastcgi_temp_path {p}/tmp/fastcgi;
+    uwsgi_temp_path {p}/tmp/uwsgi;
+    scgi_temp_path {p}/tmp/scgi;
+
+    server {{
+        listen 127.0.0.1:{port};
+
+        # ingress-nginx sets $escaped_request_uri with set_escape_uri (the set-misc module,
+        # not in Debian's nginx); the paths this test visits need no escaping.
+        set $escaped_request_uri $request_uri;
+
+        # The Ingress without auth: idgate's own endpoints.
+        location ~ ^/(authorize|web-login|oauth/token|refreshtoken|logout|me/sessions)(/|$) {{
+            proxy_http_version 1.1;
+            proxy_set_header Host $host;
+            proxy_set_header X-Forwarded-For $remote_addr;
+            proxy_pass http://{idgate};
+        }}
+
+        # Generated for `auth-url`.
+        location = /_external-auth-Lw-Prefix {{
+            internal;
+            proxy_pass_request_body off;
+            proxy_set_header Content-Length "";
+            proxy_set_header X-Forwarded-Proto "";
+            proxy_set_header X-Request-ID $request_id;
+            proxy_set_header Host 127.0.0.1;
+            proxy_set_header X-Original-URL $scheme://$http_host$request_uri;
+            proxy_set_header X-Original-Method $request_method;
+            proxy_set_header X-Sent-From "nginx-ingress-controller";
+            proxy_set_header X-Real-IP $remote_addr;
+            proxy_set_header X-Forwarded-For $remote_addr;
+            proxy_set_header X-Auth-Request-Redirect $request_uri;
+            proxy_buffering off;
+            proxy_http_version 1.1;
+            proxy_pass_request_headers on;
+            client_max_body_size 1m;
+            proxy_pass http://{idgate}/forward-auth?app=web&headers=ingress-nginx;
+        }}
+
+        # Generated for `auth-signin` (the redirect parameter: `rd`, auth-signin-redirect-param).
+        location @64e1e9bd5e0e2e3ab0e7fba7bcb3e3ce4d3fbd2c {{
+            internal;
+            add_header Set-Cookie $auth_cookie;
+            return 302 http://127.0.0.1:{port}/authorize?appId=web&providerId=dev&rd=$scheme://$http_host$escaped_request_uri;
+        }}
+
+        location / {{
+            auth_request /_external-auth-Lw-Prefix;
+            auth_request_set $auth_cookie $upstream_http_set_cookie;
+            add_header Set-Cookie $auth_cookie;
+            auth_request_set $authHeader0 $upstream_http_mia_userid;
+            proxy_set_header 'Mia-Userid' $authHeader0;
+            auth_request_set $authHeader1 $upstream_http_mia_groups;
+            proxy_set_header 'Mia-Groups' $authHeader1;
+            auth_request_set $authHeader2 $upstream_http_mia_userproperties;
+            proxy_set_header 'Mia-Userproperties' $authHeader2;
+            error_page 401 = @64e1e9bd5e0e2e3ab0e7fba7bcb3e3ce4d3fbd2c;
+            proxy_http_version 1.1;
+            proxy_pass http://127.0.0.1:{echo_port};
+        }}
+    }}
+
+    # The application: echoes what it received.
+    server {{
+        listen 127.0.0.1:{echo_port};
+        location / {{
+            default_type text/plain;
+            return 200 "uri=$request_uri\nmiauserid=$http_mia_userid\nmiausergroups=$http_mia_groups\n";
+        }}
+    }}
+}}
+"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ingress_nginx_auth_url_and_auth_signin() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let site = format!("http://127.0.0.1:{port}");
+    let idp = Idp::start(
+        &[
+            format!("{site}/web-login/oauth/callback"),
+            format!("{site}/web-login/callback"),
+        ],
+        &[],
+    );
+    let setup = Setup {
+        access_ttl: "2s",
+        extra: RULES,
+        trusted_peers: r#"["127.0.0.1/32"]"#,
+        ..Setup::default()
+    };
+    let config = config_toml(&setup, dir.path(), &site, &idp.issuer);
+    let idgate = Idgate::start(dir.path(), &config);
+    let prefix = dir.path().join("nginx");
+    for d in ["logs", "tmp"] {
+        std::fs::create_dir_all(prefix.join(d)).unwrap();
+    }
+    let echo_port = free_port();
+    std::fs::write(
+        prefix.join("nginx.conf"),
+        ingress_nginx_conf(&prefix, port, idgate.addr, echo_port),
+    )
+    .unwrap();
+    let mut cmd = std::process::Command::new(which("nginx").expect("nginx"));
+    cmd.arg("-p")
+        .arg(&prefix)
+        .arg("-c")
+        .arg(prefix.join("nginx.conf"));
+    cmd.arg("-e").arg(prefix.join("logs/error.log"));
+    let mut nginx = Proc::spawn_logging_to("nginx", &mut cmd, &prefix.join("logs/error.log"));
+    nginx.ready_on_port(port);
+
+    // The sign-in: ingress-nginx's own redirect, with `rd` the absolute URL to come back to;
+    // /authorize takes `rd` as its `redirect`.
+    let browser = Browser::new();
+    let (first, back) = login_through(&site, &idp.issuer, &browser, "/docs/a", "alice").await;
+    assert_eq!(back, Some(format!("{site}/docs/a")), "back to `rd`");
+    assert_eq!(
+        first,
+        format!("{site}/authorize?appId=web&providerId=dev&rd={site}/docs/a")
+    );
+    let resp = browser.navigate(&format!("{site}/docs/a")).await;
+    assert_eq!(resp.status(), 200);
+    let seen = echoed(&resp.text().await.unwrap());
+    let user = seen["miauserid"].clone();
+    assert!(!user.is_empty(), "{seen:?}");
+    assert!(seen["miausergroups"].contains("users"), "{seen:?}");
+
+    // A route rule refuses with 403; a client's own X-Original-URL is replaced by Nginx's.
+    let resp = browser.navigate(&format!("{site}/admin/x")).await;
+    assert_eq!(resp.status(), 403);
+    let resp = browser
+        .client
+        .get(format!("{site}/admin/x"))
+        .header("x-original-url", format!("{site}/public/p"))
+        .header("x-forwarded-uri", "/public/p")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+
+    // Renewal: the 200 carries the renewed cookie, which ingress-nginx adds to the answer.
+    let before = browser.cookie(&site, "sid").unwrap();
+    let exp = jwt_claims(&before)["exp"].as_i64().unwrap();
+    while idgate::now_secs() <= exp + 1 {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let resp = browser.navigate(&format!("{site}/docs/b")).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(echoed(&resp.text().await.unwrap())["miauserid"], user);
+    assert_ne!(browser.cookie(&site, "sid").unwrap(), before, "renewed");
+
+    // A browser without a session, or with a made-up one, is sent to sign in.
+    let resp = Browser::new()
+        .client
+        .get(format!("{site}/docs/a"))
+        .header("cookie", "sid=made.up.token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 302);
+    assert!(location(&resp).contains("/authorize?appId=web"));
 }
