@@ -22,6 +22,9 @@
 //! states one — a key never widens what the location says it is — else the key's.
 
 mod api_tokens;
+mod described;
+
+pub(super) use described::Described;
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, StatusCode};
@@ -36,58 +39,6 @@ use crate::jwt::JwtError;
 use crate::policy::{Context, Decision, StepUp, Verdict};
 use crate::session::{AuthFailure, VerifiedSession};
 use crate::state::AppState;
-
-/// The request a gateway asks about, as the gateway describes it, and what the operator's
-/// gateway configuration states about its location. `/auth` reads it from the headers the
-/// shipped Nginx snippets set ([`Described::from_nginx`]); `/forward-auth` from the forwarded
-/// headers and its own query (`super::forward_auth`). Everything else the decision reads (the
-/// session token, the renewal cookie, an API key, `Accept`) is the client's own.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Described<'a> {
-    /// The method of the request being decided.
-    pub(super) method: &'a str,
-    /// Its request target (path and query) as the gateway received it; `""` (which no rule
-    /// matches) when it could not be read.
-    pub(super) uri: &'a str,
-    /// The app the location belongs to, as stated (checked against the configuration here);
-    /// `None`: `[server] default_app`.
-    pub(super) app: Option<&'a str>,
-    /// The location's own client type, when stated.
-    pub(super) client_type: Option<&'a str>,
-    /// The location requires an API key.
-    pub(super) api_key_required: bool,
-    /// The location is a back-office one (`isBackOffice` of the rules).
-    pub(super) backoffice: bool,
-    /// The upstream audience a scoped token is minted for (`jwt::scoped`).
-    pub(super) audience: Option<&'a str>,
-    /// The path carrying a location rule (`/auth/{rule}`; `/auth` for none).
-    pub(super) rule_path: &'a str,
-}
-
-impl<'a> Described<'a> {
-    /// The description the shipped Nginx snippets send to `/auth` (`Original-Request-*` or
-    /// `X-Original-*`, `idgate-app`, …), believed because only trusted peers get this far.
-    fn from_nginx(req: &'a Request) -> Self {
-        let headers = req.headers();
-        Self {
-            method: header(headers, headers::ORIGINAL_METHOD)
-                .or_else(|| header(headers, headers::X_ORIGINAL_METHOD))
-                .unwrap_or(req.method().as_str()),
-            uri: original_uri(headers),
-            app: header(headers, headers::IDGATE_APP).filter(|a| !a.is_empty()),
-            client_type: header(headers, headers::CLIENT_TYPE).filter(|v| !v.is_empty()),
-            // Any value but empty, `false` or `0`: a typo requires one.
-            api_key_required: headers.get(headers::API_KEY_REQUIRED).is_some_and(|v| {
-                let v = v.as_bytes();
-                !v.is_empty() && !v.eq_ignore_ascii_case(b"false") && v != b"0"
-            }),
-            backoffice: header(headers, headers::IS_BACKOFFICE)
-                .is_some_and(|v| v.eq_ignore_ascii_case("true") || v == "1"),
-            audience: header(headers, headers::IDGATE_AUDIENCE).filter(|a| !a.is_empty()),
-            rule_path: req.uri().path(),
-        }
-    }
-}
 
 pub async fn decide(state: &AppState, peer: &Peer, req: &Request) -> Response {
     if !peer.trusted {
