@@ -250,3 +250,62 @@ fn absolute(
     let path = relative.to_str().unwrap_or("/");
     HeaderValue::from_str(&format!("{origin}{path}")).unwrap_or(relative)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn ingress_nginx_url_splits_into_origin_and_target() {
+        let h = headers(&[
+            ("x-original-method", "GET"),
+            (
+                "x-original-url",
+                "https://app.example:8443/docs/a?x=1&y=%20",
+            ),
+        ]);
+        let f = from_original_url(&h).unwrap();
+        assert_eq!(
+            (f.method, f.proto, f.host, f.uri),
+            ("GET", "https", "app.example:8443", "/docs/a?x=1&y=%20")
+        );
+        for bad in [
+            "app.example/docs",
+            "https://app.example",
+            "https://u@app.example/x",
+            "https://app.example/a/../b",
+            "javascript://app.example/x",
+        ] {
+            let mut h = headers(&[("x-original-method", "GET")]);
+            h.insert("x-original-url", HeaderValue::from_str(bad).unwrap());
+            assert!(from_original_url(&h).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn forwarded_description_needs_each_header_once() {
+        let full = [
+            ("x-forwarded-method", "GET"),
+            ("x-forwarded-proto", "http"),
+            ("x-forwarded-host", "app.example"),
+            ("x-forwarded-uri", "/x"),
+        ];
+        assert!(from_forwarded(&headers(&full)).is_ok());
+        for i in 0..full.len() {
+            let mut missing = full.to_vec();
+            missing.remove(i);
+            assert!(from_forwarded(&headers(&missing)).is_err(), "{:?}", full[i]);
+            let mut twice = full.to_vec();
+            twice.push(full[i]);
+            assert!(from_forwarded(&headers(&twice)).is_err(), "{:?}", full[i]);
+        }
+    }
+}
