@@ -140,6 +140,25 @@ async fn caddy_forward_auth_logs_in_passes_the_identity_renews_refuses_and_logs_
     let resp = browser.navigate(&format!("{site}/admin/x")).await;
     assert_eq!(resp.status(), 403);
 
+    // Paths that Caddy or the application could read as `/admin/…`, sent byte for byte: never
+    // let through for a session the rule refuses (idgate refuses what is not canonical).
+    let cookie = format!("sid={}", browser.cookie(&site, "sid").unwrap());
+    for target in [
+        "/public/../admin/x",
+        "/public/%2e%2e/admin/x",
+        "/public/..%2Fadmin/x",
+        "/public%2F..%2Fadmin/x",
+        "/public//../admin/x",
+    ] {
+        let r = raw::send(stack.caddy.port, "GET", target, &[("cookie", &cookie)]);
+        assert!(
+            r.status == 400 || r.status == 403,
+            "{target}: {} {}",
+            r.status,
+            r.body
+        );
+    }
+
     // A public route, anonymous: the client's own identity headers never reach the upstream.
     let anonymous = Browser::new();
     let resp = anonymous
