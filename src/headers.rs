@@ -108,7 +108,7 @@ pub struct RenderedIdentity(Box<str>);
 
 impl IdentityHeaders {
     /// The names of the headers [`IdentityHeaders::render`] gives values for, in order.
-    fn names(&self) -> impl Iterator<Item = &HeaderName> {
+    pub fn names(&self) -> impl Iterator<Item = &HeaderName> {
         static STANDARD: [HeaderName; 3] = [MIA_USERID, MIA_GROUPS, MIA_USERPROPERTIES];
         static TOKEN: HeaderName = IDGATE_TOKEN;
         STANDARD

@@ -15,7 +15,8 @@
 //! - [`state`] is the one value every request sees: the configuration, the stores, the keys, the
 //!   identity providers and the caches; it also opens sessions (the login's and `sessions mint`'s).
 //! - [`routes`] dispatches on the path (the endpoint table is in its module doc); one file per
-//!   group of endpoints: `auth` (the hot path), `login`, `token`, `session_api`, `me` (the
+//!   group of endpoints: `auth` (the hot path), `forward_auth` (the same decision for Caddy,
+//!   Traefik and ingress-nginx), `login`, `token`, `session_api`, `me` (the
 //!   sessions a user sees and ends), `meta`, `health`.
 //! - [`http`] is the wire: request bodies and parameters read with limits, canonical paths, and
 //!   the JSON, HTML and redirect responses.

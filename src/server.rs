@@ -351,7 +351,8 @@ async fn serve(
 ) -> crate::http::Response {
     let start = Instant::now();
     let path = req.uri().path();
-    let is_auth = path == "/auth" || path.starts_with("/auth/");
+    // `/forward-auth` is the same decision for other gateways: counted and logged as one.
+    let is_auth = path == "/auth" || path.starts_with("/auth/") || path == "/forward-auth";
     if is_auth {
         // Only what the debug line needs, and only when it is on: the hot path stays as it was.
         let logged = tracing::enabled!(tracing::Level::DEBUG)

@@ -455,6 +455,12 @@ impl Authenticator {
         }
     }
 
+    /// The names of the identity headers a session's answer carries (`/forward-auth` sends
+    /// them empty for an anonymous request, so that no gateway keeps a client's own).
+    pub fn identity_header_names(&self) -> impl Iterator<Item = &HeaderName> {
+        self.identity.names()
+    }
+
     /// Drops a token from the cache (a renewed token, whose successor replaces it).
     pub fn forget_token(&self, token: &str) {
         self.tokens.remove(&token_digest(token));

@@ -22,6 +22,9 @@
 //! states one — a key never widens what the location says it is — else the key's.
 
 mod api_tokens;
+mod described;
+
+pub(super) use described::Described;
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, StatusCode};
@@ -43,7 +46,17 @@ pub async fn decide(state: &AppState, peer: &Peer, req: &Request) -> Response {
         deny(state, peer, req.headers(), "untrusted_peer", None);
         return refuse(StatusCode::FORBIDDEN, "this peer may not ask /auth");
     }
-    let headers = req.headers();
+    judge(state, peer, req.headers(), &Described::from_nginx(req)).await
+}
+
+/// The decision on the request `described`, asked by a trusted peer with the client's
+/// `headers` (its credentials and `Accept`).
+pub(super) async fn judge(
+    state: &AppState,
+    peer: &Peer,
+    headers: &HeaderMap,
+    described: &Described<'_>,
+) -> Response {
     if let Some(too_big) = oversized_credentials(headers) {
         tracing::warn!(
             header = too_big,
@@ -56,7 +69,7 @@ pub async fn decide(state: &AppState, peer: &Peer, req: &Request) -> Response {
         );
     }
     // The API key step, before anything else reads the request: a refused key ends it here.
-    let client_type = match client_type(state, headers) {
+    let client_type = match client_type(state, headers, described) {
         Ok(client_type) => client_type,
         Err(e) => {
             // The error names where the key was sent, never the key.
@@ -65,7 +78,7 @@ pub async fn decide(state: &AppState, peer: &Peer, req: &Request) -> Response {
         }
     };
     // The app the location belongs to, stated by the operator (see idgate-upstream.conf).
-    let bound_app = match header(headers, headers::IDGATE_APP).filter(|a| !a.is_empty()) {
+    let bound_app = match described.app {
         Some(id) => match state.config.apps.get_key_value(id) {
             Some((id, _)) => Some(id.as_str()),
             None => {
@@ -146,14 +159,12 @@ pub async fn decide(state: &AppState, peer: &Peer, req: &Request) -> Response {
         ok
     });
 
-    let method = header(headers, headers::ORIGINAL_METHOD)
-        .or_else(|| header(headers, headers::X_ORIGINAL_METHOD))
-        .unwrap_or(req.method().as_str());
-    let uri = original_uri(headers);
-    let location_rule = match state.location_rules.get(req.uri().path()) {
+    let method = described.method;
+    let uri = described.uri;
+    let location_rule = match state.location_rules.get(described.rule_path) {
         Ok(rule) => rule,
         Err(e) => {
-            let path = req.uri().path();
+            let path = described.rule_path;
             let shown = path.get(..120).unwrap_or(path);
             tracing::error!(rule_path = %shown.escape_debug(), length = path.len(), error = %e, "the Nginx location's rule does not parse: refusing");
             deny(state, peer, headers, "location_rule", session.as_deref());
@@ -165,8 +176,7 @@ pub async fn decide(state: &AppState, peer: &Peer, req: &Request) -> Response {
         groups: session.as_ref().map_or(&[], |s| &s.groups),
         permissions: session.as_ref().map_or(&[], |s| &s.permissions),
         client_type,
-        is_backoffice: header(headers, headers::IS_BACKOFFICE)
-            .is_some_and(|v| v.eq_ignore_ascii_case("true") || v == "1"),
+        is_backoffice: described.backoffice,
         acr: session.as_ref().and_then(|s| s.authn().acr.as_deref()),
         amr: session.as_ref().map_or(&[], |s| &s.authn().amr),
         auth_age: session
@@ -196,7 +206,7 @@ pub async fn decide(state: &AppState, peer: &Peer, req: &Request) -> Response {
                     // A location asking for a token minted for its upstream gets it in
                     // place of the session's own.
                     if let (Some(audience), Some(token), true) = (
-                        header(headers, headers::IDGATE_AUDIENCE).filter(|a| !a.is_empty()),
+                        described.audience,
                         super::session_token(headers, &state.cookies),
                         resp.status().is_success(),
                     ) {
@@ -238,7 +248,7 @@ pub async fn decide(state: &AppState, peer: &Peer, req: &Request) -> Response {
         }
         Decision::StepUp => {
             let step_up = verdict.rule.and_then(|r| r.step_up.as_deref());
-            step_up_needed(state, bound_app, method, headers, step_up, ctx.acr)
+            step_up_needed(state, bound_app, described, headers, step_up, ctx.acr)
         }
         // Only an anonymous browser is sent to log in; a session that is not enough for an
         // uncovered route would otherwise loop through the login.
@@ -248,7 +258,7 @@ pub async fn decide(state: &AppState, peer: &Peer, req: &Request) -> Response {
         Decision::Unauthenticated => unauthorized(
             state,
             bound_app,
-            method,
+            described,
             headers,
             verdict.rule.and_then(|r| r.step_up.as_deref()),
         ),
@@ -321,17 +331,13 @@ fn audit_deny(
 fn client_type<'a>(
     state: &'a AppState,
     headers: &'a HeaderMap,
+    described: &Described<'a>,
 ) -> Result<Option<&'a str>, crate::apikeys::ApiKeyError> {
     let from_key = state.config.api_keys.from_request(headers)?;
-    let required = headers.get(headers::API_KEY_REQUIRED).is_some_and(|v| {
-        let v = v.as_bytes();
-        !v.is_empty() && !v.eq_ignore_ascii_case(b"false") && v != b"0"
-    });
-    if required && from_key.is_none() {
+    if described.api_key_required && from_key.is_none() {
         return Err(crate::apikeys::ApiKeyError::Missing);
     }
-    let stated = header(headers, headers::CLIENT_TYPE).filter(|v| !v.is_empty());
-    Ok(stated.or(from_key))
+    Ok(described.client_type.or(from_key))
 }
 
 fn refuse_api_key(e: &crate::apikeys::ApiKeyError) -> Response {
@@ -423,14 +429,14 @@ fn refuse(status: StatusCode, message: &str) -> Response {
 fn unauthorized(
     state: &AppState,
     app: Option<&str>,
-    original_method: &str,
+    described: &Described<'_>,
     headers: &HeaderMap,
     step_up: Option<&StepUp>,
 ) -> Response {
     let mut resp = refuse(StatusCode::UNAUTHORIZED, "a valid session is required");
-    if super::is_navigation(original_method, headers) {
+    if super::is_navigation(described.method, headers) {
         let login = step_up.map(|s| (s, false));
-        if let Some(url) = app.and_then(|app| login_url(state, app, headers, login)) {
+        if let Some(url) = app.and_then(|app| login_url(state, app, described.uri, login)) {
             if let Ok(v) = HeaderValue::from_str(&url) {
                 resp.headers_mut().insert(http::header::LOCATION, v);
             }
@@ -447,7 +453,7 @@ fn unauthorized(
 fn step_up_needed(
     state: &AppState,
     app: Option<&str>,
-    original_method: &str,
+    described: &Described<'_>,
     headers: &HeaderMap,
     step_up: Option<&StepUp>,
     acr: Option<&str>,
@@ -475,9 +481,9 @@ fn step_up_needed(
     if let Ok(v) = HeaderValue::from_str(&challenge) {
         resp.headers_mut().insert(http::header::WWW_AUTHENTICATE, v);
     }
-    if super::is_navigation(original_method, headers) {
+    if super::is_navigation(described.method, headers) {
         let login = Some((step_up, step_up.acr_short(acr)));
-        if let Some(url) = app.and_then(|app| login_url(state, app, headers, login)) {
+        if let Some(url) = app.and_then(|app| login_url(state, app, described.uri, login)) {
             if let Ok(v) = HeaderValue::from_str(&url) {
                 resp.headers_mut().insert(http::header::LOCATION, v);
             }
@@ -496,11 +502,10 @@ fn header(headers: &HeaderMap, name: http::HeaderName) -> Option<&str> {
 fn login_url(
     state: &AppState,
     app_id: &str,
-    headers: &HeaderMap,
+    original: &str,
     step_up: Option<(&StepUp, bool)>,
 ) -> Option<String> {
     let app = state.app(app_id)?;
-    let original = original_uri(headers);
     // A request path that would not be a safe place to come back to becomes "/".
     let back = crate::redirect::validate(original, &[]).unwrap_or_else(|_| "/".into());
     let app_q = encode_query_value(app_id);

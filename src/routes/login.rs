@@ -158,6 +158,14 @@ fn app<'a>(state: &'a AppState, q: &HashMap<String, String>) -> Result<&'a AppCo
         })
 }
 
+/// Where the browser goes after the login: `redirect`, else `rd` (the name ingress-nginx's
+/// `auth-signin` appends by default); validated by the caller like any target.
+fn redirect_param(q: &HashMap<String, String>) -> Option<&String> {
+    ["redirect", "rd"]
+        .iter()
+        .find_map(|name| q.get(*name).filter(|r| !r.is_empty()))
+}
+
 fn checked_redirect(app: &AppConfig, raw: &str) -> Result<String, ApiError> {
     Ok(crate::redirect::validate(raw, &app.allowed_redirects)?)
 }
@@ -176,7 +184,7 @@ pub async fn authorize(state: &AppState, req: &Request) -> Result<Response, ApiE
             reason: format!("app `{}` has no provider `{provider_id}`", app.id),
         })?;
     // Without `redirect`: the app's default, else none (no `Location`), as Mia does.
-    let redirect_to = match q.get("redirect").filter(|r| !r.is_empty()) {
+    let redirect_to = match redirect_param(&q) {
         Some(r) => checked_redirect(app, r)?,
         None => app.default_redirect.clone().unwrap_or_default(),
     };
@@ -318,7 +326,7 @@ async fn start_login(
 pub fn chooser(state: &AppState, req: &Request) -> Result<Response, ApiError> {
     let q = query_params(req.uri());
     let app = app(state, &q)?;
-    let back = match q.get("redirect").filter(|r| !r.is_empty()) {
+    let back = match redirect_param(&q) {
         Some(r) => checked_redirect(app, r)?,
         None => "/".to_owned(),
     };

@@ -5,6 +5,7 @@
 //! | method, path | handler | answers | notes |
 //! |---|---|---|---|
 //! | any `/auth`, `/auth/{rule}` | [`auth::decide`] | 200 + `mia-allowed`, `mia-userid`, `mia-groups`, `mia-userproperties` (+ `mia-client-type`); 401 (+ `Location` for browser navigations; `idgate-refusal: api-key` for a refused API key); 403 for untrusted peers, and for a location's unlisted audience; 503 naming the IdP when an opaque API token cannot be checked (`introspect`) | Nginx `auth_request` target; with `idgate-audience` (the location's `$idgate_audience`) `idgate-token` is the token minted for that upstream (`jwt::scoped`); never another status on purpose |
+//! | any `/forward-auth?app=…[&headers=ingress-nginx]` | [`forward_auth::decide`] | as `/auth`, but 302 (not 401) to the login for browser navigations, `Location` absolute on an allowed forwarded origin; 400 for a missing/malformed description; 403 for untrusted peers | Caddy `forward_auth`, Traefik `forwardAuth` (`X-Forwarded-*`), ingress-nginx `auth-url` (`X-Original-URL`); the location's settings only from the query (see `docs/gateways.md`) |
 //! | GET `/authorize` | [`login::authorize`] | 302 to the IdP; 400 naming a bad `appId`/`providerId`/`redirect`/`acr_values`/`max_age`/`prompt` | sets `idgate_login` (a fresh binding), clears `sid`/`idgate_renew`/`refresh_token` (not for a step-up of the browser's live session) |
 //! | GET `/web-login` | [`login::chooser`] | 200 HTML provider chooser; 400 | |
 //! | (any error of a browser navigation) | [`site::PageContext::error_page`] | the same status, an HTML page in the browser's language | plain words, what to do, a "start again" link; never the request's input |
@@ -31,6 +32,7 @@
 //! | GET `/-/check-up` | [`health::check_up`] | 200 / 503 `{status, checks: [{name, ok, error?}]}`; 403 for untrusted peers | store, users, each IdP's discovery |
 
 mod auth;
+mod forward_auth;
 mod health;
 pub(crate) mod login;
 mod me;
@@ -75,6 +77,9 @@ pub async fn handle(state: Arc<AppState>, peer: Arc<Peer>, req: Request) -> Resp
     }
     if path == "/auth" || path.starts_with("/auth/") {
         return auth::decide(&state, &peer, &req).await;
+    }
+    if path == "/forward-auth" {
+        return forward_auth::decide(&state, &peer, &req).await;
     }
     // Boxed: the endpoints' futures together are several KiB, and hyper moves the request's
     // future (a memcpy of its whole size) on every request, `/auth` included. Boxing the

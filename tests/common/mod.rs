@@ -17,6 +17,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 pub mod redis;
 
+pub mod caddy;
 pub mod dev;
 pub mod fleet;
 pub mod inproc;
