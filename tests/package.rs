@@ -196,6 +196,8 @@ async fn debian_package_installs_serves_a_login_and_purges() {
         "/usr/share/doc/idgate/README.md",
         "/usr/share/doc/idgate/operations.md",
         "/usr/share/doc/idgate/changelog.Debian.gz",
+        "/usr/share/doc/idgate/examples/Caddyfile.example",
+        "/usr/share/doc/idgate/examples/traefik-idgate.yml",
     ] {
         assert!(Path::new(f).exists(), "{f} not installed");
     }
