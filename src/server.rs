@@ -1,6 +1,6 @@
 //! Listeners and connections: binds TCP addresses and unix sockets (or takes those systemd
-//! passed, socket activation), serves HTTP/1.1 keep-alive with hyper, and on shutdown stops accepting, lets in-flight requests finish for the grace
-//! period, then returns.
+//! passed, socket activation), serves HTTP/1.1 keep-alive with hyper, and on shutdown stops
+//! accepting, lets in-flight requests finish for the grace period, then returns.
 //!
 //! `run` takes already-bound listeners and a shutdown future, so tests bind port 0 and stop the
 //! server by resolving the future; `run_until` also lets the future say whether to drain

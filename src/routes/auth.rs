@@ -204,12 +204,13 @@ pub(super) async fn judge(
                         resp.headers_mut().insert(http::header::SET_COOKIE, cookie);
                     }
                     // A location asking for a token minted for its upstream gets it in
-                    // place of the session's own.
-                    if let (Some(audience), Some(token), true) = (
-                        described.audience,
-                        super::session_token(headers, &state.cookies),
-                        resp.status().is_success(),
-                    ) {
+                    // place of the session's own. (The session token is read again only then:
+                    // the cached-session path without an audience does no more work.)
+                    let scoped = described
+                        .audience
+                        .filter(|_| resp.status().is_success())
+                        .and_then(|a| Some((a, super::session_token(headers, &state.cookies)?)));
+                    if let Some((audience, token)) = scoped {
                         match api_tokens::scoped_token(state, s, token, audience, now) {
                             Ok(v) => {
                                 resp.headers_mut().insert(headers::IDGATE_TOKEN, v);
