@@ -2,7 +2,7 @@
 """Logs a scripted browser in through the development IdP (tests/js/idp.mjs) and prints the
 session cookies a protected site set, as one `Cookie` header value.
 
-    scripts/idp-login.py URL [--login NAME] [--exchange PATH] [--count N]
+    scripts/idp-login.py URL [--login NAME] [--exchange PATH] [--count N [--people]]
 
 Starts like a browser navigating to URL (a page a relying party protects: Apache with
 mod_auth_openidc, or Nginx with idgate, in scripts/bench), follows the redirects to the IdP,
@@ -17,6 +17,9 @@ response's `code` and `state`, as JSON, to PATH on the same origin (idgate's log
 
 --count N: logs in N times, each as a new browser (its own cookies), and prints the last
 login's cookies (scripts/bench-peer times the relying party's side of many logins this way).
+With --people, each of the N is another person too (NAME-1 ... NAME-N): N people's first
+logins, not one person logging in N times (which, past idgate's `max_per_user`, also ends their
+oldest session each time).
 
 Only the standard library: scripts/bench runs it with the system python3.
 """
@@ -79,16 +82,18 @@ def main():
     parser.add_argument("--login", default="bench-user")
     parser.add_argument("--exchange", metavar="PATH")
     parser.add_argument("--count", type=int, default=1, metavar="N")
+    parser.add_argument("--people", action="store_true")
     args = parser.parse_args()
     if args.count < 1:
         fail("--count must be at least 1")
-    for _ in range(args.count):
-        cookies = login(args)
+    for i in range(args.count):
+        name = f"{args.login}-{i + 1}" if args.people else args.login
+        cookies = login(args, name)
     print(cookies)
 
 
-def login(args):
-    """One login as a new browser; returns the cookies it then sends to args.url."""
+def login(args, name):
+    """One login of `name` as a new browser; returns the cookies it then sends to args.url."""
     jar = http.cookiejar.CookieJar()
     opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar), NoRedirect())
 
@@ -99,7 +104,7 @@ def login(args):
     if not match:
         fail(f"no form on the page at {form_url}")
     action = urllib.parse.urljoin(form_url, match.group(1).decode())
-    fields = {"prompt": "login", "login": args.login, "password": "any-password"}
+    fields = {"prompt": "login", "login": name, "password": "any-password"}
     final_url, status, _ = walk(opener, action, urllib.parse.urlencode(fields).encode())
     if args.exchange:
         query = urllib.parse.parse_qs(urllib.parse.urlsplit(final_url).query)

@@ -13,9 +13,14 @@
 //! are not queued behind one lock or behind a login's write (WAL lets readers and one writer
 //! work at once).
 //!
+//! Checkpoints (copying the write-ahead log back into the file, with the only `fsync`s WAL mode
+//! makes at `synchronous = NORMAL`) run on a thread of their own, never in a request, and when
+//! the store is quiet where they can (`checkpoint.rs`): they were the p99 of `/oauth/token`.
+//!
 //! The file's tables are in `schema.rs`; each trait has a file: `states.rs`, `sessions.rs`
 //! (with the revocation log in `revocations.rs`) and `users.rs`.
 
+mod checkpoint;
 mod revocations;
 mod schema;
 mod sessions;
@@ -47,6 +52,10 @@ pub struct EmbeddedStore {
     readers: Arc<[Mutex<Connection>]>,
     /// The reader to try first, moved on at each read.
     next_reader: Arc<std::sync::atomic::AtomicUsize>,
+    /// Dropped with the last clone, which stops the checkpointer (`None` in memory).
+    _checkpointer: Option<Arc<std::sync::mpsc::SyncSender<()>>>,
+    /// The writes made through `conn`, which the checkpointer follows.
+    writes: Arc<checkpoint::Writes>,
 }
 
 /// `execute` and `query_row` on statements prepared once per connection and kept
@@ -114,6 +123,9 @@ impl EmbeddedStore {
             .map_err(unavailable)?;
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(unavailable)?;
+        // Checkpoints are the checkpointer's (see the module doc).
+        conn.pragma_update(None, "wal_autocheckpoint", 0)
+            .map_err(unavailable)?;
         conn.execute_batch(SCHEMA).map_err(unavailable)?;
         conn.execute_batch(ONCE_SCHEMA).map_err(unavailable)?;
         schema::upgrade(&mut conn).map_err(unavailable)?;
@@ -132,10 +144,18 @@ impl EmbeddedStore {
                 })
                 .collect::<Result<Vec<_>, StoreError>>()?
         };
+        let writes = Arc::new(checkpoint::Writes::new());
+        let checkpointer = if in_memory {
+            None
+        } else {
+            Some(Arc::new(checkpoint::spawn(open()?, writes.clone())?))
+        };
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
             readers: readers.into(),
             next_reader: Arc::default(),
+            _checkpointer: checkpointer,
+            writes,
         })
     }
 
@@ -150,7 +170,7 @@ impl EmbeddedStore {
             return self.run(f).await;
         }
         let (readers, next) = (self.readers.clone(), self.next_reader.clone());
-        tokio::task::spawn_blocking(move || {
+        blocking(move || {
             use std::sync::atomic::Ordering;
             let first = next.fetch_add(1, Ordering::Relaxed) % readers.len();
             let free = (0..readers.len())
@@ -165,7 +185,6 @@ impl EmbeddedStore {
             f(&mut guard)
         })
         .await
-        .map_err(unavailable)?
     }
 
     async fn run<T, F>(&self, f: F) -> Result<T, StoreError>
@@ -173,15 +192,34 @@ impl EmbeddedStore {
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        let conn = self.conn.clone();
-        tokio::task::spawn_blocking(move || {
+        let (conn, writes) = (self.conn.clone(), self.writes.clone());
+        blocking(move || {
             let mut guard = conn
                 .lock()
                 .map_err(|_| unavailable("connection lock poisoned"))?;
-            f(&mut guard)
+            let out = f(&mut guard);
+            writes.wrote();
+            out
         })
         .await
-        .map_err(unavailable)?
+    }
+}
+
+/// Runs `f`, a call into SQLite, where it may block: on this thread when the runtime has
+/// several workers (`block_in_place` hands this worker's other tasks to another thread, and the
+/// request goes on without waiting for a thread to wake), else on the blocking pool. The hop to
+/// the pool was most of a login's store time, and its tail: on a busy machine, a thread woken
+/// for each statement waited for a core.
+async fn blocking<T, F>(f: F) -> Result<T, StoreError>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T, StoreError> + Send + 'static,
+{
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    if Handle::current().runtime_flavor() == RuntimeFlavor::MultiThread {
+        tokio::task::block_in_place(f)
+    } else {
+        tokio::task::spawn_blocking(f).await.map_err(unavailable)?
     }
 }
 

@@ -1,5 +1,6 @@
 //! Unit tests of what only the embedded store does: bulk inserts in one transaction, forgetting
-//! single-use keys, counting live sessions at a given time, and cold reads beside the writer.
+//! single-use keys, counting live sessions at a given time, cold reads beside the writer, and
+//! checkpoints on a thread of their own.
 //! What every store does is the contract's (`tests/store_contract`).
 
 use super::*;
@@ -298,4 +299,50 @@ async fn a_file_from_before_the_step_up_column_gains_it() {
     // Opened again: the column is there, nothing is added twice.
     drop(store);
     EmbeddedStore::open(&path).unwrap();
+}
+
+/// A request never checkpoints (the writer's automatic checkpoints are off), and the
+/// checkpointer still copies what was written into the file, while the store is open.
+#[tokio::test]
+async fn the_checkpointer_copies_the_log_into_the_file_and_no_writer_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let store = EmbeddedStore::open(&path).unwrap();
+    let automatic: i64 = store
+        .run(|c| {
+            c.query_row("PRAGMA wal_autocheckpoint", [], |r| r.get(0))
+                .map_err(unavailable)
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        automatic, 0,
+        "the writer must leave checkpoints to the checkpointer"
+    );
+    let before = std::fs::metadata(&path).unwrap().len();
+    let now = crate::now_secs();
+    let records: Vec<SessionRecord> = (0..500)
+        .map(|i| SessionRecord {
+            sid: format!("cp{i}"),
+            user_id: format!("u{i}"),
+            app_id: "web".into(),
+            provider_id: "dev".into(),
+            created_at: now,
+            expires_at: now + 600,
+            refresh_hash: format!("h{i}"),
+            idp_tokens: vec![7; 200],
+            revoked: false,
+            context: Default::default(),
+        })
+        .collect();
+    store.create_sessions(&records).await.unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::fs::metadata(&path).unwrap().len() <= before {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the sessions written never reached the file ({before} bytes) from its log"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(store.get_session("cp499").await.unwrap().is_some());
 }
