@@ -31,6 +31,7 @@ use crate::headers::{IdentityHeaders, OversizedHeader, RenderedIdentity};
 use crate::jwt::{Authn, Claims, JwtError, JwtKeys};
 use crate::store::{FeedEvent, Sessions, StoreError};
 
+pub mod activity;
 pub mod refresh;
 pub use refresh::{spawn_user_refresher, UserLive};
 
@@ -131,6 +132,8 @@ pub enum AuthFailure {
 pub struct Authenticator {
     keys: JwtKeys,
     sessions: Arc<dyn Sessions>,
+    /// Session activity on its way to the store, in batches.
+    activity: Arc<activity::Activity>,
     identity: IdentityHeaders,
     /// Verified tokens by the SHA-256 digest of the token: 32 bytes a key where the token itself
     /// is 300 to 800 (and a collision is out of reach, unlike with a short hash of it).
@@ -171,6 +174,7 @@ impl Authenticator {
     ) -> Self {
         Self {
             keys,
+            activity: activity::Activity::new(sessions.clone()),
             sessions,
             identity,
             tokens: quick_cache::sync::Cache::new(capacity),
@@ -266,7 +270,7 @@ impl Authenticator {
     }
 
     /// Tells the store about this session's activity in the background (the request does not
-    /// wait for it): at most every quarter of the idle timeout, and at least as often as
+    /// wait for it; see [`activity`]): at most every quarter of the idle timeout, and at least as often as
     /// [`ACTIVITY_EVERY_SECS`] — also without an idle timeout, so "last seen" in the user's
     /// list of sessions (`/me/sessions`) is never older than that.
     fn report_activity(&self, live: &SessionLive, now: i64) {
@@ -278,12 +282,7 @@ impl Authenticator {
             return;
         }
         live.last_touch.store(now, Ordering::Relaxed);
-        let (sessions, sid) = (self.sessions.clone(), live.sid.clone());
-        tokio::spawn(async move {
-            if let Err(e) = sessions.touch_session(&sid, now).await {
-                tracing::warn!(error = %e, "cannot record session activity");
-            }
-        });
+        self.activity.report(&live.sid, now);
     }
 
     /// The idle check of the slow path: the latest activity known here or in the store.

@@ -187,6 +187,12 @@ impl EmbeddedStore {
         .await
     }
 
+    /// The write transactions made so far (tests of batching).
+    #[cfg(test)]
+    pub(crate) fn write_count(&self) -> u64 {
+        self.writes.count()
+    }
+
     async fn run<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,

@@ -339,6 +339,14 @@ pub trait Sessions: Send + Sync {
     ) -> Result<bool, StoreError>;
     /// Records that the session was used at `at` (for the idle timeout; never lowers it).
     async fn touch_session(&self, sid: &str, at: i64) -> Result<(), StoreError>;
+    /// [`Self::touch_session`] for many sessions (`session::activity` batches them). One by one
+    /// unless a store has a faster way; stops at the first failure.
+    async fn touch_sessions(&self, touches: &[(String, i64)]) -> Result<(), StoreError> {
+        for (sid, at) in touches {
+            self.touch_session(sid, *at).await?;
+        }
+        Ok(())
+    }
     /// When the session was last reported used, if ever.
     async fn last_activity(&self, sid: &str) -> Result<Option<i64>, StoreError>;
     /// Revokes every session of a user and returns their ids.

@@ -366,6 +366,17 @@ pub async fn activity(f: &SessionsFixture) {
     s.touch_session("s1", 1_200).await.unwrap();
     assert_eq!(f.other.last_activity("s1").await.unwrap(), Some(1_200));
     assert_eq!(s.last_activity("other").await.unwrap(), None);
+    // In a batch (what `/auth` sends): each session moves forward, none backward.
+    create(s, &session("s2", "bob", now_secs()), 10).await;
+    let batch = [("s1".to_owned(), 1_100), ("s2".to_owned(), 2_000)];
+    s.touch_sessions(&batch).await.unwrap();
+    assert_eq!(f.other.last_activity("s1").await.unwrap(), Some(1_200));
+    assert_eq!(f.other.last_activity("s2").await.unwrap(), Some(2_000));
+    let many: Vec<(String, i64)> = (0..300).map(|i| (format!("m{i}"), 3_000 + i)).collect();
+    f.other.touch_sessions(&many).await.unwrap();
+    for (sid, at) in [&many[0], &many[299]] {
+        assert_eq!(s.last_activity(sid).await.unwrap(), Some(*at));
+    }
 }
 
 /// A single-use key is accepted once in the whole deployment, however many callers race.

@@ -52,7 +52,7 @@ impl Writes {
         self.count.fetch_add(1, Ordering::Release);
     }
 
-    fn count(&self) -> u64 {
+    pub fn count(&self) -> u64 {
         self.count.load(Ordering::Acquire)
     }
 

@@ -259,6 +259,26 @@ impl Sessions for EmbeddedStore {
         .await
     }
 
+    /// One transaction for the lot.
+    async fn touch_sessions(&self, touches: &[(String, i64)]) -> Result<(), StoreError> {
+        let touches = touches.to_vec();
+        self.run(move |c| {
+            let tx = c
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(unavailable)?;
+            for (sid, at) in &touches {
+                tx.execute_cached(
+                    "INSERT INTO session_activity (sid, at) VALUES (?1, ?2)
+                     ON CONFLICT (sid) DO UPDATE SET at = MAX(at, excluded.at)",
+                    params![sid, at],
+                )
+                .map_err(unavailable)?;
+            }
+            tx.commit().map_err(unavailable)
+        })
+        .await
+    }
+
     async fn last_activity(&self, sid: &str) -> Result<Option<i64>, StoreError> {
         let sid = sid.to_owned();
         self.run_read(move |c| {

@@ -345,6 +345,10 @@ impl Sessions for MirroredSessions {
         self.primary.touch_session(sid, at).await
     }
 
+    async fn touch_sessions(&self, touches: &[(String, i64)]) -> Result<(), StoreError> {
+        self.primary.touch_sessions(touches).await
+    }
+
     async fn last_activity(&self, sid: &str) -> Result<Option<i64>, StoreError> {
         self.primary.last_activity(sid).await
     }

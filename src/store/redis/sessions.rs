@@ -254,6 +254,15 @@ impl Sessions for RedisStore {
         .await
     }
 
+    /// All at once on the multiplexed connection: one burst of pipelined commands, not a round
+    /// trip each.
+    async fn touch_sessions(&self, touches: &[(String, i64)]) -> Result<(), StoreError> {
+        futures_util::future::join_all(touches.iter().map(|(sid, at)| self.touch_session(sid, *at)))
+            .await
+            .into_iter()
+            .collect()
+    }
+
     async fn last_activity(&self, sid: &str) -> Result<Option<i64>, StoreError> {
         self.bounded("reading session activity", async {
             let mut conn = self.backend.conn().await?;
