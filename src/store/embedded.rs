@@ -52,8 +52,9 @@ pub struct EmbeddedStore {
     readers: Arc<[Mutex<Connection>]>,
     /// The reader to try first, moved on at each read.
     next_reader: Arc<std::sync::atomic::AtomicUsize>,
-    /// Dropped with the last clone, which stops the checkpointer (`None` in memory).
-    _checkpointer: Option<Arc<std::sync::mpsc::SyncSender<()>>>,
+    /// Dropped with the last clone, which stops the checkpointer after a last checkpoint
+    /// (`None` in memory).
+    _checkpointer: Option<Arc<checkpoint::Checkpointer>>,
     /// The writes made through `conn`, which the checkpointer follows.
     writes: Arc<checkpoint::Writes>,
 }

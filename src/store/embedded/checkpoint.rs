@@ -68,12 +68,28 @@ pub fn due(pending: u64, quiet: Duration, since: Duration) -> bool {
     pending > 0 && (quiet >= QUIET || pending >= BUSY_WRITES || since >= LONGEST)
 }
 
-/// Starts the checkpointer on `conn` (a connection of its own), following `writes`, until the
-/// returned sender is dropped (with the store); it checkpoints once more as it leaves. Passive
+/// The checkpointer of one store. Dropped with the store's last handle, it checkpoints once more
+/// and is waited for: a process that writes and exits (`idgate sessions mint`) leaves its
+/// writes in the file, not a log for the next process to copy.
+pub struct Checkpointer {
+    stop: Option<SyncSender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Starts the checkpointer on `conn` (a connection of its own), following `writes`. Passive
 /// checkpoints: it never waits for a reader or a writer.
-pub fn spawn(conn: Connection, writes: Arc<Writes>) -> Result<SyncSender<()>, StoreError> {
+pub fn spawn(conn: Connection, writes: Arc<Writes>) -> Result<Checkpointer, StoreError> {
     let (stop, stopped) = std::sync::mpsc::sync_channel::<()>(0);
-    std::thread::Builder::new()
+    let thread = std::thread::Builder::new()
         .name("idgate-checkpoint".into())
         .spawn(move || {
             let (mut done, mut at) = (0, Instant::now());
@@ -108,7 +124,10 @@ pub fn spawn(conn: Connection, writes: Arc<Writes>) -> Result<SyncSender<()>, St
             }
         })
         .map_err(|e| unavailable(format!("cannot start the checkpointer: {e}")))?;
-    Ok(stop)
+    Ok(Checkpointer {
+        stop: Some(stop),
+        thread: Some(thread),
+    })
 }
 
 #[cfg(test)]

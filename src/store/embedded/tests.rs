@@ -346,3 +346,37 @@ async fn the_checkpointer_copies_the_log_into_the_file_and_no_writer_does() {
     }
     assert!(store.get_session("cp499").await.unwrap().is_some());
 }
+
+/// A process that writes and exits (`idgate sessions mint`) leaves its writes in the file: the
+/// store's last handle, dropped, checkpoints before it goes, even while another process keeps
+/// the file open (so SQLite's own checkpoint at the last close does not happen).
+#[tokio::test]
+async fn the_last_handle_dropped_leaves_its_writes_in_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let daemon = EmbeddedStore::open(&path).unwrap();
+    let before = std::fs::metadata(&path).unwrap().len();
+    let cli = EmbeddedStore::open(&path).unwrap();
+    let now = crate::now_secs();
+    let records: Vec<SessionRecord> = (0..500)
+        .map(|i| SessionRecord {
+            sid: format!("cli{i}"),
+            user_id: format!("u{i}"),
+            app_id: "web".into(),
+            provider_id: "dev".into(),
+            created_at: now,
+            expires_at: now + 600,
+            refresh_hash: format!("h{i}"),
+            idp_tokens: vec![7; 200],
+            revoked: false,
+            context: Default::default(),
+        })
+        .collect();
+    cli.create_sessions(&records).await.unwrap();
+    drop(cli);
+    assert!(
+        std::fs::metadata(&path).unwrap().len() > before,
+        "the writes are still only in the log after the writer's store was dropped"
+    );
+    assert!(daemon.get_session("cli499").await.unwrap().is_some());
+}
