@@ -22,7 +22,6 @@ mod event;
 mod writer;
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
 use http::HeaderMap;
@@ -51,7 +50,7 @@ struct Inner {
     /// `idgate_audit_dropped_total`, shared with `metrics`.
     dropped: Counter,
     /// When a dropped event was last warned about (Unix seconds).
-    warned_at: AtomicI64,
+    warned_at: crate::AtMostEvery,
 }
 
 impl Audit {
@@ -75,7 +74,7 @@ impl Audit {
             tx,
             reopen,
             dropped,
-            warned_at: AtomicI64::new(i64::MIN / 2),
+            warned_at: crate::AtMostEvery::new(WARN_EVERY_SECS),
         };
         Ok((Self { inner: Some(inner) }, Some(task)))
     }
@@ -96,14 +95,7 @@ impl Audit {
         let Some(inner) = &self.inner else { return };
         if inner.tx.try_send(build()).is_err() {
             inner.dropped.inc();
-            let now = crate::now_secs();
-            let last = inner.warned_at.load(Ordering::Relaxed);
-            if now - last >= WARN_EVERY_SECS
-                && inner
-                    .warned_at
-                    .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-                    .is_ok()
-            {
+            if inner.warned_at.due(crate::now_secs()) {
                 tracing::warn!(
                     dropped_total = inner.dropped.get(),
                     "audit events dropped: the audit writer is behind (see idgate_audit_dropped_total)"

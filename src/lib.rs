@@ -88,3 +88,47 @@ pub fn now_secs() -> i64 {
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
 }
+
+/// A moment that comes round at most every `secs` seconds, to one caller at a time: warnings and
+/// counts that must not repeat at the pace of what sets them off (a full queue, a store that is
+/// down, a metrics scraper).
+pub struct AtMostEvery {
+    secs: i64,
+    /// The last `true` (Unix seconds); far in the past at first, so the first call is due.
+    last: std::sync::atomic::AtomicI64,
+}
+
+impl AtMostEvery {
+    pub const fn new(secs: i64) -> Self {
+        Self {
+            secs,
+            last: std::sync::atomic::AtomicI64::new(i64::MIN / 2),
+        }
+    }
+
+    /// `true`, to one caller only, when the last `true` is at least `secs` old at `now`.
+    pub fn due(&self, now: i64) -> bool {
+        use std::sync::atomic::Ordering;
+        let last = self.last.load(Ordering::Acquire);
+        now - last >= self.secs
+            && self
+                .last
+                .compare_exchange(last, now, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+    }
+}
+
+#[cfg(test)]
+mod at_most_every_tests {
+    use super::AtMostEvery;
+
+    #[test]
+    fn due_once_then_not_until_the_period_has_passed() {
+        let every = AtMostEvery::new(10);
+        assert!(every.due(1_000));
+        assert!(!every.due(1_000));
+        assert!(!every.due(1_009));
+        assert!(every.due(1_010));
+        assert!(!every.due(1_011));
+    }
+}

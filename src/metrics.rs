@@ -110,7 +110,7 @@ pub struct Metrics {
     login_duration: [[Histogram; 2]; 2],
     pub live_sessions: Gauge,
     /// When `live_sessions` was last counted (Unix seconds).
-    live_sessions_at: std::sync::atomic::AtomicI64,
+    live_sessions_at: crate::AtMostEvery,
     /// Tasks alive in the async runtime (set at scrape time): connections, requests in flight,
     /// background loops. One that only grows is a leak.
     pub runtime_tasks: Gauge,
@@ -275,7 +275,7 @@ impl Metrics {
             store_latency,
             login_duration,
             live_sessions,
-            live_sessions_at: std::sync::atomic::AtomicI64::new(i64::MIN / 2),
+            live_sessions_at: crate::AtMostEvery::new(LIVE_SESSIONS_EVERY),
             runtime_tasks,
             audit_dropped,
         }
@@ -284,13 +284,7 @@ impl Metrics {
     /// Whether the live-session gauge is due a count (the last is [`LIVE_SESSIONS_EVERY`] old);
     /// `true` to one caller only, which then counts.
     pub fn live_sessions_due(&self, now: i64) -> bool {
-        use std::sync::atomic::Ordering;
-        let last = self.live_sessions_at.load(Ordering::Acquire);
-        now - last >= LIVE_SESSIONS_EVERY
-            && self
-                .live_sessions_at
-                .compare_exchange(last, now, Ordering::AcqRel, Ordering::Acquire)
-                .is_ok()
+        self.live_sessions_at.due(now)
     }
 
     /// Counts one answered request; for `/auth` also its decision.

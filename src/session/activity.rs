@@ -12,6 +12,8 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+
+use crate::AtMostEvery;
 use std::sync::{Arc, Mutex};
 
 use crate::store::Sessions;
@@ -29,7 +31,7 @@ pub struct Activity {
     /// A task is writing (or about to): reports only add to `pending`.
     flushing: AtomicBool,
     /// When failed writes were last warned about, and how many failed since.
-    warned_at: AtomicI64,
+    warned_at: AtMostEvery,
     failed: AtomicI64,
 }
 
@@ -39,7 +41,7 @@ impl Activity {
             sessions,
             pending: Mutex::new(HashMap::new()),
             flushing: AtomicBool::new(false),
-            warned_at: AtomicI64::new(0),
+            warned_at: AtMostEvery::new(WARN_EVERY_SECS),
             failed: AtomicI64::new(0),
         })
     }
@@ -89,14 +91,7 @@ impl Activity {
 
     fn warn(&self, lost: usize, e: &crate::store::StoreError) {
         let failed = self.failed.fetch_add(lost as i64, Ordering::Relaxed) + lost as i64;
-        let now = crate::now_secs();
-        let last = self.warned_at.load(Ordering::Relaxed);
-        if now - last >= WARN_EVERY_SECS
-            && self
-                .warned_at
-                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
-        {
+        if self.warned_at.due(crate::now_secs()) {
             self.failed.store(0, Ordering::Relaxed);
             tracing::warn!(error = %e, sessions = failed, "cannot record session activity");
         }

@@ -10,21 +10,7 @@ use crate::store::{SessionRecord, Sessions};
 async fn sessions_stored_in_bulk_are_all_or_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let store = EmbeddedStore::open(&dir.path().join("s.db")).unwrap();
-    let now = crate::now_secs();
-    let records: Vec<SessionRecord> = (0..3)
-        .map(|i| SessionRecord {
-            sid: format!("bulk{i}"),
-            user_id: format!("u{i}"),
-            app_id: "web".into(),
-            provider_id: "dev".into(),
-            created_at: now,
-            expires_at: now + 60,
-            refresh_hash: format!("h{i}"),
-            idp_tokens: vec![i as u8],
-            revoked: false,
-            context: Default::default(),
-        })
-        .collect();
+    let records = many_sessions("bulk", 3);
     store.create_sessions(&records).await.unwrap();
     // One transaction: a batch with a duplicate stores none of it.
     let mut again = records[..1].to_vec();
@@ -320,22 +306,10 @@ async fn the_checkpointer_copies_the_log_into_the_file_and_no_writer_does() {
         "the writer must leave checkpoints to the checkpointer"
     );
     let before = std::fs::metadata(&path).unwrap().len();
-    let now = crate::now_secs();
-    let records: Vec<SessionRecord> = (0..500)
-        .map(|i| SessionRecord {
-            sid: format!("cp{i}"),
-            user_id: format!("u{i}"),
-            app_id: "web".into(),
-            provider_id: "dev".into(),
-            created_at: now,
-            expires_at: now + 600,
-            refresh_hash: format!("h{i}"),
-            idp_tokens: vec![7; 200],
-            revoked: false,
-            context: Default::default(),
-        })
-        .collect();
-    store.create_sessions(&records).await.unwrap();
+    store
+        .create_sessions(&many_sessions("cp", 500))
+        .await
+        .unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while std::fs::metadata(&path).unwrap().len() <= before {
         assert!(
@@ -357,10 +331,24 @@ async fn the_last_handle_dropped_leaves_its_writes_in_the_file() {
     let daemon = EmbeddedStore::open(&path).unwrap();
     let before = std::fs::metadata(&path).unwrap().len();
     let cli = EmbeddedStore::open(&path).unwrap();
+    cli.create_sessions(&many_sessions("cli", 500))
+        .await
+        .unwrap();
+    drop(cli);
+    assert!(
+        std::fs::metadata(&path).unwrap().len() > before,
+        "the writes are still only in the log after the writer's store was dropped"
+    );
+    assert!(daemon.get_session("cli499").await.unwrap().is_some());
+}
+
+/// `n` live sessions of distinct users, `{prefix}0` to `{prefix}{n-1}`, each with a few hundred
+/// bytes of sealed tokens: enough pages for a checkpoint to show in the file's size.
+fn many_sessions(prefix: &str, n: usize) -> Vec<SessionRecord> {
     let now = crate::now_secs();
-    let records: Vec<SessionRecord> = (0..500)
+    (0..n)
         .map(|i| SessionRecord {
-            sid: format!("cli{i}"),
+            sid: format!("{prefix}{i}"),
             user_id: format!("u{i}"),
             app_id: "web".into(),
             provider_id: "dev".into(),
@@ -371,12 +359,5 @@ async fn the_last_handle_dropped_leaves_its_writes_in_the_file() {
             revoked: false,
             context: Default::default(),
         })
-        .collect();
-    cli.create_sessions(&records).await.unwrap();
-    drop(cli);
-    assert!(
-        std::fs::metadata(&path).unwrap().len() > before,
-        "the writes are still only in the log after the writer's store was dropped"
-    );
-    assert!(daemon.get_session("cli499").await.unwrap().is_some());
+        .collect()
 }
