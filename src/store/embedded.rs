@@ -6,8 +6,10 @@
 //! Writers take the lock up front (`BEGIN IMMEDIATE`) so a busy file makes them wait (busy
 //! timeout) instead of failing on a stale snapshot.
 //!
-//! rusqlite is synchronous: every call runs on tokio's blocking pool. The writing connection sits
-//! in a `std::sync::Mutex` (never held across an `.await`); SQLite serialises writers anyway.
+//! rusqlite is synchronous: every call runs where it may block ([`blocking`]): in place on the
+//! daemon's multi-thread runtime (`block_in_place`), on tokio's blocking pool otherwise. The
+//! writing connection sits in a `std::sync::Mutex` (never held across an `.await`); SQLite
+//! serialises writers anyway.
 //! The reads `/auth` makes when its token cache misses (a session, its last activity) go to a
 //! few read-only connections of their own, so that concurrent first requests of many sessions
 //! are not queued behind one lock or behind a login's write (WAL lets readers and one writer
