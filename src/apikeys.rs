@@ -186,7 +186,6 @@ impl ApiKeys {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http::HeaderValue;
 
     fn keys() -> ApiKeys {
         ApiKeys::new([
@@ -195,13 +194,7 @@ mod tests {
         ])
     }
 
-    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for (k, v) in pairs {
-            h.append(*k, HeaderValue::from_str(v).unwrap());
-        }
-        h
-    }
+    use crate::http::test_headers as headers;
 
     #[test]
     fn lookup_finds_each_key_and_nothing_else() {

@@ -3,6 +3,19 @@
 
 pub mod client;
 
+/// A header map of `pairs`, in order (a name may repeat): the requests of unit tests.
+#[cfg(test)]
+pub(crate) fn test_headers(pairs: &[(&'static str, &str)]) -> http::HeaderMap {
+    let mut h = http::HeaderMap::new();
+    for (k, v) in pairs {
+        h.append(
+            *k,
+            HeaderValue::from_str(v).expect("a valid test header value"),
+        );
+    }
+    h
+}
+
 use std::collections::HashMap;
 
 use bytes::Bytes;

@@ -31,13 +31,7 @@ fn caddy_stack(access_ttl: &'static str) -> CaddyStack {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let site = format!("http://127.0.0.1:{port}");
-    let idp = Idp::start(
-        &[
-            format!("{site}/web-login/oauth/callback"),
-            format!("{site}/web-login/callback"),
-        ],
-        &["--post-logout-redirect-uri", &format!("{site}/")],
-    );
+    let idp = Idp::for_site(&site, &["--post-logout-redirect-uri", &format!("{site}/")]);
     let setup = Setup {
         access_ttl,
         extra: RULES,
@@ -550,13 +544,7 @@ async fn ingress_nginx_auth_url_and_auth_signin() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let site = format!("http://127.0.0.1:{port}");
-    let idp = Idp::start(
-        &[
-            format!("{site}/web-login/oauth/callback"),
-            format!("{site}/web-login/callback"),
-        ],
-        &[],
-    );
+    let idp = Idp::for_site(&site, &[]);
     let setup = Setup {
         access_ttl: "2s",
         extra: RULES,

@@ -33,12 +33,8 @@ impl TwoIdps {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let site = format!("http://127.0.0.1:{port}");
-        let redirects = [
-            format!("{site}/web-login/oauth/callback"),
-            format!("{site}/web-login/callback"),
-        ];
-        let a = Idp::start(&redirects, &["--iss-auth-resp"]);
-        let b = Idp::start(&redirects, &["--iss-auth-resp"]);
+        let a = Idp::for_site(&site, &["--iss-auth-resp"]);
+        let b = Idp::for_site(&site, &["--iss-auth-resp"]);
         let provider = |id: &str, issuer: &str, extra: &str| {
             format!(
                 "[apps.web.providers.{id}]\ntype = \"oidc\"\nissuer_url = \"{issuer}\"\n\

@@ -285,13 +285,7 @@ async fn debian_package_installs_serves_a_login_and_purges() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let site = format!("http://127.0.0.1:{port}");
-    let idp = Idp::start(
-        &[
-            format!("{site}/web-login/oauth/callback"),
-            format!("{site}/web-login/callback"),
-        ],
-        &[],
-    );
+    let idp = Idp::for_site(&site, &[]);
     let example = std::fs::read_to_string("/etc/idgate/idgate.toml").unwrap();
     let config = edit_example(&example, dir.path(), &site, &idp.issuer);
     let idgate = Idgate::start_bin(Path::new("/usr/bin/idgate"), dir.path(), &config);

@@ -74,16 +74,9 @@ impl Gate {
     }
 }
 
-fn callbacks(site: &str) -> Vec<String> {
-    vec![
-        format!("{site}/web-login/oauth/callback"),
-        format!("{site}/web-login/callback"),
-    ]
-}
-
 /// The real IdP for `site`, with `extra` options of `tests/js/idp.mjs`.
 fn idp(site: &str, extra: &[&str]) -> Idp {
-    Idp::start(&callbacks(site), extra)
+    Idp::for_site(site, extra)
 }
 
 /// A fake provider (`tests/js/<script>`) for `site`; returns it and its base URL.
@@ -97,7 +90,7 @@ fn fake(script: &str, site: &str, extra: &[&str]) -> (Proc, String) {
         "--client-secret",
         CLIENT_SECRET,
     ]);
-    for r in callbacks(site) {
+    for r in login_callbacks(site) {
         cmd.args(["--redirect-uri", &r]);
     }
     cmd.args(extra);

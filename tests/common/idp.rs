@@ -13,6 +13,12 @@ pub struct Idp {
 }
 
 impl Idp {
+    /// [`Self::start`] for a site of idgate's login pages: the two callbacks on `site` (the
+    /// response in the query and in a form post) are its redirect URIs.
+    pub fn for_site(site: &str, extra: &[&str]) -> Self {
+        Self::start(&login_callbacks(site), extra)
+    }
+
     pub fn start(redirect_uris: &[String], extra: &[&str]) -> Self {
         let script = repo().join("tests/js/idp.mjs");
         assert!(
@@ -92,4 +98,12 @@ impl Idp {
             "events": { "http://schemas.openid.net/event/backchannel-logout": {} },
         })
     }
+}
+
+/// The callbacks of idgate's login pages on `site`: where the IdP sends a browser back.
+pub fn login_callbacks(site: &str) -> [String; 2] {
+    [
+        format!("{site}/web-login/oauth/callback"),
+        format!("{site}/web-login/callback"),
+    ]
 }

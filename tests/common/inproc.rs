@@ -58,11 +58,7 @@ impl InProc {
             &backchannel,
         ];
         extra.extend_from_slice(idp_extra);
-        let callbacks = [
-            format!("{site}/web-login/oauth/callback"),
-            format!("{site}/web-login/callback"),
-        ];
-        let idp = tokio::task::block_in_place(|| Idp::start(&callbacks, &extra));
+        let idp = tokio::task::block_in_place(|| Idp::for_site(&site, &extra));
         let server = Self::serve(tcp, setup, &idp.issuer).await;
         (server, idp)
     }

@@ -98,13 +98,7 @@ impl Stack {
             &backchannel,
         ];
         extra.extend_from_slice(idp_extra);
-        let idp = Idp::start(
-            &[
-                format!("{site}/web-login/oauth/callback"),
-                format!("{site}/web-login/callback"),
-            ],
-            &extra,
-        );
+        let idp = Idp::for_site(&site, &extra);
         let config = config_toml(&setup, dir.path(), &site, &idp.issuer);
         let idgate = Idgate::start(dir.path(), &config);
         let nginx = Nginx::start_with_locations(

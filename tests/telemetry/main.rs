@@ -35,13 +35,7 @@ fn stack_with(telemetry: &str, setup: Setup) -> Stack {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let site = format!("http://127.0.0.1:{port}");
-    let idp = Idp::start(
-        &[
-            format!("{site}/web-login/oauth/callback"),
-            format!("{site}/web-login/callback"),
-        ],
-        &["--log-traceparent"],
-    );
+    let idp = Idp::for_site(&site, &["--log-traceparent"]);
     let extra: &'static str = Box::leak(telemetry.to_owned().into_boxed_str());
     let setup = Setup { extra, ..setup };
     let config = config_toml(&setup, dir.path(), &site, &idp.issuer);
