@@ -372,7 +372,12 @@ impl Authenticator {
         live.last_seen.fetch_max(now, Ordering::Relaxed);
         // A use seen on the slow path is activity too: another instance, where the session
         // is next used, must learn of it (else a session used in turn on two instances,
-        // each seeing it less often than the idle timeout, would end while in use).
+        // each seeing it less often than the idle timeout, would end while in use). The
+        // session's creation is activity every reader already counts (the idle check, "last
+        // seen"), so a session younger than the reporting interval needs no report yet: the
+        // first request after a login costs no store write.
+        live.last_touch
+            .fetch_max(record.created_at, Ordering::Relaxed);
         self.report_activity(&live, now);
         let identity = self.identity.render(&claims.user, token).map_err(Box::new);
         let app_id = match self.app_ids.iter().find(|id| ***id == *record.app_id) {

@@ -207,6 +207,63 @@ async fn standalone_keeps_states_and_sessions_under_its_scope() {
         .unwrap());
 }
 
+/// How many `PING`s the server has answered since its statistics were last reset.
+fn pings(redis: &RedisServer) -> u64 {
+    let stats = redis.cli(&["info", "commandstats"]);
+    stats
+        .lines()
+        .find_map(|l| l.strip_prefix("cmdstat_ping:calls="))
+        .map_or(0, |rest| {
+            rest.split(',').next().unwrap().trim().parse().unwrap()
+        })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_pool_sends_no_ping_a_quiet_or_broken_connection_is_checked_or_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let redis = RedisServer::start(dir.path(), &[]);
+    let (_, sessions) = open(&config(RedisMode::Standalone, &[redis.url()], "pool")).await;
+    sessions
+        .create_session(&session("p1", "u", idgate::now_secs()), 10)
+        .await
+        .unwrap();
+    redis.cli(&["config", "resetstat"]);
+
+    // A connection that just answered goes out again without a check: one round trip per read.
+    for _ in 0..200 {
+        assert!(sessions.get_session("p1").await.unwrap().is_some());
+    }
+    let busy = pings(&redis);
+    // Not 0: a stall of over a second on a loaded machine makes one check each.
+    assert!(busy < 10, "{busy} PINGs for 200 reads in a row");
+
+    // A connection quiet for over a second is checked before it goes out.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert!(sessions.get_session("p1").await.unwrap().is_some());
+    assert_eq!(pings(&redis), busy + 1, "the quiet connection was checked");
+
+    // The server drops the pool's connections while they are trusted: the command in flight
+    // on the dead connection fails (or not, if it raced the close), and the next one gets a
+    // new connection instead of the broken one.
+    let killed: u32 = redis
+        .cli(&["client", "kill", "type", "normal"])
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(killed >= 1, "the pool's connection was killed");
+    match sessions.get_session("p1").await {
+        Ok(found) => assert!(found.is_some()),
+        Err(e) => assert!(
+            e.to_string().contains("redis"),
+            "the failure names the store: {e}"
+        ),
+    }
+    assert!(
+        sessions.get_session("p1").await.unwrap().is_some(),
+        "the broken connection was replaced"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revocations_reach_other_stores_and_a_reconnect_reports_lost() {
     let dir = tempfile::tempdir().unwrap();

@@ -278,7 +278,7 @@ async fn the_cache_honours_the_idle_timeout_and_reports_activity_every_quarter()
     // Activity reports: the first use at once (another instance must learn of it), then not
     // within a quarter of the timeout (10 s) of the last report, then once.
     let f = fixture(Some(40));
-    let t = f.session("s2", "u1", "u1", 0, 3600).await;
+    let t = f.session("s2", "u1", "u1", 10, 3600).await;
     let v = f.auth.authenticate(&t).await.unwrap();
     f.auth.feed_trusted_until.store(i64::MAX, Ordering::Release);
     let touched = v.live.last_touch.load(Ordering::Relaxed);
@@ -306,7 +306,7 @@ async fn the_cache_honours_the_idle_timeout_and_reports_activity_every_quarter()
 #[tokio::test]
 async fn activity_is_reported_every_minute_without_an_idle_timeout() {
     let f = fixture(None);
-    let t = f.session("s1", "u1", "u1", 0, 3600).await;
+    let t = f.session("s1", "u1", "u1", ACTIVITY_EVERY_SECS, 3600).await;
     let v = f.auth.authenticate(&t).await.unwrap();
     f.auth.feed_trusted_until.store(i64::MAX, Ordering::Release);
     let touched = v.live.last_touch.load(Ordering::Relaxed);
@@ -329,6 +329,27 @@ async fn activity_is_reported_every_minute_without_an_idle_timeout() {
     assert!(f.auth.cached(&t, later).is_some());
     settle().await;
     assert_eq!(f.store.last_activity("s1").await.unwrap(), Some(later));
+}
+
+/// The first use of a session created less than a reporting interval ago writes nothing: its
+/// creation already counts as activity wherever activity is read.
+#[tokio::test]
+async fn the_first_use_of_a_new_session_writes_no_activity() {
+    let f = fixture(None);
+    let young = f
+        .session("young", "u1", "u1", ACTIVITY_EVERY_SECS - 5, 3600)
+        .await;
+    let old = f
+        .session("old", "u1", "u1", ACTIVITY_EVERY_SECS, 3600)
+        .await;
+    f.auth.authenticate(&young).await.unwrap();
+    f.auth.authenticate(&old).await.unwrap();
+    for _ in 0..20 {
+        tokio::task::yield_now().await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(f.store.last_activity("old").await.unwrap().is_some());
+    assert_eq!(f.store.last_activity("young").await.unwrap(), None);
 }
 
 #[tokio::test]

@@ -148,17 +148,13 @@ impl RedisStore {
         }
     }
     /// Every session key under the scope.
-    async fn session_keys(&self, conn: &mut Conn<'_>) -> Result<Vec<String>, StoreError> {
+    async fn session_keys(&self, conn: &mut Conn) -> Result<Vec<String>, StoreError> {
         let pattern = format!("{}:session:*", escape_glob(&self.scope));
         self.scan_keys(conn, &pattern).await
     }
 
     /// Every key matching `pattern` (a glob whose literal parts are escaped).
-    async fn scan_keys(
-        &self,
-        conn: &mut Conn<'_>,
-        pattern: &str,
-    ) -> Result<Vec<String>, StoreError> {
+    async fn scan_keys(&self, conn: &mut Conn, pattern: &str) -> Result<Vec<String>, StoreError> {
         if self.backend.is_cluster() {
             // SCAN cursors are per node and the cluster client cannot route them; KEYS goes
             // to every master and the answers are combined. Only the admin listing uses it.

@@ -1,7 +1,7 @@
 //! Reaching Redis in each deployment mode: which server answers a command, and which one a
 //! subscription goes to.
 //!
-//! - **standalone**: a bb8 pool of multiplexed connections (`bb8_redis`) to the one URL;
+//! - **standalone**: a bb8 pool of multiplexed connections to the one URL;
 //! - **sentinel** (`backend/sentinel.rs`): the same pool, its connections going to the master
 //!   the sentinels name when each is opened, so a failover needs no restart;
 //! - **cluster** (`backend/cluster.rs`): one multiplexed `ClusterConnection` that follows the
@@ -21,8 +21,7 @@ mod sentinel;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bb8::{Pool, PooledConnection};
-use bb8_redis::RedisConnectionManager;
+use bb8::Pool;
 use redis::aio::{ConnectionLike, PubSub};
 use redis::cluster_async::ClusterConnection;
 use redis::{
@@ -31,8 +30,8 @@ use redis::{
 };
 
 use self::cluster::LazyCluster;
-use self::pool::{pool_builder, pool_error, LastError};
-use self::sentinel::{SentinelLookup, SentinelManager};
+use self::pool::{pool, pool_error, LastError, Manager, Tracked};
+use self::sentinel::SentinelLookup;
 use super::unavailable;
 use crate::config::{RedisConfig, RedisMode};
 use crate::store::StoreError;
@@ -89,12 +88,12 @@ fn with_trust(
 
 pub(super) enum Backend {
     Standalone {
-        pool: Pool<RedisConnectionManager>,
+        pool: Pool<Manager<Client>>,
         last_error: LastError,
         client: Box<Client>,
     },
     Sentinel {
-        pool: Pool<SentinelManager>,
+        pool: Pool<Manager<Arc<SentinelLookup>>>,
         last_error: LastError,
         lookup: Arc<SentinelLookup>,
     },
@@ -106,19 +105,17 @@ pub(super) enum Backend {
     },
 }
 
-/// A connection for one operation: a pooled one (returned to the pool on drop) or a clone of
-/// the cluster connection.
-pub(super) enum Conn<'a> {
-    Standalone(PooledConnection<'a, RedisConnectionManager>),
-    Sentinel(PooledConnection<'a, SentinelManager>),
+/// A connection for one operation: a clone of a pooled connection (shared: the pool hands it
+/// out again at once) or of the cluster connection.
+pub(super) enum Conn {
+    Pooled(Tracked),
     Cluster(ClusterConnection),
 }
 
-impl ConnectionLike for Conn<'_> {
+impl ConnectionLike for Conn {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match self {
-            Conn::Standalone(c) => c.req_packed_command(cmd),
-            Conn::Sentinel(c) => c.req_packed_command(cmd),
+            Conn::Pooled(c) => c.req_packed_command(cmd),
             Conn::Cluster(c) => c.req_packed_command(cmd),
         }
     }
@@ -130,16 +127,14 @@ impl ConnectionLike for Conn<'_> {
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
         match self {
-            Conn::Standalone(c) => c.req_packed_commands(pipeline, offset, count),
-            Conn::Sentinel(c) => c.req_packed_commands(pipeline, offset, count),
+            Conn::Pooled(c) => c.req_packed_commands(pipeline, offset, count),
             Conn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
         }
     }
 
     fn get_db(&self) -> i64 {
         match self {
-            Conn::Standalone(c) => c.get_db(),
-            Conn::Sentinel(c) => c.get_db(),
+            Conn::Pooled(c) => c.get_db(),
             Conn::Cluster(c) => c.get_db(),
         }
     }
@@ -168,10 +163,9 @@ impl Backend {
                     .into_iter()
                     .next()
                     .ok_or_else(|| unavailable("no Redis URL configured"))?;
-                let client = Client::open(info.clone()).map_err(unavailable)?;
-                let manager = RedisConnectionManager::new(info).map_err(unavailable)?;
+                let client = Client::open(info).map_err(unavailable)?;
                 let last_error = LastError::default();
-                let pool = pool_builder(cfg, &last_error).build_unchecked(manager);
+                let pool = pool(cfg, &last_error, client.clone());
                 let what = format!("standalone at {}", endpoints.join(", "));
                 Ok((
                     Backend::Standalone {
@@ -192,21 +186,21 @@ impl Backend {
     }
 
     /// A connection for one operation.
-    pub(super) async fn conn(&self) -> Result<Conn<'_>, StoreError> {
+    pub(super) async fn conn(&self) -> Result<Conn, StoreError> {
         match self {
             Backend::Standalone {
                 pool, last_error, ..
             } => pool
                 .get()
                 .await
-                .map(Conn::Standalone)
+                .map(|pooled| Conn::Pooled(pooled.clone()))
                 .map_err(|e| pool_error(e, last_error)),
             Backend::Sentinel {
                 pool, last_error, ..
             } => pool
                 .get()
                 .await
-                .map(Conn::Sentinel)
+                .map(|pooled| Conn::Pooled(pooled.clone()))
                 .map_err(|e| pool_error(e, last_error)),
             Backend::Cluster { cluster, .. } => cluster.connect().await.map(Conn::Cluster),
         }

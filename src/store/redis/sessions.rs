@@ -56,7 +56,7 @@ fn lenient_context<'de, D: serde::Deserializer<'de>>(d: D) -> Result<SessionCont
 impl RedisStore {
     pub(super) async fn read_session(
         &self,
-        conn: &mut Conn<'_>,
+        conn: &mut Conn,
         sid: &str,
     ) -> Result<Option<SessionRecord>, StoreError> {
         let (record, revoked): (Option<String>, Option<String>) = redis::cmd("HMGET")
@@ -74,11 +74,7 @@ impl RedisStore {
 
     /// Flags `sid` revoked, drops it from its user's set and tells every instance; `true` when
     /// this call did it.
-    pub(super) async fn revoke_in(
-        &self,
-        conn: &mut Conn<'_>,
-        sid: &str,
-    ) -> Result<bool, StoreError> {
+    pub(super) async fn revoke_in(&self, conn: &mut Conn, sid: &str) -> Result<bool, StoreError> {
         let record: Option<String> = REVOKE
             .key(self.session_key(sid))
             .invoke_async(conn)

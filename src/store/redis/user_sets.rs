@@ -13,7 +13,7 @@ impl RedisStore {
     /// The members of the set `key`, oldest first.
     pub(super) async fn members(
         &self,
-        conn: &mut Conn<'_>,
+        conn: &mut Conn,
         key: &str,
     ) -> Result<Vec<String>, StoreError> {
         redis::cmd("ZRANGE")
@@ -28,7 +28,7 @@ impl RedisStore {
     /// Drops `sid` from the set `key`; how many members went (0 or 1).
     pub(super) async fn forget_member(
         &self,
-        conn: &mut Conn<'_>,
+        conn: &mut Conn,
         key: &str,
         sid: &str,
     ) -> Result<usize, StoreError> {
@@ -46,7 +46,7 @@ impl RedisStore {
     /// created in the same second keep their order) and dead members are pruned on the way.
     pub(super) async fn add_within_cap(
         &self,
-        conn: &mut Conn<'_>,
+        conn: &mut Conn,
         s: &SessionRecord,
         max_per_user: usize,
     ) -> Result<Vec<String>, StoreError> {

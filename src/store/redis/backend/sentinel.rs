@@ -1,16 +1,16 @@
 //! Sentinel mode: a bb8 pool whose connection manager asks the sentinels for the current
 //! master each time it opens a connection (and the `redis` crate checks the answer with
-//! `ROLE`), so after a failover the dead connections fail their check-out `PING`, are dropped,
-//! and their replacements go to the new master — no restart.
+//! `ROLE`), so after a failover the old master's connections, dead (a failed command or
+//! check-out `PING`) or demoted (`READONLY`), are dropped, and their replacements go to the new
+//! master — no restart (`backend/pool.rs`).
 
 use std::sync::Arc;
 
-use bb8::ManageConnection;
 use redis::aio::MultiplexedConnection;
 use redis::sentinel::{Sentinel, SentinelNodeConnectionInfo};
 use redis::{Client, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisError, TlsMode};
 
-use super::pool::{pool_builder, LastError};
+use super::pool::{pool, Connect, LastError};
 use super::{unavailable, with_trust, Backend};
 use crate::config::RedisConfig;
 use crate::store::StoreError;
@@ -44,27 +44,13 @@ impl SentinelLookup {
     }
 }
 
-/// bb8 manager whose connections always go to the master the sentinels name right now.
-pub(in crate::store::redis) struct SentinelManager(Arc<SentinelLookup>);
-
-impl ManageConnection for SentinelManager {
-    type Connection = MultiplexedConnection;
-    type Error = RedisError;
-
+/// Pooled connections go to the master the sentinels name when each is opened.
+impl Connect for Arc<SentinelLookup> {
     async fn connect(&self) -> Result<MultiplexedConnection, RedisError> {
-        self.0
-            .master()
+        self.master()
             .await?
             .get_multiplexed_async_connection()
             .await
-    }
-
-    async fn is_valid(&self, conn: &mut MultiplexedConnection) -> Result<(), RedisError> {
-        redis::cmd("PING").query_async::<()>(conn).await
-    }
-
-    fn has_broken(&self, _: &mut MultiplexedConnection) -> bool {
-        false
     }
 }
 
@@ -120,7 +106,7 @@ pub(super) fn build(
         certs: certs.cloned(),
     });
     let last_error = LastError::default();
-    let pool = pool_builder(cfg, &last_error).build_unchecked(SentinelManager(lookup.clone()));
+    let pool = pool(cfg, &last_error, lookup.clone());
     let what = format!(
         "sentinel master `{master_name}` via {}",
         endpoints.join(", ")
