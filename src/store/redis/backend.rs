@@ -112,6 +112,17 @@ pub(super) enum Conn {
     Cluster(ClusterConnection),
 }
 
+impl Conn {
+    /// Whether a command failed on the connection itself (never for the cluster connection,
+    /// which reconnects by itself).
+    fn broken(&self) -> bool {
+        match self {
+            Conn::Pooled(c) => c.broken(),
+            Conn::Cluster(_) => false,
+        }
+    }
+}
+
 impl ConnectionLike for Conn {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match self {
@@ -185,8 +196,9 @@ impl Backend {
         matches!(self, Backend::Cluster { .. })
     }
 
-    /// A connection for one operation.
-    pub(super) async fn conn(&self) -> Result<Conn, StoreError> {
+    /// A pooled connection (or the cluster one) as the pool hands it out: checked only if it
+    /// has not answered lately (`backend/pool.rs`). For reads, through [`Backend::read`].
+    async fn checked_out(&self) -> Result<Conn, StoreError> {
         match self {
             Backend::Standalone {
                 pool, last_error, ..
@@ -203,6 +215,42 @@ impl Backend {
                 .map(|pooled| Conn::Pooled(pooled.clone()))
                 .map_err(|e| pool_error(e, last_error)),
             Backend::Cluster { cluster, .. } => cluster.connect().await.map(Conn::Cluster),
+        }
+    }
+
+    /// A connection for an operation that writes: one that has just answered a `PING`. A
+    /// write is never run twice (it may have landed before its connection failed), so the
+    /// connection is confirmed first, as every connection was before reads stopped paying for
+    /// it. A connection that fails its `PING` is replaced, twice at most.
+    pub(super) async fn conn(&self) -> Result<Conn, StoreError> {
+        let mut last = None;
+        for _ in 0..3 {
+            let mut conn = self.checked_out().await?;
+            if matches!(conn, Conn::Cluster(_)) {
+                return Ok(conn);
+            }
+            match redis::cmd("PING").query_async::<()>(&mut conn).await {
+                Ok(()) => return Ok(conn),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.map_or_else(|| unavailable("no connection answers"), unavailable))
+    }
+
+    /// Runs `op`, an operation that only reads, on a connection handed out without a check
+    /// when it answered lately; when its connection fails under it (a server restarted since
+    /// its last answer), once more on a checked connection: reading twice changes nothing.
+    /// `op` gives the connection back with its result, so its state can be asked.
+    pub(super) async fn read<T, Op, Fut>(&self, op: Op) -> Result<T, StoreError>
+    where
+        Op: Fn(Conn) -> Fut,
+        Fut: std::future::Future<Output = (Result<T, StoreError>, Conn)>,
+    {
+        match op(self.checked_out().await?).await {
+            // The failure made every connection of the pool suspect: the next one is checked
+            // before it is handed out.
+            (Err(_), conn) if conn.broken() => op(self.checked_out().await?).await.0,
+            (done, _) => done,
         }
     }
 

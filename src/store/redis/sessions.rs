@@ -160,10 +160,11 @@ impl Sessions for RedisStore {
     }
 
     async fn get_session(&self, sid: &str) -> Result<Option<SessionRecord>, StoreError> {
-        self.bounded("reading a session", async {
-            let mut conn = self.backend.conn().await?;
-            self.read_session(&mut conn, sid).await
-        })
+        self.bounded(
+            "reading a session",
+            self.backend
+                .read(|mut conn| async move { (self.read_session(&mut conn, sid).await, conn) }),
+        )
         .await
     }
 
@@ -260,14 +261,14 @@ impl Sessions for RedisStore {
     }
 
     async fn last_activity(&self, sid: &str) -> Result<Option<i64>, StoreError> {
-        self.bounded("reading session activity", async {
-            let mut conn = self.backend.conn().await?;
-            redis::cmd("GET")
-                .arg(format!("{}:activity:{sid}", self.scope))
-                .query_async(&mut conn)
-                .await
-                .map_err(unavailable)
-        })
+        let key = format!("{}:activity:{sid}", self.scope);
+        self.bounded(
+            "reading session activity",
+            self.backend.read(|mut conn| async {
+                let seen = redis::cmd("GET").arg(&key).query_async(&mut conn).await;
+                (seen.map_err(unavailable), conn)
+            }),
+        )
         .await
     }
 

@@ -1,23 +1,24 @@
 //! The bb8 pools of the standalone and sentinel modes: sized by the config, filled on demand,
-//! a connection checked with a `PING` when taken out only if it has not answered lately, and a
-//! check-out that times out saying why (the last connection error).
+//! and a check-out that times out saying why (the last connection error).
 //!
-//! Checking every connection at every check-out would cost each operation a second round trip
-//! (the `PING`, then the command): on the cold path of `/auth` that is half of what Redis costs.
-//! So each pooled connection ([`Tracked`]) remembers when it last answered and whether it has
-//! failed in a way that leaves it unusable:
+//! A pooled connection is a multiplexed one, and callers use clones of it: the pool hands it
+//! out again at once, and the commands of concurrent callers go out together on its socket.
 //!
-//! - a connection that answered within [`TRUSTED_FOR`] and never failed is handed out as it is;
-//! - an older one is `PING`ed first, as before (a server restarted or killed while the pool
-//!   was quiet is noticed there, and the caller gets a new connection);
-//! - a connection whose command failed on the connection itself (I/O, a dropped connection, a
-//!   timeout, an unreadable answer) or with `READONLY` (its server is no longer the master:
-//!   a Sentinel failover that demoted it) is dropped when it returns to the pool, so the next
-//!   one is opened afresh (in sentinel mode, to the master the sentinels name now).
+//! Checking a connection with a `PING` at every check-out cost each operation a second round
+//! trip, half of what Redis costs the cold path of `/auth`. So each pooled connection
+//! ([`Tracked`]) remembers when it last answered and whether it failed in a way that leaves it
+//! unusable (see [`breaks`]: the connection itself failed, or `READONLY`, its server was
+//! demoted to a replica by a Sentinel failover):
 //!
-//! The price: a server that dies while the pool is busy fails the command in flight on each
-//! pooled connection once, where the `PING` would have caught some of them. Those commands
-//! would have failed anyway; callers see `store unavailable: redis`.
+//! - a connection that answered within [`TRUSTED_FOR`], since the last failure of any
+//!   connection of the pool, goes out without a check; any other is `PING`ed first, and
+//!   replaced if that fails (a server restarted while the pool was quiet is noticed there);
+//! - a broken connection is dropped, and its replacement opened afresh (in sentinel mode, to
+//!   the master the sentinels name now);
+//! - a read (`Backend::read`) whose trusted connection turns out dead (the server restarted
+//!   since its last answer) runs again on a checked one: reading twice changes nothing;
+//! - a write (`Backend::conn`) always gets a connection that has just answered a `PING`, as
+//!   before: a write that failed with its connection may have landed, so it is never retried.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -80,45 +81,75 @@ impl Connect for redis::Client {
 pub(in crate::store::redis) struct Tracked {
     conn: MultiplexedConnection,
     health: Arc<Health>,
+    clock: Arc<PoolClock>,
 }
 
 /// What the clones of one pooled connection have seen of it.
+#[derive(Default)]
 struct Health {
-    opened_at: Instant,
-    /// When it last answered, in milliseconds since `opened_at`.
+    /// When it last answered ([`PoolClock`] milliseconds).
     answered_ms: AtomicU64,
     broken: AtomicBool,
 }
 
-impl Tracked {
-    fn new(conn: MultiplexedConnection) -> Self {
-        Tracked {
-            conn,
-            health: Arc::new(Health {
-                opened_at: Instant::now(),
-                answered_ms: AtomicU64::new(0),
-                broken: AtomicBool::new(false),
-            }),
+/// The pool's clock, and when a connection of the pool last failed: a failure makes every
+/// connection of the pool suspect (a server that restarts takes them all), so each is checked
+/// before it goes out again.
+pub(in crate::store::redis) struct PoolClock {
+    start: Instant,
+    failed_ms: AtomicU64,
+}
+
+impl PoolClock {
+    fn new() -> Self {
+        PoolClock {
+            start: Instant::now(),
+            failed_ms: AtomicU64::new(0),
         }
     }
 
-    fn broken(&self) -> bool {
+    /// Milliseconds since the pool was made; 1 at the earliest, so 0 means "never".
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX) + 1
+    }
+}
+
+impl Tracked {
+    fn new(conn: MultiplexedConnection, clock: Arc<PoolClock>) -> Self {
+        let health = Health::default();
+        health.answered_ms.store(clock.now_ms(), Ordering::Relaxed);
+        Tracked {
+            conn,
+            health: Arc::new(health),
+            clock,
+        }
+    }
+
+    /// Whether a command of this connection failed on the connection itself.
+    pub(in crate::store::redis) fn broken(&self) -> bool {
         self.health.broken.load(Ordering::Relaxed)
     }
 
+    /// Handed out without a check: not broken, answered within [`TRUSTED_FOR`], and since the
+    /// last failure of any connection of the pool.
     fn trusted(&self) -> bool {
         let answered = self.health.answered_ms.load(Ordering::Relaxed);
-        let quiet = (self.health.opened_at.elapsed().as_millis() as u64).saturating_sub(answered);
-        !self.broken() && quiet < TRUSTED_FOR.as_millis() as u64
+        let quiet = self.clock.now_ms().saturating_sub(answered);
+        !self.broken()
+            && answered > self.clock.failed_ms.load(Ordering::Relaxed)
+            && u128::from(quiet) < TRUSTED_FOR.as_millis()
     }
 
     /// Notes how a command ended: an answer (even an error reply) proves the connection alive;
     /// see [`breaks`] for the failures that end it.
     fn observe<T>(&self, result: &Result<T, RedisError>) {
+        let now = self.clock.now_ms();
         match result {
-            Err(e) if breaks(e) => self.health.broken.store(true, Ordering::Relaxed),
+            Err(e) if breaks(e) => {
+                self.health.broken.store(true, Ordering::Relaxed);
+                self.clock.failed_ms.fetch_max(now, Ordering::Relaxed);
+            }
             _ => {
-                let now = self.health.opened_at.elapsed().as_millis() as u64;
                 self.health.answered_ms.fetch_max(now, Ordering::Relaxed);
             }
         }
@@ -165,14 +196,18 @@ impl ConnectionLike for Tracked {
 }
 
 /// The bb8 manager of [`Tracked`] connections opened by `C`.
-pub(in crate::store::redis) struct Manager<C>(pub(super) C);
+pub(in crate::store::redis) struct Manager<C> {
+    connect: C,
+    clock: Arc<PoolClock>,
+}
 
 impl<C: Connect> ManageConnection for Manager<C> {
     type Connection = Tracked;
     type Error = RedisError;
 
     async fn connect(&self) -> Result<Tracked, RedisError> {
-        self.0.connect().await.map(Tracked::new)
+        let conn = self.connect.connect().await?;
+        Ok(Tracked::new(conn, self.clock.clone()))
     }
 
     async fn is_valid(&self, conn: &mut Tracked) -> Result<(), RedisError> {
@@ -204,7 +239,10 @@ pub(super) fn pool<C: Connect>(
         // master was killed), so the pool replaces it instead of failing forever.
         .test_on_check_out(true)
         .error_sink(Box::new(last_error.clone()))
-        .build_unchecked(Manager(connect))
+        .build_unchecked(Manager {
+            connect,
+            clock: Arc::new(PoolClock::new()),
+        })
 }
 
 pub(super) fn pool_error(e: RunError<RedisError>, last_error: &LastError) -> StoreError {
