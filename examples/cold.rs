@@ -28,6 +28,10 @@ use std::time::{Duration, Instant};
 use idgate::config::Config;
 use idgate::state::AppState;
 
+/// The daemon's allocator (`src/main.rs`), so the cold path is measured as the daemon runs it.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 struct Args {
     config: String,
     sessions: usize,

@@ -27,6 +27,11 @@ use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
+/// The daemon's allocator (`src/main.rs`): the floor differs from idgate in what it does, not
+/// in how it allocates.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Used when `--listen` is not given: idgate's own default address.
 const DEFAULT_LISTEN: &str = "127.0.0.1:4280";
 
