@@ -3,6 +3,13 @@
 
 pub mod client;
 
+use std::collections::HashMap;
+
+use bytes::Bytes;
+use http::header::{CACHE_CONTROL, CONTENT_TYPE, LOCATION, SET_COOKIE};
+use http::{HeaderValue, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+
 /// A header map of `pairs`, in order (a name may repeat): the requests of unit tests.
 #[cfg(test)]
 pub(crate) fn test_headers(pairs: &[(&'static str, &str)]) -> http::HeaderMap {
@@ -15,13 +22,6 @@ pub(crate) fn test_headers(pairs: &[(&'static str, &str)]) -> http::HeaderMap {
     }
     h
 }
-
-use std::collections::HashMap;
-
-use bytes::Bytes;
-use http::header::{CACHE_CONTROL, CONTENT_TYPE, LOCATION, SET_COOKIE};
-use http::{HeaderValue, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
 
 /// What is wrong with a request's body, or with a response about to be sent. The routes'
 /// errors take these in (`error::ApiError`'s `From`), with their statuses.

@@ -12,11 +12,10 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-
-use crate::AtMostEvery;
 use std::sync::{Arc, Mutex};
 
 use crate::store::Sessions;
+use crate::AtMostEvery;
 
 /// The most touches one store call carries (a transaction, or a burst of pipelined commands).
 pub const MAX_BATCH: usize = 2048;

@@ -106,7 +106,9 @@ pub(super) enum Backend {
 }
 
 /// A connection for one operation: a clone of a pooled connection (shared: the pool hands it
-/// out again at once) or of the cluster connection.
+/// out again at once) or of the cluster connection. Cloned, it is shared by concurrent
+/// commands.
+#[derive(Clone)]
 pub(super) enum Conn {
     Pooled(Tracked),
     Cluster(ClusterConnection),

@@ -238,26 +238,31 @@ impl Sessions for RedisStore {
     }
 
     async fn touch_session(&self, sid: &str, at: i64) -> Result<(), StoreError> {
-        self.bounded("recording session activity", async {
-            let mut conn = self.backend.conn().await?;
-            // Kept a day past the last activity: longer than any sensible idle timeout.
-            TOUCH
-                .key(format!("{}:activity:{sid}", self.scope))
-                .arg(at)
-                .invoke_async::<()>(&mut conn)
-                .await
-                .map_err(unavailable)
-        })
-        .await
+        self.touch_sessions(&[(sid.to_owned(), at)]).await
     }
 
-    /// All at once on the multiplexed connection: one burst of pipelined commands, not a round
-    /// trip each.
+    /// All at once on one connection (checked once): a burst of pipelined commands on the
+    /// multiplexed connection, not a round trip (or a check) each.
     async fn touch_sessions(&self, touches: &[(String, i64)]) -> Result<(), StoreError> {
-        futures_util::future::join_all(touches.iter().map(|(sid, at)| self.touch_session(sid, *at)))
+        self.bounded("recording session activity", async {
+            let conn = self.backend.conn().await?;
+            futures_util::future::join_all(touches.iter().map(|(sid, at)| {
+                let mut conn = conn.clone();
+                async move {
+                    // Kept a day past the last activity: longer than any sensible idle timeout.
+                    TOUCH
+                        .key(format!("{}:activity:{sid}", self.scope))
+                        .arg(*at)
+                        .invoke_async::<()>(&mut conn)
+                        .await
+                        .map_err(unavailable)
+                }
+            }))
             .await
             .into_iter()
             .collect()
+        })
+        .await
     }
 
     async fn last_activity(&self, sid: &str) -> Result<Option<i64>, StoreError> {

@@ -33,7 +33,7 @@ use crate::config::RedisConfig;
 use crate::store::StoreError;
 
 /// How long after its last answer a pooled connection is handed out without a `PING`.
-pub(super) const TRUSTED_FOR: Duration = Duration::from_secs(1);
+const TRUSTED_FOR: Duration = Duration::from_secs(1);
 
 /// Remembers the last connection error of a pool, so a check-out that times out can say why
 /// instead of only "timed out".
