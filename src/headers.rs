@@ -185,11 +185,10 @@ impl IdentityHeaders {
                 safe.join(",")
             }
             Field::UserProperties => {
-                let all = serde_json::to_value(user).unwrap_or_default();
                 let mut props = serde_json::Map::new();
                 for f in &self.user_properties {
-                    if let Some(v) = all.get(f) {
-                        props.insert(f.clone(), v.clone());
+                    if let Some(v) = user.member(f) {
+                        props.insert(f.clone(), v);
                     }
                 }
                 ascii_json(&serde_json::Value::Object(props))

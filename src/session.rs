@@ -250,13 +250,15 @@ impl Authenticator {
     /// The hot path: a cached, still-valid verification of `token`, or `None`. Cached entries
     /// count only while the revocation feed is trusted.
     pub fn cached(&self, token: &str, now: i64) -> Option<Arc<VerifiedSession>> {
+        self.cached_digest(&token_digest(token), now)
+    }
+
+    /// [`Self::cached`] of the token whose [`token_digest`] is `digest`.
+    fn cached_digest(&self, digest: &TokenDigest, now: i64) -> Option<Arc<VerifiedSession>> {
         if now > self.feed_trusted_until.load(Ordering::Acquire) {
             return None;
         }
-        let hit = self
-            .tokens
-            .get(&token_digest(token))
-            .filter(|s| s.is_valid(now))?;
+        let hit = self.tokens.get(digest).filter(|s| s.is_valid(now))?;
         let last = hit.live.last_seen.load(Ordering::Relaxed);
         if self.idle_secs.is_some_and(|idle| now - last > idle) {
             // Idle here; maybe active on another instance: let the slow path ask the store.
@@ -316,10 +318,10 @@ impl Authenticator {
     /// Verifies `token` and checks its session in the store; caches the result.
     pub async fn authenticate(&self, token: &str) -> Result<Arc<VerifiedSession>, AuthFailure> {
         let now = crate::now_secs();
-        if let Some(hit) = self.cached(token, now) {
+        let digest = token_digest(token);
+        if let Some(hit) = self.cached_digest(&digest, now) {
             return Ok(hit);
         }
-        let digest = token_digest(token);
         if let Some(hit) = self.tokens.get(&digest) {
             if !hit.live.alive.load(Ordering::Acquire) {
                 // Revoked: final, no need to ask the store.
@@ -341,7 +343,7 @@ impl Authenticator {
         let live = self.flag(&claims.sid);
         let record = self
             .sessions
-            .get_session(&claims.sid)
+            .session_head(&claims.sid)
             .await?
             .filter(|r| r.is_alive(now) && r.user_id == claims.sub);
         let Some(record) = record else {

@@ -67,6 +67,27 @@ impl UserClaim {
             from_idp: Default::default(),
         }
     }
+
+    /// The member `name` of this claim as it serializes (`serde_json::to_value(self)[name]`),
+    /// without serializing the rest: `/auth` picks the `user_properties` header's members so
+    /// on every token's first use. `None` where serialization leaves the member out.
+    pub fn member(&self, name: &str) -> Option<Value> {
+        let text = |v: &str| Value::String(v.to_owned());
+        let list = |v: &[String]| Value::Array(v.iter().map(|s| text(s)).collect());
+        match name {
+            "userId" => Some(text(&self.user_id)),
+            "groups" => Some(list(&self.groups)),
+            // Serialized as null when absent.
+            "email" => Some(self.email.as_deref().map_or(Value::Null, text)),
+            "name" => Some(self.name.as_deref().map_or(Value::Null, text)),
+            "username" => self.username.as_deref().map(text),
+            "permissions" => self.permissions.as_deref().map(list),
+            "metadata" => self.metadata.clone(),
+            "providerUserId" => self.provider_user_id.as_deref().map(text),
+            "userSettingsURL" => self.user_settings_url.as_deref().map(text),
+            other => self.from_idp.get(other).cloned(),
+        }
+    }
 }
 
 /// The session JWT's claims (SPEC §3).

@@ -333,3 +333,32 @@ fn ring_verifies_asymmetric_keys_with_jsonwebtokens_answers() {
     let keys = JwtKeys::new(&hs, &[], &["http://issuer".into()]).unwrap();
     assert!(keys.verifying["k1"].ring.is_none());
 }
+
+#[test]
+fn a_user_member_reads_as_the_serialized_claim_does() {
+    let full = UserClaim {
+        user_id: "u1".into(),
+        groups: vec!["users".into(), "admins".into()],
+        email: Some("a@b".into()),
+        name: Some("A".into()),
+        username: Some("a".into()),
+        permissions: Some(vec!["read".into()]),
+        metadata: Some(json!({"team": "x"})),
+        provider_user_id: Some("p1".into()),
+        user_settings_url: Some("https://idp/settings".into()),
+        from_idp: [("department".to_owned(), json!("R&D"))].into(),
+    };
+    let bare = UserClaim::new("u2", vec![]);
+    for user in [full, bare] {
+        let all = serde_json::to_value(&user).unwrap();
+        let mut names: Vec<String> = all.as_object().unwrap().keys().cloned().collect();
+        names.extend(["username", "metadata", "nothing", "user_id"].map(String::from));
+        for name in &names {
+            assert_eq!(
+                user.member(name),
+                all.get(name).cloned(),
+                "{name} of {user:?}"
+            );
+        }
+    }
+}

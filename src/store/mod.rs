@@ -225,6 +225,38 @@ impl SessionRecord {
     }
 }
 
+/// The part of a [`SessionRecord`] that decides whether a token of the session is accepted:
+/// what `/auth` reads on a token's first use (`session::Authenticator::authenticate`), without
+/// the IdP's tokens, the refresh hash or the context, which it never looks at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionHead {
+    pub user_id: String,
+    pub app_id: String,
+    pub provider_id: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub revoked: bool,
+}
+
+impl SessionHead {
+    pub fn is_alive(&self, now: i64) -> bool {
+        !self.revoked && now < self.expires_at
+    }
+}
+
+impl From<SessionRecord> for SessionHead {
+    fn from(r: SessionRecord) -> Self {
+        Self {
+            user_id: r.user_id,
+            app_id: r.app_id,
+            provider_id: r.provider_id,
+            created_at: r.created_at,
+            expires_at: r.expires_at,
+            revoked: r.revoked,
+        }
+    }
+}
+
 /// The order of [`Sessions::list_sessions`] for stores that gather sessions from several
 /// places: oldest first, then by id.
 pub(crate) fn sort_oldest_first(sessions: &mut [SessionRecord]) {
@@ -326,6 +358,11 @@ pub trait Sessions: Send + Sync {
         Ok(())
     }
     async fn get_session(&self, sid: &str) -> Result<Option<SessionRecord>, StoreError>;
+    /// [`Self::get_session`] cut to its [`SessionHead`], on every token's first use: the whole
+    /// record, unless a store has a narrower read.
+    async fn session_head(&self, sid: &str) -> Result<Option<SessionHead>, StoreError> {
+        Ok(self.get_session(sid).await?.map(SessionHead::from))
+    }
     /// Marks the session revoked; `false` when there was no such live session.
     async fn revoke_session(&self, sid: &str) -> Result<bool, StoreError>;
     /// The single-use step of a refresh: replaces the session's refresh-token hash with

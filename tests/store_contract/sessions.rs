@@ -5,7 +5,9 @@
 use std::collections::BTreeSet;
 
 use idgate::now_secs;
-use idgate::store::{RefreshRotation, Rotation, SessionContext, SessionRecord, Sessions};
+use idgate::store::{
+    RefreshRotation, Rotation, SessionContext, SessionHead, SessionRecord, Sessions,
+};
 
 use crate::backends::SessionsFixture;
 
@@ -77,8 +79,13 @@ pub async fn create_and_get(f: &SessionsFixture) {
     let rec = session("s1", "alice", now_secs());
     assert!(create(s, &rec, 10).await.is_empty());
     assert_eq!(s.get_session("s1").await.unwrap(), Some(rec.clone()));
-    assert_eq!(f.other.get_session("s1").await.unwrap(), Some(rec));
+    assert_eq!(f.other.get_session("s1").await.unwrap(), Some(rec.clone()));
     assert_eq!(s.get_session("no-such-sid").await.unwrap(), None);
+    // What `/auth` reads on a token's first use: the same record, cut.
+    let head = Some(SessionHead::from(rec));
+    assert_eq!(s.session_head("s1").await.unwrap(), head);
+    assert_eq!(f.other.session_head("s1").await.unwrap(), head);
+    assert_eq!(s.session_head("no-such-sid").await.unwrap(), None);
 }
 
 /// Sessions stored in bulk are whole and live, each under its own user.
@@ -108,6 +115,9 @@ pub async fn expired_sessions_are_not_alive(f: &SessionsFixture) {
     if let Some(r) = s.get_session("old").await.unwrap() {
         assert!(!r.is_alive(now_secs()), "{r:?}");
     }
+    if let Some(h) = s.session_head("old").await.unwrap() {
+        assert!(!h.is_alive(now_secs()), "{h:?}");
+    }
     assert_eq!(s.count_live_sessions(now_secs()).await.unwrap(), before);
     assert!(live_ids(s, "alice").await.is_empty());
     assert!(!s
@@ -132,6 +142,10 @@ pub async fn revoke_one(f: &SessionsFixture) {
     assert!(!s.revoke_session("no-such-sid").await.unwrap());
     assert_revoked(s, "s1").await;
     assert_revoked(f.other.as_ref(), "s1").await;
+    for handle in [s, f.other.as_ref()] {
+        let head = handle.session_head("s1").await.unwrap();
+        assert!(head.is_some_and(|h| h.revoked && !h.is_alive(now)));
+    }
     assert!(alive(s, "s2").await);
     assert_eq!(live_ids(s, "alice").await, ids(&["s2"]));
     assert_eq!(s.count_live_sessions(now).await.unwrap(), before - 1);

@@ -10,7 +10,8 @@ use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 use super::revocations::log_revocation;
 use super::{read_err, unavailable, CachedStatements, EmbeddedStore};
 use crate::store::{
-    RefreshRotation, RevocationSink, Rotation, SessionContext, SessionRecord, Sessions, StoreError,
+    RefreshRotation, RevocationSink, Rotation, SessionContext, SessionHead, SessionRecord,
+    Sessions, StoreError,
 };
 
 /// Expired `once_keys` rows removed per insert at most: the work of one insert stays bounded
@@ -135,6 +136,30 @@ impl Sessions for EmbeddedStore {
                 "SELECT * FROM sessions WHERE sid = ?1",
                 [&sid],
                 session_from_row,
+            )
+            .optional()
+            .map_err(read_err)
+        })
+        .await
+    }
+
+    async fn session_head(&self, sid: &str) -> Result<Option<SessionHead>, StoreError> {
+        let sid = sid.to_owned();
+        self.run_read(move |c| {
+            c.query_row_cached(
+                "SELECT user_id, app_id, provider_id, created_at, expires_at, revoked
+                 FROM sessions WHERE sid = ?1",
+                [&sid],
+                |row| {
+                    Ok(SessionHead {
+                        user_id: row.get(0)?,
+                        app_id: row.get(1)?,
+                        provider_id: row.get(2)?,
+                        created_at: row.get(3)?,
+                        expires_at: row.get(4)?,
+                        revoked: row.get::<_, i64>(5)? != 0,
+                    })
+                },
             )
             .optional()
             .map_err(read_err)

@@ -31,8 +31,8 @@ use mongodb::{Collection, IndexModel};
 
 use super::{date, Redactor, STORE};
 use crate::store::{
-    sort_oldest_first, RefreshRotation, RevocationSink, Rotation, SessionContext, SessionRecord,
-    Sessions, StoreError,
+    sort_oldest_first, RefreshRotation, RevocationSink, Rotation, SessionContext, SessionHead,
+    SessionRecord, Sessions, StoreError,
 };
 
 /// The cap passed to the primary when restoring: no cap at all, yet small enough that any
@@ -285,6 +285,13 @@ impl Sessions for MirroredSessions {
             self.restore(&rec).await;
         }
         Ok(Some(rec))
+    }
+
+    async fn session_head(&self, sid: &str) -> Result<Option<SessionHead>, StoreError> {
+        if let Some(head) = self.primary.session_head(sid).await? {
+            return Ok(Some(head));
+        }
+        Ok(self.get_session(sid).await?.map(SessionHead::from))
     }
 
     async fn rotate_refresh(
