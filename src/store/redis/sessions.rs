@@ -16,7 +16,7 @@ use super::scripts::{KEEP_USER_SET, PUT_SESSION, REVOKE, ROTATE_GRACED, ROTATE_R
 use super::{corrupt, feed, unavailable, RedisStore};
 use crate::store::{
     count_alive, sort_oldest_first, RefreshRotation, RevocationSink, Rotation, SessionContext,
-    SessionRecord, Sessions, StoreError,
+    SessionHead, SessionRecord, Sessions, StoreError,
 };
 
 /// A session as stored (the id is in the key, the revocation flag beside the record).
@@ -35,6 +35,18 @@ struct StoredSession {
     /// [`lenient_context`]).
     #[serde(default, deserialize_with = "lenient_context")]
     context: SessionContext,
+}
+
+/// The fields of a [`StoredSession`] that make its [`SessionHead`]; the rest of the record is
+/// skipped unread (no IdP tokens decoded, no context built).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StoredHead {
+    user_id: String,
+    app_id: String,
+    provider_id: String,
+    created_at: i64,
+    expires_at: i64,
 }
 
 /// Reads the record's `context`, as written by idgate or as the refresh scripts leave it: they
@@ -59,6 +71,38 @@ impl RedisStore {
         conn: &mut Conn,
         sid: &str,
     ) -> Result<Option<SessionRecord>, StoreError> {
+        match self.read_stored(conn, sid).await? {
+            Some((record, revoked)) => decode_session(sid, &record, revoked).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// [`Self::read_session`] cut to its head.
+    async fn read_head(
+        &self,
+        conn: &mut Conn,
+        sid: &str,
+    ) -> Result<Option<SessionHead>, StoreError> {
+        let Some((record, revoked)) = self.read_stored(conn, sid).await? else {
+            return Ok(None);
+        };
+        let s: StoredHead = serde_json::from_str(&record).map_err(|e| corrupt("session", e))?;
+        Ok(Some(SessionHead {
+            user_id: s.user_id,
+            app_id: s.app_id,
+            provider_id: s.provider_id,
+            created_at: s.created_at,
+            expires_at: s.expires_at,
+            revoked,
+        }))
+    }
+
+    /// The session's record (JSON) and whether it is flagged revoked.
+    async fn read_stored(
+        &self,
+        conn: &mut Conn,
+        sid: &str,
+    ) -> Result<Option<(String, bool)>, StoreError> {
         let (record, revoked): (Option<String>, Option<String>) = redis::cmd("HMGET")
             .arg(self.session_key(sid))
             .arg("record")
@@ -66,10 +110,7 @@ impl RedisStore {
             .query_async(conn)
             .await
             .map_err(unavailable)?;
-        let Some(record) = record else {
-            return Ok(None);
-        };
-        decode_session(sid, &record, revoked.is_some()).map(Some)
+        Ok(record.map(|record| (record, revoked.is_some())))
     }
 
     /// Flags `sid` revoked, drops it from its user's set and tells every instance; `true` when
@@ -164,6 +205,15 @@ impl Sessions for RedisStore {
             "reading a session",
             self.backend
                 .read(|mut conn| async move { (self.read_session(&mut conn, sid).await, conn) }),
+        )
+        .await
+    }
+
+    async fn session_head(&self, sid: &str) -> Result<Option<SessionHead>, StoreError> {
+        self.bounded(
+            "reading a session",
+            self.backend
+                .read(|mut conn| async move { (self.read_head(&mut conn, sid).await, conn) }),
         )
         .await
     }
