@@ -16,6 +16,11 @@
 //! process's CPU per token, and `cold / verify - 1`, what the store read and the rest add on
 //! top of the verification (goal: at most 25 %).
 //!
+//! With `--tokens PATH`, the minted tokens are written to PATH, and a later run given the same
+//! PATH (and the same store) reads them back instead of minting: `scripts/bench-cold` measures
+//! each case in several processes on one set of sessions, since how fast the cold path runs
+//! varies more between processes than between the rounds of one.
+//!
 //! ```text
 //! cargo run --release --example cold -- --config idgate.toml --sessions 20000
 //! ```
@@ -34,6 +39,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 struct Args {
     config: String,
+    /// Where the tokens are kept between runs (see the module doc).
+    tokens: Option<std::path::PathBuf>,
     sessions: usize,
     concurrency: usize,
     rounds: usize,
@@ -42,6 +49,7 @@ struct Args {
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
         config: String::new(),
+        tokens: None,
         sessions: 20_000,
         concurrency: 32,
         rounds: 3,
@@ -52,6 +60,7 @@ fn parse_args() -> Result<Args, String> {
         let number = || value.parse::<usize>().map_err(|e| format!("{flag}: {e}"));
         match flag.as_str() {
             "--config" => args.config = value.clone(),
+            "--tokens" => args.tokens = Some(value.clone().into()),
             "--sessions" => args.sessions = number()?.max(1),
             "--concurrency" => args.concurrency = number()?.max(1),
             "--rounds" => args.rounds = number()?.max(1),
@@ -69,7 +78,7 @@ fn main() -> ExitCode {
         Ok(args) => args,
         Err(e) => {
             eprintln!(
-                "cold: {e}\nusage: cold --config PATH [--sessions N] [--concurrency C] [--rounds R]"
+                "cold: {e}\nusage: cold --config PATH [--tokens PATH] [--sessions N] [--concurrency C] [--rounds R]"
             );
             return ExitCode::from(2);
         }
@@ -103,7 +112,21 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .ok_or_else(|| anyhow::anyhow!("the config has no app"))?
         .clone();
     let state = AppState::build(config).await?;
-    let tokens = Arc::new(mint(&state, &app_id, args.sessions, args.concurrency).await?);
+    let tokens = match &args.tokens {
+        Some(path) if path.exists() => std::fs::read_to_string(path)?
+            .lines()
+            .map(str::to_owned)
+            .collect(),
+        kept => {
+            let tokens = mint(&state, &app_id, args.sessions, args.concurrency).await?;
+            if let Some(path) = kept {
+                std::fs::write(path, tokens.join("\n"))?;
+            }
+            tokens
+        }
+    };
+    anyhow::ensure!(!tokens.is_empty(), "no tokens to measure");
+    let tokens = Arc::new(tokens);
 
     let mut verify = Vec::new();
     let mut cold = Vec::new();
