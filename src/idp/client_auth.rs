@@ -140,6 +140,31 @@ impl ClientAuth {
         Ok(req.form(&form))
     }
 
+    /// What a failed authorization-code exchange at `provider`'s token endpoint becomes: the
+    /// IdP's OAuth error as a [`Self::refusal`], or, when no such answer came, a timeout or a
+    /// protocol error saying why. The same for plain OAuth 2 and OpenID Connect providers,
+    /// whose clients fail with the same error type.
+    pub fn exchange_failure<RE, T>(
+        &self,
+        provider: &str,
+        e: &::oauth2::RequestTokenError<RE, ::oauth2::StandardErrorResponse<T>>,
+    ) -> IdpError
+    where
+        RE: std::error::Error + 'static,
+        T: ::oauth2::ErrorResponseType + AsRef<str> + std::fmt::Display + 'static,
+    {
+        match e {
+            ::oauth2::RequestTokenError::ServerResponse(r) => self.refusal(
+                provider,
+                r.error().as_ref(),
+                r.error_description().map(String::as_str),
+            ),
+            _ => super::request_failed(e, |m| {
+                IdpError::Protocol(format!("code exchange failed: {m}"))
+            }),
+        }
+    }
+
     /// What an OAuth `error` answered to this client at an endpoint becomes: a refusal
     /// ([`IdpError::Rejected`], 400, logged as a refused login), which for `invalid_client` —
     /// idgate's method, secret or key not matching the IdP's registration — also says which

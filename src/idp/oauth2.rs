@@ -21,7 +21,7 @@ use ::oauth2::basic::BasicClient;
 use ::oauth2::{
     AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet,
     EndpointSet, HttpRequest, HttpResponse, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl,
-    RequestTokenError, Scope, TokenResponse, TokenUrl,
+    Scope, TokenResponse, TokenUrl,
 };
 use http::header::CONTENT_TYPE;
 use http::StatusCode;
@@ -121,16 +121,10 @@ impl OAuth2Flow {
         for (name, value) in self.auth.extra_params(self.endpoints.token_url.as_str())? {
             exchange = exchange.add_extra_param(name, value);
         }
-        let response = exchange.request_async(&send).await.map_err(|e| match &e {
-            RequestTokenError::ServerResponse(r) => self.auth.refusal(
-                &self.provider.id,
-                r.error().as_ref(),
-                r.error_description().map(String::as_str),
-            ),
-            _ => request_failed(&e, |m| {
-                IdpError::Protocol(format!("code exchange failed: {m}"))
-            }),
-        })?;
+        let response = exchange
+            .request_async(&send)
+            .await
+            .map_err(|e| self.auth.exchange_failure(&self.provider.id, &e))?;
         let access_token = response.access_token().secret();
         let user = profiles::fetch(
             self.provider.kind,

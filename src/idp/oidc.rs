@@ -262,16 +262,7 @@ impl OidcFlow {
                     tracing::info_span!(target: "idgate::trace", "idp token", otel.kind = "client"),
                 )
                 .await
-                .map_err(|e| match &e {
-                    openidconnect::RequestTokenError::ServerResponse(r) => self.auth.refusal(
-                        &self.provider.id,
-                        r.error().as_ref(),
-                        r.error_description().map(String::as_str),
-                    ),
-                    _ => request_failed(&e, |m| {
-                        IdpError::Protocol(format!("code exchange failed: {m}"))
-                    }),
-                })?;
+                .map_err(|e| self.auth.exchange_failure(&self.provider.id, &e))?;
         let id_token = response
             .id_token()
             .ok_or_else(|| IdpError::IdToken("the token response has no id_token".into()))?;
