@@ -46,13 +46,12 @@
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
-use openidconnect::core::{
-    CoreAuthPrompt, CoreAuthenticationFlow, CoreClient, CoreIdTokenClaims, CoreIdTokenVerifier,
-};
+use openidconnect::core::{CoreAuthPrompt, CoreAuthenticationFlow, CoreClient, CoreIdTokenClaims};
 use openidconnect::{
     AuthType, AuthenticationContextClass, AuthorizationCode, ClientId, ClientSecret, CsrfToken,
-    EndpointMaybeSet, EndpointNotSet, EndpointSet, Nonce, OAuth2TokenResponse, PkceCodeChallenge,
-    PkceCodeVerifier, ProviderMetadataWithLogout, RedirectUrl, Scope, TokenResponse,
+    EndpointMaybeSet, EndpointNotSet, EndpointSet, IdTokenVerifier, Nonce, OAuth2TokenResponse,
+    PkceCodeChallenge, PkceCodeVerifier, ProviderMetadataWithLogout, RedirectUrl, Scope,
+    TokenResponse,
 };
 
 mod algs;
@@ -62,6 +61,7 @@ mod discovery;
 pub mod fuzz;
 pub mod introspection;
 mod issuer;
+mod jwk;
 mod logout;
 mod response;
 mod userinfo;
@@ -73,6 +73,7 @@ use self::checks::{
 };
 use self::discovery::{find_key, key_in, Discovered};
 use self::issuer::{issuer_rule, matches_tenant, IssuerRule};
+use self::jwk::FastJwk;
 pub use self::response::IssProblem;
 use super::{error_chain, request_failed, IdpError, IdpTokens, IdpUser, LoginStart};
 use crate::config::{AppConfig, Protocol, ProviderConfig};
@@ -173,15 +174,25 @@ impl OidcFlow {
         self.auth.authenticate(req, form, &Self::token_audience(&d))
     }
 
-    fn verifier<'a>(client: &'a Client, d: &Discovered) -> CoreIdTokenVerifier<'a> {
-        client
-            .id_token_verifier()
-            .set_allowed_algs(d.algs.iter().cloned())
-            .require_issuer_match(d.rule == IssuerRule::Exact)
-            // openidconnect accepts any `iat` unless told otherwise.
-            .set_issue_time_verifier_fn(|iat| {
-                check_id_token_iat(iat.timestamp(), crate::now_secs())
-            })
+    /// The id_token verifier: `openidconnect`'s, as its client would make it, with the JWKS
+    /// whose RSA signatures ring checks ([`jwk`]).
+    fn verifier(&self, d: &Discovered) -> IdTokenVerifier<'static, FastJwk> {
+        let client_id = ClientId::new(self.provider.client_id.clone());
+        let issuer = d.meta.issuer().clone();
+        let keys = d.keys.clone();
+        match self.auth.crate_secret() {
+            Some(secret) => IdTokenVerifier::new_confidential_client(
+                client_id,
+                ClientSecret::new(secret),
+                issuer,
+                keys,
+            ),
+            None => IdTokenVerifier::new_public_client(client_id, issuer, keys),
+        }
+        .set_allowed_algs(d.algs.iter().cloned())
+        .require_issuer_match(d.rule == IssuerRule::Exact)
+        // openidconnect accepts any `iat` unless told otherwise.
+        .set_issue_time_verifier_fn(|iat| check_id_token_iat(iat.timestamp(), crate::now_secs()))
     }
 
     /// Builds the authorization URL for `state` and `nonce`, with a fresh PKCE challenge and
@@ -246,7 +257,7 @@ impl OidcFlow {
         nonce: &str,
     ) -> Result<(IdpUser, IdpTokens), IdpError> {
         let mut d = self.discovered().await?;
-        let mut client = self.client(&d.meta);
+        let client = self.client(&d.meta);
         let code = AuthorizationCode::new(code.to_owned());
         let exchange = client
             .exchange_code(code.clone())
@@ -267,9 +278,7 @@ impl OidcFlow {
             .id_token()
             .ok_or_else(|| IdpError::IdToken("the token response has no id_token".into()))?;
         let nonce = Nonce::new(nonce.to_owned());
-        let first = id_token
-            .claims(&Self::verifier(&client, &d), &nonce)
-            .cloned();
+        let first = id_token.claims(&self.verifier(&d), &nonce).cloned();
         let claims: CoreIdTokenClaims = match first {
             Ok(c) => c,
             Err(openidconnect::ClaimsVerificationError::SignatureVerification(
@@ -277,10 +286,7 @@ impl OidcFlow {
             )) => {
                 // The IdP may have rotated its keys since discovery.
                 d = self.refetch_jwks().await?;
-                client = self.client(&d.meta);
-                let claims = id_token
-                    .claims(&Self::verifier(&client, &d), &nonce)
-                    .cloned();
+                let claims = id_token.claims(&self.verifier(&d), &nonce).cloned();
                 claims.map_err(|e| match e {
                     openidconnect::ClaimsVerificationError::SignatureVerification(
                         openidconnect::SignatureVerificationError::NoMatchingKey,
@@ -319,7 +325,7 @@ impl OidcFlow {
         algs::check_hashes(
             id_token,
             &claims,
-            &Self::verifier(&client, &d),
+            &self.verifier(&d),
             algs::Hashed {
                 access_token: response.access_token(),
                 code: &code,

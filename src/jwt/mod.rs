@@ -315,10 +315,10 @@ impl JwtKeys {
                 let payload =
                     serde_json::to_vec(claims).map_err(|e| JwtError::Signing(e.to_string()))?;
                 let mut token = format!("{}.{}", self.signing_header_b64, b64(&payload));
-                let mut signature = vec![0; pair.public().modulus_len()];
+                let mut signature = vec![0; pair.public_modulus_len()];
                 pair.sign(
-                    &ring::signature::RSA_PKCS1_SHA256,
-                    &ring::rand::SystemRandom::new(),
+                    &aws_lc_rs::signature::RSA_PKCS1_SHA256,
+                    &aws_lc_rs::rand::SystemRandom::new(),
                     token.as_bytes(),
                     &mut signature,
                 )

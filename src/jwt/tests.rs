@@ -216,14 +216,14 @@ fn rejects_alg_none() {
     assert!(keys.verify(&format!("{header}.{body}.")).is_err());
 }
 
-/// RS256 signs with ring where it can: PKCS#1 v1.5 is deterministic, so the token must be
-/// byte for byte the one jsonwebtoken's own RSA gives, and the key must be ring's.
+/// RS256 signs with AWS-LC where it can: PKCS#1 v1.5 is deterministic, so the token must be
+/// byte for byte the one jsonwebtoken's own RSA gives, and the key must be AWS-LC's.
 #[test]
-fn rs256_signs_with_ring_exactly_as_jsonwebtoken_would() {
+fn rs256_signs_with_aws_lc_exactly_as_jsonwebtoken_would() {
     let k = KeyMaterial::load_signing("RS256", &fixture("rs256.pem"), "kid-1").unwrap();
     assert!(
         matches!(k.encoding, Some(Signer::Rsa(_))),
-        "ring refused the fixture key"
+        "AWS-LC refused the fixture key"
     );
     let keys = JwtKeys::new(&k, &[], &["http://issuer".into()]).unwrap();
     let c = claims(60);

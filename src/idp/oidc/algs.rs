@@ -15,8 +15,10 @@
 //! responses), but one that does and gets it wrong is refused: a hash that does not match says
 //! the id_token was issued with another response.
 
-use openidconnect::core::{CoreIdTokenClaims, CoreIdTokenVerifier, CoreJwsSigningAlgorithm};
-use openidconnect::{AccessToken, AccessTokenHash, AuthorizationCode, AuthorizationCodeHash};
+use openidconnect::core::{CoreIdTokenClaims, CoreJwsSigningAlgorithm};
+use openidconnect::{
+    AccessToken, AccessTokenHash, AuthorizationCode, AuthorizationCodeHash, IdTokenVerifier,
+};
 
 use super::IdpError;
 
@@ -92,7 +94,7 @@ pub(super) struct Hashed<'a> {
 pub(super) fn check_hashes(
     id_token: &openidconnect::core::CoreIdToken,
     claims: &CoreIdTokenClaims,
-    verifier: &CoreIdTokenVerifier<'_>,
+    verifier: &IdTokenVerifier<'_, super::jwk::FastJwk>,
     hashed: Hashed<'_>,
 ) -> Result<(), IdpError> {
     if claims.access_token_hash().is_none() && claims.code_hash().is_none() {

@@ -7,9 +7,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use openidconnect::core::CoreJsonWebKeySet;
 use openidconnect::core::CoreJwsSigningAlgorithm;
-use openidconnect::ProviderMetadataWithLogout;
+use openidconnect::{JsonWebKeySet, ProviderMetadataWithLogout};
 
+use super::jwk::FastJwk;
 use super::{algs, issuer_rule, request_failed, IdpError, IssuerRule, OidcFlow};
 use crate::metrics::idp_call;
 use tracing::Instrument;
@@ -22,6 +24,8 @@ const JWKS_REFETCH_MIN_INTERVAL: Duration = Duration::from_secs(2);
 pub(super) struct Discovered {
     /// The discovery document, with the JWKS fetched from its `jwks_uri`.
     pub(super) meta: ProviderMetadataWithLogout,
+    /// The same JWKS, as the id_token verifier checks signatures with it (see [`super::jwk`]).
+    pub(super) keys: JsonWebKeySet<FastJwk>,
     /// Which issuer the id_tokens must carry (see `issuer.rs`).
     pub(super) rule: IssuerRule,
     /// The signing algorithms accepted (see [`algs`]).
@@ -40,6 +44,11 @@ pub(super) struct Discovered {
 struct MoreMetadata {
     #[serde(default)]
     authorization_response_iss_parameter_supported: bool,
+}
+
+/// `jwks` for the id_token verifier.
+fn fast_keys(jwks: &CoreJsonWebKeySet) -> JsonWebKeySet<FastJwk> {
+    JsonWebKeySet::new(jwks.keys().iter().cloned().map(FastJwk::from).collect())
 }
 
 /// The JWKS key with `kid` (or the only key when the token names none), for jsonwebtoken.
@@ -123,6 +132,7 @@ impl OidcFlow {
         .await
         .map_err(|e| request_failed(&e, |m| discovery_err(format!("JWKS: {m}"))))?;
         let discovered = Arc::new(Discovered {
+            keys: fast_keys(&jwks),
             meta: meta.set_jwks(jwks),
             rule,
             algs,
@@ -162,6 +172,7 @@ impl OidcFlow {
             })
         })?;
         let updated = Arc::new(Discovered {
+            keys: fast_keys(&jwks),
             meta: d.meta.clone().set_jwks(jwks),
             ..(*d).clone()
         });
