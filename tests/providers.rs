@@ -9,7 +9,8 @@
 //!   Entra ID's multi-tenant `common` endpoint and its tenant allow-list;
 //! - e-mail addresses the IdP marks unverified (`email_verified: false`) are not passed on;
 //! - the plain OAuth2 types against local fakes reproducing the vendors' documented answers
-//!   (`tests/js/fake-github.mjs`, `fake-bitbucket.mjs`, `fake-generic.mjs`);
+//!   (`tests/js/fake-github.mjs`, `fake-bitbucket.mjs`, `fake-generic.mjs`), and GitHub's
+//!   refusal of a code it did not issue (a 200 carrying `error`): a 400 and no session;
 //! - several apps with several providers in one instance: the chooser lists each app's own
 //!   providers by `order`, and each login lands in its app's realm.
 
@@ -63,6 +64,16 @@ impl Gate {
         let (code, out, err) = idgate_cmd(&["users", "list", "--config", &self.config]);
         assert_eq!(code, 0, "{err}");
         serde_json::from_str(&out).unwrap()
+    }
+
+    /// How many live sessions the store holds for `app`.
+    fn sessions(&self, app: &str) -> usize {
+        let (code, out, err) = idgate_cmd(&["sessions", "list", "--config", &self.config]);
+        assert_eq!(code, 0, "{err}");
+        let list: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+        list.iter()
+            .filter(|s| s["alive"] == true && s["appId"] == app)
+            .count()
     }
 
     /// The stored user of `provider` in `realm`.
@@ -146,6 +157,21 @@ async fn try_login(
     provider_id: &str,
     login: Option<&str>,
 ) -> (u16, serde_json::Value) {
+    try_login_with(gate, app, provider_id, login, |callback| {
+        callback.to_owned()
+    })
+    .await
+}
+
+/// Like [`try_login`], with the callback URL the browser comes back to changed by `tamper`
+/// before its code is exchanged.
+async fn try_login_with(
+    gate: &Gate,
+    app: &str,
+    provider_id: &str,
+    login: Option<&str>,
+    tamper: impl Fn(&str) -> String,
+) -> (u16, serde_json::Value) {
     let browser = Browser::new();
     let site = &gate.site;
     let resp = browser
@@ -174,7 +200,7 @@ async fn try_login(
         callback.starts_with(&back),
         "{app}/{provider_id}: {callback}"
     );
-    let resp = browser.exchange(site, &callback).await;
+    let resp = browser.exchange(site, &tamper(&callback)).await;
     let status = resp.status().as_u16();
     let body: serde_json::Value = resp.json().await.unwrap_or_default();
     if status != 200 {
@@ -421,6 +447,33 @@ async fn plain_oauth2_types_against_local_fakes() {
     assert_eq!(user["username"], "octocat");
     // idgate asked for JSON and sent the secret in the form, as GitHub documents.
     github.wait_log(&["token issued (post, answered as JSON)"]);
+
+    // A code GitHub does not know: GitHub refuses it with a 200 carrying `error` (its
+    // documented answer). idgate reads that as the refusal it is, a 400 naming GitHub's error,
+    // and opens no session; not as a token answer it could not parse, nor as an IdP that failed.
+    let sessions_before = gate.sessions("web");
+    let (status, body) = try_login_with(&gate, "web", "gh", None, |callback| {
+        let mut url = url::Url::parse(callback).unwrap();
+        let pairs: Vec<(String, String)> = url
+            .query_pairs()
+            .map(|(k, v)| match k.as_ref() {
+                "code" => (k.into_owned(), format!("{v}-not-issued")),
+                _ => (k.into_owned(), v.into_owned()),
+            })
+            .collect();
+        url.query_pairs_mut().clear().extend_pairs(pairs);
+        url.to_string()
+    })
+    .await;
+    assert_eq!(status, 400, "{body}");
+    let message = body["message"].as_str().unwrap_or_default();
+    assert!(message.contains("bad_verification_code"), "{body}");
+    github.wait_log(&["token request refused"]);
+    assert_eq!(
+        gate.sessions("web"),
+        sessions_before,
+        "a refused code opens no session"
+    );
 
     login(&gate, "web", "bb", None).await;
     let user = gate.user("web", "bb");
