@@ -15,6 +15,11 @@
 //! whichever is first: a token revoked at the IdP is refused within `cache_ttl`. Refusals are
 //! cached the same way (an inactive token does not become active); failures (the IdP or the
 //! users store down) are not. Concurrent requests with the same token share one introspection.
+//!
+//! At most `max_in_flight` introspections of an app are at the IdP at once. A token with no
+//! answer in the cache beyond that is not sent: it gets a 503 (never a pass), so a client
+//! making up tokens cannot turn its requests into as many requests to the IdP, nor pile up
+//! requests waiting on a slow IdP. Tokens with a cached answer are not held up.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -36,6 +41,11 @@ pub enum IntrospectError {
         #[source]
         source: IdpError,
     },
+    #[error(
+        "identity provider `{provider}` is already checking {limit} tokens of this app \
+         (introspection max_in_flight): refused without asking"
+    )]
+    Busy { provider: String, limit: usize },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -55,29 +65,43 @@ struct Entry {
     outcome: Outcome,
 }
 
+/// One app's introspection cache, and the introspections it has at the IdP.
+struct AppIntrospection {
+    cache: quick_cache::sync::Cache<TokenDigest, Entry>,
+    /// A permit per introspection at the IdP (`max_in_flight` of them).
+    in_flight: tokio::sync::Semaphore,
+    /// The second a token was last refused for want of a permit, logged once a second at most
+    /// (a flood of made-up tokens must not become a flood of log lines).
+    busy_logged: std::sync::atomic::AtomicI64,
+}
+
 /// The introspection caches of every app that has one.
 pub struct Introspector {
-    caches: HashMap<String, quick_cache::sync::Cache<TokenDigest, Entry>>,
+    apps: HashMap<String, AppIntrospection>,
 }
 
 impl Introspector {
     pub fn new(apps: &std::collections::BTreeMap<String, Arc<AppConfig>>) -> Self {
-        let caches = apps
+        let apps = apps
             .values()
             .filter_map(|app| {
                 let cfg = app.introspection.as_ref()?;
                 Some((
                     app.id.clone(),
-                    quick_cache::sync::Cache::new(cfg.cache_entries),
+                    AppIntrospection {
+                        cache: quick_cache::sync::Cache::new(cfg.cache_entries),
+                        in_flight: tokio::sync::Semaphore::new(cfg.max_in_flight),
+                        busy_logged: Default::default(),
+                    },
                 ))
             })
             .collect();
-        Self { caches }
+        Self { apps }
     }
 
     /// Whether `app_id` accepts opaque tokens at all (no hashing, no lock).
     pub fn enabled(&self, app_id: &str) -> bool {
-        self.caches.contains_key(app_id)
+        self.apps.contains_key(app_id)
     }
 
     /// The identity `token` stands for in `app`, `None` when it is refused. Answered from the
@@ -91,11 +115,28 @@ impl Introspector {
         token: &str,
         now: i64,
     ) -> Result<Option<Arc<VerifiedSession>>, IntrospectError> {
-        let (Some(cfg), Some(cache)) = (&app.introspection, self.caches.get(&app.id)) else {
+        let (Some(cfg), Some(introspection)) = (&app.introspection, self.apps.get(&app.id)) else {
             return Ok(None);
         };
+        let AppIntrospection {
+            cache,
+            in_flight,
+            busy_logged,
+        } = introspection;
         let digest = token_digest(token);
         let ask = || async {
+            // Held until the IdP has answered (or failed to).
+            let Ok(_permit) = in_flight.try_acquire() else {
+                let busy = IntrospectError::Busy {
+                    provider: cfg.provider.clone(),
+                    limit: cfg.max_in_flight,
+                };
+                let ordering = std::sync::atomic::Ordering::Relaxed;
+                if busy_logged.swap(now, ordering) < now {
+                    tracing::warn!(app = %app.id, error = %busy, "opaque bearer tokens refused (logged once a second)");
+                }
+                return Err(busy);
+            };
             let Some(idp) = idp else {
                 return Err(IntrospectError::Idp {
                     provider: cfg.provider.clone(),

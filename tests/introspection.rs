@@ -2,8 +2,8 @@
 //! opaque access tokens, idgate introspects them at its `introspection_endpoint` through the
 //! real Nginx, maps a user's token to the users store's record and a client-credentials token
 //! to the configured machine identity, lets the route rules decide, refuses a token revoked at
-//! the IdP once the cache bound (1 s here) has passed, refuses garbage, and answers 503 naming
-//! the IdP when the IdP is down.
+//! the IdP once the cache bound (1 s here) has passed, refuses garbage, answers 503 naming
+//! the IdP when the IdP is down, and sends the IdP no more than `max_in_flight` tokens at once.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: fail loudly
 
@@ -232,6 +232,80 @@ async fn opaque_tokens_of_the_idp_pass_with_their_identity_and_the_rules_decide(
     assert_eq!(resp.status(), 503);
     let body = resp.text().await.unwrap();
     assert!(body.contains("`dev`"), "{body}");
+}
+
+/// A client making up tokens gets at most `max_in_flight` of them to the IdP at once (2 here):
+/// while two wait on an IdP that does not answer, a third made-up token is refused at once
+/// (503 naming the IdP) without being sent, a token with a cached answer still passes, and
+/// once the IdP answers the two held are answered and new tokens are asked again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn made_up_tokens_reach_the_idp_at_most_max_in_flight_at_once() {
+    let stack = Stack::start_with_idp(
+        Setup {
+            extra_app: "[apps.web.introspection]\nprovider = \"dev\"\nmax_in_flight = 2\n\
+                        [apps.web.introspection.machines.idgate]\nuser_id = \"svc-reports\"\n",
+            extra_provider: "timeout = \"20s\"",
+            extra: "[authorization]\nstrict = false\n",
+            ..Setup::default()
+        },
+        &["--introspection"],
+    );
+    let site = stack.site();
+    let machine = machine_token(&stack.idp.issuer).await;
+    assert_eq!(get(&site, "/api/orders", &machine).await.0, 200);
+    let auth = stack.idgate.url("/auth");
+    let ask = |client: reqwest::Client, token: String| {
+        let auth = auth.clone();
+        async move { client.get(&auth).bearer_auth(token).send().await }
+    };
+
+    // Stopped, the IdP accepts connections and never answers. Made-up tokens are sent one
+    // after the other, each request kept open, until one is answered: the third, refused at
+    // once, while the first two wait at the IdP.
+    stack.idp.proc.signal("STOP");
+    let mut sent = Vec::new();
+    let refused = loop {
+        assert!(
+            sent.len() < 6,
+            "no made-up token refused: no cap on the IdP's requests"
+        );
+        let mut request = tokio::spawn(ask(
+            reqwest::Client::new(),
+            format!("made-up-{}", sent.len()),
+        ));
+        match tokio::time::timeout(Duration::from_millis(300), &mut request).await {
+            Ok(answered) => break answered.unwrap().unwrap(),
+            Err(_) => sent.push(request),
+        }
+    };
+    assert_eq!(refused.status(), 503);
+    let body = refused.text().await.unwrap();
+    assert!(body.contains("`dev`") && body.contains("at once"), "{body}");
+    // A token answered before is not held up.
+    assert_eq!(get(&site, "/api/orders", &machine).await.0, 200);
+
+    // The IdP answers again: exactly two of the tokens sent were at the IdP and get its answer
+    // (not active); any other was refused like the third (on a busy machine a refusal may take
+    // longer than the wait above). A new made-up token is asked, not refused.
+    stack.idp.proc.signal("CONT");
+    let mut asked = 0;
+    for request in sent {
+        match request.await.unwrap().unwrap().status().as_u16() {
+            401 => asked += 1,
+            503 => {}
+            other => panic!("a made-up token answered {other}"),
+        }
+    }
+    assert_eq!(asked, 2, "max_in_flight tokens at the IdP");
+    let resp = ask(reqwest::Client::new(), "made-up-after".into())
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    let log = stack.idgate.log_caught_up().await;
+    assert!(
+        log.contains("opaque bearer tokens refused"),
+        "the refusals are logged"
+    );
 }
 
 /// `audience` and `client_ids` are checked against the IdP's answer: a machine token whose

@@ -13,6 +13,9 @@ use super::{ConfigError, Protocol, ProviderConfig};
 pub const MAX_AUDIENCE_LIFETIME: Duration = Duration::from_secs(300);
 /// The longest an introspection answer may be trusted without asking the IdP again.
 pub const MAX_INTROSPECTION_TTL: Duration = Duration::from_secs(3600);
+/// Introspection requests at the IdP at once, by default, and at most (per app).
+pub const DEFAULT_INTROSPECTIONS_IN_FLIGHT: usize = 32;
+pub const MAX_INTROSPECTIONS_IN_FLIGHT: usize = 1024;
 /// The claims a scoped token may carry besides `iss`, `aud`, `iat`, `exp` and `jti`.
 pub const AUDIENCE_CLAIMS: &[&str] = &["sub", "email", "name", "username", "groups", "permissions"];
 
@@ -28,6 +31,10 @@ pub struct RawIntrospection {
     pub cache_ttl: Option<String>,
     /// How many answers are kept (default 10000).
     pub cache_entries: Option<usize>,
+    /// How many tokens may be at the IdP at once (default 32): beyond, a token idgate has no
+    /// answer for is refused with a 503 rather than sent (a flood of made-up tokens would
+    /// otherwise be a flood of requests to the IdP).
+    pub max_in_flight: Option<usize>,
     /// The introspection answer's `aud` must hold this value, when set.
     pub audience: Option<String>,
     /// The answer's `client_id` must be one of these, when set.
@@ -64,6 +71,8 @@ pub struct IntrospectionConfig {
     pub provider: String,
     pub cache_ttl: Duration,
     pub cache_entries: usize,
+    /// The most introspection requests at the IdP at once (see [`RawIntrospection`]).
+    pub max_in_flight: usize,
     pub audience: Option<String>,
     pub client_ids: Option<Vec<String>>,
     /// Machine identities by `client_id`.
@@ -122,6 +131,15 @@ pub(super) fn introspection(
     if cache_entries == 0 {
         return Err(ConfigError::invalid(key("cache_entries"), "at least 1"));
     }
+    let max_in_flight = raw
+        .max_in_flight
+        .unwrap_or(DEFAULT_INTROSPECTIONS_IN_FLIGHT);
+    if !(1..=MAX_INTROSPECTIONS_IN_FLIGHT).contains(&max_in_flight) {
+        return Err(ConfigError::invalid(
+            key("max_in_flight"),
+            format!("from 1 to {MAX_INTROSPECTIONS_IN_FLIGHT}"),
+        ));
+    }
     let mut machines = BTreeMap::new();
     for (client_id, m) in raw.machines {
         if m.user_id.is_empty() {
@@ -142,6 +160,7 @@ pub(super) fn introspection(
         provider: raw.provider,
         cache_ttl,
         cache_entries,
+        max_in_flight,
         audience: raw.audience.filter(|a| !a.is_empty()),
         client_ids: raw.client_ids,
         machines,

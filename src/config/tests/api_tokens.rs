@@ -20,6 +20,7 @@ fn introspection_defaults_and_mistakes() {
     let i = c.apps["web"].introspection.clone().unwrap();
     assert_eq!(i.cache_ttl, std::time::Duration::from_secs(60));
     assert_eq!(i.cache_entries, 10_000);
+    assert_eq!(i.max_in_flight, 32);
     assert!(i.machines.is_empty() && i.audience.is_none() && i.client_ids.is_none());
     assert!(c.apps["web"].audiences.is_empty());
 
@@ -32,6 +33,17 @@ fn introspection_defaults_and_mistakes() {
     assert!(e.contains("apps.web.introspection.cache_ttl"), "{e}");
     let e = refusal("[apps.web.introspection]\nprovider = \"dev\"\ncache_entries = 0\n");
     assert!(e.contains("apps.web.introspection.cache_entries"), "{e}");
+    for bad in ["0", "1025"] {
+        let e = refusal(&format!(
+            "[apps.web.introspection]\nprovider = \"dev\"\nmax_in_flight = {bad}\n"
+        ));
+        assert!(e.contains("apps.web.introspection.max_in_flight"), "{e}");
+    }
+    let c = with("[apps.web.introspection]\nprovider = \"dev\"\nmax_in_flight = 1024\n").unwrap();
+    assert_eq!(
+        c.apps["web"].introspection.as_ref().unwrap().max_in_flight,
+        1024
+    );
     let e = refusal(
         "[apps.web.introspection]\nprovider = \"dev\"\n[apps.web.introspection.machines.job]\nuser_id = \"\"\n",
     );

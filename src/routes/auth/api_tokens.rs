@@ -31,12 +31,19 @@ pub(super) async fn introspected(
         .resolve(app, idp, state.users.as_ref(), &state.auth, token, now)
         .await;
     found.map_err(|e| {
-        // The error names the IdP or store and what failed, never the token.
-        tracing::error!(app = app_id, error = %e, "cannot check an opaque bearer token");
+        // The error names the IdP or store and what failed, never the token. A refusal for
+        // want of a permit is logged where it is decided, once a second at most.
+        if !matches!(e, crate::introspect::IntrospectError::Busy { .. }) {
+            tracing::error!(app = app_id, error = %e, "cannot check an opaque bearer token");
+        }
         match &e {
             crate::introspect::IntrospectError::Idp { provider, .. } => {
                 format!("identity provider `{provider}` cannot check the token now")
             }
+            crate::introspect::IntrospectError::Busy { provider, .. } => format!(
+                "identity provider `{provider}` is checking as many tokens as it may at once; \
+                 try again shortly"
+            ),
             crate::introspect::IntrospectError::Store(s) => {
                 format!("the {} cannot be read now", s.store())
             }
