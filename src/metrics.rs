@@ -116,6 +116,9 @@ pub struct Metrics {
     pub runtime_tasks: Gauge,
     /// Audit events lost: refused by a full queue, or in a write that failed (see `audit`).
     pub audit_dropped: Counter,
+    /// Opaque bearer tokens refused without asking the IdP: `max_in_flight` of the app's
+    /// tokens were at the IdP already (see `introspect`).
+    pub introspection_refused: Counter,
 
     /// The users-store refresher (`session::refresh`): users whose record changed, users whose
     /// sessions it ended, rounds the store failed.
@@ -236,6 +239,12 @@ impl Metrics {
             "Audit events lost: refused because the audit writer was behind, or in a failed write",
             audit_dropped.clone(),
         );
+        let introspection_refused = Counter::default();
+        registry.register(
+            "introspection_refused",
+            "Opaque bearer tokens refused without asking the IdP, because max_in_flight of their app's tokens were at the IdP already",
+            introspection_refused.clone(),
+        );
 
         let user_refresh = [Counter::default(), Counter::default(), Counter::default()];
         for (counter, (name, help)) in user_refresh.iter().zip([
@@ -278,6 +287,7 @@ impl Metrics {
             live_sessions_at: crate::AtMostEvery::new(LIVE_SESSIONS_EVERY),
             runtime_tasks,
             audit_dropped,
+            introspection_refused,
         }
     }
 
@@ -419,6 +429,7 @@ mod tests {
             "idgate_live_sessions 0",
             "# TYPE idgate_runtime_tasks gauge",
             "idgate_audit_dropped_total 0",
+            "idgate_introspection_refused_total 0",
         ] {
             assert!(text.contains(line), "missing {line} in\n{text}");
         }

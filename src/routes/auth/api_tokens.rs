@@ -32,8 +32,11 @@ pub(super) async fn introspected(
         .await;
     found.map_err(|e| {
         // The error names the IdP or store and what failed, never the token. A refusal for
-        // want of a permit is logged where it is decided, once a second at most.
-        if !matches!(e, crate::introspect::IntrospectError::Busy { .. }) {
+        // want of a permit is counted here and logged where it is decided, once a second at
+        // most.
+        if matches!(e, crate::introspect::IntrospectError::Busy { .. }) {
+            state.metrics.introspection_refused.inc();
+        } else {
             tracing::error!(app = app_id, error = %e, "cannot check an opaque bearer token");
         }
         match &e {
