@@ -302,17 +302,7 @@ async fn made_up_tokens_reach_the_idp_at_most_max_in_flight_at_once() {
         .unwrap();
     assert_eq!(resp.status(), 401);
     // Each refusal is counted for the operator.
-    let metrics = reqwest::get(stack.idgate.url("/-/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let refusals: usize = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("idgate_introspection_refused_total "))
-        .and_then(|n| n.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no refusal counter in\n{metrics}"));
+    let refusals = metric(&stack.idgate, "idgate_introspection_refused_total").await;
     assert!(refusals >= 1, "{refusals} refusals counted");
     let log = stack.idgate.log_caught_up().await;
     assert!(

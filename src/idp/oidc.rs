@@ -278,7 +278,8 @@ impl OidcFlow {
             .id_token()
             .ok_or_else(|| IdpError::IdToken("the token response has no id_token".into()))?;
         let nonce = Nonce::new(nonce.to_owned());
-        let first = id_token.claims(&self.verifier(&d), &nonce).cloned();
+        let mut verifier = self.verifier(&d);
+        let first = id_token.claims(&verifier, &nonce).cloned();
         let claims: CoreIdTokenClaims = match first {
             Ok(c) => c,
             Err(openidconnect::ClaimsVerificationError::SignatureVerification(
@@ -286,7 +287,8 @@ impl OidcFlow {
             )) => {
                 // The IdP may have rotated its keys since discovery.
                 d = self.refetch_jwks().await?;
-                let claims = id_token.claims(&self.verifier(&d), &nonce).cloned();
+                verifier = self.verifier(&d);
+                let claims = id_token.claims(&verifier, &nonce).cloned();
                 claims.map_err(|e| match e {
                     openidconnect::ClaimsVerificationError::SignatureVerification(
                         openidconnect::SignatureVerificationError::NoMatchingKey,
@@ -325,7 +327,7 @@ impl OidcFlow {
         algs::check_hashes(
             id_token,
             &claims,
-            &self.verifier(&d),
+            &verifier,
             algs::Hashed {
                 access_token: response.access_token(),
                 code: &code,
