@@ -283,6 +283,11 @@ async fn made_up_tokens_reach_the_idp_at_most_max_in_flight_at_once() {
     assert!(body.contains("`dev`") && body.contains("at once"), "{body}");
     // A token answered before is not held up.
     assert_eq!(get(&site, "/api/orders", &machine).await.0, 200);
+    // Through Nginx, a made-up token refused for want of a permit is an error, never a pass:
+    // Nginx makes idgate's 503 a 500 (as for the IdP down), and the application sees nothing.
+    let (status, echoed) = get(&site, "/api/orders", "made-up-through-nginx").await;
+    assert_eq!(status, 500, "{echoed:?}");
+    assert!(echoed.is_empty(), "the application answered: {echoed:?}");
 
     // The IdP answers again: exactly two of the tokens sent were at the IdP and get its answer
     // (not active); any other was refused like the third (on a busy machine a refusal may take
