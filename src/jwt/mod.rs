@@ -291,13 +291,49 @@ impl JwtKeys {
         }
         let header_json =
             serde_json::to_vec(&header).map_err(|e| format!("the token header: {e}"))?;
-        Ok(Self {
+        let keys = Self {
             signing_header_b64: b64(&header_json),
             signing_header: header,
             signing: encoding,
             verifying,
             default_kid: signing.key_id.clone(),
             jwks: json!({ "keys": keys }),
+        };
+        keys.self_check(issuers)?;
+        Ok(keys)
+    }
+
+    /// Signs a token and verifies it, before any request: a signing key that cannot sign, or
+    /// whose token its own public half refuses, stops the start with a clear message. It also
+    /// makes the crypto libraries' first use here: AWS-LC set itself up in the first login's
+    /// signature (26–40 ms of that login's own time, `scripts/bench-peer`).
+    fn self_check(&self, issuers: &[String]) -> Result<(), String> {
+        let now = crate::now_secs();
+        let probe = Claims {
+            iss: issuers.first().cloned().unwrap_or_default(),
+            sub: "idgate-self-check".into(),
+            iat: now,
+            exp: now + 60,
+            jti: String::new(),
+            sid: String::new(),
+            user: UserClaim::new("idgate-self-check", Vec::new()),
+            ufp: None,
+            acr: None,
+            amr: Vec::new(),
+            auth_time: None,
+        };
+        let token = self
+            .sign(&probe)
+            .map_err(|e| format!("the signing key `{}`: {e}", self.default_kid))?;
+        if issuers.is_empty() {
+            // No app, no issuer to accept: nothing this process verifies.
+            return Ok(());
+        }
+        self.verify(&token).map(drop).map_err(|e| {
+            format!(
+                "the signing key `{}` signs tokens its own public key refuses ({e})",
+                self.default_kid
+            )
         })
     }
 

@@ -100,6 +100,35 @@ fn the_published_jwks_verifies_what_idgate_signs() {
     }
 }
 
+/// The start signs a token and verifies it: a signing key whose public half is another key's
+/// (RSA, EC, Ed25519, HMAC) is refused with a message naming it, before any request.
+#[test]
+fn a_signing_key_its_public_half_refuses_stops_the_start() {
+    let pairs = [
+        ("RS256", "rs256.pem", "rs256-other.pem"),
+        ("ES256", "es256.pem", "es256-other.pem"),
+        ("EdDSA", "ed25519.pem", "ed25519-other.pem"),
+    ];
+    for (alg, key, other) in pairs {
+        let mut k = KeyMaterial::load_signing(alg, &fixture(key), "k1").unwrap();
+        assert!(
+            JwtKeys::new(&k, &[], &["http://issuer".into()]).is_ok(),
+            "{alg}"
+        );
+        k.decoding = KeyMaterial::load_signing(alg, &fixture(other), "k1")
+            .unwrap()
+            .decoding;
+        let e = JwtKeys::new(&k, &[], &["http://issuer".into()]).err();
+        let e = e.unwrap_or_else(|| panic!("{alg}: a mismatched key pair was accepted"));
+        assert!(e.contains("`k1`") && e.contains("refuses"), "{alg}: {e}");
+    }
+    let (_d, mut k) = hs_keys("0123456789abcdef0123456789abcdef", "k1");
+    let (_e, other) = hs_keys("fedcba9876543210fedcba9876543210", "k1");
+    k.decoding = other.decoding;
+    let e = JwtKeys::new(&k, &[], &["http://issuer".into()]).err();
+    assert!(e.is_some_and(|e| e.contains("refuses")), "HS256");
+}
+
 #[test]
 fn a_verification_only_key_accepts_its_private_key_tokens_and_no_others() {
     let old = KeyMaterial::load_signing("RS256", &fixture("rs256.pem"), "old").unwrap();

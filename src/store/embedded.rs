@@ -7,7 +7,9 @@
 //! timeout) instead of failing on a stale snapshot.
 //!
 //! rusqlite is synchronous: every call runs where it may block ([`blocking`]): in place on the
-//! daemon's multi-thread runtime (`block_in_place`), on tokio's blocking pool otherwise. The
+//! daemon's multi-thread runtime (`block_in_place`), on tokio's blocking pool otherwise. A
+//! login's short writes run right on their worker when the writer is free
+//! ([`EmbeddedStore::run_short`]): at most one worker is ever in SQLite that way. The
 //! writing connection sits in a `std::sync::Mutex` (never held across an `.await`); SQLite
 //! serialises writers anyway.
 //! The reads `/auth` makes when its token cache misses (a session, its last activity) go to a
@@ -194,6 +196,30 @@ impl EmbeddedStore {
     #[cfg(test)]
     pub(crate) fn write_count(&self) -> u64 {
         self.writes.count()
+    }
+
+    /// Runs `f`, a short write by key (a login's: its state, its user, its session), on the
+    /// writing connection right here when the writer is free, else as [`Self::run`].
+    ///
+    /// In place, no other thread is woken for the write. Through `block_in_place`, each of a
+    /// login's three writes handed its worker to another thread, and on a busy machine each
+    /// hand-off was a chance to wait for a core: the slowest logins' own time came down by half
+    /// with these writes in place (`scripts/bench-peer`, 600 logins, alternating runs). Only the
+    /// writer's holder runs in place, so SQLite holds at most one worker at a time (a write
+    /// waiting on another process's lock holds it up to the busy timeout); a write that finds
+    /// the writer taken waits for it where it may block. Long writes (bulk inserts, purges,
+    /// scans) always go through [`Self::run`].
+    async fn run_short<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        if let Ok(mut guard) = self.conn.try_lock() {
+            let out = f(&mut guard);
+            self.writes.wrote();
+            return out;
+        }
+        self.run(f).await
     }
 
     async fn run<T, F>(&self, f: F) -> Result<T, StoreError>

@@ -76,7 +76,7 @@ impl Sessions for EmbeddedStore {
         max_per_user: usize,
     ) -> Result<Vec<String>, StoreError> {
         let s = s.clone();
-        self.run(move |c| {
+        self.run_short(move |c| {
             let now = crate::now_secs();
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(unavailable)?;
             insert_session(&tx, &s)?;

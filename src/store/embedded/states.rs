@@ -15,7 +15,7 @@ impl LoginStates for EmbeddedStore {
             .step_up
             .to_json()
             .map_err(|e| StoreError::corrupt("embedded store", e))?;
-        self.run(move |c| {
+        self.run_short(move |c| {
             c.execute_cached(
                 "INSERT INTO login_states (state, app_id, provider_id, redirect, client_state,
                  pkce_verifier, nonce, binding_hash, expires_at, step_up)
@@ -52,7 +52,7 @@ impl LoginStates for EmbeddedStore {
 
     async fn take_state(&self, state: &str) -> Result<Option<LoginState>, StoreError> {
         let state = state.to_owned();
-        self.run(move |c| {
+        self.run_short(move |c| {
             c.query_row_cached(
                 "DELETE FROM login_states WHERE state = ?1 RETURNING *",
                 [&state],

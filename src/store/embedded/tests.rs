@@ -1,6 +1,6 @@
 //! Unit tests of what only the embedded store does: bulk inserts in one transaction, forgetting
-//! single-use keys, counting live sessions at a given time, cold reads beside the writer, and
-//! checkpoints on a thread of their own.
+//! single-use keys, counting live sessions at a given time, cold reads beside the writer,
+//! writes in place that never hold a worker waiting, and checkpoints on a thread of their own.
 //! What every store does is the contract's (`tests/store_contract`).
 
 use super::*;
@@ -157,6 +157,50 @@ async fn cold_reads_do_not_wait_for_the_writer() {
         assert!(reader.execute("DELETE FROM sessions", []).is_err());
     }
     assert!(store.get_session("s1").await.unwrap().is_some());
+}
+
+/// A login's writes run in place only while the writer is free: two of them waiting for a
+/// writer held elsewhere leave both of the runtime's workers free for other tasks, and both
+/// are stored once the writer is let go.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_waiting_for_the_writer_hold_no_worker() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(&dir.path().join("s.db")).unwrap();
+    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let writer = store.conn.clone();
+    let holder = std::thread::spawn(move || {
+        let _held = writer.lock().unwrap();
+        locked_tx.send(()).unwrap();
+        let _ = release_rx.recv();
+    });
+    locked_rx.recv().unwrap();
+    let writes: Vec<_> = many_sessions("waiting", 2)
+        .into_iter()
+        .map(|record| {
+            let store = store.clone();
+            tokio::spawn(async move { store.create_session(&record, 10).await })
+        })
+        .collect();
+    // Both writes reach the held writer (were they waiting on it on their workers, nothing
+    // else could run); then another task must still run. The test's own thread is not a
+    // worker: it waits here without taking one.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let (ran_tx, ran_rx) = std::sync::mpsc::channel();
+    tokio::spawn(async move { ran_tx.send(()).unwrap() });
+    let ran = ran_rx.recv_timeout(std::time::Duration::from_secs(30));
+    release_tx.send(()).unwrap();
+    holder.join().unwrap();
+    for write in writes {
+        write.await.unwrap().unwrap();
+    }
+    assert!(
+        ran.is_ok(),
+        "the writes waiting for the writer held the workers"
+    );
+    for sid in ["waiting0", "waiting1"] {
+        assert!(store.get_session(sid).await.unwrap().is_some(), "{sid}");
+    }
 }
 
 /// A file made before sessions had a context (the sessions table of the previous release, with

@@ -40,7 +40,7 @@ impl Users for EmbeddedStore {
     ) -> Result<User, StoreError> {
         let id = id.clone();
         let groups = to_json(&default_groups);
-        self.run(move |c| {
+        self.run_short(move |c| {
             let now = crate::now_secs();
             c.query_row_cached(
                 "INSERT INTO users (user_id, realm, provider_id, provider_user_id, name, email,
