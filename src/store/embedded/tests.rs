@@ -123,22 +123,12 @@ async fn cold_reads_do_not_wait_for_the_writer() {
     store.create_session(&rec, 10).await.unwrap();
     store.touch_session("s1", 123).await.unwrap();
 
-    // Another thread holds the writer until told to let go.
-    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
-    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
-    let writer = store.conn.clone();
-    let holder = std::thread::spawn(move || {
-        let _held = writer.lock().unwrap();
-        locked_tx.send(()).unwrap();
-        let _ = release_rx.recv();
-    });
-    locked_rx.recv().unwrap();
+    let held = HeldWriter::hold(&store);
     // A deadlock detector, not a speed limit: through the writer this would never return.
     let wait = std::time::Duration::from_secs(30);
     let session = tokio::time::timeout(wait, store.get_session("s1")).await;
     let activity = tokio::time::timeout(wait, store.last_activity("s1")).await;
-    release_tx.send(()).unwrap();
-    holder.join().unwrap();
+    held.release();
     assert_eq!(
         session
             .expect("a cold read waited for the writer")
@@ -166,15 +156,7 @@ async fn cold_reads_do_not_wait_for_the_writer() {
 async fn writes_waiting_for_the_writer_hold_no_worker() {
     let dir = tempfile::tempdir().unwrap();
     let store = EmbeddedStore::open(&dir.path().join("s.db")).unwrap();
-    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
-    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
-    let writer = store.conn.clone();
-    let holder = std::thread::spawn(move || {
-        let _held = writer.lock().unwrap();
-        locked_tx.send(()).unwrap();
-        let _ = release_rx.recv();
-    });
-    locked_rx.recv().unwrap();
+    let held = HeldWriter::hold(&store);
     let writes: Vec<_> = many_sessions("waiting", 2)
         .into_iter()
         .map(|record| {
@@ -189,8 +171,7 @@ async fn writes_waiting_for_the_writer_hold_no_worker() {
     let (ran_tx, ran_rx) = std::sync::mpsc::channel();
     tokio::spawn(async move { ran_tx.send(()).unwrap() });
     let ran = ran_rx.recv_timeout(std::time::Duration::from_secs(30));
-    release_tx.send(()).unwrap();
-    holder.join().unwrap();
+    held.release();
     for write in writes {
         write.await.unwrap().unwrap();
     }
@@ -388,6 +369,33 @@ async fn the_last_handle_dropped_leaves_its_writes_in_the_file() {
 
 /// `n` live sessions of distinct users, `{prefix}0` to `{prefix}{n-1}`, each with a few hundred
 /// bytes of sealed tokens: enough pages for a checkpoint to show in the file's size.
+/// The store's writing connection, held by another thread (a write in progress elsewhere)
+/// until released.
+struct HeldWriter {
+    release: std::sync::mpsc::Sender<()>,
+    holder: std::thread::JoinHandle<()>,
+}
+
+impl HeldWriter {
+    fn hold(store: &EmbeddedStore) -> Self {
+        let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+        let (release, release_rx) = std::sync::mpsc::channel::<()>();
+        let writer = store.conn.clone();
+        let holder = std::thread::spawn(move || {
+            let _held = writer.lock().unwrap();
+            locked_tx.send(()).unwrap();
+            let _ = release_rx.recv();
+        });
+        locked_rx.recv().unwrap();
+        Self { release, holder }
+    }
+
+    fn release(self) {
+        self.release.send(()).unwrap();
+        self.holder.join().unwrap();
+    }
+}
+
 fn many_sessions(prefix: &str, n: usize) -> Vec<SessionRecord> {
     let now = crate::now_secs();
     (0..n)
