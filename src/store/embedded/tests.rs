@@ -123,7 +123,7 @@ async fn cold_reads_do_not_wait_for_the_writer() {
     store.create_session(&rec, 10).await.unwrap();
     store.touch_session("s1", 123).await.unwrap();
 
-    let held = HeldWriter::hold(&store);
+    let held = Held::writer(&store);
     // A deadlock detector, not a speed limit: through the writer this would never return.
     let wait = std::time::Duration::from_secs(30);
     let session = tokio::time::timeout(wait, store.get_session("s1")).await;
@@ -156,7 +156,7 @@ async fn cold_reads_do_not_wait_for_the_writer() {
 async fn writes_waiting_for_the_writer_hold_no_worker() {
     let dir = tempfile::tempdir().unwrap();
     let store = EmbeddedStore::open(&dir.path().join("s.db")).unwrap();
-    let held = HeldWriter::hold(&store);
+    let held = Held::writer(&store);
     let writes: Vec<_> = many_sessions("waiting", 2)
         .into_iter()
         .map(|record| {
@@ -182,6 +182,40 @@ async fn writes_waiting_for_the_writer_hold_no_worker() {
     for sid in ["waiting0", "waiting1"] {
         assert!(store.get_session(sid).await.unwrap().is_some(), "{sid}");
     }
+}
+
+/// Cold reads run in place only on a reader that is free: two of them finding every reader
+/// held elsewhere leave both of the runtime's workers free for other tasks, and both answer
+/// once the readers are let go.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_waiting_for_a_reader_hold_no_worker() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(&dir.path().join("s.db")).unwrap();
+    for record in many_sessions("read", 2) {
+        store.create_session(&record, 10).await.unwrap();
+    }
+    let held = Held::readers(&store);
+    let reads: Vec<_> = ["read0", "read1"]
+        .into_iter()
+        .map(|sid| {
+            let store = store.clone();
+            tokio::spawn(async move { store.session_head(sid).await })
+        })
+        .collect();
+    // As in the test above: both reads reach the held readers, then another task must run.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let (ran_tx, ran_rx) = std::sync::mpsc::channel();
+    tokio::spawn(async move { ran_tx.send(()).unwrap() });
+    let ran = ran_rx.recv_timeout(std::time::Duration::from_secs(30));
+    held.release();
+    for (read, user) in reads.into_iter().zip(["u0", "u1"]) {
+        let head = read.await.unwrap().unwrap().expect("the session is stored");
+        assert_eq!(head.user_id, user);
+    }
+    assert!(
+        ran.is_ok(),
+        "the reads waiting for a reader held the workers"
+    );
 }
 
 /// A file made before sessions had a context (the sessions table of the previous release, with
@@ -367,24 +401,42 @@ async fn the_last_handle_dropped_leaves_its_writes_in_the_file() {
     assert!(daemon.get_session("cli499").await.unwrap().is_some());
 }
 
-/// `n` live sessions of distinct users, `{prefix}0` to `{prefix}{n-1}`, each with a few hundred
-/// bytes of sealed tokens: enough pages for a checkpoint to show in the file's size.
-/// The store's writing connection, held by another thread (a write in progress elsewhere)
+/// Connections of the store held by another thread (a write or reads in progress elsewhere)
 /// until released.
-struct HeldWriter {
+struct Held {
     release: std::sync::mpsc::Sender<()>,
     holder: std::thread::JoinHandle<()>,
 }
 
-impl HeldWriter {
-    fn hold(store: &EmbeddedStore) -> Self {
+impl Held {
+    /// The writing connection.
+    fn writer(store: &EmbeddedStore) -> Self {
+        let writer = store.conn.clone();
+        Self::hold(move |held| {
+            let _held = writer.lock().unwrap();
+            held();
+        })
+    }
+
+    /// Every read-only connection.
+    fn readers(store: &EmbeddedStore) -> Self {
+        let readers = store.readers.clone();
+        Self::hold(move |held| {
+            let _held: Vec<_> = readers.iter().map(|r| r.lock().unwrap()).collect();
+            held();
+        })
+    }
+
+    /// Runs `lock` on a thread of its own; it takes its locks, then calls `held`, which returns
+    /// once [`Held::release`] is called.
+    fn hold(lock: impl FnOnce(&dyn Fn()) + Send + 'static) -> Self {
         let (locked_tx, locked_rx) = std::sync::mpsc::channel();
         let (release, release_rx) = std::sync::mpsc::channel::<()>();
-        let writer = store.conn.clone();
         let holder = std::thread::spawn(move || {
-            let _held = writer.lock().unwrap();
-            locked_tx.send(()).unwrap();
-            let _ = release_rx.recv();
+            lock(&|| {
+                locked_tx.send(()).unwrap();
+                let _ = release_rx.recv();
+            })
         });
         locked_rx.recv().unwrap();
         Self { release, holder }
@@ -396,6 +448,8 @@ impl HeldWriter {
     }
 }
 
+/// `n` live sessions of distinct users, `{prefix}0` to `{prefix}{n-1}`, each with a few hundred
+/// bytes of sealed tokens: enough pages for a checkpoint to show in the file's size.
 fn many_sessions(prefix: &str, n: usize) -> Vec<SessionRecord> {
     let now = crate::now_secs();
     (0..n)
