@@ -15,8 +15,7 @@
 //! The reads `/auth` makes when its token cache misses (a session, its last activity) go to a
 //! few read-only connections of their own, so that concurrent first requests of many sessions
 //! are not queued behind one lock or behind a login's write (WAL lets readers and one writer
-//! work at once); a read finding a reader free runs right on its worker too
-//! ([`EmbeddedStore::run_read`]).
+//! work at once).
 //!
 //! Checkpoints (copying the write-ahead log back into the file, with the only `fsync`s WAL mode
 //! makes at `synchronous = NORMAL`) run on a thread of their own, never in a request, and when
@@ -165,17 +164,15 @@ impl EmbeddedStore {
         })
     }
 
-    /// Runs `f`, a read by key, on a read-only connection: right here on a reader that is
-    /// free, else (all four busy) waiting for the next one in turn where it may block
-    /// ([`blocking`]).
+    /// Like [`Self::run`], for a read: on a reader that is free (or, all busy, the next one in
+    /// turn), not on the writer.
     ///
-    /// In place, the read wakes no other thread: through `block_in_place`, every cold `/auth`
-    /// handed its worker's other tasks to another thread and took the worker back after, for
-    /// a lookup by primary key in pages the OS holds. A WAL reader waits on no writer, so a
-    /// read in place holds its worker for the read alone. The gain is small: the cold path's
-    /// CPU per token went from 49 to 46 µs (`examples/cold.rs`, RS256, embedded store, nine
-    /// rounds each in alternating processes), within this machine's noise.
-    /// With no readers (in memory) it goes to the writer as [`Self::run`] does.
+    /// Through [`blocking`] even when a reader is free: a read of a page the OS does not hold
+    /// (a large file, a cold start) waits on the disk, and in place it would hold one of the
+    /// runtime's workers, and the cached requests queued behind it, for as long. Run in place,
+    /// the cold path's CPU per token went from 49 to 46 µs (`examples/cold.rs`, RS256, embedded
+    /// store, nine rounds each in alternating processes): within this machine's noise, as in
+    /// an earlier try (docs/benchmarks.md), so not worth that risk.
     async fn run_read<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
@@ -184,35 +181,22 @@ impl EmbeddedStore {
         if self.readers.is_empty() {
             return self.run(f).await;
         }
-        let (first, f) = match self.read_in_place(f) {
-            Ok(out) => return out,
-            Err(waiting) => waiting,
-        };
-        let readers = self.readers.clone();
+        let (readers, next) = (self.readers.clone(), self.next_reader.clone());
         blocking(move || {
-            let mut guard = readers[first]
-                .lock()
-                .map_err(|_| unavailable("connection lock poisoned"))?;
+            use std::sync::atomic::Ordering;
+            let first = next.fetch_add(1, Ordering::Relaxed) % readers.len();
+            let free = (0..readers.len())
+                .map(|i| &readers[(first + i) % readers.len()])
+                .find_map(|r| r.try_lock().ok());
+            let mut guard = match free {
+                Some(guard) => guard,
+                None => readers[first]
+                    .lock()
+                    .map_err(|_| unavailable("connection lock poisoned"))?,
+            };
             f(&mut guard)
         })
         .await
-    }
-
-    /// [`Self::run_read`] on the first free reader from the next in turn; every reader busy,
-    /// `f` back with the reader to wait for.
-    fn read_in_place<T, F>(&self, f: F) -> Result<Result<T, StoreError>, (usize, F)>
-    where
-        F: FnOnce(&mut Connection) -> Result<T, StoreError>,
-    {
-        use std::sync::atomic::Ordering;
-        let first = self.next_reader.fetch_add(1, Ordering::Relaxed) % self.readers.len();
-        let free = (0..self.readers.len())
-            .map(|i| &self.readers[(first + i) % self.readers.len()])
-            .find_map(|r| r.try_lock().ok());
-        match free {
-            Some(mut guard) => Ok(f(&mut guard)),
-            None => Err((first, f)),
-        }
     }
 
     /// The write transactions made so far (tests of batching).
