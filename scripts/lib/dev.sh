@@ -25,3 +25,14 @@ dev_nginx_dir() {
   sed -i "s#^    server 127\.0\.0\.1:4280 #    server $idgate #" "$dir/snippets/idgate-upstream.conf"
   sed -i "s#/run/nginx-idgate-decisions#$dir/tmp/decisions#" "$dir/snippets/idgate-microcache.conf"
 }
+
+# Builds the release binaries every benchmark runs (the daemon, the floor server, the cold-path
+# program) in one cargo invocation, so that the first script builds them and the others find
+# them built. Built apart, the examples' dev-dependencies turn on other features of shared
+# crates, and idgate would be built twice (3½ minutes each on the 2-core machine). So every
+# part measures the daemon built with those features too (reqwest's cookie store, the OTLP
+# messages' generated types), which its code paths do not use.
+# usage: build_bench_binaries [CARGO ARGS...]
+build_bench_binaries() {
+  cargo build --release --bin idgate --example floor --example cold "$@" >&2
+}
