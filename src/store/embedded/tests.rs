@@ -164,29 +164,18 @@ async fn writes_waiting_for_the_writer_hold_no_worker() {
             tokio::spawn(async move { store.create_session(&record, 10).await })
         })
         .collect();
-    // Both writes reach the held writer (were they waiting on it on their workers, nothing
-    // else could run); then another task must still run. The test's own thread is not a
-    // worker: it waits here without taking one.
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    let (ran_tx, ran_rx) = std::sync::mpsc::channel();
-    tokio::spawn(async move { ran_tx.send(()).unwrap() });
-    let ran = ran_rx.recv_timeout(std::time::Duration::from_secs(30));
-    held.release();
+    let ran = another_task_runs(held);
     for write in writes {
         write.await.unwrap().unwrap();
     }
-    assert!(
-        ran.is_ok(),
-        "the writes waiting for the writer held the workers"
-    );
+    assert!(ran, "the writes waiting for the writer held the workers");
     for sid in ["waiting0", "waiting1"] {
         assert!(store.get_session(sid).await.unwrap().is_some(), "{sid}");
     }
 }
 
-/// Cold reads run in place only on a reader that is free: two of them finding every reader
-/// held elsewhere leave both of the runtime's workers free for other tasks, and both answer
-/// once the readers are let go.
+/// Cold reads that find every reader held elsewhere (long reads of other requests) leave both
+/// of the runtime's workers free for other tasks, and both answer once the readers are let go.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reads_waiting_for_a_reader_hold_no_worker() {
     let dir = tempfile::tempdir().unwrap();
@@ -202,20 +191,12 @@ async fn reads_waiting_for_a_reader_hold_no_worker() {
             tokio::spawn(async move { store.session_head(sid).await })
         })
         .collect();
-    // As in the test above: both reads reach the held readers, then another task must run.
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    let (ran_tx, ran_rx) = std::sync::mpsc::channel();
-    tokio::spawn(async move { ran_tx.send(()).unwrap() });
-    let ran = ran_rx.recv_timeout(std::time::Duration::from_secs(30));
-    held.release();
+    let ran = another_task_runs(held);
     for (read, user) in reads.into_iter().zip(["u0", "u1"]) {
         let head = read.await.unwrap().unwrap().expect("the session is stored");
         assert_eq!(head.user_id, user);
     }
-    assert!(
-        ran.is_ok(),
-        "the reads waiting for a reader held the workers"
-    );
+    assert!(ran, "the reads waiting for a reader held the workers");
 }
 
 /// A file made before sessions had a context (the sessions table of the previous release, with
@@ -399,6 +380,19 @@ async fn the_last_handle_dropped_leaves_its_writes_in_the_file() {
         "the writes are still only in the log after the writer's store was dropped"
     );
     assert!(daemon.get_session("cli499").await.unwrap().is_some());
+}
+
+/// Whether the runtime still runs a new task while `held` holds what the tasks spawned before
+/// wait for; releases `held` after. The tasks get 300 ms to reach the held connections (were
+/// they waiting on them on their workers, nothing else could run). The test's own thread is not
+/// a worker: it waits here without taking one.
+fn another_task_runs(held: Held) -> bool {
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let (ran_tx, ran_rx) = std::sync::mpsc::channel();
+    tokio::spawn(async move { ran_tx.send(()).unwrap() });
+    let ran = ran_rx.recv_timeout(std::time::Duration::from_secs(30));
+    held.release();
+    ran.is_ok()
 }
 
 /// Connections of the store held by another thread (a write or reads in progress elsewhere)
