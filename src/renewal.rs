@@ -25,7 +25,8 @@ use http::HeaderValue;
 
 use crate::audit::{Event, Origin};
 use crate::crypto::hash_token;
-use crate::session::{token_digest, AuthFailure, Renewed};
+use crate::session::renewals::Renewed;
+use crate::session::{token_digest, AuthFailure};
 use crate::state::AppState;
 
 /// Renews the expired session token `token`, if its session is still alive and

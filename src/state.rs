@@ -36,8 +36,9 @@ pub struct AppState {
     pub jwks_body: Bytes,
     pub location_rules: crate::policy::LocationRules,
     /// Recent silent renewals by expired token, so a burst of requests renews once.
-    /// Purged of entries older than `session::RENEWAL_REUSE_SECS` (see `spawn_background`).
-    pub renewals: crate::session::Renewals,
+    /// Purged of entries older than `session::renewals::RENEWAL_REUSE_SECS` (see
+    /// `spawn_background`).
+    pub renewals: crate::session::renewals::Renewals,
     /// Counters and histograms for `/-/metrics` (atomic increments only on `/auth`).
     pub metrics: Arc<crate::metrics::Metrics>,
     /// The audit trail (`[audit]`); off, it costs nothing.
@@ -214,7 +215,7 @@ impl AppState {
             loop {
                 tokio::time::sleep(STATE_PURGE_INTERVAL).await;
                 let Some(state) = state.upgrade() else { return };
-                crate::session::purge_renewals(&state.renewals, crate::now_secs());
+                crate::session::renewals::purge_renewals(&state.renewals, crate::now_secs());
             }
         }));
         tasks

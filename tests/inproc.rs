@@ -568,10 +568,10 @@ async fn renewal_reads_the_session_record_not_only_the_token() {
     assert!(resp.headers().get("set-cookie").is_some());
     // The renewal is kept for the requests still carrying the old cookie, then forgotten.
     assert_eq!(state.renewals.len(), 1);
-    let reuse = idgate::session::RENEWAL_REUSE_SECS;
-    idgate::session::purge_renewals(&state.renewals, idgate::now_secs() + reuse - 2);
+    let reuse = idgate::session::renewals::RENEWAL_REUSE_SECS;
+    idgate::session::renewals::purge_renewals(&state.renewals, idgate::now_secs() + reuse - 2);
     assert_eq!(state.renewals.len(), 1);
-    idgate::session::purge_renewals(&state.renewals, idgate::now_secs() + reuse);
+    idgate::session::renewals::purge_renewals(&state.renewals, idgate::now_secs() + reuse);
     assert_eq!(state.renewals.len(), 0);
     // The same session id under another user's name (a token idgate never issues): refused.
     let mut other = claims.clone();
