@@ -33,6 +33,22 @@ source "$(dirname "${BASH_SOURCE[0]}")/ready.sh"
 # shellcheck source=scripts/lib/dev.sh
 source "$(dirname "${BASH_SOURCE[0]}")/dev.sh"
 
+# usage: start_floor NAME : starts the floor server (examples/floor.rs, built by
+# build_bench_binaries: a daemon that allows every request at once) on an ephemeral port; sets
+# FLOOR_ADDR to its address and CHILD to its PID.
+start_floor() {
+  local name=$1 i
+  spawn "$name" "$WORK" "${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/floor" --listen 127.0.0.1:0
+  local pid=$CHILD
+  for ((i = 0; i < 200; i++)); do
+    FLOOR_ADDR="$(sed -n 's/^listening on //p' "$WORK/$name.out")"
+    [ -n "$FLOOR_ADDR" ] && return 0
+    alive "$pid" || die "$name exited during startup: $(cat "$WORK/$name.err")"
+    sleep 0.05
+  done
+  die "$name did not print 'listening on ADDR' within 10 s"
+}
+
 # usage: wait_ready NAME PID CMD... : wait_until with NAME's stderr ($WORK/NAME.err) as its log.
 wait_ready() {
   local name=$1 pid=$2
