@@ -33,6 +33,18 @@ source "$(dirname "${BASH_SOURCE[0]}")/ready.sh"
 # shellcheck source=scripts/lib/dev.sh
 source "$(dirname "${BASH_SOURCE[0]}")/dev.sh"
 
+# The machine's CPU time so far, from /proc/stat's first line, in ticks: "STEAL TOTAL". Steal is
+# time a virtual CPU was ready to run while the hypervisor ran something else: a part measured
+# with much of it was slowed down by the machine's other tenants, not by what it measures.
+cpu_times() { awk '$1 == "cpu" { t = 0; for (i = 2; i <= NF; i++) t += $i; print $9, t }' /proc/stat; }
+# usage: steal_since "STEAL TOTAL" : the percentage of the CPU time stolen since that cpu_times.
+steal_since() {
+  local s0 t0 s1 t1
+  read -r s0 t0 <<<"$1"
+  read -r s1 t1 <<<"$(cpu_times)"
+  awk -v s=$((s1 - s0)) -v t=$((t1 - t0)) 'BEGIN { printf "%.1f", (t > 0 ? 100 * s / t : 0) }'
+}
+
 # usage: start_floor NAME : starts the floor server (examples/floor.rs, built by
 # build_bench_binaries: a daemon that allows every request at once) on an ephemeral port; sets
 # FLOOR_ADDR to its address and CHILD to its PID.
