@@ -49,7 +49,8 @@ async fn the_demo_logs_a_person_in_through_nginx_and_ctrl_c_stops_everything() {
     let run = tempfile::tempdir().unwrap();
     let ports = [free_port(), free_port(), free_port(), free_port()];
     let [site_port, idgate_port, idp_port, app_port] = ports;
-    let mut cmd = script_command("scripts/demo");
+    // Ctrl-C as a user sends it from a terminal, also when this test runs in the background.
+    let mut cmd = script_command_with_sigint("scripts/demo");
     cmd.env("DEMO_RUN", run.path())
         .env("DEMO_PORT", site_port.to_string())
         .env("IDGATE_PORT", idgate_port.to_string())

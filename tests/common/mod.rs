@@ -91,7 +91,20 @@ pub use setup::*;
 /// give it: the variables `cargo test` sets for the test are removed, so that a release build the
 /// script makes sees what a build by hand sees and reuses its artefacts.
 pub fn script_command(script: &str) -> Command {
-    let mut cmd = Command::new(repo().join(script));
+    without_cargo_env(Command::new(repo().join(script)))
+}
+
+/// [`script_command`], with SIGINT back at its default action for the script, as in a terminal.
+/// A process started in the background without job control (`nohup … &`, many CI runners)
+/// ignores SIGINT, its children inherit that, and a shell that starts with SIGINT ignored
+/// cannot trap it: Ctrl-C sent to the script would do nothing.
+pub fn script_command_with_sigint(script: &str) -> Command {
+    let mut cmd = Command::new("env");
+    cmd.arg("--default-signal=INT").arg(repo().join(script));
+    without_cargo_env(cmd)
+}
+
+fn without_cargo_env(mut cmd: Command) -> Command {
     for (name, _) in std::env::vars_os() {
         let name = name.to_string_lossy().into_owned();
         if (name.starts_with("CARGO_") && name != "CARGO_HOME" && name != "CARGO_TARGET_DIR")
