@@ -37,6 +37,11 @@ CREATE TABLE IF NOT EXISTS sessions (
 CREATE INDEX IF NOT EXISTS sessions_by_user ON sessions (user_id);
 -- Every new session clears the long-expired ones: without this, a scan of all sessions.
 CREATE INDEX IF NOT EXISTS sessions_by_expiry ON sessions (expires_at);
+-- The cold read of `/auth` (`SESSION_HEAD` in sessions.rs) answered from the index alone: one
+-- B-tree to descend instead of two (the key's index, then the table). Built at the first open
+-- of a file made before it.
+CREATE INDEX IF NOT EXISTS sessions_head
+    ON sessions (sid, user_id, app_id, provider_id, created_at, expires_at, revoked);
 CREATE TABLE IF NOT EXISTS refresh_grace (
     sid TEXT PRIMARY KEY,
     prev_hash TEXT NOT NULL,

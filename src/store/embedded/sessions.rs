@@ -19,6 +19,13 @@ use crate::store::{
 /// row left behind is treated as absent anyway).
 const ONCE_PURGE_BATCH: i64 = 64;
 
+/// What `/auth`'s cold path reads of a session ([`SessionHead`]), from the covering index
+/// `sessions_head` alone (`schema.rs`): named, since the planner would take the key's own
+/// index (a unique one) and then read the row.
+pub(super) const SESSION_HEAD: &str =
+    "SELECT user_id, app_id, provider_id, created_at, expires_at, revoked
+     FROM sessions INDEXED BY sessions_head WHERE sid = ?1";
+
 /// Stores one session row, in the caller's transaction.
 fn insert_session(c: &Connection, s: &SessionRecord) -> Result<(), StoreError> {
     c.execute_cached(
@@ -146,21 +153,16 @@ impl Sessions for EmbeddedStore {
     async fn session_head(&self, sid: &str) -> Result<Option<SessionHead>, StoreError> {
         let sid = sid.to_owned();
         self.run_read(move |c| {
-            c.query_row_cached(
-                "SELECT user_id, app_id, provider_id, created_at, expires_at, revoked
-                 FROM sessions WHERE sid = ?1",
-                [&sid],
-                |row| {
-                    Ok(SessionHead {
-                        user_id: row.get(0)?,
-                        app_id: row.get(1)?,
-                        provider_id: row.get(2)?,
-                        created_at: row.get(3)?,
-                        expires_at: row.get(4)?,
-                        revoked: row.get::<_, i64>(5)? != 0,
-                    })
-                },
-            )
+            c.query_row_cached(SESSION_HEAD, [&sid], |row| {
+                Ok(SessionHead {
+                    user_id: row.get(0)?,
+                    app_id: row.get(1)?,
+                    provider_id: row.get(2)?,
+                    created_at: row.get(3)?,
+                    expires_at: row.get(4)?,
+                    revoked: row.get::<_, i64>(5)? != 0,
+                })
+            })
             .optional()
             .map_err(read_err)
         })

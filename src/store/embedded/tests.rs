@@ -100,6 +100,49 @@ async fn live_sessions_are_counted_at_the_given_time() {
     assert_eq!(store.count_live_sessions(now + 60).await.unwrap(), 0);
 }
 
+/// The cold read of `/auth` is answered from the covering index alone, and a file made before
+/// that index gets it at open: the read works on it, revoked and all.
+#[tokio::test]
+async fn the_session_head_is_read_from_its_covering_index_on_new_and_old_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let plan = |c: &Connection| -> Vec<String> {
+        let mut stmt = c
+            .prepare(&format!("EXPLAIN QUERY PLAN {}", sessions::SESSION_HEAD))
+            .unwrap();
+        let rows = stmt.query_map(["s1"], |r| r.get::<_, String>(3)).unwrap();
+        rows.collect::<Result<_, _>>().unwrap()
+    };
+    {
+        let store = EmbeddedStore::open(&path).unwrap();
+        let rec = many_sessions("s", 2).remove(1);
+        store.create_session(&rec, 10).await.unwrap();
+        store.revoke_session(&rec.sid).await.unwrap();
+        let plan = plan(&store.conn.lock().unwrap());
+        assert!(
+            plan.iter()
+                .any(|p| p.contains("COVERING INDEX sessions_head")),
+            "{plan:?}"
+        );
+    }
+    // As a file from before the index: without it, then opened again.
+    Connection::open(&path)
+        .unwrap()
+        .execute_batch("DROP INDEX sessions_head")
+        .unwrap();
+    let store = EmbeddedStore::open(&path).unwrap();
+    let plan = plan(&store.conn.lock().unwrap());
+    assert!(
+        plan.iter()
+            .any(|p| p.contains("COVERING INDEX sessions_head")),
+        "{plan:?}"
+    );
+    let head = store.session_head("s1").await.unwrap().unwrap();
+    assert!(head.revoked, "the index follows the row's updates");
+    assert_eq!(head.user_id, many_sessions("s", 2)[1].user_id);
+    assert_eq!(store.session_head("s0").await.unwrap(), None);
+}
+
 /// The reads `/auth` makes on a cache miss do not queue behind the writer: a session is read
 /// while the writing connection is held (a login's write in progress), from a reader that sees
 /// the writer's last commit and cannot write itself.
