@@ -192,35 +192,38 @@ struct Verifying {
     validation: Validation,
     /// The same without `exp` (`verify_ignoring_expiry`).
     validation_any_exp: Validation,
-    /// The signature checked by ring instead (see `RingCheck`); then jsonwebtoken checks the
-    /// claims only, with these (signature validation off).
-    ring: Option<(RingCheck, Validation, Validation)>,
+    /// The signature checked by a native library instead (see `NativeCheck`); then
+    /// jsonwebtoken checks the claims only, with these (signature validation off).
+    native: Option<(NativeCheck, Validation, Validation)>,
 }
 
-/// A signature check by ring where ring is faster than jsonwebtoken's pure-Rust backend: RS256
-/// (six times, `scripts/bench-cold`) and ES256 (three times). The first request of every
-/// session pays one. Other keys stay with jsonwebtoken: HS256, RSA moduli outside ring's
-/// 2048–8192 bits, and EdDSA (ed25519-dalek's vector backend verifies faster than ring here).
+/// A signature check by a native library where it is faster than jsonwebtoken's pure-Rust
+/// backend: RS256 with AWS-LC, on a key parsed once ([`aws_lc_rs::signature::ParsedPublicKey`]:
+/// ring parsed the key again for every token, a third of each check in a profile of
+/// `examples/cold.rs`), and ES256 with ring (three times jsonwebtoken's speed). The first
+/// request of every session pays one. Other keys stay with jsonwebtoken: HS256, RSA moduli
+/// outside 2048–8192 bits, and EdDSA (ed25519-dalek's vector backend verifies faster than ring
+/// here).
 #[derive(Clone)]
-enum RingCheck {
-    Rsa {
-        n: Vec<u8>,
-        e: Vec<u8>,
-    },
+enum NativeCheck {
+    Rsa(aws_lc_rs::signature::ParsedPublicKey),
     /// The uncompressed P-256 point.
     Es256(Vec<u8>),
 }
 
-impl RingCheck {
+impl NativeCheck {
     fn for_key(algorithm: jsonwebtoken::Algorithm, key: &DecodingKey) -> Option<Self> {
         use jsonwebtoken::{Algorithm as A, DecodingKeyKind as K};
         match (algorithm, key.kind()) {
             (A::RS256, K::RsaModulusExponent { n, e }) => {
                 let n = n.strip_prefix(&[0]).unwrap_or(n);
-                (2048..=8192).contains(&(n.len() * 8)).then(|| Self::Rsa {
-                    n: n.to_vec(),
-                    e: e.clone(),
-                })
+                if !(2048..=8192).contains(&(n.len() * 8)) {
+                    return None;
+                }
+                aws_lc_rs::signature::RsaPublicKeyComponents { n, e: e.as_slice() }
+                    .to_parsed_public_key(&aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA256)
+                    .ok()
+                    .map(Self::Rsa)
             }
             (A::ES256, K::SecretOrDer(point)) if point.len() == 65 && point[0] == 4 => {
                 Some(Self::Es256(point.clone()))
@@ -232,9 +235,7 @@ impl RingCheck {
     fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
         use ring::signature as sig;
         match self {
-            Self::Rsa { n, e } => sig::RsaPublicKeyComponents { n, e }
-                .verify(&sig::RSA_PKCS1_2048_8192_SHA256, message, signature)
-                .is_ok(),
+            Self::Rsa(key) => key.verify_sig(message, signature).is_ok(),
             Self::Es256(point) => sig::UnparsedPublicKey::new(&sig::ECDSA_P256_SHA256_FIXED, point)
                 .verify(message, signature)
                 .is_ok(),
@@ -267,10 +268,10 @@ impl JwtKeys {
             validation_any_exp.validate_exp = false;
             let algorithm = key.algorithm.jsonwebtoken();
             // jsonwebtoken marks this deprecated in favour of `insecure_decode`, which checks no
-            // claim at all; here ring has checked the signature (`verify_inner`) and the claims
-            // must still be checked exactly as before.
+            // claim at all; here the native check has checked the signature (`verify_inner`)
+            // and the claims must still be checked exactly as before.
             #[allow(deprecated)]
-            let ring = RingCheck::for_key(algorithm, &key.decoding).map(|check| {
+            let native = NativeCheck::for_key(algorithm, &key.decoding).map(|check| {
                 let mut claims_only = validation.clone();
                 claims_only.insecure_disable_signature_validation();
                 let mut claims_only_any_exp = validation_any_exp.clone();
@@ -282,7 +283,7 @@ impl JwtKeys {
                 key: key.decoding.clone(),
                 validation,
                 validation_any_exp,
-                ring,
+                native,
             };
             if verifying.insert(key.key_id.clone(), entry).is_some() {
                 return Err(format!("key id `{}` is configured twice", key.key_id));
@@ -366,12 +367,12 @@ impl JwtKeys {
         }
     }
 
-    /// The same keys with every ring check off: jsonwebtoken alone (tests compare the two).
+    /// The same keys with every native check off: jsonwebtoken alone (tests compare the two).
     #[cfg(test)]
-    fn without_ring(keys: &JwtKeys) -> JwtKeys {
+    fn without_native(keys: &JwtKeys) -> JwtKeys {
         let mut copy = keys.clone();
         for v in copy.verifying.values_mut() {
-            v.ring = None;
+            v.native = None;
         }
         copy
     }
@@ -393,7 +394,7 @@ impl JwtKeys {
         let header = jsonwebtoken::decode_header(token).map_err(|_| JwtError::Malformed)?;
         let kid = header.kid.as_deref().unwrap_or(&self.default_kid);
         let v = self.verifying.get(kid).ok_or(JwtError::UnknownKey)?;
-        let validation = match &v.ring {
+        let validation = match &v.native {
             Some((check, claims_only, claims_only_any_exp)) => {
                 // What jsonwebtoken would check before the signature: the key's algorithm only,
                 // then the signature over the first two segments, split as it splits them.

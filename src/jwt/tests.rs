@@ -316,10 +316,11 @@ fn verification_cases(alg: &str, keys: &JwtKeys, other: &JwtKeys) -> Vec<(&'stat
     ]
 }
 
-/// RS256 and ES256 signatures are checked by ring, and every token of every algorithm gets the
-/// same answer it gets from jsonwebtoken alone: ring changes the speed, never a decision.
+/// RS256 and ES256 signatures are checked natively (AWS-LC, ring), and every token of every
+/// algorithm gets the same answer it gets from jsonwebtoken alone: the native check changes the
+/// speed, never a decision.
 #[test]
-fn ring_verifies_asymmetric_keys_with_jsonwebtokens_answers() {
+fn native_checks_give_asymmetric_keys_jsonwebtokens_answers() {
     let dir = tempfile::tempdir().unwrap();
     for (alg, file) in [
         ("RS256", "rs256.pem"),
@@ -329,15 +330,15 @@ fn ring_verifies_asymmetric_keys_with_jsonwebtokens_answers() {
         let k = KeyMaterial::load_signing(alg, &fixture(file), "kid-1").unwrap();
         let keys = JwtKeys::new(&k, &[], &["http://issuer".into()]).unwrap();
         assert_eq!(
-            keys.verifying["kid-1"].ring.is_some(),
+            keys.verifying["kid-1"].native.is_some(),
             alg != "EdDSA",
-            "{alg}: ring used where it is faster"
+            "{alg}: a native check where it is faster"
         );
         let other_file = dir.path().join(format!("other-{alg}.pem"));
         keygen(alg, &other_file).unwrap();
         let other = KeyMaterial::load_signing(alg, &other_file, "kid-1").unwrap();
         let other = JwtKeys::new(&other, &[], &["http://issuer".into()]).unwrap();
-        let slow = JwtKeys::without_ring(&keys);
+        let slow = JwtKeys::without_native(&keys);
         for (case, token) in verification_cases(alg, &keys, &other) {
             let fast_answer = format!("{:?}", keys.verify(&token));
             assert_eq!(
@@ -360,7 +361,7 @@ fn ring_verifies_asymmetric_keys_with_jsonwebtokens_answers() {
     // HS256 stays with jsonwebtoken.
     let (_d, hs) = hs_keys("0123456789abcdef0123456789abcdef", "k1");
     let keys = JwtKeys::new(&hs, &[], &["http://issuer".into()]).unwrap();
-    assert!(keys.verifying["k1"].ring.is_none());
+    assert!(keys.verifying["k1"].native.is_none());
 }
 
 #[test]
