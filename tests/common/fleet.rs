@@ -4,7 +4,9 @@
 
 use std::time::Duration;
 
-use super::{config_toml, free_port, wait_for, Browser, Idgate, Idp, Nginx, Setup, Stack};
+use super::{
+    config_toml, free_port, last_lines, wait_for, Browser, Idgate, Idp, Nginx, Setup, Stack,
+};
 
 /// IdP + `n` idgate instances + Nginx. `stack.idgate` is the first instance, `others` the rest.
 pub struct Fleet {
@@ -65,11 +67,7 @@ impl Fleet {
     pub fn nginx_errors(&self) -> String {
         let log = std::fs::read_to_string(self.stack.nginx.prefix.join("logs/error.log"))
             .unwrap_or_default();
-        let lines: Vec<&str> = log.lines().collect();
-        format!(
-            "nginx error.log (last 30 lines):\n{}",
-            lines[lines.len().saturating_sub(30)..].join("\n")
-        )
+        format!("nginx error.log (last 30 lines):\n{}", last_lines(&log, 30))
     }
 
     /// Every instance, the first one first.

@@ -184,11 +184,10 @@ impl Proc {
         let mut tail = log[log.len().saturating_sub(30)..].join("\n");
         if let Some(file) = &self.log_file {
             let text = std::fs::read_to_string(file).unwrap_or_default();
-            let lines: Vec<&str> = text.lines().collect();
             tail.push_str(&format!(
                 "\n{}:\n{}",
                 file.display(),
-                lines[lines.len().saturating_sub(30)..].join("\n")
+                super::last_lines(&text, 30)
             ));
         }
         tail
