@@ -46,7 +46,7 @@ pub enum FeedEvent {
 /// Receives [`FeedEvent`]s; called from the feed's task, so it must be quick.
 pub type RevocationSink = Arc<dyn Fn(FeedEvent) + Send + Sync>;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// The store could not be reached or answered with an error; `store` names it.
     #[error("{store} is unavailable: {message}")]

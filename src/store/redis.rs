@@ -42,6 +42,7 @@
 
 mod backend;
 mod feed;
+mod head_reads;
 mod scripts;
 mod sessions;
 mod states;
@@ -70,7 +71,9 @@ fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
 
 /// Login states and sessions in Redis; cheap to share (`Arc`s inside the backend).
 pub struct RedisStore {
-    backend: Backend,
+    backend: Arc<Backend>,
+    /// The cold path's session reads, pipelined together (`head_reads.rs`).
+    heads: head_reads::HeadReads,
     scope: String,
 }
 
@@ -105,7 +108,9 @@ impl RedisStore {
     ) -> Result<Self, StoreError> {
         let (backend, what) = Backend::new(cfg, trust)?;
         tracing::info!(redis = %what, scope = %cfg.scope, "session store: redis");
+        let backend = Arc::new(backend);
         Ok(Self {
+            heads: head_reads::HeadReads::new(backend.clone()),
             backend,
             scope: cfg.scope.clone(),
         })

@@ -77,26 +77,6 @@ impl RedisStore {
         }
     }
 
-    /// [`Self::read_session`] cut to its head.
-    async fn read_head(
-        &self,
-        conn: &mut Conn,
-        sid: &str,
-    ) -> Result<Option<SessionHead>, StoreError> {
-        let Some((record, revoked)) = self.read_stored(conn, sid).await? else {
-            return Ok(None);
-        };
-        let s: StoredHead = serde_json::from_str(&record).map_err(|e| corrupt("session", e))?;
-        Ok(Some(SessionHead {
-            user_id: s.user_id,
-            app_id: s.app_id,
-            provider_id: s.provider_id,
-            created_at: s.created_at,
-            expires_at: s.expires_at,
-            revoked,
-        }))
-    }
-
     /// The session's record (JSON) and whether it is flagged revoked.
     async fn read_stored(
         &self,
@@ -139,6 +119,19 @@ impl RedisStore {
             .map_err(unavailable)?;
         Ok(true)
     }
+}
+
+/// The head of a stored session: the rest of the record is skipped unread.
+fn decode_head(record: &str, revoked: bool) -> Result<SessionHead, StoreError> {
+    let s: StoredHead = serde_json::from_str(record).map_err(|e| corrupt("session", e))?;
+    Ok(SessionHead {
+        user_id: s.user_id,
+        app_id: s.app_id,
+        provider_id: s.provider_id,
+        created_at: s.created_at,
+        expires_at: s.expires_at,
+        revoked,
+    })
 }
 
 fn decode_session(sid: &str, record: &str, revoked: bool) -> Result<SessionRecord, StoreError> {
@@ -210,12 +203,22 @@ impl Sessions for RedisStore {
     }
 
     async fn session_head(&self, sid: &str) -> Result<Option<SessionHead>, StoreError> {
-        self.bounded(
-            "reading a session",
-            self.backend
-                .read(|mut conn| async move { (self.read_head(&mut conn, sid).await, conn) }),
-        )
-        .await
+        if self.backend.is_cluster() {
+            return self
+                .bounded(
+                    "reading a session",
+                    self.backend.read(|mut conn| async move {
+                        (self.read_stored(&mut conn, sid).await, conn)
+                    }),
+                )
+                .await?
+                .map(|(record, revoked)| decode_head(&record, revoked))
+                .transpose();
+        }
+        self.bounded("reading a session", self.heads.read(self.session_key(sid)))
+            .await?
+            .map(|(record, revoked)| decode_head(&record, revoked))
+            .transpose()
     }
 
     async fn rotate_refresh(

@@ -1,0 +1,369 @@
+//! The cold path's session reads, sent to Redis together: one pipeline for every read that
+//! arrives while the one before is on its way.
+//!
+//! The first request of a session (its token in no cache) reads the session's record and
+//! revocation flag. Sent one by one, each read cost a `writev` to Redis, a wake-up of Redis and
+//! a `recvfrom` back: measured with `examples/cold.rs` (RS256, 10 000 sessions, 32 at a time),
+//! one `writev` per read and about 31 µs of idgate's CPU on top of the verification, most of it
+//! in the kernel's TCP path and its context switches. The multiplexed connection would send
+//! queued commands together, but its driver is woken for each one before the next arrives.
+//!
+//! So the reads go through one task of their own ([`serve`]): it takes every read waiting in
+//! its queue (at most [`MAX_BATCH`]), sends them as one pipeline of `HMGET`s, hands each caller
+//! its answer, and takes the next. A lone read goes out at once, as before; reads that arrive
+//! while a pipeline is on its way wait for its answer, then go out together. The pipeline goes
+//! through `Backend::read`, so a connection that died since its last answer is retried once on
+//! a checked one, as a single read is. Cluster mode keeps one read per command: a session's key
+//! and another's may live on different nodes.
+
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::backend::Backend;
+use super::{unavailable, OP_TIMEOUT};
+use crate::store::StoreError;
+
+/// Reads sent in one pipeline at most.
+const MAX_BATCH: usize = 128;
+
+/// Reads waiting for the task at most; a caller beyond waits for room (each caller is bounded
+/// by its own timeout).
+const QUEUE: usize = 4096;
+
+/// A session's record (JSON) and whether it is flagged revoked; `None` when it has no key.
+pub(super) type Stored = Option<(String, bool)>;
+
+struct Request {
+    key: String,
+    reply: oneshot::Sender<Result<Stored, StoreError>>,
+}
+
+/// The queue of the reads' task, started on first use (in the runtime of that use) and again
+/// if its runtime has gone (a store used across test runtimes).
+pub(super) struct HeadReads {
+    backend: Arc<Backend>,
+    queue: Mutex<Option<mpsc::Sender<Request>>>,
+    /// Pipelines sent so far (tests).
+    #[cfg(test)]
+    pipelines: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl HeadReads {
+    pub(super) fn new(backend: Arc<Backend>) -> Self {
+        HeadReads {
+            backend,
+            queue: Mutex::new(None),
+            #[cfg(test)]
+            pipelines: Arc::default(),
+        }
+    }
+
+    /// `HMGET key record revoked`, sent with the reads queued beside it.
+    pub(super) async fn read(&self, key: String) -> Result<Stored, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        let mut request = Request { key, reply };
+        // Twice at most: a queue whose task has gone (its runtime ended) is replaced once.
+        for _ in 0..2 {
+            let queue = self.queue()?;
+            match queue.send(request).await {
+                Ok(()) => {
+                    return answer
+                        .await
+                        .map_err(|_| unavailable("the read was dropped unanswered"))?;
+                }
+                Err(mpsc::error::SendError(back)) => {
+                    request = back;
+                    self.forget(&queue);
+                }
+            }
+        }
+        Err(unavailable("no task to send the read"))
+    }
+
+    /// The queue, its task started if there is none.
+    fn queue(&self) -> Result<mpsc::Sender<Request>, StoreError> {
+        let mut queue = self
+            .queue
+            .lock()
+            .map_err(|_| unavailable("the read queue's lock is poisoned"))?;
+        if let Some(sender) = queue.as_ref().filter(|s| !s.is_closed()) {
+            return Ok(sender.clone());
+        }
+        let (sender, requests) = mpsc::channel(QUEUE);
+        tokio::spawn(serve(
+            self.backend.clone(),
+            requests,
+            #[cfg(test)]
+            self.pipelines.clone(),
+        ));
+        *queue = Some(sender.clone());
+        Ok(sender)
+    }
+
+    /// Drops `dead` as the queue, unless another caller has replaced it already.
+    fn forget(&self, dead: &mpsc::Sender<Request>) {
+        if let Ok(mut queue) = self.queue.lock() {
+            if queue.as_ref().is_some_and(|s| s.same_channel(dead)) {
+                *queue = None;
+            }
+        }
+    }
+
+    #[cfg(test)]
+    pub(super) fn pipelines(&self) -> usize {
+        self.pipelines.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// The reads' task: ends when the store (the queue's last sender) is dropped.
+async fn serve(
+    backend: Arc<Backend>,
+    mut requests: mpsc::Receiver<Request>,
+    #[cfg(test)] pipelines: Arc<std::sync::atomic::AtomicUsize>,
+) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while requests.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        // Callers that gave up (their timeout, their client gone) are not asked for.
+        batch.retain(|r: &Request| !r.reply.is_closed());
+        if batch.is_empty() {
+            continue;
+        }
+        #[cfg(test)]
+        pipelines.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let answers = match tokio::time::timeout(OP_TIMEOUT, send(&backend, &batch)).await {
+            Ok(Ok(answers)) if answers.len() == batch.len() => Ok(answers),
+            Ok(Ok(answers)) => Err(unavailable(format!(
+                "{} answers to {} reads",
+                answers.len(),
+                batch.len()
+            ))),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(unavailable(format!(
+                "no answer within {} s",
+                OP_TIMEOUT.as_secs()
+            ))),
+        };
+        match answers {
+            Ok(answers) => {
+                for (request, (record, revoked)) in batch.drain(..).zip(answers) {
+                    let stored = record.map(|record| (record, revoked.is_some()));
+                    let _ = request.reply.send(Ok(stored));
+                }
+            }
+            Err(e) => {
+                for request in batch.drain(..) {
+                    let _ = request.reply.send(Err(e.clone()));
+                }
+            }
+        }
+    }
+}
+
+type Answer = (Option<String>, Option<String>);
+
+/// One pipeline of `HMGET key record revoked`, one per read, answered in order.
+async fn send(backend: &Backend, batch: &[Request]) -> Result<Vec<Answer>, StoreError> {
+    let mut pipe = redis::pipe();
+    for request in batch {
+        pipe.cmd("HMGET")
+            .arg(&request.key)
+            .arg("record")
+            .arg("revoked");
+    }
+    backend
+        .read(|mut conn| {
+            let pipe = &pipe;
+            async move {
+                let answers = pipe.query_async(&mut conn).await.map_err(unavailable);
+                (answers, conn)
+            }
+        })
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: fail loudly
+
+    use std::path::Path;
+    use std::process::{Child, Command};
+    use std::time::{Duration, Instant};
+
+    use crate::config::{RedisConfig, RedisMode};
+    use crate::crypto::Secret;
+    use crate::store::redis::RedisStore;
+    use crate::store::{SessionRecord, Sessions};
+
+    /// A `redis-server` on a unix socket in `dir`, killed when dropped.
+    struct Server {
+        child: Child,
+        socket: String,
+    }
+
+    impl Server {
+        fn start(dir: &Path) -> Self {
+            let socket = dir.join("redis.sock").display().to_string();
+            let log = dir.join("redis.log");
+            let child = Command::new("redis-server")
+                .args(["--port", "0", "--unixsocket", &socket, "--save", ""])
+                .args([
+                    "--appendonly",
+                    "no",
+                    "--logfile",
+                    &log.display().to_string(),
+                ])
+                .spawn()
+                .expect("redis-server not found (scripts/install-deps installs it)");
+            let server = Server { child, socket };
+            let start = Instant::now();
+            while redis::Client::open(server.url())
+                .and_then(|c| c.get_connection())
+                .is_err()
+            {
+                let tail = std::fs::read_to_string(&log).unwrap_or_default();
+                assert!(
+                    start.elapsed() < Duration::from_secs(60),
+                    "redis-server did not answer within a minute; its log:\n{tail}"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            server
+        }
+
+        fn url(&self) -> String {
+            format!("redis+unix://{}", self.socket)
+        }
+    }
+
+    impl Drop for Server {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    fn session(sid: &str, revoked: bool) -> SessionRecord {
+        SessionRecord {
+            sid: sid.into(),
+            user_id: format!("user-of-{sid}"),
+            app_id: "web".into(),
+            provider_id: "dev".into(),
+            created_at: crate::now_secs(),
+            expires_at: crate::now_secs() + 600,
+            refresh_hash: format!("hash-of-{sid}"),
+            idp_tokens: vec![1, 2, 3],
+            revoked,
+            context: Default::default(),
+        }
+    }
+
+    /// The reads that arrive while a pipeline is on its way go out together in the next one,
+    /// and each caller gets its own session's answer (a present, a revoked, a missing one).
+    #[tokio::test]
+    async fn reads_arriving_during_a_pipeline_go_out_together_each_answered_with_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let server = Server::start(dir.path());
+        let store = std::sync::Arc::new(
+            RedisStore::new(&RedisConfig {
+                mode: RedisMode::Standalone,
+                urls: vec![Secret::new(server.url())],
+                master_name: None,
+                scope: "heads".into(),
+                username: None,
+                password: None,
+                pool_size: 4,
+            })
+            .unwrap(),
+        );
+        for i in 0..60 {
+            store
+                .create_session(&session(&format!("s{i}"), i % 7 == 3), 100)
+                .await
+                .unwrap();
+        }
+        // Redis answers nothing for 300 ms (the client gives up after 500): the first pipeline stays
+        // on its way.
+        let mut admin = redis::Client::open(server.url())
+            .unwrap()
+            .get_connection()
+            .unwrap();
+        redis::cmd("CLIENT")
+            .arg("PAUSE")
+            .arg(300)
+            .arg("ALL")
+            .query::<()>(&mut admin)
+            .unwrap();
+        let read = |sid: String| {
+            let store = store.clone();
+            tokio::spawn(async move { (store.session_head(&sid).await, sid) })
+        };
+        let first = read("s0".into());
+        while store.heads.pipelines() == 0 {
+            tokio::task::yield_now().await;
+        }
+        let mut rest: Vec<_> = (1..60).map(|i| read(format!("s{i}"))).collect();
+        rest.push(read("missing".into()));
+        for task in std::iter::once(first).chain(rest) {
+            let (head, sid) = task.await.unwrap();
+            let head = head.unwrap();
+            if sid == "missing" {
+                assert!(head.is_none(), "a session never stored was found");
+                continue;
+            }
+            let head = head.unwrap_or_else(|| panic!("{sid} not found"));
+            let i: usize = sid[1..].parse().unwrap();
+            assert_eq!(
+                head.user_id,
+                format!("user-of-{sid}"),
+                "{sid} got another's answer"
+            );
+            assert_eq!(head.revoked, i % 7 == 3, "{sid}'s revocation flag");
+        }
+        assert_eq!(
+            store.heads.pipelines(),
+            2,
+            "one pipeline for the first read, one for the 60 that came while it was on its way"
+        );
+    }
+
+    /// Every read waiting on a pipeline gets the error of a Redis that is gone, naming it; the
+    /// reads' task serves again once Redis is back.
+    #[tokio::test]
+    async fn a_failed_pipeline_fails_every_read_in_it_and_the_next_ones_go_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut server = Server::start(dir.path());
+        let cfg = RedisConfig {
+            mode: RedisMode::Standalone,
+            urls: vec![Secret::new(server.url())],
+            master_name: None,
+            scope: "heads".into(),
+            username: None,
+            password: None,
+            pool_size: 4,
+        };
+        let store = RedisStore::new(&cfg).unwrap();
+        store
+            .create_session(&session("s1", false), 10)
+            .await
+            .unwrap();
+        assert!(store.session_head("s1").await.unwrap().is_some());
+        drop(server);
+        let reads = futures_util::future::join_all((0..5).map(|_| store.session_head("s1"))).await;
+        for read in reads {
+            let e = read.unwrap_err().to_string();
+            assert!(
+                e.starts_with("redis is unavailable: reading a session"),
+                "{e}"
+            );
+        }
+        server = Server::start(dir.path());
+        store
+            .create_session(&session("s2", false), 10)
+            .await
+            .unwrap();
+        let head = store.session_head("s2").await.unwrap().unwrap();
+        assert_eq!(head.user_id, "user-of-s2");
+        drop(server);
+    }
+}
