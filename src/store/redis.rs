@@ -38,7 +38,8 @@
 //!
 //! How each mode is reached is in `backend.rs`; the Lua scripts in `scripts.rs`; login states,
 //! sessions and the users' session sets in `states.rs`, `sessions.rs` and `user_sets.rs`; the
-//! revocation feed in `feed.rs`.
+//! cold path's session reads, pipelined together, in `head_reads.rs`; the revocation feed in
+//! `feed.rs`.
 
 mod backend;
 mod feed;
