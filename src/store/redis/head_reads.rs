@@ -234,6 +234,20 @@ mod tests {
         fn url(&self) -> String {
             format!("redis+unix://{}", self.socket)
         }
+
+        /// A store on this server: standalone, a pool of four connections.
+        fn store(&self) -> RedisStore {
+            RedisStore::new(&RedisConfig {
+                mode: RedisMode::Standalone,
+                urls: vec![Secret::new(self.url())],
+                master_name: None,
+                scope: "heads".into(),
+                username: None,
+                password: None,
+                pool_size: 4,
+            })
+            .unwrap()
+        }
     }
 
     impl Drop for Server {
@@ -264,18 +278,7 @@ mod tests {
     async fn reads_arriving_during_a_pipeline_go_out_together_each_answered_with_its_own() {
         let dir = tempfile::tempdir().unwrap();
         let server = Server::start(dir.path());
-        let store = std::sync::Arc::new(
-            RedisStore::new(&RedisConfig {
-                mode: RedisMode::Standalone,
-                urls: vec![Secret::new(server.url())],
-                master_name: None,
-                scope: "heads".into(),
-                username: None,
-                password: None,
-                pool_size: 4,
-            })
-            .unwrap(),
-        );
+        let store = std::sync::Arc::new(server.store());
         for i in 0..60 {
             store
                 .create_session(&session(&format!("s{i}"), i % 7 == 3), 100)
@@ -333,16 +336,7 @@ mod tests {
     async fn a_failed_pipeline_fails_every_read_in_it_and_the_next_ones_go_out() {
         let dir = tempfile::tempdir().unwrap();
         let mut server = Server::start(dir.path());
-        let cfg = RedisConfig {
-            mode: RedisMode::Standalone,
-            urls: vec![Secret::new(server.url())],
-            master_name: None,
-            scope: "heads".into(),
-            username: None,
-            password: None,
-            pool_size: 4,
-        };
-        let store = RedisStore::new(&cfg).unwrap();
+        let store = server.store();
         store
             .create_session(&session("s1", false), 10)
             .await
