@@ -300,7 +300,10 @@ impl Authenticator {
             return Ok(false);
         };
         let local = live.last_seen.load(Ordering::Relaxed);
-        if now - local <= idle {
+        // No activity is older than the session itself: one created within the timeout (the
+        // first request after a login) or seen here within it is not idle, whatever the store
+        // holds, and the store is not asked.
+        if now - local.max(created_at) <= idle {
             return Ok(false);
         }
         let stored = self

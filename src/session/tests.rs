@@ -400,6 +400,27 @@ async fn the_follower_brings_revocations_made_through_another_store_handle() {
 }
 
 #[tokio::test]
+async fn a_session_younger_than_the_idle_timeout_is_served_without_reading_its_activity() {
+    // The first request after a login cannot find the session idle: its activity is never
+    // older than its creation. The store's activity table is dropped, so any read of it fails
+    // the request (proved by the older session, which must ask).
+    let f = fixture(Some(30));
+    let young = f.session("young", "u1", "u1", 20, 600).await;
+    let old = f.session("old", "u1", "u1", 100, 600).await;
+    rusqlite::Connection::open(f._dir.path().join("s.db"))
+        .unwrap()
+        .execute_batch("DROP TABLE session_activity")
+        .unwrap();
+    if let Err(e) = f.auth.authenticate(&young).await {
+        panic!("the young session was refused (its activity read?): {e}");
+    }
+    assert!(matches!(
+        f.auth.authenticate(&old).await,
+        Err(AuthFailure::Store(_))
+    ));
+}
+
+#[tokio::test]
 async fn idle_for_exactly_the_timeout_is_not_yet_idle() {
     // The slow path's idle check, with the clock passed in: last activity (in the store)
     // exactly `idle_timeout` ago still counts; one second more ends the session.
