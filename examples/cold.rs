@@ -16,6 +16,11 @@
 //! process's CPU per token, and `cold / verify - 1`, what the store read and the rest add on
 //! top of the verification (goal: at most 25 %).
 //!
+//! With `--age SECS`, the sessions are minted as if created that long ago. Older than the
+//! interval at which `/auth` reports a session's activity (a minute), their first request
+//! also reports it (a store write, batched): the first request of every live session after
+//! idgate restarts.
+//!
 //! With `--tokens PATH`, the minted tokens are written to PATH, and a later run given the same
 //! PATH (and the same store) reads them back instead of minting: `scripts/bench-cold` measures
 //! each case in several processes on one set of sessions, since how fast the cold path runs
@@ -44,6 +49,8 @@ struct Args {
     sessions: usize,
     concurrency: usize,
     rounds: usize,
+    /// How long ago the minted sessions were created, in seconds.
+    age: usize,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -53,6 +60,7 @@ fn parse_args() -> Result<Args, String> {
         sessions: 20_000,
         concurrency: 32,
         rounds: 3,
+        age: 0,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -64,6 +72,7 @@ fn parse_args() -> Result<Args, String> {
             "--sessions" => args.sessions = number()?.max(1),
             "--concurrency" => args.concurrency = number()?.max(1),
             "--rounds" => args.rounds = number()?.max(1),
+            "--age" => args.age = number()?,
             _ => return Err(format!("unknown flag {flag}")),
         }
     }
@@ -78,7 +87,7 @@ fn main() -> ExitCode {
         Ok(args) => args,
         Err(e) => {
             eprintln!(
-                "cold: {e}\nusage: cold --config PATH [--tokens PATH] [--sessions N] [--concurrency C] [--rounds R]"
+                "cold: {e}\nusage: cold --config PATH [--tokens PATH] [--sessions N] [--concurrency C] [--rounds R] [--age SECS]"
             );
             return ExitCode::from(2);
         }
@@ -118,7 +127,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             .map(str::to_owned)
             .collect(),
         kept => {
-            let tokens = mint(&state, &app_id, args.sessions, args.concurrency).await?;
+            let tokens = mint(&state, &app_id, &args).await?;
             if let Some(path) = kept {
                 std::fs::write(path, tokens.join("\n"))?;
             }
@@ -168,16 +177,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
 }
 
 /// `n` sessions of distinct users, minted as `idgate sessions mint` does.
-async fn mint(
-    state: &Arc<AppState>,
-    app_id: &str,
-    n: usize,
-    concurrency: usize,
-) -> anyhow::Result<Vec<String>> {
+async fn mint(state: &Arc<AppState>, app_id: &str, args: &Args) -> anyhow::Result<Vec<String>> {
+    let created_at = idgate::now_secs() - i64::try_from(args.age)?;
     let next = Arc::new(AtomicUsize::new(0));
     let mut tasks = Vec::new();
-    for _ in 0..concurrency {
+    for _ in 0..args.concurrency {
         let (state, next, app_id) = (state.clone(), next.clone(), app_id.to_owned());
+        let n = args.sessions;
         tasks.push(tokio::spawn(async move {
             let mut minted = Vec::new();
             loop {
@@ -186,11 +192,12 @@ async fn mint(
                     return anyhow::Ok(minted);
                 }
                 let user = format!("cold-{i}");
-                minted.push(idgate::cli::mint(&state, &app_id, &user, "users").await?);
+                let token = idgate::cli::mint_at(&state, &app_id, &user, "users", created_at);
+                minted.push(token.await?);
             }
         }));
     }
-    let mut tokens = Vec::with_capacity(n);
+    let mut tokens = Vec::with_capacity(args.sessions);
     for task in tasks {
         tokens.extend(task.await??);
     }

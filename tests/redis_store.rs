@@ -190,6 +190,19 @@ async fn standalone_keeps_states_and_sessions_under_its_scope() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
+    // Activity is kept a day past the last report, raised by a batch, never lowered.
+    let touches = [("t-b0".to_owned(), now - 5), ("t-b1".to_owned(), now)];
+    sessions.touch_sessions(&touches).await.unwrap();
+    sessions.touch_session("t-b0", now - 9).await.unwrap();
+    assert_eq!(
+        redis.cli(&["get", "scope-a:activity:t-b0"]).trim(),
+        (now - 5).to_string()
+    );
+    for key in ["scope-a:activity:t-b0", "scope-a:activity:t-b1"] {
+        let ttl: i64 = redis.cli(&["ttl", key]).trim().parse().unwrap();
+        assert!((86_390..=86_400).contains(&ttl), "{key}: ttl {ttl}");
+    }
+
     // Every key is under the scope.
     let keys = redis.cli(&["--scan", "--pattern", "*"]);
     assert!(keys.lines().count() >= 5, "{keys}");

@@ -292,11 +292,22 @@ pub async fn mint(
     user_id: &str,
     groups: &str,
 ) -> anyhow::Result<String> {
+    mint_at(state, app_id, user_id, groups, crate::now_secs()).await
+}
+
+/// [`mint`], the session created at `now` (the cold-path benchmark, `examples/cold.rs`, mints
+/// sessions as if logged in a while ago).
+pub async fn mint_at(
+    state: &Arc<AppState>,
+    app_id: &str,
+    user_id: &str,
+    groups: &str,
+    now: i64,
+) -> anyhow::Result<String> {
     let app = state
         .app(app_id)
         .ok_or_else(|| anyhow::anyhow!("no app named `{app_id}`"))?
         .clone();
-    let now = crate::now_secs();
     let lifetime = state.config.session.lifetime.as_secs() as i64;
     let (session, _refresh_token) = state
         .open_session(app_id, user_id, "", None, Default::default(), now)

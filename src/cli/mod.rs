@@ -19,7 +19,7 @@ use clap::{Parser, Subcommand};
 
 use crate::config::{Config, ConfigError};
 
-pub use admin::mint;
+pub use admin::{mint, mint_at};
 pub use daemon::init_tracing;
 
 pub const EXIT_RUNTIME: u8 = 1;

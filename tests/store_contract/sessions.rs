@@ -388,8 +388,8 @@ pub async fn activity(f: &SessionsFixture) {
     assert_eq!(f.other.last_activity("s2").await.unwrap(), Some(2_000));
     let many: Vec<(String, i64)> = (0..300).map(|i| (format!("m{i}"), 3_000 + i)).collect();
     f.other.touch_sessions(&many).await.unwrap();
-    for (sid, at) in [&many[0], &many[299]] {
-        assert_eq!(s.last_activity(sid).await.unwrap(), Some(*at));
+    for (sid, at) in &many {
+        assert_eq!(s.last_activity(sid).await.unwrap(), Some(*at), "{sid}");
     }
 }
 

@@ -98,13 +98,16 @@ return 1",
     )
 });
 
-/// Raises a session's last activity to `ARGV[1]` (never lowers it) and keeps it a day.
+/// Raises each session's last activity, `KEYS[i]`, to `ARGV[i]` (never lowers it) and keeps
+/// it a day. Any number of sessions in one call (all in one slot, in cluster mode).
 pub(super) static TOUCH: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
-        r"local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
-if tonumber(ARGV[1]) > cur then redis.call('SET', KEYS[1], ARGV[1]) end
-redis.call('EXPIRE', KEYS[1], 86400)
-return 1",
+        r"for i, key in ipairs(KEYS) do
+  local cur = tonumber(redis.call('GET', key) or '0')
+  if tonumber(ARGV[i]) > cur then redis.call('SET', key, ARGV[i]) end
+  redis.call('EXPIRE', key, 86400)
+end
+return #KEYS",
     )
 });
 

@@ -19,6 +19,11 @@ use crate::store::{
     SessionHead, SessionRecord, Sessions, StoreError,
 };
 
+/// The most sessions one activity script call raises (outside cluster mode): a call runs
+/// three commands a session, and Redis serves no one else meanwhile, so a batch of thousands
+/// (`session::activity`) goes as several calls, pipelined.
+const TOUCH_CHUNK: usize = 256;
+
 /// A session as stored (the id is in the key, the revocation flag beside the record).
 #[derive(Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -294,19 +299,27 @@ impl Sessions for RedisStore {
         self.touch_sessions(&[(sid.to_owned(), at)]).await
     }
 
-    /// All at once on one connection (checked once): a burst of pipelined commands on the
-    /// multiplexed connection, not a round trip (or a check) each.
+    /// All at once on one connection (checked once), never a round trip (or a check) each:
+    /// [`TOUCH_CHUNK`] sessions to a script call, the calls pipelined on the multiplexed
+    /// connection. In cluster mode one session to a call, since two sessions' keys may live
+    /// in different slots.
     async fn touch_sessions(&self, touches: &[(String, i64)]) -> Result<(), StoreError> {
+        let chunk = if self.backend.is_cluster() {
+            1
+        } else {
+            TOUCH_CHUNK
+        };
         self.bounded("recording session activity", async {
             let conn = self.backend.conn().await?;
-            futures_util::future::join_all(touches.iter().map(|(sid, at)| {
+            futures_util::future::join_all(touches.chunks(chunk).map(|batch| {
                 let mut conn = conn.clone();
-                async move {
+                let mut call = TOUCH.prepare_invoke();
+                for (sid, at) in batch {
                     // Kept a day past the last activity: longer than any sensible idle timeout.
-                    TOUCH
-                        .key(format!("{}:activity:{sid}", self.scope))
-                        .arg(*at)
-                        .invoke_async::<()>(&mut conn)
+                    call.key(format!("{}:activity:{sid}", self.scope)).arg(*at);
+                }
+                async move {
+                    call.invoke_async::<()>(&mut conn)
                         .await
                         .map_err(unavailable)
                 }
