@@ -208,20 +208,18 @@ impl Sessions for RedisStore {
     }
 
     async fn session_head(&self, sid: &str) -> Result<Option<SessionHead>, StoreError> {
-        if self.backend.is_cluster() {
-            return self
-                .bounded(
-                    "reading a session",
-                    self.backend.read(|mut conn| async move {
-                        (self.read_stored(&mut conn, sid).await, conn)
-                    }),
-                )
-                .await?
-                .map(|(record, revoked)| decode_head(&record, revoked))
-                .transpose();
-        }
-        self.bounded("reading a session", self.heads.read(self.session_key(sid)))
+        let stored = if self.backend.is_cluster() {
+            self.bounded(
+                "reading a session",
+                self.backend
+                    .read(|mut conn| async move { (self.read_stored(&mut conn, sid).await, conn) }),
+            )
             .await?
+        } else {
+            self.bounded("reading a session", self.heads.read(self.session_key(sid)))
+                .await?
+        };
+        stored
             .map(|(record, revoked)| decode_head(&record, revoked))
             .transpose()
     }
