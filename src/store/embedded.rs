@@ -131,6 +131,9 @@ impl EmbeddedStore {
         // Checkpoints are the checkpointer's (see the module doc).
         conn.pragma_update(None, "wal_autocheckpoint", 0)
             .map_err(unavailable)?;
+        // The log cut back to this size when it starts over (`checkpoint::LOG_LIMIT_BYTES`).
+        conn.pragma_update(None, "journal_size_limit", checkpoint::LOG_LIMIT_BYTES)
+            .map_err(unavailable)?;
         conn.execute_batch(SCHEMA).map_err(unavailable)?;
         conn.execute_batch(ONCE_SCHEMA).map_err(unavailable)?;
         schema::upgrade(&mut conn).map_err(unavailable)?;
@@ -149,14 +152,19 @@ impl EmbeddedStore {
                 })
                 .collect::<Result<Vec<_>, StoreError>>()?
         };
+        let conn = Arc::new(Mutex::new(conn));
         let writes = Arc::new(checkpoint::Writes::new());
         let checkpointer = if in_memory {
             None
         } else {
-            Some(Arc::new(checkpoint::spawn(open()?, writes.clone())?))
+            Some(Arc::new(checkpoint::spawn(
+                open()?,
+                conn.clone(),
+                writes.clone(),
+            )?))
         };
         Ok(Self {
-            conn: Arc::new(Mutex::new(conn)),
+            conn,
             readers: readers.into(),
             next_reader: Arc::default(),
             _checkpointer: checkpointer,

@@ -372,6 +372,18 @@ async fn the_checkpointer_copies_the_log_into_the_file_and_no_writer_does() {
         automatic, 0,
         "the writer must leave checkpoints to the checkpointer"
     );
+    let limit: i64 = store
+        .run(|c| {
+            c.query_row("PRAGMA journal_size_limit", [], |r| r.get(0))
+                .map_err(unavailable)
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        limit,
+        checkpoint::LOG_LIMIT_BYTES,
+        "a log that grew in a burst must be cut back when it starts over"
+    );
     let before = std::fs::metadata(&path).unwrap().len();
     store
         .create_sessions(&many_sessions("cp", 500))
