@@ -12,6 +12,10 @@ CHILDREN=()
 spawn() {
   local name=$1 dir=$2
   shift 2
+  # The log files exist before the child does: the background subshell opens its redirections
+  # only once it runs, and a reader polling them at once would find nothing to read.
+  : >"$WORK/$name.out"
+  : >"$WORK/$name.err"
   (cd "$dir" && exec "$@") >"$WORK/$name.out" 2>"$WORK/$name.err" &
   CHILD=$!
   CHILDREN+=("$CHILD")
