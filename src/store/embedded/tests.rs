@@ -361,26 +361,13 @@ async fn the_checkpointer_copies_the_log_into_the_file_and_no_writer_does() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s.db");
     let store = EmbeddedStore::open(&path).unwrap();
-    let automatic: i64 = store
-        .run(|c| {
-            c.query_row("PRAGMA wal_autocheckpoint", [], |r| r.get(0))
-                .map_err(unavailable)
-        })
-        .await
-        .unwrap();
     assert_eq!(
-        automatic, 0,
+        pragma(&store, "wal_autocheckpoint").await,
+        0,
         "the writer must leave checkpoints to the checkpointer"
     );
-    let limit: i64 = store
-        .run(|c| {
-            c.query_row("PRAGMA journal_size_limit", [], |r| r.get(0))
-                .map_err(unavailable)
-        })
-        .await
-        .unwrap();
     assert_eq!(
-        limit,
+        pragma(&store, "journal_size_limit").await,
         checkpoint::LOG_LIMIT_BYTES,
         "a log that grew in a burst must be cut back when it starts over"
     );
@@ -485,6 +472,17 @@ impl Held {
 /// bytes of sealed tokens: enough pages for a checkpoint to show in the file's size.
 /// How SQLite would run `sql` on `c` (the detail column of `EXPLAIN QUERY PLAN`); parameters
 /// left unbound.
+/// A numeric pragma's value on the connection the store's writes go through.
+async fn pragma(store: &EmbeddedStore, name: &'static str) -> i64 {
+    store
+        .run(move |c| {
+            c.query_row(&format!("PRAGMA {name}"), [], |r| r.get(0))
+                .map_err(unavailable)
+        })
+        .await
+        .unwrap()
+}
+
 fn query_plan(c: &Connection, sql: &str) -> Vec<String> {
     let mut stmt = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
     let mut rows = stmt.raw_query();
