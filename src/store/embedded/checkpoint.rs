@@ -8,8 +8,8 @@
 //! [`BUSY_WRITES`] transactions have gone into the log or [`LONGEST`] has passed: a steady flow
 //! of logins meets a checkpoint once in a few hundred, not once in a few dozen. What bounds the
 //! log's size under such a flow is the second checkpoint of [`run`], which lets the log start
-//! over ([`RESTART_FRAMES`]), and `journal_size_limit` ([`LOG_LIMIT_BYTES`]), which gives back
-//! the space of a log that grew in a burst.
+//! over ([`RESTART_FRAMES`]), and the writer's `journal_size_limit` ([`LOG_LIMIT_BYTES`]),
+//! which gives back the space of a log that grew in a burst.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{RecvTimeoutError, SyncSender};
@@ -40,9 +40,11 @@ pub const RESTART_FRAMES: i64 = 4096;
 /// wait while it does, so a reader holding an old snapshot (a long `idgate sessions list`)
 /// makes it give up, to try again at the next checkpoint, rather than hold logins up.
 const RESTART_WAIT: Duration = Duration::from_millis(20);
-/// The size the log is cut back to when it starts over (`journal_size_limit`, set on every
-/// connection): a log that grew past it in a burst does not keep its disk space. A steady flow
-/// of writes fills about this much between two checkpoints (`BUSY_WRITES` of a few pages).
+/// The size the log is cut back to when it starts over (`journal_size_limit`, set on the
+/// store's writer: SQLite cuts the log back at the first commit after it started over, on
+/// the connection that made it): a log that grew past it in a burst keeps no disk space. A
+/// steady flow of writes fills about this much between two checkpoints (`BUSY_WRITES` of a
+/// few pages).
 pub const LOG_LIMIT_BYTES: i64 = 64 << 20;
 
 /// When the checkpointer checkpoints (the constants above; smaller in tests).
