@@ -468,10 +468,6 @@ impl Held {
     }
 }
 
-/// `n` live sessions of distinct users, `{prefix}0` to `{prefix}{n-1}`, each with a few hundred
-/// bytes of sealed tokens: enough pages for a checkpoint to show in the file's size.
-/// How SQLite would run `sql` on `c` (the detail column of `EXPLAIN QUERY PLAN`); parameters
-/// left unbound.
 /// A numeric pragma's value on the connection the store's writes go through.
 async fn pragma(store: &EmbeddedStore, name: &'static str) -> i64 {
     store
@@ -483,6 +479,8 @@ async fn pragma(store: &EmbeddedStore, name: &'static str) -> i64 {
         .unwrap()
 }
 
+/// How SQLite would run `sql` on `c` (the detail column of `EXPLAIN QUERY PLAN`); parameters
+/// left unbound.
 fn query_plan(c: &Connection, sql: &str) -> Vec<String> {
     let mut stmt = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
     let mut rows = stmt.raw_query();
@@ -493,6 +491,8 @@ fn query_plan(c: &Connection, sql: &str) -> Vec<String> {
     plan
 }
 
+/// `n` live sessions of distinct users, `{prefix}0` to `{prefix}{n-1}`, each with a few hundred
+/// bytes of sealed tokens: enough pages for a checkpoint to show in the file's size.
 fn many_sessions(prefix: &str, n: usize) -> Vec<SessionRecord> {
     let now = crate::now_secs();
     (0..n)
