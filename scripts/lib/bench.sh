@@ -2,7 +2,8 @@
 # repository) and WORK (its work directory) and defines `die` and `say` first.
 #
 # Every process started with `spawn` is the script's child, listed in CHILDREN; `stop_children`
-# (call it from the EXIT trap) stops each by PID.
+# (call it from the EXIT trap, or earlier to stop them all) stops each by PID and empties the
+# list, so that a later call cannot signal a PID the system has since given to another process.
 
 CHILDREN=()
 
@@ -29,6 +30,7 @@ stop_children() {
   for pid in "${CHILDREN[@]}"; do
     wait "$pid" 2>/dev/null || true
   done
+  CHILDREN=()
   rm -f "$PORTS_GIVEN"
 }
 
