@@ -1,7 +1,11 @@
 //! Header names idgate reads and writes, in one place. Nginx forwards request headers and the
 //! shipped snippets copy the `mia-*` response headers (see `nginx/idgate-protect.conf`).
 
+use std::borrow::Cow;
+
 use http::HeaderName;
+use serde::ser::{SerializeMap, Serializer as _};
+use serde::Serialize;
 
 /// The original request's URI (`$request_uri`), set by the shipped snippet.
 pub const ORIGINAL_URI: HeaderName = HeaderName::from_static("original-request-uri");
@@ -117,6 +121,10 @@ impl IdentityHeaders {
             .chain(self.pass_token.then_some(&TOKEN))
     }
 
+    /// Renders `user` (and `token`, when the profile passes it on) once, straight into the
+    /// one string a cache entry keeps: each value is checked against the size limit and made
+    /// [`visible`] on its way in, with no per-header allocation (this runs on every session's
+    /// first request, `examples/cold.rs`).
     pub fn render(
         &self,
         user: &crate::jwt::UserClaim,
@@ -126,12 +134,11 @@ impl IdentityHeaders {
         let fields = standard
             .into_iter()
             .chain(self.extra.iter().map(|(_, f)| *f));
-        let mut values: Vec<String> = fields.map(|f| self.field_value(user, f)).collect();
-        if self.pass_token {
-            values.push(token.to_owned());
-        }
+        let values = fields
+            .map(|f| self.field_value(user, f))
+            .chain(self.pass_token.then_some(Cow::Borrowed(token)));
         let mut joined = String::new();
-        for (i, (name, value)) in self.names().zip(&values).enumerate() {
+        for (i, (name, value)) in self.names().zip(values).enumerate() {
             if value.len() > self.max_value_bytes {
                 return Err(OversizedHeader {
                     user_id: user.user_id.clone(),
@@ -143,7 +150,7 @@ impl IdentityHeaders {
             if i > 0 {
                 joined.push('\n');
             }
-            joined.push_str(&visible(value));
+            joined.push_str(&visible(&value));
         }
         Ok(RenderedIdentity(joined.into_boxed_str()))
     }
@@ -163,37 +170,78 @@ impl IdentityHeaders {
             })
     }
 
-    fn field_value(&self, user: &crate::jwt::UserClaim, field: Field) -> String {
+    fn field_value<'u>(&self, user: &'u crate::jwt::UserClaim, field: Field) -> Cow<'u, str> {
+        let text = |v: &'u Option<String>| Cow::Borrowed(v.as_deref().unwrap_or_default());
         match field {
-            Field::UserId => user.user_id.clone(),
-            Field::Email => user.email.clone().unwrap_or_default(),
-            Field::Name => user.name.clone().unwrap_or_default(),
-            Field::Username => user.username.clone().unwrap_or_default(),
+            Field::UserId => Cow::Borrowed(&user.user_id),
+            Field::Email => text(&user.email),
+            Field::Name => text(&user.name),
+            Field::Username => text(&user.username),
             Field::Groups => {
-                let safe: Vec<&str> = user
-                    .groups
-                    .iter()
-                    .map(String::as_str)
-                    .filter(|g| {
-                        let ok = !g.is_empty() && g.bytes().all(|b| (0x21..0x7f).contains(&b) && b != b',');
-                        if !ok {
-                            tracing::warn!(user = %user.user_id, "a group name with characters a header cannot carry was left out");
-                        }
-                        ok
-                    })
-                    .collect();
-                safe.join(",")
-            }
-            Field::UserProperties => {
-                let mut props = serde_json::Map::new();
-                for f in &self.user_properties {
-                    if let Some(v) = user.member(f) {
-                        props.insert(f.clone(), v);
+                let mut joined = String::new();
+                for g in &user.groups {
+                    let ok =
+                        !g.is_empty() && g.bytes().all(|b| (0x21..0x7f).contains(&b) && b != b',');
+                    if !ok {
+                        tracing::warn!(user = %user.user_id, "a group name with characters a header cannot carry was left out");
+                        continue;
                     }
+                    if !joined.is_empty() {
+                        joined.push(',');
+                    }
+                    joined.push_str(g);
                 }
-                ascii_json(&serde_json::Value::Object(props))
+                Cow::Owned(joined)
+            }
+            Field::UserProperties => Cow::Owned(self.user_properties_json(user)),
+        }
+    }
+
+    /// The configured members of `user`, as one JSON object in the configured order (a member
+    /// named twice appears once, where first named; one the user lacks, not at all), in ASCII.
+    fn user_properties_json(&self, user: &crate::jwt::UserClaim) -> String {
+        let mut out = Vec::with_capacity(128);
+        let mut json = serde_json::Serializer::with_formatter(&mut out, AsciiFormatter);
+        let mut object = json.serialize_map(None).ok();
+        for (i, name) in self.user_properties.iter().enumerate() {
+            if self.user_properties[..i].contains(name) {
+                continue;
+            }
+            if let (Some(object), Some(value)) = (object.as_mut(), user.member(name)) {
+                // Writing to a Vec cannot fail; an unwritable value would be left out.
+                let _ = object.serialize_entry(name, &value);
             }
         }
+        if let Some(object) = object {
+            let _ = object.end();
+        }
+        // The formatter writes ASCII only.
+        String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+/// Compact JSON, with every character beyond ASCII, and DEL, escaped (`\uXXXX`, as UTF-16),
+/// so the text is a valid header value that parses back to the same JSON.
+struct AsciiFormatter;
+
+impl serde_json::ser::Formatter for AsciiFormatter {
+    fn write_string_fragment<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+        fragment: &str,
+    ) -> std::io::Result<()> {
+        let mut plain = 0;
+        for (at, c) in fragment.char_indices() {
+            if c.is_ascii() && c != '\u{7f}' {
+                continue;
+            }
+            writer.write_all(&fragment.as_bytes()[plain..at])?;
+            for unit in c.encode_utf16(&mut [0; 2]) {
+                write!(writer, "\\u{unit:04x}")?;
+            }
+            plain = at + c.len_utf8();
+        }
+        writer.write_all(&fragment.as_bytes()[plain..])
     }
 }
 
@@ -244,19 +292,12 @@ pub fn visible(text: &str) -> std::borrow::Cow<'_, str> {
 
 /// Compact JSON with every non-ASCII or DEL character escaped, so it is a valid header value.
 pub fn ascii_json(v: &serde_json::Value) -> String {
-    let text = v.to_string();
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        if c.is_ascii() && c != '\u{7f}' {
-            out.push(c);
-        } else {
-            let mut buf = [0u16; 2];
-            for unit in c.encode_utf16(&mut buf) {
-                out.push_str(&format!("\\u{unit:04x}"));
-            }
-        }
-    }
-    out
+    let mut out = Vec::new();
+    let _ = v.serialize(&mut serde_json::Serializer::with_formatter(
+        &mut out,
+        AsciiFormatter,
+    ));
+    String::from_utf8(out).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -349,6 +390,28 @@ mod tests {
         assert_eq!(get("x-auth-request-preferred-username"), Some(""));
         assert_eq!(get("x-auth-request-groups"), Some("users,admins"));
         assert_eq!(get("idgate-token"), Some("t.o.k"));
+    }
+
+    /// The user-properties header's exact text: the configured members in the configured order
+    /// (a member named twice appears once, where first named; one the user lacks, not at all),
+    /// compact JSON with everything beyond visible ASCII escaped.
+    #[test]
+    fn user_properties_keep_the_configured_order_once_each() {
+        let mut profile = profile(&[], 4096);
+        profile.user_properties = ["email", "name", "email", "groups", "nope"]
+            .map(String::from)
+            .to_vec();
+        let mut u = user();
+        u.name = Some("Zoë\u{7f} 😀 100%".into());
+        let rendered = profile.render(&u, "t").unwrap();
+        let h: Vec<_> = profile.headers(&rendered).collect();
+        assert_eq!(
+            h[2].1.to_str().unwrap(),
+            r#"{"email":"zo\u00eb@example.test","name":"Zo\u00eb\u007f \ud83d\ude00 100%25","groups":["users","bad\r\ngroup","a,b","admins"]}"#
+        );
+        profile.user_properties = vec!["nope".into()];
+        let rendered = profile.render(&u, "t").unwrap();
+        assert_eq!(profile.headers(&rendered).nth(2).unwrap().1, "{}");
     }
 
     #[test]
