@@ -5,7 +5,6 @@ use std::borrow::Cow;
 
 use http::HeaderName;
 use serde::ser::{SerializeMap, Serializer as _};
-use serde::Serialize;
 
 /// The original request's URI (`$request_uri`), set by the shipped snippet.
 pub const ORIGINAL_URI: HeaderName = HeaderName::from_static("original-request-uri");
@@ -290,27 +289,23 @@ pub fn visible(text: &str) -> std::borrow::Cow<'_, str> {
     std::borrow::Cow::Owned(out)
 }
 
-/// Compact JSON with every non-ASCII or DEL character escaped, so it is a valid header value.
-pub fn ascii_json(v: &serde_json::Value) -> String {
-    let mut out = Vec::new();
-    let _ = v.serialize(&mut serde_json::Serializer::with_formatter(
-        &mut out,
-        AsciiFormatter,
-    ));
-    String::from_utf8(out).unwrap_or_default()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn ascii_json_escapes_what_headers_cannot_carry() {
-        let v = serde_json::json!({"name": "Zoë 😀", "x": "a\u{7f}b\r\n"});
-        let s = ascii_json(&v);
+    fn user_properties_escape_what_headers_cannot_carry_and_parse_back() {
+        let v = serde_json::json!({"name": "Zoë 😀", "x": "a\u{7f}b\r\n", "nested": {"é": ["ü"]}});
+        let mut profile = profile(&[], 4096);
+        profile.user_properties = vec!["metadata".into()];
+        let mut u = user();
+        u.metadata = Some(v.clone());
+        let rendered = profile.render(&u, "t").unwrap();
+        let (_, header) = profile.headers(&rendered).nth(2).unwrap();
+        let s = header.to_str().unwrap();
         assert!(s.bytes().all(|b| (0x20..0x7f).contains(&b)), "{s}");
-        let back: serde_json::Value = serde_json::from_str(&s).unwrap();
-        assert_eq!(back, v);
+        let back: serde_json::Value = serde_json::from_str(s).unwrap();
+        assert_eq!(back, serde_json::json!({ "metadata": v }));
     }
 
     fn user() -> crate::jwt::UserClaim {
