@@ -202,6 +202,25 @@ async fn standalone_keeps_states_and_sessions_under_its_scope() {
         let ttl: i64 = redis.cli(&["ttl", key]).trim().parse().unwrap();
         assert!((86_390..=86_400).contains(&ttl), "{key}: ttl {ttl}");
     }
+    // A report older than the stored activity still keeps the key a day.
+    redis.cli(&["expire", "scope-a:activity:t-b0", "100"]);
+    sessions
+        .touch_sessions(&[("t-b0".to_owned(), now - 20)])
+        .await
+        .unwrap();
+    assert_eq!(
+        redis.cli(&["get", "scope-a:activity:t-b0"]).trim(),
+        (now - 5).to_string()
+    );
+    let ttl: i64 = redis
+        .cli(&["ttl", "scope-a:activity:t-b0"])
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        (86_390..=86_400).contains(&ttl),
+        "ttl {ttl} after an older report"
+    );
 
     // Every key is under the scope.
     let keys = redis.cli(&["--scan", "--pattern", "*"]);
