@@ -21,16 +21,14 @@
 //! **Refusals** answer 401; with `[session] invalid_refresh_wipes_cookies` (Mia's
 //! `INVALID_REFRESH_TOKEN_WIPES_COOKIES`) they also clear the session cookies.
 
-use http::StatusCode;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use tracing::Instrument as _;
 
 use crate::audit::{Event, Origin, RevokedBy};
 use crate::cookie::Kind;
 use crate::crypto::{hash_token, open_for_token, refresh_token_sid, seal_for_token};
 use crate::error::ApiError;
-use crate::http::{add_cookie, json_response, request_params, Request, Response};
+use crate::http::{add_cookie, request_params, Request, Response};
 use crate::state::AppState;
 use crate::store::{RefreshRotation, Rotation, StoreError};
 use crate::users;
@@ -213,8 +211,8 @@ async fn rotate(
     }
 }
 
-/// `{accessToken, refreshToken, expiresAt}`, with the cookies for website apps (as
-/// `token::issue` sets them) living until the session's end.
+/// `{accessToken, refreshToken, expiresAt}`, with the cookies for website apps living until
+/// the session's end, as a login answers.
 fn respond(
     state: &AppState,
     app: &crate::config::AppConfig,
@@ -222,27 +220,16 @@ fn respond(
     answer: &Answer,
     now: i64,
 ) -> Response {
-    let mut resp = json_response(
-        StatusCode::OK,
-        &json!({
-            "accessToken": answer.access_token,
-            "refreshToken": answer.refresh_token,
-            "expiresAt": answer.expires_at,
-        }),
-    );
-    if app.website {
-        let max_age = (answer.session_end - now).max(1);
-        let renewal = state.macs.renewal_secret(sid);
-        for (kind, value) in [
-            (Kind::Sid, answer.access_token.as_str()),
-            (Kind::Renew, renewal.as_str()),
-            (Kind::Refresh, answer.refresh_token.as_str()),
-        ] {
-            add_cookie(
-                &mut resp,
-                &state.cookies_for(&app.id).set(kind, value, max_age),
-            );
-        }
-    }
-    resp
+    super::token::respond(
+        state,
+        app,
+        super::token::Signed {
+            jwt: &answer.access_token,
+            exp: answer.expires_at,
+            sid,
+            refresh_token: &answer.refresh_token,
+        },
+        now,
+        answer.session_end,
+    )
 }

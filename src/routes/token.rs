@@ -226,19 +226,27 @@ async fn steps(
         &app.token_claims,
         &idp_tokens.asserted,
     );
-    let mut resp = issue(
+    let ttl = state.config.session.access_ttl.as_secs() as i64;
+    let mut claims =
+        users::session_claims(&app, user_claim, Some(fingerprint), &session.sid, now, ttl);
+    claims.set_authn(idp_tokens.asserted.authn.clone());
+    let jwt = state
+        .auth
+        .keys()
+        .sign(&claims)
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let mut resp = respond(
         state,
         &app,
-        Minted {
-            user: user_claim,
-            fingerprint,
-            authn: idp_tokens.asserted.authn.clone(),
+        Signed {
+            jwt: &jwt,
+            exp: claims.exp,
             sid: &session.sid,
             refresh_token: &refresh_token,
         },
         now,
         session.expires_at,
-    )?;
+    );
     // No redirect (none asked for, no default): no `Location`, as Mia does.
     if !login.redirect.is_empty() {
         if let Ok(v) = HeaderValue::from_str(&login.redirect) {
@@ -382,50 +390,39 @@ fn check_binding<'a>(
     })
 }
 
-/// What a new session's first token is made of.
-pub struct Minted<'a> {
-    pub user: crate::jwt::UserClaim,
-    /// The fingerprint of the users-store record `user` was made from (`users::fingerprint`).
-    pub fingerprint: u64,
-    /// How the IdP authenticated the login.
-    pub authn: crate::jwt::Authn,
+/// A new session's first token, signed.
+pub(super) struct Signed<'a> {
+    pub jwt: &'a str,
+    /// The token's `exp`.
+    pub exp: i64,
     pub sid: &'a str,
     pub refresh_token: &'a str,
 }
 
-/// Signs a session JWT for `minted` and answers `{accessToken, refreshToken, expiresAt}`, with
-/// the `sid` and `refresh_token` cookies for website apps (living until `session_expires_at`).
-pub fn issue(
+/// Answers `{accessToken, refreshToken, expiresAt}` for `signed`, with the `sid` and
+/// `refresh_token` cookies for website apps (living until `session_expires_at`).
+pub(super) fn respond(
     state: &AppState,
-    app: &crate::config::AppConfig,
-    minted: Minted<'_>,
+    app: &AppConfig,
+    signed: Signed<'_>,
     now: i64,
     session_expires_at: i64,
-) -> Result<Response, ApiError> {
-    let ttl = state.config.session.access_ttl.as_secs() as i64;
-    let Minted {
-        user,
-        fingerprint,
-        authn,
+) -> Response {
+    let Signed {
+        jwt,
+        exp,
         sid,
         refresh_token,
-    } = minted;
-    let mut claims = users::session_claims(app, user, Some(fingerprint), sid, now, ttl);
-    claims.set_authn(authn);
-    let jwt = state
-        .auth
-        .keys()
-        .sign(&claims)
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    } = signed;
     let mut resp = json_response(
         StatusCode::OK,
-        &json!({ "accessToken": jwt, "refreshToken": refresh_token, "expiresAt": claims.exp }),
+        &json!({ "accessToken": jwt, "refreshToken": refresh_token, "expiresAt": exp }),
     );
     if app.website {
         let max_age = (session_expires_at - now).max(1);
         let renewal = state.macs.renewal_secret(sid);
         for (kind, value) in [
-            (Kind::Sid, jwt.as_str()),
+            (Kind::Sid, jwt),
             (Kind::Renew, renewal.as_str()),
             (Kind::Refresh, refresh_token),
         ] {
@@ -435,5 +432,5 @@ pub fn issue(
             );
         }
     }
-    Ok(resp)
+    resp
 }
