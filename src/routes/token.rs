@@ -399,8 +399,9 @@ pub(super) struct Signed<'a> {
     pub refresh_token: &'a str,
 }
 
-/// Answers `{accessToken, refreshToken, expiresAt}` for `signed`, with the `sid` and
-/// `refresh_token` cookies for website apps (living until `session_expires_at`).
+/// Answers `{accessToken, refreshToken, expiresAt}` for `signed`, with the `sid`, renewal and
+/// `refresh_token` cookies for website apps (living until `session_expires_at`): a login's
+/// answer, and a refresh's.
 pub(super) fn respond(
     state: &AppState,
     app: &AppConfig,
