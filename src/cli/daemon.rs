@@ -25,33 +25,64 @@ type OtelLayer = tracing_subscriber::filter::Filtered<
 /// on, the OpenTelemetry layer. Each sees only its own: the log layer never the trace spans
 /// (`telemetry::TARGET`), the OpenTelemetry layer nothing else.
 fn install_tracing(config: Option<&Config>, otel: Option<OtelLayer>) {
-    use tracing_subscriber::filter::{LevelFilter, Targets};
-    use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
-    use tracing_subscriber::Layer;
     let level = config
         .map(|c| c.log.level.clone())
         .unwrap_or_else(|| "info".into());
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+    let level = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let json = config.is_some_and(|c| c.log.json);
+    let _ = subscriber(level, json, otel).try_init();
+}
+
+/// The subscriber [`install_tracing`] installs, as a dispatcher: the log layer at `level`, as
+/// JSON lines when `json`, and the OpenTelemetry layer when there is one.
+///
+/// Only what some layer records is "enabled", so the hot path's `tracing::enabled!(DEBUG)`
+/// guards skip their work at the default `info`. Two ways that used to fail: the log layer's
+/// two filters (the level, and no trace spans) nested as two per-layer filters, where the
+/// outer one (every level through) decided alone; and an absent OpenTelemetry layer, which
+/// counts as a layer that wants everything. Every `/auth` built its debug line's fields (the
+/// request id, the path, the rule's explanation) for a layer that then dropped them.
+fn subscriber(
+    level: tracing_subscriber::EnvFilter,
+    json: bool,
+    otel: Option<OtelLayer>,
+) -> tracing::Dispatch {
+    use tracing_subscriber::layer::SubscriberExt;
+    match otel {
+        Some(otel) => {
+            let traced = tracing_subscriber::registry().with(otel);
+            tracing::Dispatch::new(traced.with(log_layer(level, json)))
+        }
+        None => tracing::Dispatch::new(tracing_subscriber::registry().with(log_layer(level, json))),
+    }
+}
+
+/// The log layer: lines on stderr at `level` (JSON when `json`), never the trace spans.
+fn log_layer<S>(
+    level: tracing_subscriber::EnvFilter,
+    json: bool,
+) -> Box<dyn tracing_subscriber::Layer<S> + Send + Sync>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    use tracing_subscriber::filter::{FilterExt, LevelFilter, Targets};
+    use tracing_subscriber::Layer;
     let no_trace_spans = Targets::new()
         .with_default(LevelFilter::TRACE)
         .with_target(crate::telemetry::TARGET, LevelFilter::OFF);
+    let filter = level.and(no_trace_spans);
     // Colours only on a terminal: journald and log files get plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(ansi);
-    let registry = tracing_subscriber::registry().with(otel);
-    let _ = if config.is_some_and(|c| c.log.json) {
-        registry
-            .with(fmt.json().with_filter(filter).with_filter(no_trace_spans))
-            .try_init()
+    if json {
+        fmt.json().with_filter(filter).boxed()
     } else {
-        registry
-            .with(fmt.with_filter(filter).with_filter(no_trace_spans))
-            .try_init()
-    };
+        fmt.with_filter(filter).boxed()
+    }
 }
 
 /// Starts the trace exporter when `[telemetry]` asks for it, with its layer (trace spans only).
@@ -144,4 +175,36 @@ pub fn check_config(path: &Path) -> Result<(), Failure> {
     })?;
     println!("{}: ok", path.display());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whether INFO, DEBUG, the trace spans' target and `idgate::routes` at DEBUG are on.
+    fn enabled_at(level: &str, json: bool) -> [bool; 4] {
+        let dispatch = subscriber(tracing_subscriber::EnvFilter::new(level), json, None);
+        tracing::dispatcher::with_default(&dispatch, || {
+            [
+                tracing::enabled!(tracing::Level::INFO),
+                tracing::enabled!(tracing::Level::DEBUG),
+                tracing::enabled!(target: "idgate::trace", tracing::Level::INFO),
+                tracing::enabled!(target: "idgate::routes::auth", tracing::Level::DEBUG),
+            ]
+        })
+    }
+
+    /// A level below the configured one is off, so the hot path's `enabled!(DEBUG)` guards skip
+    /// their work; the trace spans' target never reaches the log at any level.
+    #[test]
+    fn a_level_below_the_configured_one_is_off_and_trace_spans_never_log() {
+        for json in [false, true] {
+            let at = |level| enabled_at(level, json);
+            assert_eq!(at("info"), [true, false, false, false], "json {json}");
+            assert_eq!(at("debug"), [true, true, false, true], "json {json}");
+            assert_eq!(at("warn"), [false, false, false, false], "json {json}");
+            let routes = at("info,idgate::routes=debug");
+            assert_eq!(routes, [true, false, false, true], "json {json}");
+        }
+    }
 }
