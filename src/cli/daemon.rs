@@ -39,11 +39,11 @@ fn install_tracing(config: Option<&Config>, otel: Option<OtelLayer>) {
 /// JSON lines when `json`, and the OpenTelemetry layer when there is one.
 ///
 /// Only what some layer records is "enabled", so the hot path's `tracing::enabled!(DEBUG)`
-/// guards skip their work at the default `info`. Two ways that used to fail: the log layer's
-/// two filters (the level, and no trace spans) nested as two per-layer filters, where the
-/// outer one (every level through) decided alone; and an absent OpenTelemetry layer, which
-/// counts as a layer that wants everything. Every `/auth` built its debug line's fields (the
-/// request id, the path, the rule's explanation) for a layer that then dropped them.
+/// guards skip their work (the debug line's request id, path and rule explanation) at the
+/// default `info`. Two shapes break that, which is why this one is built as it is: the log
+/// layer's two filters (the level, and no trace spans) nested as two per-layer filters, where
+/// the outer one (every level through) decides alone; and an absent OpenTelemetry layer added
+/// as `None`, which counts as a layer that wants everything.
 fn subscriber(
     level: tracing_subscriber::EnvFilter,
     json: bool,

@@ -390,7 +390,7 @@ fn check_binding<'a>(
     })
 }
 
-/// A new session's first token, signed.
+/// A session token just signed (a login's first, or a refresh's), with what its answer carries.
 pub(super) struct Signed<'a> {
     pub jwt: &'a str,
     /// The token's `exp`.
