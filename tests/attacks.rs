@@ -681,6 +681,44 @@ async fn idgates_cookies_stay_between_the_browser_and_idgate() {
     assert_unharmed(&mut stack, &cookie).await;
 }
 
+/// A long Cookie header, idgate's cookie after thousands of empty ones, is still stripped one
+/// cookie at a time: the upstream keeps the others, and Nginx logs nothing. With `pcre_jit on;`
+/// in nginx.conf the map's expression runs out of JIT stack here, the map falls back to its
+/// default, the upstream loses every cookie and Nginx logs the header at `alert`; this test
+/// fails then (docs/operations.md, "Leave `pcre_jit` off").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_cookie_header_is_stripped_not_dropped() {
+    let mut stack = Stack::start_with(attack_setup());
+    let alice = Browser::new();
+    assert_eq!(login(&stack, &alice, "/", "alice").await.status(), 200);
+    let cookie = session_cookie(&alice, &stack.site());
+    let long = format!(
+        "theme=dark{} sid=long-header-secret; lang=en",
+        ";".repeat(6000)
+    );
+    let r = raw::send(
+        stack.nginx.port,
+        "GET",
+        "/health",
+        &[("cookie", long.as_str())],
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    let got = echoed(&r.body)["cookie"].clone();
+    assert!(!got.contains("long-header-secret"), "{got}");
+    assert!(
+        got.starts_with("theme=dark;") && got.ends_with("lang=en"),
+        "the other cookies reach the upstream: {got:.80}"
+    );
+    let log = std::fs::read_to_string(stack.nginx.prefix.join("logs/error.log")).unwrap();
+    let failed = log.lines().find(|l| l.contains("pcre2_match() failed"));
+    assert!(
+        failed.is_none(),
+        "Nginx logged: {:.200}",
+        failed.unwrap_or("")
+    );
+    assert_unharmed(&mut stack, &cookie).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn host_prefixed_cookies_are_offered() {
     let dir = tempfile::tempdir().unwrap();
