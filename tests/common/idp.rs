@@ -2,7 +2,6 @@
 //! port, and what it records (back-channel logout tokens).
 
 use std::process::Command;
-use std::time::Duration;
 
 use super::*;
 
@@ -38,21 +37,8 @@ impl Idp {
             cmd.args(["--redirect-uri", r]);
         }
         cmd.args(extra);
-        // Node's key generation has been seen to hang at startup on a loaded machine (a
-        // deadlock inside node::crypto::KeyGenJob, the process idle): such an IdP is replaced
-        // once rather than hanging the test.
         let mut proc = Proc::spawn("idp", &mut cmd);
-        let line = match proc.first_stdout_line_within(Duration::from_secs(60)) {
-            Some(line) => line,
-            None => {
-                eprintln!(
-                    "the IdP did not start within a minute; starting another. Its stderr:\n{}",
-                    proc.log_tail()
-                );
-                proc = Proc::spawn("idp", &mut cmd);
-                proc.first_stdout_line()
-            }
-        };
+        let line = proc.first_stdout_line();
         let v: serde_json::Value = serde_json::from_str(&line).expect("idp prints JSON");
         let issuer = v["issuer"].as_str().expect("issuer").to_owned();
         Self { issuer, proc }

@@ -146,18 +146,6 @@ impl Proc {
     /// The first line the process prints on stdout; fails the test, with the tail of the
     /// process's stderr, if none comes within a minute.
     pub fn first_stdout_line(&mut self) -> String {
-        self.first_stdout_line_within(Duration::from_secs(60))
-            .unwrap_or_else(|| {
-                panic!(
-                    "{} printed nothing within a minute; its stderr:\n{}",
-                    self.name,
-                    self.log_tail()
-                )
-            })
-    }
-
-    /// The first line the process prints on stdout, if it prints one within `timeout`.
-    pub fn first_stdout_line_within(&mut self, timeout: Duration) -> Option<String> {
         let out = self.child.stdout.take().expect("stdout piped");
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
@@ -168,14 +156,20 @@ impl Proc {
             // Keep draining so the child never blocks on a full pipe.
             for _ in reader.lines() {}
         });
-        let line = rx.recv_timeout(timeout).ok()?;
+        let line = rx.recv_timeout(STARTUP).unwrap_or_else(|_| {
+            panic!(
+                "{} printed nothing within a minute; its stderr:\n{}",
+                self.name,
+                self.log_tail()
+            )
+        });
         assert!(
             !line.is_empty(),
             "{} exited before printing its address; its stderr:\n{}",
             self.name,
             self.log_tail()
         );
-        Some(line)
+        line
     }
 
     /// The last lines the process wrote on stderr, then those of its log file if it has one.

@@ -150,6 +150,7 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import { parseArgs } from 'node:util';
 
+import { newPrivateKey } from './keys.mjs';
 import { Liar, signJwt } from './liar.mjs';
 
 // oidc-provider prints some notices with console.info (stdout): keep stdout for the issuer line.
@@ -250,11 +251,8 @@ function titleCase(login) {
 
 // A fresh signing key per process: tokens of one IdP instance never verify against another.
 function newJwk(alg) {
-  const { privateKey } = alg === 'ES256'
-    ? crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' })
-    : crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
   return {
-    ...privateKey.export({ format: 'jwk' }),
+    ...newPrivateKey(alg).export({ format: 'jwk' }),
     kid: crypto.randomBytes(8).toString('hex'),
     alg,
     use: 'sig',

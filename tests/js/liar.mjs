@@ -45,6 +45,8 @@
 
 import * as crypto from 'node:crypto';
 
+import { newPrivateKey } from './keys.mjs';
+
 export const LIES = [
   'id-token-nonce-wrong',
   'id-token-nonce-missing',
@@ -86,10 +88,7 @@ const halfHash = (s) => crypto.createHash('sha256').update(s).digest().subarray(
 const foreignKeys = new Map();
 function foreignKey(alg) {
   if (!foreignKeys.has(alg)) {
-    const { privateKey } = alg === 'ES256'
-      ? crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' })
-      : crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
-    foreignKeys.set(alg, privateKey);
+    foreignKeys.set(alg, newPrivateKey(alg));
   }
   return foreignKeys.get(alg);
 }
@@ -103,8 +102,7 @@ function asymmetricSignature(alg, input, privateKey) {
 let rotatedKey;
 function rotated() {
   if (!rotatedKey) {
-    const { privateKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
-    rotatedKey = { ...privateKey.export({ format: 'jwk' }), kid: `rotated-${randomId()}`, alg: 'RS256', use: 'sig' };
+    rotatedKey = { ...newPrivateKey('RS256').export({ format: 'jwk' }), kid: `rotated-${randomId()}`, alg: 'RS256', use: 'sig' };
   }
   return rotatedKey;
 }
