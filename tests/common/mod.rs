@@ -44,18 +44,26 @@ pub fn fixture(name: &str) -> PathBuf {
     repo().join("tests/fixtures").join(name)
 }
 
-/// A port nobody listens on right now, for servers that cannot report the port they bound
-/// (Nginx). Taken below Linux's ephemeral range (32768+), so no `bind(…:0)` of a concurrently
-/// starting IdP or idgate can be handed the same port; a per-process counter keeps the test
-/// threads of one binary apart, and the pid spreads binaries apart.
+/// A port nobody listens on right now and no other test holds, for servers that cannot report
+/// the port they bound (Nginx). Taken below Linux's ephemeral range (32768+), so no `bind(…:0)`
+/// of a concurrently starting IdP or idgate can be handed the same port. A lock on a file named
+/// after the port, held until this process exits, keeps test processes apart: `scripts/test`
+/// runs each test in a process of its own, and a test may hold a port unbound for minutes (the
+/// demo's release build comes between choosing its ports and Nginx binding them); a counter
+/// keeps the threads of one process apart, and the pid spreads processes over the range.
 pub fn free_port() -> u16 {
     use std::sync::atomic::{AtomicU16, Ordering};
     static NEXT: AtomicU16 = AtomicU16::new(0);
+    static HELD: std::sync::Mutex<Vec<std::fs::File>> = std::sync::Mutex::new(Vec::new());
+    let locks = std::env::temp_dir().join("idgate-test-ports");
+    std::fs::create_dir_all(&locks).unwrap();
     let base = 20_000 + (std::process::id() % 400) as u16 * 25;
     for _ in 0..1000 {
         let offset = NEXT.fetch_add(1, Ordering::Relaxed) % 10_000;
         let port = base + offset;
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+        let lock = std::fs::File::create(locks.join(port.to_string())).unwrap();
+        if lock.try_lock().is_ok() && TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            HELD.lock().unwrap().push(lock);
             return port;
         }
     }
