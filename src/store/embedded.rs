@@ -180,7 +180,8 @@ impl EmbeddedStore {
     /// runtime's workers, and the cached requests queued behind it, for as long. Run in place,
     /// the cold path's CPU per token went from 49 to 46 µs (`examples/cold.rs`, RS256, embedded
     /// store, nine rounds each in alternating processes): within this machine's noise, as in
-    /// an earlier try (docs/benchmarks.md), so not worth that risk.
+    /// earlier tries (docs/benchmarks.md and docs/benchmarks-history.md), so not worth that
+    /// risk.
     async fn run_read<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
