@@ -144,6 +144,69 @@ fn the_packaged_example_config_is_valid() {
     assert_eq!(code, 0, "{err}");
 }
 
+/// A login whose store write waits for another process's lock on the embedded store (here the
+/// test's; an operator's `idgate sessions mint --count`, a second daemon on the file or a backup
+/// in life) holds up nothing else: with one runtime worker (a one-core machine's), a cached
+/// `/auth` is answered while three logins wait for the lock, and the logins go on once it is let
+/// go. Their write used to wait on the worker itself, and every request with it, up to the
+/// five seconds after which it failed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logins_waiting_for_another_process_hold_up_no_cached_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_toml(
+        &Setup::default(),
+        dir.path(),
+        "http://127.0.0.1:8080",
+        "http://127.0.0.1:1",
+    );
+    let idgate = Idgate::start_with_env(
+        std::path::Path::new(idgate_bin()),
+        dir.path(),
+        &config,
+        &[("TOKIO_WORKER_THREADS", std::ffi::OsStr::new("1"))],
+    );
+    let token = mint(&idgate, "u-5", "users");
+    served_from_cache(&idgate, &token).await;
+
+    // Another process's write transaction on the store, kept until the test lets go.
+    let other = rusqlite::Connection::open(dir.path().join("idgate.db")).unwrap();
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    // Three logins end meanwhile; each first takes its login state, a write.
+    let exchanges: Vec<_> = (0..3)
+        .map(|i| {
+            let url = idgate.url("/oauth/token");
+            tokio::spawn(async move {
+                let state = format!("made-up-{i}");
+                let form = [
+                    ("grant_type", "authorization_code"),
+                    ("code", "c"),
+                    ("state", state.as_str()),
+                ];
+                let resp = client().post(url).form(&form).send().await.unwrap();
+                (resp.status().as_u16(), resp.text().await.unwrap())
+            })
+        })
+        .collect();
+    // They reach the lock; then the cached session is asked for, again and again.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for _ in 0..10 {
+        assert_eq!(auth_status(&idgate, &token).await, 200);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let waiting = exchanges.iter().filter(|e| !e.is_finished()).count();
+    other.execute_batch("ROLLBACK").unwrap();
+    assert_eq!(
+        waiting, 3,
+        "the cached /auth must be answered while the logins wait for the lock"
+    );
+    for exchange in exchanges {
+        // They waited for the lock, then found no such login: not a store error.
+        let (status, body) = exchange.await.unwrap();
+        assert_eq!(status, 400, "{body}");
+        assert!(body.contains("unknown or already used"), "{body}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signing_keys_rotate_without_logging_anyone_out() {
     let (dir, mut idgate) = start_idgate_alone(Setup::default());

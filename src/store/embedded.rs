@@ -9,7 +9,8 @@
 //! rusqlite is synchronous: every call runs where it may block ([`blocking`]): in place on the
 //! daemon's multi-thread runtime (`block_in_place`), on tokio's blocking pool otherwise. A
 //! login's short writes run right on their worker when the writer is free
-//! ([`EmbeddedStore::run_short`]): at most one worker is ever in SQLite that way. The
+//! ([`EmbeddedStore::run_short`]): at most one worker is ever in SQLite that way, and never
+//! waiting for another process's lock (such a write gives up at once and waits elsewhere). The
 //! writing connection sits in a `std::sync::Mutex` (never held across an `.await`); SQLite
 //! serialises writers anyway.
 //! The reads `/auth` makes when its token cache misses (a session, its last activity) go to a
@@ -31,8 +32,10 @@ mod sessions;
 mod states;
 mod users;
 
+use std::cell::Cell;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use rusqlite::{Connection, Row};
 
@@ -46,6 +49,24 @@ const STATEMENT_CACHE: usize = 64;
 
 /// Read-only connections for the cold reads of `/auth` (see the module doc).
 const READERS: usize = 4;
+
+/// How long a statement waits for a lock another connection holds (another process's write,
+/// a checkpoint) before it fails as busy.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+thread_local! {
+    /// Set by [`give_up_when_busy`]: the write running in place on this thread found the file
+    /// locked by another connection.
+    static FOUND_BUSY: Cell<bool> = const { Cell::new(false) };
+}
+
+/// The writer's busy handler while a write runs in place ([`EmbeddedStore::run_short`]):
+/// SQLite calls it when another connection holds the lock the write needs. It notes that and
+/// gives up at once: the statement fails as busy, undone (or its transaction never begun).
+fn give_up_when_busy(_tries: i32) -> bool {
+    FOUND_BUSY.with(|found| found.set(true));
+    false
+}
 
 /// Handle to the SQLite file; cheap to clone.
 #[derive(Clone)]
@@ -116,8 +137,7 @@ impl EmbeddedStore {
         let open = || {
             let conn = Connection::open(path)
                 .map_err(|e| unavailable(format!("{}: {e}", path.display())))?;
-            conn.busy_timeout(std::time::Duration::from_secs(5))
-                .map_err(unavailable)?;
+            conn.busy_timeout(BUSY_TIMEOUT).map_err(unavailable)?;
             // Every statement is prepared once per connection and kept (`prepare_cached`): a
             // login runs a handful of them, and parsing each again cost more than running it.
             conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
@@ -215,25 +235,41 @@ impl EmbeddedStore {
     }
 
     /// Runs `f`, a short write by key (a login's: its state, its user, its session), on the
-    /// writing connection right here when the writer is free, else as [`Self::run`].
+    /// writing connection right here when the writer is free and no other process holds the
+    /// file's lock, else as [`Self::run`].
     ///
     /// In place, no other thread is woken for the write. Through `block_in_place`, each of a
     /// login's three writes handed its worker to another thread, and on a busy machine each
     /// hand-off was a chance to wait for a core: the slowest logins' own time came down by half
     /// with these writes in place (`scripts/bench-peer`, 600 logins, alternating runs). Only the
-    /// writer's holder runs in place, so SQLite holds at most one worker at a time (a write
-    /// waiting on another process's lock holds it up to the busy timeout); a write that finds
-    /// the writer taken waits for it where it may block. Long writes (bulk inserts, purges,
-    /// scans) always go through [`Self::run`].
+    /// writer's holder runs in place, so SQLite holds at most one worker at a time; a write
+    /// that finds the writer taken waits for it where it may block. In place, a write never
+    /// waits for another process's lock (the CLI's bulk fill, a second daemon on the file):
+    /// waiting there would hold the worker, and every task queued on it (a cached `/auth`,
+    /// which reads no store), up to the busy timeout. It gives up at once instead
+    /// ([`give_up_when_busy`]; SQLite undoes the statement) and runs again where it may wait,
+    /// hence `Fn`. Long writes (bulk inserts, purges, scans) always go through [`Self::run`].
     async fn run_short<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+        F: Fn(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     {
         if let Ok(mut guard) = self.conn.try_lock() {
+            FOUND_BUSY.with(|found| found.set(false));
+            guard
+                .busy_handler(Some(give_up_when_busy))
+                .map_err(unavailable)?;
             let out = f(&mut guard);
-            self.writes.wrote();
-            return out;
+            let busy = FOUND_BUSY.with(Cell::take);
+            // Every other use of the writer waits for the lock again (failing that, it gives
+            // up at once when busy: errors, never a held worker).
+            if let Err(e) = guard.busy_timeout(BUSY_TIMEOUT) {
+                tracing::warn!(error = %e, "the embedded store's writer could not be set to wait for locks again");
+            }
+            if !(busy && out.is_err()) {
+                self.writes.wrote();
+                return out;
+            }
         }
         self.run(f).await
     }

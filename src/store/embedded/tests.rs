@@ -201,6 +201,43 @@ async fn writes_waiting_for_the_writer_hold_no_worker() {
     }
 }
 
+/// A write that finds the file locked by another connection (another process: the CLI's bulk
+/// fill, a second daemon on the same file, a backup) waits for the lock where waiting holds no
+/// worker. With one worker (a one-core machine's runtime), another task runs while the write
+/// waits, and the write is stored once the lock is let go. Run in place, SQLite would wait for
+/// the lock on the worker itself, and every task queued behind it with it (a cached `/auth`,
+/// which reads no store) until the busy timeout failed the write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn a_write_waiting_for_another_process_holds_no_worker() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let store = EmbeddedStore::open(&path).unwrap();
+    let held = Held::file(&path);
+    let record = many_sessions("locked", 1).remove(0);
+    let write = {
+        let store = store.clone();
+        tokio::spawn(async move { store.create_session(&record, 10).await })
+    };
+    // The write gets 300 ms to reach the lock; the test's own thread is not a worker.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let (ran_tx, ran_rx) = std::sync::mpsc::channel();
+    tokio::spawn(async move { ran_tx.send(()).unwrap() });
+    let ran = ran_rx
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .is_ok();
+    let still_waiting = !write.is_finished();
+    held.release();
+    assert!(
+        ran && still_waiting,
+        "another task ran: {ran}; while the write waited for the lock: {still_waiting}"
+    );
+    write
+        .await
+        .unwrap()
+        .expect("the write is stored once the lock is let go");
+    assert!(store.get_session("locked0").await.unwrap().is_some());
+}
+
 /// Cold reads that find every reader held elsewhere (long reads of other requests) leave both
 /// of the runtime's workers free for other tasks, and both answer once the readers are let go.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -435,6 +472,17 @@ impl Held {
         Self::hold(move |held| {
             let _held = writer.lock().unwrap();
             held();
+        })
+    }
+
+    /// The file's write lock, taken by a connection of its own, as another process takes it.
+    fn file(path: &Path) -> Self {
+        let path = path.to_owned();
+        Self::hold(move |held| {
+            let other = Connection::open(&path).unwrap();
+            other.execute_batch("BEGIN IMMEDIATE").unwrap();
+            held();
+            other.execute_batch("ROLLBACK").unwrap();
         })
     }
 
