@@ -12,6 +12,8 @@
 
 use std::cell::Cell;
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use prometheus_client::encoding::text::encode;
@@ -25,6 +27,14 @@ type Labels = Vec<(String, String)>;
 
 /// The least time between two counts of the live sessions (seconds).
 pub const LIVE_SESSIONS_EVERY: i64 = 10;
+
+/// The daemon's log writer's count of the lines it dropped (set once, by `idgate serve`).
+static LOG_DROPS: OnceLock<tracing_appender::non_blocking::ErrorCounter> = OnceLock::new();
+
+/// Has `idgate_log_dropped_total` follow `drops`, the log writer's count.
+pub fn follow_log_drops(drops: tracing_appender::non_blocking::ErrorCounter) {
+    let _ = LOG_DROPS.set(drops);
+}
 
 /// Bucket bounds of `idgate_login_duration_seconds`: fine around the 2 ms goal of idgate's own
 /// time, coarse up to the IdP timeouts.
@@ -116,6 +126,10 @@ pub struct Metrics {
     pub runtime_tasks: Gauge,
     /// Audit events lost: refused by a full queue, or in a write that failed (see `audit`).
     pub audit_dropped: Counter,
+    /// Log lines dropped because stderr did not keep up (caught up at scrape time from the
+    /// daemon's log writer, [`follow_log_drops`]), and the count already added to it.
+    log_dropped: Counter,
+    log_dropped_seen: AtomicU64,
     /// Opaque bearer tokens refused without asking the IdP: `max_in_flight` of the app's
     /// tokens were at the IdP already (see `introspect`).
     pub introspection_refused: Counter,
@@ -239,6 +253,12 @@ impl Metrics {
             "Audit events lost: refused because the audit writer was behind, or in a failed write",
             audit_dropped.clone(),
         );
+        let log_dropped = Counter::default();
+        registry.register(
+            "log_dropped",
+            "Log lines dropped because stderr (journald) did not take them as fast as they came",
+            log_dropped.clone(),
+        );
         let introspection_refused = Counter::default();
         registry.register(
             "introspection_refused",
@@ -287,6 +307,8 @@ impl Metrics {
             live_sessions_at: crate::AtMostEvery::new(LIVE_SESSIONS_EVERY),
             runtime_tasks,
             audit_dropped,
+            log_dropped,
+            log_dropped_seen: AtomicU64::new(0),
             introspection_refused,
         }
     }
@@ -295,6 +317,19 @@ impl Metrics {
     /// `true` to one caller only, which then counts.
     pub fn live_sessions_due(&self, now: i64) -> bool {
         self.live_sessions_at.due(now)
+    }
+
+    /// Brings `idgate_log_dropped_total` up to the log writer's own count (at scrape time).
+    pub fn catch_up_log_drops(&self) {
+        let Some(drops) = LOG_DROPS.get() else {
+            return;
+        };
+        let total = drops.dropped_lines() as u64;
+        // Concurrent scrapes each add only what no other added before them.
+        let seen = self.log_dropped_seen.fetch_max(total, Ordering::Relaxed);
+        if total > seen {
+            self.log_dropped.inc_by(total - seen);
+        }
     }
 
     /// Counts one answered request; for `/auth` also its decision.

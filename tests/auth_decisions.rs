@@ -1,6 +1,8 @@
 //! What needs the idgate binary as a process (its IdP is never contacted here): sessions that
 //! survive a restart, the admin commands' revocation reaching the running daemon, signing keys
-//! rotated across restarts, SIGHUP, `check-config` and the packaged example config. The checks
+//! rotated across restarts, SIGHUP, `check-config` and the packaged example config; and what
+//! around the daemon must not hold its requests: another process's lock on the embedded store,
+//! a log nobody reads. The checks
 //! that need no process (forged tokens, untrusted peers, open redirects, bad parameters, the
 //! JWKS, the administrator's revocation) are in the fast tier, `tests/inproc_checks.rs`.
 
@@ -205,6 +207,115 @@ async fn logins_waiting_for_another_process_hold_up_no_cached_request() {
         assert_eq!(status, 400, "{body}");
         assert!(body.contains("unknown or already used"), "{body}");
     }
+}
+
+/// An idgate started by hand, its stderr a pipe this test stops reading once it has the listen
+/// address (as journald or a pipe that stalled would).
+struct Unread {
+    child: std::process::Child,
+    addr: std::net::SocketAddr,
+    config: std::path::PathBuf,
+    /// The pipe's reading end, kept open and never read again.
+    _log: std::io::BufReader<std::process::ChildStderr>,
+}
+
+impl Served for Unread {
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+    fn config_file(&self) -> &std::path::Path {
+        &self.config
+    }
+}
+
+impl Drop for Unread {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A daemon whose log nobody reads goes on answering. Twenty thousand requests that each log
+/// a line (to paths that do not exist) fill the pipe, then the daemon's queue of log lines;
+/// the lines beyond are dropped and counted (`idgate_log_dropped_total`), and every request is
+/// answered, a cached `/auth` too. Written on the requests' workers, the first full pipe held
+/// every worker that logged, and every request queued on them, until something read it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_nobody_reads_holds_up_no_request() {
+    use std::io::BufRead as _;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("idgate.toml");
+    std::fs::write(
+        &config,
+        config_toml(
+            &Setup::default(),
+            dir.path(),
+            "http://127.0.0.1:8080",
+            "http://127.0.0.1:1",
+        ),
+    )
+    .unwrap();
+    let mut child = idgate_command(std::path::Path::new(idgate_bin()))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut log = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    let addr = loop {
+        line.clear();
+        assert!(
+            log.read_line(&mut line).unwrap() > 0,
+            "idgate ended before listening"
+        );
+        if let Some(addr) = line
+            .split("listen=")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+        {
+            break addr;
+        }
+    };
+    let idgate = Unread {
+        child,
+        addr,
+        config,
+        _log: log,
+    };
+    let token = mint(&idgate, "u-log", "users");
+    assert_eq!(auth_status(&idgate, &token).await, 200);
+
+    let floods: Vec<_> = (0..8)
+        .map(|task| {
+            let base = idgate.url("/no-such-page");
+            tokio::spawn(async move {
+                let client = reqwest::Client::new();
+                for i in 0..2_500 {
+                    let answered = tokio::time::timeout(
+                        Duration::from_secs(30),
+                        client.get(format!("{base}-{task}-{i}")).send(),
+                    )
+                    .await
+                    .expect("idgate stopped answering while its log was not read")
+                    .unwrap();
+                    assert_eq!(answered.status(), 404);
+                }
+            })
+        })
+        .collect();
+    for flood in floods {
+        flood.await.unwrap();
+    }
+    let cached = tokio::time::timeout(Duration::from_secs(30), auth_status(&idgate, &token))
+        .await
+        .expect("the cached /auth must be answered while the log is not read");
+    assert_eq!(cached, 200);
+    assert!(
+        metric(&idgate, "idgate_log_dropped_total").await > 0,
+        "the lines beyond the queue are counted"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

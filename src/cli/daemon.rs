@@ -5,13 +5,35 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use tracing_subscriber::fmt::writer::BoxMakeWriter;
+
 use super::{block_on, Failure};
 use crate::config::Config;
 use crate::state::AppState;
 
-/// Sets up logging from the config (`RUST_LOG` wins).
+/// Sets up logging from the config (`RUST_LOG` wins), written to stderr as it comes: the
+/// commands' logging (the daemon's is [`stderr_off_the_requests`]).
 pub fn init_tracing(config: Option<&Config>) {
-    install_tracing(config, None);
+    install_tracing(config, None, BoxMakeWriter::new(std::io::stderr));
+}
+
+/// Log lines the daemon queues for stderr; beyond them, new lines are dropped and counted
+/// (`idgate_log_dropped_total`). About 3 MB of lines at their usual length.
+const LOG_QUEUE_LINES: usize = 16_384;
+
+/// The daemon's log writer: lines go to stderr from a thread of their own, through a queue of
+/// [`LOG_QUEUE_LINES`]. A request never waits for stderr: written in place, a journald (or a
+/// pipe) that stopped reading would hold every worker that logs, and the requests queued on
+/// them, a cached `/auth` among them, until it read again. When the queue is full, lines are
+/// dropped and counted instead. The guard writes out what is queued when the daemon ends.
+fn stderr_off_the_requests() -> (BoxMakeWriter, tracing_appender::non_blocking::WorkerGuard) {
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(true)
+        .buffered_lines_limit(LOG_QUEUE_LINES)
+        .thread_name("idgate-log")
+        .finish(std::io::stderr());
+    crate::metrics::follow_log_drops(writer.error_counter());
+    (BoxMakeWriter::new(writer), guard)
 }
 
 /// The OpenTelemetry layer over the plain registry, taking the trace spans only.
@@ -24,7 +46,7 @@ type OtelLayer = tracing_subscriber::filter::Filtered<
 /// Installs the log layer (the config's level and format; `RUST_LOG` wins) and, when traces are
 /// on, the OpenTelemetry layer. Each sees only its own: the log layer never the trace spans
 /// (`telemetry::TARGET`), the OpenTelemetry layer nothing else.
-fn install_tracing(config: Option<&Config>, otel: Option<OtelLayer>) {
+fn install_tracing(config: Option<&Config>, otel: Option<OtelLayer>, writer: BoxMakeWriter) {
     use tracing_subscriber::util::SubscriberInitExt;
     let level = config
         .map(|c| c.log.level.clone())
@@ -32,7 +54,7 @@ fn install_tracing(config: Option<&Config>, otel: Option<OtelLayer>) {
     let level = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
     let json = config.is_some_and(|c| c.log.json);
-    let _ = subscriber(level, json, otel).try_init();
+    let _ = subscriber(level, json, otel, writer).try_init();
 }
 
 /// The subscriber [`install_tracing`] installs, as a dispatcher: the log layer at `level`, as
@@ -48,21 +70,25 @@ fn subscriber(
     level: tracing_subscriber::EnvFilter,
     json: bool,
     otel: Option<OtelLayer>,
+    writer: BoxMakeWriter,
 ) -> tracing::Dispatch {
     use tracing_subscriber::layer::SubscriberExt;
     match otel {
         Some(otel) => {
             let traced = tracing_subscriber::registry().with(otel);
-            tracing::Dispatch::new(traced.with(log_layer(level, json)))
+            tracing::Dispatch::new(traced.with(log_layer(level, json, writer)))
         }
-        None => tracing::Dispatch::new(tracing_subscriber::registry().with(log_layer(level, json))),
+        None => tracing::Dispatch::new(
+            tracing_subscriber::registry().with(log_layer(level, json, writer)),
+        ),
     }
 }
 
-/// The log layer: lines on stderr at `level` (JSON when `json`), never the trace spans.
+/// The log layer: lines to `writer` (stderr) at `level` (JSON when `json`), never the trace spans.
 fn log_layer<S>(
     level: tracing_subscriber::EnvFilter,
     json: bool,
+    writer: BoxMakeWriter,
 ) -> Box<dyn tracing_subscriber::Layer<S> + Send + Sync>
 where
     S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
@@ -76,7 +102,7 @@ where
     // Colours only on a terminal: journald and log files get plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let fmt = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .with_ansi(ansi);
     if json {
         fmt.json().with_filter(filter).boxed()
@@ -105,7 +131,9 @@ pub fn serve(path: &Path) -> Result<(), Failure> {
     let config = Config::load(path)?;
     // Before the runtime: the exporter's blocking HTTP client must be built outside it.
     let (telemetry, otel) = start_telemetry(&config)?;
-    install_tracing(Some(&config), otel);
+    // Held to the end: dropping it writes out the lines still queued.
+    let (log_writer, _log_guard) = stderr_off_the_requests();
+    install_tracing(Some(&config), otel, log_writer);
     if let Some(t) = &config.telemetry {
         tracing::info!(endpoint = %t.otlp_endpoint, "exporting traces (OTLP/HTTP)");
     }
@@ -183,7 +211,12 @@ mod tests {
 
     /// Whether INFO, DEBUG, the trace spans' target and `idgate::routes` at DEBUG are on.
     fn enabled_at(level: &str, json: bool) -> [bool; 4] {
-        let dispatch = subscriber(tracing_subscriber::EnvFilter::new(level), json, None);
+        let dispatch = subscriber(
+            tracing_subscriber::EnvFilter::new(level),
+            json,
+            None,
+            BoxMakeWriter::new(std::io::sink),
+        );
         tracing::dispatcher::with_default(&dispatch, || {
             [
                 tracing::enabled!(tracing::Level::INFO),

@@ -45,6 +45,7 @@ pub async fn metrics(state: &AppState) -> Response {
         let tasks = rt.metrics().num_alive_tasks();
         state.metrics.runtime_tasks.set(tasks as i64);
     }
+    state.metrics.catch_up_log_drops();
     let mut resp = http::Response::new(Full::new(Bytes::from(state.metrics.render())));
     resp.headers_mut().insert(
         http::header::CONTENT_TYPE,
