@@ -154,17 +154,8 @@ fn the_packaged_example_config_is_valid() {
 /// five seconds after which it failed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logins_waiting_for_another_process_hold_up_no_cached_request() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = config_toml(
-        &Setup::default(),
-        dir.path(),
-        "http://127.0.0.1:8080",
-        "http://127.0.0.1:1",
-    );
-    let idgate = Idgate::start_with_env(
-        std::path::Path::new(idgate_bin()),
-        dir.path(),
-        &config,
+    let (dir, idgate) = start_idgate_alone_with_env(
+        Setup::default(),
         &[("TOKIO_WORKER_THREADS", std::ffi::OsStr::new("1"))],
     );
     let token = mint(&idgate, "u-5", "users");
@@ -245,16 +236,7 @@ async fn a_log_nobody_reads_holds_up_no_request() {
     use std::io::BufRead as _;
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("idgate.toml");
-    std::fs::write(
-        &config,
-        config_toml(
-            &Setup::default(),
-            dir.path(),
-            "http://127.0.0.1:8080",
-            "http://127.0.0.1:1",
-        ),
-    )
-    .unwrap();
+    std::fs::write(&config, alone_config(&Setup::default(), dir.path())).unwrap();
     let mut child = idgate_command(std::path::Path::new(idgate_bin()))
         .args(["serve", "--config"])
         .arg(&config)
@@ -270,11 +252,7 @@ async fn a_log_nobody_reads_holds_up_no_request() {
             log.read_line(&mut line).unwrap() > 0,
             "idgate ended before listening"
         );
-        if let Some(addr) = line
-            .split("listen=")
-            .nth(1)
-            .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
-        {
+        if let Some(addr) = listen_address(&line) {
             break addr;
         }
     };

@@ -143,10 +143,7 @@ impl Idgate {
         let log = proc.log.clone();
         let addr = proc.ready("its listen address in the log", || {
             let log = log.lock().unwrap();
-            log.iter().find_map(|l| {
-                let rest = l.split("listen=").nth(1)?;
-                rest.split_whitespace().next()?.parse::<SocketAddr>().ok()
-            })
+            log.iter().find_map(|l| listen_address(l))
         });
         proc.ready_on_port(addr.port());
         Self { addr, config, proc }
@@ -155,6 +152,12 @@ impl Idgate {
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
+}
+
+/// The address in idgate's `listening` log line (`listen=ADDR`), if `line` is that line.
+pub fn listen_address(line: &str) -> Option<SocketAddr> {
+    let rest = line.split("listen=").nth(1)?;
+    rest.split_whitespace().next()?.parse().ok()
 }
 
 /// The value of the sample `name` (with its labels, as printed) in `idgate`'s `/-/metrics`.

@@ -180,17 +180,24 @@ pub fn config_toml(setup: &Setup, dir: &Path, site: &str, issuer: &str) -> Strin
     }
 }
 
-/// idgate alone, its IdP unreachable (it is only contacted at login); for tests of `/auth`,
-/// tokens, parameters and the CLI.
+/// The config of idgate alone in `dir`, its IdP unreachable (it is only contacted at login).
+pub fn alone_config(setup: &Setup, dir: &Path) -> String {
+    config_toml(setup, dir, "http://127.0.0.1:8080", "http://127.0.0.1:1")
+}
+
+/// idgate alone ([`alone_config`]); for tests of `/auth`, tokens, parameters and the CLI.
 pub fn start_idgate_alone(setup: Setup) -> (tempfile::TempDir, Idgate) {
+    start_idgate_alone_with_env(setup, &[])
+}
+
+/// Like [`start_idgate_alone`], with `env` added to idgate's (otherwise cleared) environment.
+pub fn start_idgate_alone_with_env(
+    setup: Setup,
+    env: &[(&str, &std::ffi::OsStr)],
+) -> (tempfile::TempDir, Idgate) {
     let dir = tempfile::tempdir().unwrap();
-    let config = config_toml(
-        &setup,
-        dir.path(),
-        "http://127.0.0.1:8080",
-        "http://127.0.0.1:1",
-    );
-    let idgate = Idgate::start(dir.path(), &config);
+    let config = alone_config(&setup, dir.path());
+    let idgate = Idgate::start_with_env(Path::new(idgate_bin()), dir.path(), &config, env);
     (dir, idgate)
 }
 
