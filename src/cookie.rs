@@ -161,6 +161,61 @@ pub fn find<'a>(header: &'a str, name: &str) -> Option<&'a str> {
     })
 }
 
+/// The names of idgate's cookies, without a prefix: [`Kind`]'s.
+const OWN_NAMES: [&[u8]; 4] = [b"sid", b"idgate_renew", b"refresh_token", b"idgate_login"];
+
+/// The `Cookie` header an upstream receives (`idgate-upstream-cookie` in `/auth`'s 200, which
+/// the shipped snippets pass on): the request's `Cookie` headers joined with `; `, without
+/// idgate's cookies in any spelling (`sid`, `idgate_renew`, `refresh_token`, `idgate_login`,
+/// each with or without a `__Host-` or `__Secure-` prefix, whatever the configuration says) and,
+/// unless the location passes API keys on (`keep_api_key`), without `mia_client_key`. Every
+/// one is removed, however many the client sends. Names compare as [`find`] reads them
+/// (trimmed of ASCII whitespace, case-sensitive), on the header's bytes: a cookie idgate would
+/// read goes even from a header it cannot read as text. `None` when nothing is left.
+pub fn for_upstream(headers: &http::HeaderMap, keep_api_key: bool) -> Option<http::HeaderValue> {
+    let mut kept: Vec<u8> = Vec::new();
+    for header in headers.get_all(http::header::COOKIE) {
+        let mut rest = header.as_bytes();
+        while !rest.is_empty() {
+            let end = memchr::memchr(b';', rest).unwrap_or(rest.len());
+            let pair = trim(&rest[..end]);
+            rest = rest.get(end + 1..).unwrap_or_default();
+            let name = trim(pair.split(|b| *b == b'=').next().unwrap_or(pair));
+            let api_key = name == crate::apikeys::KEY_COOKIE.as_bytes();
+            if pair.is_empty() || is_own(name) || (api_key && !keep_api_key) {
+                continue;
+            }
+            if !kept.is_empty() {
+                kept.extend_from_slice(b"; ");
+            }
+            kept.extend_from_slice(pair);
+        }
+    }
+    if kept.is_empty() {
+        return None;
+    }
+    // The bytes are the client's own header's, which hyper accepted: this does not fail.
+    http::HeaderValue::from_bytes(&kept).ok()
+}
+
+/// Whether `name` is one of idgate's cookies, in any spelling.
+fn is_own(name: &[u8]) -> bool {
+    let name = name
+        .strip_prefix(b"__Host-")
+        .or_else(|| name.strip_prefix(b"__Secure-"))
+        .unwrap_or(name);
+    OWN_NAMES.contains(&name)
+}
+
+/// `bytes` without the whitespace `str::trim` removes from ASCII text (`find` trims names so):
+/// space, tab, line feed, vertical tab, form feed and carriage return.
+fn trim(bytes: &[u8]) -> &[u8] {
+    let ws = |b: &u8| b.is_ascii_whitespace() || *b == 0x0b;
+    let start = bytes.iter().position(|b| !ws(b)).unwrap_or(bytes.len());
+    let end = bytes.iter().rposition(|b| !ws(b)).map_or(start, |i| i + 1);
+    &bytes[start..end.max(start)]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -280,5 +335,81 @@ mod tests {
         assert_eq!(find(h, "refresh_token"), Some("r"));
         assert_eq!(find(h, "sidx"), None);
         assert_eq!(find("xsid=1", "sid"), None);
+    }
+
+    fn upstream(cookies: &[&[u8]], keep_api_key: bool) -> Option<Vec<u8>> {
+        let mut headers = http::HeaderMap::new();
+        for c in cookies {
+            headers.append(
+                http::header::COOKIE,
+                http::HeaderValue::from_bytes(c).unwrap(),
+            );
+        }
+        for_upstream(&headers, keep_api_key).map(|v| v.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn the_upstream_gets_every_cookie_but_idgates() {
+        let jar: &[u8] = b"theme=dark; sid=t.o.k; idgate_renew=r; __Host-sid=h; \
+            __Secure-refresh_token=s; refresh_token=f; idgate_login=l; __Host-idgate_login=m; lang=en";
+        assert_eq!(upstream(&[jar], false).unwrap(), b"theme=dark; lang=en");
+        // However many the client sends, in however many headers, spaced however.
+        let crowded: &[u8] = b"sid=1;sid=2; sid=3 ;\tsid=4;  sid =5; sid\t= 6; keep=1;;; sid";
+        assert_eq!(
+            upstream(&[crowded, b"sid=7; other=2"], false).unwrap(),
+            b"keep=1; other=2"
+        );
+        // Nothing left: no header at all.
+        assert_eq!(upstream(&[b"sid=1; refresh_token=2"], false), None);
+        assert_eq!(upstream(&[], false), None);
+        // Not idgate's: other names, other cases, other prefixes.
+        let near: &[u8] = b"sidx=1; xsid=2; SID=3; __host-sid=4; __Host-x=5; _sid=6";
+        assert_eq!(upstream(&[near], false).unwrap(), near);
+        // Bytes above 0x7F stay as they were, and the cookies beside them still go.
+        assert_eq!(
+            upstream(&[b"name=caf\xc3\xa9; sid=t; x=\xff"], false).unwrap(),
+            b"name=caf\xc3\xa9; x=\xff"
+        );
+    }
+
+    #[test]
+    fn the_api_key_cookie_stays_only_where_keys_are_passed_on() {
+        let h: &[u8] = b"mia_client_key=k1; a=1; mia_client_key = k2; sid=t";
+        assert_eq!(upstream(&[h], false).unwrap(), b"a=1");
+        assert_eq!(
+            upstream(&[h], true).unwrap(),
+            b"mia_client_key=k1; a=1; mia_client_key = k2"
+        );
+    }
+
+    /// Whatever `/auth` would read as one of idgate's cookies (with either naming), the
+    /// upstream's header does not hold.
+    #[test]
+    fn no_cookie_idgate_reads_reaches_the_upstream() {
+        let headers: [&str; 6] = [
+            "sid=a",
+            " sid = b ; x=1",
+            "x=1;\tsid\t=c",
+            "x=1; sid=\"d\"; __Host-sid=e",
+            "__Host-idgate_renew=f;__Secure-refresh_token=g; idgate_login=h",
+            "a=b=c; sid==i; idgate_renew=",
+        ];
+        for prefixed in [false, true] {
+            let jar = jar(true, prefixed);
+            for h in headers {
+                let out = upstream(&[h.as_bytes()], false).unwrap_or_default();
+                let out = std::str::from_utf8(&out).unwrap();
+                for kind in [Kind::Sid, Kind::Renew, Kind::Refresh, Kind::Login] {
+                    let name = jar.name(kind);
+                    if find(h, name).is_some() {
+                        assert_eq!(
+                            find(out, name),
+                            None,
+                            "{name} of {h:?} reached the upstream: {out:?}"
+                        );
+                    }
+                }
+            }
+        }
     }
 }

@@ -172,6 +172,26 @@ pub fn cookie(data: &[u8]) {
             assert!(!value.contains(';'), "{header:?}: {name} = {value:?}");
         }
     }
+    // What the upstream gets holds none of idgate's cookies, in either spelling, nor the API
+    // key where keys are not passed on.
+    if let Ok(value) = http::HeaderValue::from_bytes(data) {
+        let mut headers = http::HeaderMap::new();
+        headers.insert(http::header::COOKIE, value);
+        for keep_api_key in [false, true] {
+            let Some(upstream) = crate::cookie::for_upstream(&headers, keep_api_key) else {
+                continue;
+            };
+            let upstream = String::from_utf8_lossy(upstream.as_bytes());
+            for name in ["sid", "idgate_renew", "refresh_token", "idgate_login"]
+                .into_iter()
+                .flat_map(|n| [n.to_owned(), format!("__Host-{n}"), format!("__Secure-{n}")])
+                .chain((!keep_api_key).then(|| "mia_client_key".to_owned()))
+            {
+                let found = crate::cookie::find(&upstream, &name);
+                assert!(found.is_none(), "{header:?}: {name} reaches the upstream");
+            }
+        }
+    }
     let login = crate::cookie::find(&header, "idgate_login");
     let bindings: Vec<&str> = crate::routes::login::bindings(login).collect();
     assert!(bindings.len() <= crate::routes::login::MAX_BINDINGS);

@@ -24,6 +24,14 @@ pub const IS_BACKOFFICE: HeaderName = HeaderName::from_static("isbackoffice");
 /// Set by the shipped auth location from `$idgate_api_key_required`: the location refuses
 /// requests without a valid API key.
 pub const API_KEY_REQUIRED: HeaderName = HeaderName::from_static("idgate-api-key-required");
+/// Set by the shipped auth location from `$idgate_forward_api_key`: `true` where the location
+/// passes the client's API key on, so the `mia_client_key` cookie stays in
+/// [`UPSTREAM_COOKIE`].
+pub const FORWARD_API_KEY: HeaderName = HeaderName::from_static("idgate-forward-api-key");
+/// `/auth`'s 200: the request's `Cookie` headers without idgate's own cookies (and without
+/// `mia_client_key` unless [`FORWARD_API_KEY`] says `true`), which the snippets send upstream as
+/// its `Cookie`; absent when nothing is left (`crate::cookie::for_upstream`).
+pub const UPSTREAM_COOKIE: HeaderName = HeaderName::from_static("idgate-upstream-cookie");
 /// `/auth`'s answer: the request's client type (the location's own, else its API key's), which
 /// the snippets pass upstream as `client-type`.
 pub const MIA_CLIENT_TYPE: HeaderName = HeaderName::from_static("mia-client-type");

@@ -403,6 +403,16 @@ async fn a_clients_own_claims_count_for_nothing_and_the_key_stays_out_of_upstrea
         &[],
     );
     assert!(!echo(&r)["cookie"].contains(PARTNER_KEY));
+    // A client saying the location forwards keys changes nothing: only the location says so
+    // (the auth location replaces the header), and idgate keeps the cookie only then.
+    let r = k.get_as_alice(
+        "/k/open/x",
+        &format!("; mia_client_key={PARTNER_KEY}; theme=dark"),
+        &[("idgate-forward-api-key", "true")],
+    );
+    let seen = echo(&r);
+    assert!(!seen["cookie"].contains(PARTNER_KEY), "{}", seen["cookie"]);
+    assert!(seen["cookie"].contains("theme=dark"), "{}", seen["cookie"]);
 
     // A location that forwards keys, as Mia does to the project's own services.
     let r = k.get_as_alice(

@@ -652,10 +652,11 @@ async fn idgates_cookies_stay_between_the_browser_and_idgate() {
     let jar = format!(
         "theme=dark; {cookie}; idgate_renew={renew}; refresh_token=r1; idgate_login=l1; lang=en"
     );
+    // However many a protected location's client sends, each goes and the rest stay.
     let crowded = format!("{cookie}; sid=2; sid=3; sid=4; sid=5; keep=1");
     for (sent, upstream) in [
         (jar.as_str(), "theme=dark; lang=en"),
-        (crowded.as_str(), ""),
+        (crowded.as_str(), "keep=1"),
     ] {
         let r = raw::send(
             stack.nginx.port,
@@ -667,6 +668,34 @@ async fn idgates_cookies_stay_between_the_browser_and_idgate() {
         let got = echoed(&r.body)["cookie"].clone();
         assert_eq!(got.replace(' ', ""), upstream.replace(' ', ""), "{sent}");
     }
+    // Cookies in several headers: all are read, all are filtered.
+    let r = raw::send(
+        stack.nginx.port,
+        "GET",
+        "/page",
+        &[
+            ("cookie", "theme=dark; idgate_login=l1"),
+            ("cookie", cookie.as_str()),
+            ("cookie", &format!("lang=en; idgate_renew={renew}")),
+        ],
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(
+        echoed(&r.body)["cookie"].replace(' ', ""),
+        "theme=dark;lang=en"
+    );
+    // A large jar of the site's own beside the session (7 000 bytes: Nginx reads up to 8 KiB a
+    // header line) reaches the upstream whole: idgate's answer carries it back, which takes
+    // more than Nginx's default 4 KiB for an upstream's headers.
+    let big = format!("big={}", "b".repeat(7000));
+    let r = raw::send(
+        stack.nginx.port,
+        "GET",
+        "/page",
+        &[("cookie", &format!("{big}; {cookie}"))],
+    );
+    assert_eq!(r.status, 200, "{:?}", r.status);
+    assert_eq!(echoed(&r.body)["cookie"], big);
     let r = raw::send(
         stack.nginx.port,
         "GET",

@@ -46,7 +46,19 @@ pub async fn decide(state: &AppState, peer: &Peer, req: &Request) -> Response {
         deny(state, peer, req.headers(), "untrusted_peer", None);
         return refuse(StatusCode::FORBIDDEN, "this peer may not ask /auth");
     }
-    judge(state, peer, req.headers(), &Described::from_nginx(req)).await
+    let mut resp = judge(state, peer, req.headers(), &Described::from_nginx(req)).await;
+    if resp.status().is_success() {
+        // The cookies the upstream may see, for the snippets' `proxy_set_header Cookie`: only
+        // the location (`$idgate_forward_api_key`, never the client) keeps an API key in them.
+        let keep_api_key = req
+            .headers()
+            .get(headers::FORWARD_API_KEY)
+            .is_some_and(|v| v == "true");
+        if let Some(cookie) = crate::cookie::for_upstream(req.headers(), keep_api_key) {
+            resp.headers_mut().insert(headers::UPSTREAM_COOKIE, cookie);
+        }
+    }
+    resp
 }
 
 /// The decision on the request `described`, asked by a trusted peer with the client's
