@@ -170,7 +170,7 @@ const OWN_NAMES: [&[u8]; 4] = [b"sid", b"idgate_renew", b"refresh_token", b"idga
 /// each with or without a `__Host-` or `__Secure-` prefix, whatever the configuration says) and,
 /// unless the location passes API keys on (`keep_api_key`), without `mia_client_key`. Every
 /// one is removed, however many the client sends. Names compare as [`find`] reads them
-/// (trimmed of ASCII whitespace, case-sensitive), on the header's bytes: a cookie idgate would
+/// (trimmed of whitespace, case-sensitive), on the header's bytes: a cookie idgate would
 /// read goes even from a header it cannot read as text. `None` when nothing is left.
 pub fn for_upstream(headers: &http::HeaderMap, keep_api_key: bool) -> Option<http::HeaderValue> {
     let mut kept: Vec<u8> = Vec::new();
@@ -180,7 +180,7 @@ pub fn for_upstream(headers: &http::HeaderMap, keep_api_key: bool) -> Option<htt
             let end = memchr::memchr(b';', rest).unwrap_or(rest.len());
             let pair = trim(&rest[..end]);
             rest = rest.get(end + 1..).unwrap_or_default();
-            let name = trim(pair.split(|b| *b == b'=').next().unwrap_or(pair));
+            let name = name_of(pair);
             let api_key = name == crate::apikeys::KEY_COOKIE.as_bytes();
             if pair.is_empty() || is_own(name) || (api_key && !keep_api_key) {
                 continue;
@@ -205,6 +205,16 @@ fn is_own(name: &[u8]) -> bool {
         .or_else(|| name.strip_prefix(b"__Secure-"))
         .unwrap_or(name);
     OWN_NAMES.contains(&name)
+}
+
+/// The name of a cookie pair, trimmed as [`find`] trims it: of Unicode whitespace when it is
+/// UTF-8 (`\u{85}sid` is `sid` to `find`), else of ASCII whitespace.
+fn name_of(pair: &[u8]) -> &[u8] {
+    let name = pair.split(|b| *b == b'=').next().unwrap_or(pair);
+    match std::str::from_utf8(name) {
+        Ok(text) => text.trim().as_bytes(),
+        Err(_) => trim(name),
+    }
 }
 
 /// `bytes` without the whitespace `str::trim` removes from ASCII text (`find` trims names so):
@@ -386,13 +396,14 @@ mod tests {
     /// upstream's header does not hold.
     #[test]
     fn no_cookie_idgate_reads_reaches_the_upstream() {
-        let headers: [&str; 6] = [
+        let headers: [&str; 7] = [
             "sid=a",
             " sid = b ; x=1",
             "x=1;\tsid\t=c",
             "x=1; sid=\"d\"; __Host-sid=e",
             "__Host-idgate_renew=f;__Secure-refresh_token=g; idgate_login=h",
             "a=b=c; sid==i; idgate_renew=",
+            "\u{85}sid\u{85}=j; x=\u{a0}sid=k",
         ];
         for prefixed in [false, true] {
             let jar = jar(true, prefixed);
