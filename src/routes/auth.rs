@@ -3,7 +3,9 @@
 //! Explicit status mapping, because `auth_request` understands nothing else: **200** with the
 //! identity headers for a live session; **401** for no session, a bad or expired token, a
 //! logged-out session, or a store that cannot confirm a never-seen session (with the login URL
-//! in `Location` for browser navigations); **403** when the peer is not a trusted one.
+//! in `Location` for browser navigations); **403** when the peer is not a trusted one. A 200
+//! also hands back the request's cookies without idgate's own (`idgate-upstream-cookie`,
+//! `cookie::for_upstream`), which the snippets send as the upstream's `Cookie`.
 //!
 //! A session seen before is answered from memory (see `session`): no store, no network. The
 //! route rules (`policy`) then decide; a path under `/auth/` carries a Nginx location's own rule
