@@ -178,7 +178,7 @@ pub fn for_upstream(headers: &http::HeaderMap, keep_api_key: bool) -> Option<htt
         let mut rest = header.as_bytes();
         while !rest.is_empty() {
             let end = memchr::memchr(b';', rest).unwrap_or(rest.len());
-            let pair = trim(&rest[..end]);
+            let pair = rest[..end].trim_ascii();
             rest = rest.get(end + 1..).unwrap_or_default();
             let name = name_of(pair);
             let api_key = name == crate::apikeys::KEY_COOKIE.as_bytes();
@@ -208,22 +208,14 @@ fn is_own(name: &[u8]) -> bool {
 }
 
 /// The name of a cookie pair, trimmed as [`find`] trims it: of Unicode whitespace when it is
-/// UTF-8 (`\u{85}sid` is `sid` to `find`), else of ASCII whitespace.
+/// UTF-8 (`\u{85}sid` is `sid` to `find`). A name that is not UTF-8 is one `find` never reads;
+/// it is trimmed of ASCII whitespace. (A header value holds no other control byte than tab.)
 fn name_of(pair: &[u8]) -> &[u8] {
     let name = pair.split(|b| *b == b'=').next().unwrap_or(pair);
     match std::str::from_utf8(name) {
         Ok(text) => text.trim().as_bytes(),
-        Err(_) => trim(name),
+        Err(_) => name.trim_ascii(),
     }
-}
-
-/// `bytes` without the whitespace `str::trim` removes from ASCII text (`find` trims names so):
-/// space, tab, line feed, vertical tab, form feed and carriage return.
-fn trim(bytes: &[u8]) -> &[u8] {
-    let ws = |b: &u8| b.is_ascii_whitespace() || *b == 0x0b;
-    let start = bytes.iter().position(|b| !ws(b)).unwrap_or(bytes.len());
-    let end = bytes.iter().rposition(|b| !ws(b)).map_or(start, |i| i + 1);
-    &bytes[start..end.max(start)]
 }
 
 #[cfg(test)]
