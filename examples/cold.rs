@@ -21,6 +21,10 @@
 //! also reports it (a store write, batched): the first request of every live session after
 //! idgate restarts.
 //!
+//! With `--idp-tokens BYTES`, each session keeps IdP tokens of about that many bytes in all (an
+//! access, a refresh and an ID token, a third each, sealed as a login seals them), as a session
+//! logged in through an IdP does; without it, none, as `idgate sessions mint` makes them.
+//!
 //! With `--tokens PATH`, the minted tokens are written to PATH, and a later run given the same
 //! PATH (and the same store) reads them back instead of minting: `scripts/bench-cold` measures
 //! each case in several processes on one set of sessions, since how fast the cold path runs
@@ -51,6 +55,8 @@ struct Args {
     rounds: usize,
     /// How long ago the minted sessions were created, in seconds.
     age: usize,
+    /// The size of the IdP tokens each minted session keeps, in bytes (0: none).
+    idp_tokens: usize,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -61,6 +67,7 @@ fn parse_args() -> Result<Args, String> {
         concurrency: 32,
         rounds: 3,
         age: 0,
+        idp_tokens: 0,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -73,6 +80,7 @@ fn parse_args() -> Result<Args, String> {
             "--concurrency" => args.concurrency = number()?.max(1),
             "--rounds" => args.rounds = number()?.max(1),
             "--age" => args.age = number()?,
+            "--idp-tokens" => args.idp_tokens = number()?,
             _ => return Err(format!("unknown flag {flag}")),
         }
     }
@@ -87,7 +95,7 @@ fn main() -> ExitCode {
         Ok(args) => args,
         Err(e) => {
             eprintln!(
-                "cold: {e}\nusage: cold --config PATH [--tokens PATH] [--sessions N] [--concurrency C] [--rounds R] [--age SECS]"
+                "cold: {e}\nusage: cold --config PATH [--tokens PATH] [--sessions N] [--concurrency C] [--rounds R] [--age SECS] [--idp-tokens BYTES]"
             );
             return ExitCode::from(2);
         }
@@ -179,10 +187,21 @@ async fn run(args: Args) -> anyhow::Result<()> {
 /// `n` sessions of distinct users, minted as `idgate sessions mint` does.
 async fn mint(state: &Arc<AppState>, app_id: &str, args: &Args) -> anyhow::Result<Vec<String>> {
     let created_at = idgate::now_secs() - i64::try_from(args.age)?;
+    let idp_tokens = (args.idp_tokens > 0).then(|| {
+        let third = "x".repeat(args.idp_tokens / 3);
+        Arc::new(idgate::idp::IdpTokens {
+            access_token: third.clone(),
+            refresh_token: Some(third.clone()),
+            id_token: Some(third),
+            expires_at: Some(created_at + 300),
+            asserted: Default::default(),
+        })
+    });
     let next = Arc::new(AtomicUsize::new(0));
     let mut tasks = Vec::new();
     for _ in 0..args.concurrency {
         let (state, next, app_id) = (state.clone(), next.clone(), app_id.to_owned());
+        let idp_tokens = idp_tokens.clone();
         let n = args.sessions;
         tasks.push(tokio::spawn(async move {
             let mut minted = Vec::new();
@@ -192,7 +211,14 @@ async fn mint(state: &Arc<AppState>, app_id: &str, args: &Args) -> anyhow::Resul
                     return anyhow::Ok(minted);
                 }
                 let user = format!("cold-{i}");
-                let token = idgate::cli::mint_at(&state, &app_id, &user, "users", created_at);
+                let token = idgate::cli::mint_at(
+                    &state,
+                    &app_id,
+                    &user,
+                    "users",
+                    idp_tokens.as_deref(),
+                    created_at,
+                );
                 minted.push(token.await?);
             }
         }));

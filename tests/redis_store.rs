@@ -239,6 +239,77 @@ async fn standalone_keeps_states_and_sessions_under_its_scope() {
         .unwrap());
 }
 
+/// A session's IdP tokens live in a field of their own beside its record, so the first request
+/// of a session, which reads the record, does not carry kilobytes of tokens it never uses; a
+/// refresh (which re-encodes the record in Lua) keeps them, and a record written before the
+/// split, the tokens inside it, still reads whole.
+#[tokio::test]
+async fn a_sessions_idp_tokens_live_beside_its_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let redis = RedisServer::start(dir.path(), &[]);
+    let (_, sessions) = open(&config(RedisMode::Standalone, &[redis.url()], "split")).await;
+    let tokens: Vec<u8> = (0..6000u32).map(|i| (i % 251) as u8).collect();
+    let s = SessionRecord {
+        idp_tokens: tokens.clone(),
+        ..session("t-big", "bob", idgate::now_secs())
+    };
+    sessions.create_session(&s, 3).await.unwrap();
+    let len = |field: &str| -> usize {
+        let out = redis.cli(&["hstrlen", "split:session:t-big", field]);
+        out.trim().parse().unwrap()
+    };
+    assert!(
+        len("record") < 400,
+        "the record holds {} bytes",
+        len("record")
+    );
+    assert_eq!(len("idpTokens"), 8000, "6 000 bytes, base64");
+    assert_eq!(
+        sessions.get_session("t-big").await.unwrap(),
+        Some(s.clone())
+    );
+    let head = sessions.session_head("t-big").await.unwrap().unwrap();
+    assert_eq!((head.user_id.as_str(), head.revoked), ("bob", false));
+
+    assert!(sessions
+        .rotate_refresh("t-big", "hash-of-t-big", "next")
+        .await
+        .unwrap());
+    let refreshed = sessions.get_session("t-big").await.unwrap().unwrap();
+    assert_eq!(refreshed.refresh_hash, "next");
+    assert_eq!(
+        refreshed.idp_tokens, tokens,
+        "the refresh lost the IdP tokens"
+    );
+
+    // Without IdP tokens, no field at all.
+    let bare = SessionRecord {
+        idp_tokens: Vec::new(),
+        ..session("t-bare", "bob", idgate::now_secs())
+    };
+    sessions.create_session(&bare, 3).await.unwrap();
+    assert_eq!(
+        redis
+            .cli(&["hexists", "split:session:t-bare", "idpTokens"])
+            .trim(),
+        "0"
+    );
+    assert_eq!(sessions.get_session("t-bare").await.unwrap(), Some(bare));
+
+    // A record written by an idgate of before the split: the tokens inside it.
+    let old = format!(
+        r#"{{"userId":"carol","appId":"web","providerId":"dev","createdAt":{0},"expiresAt":{1},"refreshHash":"h","idpTokens":"AQID/w=="}}"#,
+        idgate::now_secs(),
+        idgate::now_secs() + 600
+    );
+    redis.cli(&["hset", "split:session:t-old", "record", &old]);
+    let read = sessions.get_session("t-old").await.unwrap().unwrap();
+    assert_eq!(
+        (read.user_id.as_str(), read.idp_tokens),
+        ("carol", vec![1, 2, 3, 255])
+    );
+}
+
 /// How many `PING`s the server has answered since its statistics were last reset.
 fn pings(redis: &RedisServer) -> u64 {
     let stats = redis.cli(&["info", "commandstats"]);

@@ -292,16 +292,17 @@ pub async fn mint(
     user_id: &str,
     groups: &str,
 ) -> anyhow::Result<String> {
-    mint_at(state, app_id, user_id, groups, crate::now_secs()).await
+    mint_at(state, app_id, user_id, groups, None, crate::now_secs()).await
 }
 
-/// [`mint`], the session created at `now` (the cold-path benchmark, `examples/cold.rs`, mints
-/// sessions as if logged in a while ago).
+/// [`mint`], the session created at `now` and holding `idp_tokens` (the cold-path benchmark,
+/// `examples/cold.rs`, mints sessions as if logged in a while ago through an IdP).
 pub async fn mint_at(
     state: &Arc<AppState>,
     app_id: &str,
     user_id: &str,
     groups: &str,
+    idp_tokens: Option<&crate::idp::IdpTokens>,
     now: i64,
 ) -> anyhow::Result<String> {
     let app = state
@@ -310,7 +311,7 @@ pub async fn mint_at(
         .clone();
     let lifetime = state.config.session.lifetime.as_secs() as i64;
     let (session, _refresh_token) = state
-        .open_session(app_id, user_id, "", None, Default::default(), now)
+        .open_session(app_id, user_id, "", idp_tokens, Default::default(), now)
         .await?;
     let user = crate::jwt::UserClaim::new(
         user_id,

@@ -9,7 +9,7 @@
 //! | key | type | content | expiry |
 //! |---|---|---|---|
 //! | `{scope}:state:{id}` | string | the login state, JSON | its TTL; taken with `GETDEL` (single use, atomic) |
-//! | `{scope}:session:{sid}` | hash | `record`: the session, JSON; `revoked`: present once revoked; after a refresh, `prevHash`, `graceUntil`, `gracePair` (the refresh grace window, see `Sessions::rotate_refresh_graced`) | `expires_at` |
+//! | `{scope}:session:{sid}` | hash | `record`: the session, JSON, without its IdP tokens; `idpTokens`: the IdP tokens, sealed, base64 (absent when none; inside `record` in sessions written before 2026-12-04); `revoked`: present once revoked; after a refresh, `prevHash`, `graceUntil`, `gracePair` (the refresh grace window, see `Sessions::rotate_refresh_graced`) | `expires_at` |
 //! | `{scope}:user:{uid}:sessions` | sorted set | the user's live session ids, scored by creation | the latest `expires_at` |
 //! | `{scope}:once:{key}` | string | `1`: `key` was recorded by `remember_once` (`SET NX EXAT`, one key, so atomic in every mode) | the caller's expiry |
 //!

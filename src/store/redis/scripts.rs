@@ -6,11 +6,13 @@ use std::sync::LazyLock;
 
 use redis::Script;
 
-/// Stores a session: the record, no revocation flag, the expiry. One key, so atomic.
+/// Stores a session: the record, its IdP tokens apart (none when `ARGV[4]` is empty), no
+/// revocation flag, the expiry. One key, so atomic.
 pub(super) static PUT_SESSION: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 'record', ARGV[1])
+if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'idpTokens', ARGV[4]) end
 if ARGV[2] == '1' then redis.call('HSET', KEYS[1], 'revoked', '1') end
 redis.call('EXPIREAT', KEYS[1], ARGV[3])
 return 1",
