@@ -29,8 +29,9 @@ const TOUCH_CHUNK: usize = 256;
 ///
 /// The IdP tokens (an access, a refresh and an ID token, sealed: kilobytes) stay out of the
 /// record: the first request of every session reads the record ([`HeadReads`]), and never
-/// needs them. Measured with `examples/cold.rs` (RS256, 10 000 sessions), tokens of 4.5 KB
-/// inside the record made each first request about 5 µs slower, Redis's reply and its parse.
+/// needs them. Measured with `examples/cold.rs` (RS256, 10 000 sessions), 4.5 KB of tokens
+/// inside the record made each first request 5–10 µs slower (Redis's reply, the socket, the
+/// parse).
 ///
 /// [`HeadReads`]: super::head_reads::HeadReads
 #[derive(Serialize, Deserialize)]
