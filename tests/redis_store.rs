@@ -310,6 +310,50 @@ async fn a_sessions_idp_tokens_live_beside_its_record() {
     );
 }
 
+/// A login over the per-user cap judges the user's other sessions by their heads (record and
+/// revocation flag), as `/auth` does, and never reads their IdP tokens: a member whose tokens
+/// field cannot be decoded still counts as the live session it is and is the one evicted, and
+/// the login succeeds. (Reading whole sessions, the login failed on that member after its own
+/// session was already stored.)
+#[tokio::test]
+async fn the_cap_reads_the_other_sessions_heads_not_their_idp_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let redis = RedisServer::start(dir.path(), &[]);
+    let (_, sessions) = open(&config(RedisMode::Standalone, &[redis.url()], "cap")).await;
+    let now = idgate::now_secs();
+    for (sid, at) in [("c-1", now - 20), ("c-2", now - 10)] {
+        assert_eq!(
+            sessions
+                .create_session(&session(sid, "dave", at), 2)
+                .await
+                .unwrap(),
+            Vec::<String>::new()
+        );
+    }
+    redis.cli(&["hset", "cap:session:c-1", "idpTokens", "not base64 at all!"]);
+    assert!(
+        sessions.get_session("c-1").await.is_err(),
+        "the broken tokens field makes the whole session unreadable"
+    );
+
+    let evicted = sessions
+        .create_session(&session("c-3", "dave", now), 2)
+        .await
+        .expect("a login over the cap failed on another session's IdP tokens");
+    assert_eq!(
+        evicted,
+        vec!["c-1".to_owned()],
+        "the oldest live session goes"
+    );
+    let head = |sid: &'static str| {
+        let sessions = sessions.clone();
+        async move { sessions.session_head(sid).await.unwrap().unwrap() }
+    };
+    assert!(head("c-1").await.revoked);
+    assert!(!head("c-2").await.revoked);
+    assert!(!head("c-3").await.revoked);
+}
+
 /// How many `PING`s the server has answered since its statistics were last reset.
 fn pings(redis: &RedisServer) -> u64 {
     let stats = redis.cli(&["info", "commandstats"]);

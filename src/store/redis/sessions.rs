@@ -102,7 +102,7 @@ impl RedisStore {
     }
 
     /// The session's record (JSON, without the IdP tokens) and whether it is flagged revoked.
-    async fn read_stored(
+    pub(super) async fn read_stored(
         &self,
         conn: &mut Conn,
         sid: &str,
@@ -146,7 +146,7 @@ impl RedisStore {
 }
 
 /// The head of a stored session: the rest of the record is skipped unread.
-fn decode_head(record: &str, revoked: bool) -> Result<SessionHead, StoreError> {
+pub(super) fn decode_head(record: &str, revoked: bool) -> Result<SessionHead, StoreError> {
     let s: StoredHead = serde_json::from_str(record).map_err(|e| corrupt("session", e))?;
     Ok(SessionHead {
         user_id: s.user_id,

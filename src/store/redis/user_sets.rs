@@ -6,6 +6,7 @@
 
 use super::backend::Conn;
 use super::scripts::ADD_TO_USER;
+use super::sessions::decode_head;
 use super::{escape_glob, unavailable, RedisStore};
 use crate::store::{SessionRecord, StoreError};
 
@@ -64,16 +65,21 @@ impl RedisStore {
             return Ok(Vec::new());
         }
         // Over the cap, perhaps only because of dead members: look at each. At most a few
-        // more than the cap, and only on logins, so one read each is fine.
+        // more than the cap, and only on logins, so one read each is fine. Each read is the
+        // member's head, as `/auth` reads it (its record and flag), never its IdP tokens:
+        // kilobytes each, and whether they decode is no business of the cap.
         let now = crate::now_secs();
         let others: Vec<&String> = members.iter().filter(|m| **m != s.sid).collect();
         let mut live = Vec::new();
         for sid in others {
-            match self.read_session(conn, sid).await? {
-                Some(r) if r.is_alive(now) => live.push(sid.clone()),
-                _ => {
-                    self.forget_member(conn, &key, sid).await?;
-                }
+            let alive = match self.read_stored(conn, sid).await? {
+                Some((record, revoked)) => decode_head(&record, revoked)?.is_alive(now),
+                None => false,
+            };
+            if alive {
+                live.push(sid.clone());
+            } else {
+                self.forget_member(conn, &key, sid).await?;
             }
         }
         let excess = (live.len() + 1).saturating_sub(max_per_user);
