@@ -16,7 +16,9 @@
 //! The reads `/auth` makes when its token cache misses (a session, its last activity) go to a
 //! few read-only connections of their own, so that concurrent first requests of many sessions
 //! are not queued behind one lock or behind a login's write (WAL lets readers and one writer
-//! work at once).
+//! work at once). The SQLite these connections run is built without the two process-wide
+//! mutexes its default build takes on every read (memory statistics, a page cache shared by
+//! all connections): see `.cargo/config.toml`.
 //!
 //! Checkpoints (copying the write-ahead log back into the file, with the only `fsync`s WAL mode
 //! makes at `synchronous = NORMAL`) run on a thread of their own, never in a request, and when

@@ -127,6 +127,30 @@ async fn the_session_head_is_read_from_its_covering_index_on_new_and_old_files()
     assert_eq!(store.session_head("s0").await.unwrap(), None);
 }
 
+/// The bundled SQLite is built without its process-wide locks on the read path
+/// (`.cargo/config.toml`): no memory statistics (a mutex around every allocation) and no
+/// shared page cache (a mutex around every page lookup), so the readers' concurrent cold reads
+/// do not take turns at either. A build that lost the options fails here.
+#[test]
+fn sqlite_is_built_without_its_process_wide_locks() {
+    let c = Connection::open_in_memory().unwrap();
+    let options: Vec<String> = c
+        .prepare("PRAGMA compile_options")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(
+        options.iter().any(|o| o == "DEFAULT_MEMSTATUS=0"),
+        "{options:?}"
+    );
+    assert!(
+        !options.iter().any(|o| o == "ENABLE_MEMORY_MANAGEMENT"),
+        "{options:?}"
+    );
+}
+
 /// The reads `/auth` makes on a cache miss do not queue behind the writer: a session is read
 /// while the writing connection is held (a login's write in progress), from a reader that sees
 /// the writer's last commit and cannot write itself.
