@@ -143,11 +143,27 @@ fn a_component_that_dies_at_startup_stops_the_wait_with_the_end_of_its_log() {
     assert!(stderr.contains("bind: address already in use"), "{stderr}");
 }
 
+/// Holds `port` for the life of the value: a socket bound to it with `SO_REUSEADDR` and not
+/// listening, so no `bind(…:0)` and no outgoing connection of a concurrent test or process can be
+/// handed the port, while a component that binds it with `SO_REUSEADDR` (as servers do) still can.
+fn reserve(port: u16) -> socket2::Socket {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    socket.set_reuse_address(true).unwrap();
+    let address: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+    socket.bind(&address.into()).unwrap();
+    socket
+}
+
 #[test]
 fn a_component_slower_than_ten_seconds_is_waited_for() {
+    // The port stays unbound for twelve seconds; once, on a busy CI machine, something else was
+    // given it in that time, and the component's bind failed.
     let port = free_port();
+    let _held = reserve(port);
     let listen = format!(
         "sleep 12; exec python3 -c 'import socket, time; s = socket.socket(); \
+         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); \
          s.bind((\"127.0.0.1\", {port})); s.listen(); time.sleep(5)'"
     );
     let (ok, stderr) = wait_until(&listen, port);
