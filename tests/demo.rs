@@ -19,6 +19,18 @@ fn listening(port: u16) -> bool {
     TcpStream::connect(("127.0.0.1", port)).is_ok()
 }
 
+/// Holds `port` for the life of the value: a socket bound to it with `SO_REUSEADDR` and not
+/// listening, so no `bind(…:0)` and no outgoing connection of a concurrent test or process can be
+/// handed the port, while a component that binds it with `SO_REUSEADDR` (as servers do) still can.
+fn reserve(port: u16) -> socket2::Socket {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    socket.set_reuse_address(true).unwrap();
+    let address: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+    socket.bind(&address.into()).unwrap();
+    socket
+}
+
 /// What a demo that does not stop leaves to look at: its processes still running (`ps`, the
 /// demo's shell and its children) and the end of each component's log in its run directory.
 fn stop_report(pid: u32, run: &std::path::Path) -> String {
@@ -47,6 +59,9 @@ async fn the_demo_logs_a_person_in_through_nginx_and_ctrl_c_stops_everything() {
     let run = tempfile::tempdir().unwrap();
     let ports = [free_port(), free_port(), free_port(), free_port()];
     let [site_port, idgate_port, idp_port, app_port] = ports;
+    // Held until the components bind them (each sets SO_REUSEADDR): minutes of a release build
+    // may come first.
+    let _held = ports.map(reserve);
     // Ctrl-C as a user sends it from a terminal, also when this test runs in the background.
     let mut cmd = script_command_with_sigint("scripts/demo");
     cmd.env("DEMO_RUN", run.path())
@@ -141,18 +156,6 @@ fn a_component_that_dies_at_startup_stops_the_wait_with_the_end_of_its_log() {
         "{stderr}"
     );
     assert!(stderr.contains("bind: address already in use"), "{stderr}");
-}
-
-/// Holds `port` for the life of the value: a socket bound to it with `SO_REUSEADDR` and not
-/// listening, so no `bind(…:0)` and no outgoing connection of a concurrent test or process can be
-/// handed the port, while a component that binds it with `SO_REUSEADDR` (as servers do) still can.
-fn reserve(port: u16) -> socket2::Socket {
-    use socket2::{Domain, Socket, Type};
-    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
-    socket.set_reuse_address(true).unwrap();
-    let address: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
-    socket.bind(&address.into()).unwrap();
-    socket
 }
 
 #[test]
