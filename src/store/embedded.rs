@@ -56,6 +56,13 @@ const READERS: usize = 4;
 /// a checkpoint) before it fails as busy.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How often a statement waiting for such a lock tries it again ([`wait_for_the_lock`]).
+const LOCK_POLL: Duration = Duration::from_millis(1);
+
+/// How long a bulk insert leaves the file's lock free after each of its transactions
+/// ([`EmbeddedStore::create_sessions`]), for another process's writes waiting for it.
+const BULK_PAUSE: Duration = Duration::from_millis(10);
+
 thread_local! {
     /// Set by [`give_up_when_busy`]: the write running in place on this thread found the file
     /// locked by another connection.
@@ -68,6 +75,20 @@ thread_local! {
 fn give_up_when_busy(_tries: i32) -> bool {
     FOUND_BUSY.with(|found| found.set(true));
     false
+}
+
+/// The busy handler of every connection: SQLite calls it when another connection holds the
+/// lock a statement needs; it tries again every [`LOCK_POLL`], for up to [`BUSY_TIMEOUT`].
+/// SQLite's own (`busy_timeout`) sleeps longer and longer, 100 ms at a time after the first
+/// few: against another process that lets the lock go only briefly between long transactions
+/// (the CLI's bulk fill, [`BULK_PAUSE`]), it seldom tried in the gap, and a login waiting
+/// there failed after the five seconds.
+fn wait_for_the_lock(tries: i32) -> bool {
+    if u128::from(tries.unsigned_abs()) * LOCK_POLL.as_nanos() >= BUSY_TIMEOUT.as_nanos() {
+        return false;
+    }
+    std::thread::sleep(LOCK_POLL);
+    true
 }
 
 /// Handle to the SQLite file; cheap to clone.
@@ -139,7 +160,8 @@ impl EmbeddedStore {
         let open = || {
             let conn = Connection::open(path)
                 .map_err(|e| unavailable(format!("{}: {e}", path.display())))?;
-            conn.busy_timeout(BUSY_TIMEOUT).map_err(unavailable)?;
+            conn.busy_handler(Some(wait_for_the_lock))
+                .map_err(unavailable)?;
             // Every statement is prepared once per connection and kept (`prepare_cached`): a
             // login runs a handful of them, and parsing each again cost more than running it.
             conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
@@ -265,7 +287,7 @@ impl EmbeddedStore {
             let busy = FOUND_BUSY.with(Cell::take);
             // Every other use of the writer waits for the lock again (failing that, it gives
             // up at once when busy: errors, never a held worker).
-            if let Err(e) = guard.busy_timeout(BUSY_TIMEOUT) {
+            if let Err(e) = guard.busy_handler(Some(wait_for_the_lock)) {
                 tracing::warn!(error = %e, "the embedded store's writer could not be set to wait for locks again");
             }
             if !(busy && out.is_err()) {

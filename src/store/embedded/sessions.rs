@@ -122,6 +122,10 @@ impl Sessions for EmbeddedStore {
     }
 
     /// One transaction for the lot: a million sessions in seconds, not minutes.
+    /// One transaction; then the file's lock stays free for [`super::BULK_PAUSE`] before this
+    /// store writes again (the writer is held meanwhile), so that a bulk fill of many batches
+    /// (`idgate sessions mint --count`) lets another process's writes in between them: a login
+    /// of a daemon on the same file waits for one batch, not for the whole fill.
     async fn create_sessions(&self, sessions: &[SessionRecord]) -> Result<(), StoreError> {
         let sessions = sessions.to_vec();
         self.run(move |c| {
@@ -131,7 +135,9 @@ impl Sessions for EmbeddedStore {
             for s in &sessions {
                 insert_session(&tx, s)?;
             }
-            tx.commit().map_err(unavailable)
+            tx.commit().map_err(unavailable)?;
+            std::thread::sleep(super::BULK_PAUSE);
+            Ok(())
         })
         .await
     }

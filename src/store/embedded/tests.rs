@@ -469,6 +469,68 @@ async fn the_last_handle_dropped_leaves_its_writes_in_the_file() {
     assert!(daemon.get_session("cli499").await.unwrap().is_some());
 }
 
+/// A bulk fill by another process (`idgate sessions mint --count`; here a second store on the
+/// same file, its batches in flight eight at a time as the CLI sends them) lets a write that
+/// waits for the file's lock in between two of its batches: a login of the daemon during a
+/// long fill waits for a batch or two, not for the whole fill (nor fails, busy, when the fill
+/// outlasts the busy timeout). Before, the next batch took the lock a moment after the last let
+/// it go, and SQLite's own busy wait, which sleeps up to 100 ms between tries, seldom tried in
+/// that moment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_gets_in_between_the_batches_of_a_bulk_fill() {
+    use futures_util::StreamExt;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    const BATCHES: usize = 60;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let daemon = EmbeddedStore::open(&path).unwrap();
+    let cli = EmbeddedStore::open(&path).unwrap();
+    let batches: Vec<_> = (0..BATCHES)
+        .map(|b| many_sessions(&format!("bulk{b}-"), 1_000))
+        .collect();
+    let stored = Arc::new(AtomicUsize::new(0));
+    let fill = {
+        let stored = stored.clone();
+        tokio::spawn(async move {
+            let mut in_flight = futures_util::stream::iter(batches)
+                .map(|batch| {
+                    let cli = cli.clone();
+                    async move { cli.create_sessions(&batch).await }
+                })
+                .buffer_unordered(8);
+            while let Some(done) = in_flight.next().await {
+                done.unwrap();
+                stored.fetch_add(1, Ordering::SeqCst);
+            }
+        })
+    };
+    while stored.load(Ordering::SeqCst) < 2 {
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    let mut login = many_sessions("login", 1).remove(0);
+    login.user_id = "someone".into();
+    let before = stored.load(Ordering::SeqCst);
+    daemon
+        .create_session(&login, 10)
+        .await
+        .expect("the login is stored during the fill");
+    let waited = stored.load(Ordering::SeqCst) - before;
+    fill.await.unwrap();
+    // Here it waits for none (the pause or the millisecond retries let it in at the end of the
+    // batch under way); with neither, for about seven of these short batches (SQLite's own
+    // waits between tries grow to 100 ms), and for the whole fill of a real one.
+    assert!(
+        waited <= 3,
+        "the login waited for {waited} of the fill's {BATCHES} batches"
+    );
+    assert!(daemon.get_session("login0").await.unwrap().is_some());
+    assert!(daemon
+        .get_session(&format!("bulk{}-999", BATCHES - 1))
+        .await
+        .unwrap()
+        .is_some());
+}
+
 /// Whether the runtime still runs a new task while `held` holds what the tasks spawned before
 /// wait for; releases `held` after. The tasks get 300 ms to reach the held connections (were
 /// they waiting on them on their workers, nothing else could run). The test's own thread is not
