@@ -82,7 +82,7 @@ fn give_up_when_busy(_tries: i32) -> bool {
 /// SQLite's own (`busy_timeout`) sleeps longer and longer, 100 ms at a time after the first
 /// few: against another process that lets the lock go only briefly between long transactions
 /// (the CLI's bulk fill, [`BULK_PAUSE`]), it seldom tried in the gap, and a login waiting
-/// there failed after the five seconds.
+/// there could fail after the five seconds.
 fn wait_for_the_lock(tries: i32) -> bool {
     if u128::from(tries.unsigned_abs()) * LOCK_POLL.as_nanos() >= BUSY_TIMEOUT.as_nanos() {
         return false;
