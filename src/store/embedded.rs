@@ -60,7 +60,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 const LOCK_POLL: Duration = Duration::from_millis(1);
 
 /// How long a bulk insert leaves the file's lock free after each of its transactions
-/// ([`EmbeddedStore::create_sessions`]), for another process's writes waiting for it.
+/// (its `create_sessions`, the CLI's bulk fill), for another process's writes waiting for it.
 const BULK_PAUSE: Duration = Duration::from_millis(10);
 
 thread_local! {
