@@ -84,7 +84,7 @@ fn give_up_when_busy(_tries: i32) -> bool {
 /// (the CLI's bulk fill, [`BULK_PAUSE`]), it seldom tried in the gap, and a login waiting
 /// there could fail after the five seconds.
 fn wait_for_the_lock(tries: i32) -> bool {
-    if u128::from(tries.unsigned_abs()) * LOCK_POLL.as_nanos() >= BUSY_TIMEOUT.as_nanos() {
+    if LOCK_POLL.saturating_mul(tries.unsigned_abs()) >= BUSY_TIMEOUT {
         return false;
     }
     std::thread::sleep(LOCK_POLL);
