@@ -16,40 +16,47 @@ use crate::config::Config;
 use crate::server::SharedState;
 use crate::state::AppState;
 
-/// Reloads on every SIGHUP, until the process ends. `background` are the running state's tasks.
-pub async fn on_sighup(
+/// Registers the handler of SIGHUP now and returns the task that reloads on every SIGHUP, until
+/// the process ends. `background` are the running state's tasks. Until this is called, SIGHUP
+/// ends the process (its default action): call it before the daemon says it is ready, since
+/// `systemctl reload` may follow `READY=1` at once. A SIGHUP that arrives before the task first
+/// runs is kept, not lost. Needs a runtime.
+pub fn on_sighup(
     path: PathBuf,
     shared: SharedState,
     mut background: Vec<tokio::task::JoinHandle<()>>,
-) {
+) -> impl std::future::Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let Ok(mut hup) = signal(SignalKind::hangup()) else {
-            tracing::warn!("cannot listen for SIGHUP: reloading is off");
-            return;
-        };
-        while hup.recv().await.is_some() {
-            // First, whatever becomes of the reload: logrotate renamed the audit file.
-            shared.load().audit.reopen();
-            match reload(&path, &shared).await {
-                Ok(tasks) => {
-                    for old in std::mem::replace(&mut background, tasks) {
-                        old.abort();
+    let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
+    async move {
+        #[cfg(unix)]
+        {
+            let Ok(mut hup) = hup else {
+                tracing::warn!("cannot listen for SIGHUP: reloading is off");
+                return;
+            };
+            while hup.recv().await.is_some() {
+                // First, whatever becomes of the reload: logrotate renamed the audit file.
+                shared.load().audit.reopen();
+                match reload(&path, &shared).await {
+                    Ok(tasks) => {
+                        for old in std::mem::replace(&mut background, tasks) {
+                            old.abort();
+                        }
+                        tracing::info!(config = %path.display(), "configuration reloaded");
                     }
-                    tracing::info!(config = %path.display(), "configuration reloaded");
+                    Err(e) => tracing::error!(
+                        config = %path.display(),
+                        error = %format!("{e:#}"),
+                        "reload refused; the previous configuration keeps serving"
+                    ),
                 }
-                Err(e) => tracing::error!(
-                    config = %path.display(),
-                    error = %format!("{e:#}"),
-                    "reload refused; the previous configuration keeps serving"
-                ),
             }
         }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = (path, shared, &mut background);
+        #[cfg(not(unix))]
+        {
+            let _ = (path, shared, &mut background);
+        }
     }
 }
 

@@ -13,34 +13,43 @@ pub enum Stop {
     Fast,
 }
 
-/// Resolves when SIGTERM (→ [`Stop::Drain`]) or SIGINT (→ [`Stop::Fast`]) arrives.
-pub async fn shutdown() -> Stop {
+/// Registers the handlers of SIGTERM and SIGINT now, and returns what resolves when one of them
+/// arrives (SIGTERM → [`Stop::Drain`], SIGINT → [`Stop::Fast`]). Until this is called, either
+/// signal ends the process (its default action): call it before the daemon says it is ready or
+/// accepts a connection, since systemd may send SIGTERM the moment it hears `READY=1`. A signal
+/// that arrives between this call and the first poll is kept, not lost. Needs a runtime.
+pub fn shutdown() -> impl std::future::Future<Output = Stop> + Send + 'static {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        match (
+        let handlers = (
             signal(SignalKind::terminate()),
             signal(SignalKind::interrupt()),
-        ) {
-            (Ok(mut term), Ok(mut int)) => tokio::select! {
-                _ = term.recv() => {
-                    tracing::info!("SIGTERM received, draining");
-                    Stop::Drain
-                }
-                _ = int.recv() => {
-                    tracing::info!("SIGINT received, stopping now");
+        );
+        async move {
+            match handlers {
+                (Ok(mut term), Ok(mut int)) => tokio::select! {
+                    _ = term.recv() => {
+                        tracing::info!("SIGTERM received, draining");
+                        Stop::Drain
+                    }
+                    _ = int.recv() => {
+                        tracing::info!("SIGINT received, stopping now");
+                        Stop::Fast
+                    }
+                },
+                _ => {
+                    let _ = tokio::signal::ctrl_c().await;
                     Stop::Fast
                 }
-            },
-            _ => {
-                let _ = tokio::signal::ctrl_c().await;
-                Stop::Fast
             }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
-        Stop::Fast
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+            Stop::Fast
+        }
     }
 }

@@ -349,7 +349,8 @@ async fn debian_package_installs_serves_a_login_and_purges() {
         .unwrap();
     assert_eq!(resp.status(), 200, "{}", activated.log_tail());
     activated.wait_log(&["serving the sockets systemd passed"]);
-    assert!(activated.terminate().unwrap().success());
+    let status = activated.terminate().expect("idgate exited");
+    assert!(status.success(), "SIGTERM must exit 0: {status:?}");
 
     // Remove: the binary goes, config, key and state stay.
     must("dpkg", &["-r", "idgate"]);

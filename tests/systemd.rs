@@ -176,3 +176,58 @@ async fn systemd_hears_ready_then_watchdog_pings_then_stopping() {
     notifications(&listener, &mut seen);
     assert!(seen.iter().any(|m| m.contains("STOPPING=1")), "{seen:?}");
 }
+
+/// `systemctl stop` and `systemctl reload` may come the instant systemd hears `READY=1` (and a
+/// connection systemd queued may be answered at once): the handlers of SIGTERM and SIGHUP are
+/// in place by then. Until a handler is registered, either signal ends the process, so the
+/// test sends each from its own thread the moment the datagram arrives, over several starts
+/// since it races the daemon's own start: SIGTERM must drain and exit 0, SIGHUP must reload.
+#[test]
+fn signals_sent_the_moment_idgate_is_ready_are_handled() {
+    use rustix::process::{kill_process, Pid, Signal};
+    for round in 0..12 {
+        let (signal, name) = if round % 2 == 0 {
+            (Signal::TERM, "SIGTERM")
+        } else {
+            (Signal::HUP, "SIGHUP")
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let notify_path = dir.path().join("notify.sock");
+        let listener = UnixDatagram::bind(&notify_path).unwrap();
+        listener.set_read_timeout(Some(STARTUP)).unwrap();
+        config(dir.path(), "127.0.0.1:0");
+        let mut cmd = idgate_command(Path::new(idgate_bin()));
+        cmd.args(["serve", "--config"])
+            .arg(dir.path().join("idgate.toml"))
+            .env("NOTIFY_SOCKET", &notify_path);
+        let mut proc = Proc::spawn("idgate", &mut cmd);
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = listener
+                .recv(&mut buf)
+                .unwrap_or_else(|e| panic!("no READY=1 ({e}): {}", proc.log_tail()));
+            if String::from_utf8_lossy(&buf[..n]).contains("READY=1") {
+                break;
+            }
+        }
+        let pid = Pid::from_raw(i32::try_from(proc.pid()).unwrap()).unwrap();
+        kill_process(pid, signal).unwrap();
+        if signal == Signal::TERM {
+            let status = proc.terminate().expect("idgate exited");
+            assert!(
+                status.success(),
+                "round {round}: {name} at READY=1 must drain and exit 0: {status:?}\n{}",
+                proc.log_tail()
+            );
+            proc.wait_log(&["SIGTERM received, draining"]);
+        } else {
+            proc.wait_log(&["configuration reloaded"]);
+            assert!(
+                proc.is_running(),
+                "round {round}: {name} at READY=1 ended idgate: {}",
+                proc.log_tail()
+            );
+            assert!(proc.terminate().unwrap().success());
+        }
+    }
+}

@@ -163,15 +163,19 @@ pub fn serve(path: &Path) -> Result<(), Failure> {
         let state = AppState::build(config).await?;
         let background = state.spawn_background();
         let shared: crate::server::SharedState = Arc::new(arc_swap::ArcSwap::new(state));
+        // The signal handlers are in place before systemd hears READY=1 and before the first
+        // connection is accepted: `systemctl stop` or `reload` may follow at once, and until a
+        // handler is registered, SIGTERM and SIGHUP end the process.
         tokio::spawn(crate::reload::on_sighup(
             path.to_owned(),
             shared.clone(),
             background,
         ));
+        let shutdown = crate::signal::shutdown();
         crate::systemd::ready();
         let _watchdog = crate::systemd::spawn_watchdog();
         let stop = async {
-            let how = crate::signal::shutdown().await;
+            let how = shutdown.await;
             crate::systemd::stopping();
             how
         };
