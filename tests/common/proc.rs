@@ -187,17 +187,19 @@ impl Proc {
         tail
     }
 
-    /// Sends `signal` (e.g. "USR2") to the process.
+    /// Sends `signal` (e.g. "USR2") to the process, from this thread, before returning (no
+    /// `kill` process in between: a test may race the process's own start with it).
     pub fn signal(&self, signal: &str) {
-        let ok = Command::new("kill")
-            .arg(format!("-{signal}"))
-            .arg(self.child.id().to_string())
-            .status();
-        assert!(
-            ok.is_ok_and(|s| s.success()),
-            "kill -{signal} {}",
-            self.name
-        );
+        let sent = self.send(signal_named(signal));
+        assert!(sent.is_ok(), "kill -{signal} {}: {sent:?}", self.name);
+    }
+
+    fn send(&self, signal: rustix::process::Signal) -> rustix::io::Result<()> {
+        let pid = i32::try_from(self.child.id())
+            .ok()
+            .and_then(rustix::process::Pid::from_raw)
+            .ok_or(rustix::io::Errno::SRCH)?;
+        rustix::process::kill_process(pid, signal)
     }
 
     /// Waits (up to 10 s) until the process has logged a line containing every one of
@@ -223,10 +225,7 @@ impl Proc {
 
     /// SIGTERM, then wait (SIGKILL after 10 s); returns the exit status.
     pub fn terminate(&mut self) -> Option<std::process::ExitStatus> {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
+        let _ = self.send(rustix::process::Signal::TERM);
         if let Some(status) = self.exit_within(Duration::from_secs(10)) {
             return Some(status);
         }
@@ -255,5 +254,21 @@ impl Drop for Proc {
         if self.is_running() {
             self.terminate();
         }
+    }
+}
+
+/// The signal of a `kill -NAME`, for the names the tests send.
+fn signal_named(name: &str) -> rustix::process::Signal {
+    use rustix::process::Signal;
+    match name {
+        "HUP" => Signal::HUP,
+        "INT" => Signal::INT,
+        "KILL" => Signal::KILL,
+        "TERM" => Signal::TERM,
+        "STOP" => Signal::STOP,
+        "CONT" => Signal::CONT,
+        "USR1" => Signal::USR1,
+        "USR2" => Signal::USR2,
+        _ => panic!("no signal named {name} here: add it to signal_named"),
     }
 }

@@ -122,9 +122,10 @@ impl Sessions for EmbeddedStore {
     }
 
     /// One transaction for the lot: a million sessions in seconds, not minutes. Then the file's
-    /// lock stays free for [`super::BULK_PAUSE`] before this store writes again (the writer is held meanwhile), so that a bulk fill of many batches
-    /// (`idgate sessions mint --count`) lets another process's writes in between them: a login
-    /// of a daemon on the same file waits for one batch, not for the whole fill.
+    /// lock stays free for [`super::BULK_PAUSE`] before this store writes again (the writer is
+    /// held meanwhile), so that a bulk fill of many batches (`idgate sessions mint --count`)
+    /// lets another process's writes in between them: a login of a daemon on the same file
+    /// waits for one batch, not for the whole fill.
     async fn create_sessions(&self, sessions: &[SessionRecord]) -> Result<(), StoreError> {
         let sessions = sessions.to_vec();
         self.run(move |c| {
