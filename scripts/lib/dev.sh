@@ -10,12 +10,13 @@ render() {
   python3 "$ROOT/scripts/lib/render.py" "$ROOT/dev/$template" "$@" || die "cannot render dev/$template"
 }
 
-# usage: dev_nginx_dir DIR IDGATE : an Nginx prefix in DIR (logs/, tmp/) with a copy of the shipped
-# snippets in DIR/snippets, their includes pointing at the copies, the upstream reaching idgate at
-# IDGATE (ip:port; the shipped `server 127.0.0.1:4280 …` line's address replaced) and the decision
-# microcache's files in DIR/tmp.
+# usage: dev_nginx_dir DIR IDGATE [DECISIONS] : an Nginx prefix in DIR (logs/, tmp/) with a copy of
+# the shipped snippets in DIR/snippets, their includes pointing at the copies, the upstream
+# reaching idgate at IDGATE (ip:port; the shipped `server 127.0.0.1:4280 …` line's address
+# replaced) and the decision microcache's files in DECISIONS (default: DIR/tmp/decisions; the
+# benchmarks give a directory on a tmpfs, as the shipped /run is).
 dev_nginx_dir() {
-  local dir=$1 idgate=$2 f
+  local dir=$1 idgate=$2 decisions=${3:-$1/tmp/decisions} f
   mkdir -p "$dir/snippets" "$dir/logs" "$dir/tmp"
   for f in "$ROOT"/nginx/idgate-*.conf; do
     sed "s#/etc/nginx/snippets/idgate/#$dir/snippets/#g" "$f" >"$dir/snippets/$(basename "$f")"
@@ -23,7 +24,7 @@ dev_nginx_dir() {
   [ "$(grep -c '^    server 127\.0\.0\.1:4280 ' "$ROOT/nginx/idgate-upstream.conf")" = 1 ] ||
     die "nginx/idgate-upstream.conf must have one 'server 127.0.0.1:4280 ...' line"
   sed -i "s#^    server 127\.0\.0\.1:4280 #    server $idgate #" "$dir/snippets/idgate-upstream.conf"
-  sed -i "s#/run/nginx-idgate-decisions#$dir/tmp/decisions#" "$dir/snippets/idgate-microcache.conf"
+  sed -i "s#/run/nginx-idgate-decisions#$decisions#" "$dir/snippets/idgate-microcache.conf"
 }
 
 # Builds the release binaries every benchmark runs (the daemon, the floor server, the cold-path
