@@ -65,11 +65,13 @@ async fn an_expired_token_is_renewed_silently_once_for_a_burst() {
     let client = Browser::new().client;
 
     // The expired JWT alone, or with a renewal secret that is not this session's, renews
-    // nothing: a leaked JWT lives until its `exp` only.
+    // nothing: a leaked JWT lives until its `exp` only. The third is this session's secret
+    // with its first character changed (to one it is not: one secret in 64 starts with `x`).
+    let first = if renew.starts_with('x') { 'y' } else { 'x' };
     for cookie in [
         format!("sid={old}"),
         format!("sid={old}; idgate_renew={other_renew}"),
-        format!("sid={old}; idgate_renew=x{}", &renew[1..]),
+        format!("sid={old}; idgate_renew={first}{}", &renew[1..]),
     ] {
         let resp = client
             .get(format!("{site}/page"))
