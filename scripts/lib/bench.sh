@@ -41,18 +41,18 @@ stop_children() {
 # written while the requests in flight all miss together, stalled them: with the files in the
 # work directory, M's p99 added was 1.97 ms against 1.04 ms on a tmpfs, higher in each of five
 # alternating rounds (scripts/bench-peer with both side by side, 2026-12-05).
-# usage: memory_dir NAME : sets MEMORY_DIR to a directory NAME on a tmpfs (not made: Nginx makes its
-# cache path), under MEMORY_WORK (made on first use, in the calling shell, not a subshell; removed
-# by stop_children), which Nginx's workers (nobody, when the bench runs as root) may pass through
-# to their own files.
-memory_dir() {
+# usage: bench_nginx_dir DIR IDGATE : dev_nginx_dir's Nginx prefix in DIR, with the decision
+# microcache's files in a directory of their own on a tmpfs, under MEMORY_WORK (made on first
+# use, in the calling shell, not a subshell; removed by stop_children), which Nginx's workers
+# (nobody, when the bench runs as root) may pass through to their own files.
+bench_nginx_dir() {
   if [ -z "${MEMORY_WORK:-}" ]; then
     [ "$(stat -f -c %T /dev/shm 2>/dev/null)" = tmpfs ] ||
       die "/dev/shm is not a tmpfs: the decision microcache's files need one"
     MEMORY_WORK="$(mktemp -d /dev/shm/idgate-bench.XXXXXX)" || die "cannot make a directory in /dev/shm"
     chmod 711 "$MEMORY_WORK"
   fi
-  MEMORY_DIR="$MEMORY_WORK/$1"
+  dev_nginx_dir "$1" "$2" "$MEMORY_WORK/decisions-$(basename "$1")"
 }
 
 # shellcheck source=scripts/lib/ready.sh
