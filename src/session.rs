@@ -254,6 +254,13 @@ impl Authenticator {
         self.cached_digest(&token_digest(token), now)
     }
 
+    /// [`Self::cached`] of a token whose cache key is already computed: `/auth` probes with it
+    /// and hands it to [`Self::authenticate_keyed`] on a miss, so its cold path hashes the token
+    /// once.
+    pub fn cached_keyed(&self, token: &KeyedToken<'_>, now: i64) -> Option<Arc<VerifiedSession>> {
+        self.cached_digest(&token.digest, now)
+    }
+
     /// [`Self::cached`] of the token whose [`token_digest`] is `digest`.
     fn cached_digest(&self, digest: &TokenDigest, now: i64) -> Option<Arc<VerifiedSession>> {
         if now > self.feed_trusted_until.load(Ordering::Acquire) {
@@ -321,8 +328,20 @@ impl Authenticator {
 
     /// Verifies `token` and checks its session in the store; caches the result.
     pub async fn authenticate(&self, token: &str) -> Result<Arc<VerifiedSession>, AuthFailure> {
+        self.authenticate_keyed(&KeyedToken::new(token)).await
+    }
+
+    /// [`Self::authenticate`] of a token whose cache key is already computed (`/auth`, after
+    /// [`Self::cached_keyed`] missed).
+    pub async fn authenticate_keyed(
+        &self,
+        token: &KeyedToken<'_>,
+    ) -> Result<Arc<VerifiedSession>, AuthFailure> {
+        let KeyedToken {
+            text: token,
+            digest,
+        } = *token;
         let now = crate::now_secs();
-        let digest = token_digest(token);
         if let Some(hit) = self.cached_digest(&digest, now) {
             return Ok(hit);
         }
@@ -552,6 +571,29 @@ fn authn_of(claims: &Claims) -> Option<Box<Authn>> {
 
 /// The token cache's key for `token`.
 pub type TokenDigest = [u8; 32];
+
+/// A session token with its cache key ([`token_digest`]), computed once for the cache probe and
+/// the cold path after it. The key can only come from the token itself: a session verified
+/// from one token is never cached under another's key.
+#[derive(Clone, Copy)]
+pub struct KeyedToken<'a> {
+    text: &'a str,
+    digest: TokenDigest,
+}
+
+impl<'a> KeyedToken<'a> {
+    pub fn new(text: &'a str) -> Self {
+        Self {
+            text,
+            digest: token_digest(text),
+        }
+    }
+
+    /// The token itself.
+    pub fn text(&self) -> &'a str {
+        self.text
+    }
+}
 
 pub fn token_digest(token: &str) -> TokenDigest {
     use sha2::Digest;

@@ -39,7 +39,7 @@ use crate::headers::{self, MIA_ALLOWED};
 use crate::http::{encode_query_value, Request, Response};
 use crate::jwt::JwtError;
 use crate::policy::{Context, Decision, StepUp, Verdict};
-use crate::session::{AuthFailure, VerifiedSession};
+use crate::session::{AuthFailure, KeyedToken, VerifiedSession};
 use crate::state::AppState;
 
 pub async fn decide(state: &AppState, peer: &Peer, req: &Request) -> Response {
@@ -112,16 +112,17 @@ pub(super) async fn judge(
     let mut set_cookie = None;
     // One clock read for the request: the cache's expiry check and the login's age.
     let now = crate::now_secs();
-    let session = match super::session_token(headers, &state.cookies) {
+    // The token with its cache key, computed once: a miss hands both to the cold path.
+    let session = match super::session_token(headers, &state.cookies).map(KeyedToken::new) {
         None => None,
-        Some(token) => match state.auth.cached(token, now) {
+        Some(token) => match state.auth.cached_keyed(&token, now) {
             Some(session) => {
                 state.metrics.cache_hit();
                 Some(session)
             }
             // The slow paths are boxed so that the hot path's future stays small (hyper moves
             // it whole on every request).
-            None => match Box::pin(checked_in_store(state, token)).await {
+            None => match Box::pin(checked_in_store(state, &token)).await {
                 Ok(session) => Some(session),
                 // A browser's expired token is renewed while its session lives.
                 Err(AuthFailure::Token(JwtError::Expired))
@@ -129,7 +130,9 @@ pub(super) async fn judge(
                 {
                     let secret = state.cookies.read(headers, Kind::Renew);
                     let origin = peer.origin(headers);
-                    match Box::pin(crate::renewal::renew(state, token, secret, &origin)).await {
+                    match Box::pin(crate::renewal::renew(state, token.text(), secret, &origin))
+                        .await
+                    {
                         Ok(renewed) => {
                             set_cookie = Some(renewed.set_cookie.clone());
                             Some(renewed.session.clone())
@@ -149,10 +152,10 @@ pub(super) async fn judge(
                 Err(AuthFailure::Token(e))
                     if !matches!(e, JwtError::Expired)
                         && bound_app.is_some_and(|a| state.introspector.enabled(a))
-                        && super::bearer_token(headers) == Some(token) =>
+                        && super::bearer_token(headers) == Some(token.text()) =>
                 {
                     let app = bound_app.unwrap_or_default();
-                    match Box::pin(api_tokens::introspected(state, app, token, now)).await {
+                    match Box::pin(api_tokens::introspected(state, app, token.text(), now)).await {
                         Ok(found) => found,
                         Err(why) => return refuse(StatusCode::SERVICE_UNAVAILABLE, &why),
                     }
@@ -379,14 +382,15 @@ fn oversized_credentials(headers: &HeaderMap) -> Option<&'static str> {
         .map(|_| "authorization")
 }
 
-/// A token-cache miss: verify and ask the store, timed for `/-/metrics`.
+/// A token-cache miss (the token with its cache key): verify and ask the store, timed for
+/// `/-/metrics`.
 async fn checked_in_store(
     state: &AppState,
-    token: &str,
+    token: &KeyedToken<'_>,
 ) -> Result<std::sync::Arc<VerifiedSession>, AuthFailure> {
     state.metrics.cache_miss();
     let start = std::time::Instant::now();
-    let checked = state.auth.authenticate(token).await;
+    let checked = state.auth.authenticate_keyed(token).await;
     crate::metrics::Metrics::observe(&state.metrics.store_latency, start.elapsed());
     checked
 }
