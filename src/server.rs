@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
@@ -23,6 +23,8 @@ use crate::config::{ListenAddr, SocketPerms};
 use crate::routes::{self, Peer};
 use crate::signal::Stop;
 use crate::state::AppState;
+
+mod head_deadline;
 
 /// A bound listener.
 pub enum Listener {
@@ -308,25 +310,45 @@ fn spawn_connection<S>(
 {
     let peer = Arc::new(peer);
     let peer_addr = peer.addr;
+    // The head's deadline in force when the connection is accepted.
+    let header_timeout = state.load().config.server.header_timeout;
+    let clock = head_deadline::HeadClock::start();
     tokio::spawn(async move {
         let _held = held;
+        let answers = clock.clone();
         let service = service_fn(move |req| {
             let (state, peer) = (state.load_full(), peer.clone());
-            async move { Ok::<_, Infallible>(serve(state, peer, req).await) }
+            let answering = answers.clone().answering();
+            async move {
+                let resp = serve(state, peer, req).await;
+                drop(answering);
+                Ok::<_, Infallible>(resp)
+            }
         });
+        // No hyper timer: the head's deadline is `clock`'s (see `head_deadline`).
         let conn = http1::Builder::new()
-            .timer(TokioTimer::new())
-            .header_read_timeout(Duration::from_secs(30))
+            .header_read_timeout(None)
             .max_header_size(crate::http::MAX_HEAD)
             .keep_alive(true)
             .serve_connection(TokioIo::new(stream), service);
         tokio::pin!(conn);
+        let overdue = clock.overdue(header_timeout);
+        tokio::pin!(overdue);
+        // `None`: the head's time ran out first; the connection is dropped, which closes it.
         let result = tokio::select! {
-            r = conn.as_mut() => r,
+            r = conn.as_mut() => Some(r),
+            () = overdue.as_mut() => None,
             _ = stop.changed() => {
                 conn.as_mut().graceful_shutdown();
-                conn.await
+                tokio::select! {
+                    r = conn.as_mut() => Some(r),
+                    () = overdue => None,
+                }
             }
+        };
+        let Some(result) = result else {
+            tracing::debug!(peer = ?peer_addr, "connection closed: no request head within server.header_timeout");
+            return;
         };
         match result {
             // hyper answered 400 or 431 itself (a malformed or oversized request head): the

@@ -1290,6 +1290,103 @@ async fn oversized_and_slow_inputs_are_refused_without_harm() {
     assert_unharmed(&mut stack, &cookie).await;
 }
 
+/// Slowloris: a client that sends a request head a byte at a time, or opens a connection and
+/// sends nothing, or keeps an idle connection after its answer, is disconnected once
+/// `server.header_timeout` has passed (counted from the accept, then from each answer), so it
+/// cannot hold one of the `max_connections` slots. The time a request takes to be answered
+/// does not count: a body that trickles still gets its 408 from the body's own deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_head_that_never_completes_loses_its_connection() {
+    use std::io::{Read, Write};
+    use std::time::{Duration, Instant};
+    let (mut stack, cookie) = stack_with_alice(Setup {
+        extra_server: "header_timeout = \"2s\"",
+        ..attack_setup()
+    })
+    .await;
+    let idgate = stack.idgate.addr.port();
+    let connect = || {
+        let c = std::net::TcpStream::connect(("127.0.0.1", idgate)).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        c
+    };
+    // What the server does next on `c`: Ok(bytes) it sent until it closed, Err when it kept
+    // the connection open without a word for the read timeout.
+    let rest = |c: &mut std::net::TcpStream| {
+        let mut got = Vec::new();
+        c.read_to_end(&mut got).map(|_| got)
+    };
+
+    // A head that trickles, a byte every 300 ms (each well within any idle timeout): closed
+    // without an answer once the 2 s are up, though bytes kept coming.
+    let mut trickle = connect();
+    trickle.set_nonblocking(true).unwrap();
+    let started = Instant::now();
+    let mut closed = false;
+    for byte in b"GET /-/healthz HTTP/1.1\r\nHost: x\r\nX-Slow: "
+        .iter()
+        .cycle()
+    {
+        if started.elapsed() > Duration::from_secs(30) {
+            break;
+        }
+        let mut buf = [0u8; 64];
+        match trickle.read(&mut buf) {
+            Ok(0) => {
+                closed = true;
+                break;
+            }
+            Ok(n) => panic!("an answer to a head never completed: {:?}", &buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(_) => {
+                closed = true;
+                break;
+            }
+        }
+        if trickle.write_all(&[*byte]).is_err() {
+            closed = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert!(closed, "a trickled head kept its connection for 30 s");
+    assert!(
+        started.elapsed() >= Duration::from_millis(1900),
+        "closed before the header timeout: {:?}",
+        started.elapsed()
+    );
+
+    // A connection that sends nothing at all: closed, no answer.
+    let mut silent = connect();
+    assert_eq!(rest(&mut silent).expect("closed, not left open"), b"");
+
+    // An answered request's connection, then idle: closed after the same time, counted from
+    // the answer.
+    let mut idle = connect();
+    idle.write_all(b"GET /-/healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let answer = String::from_utf8(rest(&mut idle).expect("closed, not left open")).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert_eq!(answer.matches("HTTP/1.1").count(), 1, "{answer}");
+
+    // A request being answered is not cut off: a body that trickles waits for the body's own
+    // deadline (10 s) and gets its 408, well after the 2 s of the head.
+    let mut slow_body = connect();
+    slow_body
+        .write_all(
+            b"POST /oauth/token HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"co",
+        )
+        .unwrap();
+    let answer = String::from_utf8(rest(&mut slow_body).expect("closed, not left open")).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+
+    stack
+        .idgate
+        .proc
+        .wait_log(&["no request head within server.header_timeout"]);
+    assert_unharmed(&mut stack, &cookie).await;
+}
+
 /// A stand-in for idgate that answers every request with the request line it received, so a
 /// test sees exactly which path Nginx forwarded.
 fn recorder() -> std::net::SocketAddr {

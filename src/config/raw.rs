@@ -100,6 +100,8 @@ pub struct RawServer {
     pub admin_token_file: Option<PathBuf>,
     /// Connections served at once; more wait in the listen backlog (default 4096).
     pub max_connections: Option<usize>,
+    /// The time a connection has to send each request's head, e.g. `"30s"` (the default).
+    pub header_timeout: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -32,6 +32,9 @@ pub struct ServerConfig {
     pub admin_token: Option<crate::crypto::Secret>,
     /// Connections served at once (`server.max_connections`).
     pub max_connections: usize,
+    /// The time a connection has to send each request's head, from its accept and from each
+    /// answer (`server.header_timeout`); then it is closed.
+    pub header_timeout: Duration,
 }
 
 /// Permissions given to a unix socket once bound, so that Nginx's user can connect.
@@ -148,6 +151,7 @@ pub(super) fn validate(
         Some(n) => n,
         None => 4096,
     };
+    let header_timeout = duration("server.header_timeout", raw.header_timeout.clone(), "30s")?;
     let socket = socket_perms(
         raw.socket_mode.as_deref(),
         raw.socket_group.as_deref(),
@@ -162,6 +166,7 @@ pub(super) fn validate(
         admin_peers,
         admin_token,
         max_connections,
+        header_timeout,
     })
 }
 
