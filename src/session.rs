@@ -34,7 +34,9 @@ use crate::store::{FeedEvent, Sessions, StoreError};
 pub mod activity;
 pub mod refresh;
 pub mod renewals;
+mod token_key;
 pub use refresh::{spawn_user_refresher, UserLive};
+pub use token_key::{token_digest, KeyedToken, TokenDigest};
 
 /// How often expired and revoked tokens leave the cache, and stale liveness flags with them.
 const PRUNE_INTERVAL: Duration = Duration::from_secs(60);
@@ -258,7 +260,7 @@ impl Authenticator {
     /// and hands it to [`Self::authenticate_keyed`] on a miss, so its cold path hashes the token
     /// once.
     pub fn cached_keyed(&self, token: &KeyedToken<'_>, now: i64) -> Option<Arc<VerifiedSession>> {
-        self.cached_digest(&token.digest, now)
+        self.cached_digest(token.digest(), now)
     }
 
     /// [`Self::cached`] of the token whose [`token_digest`] is `digest`.
@@ -337,10 +339,7 @@ impl Authenticator {
         &self,
         token: &KeyedToken<'_>,
     ) -> Result<Arc<VerifiedSession>, AuthFailure> {
-        let KeyedToken {
-            text: token,
-            digest,
-        } = *token;
+        let (digest, token) = (*token.digest(), token.text());
         let now = crate::now_secs();
         if let Some(hit) = self.cached_digest(&digest, now) {
             return Ok(hit);
@@ -567,37 +566,6 @@ impl Authenticator {
 fn authn_of(claims: &Claims) -> Option<Box<Authn>> {
     let authn = claims.authn();
     (!authn.is_empty()).then(|| Box::new(authn))
-}
-
-/// The token cache's key for `token`.
-pub type TokenDigest = [u8; 32];
-
-/// A session token with its cache key ([`token_digest`]), computed once for the cache probe and
-/// the cold path after it. The key can only come from the token itself: a session verified
-/// from one token is never cached under another's key.
-#[derive(Clone, Copy)]
-pub struct KeyedToken<'a> {
-    text: &'a str,
-    digest: TokenDigest,
-}
-
-impl<'a> KeyedToken<'a> {
-    pub fn new(text: &'a str) -> Self {
-        Self {
-            text,
-            digest: token_digest(text),
-        }
-    }
-
-    /// The token itself.
-    pub fn text(&self) -> &'a str {
-        self.text
-    }
-}
-
-pub fn token_digest(token: &str) -> TokenDigest {
-    use sha2::Digest;
-    sha2::Sha256::digest(token.as_bytes()).into()
 }
 
 /// Follows the store's revocation feed so logouts made elsewhere (another instance, the CLI)
