@@ -138,8 +138,8 @@ pub struct Authenticator {
     /// Session activity on its way to the store, in batches.
     activity: Arc<activity::Activity>,
     identity: IdentityHeaders,
-    /// Verified tokens by the SHA-256 digest of the token: 32 bytes a key where the token itself
-    /// is 300 to 800 (and a collision is out of reach, unlike with a short hash of it).
+    /// Verified tokens by the token's 128-bit keyed hash ([`token_digest`]): 16 bytes a key
+    /// where the token itself is 300 to 800 (and a collision is out of reach: see `token_key`).
     tokens: quick_cache::sync::Cache<TokenDigest, Arc<VerifiedSession>>,
     /// One liveness flag per session id. Weak, so the map forgets sessions whose tokens have
     /// all left the cache; a std mutex because it is touched only on cache misses and

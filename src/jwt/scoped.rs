@@ -71,9 +71,10 @@ pub fn mint(
     Ok((keys.sign_any(&claims)?, exp))
 }
 
-/// Minted tokens by (the SHA-256 of the session token, audience), with their `exp`.
+/// Minted tokens by (the session token's cache key, `session::token_digest`'s, audience), with
+/// their `exp`.
 pub struct ScopedTokens {
-    cache: quick_cache::sync::Cache<([u8; 32], String), (std::sync::Arc<str>, i64)>,
+    cache: quick_cache::sync::Cache<(u128, String), (std::sync::Arc<str>, i64)>,
 }
 
 impl ScopedTokens {
@@ -87,7 +88,7 @@ impl ScopedTokens {
     /// (`lifetime_secs`) is left.
     pub fn get(
         &self,
-        session: &[u8; 32],
+        session: &u128,
         audience: &str,
         lifetime_secs: i64,
         now: i64,
@@ -96,7 +97,7 @@ impl ScopedTokens {
         (exp - now > lifetime_secs / 4).then_some(token)
     }
 
-    pub fn put(&self, session: [u8; 32], audience: &str, token: std::sync::Arc<str>, exp: i64) {
+    pub fn put(&self, session: u128, audience: &str, token: std::sync::Arc<str>, exp: i64) {
         self.cache
             .insert((session, audience.to_owned()), (token, exp));
     }
@@ -154,10 +155,10 @@ mod tests {
     #[test]
     fn cached_tokens_are_renewed_before_they_expire() {
         let tokens = ScopedTokens::new(8);
-        tokens.put([1; 32], "a", "t".into(), 400);
-        assert_eq!(tokens.get(&[1; 32], "a", 300, 100).as_deref(), Some("t"));
-        assert!(tokens.get(&[1; 32], "a", 300, 330).is_none());
-        assert!(tokens.get(&[1; 32], "b", 300, 100).is_none());
-        assert!(tokens.get(&[2; 32], "a", 300, 100).is_none());
+        tokens.put(1, "a", "t".into(), 400);
+        assert_eq!(tokens.get(&1, "a", 300, 100).as_deref(), Some("t"));
+        assert!(tokens.get(&1, "a", 300, 330).is_none());
+        assert!(tokens.get(&1, "b", 300, 100).is_none());
+        assert!(tokens.get(&2, "a", 300, 100).is_none());
     }
 }
