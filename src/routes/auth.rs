@@ -395,20 +395,6 @@ async fn checked_in_store(
     checked
 }
 
-/// The request being decided, as Nginx received it (`$request_uri`). Nginx passes raw bytes
-/// above 0x7F through, so the header is read as UTF-8, not as visible ASCII: a path that is not
-/// UTF-8 becomes `""`, which no rule matches (refused), never `/`, which rules might open.
-/// Absent (a caller that is not the shipped snippet), it is `/`.
-fn original_uri(headers: &HeaderMap) -> &str {
-    match headers
-        .get(headers::ORIGINAL_URI)
-        .or_else(|| headers.get(headers::X_ORIGINAL_URI))
-    {
-        Some(v) => std::str::from_utf8(v.as_bytes()).unwrap_or(""),
-        None => "/",
-    }
-}
-
 fn allow_anonymous() -> Response {
     let mut resp = http::Response::new(Full::new(Bytes::new()));
     resp.headers_mut()
@@ -509,10 +495,6 @@ fn step_up_needed(
         }
     }
     resp
-}
-
-fn header(headers: &HeaderMap, name: http::HeaderName) -> Option<&str> {
-    headers.get(name).and_then(|v| v.to_str().ok())
 }
 
 /// Where an anonymous browser starts its login to `app_id`: `/authorize` for an app with an
