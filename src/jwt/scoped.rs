@@ -71,7 +71,7 @@ pub fn mint(
     Ok((keys.sign_any(&claims)?, exp))
 }
 
-/// Minted tokens by (the session token's cache key, `session::token_digest`'s, audience), with
+/// Minted tokens by (the session token's cache key, `session::token_digest`, audience), with
 /// their `exp`.
 pub struct ScopedTokens {
     cache: quick_cache::sync::Cache<(u128, String), (std::sync::Arc<str>, i64)>,

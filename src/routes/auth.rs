@@ -112,17 +112,19 @@ pub(super) async fn judge(
     let mut set_cookie = None;
     // One clock read for the request: the cache's expiry check and the login's age.
     let now = crate::now_secs();
-    // The token with its cache key, computed once: a miss hands both to the cold path.
-    let session = match super::session_token(headers, &state.cookies).map(KeyedToken::new) {
+    // The token with its cache key, computed once: a miss hands both to the cold path, and a
+    // location asking for a scoped token (below) finds its minted one under the same key.
+    let token = super::session_token(headers, &state.cookies).map(KeyedToken::new);
+    let session = match &token {
         None => None,
-        Some(token) => match state.auth.cached_keyed(&token, now) {
+        Some(token) => match state.auth.cached_keyed(token, now) {
             Some(session) => {
                 state.metrics.cache_hit();
                 Some(session)
             }
             // The slow paths are boxed so that the hot path's future stays small (hyper moves
             // it whole on every request).
-            None => match Box::pin(checked_in_store(state, &token)).await {
+            None => match Box::pin(checked_in_store(state, token)).await {
                 Ok(session) => Some(session),
                 // A browser's expired token is renewed while its session lives.
                 Err(AuthFailure::Token(JwtError::Expired))
@@ -221,12 +223,11 @@ pub(super) async fn judge(
                         resp.headers_mut().insert(http::header::SET_COOKIE, cookie);
                     }
                     // A location asking for a token minted for its upstream gets it in
-                    // place of the session's own. (The session token is read again only then:
-                    // the cached-session path without an audience does no more work.)
+                    // place of the session's own.
                     let scoped = described
                         .audience
                         .filter(|_| resp.status().is_success())
-                        .and_then(|a| Some((a, super::session_token(headers, &state.cookies)?)));
+                        .zip(token.as_ref());
                     if let Some((audience, token)) = scoped {
                         match api_tokens::scoped_token(state, s, token, audience, now) {
                             Ok(v) => {

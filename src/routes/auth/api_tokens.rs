@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use http::HeaderValue;
 
-use crate::session::VerifiedSession;
+use crate::session::{KeyedToken, VerifiedSession};
 use crate::state::AppState;
 
 /// The identity an opaque bearer `token` stands for in `app_id`, `None` when it is refused;
@@ -55,13 +55,14 @@ pub(super) async fn introspected(
 }
 
 /// The token minted for `audience` (one of the session's app's `[apps.X.audiences]`) for the
-/// session of `token`, from the cache while it has a quarter of its life left. The message of
-/// a 403 when the audience is not configured (the location asks for what the app does not
-/// allow) or the identity has no session token to mint from (an opaque API token).
+/// session of `token`, from the cache (under the token's own cache key) while it has a quarter
+/// of its life left. The message of a 403 when the audience is not configured (the location
+/// asks for what the app does not allow) or the identity has no session token to mint from (an
+/// opaque API token).
 pub(super) fn scoped_token(
     state: &AppState,
     session: &VerifiedSession,
-    token: &str,
+    token: &KeyedToken<'_>,
     audience: &str,
     now: i64,
 ) -> Result<HeaderValue, &'static str> {
@@ -76,7 +77,7 @@ pub(super) fn scoped_token(
     if session.sid() == crate::introspect::API_TOKEN_SID {
         return Err("this location's upstream token needs a session");
     }
-    let digest = crate::session::token_digest(token);
+    let digest = *token.digest();
     let lifetime = cfg.lifetime.as_secs() as i64;
     let minted = match state.scoped.get(&digest, audience, lifetime, now) {
         Some(t) => t,
@@ -86,7 +87,7 @@ pub(super) fn scoped_token(
             let mut claims = state
                 .auth
                 .keys()
-                .verify_ignoring_expiry(token)
+                .verify_ignoring_expiry(token.text())
                 .map_err(|e| {
                     tracing::error!(error = %e, "cannot read the session token to mint a scoped token");
                     "no token can be minted for this session"
