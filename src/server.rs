@@ -371,18 +371,23 @@ async fn serve(
     peer: Arc<Peer>,
     req: crate::http::Request,
 ) -> crate::http::Response {
-    let start = Instant::now();
     let path = req.uri().path();
     // `/forward-auth` is the same decision for other gateways: counted and logged as one.
     let is_auth = path == "/auth" || path.starts_with("/auth/") || path == "/forward-auth";
     if is_auth {
-        // Only what the debug line needs, and only when it is on: the hot path stays as it was.
-        let logged = tracing::enabled!(tracing::Level::DEBUG)
-            .then(|| (request_id(&req), shortened(req.uri().path())));
+        // Only what the debug line needs, the clock read included, and only when it is on: the
+        // hot path stays as it was.
+        let logged = tracing::enabled!(tracing::Level::DEBUG).then(|| {
+            (
+                Instant::now(),
+                request_id(&req),
+                shortened(req.uri().path()),
+            )
+        });
         let resp = routes::handle(state.clone(), peer, req).await;
         let status = resp.status().as_u16();
         state.metrics.request("/auth", status);
-        if let Some((request_id, path)) = logged {
+        if let Some((start, request_id, path)) = logged {
             let user_id = resp
                 .headers()
                 .get(crate::headers::MIA_USERID)
@@ -401,6 +406,7 @@ async fn serve(
         }
         return resp;
     }
+    let start = Instant::now();
     let request_id = request_id(&req);
     let method = req.method().clone();
     let path = shortened(req.uri().path());

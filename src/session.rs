@@ -118,6 +118,16 @@ impl VerifiedSession {
     }
 }
 
+/// A token the cache could not serve ([`Authenticator::cached_keyed`]), with what the probe saw,
+/// for [`Authenticator::authenticate_missed`] to go on from.
+pub struct Miss {
+    /// The probe's clock, kept for the rest of the request.
+    now: i64,
+    /// The token's entry, when there is one: revoked, expired, made from an older user record,
+    /// idle here, or held while the revocation feed is not trusted.
+    entry: Option<Arc<VerifiedSession>>,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum AuthFailure {
     #[error("no session token")]
@@ -175,6 +185,7 @@ impl Authenticator {
         capacity: usize,
         outage_grace: Duration,
     ) -> Self {
+        token_key::draw_hash_key();
         Self {
             keys,
             activity: activity::Activity::new(sessions.clone()),
@@ -253,32 +264,42 @@ impl Authenticator {
     /// The hot path: a cached, still-valid verification of `token`, or `None`. Cached entries
     /// count only while the revocation feed is trusted.
     pub fn cached(&self, token: &str, now: i64) -> Option<Arc<VerifiedSession>> {
-        self.cached_digest(&token_digest(token), now)
+        self.cached_digest(&token_digest(token), now).ok()
     }
 
     /// [`Self::cached`] of a token whose cache key is already computed: `/auth` probes with it
-    /// and hands it to [`Self::authenticate_keyed`] on a miss, so its cold path hashes the token
-    /// once.
-    pub fn cached_keyed(&self, token: &KeyedToken<'_>, now: i64) -> Option<Arc<VerifiedSession>> {
+    /// and hands the [`Miss`] to [`Self::authenticate_missed`], so its cold path hashes the
+    /// token once and looks it up once.
+    pub fn cached_keyed(
+        &self,
+        token: &KeyedToken<'_>,
+        now: i64,
+    ) -> Result<Arc<VerifiedSession>, Miss> {
         self.cached_digest(token.digest(), now)
     }
 
-    /// [`Self::cached`] of the token whose [`token_digest`] is `digest`.
-    fn cached_digest(&self, digest: &TokenDigest, now: i64) -> Option<Arc<VerifiedSession>> {
-        if now > self.feed_trusted_until.load(Ordering::Acquire) {
-            return None;
-        }
-        let hit = self.tokens.get(digest).filter(|s| s.is_valid(now))?;
-        let last = hit.live.last_seen.load(Ordering::Relaxed);
-        if self.idle_secs.is_some_and(|idle| now - last > idle) {
-            // Idle here; maybe active on another instance: let the slow path ask the store.
-            return None;
+    /// [`Self::cached`] of the token whose [`token_digest`] is `digest`: the session to serve,
+    /// or the [`Miss`] with the entry found, if any.
+    fn cached_digest(&self, digest: &TokenDigest, now: i64) -> Result<Arc<VerifiedSession>, Miss> {
+        let Some(entry) = self.tokens.get(digest) else {
+            return Err(Miss { now, entry: None });
+        };
+        let servable =
+            now <= self.feed_trusted_until.load(Ordering::Acquire) && entry.is_valid(now);
+        let last = entry.live.last_seen.load(Ordering::Relaxed);
+        // Idle here, maybe active on another instance: the slow path asks the store.
+        let idle = self.idle_secs.is_some_and(|idle| now - last > idle);
+        if !servable || idle {
+            return Err(Miss {
+                now,
+                entry: Some(entry),
+            });
         }
         if last != now {
-            hit.live.last_seen.store(now, Ordering::Relaxed);
-            self.report_activity(&hit.live, now);
+            entry.live.last_seen.store(now, Ordering::Relaxed);
+            self.report_activity(&entry.live, now);
         }
-        Some(hit)
+        Ok(entry)
     }
 
     /// Tells the store about this session's activity in the background (the request does not
@@ -330,26 +351,28 @@ impl Authenticator {
 
     /// Verifies `token` and checks its session in the store; caches the result.
     pub async fn authenticate(&self, token: &str) -> Result<Arc<VerifiedSession>, AuthFailure> {
-        self.authenticate_keyed(&KeyedToken::new(token)).await
+        let token = KeyedToken::new(token);
+        match self.cached_keyed(&token, crate::now_secs()) {
+            Ok(hit) => Ok(hit),
+            Err(miss) => self.authenticate_missed(&token, miss).await,
+        }
     }
 
-    /// [`Self::authenticate`] of a token whose cache key is already computed (`/auth`, after
-    /// [`Self::cached_keyed`] missed).
-    pub async fn authenticate_keyed(
+    /// [`Self::authenticate`] after [`Self::cached_keyed`] missed (`/auth`): what the cache
+    /// holds for the token is in `miss`, so it is not looked up again.
+    pub async fn authenticate_missed(
         &self,
         token: &KeyedToken<'_>,
+        miss: Miss,
     ) -> Result<Arc<VerifiedSession>, AuthFailure> {
         let (digest, token) = (*token.digest(), token.text());
-        let now = crate::now_secs();
-        if let Some(hit) = self.cached_digest(&digest, now) {
-            return Ok(hit);
-        }
-        if let Some(hit) = self.tokens.get(&digest) {
-            if !hit.live.alive.load(Ordering::Acquire) {
+        let Miss { now, entry } = miss;
+        if let Some(entry) = entry {
+            if !entry.live.alive.load(Ordering::Acquire) {
                 // Revoked: final, no need to ask the store.
                 return Err(AuthFailure::SessionEnded);
             }
-            if now >= hit.exp || !hit.is_current() {
+            if now >= entry.exp || !entry.is_current() {
                 // Expired, or made from a user record that has changed since: the caller may
                 // renew it while the session lives.
                 return Err(AuthFailure::Token(JwtError::Expired));

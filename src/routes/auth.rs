@@ -39,7 +39,7 @@ use crate::headers::{self, MIA_ALLOWED};
 use crate::http::{encode_query_value, Request, Response};
 use crate::jwt::JwtError;
 use crate::policy::{Context, Decision, StepUp, Verdict};
-use crate::session::{AuthFailure, KeyedToken, VerifiedSession};
+use crate::session::{AuthFailure, KeyedToken, Miss, VerifiedSession};
 use crate::state::AppState;
 
 pub async fn decide(state: &AppState, peer: &Peer, req: &Request) -> Response {
@@ -118,13 +118,13 @@ pub(super) async fn judge(
     let session = match &token {
         None => None,
         Some(token) => match state.auth.cached_keyed(token, now) {
-            Some(session) => {
+            Ok(session) => {
                 state.metrics.cache_hit();
                 Some(session)
             }
             // The slow paths are boxed so that the hot path's future stays small (hyper moves
             // it whole on every request).
-            None => match Box::pin(checked_in_store(state, token)).await {
+            Err(miss) => match Box::pin(checked_in_store(state, token, miss)).await {
                 Ok(session) => Some(session),
                 // A browser's expired token is renewed while its session lives.
                 Err(AuthFailure::Token(JwtError::Expired))
@@ -383,15 +383,16 @@ fn oversized_credentials(headers: &HeaderMap) -> Option<&'static str> {
         .map(|_| "authorization")
 }
 
-/// A token-cache miss (the token with its cache key): verify and ask the store, timed for
-/// `/-/metrics`.
+/// A token-cache miss (the token with its cache key, and what the probe saw): verify and ask
+/// the store, timed for `/-/metrics`.
 async fn checked_in_store(
     state: &AppState,
     token: &KeyedToken<'_>,
+    miss: Miss,
 ) -> Result<std::sync::Arc<VerifiedSession>, AuthFailure> {
     state.metrics.cache_miss();
     let start = std::time::Instant::now();
-    let checked = state.auth.authenticate_keyed(token).await;
+    let checked = state.auth.authenticate_missed(token, miss).await;
     crate::metrics::Metrics::observe(&state.metrics.store_latency, start.elapsed());
     checked
 }

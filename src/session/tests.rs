@@ -488,3 +488,17 @@ async fn the_full_claims_are_read_again_only_for_a_live_session() {
         Err(AuthFailure::SessionEnded)
     ));
 }
+
+/// The token cache's hash key is drawn when the authenticator is built, at start, not by the
+/// first request (which would then wait on the OS's random generator, or fail there).
+/// cargo-nextest runs each test in a process of its own (tests/common), so nothing drew it
+/// before this test.
+#[tokio::test]
+async fn the_token_hash_key_is_drawn_when_the_authenticator_is_built() {
+    assert!(
+        super::token_key::HASH_KEY.get().is_none(),
+        "drawn before the test: run the tests with cargo-nextest, one process each"
+    );
+    let _f = fixture(None);
+    assert!(super::token_key::HASH_KEY.get().is_some());
+}

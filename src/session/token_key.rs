@@ -13,20 +13,31 @@
 //! token where SHA-256 cost 0.56 µs, on every `/auth` (docs/benchmarks.md).
 
 use std::hash::Hasher;
-use std::sync::LazyLock;
+use std::sync::OnceLock;
 
 use siphasher::sip128::{Hasher128, SipHasher13};
 
 /// The token cache's key for `token`.
 pub type TokenDigest = u128;
 
-/// This process's hash key: 128 bits from the operating system's random generator.
-static HASH_KEY: LazyLock<[u8; 16]> = LazyLock::new(|| {
-    use rand::RngCore;
-    let mut key = [0; 16];
-    rand::rngs::OsRng.fill_bytes(&mut key);
-    key
-});
+/// This process's hash key: 128 bits from the operating system's random generator, drawn once.
+pub(super) static HASH_KEY: OnceLock<[u8; 16]> = OnceLock::new();
+
+fn hash_key() -> &'static [u8; 16] {
+    HASH_KEY.get_or_init(|| {
+        use rand::RngCore;
+        let mut key = [0; 16];
+        rand::rngs::OsRng.fill_bytes(&mut key);
+        key
+    })
+}
+
+/// Draws this process's hash key now, if it is not drawn yet: at start ([`super::Authenticator::new`]),
+/// so that the operating system's random generator is asked before the first request, not
+/// during it.
+pub fn draw_hash_key() {
+    hash_key();
+}
 
 /// A session token with its cache key ([`token_digest`]), computed once for the cache probe and
 /// the cold path after it. The key can only come from the token itself: a session verified
@@ -58,7 +69,7 @@ impl<'a> KeyedToken<'a> {
 
 /// The key under which the verification of `token` is cached (see the module's doc).
 pub fn token_digest(token: &str) -> TokenDigest {
-    let mut hasher = SipHasher13::new_with_key(&HASH_KEY);
+    let mut hasher = SipHasher13::new_with_key(hash_key());
     hasher.write(token.as_bytes());
     hasher.finish128().as_u128()
 }
