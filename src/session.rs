@@ -119,8 +119,10 @@ impl VerifiedSession {
 }
 
 /// A token the cache could not serve ([`Authenticator::cached_keyed`]), with what the probe saw,
-/// for [`Authenticator::authenticate_missed`] to go on from.
-pub struct Miss {
+/// for [`Authenticator::authenticate_missed`] to go on from. It holds the token it was made for,
+/// so what it saw cannot be applied to another.
+pub struct Miss<'a> {
+    token: KeyedToken<'a>,
     /// The probe's clock, kept for the rest of the request.
     now: i64,
     /// The token's entry, when there is one: revoked, expired, made from an older user record,
@@ -270,19 +272,24 @@ impl Authenticator {
     /// [`Self::cached`] of a token whose cache key is already computed: `/auth` probes with it
     /// and hands the [`Miss`] to [`Self::authenticate_missed`], so its cold path hashes the
     /// token once and looks it up once.
-    pub fn cached_keyed(
+    pub fn cached_keyed<'a>(
         &self,
-        token: &KeyedToken<'_>,
+        token: KeyedToken<'a>,
         now: i64,
-    ) -> Result<Arc<VerifiedSession>, Miss> {
+    ) -> Result<Arc<VerifiedSession>, Miss<'a>> {
         self.cached_digest(token.digest(), now)
+            .map_err(|entry| Miss { token, now, entry })
     }
 
     /// [`Self::cached`] of the token whose [`token_digest`] is `digest`: the session to serve,
-    /// or the [`Miss`] with the entry found, if any.
-    fn cached_digest(&self, digest: &TokenDigest, now: i64) -> Result<Arc<VerifiedSession>, Miss> {
+    /// or, when it cannot be served as it is, its entry if there is one.
+    fn cached_digest(
+        &self,
+        digest: &TokenDigest,
+        now: i64,
+    ) -> Result<Arc<VerifiedSession>, Option<Arc<VerifiedSession>>> {
         let Some(entry) = self.tokens.get(digest) else {
-            return Err(Miss { now, entry: None });
+            return Err(None);
         };
         let servable =
             now <= self.feed_trusted_until.load(Ordering::Acquire) && entry.is_valid(now);
@@ -290,10 +297,7 @@ impl Authenticator {
         // Idle here, maybe active on another instance: the slow path asks the store.
         let idle = self.idle_secs.is_some_and(|idle| now - last > idle);
         if !servable || idle {
-            return Err(Miss {
-                now,
-                entry: Some(entry),
-            });
+            return Err(Some(entry));
         }
         if last != now {
             entry.live.last_seen.store(now, Ordering::Relaxed);
@@ -351,10 +355,9 @@ impl Authenticator {
 
     /// Verifies `token` and checks its session in the store; caches the result.
     pub async fn authenticate(&self, token: &str) -> Result<Arc<VerifiedSession>, AuthFailure> {
-        let token = KeyedToken::new(token);
-        match self.cached_keyed(&token, crate::now_secs()) {
+        match self.cached_keyed(KeyedToken::new(token), crate::now_secs()) {
             Ok(hit) => Ok(hit),
-            Err(miss) => self.authenticate_missed(&token, miss).await,
+            Err(miss) => self.authenticate_missed(miss).await,
         }
     }
 
@@ -362,11 +365,10 @@ impl Authenticator {
     /// holds for the token is in `miss`, so it is not looked up again.
     pub async fn authenticate_missed(
         &self,
-        token: &KeyedToken<'_>,
-        miss: Miss,
+        miss: Miss<'_>,
     ) -> Result<Arc<VerifiedSession>, AuthFailure> {
+        let Miss { token, now, entry } = miss;
         let (digest, token) = (*token.digest(), token.text());
-        let Miss { now, entry } = miss;
         if let Some(entry) = entry {
             if !entry.live.alive.load(Ordering::Acquire) {
                 // Revoked: final, no need to ask the store.

@@ -117,14 +117,14 @@ pub(super) async fn judge(
     let token = super::session_token(headers, &state.cookies).map(KeyedToken::new);
     let session = match &token {
         None => None,
-        Some(token) => match state.auth.cached_keyed(token, now) {
+        Some(token) => match state.auth.cached_keyed(*token, now) {
             Ok(session) => {
                 state.metrics.cache_hit();
                 Some(session)
             }
             // The slow paths are boxed so that the hot path's future stays small (hyper moves
             // it whole on every request).
-            Err(miss) => match Box::pin(checked_in_store(state, token, miss)).await {
+            Err(miss) => match Box::pin(checked_in_store(state, miss)).await {
                 Ok(session) => Some(session),
                 // A browser's expired token is renewed while its session lives.
                 Err(AuthFailure::Token(JwtError::Expired))
@@ -387,12 +387,11 @@ fn oversized_credentials(headers: &HeaderMap) -> Option<&'static str> {
 /// the store, timed for `/-/metrics`.
 async fn checked_in_store(
     state: &AppState,
-    token: &KeyedToken<'_>,
-    miss: Miss,
+    miss: Miss<'_>,
 ) -> Result<std::sync::Arc<VerifiedSession>, AuthFailure> {
     state.metrics.cache_miss();
     let start = std::time::Instant::now();
-    let checked = state.auth.authenticate_missed(token, miss).await;
+    let checked = state.auth.authenticate_missed(miss).await;
     crate::metrics::Metrics::observe(&state.metrics.store_latency, start.elapsed());
     checked
 }
