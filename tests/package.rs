@@ -23,6 +23,10 @@ use common::*;
 
 const UNIT: &str = "/usr/lib/systemd/system/idgate.service";
 const SOCKET_UNIT: &str = "/usr/lib/systemd/system/idgate.socket";
+/// Where the example config, the socket unit and Nginx's upstream snippet reach idgate.
+const PACKAGED_SOCKET: &str = "unix:/run/idgate/idgate.sock";
+/// The test's stand-in for /run/idgate, in its temporary folder.
+const SOCKET_DIR: &str = "run";
 
 fn run(cmd: &str, args: &[&str]) -> (bool, String) {
     let out = Command::new(cmd)
@@ -100,14 +104,18 @@ fn unit_file_is_hardened() {
     );
 }
 
-/// Rewrites the installed example config for this machine: the test IdP, the site's URLs, a
-/// free port, the store in `dir`; everything else (the shipped defaults) stays.
+/// Rewrites the installed example config for this machine: the test IdP, the site's URLs, the
+/// unix socket in `dir`'s [`SOCKET_DIR`] and a free port, the store in `dir`; everything else
+/// (the shipped defaults) stays.
 fn edit_example(example: &str, dir: &Path, site: &str, issuer: &str) -> String {
     let mut text = example.to_owned();
     for (from, to) in [
         (
-            r#"listen = ["127.0.0.1:4280"]"#.to_owned(),
-            r#"listen = ["127.0.0.1:0"]"#.to_owned(),
+            format!(r#"listen = ["{PACKAGED_SOCKET}", "127.0.0.1:4280"]"#),
+            format!(
+                r#"listen = ["unix:{}", "127.0.0.1:0"]"#,
+                dir.join(SOCKET_DIR).join("idgate.sock").display()
+            ),
         ),
         (
             r#"private_key_file = "signing.pem""#.to_owned(),
@@ -177,7 +185,11 @@ async fn debian_package_installs_serves_a_login_and_purges() {
     // one purges it on the way out.
     let _ = run("dpkg", &["--purge", "idgate"]);
     let _purge_on_failure = PurgeOnDrop;
-    must("dpkg", &["-i", &deb]);
+    let installed = must("dpkg", &["-i", &deb]);
+    assert!(
+        !installed.contains("does not listen on"),
+        "the example config listens where Nginx's upstream reaches it:\n{installed}"
+    );
 
     // Files, owners and modes.
     let idgate_gid = gid_of("idgate");
@@ -193,6 +205,7 @@ async fn debian_package_installs_serves_a_login_and_purges() {
         "/usr/share/bash-completion/completions/idgate",
         "/usr/share/zsh/vendor-completions/_idgate",
         "/usr/share/fish/vendor_completions.d/idgate.fish",
+        "/usr/lib/tmpfiles.d/idgate.conf",
         "/usr/share/doc/idgate/README.md",
         "/usr/share/doc/idgate/operations.md",
         "/usr/share/doc/idgate/changelog.Debian.gz",
@@ -227,6 +240,20 @@ async fn debian_package_installs_serves_a_login_and_purges() {
     );
     let state = std::fs::metadata("/var/lib/idgate").unwrap();
     assert_eq!((state.uid(), state.gid()), (idgate_uid, idgate_gid));
+    // The socket's folder (systemd-tmpfiles, run by postinst): idgate's, group www-data with the
+    // set-group-id bit, so the socket made in it is www-data's and only Nginx's group may reach
+    // it.
+    let socket_folder = std::fs::metadata("/run/idgate").expect("/run/idgate made at install");
+    assert!(socket_folder.is_dir());
+    assert_eq!(
+        (
+            socket_folder.uid(),
+            socket_folder.gid(),
+            socket_folder.permissions().mode() & 0o7777
+        ),
+        (idgate_uid, gid_of("www-data"), 0o2750),
+        "/run/idgate: owner, group, mode"
+    );
 
     // The installed unit: clean `verify` (the binary exists now), "OK" or better `security`.
     let (ok, text) = run("systemd-analyze", &["verify", UNIT]);
@@ -242,8 +269,9 @@ async fn debian_package_installs_serves_a_login_and_purges() {
             .contains("\nWatchdogSec="),
         "the service has a watchdog"
     );
-    // The socket unit: clean `verify`, installed but not enabled, on the address the example
-    // config listens on and Nginx's upstream snippet names.
+    // The socket unit: clean `verify`, installed but not enabled, on the addresses the example
+    // config listens on, the unix socket (www-data's) being the one Nginx's upstream snippet
+    // names.
     let (ok, text) = run("systemd-analyze", &["verify", SOCKET_UNIT]);
     assert!(
         ok && text.trim().is_empty(),
@@ -254,21 +282,45 @@ async fn debian_package_installs_serves_a_login_and_purges() {
         "socket activation is the operator's choice"
     );
     let socket_unit = std::fs::read_to_string(SOCKET_UNIT).unwrap();
-    let address = socket_unit
+    let addresses: Vec<String> = socket_unit
         .lines()
-        .find_map(|l| l.strip_prefix("ListenStream="))
-        .expect("a ListenStream");
+        .filter_map(|l| l.strip_prefix("ListenStream="))
+        .map(|a| match a.strip_prefix('/') {
+            Some(_) => format!("unix:{a}"),
+            None => a.to_owned(),
+        })
+        .collect();
+    assert_eq!(
+        addresses,
+        [PACKAGED_SOCKET, "127.0.0.1:4280"],
+        "{socket_unit}"
+    );
+    for line in ["SocketGroup=www-data", "SocketMode=0660"] {
+        assert!(
+            socket_unit.contains(&format!("\n{line}\n")),
+            "{socket_unit}"
+        );
+    }
+    let listen = format!("listen = [\"{}\"]", addresses.join("\", \""));
     assert!(
         std::fs::read_to_string("/etc/idgate/idgate.toml")
             .unwrap()
-            .contains(&format!("listen = [\"{address}\"]")),
-        "the example config listens on {address}"
+            .contains(&format!("\n{listen}\n")),
+        "the example config: {listen}"
     );
-    assert!(
-        std::fs::read_to_string("/etc/nginx/snippets/idgate/idgate-upstream.conf")
-            .unwrap()
-            .contains(&format!("server {address} ")),
-        "Nginx's upstream names {address}"
+    let upstream =
+        std::fs::read_to_string("/etc/nginx/snippets/idgate/idgate-upstream.conf").unwrap();
+    let servers: Vec<&str> = upstream
+        .lines()
+        .map(str::trim_start)
+        .filter(|l| l.starts_with("server "))
+        .collect();
+    assert_eq!(
+        servers,
+        [format!(
+            "server {PACKAGED_SOCKET} max_fails=1 fail_timeout=1s;"
+        )],
+        "Nginx's upstream reaches the unix socket, and nothing else"
     );
 
     // The installed binary and example config.
@@ -281,18 +333,33 @@ async fn debian_package_installs_serves_a_login_and_purges() {
     assert!(out.contains(": ok"), "{out}");
 
     // Served for real: the installed example config pointed at the test IdP, the installed
-    // snippets in Nginx, a login through it.
+    // snippets in Nginx reaching it on its unix socket, a login through it. The socket's folder
+    // is made as the package makes /run/idgate, with the group of this Nginx's workers (nobody
+    // and nogroup, Debian's Nginx started by root with no `user`) in place of www-data; the
+    // temporary folder above it only lets them through.
     let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+    let socket_dir = dir.path().join(SOCKET_DIR);
+    std::fs::create_dir(&socket_dir).unwrap();
+    std::os::unix::fs::chown(&socket_dir, None, Some(gid_of("nogroup"))).unwrap();
+    std::fs::set_permissions(&socket_dir, std::fs::Permissions::from_mode(0o2750)).unwrap();
     let port = free_port();
     let site = format!("http://127.0.0.1:{port}");
     let idp = Idp::for_site(&site, &[]);
     let example = std::fs::read_to_string("/etc/idgate/idgate.toml").unwrap();
     let config = edit_example(&example, dir.path(), &site, &idp.issuer);
     let idgate = Idgate::start_bin(Path::new("/usr/bin/idgate"), dir.path(), &config);
-    let nginx = Nginx::start_with_snippets(
+    let socket = socket_dir.join("idgate.sock");
+    let meta = std::fs::metadata(&socket).expect("idgate's unix socket");
+    assert_eq!(
+        (meta.gid(), meta.permissions().mode() & 0o777),
+        (gid_of("nogroup"), 0o660),
+        "the socket takes its folder's group, and the shipped socket_mode"
+    );
+    let nginx = Nginx::start_with_snippets_at(
         &dir.path().join("nginx"),
         port,
-        idgate.addr,
+        &format!("unix:{}", socket.display()),
         Path::new("/etc/nginx/snippets/idgate"),
     );
     let mut stack = Stack {
@@ -360,8 +427,23 @@ async fn debian_package_installs_serves_a_login_and_purges() {
     assert!(Path::new("/etc/idgate/signing.pem").exists());
     assert!(Path::new("/var/lib/idgate").exists());
 
-    // A reinstall keeps the operator's key (no new one is generated over it).
-    must("dpkg", &["-i", &deb]);
+    // A reinstall keeps the operator's key (no new one is generated over it). The operator's
+    // config, kept from a version whose Nginx upstream was TCP, listens on TCP only: the
+    // postinst says that Nginx's upstream reaches a socket idgate does not listen on.
+    let example = std::fs::read_to_string("/etc/idgate/idgate.toml").unwrap();
+    let tcp_only = example.replace(
+        &format!(r#"listen = ["{PACKAGED_SOCKET}", "127.0.0.1:4280"]"#),
+        r#"listen = ["127.0.0.1:4280"]"#,
+    );
+    assert_ne!(tcp_only, example);
+    std::fs::write("/etc/idgate/idgate.toml", tcp_only).unwrap();
+    let reinstalled = must("dpkg", &["-i", &deb]);
+    assert!(
+        reinstalled.contains(&format!(
+            "reaches idgate on {PACKAGED_SOCKET}, which /etc/idgate/idgate.toml does not listen on"
+        )),
+        "{reinstalled}"
+    );
     assert_eq!(
         std::fs::read_to_string("/etc/idgate/signing.pem").unwrap(),
         key
@@ -372,6 +454,7 @@ async fn debian_package_installs_serves_a_login_and_purges() {
     for gone in [
         "/etc/idgate",
         "/var/lib/idgate",
+        "/run/idgate",
         "/etc/nginx/snippets/idgate",
     ] {
         assert!(!Path::new(gone).exists(), "{gone} survived the purge");

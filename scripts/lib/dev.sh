@@ -12,8 +12,8 @@ render() {
 
 # usage: dev_nginx_dir DIR IDGATE [DECISIONS] : an Nginx prefix in DIR (logs/, tmp/) with a copy of
 # the shipped snippets in DIR/snippets, their includes pointing at the copies, the upstream
-# reaching idgate at IDGATE (ip:port; the shipped `server 127.0.0.1:4280 …` line's address
-# replaced) and the decision microcache's files in DECISIONS (default: DIR/tmp/decisions; the
+# reaching idgate at IDGATE (ip:port or unix:PATH; the shipped `server unix:/run/idgate/idgate.sock …`
+# line's address replaced) and the decision microcache's files in DECISIONS (default: DIR/tmp/decisions; the
 # benchmarks give a directory on a tmpfs, as the shipped /run is).
 dev_nginx_dir() {
   local dir=$1 idgate=$2 decisions=${3:-$1/tmp/decisions} f
@@ -21,9 +21,9 @@ dev_nginx_dir() {
   for f in "$ROOT"/nginx/idgate-*.conf; do
     sed "s#/etc/nginx/snippets/idgate/#$dir/snippets/#g" "$f" >"$dir/snippets/$(basename "$f")"
   done
-  [ "$(grep -c '^    server 127\.0\.0\.1:4280 ' "$ROOT/nginx/idgate-upstream.conf")" = 1 ] ||
-    die "nginx/idgate-upstream.conf must have one 'server 127.0.0.1:4280 ...' line"
-  sed -i "s#^    server 127\.0\.0\.1:4280 #    server $idgate #" "$dir/snippets/idgate-upstream.conf"
+  [ "$(grep -c '^    server unix:/run/idgate/idgate\.sock ' "$ROOT/nginx/idgate-upstream.conf")" = 1 ] ||
+    die "nginx/idgate-upstream.conf must have one 'server unix:/run/idgate/idgate.sock ...' line"
+  sed -i "s#^    server unix:/run/idgate/idgate\.sock #    server $idgate #" "$dir/snippets/idgate-upstream.conf"
   sed -i "s#/run/nginx-idgate-decisions#$decisions#" "$dir/snippets/idgate-microcache.conf"
 }
 

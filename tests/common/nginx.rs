@@ -7,6 +7,9 @@ use std::process::Command;
 
 use super::*;
 
+/// Where the shipped `upstream idgate` reaches idgate: the packaged service's unix socket.
+pub const SHIPPED_UPSTREAM: &str = "unix:/run/idgate/idgate.sock";
+
 /// Nginx serving `nginx/example-site.conf` (ports and include paths substituted) in front of an
 /// echo server, using the shipped snippets themselves.
 pub struct Nginx {
@@ -45,17 +48,29 @@ impl Nginx {
         idgate: SocketAddr,
         snippets: &Path,
     ) -> Self {
-        Self::start_from(prefix, port, &[idgate], "", snippets)
+        Self::start_from(prefix, port, &[idgate.to_string()], "", snippets)
+    }
+
+    /// Like `start_with_snippets`, reaching idgate at `upstream` as an Nginx `server` names it
+    /// (`unix:PATH`, or `IP:PORT`).
+    pub fn start_with_snippets_at(
+        prefix: &Path,
+        port: u16,
+        upstream: &str,
+        snippets: &Path,
+    ) -> Self {
+        Self::start_from(prefix, port, &[upstream.to_owned()], "", snippets)
     }
 
     fn start_full(prefix: &Path, port: u16, idgates: &[SocketAddr], locations: &str) -> Self {
-        Self::start_from(prefix, port, idgates, locations, &repo().join("nginx"))
+        let upstreams: Vec<String> = idgates.iter().map(|a| a.to_string()).collect();
+        Self::start_from(prefix, port, &upstreams, locations, &repo().join("nginx"))
     }
 
     fn start_from(
         prefix: &Path,
         port: u16,
-        idgates: &[SocketAddr],
+        upstreams: &[String],
         locations: &str,
         snippets: &Path,
     ) -> Self {
@@ -76,15 +91,19 @@ impl Nginx {
             &format!("{}/", repo().join("nginx").display()),
             &format!("{}/", snippets.display()),
         );
-        // The shipped `server` line, once per instance with the shipped parameters.
+        // The shipped `server` line (the packaged unix socket), once per instance with the
+        // shipped parameters.
         let shipped = std::fs::read_to_string(snippets.join("idgate-upstream.conf")).unwrap();
         let line = shipped
             .lines()
-            .find(|l| l.trim_start().starts_with("server 127.0.0.1:4280"))
+            .find(|l| {
+                l.trim_start()
+                    .starts_with(&format!("server {SHIPPED_UPSTREAM} "))
+            })
             .expect("the upstream's server line");
-        let servers: Vec<String> = idgates
+        let servers: Vec<String> = upstreams
             .iter()
-            .map(|a| line.replace("127.0.0.1:4280", &a.to_string()))
+            .map(|a| line.replace(SHIPPED_UPSTREAM, a))
             .collect();
         let upstream = shipped.replace(line, &servers.join("\n"));
         std::fs::write(snippets.join("idgate-upstream.conf"), upstream).unwrap();
