@@ -345,26 +345,19 @@ impl JwtKeys {
 
     /// Signs any claims with the signing key (a scoped token's, see [`scoped`]).
     pub fn sign_any<T: Serialize>(&self, claims: &T) -> Result<String, JwtError> {
-        match &self.signing {
-            Signer::Jwt(key) => jsonwebtoken::encode(&self.signing_header, claims, key)
-                .map_err(|e| JwtError::Signing(e.to_string())),
-            Signer::Rsa(pair) => {
-                let payload =
-                    serde_json::to_vec(claims).map_err(|e| JwtError::Signing(e.to_string()))?;
-                let mut token = format!("{}.{}", self.signing_header_b64, b64(&payload));
-                let mut signature = vec![0; pair.public_modulus_len()];
-                pair.sign(
-                    &aws_lc_rs::signature::RSA_PKCS1_SHA256,
-                    &aws_lc_rs::rand::SystemRandom::new(),
-                    token.as_bytes(),
-                    &mut signature,
-                )
-                .map_err(|_| JwtError::Signing("RSA signing failed".into()))?;
-                token.push('.');
-                token.push_str(&b64(&signature));
-                Ok(token)
+        let native = match &self.signing {
+            Signer::Jwt(key) => {
+                return jsonwebtoken::encode(&self.signing_header, claims, key)
+                    .map_err(|e| JwtError::Signing(e.to_string()))
             }
-        }
+            Signer::Native(native) => native,
+        };
+        let payload = serde_json::to_vec(claims).map_err(|e| JwtError::Signing(e.to_string()))?;
+        let mut token = format!("{}.{}", self.signing_header_b64, b64(&payload));
+        let signature = native.sign(token.as_bytes()).map_err(JwtError::Signing)?;
+        token.push('.');
+        token.push_str(&b64(&signature));
+        Ok(token)
     }
 
     /// The same keys with every native check off: jsonwebtoken alone (tests compare the two).

@@ -1,4 +1,5 @@
 //! Unit tests of `jwt`: keys, signing, verification, the published JWKS, the token bound.
+use super::keys::NativeSigner;
 use super::*;
 use jsonwebtoken::EncodingKey;
 use std::path::Path;
@@ -251,7 +252,7 @@ fn rejects_alg_none() {
 fn rs256_signs_with_aws_lc_exactly_as_jsonwebtoken_would() {
     let k = KeyMaterial::load_signing("RS256", &fixture("rs256.pem"), "kid-1").unwrap();
     assert!(
-        matches!(k.encoding, Some(Signer::Rsa(_))),
+        matches!(k.encoding, Some(Signer::Native(NativeSigner::Rsa(_)))),
         "AWS-LC refused the fixture key"
     );
     let keys = JwtKeys::new(&k, &[], &["http://issuer".into()]).unwrap();
@@ -266,6 +267,49 @@ fn rs256_signs_with_aws_lc_exactly_as_jsonwebtoken_would() {
     .unwrap();
     assert_eq!(ours, theirs);
     assert_eq!(keys.verify(&ours).unwrap(), c);
+}
+
+/// ES256 signs with AWS-LC and EdDSA with ed25519-dalek, each on a key parsed once. Ed25519 is
+/// deterministic: the token must be byte for byte jsonwebtoken's. ECDSA is randomised: the token
+/// must be one jsonwebtoken alone accepts (its signature in JWS's fixed form, r and s), and
+/// jsonwebtoken's token one the keys accept.
+#[test]
+fn es256_and_eddsa_sign_natively_as_jsonwebtoken_would() {
+    for (alg, file) in [("ES256", "es256.pem"), ("EdDSA", "ed25519.pem")] {
+        let k = KeyMaterial::load_signing(alg, &fixture(file), "kid-1").unwrap();
+        assert!(
+            matches!(k.encoding, Some(Signer::Native(_))),
+            "{alg}: not signed natively"
+        );
+        let keys = JwtKeys::new(&k, &[], &["http://issuer".into()]).unwrap();
+        let c = claims(60);
+        let ours = keys.sign(&c).unwrap();
+        let pem = std::fs::read(fixture(file)).unwrap();
+        let theirs_key = match alg {
+            "ES256" => EncodingKey::from_ec_pem(&pem).unwrap(),
+            _ => EncodingKey::from_ed_pem(&pem).unwrap(),
+        };
+        let theirs = jsonwebtoken::encode(&keys.signing_header, &c, &theirs_key).unwrap();
+        if alg == "EdDSA" {
+            assert_eq!(ours, theirs, "{alg}");
+        } else {
+            let (head, rest) = ours.rsplit_once('.').unwrap();
+            assert_eq!(
+                head,
+                theirs.rsplit_once('.').unwrap().0,
+                "{alg}: header and claims"
+            );
+            assert_eq!(
+                URL_SAFE_NO_PAD.decode(rest).unwrap().len(),
+                64,
+                "{alg}: r and s"
+            );
+        }
+        let jsonwebtoken_alone = JwtKeys::without_native(&keys);
+        assert_eq!(jsonwebtoken_alone.verify(&ours).unwrap(), c, "{alg}");
+        assert_eq!(keys.verify(&ours).unwrap(), c, "{alg}");
+        assert_eq!(keys.verify(&theirs).unwrap(), c, "{alg}");
+    }
 }
 
 /// A key ring does not sign with (under 2048 bits) still signs, through jsonwebtoken.
