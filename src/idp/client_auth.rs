@@ -208,12 +208,9 @@ impl ClientAuth {
                 &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
                 &claims,
                 &jsonwebtoken::EncodingKey::from_secret(self.secret.expose().as_bytes()),
-            ),
-            (AuthMethod::PrivateKeyJwt, Some(key)) => {
-                let mut header = jsonwebtoken::Header::new(key.alg);
-                header.kid = Some(key.kid.clone());
-                jsonwebtoken::encode(&header, &claims, &key.encoding)
-            }
+            )
+            .map_err(|e| e.to_string()),
+            (AuthMethod::PrivateKeyJwt, Some(key)) => key.sign(&claims),
             (AuthMethod::PrivateKeyJwt, None) => {
                 return Err(IdpError::Protocol(
                     "private_key_jwt without a client key".into(),

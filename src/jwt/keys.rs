@@ -91,16 +91,50 @@ pub(super) enum Signer {
     Native(NativeSigner),
 }
 
+/// A key a native library signs with (see [`Signer`]); client assertions
+/// (`private_key_jwt`) sign with one too.
 #[derive(Clone)]
-pub(super) enum NativeSigner {
+pub enum NativeSigner {
     Rsa(Arc<aws_lc_rs::signature::RsaKeyPair>),
     Es256(Arc<aws_lc_rs::signature::EcdsaKeyPair>),
     Ed25519(Arc<ed25519_dalek::SigningKey>),
 }
 
 impl NativeSigner {
+    /// An RS256 key from its PKCS#8 DER: `None` when AWS-LC refuses it (under 2048 bits).
+    pub fn rsa(pkcs8_der: &[u8]) -> Option<Self> {
+        aws_lc_rs::signature::RsaKeyPair::from_pkcs8(pkcs8_der)
+            .ok()
+            .map(|pair| Self::Rsa(Arc::new(pair)))
+    }
+
+    /// An ES256 (P-256) key from its PKCS#8 DER: `None` when AWS-LC refuses it.
+    pub fn es256(pkcs8_der: &[u8]) -> Option<Self> {
+        aws_lc_rs::signature::EcdsaKeyPair::from_pkcs8(
+            &aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+            pkcs8_der,
+        )
+        .ok()
+        .map(|pair| Self::Es256(Arc::new(pair)))
+    }
+
+    /// The compact JWS of `claims` under `header_b64` (a header [`encode_header`] made for this
+    /// key's algorithm): `header.payload.signature`, as `jsonwebtoken::encode` writes it.
+    pub fn sign_jws<T: serde::Serialize>(
+        &self,
+        header_b64: &str,
+        claims: &T,
+    ) -> Result<String, String> {
+        let payload = serde_json::to_vec(claims).map_err(|e| e.to_string())?;
+        let mut token = format!("{header_b64}.{}", b64(&payload));
+        let signature = self.sign(token.as_bytes())?;
+        token.push('.');
+        token.push_str(&b64(&signature));
+        Ok(token)
+    }
+
     /// The signature of `message` (the token's first two segments), as the JWS format wants it.
-    pub(super) fn sign(&self, message: &[u8]) -> Result<Vec<u8>, String> {
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, String> {
         let rng = aws_lc_rs::rand::SystemRandom::new();
         match self {
             Self::Rsa(pair) => {
@@ -128,6 +162,13 @@ impl NativeSigner {
 
 pub(super) fn b64(bytes: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// A JWS header, encoded as `jsonwebtoken::encode` encodes it (its JSON, base64url).
+pub fn encode_header(header: &jsonwebtoken::Header) -> Result<String, String> {
+    serde_json::to_vec(header)
+        .map(|json| b64(&json))
+        .map_err(|e| format!("the token header: {e}"))
 }
 
 impl KeyMaterial {
@@ -160,12 +201,13 @@ impl KeyMaterial {
                     .map_err(|e| bad(&e))?;
                 let (n, e) = (key.n().to_bytes_be(), key.e().to_bytes_be());
                 use rsa::pkcs8::EncodePrivateKey;
-                let fast_key = key.to_pkcs8_der().ok().and_then(|der| {
-                    aws_lc_rs::signature::RsaKeyPair::from_pkcs8(der.as_bytes()).ok()
-                });
+                let fast_key = key
+                    .to_pkcs8_der()
+                    .ok()
+                    .and_then(|der| NativeSigner::rsa(der.as_bytes()));
                 (
                     match fast_key {
-                        Some(pair) => Signer::Native(NativeSigner::Rsa(Arc::new(pair))),
+                        Some(native) => Signer::Native(native),
                         None => {
                             Signer::Jwt(EncodingKey::from_rsa_pem(&bytes).map_err(|e| bad(&e))?)
                         }
@@ -178,16 +220,13 @@ impl KeyMaterial {
                 use p256::pkcs8::{DecodePrivateKey, EncodePrivateKey};
                 let key = p256::SecretKey::from_pkcs8_pem(text).map_err(|e| bad(&e))?;
                 let (x, y) = ec_coordinates(&key.public_key());
-                let fast_key = key.to_pkcs8_der().ok().and_then(|der| {
-                    aws_lc_rs::signature::EcdsaKeyPair::from_pkcs8(
-                        &aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
-                        der.as_bytes(),
-                    )
+                let fast_key = key
+                    .to_pkcs8_der()
                     .ok()
-                });
+                    .and_then(|der| NativeSigner::es256(der.as_bytes()));
                 (
                     match fast_key {
-                        Some(pair) => Signer::Native(NativeSigner::Es256(Arc::new(pair))),
+                        Some(native) => Signer::Native(native),
                         None => Signer::Jwt(EncodingKey::from_ec_pem(&bytes).map_err(|e| bad(&e))?),
                     },
                     DecodingKey::from_ec_components(&x, &y).map_err(|e| bad(&e))?,

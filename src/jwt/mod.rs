@@ -17,8 +17,8 @@ use jsonwebtoken::{DecodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use keys::{b64, Signer};
-pub use keys::{keygen, Algorithm, KeyMaterial};
+use keys::Signer;
+pub use keys::{encode_header, keygen, Algorithm, KeyMaterial, NativeSigner};
 
 /// The `user` claim: the merged identity (Mia's shape, camelCase).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -290,10 +290,8 @@ impl JwtKeys {
             }
             keys.extend(key.jwk.clone());
         }
-        let header_json =
-            serde_json::to_vec(&header).map_err(|e| format!("the token header: {e}"))?;
         let keys = Self {
-            signing_header_b64: b64(&header_json),
+            signing_header_b64: encode_header(&header)?,
             signing_header: header,
             signing: encoding,
             verifying,
@@ -345,19 +343,13 @@ impl JwtKeys {
 
     /// Signs any claims with the signing key (a scoped token's, see [`scoped`]).
     pub fn sign_any<T: Serialize>(&self, claims: &T) -> Result<String, JwtError> {
-        let native = match &self.signing {
-            Signer::Jwt(key) => {
-                return jsonwebtoken::encode(&self.signing_header, claims, key)
-                    .map_err(|e| JwtError::Signing(e.to_string()))
-            }
-            Signer::Native(native) => native,
-        };
-        let payload = serde_json::to_vec(claims).map_err(|e| JwtError::Signing(e.to_string()))?;
-        let mut token = format!("{}.{}", self.signing_header_b64, b64(&payload));
-        let signature = native.sign(token.as_bytes()).map_err(JwtError::Signing)?;
-        token.push('.');
-        token.push_str(&b64(&signature));
-        Ok(token)
+        match &self.signing {
+            Signer::Jwt(key) => jsonwebtoken::encode(&self.signing_header, claims, key)
+                .map_err(|e| JwtError::Signing(e.to_string())),
+            Signer::Native(native) => native
+                .sign_jws(&self.signing_header_b64, claims)
+                .map_err(JwtError::Signing),
+        }
     }
 
     /// The same keys with every native check off: jsonwebtoken alone (tests compare the two).

@@ -1,5 +1,5 @@
 //! Unit tests of `jwt`: keys, signing, verification, the published JWKS, the token bound.
-use super::keys::NativeSigner;
+use super::keys::b64;
 use super::*;
 use jsonwebtoken::EncodingKey;
 use std::path::Path;
