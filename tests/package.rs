@@ -356,7 +356,7 @@ async fn debian_package_installs_serves_a_login_and_purges() {
         (gid_of("nogroup"), 0o660),
         "the socket takes its folder's group, and the shipped socket_mode"
     );
-    let nginx = Nginx::start_with_snippets_at(
+    let nginx = Nginx::start_with_snippets(
         &dir.path().join("nginx"),
         port,
         &format!("unix:{}", socket.display()),

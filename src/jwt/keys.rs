@@ -164,6 +164,17 @@ pub(super) fn b64(bytes: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
+/// The native signer when the native library took the key, else jsonwebtoken's `jwt()`.
+fn native_or_jwt(
+    native: Option<NativeSigner>,
+    jwt: impl FnOnce() -> Result<EncodingKey, String>,
+) -> Result<Signer, String> {
+    match native {
+        Some(native) => Ok(Signer::Native(native)),
+        None => jwt().map(Signer::Jwt),
+    }
+}
+
 /// A JWS header, encoded as `jsonwebtoken::encode` encodes it (its JSON, base64url).
 pub fn encode_header(header: &jsonwebtoken::Header) -> Result<String, String> {
     serde_json::to_vec(header)
@@ -206,12 +217,9 @@ impl KeyMaterial {
                     .ok()
                     .and_then(|der| NativeSigner::rsa(der.as_bytes()));
                 (
-                    match fast_key {
-                        Some(native) => Signer::Native(native),
-                        None => {
-                            Signer::Jwt(EncodingKey::from_rsa_pem(&bytes).map_err(|e| bad(&e))?)
-                        }
-                    },
+                    native_or_jwt(fast_key, || {
+                        EncodingKey::from_rsa_pem(&bytes).map_err(|e| bad(&e))
+                    })?,
                     DecodingKey::from_rsa_raw_components(&n, &e),
                     Some(json!({"kty": "RSA", "n": b64(&n), "e": b64(&e)})),
                 )
@@ -225,10 +233,9 @@ impl KeyMaterial {
                     .ok()
                     .and_then(|der| NativeSigner::es256(der.as_bytes()));
                 (
-                    match fast_key {
-                        Some(native) => Signer::Native(native),
-                        None => Signer::Jwt(EncodingKey::from_ec_pem(&bytes).map_err(|e| bad(&e))?),
-                    },
+                    native_or_jwt(fast_key, || {
+                        EncodingKey::from_ec_pem(&bytes).map_err(|e| bad(&e))
+                    })?,
                     DecodingKey::from_ec_components(&x, &y).map_err(|e| bad(&e))?,
                     Some(json!({"kty": "EC", "crv": "P-256", "x": x, "y": y})),
                 )

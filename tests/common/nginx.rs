@@ -41,24 +41,9 @@ impl Nginx {
     }
 
     /// Like `start`, with the snippets from `snippets` (e.g. the package's
-    /// `/etc/nginx/snippets/idgate`) instead of the repository's.
-    pub fn start_with_snippets(
-        prefix: &Path,
-        port: u16,
-        idgate: SocketAddr,
-        snippets: &Path,
-    ) -> Self {
-        Self::start_from(prefix, port, &[idgate.to_string()], "", snippets)
-    }
-
-    /// Like `start_with_snippets`, reaching idgate at `upstream` as an Nginx `server` names it
-    /// (`unix:PATH`, or `IP:PORT`).
-    pub fn start_with_snippets_at(
-        prefix: &Path,
-        port: u16,
-        upstream: &str,
-        snippets: &Path,
-    ) -> Self {
+    /// `/etc/nginx/snippets/idgate`) instead of the repository's, reaching idgate at `upstream`
+    /// as an Nginx `server` names it (`unix:PATH`, or `IP:PORT`).
+    pub fn start_with_snippets(prefix: &Path, port: u16, upstream: &str, snippets: &Path) -> Self {
         Self::start_from(prefix, port, &[upstream.to_owned()], "", snippets)
     }
 
