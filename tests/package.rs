@@ -444,6 +444,20 @@ async fn debian_package_installs_serves_a_login_and_purges() {
         )),
         "{reinstalled}"
     );
+    // The same config with the socket back, its listen array written over several lines (as
+    // an operator may write it, a comment beside an entry): no warning, and idgate takes it.
+    let multi_line = example.replace(
+        &format!(r#"listen = ["{PACKAGED_SOCKET}", "127.0.0.1:4280"]"#),
+        &format!("listen = [\n    \"127.0.0.1:4280\",\n    \"{PACKAGED_SOCKET}\", # Nginx\n]"),
+    );
+    assert_ne!(multi_line, example);
+    std::fs::write("/etc/idgate/idgate.toml", &multi_line).unwrap();
+    let reinstalled = must("dpkg", &["-i", &deb]);
+    assert!(!reinstalled.contains("does not listen on"), "{reinstalled}");
+    must(
+        "/usr/bin/idgate",
+        &["check-config", "--config", "/etc/idgate/idgate.toml"],
+    );
     assert_eq!(
         std::fs::read_to_string("/etc/idgate/signing.pem").unwrap(),
         key
