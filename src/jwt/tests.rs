@@ -48,6 +48,45 @@ fn round_trip_and_claim_names() {
     assert_eq!(keys.jwks()["keys"].as_array().map(Vec::len), Some(0));
 }
 
+/// How the IdP authenticated the login (`acr`, `amr`, `auth_time`, which step-up rules read)
+/// goes into the session token and comes out of it whole; each of the three alone is something
+/// said, none at all is nothing.
+#[test]
+fn how_the_idp_authenticated_rides_in_the_token() {
+    let (_d, k) = hs_keys("0123456789abcdef0123456789abcdef", "k1");
+    let keys = JwtKeys::new(&k, &[], &["http://issuer".into()]).unwrap();
+    let said = Authn {
+        acr: Some("urn:example:mfa".into()),
+        amr: vec!["pwd".into(), "otp".into()],
+        auth_time: Some(1_700_000_000),
+    };
+    let mut c = claims(60);
+    assert!(c.authn().is_empty(), "{:?}", c.authn());
+    c.set_authn(said.clone());
+    assert_eq!(c.authn(), said);
+    let back = keys.verify(&keys.sign(&c).unwrap()).unwrap();
+    assert_eq!(back.authn(), said);
+    assert!(!back.authn().is_empty());
+    let alone = [
+        Authn {
+            acr: Some("1".into()),
+            ..Authn::default()
+        },
+        Authn {
+            amr: vec!["pwd".into()],
+            ..Authn::default()
+        },
+        Authn {
+            auth_time: Some(1),
+            ..Authn::default()
+        },
+    ];
+    for one in alone {
+        assert!(!one.is_empty(), "{one:?}");
+    }
+    assert!(Authn::default().is_empty());
+}
+
 #[test]
 fn rejects_expired_wrong_issuer_and_other_key() {
     let (_d, k) = hs_keys("0123456789abcdef0123456789abcdef", "k1");
@@ -435,4 +474,45 @@ fn a_user_member_reads_as_the_serialized_claim_does() {
             );
         }
     }
+}
+
+/// The audit trail's subject of a token already verified: read from its payload, for a token up
+/// to the verifier's bound and not a byte longer, `None` for anything that is not a JWT with a
+/// string `sub`.
+#[test]
+fn the_verified_subject_is_the_payloads_sub_within_the_token_bound() {
+    let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"RS256"}"#);
+    let payload = URL_SAFE_NO_PAD.encode(br#"{"sub":"alice","exp":1}"#);
+    let of_len = |len: usize| {
+        let signature = "s".repeat(len - header.len() - payload.len() - 2);
+        format!("{header}.{payload}.{signature}")
+    };
+    assert_eq!(verified_subject(&of_len(100)).as_deref(), Some("alice"));
+    let at_bound = of_len(MAX_TOKEN_LEN);
+    assert_eq!(at_bound.len(), MAX_TOKEN_LEN);
+    assert_eq!(verified_subject(&at_bound).as_deref(), Some("alice"));
+    assert_eq!(verified_subject(&of_len(MAX_TOKEN_LEN + 1)), None);
+    let no_sub = URL_SAFE_NO_PAD.encode(br#"{"sub":7}"#);
+    assert_eq!(verified_subject(&format!("{header}.{no_sub}.s")), None);
+    assert_eq!(verified_subject("not a token"), None);
+}
+
+/// An ES256 verification key whose point is written compressed (as `openssl ec -conv_form
+/// compressed` writes it) accepts what its private key signs: the key is read by its
+/// coordinates (`load_verifying`), so the native check, which takes only the uncompressed
+/// form, gets that form whatever the file's.
+#[test]
+fn an_es256_key_with_a_compressed_point_accepts_its_tokens() {
+    let old = KeyMaterial::load_signing("ES256", &fixture("es256.pem"), "old").unwrap();
+    let old_keys = JwtKeys::new(&old, &[], &["http://issuer".into()]).unwrap();
+    let new = KeyMaterial::load_signing("ES256", &fixture("es256-other.pem"), "new").unwrap();
+    let compressed =
+        KeyMaterial::load_verifying("ES256", &fixture("es256.compressed.pub.pem"), "old").unwrap();
+    let keys = JwtKeys::new(&new, &[compressed], &["http://issuer".into()]).unwrap();
+    let c = claims(60);
+    assert_eq!(keys.verify(&old_keys.sign(&c).unwrap()).unwrap(), c);
+    // And only those: a token of the new key claiming the old key's id is refused.
+    let liar = KeyMaterial::load_signing("ES256", &fixture("es256-other.pem"), "old").unwrap();
+    let liar = JwtKeys::new(&liar, &[], &["http://issuer".into()]).unwrap();
+    assert!(keys.verify(&liar.sign(&claims(60)).unwrap()).is_err());
 }
