@@ -169,26 +169,55 @@ fn a_signing_key_its_public_half_refuses_stops_the_start() {
     assert!(e.is_some_and(|e| e.contains("refuses")), "HS256");
 }
 
+/// A key kept for verification only (the previous signing key, after a rotation) accepts what
+/// its private key signed and nothing else, and cannot sign. The ES256 one is written with its
+/// point compressed (as `openssl ec -conv_form compressed` writes it): the key is read by its
+/// coordinates, so the native check, which takes only the uncompressed form, gets that form
+/// whatever the file's.
 #[test]
 fn a_verification_only_key_accepts_its_private_key_tokens_and_no_others() {
-    let old = KeyMaterial::load_signing("RS256", &fixture("rs256.pem"), "old").unwrap();
-    let old_keys = JwtKeys::new(&old, &[], &["http://issuer".into()]).unwrap();
-    let new = KeyMaterial::load_signing("RS256", &fixture("rs256-other.pem"), "new").unwrap();
-    let old_public =
-        KeyMaterial::load_verifying("RS256", &fixture("rs256.pub.pem"), "old").unwrap();
-    assert!(old_public.secret_bytes().is_empty());
-    let keys = JwtKeys::new(&new, &[old_public], &["http://issuer".into()]).unwrap();
-    assert_eq!(keys.jwks()["keys"].as_array().map(Vec::len), Some(2));
-    assert_eq!(keys.jwks()["keys"][1]["kid"], "old");
-    let c = claims(60);
-    assert_eq!(keys.verify(&old_keys.sign(&c).unwrap()).unwrap(), c);
-    // Signed by the new key but claiming the old key's id: refused.
-    let liar = KeyMaterial::load_signing("RS256", &fixture("rs256-other.pem"), "old").unwrap();
-    let liar = JwtKeys::new(&liar, &[], &["http://issuer".into()]).unwrap();
-    assert!(keys.verify(&liar.sign(&claims(60)).unwrap()).is_err());
-    // A verification-only key cannot sign.
-    let public = KeyMaterial::load_verifying("RS256", &fixture("rs256.pub.pem"), "p").unwrap();
-    assert!(JwtKeys::new(&public, &[], &["http://issuer".into()]).is_err());
+    let cases = [
+        ("RS256", "rs256.pem", "rs256-other.pem", "rs256.pub.pem"),
+        (
+            "ES256",
+            "es256.pem",
+            "es256-other.pem",
+            "es256.compressed.pub.pem",
+        ),
+    ];
+    for (alg, private, other, public) in cases {
+        let old = KeyMaterial::load_signing(alg, &fixture(private), "old").unwrap();
+        let old_keys = JwtKeys::new(&old, &[], &["http://issuer".into()]).unwrap();
+        let new = KeyMaterial::load_signing(alg, &fixture(other), "new").unwrap();
+        let old_public = KeyMaterial::load_verifying(alg, &fixture(public), "old").unwrap();
+        assert!(old_public.secret_bytes().is_empty(), "{alg}");
+        let keys = JwtKeys::new(&new, &[old_public], &["http://issuer".into()]).unwrap();
+        assert_eq!(
+            keys.jwks()["keys"].as_array().map(Vec::len),
+            Some(2),
+            "{alg}"
+        );
+        assert_eq!(keys.jwks()["keys"][1]["kid"], "old", "{alg}");
+        let c = claims(60);
+        assert_eq!(
+            keys.verify(&old_keys.sign(&c).unwrap()).unwrap(),
+            c,
+            "{alg}"
+        );
+        // Signed by the new key but claiming the old key's id: refused.
+        let liar = KeyMaterial::load_signing(alg, &fixture(other), "old").unwrap();
+        let liar = JwtKeys::new(&liar, &[], &["http://issuer".into()]).unwrap();
+        assert!(
+            keys.verify(&liar.sign(&claims(60)).unwrap()).is_err(),
+            "{alg}"
+        );
+        // A verification-only key cannot sign.
+        let public = KeyMaterial::load_verifying(alg, &fixture(public), "p").unwrap();
+        assert!(
+            JwtKeys::new(&public, &[], &["http://issuer".into()]).is_err(),
+            "{alg}"
+        );
+    }
 }
 
 #[test]
@@ -495,24 +524,4 @@ fn the_verified_subject_is_the_payloads_sub_within_the_token_bound() {
     let no_sub = URL_SAFE_NO_PAD.encode(br#"{"sub":7}"#);
     assert_eq!(verified_subject(&format!("{header}.{no_sub}.s")), None);
     assert_eq!(verified_subject("not a token"), None);
-}
-
-/// An ES256 verification key whose point is written compressed (as `openssl ec -conv_form
-/// compressed` writes it) accepts what its private key signs: the key is read by its
-/// coordinates (`load_verifying`), so the native check, which takes only the uncompressed
-/// form, gets that form whatever the file's.
-#[test]
-fn an_es256_key_with_a_compressed_point_accepts_its_tokens() {
-    let old = KeyMaterial::load_signing("ES256", &fixture("es256.pem"), "old").unwrap();
-    let old_keys = JwtKeys::new(&old, &[], &["http://issuer".into()]).unwrap();
-    let new = KeyMaterial::load_signing("ES256", &fixture("es256-other.pem"), "new").unwrap();
-    let compressed =
-        KeyMaterial::load_verifying("ES256", &fixture("es256.compressed.pub.pem"), "old").unwrap();
-    let keys = JwtKeys::new(&new, &[compressed], &["http://issuer".into()]).unwrap();
-    let c = claims(60);
-    assert_eq!(keys.verify(&old_keys.sign(&c).unwrap()).unwrap(), c);
-    // And only those: a token of the new key claiming the old key's id is refused.
-    let liar = KeyMaterial::load_signing("ES256", &fixture("es256-other.pem"), "old").unwrap();
-    let liar = JwtKeys::new(&liar, &[], &["http://issuer".into()]).unwrap();
-    assert!(keys.verify(&liar.sign(&claims(60)).unwrap()).is_err());
 }
