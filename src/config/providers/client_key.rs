@@ -214,7 +214,39 @@ mod tests {
         assert_eq!(ec.alg, Algorithm::ES256);
         assert_eq!(ec.kid, "mine");
         assert_eq!(ec.jwk["crv"], "P-256");
+        assert_eq!(ec.jwk["alg"], "ES256");
         assert!(ec.jwk.get("d").is_none());
+        // What a log line shows of a key: its algorithm and id, never the key.
+        let shown = format!("{ec:?}");
+        assert!(shown.starts_with("ClientKey"), "{shown}");
+        assert!(
+            shown.contains("ES256") && shown.contains("\"mine\""),
+            "{shown}"
+        );
+        assert!(
+            !shown.contains("BEGIN") && !shown.contains("encoding"),
+            "{shown}"
+        );
+    }
+
+    /// A key file is read up to 16 KiB and judged on what it holds; one byte more is refused
+    /// unread, with its size.
+    #[test]
+    fn a_key_file_is_read_up_to_16_kib_and_not_a_byte_more() {
+        let dir = tempfile::tempdir().unwrap();
+        let of_len = |len: usize| {
+            let path = dir.path().join(format!("key-{len}.pem"));
+            std::fs::write(&path, vec![b'x'; len]).unwrap();
+            path
+        };
+        let bound = MAX_KEY_FILE_BYTES as usize;
+        let at = ClientKey::load(&of_len(bound), None).unwrap_err();
+        assert!(at.contains("not an RSA (RS256) or P-256 (ES256)"), "{at}");
+        let over = ClientKey::load(&of_len(bound + 1), None).unwrap_err();
+        assert!(
+            over.ends_with("over 16384 bytes, not a PEM private key"),
+            "{over}"
+        );
     }
 
     /// Both kinds of key sign with AWS-LC. RS256 (PKCS#1 v1.5, deterministic) gives the very
