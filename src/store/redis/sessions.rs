@@ -238,22 +238,30 @@ impl Sessions for RedisStore {
 
     /// Each as [`Self::create_session`] stores it, [`BULK_IN_FLIGHT`] at a time: the shared
     /// connection sends the commands of those in flight together, where one at a time each
-    /// waited for its round trip (and made its own system calls on both sides).
+    /// waited for its round trip (and made its own system calls on both sides). After a
+    /// failure no more are started, and those in flight are waited for, not dropped halfway
+    /// (a session stored without its place in its user's set); the first error is returned.
     async fn create_sessions(&self, sessions: &[SessionRecord]) -> Result<(), StoreError> {
         use futures_util::StreamExt;
         let mut in_flight = futures_util::stream::FuturesUnordered::new();
-        for s in sessions {
-            if in_flight.len() == BULK_IN_FLIGHT {
-                if let Some(stored) = in_flight.next().await {
-                    stored?;
+        let mut failed = None;
+        let mut next = sessions.iter();
+        loop {
+            while failed.is_none() && in_flight.len() < BULK_IN_FLIGHT {
+                match next.next() {
+                    Some(s) => in_flight.push(self.create_session(s, usize::MAX)),
+                    None => break,
                 }
             }
-            in_flight.push(self.create_session(s, usize::MAX));
+            match in_flight.next().await {
+                Some(Err(e)) => {
+                    failed.get_or_insert(e);
+                }
+                Some(Ok(_)) => {}
+                None => break,
+            }
         }
-        while let Some(stored) = in_flight.next().await {
-            stored?;
-        }
-        Ok(())
+        failed.map_or(Ok(()), Err)
     }
 
     async fn get_session(&self, sid: &str) -> Result<Option<SessionRecord>, StoreError> {
