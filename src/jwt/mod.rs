@@ -7,6 +7,7 @@
 //! generating the keys is [`keys`]'s.
 
 mod keys;
+mod provider;
 pub mod scoped;
 
 use std::collections::HashMap;
@@ -203,7 +204,7 @@ struct Verifying {
 /// `examples/cold.rs`), and ES256 with ring (three times jsonwebtoken's speed). The first
 /// request of every session pays one. Other keys stay with jsonwebtoken: HS256, RSA moduli
 /// outside 2048–8192 bits, and EdDSA (ed25519-dalek's vector backend verifies faster than ring
-/// here).
+/// here; [`provider`] keeps its keys parsed).
 #[derive(Clone)]
 enum NativeCheck {
     Rsa(aws_lc_rs::signature::ParsedPublicKey),
@@ -250,6 +251,7 @@ impl JwtKeys {
         extra: &[KeyMaterial],
         issuers: &[String],
     ) -> Result<Self, String> {
+        provider::install();
         let encoding = signing
             .encoding
             .clone()

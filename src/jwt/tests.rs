@@ -525,3 +525,18 @@ fn the_verified_subject_is_the_payloads_sub_within_the_token_bound() {
     assert_eq!(verified_subject(&format!("{header}.{no_sub}.s")), None);
     assert_eq!(verified_subject("not a token"), None);
 }
+
+/// From the first `JwtKeys` on, jsonwebtoken verifies EdDSA tokens on a key each thread parsed
+/// once (`provider`): the start's own check parses the signing key, and a token verified after
+/// it parses nothing more.
+#[test]
+fn eddsa_tokens_are_verified_on_a_key_parsed_once() {
+    let k = KeyMaterial::load_signing("EdDSA", &fixture("ed25519.pem"), "kid-1").unwrap();
+    let keys = JwtKeys::new(&k, &[], &["http://issuer".into()]).unwrap();
+    let parsed = provider::parsed_on_this_thread();
+    assert_eq!(parsed.len(), 1, "the start verified one token");
+    let token = keys.sign(&claims(60)).unwrap();
+    assert!(keys.verify(&token).is_ok());
+    assert!(keys.verify(&format!("{token}x")).is_err());
+    assert_eq!(provider::parsed_on_this_thread(), parsed);
+}
