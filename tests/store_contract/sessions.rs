@@ -88,9 +88,10 @@ pub async fn create_and_get(f: &SessionsFixture) {
     assert_eq!(s.session_head("no-such-sid").await.unwrap(), None);
 }
 
-/// Sessions stored in bulk are whole and live, each under its own user: more than a store
-/// keeps in flight at once (the Redis store's `BULK_IN_FLIGHT`, 32), so every one is stored
-/// whether it went out first or waited for a place.
+/// Sessions stored in bulk are whole and live, each under its own user: more than the
+/// trait's default keeps in flight at once (`store::BULK_IN_FLIGHT`, 32: Redis and the
+/// MongoDB-mirrored store use it), so every one is stored whether it went out first or waited
+/// for a place.
 pub async fn create_in_bulk(f: &SessionsFixture) {
     let s = f.sessions.as_ref();
     let now = now_secs();

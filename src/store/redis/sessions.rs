@@ -24,10 +24,6 @@ use crate::store::{
 /// (`session::activity`) goes as several calls, pipelined.
 const TOUCH_CHUNK: usize = 256;
 
-/// The sessions of one [`Sessions::create_sessions`] call stored at once (the CLI's bulk fill
-/// makes several such calls at a time).
-const BULK_IN_FLIGHT: usize = 32;
-
 /// A session as stored (the id is in the key; the revocation flag and the IdP tokens beside
 /// the record, in fields of their own).
 ///
@@ -234,34 +230,6 @@ impl Sessions for RedisStore {
             self.add_within_cap(&mut conn, s, max_per_user).await
         })
         .await
-    }
-
-    /// Each as [`Self::create_session`] stores it, [`BULK_IN_FLIGHT`] at a time: the shared
-    /// connection sends the commands of those in flight together, where one at a time each
-    /// waited for its round trip (and made its own system calls on both sides). After a
-    /// failure no more are started, and those in flight are waited for, not dropped halfway
-    /// (a session stored without its place in its user's set); the first error is returned.
-    async fn create_sessions(&self, sessions: &[SessionRecord]) -> Result<(), StoreError> {
-        use futures_util::StreamExt;
-        let mut in_flight = futures_util::stream::FuturesUnordered::new();
-        let mut failed = None;
-        let mut next = sessions.iter();
-        loop {
-            while failed.is_none() && in_flight.len() < BULK_IN_FLIGHT {
-                match next.next() {
-                    Some(s) => in_flight.push(self.create_session(s, usize::MAX)),
-                    None => break,
-                }
-            }
-            match in_flight.next().await {
-                Some(Err(e)) => {
-                    failed.get_or_insert(e);
-                }
-                Some(Ok(_)) => {}
-                None => break,
-            }
-        }
-        failed.map_or(Ok(()), Err)
     }
 
     async fn get_session(&self, sid: &str) -> Result<Option<SessionRecord>, StoreError> {
