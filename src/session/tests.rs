@@ -69,26 +69,31 @@ impl Fixture {
     }
 
     fn token(&self, sid: &str, sub: &str, exp_in: i64) -> String {
-        let now = crate::now_secs();
-        self.signer
-            .sign(&Claims {
-                iss: ISSUER.into(),
-                sub: sub.into(),
-                iat: now,
-                exp: now + exp_in,
-                jti: format!("j-{sid}-{exp_in}"),
-                sid: sid.into(),
-                user: UserClaim {
-                    name: Some("N".into()),
-                    ..UserClaim::new(sub, vec!["g".into()])
-                },
-                acr: None,
-                amr: Vec::new(),
-                auth_time: None,
+        self.token_authn(sid, sub, exp_in, Authn::default())
+    }
 
-                ufp: None,
-            })
-            .unwrap()
+    /// [`Fixture::token`] saying how the IdP authenticated the login (`authn`).
+    fn token_authn(&self, sid: &str, sub: &str, exp_in: i64, authn: Authn) -> String {
+        let now = crate::now_secs();
+        let mut claims = Claims {
+            iss: ISSUER.into(),
+            sub: sub.into(),
+            iat: now,
+            exp: now + exp_in,
+            jti: format!("j-{sid}-{exp_in}"),
+            sid: sid.into(),
+            user: UserClaim {
+                name: Some("N".into()),
+                ..UserClaim::new(sub, vec!["g".into()])
+            },
+            acr: None,
+            amr: Vec::new(),
+            auth_time: None,
+
+            ufp: None,
+        };
+        claims.set_authn(authn);
+        self.signer.sign(&claims).unwrap()
     }
 }
 
@@ -112,6 +117,79 @@ async fn a_live_session_authenticates_and_carries_its_app() {
         f.auth.authenticate("not-a-token").await,
         Err(AuthFailure::Token(_))
     ));
+}
+
+/// How the IdP authenticated the login (what step-up rules and renewal read) comes with the
+/// session from its token, on the first request and from the cache, and is empty for a token
+/// that says nothing of it.
+#[tokio::test]
+async fn a_session_carries_how_its_login_was_authenticated() {
+    let f = fixture(None);
+    f.session("s1", "u1", "u1", 0, 600).await;
+    let said = Authn {
+        acr: Some("urn:mfa".into()),
+        amr: vec!["pwd".into(), "otp".into()],
+        auth_time: Some(crate::now_secs() - 30),
+    };
+    let t = f.token_authn("s1", "u1", 600, said.clone());
+    let v = f.auth.authenticate(&t).await.unwrap();
+    assert_eq!(v.authn(), &said);
+    f.auth.on_feed_event(FeedEvent::Healthy);
+    let cached = f
+        .auth
+        .cached(&t, crate::now_secs())
+        .expect("served from the cache");
+    assert_eq!(cached.authn(), &said);
+    // A token without them: nothing is made up.
+    let plain = f.session("s2", "u2", "u2", 0, 600).await;
+    assert!(f
+        .auth
+        .authenticate(&plain)
+        .await
+        .unwrap()
+        .authn()
+        .is_empty());
+}
+
+/// Sessions and API identities carry their own app among several configured, sharing the
+/// configured id rather than copying it.
+#[tokio::test]
+async fn each_session_and_api_identity_carries_its_own_app() {
+    let Fixture {
+        _dir,
+        store,
+        auth,
+        signer,
+    } = fixture(None);
+    let apps = ["api".to_owned(), "web".to_owned()];
+    let f = Fixture {
+        auth: auth.with_apps(&apps),
+        _dir,
+        store,
+        signer,
+    };
+    let t = f.session("s1", "u1", "u1", 0, 600).await;
+    let v = f.auth.authenticate(&t).await.unwrap();
+    assert_eq!(v.app_id(), "web");
+    assert!(Arc::ptr_eq(&v.app_id, &f.auth.app_ids[1]));
+    let user = UserClaim::new("svc", vec!["g".into()]);
+    let now = crate::now_secs();
+    for app in ["web", "api"] {
+        let v = f.auth.api_identity(app, "api-token", &user, now + 60);
+        assert_eq!(v.app_id(), app);
+    }
+    // An app no longer configured (a reload dropped it) is copied, not mistaken for another.
+    let v = f.auth.api_identity("old", "api-token", &user, now + 60);
+    assert_eq!(v.app_id(), "old");
+}
+
+/// The names `/forward-auth` sends empty for an anonymous request: every identity header a
+/// session's answer carries, so that no gateway keeps a client's own.
+#[test]
+fn the_identity_header_names_are_those_of_a_session_answer() {
+    let f = fixture(None);
+    let names: Vec<_> = f.auth.identity_header_names().map(|n| n.as_str()).collect();
+    assert_eq!(names, ["mia-userid", "mia-groups", "mia-userproperties"]);
 }
 
 #[tokio::test]
