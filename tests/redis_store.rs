@@ -691,6 +691,85 @@ async fn a_revocation_reaches_every_idgate_within_a_second() {
     assert!(!log.contains("redis://"), "{log}");
 }
 
+/// A Redis on the same host with no TCP port for idgate: standalone mode on its unix socket
+/// (`unix://` and `redis+unix://`). Two instances and the CLI reach it through the socket alone
+/// (the URLs name no port), the revocation feed included: a revocation reaches both within a
+/// second, and Redis lists every connection but the test's own on the socket.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_on_its_unix_socket_serves_sessions_and_the_revocation_feed() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("redis.sock");
+    let socket_arg = socket.to_str().unwrap();
+    let mut redis = RedisServer::start(
+        dir.path(),
+        &["--unixsocket", socket_arg, "--unixsocketperm", "700"],
+    );
+    let (_d1, one) = start_idgate_alone(redis_setup(&format!("unix://{socket_arg}"), "sock", ""));
+    let (_d2, two) = start_idgate_alone(redis_setup(
+        &format!("redis+unix://{socket_arg}"),
+        "sock",
+        "",
+    ));
+    let token = mint(&one, "u-1", "");
+    let other = mint(&two, "u-2", "");
+    for idgate in [&one, &two] {
+        auth_becomes(idgate, &token, 200, Duration::from_secs(5)).await;
+        served_from_cache(idgate, &token).await;
+        assert_eq!(auth_status(idgate, &other).await, 200);
+    }
+    assert!(
+        redis
+            .cli(&["EXISTS", &format!("sock:session:{}", sid_of(&token))])
+            .starts_with('1'),
+        "the session is not in the Redis behind the socket"
+    );
+    // redis-cli's own connection is over TCP; every other one is idgate's, on the socket, and
+    // the two feeds' subscriptions are among them.
+    let clients = redis.cli(&["CLIENT", "LIST"]);
+    let idgates: Vec<&str> = clients
+        .lines()
+        .filter(|l| !l.contains("cmd=client|list"))
+        .collect();
+    let on_socket = format!(" addr={socket_arg}:0 ");
+    assert!(
+        !idgates.is_empty() && idgates.iter().all(|l| l.contains(&on_socket)),
+        "{clients}"
+    );
+    assert!(
+        idgates.iter().filter(|l| l.contains(" sub=1 ")).count() >= 2,
+        "{clients}"
+    );
+
+    let (code, out, err) = idgate_cmd(&[
+        "sessions",
+        "revoke",
+        "--config",
+        two.config.to_str().unwrap(),
+        "--sid",
+        &sid_of(&token),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("revoked 1 session"), "{out}");
+    let revoked = Instant::now();
+    for idgate in [&one, &two] {
+        auth_becomes(idgate, &token, 401, Duration::from_secs(1)).await;
+    }
+    assert!(revoked.elapsed() < Duration::from_secs(1));
+    assert_eq!(auth_status(&one, &other).await, 200);
+    // The logs name the socket, never the URL; with the server gone, `/-/ready` names Redis.
+    let log = one.log_caught_up().await;
+    assert!(log.contains(socket_arg), "{log}");
+    assert!(!log.contains("unix://"), "{log}");
+    redis.stop();
+    let resp = Browser::new()
+        .client
+        .get(one.url("/-/ready"))
+        .send()
+        .await
+        .unwrap();
+    assert_ready_names_redis(resp).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_outage_is_bridged_for_the_grace_then_refused_and_recovered() {
     let dir = tempfile::tempdir().unwrap();

@@ -175,7 +175,8 @@ pub enum RawStore {
     Redis {
         /// `standalone` (default), `sentinel` or `cluster`.
         mode: Option<String>,
-        /// `redis://` or `rediss://` (TLS) URLs: the server, the sentinels, or cluster seeds.
+        /// `redis://` or `rediss://` (TLS) URLs: the server, the sentinels, or cluster seeds;
+        /// in standalone mode also the server's unix socket (`unix:///path`).
         urls: Vec<String>,
         master_name: Option<String>,
         /// Key namespace (Mia's `REDIS_SESSION_SCOPE`).

@@ -25,7 +25,8 @@ pub enum RedisMode {
 #[derive(Debug, Clone)]
 pub struct RedisConfig {
     pub mode: RedisMode,
-    /// Validated `redis://` / `rediss://` URLs (credentials, if any, inside).
+    /// Validated `redis://` / `rediss://` URLs, or in standalone mode a unix socket's
+    /// (`unix://`, `redis+unix://`); credentials, if any, inside.
     pub urls: Vec<crate::crypto::Secret>,
     pub master_name: Option<String>,
     pub scope: String,
@@ -209,14 +210,7 @@ fn validate_store(
                 ));
             }
             for u in &urls {
-                let parsed =
-                    Url::parse(u).map_err(|e| ConfigError::invalid("store.urls", e.to_string()))?;
-                if !matches!(parsed.scheme(), "redis" | "rediss") {
-                    return Err(ConfigError::invalid(
-                        "store.urls",
-                        "URLs must start with redis:// or rediss:// (TLS)",
-                    ));
-                }
+                redis_url(u, mode)?;
             }
             if mode == RedisMode::Sentinel && master_name.is_none() {
                 return Err(ConfigError::invalid(
@@ -252,6 +246,35 @@ fn validate_store(
         }
     };
     Ok(store)
+}
+
+/// Checks one of `store.urls`: `redis://` or `rediss://` (TLS) in every mode; in standalone
+/// mode also a unix socket, `unix:///path` or `redis+unix:///path` (a Redis on the same host
+/// with no TCP port open). Sentinels name their masters by host and port, and a cluster's
+/// nodes each other, so those modes take network URLs only. The error never quotes the URL:
+/// it may hold a password.
+fn redis_url(url: &str, mode: RedisMode) -> Result<(), ConfigError> {
+    const KEY: &str = "store.urls";
+    let parsed = Url::parse(url).map_err(|e| ConfigError::invalid(KEY, e.to_string()))?;
+    match parsed.scheme() {
+        "redis" | "rediss" => Ok(()),
+        "unix" | "redis+unix" if mode != RedisMode::Standalone => Err(ConfigError::invalid(
+            KEY,
+            "a unix socket (unix://, redis+unix://) serves standalone mode only: sentinels \
+             and cluster nodes are reached by host and port",
+        )),
+        "unix" | "redis+unix" if !parsed.path().starts_with('/') || parsed.host_str().is_some_and(|h| !h.is_empty()) => {
+            Err(ConfigError::invalid(
+                KEY,
+                "a unix socket URL names the socket's absolute path, as unix:///run/redis/redis.sock",
+            ))
+        }
+        "unix" | "redis+unix" => Ok(()),
+        _ => Err(ConfigError::invalid(
+            KEY,
+            "URLs must start with redis://, rediss:// (TLS), or unix:// (a socket, standalone mode)",
+        )),
+    }
 }
 
 /// The shortest `users.refresh_interval`: each round reads every active user's record.
@@ -384,6 +407,41 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("providerUserId"), "{err}");
+    }
+
+    #[test]
+    fn a_unix_socket_serves_standalone_mode_only_and_names_an_absolute_path() {
+        use RedisMode::{Cluster, Sentinel, Standalone};
+        for ok in [
+            "redis://127.0.0.1:6379",
+            "rediss://user:pw@cache:6380/0",
+            "unix:///run/redis/redis-server.sock",
+            "redis+unix:///run/redis/redis-server.sock?db=2",
+        ] {
+            redis_url(ok, Standalone).unwrap_or_else(|e| panic!("{ok}: {e}"));
+        }
+        for mode in [Sentinel, Cluster] {
+            redis_url("redis://10.0.0.1:26379", mode).unwrap();
+            for socket in ["unix:///run/redis.sock", "redis+unix:///run/redis.sock"] {
+                let err = redis_url(socket, mode).unwrap_err().to_string();
+                assert!(
+                    err.starts_with("store.urls: a unix socket"),
+                    "{mode:?}: {err}"
+                );
+                assert!(err.contains("standalone mode only"), "{err}");
+            }
+        }
+        // A path the socket cannot be found at: relative, or behind a host.
+        for bad in ["unix:redis.sock", "unix://cache/run/redis.sock"] {
+            let err = redis_url(bad, Standalone).unwrap_err().to_string();
+            assert!(err.contains("absolute path"), "{bad}: {err}");
+        }
+        // Any other scheme, and the URL's secrets are never quoted back.
+        for bad in ["http://user:hunter2@cache:6379", "file:///run/redis.sock"] {
+            let err = redis_url(bad, Standalone).unwrap_err().to_string();
+            assert!(err.contains("must start with redis://"), "{bad}: {err}");
+            assert!(!err.contains("hunter2") && !err.contains("/run/"), "{err}");
+        }
     }
 
     #[test]
