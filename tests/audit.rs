@@ -402,6 +402,58 @@ async fn stdout_takes_the_trail_as_well() {
     assert_eq!(lines.next(), Some("revoked 1 session(s)"));
 }
 
+/// The id the trail names a session by (`session_hash`, the `id` of `sessions list`) is enough
+/// to end it: `sessions revoke --user U --id ID` ends that session of U's and no other; an id
+/// U has no session under (another user's, or none at all) ends nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_id_the_trail_names_revokes_that_session_of_that_user_only() {
+    let (_dir, idgate) = start_idgate_alone(Setup {
+        extra: "[audit]\npath = \"stdout\"\n",
+        ..Setup::default()
+    });
+    let sid_of = |token: &str| jwt_claims(token)["sid"].as_str().unwrap().to_owned();
+    let first = mint(&idgate, "dora", "users");
+    let second = mint(&idgate, "dora", "users");
+    let eves = mint(&idgate, "eve", "users");
+    let config = idgate.config.to_str().unwrap();
+    let revoke = |user: &str, id: &str| {
+        let (code, out, err) = idgate_cmd(&[
+            "sessions", "revoke", "--config", config, "--user", user, "--id", id,
+        ]);
+        assert_eq!(code, 0, "{err}");
+        out
+    };
+    for id in [sid_hash(&sid_of(&eves)), sid_hash("no-such-session")] {
+        let out = revoke("dora", &id);
+        assert!(out.starts_with("revoked 0 session(s)"), "{out}");
+        assert!(
+            !out.contains("\"event\""),
+            "nothing ended, nothing audited: {out}"
+        );
+    }
+
+    let out = revoke("dora", &sid_hash(&sid_of(&first)));
+    let mut lines = out.lines();
+    let event: Value = serde_json::from_str(lines.next().unwrap()).unwrap();
+    assert_eq!(event["event"], "revoke");
+    assert_eq!(event["by"], "admin");
+    assert_eq!(event["user_id"], "dora");
+    assert_eq!(event["session_hash"], sid_hash(&sid_of(&first)).as_str());
+    assert_eq!(lines.next(), Some("revoked 1 session(s)"));
+    assert_eq!(lines.next(), None, "{out}");
+    // The daemon learns of it from the store's revocation log; the others live on.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while auth_status(&idgate, &first).await != 401 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the revoked session still passes"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(auth_status(&idgate, &second).await, 200);
+    assert_eq!(auth_status(&idgate, &eves).await, 200);
+}
+
 /// A used refresh token presented again ends its session: a revocation by idgate itself.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reused_refresh_token_is_a_revocation_by_refresh_reuse() {

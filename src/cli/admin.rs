@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use super::{Failure, SessionsAction, UsersAction};
 use crate::config::Config;
+use crate::crypto::constant_time_eq;
 use crate::state::{AppState, Stores};
 
 fn print_json(value: &serde_json::Value) -> Result<(), Failure> {
@@ -114,9 +115,34 @@ pub(super) async fn sessions(config: &Path, action: SessionsAction) -> Result<()
             let rows = session_rows(stores.sessions.as_ref(), &list).await?;
             print_json(&serde_json::Value::Array(rows))
         }
-        SessionsAction::Revoke { session: sid, user } => {
+        SessionsAction::Revoke {
+            session: sid,
+            id,
+            user,
+        } => {
             let cfg = Config::load(config)?;
             let stores = Stores::open(&cfg).await?;
+            // A public id names one of the user's sessions: its sid, when they have it.
+            let (sid, user) = match (id, user) {
+                (Some(id), Some(user)) => {
+                    let theirs = stores
+                        .sessions
+                        .list_sessions(Some(&user))
+                        .await
+                        .map_err(anyhow::Error::from)?;
+                    let found = theirs
+                        .into_iter()
+                        .find(|s| constant_time_eq(&crate::crypto::session_handle(&s.sid), &id));
+                    match found {
+                        Some(s) => (Some(s.sid), None),
+                        None => {
+                            println!("revoked 0 session(s): {user} has no session {id}");
+                            return Ok(());
+                        }
+                    }
+                }
+                (_, user) => (sid, user),
+            };
             // Whose session it is, for the audit trail (read before it is revoked).
             let owner = match (&sid, cfg.audit.is_some()) {
                 (Some(sid), true) => stores

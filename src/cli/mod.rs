@@ -121,18 +121,24 @@ pub enum SessionsAction {
         #[arg(long)]
         user: Option<String>,
     },
-    /// Revoke one session (`--session`, its `sid` in `sessions list`) or all of a user's
-    /// (`--user`); running daemons drop them within a second.
+    /// Revoke one session (`--session`, its `sid` in `sessions list`; or `--id` with
+    /// `--user`, the public id `sessions list`, `/me/sessions` and the audit trail's
+    /// `session_hash` show) or all of a user's (`--user` alone); running daemons drop them
+    /// within a second.
     Revoke {
         // Session ids are base64url: one in 64 starts with `-`, which is still a value here.
         #[arg(
             long,
             alias = "sid",
-            conflicts_with = "user",
+            conflicts_with_all = ["user", "id"],
             required_unless_present = "user",
             allow_hyphen_values = true
         )]
         session: Option<String>,
+        /// Only the session of `--user` with this public id (the audit trail's
+        /// `session_hash`), not all of theirs.
+        #[arg(long, requires = "user", allow_hyphen_values = true)]
+        id: Option<String>,
         #[arg(long)]
         user: Option<String>,
     },
@@ -250,6 +256,28 @@ pub(crate) fn block_on<F: std::future::Future<Output = Result<(), Failure>>>(
 mod tests {
     use super::*;
     use clap::Parser;
+
+    #[test]
+    fn a_public_id_revokes_one_of_the_named_users_sessions_and_needs_the_user() {
+        let revoke = |args: &[&str]| {
+            let cli = Cli::try_parse_from([&["idgate", "sessions", "revoke"][..], args].concat())?;
+            match cli.command {
+                Command::Sessions {
+                    action: SessionsAction::Revoke { session, id, user },
+                } => Ok::<_, clap::Error>((session, id, user)),
+                other => panic!("not parsed as a revocation: {other:?}"),
+            }
+        };
+        let (session, id, user) = revoke(&["--user", "dora", "--id", "-Xq2"]).unwrap();
+        assert_eq!(
+            (session, id.as_deref(), user.as_deref()),
+            (None, Some("-Xq2"), Some("dora"))
+        );
+        // Alone, it names no user's session; beside a session id, it is one too many.
+        assert!(revoke(&["--id", "Xq2"]).is_err());
+        assert!(revoke(&["--session", "s1", "--id", "Xq2"]).is_err());
+        assert!(revoke(&["--session", "s1", "--user", "dora"]).is_err());
+    }
 
     #[test]
     fn a_session_id_starting_with_a_hyphen_is_a_value_under_either_name() {
