@@ -652,15 +652,13 @@ async fn auth_becomes(idgate: &Idgate, token: &str, want: u16, within: Duration)
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_revocation_reaches_every_idgate_within_a_second() {
-    let dir = tempfile::tempdir().unwrap();
-    let redis = RedisServer::start(dir.path(), &[]);
-    let (_d1, one) = start_idgate_alone(redis_setup(&redis.url(), "pair", ""));
-    let (_d2, two) = start_idgate_alone(redis_setup(&redis.url(), "pair", ""));
-    let token = mint(&one, "u-1", "");
-    let other = mint(&two, "u-2", "");
-    for idgate in [&one, &two] {
+/// Two instances on one Redis: a session minted on `one` is served by both (then from their
+/// caches), as is one minted on `two`; the CLI, with `cli`'s config, revokes the first, which
+/// both refuse within a second while the other lives on. Returns the other session's token.
+async fn shared_sessions_and_revocation(one: &Idgate, two: &Idgate, cli: &Idgate) -> String {
+    let token = mint(one, "u-1", "");
+    let other = mint(two, "u-2", "");
+    for idgate in [one, two] {
         // Seen once, then answered from the cache.
         auth_becomes(idgate, &token, 200, Duration::from_secs(5)).await;
         served_from_cache(idgate, &token).await;
@@ -671,20 +669,30 @@ async fn a_revocation_reaches_every_idgate_within_a_second() {
         "sessions",
         "revoke",
         "--config",
-        one.config.to_str().unwrap(),
+        cli.config.to_str().unwrap(),
         "--sid",
         &sid_of(&token),
     ]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("revoked 1 session"), "{out}");
     let revoked = Instant::now();
-    for idgate in [&one, &two] {
+    for idgate in [one, two] {
         auth_becomes(idgate, &token, 401, Duration::from_secs(1)).await;
     }
     assert!(revoked.elapsed() < Duration::from_secs(1));
     // The other session is untouched.
-    assert_eq!(auth_status(&one, &other).await, 200);
-    assert_eq!(auth_status(&two, &other).await, 200);
+    assert_eq!(auth_status(one, &other).await, 200);
+    assert_eq!(auth_status(two, &other).await, 200);
+    other
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_reaches_every_idgate_within_a_second() {
+    let dir = tempfile::tempdir().unwrap();
+    let redis = RedisServer::start(dir.path(), &[]);
+    let (_d1, one) = start_idgate_alone(redis_setup(&redis.url(), "pair", ""));
+    let (_d2, two) = start_idgate_alone(redis_setup(&redis.url(), "pair", ""));
+    shared_sessions_and_revocation(&one, &two, &one).await;
     // No secret or URL in the logs; the endpoint is named.
     let log = one.log_caught_up().await;
     assert!(log.contains(&format!("127.0.0.1:{}", redis.port)), "{log}");
@@ -710,16 +718,10 @@ async fn a_redis_on_its_unix_socket_serves_sessions_and_the_revocation_feed() {
         "sock",
         "",
     ));
-    let token = mint(&one, "u-1", "");
-    let other = mint(&two, "u-2", "");
-    for idgate in [&one, &two] {
-        auth_becomes(idgate, &token, 200, Duration::from_secs(5)).await;
-        served_from_cache(idgate, &token).await;
-        assert_eq!(auth_status(idgate, &other).await, 200);
-    }
+    let other = shared_sessions_and_revocation(&one, &two, &two).await;
     assert!(
         redis
-            .cli(&["EXISTS", &format!("sock:session:{}", sid_of(&token))])
+            .cli(&["EXISTS", &format!("sock:session:{}", sid_of(&other))])
             .starts_with('1'),
         "the session is not in the Redis behind the socket"
     );
@@ -739,23 +741,6 @@ async fn a_redis_on_its_unix_socket_serves_sessions_and_the_revocation_feed() {
         idgates.iter().filter(|l| l.contains(" sub=1 ")).count() >= 2,
         "{clients}"
     );
-
-    let (code, out, err) = idgate_cmd(&[
-        "sessions",
-        "revoke",
-        "--config",
-        two.config.to_str().unwrap(),
-        "--sid",
-        &sid_of(&token),
-    ]);
-    assert_eq!(code, 0, "{err}");
-    assert!(out.contains("revoked 1 session"), "{out}");
-    let revoked = Instant::now();
-    for idgate in [&one, &two] {
-        auth_becomes(idgate, &token, 401, Duration::from_secs(1)).await;
-    }
-    assert!(revoked.elapsed() < Duration::from_secs(1));
-    assert_eq!(auth_status(&one, &other).await, 200);
     // The logs name the socket, never the URL; with the server gone, `/-/ready` names Redis.
     let log = one.log_caught_up().await;
     assert!(log.contains(socket_arg), "{log}");
