@@ -59,6 +59,13 @@ pub fn session_handle(sid: &str) -> String {
     URL_SAFE_NO_PAD.encode(&digest[..16])
 }
 
+/// Whether `handle` is the public handle of `sid` ([`session_handle`]), compared in time
+/// independent of where they differ: how a session named by its handle is found among a user's
+/// (`/me/sessions`, `idgate sessions revoke --id`).
+pub fn is_handle_of(handle: &str, sid: &str) -> bool {
+    constant_time_eq(&session_handle(sid), handle)
+}
+
 /// Compares two strings in time independent of where they differ.
 pub fn constant_time_eq(a: &str, b: &str) -> bool {
     use subtle::ConstantTimeEq;

@@ -746,13 +746,7 @@ async fn a_redis_on_its_unix_socket_serves_sessions_and_the_revocation_feed() {
     assert!(log.contains(socket_arg), "{log}");
     assert!(!log.contains("unix://"), "{log}");
     redis.stop();
-    let resp = Browser::new()
-        .client
-        .get(one.url("/-/ready"))
-        .send()
-        .await
-        .unwrap();
-    assert_ready_names_redis(resp).await;
+    assert_ready_names_redis(ready(&one).await).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -815,6 +809,16 @@ async fn a_redis_outage_is_bridged_for_the_grace_then_refused_and_recovered() {
     assert_eq!(auth_status(&idgate, &fresh).await, 200);
 }
 
+/// `/-/ready`'s answer.
+async fn ready(idgate: &Idgate) -> reqwest::Response {
+    Browser::new()
+        .client
+        .get(idgate.url("/-/ready"))
+        .send()
+        .await
+        .unwrap()
+}
+
 /// A 503 JSON error whose message names Redis.
 async fn assert_ready_names_redis(resp: reqwest::Response) {
     assert_eq!(resp.status(), 503);
@@ -827,16 +831,8 @@ async fn assert_ready_names_redis(resp: reqwest::Response) {
 }
 
 async fn wait_ready(idgate: &Idgate) {
-    let client = Browser::new().client;
     let deadline = Instant::now() + Duration::from_secs(10);
-    while client
-        .get(idgate.url("/-/ready"))
-        .send()
-        .await
-        .unwrap()
-        .status()
-        != 200
-    {
+    while ready(idgate).await.status() != 200 {
         assert!(Instant::now() < deadline, "/-/ready did not recover");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -848,13 +844,7 @@ async fn idgate_starts_while_redis_is_down_and_recovers_by_itself() {
     let port = free_port();
     let url = format!("redis://127.0.0.1:{port}");
     let (_d, idgate) = start_idgate_alone(redis_setup(&url, "late", ""));
-    let resp = Browser::new()
-        .client
-        .get(idgate.url("/-/ready"))
-        .send()
-        .await
-        .unwrap();
-    assert_ready_names_redis(resp).await;
+    assert_ready_names_redis(ready(&idgate).await).await;
 
     let _redis = RedisServer::start_on(dir.path(), port, &[]);
     wait_ready(&idgate).await;

@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use super::{Failure, SessionsAction, UsersAction};
 use crate::config::Config;
-use crate::crypto::constant_time_eq;
 use crate::state::{AppState, Stores};
 
 fn print_json(value: &serde_json::Value) -> Result<(), Failure> {
@@ -132,7 +131,7 @@ pub(super) async fn sessions(config: &Path, action: SessionsAction) -> Result<()
                         .map_err(anyhow::Error::from)?;
                     let found = theirs
                         .into_iter()
-                        .find(|s| constant_time_eq(&crate::crypto::session_handle(&s.sid), &id));
+                        .find(|s| crate::crypto::is_handle_of(&id, &s.sid));
                     match found {
                         Some(s) => (Some(s.sid), None),
                         None => {

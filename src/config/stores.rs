@@ -258,18 +258,24 @@ fn redis_url(url: &str, mode: RedisMode) -> Result<(), ConfigError> {
     let parsed = Url::parse(url).map_err(|e| ConfigError::invalid(KEY, e.to_string()))?;
     match parsed.scheme() {
         "redis" | "rediss" => Ok(()),
-        "unix" | "redis+unix" if mode != RedisMode::Standalone => Err(ConfigError::invalid(
-            KEY,
-            "a unix socket (unix://, redis+unix://) serves standalone mode only: sentinels \
-             and cluster nodes are reached by host and port",
-        )),
-        "unix" | "redis+unix" if !parsed.path().starts_with('/') || parsed.host_str().is_some_and(|h| !h.is_empty()) => {
-            Err(ConfigError::invalid(
-                KEY,
-                "a unix socket URL names the socket's absolute path, as unix:///run/redis/redis.sock",
-            ))
+        "unix" | "redis+unix" => {
+            if mode != RedisMode::Standalone {
+                return Err(ConfigError::invalid(
+                    KEY,
+                    "a unix socket (unix://, redis+unix://) serves standalone mode only: \
+                     sentinels and cluster nodes are reached by host and port",
+                ));
+            }
+            let has_host = parsed.host_str().is_some_and(|h| !h.is_empty());
+            if has_host || !parsed.path().starts_with('/') {
+                return Err(ConfigError::invalid(
+                    KEY,
+                    "a unix socket URL names the socket's absolute path, as \
+                     unix:///run/redis/redis.sock",
+                ));
+            }
+            Ok(())
         }
-        "unix" | "redis+unix" => Ok(()),
         _ => Err(ConfigError::invalid(
             KEY,
             "URLs must start with redis://, rediss:// (TLS), or unix:// (a socket, standalone mode)",

@@ -27,7 +27,7 @@ use serde_json::json;
 use super::Peer;
 use crate::audit::{Event, RevokedBy};
 use crate::cookie::Kind;
-use crate::crypto::{constant_time_eq, session_handle};
+use crate::crypto::{is_handle_of, session_handle};
 use crate::error::ApiError;
 use crate::http::{json_response, query_params, Request, Response};
 use crate::jwt::JwtError;
@@ -196,7 +196,7 @@ async fn end(
         Ending::One(id) => {
             let target = live
                 .iter()
-                .find(|s| constant_time_eq(&session_handle(&s.sid), id))
+                .find(|s| is_handle_of(id, &s.sid))
                 .ok_or_else(not_found)?;
             if state.auth.revoke(&target.sid).await? {
                 audit_ended_by_user(state, peer, headers, target);
