@@ -8,13 +8,22 @@
 //! threads, `--concurrency` tasks taking the next token in turn):
 //!
 //! - **verify**: the signature and claims check alone (`JwtKeys::verify`), the floor;
+//! - **read**: the store's read of each session alone (`Sessions::session_head`, the read the
+//!   cold path makes), for the record;
 //! - **cold**: the whole cold path, every token once, with the token cache emptied between
 //!   rounds.
 //!
-//! Rounds alternate the order of the two. It prints one line per round and the medians:
+//! Rounds alternate the order of the three. It prints one line per round and the medians:
 //! microseconds per token (wall time of the whole set over its size, both cores busy), the
 //! process's CPU per token, and `cold / verify - 1`, what the store read and the rest add on
-//! top of the verification (goal: at most 25 %).
+//! top of the verification (goal: at most 25 %). Two more shares of the verification's CPU
+//! tell where that goes: "read alone", the read's own CPU (this process's and, with
+//! `--server-pid`, the store server's) with nothing else running, the least it adds when both
+//! cores are busy; and "server", the store server's CPU in the cold path.
+//!
+//! With `--server-pid PID`, each pass also counts the CPU time of process PID (Redis, on the
+//! same cores). With `--only verify|read|cold`, each round runs that pass alone and prints
+//! nothing: for a profile of one of them.
 //!
 //! With `--age SECS`, the sessions are minted as if created that long ago. Older than the
 //! interval at which `/auth` reports a session's activity (a minute), their first request
@@ -57,6 +66,10 @@ struct Args {
     age: usize,
     /// The size of the IdP tokens each minted session keeps, in bytes (0: none).
     idp_tokens: usize,
+    /// The store's server (Redis), whose CPU each pass counts too.
+    server_pid: Option<u32>,
+    /// Only this pass, the others skipped (to profile one of them).
+    only: Option<Phase>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -68,6 +81,8 @@ fn parse_args() -> Result<Args, String> {
         rounds: 3,
         age: 0,
         idp_tokens: 0,
+        server_pid: None,
+        only: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -81,6 +96,17 @@ fn parse_args() -> Result<Args, String> {
             "--rounds" => args.rounds = number()?.max(1),
             "--age" => args.age = number()?,
             "--idp-tokens" => args.idp_tokens = number()?,
+            "--only" => {
+                args.only = Some(match value.as_str() {
+                    "verify" => Phase::Verify,
+                    "read" => Phase::Read,
+                    "cold" => Phase::Cold,
+                    _ => return Err(format!("{flag}: verify, read or cold")),
+                })
+            }
+            "--server-pid" => {
+                args.server_pid = Some(u32::try_from(number()?).map_err(|e| e.to_string())?)
+            }
             _ => return Err(format!("unknown flag {flag}")),
         }
     }
@@ -95,7 +121,7 @@ fn main() -> ExitCode {
         Ok(args) => args,
         Err(e) => {
             eprintln!(
-                "cold: {e}\nusage: cold --config PATH [--tokens PATH] [--sessions N] [--concurrency C] [--rounds R] [--age SECS] [--idp-tokens BYTES]"
+                "cold: {e}\nusage: cold --config PATH [--tokens PATH] [--sessions N] [--concurrency C] [--rounds R] [--age SECS] [--idp-tokens BYTES] [--server-pid PID] [--only verify|read|cold]"
             );
             return ExitCode::from(2);
         }
@@ -143,45 +169,70 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
     };
     anyhow::ensure!(!tokens.is_empty(), "no tokens to measure");
-    let tokens = Arc::new(tokens);
+    // The session each token names, for the reads alone.
+    let sids = tokens
+        .iter()
+        .map(|token| Ok(state.auth.keys().verify(token)?.sid))
+        .collect::<anyhow::Result<Vec<String>>>()?;
+    let (tokens, sids) = (Arc::new(tokens), Arc::new(sids));
 
-    let mut verify = Vec::new();
-    let mut cold = Vec::new();
+    let server = args.server_pid.map(ServerCpu::new).transpose()?;
+    let [mut verify, mut read, mut cold] = [Vec::new(), Vec::new(), Vec::new()];
     for round in 0..args.rounds {
-        for phase in if round % 2 == 0 { [0, 1] } else { [1, 0] } {
-            let m = measure(&state, &tokens, args.concurrency, phase == 1).await?;
-            if phase == 0 {
-                verify.push(m);
-            } else {
-                cold.push(m);
+        let mut phases = [Phase::Verify, Phase::Read, Phase::Cold];
+        if round % 2 == 1 {
+            phases.reverse();
+        }
+        for phase in phases {
+            if args.only.is_some_and(|only| only != phase) {
+                continue;
+            }
+            let on = Pass {
+                state: &state,
+                tokens: &tokens,
+                sids: &sids,
+                concurrency: args.concurrency,
+                server: server.as_ref(),
+            };
+            let m = measure(on, phase).await?;
+            match phase {
+                Phase::Verify => verify.push(m),
+                Phase::Read => read.push(m),
+                Phase::Cold => cold.push(m),
             }
         }
-        let (v, c) = (verify[round], cold[round]);
-        println!(
-            "round {}: verify {:.1} us (cpu {:.1}), cold {:.1} us (cpu {:.1}), on top {:+.0} %",
-            round + 1,
-            v.wall_us,
-            v.cpu_us,
-            c.wall_us,
-            c.cpu_us,
-            (c.wall_us / v.wall_us - 1.0) * 100.0
-        );
+        if args.only.is_none() {
+            let label = format!("round {}", round + 1);
+            report(&label, &[round], &verify, &read, &cold);
+        }
     }
-    let med = |v: &[Measure], f: fn(&Measure) -> f64| median(v.iter().map(f).collect());
-    let tops: Vec<f64> = verify
-        .iter()
-        .zip(&cold)
-        .map(|(v, c)| c.wall_us / v.wall_us - 1.0)
-        .collect();
-    println!(
-        "median: verify {:.1} us (cpu {:.1}), cold {:.1} us (cpu {:.1}), on top {:+.0} %",
-        med(&verify, |m| m.wall_us),
-        med(&verify, |m| m.cpu_us),
-        med(&cold, |m| m.wall_us),
-        med(&cold, |m| m.cpu_us),
-        median(tops) * 100.0
-    );
+    if args.only.is_none() {
+        let all: Vec<usize> = (0..args.rounds).collect();
+        report("median", &all, &verify, &read, &cold);
+    }
     Ok(())
+}
+
+/// Prints one line of figures, each the median over `rounds` (one round: its own figure).
+fn report(label: &str, rounds: &[usize], verify: &[Measure], read: &[Measure], cold: &[Measure]) {
+    let fig = |f: &dyn Fn(usize) -> f64| median(rounds.iter().map(|&i| f(i)).collect());
+    println!(
+        "{label}: verify {:.1} us (cpu {:.1}), read {:.1} us (cpu {:.1}, server {:.1}), read alone {:+.0} %, cold {:.1} us (cpu {:.1}, server {:.1}), server {:+.0} %, on top {:+.0} %",
+        fig(&|i| verify[i].wall_us),
+        fig(&|i| verify[i].cpu_us),
+        fig(&|i| read[i].wall_us),
+        fig(&|i| read[i].cpu_us),
+        fig(&|i| read[i].server_us),
+        // The read alone, costed as its CPU (idgate's and the store server's) over the
+        // verification's: what it adds at the least when both cores are busy.
+        fig(&|i| (read[i].cpu_us + read[i].server_us) / verify[i].cpu_us) * 100.0,
+        fig(&|i| cold[i].wall_us),
+        fig(&|i| cold[i].cpu_us),
+        fig(&|i| cold[i].server_us),
+        // The store server's own CPU in the cold path, over the verification's.
+        fig(&|i| cold[i].server_us / verify[i].cpu_us) * 100.0,
+        fig(&|i| cold[i].wall_us / verify[i].wall_us - 1.0) * 100.0
+    );
 }
 
 /// `n` sessions of distinct users, minted as `idgate sessions mint` does.
@@ -230,47 +281,80 @@ async fn mint(state: &Arc<AppState>, app_id: &str, args: &Args) -> anyhow::Resul
     Ok(tokens)
 }
 
+/// What one pass over the tokens measures.
+#[derive(Clone, Copy, PartialEq)]
+enum Phase {
+    /// The signature and claims check alone.
+    Verify,
+    /// The store's read of each session alone.
+    Read,
+    /// The whole first request of each session.
+    Cold,
+}
+
 #[derive(Clone, Copy)]
 struct Measure {
     /// Wall time of the whole set over its size.
     wall_us: f64,
     /// The process's CPU time over the set's size.
     cpu_us: f64,
+    /// The store server's CPU time over the set's size (0 without `--server-pid`).
+    server_us: f64,
 }
 
-/// Runs every token once through the cold path (`cold`) or the verification alone.
-async fn measure(
-    state: &Arc<AppState>,
-    tokens: &Arc<Vec<String>>,
+/// What a pass runs on.
+#[derive(Clone, Copy)]
+struct Pass<'a> {
+    state: &'a Arc<AppState>,
+    tokens: &'a Arc<Vec<String>>,
+    /// The session each token names.
+    sids: &'a Arc<Vec<String>>,
     concurrency: usize,
-    cold: bool,
-) -> anyhow::Result<Measure> {
-    if cold {
+    /// The store's server, whose CPU is counted too (Redis).
+    server: Option<&'a ServerCpu>,
+}
+
+/// Runs every token once through the cold path, the verification alone, or its session's
+/// store read alone (`phase`).
+async fn measure(on: Pass<'_>, phase: Phase) -> anyhow::Result<Measure> {
+    if matches!(phase, Phase::Cold) {
         // Every token's first request again: nothing cached.
-        for token in tokens.iter() {
-            state.auth.forget_token(token);
+        for token in on.tokens.iter() {
+            on.state.auth.forget_token(token);
         }
     }
     let next = Arc::new(AtomicUsize::new(0));
-    let cpu0 = cpu_time()?;
+    let server0 = on.server.map(ServerCpu::used).transpose()?;
+    let cpu0 = process_cpu();
     let start = Instant::now();
     let mut tasks = Vec::new();
-    for _ in 0..concurrency {
-        let (state, tokens, next) = (state.clone(), tokens.clone(), next.clone());
+    for _ in 0..on.concurrency {
+        let (state, tokens, sids) = (on.state.clone(), on.tokens.clone(), on.sids.clone());
+        let next = next.clone();
         tasks.push(tokio::spawn(async move {
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(token) = tokens.get(i) else {
+                let (Some(token), Some(sid)) = (tokens.get(i), sids.get(i)) else {
                     return anyhow::Ok(());
                 };
-                if cold {
-                    state
-                        .auth
-                        .authenticate(token)
-                        .await
-                        .map_err(|e| anyhow::anyhow!("a minted session was refused: {e:?}"))?;
-                } else {
-                    state.auth.keys().verify(token)?;
+                match phase {
+                    Phase::Verify => {
+                        state.auth.keys().verify(token)?;
+                    }
+                    Phase::Read => {
+                        state
+                            .sessions
+                            .session_head(sid)
+                            .await?
+                            .ok_or_else(|| anyhow::anyhow!("a minted session is not stored"))?;
+                    }
+                    Phase::Cold => {
+                        state
+                            .auth
+                            .authenticate(token)
+                            .await
+                            .map_err(|e| anyhow::anyhow!("a minted session was refused: {e:?}"))?;
+                    }
                 }
             }
         }));
@@ -279,31 +363,55 @@ async fn measure(
         task.await??;
     }
     let wall = start.elapsed();
-    let cpu = cpu_time()? - cpu0;
-    let n = tokens.len() as f64;
+    let cpu = process_cpu() - cpu0;
+    let server = match (on.server, server0) {
+        (Some(s), Some(s0)) => s.used()? - s0,
+        _ => Duration::ZERO,
+    };
+    let per_token = |d: Duration| d.as_secs_f64() * 1e6 / on.tokens.len() as f64;
     Ok(Measure {
-        wall_us: wall.as_secs_f64() * 1e6 / n,
-        cpu_us: cpu.as_secs_f64() * 1e6 / n,
+        wall_us: per_token(wall),
+        cpu_us: per_token(cpu),
+        server_us: per_token(server),
     })
 }
 
-/// The process's CPU time so far (user + system), from /proc/self/stat.
-fn cpu_time() -> anyhow::Result<Duration> {
-    let stat = std::fs::read_to_string("/proc/self/stat")?;
-    // The fields after the command name (which may hold spaces), from field 3 on.
-    let rest = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest)
-        .ok_or_else(|| anyhow::anyhow!("unreadable /proc/self/stat"))?;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // utime and stime are fields 14 and 15, at 100 ticks per second on Linux.
-    let ticks: u64 = fields
-        .get(11..13)
-        .ok_or_else(|| anyhow::anyhow!("short /proc/self/stat"))?
-        .iter()
-        .map(|f| f.parse::<u64>())
-        .sum::<Result<u64, _>>()?;
-    Ok(Duration::from_millis(ticks * 10))
+/// This process's CPU time so far, every thread's (user + system).
+fn process_cpu() -> Duration {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
+    Duration::new(t.tv_sec.unsigned_abs(), t.tv_nsec.unsigned_abs() as u32)
+}
+
+/// Another process's CPU time (the store's server), summed over its threads' scheduler
+/// accounts (`/proc/PID/task/*/schedstat`, in nanoseconds; `/proc/PID/stat` counts in
+/// hundredths of a second, too coarse for a pass).
+struct ServerCpu {
+    tasks: std::path::PathBuf,
+}
+
+impl ServerCpu {
+    fn new(pid: u32) -> anyhow::Result<Self> {
+        let server = ServerCpu {
+            tasks: format!("/proc/{pid}/task").into(),
+        };
+        anyhow::Context::with_context(server.used(), || {
+            format!("--server-pid {pid}: its CPU time cannot be read")
+        })?;
+        Ok(server)
+    }
+
+    fn used(&self) -> anyhow::Result<Duration> {
+        let mut ns = 0u64;
+        for task in std::fs::read_dir(&self.tasks)? {
+            let stat = std::fs::read_to_string(task?.path().join("schedstat"))?;
+            let on_cpu = stat
+                .split_whitespace()
+                .next()
+                .ok_or_else(|| anyhow::anyhow!("empty schedstat"))?;
+            ns += on_cpu.parse::<u64>()?;
+        }
+        Ok(Duration::from_nanos(ns))
+    }
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
