@@ -365,7 +365,8 @@ async fn measure(on: Pass<'_>, phase: Phase) -> anyhow::Result<Measure> {
     let wall = start.elapsed();
     let cpu = process_cpu() - cpu0;
     let server = match (on.server, server0) {
-        (Some(s), Some(s0)) => s.used()? - s0,
+        // A thread of the server that ended during the pass takes its time with it.
+        (Some(s), Some(s0)) => s.used()?.saturating_sub(s0),
         _ => Duration::ZERO,
     };
     let per_token = |d: Duration| d.as_secs_f64() * 1e6 / on.tokens.len() as f64;
