@@ -48,6 +48,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use anyhow::Context as _;
 use idgate::config::Config;
 use idgate::state::AppState;
 
@@ -395,9 +396,9 @@ impl ServerCpu {
         let server = ServerCpu {
             tasks: format!("/proc/{pid}/task").into(),
         };
-        anyhow::Context::with_context(server.used(), || {
-            format!("--server-pid {pid}: its CPU time cannot be read")
-        })?;
+        server
+            .used()
+            .with_context(|| format!("--server-pid {pid}: its CPU time cannot be read"))?;
         Ok(server)
     }
 
