@@ -66,6 +66,14 @@ fn unavailable(message: impl std::fmt::Display) -> StoreError {
     StoreError::unavailable(STORE, message)
 }
 
+/// `r`, an unavailability saying which operation (`what`) failed.
+fn named<T>(what: &str, r: Result<T, StoreError>) -> Result<T, StoreError> {
+    r.map_err(|e| match e {
+        StoreError::Unavailable { message, .. } => unavailable(format!("{what}: {message}")),
+        other => other,
+    })
+}
+
 fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::corrupt(STORE, format!("{what}: {e}"))
 }
@@ -122,7 +130,7 @@ impl RedisStore {
     }
 
     fn session_key(&self, sid: &str) -> String {
-        format!("{}:session:{sid}", self.scope)
+        [self.scope.as_str(), ":session:", sid].concat()
     }
 
     fn user_key(&self, user_id: &str) -> String {
@@ -141,18 +149,14 @@ impl RedisStore {
         op: impl std::future::Future<Output = Result<T, StoreError>>,
     ) -> Result<T, StoreError> {
         match tokio::time::timeout(OP_TIMEOUT, op).await {
-            Ok(r) => r.map_err(|e| match e {
-                StoreError::Unavailable { message, .. } => {
-                    unavailable(format!("{what}: {message}"))
-                }
-                other => other,
-            }),
+            Ok(r) => named(what, r),
             Err(_) => Err(unavailable(format!(
                 "{what}: no answer within {} s",
                 OP_TIMEOUT.as_secs()
             ))),
         }
     }
+
     /// Every session key under the scope.
     async fn session_keys(&self, conn: &mut Conn) -> Result<Vec<String>, StoreError> {
         let pattern = format!("{}:session:*", escape_glob(&self.scope));

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::backend::Conn;
 use super::scripts::{KEEP_USER_SET, PUT_SESSION, REVOKE, ROTATE_GRACED, ROTATE_REFRESH, TOUCH};
-use super::{corrupt, feed, unavailable, RedisStore};
+use super::{corrupt, feed, named, unavailable, RedisStore};
 use crate::store::{
     count_alive, sort_oldest_first, RefreshRotation, RevocationSink, Rotation, SessionContext,
     SessionHead, SessionRecord, Sessions, StoreError,
@@ -243,15 +243,15 @@ impl Sessions for RedisStore {
 
     async fn session_head(&self, sid: &str) -> Result<Option<SessionHead>, StoreError> {
         let stored = if self.backend.is_cluster() {
-            self.bounded(
-                "reading a session",
-                self.backend
-                    .read(|mut conn| async move { (self.read_stored(&mut conn, sid).await, conn) }),
-            )
-            .await?
+            let read = self
+                .backend
+                .read(|mut conn| async move { (self.read_stored(&mut conn, sid).await, conn) });
+            // Boxed: the future of the read outside cluster mode (the cold path's) stays small.
+            Box::pin(self.bounded("reading a session", read)).await?
         } else {
-            self.bounded("reading a session", self.heads.read(self.session_key(sid)))
-                .await?
+            // Answered by its deadline: the reads' task keeps it (`head_reads.rs`).
+            let read = self.heads.read(self.session_key(sid)).await;
+            named("reading a session", read)?
         };
         stored
             .map(|(record, revoked)| decode_head(&record, revoked))
