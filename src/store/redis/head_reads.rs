@@ -94,7 +94,12 @@ impl HeadReads {
         for _ in 0..2 {
             let queue = self.queue()?;
             match enqueue(&queue, request).await {
-                Ok(()) => return answered(answer).await,
+                // Answered by its deadline (see `serve`).
+                Ok(()) => {
+                    return answer
+                        .await
+                        .map_err(|_| unavailable("the read was dropped unanswered"))?;
+                }
                 Err(Unqueued::TimedOut) => return Err(timed_out()),
                 // Its queue is closed now: `queue` starts another.
                 Err(Unqueued::Gone(back)) => request = back,
@@ -149,15 +154,6 @@ async fn enqueue(queue: &mpsc::Sender<Request>, request: Request) -> Result<(), 
         Ok(sent) => sent.map_err(|mpsc::error::SendError(back)| Unqueued::Gone(back)),
         Err(_) => Err(Unqueued::TimedOut),
     }
-}
-
-/// A queued read's answer, as the reads' task gives it (by the read's deadline).
-async fn answered(
-    answer: oneshot::Receiver<Result<Stored, StoreError>>,
-) -> Result<Stored, StoreError> {
-    answer
-        .await
-        .map_err(|_| unavailable("the read was dropped unanswered"))?
 }
 
 /// The error of a read not answered by its deadline.
