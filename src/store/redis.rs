@@ -66,6 +66,11 @@ fn unavailable(message: impl std::fmt::Display) -> StoreError {
     StoreError::unavailable(STORE, message)
 }
 
+/// The error of an operation not answered within [`OP_TIMEOUT`].
+fn timed_out() -> StoreError {
+    unavailable(format!("no answer within {} s", OP_TIMEOUT.as_secs()))
+}
+
 /// `r`, an unavailability saying which operation (`what`) failed.
 fn named<T>(what: &str, r: Result<T, StoreError>) -> Result<T, StoreError> {
     r.map_err(|e| match e {
@@ -150,10 +155,7 @@ impl RedisStore {
     ) -> Result<T, StoreError> {
         match tokio::time::timeout(OP_TIMEOUT, op).await {
             Ok(r) => named(what, r),
-            Err(_) => Err(unavailable(format!(
-                "{what}: no answer within {} s",
-                OP_TIMEOUT.as_secs()
-            ))),
+            Err(_) => named(what, Err(timed_out())),
         }
     }
 

@@ -31,7 +31,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::backend::Backend;
-use super::{unavailable, OP_TIMEOUT};
+use super::{timed_out, unavailable, OP_TIMEOUT};
 use crate::store::StoreError;
 
 /// Reads sent in one pipeline at most.
@@ -154,11 +154,6 @@ async fn enqueue(queue: &mpsc::Sender<Request>, request: Request) -> Result<(), 
         Ok(sent) => sent.map_err(|mpsc::error::SendError(back)| Unqueued::Gone(back)),
         Err(_) => Err(Unqueued::TimedOut),
     }
-}
-
-/// The error of a read not answered by its deadline.
-fn timed_out() -> StoreError {
-    unavailable(format!("no answer within {} s", OP_TIMEOUT.as_secs()))
 }
 
 /// The reads' task: takes the queued reads in batches, sends each batch (`send`, one pipeline)
